@@ -1,0 +1,64 @@
+"""Error types shared by the pixel core, the nodes and the CLI.
+
+One class per kind of failure, each carrying a ``hint`` that tells the user what to do
+next (the style of comfy-cli). The CLI prints ``error: <message>`` and ``hint: <hint>``
+and exits with ``exit_code``; ComfyUI shows the message on the failing node.
+"""
+from __future__ import annotations
+
+
+class DgxPixelsError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    exit_code: int = 1
+    default_hint: str = ""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} (hint: {self.hint})"
+        return self.message
+
+
+class InputImageError(DgxPixelsError, ValueError):
+    """An image (file, tensor or array) is not usable: wrong shape, mode, size or empty."""
+
+    exit_code = 2
+    default_hint = "pass an RGB or RGBA image of at least 2x2 pixels"
+
+
+class InvalidArgumentError(DgxPixelsError, ValueError):
+    """A parameter is out of range or of the wrong kind."""
+
+    exit_code = 2
+
+
+class NoGridFoundError(DgxPixelsError):
+    """Grid detection found no pseudo-pixel grid in the image."""
+
+    exit_code = 3
+    default_hint = "give the cell size (--cell) or the target size (--width/--height)"
+
+
+class PaletteError(DgxPixelsError, ValueError):
+    """A palette name, file or value is unusable."""
+
+    exit_code = 2
+    default_hint = "use a built-in name (`dgx-pixels palette list`) or a .hex/.gpl/.pal/.png file"
+
+
+class PathEscapeError(DgxPixelsError, PermissionError):
+    """A path would leave the root the user configured (.., absolute, or a symlink outside)."""
+
+    exit_code = 6
+    default_hint = "give a path relative to the assets root, without '..' and without symlinks leading out"
+
+
+class ExportError(DgxPixelsError):
+    """Writing assets (PNG, .meta, atlas, manifest) failed or was refused."""
+
+    exit_code = 6

@@ -1,0 +1,85 @@
+"""Entry point of the ``dgx-pixels`` command.
+
+Sub-commands live in ``orchestrator.commands.<name>``; every error the project raises on
+purpose (``DgxPixelsError``) is printed as ``error: ...`` / ``hint: ...`` with its exit code,
+never as a traceback. Exit codes: 0 ok, 1 other error, 2 bad input or usage, 3 no grid /
+server unreachable, 4 workflow invalid, 5 the server failed the job, 6 deploy refused,
+130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from comfy_nodes.pixel.errors import DgxPixelsError
+
+# Ordered as shown in --help. Each name is a module in orchestrator.commands.
+COMMANDS = (
+    "snap",
+    "palette",
+    "sheet",
+    "export",
+    "workflows",
+    "run",
+    "batch",
+    "deploy",
+    "watch",
+    "history",
+    "doctor",
+    "models",
+    "demo",
+    "mcp",
+)
+
+
+def _load(name: str):
+    try:
+        return importlib.import_module(f"orchestrator.commands.{name.replace('-', '_')}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"orchestrator.commands.{name.replace('-', '_')}":
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from orchestrator import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="dgx-pixels",
+        description="AI pixel art that is really pixel art: snap, palette, sheets, Bevy export, ComfyUI runs.",
+    )
+    parser.add_argument("--version", action="version", version=f"dgx-pixels {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = _load(name)
+        if module is None:
+            continue
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except DgxPixelsError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
