@@ -1,0 +1,158 @@
+"""Reading, normalising and writing images for the pixel core.
+
+Every function in the core works on RGBA uint8 arrays of shape (H, W, 4). This module turns
+whatever a user hands us (grayscale, palette, 16-bit, with or without alpha) into that, and
+writes PNGs atomically so a watcher (Bevy hot reload, ``dgx-pixels watch``) never sees half a file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InputImageError
+
+# Pillow refuses larger images by default as a decompression-bomb guard; 16k x 16k is the
+# largest we promise to handle, so allow exactly that and no more.
+MAX_PIXELS = 16384 * 16384
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def pil_to_rgba(img: Image.Image, *, source: str = "image") -> np.ndarray:
+    """Convert any Pillow image to an (H, W, 4) uint8 RGBA array.
+
+    16-bit and float modes are scaled to 8 bits; palette images keep their transparency.
+    ``source`` names the input in error messages.
+    """
+    if img.width < 1 or img.height < 1:
+        raise InputImageError(f"{source} is empty ({img.width}x{img.height})")
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        gray = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        return _gray_to_rgba(gray)
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        gray = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        return _gray_to_rgba(gray)
+    if mode != "RGBA":
+        img = img.convert("RGBA")
+    return np.array(img, dtype=np.uint8)
+
+
+def _gray_to_rgba(gray: np.ndarray) -> np.ndarray:
+    out = np.empty(gray.shape + (4,), dtype=np.uint8)
+    out[..., :3] = gray[..., None]
+    out[..., 3] = 255
+    return out
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Load an image file as (H, W, 4) uint8 RGBA; raise ``InputImageError`` naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputImageError(f"input image not found: {p}", hint="check the path")
+    try:
+        with Image.open(p) as img:
+            img.load()
+            return pil_to_rgba(img, source=str(p))
+    except Image.DecompressionBombError as exc:
+        raise InputImageError(f"{p} is larger than 16384x16384 pixels", hint="crop or downscale it first") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise InputImageError(f"{p} is not a readable image ({exc})", hint="use a PNG, JPEG or WebP file") from exc
+
+
+def as_rgba(arr: np.ndarray, *, source: str = "image") -> np.ndarray:
+    """Normalise an array to (H, W, 4) uint8 RGBA.
+
+    Accepts (H, W) gray, (H, W, 1|2|3|4) channels, uint8 or float in 0..1 or 16-bit ints.
+    """
+    a = np.asarray(arr)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise InputImageError(f"{source} has shape {a.shape}; expected (height, width, 1-4 channels)")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise InputImageError(f"{source} is empty ({a.shape[1]}x{a.shape[0]})")
+    if a.dtype == np.uint8:
+        u8 = a
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise InputImageError(f"{source} contains NaN or infinite values")
+        u8 = np.clip(np.round(a * 255.0), 0, 255).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.integer):
+        top = 65535.0 if a.max(initial=0) > 255 else 255.0
+        u8 = np.clip(np.round(a.astype(np.float64) / top * 255.0), 0, 255).astype(np.uint8)
+    elif a.dtype == np.bool_:
+        u8 = a.astype(np.uint8) * 255
+    else:
+        raise InputImageError(f"{source} has unsupported dtype {a.dtype}")
+    c = u8.shape[2]
+    if c == 4:
+        return np.ascontiguousarray(u8)
+    out = np.empty(u8.shape[:2] + (4,), dtype=np.uint8)
+    if c == 1:
+        out[..., :3] = u8
+        out[..., 3] = 255
+    elif c == 2:
+        out[..., :3] = u8[..., :1]
+        out[..., 3] = u8[..., 1]
+    else:
+        out[..., :3] = u8
+        out[..., 3] = 255
+    return out
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def png_bytes(rgba: np.ndarray) -> bytes:
+    """Encode an (H, W, 4) uint8 array as PNG bytes (RGBA, or RGB when fully opaque)."""
+    import io
+
+    a = as_rgba(rgba)
+    img = Image.fromarray(a, "RGBA")
+    if (a[..., 3] == 255).all():
+        img = img.convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def save_png(rgba: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write an RGBA array as PNG atomically; returns the path written."""
+    p = Path(path)
+    atomic_write_bytes(p, png_bytes(rgba))
+    return p
+
+
+def upscale_nearest(rgba: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour integer upscale (scale >= 1): each pixel becomes a scale x scale block."""
+    if scale < 1:
+        from .errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"scale must be an integer >= 1, got {scale}")
+    if scale == 1:
+        return rgba
+    return np.repeat(np.repeat(rgba, scale, axis=0), scale, axis=1)
