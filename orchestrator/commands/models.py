@@ -1,0 +1,107 @@
+"""``dgx-pixels models list|pull|verify``: the model files the shipped workflows need."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "list, download (resumable, sha256-checked) and verify the models the workflows use"
+DESCRIPTION = (
+    "Models are listed in models/manifest.toml with a pinned URL, size and sha256. `pull` downloads "
+    "into the ComfyUI models folder (<file>.part, resumed with HTTP Range after an interruption), "
+    "checks the sha256 and only then moves the file into place."
+)
+
+
+def _where(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--comfyui", metavar="PATH", help="ComfyUI folder (the one with main.py); models go to PATH/models")
+    g.add_argument("--models-dir", metavar="PATH", help="ComfyUI models folder (holds checkpoints/, loras/)")
+    p.add_argument("--manifest", metavar="FILE", help="model manifest (default: models/manifest.toml of this project)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
+    p = sub.add_parser("list", help="show the manifest (and what is installed when a folder is given)")
+    _where(p)
+    p = sub.add_parser("pull", help="download models (all when none is named)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="model names from `models list`")
+    p.add_argument("--required-only", action="store_true", help="only the models a workflow cannot run without")
+    p.add_argument("--retries", type=int, default=3, help="retries after a dropped connection (default 3)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    _where(p)
+    p = sub.add_parser("verify", help="check size and sha256 of installed models")
+    p.add_argument("names", nargs="*", metavar="NAME", help="model names (default: all)")
+    _where(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from orchestrator import models as m
+
+    action = getattr(args, "models_command", None)
+    if action is None:
+        print("usage: dgx-pixels models {list,pull,verify} [--comfyui PATH | --models-dir PATH]", file=sys.stderr)
+        return 2
+    entries = m.load_manifest(args.manifest)
+
+    if action == "list":
+        models_dir = None
+        if args.comfyui or args.models_dir:
+            models_dir = m.resolve_models_dir(args.comfyui, args.models_dir)
+        for e in entries:
+            state = ""
+            if models_dir is not None:
+                state = "  [" + m.verify(e, models_dir, check_hash=False).status + "]"
+            need = "required" if e.required else "optional"
+            print(f"{e.name:<14} {e.folder}/{e.file}  {m._human(e.size)}  {need}  license: {e.license}{state}")
+            print(f"{'':<14} sha256 {e.sha256 or 'unknown'}  {e.url}")
+        return 0
+
+    models_dir = m.resolve_models_dir(args.comfyui, args.models_dir)
+    chosen = m.select(entries, args.names)
+
+    if action == "verify":
+        bad = 0
+        for e in chosen:
+            r = m.verify(e, models_dir)
+            detail = ""
+            if r.status == "wrong_hash":
+                detail = f" (expected {e.sha256}, got {r.actual_sha256})"
+            elif r.status == "wrong_size":
+                detail = f" (expected {e.size} bytes, got {r.actual_size})"
+            elif r.status == "partial":
+                detail = f" ({r.actual_size} bytes in {r.path.name}.part; `pull` resumes it)"
+            print(f"{e.name:<14} {r.status}{detail}  {r.path}")
+            if not r.ok and (e.required or r.status in ("wrong_hash", "wrong_size") or args.names):
+                bad += 1
+        return 1 if bad else 0
+
+    # pull
+    if args.required_only:
+        chosen = [e for e in chosen if e.required]
+    quiet = args.quiet or not sys.stderr.isatty()
+    last = [0.0]
+
+    def progress(done: int, total: int | None) -> None:
+        import time
+
+        now = time.monotonic()
+        if quiet or now - last[0] < 0.5:
+            return
+        last[0] = now
+        pct = f"{100 * done / total:5.1f}%" if total else ""
+        print(f"\r  {m._human(done)} / {m._human(total)} {pct}", end="", file=sys.stderr, flush=True)
+
+    def note(msg: str) -> None:
+        print(f"  {msg}", file=sys.stderr)
+
+    for e in chosen:
+        print(f"{e.name}: {e.file} -> {e.target(models_dir)}  ({m._human(e.size)}, license {e.license})", file=sys.stderr)
+        rep = m.download(e, models_dir, retries=args.retries, progress=progress, note=note)
+        if not quiet:
+            print("", file=sys.stderr)
+        if rep.already_present:
+            print(f"{e.name}: already installed and verified", file=sys.stderr)
+        else:
+            print(f"{e.name}: ok (sha256 {rep.sha256})", file=sys.stderr)
+    return 0
