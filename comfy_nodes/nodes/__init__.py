@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import nodes_bevy, nodes_cleanup, nodes_grid, nodes_palette, nodes_sheet
+from . import nodes_bevy, nodes_cleanup, nodes_grid, nodes_palette, nodes_preview, nodes_sheet
 
-_MODULES = (nodes_grid, nodes_palette, nodes_cleanup, nodes_sheet, nodes_bevy)
+_MODULES = (nodes_grid, nodes_palette, nodes_cleanup, nodes_sheet, nodes_bevy, nodes_preview)
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
