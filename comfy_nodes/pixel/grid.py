@@ -237,7 +237,7 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
         j1 = min(hi, int(kk) + 3)
         sub = spec[j0 : j1 + 1]
         jj = int(np.argmax(sub)) + j0
-        if spec[jj] > 0.55 * peak and spec[jj] > 4 * noise:
+        if spec[jj] > 0.85 * peak and spec[jj] > 4 * noise:
             best_k = jj
     k = best_k
     # parabolic refinement of the peak
@@ -313,63 +313,100 @@ def _dp_lines(e: np.ndarray, lo: int, hi: int, period: float, *, wide: float = 1
     return np.array(out[::-1], dtype=np.float64)
 
 
-def _fit_lattice(lines: np.ndarray) -> tuple[float, float]:
-    """Least-squares x = a + p k over the line list; returns (p, a)."""
-    k = np.arange(len(lines), dtype=np.float64)
-    if len(lines) < 2:
-        return 0.0, float(lines[0]) if len(lines) else 0.0
-    p, a = np.polyfit(k, lines, 1)
-    return float(p), float(a)
+def _fit_lattice(lines: np.ndarray, period: float) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Robust least-squares fit ``x = a + p k`` of detected lines to a nominal lattice.
 
-
-def _extend(lines: np.ndarray, length: int, period: float, nfit: int = 8) -> np.ndarray:
-    """Extrapolate lines to both image borders, then keep cells more than half inside.
-
-    The lattice used beyond each end is fitted to the ``nfit`` nearest lines (slope from a
-    robust blend of the local fit and the global period) so one jittered line does not
-    decide the margin count.
+    Each line gets the lattice index nearest to its position; lines more than a third of a
+    cell off the fit (a spurious line the DP added) are dropped and the fit repeated.
+    Returns (p, a, indices, inlier mask).
     """
-    lines = np.asarray(lines, dtype=np.float64)
-    if len(lines) >= 3:
-        m = min(nfit, len(lines))
-        pl, al = _fit_lattice(lines[:m])
-        pr, ar = _fit_lattice(lines[-m:])
-        # local slopes are noisy with few lines: pull towards the global period
-        wgt = min(1.0, (m - 1) / 12.0)
-        pl = wgt * pl + (1 - wgt) * period if pl > 0 else period
-        pr = wgt * pr + (1 - wgt) * period if pr > 0 else period
-        kl = np.arange(m, dtype=np.float64)
-        left0 = float(np.mean(lines[:m] - pl * kl))
-        right_end = float(np.mean(lines[-m:] - pr * kl[::-1] * -1 - pr * 0)) if False else None
-        kr = np.arange(-(m - 1), 1, dtype=np.float64)
-        right_end = float(np.mean(lines[-m:] - pr * kr))
+    x = np.asarray(lines, dtype=np.float64)
+    p = float(period)
+    # cumulative indices from the gaps: robust to a period estimate off by a few percent
+    steps = np.maximum(0, np.round(np.diff(x) / p))
+    k = np.concatenate([[0.0], np.cumsum(steps)])
+    keep = np.ones(len(x), bool)
+    a = float(np.median(x - p * k))
+    for _ in range(3):
+        if keep.sum() < 2 or len(np.unique(k[keep])) < 2:
+            break
+        pp, aa = np.polyfit(k[keep], x[keep], 1)
+        if not (0.7 * period < pp < 1.3 * period):
+            break
+        p, a = float(pp), float(aa)
+        res = np.abs(x - (a + p * k))
+        keep = res < max(p / 3.0, 3.0 * float(np.median(res)))
+    return p, a, k.astype(np.int64), keep
+
+
+def _complete_lines(lines: np.ndarray, length: int, period: float) -> tuple[np.ndarray, float]:
+    """All cell boundaries over the image from the detected ones.
+
+    The detected lines are fitted to a nominal lattice (plus a smooth cubic correction when
+    the grid drifts); the border cells are decided on that lattice, because a cut cell
+    counts when more than half of its nominal extent is inside the image (the detected
+    line of a cut cell is often missing or off by the jitter). Inside the detected span
+    each nominal line is replaced by the detected line that matches it.
+    Returns (lines, period).
+    """
+    x = np.asarray(lines, dtype=np.float64)
+    if len(x) < 3:
+        p = float(period)
+        a = float(x[0]) if len(x) else 0.0
+        k = np.arange(len(x))
+        keep = np.ones(len(x), bool)
+        model = lambda kk: a + p * kk  # noqa: E731
     else:
-        pl = pr = period
-        left0 = float(lines[0])
-        right_end = float(lines[-1])
-    left = []
-    x = left0 - pl
-    while x + pl / 2.0 > 0:  # the cell [x, x + pl) has its centre inside
-        left.append(x)
-        x -= pl
-    right = []
-    x = right_end + pr
-    while x - pr / 2.0 < length:
-        right.append(x)
-        x += pr
-    inner = lines.copy()
-    if len(lines) >= 3:
-        # snap the end lines of the detected run onto the fitted lattice as well
-        pass
-    allv = np.concatenate([np.array(left[::-1]), inner, np.array(right)])
-    # drop cells whose centre is outside (e.g. a detected first line very near the border)
-    centres = 0.5 * (allv[:-1] + allv[1:])
-    keep = (centres >= 0) & (centres < length)
-    if not keep.any():
-        return allv[:0]
-    i0 = int(np.argmax(keep))
-    i1 = len(keep) - int(np.argmax(keep[::-1]))
-    return allv[i0 : i1 + 1]
+        p, a, k, keep = _fit_lattice(x, period)
+        model = lambda kk: a + p * kk  # noqa: E731
+        kin, xin = k[keep], x[keep]
+        if len(kin) >= 12:
+            lin_res = xin - (a + p * kin)
+            rms_lin = float(np.sqrt(np.mean(lin_res**2)))
+            if rms_lin > 99.0:
+                # drifting grid: a cubic in the index follows ramps and slow wobbles
+                kc = (kin - kin.mean()) / max(1.0, kin.std())
+                coef = np.polyfit(kc, xin, 3)
+                cub_res = xin - np.polyval(coef, kc)
+                if float(np.sqrt(np.mean(cub_res**2))) < 0.75 * rms_lin:
+                    mu, sd = kin.mean(), max(1.0, kin.std())
+                    kmin, kmax = kin.min(), kin.max()
+
+                    def model(kk, coef=coef, mu=mu, sd=sd, kmin=kmin, kmax=kmax, p=p):
+                        kk = np.asarray(kk, dtype=np.float64)
+                        inside = np.clip(kk, kmin, kmax)
+                        base = np.polyval(coef, (inside - mu) / sd)
+                        # beyond the data extrapolate linearly with the end slope
+                        dk = 1e-3
+                        lo_s = (np.polyval(coef, (kmin + dk - mu) / sd) - np.polyval(coef, (kmin - mu) / sd)) / dk
+                        hi_s = (np.polyval(coef, (kmax - mu) / sd) - np.polyval(coef, (kmax - dk - mu) / sd)) / dk
+                        lo_s = float(np.clip(lo_s, 0.85 * p, 1.15 * p))
+                        hi_s = float(np.clip(hi_s, 0.85 * p, 1.15 * p))
+                        return base + np.where(kk < kmin, (kk - kmin) * lo_s, 0.0) + np.where(kk > kmax, (kk - kmax) * hi_s, 0.0)
+    # nominal lattice indices covering the image
+    k_lo = int(math.floor(-a / p)) - 2
+    k_hi = int(math.ceil((length - a) / p)) + 2
+    kk = np.arange(k_lo, k_hi + 1)
+    nominal = np.asarray(model(kk), dtype=np.float64)
+    centres = 0.5 * (nominal[:-1] + nominal[1:])
+    inside = (centres >= 0) & (centres < length)
+    if not inside.any():
+        return nominal[:0], p
+    i0 = int(np.argmax(inside))
+    i1 = len(inside) - int(np.argmax(inside[::-1]))
+    kk = kk[i0 : i1 + 1]
+    out = nominal[i0 : i1 + 1].copy()
+    # detected lines replace their nominal counterparts
+    det = dict(zip(k[keep].tolist(), x[keep].tolist()))
+    for j, ki in enumerate(kk.tolist()):
+        v = det.get(ki)
+        if v is not None:
+            out[j] = v
+    # keep the sequence strictly increasing
+    for j in range(1, len(out)):
+        if out[j] <= out[j - 1]:
+            out[j] = out[j - 1] + 1.0
+    return out, p
 
 
 def _normalise_evidence(p: np.ndarray) -> np.ndarray:
@@ -387,6 +424,9 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
     prof = _profile(e, axis)
     prof = _remove_jpeg_blocks(prof)
     sm = _smooth(prof, 0.8)
+    # noise that survives the per-pixel floor adds a flat baseline over every row; remove it
+    # so flat background reads as "no evidence" rather than "weak evidence everywhere"
+    sm = np.clip(sm - float(np.percentile(sm, 30)), 0.0, None)
     if count is not None:
         period = length / float(count)
         strength = 1.0
@@ -412,14 +452,19 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
         # refine the period from the lines themselves, and follow a drifting period
         gaps = np.diff(lines)
         med = float(np.median(gaps))
-        p_fit, _ = _fit_lattice(lines)
+        p_fit, _, _, _ = _fit_lattice(lines, med)
         if abs(p_fit - period) / period < 0.15:
             period = p_fit
         else:
             period = med
         lp = _local_period(lines, len(ev), period)
         lines = _dp_lines(ev, lo, hi, period, local_period=lp)
-    full = _extend(lines, length, period)
+    # only lines that sit on real edges pin the lattice; the DP's lines across flat areas are
+    # interpolations and would bias the fitted period
+    support = ev[np.clip(lines.astype(np.intp), 0, len(ev) - 1)] >= 0.3
+    if support.sum() >= 3:
+        lines = lines[support]
+    full, period = _complete_lines(lines, length, period)
     if count is not None and len(full) - 1 != count:
         full = _force_count(full, lines, length, count)
     conf = strength
