@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -277,6 +278,46 @@ def provision(progress: Progress = print, *, force: bool = False) -> ComfyInstal
     return inst
 
 
+# --------------------------------------------------------------------------- overlay venvs
+
+OVERLAY_PTH = "_dgx_pixels_comfyui.pth"
+
+
+def make_overlay_venv(
+    path: str | os.PathLike,
+    base: ComfyInstall | None = None,
+    *,
+    install: list[str] | None = None,
+    progress: Progress = print,
+) -> Path:
+    """Create a venv at ``path`` that sees the cached ComfyUI venv's packages; return its python.
+
+    A ``.pth`` file adds the ComfyUI venv's site-packages *after* the overlay's own, so torch
+    and ComfyUI's requirements are shared (no 6 GB copy) while whatever is installed into the
+    overlay (``install``: pip arguments, e.g. ``["-e", ".[test]"]``) stays in the overlay and
+    never touches the cache. pip sees the shared packages as installed and leaves them alone.
+    """
+    base = base or provision(progress=progress)
+    venv = Path(path).resolve()
+    py = venv / "bin" / "python"
+    if not py.exists():
+        progress(f"creating virtual environment {venv}")
+        _run([sys.executable, "-m", "venv", str(venv)], f"creating {venv}")
+    purelib = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    # addsitedir (not a bare path line) so .pth files inside the shared site-packages run too.
+    line = f"import site; site.addsitedir({str(base.site_packages())!r})\n"
+    pth = Path(purelib) / OVERLAY_PTH
+    if not pth.exists() or pth.read_text(encoding="utf-8") != line:
+        pth.write_text(line, encoding="utf-8")
+    if install:
+        progress(f"installing into {venv}: {' '.join(install)}")
+        _run([str(py), "-m", "pip", "install", "--no-input", "--progress-bar", "off", *install], f"pip install {' '.join(install)}", env=_pip_env())
+    return py
+
+
 # --------------------------------------------------------------------------- ComfyUI folders
 
 
@@ -429,6 +470,7 @@ class ServerHandle:
     comfyui_dir: Path
     process: subprocess.Popen = field(repr=False)
     owns_base_dir: bool = field(default=False, repr=False)
+    managed: bool = True  # started by us (as opposed to a user's server we only talk to)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -586,7 +628,16 @@ def _spawn(src: Path, py: Path, base: Path, port: int, extra_args: list[str], ow
     env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONUNBUFFERED"] = "1"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=str(src), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=str(src),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            # PDEATHSIG follows the *thread* that forks; only safe from the main thread.
+            preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+        )
     return ServerHandle(
         url=f"http://127.0.0.1:{port}",
         port=port,
@@ -600,6 +651,17 @@ def _spawn(src: Path, py: Path, base: Path, port: int, extra_args: list[str], ow
         process=proc,
         owns_base_dir=owns,
     )
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, so a killed test run leaks no server."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the caller's stop() still ends the server
 
 
 def _wait_ready(handle: ServerHandle, timeout: float) -> None:
