@@ -1,0 +1,159 @@
+"""The record of exported assets kept inside a Bevy project.
+
+``<project>/assets/.dgx-pixels/manifest.json`` lists every asset DGX-Pixels wrote: its path
+(relative to ``assets/``, the string ``asset_server.load`` takes), byte size, sha256, time, the
+files that belong to it (.meta, atlas JSON, .assets.ron) and, when the caller passes it, where
+it came from (workflow, parameters, seed). One entry per asset path: re-exporting a path
+replaces its entry and bumps ``exports``.
+
+Several exports may run at once (a ComfyUI queue and a CLI watcher), so every change happens
+under an exclusive lock on ``manifest.lock`` and the file is replaced atomically; no entry is
+lost and a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import ExportError
+from .imageio import atomic_write_bytes
+
+MANIFEST_DIR = ".dgx-pixels"
+MANIFEST_NAME = "manifest.json"
+LOCK_NAME = "manifest.lock"
+FORMAT = "dgx-pixels-asset-manifest"
+FORMAT_VERSION = 1
+
+
+def manifest_path(project: str | os.PathLike, assets_dir: str = "assets") -> Path:
+    return Path(project) / assets_dir / MANIFEST_DIR / MANIFEST_NAME
+
+
+def _lock_path(project: str | os.PathLike, assets_dir: str) -> Path:
+    return Path(project) / assets_dir / MANIFEST_DIR / LOCK_NAME
+
+
+@contextlib.contextmanager
+def project_lock(project: str | os.PathLike, assets_dir: str = "assets", timeout: float = 30.0) -> Iterator[None]:
+    """Exclusive lock for one Bevy project (held across a whole export, so that choosing a
+    versioned name, writing and recording happen as one step)."""
+    lock = _lock_path(project, assets_dir)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        if os.name == "nt":  # pragma: no cover - exercised on Windows only
+            import msvcrt
+
+            while True:
+                try:
+                    msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise ExportError(f"timed out waiting for the lock {lock}")
+                    time.sleep(0.02)
+            try:
+                yield
+            finally:
+                os.lseek(fd, 0, os.SEEK_SET)
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise ExportError(f"timed out after {timeout:g}s waiting for the lock {lock}",
+                                          hint="another export into this project is still running")
+                    time.sleep(0.01)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _empty() -> dict[str, Any]:
+    return {"format": FORMAT, "version": FORMAT_VERSION, "assets": []}
+
+
+def read_manifest(project: str | os.PathLike, assets_dir: str = "assets") -> dict[str, Any]:
+    """The manifest as a dict (``{"format", "version", "assets": [...]}``); empty when absent."""
+    p = manifest_path(project, assets_dir)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return _empty()
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"the asset manifest {p} is unreadable: {exc}",
+                          hint="move it away; the next export starts a new one") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("assets"), list):
+        raise ExportError(f"the asset manifest {p} is not a DGX-Pixels manifest",
+                          hint="move it away; the next export starts a new one")
+    return data
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _write(project: str | os.PathLike, assets_dir: str, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    atomic_write_bytes(manifest_path(project, assets_dir), text.encode("utf-8"))
+
+
+def _merge(data: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    entry = dict(entry)
+    if not isinstance(entry.get("path"), str) or not entry["path"]:
+        raise ExportError("a manifest entry needs a 'path' (relative to assets/)")
+    entry.setdefault("time", now_iso())
+    assets = data["assets"]
+    for i, old in enumerate(assets):
+        if old.get("path") == entry["path"]:
+            entry["exports"] = int(old.get("exports", 1)) + 1
+            entry.setdefault("first_time", old.get("first_time", old.get("time")))
+            assets[i] = entry
+            break
+    else:
+        entry["exports"] = 1
+        entry.setdefault("first_time", entry["time"])
+        assets.append(entry)
+    return entry
+
+
+def record_asset(project: str | os.PathLike, entry: dict[str, Any], assets_dir: str = "assets",
+                 *, locked: bool = False) -> dict[str, Any]:
+    """Add or replace the entry for ``entry["path"]``; returns the stored entry.
+
+    ``entry`` holds at least ``path``; usual keys: ``size``, ``sha256``, ``width``, ``height``,
+    ``kind``, ``files``, ``bevy_version``, ``provenance`` (any JSON-serialisable dict).
+    ``locked=True`` when the caller already holds ``project_lock``.
+    """
+    try:
+        json.dumps(entry)
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"manifest entry for {entry.get('path')!r} is not JSON-serialisable: {exc}") from exc
+    ctx = contextlib.nullcontext() if locked else project_lock(project, assets_dir)
+    with ctx:
+        data = read_manifest(project, assets_dir)
+        stored = _merge(data, entry)
+        _write(project, assets_dir, data)
+    return stored
+
+
+def find_asset(project: str | os.PathLike, path: str, assets_dir: str = "assets") -> dict[str, Any] | None:
+    """The manifest entry for one asset path, or None."""
+    for e in read_manifest(project, assets_dir)["assets"]:
+        if e.get("path") == path:
+            return e
+    return None

@@ -1,0 +1,943 @@
+"""Exporting sprites and sheets into a Bevy project, in the formats of its Bevy version.
+
+For ``sprites/knight.png`` in ``<project>/assets/`` one export writes:
+
+- ``knight.png``: RGBA, exact pixels (optionally enlarged by a whole factor);
+- ``knight.png.meta``: image loader settings with a nearest sampler, in the exact RON layout of
+  the project's Bevy version (the loader's type path moved from ``bevy_render`` to
+  ``bevy_image`` in 0.15 and ``asset_usage`` appeared in 0.13; a wrong loader name makes the
+  sprite fail to load);
+- ``knight.json``: an Aseprite "array" atlas (frames, durations, ``frameTags``) for sheets;
+- optionally ``knight.assets.ron``: bevy_asset_loader dynamic-asset entries (image + layout);
+- a Rust snippet (returned, not written) that loads the sheet with ``TextureAtlasLayout`` and
+  plays the named animations, written for that Bevy version's API.
+
+Writes are staged as temp files next to their targets and renamed in order, ``.meta`` first,
+so Bevy's hot reload never sees a PNG without its settings; the whole export runs under the
+project lock and ends with an entry in ``assets/.dgx-pixels/manifest.json``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from . import asset_manifest
+from .errors import ExportError, InvalidArgumentError
+from .imageio import as_rgba
+from .safepath import check_relative, confine, make_parents
+from .sheet import Animation, Sheet, build_sheet, check_layout, frame_durations, parse_animations
+
+SUPPORTED_MINORS = tuple(range(12, 20))  # Bevy 0.12 .. 0.19
+DEFAULT_MINOR = 19
+OVERWRITE_POLICIES = ("replace", "keep", "version")
+
+try:  # Python 3.11+
+    import tomllib as _toml
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    try:
+        import tomli as _toml  # type: ignore[no-redef]
+    except ModuleNotFoundError:
+        _toml = None  # type: ignore[assignment]
+
+
+# --- Bevy version --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BevyVersion:
+    """A Bevy release line (``0.minor``), the text it came from and where it was found."""
+
+    minor: int
+    text: str
+    source: str
+
+    @property
+    def short(self) -> str:
+        return f"0.{self.minor}"
+
+    @property
+    def loader(self) -> str:
+        if self.minor >= 15:
+            return "bevy_image::image_loader::ImageLoader"
+        return "bevy_render::texture::image_loader::ImageLoader"
+
+    @property
+    def has_asset_usage(self) -> bool:
+        return self.minor >= 13
+
+
+_VERSION_RE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_bevy_version(text: str, source: str = "option") -> BevyVersion:
+    """``"0.14"``, ``"0.15.1"``, ``"^0.13"``, ``"=0.12.1"``, ``">=0.14, <0.15"`` -> ``BevyVersion``.
+
+    Raises ``ExportError`` for versions this exporter has no format for (before 0.12, 1.x).
+    """
+    m = _VERSION_RE.search(text or "")
+    if not m:
+        raise ExportError(f"cannot read a Bevy version from {text!r} ({source})",
+                          hint="give the version explicitly, e.g. --bevy-version 0.15")
+    major, minor = int(m.group(1)), int(m.group(2))
+    if major != 0 or minor not in SUPPORTED_MINORS:
+        raise ExportError(
+            f"Bevy {m.group(0)} ({source}) is not supported: the exporter knows the formats of 0.12 to 0.{SUPPORTED_MINORS[-1]}",
+            hint="override with --bevy-version 0.N if the .meta format is unchanged for your version",
+        )
+    return BevyVersion(minor, m.group(0), source)
+
+
+def _dep_version(value: Any) -> tuple[str | None, bool]:
+    """(version text, uses workspace) of one Cargo dependency value."""
+    if isinstance(value, str):
+        return value, False
+    if isinstance(value, dict):
+        if value.get("workspace") is True:
+            return None, True
+        v = value.get("version")
+        return (v if isinstance(v, str) else None), False
+    return None, False
+
+
+def _find_bevy_dep(tables: list[dict]) -> tuple[str | None, bool]:
+    for table in tables:
+        if not isinstance(table, dict):
+            continue
+        for name, value in table.items():
+            pkg = value.get("package") if isinstance(value, dict) else None
+            if name == "bevy" and pkg in (None, "bevy") or pkg == "bevy":
+                return _dep_version(value)
+    return None, False
+
+
+def _read_toml(path: Path) -> dict | None:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if _toml is None:  # pragma: no cover
+        m = re.search(rb'^\s*bevy\s*=\s*(?:"([^"]+)"|\{[^}]*version\s*=\s*"([^"]+)")', raw, re.M)
+        if not m:
+            return {}
+        return {"dependencies": {"bevy": (m.group(1) or m.group(2)).decode()}}
+    try:
+        return _toml.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ExportError(f"{path} is not valid TOML: {exc}", hint="fix it or pass --bevy-version") from exc
+
+
+def _dep_tables(doc: dict) -> list[dict]:
+    tables = [doc.get("dependencies"), doc.get("dev-dependencies"), doc.get("build-dependencies")]
+    for target in (doc.get("target") or {}).values():
+        if isinstance(target, dict):
+            tables += [target.get("dependencies"), target.get("dev-dependencies")]
+    return [t for t in tables if isinstance(t, dict)]
+
+
+def _lock_version(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for block in text.split("[[package]]"):
+        if re.search(r'^name\s*=\s*"bevy"\s*$', block, re.M):
+            m = re.search(r'^version\s*=\s*"([^"]+)"', block, re.M)
+            if m:
+                return m.group(1)
+    return None
+
+
+def detect_bevy_version(project: str | os.PathLike) -> BevyVersion | None:
+    """The Bevy version a project uses, from its ``Cargo.toml`` (direct, renamed or workspace
+    dependency, walking up to the workspace root) or else ``Cargo.lock``; None if not found."""
+    start = Path(project)
+    doc = _read_toml(start / "Cargo.toml")
+    folders = [start] + list(start.resolve().parents)[:6]
+    if doc is not None:
+        text, uses_ws = _find_bevy_dep(_dep_tables(doc))
+        ws_doc = doc if "workspace" in doc else None
+        if text is None and (uses_ws or ws_doc is not None):
+            for folder in folders:
+                d = doc if folder == start else _read_toml(folder / "Cargo.toml")
+                if d and isinstance(d.get("workspace"), dict):
+                    t, _ = _find_bevy_dep([d["workspace"].get("dependencies") or {}])
+                    if t:
+                        return parse_bevy_version(t, f"{folder / 'Cargo.toml'} [workspace.dependencies]")
+                    break
+        if text:
+            return parse_bevy_version(text, f"{start / 'Cargo.toml'}")
+    for folder in folders:
+        lock = folder / "Cargo.lock"
+        if lock.is_file():
+            v = _lock_version(lock)
+            if v:
+                return parse_bevy_version(v, str(lock))
+            break
+    return None
+
+
+def resolve_bevy_version(project: str | os.PathLike, override: str | None = "auto") -> BevyVersion:
+    """The override when given (not ``auto``), else the detected version, else 0.19 (noted in
+    ``source``, since the .meta layout has been the same from 0.15 to 0.19)."""
+    if override and str(override).strip().lower() not in ("auto", ""):
+        return parse_bevy_version(str(override), "override")
+    found = detect_bevy_version(project)
+    if found is not None:
+        return found
+    return BevyVersion(DEFAULT_MINOR, f"0.{DEFAULT_MINOR}", "default: no bevy dependency found in Cargo.toml/Cargo.lock")
+
+
+# --- .meta -----------------------------------------------------------------------------------
+
+# Field order, spelling and indentation follow Bevy's own example
+# examples/asset/files/bevy_pixel_dark_with_meta.png.meta (identical from 0.15 to 0.19).
+_SAMPLER = """\
+            sampler: Descriptor (ImageSamplerDescriptor(
+                address_mode_u: ClampToEdge,
+                address_mode_v: ClampToEdge,
+                address_mode_w: ClampToEdge,
+                mag_filter: Nearest,
+                min_filter: Nearest,
+                mipmap_filter: Nearest,
+                lod_min_clamp: 0,
+                lod_max_clamp: 32.0,
+                compare: None,
+                anisotropy_clamp: 1,
+                border_color: None,
+                label: None,
+            )),
+"""
+
+
+def render_meta(version: BevyVersion | str, *, is_srgb: bool = True) -> str:
+    """The ``.png.meta`` text (image loader, nearest sampler) for a Bevy version."""
+    v = version if isinstance(version, BevyVersion) else parse_bevy_version(version)
+    lines = [
+        "(\n",
+        '    meta_format_version: "1.0",\n',
+        "    asset: Load(\n",
+        f'        loader: "{v.loader}",\n',
+        "        settings: (\n",
+        "            format: FromExtension,\n",
+        f"            is_srgb: {'true' if is_srgb else 'false'},\n",
+        _SAMPLER,
+    ]
+    if v.has_asset_usage:
+        lines.append('            asset_usage: RenderAssetUsages("RENDER_WORLD | MAIN_WORLD"),\n')
+    lines += ["        ),\n", "    ),\n", ")"]
+    return "".join(lines)
+
+
+# --- Aseprite JSON atlas -----------------------------------------------------------------------
+
+def atlas_json(sheet: Sheet, image_name: str, *, app_version: str = "", default_ms: int = 100) -> dict[str, Any]:
+    """Aseprite "array" JSON for a sheet.
+
+    ``frame`` is the rectangle holding the frame's pixels; ``spriteSourceSize`` places it in a
+    ``sourceSize`` canvas that is the grid cell, so drawing it reproduces the cell exactly (the
+    same picture Bevy's grid layout shows). ``trimmed`` is true when the frame is smaller than
+    the cell. Fully transparent frames keep the whole cell. Durations come from the animations.
+    """
+    durations = frame_durations(len(sheet.frames), sheet.animations, default_ms)
+    stem = Path(image_name).stem
+    names = [f"{stem}_{i}" for i in range(len(sheet.frames))]
+    for a in sheet.animations:
+        for k, i in enumerate(range(a.first, a.last + 1)):
+            if names[i] == f"{stem}_{i}":
+                names[i] = f"{a.name}_{k}"
+    frames = []
+    for f, ms, name in zip(sheet.frames, durations, names):
+        if f.content_w and f.content_h:
+            fx, fy, fw, fh = f.content_x, f.content_y, f.content_w, f.content_h
+        else:
+            fx, fy, fw, fh = f.x, f.y, f.w, f.h
+        frames.append({
+            "filename": name,
+            "frame": {"x": fx, "y": fy, "w": fw, "h": fh},
+            "rotated": False,
+            "trimmed": (fw, fh) != (f.w, f.h),
+            "spriteSourceSize": {"x": fx - f.x, "y": fy - f.y, "w": fw, "h": fh},
+            "sourceSize": {"w": f.w, "h": f.h},
+            "duration": int(ms),
+        })
+    meta = {
+        "app": "https://github.com/dgx-pixels/dgx-pixels",
+        "version": app_version or _app_version(),
+        "image": image_name,
+        "format": "RGBA8888",
+        "size": {"w": sheet.width, "h": sheet.height},
+        "scale": "1",
+        "frameTags": [
+            {"name": a.name, "from": a.first, "to": a.last, "direction": a.direction}
+            for a in sheet.animations
+        ],
+        "layers": [{"name": "sprite", "opacity": 255, "blendMode": "normal"}],
+        "slices": [],
+        "grid": {
+            "cell": {"w": sheet.cell_w, "h": sheet.cell_h},
+            "columns": sheet.columns,
+            "rows": sheet.rows,
+            "padding": {"x": sheet.padding[0], "y": sheet.padding[1]},
+            "offset": {"x": sheet.offset[0], "y": sheet.offset[1]},
+        },
+    }
+    return {"frames": frames, "meta": meta}
+
+
+def _app_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"dgx-pixels {version('dgx-pixels')}"
+    except Exception:  # noqa: BLE001 - metadata missing when run from a plain checkout
+        return "dgx-pixels"
+
+
+# --- bevy_asset_loader RON ------------------------------------------------------------------------
+
+def ron_entries(sheet: Sheet | None, asset_path: str, version: BevyVersion, key: str | None = None) -> dict[str, str]:
+    """bevy_asset_loader dynamic-asset entries (key -> RON value text, 4-space indented).
+
+    0.13+ (bevy_asset_loader 0.20+): ``Image`` with ``sampler: Nearest`` and a
+    ``TextureAtlasLayout``; 0.12 (bevy_asset_loader 0.18/0.19): ``File`` and the older
+    ``TextureAtlas`` variant with float tile sizes. Padding/offset fields only when non-zero.
+    """
+    key = key or Path(asset_path).stem
+    out: dict[str, str] = {}
+    if version.minor >= 13:
+        out[f"{key}.image"] = f'Image (\n        path: "{asset_path}",\n        sampler: Nearest,\n    )'
+        if sheet is not None:
+            fields = [("tile_size_x", sheet.cell_w), ("tile_size_y", sheet.cell_h),
+                      ("columns", sheet.columns), ("rows", sheet.rows)]
+            for name, val in (("padding_x", sheet.padding[0]), ("padding_y", sheet.padding[1]),
+                              ("offset_x", sheet.offset[0]), ("offset_y", sheet.offset[1])):
+                if val:
+                    fields.append((name, val))
+            body = "".join(f"        {n}: {v},\n" for n, v in fields)
+            out[f"{key}.layout"] = f"TextureAtlasLayout (\n{body}    )"
+    else:
+        out[f"{key}.image"] = f'File (\n        path: "{asset_path}",\n    )'
+        if sheet is not None:
+            fields = [("tile_size_x", f"{float(sheet.cell_w):.1f}"), ("tile_size_y", f"{float(sheet.cell_h):.1f}"),
+                      ("columns", sheet.columns), ("rows", sheet.rows)]
+            for name, val in (("padding_x", sheet.padding[0]), ("padding_y", sheet.padding[1]),
+                              ("offset_x", sheet.offset[0]), ("offset_y", sheet.offset[1])):
+                if val:
+                    fields.append((name, f"{float(val):.1f}"))
+            body = "".join(f"        {n}: {v},\n" for n, v in fields)
+            out[f"{key}.atlas"] = f'TextureAtlas (\n        path: "{asset_path}",\n{body}    )'
+    return out
+
+
+def render_ron(entries: dict[str, str]) -> str:
+    body = "".join(f'    "{k}": {v},\n' for k, v in entries.items())
+    return "({\n" + body + "})\n"
+
+
+def _scan_ron_map(text: str) -> tuple[int, int, list[tuple[str, int, int]]]:
+    """Locate the top-level ``({ ... })`` map of a dynamic-assets file.
+
+    Returns (index just after ``{``, index of the closing ``}``, [(key, start, end)]) where
+    ``text[start:end]`` is one whole entry including its trailing comma. Raises ValueError.
+    """
+    i, n = 0, len(text)
+    depth = 0
+    open_brace = close_brace = -1
+    entries: list[tuple[str, int, int]] = []
+    entry_start = -1
+    key = None
+
+    while i < n:
+        ch = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j + 1
+            continue
+        if text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            if j < 0:
+                raise ValueError("unterminated comment")
+            i = j + 2
+            continue
+        if ch == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            if j >= n:
+                raise ValueError("unterminated string")
+            if depth == 2 and entry_start < 0:
+                entry_start, key = i, json.loads(text[i : j + 1])
+            i = j + 1
+            continue
+        if ch in "({[":
+            depth += 1
+            if depth == 2:
+                if ch != "{" or open_brace >= 0:
+                    raise ValueError("expected ({ ... }) at the top level")
+                open_brace = i + 1
+        elif ch in ")}]":
+            if depth == 2:
+                if entry_start >= 0:
+                    entries.append((key, entry_start, i))
+                    entry_start, key = -1, None
+                close_brace = i
+            depth -= 1
+            if depth < 0:
+                raise ValueError("unbalanced brackets")
+        elif ch == "," and depth == 2 and entry_start >= 0:
+            entries.append((key, entry_start, i + 1))
+            entry_start, key = -1, None
+        i += 1
+    if open_brace < 0 or close_brace < 0 or depth != 0:
+        raise ValueError("no top-level ({ ... }) map found")
+    return open_brace, close_brace, entries
+
+
+def merge_ron(existing: str | None, entries: dict[str, str]) -> str:
+    """Insert or replace ``entries`` in a dynamic-assets file, keeping everything else verbatim."""
+    if existing is None or not existing.strip():
+        return render_ron(entries)
+    _, close, found = _scan_ron_map(existing)
+    out = existing
+    pending = dict(entries)
+    # replace from the end so earlier offsets stay valid
+    for key, start, end in sorted(found, key=lambda t: -t[1]):
+        if key in pending:
+            out = out[:start] + f'"{key}": {pending.pop(key)},' + out[end:]
+            if end <= close:
+                close += len(f'"{key}": {entries[key]},') - (end - start)
+    if pending:
+        head = out[:close].rstrip()
+        if head and not head.endswith((",", "{")):
+            head += ","
+        add = "".join(f'\n    "{k}": {v},' for k, v in pending.items())
+        out = head + add + "\n" + out[close:]
+    return out
+
+
+# --- Rust snippet ----------------------------------------------------------------------------------
+
+def rust_names(stem: str) -> tuple[str, str]:
+    """(snake_case, CamelCase) Rust identifiers from a file stem."""
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", stem) if w]
+    if not words:
+        words = ["sprite"]
+    if words[0][0].isdigit():
+        words.insert(0, "sprite")
+    snake = "_".join(w.lower() for w in words)
+    camel = "".join(w[:1].upper() + w[1:] for w in words)
+    return snake, camel
+
+
+def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, display_scale: float = 4.0) -> str:
+    """Rust code for the project's Bevy version that loads ``asset_path``, builds the grid
+    layout and plays the sheet's animations (a single still image when ``sheet`` is None)."""
+    snake, camel = rust_names(Path(asset_path).stem)
+    up = snake.upper()
+    v = version.minor
+    nearest = "DefaultPlugins.set(ImagePlugin::default_nearest())"
+    head = [
+        f"// DGX-Pixels export for Bevy {version.short}: \"{asset_path}\"",
+    ]
+    if sheet is None:
+        head.append("// The .png.meta next to the image selects nearest (pixel-crisp) filtering. If your app")
+        head.append(f"// turns .meta reading off (AssetMetaCheck::Never), add instead: {nearest}")
+        head.append("use bevy::prelude::*;\n")
+        if v >= 15:
+            spawn = f'    commands.spawn((\n        Sprite::from_image(asset_server.load("{asset_path}")),\n        Transform::from_scale(Vec3::splat({display_scale:.1f})),\n    ));'
+        else:
+            spawn = (f'    commands.spawn(SpriteBundle {{\n        texture: asset_server.load("{asset_path}"),\n'
+                     f'        transform: Transform::from_scale(Vec3::splat({display_scale:.1f})),\n        ..default()\n    }});')
+        return "\n".join(head) + (
+            f"pub fn spawn_{snake}(mut commands: Commands, asset_server: Res<AssetServer>) {{\n{spawn}\n}}\n"
+        )
+
+    anims = list(sheet.animations) or [Animation("all", 0, len(sheet.frames) - 1, 10.0, "forward")]
+    px, py = sheet.padding
+    ox, oy = sheet.offset
+    if v >= 14:
+        tile = f"UVec2::new({sheet.cell_w}, {sheet.cell_h})"
+        pad = "None" if not (px or py) else f"Some(UVec2::new({px}, {py}))"
+        off = "None" if not (ox or oy) else f"Some(UVec2::new({ox}, {oy}))"
+    else:
+        tile = f"Vec2::new({sheet.cell_w:.1f}, {sheet.cell_h:.1f})"
+        pad = "None" if not (px or py) else f"Some(Vec2::new({px:.1f}, {py:.1f}))"
+        off = "None" if not (ox or oy) else f"Some(Vec2::new({ox:.1f}, {oy:.1f}))"
+    grid_args = f"{tile}, {sheet.columns}, {sheet.rows}, {pad}, {off}"
+
+    head += [
+        f"// {len(sheet.frames)} frames on a {sheet.columns}x{sheet.rows} grid of {sheet.cell_w}x{sheet.cell_h} px "
+        f"(padding {px},{py}; offset {ox},{oy}).",
+        "// The .png.meta next to the image selects nearest (pixel-crisp) filtering. If your app",
+        f"// turns .meta reading off (AssetMetaCheck::Never), add instead: {nearest}",
+        "//",
+        "// Use: app.add_plugins(" + camel + "SpritePlugin); spawns the sprite at startup (add a 2D camera",
+        "// yourself) and plays the clip given to " + camel + "Animation::new.",
+        "use bevy::prelude::*;",
+        "",
+        f"pub struct {camel}SpritePlugin;",
+        "",
+        f"impl Plugin for {camel}SpritePlugin {{",
+        "    fn build(&self, app: &mut App) {",
+        f"        app.add_systems(Startup, spawn_{snake})",
+        f"            .add_systems(Update, animate_{snake});",
+        "    }",
+        "}",
+        "",
+        "#[derive(Clone, Copy, PartialEq, Eq, Debug)]",
+        f"pub enum {camel}Play {{",
+        "    Forward,",
+        "    Reverse,",
+        "    PingPong,",
+        "}",
+        "",
+        "/// One named animation: atlas indices `first..=last` at `fps` frames per second.",
+        f"pub struct {camel}Clip {{",
+        "    pub name: &'static str,",
+        "    pub first: usize,",
+        "    pub last: usize,",
+        "    pub fps: f32,",
+        f"    pub play: {camel}Play,",
+        "}",
+        "",
+        f"pub const {up}_CLIPS: &[{camel}Clip] = &[",
+    ]
+    play = {"forward": "Forward", "reverse": "Reverse", "pingpong": "PingPong"}
+    for a in anims:
+        head.append(
+            f'    {camel}Clip {{ name: "{a.name}", first: {a.first}, last: {a.last}, fps: {float(a.fps):.1f}, '
+            f"play: {camel}Play::{play[a.direction]} }},"
+        )
+    head += [
+        "];",
+        "",
+        "/// The clip an entity plays and how far it got.",
+        "#[derive(Component)]",
+        f"pub struct {camel}Animation {{",
+        "    pub clip: usize,",
+        "    step: usize,",
+        "    timer: Timer,",
+        "}",
+        "",
+        f"impl {camel}Animation {{",
+        "    /// Play the clip called `name` (the first clip if there is none by that name).",
+        "    pub fn new(name: &str) -> Self {",
+        f"        let clip = {up}_CLIPS.iter().position(|c| c.name == name).unwrap_or(0);",
+        f"        let secs = 1.0 / {up}_CLIPS[clip].fps;",
+        "        Self { clip, step: 0, timer: Timer::from_seconds(secs, TimerMode::Repeating) }",
+        "    }",
+        "",
+        "    /// Atlas index of the current step.",
+        "    pub fn index(&self) -> usize {",
+        f"        let c = &{up}_CLIPS[self.clip];",
+        "        let n = c.last - c.first + 1;",
+        "        match c.play {",
+        f"            {camel}Play::Forward => c.first + self.step % n,",
+        f"            {camel}Play::Reverse => c.last - self.step % n,",
+        f"            {camel}Play::PingPong => {{",
+        "                let period = if n > 1 { 2 * n - 2 } else { 1 };",
+        "                let s = self.step % period;",
+        "                c.first + if s < n { s } else { period - s }",
+        "            }",
+        "        }",
+        "    }",
+        "}",
+        "",
+    ]
+    first_clip = anims[0].name
+    scale = f"Transform::from_scale(Vec3::splat({display_scale:.1f}))"
+    if v >= 15:
+        setup = [
+            f"fn spawn_{snake}(",
+            "    mut commands: Commands,",
+            "    asset_server: Res<AssetServer>,",
+            "    mut layouts: ResMut<Assets<TextureAtlasLayout>>,",
+            ") {",
+            f'    let texture: Handle<Image> = asset_server.load("{asset_path}");',
+            f"    let layout = layouts.add(TextureAtlasLayout::from_grid({grid_args}));",
+            f'    let animation = {camel}Animation::new("{first_clip}");',
+            "    let index = animation.index();",
+            "    commands.spawn((",
+            "        Sprite::from_atlas_image(texture, TextureAtlas { layout, index }),",
+            f"        {scale},",
+            "        animation,",
+            "    ));",
+            "}",
+            "",
+            f"fn animate_{snake}(time: Res<Time>, mut query: Query<(&mut {camel}Animation, &mut Sprite)>) {{",
+            "    for (mut animation, mut sprite) in &mut query {",
+            "        animation.timer.tick(time.delta());",
+            "        if animation.timer.just_finished() {",
+            "            animation.step += 1;",
+            "            let index = animation.index();",
+            "            if let Some(atlas) = &mut sprite.texture_atlas {",
+            "                atlas.index = index;",
+            "            }",
+            "        }",
+            "    }",
+            "}",
+        ]
+    elif v >= 13:
+        if v == 14:
+            bundle = [
+                "        SpriteBundle {",
+                "            texture,",
+                f"            transform: {scale},",
+                "            ..default()",
+                "        },",
+                "        TextureAtlas { layout, index },",
+            ]
+        else:
+            bundle = [
+                "        SpriteSheetBundle {",
+                "            texture,",
+                "            atlas: TextureAtlas { layout, index },",
+                f"            transform: {scale},",
+                "            ..default()",
+                "        },",
+            ]
+        setup = [
+            f"fn spawn_{snake}(",
+            "    mut commands: Commands,",
+            "    asset_server: Res<AssetServer>,",
+            "    mut layouts: ResMut<Assets<TextureAtlasLayout>>,",
+            ") {",
+            f'    let texture: Handle<Image> = asset_server.load("{asset_path}");',
+            f"    let layout = layouts.add(TextureAtlasLayout::from_grid({grid_args}));",
+            f'    let animation = {camel}Animation::new("{first_clip}");',
+            "    let index = animation.index();",
+            "    commands.spawn((",
+            *bundle,
+            "        animation,",
+            "    ));",
+            "}",
+            "",
+            f"fn animate_{snake}(time: Res<Time>, mut query: Query<(&mut {camel}Animation, &mut TextureAtlas)>) {{",
+            "    for (mut animation, mut atlas) in &mut query {",
+            "        animation.timer.tick(time.delta());",
+            "        if animation.timer.just_finished() {",
+            "            animation.step += 1;",
+            "            atlas.index = animation.index();",
+            "        }",
+            "    }",
+            "}",
+        ]
+    else:
+        setup = [
+            f"fn spawn_{snake}(",
+            "    mut commands: Commands,",
+            "    asset_server: Res<AssetServer>,",
+            "    mut atlases: ResMut<Assets<TextureAtlas>>,",
+            ") {",
+            f'    let texture: Handle<Image> = asset_server.load("{asset_path}");',
+            f"    let atlas = atlases.add(TextureAtlas::from_grid(texture, {grid_args}));",
+            f'    let animation = {camel}Animation::new("{first_clip}");',
+            "    let index = animation.index();",
+            "    commands.spawn((",
+            "        SpriteSheetBundle {",
+            "            texture_atlas: atlas,",
+            "            sprite: TextureAtlasSprite::new(index),",
+            f"            transform: {scale},",
+            "            ..default()",
+            "        },",
+            "        animation,",
+            "    ));",
+            "}",
+            "",
+            f"fn animate_{snake}(",
+            "    time: Res<Time>,",
+            f"    mut query: Query<(&mut {camel}Animation, &mut TextureAtlasSprite)>,",
+            ") {",
+            "    for (mut animation, mut sprite) in &mut query {",
+            "        animation.timer.tick(time.delta());",
+            "        if animation.timer.just_finished() {",
+            "            animation.step += 1;",
+            "            sprite.index = animation.index();",
+            "        }",
+            "    }",
+            "}",
+        ]
+    return "\n".join(head + setup) + "\n"
+
+
+# --- the export transaction ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One file an export wrote: absolute ``path``, ``asset_path`` relative to ``assets/``."""
+
+    path: Path
+    asset_path: str
+    kind: str  # "meta", "png", "atlas", "ron", "manifest"
+    size: int
+    sha256: str
+
+
+@dataclass
+class ExportResult:
+    """What an export did. ``asset_path`` is the final path (after a ``version`` suffix); the
+    string to pass to ``asset_server.load``. ``skipped`` when ``overwrite="keep"`` found the
+    asset already there (then nothing was written)."""
+
+    project: Path
+    assets_root: Path
+    asset_path: str
+    bevy: BevyVersion
+    files: list[WrittenFile]
+    snippet: str
+    width: int
+    height: int
+    sheet: Sheet | None = None
+    skipped: bool = False
+    message: str = ""
+    manifest_entry: dict[str, Any] = field(default_factory=dict)
+
+    def paths(self) -> list[Path]:
+        return [f.path for f in self.files]
+
+    def file(self, kind: str) -> WrittenFile | None:
+        for f in self.files:
+            if f.kind == kind:
+                return f
+        return None
+
+    def summary(self) -> str:
+        if self.skipped:
+            return self.message
+        lines = [f"exported {self.asset_path} ({self.width}x{self.height}) for Bevy {self.bevy.short} [{self.bevy.source}]"]
+        lines += [f"  {f.kind:8s} {f.path}" for f in self.files]
+        return "\n".join(lines)
+
+
+def _encode_png(rgba: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    # Always RGBA: engines and checkers expect the alpha channel even on opaque sprites.
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def _sidecars(rel_png: str) -> dict[str, str]:
+    stem = rel_png[: -len(".png")]
+    return {"meta": rel_png + ".meta", "atlas": stem + ".json", "ron": stem + ".assets.ron"}
+
+
+def _versioned(rel_png: str, n: int) -> str:
+    stem = rel_png[: -len(".png")]
+    return f"{stem}-{n}.png"
+
+
+def _stage(target: Path, data: bytes) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return Path(tmp)
+
+
+def export_sheet(
+    project: str | os.PathLike,
+    asset_path: str,
+    sheet: Sheet | Sequence[np.ndarray],
+    *,
+    bevy_version: str | None = "auto",
+    overwrite: str = "replace",
+    upscale: int = 1,
+    animations: str | Sequence[Animation] | None = None,
+    atlas: bool = True,
+    assets_ron: bool | str = False,
+    provenance: dict[str, Any] | None = None,
+    assets_dir: str = "assets",
+    create_project: bool = False,
+    sheet_options: dict[str, Any] | None = None,
+) -> ExportResult:
+    """Export a sprite sheet into ``<project>/<assets_dir>/<asset_path>``.
+
+    ``sheet`` is a ``Sheet`` or a list of frames (then assembled with ``sheet_options``, the
+    keyword arguments of ``build_sheet``). ``animations`` (spec string or list) replaces the
+    sheet's. ``assets_ron``: False, True (``<stem>.assets.ron`` next to the PNG) or a path
+    relative to ``assets/`` of a dynamic-assets file to merge the entries into. ``overwrite``:
+    ``replace`` | ``keep`` (leave an existing asset, write nothing) | ``version`` (``knight-2.png``).
+    ``provenance`` (workflow, params, seed...) is stored in the manifest entry.
+    Raises ``PathEscapeError`` / ``ExportError`` / ``InvalidArgumentError`` before writing anything.
+    """
+    if not isinstance(sheet, Sheet):
+        sheet = build_sheet(list(sheet), **(sheet_options or {}))
+    if animations is not None:
+        anims = parse_animations(animations, len(sheet.frames)) if isinstance(animations, str) else list(animations)
+        sheet = Sheet(sheet.image, sheet.cell_w, sheet.cell_h, sheet.columns, sheet.rows, sheet.padding,
+                      sheet.offset, sheet.frames, anims, sheet.pow2)
+    return _export(project, asset_path, sheet.image, sheet, bevy_version=bevy_version, overwrite=overwrite,
+                   upscale=upscale, atlas=atlas, assets_ron=assets_ron, provenance=provenance,
+                   assets_dir=assets_dir, create_project=create_project)
+
+
+def export_asset(
+    project: str | os.PathLike,
+    asset_path: str,
+    image: np.ndarray,
+    *,
+    bevy_version: str | None = "auto",
+    overwrite: str = "replace",
+    upscale: int = 1,
+    assets_ron: bool | str = False,
+    provenance: dict[str, Any] | None = None,
+    assets_dir: str = "assets",
+    create_project: bool = False,
+) -> ExportResult:
+    """Export one image (no atlas) into ``<project>/<assets_dir>/<asset_path>``: PNG + .meta
+    (+ optional bevy_asset_loader entry) + manifest entry. Same options as ``export_sheet``."""
+    rgba = as_rgba(image, source="image")
+    return _export(project, asset_path, rgba, None, bevy_version=bevy_version, overwrite=overwrite,
+                   upscale=upscale, atlas=False, assets_ron=assets_ron, provenance=provenance,
+                   assets_dir=assets_dir, create_project=create_project)
+
+
+def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upscale, atlas, assets_ron,
+            provenance, assets_dir, create_project) -> ExportResult:
+    overwrite = (overwrite or "replace").lower()
+    if overwrite not in OVERWRITE_POLICIES:
+        raise InvalidArgumentError(f"unknown overwrite policy {overwrite!r}; use replace, keep or version")
+    if not isinstance(upscale, (int, np.integer)) or upscale < 1 or upscale > 64:
+        raise InvalidArgumentError(f"upscale must be a whole number 1..64, got {upscale!r}")
+    project = Path(project)
+    check_relative(assets_dir, project)
+    assets_root_hint = project / assets_dir
+    rel = check_relative(asset_path, assets_root_hint).as_posix()
+    if not rel.lower().endswith(".png"):
+        raise ExportError(f"asset path {asset_path!r} must end in .png", hint="e.g. sprites/knight.png")
+    rel = rel[:-4] + ".png"
+    ron_target: str | None = None
+    if isinstance(assets_ron, str) and assets_ron.strip():
+        ron_target = check_relative(assets_ron.strip(), assets_root_hint).as_posix()
+        if not ron_target.endswith(".ron"):
+            raise ExportError(f"bevy_asset_loader file {assets_ron!r} must end in .ron", hint="e.g. dynamic.assets.ron")
+
+    if not project.is_dir():
+        if not create_project:
+            raise ExportError(f"Bevy project folder {project} does not exist",
+                              hint="give the folder that holds Cargo.toml and assets/")
+        project.mkdir(parents=True, exist_ok=True)
+    version = resolve_bevy_version(project, bevy_version)
+
+    if sheet is not None:
+        if upscale > 1:
+            sheet = sheet.scaled(int(upscale))
+        check_layout(sheet)
+        pixels = sheet.image
+    else:
+        pixels = image if upscale == 1 else np.repeat(np.repeat(image, upscale, axis=0), upscale, axis=1)
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+
+    # The assets folder itself may not exist yet; refuse when it is a link leading out of the project
+    # only if it does not exist (an existing assets/ symlink is the user's own setup).
+    assets_root = project / assets_dir
+    if not os.path.lexists(assets_root):
+        confine(project, assets_dir)
+        assets_root.mkdir(parents=True, exist_ok=True)
+    # Every target is checked before the lock folder is created.
+    confine(assets_root, f"{asset_manifest.MANIFEST_DIR}/{asset_manifest.MANIFEST_NAME}")
+    confine(assets_root, rel)
+
+    png_bytes = _encode_png(pixels)
+    meta_bytes = render_meta(version).encode("utf-8")
+
+    with asset_manifest.project_lock(project, assets_dir):
+        final_rel = rel
+        exists = lambda r: any(os.path.lexists(confine(assets_root, p)) for p in [r, *_sidecars(r).values()][:2])
+        if exists(rel):
+            if overwrite == "keep":
+                return ExportResult(project, assets_root, rel, version, [], "", pixels.shape[1], pixels.shape[0],
+                                    sheet, True, f"kept existing {rel} (overwrite policy 'keep'); nothing written")
+            if overwrite == "version":
+                n = 2
+                while exists(_versioned(rel, n)):
+                    n += 1
+                final_rel = _versioned(rel, n)
+        side = _sidecars(final_rel)
+        targets: list[tuple[str, str, bytes]] = [("meta", side["meta"], meta_bytes), ("png", final_rel, png_bytes)]
+        if sheet is not None and atlas:
+            doc = atlas_json(sheet, Path(final_rel).name)
+            targets.append(("atlas", side["atlas"], (json.dumps(doc, indent=1) + "\n").encode("utf-8")))
+        if assets_ron:
+            ron_rel = ron_target or side["ron"]
+            entries = ron_entries(sheet, final_rel, version)
+            ron_abs = confine(assets_root, ron_rel)
+            try:
+                existing = ron_abs.read_text(encoding="utf-8") if ron_abs.is_file() else None
+                merged = merge_ron(existing, entries)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ExportError(f"cannot add entries to {ron_abs}: {exc}",
+                                  hint="fix the file or export to a separate .assets.ron") from exc
+            targets.append(("ron", ron_rel, merged.encode("utf-8")))
+
+        resolved = [(kind, r, confine(assets_root, r), data) for kind, r, data in targets]
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for _kind, _r, abs_path, data in resolved:
+                make_parents(assets_root, abs_path)
+                staged.append((_stage(abs_path, data), abs_path))
+            # .meta first: a watcher that sees the PNG already finds its settings
+            for tmp, abs_path in staged:
+                os.replace(tmp, abs_path)
+        except BaseException:
+            for tmp, _ in staged:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
+            raise
+
+        files = [
+            WrittenFile(abs_path, r, kind, len(data), hashlib.sha256(data).hexdigest())
+            for kind, r, abs_path, data in resolved
+        ]
+        png = files[1]
+        entry: dict[str, Any] = {
+            "path": final_rel,
+            "kind": "sheet" if sheet is not None else "image",
+            "size": png.size,
+            "sha256": png.sha256,
+            "width": int(pixels.shape[1]),
+            "height": int(pixels.shape[0]),
+            "bevy_version": version.short,
+            "bevy_version_source": version.source,
+            "upscale": int(upscale),
+            "files": [{"path": f.asset_path, "kind": f.kind, "size": f.size, "sha256": f.sha256} for f in files],
+        }
+        if sheet is not None:
+            entry["layout"] = {
+                "cell_w": sheet.cell_w, "cell_h": sheet.cell_h, "columns": sheet.columns, "rows": sheet.rows,
+                "padding": list(sheet.padding), "offset": list(sheet.offset), "frames": len(sheet.frames),
+            }
+            entry["animations"] = [
+                {"name": a.name, "from": a.first, "to": a.last, "fps": a.fps, "direction": a.direction}
+                for a in sheet.animations
+            ]
+        if provenance:
+            entry["provenance"] = provenance
+        stored = asset_manifest.record_asset(project, entry, assets_dir, locked=True)
+        mpath = asset_manifest.manifest_path(project, assets_dir)
+        mbytes = mpath.read_bytes()
+        files.append(WrittenFile(mpath, f"{asset_manifest.MANIFEST_DIR}/{asset_manifest.MANIFEST_NAME}", "manifest",
+                                 len(mbytes), hashlib.sha256(mbytes).hexdigest()))
+
+    snippet = rust_snippet(sheet, final_rel, version)
+    return ExportResult(project, assets_root, final_rel, version, files, snippet, int(pixels.shape[1]),
+                        int(pixels.shape[0]), sheet, False, "", stored)

@@ -1,0 +1,671 @@
+"""Sprite sheets: frames on a uniform grid, named animations, and the inverse split.
+
+A sheet is the layout every engine agrees on (Bevy's ``TextureAtlasLayout::from_grid``,
+bevy_asset_loader, Tiled, LDtk): ``columns x rows`` cells of ``cell_w x cell_h`` pixels, with
+``padding`` pixels between neighbouring cells and an ``offset`` before the first cell. The
+sheet is therefore exactly ``offset + columns*cell_w + (columns-1)*padding`` pixels wide
+(the same formula vertically), unless it was enlarged to a power of two on the right/bottom.
+
+Frames keep their exact pixels: nothing is ever resampled. Frames are optionally trimmed to
+their visible pixels and placed in their cell by an anchor (bottom-centre for characters so
+feet stay on one line, centre for items, top-left for tiles).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InputImageError, InvalidArgumentError, NoGridFoundError
+from .imageio import as_rgba
+
+ANCHORS = ("bottom-center", "center", "top-left")
+TRIM_MODES = ("each", "union", "none")
+DIRECTIONS = ("forward", "reverse", "pingpong")
+DEFAULT_FPS = 10.0
+
+_ANCHOR_ALIASES = {
+    "bottom-center": "bottom-center",
+    "bottom-centre": "bottom-center",
+    "bottom": "bottom-center",
+    "feet": "bottom-center",
+    "center": "center",
+    "centre": "center",
+    "middle": "center",
+    "top-left": "top-left",
+    "topleft": "top-left",
+    "none": "top-left",
+}
+
+
+@dataclass(frozen=True)
+class Animation:
+    """A named range of frames ``first..last`` (inclusive, 0-based) played at ``fps``.
+
+    ``direction`` is ``forward``, ``reverse`` or ``pingpong`` (the spellings of Aseprite's
+    ``frameTags``).
+    """
+
+    name: str
+    first: int
+    last: int
+    fps: float = DEFAULT_FPS
+    direction: str = "forward"
+
+    @property
+    def frame_count(self) -> int:
+        return self.last - self.first + 1
+
+    @property
+    def duration_ms(self) -> int:
+        """Duration of one frame in whole milliseconds (Aseprite's unit)."""
+        return max(1, int(round(1000.0 / self.fps)))
+
+    def to_spec(self) -> str:
+        rng = f"{self.first}" if self.first == self.last else f"{self.first}-{self.last}"
+        fps = f"{self.fps:g}"
+        suffix = "" if self.direction == "forward" else f":{self.direction}"
+        return f"{self.name}:{rng}@{fps}{suffix}"
+
+
+@dataclass(frozen=True)
+class FrameRect:
+    """Where frame ``index`` sits in the sheet (all values in sheet pixels).
+
+    ``x, y, w, h`` is the grid cell. ``content_*`` is the rectangle that holds the frame's
+    pixels (after trimming) inside the sheet; ``content_w == 0`` for a fully transparent frame.
+    ``source_w, source_h`` is the size of the frame as given, and ``trim_x, trim_y`` where the
+    kept pixels started in it, so ``frame[trim_y:trim_y+content_h, trim_x:trim_x+content_w]``
+    equals the sheet's content rectangle.
+    """
+
+    index: int
+    column: int
+    row: int
+    x: int
+    y: int
+    w: int
+    h: int
+    content_x: int
+    content_y: int
+    content_w: int
+    content_h: int
+    source_w: int
+    source_h: int
+    trim_x: int
+    trim_y: int
+
+
+@dataclass
+class Sheet:
+    """A sprite sheet: the RGBA ``image`` and the grid that describes it."""
+
+    image: np.ndarray
+    cell_w: int
+    cell_h: int
+    columns: int
+    rows: int
+    padding: tuple[int, int]
+    offset: tuple[int, int]
+    frames: list[FrameRect]
+    animations: list[Animation] = field(default_factory=list)
+    pow2: bool = False
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.frames)
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    def grid_extent(self) -> tuple[int, int]:
+        """Width and height the grid itself covers (without any power-of-two margin)."""
+        return grid_extent(self.cell_w, self.cell_h, self.columns, self.rows, self.padding, self.offset)
+
+    def cell(self, index: int) -> np.ndarray:
+        """The pixels of grid cell ``index`` (a view into the sheet)."""
+        r = self.frames[index]
+        return self.image[r.y : r.y + r.h, r.x : r.x + r.w]
+
+    def scaled(self, scale: int) -> "Sheet":
+        """The same sheet enlarged by a whole ``scale`` with nearest-neighbour blocks."""
+        if scale == 1:
+            return self
+        if scale < 1:
+            raise InvalidArgumentError(f"upscale must be a whole number >= 1, got {scale}")
+        img = np.repeat(np.repeat(self.image, scale, axis=0), scale, axis=1)
+        s = scale
+        frames = [
+            FrameRect(
+                f.index, f.column, f.row, f.x * s, f.y * s, f.w * s, f.h * s,
+                f.content_x * s, f.content_y * s, f.content_w * s, f.content_h * s,
+                f.source_w * s, f.source_h * s, f.trim_x * s, f.trim_y * s,
+            )
+            for f in self.frames
+        ]
+        return Sheet(
+            img, self.cell_w * s, self.cell_h * s, self.columns, self.rows,
+            (self.padding[0] * s, self.padding[1] * s), (self.offset[0] * s, self.offset[1] * s),
+            frames, list(self.animations), self.pow2,
+        )
+
+
+def grid_extent(cell_w: int, cell_h: int, columns: int, rows: int,
+                padding: tuple[int, int], offset: tuple[int, int]) -> tuple[int, int]:
+    """``offset + n*cell + (n-1)*padding`` in both axes: the size Bevy's ``from_grid`` assumes."""
+    w = offset[0] + columns * cell_w + max(0, columns - 1) * padding[0]
+    h = offset[1] + rows * cell_h + max(0, rows - 1) * padding[1]
+    return w, h
+
+
+def check_layout(sheet: Sheet) -> None:
+    """Raise ``InvalidArgumentError`` unless the image size matches the grid numbers.
+
+    The size must equal the grid extent, or the next power of two of it for a ``pow2`` sheet.
+    Engines compute every cell rectangle from these numbers, so a mismatch would show the
+    wrong pixels in the game rather than fail loudly.
+    """
+    ew, eh = sheet.grid_extent()
+    want = (_next_pow2(ew), _next_pow2(eh)) if sheet.pow2 else (ew, eh)
+    if (sheet.width, sheet.height) != want:
+        raise InvalidArgumentError(
+            f"sheet is {sheet.width}x{sheet.height} px but its grid ({sheet.columns}x{sheet.rows} cells of "
+            f"{sheet.cell_w}x{sheet.cell_h}, padding {sheet.padding}, offset {sheet.offset}) needs {want[0]}x{want[1]}",
+            hint="give the cell size, columns and padding the sheet was made with",
+        )
+    if sheet.columns * sheet.rows < len(sheet.frames):
+        raise InvalidArgumentError(
+            f"{len(sheet.frames)} frames do not fit in {sheet.columns}x{sheet.rows} cells"
+        )
+
+
+def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        pair = (int(value), int(value))
+    else:
+        vals = tuple(int(v) for v in value)
+        if len(vals) != 2:
+            raise InvalidArgumentError(f"{name} must be one integer or an (x, y) pair, got {value!r}")
+        pair = vals  # type: ignore[assignment]
+    if pair[0] < 0 or pair[1] < 0:
+        raise InvalidArgumentError(f"{name} must be >= 0, got {pair}")
+    return pair  # type: ignore[return-value]
+
+
+def normalize_anchor(anchor: str) -> str:
+    key = anchor.strip().lower().replace("_", "-").replace(" ", "-")
+    if key not in _ANCHOR_ALIASES:
+        raise InvalidArgumentError(f"unknown anchor {anchor!r}; use one of {', '.join(ANCHORS)}")
+    return _ANCHOR_ALIASES[key]
+
+
+def _next_pow2(n: int) -> int:
+    return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
+
+
+def alpha_bbox(rgba: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) of the pixels with alpha > 0, or None when the image is fully transparent."""
+    a = rgba[..., 3] > 0
+    cols = np.flatnonzero(a.any(axis=0))
+    if cols.size == 0:
+        return None
+    rows = np.flatnonzero(a.any(axis=1))
+    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def _place(anchor: str, cell_w: int, cell_h: int, w: int, h: int) -> tuple[int, int]:
+    if anchor == "bottom-center":
+        return (cell_w - w) // 2, cell_h - h
+    if anchor == "center":
+        return (cell_w - w) // 2, (cell_h - h) // 2
+    return 0, 0
+
+
+def auto_grid(count: int, columns: int | None = None, rows: int | None = None) -> tuple[int, int]:
+    """Columns and rows for ``count`` frames: near-square by default, or derived from one given."""
+    if count < 1:
+        raise InvalidArgumentError("a sheet needs at least one frame")
+    if columns is not None and columns < 1 or rows is not None and rows < 1:
+        raise InvalidArgumentError(f"columns and rows must be >= 1 (got columns={columns}, rows={rows})")
+    if columns and rows:
+        if columns * rows < count:
+            raise InvalidArgumentError(
+                f"{count} frames do not fit in {columns} columns x {rows} rows",
+                hint="leave rows (or columns) at 0 to compute it",
+            )
+        return columns, rows
+    if columns:
+        return columns, math.ceil(count / columns)
+    if rows:
+        return math.ceil(count / rows), rows
+    cols = math.ceil(math.sqrt(count))
+    return cols, math.ceil(count / cols)
+
+
+def build_sheet(
+    frames: Sequence[np.ndarray],
+    *,
+    columns: int | None = None,
+    rows: int | None = None,
+    cell_size: tuple[int, int] | None = None,
+    anchor: str = "bottom-center",
+    trim: str = "each",
+    padding: int | Sequence[int] = 0,
+    offset: int | Sequence[int] = 0,
+    pow2: bool = False,
+    animations: Sequence[Animation] | str | None = None,
+) -> Sheet:
+    """Assemble ``frames`` ((H, W, 4) uint8 RGBA, any sizes) into one sheet.
+
+    - ``trim``: ``each`` crops every frame to its own visible pixels; ``union`` crops all frames
+      by the union of their visible boxes (frames must share one size; keeps motion inside the
+      frame, e.g. a jump); ``none`` keeps frames as given.
+    - ``cell_size``: (w, h) in pixels; default the largest (trimmed) frame. A frame larger than
+      the cell is an error, never cropped or scaled.
+    - ``anchor``: ``bottom-center``, ``center`` or ``top-left``: where a smaller frame sits in its cell.
+    - ``padding``: pixels between cells; ``offset``: pixels before the first cell (int or (x, y)).
+    - ``pow2``: enlarge the sheet (transparent, right/bottom) to power-of-two sides.
+    - ``animations``: a list of ``Animation`` or a spec string (see ``parse_animations``),
+      checked against the frame count.
+    """
+    if len(frames) == 0:
+        raise InvalidArgumentError("no frames to put on the sheet", hint="pass at least one image")
+    trim = trim.lower()
+    if trim not in TRIM_MODES:
+        raise InvalidArgumentError(f"unknown trim mode {trim!r}; use one of {', '.join(TRIM_MODES)}")
+    anchor = normalize_anchor(anchor)
+    pad = _pair(padding, "padding")
+    off = _pair(offset, "offset")
+    imgs = [as_rgba(f, source=f"frame {i}") for i, f in enumerate(frames)]
+
+    # (trim_x, trim_y, w, h) of the kept part of every frame
+    boxes: list[tuple[int, int, int, int]] = []
+    if trim == "none":
+        boxes = [(0, 0, im.shape[1], im.shape[0]) for im in imgs]
+    elif trim == "each":
+        for im in imgs:
+            bb = alpha_bbox(im)
+            boxes.append(bb if bb is not None else (0, 0, 0, 0))
+    else:
+        shape = imgs[0].shape
+        for i, im in enumerate(imgs):
+            if im.shape != shape:
+                raise InvalidArgumentError(
+                    f"trim='union' needs frames of one size; frame {i} is {im.shape[1]}x{im.shape[0]}, "
+                    f"frame 0 is {shape[1]}x{shape[0]}",
+                    hint="use trim='each' for frames of different sizes",
+                )
+        visible = np.zeros(shape[:2], dtype=bool)
+        for im in imgs:
+            visible |= im[..., 3] > 0
+        cols = np.flatnonzero(visible.any(axis=0))
+        if cols.size == 0:
+            ub = (0, 0, 0, 0)
+        else:
+            rws = np.flatnonzero(visible.any(axis=1))
+            ub = (int(cols[0]), int(rws[0]), int(cols[-1] - cols[0] + 1), int(rws[-1] - rws[0] + 1))
+        boxes = [ub] * len(imgs)
+
+    max_w = max(b[2] for b in boxes)
+    max_h = max(b[3] for b in boxes)
+    if cell_size is not None:
+        cw, ch = int(cell_size[0]), int(cell_size[1])
+        if cw < 1 or ch < 1:
+            raise InvalidArgumentError(f"cell size must be at least 1x1, got {cw}x{ch}")
+        for i, b in enumerate(boxes):
+            if b[2] > cw or b[3] > ch:
+                raise InvalidArgumentError(
+                    f"frame {i} is {b[2]}x{b[3]} px (after trim={trim}) and does not fit the {cw}x{ch} cell",
+                    hint="leave the cell size empty to use the largest frame, or trim the frames",
+                )
+    else:
+        cw, ch = max(1, max_w), max(1, max_h)
+
+    ncols, nrows = auto_grid(len(imgs), columns or None, rows or None)
+    ew, eh = grid_extent(cw, ch, ncols, nrows, pad, off)
+    sw, sh = (_next_pow2(ew), _next_pow2(eh)) if pow2 else (ew, eh)
+    sheet = np.zeros((sh, sw, 4), dtype=np.uint8)
+    rects: list[FrameRect] = []
+    for i, (im, (tx, ty, w, h)) in enumerate(zip(imgs, boxes)):
+        col, row = i % ncols, i // ncols
+        x = off[0] + col * (cw + pad[0])
+        y = off[1] + row * (ch + pad[1])
+        px, py = _place(anchor, cw, ch, w, h)
+        if w and h:
+            sheet[y + py : y + py + h, x + px : x + px + w] = im[ty : ty + h, tx : tx + w]
+        rects.append(FrameRect(i, col, row, x, y, cw, ch, x + px, y + py, w, h,
+                               int(im.shape[1]), int(im.shape[0]), tx, ty))
+
+    anims = parse_animations(animations, len(imgs)) if isinstance(animations, str) else list(animations or [])
+    validate_animations(anims, len(imgs))
+    return Sheet(sheet, cw, ch, ncols, nrows, pad, off, rects, anims, pow2)
+
+
+# --- animations -------------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"^(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)\s*:\s*(?P<first>\d+)(?:\s*-\s*(?P<last>\d+))?"
+    r"(?:\s*@\s*(?P<fps>\d+(?:\.\d+)?))?(?:\s*:\s*(?P<dir>[A-Za-z\-]+))?$"
+)
+
+
+def parse_animations(spec: str | None, frame_count: int | None = None) -> list[Animation]:
+    """Parse ``"idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong"`` into ``Animation`` objects.
+
+    Each comma- or semicolon-separated token is ``name:first-last@fps[:direction]``; ``-last``
+    (single frame) and ``@fps`` (default 10) are optional; direction is forward (default),
+    reverse or pingpong. With ``frame_count`` the ranges are checked against it. Errors name
+    the offending token.
+    """
+    if spec is None or not spec.strip():
+        return []
+    out: list[Animation] = []
+    for raw in re.split(r"[,;\n]", spec):
+        token = raw.strip()
+        if not token:
+            continue
+        m = _TOKEN.match(token)
+        if not m:
+            raise InvalidArgumentError(
+                f"animation spec token {token!r} is not name:first-last@fps[:direction]",
+                hint="example: idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong",
+            )
+        first = int(m["first"])
+        last = int(m["last"]) if m["last"] is not None else first
+        fps = float(m["fps"]) if m["fps"] is not None else DEFAULT_FPS
+        direction = (m["dir"] or "forward").lower()
+        if direction in ("ping-pong", "ping_pong"):
+            direction = "pingpong"
+        if direction not in DIRECTIONS:
+            raise InvalidArgumentError(
+                f"animation {token!r}: unknown direction {m['dir']!r}; use forward, reverse or pingpong"
+            )
+        if last < first:
+            raise InvalidArgumentError(
+                f"animation {token!r}: range {first}-{last} runs backwards",
+                hint=f"write {m['name']}:{last}-{first}@{fps:g}:reverse to play it backwards",
+            )
+        if fps <= 0 or fps > 1000:
+            raise InvalidArgumentError(f"animation {token!r}: fps must be in (0, 1000], got {fps:g}")
+        out.append(Animation(m["name"], first, last, fps, direction))
+    validate_animations(out, frame_count)
+    return out
+
+
+def validate_animations(anims: Sequence[Animation], frame_count: int | None) -> None:
+    """Check names are unique and ranges fall inside ``0..frame_count-1``."""
+    seen: set[str] = set()
+    for a in anims:
+        if a.name in seen:
+            raise InvalidArgumentError(f"animation {a.name!r} is defined twice")
+        seen.add(a.name)
+        if a.direction not in DIRECTIONS:
+            raise InvalidArgumentError(f"animation {a.name!r}: unknown direction {a.direction!r}")
+        if a.first < 0 or a.last < a.first:
+            raise InvalidArgumentError(f"animation {a.to_spec()!r}: invalid range {a.first}-{a.last}")
+        if frame_count is not None and a.last >= frame_count:
+            raise InvalidArgumentError(
+                f"animation {a.to_spec()!r} uses frame {a.last} but there are only {frame_count} frames (0-{frame_count - 1})"
+            )
+
+
+def format_animations(anims: Sequence[Animation]) -> str:
+    return ", ".join(a.to_spec() for a in anims)
+
+
+def frame_durations(frame_count: int, anims: Sequence[Animation], default_ms: int = 100) -> list[int]:
+    """Milliseconds per frame: from the first animation containing the frame, else ``default_ms``."""
+    out = [default_ms] * frame_count
+    done = [False] * frame_count
+    for a in anims:
+        for i in range(a.first, min(a.last, frame_count - 1) + 1):
+            if not done[i]:
+                out[i] = a.duration_ms
+                done[i] = True
+    return out
+
+
+# --- split ------------------------------------------------------------------------------------
+
+@dataclass
+class SplitResult:
+    """Frames cut out of a sheet, and the grid used (``detected`` when it was found automatically)."""
+
+    frames: list[np.ndarray]
+    cell_w: int
+    cell_h: int
+    columns: int
+    rows: int
+    padding: tuple[int, int]
+    offset: tuple[int, int]
+    detected: bool
+
+
+def _background_mask(img: np.ndarray) -> np.ndarray:
+    """True where a pixel is background: alpha 0, or (opaque sheets) the top-left colour."""
+    alpha = img[..., 3]
+    if (alpha == 0).any():
+        return alpha == 0
+    return (img == img[0, 0]).all(axis=-1)
+
+
+def _axis_candidates(occupied: np.ndarray, length: int, given_cell: int | None,
+                     given_count: int | None, given_pad: int | None) -> list[tuple[int, int, int]]:
+    """Valid (cell, count, pad) along one axis, best first.
+
+    A candidate is valid when every run of occupied pixels lies inside one cell (none crosses a
+    cell boundary or a gutter) and every cell column holds something.
+    """
+    runs = []
+    idx = np.flatnonzero(np.diff(np.concatenate(([0], occupied.astype(np.int8), [0]))))
+    for s, e in zip(idx[0::2], idx[1::2]):
+        runs.append((int(s), int(e)))  # [s, e)
+    widest = max((e - s for s, e in runs), default=1)
+    pads = [given_pad] if given_pad is not None else list(range(0, 17))
+    found: list[tuple[int, int, int]] = []
+    counts = [given_count] if given_count else range(1, length + 1)
+    for n in counts:
+        for p in pads:
+            span = length - (n - 1) * p
+            if span <= 0 or span % n:
+                continue
+            c = span // n
+            if given_cell and c != given_cell:
+                continue
+            if c < widest:
+                continue
+            stride = c + p
+            ok = True
+            used = np.zeros(n, dtype=bool)
+            for s, e in runs:
+                k = s // stride
+                if k >= n or (s - k * stride) + (e - s) > c:
+                    ok = False
+                    break
+                used[k] = True
+            if not ok:
+                continue
+            if not (used.all() or given_count or given_cell):
+                continue
+            if p and n > 1:
+                gutters = np.concatenate([np.arange(k * stride + c, k * stride + c + p) for k in range(n - 1)])
+                if occupied[gutters].any():
+                    continue
+            found.append((c, n, p))
+    # most cells first; among equal counts, the smallest padding
+    found.sort(key=lambda t: (-t[1], t[2]))
+    return found
+
+
+def split_sheet(
+    image: np.ndarray,
+    *,
+    cell_size: tuple[int, int] | None = None,
+    columns: int | None = None,
+    rows: int | None = None,
+    padding: int | Sequence[int] | None = None,
+    offset: int | Sequence[int] = 0,
+    count: int | None = None,
+    keep_empty: bool = False,
+) -> SplitResult:
+    """Cut a sheet back into frames (each exactly one cell, pixels untouched).
+
+    Give the grid (``cell_size`` and/or ``columns``/``rows``, ``padding``, ``offset``) or let it
+    be detected from transparent gutters between the sprites (for opaque sheets: gutters of the
+    top-left colour). ``count`` keeps only the first frames; otherwise trailing empty cells of the
+    last row are dropped unless ``keep_empty``. Raises ``NoGridFoundError`` when no grid fits.
+    """
+    img = as_rgba(image, source="sheet")
+    H, W = img.shape[:2]
+    off = _pair(offset, "offset")
+    pad = _pair(padding, "padding") if padding is not None else None
+    body = img[off[1]:, off[0]:]
+    bh, bw = body.shape[:2]
+    detected = False
+    given_w = int(cell_size[0]) if cell_size else None
+    given_h = int(cell_size[1]) if cell_size else None
+
+    def solve(axis_len, cell, n, p, occupied, name):
+        nonlocal detected
+        if cell and n:
+            return cell, n, (p if p is not None else 0)
+        if cell:
+            pp = p or 0
+            nn = (axis_len + pp) // (cell + pp)
+            if nn < 1:
+                raise InvalidArgumentError(f"cell {name} {cell} is larger than the sheet ({axis_len} px)")
+            return cell, nn, pp
+        if n and p is not None:
+            span = axis_len - (n - 1) * p
+            if span <= 0 or span % n:
+                raise InvalidArgumentError(
+                    f"the sheet's {name} ({axis_len} px after the offset) does not divide into {n} cells with padding {p}"
+                )
+            return span // n, n, p
+        detected = True
+        cands = _axis_candidates(occupied, axis_len, None, n, p)
+        if not cands:
+            raise NoGridFoundError(
+                f"no uniform grid found along the sheet's {name}: sprites are not separated by empty gutters",
+                hint="give the cell size (e.g. --cell 32x32) or the number of columns and rows",
+            )
+        return cands[0]
+
+    bg = _background_mask(body)
+    occ_x = (~bg).any(axis=0)
+    occ_y = (~bg).any(axis=1)
+    cw, ncols, px = solve(bw, given_w, columns, pad[0] if pad else None, occ_x, "width")
+    ch, nrows, py = solve(bh, given_h, rows, pad[1] if pad else None, occ_y, "height")
+    if ncols * cw + (ncols - 1) * px > bw or nrows * ch + (nrows - 1) * py > bh:
+        raise InvalidArgumentError(
+            f"a grid of {ncols}x{nrows} cells of {cw}x{ch} with padding ({px}, {py}) does not fit the {W}x{H} sheet"
+        )
+    frames = []
+    for r in range(nrows):
+        for c in range(ncols):
+            x, y = off[0] + c * (cw + px), off[1] + r * (ch + py)
+            frames.append(img[y : y + ch, x : x + cw].copy())
+    if count is not None:
+        if count < 1 or count > len(frames):
+            raise InvalidArgumentError(f"count must be 1..{len(frames)} for this grid, got {count}")
+        frames = frames[:count]
+    elif not keep_empty:
+        while len(frames) > 1 and not (frames[-1][..., 3] > 0).any() and len(frames) > (nrows - 1) * ncols:
+            frames.pop()
+    return SplitResult(frames, cw, ch, ncols, nrows, (px, py), off, detected)
+
+
+def split_like(sheet: Sheet) -> list[np.ndarray]:
+    """Cells of a sheet built here, exactly as laid out (one per frame)."""
+    return [sheet.cell(i).copy() for i in range(len(sheet.frames))]
+
+
+def sheet_from_image(
+    image: np.ndarray,
+    *,
+    cell_size: tuple[int, int] | None = None,
+    columns: int | None = None,
+    rows: int | None = None,
+    padding: int | Sequence[int] | None = None,
+    offset: int | Sequence[int] = 0,
+    count: int | None = None,
+    animations: Sequence[Animation] | str | None = None,
+) -> Sheet:
+    """Describe an existing sheet image as a ``Sheet`` without moving any pixel."""
+    img = as_rgba(image, source="sheet")
+    split = split_sheet(img, cell_size=cell_size, columns=columns, rows=rows, padding=padding,
+                        offset=offset, count=count)
+    rects = []
+    for i in range(len(split.frames)):
+        col, row = i % split.columns, i // split.columns
+        x = split.offset[0] + col * (split.cell_w + split.padding[0])
+        y = split.offset[1] + row * (split.cell_h + split.padding[1])
+        rects.append(FrameRect(i, col, row, x, y, split.cell_w, split.cell_h, x, y, split.cell_w,
+                               split.cell_h, split.cell_w, split.cell_h, 0, 0))
+    ew, eh = grid_extent(split.cell_w, split.cell_h, split.columns, split.rows, split.padding, split.offset)
+    pow2 = (img.shape[1], img.shape[0]) != (ew, eh) and (img.shape[1], img.shape[0]) == (_next_pow2(ew), _next_pow2(eh))
+    if (img.shape[1], img.shape[0]) != (ew, eh) and not pow2:
+        # trailing pixels the grid does not cover: cut them so the layout numbers are exact
+        img = img[:eh, :ew].copy()
+    anims = parse_animations(animations, len(rects)) if isinstance(animations, str) else list(animations or [])
+    validate_animations(anims, len(rects))
+    return Sheet(img, split.cell_w, split.cell_h, split.columns, split.rows, split.padding, split.offset,
+                 rects, anims, pow2)
+
+
+# --- preview ----------------------------------------------------------------------------------
+
+def sheet_preview(
+    image: np.ndarray,
+    *,
+    scale: int = 4,
+    grid: Sheet | None = None,
+    grid_color: tuple[int, int, int, int] = (255, 0, 255, 255),
+    checker: bool = True,
+) -> np.ndarray:
+    """Nearest-upscaled view of a sheet for a UI: transparency shown as a checkerboard and,
+    with ``grid``, a 1-px outline around every cell. Returns (H*scale, W*scale, 4) uint8."""
+    if scale < 1:
+        raise InvalidArgumentError(f"preview scale must be >= 1, got {scale}")
+    img = as_rgba(image, source="sheet")
+    big = np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+    out = big.copy()
+    if checker:
+        h, w = big.shape[:2]
+        tile = max(4, scale * 2)
+        yy, xx = np.indices((h, w))
+        board = np.where(((yy // tile) + (xx // tile)) % 2 == 0, 200, 150).astype(np.float32)
+        a = big[..., 3:4].astype(np.float32) / 255.0
+        rgb = big[..., :3].astype(np.float32) * a + board[..., None] * (1.0 - a)
+        out[..., :3] = np.round(rgb).astype(np.uint8)
+        out[..., 3] = 255
+    if grid is not None:
+        color = np.array(grid_color, dtype=np.uint8)
+        for f in grid.frames:
+            x0, y0 = f.x * scale, f.y * scale
+            x1, y1 = (f.x + f.w) * scale - 1, (f.y + f.h) * scale - 1
+            out[y0, x0 : x1 + 1] = color
+            out[y1, x0 : x1 + 1] = color
+            out[y0 : y1 + 1, x0] = color
+            out[y0 : y1 + 1, x1] = color
+    return out
+
+
+def frames_from_batch(batch: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A (B, H, W, C) array or a list of images -> list of (H, W, 4) uint8 RGBA."""
+    if isinstance(batch, np.ndarray) and batch.ndim == 4:
+        return [as_rgba(batch[i], source=f"frame {i}") for i in range(batch.shape[0])]
+    if isinstance(batch, np.ndarray) and batch.ndim in (2, 3):
+        return [as_rgba(batch, source="frame 0")]
+    out = [as_rgba(f, source=f"frame {i}") for i, f in enumerate(batch)]
+    if not out:
+        raise InputImageError("no frames given (empty batch)")
+    return out
