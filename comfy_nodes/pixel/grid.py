@@ -597,7 +597,7 @@ def _sample_coords(lines: np.ndarray, n: int, k: int, lo: float, hi: float) -> n
     return np.clip(c, 0, n - 1).astype(np.intp)
 
 
-def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5) -> np.ndarray:
+def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5, consolidate: bool = True) -> np.ndarray:
     """One colour per cell: per-channel median of a k x k lattice in the cell interior.
 
     ``inner`` is the fraction of the cell (centred) the lattice spans, 0..1; the blurred
@@ -613,10 +613,87 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     samp = a[yy, xx]  # (rows, cols, k, k, 4)
     samp = samp.reshape(grid.rows, grid.cols, k * k, 4)
     out = np.median(samp, axis=2)
+    if consolidate:
+        out[..., :3] = consolidate_colours(out[..., :3], out[..., 3] >= 128)
     out = np.round(out).astype(np.uint8)
     # pixel art has no half-transparent pixels
     out[..., 3] = np.where(out[..., 3] >= 128, 255, 0).astype(np.uint8)
     return out
+
+
+def _leader_clusters(lab: np.ndarray, tau: float) -> np.ndarray:
+    """Greedy density-ordered clustering of colours; returns a cluster id per row of ``lab``."""
+    q = np.round(lab / (tau / 4.0)).astype(np.int64)
+    uq, inv, cnt = np.unique(q, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
+    m = len(uq)
+    cen = np.zeros((m, 3))
+    np.add.at(cen, inv, lab)
+    cen /= cnt[:, None]
+    d = np.sqrt(((cen[:, None, :] - cen[None, :, :]) ** 2).sum(-1))
+    near = d < tau
+    dens = (near * cnt[None, :]).sum(1)
+    order = np.argsort(-dens, kind="stable")
+    label = np.full(m, -1)
+    nxt = 0
+    for i in order:
+        if label[i] >= 0:
+            continue
+        members = near[i] & (label < 0)
+        label[members] = nxt
+        nxt += 1
+    return label[inv]
+
+
+def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035, sigma: float = 3.0,
+                        max_cells: int = 20000) -> np.ndarray:
+    """Undo smooth colour drift: cells that share a true colour get one colour again.
+
+    Diffusion output shades flat areas with a slowly varying colour cast. Cells are
+    clustered in OKLab (radius ``tau``); the residual of each cell from its cluster mean,
+    smoothed over neighbouring cells (Gaussian, ``sigma`` cells), estimates the cast, which is
+    removed before clustering again; each cell then takes its cluster's mean colour.
+    ``rgb`` (rows, cols, 3) float 0..255, ``mask`` the cells to use; returns float 0..255.
+    """
+    from .color import oklab_to_srgb, srgb_to_oklab
+
+    rows, cols = mask.shape
+    n = int(mask.sum())
+    if n < 8 or n > max_cells:
+        return rgb
+    lab_all = srgb_to_oklab(np.clip(rgb, 0, 255) / 255.0)
+    lab = lab_all[mask]
+    cur = lab.copy()
+    for _ in range(2):
+        lbl = _leader_clusters(cur, tau)
+        k = lbl.max() + 1
+        cen = np.zeros((k, 3))
+        np.add.at(cen, lbl, cur)
+        cnt = np.bincount(lbl, minlength=k)[:, None]
+        cen /= cnt
+        res = np.zeros((rows, cols, 3))
+        res[mask] = lab - cen[lbl]
+        w = mask.astype(np.float64)
+        drift = _blur2(res, sigma) / np.maximum(_blur2(w[..., None], sigma), 1e-6)
+        cur = lab - drift[mask]
+    lbl = _leader_clusters(cur, tau)
+    k = lbl.max() + 1
+    cen = np.zeros((k, 3))
+    np.add.at(cen, lbl, cur)
+    cen /= np.bincount(lbl, minlength=k)[:, None]
+    out = rgb.copy()
+    out[mask] = oklab_to_srgb(cen[lbl]) * 255.0
+    return out
+
+
+def _blur2(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur (zero outside) of an (rows, cols, c) array via two small matrix products."""
+    def mat(n):
+        i = np.arange(n, dtype=np.float64)
+        return np.exp(-0.5 * ((i[:, None] - i[None, :]) / sigma) ** 2)
+
+    wr, wc = mat(a.shape[0]), mat(a.shape[1])
+    return np.einsum("ij,jkc,lk->ilc", wr, a, wc, optimize=True)
 
 
 def snap(
