@@ -1,0 +1,121 @@
+"""``dgx-pixels run``: run one workflow on a ComfyUI server, collect (and deploy) its outputs."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "run a named, versioned workflow on ComfyUI and collect its outputs"
+
+EXIT_CODES = """\
+exit codes:
+  0    success
+  1    other error
+  2    bad usage or a bad --set value
+  3    server unreachable, or it refused the token (401/403)
+  4    workflow invalid: unknown name/version or parameter, or the server rejected the
+       prompt (node_errors, missing node type) - the message names node, type and input
+  5    the job failed on the server (the failing node is named), or timed out
+  6    deploy refused (path outside assets/, missing project, partial outputs)
+  130  interrupted (Ctrl-C): the job was removed from the server's queue / interrupted
+"""
+
+DESCRIPTION = f"""\
+Run WORKFLOW (NAME@VERSION from the registry, NAME for its newest version, or a .json file in
+API or editor format) with --set parameters. Progress shows as a bar on a terminal, plain
+lines otherwise, or JSON lines with --json. Outputs are downloaded into --out (file names from
+the server are sanitised) and, with --bevy, deployed into the project's assets/ with a
+provenance record (`dgx-pixels history`).
+
+An identical prompt is answered from ComfyUI's cache (no new file is written; the earlier
+outputs are returned); --fresh makes the server run it again.
+
+{EXIT_CODES}"""
+
+
+def parse_set(items: list[str] | None) -> dict:
+    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}``: JSON values (numbers, true/false, lists,
+    quoted strings) are decoded, anything else stays a string."""
+    import json
+
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    out: dict = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InvalidArgumentError(f"--set {item!r} is not key=value", hint="e.g. --set seed=42 --set prompt='a knight'")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        if isinstance(value, float) and raw.strip().lower() in ("nan", "infinity", "-infinity"):
+            value = raw
+        out[key] = value
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from orchestrator.config import add_server_arguments
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("workflow", metavar="WORKFLOW", help="NAME@VERSION, NAME, or a workflow .json file (API or editor format)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a workflow parameter (repeatable)")
+    add_server_arguments(p)
+    p.add_argument("--timeout", type=float, metavar="S", help="give up (and stop the remote job) after S seconds (default: none)")
+    p.add_argument("--out", metavar="DIR", default="dgx-pixels-out", help="where outputs are downloaded (default ./dgx-pixels-out)")
+    p.add_argument("--fresh", action="store_true", help="run again even if ComfyUI has the result cached (new seed if not --set)")
+    p.add_argument("--json", action="store_true", help="JSON event lines on stdout, the last one is the result")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    g = p.add_argument_group("deploy into a Bevy project")
+    g.add_argument("--bevy", metavar="PROJECT", help="Bevy project folder (holds Cargo.toml and assets/)")
+    g.add_argument("--asset-path", metavar="PATH", help="asset path under assets/, e.g. sprites/knight.png (a folder ending in / keeps output names)")
+    g.add_argument("--overwrite", choices=("replace", "keep", "version"), default="replace", help="when the asset exists (default replace)")
+    g.add_argument("--upscale", type=int, default=1, metavar="N", help="enlarge by a whole factor on deploy (default 1)")
+    g.add_argument("--bevy-version", default="auto", metavar="0.N", help="Bevy version for .meta files (default: from Cargo.toml)")
+
+
+def run(args) -> int:
+    import json
+    import sys
+
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+    from orchestrator.client import ComfyClient
+    from orchestrator.config import config_from_args
+    from orchestrator.progress import make_reporter
+    from orchestrator.run import prepare_job, run_workflow
+
+    if args.bevy and not args.asset_path:
+        raise InvalidArgumentError("--bevy needs --asset-path (e.g. sprites/knight.png)")
+    if args.asset_path and not args.bevy:
+        raise InvalidArgumentError("--asset-path needs --bevy PROJECT")
+    values = parse_set(args.set)
+    spec = prepare_job(args.workflow, values, fresh=args.fresh)
+    cfg = config_from_args(args)
+    reporter = make_reporter(json_mode=args.json, quiet=args.quiet)
+    client = ComfyClient(cfg.server, cfg)
+    try:
+        result = run_workflow(None, spec=spec, client=client, out_dir=args.out, on_event=reporter)
+        deployed = []
+        if args.bevy:
+            from orchestrator.deploy import deploy_outputs
+
+            deployed = deploy_outputs(
+                result, args.bevy, args.asset_path, overwrite=args.overwrite, upscale=args.upscale,
+                bevy_version=args.bevy_version, client=client, on_event=reporter,
+            )
+    finally:
+        if reporter is not None:
+            reporter.close()
+        client.close()
+    if args.json:
+        doc = {"event": "result", **result.to_json(), "deployed": [d.to_json() for d in deployed]}
+        sys.stdout.write(json.dumps(doc, default=str) + "\n")
+    else:
+        for o in result.outputs:
+            print(o.path)
+        for d in deployed:
+            print(f"{d.asset_path}\t{d.path}" + ("\t(kept existing)" if d.skipped else ""))
+        if result.cached and not args.quiet:
+            print("note: ComfyUI answered from its cache (same prompt as before); use --fresh to run it again",
+                  file=sys.stderr)
+    return 0

@@ -1,0 +1,401 @@
+"""Putting collected outputs into a Bevy project, with a record of where each came from.
+
+Every asset goes through the export transaction of ``comfy_nodes.pixel.bevy_export``
+(confined to ``<project>/assets``, staged and renamed atomically, ``.meta`` first, overwrite
+policy, manifest entry under the project lock). This module adds:
+
+- all-or-nothing checks BEFORE the first write: every output file exists, has the sha256 it
+  had when it was downloaded, decodes as an image, and every target asset path is confined;
+  a job with a missing or changed output deploys nothing;
+- a provenance record per asset in the manifest entry: workflow ``name@version`` and content
+  hash, parameters, seed, model files (with sha256 when the server is on this machine and the
+  file can be found, else names only), ComfyUI version, node pack version, server, prompt id,
+  the source file's sha256, time;
+- exactly-once: each deploy carries a ``deploy_id`` (batch: journal id + job + output index);
+  an asset whose manifest entry already has that id is not exported again, so a batch resumed
+  after a crash between "exported" and "journal says deployed" does not deploy twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
+
+from comfy_nodes.pixel.errors import DgxPixelsError, ExportError, InputImageError
+
+EventFn = Callable[[dict], None]
+
+
+@dataclass
+class DeployedAsset:
+    """One asset in a Bevy project: ``asset_path`` is what ``asset_server.load`` takes."""
+
+    asset_path: str
+    path: str
+    sha256: str
+    source_path: str
+    source_sha256: str
+    deploy_id: str | None
+    already: bool = False  # found in the manifest with this deploy_id: nothing written
+    skipped: bool = False  # overwrite policy "keep" left an existing asset
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- server facts
+
+_facts_cache: dict[str, dict] = {}
+_facts_lock = threading.Lock()
+
+
+def _is_local(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+        except OSError:
+            return False
+
+
+def _models_dir_from_argv(argv: list[str]) -> Path | None:
+    """ComfyUI's models folder from its command line (``--base-directory`` or main.py's folder)."""
+    base = None
+    for i, a in enumerate(argv):
+        if a == "--base-directory" and i + 1 < len(argv):
+            base = Path(argv[i + 1])
+        elif a.startswith("--base-directory="):
+            base = Path(a.split("=", 1)[1])
+    if base is None and argv and argv[0].endswith("main.py"):
+        base = Path(argv[0]).parent
+    if base is None:
+        return None
+    m = base / "models"
+    return m if m.is_dir() else None
+
+
+def server_facts(client) -> dict:
+    """ComfyUI version, and its models folder when the server runs on this machine (cached per server)."""
+    key = client.url
+    with _facts_lock:
+        if key in _facts_cache:
+            return _facts_cache[key]
+    facts: dict[str, Any] = {"server": client.display_url, "comfyui_version": None, "models_dir": None}
+    try:
+        stats = client.system_stats()
+        system = stats.get("system") or {}
+        facts["comfyui_version"] = system.get("comfyui_version")
+        if _is_local(client.url):
+            md = _models_dir_from_argv([str(a) for a in system.get("argv") or []])
+            facts["models_dir"] = str(md) if md else None
+    except DgxPixelsError:
+        pass
+    with _facts_lock:
+        _facts_cache[key] = facts
+    return facts
+
+
+_hash_cache: dict[tuple, str] = {}
+
+
+def _model_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key in _hash_cache:
+        return _hash_cache[key]
+    # A model from the manifest with the published size was verified on download: trust its hash.
+    try:
+        from orchestrator.models import load_manifest
+
+        for e in load_manifest():
+            if e.file == path.name and e.size == st.st_size and e.sha256:
+                _hash_cache[key] = e.sha256
+                return e.sha256
+    except Exception:  # noqa: BLE001 - no manifest: hash the file
+        pass
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    _hash_cache[key] = h.hexdigest()
+    return _hash_cache[key]
+
+
+def model_records(names: Iterable[str], models_dir: str | os.PathLike | None) -> list[dict]:
+    """``[{name, sha256}]`` for model files; sha256 is None when the file is not on this machine."""
+    out = []
+    root = Path(models_dir) if models_dir else None
+    for name in names:
+        rec: dict[str, Any] = {"name": name, "sha256": None}
+        if root is not None and root.is_dir() and "\x00" not in name:
+            rel = Path(name)
+            if not rel.is_absolute() and ".." not in rel.parts:
+                for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+                    cand = folder / rel
+                    if cand.is_file():
+                        rec["sha256"] = _model_sha256(cand)
+                        rec["folder"] = folder.name
+                        break
+        out.append(rec)
+    return out
+
+
+def node_pack_version() -> str:
+    from orchestrator import __version__
+
+    return __version__
+
+
+def build_provenance(result, output, *, client=None, deploy_id: str | None = None) -> dict:
+    """The provenance record of one output of a ``RunResult``."""
+    from comfy_nodes.pixel.asset_manifest import now_iso
+
+    facts = server_facts(client) if client is not None else {"server": result.server, "comfyui_version": result.comfyui_version, "models_dir": None}
+    return {
+        "workflow": result.workflow,
+        "content_hash": result.content_hash,
+        "params": result.params,
+        "seed": result.seed,
+        "models": model_records(result.models, facts.get("models_dir")),
+        "comfyui_version": facts.get("comfyui_version") or result.comfyui_version,
+        "node_pack_version": node_pack_version(),
+        "server": facts.get("server") or result.server,
+        "prompt_id": result.prompt_id,
+        "cached": output.cached,
+        "source": {"node_id": output.node_id, "node_type": output.node_type, "filename": output.server_filename,
+                   "sha256": output.sha256, "size": output.size},
+        "deploy_id": deploy_id,
+        "time": now_iso(),
+    }
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def asset_paths_for(names: list[str], asset_path: str) -> list[str]:
+    """Asset paths for ``len(names)`` outputs from one ``--asset-path``.
+
+    One output: ``asset_path`` itself (a folder ending in ``/`` gets the output's name).
+    Several: ``sprites/x.png`` → ``sprites/x-1.png``, ``sprites/x-2.png``...; a folder → one
+    file per output named after it.
+    """
+    from orchestrator.run import safe_filename
+
+    if not asset_path:
+        raise ExportError("no asset path given", hint="pass --asset-path sprites/name.png")
+    if asset_path.endswith("/"):
+        out = []
+        for n in names:
+            base = safe_filename(n)
+            if not base.lower().endswith(".png"):
+                base = base.rsplit(".", 1)[0] + ".png"
+            out.append(asset_path + base)
+        return out
+    if len(names) == 1:
+        return [asset_path]
+    stem = asset_path[:-4] if asset_path.lower().endswith(".png") else asset_path
+    return [f"{stem}-{i}.png" for i in range(1, len(names) + 1)]
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _deployed_ids(project: Path, assets_dir: str) -> dict[str, dict]:
+    from comfy_nodes.pixel.asset_manifest import read_manifest
+
+    out = {}
+    for e in read_manifest(project, assets_dir)["assets"]:
+        did = (e.get("provenance") or {}).get("deploy_id")
+        if did:
+            out[did] = e
+    return out
+
+
+@dataclass
+class _Item:
+    source: Path
+    sha256: str
+    asset_path: str
+    provenance: dict
+    deploy_id: str | None
+
+
+def _deploy_items(
+    items: list[_Item],
+    project: str | os.PathLike,
+    *,
+    overwrite: str,
+    upscale: int,
+    bevy_version: str | None,
+    assets_ron: bool | str,
+    assets_dir: str,
+    create_project: bool,
+    on_event: EventFn | None,
+    label: str | None = None,
+) -> list[DeployedAsset]:
+    from comfy_nodes.pixel import bevy_export
+    from comfy_nodes.pixel.imageio import load_image
+    from comfy_nodes.pixel.safepath import check_relative, confine
+
+    project = Path(project)
+    if not project.is_dir() and not create_project:
+        raise ExportError(f"Bevy project folder {project} does not exist",
+                          hint="give the folder that holds Cargo.toml and assets/")
+    # Everything is checked before anything is written.
+    images = []
+    for it in items:
+        if not it.source.is_file():
+            raise ExportError(f"output {it.source} is missing; nothing deployed", hint="run the job again")
+        actual = _sha256_file(it.source)
+        if actual != it.sha256:
+            raise ExportError(f"output {it.source} changed since it was downloaded (sha256 {actual[:12]} != {it.sha256[:12]}); nothing deployed",
+                              hint="run the job again")
+        try:
+            images.append(load_image(it.source))
+        except InputImageError as exc:
+            raise ExportError(f"output {it.source} is not a usable image ({exc.message}); nothing deployed") from None
+        rel = check_relative(it.asset_path, project / assets_dir).as_posix()
+        if not rel.lower().endswith(".png"):
+            raise ExportError(f"asset path {it.asset_path!r} must end in .png", hint="e.g. sprites/knight.png")
+        if (project / assets_dir).exists():
+            confine(project / assets_dir, rel)
+    done_ids = _deployed_ids(project, assets_dir) if project.is_dir() else {}
+    results = []
+    for it, img in zip(items, images):
+        prior = done_ids.get(it.deploy_id) if it.deploy_id else None
+        if prior is not None:
+            results.append(DeployedAsset(prior["path"], str(project / assets_dir / prior["path"]), prior.get("sha256", ""),
+                                         str(it.source), it.sha256, it.deploy_id, already=True))
+            continue
+        res = bevy_export.export_asset(
+            project, it.asset_path, img, bevy_version=bevy_version, overwrite=overwrite, upscale=upscale,
+            assets_ron=assets_ron, provenance=it.provenance, assets_dir=assets_dir, create_project=create_project,
+        )
+        png = res.file("png")
+        d = DeployedAsset(res.asset_path, str(png.path) if png else str(res.assets_root / res.asset_path),
+                          png.sha256 if png else "", str(it.source), it.sha256, it.deploy_id, skipped=res.skipped)
+        results.append(d)
+        if on_event is not None:
+            ev = {"event": "deployed", "asset": d.asset_path, "path": d.path, "skipped": d.skipped,
+                  "deploy_id": it.deploy_id, "t": time.time()}
+            if label is not None:
+                ev["job"] = label
+            on_event(ev)
+    return results
+
+
+def deploy_outputs(
+    result,
+    project: str | os.PathLike,
+    asset_path: str,
+    *,
+    overwrite: str = "replace",
+    upscale: int = 1,
+    bevy_version: str | None = "auto",
+    assets_ron: bool | str = False,
+    assets_dir: str = "assets",
+    create_project: bool = False,
+    client=None,
+    deploy_id: str | None = None,
+    on_event: EventFn | None = None,
+    label: str | None = None,
+) -> list[DeployedAsset]:
+    """Deploy every output of a ``RunResult`` into a Bevy project; the library entry point.
+
+    ``asset_path`` names the asset (``sprites/knight.png``; several outputs become
+    ``knight-1.png``, ``knight-2.png``...; ``sprites/`` keeps the output names). ``deploy_id``
+    makes the deploy idempotent (default: the prompt id). ``client`` (the ``ComfyClient`` the
+    job ran on) adds ComfyUI's version and model hashes to the provenance. Nothing is written
+    unless every output is present, unchanged and decodable.
+    """
+    outputs = list(result.outputs)
+    if not outputs:
+        raise ExportError("the job has no outputs to deploy")
+    base_id = deploy_id or result.prompt_id
+    paths = asset_paths_for([o.server_filename for o in outputs], asset_path)
+    items = []
+    for i, (o, ap) in enumerate(zip(outputs, paths)):
+        did = f"{base_id}:{i}" if base_id else None
+        items.append(_Item(Path(o.path), o.sha256, ap, build_provenance(result, o, client=client, deploy_id=did), did))
+    return _deploy_items(items, project, overwrite=overwrite, upscale=upscale, bevy_version=bevy_version,
+                         assets_ron=assets_ron, assets_dir=assets_dir, create_project=create_project,
+                         on_event=on_event, label=label)
+
+
+def deploy_file(
+    path: str | os.PathLike,
+    project: str | os.PathLike,
+    asset_path: str,
+    *,
+    overwrite: str = "replace",
+    upscale: int = 1,
+    bevy_version: str | None = "auto",
+    assets_ron: bool | str = False,
+    assets_dir: str = "assets",
+    create_project: bool = False,
+    provenance: dict | None = None,
+    deploy_id: str | None = None,
+    on_event: EventFn | None = None,
+) -> DeployedAsset:
+    """Deploy a local image file (``dgx-pixels deploy``, ``watch``). Provenance: the file itself
+    (name, sha256) plus what ComfyUI wrote into a PNG's text chunks, plus ``provenance``."""
+    from comfy_nodes.pixel.asset_manifest import now_iso
+
+    p = Path(path)
+    if not p.is_file():
+        raise ExportError(f"file not found: {p}")
+    digest = _sha256_file(p)
+    prov = {"source": {"file": str(p.resolve()), "sha256": digest, "size": p.stat().st_size},
+            "node_pack_version": node_pack_version(), "time": now_iso(), "deploy_id": deploy_id}
+    prov.update(png_workflow_facts(p))
+    if provenance:
+        prov.update(provenance)
+    prov["deploy_id"] = deploy_id
+    item = _Item(p, digest, asset_path, prov, deploy_id)
+    return _deploy_items([item], project, overwrite=overwrite, upscale=upscale, bevy_version=bevy_version,
+                         assets_ron=assets_ron, assets_dir=assets_dir, create_project=create_project,
+                         on_event=on_event)[0]
+
+
+def png_workflow_facts(path: Path) -> dict:
+    """Seed and model names from the prompt ComfyUI's SaveImage embeds in a PNG, when present."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            text = dict(getattr(img, "text", {}) or {})
+    except Exception:  # noqa: BLE001 - not a PNG with text: no facts
+        return {}
+    raw = text.get("prompt")
+    if not raw:
+        return {}
+    try:
+        prompt = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(prompt, dict):
+        return {}
+    from orchestrator.run import find_models, find_seed
+
+    try:
+        return {"seed": find_seed(prompt), "models": [{"name": m, "sha256": None} for m in find_models(prompt)],
+                "embedded_prompt": True}
+    except Exception:  # noqa: BLE001 - malformed embedded prompt
+        return {}

@@ -1,0 +1,844 @@
+"""One job on a ComfyUI server: submit, follow, confirm, collect.
+
+The library entry point is :func:`run_workflow`; the CLI's ``run`` and ``batch`` and the MCP
+server use it (or :class:`JobRun` directly, to re-attach to a job submitted earlier).
+
+How a job is followed:
+
+- The prompt id is chosen here (a uuid4) and known BEFORE ``POST /prompt``: the batch journal
+  records it first, and whoever re-attaches later asks the server about that id.
+- Completion is the ``executing`` message with ``node: null`` (or ``execution_success``) for
+  our prompt id, and is CONFIRMED by ``/history/<id>`` (ComfyUI answers ``{}`` there both
+  before completion and for an unknown id, so history alone cannot tell "still running").
+- When the websocket is quiet for ``poll_interval`` seconds, or drops and comes back, the job
+  asks the server where the prompt is (``/queue`` first, then ``/history``). A prompt the
+  server knows is never submitted again. Only when the server knows it in neither place (it
+  restarted and lost its in-memory queue) is the same prompt resubmitted, under the same id,
+  and an event says so.
+- A cancel (Ctrl-C, or the ``cancel`` hook) deletes the prompt from the queue if it is pending
+  and interrupts it if it is running.
+- Outputs come from ``/history`` (also when ComfyUI served the whole prompt from its cache and
+  wrote no new file: the history then names the files of the earlier run). File names and
+  subfolders the server sends are untrusted: each is reduced to a safe base name and written
+  (atomically) strictly inside the output folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError, PathEscapeError
+from orchestrator.client import DISCONNECTED, PREVIEW, RECONNECTED, ComfyClient, PromptRejectedError
+from orchestrator.config import Config
+from orchestrator.errors import ExecutionError, JobTimeoutError, ServerUnreachableError, WorkflowError
+
+EventFn = Callable[[dict], None]
+CancelHook = Callable[[], bool]
+
+# Nodes whose "image" input names a file in ComfyUI's input folder: a local path given there
+# is uploaded first.
+UPLOAD_NODES = {"LoadImage": "image", "LoadImageMask": "image"}
+# Inputs that name model files, for the provenance record.
+MODEL_INPUTS = ("ckpt_name", "lora_name", "vae_name", "unet_name", "clip_name", "clip_name1", "clip_name2",
+                "control_net_name", "model_name", "upscale_model", "style_model_name", "gligen_name")
+SEED_INPUTS = ("seed", "noise_seed")
+NONCE_INPUT = "dgx_pixels_nonce"
+MAX_OUTPUT_BYTES = 512 << 20
+
+
+class JobCancelledError(DgxPixelsError):
+    """The job was cancelled here (Ctrl-C or the cancel hook); the remote job was stopped too."""
+
+    exit_code = 130
+    default_hint = ""
+
+
+class JobInterruptedError(ExecutionError):
+    """Someone interrupted the job on the server (another client, the web UI)."""
+
+    default_hint = "run it again"
+
+
+# --------------------------------------------------------------------------- job description
+
+
+@dataclass
+class JobSpec:
+    """Everything needed to submit one job and to say later where its outputs came from.
+
+    ``prompt`` is the API-format graph; ``output_nodes`` the node ids that must each produce
+    at least one file (``None``: any output node's files, at least one in all).
+    """
+
+    prompt: dict
+    workflow: str
+    content_hash: str | None = None
+    params: dict = field(default_factory=dict)
+    seed: int | None = None
+    output_nodes: tuple[str, ...] | None = None
+    models: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "JobSpec":
+        d = dict(d)
+        if d.get("output_nodes") is not None:
+            d["output_nodes"] = tuple(d["output_nodes"])
+        d["models"] = tuple(d.get("models") or ())
+        return cls(**d)
+
+
+@dataclass
+class OutputFile:
+    """One output file: where the server had it and where it is now, with its hash."""
+
+    node_id: str
+    node_type: str
+    server_filename: str
+    server_subfolder: str
+    server_type: str
+    path: str
+    sha256: str
+    size: int
+    cached: bool = False
+
+
+@dataclass
+class RunResult:
+    """A finished job: its outputs on disk, whether ComfyUI served them from its cache, and
+    the facts the provenance record needs."""
+
+    prompt_id: str
+    server: str
+    workflow: str
+    content_hash: str | None
+    params: dict
+    seed: int | None
+    outputs: list[OutputFile]
+    cached: bool
+    elapsed_s: float
+    resubmitted: int = 0
+    models: tuple[str, ...] = ()
+    comfyui_version: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _emit(on_event: EventFn | None, event: str, **fields) -> None:
+    if on_event is not None:
+        fields["event"] = event
+        fields.setdefault("t", time.time())
+        on_event(fields)
+
+
+def _as_cancel_hook(cancel) -> CancelHook | None:
+    if cancel is None:
+        return None
+    if hasattr(cancel, "is_set"):
+        return cancel.is_set
+    if callable(cancel):
+        return cancel
+    raise InvalidArgumentError("cancel must be a threading.Event or a function returning bool")
+
+
+# --------------------------------------------------------------------------- preparing a job
+
+
+def _is_link(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int)
+
+
+def find_models(prompt: dict) -> tuple[str, ...]:
+    """Model file names a prompt loads (checkpoints, LoRAs, VAEs, ...), sorted, unique."""
+    out = set()
+    for node in prompt.values():
+        for k, v in (node.get("inputs") or {}).items():
+            if k in MODEL_INPUTS and isinstance(v, str) and v:
+                out.add(v)
+    return tuple(sorted(out))
+
+
+def find_seed(prompt: dict, params: dict | None = None) -> int | None:
+    """The seed the job uses: the ``seed`` parameter, else the first seed input of the graph."""
+    if params and isinstance(params.get("seed"), int):
+        return int(params["seed"])
+    for nid in sorted(prompt, key=_node_order):
+        for k in SEED_INPUTS:
+            v = (prompt[nid].get("inputs") or {}).get(k)
+            if isinstance(v, int) and not isinstance(v, bool):
+                return v
+    return None
+
+
+def _node_order(nid: str):
+    return (0, int(nid)) if nid.isdigit() else (1, nid)
+
+
+def load_prompt_file(path: str | os.PathLike) -> dict:
+    """An API-format prompt from a JSON file; an editor (UI) file is converted first."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WorkflowError(f"workflow file not found: {p}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise WorkflowError(f"{p} is not a JSON workflow: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data:
+        try:
+            from orchestrator import convert
+        except ImportError:
+            raise WorkflowError(
+                f"{p} is an editor (UI) workflow and this install has no converter",
+                hint="export it with 'Export (API)' in ComfyUI, or update dgx-pixels",
+            ) from None
+        fn = getattr(convert, "convert_workflow", None) or getattr(convert, "ui_to_api", None) or getattr(convert, "convert")
+        result = fn(data)
+        data = getattr(result, "prompt", result)
+    if isinstance(data, dict) and "prompt" in data and isinstance(data["prompt"], dict) and "class_type" not in data["prompt"]:
+        data = data["prompt"]
+    if not isinstance(data, dict) or not data or not all(isinstance(v, dict) and "class_type" in v for v in data.values()):
+        raise WorkflowError(
+            f"{p} is neither an API-format prompt (node id → {{class_type, inputs}}) nor an editor workflow"
+        )
+    return data
+
+
+def _workflow_registry():
+    try:
+        from orchestrator import workflows
+    except ImportError:
+        return None
+    return workflows
+
+
+def prepare_job(workflow: Any, values: dict | None = None, *, fresh: bool = False) -> JobSpec:
+    """Turn a workflow reference and parameter values into a ``JobSpec``.
+
+    ``workflow`` is ``"name@version"`` (or ``"name"``: the newest version) from the registry,
+    a registry ``Workflow`` object, a path to a ``.json`` file (API or editor format) or an
+    API-format prompt dict. ``values`` are parameter values (only for registry workflows).
+    ``fresh``: make ComfyUI run the job again instead of answering from its cache (a random
+    seed when the workflow has a ``seed`` parameter that was not given, and a nonce on the
+    output nodes so a new file is written).
+    """
+    values = dict(values or {})
+    if isinstance(workflow, dict):
+        if values:
+            raise InvalidArgumentError("--set needs a registered workflow (NAME@VERSION), not a raw prompt")
+        spec = JobSpec(prompt=json.loads(json.dumps(workflow)), workflow="<prompt>",
+                       content_hash=_hash_prompt(workflow))
+    elif isinstance(workflow, (str, os.PathLike)) and (str(workflow).endswith(".json") or os.path.sep in str(workflow)) and not _looks_like_ref(str(workflow)):
+        if values:
+            raise InvalidArgumentError(
+                f"--set needs a registered workflow (NAME@VERSION); {workflow} is a file",
+                hint="edit the values in the file, or register it under workflows/",
+            )
+        prompt = load_prompt_file(workflow)
+        spec = JobSpec(prompt=prompt, workflow=str(workflow), content_hash=_hash_prompt(prompt))
+    else:
+        spec = _prepare_registered(workflow, values, fresh=fresh)
+    if fresh:
+        _add_nonce(spec)
+    spec.seed = find_seed(spec.prompt, spec.params) if spec.seed is None else spec.seed
+    spec.models = find_models(spec.prompt)
+    return spec
+
+
+def _looks_like_ref(s: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9_.\-]+(@[A-Za-z0-9_.\-]+)?", s)) and not s.endswith(".json")
+
+
+def _hash_prompt(prompt: dict) -> str:
+    return hashlib.sha256(json.dumps(prompt, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _prepare_registered(workflow: Any, values: dict, *, fresh: bool) -> JobSpec:
+    if isinstance(workflow, str):
+        mod = _workflow_registry()
+        if mod is None:
+            raise WorkflowError(
+                f"unknown workflow {workflow!r}: this install has no workflow registry",
+                hint="pass a workflow .json file instead",
+            )
+        wf = mod.load_registry().get(workflow)
+    else:
+        wf = workflow
+    names = _param_names(wf)
+    if fresh and "seed" in names and "seed" not in values:
+        values["seed"] = random.randrange(0, 2**48)
+    prompt = wf.build_prompt(values)
+    prompt = getattr(prompt, "prompt", prompt)
+    ref = f"{wf.name}@{wf.version}"
+    outs = getattr(wf, "outputs", None)
+    output_nodes = None
+    if outs:
+        ids = []
+        for o in outs:
+            nid = getattr(o, "node", None) or getattr(o, "node_id", None) or (o if isinstance(o, str) else None)
+            if nid is not None and str(nid) in prompt:
+                ids.append(str(nid))
+        output_nodes = tuple(ids) or None
+    full = dict(_defaults_of(wf))
+    full.update(values)
+    return JobSpec(prompt=prompt, workflow=ref, content_hash=getattr(wf, "content_hash", None), params=full,
+                   output_nodes=output_nodes)
+
+
+def _param_names(wf) -> set[str]:
+    params = getattr(wf, "params", None) or {}
+    if isinstance(params, dict):
+        return set(params)
+    return {getattr(p, "name", None) for p in params} - {None}
+
+
+def _defaults_of(wf) -> dict:
+    params = getattr(wf, "params", None) or {}
+    items = params.values() if isinstance(params, dict) else params
+    out = {}
+    for p in items:
+        name = getattr(p, "name", None)
+        if name is not None and getattr(p, "default", None) is not None:
+            out[name] = p.default
+    return out
+
+
+def _add_nonce(spec: JobSpec) -> None:
+    nonce = uuid.uuid4().hex[:16]
+    targets = spec.output_nodes or tuple(
+        nid for nid, n in spec.prompt.items() if "Save" in n.get("class_type", "") or n.get("class_type", "").startswith("DGXPixels") and "Export" in n.get("class_type", "")
+    )
+    if not targets:
+        # Unknown output nodes: every node without downstream links gets the nonce.
+        used = {v[0] for n in spec.prompt.values() for v in (n.get("inputs") or {}).values() if _is_link(v)}
+        targets = tuple(nid for nid in spec.prompt if nid not in used)
+    for nid in targets:
+        spec.prompt[nid].setdefault("inputs", {})[NONCE_INPUT] = nonce
+
+
+# --------------------------------------------------------------------------- safe names
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+
+
+def safe_filename(name: str, default: str = "output") -> str:
+    """A file name that is safe to create anywhere: the last path component of ``name``
+    (either slash), only ``A-Z a-z 0-9 . _ -``, no leading dot, no reserved device name,
+    at most 120 characters. The server's names are untrusted input."""
+    base = re.split(r"[\\/]", str(name).replace("\x00", ""))[-1]
+    base = _UNSAFE.sub("_", base).lstrip(".-_ ") or default
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, ""
+    if stem.lower() in _RESERVED or not stem:
+        stem = f"{stem or default}_"
+    ext = ext[:16]
+    stem = stem[: 120 - len(ext) - 1]
+    return f"{stem}.{ext}" if ext else stem
+
+
+def confined_path(out_dir: Path, name: str) -> Path:
+    """``out_dir/name`` after checking it cannot leave ``out_dir`` (symlinks included)."""
+    root = Path(os.path.realpath(out_dir))
+    target = Path(os.path.realpath(root / name))
+    if target.parent != root:
+        raise PathEscapeError(f"refusing to write output {name!r}: it resolves to {target}, outside {root}")
+    return target
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def verify_output(name: str, data: bytes) -> None:
+    """Raise ``ExecutionError`` unless ``data`` is a complete file of its kind (PNG/JPEG/WebP decode)."""
+    if not data:
+        raise ExecutionError(f"output {name} is empty", hint="run again")
+    lower = name.lower()
+    if lower.endswith((".png", ".jpg", ".jpeg", ".webp", ".gif")):
+        if lower.endswith(".png") and (not data.startswith(b"\x89PNG\r\n\x1a\n") or b"IEND" not in data[-16:]):
+            raise ExecutionError(f"output {name} is not a complete PNG", hint="run again")
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                img.verify()
+        except Exception as exc:  # noqa: BLE001 - any decode failure means a bad file
+            raise ExecutionError(f"output {name} does not decode as an image ({exc})", hint="run again") from None
+
+
+# --------------------------------------------------------------------------- the job
+
+
+class JobRun:
+    """One job on one server. ``submit()`` or ``attach(prompt_id)``, then ``wait()``, then
+    ``collect(history, out_dir)``.
+
+    ``on_event`` receives dicts (``event``: submitted, queued, started, cached, executing,
+    progress, executed, preview, reconnecting, reconnected, resubmitted, server_down,
+    completed, output); ``cancel`` is a ``threading.Event`` or a function returning True when
+    the job should stop. ``timeout`` (s, 0 = none) bounds the whole job; ``down_timeout``
+    (s, 0 = wait for ever) bounds how long the server may stay unreachable.
+    """
+
+    def __init__(
+        self,
+        client: ComfyClient,
+        spec: JobSpec,
+        *,
+        on_event: EventFn | None = None,
+        cancel=None,
+        timeout: float = 0.0,
+        down_timeout: float = 120.0,
+        label: str | None = None,
+    ):
+        self.client = client
+        self.spec = spec
+        self.on_event = on_event
+        self.cancelled = _as_cancel_hook(cancel)
+        self.timeout = timeout or 0.0
+        self.down_timeout = down_timeout or 0.0
+        self.label = label
+        self.prompt_id: str | None = None
+        self.resubmitted = 0
+        self._q = None
+        self._t0 = time.monotonic()
+        self._submitted_prompt: dict | None = None
+        self.nodes_total = len(spec.prompt)
+        self.nodes_done = 0
+        self._cached_nodes: set[str] = set()
+        self._seen_nodes: set[str] = set()
+
+    # -- events --------------------------------------------------------------------------
+    def emit(self, event: str, **fields) -> None:
+        if self.on_event is None:
+            return
+        fields.setdefault("prompt_id", self.prompt_id)
+        fields.setdefault("server", self.client.display_url)
+        if self.label is not None:
+            fields.setdefault("job", self.label)
+        _emit(self.on_event, event, **fields)
+
+    def _node_type(self, nid: str | None) -> str | None:
+        if nid is None:
+            return None
+        node = self.spec.prompt.get(str(nid).split(".")[0])
+        return node.get("class_type") if node else None
+
+    # -- submission ----------------------------------------------------------------------
+    def _materialize(self, force_upload: bool = False) -> dict:
+        """The prompt with local input images uploaded to this server."""
+        prompt = self.spec.prompt
+        uploads = []
+        for nid, node in prompt.items():
+            key = UPLOAD_NODES.get(node.get("class_type", ""))
+            if key:
+                v = (node.get("inputs") or {}).get(key)
+                if isinstance(v, str) and os.path.isfile(v):
+                    uploads.append((nid, key, v))
+        if not uploads:
+            return prompt
+        prompt = json.loads(json.dumps(prompt))
+        for nid, key, path in uploads:
+            data = Path(path).read_bytes()
+            digest = hashlib.sha256(data).hexdigest()[:16]
+            ext = Path(path).suffix.lower() if re.fullmatch(r"\.[a-z0-9]{1,5}", Path(path).suffix.lower()) else ".png"
+            name = f"{digest}{ext}"
+            if force_upload:
+                self.client._uploaded.pop(f"dgx-pixels/{name}", None)
+            prompt[nid]["inputs"][key] = self.client.upload_image(data, name)
+        return prompt
+
+    def new_prompt_id(self) -> str:
+        """Choose the prompt id before submitting (the journal records it first)."""
+        if self.prompt_id is None:
+            self.prompt_id = str(uuid.uuid4())
+        return self.prompt_id
+
+    def submit(self, prompt_id: str | None = None) -> str:
+        """Upload local inputs, subscribe to the job's events and ``POST /prompt``."""
+        if prompt_id:
+            self.prompt_id = prompt_id
+        pid = self.new_prompt_id()
+        prompt = self._materialize()
+        self._q = self.client.events.subscribe(pid)
+        try:
+            self.client.submit(prompt, prompt_id=pid)
+        except BaseException:
+            self.client.events.unsubscribe(pid)
+            raise
+        self._submitted_prompt = prompt
+        self.emit("submitted", workflow=self.spec.workflow, nodes=self.nodes_total)
+        return pid
+
+    def attach(self, prompt_id: str) -> str:
+        """Follow a job submitted earlier (by this or another process) under ``prompt_id``.
+
+        Resubmits it only when the server knows the id neither in its queue nor in its history.
+        """
+        self.prompt_id = prompt_id
+        self._q = self.client.events.subscribe(prompt_id)
+        self.emit("attached", workflow=self.spec.workflow)
+        state, _ = self.client.locate(prompt_id)
+        if state == "unknown":
+            self._resubmit("the server does not know this job (it restarted, or the submission never arrived)")
+        return prompt_id
+
+    def _resubmit(self, why: str) -> None:
+        prompt = self._materialize(force_upload=True)
+        self.client.submit(prompt, prompt_id=self.prompt_id)
+        self.resubmitted += 1
+        self.emit("resubmitted", reason=why)
+
+    # -- following -----------------------------------------------------------------------
+    def _cancel_remote(self) -> None:
+        if self.prompt_id is None:
+            return
+        try:
+            self.client.cancel(self.prompt_id)
+        except DgxPixelsError:
+            pass
+
+    def close(self) -> None:
+        if self.prompt_id is not None:
+            self.client.events.unsubscribe(self.prompt_id)
+
+    def _check(self) -> dict | None:
+        """Ask the server where the job is; resubmit when it was lost. History entry or None."""
+        state, entry = self.client.locate(self.prompt_id)
+        if state == "done":
+            return entry
+        if state == "unknown":
+            self._resubmit("the server lost the job (restarted?): neither /queue nor /history knows it")
+        return None
+
+    def _confirm(self) -> dict | None:
+        """History entry after a completion message; ComfyUI records it just before or after."""
+        for delay in (0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4):
+            if delay:
+                time.sleep(delay)
+            h = self.client.history(self.prompt_id)
+            if h is not None:
+                return h
+        return None
+
+    def wait(self) -> dict:
+        """Block until the job is finished and confirmed; return its history entry.
+
+        Raises ``ExecutionError`` (the node that failed), ``JobTimeoutError``,
+        ``JobCancelledError`` (after stopping the remote job), ``ServerUnreachableError``
+        (the server stayed down longer than ``down_timeout``).
+        """
+        assert self._q is not None and self.prompt_id is not None, "submit() or attach() first"
+        try:
+            return self._finish(self._wait())
+        except (JobCancelledError, JobTimeoutError, KeyboardInterrupt):
+            self._cancel_remote()
+            raise
+        finally:
+            self.close()
+
+    def _wait(self) -> dict:
+        import queue as _queue
+
+        poll = self.client.config.poll_interval
+        deadline = self._t0 + self.timeout if self.timeout else None
+        last_check = time.monotonic()
+        down_since: float | None = None
+        started = False
+        while True:
+            if self.cancelled is not None and self.cancelled():
+                raise JobCancelledError(f"job {self.prompt_id} cancelled")
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
+                raise JobTimeoutError(f"job {self.prompt_id} did not finish within {self.timeout:g} s")
+            connected = self.client.events.connected
+            interval = poll if connected else min(poll, 1.0)
+            wait_s = max(0.0, min(0.25, interval - (now - last_check)))
+            if deadline is not None:
+                wait_s = min(wait_s, max(0.0, deadline - now))
+            try:
+                ev = self._q.get(timeout=wait_s) if wait_s > 0 else self._q.get_nowait()
+            except _queue.Empty:
+                ev = None
+            if ev is None:
+                if time.monotonic() - last_check < interval:
+                    continue
+                last_check = time.monotonic()
+                try:
+                    h = self._check()
+                except ServerUnreachableError:
+                    if down_since is None:
+                        down_since = time.monotonic()
+                        self.emit("server_down", error=self.client.events.last_error)
+                    if self.down_timeout and time.monotonic() - down_since > self.down_timeout:
+                        raise
+                    continue
+                if down_since is not None:
+                    down_since = None
+                    self.emit("server_back")
+                if h is not None:
+                    return h
+                continue
+            etype = ev.get("type")
+            data = ev.get("data") or {}
+            if etype == "executing":
+                node = data.get("node")
+                if node is None:
+                    h = self._confirm()
+                    if h is not None:
+                        return h
+                    last_check = 0.0  # poll at once
+                    continue
+                if not started:
+                    started = True
+                    self.emit("started")
+                self._seen_nodes.add(str(node))
+                self.nodes_done = len(self._seen_nodes) - 1
+                self.emit("executing", node=node, node_type=self._node_type(node),
+                          nodes_done=self.nodes_done, nodes_total=self.nodes_total)
+            elif etype == "progress":
+                self.emit("progress", node=data.get("node"), node_type=self._node_type(data.get("node")),
+                          value=data.get("value"), max=data.get("max"))
+            elif etype == "executed":
+                self.emit("executed", node=data.get("node"), node_type=self._node_type(data.get("node")),
+                          nodes_done=self.nodes_done, nodes_total=self.nodes_total)
+            elif etype == "execution_start":
+                if not started:
+                    started = True
+                    self.emit("started")
+            elif etype == "execution_cached":
+                nodes = data.get("nodes") or []
+                self._cached_nodes = set(map(str, nodes))
+                self.nodes_total = max(1, len(self.spec.prompt) - len(nodes))
+                if nodes:
+                    self.emit("cached", nodes=list(nodes))
+            elif etype == "execution_success":
+                h = self._confirm()
+                if h is not None:
+                    return h
+                last_check = 0.0
+            elif etype == "execution_error":
+                raise ExecutionError(
+                    self.client.config.mask(f"the job failed on {self.client.display_url}: " + _describe(data)),
+                    hint=_error_hint(data),
+                )
+            elif etype == "execution_interrupted":
+                raise JobInterruptedError(
+                    f"the job was interrupted on the server at node {data.get('node_id')} ({data.get('node_type')})"
+                )
+            elif etype == RECONNECTED:
+                self.emit("reconnected")
+                last_check = 0.0
+            elif etype == DISCONNECTED:
+                self.emit("reconnecting", error=data.get("error"))
+            elif etype == PREVIEW:
+                self.emit("preview", bytes=data.get("bytes"))
+
+    def _finish(self, entry: dict) -> dict:
+        status = entry.get("status") or {}
+        if status.get("status_str") == "error" or status.get("completed") is False:
+            for name, data in status.get("messages") or []:
+                if name == "execution_error":
+                    raise ExecutionError(
+                        self.client.config.mask(f"the job failed on {self.client.display_url}: " + _describe(data)),
+                        hint=_error_hint(data),
+                    )
+                if name == "execution_interrupted":
+                    raise JobInterruptedError(
+                        f"the job was interrupted on the server at node {data.get('node_id')} ({data.get('node_type')})"
+                    )
+            raise ExecutionError(f"the job ended with status {status.get('status_str')!r} and no error message")
+        self.emit("completed", elapsed_s=round(time.monotonic() - self._t0, 4))
+        return entry
+
+    # -- collecting ----------------------------------------------------------------------
+    def output_refs(self, entry: dict) -> list[tuple[str, dict]]:
+        """(node id, file ref) of every output file the history names, in node order.
+
+        Only files of type ``output`` count (``temp`` are previews). Raises ``ExecutionError``
+        when a required output node produced nothing.
+        """
+        outputs = entry.get("outputs") or {}
+        refs: list[tuple[str, dict]] = []
+        for nid in sorted(outputs, key=_node_order):
+            ui = outputs[nid] or {}
+            for _key, items in ui.items():
+                if not isinstance(items, list):
+                    continue
+                for it in items:
+                    if isinstance(it, dict) and isinstance(it.get("filename"), str) and it.get("type", "output") == "output":
+                        refs.append((str(nid), it))
+        produced = {nid for nid, _ in refs}
+        if self.spec.output_nodes:
+            missing = [n for n in self.spec.output_nodes if n not in produced]
+            if missing:
+                names = ", ".join(f"{n} ({self._node_type(n)})" for n in missing)
+                raise ExecutionError(f"output node {names} produced no file", hint="check the workflow's save nodes")
+        if not refs:
+            raise ExecutionError("the job finished but produced no output file",
+                                 hint="the workflow needs a SaveImage (or DGX-Pixels export) node")
+        return refs
+
+    def collect(self, entry: dict, out_dir: str | os.PathLike) -> list[OutputFile]:
+        """Download every output into ``out_dir`` (created), verified and hashed.
+
+        All files are fetched and checked before any is written, so a failure leaves no
+        partial set behind.
+        """
+        refs = self.output_refs(entry)
+        cached_msg = set()
+        for name, data in (entry.get("status") or {}).get("messages") or []:
+            if name == "execution_cached":
+                cached_msg = set(map(str, data.get("nodes") or []))
+        cached_nodes = cached_msg or self._cached_nodes
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        fetched = []
+        used: set[str] = set()
+        for nid, ref in refs:
+            data = self.client.view(ref["filename"], ref.get("subfolder", ""), ref.get("type", "output"), max_bytes=MAX_OUTPUT_BYTES)
+            verify_output(ref["filename"], data)
+            name = safe_filename(ref["filename"])
+            if name in used:
+                stem, dot, ext = name.rpartition(".")
+                i = 2
+                while f"{stem}_{i}.{ext}" in used:
+                    i += 1
+                name = f"{stem}_{i}.{ext}"
+            used.add(name)
+            fetched.append((nid, ref, name, data))
+        files = []
+        for nid, ref, name, data in fetched:
+            target = confined_path(out, name)
+            _atomic_write(target, data)
+            f = OutputFile(
+                node_id=nid,
+                node_type=self._node_type(nid) or "?",
+                server_filename=str(ref["filename"]),
+                server_subfolder=str(ref.get("subfolder", "")),
+                server_type=str(ref.get("type", "output")),
+                path=str(target),
+                sha256=hashlib.sha256(data).hexdigest(),
+                size=len(data),
+                cached=nid in cached_nodes,
+            )
+            files.append(f)
+            self.emit("output", path=f.path, size=f.size, sha256=f.sha256, cached=f.cached)
+        return files
+
+
+def _describe(data: dict) -> str:
+    from orchestrator.client import describe_execution_error
+
+    return describe_execution_error(data)
+
+
+def _error_hint(data: dict) -> str:
+    msg = str(data.get("exception_message", ""))
+    if "out of memory" in msg.lower():
+        return "lower the resolution or batch size, or free GPU memory"
+    return "fix the named node's input, then run again"
+
+
+# --------------------------------------------------------------------------- library API
+
+
+def run_workflow(
+    workflow: Any,
+    values: dict | None = None,
+    *,
+    config: Config | None = None,
+    server: str | None = None,
+    client: ComfyClient | None = None,
+    out_dir: str | os.PathLike = "dgx-pixels-out",
+    on_event: EventFn | None = None,
+    cancel=None,
+    fresh: bool = False,
+    timeout: float | None = None,
+    spec: JobSpec | None = None,
+) -> RunResult:
+    """Run one workflow on a ComfyUI server and download its outputs; the library entry point.
+
+    - ``workflow``: ``"name@version"``, a registry ``Workflow``, a ``.json`` file (API or
+      editor format) or an API prompt dict; ``values``: its parameters.
+    - ``config`` / ``server`` / ``client``: where to run (default: ``load_config()``'s first server).
+    - ``on_event(dict)``: progress events (see ``JobRun``); ``cancel``: ``threading.Event`` or
+      ``() -> bool``, checked several times a second; a cancel stops the remote job too.
+    - ``fresh``: do not accept ComfyUI's cached answer (see ``prepare_job``).
+    - ``timeout``: seconds for the whole job (default ``config.job_timeout``; 0 = none).
+
+    Returns a ``RunResult`` whose ``outputs`` are verified files in ``out_dir``; ``cached`` is
+    True when ComfyUI answered from its cache (the files are those of the earlier run).
+    Raises ``WorkflowError``/``ParameterError`` (bad workflow or values),
+    ``ServerUnreachableError``, ``PromptRejectedError`` (node_errors), ``ExecutionError``,
+    ``JobTimeoutError``, ``JobCancelledError``.
+    """
+    from orchestrator.config import load_config
+
+    spec = spec or prepare_job(workflow, values, fresh=fresh)
+    own = client is None
+    if client is None:
+        cfg = config or load_config(servers=[server] if server else None)
+        client = ComfyClient(server or cfg.server, cfg)
+    cfg = client.config
+    t0 = time.monotonic()
+    job = JobRun(client, spec, on_event=on_event, cancel=cancel,
+                 timeout=cfg.job_timeout if timeout is None else timeout)
+    try:
+        client.events.wait_connected(min(cfg.connect_timeout, 2.0))
+        job.submit()
+        try:
+            entry = job.wait()
+        except KeyboardInterrupt:
+            raise JobCancelledError(f"job {job.prompt_id} cancelled (Ctrl-C); removed from the server's queue") from None
+        outputs = job.collect(entry, out_dir)
+        return RunResult(
+            prompt_id=job.prompt_id,
+            server=client.display_url,
+            workflow=spec.workflow,
+            content_hash=spec.content_hash,
+            params=spec.params,
+            seed=spec.seed,
+            outputs=outputs,
+            cached=bool(outputs) and all(o.cached for o in outputs),
+            elapsed_s=time.monotonic() - t0,
+            resubmitted=job.resubmitted,
+            models=spec.models,
+        )
+    finally:
+        job.close()
+        if own:
+            client.close()
+
+
+__all__ = [
+    "JobSpec", "OutputFile", "RunResult", "JobRun", "JobCancelledError", "JobInterruptedError",
+    "PromptRejectedError", "prepare_job", "run_workflow", "safe_filename", "load_prompt_file",
+]
