@@ -413,28 +413,45 @@ def check_nodes_loaded(url: str, log_text: str = "", expected: list[str] | None 
 
 
 def import_error_excerpt(log_text: str, max_lines: int = 30) -> str:
-    """The traceback ComfyUI logged for a custom node that failed to import (or '')."""
+    """The traceback ComfyUI logged for our failing nodes (or '').
+
+    Covers a pack that failed to import ("Cannot import ... module for custom nodes", the
+    traceback comes first), a failing ``comfy_entrypoint``, and a node whose schema breaks
+    ``/object_info`` ("An error occurred while retrieving information", traceback after).
+    """
     lines = log_text.splitlines()
     for i, line in enumerate(lines):
-        if "Cannot import" in line and "custom nodes" in line or "Error while calling comfy_entrypoint" in line:
+        if ("Cannot import" in line and "custom nodes" in line) or "Error while calling comfy_entrypoint" in line:
             start = i
-            # Walk back to the traceback header that ComfyUI logs just before the message.
             for j in range(i, max(-1, i - 200), -1):
                 if lines[j].startswith("Traceback (most recent call last)"):
                     start = j
                     break
-            chunk = lines[start: i + 1]
-            if len(chunk) > max_lines:
-                chunk = chunk[:5] + ["  ..."] + chunk[-(max_lines - 6):]
-            return "\n".join(chunk)
+            return _clip(lines[start: i + 1], max_lines)
+        if "An error occurred while retrieving information for the 'DGXPixels" in line:
+            end = i + 1
+            while end < len(lines) and end - i < 200:
+                end += 1
+                if end < len(lines) and lines[end - 1] and not lines[end - 1].startswith((" ", "Traceback")):
+                    break
+            return _clip(lines[i:end], max_lines)
     return ""
+
+
+def _clip(chunk: list[str], max_lines: int) -> str:
+    if len(chunk) > max_lines:
+        chunk = chunk[:5] + ["  ..."] + chunk[-(max_lines - 6):]
+    return "\n".join(chunk)
 
 
 # --------------------------------------------------------------------------- ports
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on ``host:port`` (lingering TIME_WAIT connections are fine,
+    as they are for ComfyUI's own socket, so a server can restart on its old port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -543,7 +560,8 @@ def start_server(
     python: str | os.PathLike | None = None,
     comfyui_dir: str | os.PathLike | None = None,
     extra_args: list[str] | None = None,
-    with_pack: bool = True,
+    pack: str | os.PathLike | None = REPO_ROOT,
+    copy_pack: bool = False,
     check_pack: bool = True,
     boot_timeout: float = 120.0,
     progress: Progress = _quiet,
@@ -553,11 +571,13 @@ def start_server(
     - ``port``: None picks a free one; a busy port raises ``SetupError``.
     - ``base_dir``: ComfyUI's ``--base-directory`` (models, input, output, custom_nodes, user);
       None makes a temporary one that :meth:`ServerHandle.stop` deletes.
-    - ``custom_nodes``: node pack folders to link into ``<base_dir>/custom_nodes``; with
-      ``with_pack`` this repository is linked as ``custom_nodes/dgx-pixels`` too.
+    - ``pack``: the DGX-Pixels pack folder to install as ``custom_nodes/dgx-pixels`` (a symlink,
+      or a copy with ``copy_pack``); default this checkout; None installs no pack.
+    - ``custom_nodes``: more node pack folders to link into ``<base_dir>/custom_nodes``.
     - ``python`` / ``comfyui_dir``: default to :func:`default_python` and the cached ComfyUI.
-    - ``check_pack``: after boot, require every ``DGXPixels*`` node id in ``/object_info``
-      and raise ``SetupError`` with the import traceback otherwise.
+    - ``check_pack``: after boot, require every ``DGXPixels*`` node id that ``pack`` declares in
+      ``/object_info`` and raise ``SetupError`` with the import traceback otherwise.
+    - ``extra_args``: more ComfyUI command-line arguments.
     """
     if comfyui_dir is None:
         src = provision(progress=progress).src
@@ -575,14 +595,16 @@ def start_server(
     base = Path(tempfile.mkdtemp(prefix="dgx-pixels-comfy-")) if owns else Path(base_dir).resolve()
     for sub in ("custom_nodes", "input", "output", "models", "user", "temp"):
         (base / sub).mkdir(parents=True, exist_ok=True)
-    if with_pack:
-        install_pack(base / "custom_nodes")
+    if pack is not None:
+        install_pack(base / "custom_nodes", Path(pack), copy=copy_pack)
     for extra in custom_nodes or []:
         extra_path = Path(extra).resolve()
         link = base / "custom_nodes" / extra_path.name
         if not link.exists():
             link.symlink_to(extra_path, target_is_directory=extra_path.is_dir())
 
+    # Read the ids before the server imports the pack: they describe the code it loads.
+    expected = declared_node_ids(Path(pack) / "comfy_nodes" / "nodes") if pack is not None else []
     attempts = 1 if port is not None else 3
     last_error: SetupError | None = None
     for _ in range(attempts):
@@ -599,9 +621,9 @@ def start_server(
         except BaseException:
             handle.stop()
             raise
-        if check_pack and with_pack:
+        if check_pack and pack is not None:
             try:
-                check_nodes_loaded(handle.url, handle.log_text())
+                check_nodes_loaded(handle.url, handle.log_text(), expected)
             except BaseException:
                 handle.stop()
                 raise

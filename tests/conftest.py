@@ -20,7 +20,7 @@ Fixtures
 ``comfy_server_factory``
     ``start(**kwargs) -> ServerHandle`` for extra servers (kill/restart tests); keyword
     arguments go to ``orchestrator.embedded.start_server`` (``port``, ``base_dir``,
-    ``custom_nodes``, ``python``, ``with_pack``, ``check_pack``, ``extra_args``...). Every
+    ``custom_nodes``, ``python``, ``pack``, ``copy_pack``, ``check_pack``, ``extra_args``...). Every
     server still running at the end of the test is stopped. ``handle.stop()`` SIGTERMs it by pid.
 ``comfy_install``
     The provisioned ComfyUI (``.src``, ``.python``, ``.venv``, ``.site_packages()``).
