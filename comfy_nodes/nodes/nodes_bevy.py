@@ -1,4 +1,123 @@
-"""V3 nodes: bevy (filled in by the bevy work)."""
+"""V3 node: Bevy Export, writing a sprite or sheet straight into a Bevy project's assets.
+
+Where it may write is decided by the server's configuration, never by the graph alone (a graph
+can come from anyone who reaches the server):
+
+- ``DGX_PIXELS_BEVY_ROOTS``: folders (``os.pathsep``-separated) holding Bevy projects;
+- ``<ComfyUI user dir>/dgx-pixels.json`` or ``dgx-pixels.config.json`` next to this pack:
+  ``{"bevy_roots": ["/home/me/games"]}``.
+
+The ``project`` input is then a project folder inside one of those roots (absolute path, or a
+name). Without any configuration the node writes only to ``<ComfyUI output>/bevy/<project>``.
+"""
 from __future__ import annotations
 
-NODES: list = []
+import os
+from pathlib import Path
+
+from comfy_api.latest import io
+
+from ..pixel.bevy_export import OVERWRITE_POLICIES, SUPPORTED_MINORS, export_asset, export_sheet
+from ..pixel.errors import InvalidArgumentError
+from ..pixel.safepath import PACK_CONFIG_NAME, USER_CONFIG_NAME, load_root_config, resolve_project
+from ..pixel.sheet import build_sheet
+from ._tensor import image_to_rgba_list
+from .nodes_sheet import SheetType
+
+PACK_ROOT = Path(__file__).resolve().parents[2]
+VERSIONS = ["auto"] + [f"0.{m}" for m in SUPPORTED_MINORS]
+
+
+def root_config():
+    """Allowed roots from the environment and config files, read on every run (so editing the
+    config needs no restart); default root ``<output>/bevy``."""
+    import folder_paths
+
+    files = [Path(folder_paths.get_user_directory()) / USER_CONFIG_NAME, PACK_ROOT / PACK_CONFIG_NAME]
+    return load_root_config(config_files=files, default_root=Path(folder_paths.get_output_directory()) / "bevy")
+
+
+def _provenance(cls) -> dict | None:
+    hidden = getattr(cls, "hidden", None)
+    prompt = getattr(hidden, "prompt", None) if hidden is not None else None
+    if not prompt:
+        return {"source": "comfyui"}
+    node_id = getattr(hidden, "unique_id", None)
+    return {"source": "comfyui", "node": node_id, "prompt": prompt}
+
+
+class DGXPixelsBevyExport(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DGXPixelsBevyExport",
+            display_name="Bevy Export",
+            category="DGX-Pixels/Export",
+            description=(
+                "Writes the sprite or sheet into a Bevy project's assets/ folder: the PNG, a .png.meta "
+                "with nearest filtering in the format of the project's Bevy version (read from "
+                "Cargo.toml), an Aseprite-style atlas JSON, optional bevy_asset_loader entries, and a "
+                "manifest entry. Outputs Rust code that loads it. Only writes inside the configured "
+                "roots (DGX_PIXELS_BEVY_ROOTS or dgx-pixels.json); otherwise under output/bevy/."
+            ),
+            inputs=[
+                io.Image.Input("image", optional=True,
+                               tooltip="A single sprite, or a batch of frames (laid out as a sheet). Ignored when sheet_data is connected."),
+                SheetType.Input("sheet_data", optional=True, tooltip="A sheet from Sprite Sheet / Sheet Split / Tileset (keeps its grid and animations)."),
+                io.Mask.Input("alpha_mask", optional=True, tooltip="Optional transparency MASK for image (1 = transparent)."),
+                io.String.Input("project", default="my_game",
+                                tooltip="The Bevy project: a folder inside a configured root (absolute path or its name). Without configuration: a name under output/bevy/."),
+                io.String.Input("asset_path", default="sprites/sprite.png",
+                                tooltip="Path inside assets/, as asset_server.load() takes it, e.g. sprites/knight.png. No '..', no absolute paths."),
+                io.Combo.Input("bevy_version", options=VERSIONS, default="auto",
+                               tooltip="auto reads bevy from the project's Cargo.toml / Cargo.lock; pick a version to override."),
+                io.Combo.Input("overwrite", options=list(OVERWRITE_POLICIES), default="version",
+                               tooltip="If the asset exists: replace it, keep it (write nothing), or write a new version (knight-2.png)."),
+                io.Int.Input("upscale", default=1, min=1, max=16, tooltip="Whole-number nearest-neighbour enlargement of the written PNG (layout numbers follow)."),
+                io.String.Input("animations", default="",
+                                tooltip="Named animations (overrides the sheet's): name:first-last@fps[:direction], e.g. idle:0-3@8, walk:4-11@12."),
+                io.Boolean.Input("write_atlas_json", default=True, tooltip="Write the Aseprite-compatible atlas JSON next to the PNG (sheets only)."),
+                io.Boolean.Input("write_assets_ron", default=False, tooltip="Write bevy_asset_loader entries (<name>.assets.ron: image with nearest sampler + atlas layout)."),
+            ],
+            outputs=[
+                io.String.Output(display_name="rust_snippet", tooltip="Rust code for this Bevy version that loads the asset and plays its animations."),
+                io.String.Output(display_name="written_paths", tooltip="Every file written, one per line."),
+            ],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, project: str = "my_game", asset_path: str = "sprites/sprite.png", bevy_version: str = "auto",
+                overwrite: str = "version", upscale: int = 1, animations: str = "", write_atlas_json: bool = True,
+                write_assets_ron: bool = False, image=None, sheet_data=None, alpha_mask=None) -> io.NodeOutput:
+        config = root_config()
+        project_dir = resolve_project(project, config)
+        common = dict(bevy_version=bevy_version, overwrite=overwrite, upscale=int(upscale),
+                      assets_ron=bool(write_assets_ron), provenance=_provenance(cls),
+                      create_project=not config.configured)
+        if not config.configured:
+            os.makedirs(project_dir, exist_ok=True)
+        elif not project_dir.is_dir():
+            raise InvalidArgumentError(
+                f"Bevy project folder {project_dir} does not exist",
+                hint="create the project first (cargo new), or give the folder of an existing one",
+            )
+        if sheet_data is not None:
+            result = export_sheet(project_dir, asset_path, sheet_data, animations=animations or None,
+                                  atlas=bool(write_atlas_json), **common)
+        elif image is not None:
+            frames = image_to_rgba_list(image, alpha_mask, name="image")
+            if len(frames) == 1 and not animations.strip():
+                result = export_asset(project_dir, asset_path, frames[0], **common)
+            else:
+                sheet = build_sheet(frames, trim="none", anchor="top-left", animations=animations or None)
+                result = export_sheet(project_dir, asset_path, sheet, atlas=bool(write_atlas_json), **common)
+        else:
+            raise InvalidArgumentError("connect an image (or a batch of frames) or sheet data to Bevy Export")
+        written = "\n".join(str(p) for p in result.paths()) if not result.skipped else result.message
+        text = result.summary()
+        return io.NodeOutput(result.snippet, written, ui={"text": [text]})
+
+
+NODES = [DGXPixelsBevyExport]

@@ -39,7 +39,7 @@ from .sheet import Animation, Sheet, build_sheet, check_layout, frame_durations,
 
 SUPPORTED_MINORS = tuple(range(12, 20))  # Bevy 0.12 .. 0.19
 DEFAULT_MINOR = 19
-OVERWRITE_POLICIES = ("replace", "keep", "version")
+OVERWRITE_POLICIES = ("fail", "replace", "keep", "version")
 
 try:  # Python 3.11+
     import tomllib as _toml
@@ -757,7 +757,7 @@ def export_sheet(
     sheet: Sheet | Sequence[np.ndarray],
     *,
     bevy_version: str | None = "auto",
-    overwrite: str = "replace",
+    overwrite: str = "fail",
     upscale: int = 1,
     animations: str | Sequence[Animation] | None = None,
     atlas: bool = True,
@@ -772,8 +772,9 @@ def export_sheet(
     ``sheet`` is a ``Sheet`` or a list of frames (then assembled with ``sheet_options``, the
     keyword arguments of ``build_sheet``). ``animations`` (spec string or list) replaces the
     sheet's. ``assets_ron``: False, True (``<stem>.assets.ron`` next to the PNG) or a path
-    relative to ``assets/`` of a dynamic-assets file to merge the entries into. ``overwrite``:
-    ``replace`` | ``keep`` (leave an existing asset, write nothing) | ``version`` (``knight-2.png``).
+    relative to ``assets/`` of a dynamic-assets file to merge the entries into. ``overwrite`` (what
+    to do when the PNG or its .meta exists): ``fail`` (default, raise ``ExportError``) |
+    ``replace`` | ``keep`` (leave it, write nothing) | ``version`` (write ``knight-2.png``).
     ``provenance`` (workflow, params, seed...) is stored in the manifest entry.
     Raises ``PathEscapeError`` / ``ExportError`` / ``InvalidArgumentError`` before writing anything.
     """
@@ -794,7 +795,7 @@ def export_asset(
     image: np.ndarray,
     *,
     bevy_version: str | None = "auto",
-    overwrite: str = "replace",
+    overwrite: str = "fail",
     upscale: int = 1,
     assets_ron: bool | str = False,
     provenance: dict[str, Any] | None = None,
@@ -811,12 +812,12 @@ def export_asset(
 
 def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upscale, atlas, assets_ron,
             provenance, assets_dir, create_project) -> ExportResult:
-    overwrite = (overwrite or "replace").lower()
+    overwrite = (overwrite or "fail").lower()
     if overwrite not in OVERWRITE_POLICIES:
-        raise InvalidArgumentError(f"unknown overwrite policy {overwrite!r}; use replace, keep or version")
+        raise InvalidArgumentError(f"unknown overwrite policy {overwrite!r}; use fail, replace, keep or version")
     if not isinstance(upscale, (int, np.integer)) or upscale < 1 or upscale > 64:
         raise InvalidArgumentError(f"upscale must be a whole number 1..64, got {upscale!r}")
-    project = Path(project)
+    project = Path(project).absolute()
     check_relative(assets_dir, project)
     assets_root_hint = project / assets_dir
     rel = check_relative(asset_path, assets_root_hint).as_posix()
@@ -862,6 +863,9 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
         final_rel = rel
         exists = lambda r: any(os.path.lexists(confine(assets_root, p)) for p in [r, *_sidecars(r).values()][:2])
         if exists(rel):
+            if overwrite == "fail":
+                raise ExportError(f"{assets_root / rel} already exists",
+                                  hint="choose an overwrite policy: replace, keep or version (writes name-2.png)")
             if overwrite == "keep":
                 return ExportResult(project, assets_root, rel, version, [], "", pixels.shape[1], pixels.shape[0],
                                     sheet, True, f"kept existing {rel} (overwrite policy 'keep'); nothing written")

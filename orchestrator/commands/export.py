@@ -1,0 +1,107 @@
+"""``dgx-pixels export``: put a sprite or a sheet into a Bevy project, ready to load.
+
+Top-level imports stay light (argparse only); numpy/Pillow load inside ``run``.
+"""
+from __future__ import annotations
+
+import argparse
+
+HELP = "export a sprite or frames into a Bevy project (PNG + .meta + atlas JSON + Rust snippet)"
+DESCRIPTION = (
+    "Write IMAGE (one sprite) or FRAMES (laid out as a sprite sheet) into PROJECT/assets/PATH with a "
+    ".png.meta (nearest sampler) in the format of the project's Bevy version (read from Cargo.toml or "
+    "Cargo.lock, 0.12 to 0.19), an Aseprite-style atlas JSON, optional bevy_asset_loader entries and a "
+    "manifest entry in assets/.dgx-pixels/manifest.json. Prints Rust code that loads the sheet and plays "
+    "its animations. Paths stay inside PROJECT/assets: '..', absolute paths and symlinks leading out are refused."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FRAMES", help="one image, several frames, or folders of frames")
+    p.add_argument("--bevy", required=True, metavar="PROJECT", help="the Bevy project folder (holds Cargo.toml and assets/)")
+    p.add_argument("--path", required=True, metavar="ASSET_PATH", help="path inside assets/, e.g. sprites/knight.png")
+    p.add_argument("--bevy-version", default="auto", metavar="V", help="auto (default: from Cargo.toml/Cargo.lock) or 0.12 ... 0.19")
+    p.add_argument("--overwrite", default="fail", choices=("fail", "replace", "keep", "version"),
+                   help="when the asset exists: fail (default), replace, keep (write nothing) or version (knight-2.png)")
+    p.add_argument("--upscale", type=int, default=1, metavar="N", help="whole-number nearest enlargement of the PNG (default 1)")
+    p.add_argument("--assets-dir", default="assets", metavar="DIR", help="the project's asset folder (default assets)")
+    g = p.add_argument_group("sheet (several frames, or one sheet image with --sheet-cell/--detect-grid)")
+    g.add_argument("--animations", metavar="SPEC", help="named animations, e.g. 'idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong'")
+    g.add_argument("--columns", type=int, metavar="N", help="cells per row (default near-square)")
+    g.add_argument("--rows", type=int, metavar="N", help="rows of cells")
+    g.add_argument("--cell", metavar="WxH", help="cell size (default: largest trimmed frame)")
+    g.add_argument("--anchor", default="bottom-center", help="bottom-center (default), center or top-left")
+    g.add_argument("--trim", default="each", help="each (default), union or none")
+    g.add_argument("--padding", metavar="N|X,Y", help="pixels between cells (default 0)")
+    g.add_argument("--offset", metavar="N|X,Y", help="pixels before the first cell (default 0)")
+    g.add_argument("--pow2", action="store_true", help="power-of-two sheet size")
+    g.add_argument("--sheet-cell", metavar="WxH", help="the single input is already a sheet with this cell size")
+    g.add_argument("--detect-grid", action="store_true", help="the single input is already a sheet: find its grid")
+    o = p.add_argument_group("outputs")
+    o.add_argument("--no-atlas", action="store_true", help="do not write the atlas JSON")
+    o.add_argument("--assets-ron", nargs="?", const=True, default=False, metavar="FILE",
+                   help="write bevy_asset_loader entries: NAME.assets.ron next to the PNG, or merge into FILE (relative to assets/)")
+    o.add_argument("--no-snippet", action="store_true", help="do not print the Rust snippet")
+    o.add_argument("--json", action="store_true", help="print the result (files, version, snippet) as JSON")
+    o.add_argument("--provenance", metavar="JSON", help="JSON object stored with the manifest entry (workflow, seed...)")
+
+
+def run(args) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    from comfy_nodes.pixel.bevy_export import export_asset, export_sheet
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+    from comfy_nodes.pixel.sheet import build_sheet, sheet_from_image
+
+    from .sheet import load_frames, parse_pair, parse_size
+
+    provenance = None
+    if args.provenance:
+        try:
+            provenance = json.loads(args.provenance)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"--provenance is not valid JSON: {exc}") from None
+        if not isinstance(provenance, dict):
+            raise InvalidArgumentError("--provenance must be a JSON object")
+    frames = load_frames(args.inputs)
+    common = dict(bevy_version=args.bevy_version, overwrite=args.overwrite, upscale=args.upscale,
+                  assets_ron=args.assets_ron, provenance=provenance, assets_dir=args.assets_dir)
+    project = Path(args.bevy)
+    cell = parse_size(args.cell, "--cell") if args.cell else None
+    padding = parse_pair(args.padding, "--padding") or (0, 0)
+    offset = parse_pair(args.offset, "--offset") or (0, 0)
+    if len(frames) == 1 and (args.sheet_cell or args.detect_grid):
+        sheet = sheet_from_image(frames[0], cell_size=parse_size(args.sheet_cell, "--sheet-cell") if args.sheet_cell else None,
+                                 columns=args.columns, rows=args.rows,
+                                 padding=parse_pair(args.padding, "--padding") if args.padding else (0 if args.sheet_cell else None),
+                                 offset=offset, animations=args.animations)
+        result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, **common)
+    elif len(frames) == 1 and not args.animations:
+        result = export_asset(project, args.path, frames[0], **common)
+    else:
+        sheet = build_sheet(frames, columns=args.columns, rows=args.rows, cell_size=cell, anchor=args.anchor,
+                            trim=args.trim, padding=padding, offset=offset, pow2=args.pow2,
+                            animations=args.animations)
+        result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, **common)
+
+    if args.json:
+        doc = {
+            "asset_path": result.asset_path,
+            "skipped": result.skipped,
+            "message": result.message,
+            "bevy_version": result.bevy.short,
+            "bevy_version_source": result.bevy.source,
+            "width": result.width,
+            "height": result.height,
+            "files": [{"path": str(f.path), "asset_path": f.asset_path, "kind": f.kind, "size": f.size,
+                       "sha256": f.sha256} for f in result.files],
+            "snippet": result.snippet,
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(result.summary(), file=sys.stderr)
+    if not result.skipped and not args.no_snippet:
+        print(result.snippet)
+    return 0

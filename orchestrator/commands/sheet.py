@@ -1,0 +1,178 @@
+"""``dgx-pixels sheet``: frames -> sprite sheet, sheet -> frames, tiles -> tileset.
+
+Top-level imports stay light (argparse only); numpy/Pillow load inside ``run``.
+"""
+from __future__ import annotations
+
+import argparse
+
+HELP = "assemble frames into a sprite sheet (or --split a sheet into frames, or build a --tileset)"
+DESCRIPTION = (
+    "Put frames on one uniform grid (exact pixels, never resampled): cell size = the largest trimmed "
+    "frame unless --cell is given, frames anchored in their cell, optional padding/offset (Bevy's "
+    "TextureAtlasLayout::from_grid numbers) and named animations "
+    "(--animations 'idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong'). "
+    "--split cuts a sheet back into frames (grid given or detected from empty gutters); "
+    "--tileset lays equal tiles out and reports tiles that are not seamless."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="frame images or folders of images (sorted by name); "
+                   "with --split: the sheet")
+    p.add_argument("-o", "--output", required=True, metavar="PATH",
+                   help="sheet/tileset PNG to write; with --split: the folder for the frames")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--split", action="store_true", help="cut the input sheet into frames")
+    mode.add_argument("--tileset", action="store_true", help="lay out equal-size tiles and check them for seams")
+    g = p.add_argument_group("grid")
+    g.add_argument("--columns", type=int, metavar="N", help="cells per row (default: near-square)")
+    g.add_argument("--rows", type=int, metavar="N", help="rows of cells")
+    g.add_argument("--cell", metavar="WxH", help="cell size in pixels, e.g. 32x32 (default: largest trimmed frame / detected)")
+    g.add_argument("--padding", metavar="N|X,Y", help="pixels between cells (default 0; --split: detected)")
+    g.add_argument("--offset", metavar="N|X,Y", default="0", help="pixels before the first cell (default 0)")
+    g.add_argument("--anchor", default="bottom-center", help="bottom-center (characters, default), center (items) or top-left")
+    g.add_argument("--trim", default="each", help="each (default), union (keep motion inside the frame) or none")
+    g.add_argument("--pow2", action="store_true", help="enlarge the sheet to power-of-two sides")
+    g.add_argument("--count", type=int, metavar="N", help="--split: number of frames to keep")
+    a = p.add_argument_group("animations and outputs")
+    a.add_argument("--animations", metavar="SPEC", help="named animations, e.g. 'idle:0-3@8, walk:4-11@12'")
+    a.add_argument("--json", metavar="PATH", help="also write an Aseprite-style atlas JSON")
+    a.add_argument("--preview", metavar="PATH", help="also write an enlarged preview with the grid drawn")
+    a.add_argument("--preview-scale", type=int, default=4, metavar="N", help="preview scale (default 4)")
+    t = p.add_argument_group("tileset")
+    t.add_argument("--spacing", type=int, default=0, metavar="N", help="pixels between tiles (default 0)")
+    t.add_argument("--margin", type=int, default=0, metavar="N", help="pixels around the tileset (default 0)")
+    t.add_argument("--tolerance", type=float, default=8.0, metavar="T", help="seam tolerance in 0..255 colour units (default 8)")
+    t.add_argument("--strict", action="store_true", help="exit with status 7 when a tile is not seamless")
+
+
+def parse_size(text: str, what: str) -> tuple[int, int]:
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    t = text.lower().replace(" ", "")
+    parts = t.split("x") if "x" in t else [t, t]
+    try:
+        w, h = int(parts[0]), int(parts[1])
+    except (ValueError, IndexError):
+        raise InvalidArgumentError(f"{what} must look like 32x32 or 32, got {text!r}") from None
+    if len(parts) != 2 or w < 1 or h < 1:
+        raise InvalidArgumentError(f"{what} must be two positive integers like 32x48, got {text!r}")
+    return w, h
+
+
+def parse_pair(text: str | None, what: str) -> tuple[int, int] | None:
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    if text is None:
+        return None
+    parts = [s for s in text.replace(" ", "").split(",") if s != ""]
+    try:
+        vals = [int(s) for s in parts]
+    except ValueError:
+        raise InvalidArgumentError(f"{what} must be N or X,Y (whole pixels), got {text!r}") from None
+    if len(vals) == 1:
+        vals = vals * 2
+    if len(vals) != 2 or min(vals) < 0:
+        raise InvalidArgumentError(f"{what} must be N or X,Y with values >= 0, got {text!r}")
+    return vals[0], vals[1]
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Files as given; folders become their image files sorted naturally (frame2 before frame10)."""
+    import os
+    import re
+
+    from comfy_nodes.pixel.errors import InputImageError
+
+    def natural(name: str):
+        return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+    out: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            names = [n for n in os.listdir(item) if n.lower().endswith((".png", ".webp", ".gif", ".jpg", ".jpeg", ".bmp"))]
+            if not names:
+                raise InputImageError(f"folder {item} holds no images")
+            out += [os.path.join(item, n) for n in sorted(names, key=natural)]
+        else:
+            out.append(item)
+    return out
+
+
+def load_frames(inputs: list[str]):
+    from comfy_nodes.pixel.imageio import load_image
+
+    return [load_image(p) for p in expand_inputs(inputs)]
+
+
+def run(args) -> int:
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+    from comfy_nodes.pixel.imageio import save_png
+    from comfy_nodes.pixel.sheet import build_sheet, format_animations, sheet_preview, split_sheet
+
+    cell = parse_size(args.cell, "--cell") if args.cell else None
+    padding = parse_pair(args.padding, "--padding")
+    offset = parse_pair(args.offset, "--offset") or (0, 0)
+    if args.preview_scale < 1 or args.preview_scale > 64:
+        raise InvalidArgumentError(f"--preview-scale must be 1..64, got {args.preview_scale}")
+
+    if args.split:
+        if len(args.inputs) != 1:
+            raise InvalidArgumentError("--split takes exactly one sheet image")
+        from comfy_nodes.pixel.imageio import load_image
+
+        img = load_image(args.inputs[0])
+        res = split_sheet(img, cell_size=cell, columns=args.columns, rows=args.rows,
+                          padding=padding if padding is not None else (0 if cell else None),
+                          offset=offset, count=args.count)
+        out = Path(args.output)
+        if out.suffix.lower() == ".png":
+            raise InvalidArgumentError("with --split, -o names a folder for the frames, not a .png file")
+        out.mkdir(parents=True, exist_ok=True)
+        width = max(3, len(str(len(res.frames) - 1)))
+        for i, f in enumerate(res.frames):
+            save_png(f, out / f"frame_{i:0{width}d}.png")
+        how = "detected" if res.detected else "given"
+        print(f"{len(res.frames)} frames of {res.cell_w}x{res.cell_h} px ({how} grid: {res.columns}x{res.rows}, "
+              f"padding {res.padding[0]},{res.padding[1]}, offset {res.offset[0]},{res.offset[1]}) -> {out}")
+        return 0
+
+    frames = load_frames(args.inputs)
+    if args.tileset:
+        from comfy_nodes.pixel.tileset import build_tileset, check_seamless
+
+        ts = build_tileset(frames, columns=args.columns, spacing=args.spacing, margin=args.margin)
+        save_png(ts.image, args.output)
+        report = check_seamless(frames, args.tolerance)
+        print(f"tileset {ts.image.shape[1]}x{ts.image.shape[0]}: {ts.count} tiles of {ts.tile_w}x{ts.tile_h}, "
+              f"{ts.columns} columns, spacing {ts.spacing}, margin {ts.margin} -> {args.output}")
+        print(report.summary())
+        if args.preview:
+            save_png(sheet_preview(ts.image, scale=args.preview_scale, grid=ts.as_sheet()), args.preview)
+        return 7 if args.strict and report.failing else 0
+
+    sheet = build_sheet(frames, columns=args.columns, rows=args.rows, cell_size=cell, anchor=args.anchor,
+                        trim=args.trim, padding=padding or (0, 0), offset=offset, pow2=args.pow2,
+                        animations=args.animations)
+    save_png(sheet.image, args.output)
+    if args.json:
+        from comfy_nodes.pixel.bevy_export import atlas_json
+        from comfy_nodes.pixel.imageio import atomic_write_bytes
+
+        rel = os.path.relpath(os.path.abspath(args.output), os.path.dirname(os.path.abspath(args.json)))
+        doc = atlas_json(sheet, Path(rel).as_posix())
+        atomic_write_bytes(args.json, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+    if args.preview:
+        save_png(sheet_preview(sheet.image, scale=args.preview_scale, grid=sheet), args.preview)
+    anims = format_animations(sheet.animations)
+    print(f"sheet {sheet.width}x{sheet.height}: {len(sheet.frames)} frames, {sheet.columns}x{sheet.rows} cells of "
+          f"{sheet.cell_w}x{sheet.cell_h}, padding {sheet.padding[0]},{sheet.padding[1]}, "
+          f"offset {sheet.offset[0]},{sheet.offset[1]}" + (f"; animations {anims}" if anims else "")
+          + f" -> {args.output}", file=sys.stdout)
+    return 0
