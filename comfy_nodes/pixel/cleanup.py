@@ -1,0 +1,439 @@
+"""Sprite cleanup: background removal, stray-pixel removal, outlines and trimming.
+
+All functions take and return (H, W, 4) uint8 RGBA arrays and never modify their input.
+Colour tolerances are Euclidean OKLab distances (L in 0..1; 0.02 is about one just-noticeable
+difference, 0.1 separates clearly different shades).
+
+Connected components are labelled without scipy: pixels are grouped into horizontal runs of
+equal value, runs that touch vertically (or diagonally, for 8-connectivity) are joined by
+vectorised min-label propagation with pointer jumping, which needs a handful of passes over
+the run graph even for long snaking regions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .color import srgb_to_oklab
+from .errors import InputImageError, InvalidArgumentError
+from .imageio import as_rgba
+
+# ----------------------------------------------------------------------------- labelling
+
+
+def _check_connectivity(connectivity: int) -> int:
+    if connectivity not in (4, 8):
+        raise InvalidArgumentError(f"connectivity must be 4 or 8, got {connectivity!r}")
+    return int(connectivity)
+
+
+def label_regions(values: np.ndarray, connectivity: int = 4) -> tuple[np.ndarray, int]:
+    """Label the connected regions of equal value in a 2-D integer array.
+
+    Returns (labels (H, W) int64 with values 0..n-1, n). Every pixel gets a label, whatever its
+    value; callers pick the regions they care about.
+    """
+    _check_connectivity(connectivity)
+    v = np.asarray(values)
+    if v.ndim != 2:
+        raise InvalidArgumentError(f"values must be 2-D, got shape {v.shape}")
+    h, w = v.shape
+    if h == 0 or w == 0:
+        return np.zeros((h, w), dtype=np.int64), 0
+    start = np.ones((h, w), dtype=bool)
+    start[:, 1:] = v[:, 1:] != v[:, :-1]
+    run_id = np.cumsum(start.reshape(-1)).reshape(h, w) - 1
+    n_runs = int(run_id[-1, -1]) + 1
+
+    edges_a, edges_b = [], []
+    if h > 1:
+        pairs = [(slice(None), slice(None))]
+        if connectivity == 8:
+            pairs += [(slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))]
+        for lower_cols, upper_cols in pairs:
+            # (y, x) in the upper row against (y + 1, x + d) in the lower row.
+            up_v, lo_v = v[:-1, upper_cols], v[1:, lower_cols]
+            same = up_v == lo_v
+            if same.any():
+                edges_a.append(run_id[:-1, upper_cols][same])
+                edges_b.append(run_id[1:, lower_cols][same])
+    parent = np.arange(n_runs, dtype=np.int64)
+    if edges_a:
+        a = np.concatenate(edges_a)
+        b = np.concatenate(edges_b)
+        e = np.unique(np.minimum(a, b) * n_runs + np.maximum(a, b))
+        a, b = e // n_runs, e % n_runs
+        while True:
+            pa, pb = parent[a], parent[b]
+            m = np.minimum(pa, pb)
+            changed = (pa != m) | (pb != m)
+            if not changed.any():
+                break
+            # Hook both ends' roots to the smaller root, then compress paths fully.
+            np.minimum.at(parent, pa, m)
+            np.minimum.at(parent, pb, m)
+            while True:
+                nxt = parent[parent]
+                if np.array_equal(nxt, parent):
+                    break
+                parent = nxt
+    _, compact = np.unique(parent, return_inverse=True)
+    labels = compact.reshape(-1)[run_id]
+    return labels, int(compact.max()) + 1
+
+
+def _color_keys(rgba: np.ndarray, alpha_threshold: int) -> np.ndarray:
+    """One int per pixel: the RGB colour for opaque pixels, -1 for every transparent pixel."""
+    c = rgba.astype(np.int64)
+    key = (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
+    return np.where(rgba[..., 3] >= alpha_threshold, key, -1)
+
+
+def _neighbour_offsets(connectivity: int):
+    four = [(-1, 0), (1, 0), (0, -1), (0, 1)]
+    if connectivity == 8:
+        return four + [(-1, -1), (-1, 1), (1, -1), (1, 1)]
+    return four
+
+
+def _shifted(a: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
+    """out[y, x] = a[y + dy, x + dx], ``fill`` outside the image."""
+    h, w = a.shape[:2]
+    out = np.full_like(a, fill)
+    ys, yd = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
+    xs, xd = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
+    out[yd, xd] = a[ys, xs]
+    return out
+
+
+def _image(rgba, name: str = "image") -> np.ndarray:
+    img = as_rgba(rgba, source=name)
+    return img.copy()
+
+
+# ----------------------------------------------------------------------------- background
+
+
+def border_color(rgba, *, alpha_threshold: int = 128) -> tuple[int, int, int] | None:
+    """The most frequent opaque colour on the image border, or None if the border is transparent."""
+    img = as_rgba(rgba)
+    ring = np.concatenate([img[0], img[-1], img[1:-1, 0], img[1:-1, -1]]) if img.shape[0] > 1 else img[0]
+    ring = ring[ring[:, 3] >= alpha_threshold]
+    if ring.size == 0:
+        return None
+    keys = (ring[:, 0].astype(np.int64) << 16) | (ring[:, 1].astype(np.int64) << 8) | ring[:, 2]
+    vals, counts = np.unique(keys, return_counts=True)
+    k = int(vals[np.argmax(counts)])
+    return (k >> 16) & 255, (k >> 8) & 255, k & 255
+
+
+def background_mask(
+    rgba,
+    *,
+    tolerance: float = 0.06,
+    key=None,
+    connectivity: int = 4,
+    alpha_threshold: int = 128,
+) -> np.ndarray:
+    """Boolean (H, W): the background region connected to the image border.
+
+    A pixel is background-coloured when its OKLab distance to the key colour is at most
+    ``tolerance`` (already transparent pixels count too). The key is ``key`` (hex string or
+    (r, g, b)) or, when None, the most frequent opaque border colour. Only background-coloured
+    regions touching the border are returned; enclosed ones (an eye, a hole in a ring that does
+    not reach the edge) are not.
+    """
+    from .palette import _key_histogram, _rgb_keys, _unpack_rgb, as_rgb_color
+
+    _check_connectivity(connectivity)
+    try:
+        tolerance = float(tolerance)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"tolerance must be a number (OKLab distance, 0..1), got {tolerance!r}") from None
+    if not 0.0 <= tolerance <= 2.0:
+        raise InvalidArgumentError(f"tolerance must be 0..2 (OKLab distance; 0.06 is a good start), got {tolerance}")
+    img = as_rgba(rgba)
+    transparent = img[..., 3] < alpha_threshold
+    if key is None:
+        kc = border_color(img, alpha_threshold=alpha_threshold)
+        if kc is None:
+            return np.zeros(img.shape[:2], dtype=bool)
+    else:
+        kc = as_rgb_color(key, what="key")
+    key_lab = srgb_to_oklab(np.array(kc, dtype=np.uint8))
+    # Distance computed per distinct colour: sprites have few, photos are still bounded by 2**24.
+    vals, _, inv = _key_histogram(_rgb_keys(img).reshape(-1), want_inverse=True)
+    near = np.sqrt(((srgb_to_oklab(_unpack_rgb(vals)) - key_lab) ** 2).sum(axis=1)) <= tolerance + 1e-12
+    candidate = near[inv].reshape(img.shape[:2]) | transparent
+    labels, n = label_regions(candidate.astype(np.int8), connectivity)
+    border = np.zeros(n, dtype=bool)
+    for edge_labels, edge_cand in (
+        (labels[0], candidate[0]),
+        (labels[-1], candidate[-1]),
+        (labels[:, 0], candidate[:, 0]),
+        (labels[:, -1], candidate[:, -1]),
+    ):
+        border[edge_labels[edge_cand]] = True
+    return border[labels] & candidate
+
+
+def remove_background(
+    rgba,
+    *,
+    tolerance: float = 0.06,
+    key=None,
+    connectivity: int = 4,
+    alpha_threshold: int = 128,
+) -> np.ndarray:
+    """Make the border-connected background transparent (RGBA 0, 0, 0, 0); see ``background_mask``.
+
+    ``tolerance`` is an OKLab distance (0 = exactly the key colour; 0.06 absorbs JPEG-ish noise
+    and soft shading of a flat backdrop). Returns a new (H, W, 4) uint8 array.
+    """
+    img = _image(rgba)
+    bg = background_mask(img, tolerance=tolerance, key=key, connectivity=connectivity, alpha_threshold=alpha_threshold)
+    img[bg] = 0
+    return img
+
+
+# ----------------------------------------------------------------------------- strays
+
+
+def remove_strays(
+    rgba,
+    *,
+    min_size: int = 2,
+    connectivity: int = 4,
+    alpha_threshold: int = 128,
+) -> np.ndarray:
+    """Replace islands of one colour smaller than ``min_size`` pixels by their surroundings.
+
+    An island is a connected region (4- or 8-connected) of exactly one opaque colour. Each
+    island with fewer than ``min_size`` pixels takes the colour that is most common among the
+    pixels bordering it (ties: the lower RGB value); when transparency is most common, the island
+    becomes transparent, which removes lone pixels floating next to a sprite. Transparent regions
+    are never filled. ``min_size=1`` changes nothing. One pass: islands are judged on the input.
+    """
+    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 1:
+        raise InvalidArgumentError(f"min_size must be an integer >= 1 (pixels), got {min_size!r}")
+    _check_connectivity(connectivity)
+    img = _image(rgba)
+    if min_size == 1:
+        return img
+    keys = _color_keys(img, alpha_threshold)
+    labels, n = label_regions(keys, connectivity)
+    sizes = np.bincount(labels.reshape(-1), minlength=n)
+    flat_keys = keys.reshape(-1)
+    first = np.zeros(n, dtype=np.int64)
+    first[labels.reshape(-1)[::-1]] = np.arange(flat_keys.size)[::-1]
+    label_key = flat_keys[first]
+    small = (sizes < min_size) & (label_key >= 0)
+    if not small.any():
+        return img
+    pix_small = small[labels]
+    comp_parts, val_parts = [], []
+    sentinel = -2  # outside the image: not a vote
+    for dy, dx in _neighbour_offsets(connectivity):
+        nb_label = _shifted(labels, dy, dx, -1)
+        nb_key = _shifted(keys, dy, dx, sentinel)
+        sel = pix_small & (nb_label != labels) & (nb_key != sentinel)
+        if sel.any():
+            comp_parts.append(labels[sel])
+            val_parts.append(nb_key[sel])
+    if not comp_parts:
+        return img
+    comp = np.concatenate(comp_parts)
+    vals = np.concatenate(val_parts)
+    # Count (island, neighbour value) pairs and keep the top value per island.
+    order = np.lexsort((vals, comp))
+    comp, vals = comp[order], vals[order]
+    new_pair = np.ones(comp.size, dtype=bool)
+    new_pair[1:] = (comp[1:] != comp[:-1]) | (vals[1:] != vals[:-1])
+    starts = np.flatnonzero(new_pair)
+    counts = np.diff(np.append(starts, comp.size))
+    pc, pv = comp[starts], vals[starts]
+    # Sort by island, then count descending, then value ascending; first row per island wins.
+    order = np.lexsort((pv, -counts, pc))
+    pc, pv = pc[order], pv[order]
+    first_row = np.ones(pc.size, dtype=bool)
+    first_row[1:] = pc[1:] != pc[:-1]
+    winner = np.full(n, -3, dtype=np.int64)
+    winner[pc[first_row]] = pv[first_row]
+    target = winner[labels]
+    change = pix_small & (target != -3)
+    to_clear = change & (target == -1)
+    to_color = change & (target >= 0)
+    img[to_clear] = 0
+    t = target[to_color]
+    img[to_color, 0] = (t >> 16) & 255
+    img[to_color, 1] = (t >> 8) & 255
+    img[to_color, 2] = t & 255
+    img[to_color, 3] = 255
+    return img
+
+
+# ----------------------------------------------------------------------------- outline
+
+
+def add_outline(
+    rgba,
+    *,
+    color=None,
+    connectivity: int = 4,
+    inside: bool = False,
+    alpha_threshold: int = 128,
+) -> np.ndarray:
+    """Draw a 1-pixel outline around the opaque content.
+
+    ``inside=False``: transparent pixels touching content (4- or 8-neighbours) become outline;
+    content touching the image edge gets no outline there (there is no room). ``inside=True``:
+    content pixels touching transparency or the image edge are recoloured instead, so the size
+    of the sprite does not grow.
+
+    ``color``: a hex string or (r, g, b); None or 'auto' uses the darkest opaque colour of the
+    image (OKLab L), which keeps the outline inside the sprite's palette; 'darken' uses, per
+    outline pixel, a darker version (OKLab L x 0.45, chroma x 0.8) of the adjacent content colour
+    (a 'selective outline'; adds colours, so quantise afterwards to stay on a palette).
+    """
+    from .color import oklab_to_srgb8
+    from .palette import as_rgb_color
+
+    _check_connectivity(connectivity)
+    img = _image(rgba)
+    opaque = img[..., 3] >= alpha_threshold
+    if not opaque.any():
+        return img
+    offsets = _neighbour_offsets(connectivity)
+    if inside:
+        edge = np.zeros_like(opaque)
+        for dy, dx in offsets:
+            edge |= ~_shifted(opaque, dy, dx, False)
+        ring = opaque & edge
+    else:
+        near = np.zeros_like(opaque)
+        for dy, dx in offsets:
+            near |= _shifted(opaque, dy, dx, False)
+        ring = ~opaque & near
+    if not ring.any():
+        return img
+    mode = color.strip().lower() if isinstance(color, str) else color
+    if mode is None or mode == "auto":
+        ys, xs = np.nonzero(opaque)
+        rgb = img[ys, xs, :3]
+        vals = np.unique((rgb[:, 0].astype(np.int64) << 16) | (rgb[:, 1].astype(np.int64) << 8) | rgb[:, 2])
+        urgb = np.stack([(vals >> 16) & 255, (vals >> 8) & 255, vals & 255], axis=1).astype(np.uint8)
+        img[ring, :3] = urgb[np.argmin(srgb_to_oklab(urgb)[:, 0])]
+    elif mode == "darken":
+        if inside:
+            src = img[..., :3]
+        else:
+            # Colour of an adjacent content pixel (first found among the offsets).
+            src = np.zeros_like(img[..., :3])
+            found = np.zeros_like(opaque)
+            for dy, dx in offsets:
+                nb_op = _shifted(opaque, dy, dx, False)
+                nb_rgb = _shifted(img[..., :3], dy, dx, 0)
+                take = ring & nb_op & ~found
+                src[take] = nb_rgb[take]
+                found |= take
+        lab = srgb_to_oklab(src[ring])
+        lab[:, 0] *= 0.45
+        lab[:, 1:] *= 0.8
+        img[ring, :3] = oklab_to_srgb8(lab)
+    else:
+        img[ring, :3] = as_rgb_color(color, what="outline color")
+    img[ring, 3] = 255
+    return img
+
+
+# ----------------------------------------------------------------------------- trim
+
+
+@dataclass
+class TrimResult:
+    """A trimmed image and the crop box in source pixel coordinates.
+
+    ``box`` = (left, top, right, bottom), right/bottom exclusive, like Pillow; with padding it
+    can reach outside the source (negative left/top) where transparent margin was added.
+    ``empty`` is True when the source had no content (the image is returned unchanged).
+    """
+
+    image: np.ndarray
+    box: tuple[int, int, int, int]
+    empty: bool = False
+
+
+def content_box(rgba, *, alpha_threshold: int = 1) -> tuple[int, int, int, int] | None:
+    """Bounding box (left, top, right, bottom) of pixels with alpha >= ``alpha_threshold``, or None."""
+    img = as_rgba(rgba)
+    m = img[..., 3] >= alpha_threshold
+    rows = np.flatnonzero(m.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(m.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _check_padding(padding) -> int:
+    if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+        raise InvalidArgumentError(f"padding must be an integer >= 0 (pixels), got {padding!r}")
+    return int(padding)
+
+
+def crop_box(rgba, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Cut ``box`` out of the image; parts outside the image come out transparent."""
+    img = as_rgba(rgba)
+    left, top, right, bottom = (int(v) for v in box)
+    if right <= left or bottom <= top:
+        raise InvalidArgumentError(f"box {box} is empty (right must exceed left, bottom exceed top)")
+    h, w = img.shape[:2]
+    out = np.zeros((bottom - top, right - left, 4), dtype=np.uint8)
+    sx0, sy0, sx1, sy1 = max(left, 0), max(top, 0), min(right, w), min(bottom, h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = img[sy0:sy1, sx0:sx1]
+    return out
+
+
+def trim(rgba, *, padding: int = 0) -> TrimResult:
+    """Crop to the content (alpha > 0) plus ``padding`` transparent pixels on every side.
+
+    A fully transparent image is returned unchanged with ``empty=True``.
+    """
+    padding = _check_padding(padding)
+    img = as_rgba(rgba)
+    box = content_box(img)
+    if box is None:
+        h, w = img.shape[:2]
+        return TrimResult(img.copy(), (0, 0, w, h), True)
+    l, t, r, b = box
+    box = (l - padding, t - padding, r + padding, b + padding)
+    return TrimResult(crop_box(img, box), box)
+
+
+def trim_batch(frames, *, padding: int = 0, union: bool = True) -> list[TrimResult]:
+    """Trim each frame; with ``union`` all frames share one box (the union of their content
+    boxes) so an animation stays aligned and the frames keep one size. Frames must then have one
+    size. A batch with no content at all is returned unchanged (``empty=True``)."""
+    padding = _check_padding(padding)
+    imgs = [as_rgba(f, source=f"frames[{i}]") for i, f in enumerate(frames)]
+    if not imgs:
+        raise InputImageError("frames is empty (no images to trim)")
+    if not union:
+        return [trim(f, padding=padding) for f in imgs]
+    size = imgs[0].shape[:2]
+    for i, f in enumerate(imgs):
+        if f.shape[:2] != size:
+            raise InputImageError(
+                f"frames[{i}] is {f.shape[1]}x{f.shape[0]} but frames[0] is {size[1]}x{size[0]}; a union box needs one size",
+                hint="trim the frames separately (union=False)",
+            )
+    boxes = [b for b in (content_box(f) for f in imgs) if b is not None]
+    if not boxes:
+        return [TrimResult(f.copy(), (0, 0, size[1], size[0]), True) for f in imgs]
+    l = min(b[0] for b in boxes) - padding
+    t = min(b[1] for b in boxes) - padding
+    r = max(b[2] for b in boxes) + padding
+    btm = max(b[3] for b in boxes) + padding
+    box = (l, t, r, btm)
+    return [TrimResult(crop_box(f, box), box, content_box(f) is None) for f in imgs]

@@ -1,0 +1,240 @@
+"""Cleanup: background removal, strays, outline, trim, and the region labeller."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from comfy_nodes.pixel.cleanup import (
+    TrimResult,
+    add_outline,
+    background_mask,
+    border_color,
+    crop_box,
+    label_regions,
+    remove_background,
+    remove_strays,
+    trim,
+    trim_batch,
+)
+from comfy_nodes.pixel.errors import InputImageError, InvalidArgumentError
+
+BG = (40, 200, 40)
+RED = (200, 40, 40)
+
+
+def _img(h, w, rgb=BG, a=255):
+    out = np.zeros((h, w, 4), np.uint8)
+    out[..., :3] = rgb
+    out[..., 3] = a
+    return out
+
+
+def _flood_reference(values, connectivity):
+    """Breadth-first labelling, the obvious algorithm, for comparison."""
+    h, w = values.shape
+    lab = -np.ones((h, w), int)
+    n = 0
+    offs = [(-1, 0), (1, 0), (0, -1), (0, 1)]
+    if connectivity == 8:
+        offs += [(-1, -1), (-1, 1), (1, -1), (1, 1)]
+    for y in range(h):
+        for x in range(w):
+            if lab[y, x] >= 0:
+                continue
+            stack = [(y, x)]
+            lab[y, x] = n
+            while stack:
+                cy, cx = stack.pop()
+                for dy, dx in offs:
+                    ny, nx = cy + dy, cx + dx
+                    if 0 <= ny < h and 0 <= nx < w and lab[ny, nx] < 0 and values[ny, nx] == values[cy, cx]:
+                        lab[ny, nx] = n
+                        stack.append((ny, nx))
+            n += 1
+    return lab, n
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    values=arrays(np.int64, st.tuples(st.integers(1, 14), st.integers(1, 14)), elements=st.integers(0, 2)),
+    connectivity=st.sampled_from([4, 8]),
+)
+def test_label_regions_matches_flood_fill(values, connectivity):
+    lab, n = label_regions(values, connectivity)
+    ref, rn = _flood_reference(values, connectivity)
+    assert n == rn
+    # Same partition: a bijection between labels.
+    pairs = set(zip(lab.ravel().tolist(), ref.ravel().tolist()))
+    assert len(pairs) == n
+
+
+def test_label_regions_spiral():
+    # A long snaking corridor: one region despite many turns.
+    n = 41
+    v = np.zeros((n, n), int)
+    y, x, d = 0, 0, 0
+    dirs = [(0, 1), (1, 0), (0, -1), (-1, 0)]
+    v[:, :] = 1
+    for ring in range(0, n // 2, 2):
+        v[ring, ring : n - ring] = 0
+        v[ring : n - ring, n - ring - 1] = 0
+        v[n - ring - 1, ring + 2 : n - ring] = 0
+        v[ring + 2 : n - ring, ring + 2] = 0 if ring + 2 < n - ring else 1
+    lab, cnt = label_regions(v, 4)
+    ref, rcnt = _flood_reference(v, 4)
+    assert cnt == rcnt
+
+
+def test_remove_background_keeps_enclosed_background():
+    img = _img(20, 20)
+    img[4:16, 4:16, :3] = RED
+    img[8:12, 8:12, :3] = BG  # enclosed: same colour as the background, not connected
+    out = remove_background(img)
+    assert (out[0, 0] == 0).all() and (out[19, 19] == 0).all()
+    assert out[10, 10].tolist() == [*BG, 255]
+    assert out[5, 5].tolist() == [*RED, 255]
+    assert (out[..., 3] == 0).sum() == 400 - 144
+
+
+def test_remove_background_tolerance_in_oklab():
+    img = _img(10, 10)
+    img[0, 5, :3] = (44, 204, 44)  # a slightly different green on the border
+    img[3:7, 3:7, :3] = RED
+    assert remove_background(img, tolerance=0.0)[0, 5, 3] == 255
+    assert remove_background(img, tolerance=0.05)[0, 5, 3] == 0
+
+
+def test_remove_background_with_key_and_dominant_border():
+    img = _img(10, 10, (255, 255, 255))
+    img[0, :3, :3] = (0, 0, 0)  # minority border colour
+    img[4:6, 4:6, :3] = RED
+    assert border_color(img) == (255, 255, 255)
+    out = remove_background(img)
+    assert out[0, 0, 3] == 255 and out[5, 0, 3] == 0
+    out = remove_background(img, key="#000000", tolerance=0.01)
+    assert out[0, 0, 3] == 0 and out[5, 0, 3] == 255
+    with pytest.raises(InvalidArgumentError, match="key"):
+        remove_background(img, key="#zzzzzz")
+    with pytest.raises(InvalidArgumentError, match="tolerance"):
+        remove_background(img, tolerance=-1)
+    with pytest.raises(InvalidArgumentError, match="connectivity"):
+        remove_background(img, connectivity=6)
+
+
+def test_remove_background_connectivity_diagonal_gap():
+    img = _img(5, 5, RED)
+    img[0, :, :3] = BG
+    img[1, 2, :3] = BG  # touches row 0 orthogonally
+    img[2, 3, :3] = BG  # touches (1, 2) only diagonally
+    m4 = background_mask(img, key=BG, tolerance=0.01, connectivity=4)
+    m8 = background_mask(img, key=BG, tolerance=0.01, connectivity=8)
+    assert m4[1, 2] and not m4[2, 3]
+    assert m8[2, 3]
+
+
+def test_remove_background_transparent_border_is_noop():
+    img = _img(6, 6, a=0)
+    img[2:4, 2:4] = [*RED, 255]
+    assert np.array_equal(remove_background(img), img)
+
+
+def test_remove_strays_replaces_single_pixels():
+    img = _img(7, 7, RED)
+    img[3, 3, :3] = (0, 0, 255)  # one stray pixel inside red
+    out = remove_strays(img)
+    assert out[3, 3].tolist() == [*RED, 255]
+    # lone opaque pixel in transparency disappears
+    t = _img(7, 7, a=0)
+    t[1:5, 1:5] = [*RED, 255]
+    t[6, 6] = [0, 0, 255, 255]
+    out = remove_strays(t)
+    assert out[6, 6, 3] == 0 and (out[1:5, 1:5, 3] == 255).all()
+
+
+def test_remove_strays_min_size_and_connectivity():
+    img = _img(8, 8, RED)
+    img[2, 2, :3] = img[3, 3, :3] = (0, 0, 255)  # diagonal pair
+    four = remove_strays(img, min_size=2, connectivity=4)
+    assert four[2, 2].tolist() == [*RED, 255]
+    eight = remove_strays(img, min_size=2, connectivity=8)
+    assert eight[2, 2].tolist() == [0, 0, 255, 255]  # a 2-pixel island under 8-connectivity
+    assert np.array_equal(remove_strays(img, min_size=1), img)
+    assert remove_strays(img, min_size=3, connectivity=8)[2, 2].tolist() == [*RED, 255]
+    with pytest.raises(InvalidArgumentError, match="min_size"):
+        remove_strays(img, min_size=0)
+
+
+def test_remove_strays_majority_vote():
+    img = _img(3, 3, RED)
+    img[0, 1, :3] = img[1, 0, :3] = img[1, 2, :3] = (0, 0, 0)
+    img[1, 1, :3] = (255, 255, 255)  # neighbours: 3 black, 1 red
+    out = remove_strays(img, min_size=2)
+    assert out[1, 1, :3].tolist() == [0, 0, 0]
+
+
+def test_add_outline_outside_inside_and_colours():
+    img = _img(7, 7, a=0)
+    img[2:5, 2:5] = [*RED, 255]
+    img[3, 3, :3] = (90, 20, 20)
+    out = add_outline(img)  # auto: darkest colour of the sprite
+    assert out[1, 3].tolist() == [90, 20, 20, 255]
+    assert out[1, 1, 3] == 0  # 4-connectivity: corners not outlined
+    assert (out[..., 3] > 0).sum() == 9 + 12
+    out8 = add_outline(img, connectivity=8, color="#102030")
+    assert out8[1, 1].tolist() == [16, 32, 48, 255]
+    assert (out8[..., 3] > 0).sum() == 25
+    ins = add_outline(img, inside=True, color=(0, 0, 0))
+    assert (ins[..., 3] > 0).sum() == 9
+    assert ins[2, 2, :3].tolist() == [0, 0, 0] and ins[3, 3, :3].tolist() == [90, 20, 20]
+    dk = add_outline(img, color="darken")
+    assert dk[1, 3, 3] == 255 and dk[1, 3, :3].sum() < sum(RED)
+    with pytest.raises(InvalidArgumentError):
+        add_outline(img, color="bright")
+
+
+def test_trim_with_padding_and_empty():
+    img = _img(10, 12, a=0)
+    img[3:5, 4:9] = [*RED, 255]
+    r = trim(img)
+    assert isinstance(r, TrimResult) and r.box == (4, 3, 9, 5) and r.image.shape == (2, 5, 4)
+    r = trim(img, padding=4)
+    assert r.box == (0, -1, 13, 9) and r.image.shape == (10, 13, 4)
+    assert (r.image[0] == 0).all() and r.image[4, 4].tolist() == [*RED, 255]
+    e = trim(_img(3, 3, a=0))
+    assert e.empty and e.image.shape == (3, 3, 4)
+    with pytest.raises(InvalidArgumentError, match="padding"):
+        trim(img, padding=-1)
+
+
+def test_trim_batch_union_keeps_frames_aligned():
+    a = _img(8, 8, a=0)
+    b = _img(8, 8, a=0)
+    a[1, 1] = [*RED, 255]
+    b[5, 6] = [*RED, 255]
+    res = trim_batch([a, b], union=True)
+    assert [r.box for r in res] == [(1, 1, 7, 6)] * 2
+    assert res[0].image.shape == res[1].image.shape == (5, 6, 4)
+    assert res[1].image[4, 5, 3] == 255
+    sep = trim_batch([a, b], union=False)
+    assert [r.box for r in sep] == [(1, 1, 2, 2), (6, 5, 7, 6)]
+    with pytest.raises(InputImageError, match="one size"):
+        trim_batch([a, _img(4, 4)], union=True)
+    with pytest.raises(InputImageError, match="empty"):
+        trim_batch([])
+
+
+def test_crop_box_outside_is_transparent():
+    img = _img(2, 2, RED)
+    out = crop_box(img, (-1, -1, 3, 3))
+    assert out.shape == (4, 4, 4) and out[0, 0, 3] == 0 and out[1, 1, 3] == 255
+
+
+def test_one_pixel_images():
+    one = _img(1, 1, RED)
+    assert remove_background(one)[0, 0, 3] == 0  # the whole image is "border background"
+    assert np.array_equal(remove_strays(one), one)
+    assert np.array_equal(add_outline(one), one)  # no room outside
+    assert trim(one).box == (0, 0, 1, 1)

@@ -1,0 +1,118 @@
+"""Dithering: Bayer ordered and error diffusion, exact and deterministic."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from comfy_nodes.pixel.color import srgb_to_oklab
+from comfy_nodes.pixel.dither import KERNELS, bayer_matrix, normalise_mode
+from comfy_nodes.pixel.errors import InvalidArgumentError
+from comfy_nodes.pixel.palette import Palette, quantize
+
+BW = Palette("bw", np.array([[0, 0, 0], [255, 255, 255]], np.uint8))
+
+
+def _flat(rgb, h=16, w=16):
+    img = np.zeros((h, w, 4), np.uint8)
+    img[..., :3] = rgb
+    img[..., 3] = 255
+    return img
+
+
+def test_bayer_matrices():
+    for n in (2, 4, 8):
+        m = bayer_matrix(n)
+        assert m.shape == (n, n)
+        assert sorted(((m * n * n) - 0.5).round().astype(int).ravel().tolist()) == list(range(n * n))
+    assert bayer_matrix(2).tolist() == [[0.125, 0.625], [0.875, 0.375]]
+    with pytest.raises(InvalidArgumentError):
+        bayer_matrix(3)
+
+
+def test_mode_names():
+    assert normalise_mode("Floyd Steinberg") == "floyd-steinberg"
+    assert normalise_mode("FS") == "floyd-steinberg"
+    assert normalise_mode(None) == "none"
+    with pytest.raises(InvalidArgumentError, match="bayer2"):
+        normalise_mode("blue-noise")
+
+
+def _mean_l(img):
+    return srgb_to_oklab(img[..., :3].reshape(-1, 3)).mean(axis=0)[0]
+
+
+@pytest.mark.parametrize("mode", ["bayer2", "bayer4", "bayer8", "floyd-steinberg", "atkinson"])
+def test_dither_keeps_mean_lightness_of_flat_grey(mode):
+    grey = _flat([119, 119, 119])  # OKLab L ~ 0.56: plain nearest gives all white
+    plain = quantize(grey, BW)
+    assert len(np.unique(plain[..., 0])) == 1
+    out = quantize(grey, BW, dither=mode)
+    frac_white = (out[..., 0] == 255).mean()
+    assert 0.2 < frac_white < 0.8  # a real mix of both colours
+    # Mixing happens in OKLab, so the mean OKLab L lands near the input's.
+    assert abs(_mean_l(out) - _mean_l(grey)) < 0.1
+
+
+@pytest.mark.parametrize("mode", ["bayer4", "floyd-steinberg", "atkinson"])
+def test_strength_zero_equals_nearest(mode):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (12, 9, 4)).astype(np.uint8)
+    img[..., 3] = 255
+    assert np.array_equal(quantize(img, BW, dither=mode, strength=0.0), quantize(img, BW))
+
+
+def test_palette_colours_are_not_dithered():
+    img = _flat([255, 255, 255])
+    img[4:8] = [0, 0, 0, 255]
+    for mode in ("bayer8", "floyd-steinberg", "atkinson"):
+        assert np.array_equal(quantize(img, BW, dither=mode), img)
+
+
+def test_ordered_pattern_of_half_grey_is_checker_like():
+    # A grey exactly halfway (in OKLab) between black and white: t = 0.5 -> half the Bayer cells.
+    lab_mid = (srgb_to_oklab(np.array([0, 0, 0], np.uint8)) + srgb_to_oklab(np.array([255, 255, 255], np.uint8))) / 2
+    from comfy_nodes.pixel.color import oklab_to_srgb8
+
+    g = int(oklab_to_srgb8(lab_mid)[0])
+    out = quantize(_flat([g, g, g], 4, 4), BW, dither="bayer2")
+    frac = (out[..., 0] == 255).mean()
+    assert frac == 0.5
+
+
+def _reference_error_diffusion(img, pal, kernel):
+    """Plain raster-order loop, the textbook algorithm, to check the wavefront version."""
+    lab = srgb_to_oklab(img[..., :3]).copy()
+    pl = pal.to_oklab()
+    h, w = lab.shape[:2]
+    out = np.zeros((h, w), int)
+    for y in range(h):
+        for x in range(w):
+            v = lab[y, x]
+            q = int(np.argmin(((pl - v) ** 2).sum(axis=1)))
+            out[y, x] = q
+            e = v - pl[q]
+            for dy, dx, wt in kernel:
+                yy, xx = y + dy, x + dx
+                if 0 <= yy < h and 0 <= xx < w:
+                    lab[yy, xx] += wt * e
+    return out
+
+
+@pytest.mark.parametrize("mode", ["floyd-steinberg", "atkinson"])
+def test_wavefront_matches_raster_loop(mode):
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (11, 13, 4)).astype(np.uint8)
+    img[..., 3] = 255
+    pal = Palette("p", rng.integers(0, 256, (5, 3)).astype(np.uint8))
+    ref = _reference_error_diffusion(img, pal, KERNELS[mode])
+    out = quantize(img, pal, dither=mode)
+    assert np.array_equal(out[..., :3], pal.colors[ref])
+
+
+def test_transparent_pixels_stay_transparent_and_block_nothing():
+    img = _flat([119, 119, 119], 8, 8)
+    img[:, :4, 3] = 0
+    for mode in ("bayer4", "floyd-steinberg", "atkinson"):
+        out = quantize(img, BW, dither=mode)
+        assert (out[:, :4] == 0).all()
+        assert (out[:, 4:, 3] == 255).all()
