@@ -1,4 +1,181 @@
-"""V3 nodes: grid (filled in by the grid work)."""
+"""V3 nodes: pixel grid snap (pseudo pixel art -> true-resolution sprite).
+
+Thin glue around ``comfy_nodes.pixel.grid``: tensors in, RGBA arrays through the core, tensors
+out. A ComfyUI IMAGE batch must have one size, so a batch either shares one grid (animation
+frames: ``batch_shared_grid``) or every frame must snap to the same size.
+"""
 from __future__ import annotations
 
-NODES: list = []
+from dataclasses import dataclass
+
+import numpy as np
+from comfy_api.latest import io, ui
+
+from ..pixel import grid as G
+from ..pixel.errors import InputImageError, InvalidArgumentError, NoGridFoundError
+from ..pixel.imageio import upscale_nearest
+from ._tensor import image_to_rgba_list, rgba_list_to_image, rgba_to_mask
+
+#: Custom socket type carrying a detected grid between nodes.
+DGXGrid = io.Custom("DGX_GRID")
+
+
+@dataclass
+class GridInfo:
+    """What a ``DGX_GRID`` socket carries: the grid of frame 0 plus one per frame."""
+
+    cell_w: float
+    cell_h: float
+    cols: int
+    rows: int
+    confidence: float
+    grids: list  # list[G.Grid], one per frame (the same object when shared)
+
+    def to_dict(self) -> dict:
+        return {"cell_w": self.cell_w, "cell_h": self.cell_h, "cols": self.cols, "rows": self.rows,
+                "confidence": self.confidence}
+
+
+def _overrides(mode: str, cell_size: float, target_width: int, target_height: int) -> dict:
+    if mode == "auto":
+        return {}
+    if mode == "cell":
+        if cell_size <= 0:
+            raise InvalidArgumentError(f"cell_size must be > 0 in mode 'cell', got {cell_size}")
+        return {"cell": float(cell_size)}
+    if mode == "size":
+        if target_width < 1 or target_height < 1:
+            raise InvalidArgumentError(
+                f"target_width and target_height must be >= 1 in mode 'size', got {target_width}x{target_height}")
+        return {"width": int(target_width), "height": int(target_height)}
+    raise InvalidArgumentError(f"mode must be auto, cell or size, got {mode!r}")
+
+
+class DGXPixelsGridSnap(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DGXPixelsGridSnap",
+            display_name="Pixel Grid Snap",
+            category="DGX-Pixels/Grid",
+            description=(
+                "Turns AI 'pixel art' (fake pixels several source pixels wide, uneven, blurred, noisy) into the "
+                "true sprite: finds the fake-pixel grid and outputs one pixel per grid cell with one clean colour. "
+                "Automatic by default; 'cell' or 'size' mode overrides the detection. A batch becomes one tensor, "
+                "so its frames must snap to one size: turn on batch_shared_grid for animation frames."
+            ),
+            inputs=[
+                io.Image.Input("image", tooltip="Pseudo pixel art (one image or a batch of frames)."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Optional alpha as a ComfyUI mask (1 = transparent), e.g. from Load Image."),
+                io.Combo.Input("mode", options=["auto", "cell", "size"], default="auto",
+                               tooltip="auto: detect the grid. cell: use cell_size source px per art pixel. "
+                                       "size: fit a grid of target_width x target_height art pixels."),
+                io.Float.Input("cell_size", default=8.0, min=1.0, max=256.0, step=0.01,
+                               tooltip="Source pixels per art pixel (mode 'cell'); may be fractional, e.g. 12.5."),
+                io.Int.Input("target_width", default=64, min=1, max=4096,
+                             tooltip="Width of the sprite in art pixels (mode 'size')."),
+                io.Int.Input("target_height", default=64, min=1, max=4096,
+                             tooltip="Height of the sprite in art pixels (mode 'size')."),
+                io.Boolean.Input("batch_shared_grid", default=True,
+                                 tooltip="Detect one grid on the first frame and use it for every frame "
+                                         "(animation frames must share a grid). Off: each frame is detected "
+                                         "on its own and all must come out the same size."),
+                io.Combo.Input("on_no_grid", options=["error", "passthrough"], default="error",
+                               tooltip="When no grid is found: stop with an error, or pass the image through "
+                                       "unchanged (cell size 1)."),
+                io.Combo.Input("alpha", options=["keep", "transparent_background"], default="keep",
+                               tooltip="keep: input alpha, made binary. transparent_background: the background "
+                                       "colour touching the border becomes transparent."),
+                io.Int.Input("preview_scale", default=8, min=1, max=64,
+                             tooltip="Whole-number enlargement of the preview output (nearest neighbour)."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="image", tooltip="True-resolution sprite batch (RGBA)."),
+                io.Mask.Output(display_name="mask", tooltip="Alpha of the sprite as a mask (1 = transparent)."),
+                io.Image.Output(display_name="preview", tooltip="The sprite enlarged by preview_scale with crisp pixels."),
+                DGXGrid.Output(display_name="grid", tooltip="The detected grid (cell_w, cell_h, cols, rows, confidence)."),
+                io.Int.Output(display_name="cols", tooltip="Sprite width in art pixels."),
+                io.Int.Output(display_name="rows", tooltip="Sprite height in art pixels."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image, mode: str = "auto", cell_size: float = 8.0, target_width: int = 64,
+                target_height: int = 64, batch_shared_grid: bool = True, on_no_grid: str = "error",
+                alpha: str = "keep", preview_scale: int = 8, mask=None) -> io.NodeOutput:
+        if on_no_grid not in ("error", "passthrough"):
+            raise InvalidArgumentError(f"on_no_grid must be 'error' or 'passthrough', got {on_no_grid!r}")
+        if alpha not in ("keep", "transparent_background"):
+            raise InvalidArgumentError(f"alpha must be 'keep' or 'transparent_background', got {alpha!r}")
+        frames = image_to_rgba_list(image, mask, name="image")
+        kw = _overrides(mode, cell_size, target_width, target_height)
+        background = "transparent" if alpha == "transparent_background" else "keep"
+        pbar = _progress(len(frames))
+        results: list[G.SnapResult] = []
+        shared: G.Grid | None = None
+        for i, rgba in enumerate(frames):
+            src = f"image {i}" if len(frames) > 1 else "image"
+            try:
+                if batch_shared_grid:
+                    if shared is None:
+                        shared = G.detect_grid(rgba, source=src, **kw)
+                    if rgba.shape[:2] != frames[0].shape[:2]:
+                        raise InputImageError(f"{src} has a different size than image 0")
+                    res = G.snap(rgba, shared, background=background, source=src)
+                else:
+                    res = G.snap(rgba, background=background, source=src, **kw)
+            except NoGridFoundError:
+                if on_no_grid == "error":
+                    raise
+                res = _passthrough(rgba, background)
+            results.append(res)
+            if pbar is not None:
+                pbar.update(1)
+        sizes = {(r.width, r.height) for r in results}
+        if len(sizes) > 1:
+            listing = ", ".join(f"image {i}: {r.width}x{r.height}" for i, r in enumerate(results))
+            raise InputImageError(
+                f"the frames snapped to different sizes ({listing}); one IMAGE batch needs one size",
+                hint="turn on batch_shared_grid, or use mode 'size' with a target width and height")
+        sprites = [r.image for r in results]
+        out = rgba_list_to_image(sprites, keep_alpha=True)
+        m = rgba_to_mask(sprites)
+        scale = int(preview_scale)
+        preview = rgba_list_to_image([upscale_nearest(s, scale) for s in sprites], keep_alpha=True)
+        g0 = results[0].grid
+        info = GridInfo(cell_w=float(g0.cell_w), cell_h=float(g0.cell_h), cols=int(g0.cols), rows=int(g0.rows),
+                        confidence=float(g0.confidence), grids=[r.grid for r in results])
+        return io.NodeOutput(out, m, preview, info, info.cols, info.rows, ui=_preview_ui(preview, cls))
+
+
+def _passthrough(rgba: np.ndarray, background: str) -> G.SnapResult:
+    h, w = rgba.shape[:2]
+    grid = G.Grid(cell_w=1.0, cell_h=1.0, cols=w, rows=h, x_lines=np.arange(w + 1, dtype=np.float64),
+                  y_lines=np.arange(h + 1, dtype=np.float64), confidence=0.0, source_size=(w, h))
+    img = rgba.copy()
+    img[..., 3] = np.where(img[..., 3] >= 128, 255, 0).astype(np.uint8)
+    if background == "transparent":
+        img = G._remove_background(img, 0.08)
+    return G.SnapResult(image=img, grid=grid)
+
+
+def _progress(total: int):
+    if total < 2:
+        return None
+    try:
+        import comfy.utils
+
+        return comfy.utils.ProgressBar(total)
+    except Exception:  # progress is cosmetic: no server context (unit tests, scripts) means none
+        return None
+
+
+def _preview_ui(preview, cls):
+    try:
+        return ui.PreviewImage(preview, cls=cls)
+    except Exception:  # the UI preview needs ComfyUI's folders; outside a server there is none
+        return None
+
+
+NODES = [DGXPixelsGridSnap]

@@ -40,6 +40,8 @@ MIN_CELL = 2.5
 MAX_CELL = 64.0
 #: Images larger than this on either side are analysed on a strided view, to bound time and memory.
 MAX_ANALYSIS_SIDE = 2048
+#: Below this detection confidence (0..1) the automatic mode reports "no pixel grid found".
+MIN_CONFIDENCE = 0.45
 
 
 @dataclass
@@ -426,7 +428,7 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
     sm = _smooth(prof, 0.8)
     # noise that survives the per-pixel floor adds a flat baseline over every row; remove it
     # so flat background reads as "no evidence" rather than "weak evidence everywhere"
-    sm = np.clip(sm - float(np.percentile(sm, 30)), 0.0, None)
+    sm = np.clip(sm - float(np.percentile(sm, 20)), 0.0, None)
     if count is not None:
         period = length / float(count)
         strength = 1.0
@@ -563,15 +565,69 @@ def detect_grid(
     for name, c, n in (("cell_w", cw, w), ("cell_h", ch, h)):
         if c is not None and c > n:
             raise InvalidArgumentError(f"{name} {c} is larger than the image ({n} px)")
+    if cw is None and ch is None and tw is None and th is None:
+        exact = _exact_block_grid(a)
+        if exact is not None:
+            return exact
+    stride = _stride(h, w)
+    ex, ey = _edge_maps(a[..., :3], stride)
+    return _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source)
+
+
+def _exact_runs(change: np.ndarray, n: int) -> int:
+    """Largest integer cell g >= 2 that every run of identical columns (rows) is a multiple of."""
+    pos = np.nonzero(change)[0] + 1  # boundaries between differing neighbours
+    if len(pos) < 2:
+        return 0
+    inner = np.diff(pos)
+    g = int(np.gcd.reduce(inner.astype(np.int64)))
+    if g < 2:
+        return 0
+    # the partial border runs must not be longer than a cell
+    if pos[0] > g or n - pos[-1] > g:
+        return 0
+    return g
+
+
+def _exact_block_grid(a: np.ndarray) -> Grid | None:
+    """Grid of a clean integer nearest-neighbour upscale (constant g x g blocks), else None.
+
+    Such an image round-trips exactly; detecting it by equal neighbouring columns and rows is
+    exact where the edge statistics would only be close.
+    """
+    h, w = a.shape[:2]
+    if h * w > 4096 * 4096:
+        return None
+    colchg = np.any(a[:, 1:] != a[:, :-1], axis=(0, 2))
+    rowchg = np.any(a[1:] != a[:-1], axis=(1, 2))
+    gx = _exact_runs(colchg, w)
+    gy = _exact_runs(rowchg, h)
+    if not gx or not gy:
+        return None
+    x0 = (np.nonzero(colchg)[0][0] + 1) % gx
+    y0 = (np.nonzero(rowchg)[0][0] + 1) % gy
+    xl = np.arange(x0 - (gx if x0 > 0 else 0), w + gx, gx, dtype=np.float64)
+    yl = np.arange(y0 - (gy if y0 > 0 else 0), h + gy, gy, dtype=np.float64)
+    xl = xl[: np.searchsorted(xl, w, side="left") + 1]
+    yl = yl[: np.searchsorted(yl, h, side="left") + 1]
+    return Grid(cell_w=float(gx), cell_h=float(gy), cols=len(xl) - 1, rows=len(yl) - 1, x_lines=xl, y_lines=yl,
+                confidence=1.0, phase=(float(x0), float(y0)), source_size=(w, h))
+
+
+def _stride(h: int, w: int) -> int:
     stride = 2 if max(h, w) > 256 else 1
-    stride = max(stride, int(math.ceil(max(h, w) / MAX_ANALYSIS_SIDE)))
-    rgb = a[..., :3]
-    ex, ey = _edge_maps(rgb, stride)
+    return max(stride, int(math.ceil(max(h, w) / MAX_ANALYSIS_SIDE)))
+
+
+def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source) -> Grid:
     ax = _detect_axis(ex, 0, w, cell=cw, count=int(tw) if tw else None)
     ay = _detect_axis(ey, 1, h, cell=ch, count=int(th) if th else None)
     cols, rows = len(ax.lines) - 1, len(ay.lines) - 1
     if cols < 1 or rows < 1:
         raise NoGridFoundError(f"no pixel grid found in {source}")
+    conf = float(min(ax.confidence, ay.confidence))
+    if cw is None and tw is None and ch is None and th is None and conf < MIN_CONFIDENCE:
+        raise NoGridFoundError(f"no pixel grid found in {source} (confidence {conf:.2f})")
     phase = (float(ax.lines[0] % ax.period), float(ay.lines[0] % ay.period))
     return Grid(
         cell_w=float(ax.period),
@@ -580,10 +636,58 @@ def detect_grid(
         rows=rows,
         x_lines=ax.lines,
         y_lines=ay.lines,
-        confidence=float(min(ax.confidence, ay.confidence)),
+        confidence=conf,
         phase=phase,
         source_size=(w, h),
     )
+
+
+def detect_grid_batch(frames, **overrides) -> Grid:
+    """One grid shared by all ``frames`` (animation frames must share it).
+
+    The frames' edge evidence is summed, so a line visible in any frame counts. All frames
+    must have the same size (``InputImageError`` names the first that differs). Overrides as
+    in :func:`detect_grid`.
+    """
+    frames = list(frames)
+    if not frames:
+        raise InputImageError("no frames given (empty batch)")
+    arrs = [_validate(f, f"frame {i}") for i, f in enumerate(frames)]
+    h, w = arrs[0].shape[:2]
+    for i, a in enumerate(arrs):
+        if a.shape[:2] != (h, w):
+            raise InputImageError(f"frame {i} is {a.shape[1]}x{a.shape[0]} but frame 0 is {w}x{h}",
+                                  hint="frames that share a grid must have one size")
+    if len(arrs) == 1:
+        return detect_grid(arrs[0], **overrides)
+    cell = overrides.get("cell")
+    cw = _check_pos("cell_w", overrides.get("cell_w", cell))
+    ch = _check_pos("cell_h", overrides.get("cell_h", cell))
+    tw = _check_pos("width", overrides.get("width"), int)
+    th = _check_pos("height", overrides.get("height"), int)
+    stride = _stride(h, w)
+    ex = ey = None
+    for a in arrs:
+        e1, e2 = _edge_maps(a[..., :3], stride)
+        ex = e1 if ex is None else ex + e1
+        ey = e2 if ey is None else ey + e2
+    return _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, "the frames")
+
+
+def snap_batch(frames, grid: Grid | None = None, **kwargs) -> list[SnapResult]:
+    """Snap every frame on one shared grid (detected with :func:`detect_grid_batch` if not given)."""
+    frames = list(frames)
+    overrides = {k: kwargs.pop(k) for k in ("cell", "cell_w", "cell_h", "width", "height") if k in kwargs}
+    if grid is None:
+        grid = detect_grid_batch(frames, **overrides)
+    out = []
+    for i, f in enumerate(frames):
+        a = _validate(f, f"frame {i}")
+        if a.shape[:2] != (grid.source_size[1], grid.source_size[0]):
+            raise InputImageError(f"frame {i} is {a.shape[1]}x{a.shape[0]}, the grid was found on "
+                                  f"{grid.source_size[0]}x{grid.source_size[1]}")
+        out.append(snap(a, grid, source=f"frame {i}", **kwargs))
+    return out
 
 
 def _sample_coords(lines: np.ndarray, n: int, k: int, lo: float, hi: float) -> np.ndarray:
@@ -613,7 +717,10 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     samp = a[yy, xx]  # (rows, cols, k, k, 4)
     samp = samp.reshape(grid.rows, grid.cols, k * k, 4)
     out = np.median(samp, axis=2)
-    if consolidate:
+    # a clean upscale (no noise inside cells) must round-trip exactly: only consolidate
+    # colours of images whose cells are visibly noisy
+    spread = np.median(np.abs(samp[..., :3] - out[:, :, None, :3]))
+    if consolidate and spread >= 1.0:
         out[..., :3] = consolidate_colours(out[..., :3], out[..., 3] >= 128)
     out = np.round(out).astype(np.uint8)
     # pixel art has no half-transparent pixels

@@ -1,0 +1,226 @@
+"""Grid detection and snapping on synthetic pseudo pixel art with known truth."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from comfy_nodes.pixel import grid as G
+from comfy_nodes.pixel.errors import InputImageError, InvalidArgumentError, NoGridFoundError
+
+PALETTE = np.array(
+    [[20, 20, 30], [230, 60, 50], [250, 210, 80], [60, 170, 90], [70, 110, 220], [240, 240, 240], [140, 80, 160]],
+    dtype=np.uint8,
+)
+
+
+def make_sprite(w: int, h: int, seed: int) -> np.ndarray:
+    """A blobby random sprite: runs of colour so some neighbours are equal, some differ."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(PALETTE), size=(h, w))
+    # repeat some cells to create flat runs (as in real sprites)
+    for _ in range(w * h // 3):
+        y, x = rng.integers(0, h), rng.integers(1, w)
+        idx[y, x] = idx[y, x - 1]
+    out = np.empty((h, w, 4), np.uint8)
+    out[..., :3] = PALETTE[idx]
+    out[..., 3] = 255
+    return out
+
+
+def jittered_lines(n: int, cell: float, jitter: int, pad: int, rng) -> np.ndarray:
+    base = pad + cell * np.arange(n + 1)
+    j = rng.integers(-jitter, jitter + 1, size=n + 1) if jitter else np.zeros(n + 1)
+    return np.round(base + j).astype(int)
+
+
+def render(sprite: np.ndarray, cell_x: float, cell_y: float, *, jitter: int = 0, blur: float = 0.0,
+           noise: float = 0.0, seed: int = 0, pad: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Upscale a sprite by non-integer cells with jittered lines, box-ish blur and noise."""
+    rng = np.random.default_rng(seed)
+    h, w = sprite.shape[:2]
+    gx = jittered_lines(w, cell_x, jitter, pad[0], rng)
+    gy = jittered_lines(h, cell_y, jitter, pad[1], rng)
+    W = int(round(pad[0] * 2 + w * cell_x))
+    H = int(round(pad[1] * 2 + h * cell_y))
+    xi = np.clip(np.searchsorted(gx, np.arange(W), side="right") - 1, 0, w - 1)
+    yi = np.clip(np.searchsorted(gy, np.arange(H), side="right") - 1, 0, h - 1)
+    img = sprite[yi[:, None], xi[None, :]].astype(np.float64)
+    if blur > 0:
+        r = max(1, int(2 * blur))
+        k = np.exp(-0.5 * (np.arange(-r, r + 1) / blur) ** 2)
+        k /= k.sum()
+        for c in range(3):
+            img[..., c] = np.apply_along_axis(lambda v: np.convolve(np.pad(v, r, mode="edge"), k, "valid"), 1, img[..., c])
+            img[..., c] = np.apply_along_axis(lambda v: np.convolve(np.pad(v, r, mode="edge"), k, "valid"), 0, img[..., c])
+    if noise > 0:
+        img[..., :3] += rng.normal(0, noise, size=img[..., :3].shape)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8), gx, gy
+
+
+def accuracy(out: np.ndarray, gt: np.ndarray, tol: int = 24) -> float:
+    d = np.abs(out[..., :3].astype(int) - gt[..., :3].astype(int)).max(axis=2)
+    return float((d <= tol).mean())
+
+
+@pytest.mark.parametrize("cell", [4, 7, 10, 16])
+def test_integer_upscale_round_trips_exactly(cell):
+    sprite = make_sprite(20, 14, seed=cell)
+    big = np.repeat(np.repeat(sprite, cell, axis=0), cell, axis=1)
+    res = G.snap(big)
+    assert res.image.shape == sprite.shape
+    assert np.array_equal(res.image, sprite)
+    assert res.grid.cols == 20 and res.grid.rows == 14
+    assert res.grid.cell_w == pytest.approx(cell, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    "seed,cx,cy,jitter,blur,noise",
+    [(1, 12.4, 11.7, 1, 0.6, 3.0), (2, 14.6, 15.3, 2, 0.9, 4.0), (3, 9.3, 9.8, 1, 0.7, 3.0), (4, 17.2, 16.1, 2, 1.0, 5.0)],
+)
+def test_degraded_sprite_exact_size_and_colours(seed, cx, cy, jitter, blur, noise):
+    sprite = make_sprite(28, 24, seed)
+    img, _, _ = render(sprite, cx, cy, jitter=jitter, blur=blur, noise=noise, seed=seed)
+    res = G.snap(img)
+    assert (res.width, res.height) == (28, 24)
+    assert accuracy(res.image, sprite) >= 0.97
+    assert res.grid.cell_w == pytest.approx(cx, rel=0.03)
+    assert res.grid.cell_h == pytest.approx(cy, rel=0.03)
+
+
+def test_detected_lines_follow_jittered_truth():
+    sprite = make_sprite(30, 30, 7)
+    img, gx, gy = render(sprite, 13.3, 13.3, jitter=2, blur=0.7, noise=3.0, seed=7)
+    grid = G.detect_grid(img)
+    assert grid.cols == 30 and grid.rows == 30
+    # most detected lines sit within 1 px of the true (jittered) line
+    err = np.abs(grid.x_lines - gx[: len(grid.x_lines)])
+    assert np.median(err) <= 1.0
+
+
+def test_background_margins_counted():
+    """Transparent margin cells around the sprite count toward the size (flat background)."""
+    core = make_sprite(16, 12, 9)
+    canvas = np.zeros((24, 26, 4), np.uint8)
+    canvas[..., :3] = (90, 200, 210)
+    canvas[..., 3] = 255
+    canvas[5:17, 4:20] = core
+    img, _, _ = render(canvas, 12.6, 12.2, jitter=1, blur=0.6, noise=2.0, seed=3, pad=(3, 2))
+    res = G.snap(img)
+    assert (res.width, res.height) == (26, 24)
+    assert accuracy(res.image, canvas) >= 0.97
+
+
+def test_manual_cell_and_size_overrides():
+    sprite = make_sprite(20, 16, 11)
+    img, _, _ = render(sprite, 10.5, 10.5, jitter=1, blur=0.5, noise=2.0, seed=11)
+    by_cell = G.snap(img, cell=10.5)
+    assert (by_cell.width, by_cell.height) == (20, 16)
+    by_size = G.snap(img, width=20, height=16)
+    assert (by_size.width, by_size.height) == (20, 16)
+    assert accuracy(by_size.image, sprite) >= 0.95
+    sep = G.detect_grid(img, cell_w=10.5, cell_h=10.5)
+    assert (sep.cols, sep.rows) == (20, 16)
+
+
+def test_alpha_is_kept_and_binarised():
+    sprite = make_sprite(12, 12, 5)
+    sprite[:3, :, 3] = 0
+    sprite[3:, :, 3] = 255
+    big = np.repeat(np.repeat(sprite, 8, axis=0), 8, axis=1)
+    big[..., 3] = np.where(big[..., 3] > 0, 200, 0)  # half-transparent in, binary out
+    res = G.snap(big)
+    assert set(np.unique(res.image[..., 3]).tolist()) == {0, 255}
+    assert (res.image[:3, :, 3] == 0).all() and (res.image[3:, :, 3] == 255).all()
+
+
+@pytest.mark.parametrize("kind", ["flat", "noise", "gradient"])
+def test_no_grid_raises(kind):
+    rng = np.random.default_rng(0)
+    if kind == "flat":
+        img = np.full((300, 300, 3), 120, np.uint8)
+    elif kind == "noise":
+        img = rng.integers(0, 256, size=(300, 300, 3), dtype=np.uint8)
+    else:
+        x = np.linspace(0, 255, 300)
+        img = np.stack(np.broadcast_arrays(x[None, :], x[:, None], np.full((300, 300), 80.0)), -1).astype(np.uint8)
+    with pytest.raises(NoGridFoundError) as ei:
+        G.snap(img)
+    assert "grid" in str(ei.value)
+
+
+def test_bad_inputs():
+    with pytest.raises(InputImageError):
+        G.snap(np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(InputImageError):
+        G.snap(np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(InputImageError):
+        G.snap(np.zeros((5, 5, 7), np.uint8))
+    img = np.zeros((40, 40, 3), np.uint8)
+    with pytest.raises(InvalidArgumentError):
+        G.snap(img, cell=-2)
+    with pytest.raises(InvalidArgumentError):
+        G.snap(img, width=100, height=10)
+    with pytest.raises(InvalidArgumentError):
+        G.snap(img, cell=8, background="purple")
+
+
+def test_grayscale_and_float_input():
+    sprite = make_sprite(10, 10, 2)
+    gray = np.repeat(np.repeat(sprite[..., 0], 9, axis=0), 9, axis=1)
+    res = G.snap(gray)
+    assert (res.width, res.height) == (10, 10)
+    assert np.array_equal(res.image[..., 0], sprite[..., 0])
+    f = np.repeat(np.repeat(sprite[..., :3], 9, axis=0), 9, axis=1).astype(np.float32) / 255.0
+    assert G.snap(f).image.shape == (10, 10, 4)
+
+
+def test_batch_shares_one_grid():
+    sprite_a = make_sprite(16, 16, 21)
+    sprite_b = make_sprite(16, 16, 22)
+    frames = [render(s, 11.5, 11.5, jitter=0, blur=0.5, noise=2.0, seed=1)[0] for s in (sprite_a, sprite_b)]
+    grid = G.detect_grid_batch(frames)
+    results = G.snap_batch(frames, grid)
+    assert all((r.width, r.height) == (16, 16) for r in results)
+    assert results[0].grid is results[1].grid
+    with pytest.raises(InputImageError) as ei:
+        G.detect_grid_batch([frames[0], frames[1][:-5]])
+    assert "frame 1" in str(ei.value)
+
+
+def test_large_image_is_bounded():
+    """A 4096 px image with a grid finishes and gives the right size (analysis is strided)."""
+    sprite = make_sprite(64, 64, 4)
+    big = np.repeat(np.repeat(sprite, 64, axis=0), 64, axis=1)
+    res = G.snap(big)
+    assert (res.width, res.height) == (64, 64)
+
+
+def test_grid_to_dict_is_json():
+    sprite = make_sprite(8, 8, 1)
+    big = np.repeat(np.repeat(sprite, 6, axis=0), 6, axis=1)
+    d = G.detect_grid(big).to_dict()
+    assert json.loads(json.dumps(d))["cols"] == 8
+
+
+SHARED_CASES = Path(__file__).resolve().parents[2] / "shared" / "bench" / "snap-dev" / "cases"
+
+
+@pytest.mark.skipif(not SHARED_CASES.is_dir(), reason="../shared benchmark cases not present")
+def test_shared_easy_cases_solved():
+    """A quick subset of the shared benchmark (easy + medium): exact size on nearly all."""
+    from comfy_nodes.pixel.imageio import load_image
+
+    cases = sorted(p for p in SHARED_CASES.iterdir() if p.name.endswith("-easy"))[:10]
+    assert cases
+    exact = 0
+    for c in cases:
+        gt = load_image(c / "gt.png")
+        res = G.snap(load_image(c / "input.png"))
+        if res.image.shape[:2] == gt.shape[:2]:
+            op = gt[..., 3] >= 128
+            if accuracy(res.image[op][None], gt[op][None], tol=30) >= 0.95:
+                exact += 1
+    assert exact >= 0.9 * len(cases)

@@ -1,0 +1,66 @@
+"""``dgx-pixels snap`` as a subprocess: exit codes, messages, output pixels."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator", "snap", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def sprite() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    pal = np.array([[10, 10, 10], [200, 40, 40], [40, 200, 60], [240, 240, 240]], np.uint8)
+    return pal[rng.integers(0, 4, size=(14, 16))]
+
+
+def test_snap_writes_true_resolution_png(tmp_path):
+    s = sprite()
+    src = tmp_path / "in.png"
+    Image.fromarray(np.repeat(np.repeat(s, 11, axis=0), 11, axis=1)).save(src)
+    out = tmp_path / "out.png"
+    prev = tmp_path / "prev.png"
+    p = run(str(src), "-o", str(out), "--json", "--preview", str(prev), "--preview-scale", "4")
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert (info["cols"], info["rows"]) == (16, 14)
+    got = np.array(Image.open(out).convert("RGB"))
+    assert np.array_equal(got, s)
+    assert Image.open(prev).size == (64, 56)
+
+
+def test_snap_with_cell_override(tmp_path):
+    s = sprite()
+    src = tmp_path / "in.png"
+    Image.fromarray(np.repeat(np.repeat(s, 6, axis=0), 6, axis=1)).save(src)
+    out = tmp_path / "o.png"
+    p = run(str(src), "-o", str(out), "--cell", "6")
+    assert p.returncode == 0, p.stderr
+    assert Image.open(out).size == (16, 14)
+
+
+def test_no_grid_exit_3_with_hint(tmp_path):
+    src = tmp_path / "flat.png"
+    Image.new("RGB", (200, 200), (120, 130, 140)).save(src)
+    p = run(str(src), "-o", str(tmp_path / "o.png"))
+    assert p.returncode == 3
+    assert "no pixel grid found" in p.stderr
+    assert "--cell" in p.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_missing_input_and_bad_arguments(tmp_path):
+    p = run(str(tmp_path / "nope.png"), "-o", str(tmp_path / "o.png"))
+    assert p.returncode == 2 and "not found" in p.stderr
+    src = tmp_path / "in.png"
+    Image.new("RGB", (40, 40)).save(src)
+    p = run(str(src), "-o", str(tmp_path / "o.png"), "--cell", "4", "--width", "10")
+    assert p.returncode == 2 and "not both" in p.stderr
+    p = run(str(src), "-o", str(tmp_path / "o.png"), "--cell", "-1")
+    assert p.returncode == 2
