@@ -1,0 +1,127 @@
+"""``dgx-pixels palette``: list, show, convert and extract palettes.
+
+Top-level imports stay light (argparse only); numpy/Pillow/scikit-learn load inside ``run``.
+"""
+from __future__ import annotations
+
+import argparse
+
+HELP = "list built-in palettes, show or convert palette files, extract a shared palette from images"
+DESCRIPTION = (
+    "Palettes are built-in names (pico-8, nes, gameboy, db16, db32, endesga-32, aap-64, sweetie-16, ...; "
+    "case and '-'/'_' ignored) or files: .hex (Lospec), .gpl (GIMP), .pal (JASC; RIFF read too) and "
+    ".png (one pixel or one uniform square per colour). "
+    "'list' shows the built-ins with colour counts and sources; 'show' prints a palette as hex; "
+    "'convert' rewrites a palette in the format of the output extension; 'extract' builds ONE palette "
+    "shared by all given images (animation frames stay consistent) by k-means in OKLab."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="palette_command", metavar="ACTION")
+    sub.required = True
+    ls = sub.add_parser("list", help="built-in palettes with colour counts and sources")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sh = sub.add_parser("show", help="print a palette's colours as hex, one per line")
+    sh.add_argument("palette", metavar="NAME|FILE", help="built-in name or palette file")
+    sh.add_argument("--json", action="store_true", help="print JSON (name, source, colors)")
+    cv = sub.add_parser("convert", help="convert a palette (format by output extension)")
+    cv.add_argument("input", metavar="IN", help="built-in name or palette file")
+    cv.add_argument("output", metavar="OUT", help="file to write: .hex, .gpl, .pal or .png")
+    cv.add_argument("--swatch", type=int, default=1, metavar="N", help="PNG output: N x N pixels per colour (default 1)")
+    ex = sub.add_parser("extract", help="one shared palette of K colours from one or more images")
+    ex.add_argument("images", nargs="+", metavar="IMAGE", help="images (e.g. all frames of an animation)")
+    ex.add_argument("-k", "--colors", required=True, metavar="K",
+                    help="number of colours 1..256, or 'auto' (smallest k within the error tolerance)")
+    ex.add_argument("--seed", type=int, default=0, metavar="S", help="k-means seed (default 0; same seed, same palette)")
+    ex.add_argument("--tolerance", type=float, default=None, metavar="T",
+                    help="with -k auto: RMS OKLab error to reach (default 0.04)")
+    ex.add_argument("-o", "--output", required=True, metavar="OUT", help="palette file to write: .hex, .gpl, .pal or .png")
+    ex.add_argument("--swatch", type=int, default=1, metavar="N", help="PNG output: N x N pixels per colour (default 1)")
+
+
+def _check_swatch(n: int) -> int:
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    if n < 1 or n > 256:
+        raise InvalidArgumentError(f"--swatch must be 1..256 pixels, got {n}")
+    return n
+
+
+def _parse_k(text: str):
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    t = str(text).strip().lower()
+    if t in ("auto", "0"):
+        return None
+    try:
+        k = int(t)
+    except ValueError:
+        raise InvalidArgumentError(f"-k must be a number of colours 1..256 or 'auto', got {text!r}") from None
+    if not 1 <= k <= 256:
+        raise InvalidArgumentError(f"-k must be 1..256 colours (or 'auto'), got {k}")
+    return k
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from comfy_nodes.pixel import palette_io, palettes_builtin
+    from comfy_nodes.pixel.palette import resolve_palette
+
+    cmd = args.palette_command
+    if cmd == "list":
+        rows = []
+        for name in palettes_builtin.list_builtin():
+            pal = palettes_builtin.builtin(name)
+            rows.append({"name": name, "colors": len(pal), "aliases": list(palettes_builtin.aliases(name)), "source": pal.source})
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            alias = f" (also: {', '.join(r['aliases'])})" if r["aliases"] else ""
+            print(f"{r['name']:<{width}}  {r['colors']:>3}  {r['source']}{alias}")
+        return 0
+    if cmd == "show":
+        pal = resolve_palette(args.palette)
+        if args.json:
+            print(json.dumps({"name": pal.name, "source": pal.source, "colors": ["#" + h for h in pal.hex_list()]}, indent=2))
+        else:
+            print(f"# {pal.name}: {len(pal)} colours")
+            if pal.source:
+                print(f"# {' '.join(pal.source.split())}")
+            for h in pal.hex_list():
+                print(h)
+        return 0
+    if cmd == "convert":
+        swatch = _check_swatch(args.swatch)
+        pal = resolve_palette(args.input)
+        out = palette_io.write_palette(pal, args.output, swatch=swatch)
+        print(f"wrote {out} ({len(pal)} colours)")
+        return 0
+    if cmd == "extract":
+        from comfy_nodes.pixel.imageio import load_image
+        from comfy_nodes.pixel.palette import AUTO_K_TOLERANCE, adaptive_palette
+
+        k = _parse_k(args.colors)
+        swatch = _check_swatch(args.swatch)
+        ext = "." + str(args.output).rsplit(".", 1)[-1].lower() if "." in str(args.output) else ""
+        if ext not in palette_io.WRITE_FORMATS:
+            from comfy_nodes.pixel.errors import PaletteError
+
+            raise PaletteError(f"{args.output}: cannot write palette format {ext or '(no extension)'!r}",
+                               hint="use one of: " + ", ".join(palette_io.WRITE_FORMATS))
+        frames = [load_image(p) for p in args.images]
+        tol = AUTO_K_TOLERANCE if args.tolerance is None else args.tolerance
+        pal = adaptive_palette(frames, k, seed=args.seed, tolerance=tol, name=_stem(args.output))
+        out = palette_io.write_palette(pal, args.output, swatch=swatch)
+        print(f"wrote {out} ({len(pal)} colours from {len(frames)} image(s))")
+        return 0
+    raise AssertionError(cmd)
+
+
+def _stem(path: str) -> str:
+    from pathlib import Path
+
+    return Path(path).stem

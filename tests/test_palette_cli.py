@@ -1,0 +1,83 @@
+"""``dgx-pixels palette`` sub-commands, run through the real CLI entry point."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from orchestrator.cli import main
+
+
+def _run(capsys, *argv):
+    rc = main(["palette", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_list(capsys):
+    rc, out, _ = _run(capsys, "list", "--json")
+    assert rc == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["pico-8"]["colors"] == 16 and rows["nes"]["colors"] == 55
+    assert "lospec" in rows["sweetie-16"]["source"].lower()
+    rc, out, _ = _run(capsys, "list")
+    assert rc == 0 and "aap-64" in out and " 64 " in out
+
+
+def test_show_builtin_and_file(capsys, tmp_path):
+    rc, out, _ = _run(capsys, "show", "GB")
+    assert rc == 0
+    assert [ln for ln in out.splitlines() if not ln.startswith("#")] == ["0f380f", "306230", "8bac0f", "9bbc0f"]
+    f = tmp_path / "p.hex"
+    f.write_text("#ABCDEF\n")
+    rc, out, _ = _run(capsys, "show", str(f), "--json")
+    assert rc == 0 and json.loads(out)["colors"] == ["#abcdef"]
+
+
+def test_convert_between_formats(capsys, tmp_path):
+    out_gpl = tmp_path / "db32.gpl"
+    rc, out, _ = _run(capsys, "convert", "db32", str(out_gpl))
+    assert rc == 0 and "32 colours" in out
+    assert out_gpl.read_text().startswith("GIMP Palette\n")
+    out_png = tmp_path / "db32.png"
+    rc, _, _ = _run(capsys, "convert", str(out_gpl), str(out_png), "--swatch", "4")
+    assert rc == 0
+    with Image.open(out_png) as im:
+        assert im.size == (128, 4)
+    rc, out, _ = _run(capsys, "show", str(out_png))
+    assert len([ln for ln in out.splitlines() if not ln.startswith("#")]) == 32
+
+
+def test_extract_shared_palette_from_frames(capsys, tmp_path):
+    a = np.zeros((6, 6, 3), np.uint8)
+    a[:3] = (255, 0, 0)
+    b = a.copy()
+    b[3:] = (0, 0, 255)
+    Image.fromarray(a).save(tmp_path / "f1.png")
+    Image.fromarray(b).save(tmp_path / "f2.png")
+    out = tmp_path / "anim.hex"
+    rc, msg, _ = _run(capsys, "extract", str(tmp_path / "f1.png"), str(tmp_path / "f2.png"), "-k", "8", "-o", str(out))
+    assert rc == 0 and "2 image(s)" in msg
+    assert sorted(out.read_text().split()) == ["000000", "0000ff", "ff0000"]
+    rc, _, _ = _run(capsys, "extract", str(tmp_path / "f2.png"), "-k", "auto", "--seed", "3", "-o", str(tmp_path / "a.gpl"))
+    assert rc == 0 and (tmp_path / "a.gpl").read_text().count("\t#") == 3
+
+
+def test_errors_are_clear(capsys, tmp_path):
+    rc, _, err = _run(capsys, "show", "vga")
+    assert rc == 2 and "unknown palette 'vga'" in err and "hint:" in err
+    bad = tmp_path / "bad.gpl"
+    bad.write_text("GIMP Palette\n1 2 3\nhello\n")
+    rc, _, err = _run(capsys, "show", str(bad))
+    assert rc == 2 and "line 3" in err
+    img = tmp_path / "i.png"
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(img)
+    rc, _, err = _run(capsys, "extract", str(img), "-k", "0x", "-o", str(tmp_path / "o.hex"))
+    assert rc == 2 and "-k" in err
+    rc, _, err = _run(capsys, "extract", str(img), "-k", "4", "-o", str(tmp_path / "o.txt"))
+    assert rc == 2 and ".txt" in err
+    rc, _, err = _run(capsys, "extract", str(tmp_path / "missing.png"), "-k", "4", "-o", str(tmp_path / "o.hex"))
+    assert rc == 2 and "missing.png" in err
+    rc, _, err = _run(capsys, "convert", "db16", str(tmp_path / "x.pal"), "--swatch", "0")
+    assert rc == 2 and "--swatch" in err
