@@ -5,7 +5,8 @@
     python bench/peers/peers_venv.py --rebuild  # throw the cached venv away and build it again
 
 The venv lives outside the checkout, under ~/.cache/dgx-pixels/peers-venv/<hash>, where <hash>
-is taken from requirements.txt: changing a pin builds a fresh venv, and nothing the peers pull in
+is taken from requirements.txt and constraints.txt (the frozen transitive dependencies): changing
+a pin builds a fresh venv, and nothing the peers pull in
 can leak into the project's own environment. Each requirement is installed on its own so that one
 peer that cannot install on this machine does not keep the others out; the outcome per requirement
 is written to install-report.json inside the venv.
@@ -13,6 +14,7 @@ is written to install-report.json inside the venv.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "requirements.txt"
+CONSTRAINTS = HERE / "constraints.txt"
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dgx-pixels" / "peers-venv"
 REPORT_NAME = "install-report.json"
 
@@ -40,7 +43,10 @@ def requirements() -> list[str]:
 
 def venv_dir() -> Path:
     """Cache folder of the venv that matches the current pin file."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
+    h = hashlib.sha256(REQUIREMENTS.read_bytes())
+    if CONSTRAINTS.exists():
+        h.update(CONSTRAINTS.read_bytes())
+    digest = h.hexdigest()[:16]
     return CACHE_ROOT / digest
 
 
@@ -62,11 +68,18 @@ def build(rebuild: bool = False, quiet: bool = False) -> Path:
     A half-built venv (no report yet) is rebuilt from scratch, because an interrupted pip run can
     leave a package importable but broken."""
     root = venv_dir()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # Two benchmark runs started together must not build into (or delete) the same folder.
+    with open(root.parent / f"{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(root, rebuild, quiet)
+
+
+def _build_locked(root: Path, rebuild: bool, quiet: bool) -> Path:
     if rebuild or (root.exists() and not (root / REPORT_NAME).exists()):
         shutil.rmtree(root, ignore_errors=True)
     if (root / REPORT_NAME).exists():
         return venv_python(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     log(f"building peers venv in {root}")
     venv.EnvBuilder(with_pip=True, clear=True).create(root)
@@ -74,7 +87,10 @@ def build(rebuild: bool = False, quiet: bool = False) -> Path:
     report: dict[str, dict] = {}
     for req in requirements():
         log(f"  pip install {req}")
-        p = subprocess.run([py, "-m", "pip", "install", "--disable-pip-version-check", "-q", req],
+        cmd = [py, "-m", "pip", "install", "--disable-pip-version-check", "-q", req]
+        if CONSTRAINTS.exists():
+            cmd += ["-c", str(CONSTRAINTS)]
+        p = subprocess.run(cmd,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         ok = p.returncode == 0
         tail = "\n".join(p.stdout.strip().splitlines()[-15:])
