@@ -260,8 +260,8 @@ class EventStream:
             self.connects += 1
             backoff = 0.05
             self._connected.set()
-            if not first:
-                self._broadcast({"type": RECONNECTED, "data": {}})
+            # Also on the first connect: a job subscribed before it may have missed messages.
+            self._broadcast({"type": RECONNECTED, "data": {"first": first}})
             first = False
             try:
                 self._read_loop(ws)

@@ -86,6 +86,7 @@ class JobSpec:
     seed: int | None = None
     output_nodes: tuple[str, ...] | None = None
     models: tuple[str, ...] = ()
+    uploads: tuple[str, ...] = ()  # "node_id.input" holding a local image path to upload
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -96,6 +97,7 @@ class JobSpec:
         if d.get("output_nodes") is not None:
             d["output_nodes"] = tuple(d["output_nodes"])
         d["models"] = tuple(d.get("models") or ())
+        d["uploads"] = tuple(d.get("uploads") or ())
         return cls(**d)
 
 
@@ -186,8 +188,12 @@ def _node_order(nid: str):
     return (0, int(nid)) if nid.isdigit() else (1, nid)
 
 
-def load_prompt_file(path: str | os.PathLike) -> dict:
-    """An API-format prompt from a JSON file; an editor (UI) file is converted first."""
+def load_prompt_file(path: str | os.PathLike, object_info=None) -> dict:
+    """An API-format prompt from a JSON file; an editor (UI) file is converted first.
+
+    ``object_info`` (the server's ``/object_info`` dict, or a function returning it) is needed
+    only for editor files: the meaning of their widget values depends on the node definitions.
+    """
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
@@ -203,9 +209,11 @@ def load_prompt_file(path: str | os.PathLike) -> dict:
                 f"{p} is an editor (UI) workflow and this install has no converter",
                 hint="export it with 'Export (API)' in ComfyUI, or update dgx-pixels",
             ) from None
-        fn = getattr(convert, "convert_workflow", None) or getattr(convert, "ui_to_api", None) or getattr(convert, "convert")
-        result = fn(data)
-        data = getattr(result, "prompt", result)
+        info = object_info() if callable(object_info) else object_info
+        try:
+            data = convert.to_api(data, info)
+        except WorkflowError as exc:
+            raise WorkflowError(f"{p}: {exc.message}", hint=exc.hint) from None
     if isinstance(data, dict) and "prompt" in data and isinstance(data["prompt"], dict) and "class_type" not in data["prompt"]:
         data = data["prompt"]
     if not isinstance(data, dict) or not data or not all(isinstance(v, dict) and "class_type" in v for v in data.values()):
@@ -223,7 +231,7 @@ def _workflow_registry():
     return workflows
 
 
-def prepare_job(workflow: Any, values: dict | None = None, *, fresh: bool = False) -> JobSpec:
+def prepare_job(workflow: Any, values: dict | None = None, *, fresh: bool = False, object_info=None) -> JobSpec:
     """Turn a workflow reference and parameter values into a ``JobSpec``.
 
     ``workflow`` is ``"name@version"`` (or ``"name"``: the newest version) from the registry,
@@ -231,7 +239,7 @@ def prepare_job(workflow: Any, values: dict | None = None, *, fresh: bool = Fals
     API-format prompt dict. ``values`` are parameter values (only for registry workflows).
     ``fresh``: make ComfyUI run the job again instead of answering from its cache (a random
     seed when the workflow has a ``seed`` parameter that was not given, and a nonce on the
-    output nodes so a new file is written).
+    output nodes so a new file is written). ``object_info``: see ``load_prompt_file``.
     """
     values = dict(values or {})
     if isinstance(workflow, dict):
@@ -245,7 +253,7 @@ def prepare_job(workflow: Any, values: dict | None = None, *, fresh: bool = Fals
                 f"--set needs a registered workflow (NAME@VERSION); {workflow} is a file",
                 hint="edit the values in the file, or register it under workflows/",
             )
-        prompt = load_prompt_file(workflow)
+        prompt = load_prompt_file(workflow, object_info)
         spec = JobSpec(prompt=prompt, workflow=str(workflow), content_hash=_hash_prompt(prompt))
     else:
         spec = _prepare_registered(workflow, values, fresh=fresh)
@@ -292,8 +300,18 @@ def _prepare_registered(workflow: Any, values: dict, *, fresh: bool) -> JobSpec:
         output_nodes = tuple(ids) or None
     full = dict(_defaults_of(wf))
     full.update(values)
+    uploads = []
+    params = getattr(wf, "params", None)
+    if isinstance(params, dict):
+        for name, p in params.items():
+            if getattr(p, "type", None) == "image-file":
+                for target in getattr(p, "targets", []) or []:
+                    nid, _, inp = str(target).partition(".")
+                    v = (prompt.get(nid, {}).get("inputs") or {}).get(inp)
+                    if isinstance(v, str) and os.path.isfile(v):
+                        uploads.append(f"{nid}.{inp}")
     return JobSpec(prompt=prompt, workflow=ref, content_hash=getattr(wf, "content_hash", None), params=full,
-                   output_nodes=output_nodes)
+                   output_nodes=output_nodes, uploads=tuple(uploads))
 
 
 def _param_names(wf) -> set[str]:
@@ -434,6 +452,7 @@ class JobRun:
         self.nodes_done = 0
         self._cached_nodes: set[str] = set()
         self._seen_nodes: set[str] = set()
+        self.cancel_remote_on_cancel = True
 
     # -- events --------------------------------------------------------------------------
     def emit(self, event: str, **fields) -> None:
@@ -456,12 +475,15 @@ class JobRun:
         """The prompt with local input images uploaded to this server."""
         prompt = self.spec.prompt
         uploads = []
+        targets = {tuple(t.split(".", 1)) for t in self.spec.uploads}
         for nid, node in prompt.items():
             key = UPLOAD_NODES.get(node.get("class_type", ""))
             if key:
-                v = (node.get("inputs") or {}).get(key)
-                if isinstance(v, str) and os.path.isfile(v):
-                    uploads.append((nid, key, v))
+                targets.add((nid, key))
+        for nid, key in sorted(targets):
+            v = (prompt.get(nid, {}).get("inputs") or {}).get(key)
+            if isinstance(v, str) and os.path.isfile(v):
+                uploads.append((nid, key, v))
         if not uploads:
             return prompt
         prompt = json.loads(json.dumps(prompt))
@@ -558,8 +580,12 @@ class JobRun:
         assert self._q is not None and self.prompt_id is not None, "submit() or attach() first"
         try:
             return self._finish(self._wait())
-        except (JobCancelledError, JobTimeoutError, KeyboardInterrupt):
+        except JobTimeoutError:
             self._cancel_remote()
+            raise
+        except (JobCancelledError, KeyboardInterrupt):
+            if self.cancel_remote_on_cancel:
+                self._cancel_remote()
             raise
         finally:
             self.close()
@@ -654,7 +680,8 @@ class JobRun:
                     f"the job was interrupted on the server at node {data.get('node_id')} ({data.get('node_type')})"
                 )
             elif etype == RECONNECTED:
-                self.emit("reconnected")
+                if not data.get("first"):
+                    self.emit("reconnected")
                 last_check = 0.0
             elif etype == DISCONNECTED:
                 self.emit("reconnecting", error=data.get("error"))

@@ -89,11 +89,12 @@ def run(args) -> int:
     if args.asset_path and not args.bevy:
         raise InvalidArgumentError("--asset-path needs --bevy PROJECT")
     values = parse_set(args.set)
-    spec = prepare_job(args.workflow, values, fresh=args.fresh)
     cfg = config_from_args(args)
-    reporter = make_reporter(json_mode=args.json, quiet=args.quiet)
     client = ComfyClient(cfg.server, cfg)
+    reporter = None
     try:
+        spec = prepare_job(args.workflow, values, fresh=args.fresh, object_info=client.object_info)
+        reporter = make_reporter(json_mode=args.json, quiet=args.quiet)
         result = run_workflow(None, spec=spec, client=client, out_dir=args.out, on_event=reporter)
         deployed = []
         if args.bevy:

@@ -1,0 +1,664 @@
+"""Many jobs over one or several ComfyUI servers, resumable, each output deployed exactly once.
+
+Jobs file (TOML; YAML too when PyYAML is installed)::
+
+    servers = ["http://127.0.0.1:8188", "http://gpu-2:8188"]   # optional (else --server / config)
+    in_flight = 4                                               # jobs submitted at once, all servers
+    out = "batch-out"                                           # default: <jobs file stem>.out/
+
+    [defaults]                      # merged into every job (``set`` tables are merged key by key)
+    workflow = "pixel-postprocess@1"
+    bevy = "../my_game"
+    overwrite = "replace"
+
+    [[job]]
+    id = "knight"                   # optional stable id (default: hash of the job's content)
+    set = { image = "art/knight.png", scale = 4 }
+    asset_path = "sprites/knight.png"
+
+Relative paths (``bevy``, ``out``, workflow files, ``set`` values naming existing files) are
+relative to the jobs file.
+
+The journal (``<jobs file>.journal.jsonl`` next to it, or in ``--state-dir``) is append-only
+JSON lines, fsync'ed after every record. Each job moves pending → submitted(prompt_id, server)
+→ done(outputs with sha256) → deployed (or failed / cancelled). The ``submitted`` record is
+written BEFORE ``POST /prompt`` with the prompt id chosen here, so after a crash a rerun asks
+the server about exactly that id: found → re-attach (never a second submission); unknown to
+both ``/queue`` and ``/history`` → submitted again under the same id. Deploys carry the id
+``<journal id>:<job>:<output>``; one already in the project's manifest is not repeated.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError
+from orchestrator.client import ComfyClient
+from orchestrator.config import Config, normalize_url
+from orchestrator.errors import ServerUnreachableError, WorkflowError
+from orchestrator.run import JobCancelledError, JobRun, JobSpec, OutputFile, RunResult, prepare_job
+
+EventFn = Callable[[dict], None]
+
+STATES = ("pending", "submitted", "done", "deployed", "failed", "cancelled")
+
+
+# --------------------------------------------------------------------------- jobs file
+
+
+@dataclass
+class BatchJob:
+    """One entry of a jobs file, resolved."""
+
+    id: str
+    workflow: Any
+    values: dict
+    key: str  # hash of the definition: a changed job is a new job
+    bevy: str | None = None
+    asset_path: str | None = None
+    overwrite: str = "replace"
+    upscale: int = 1
+    bevy_version: str = "auto"
+    fresh: bool = False
+    spec: JobSpec | None = None
+
+
+@dataclass
+class JobsFile:
+    path: Path
+    jobs: list[BatchJob]
+    servers: list[str] = field(default_factory=list)
+    in_flight: int | None = None
+    out: Path | None = None
+
+
+def _load_doc(path: Path) -> dict:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml  # type: ignore[import-not-found]
+        except ImportError:
+            raise InvalidArgumentError(
+                f"{path} is YAML but PyYAML is not installed", hint="`pip install pyyaml`, or write the jobs file as TOML"
+            ) from None
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise InvalidArgumentError(f"{path} is not valid YAML: {exc}") from None
+    else:
+        import tomllib
+
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidArgumentError(f"{path} is not valid TOML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgumentError(f"{path} must hold a table with a list of jobs ([[job]])")
+    return doc
+
+
+_JOB_KEYS = {"id", "workflow", "set", "bevy", "asset_path", "overwrite", "upscale", "bevy_version", "fresh"}
+
+
+def load_jobs_file(path: str | os.PathLike) -> JobsFile:
+    """Parse and validate a jobs file (no server contact). Errors name the job and the key."""
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidArgumentError(f"jobs file not found: {p}")
+    doc = _load_doc(p)
+    base = p.resolve().parent
+    raw_jobs = doc.get("job", doc.get("jobs"))
+    if not isinstance(raw_jobs, list) or not raw_jobs:
+        raise InvalidArgumentError(f"{p} has no jobs", hint="add [[job]] tables (TOML) or a 'jobs:' list (YAML)")
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise InvalidArgumentError(f"{p}: [defaults] must be a table")
+    jobs: list[BatchJob] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_jobs, 1):
+        where = f"{p} job #{i}"
+        if not isinstance(raw, dict):
+            raise InvalidArgumentError(f"{where} is not a table")
+        unknown = set(raw) - _JOB_KEYS
+        if unknown:
+            raise InvalidArgumentError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
+                                       hint="a job has: " + ", ".join(sorted(_JOB_KEYS)))
+        merged = {**defaults, **raw}
+        values = {**(defaults.get("set") or {}), **(raw.get("set") or {})}
+        if not isinstance(values, dict):
+            raise InvalidArgumentError(f"{where}: 'set' must be a table of parameter values")
+        if not merged.get("workflow"):
+            raise InvalidArgumentError(f"{where}: no workflow", hint="give workflow = \"name@version\" in the job or [defaults]")
+        values = {k: _rel_file(v, base) for k, v in values.items()}
+        workflow = merged["workflow"]
+        if isinstance(workflow, str) and workflow.endswith(".json") and not os.path.isabs(workflow):
+            workflow = str(base / workflow)
+        bevy = merged.get("bevy")
+        if bevy and not os.path.isabs(os.path.expanduser(str(bevy))):
+            bevy = str(base / str(bevy))
+        asset_path = merged.get("asset_path")
+        if bool(bevy) != bool(asset_path) and asset_path:
+            raise InvalidArgumentError(f"{where}: asset_path needs bevy (the project folder)")
+        definition = {"workflow": workflow, "set": values, "bevy": bevy, "asset_path": asset_path,
+                      "overwrite": merged.get("overwrite", "replace"), "upscale": merged.get("upscale", 1),
+                      "fresh": bool(merged.get("fresh", False))}
+        key = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        jid = raw.get("id")
+        if jid is not None:
+            jid = str(jid)
+            if jid in seen:
+                raise InvalidArgumentError(f"{where}: id {jid!r} is used twice")
+        else:
+            jid = key[:10]
+            n = seen.get(jid, 0)
+            if n:
+                jid = f"{jid}-{n + 1}"
+        seen[jid] = seen.get(jid, 0) + 1
+        if raw.get("id") is None and jid != key[:10]:
+            seen[key[:10]] += 1
+        jobs.append(BatchJob(
+            id=jid, workflow=workflow, values=values, key=key, bevy=bevy, asset_path=asset_path,
+            overwrite=str(definition["overwrite"]), upscale=int(definition["upscale"]),
+            bevy_version=str(merged.get("bevy_version", "auto")), fresh=definition["fresh"],
+        ))
+    servers = doc.get("servers") or []
+    if isinstance(servers, str):
+        servers = [servers]
+    out = doc.get("out")
+    return JobsFile(
+        path=p,
+        jobs=jobs,
+        servers=[normalize_url(s) for s in servers],
+        in_flight=int(doc["in_flight"]) if doc.get("in_flight") is not None else None,
+        out=(base / out) if out else None,
+    )
+
+
+def _rel_file(v: Any, base: Path) -> Any:
+    if isinstance(v, str) and v and not os.path.isabs(v) and "\n" not in v and len(v) < 512:
+        cand = base / v
+        try:
+            if cand.is_file():
+                return str(cand)
+        except OSError:
+            pass
+    return v
+
+
+# --------------------------------------------------------------------------- journal
+
+
+class Journal:
+    """Append-only JSON-lines record of every job's state, fsync'ed per record.
+
+    The first record names the journal (``{"journal": id}``); the id makes deploys idempotent
+    across reruns of the same journal. A torn last line (crash mid-write) is ignored.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.states: dict[str, dict] = {}
+        self.id: str | None = None
+        self._lock = threading.Lock()
+        self._load()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if self.id is None:
+            self.id = uuid.uuid4().hex[:12]
+            self._append({"journal": self.id, "created": time.time()})
+
+    def _load(self) -> None:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        for line in data.splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # torn write
+            if not isinstance(rec, dict):
+                continue
+            if "journal" in rec and self.id is None:
+                self.id = str(rec["journal"])
+                continue
+            job = rec.get("job")
+            if job is None:
+                continue
+            prev = self.states.get(job, {})
+            merged = {**prev, **rec}
+            self.states[job] = merged
+
+    def _append(self, rec: dict) -> None:
+        line = (json.dumps(rec, default=str, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            os.write(self._fd, line)
+            os.fsync(self._fd)
+
+    def record(self, job: str, state: str, **fields) -> None:
+        assert state in STATES
+        rec = {"job": job, "state": state, "t": round(time.time(), 3), **fields}
+        self._append(rec)
+        with self._lock:
+            self.states[job] = {**self.states.get(job, {}), **rec}
+
+    def state(self, job: str) -> dict:
+        return self.states.get(job, {})
+
+    def close(self) -> None:
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+
+
+def journal_path_for(jobs_file: Path, state_dir: str | os.PathLike | None = None) -> Path:
+    if state_dir:
+        digest = hashlib.sha256(str(jobs_file.resolve()).encode()).hexdigest()[:8]
+        return Path(state_dir) / f"{jobs_file.stem}-{digest}.journal.jsonl"
+    return jobs_file.with_name(jobs_file.name + ".journal.jsonl")
+
+
+# --------------------------------------------------------------------------- servers
+
+
+class ServerPool:
+    """The servers of a batch; picks the least loaded by ``/queue`` for each new job."""
+
+    def __init__(self, urls: list[str], config: Config):
+        self.config = config
+        self.clients: dict[str, ComfyClient] = {}
+        for u in urls:
+            self.client(u)
+        self.order = list(self.clients)
+        self._lock = threading.Lock()
+        self._down_until: dict[str, float] = {}
+        self._reserved: dict[str, int] = {u: 0 for u in self.order}
+        self._rr = 0
+
+    def client(self, url: str) -> ComfyClient:
+        url = normalize_url(url)
+        c = self.clients.get(url)
+        if c is None:
+            c = ComfyClient(url, self.config)
+            self.clients[url] = c
+            c.events.start()
+        return c
+
+    def mark_down(self, url: str, for_s: float = 2.0) -> None:
+        self._down_until[url] = time.monotonic() + for_s
+
+    def pick(self, exclude: set[str] | None = None, stop: threading.Event | None = None,
+             give_up_after: float = 0.0) -> str:
+        """URL of the least-loaded reachable server (waits while all are down)."""
+        t0 = time.monotonic()
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                cands = [u for u in self.order if (not exclude or u not in exclude) and self._down_until.get(u, 0) <= now]
+                if not cands and exclude:
+                    cands = [u for u in self.order if self._down_until.get(u, 0) <= now]
+                best, best_load = None, None
+                if len(cands) == 1 and len(self.order) == 1:
+                    best = cands[0]
+                else:
+                    n = len(cands)
+                    for k in range(n):
+                        u = cands[(self._rr + k) % n]
+                        try:
+                            load = self.clients[u].queue().load + self._reserved[u]
+                        except ServerUnreachableError:
+                            self.mark_down(u)
+                            continue
+                        if best_load is None or load < best_load:
+                            best, best_load = u, load
+                    self._rr += 1
+                if best is not None:
+                    self._reserved[best] += 1
+                    return best
+            if stop is not None and stop.is_set():
+                raise JobCancelledError("batch stopped")
+            if give_up_after and time.monotonic() - t0 > give_up_after:
+                raise ServerUnreachableError(
+                    "no ComfyUI server of the batch is reachable: " + ", ".join(self.clients[u].display_url for u in self.order)
+                )
+            time.sleep(0.5)
+
+    def release(self, url: str) -> None:
+        with self._lock:
+            if url in self._reserved and self._reserved[url] > 0:
+                self._reserved[url] -= 1
+
+    def close(self) -> None:
+        for c in self.clients.values():
+            c.close()
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+class _PreviouslyFailed(DgxPixelsError):
+    exit_code = 5
+
+
+@dataclass
+class BatchReport:
+    total: int
+    done: int
+    deployed: int
+    failed: int
+    skipped: int  # already finished in an earlier run
+    resubmitted: int
+    cancelled: int
+    failures: dict[str, str]
+    elapsed_s: float
+    journal: str
+
+
+def _outputs_from_json(items: list[dict]) -> list[OutputFile]:
+    return [OutputFile(**o) for o in items]
+
+
+def _outputs_intact(items: list[dict]) -> bool:
+    if not items:
+        return False
+    for o in items:
+        try:
+            data = Path(o["path"]).read_bytes()
+        except (OSError, KeyError):
+            return False
+        if len(data) != o.get("size") or hashlib.sha256(data).hexdigest() != o.get("sha256"):
+            return False
+    return True
+
+
+class BatchRunner:
+    """Runs a ``JobsFile``; see the module docstring. ``run()`` returns a ``BatchReport``."""
+
+    def __init__(
+        self,
+        jobs_file: JobsFile,
+        config: Config,
+        *,
+        servers: list[str] | None = None,
+        in_flight: int | None = None,
+        out_dir: str | os.PathLike | None = None,
+        journal_path: str | os.PathLike | None = None,
+        on_event: EventFn | None = None,
+        cancel: threading.Event | None = None,
+        failover_after: float = 60.0,
+        detach_on_cancel: bool = False,
+        retry_failed: bool = True,
+    ):
+        self.jf = jobs_file
+        self.config = config
+        urls = servers or jobs_file.servers or list(config.servers)
+        self.urls = [normalize_url(u) for u in urls]
+        self.in_flight = in_flight or jobs_file.in_flight or config.in_flight
+        self.out_dir = Path(out_dir) if out_dir else (jobs_file.out or jobs_file.path.with_name(jobs_file.path.stem + ".out"))
+        self.journal = Journal(journal_path or journal_path_for(jobs_file.path))
+        self.on_event = on_event
+        self.cancel = cancel or threading.Event()
+        self.failover_after = failover_after
+        self.detach_on_cancel = detach_on_cancel
+        self.retry_failed = retry_failed
+        self.pool: ServerPool | None = None
+        self._counts_lock = threading.Lock()
+        self.counts = {"done": 0, "deployed": 0, "failed": 0, "skipped": 0, "resubmitted": 0, "cancelled": 0}
+        self.failures: dict[str, str] = {}
+        self._in_flight_now = 0
+
+    def emit(self, event: str, **fields) -> None:
+        if self.on_event is not None:
+            fields["event"] = event
+            fields.setdefault("t", time.time())
+            self.on_event(fields)
+
+    # -- preparation ---------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Resolve every job's workflow and parameters before anything is submitted; all
+        problems are reported together."""
+        problems = []
+        info_cache: dict = {}
+
+        def object_info():
+            if "x" not in info_cache:
+                c = ComfyClient(self.urls[0], self.config)
+                try:
+                    info_cache["x"] = c.object_info()
+                finally:
+                    c.close()
+            return info_cache["x"]
+
+        for job in self.jf.jobs:
+            try:
+                job.spec = prepare_job(job.workflow, job.values, fresh=job.fresh, object_info=object_info)
+            except (WorkflowError, InvalidArgumentError) as exc:
+                problems.append((job.id, exc))
+        if problems:
+            first = problems[0][1]
+            lines = [f"job {jid}: {exc.message}" for jid, exc in problems[:10]]
+            if len(problems) > 10:
+                lines.append(f"... and {len(problems) - 10} more")
+            err = type(first)("; ".join(lines) if len(problems) > 1 else lines[0], hint=first.hint)
+            raise err
+
+    # -- one job -------------------------------------------------------------------------
+    def _bump(self, key: str, n: int = 1) -> None:
+        with self._counts_lock:
+            self.counts[key] += n
+
+    def _progress(self) -> None:
+        total = len(self.jf.jobs)
+        with self._counts_lock:
+            done = self.counts["done"]
+            failed = self.counts["failed"]
+            inflight = self._in_flight_now
+        self.emit("batch_progress", done=done, total=total, failed=failed, in_flight=inflight)
+
+    def _job_out(self, job: BatchJob) -> Path:
+        from orchestrator.run import safe_filename
+
+        return self.out_dir / safe_filename(job.id, "job")
+
+    def _run_job(self, job: BatchJob) -> str:
+        """Do what is left of one job; returns "skipped" (finished earlier) or "ran"."""
+        st = self.journal.state(job.id)
+        if st.get("key") not in (None, job.key):
+            st = {}  # the job's definition changed: it is a new job
+        state = st.get("state", "pending")
+        if state == "failed" and not self.retry_failed:
+            raise _PreviouslyFailed(st.get("error", "failed in an earlier run"))
+        if state == "deployed" or (state == "done" and not job.bevy and _outputs_intact(st.get("outputs", []))):
+            return "skipped"
+        result: RunResult | None = None
+        client: ComfyClient | None = None
+        if state == "done" and _outputs_intact(st.get("outputs", [])):
+            client = self.pool.client(st["server"])
+            result = self._result_from_state(job, st)
+        else:
+            result, client = self._execute(job, st if state in ("submitted", "done") else {})
+        if job.bevy and job.asset_path:
+            from orchestrator.deploy import deploy_outputs
+
+            assets = deploy_outputs(
+                result, job.bevy, job.asset_path, overwrite=job.overwrite, upscale=job.upscale,
+                bevy_version=job.bevy_version, client=client,
+                deploy_id=f"{self.journal.id}:{job.id}", on_event=self.on_event, label=job.id,
+            )
+            self.journal.record(job.id, "deployed", key=job.key, assets=[a.to_json() for a in assets])
+            self._bump("deployed")
+        return "ran"
+
+    def _result_from_state(self, job: BatchJob, st: dict) -> RunResult:
+        spec = job.spec
+        return RunResult(
+            prompt_id=st["prompt_id"], server=st["server"], workflow=spec.workflow, content_hash=spec.content_hash,
+            params=spec.params, seed=spec.seed, outputs=_outputs_from_json(st["outputs"]), cached=st.get("cached", False),
+            elapsed_s=0.0, models=spec.models,
+        )
+
+    def _wait_back(self, url: str, limit: float) -> bool:
+        """Wait until ``url`` answers again (True) or ``limit`` seconds pass (False)."""
+        client = self.pool.client(url)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < limit:
+            if self.cancel.is_set():
+                raise JobCancelledError("batch stopped")
+            if client.ping():
+                return True
+            time.sleep(0.5)
+        return False
+
+    def _execute(self, job: BatchJob, st: dict) -> tuple[RunResult, ComfyClient]:
+        t0 = time.monotonic()
+        many = len(self.urls) > 1
+        down_timeout = self.failover_after if many else max(self.failover_after, 300.0)
+        exclude: set[str] = set()
+        attach_pid = st.get("prompt_id") if st.get("state") in ("submitted", "done") else None
+        url = normalize_url(st["server"]) if attach_pid else None
+        while True:
+            reserved = False
+            if url is None:
+                url = self.pool.pick(exclude, self.cancel, give_up_after=max(down_timeout, 300.0))
+                reserved = True
+            client = self.pool.client(url)
+            run = JobRun(client, job.spec, on_event=self.on_event, cancel=self.cancel,
+                         timeout=self.config.job_timeout, down_timeout=down_timeout, label=job.id)
+            run.cancel_remote_on_cancel = not self.detach_on_cancel
+            try:
+                if attach_pid:
+                    run.attach(attach_pid)
+                else:
+                    pid = run.new_prompt_id()
+                    # Recorded BEFORE the POST: a crash in between leaves an id the server
+                    # does not know, which a rerun submits; never one it runs twice.
+                    self.journal.record(job.id, "submitted", key=job.key, prompt_id=pid, server=url)
+                    run.submit()
+                if reserved:
+                    self.pool.release(url)
+                    reserved = False
+                entry = run.wait()
+                outputs = run.collect(entry, self._job_out(job))
+            except ServerUnreachableError as exc:
+                if reserved:
+                    self.pool.release(url)
+                run.close()
+                self.pool.mark_down(url, 5.0)
+                if many:
+                    # The server stayed down past failover_after (or refused the POST): move on.
+                    exclude.add(url)
+                    self.emit("failover", job=job.id, **{"from": client.display_url}, to="another server",
+                              reason=exc.message, message=f"[{job.id}] {client.display_url} is down; moving the job")
+                    attach_pid = None
+                    url = None
+                    continue
+                if not self._wait_back(url, down_timeout):
+                    raise
+                # Same server, same prompt id: attach() resubmits only if it never got it.
+                attach_pid = run.prompt_id
+                continue
+            except BaseException:
+                if reserved:
+                    self.pool.release(url)
+                run.close()
+                raise
+            if run.resubmitted:
+                self._bump("resubmitted", run.resubmitted)
+            result = RunResult(
+                prompt_id=run.prompt_id, server=client.display_url, workflow=job.spec.workflow,
+                content_hash=job.spec.content_hash, params=job.spec.params, seed=job.spec.seed, outputs=outputs,
+                cached=bool(outputs) and all(o.cached for o in outputs), elapsed_s=time.monotonic() - t0,
+                resubmitted=run.resubmitted, models=job.spec.models,
+            )
+            self.journal.record(job.id, "done", key=job.key, prompt_id=run.prompt_id, server=url,
+                                outputs=[o.__dict__ for o in outputs], cached=result.cached)
+            return result, client
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self) -> BatchReport:
+        t0 = time.monotonic()
+        if self.jf.jobs and self.jf.jobs[0].spec is None:
+            self.prepare()
+        self.pool = ServerPool(self.urls, self.config)
+        todo: queue.SimpleQueue = queue.SimpleQueue()
+        for job in self.jf.jobs:
+            todo.put(job)
+        n_workers = max(1, min(self.in_flight, len(self.jf.jobs)))
+        threads = []
+
+        def worker():
+            while not self.cancel.is_set():
+                try:
+                    job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                with self._counts_lock:
+                    self._in_flight_now += 1
+                try:
+                    outcome = self._run_job(job)
+                    self._bump("done")
+                    if outcome == "skipped":
+                        self._bump("skipped")
+                except JobCancelledError:
+                    self._bump("cancelled")
+                    if not self.detach_on_cancel:
+                        # The remote job was removed/interrupted: a rerun starts it afresh.
+                        self.journal.record(job.id, "cancelled", key=job.key)
+                    return
+                except DgxPixelsError as exc:
+                    msg = self.config.mask(exc.message)
+                    self.failures[job.id] = msg
+                    self.journal.record(job.id, "failed", key=job.key, error=msg, exit_code=exc.exit_code)
+                    self._bump("failed")
+                    self.emit("job_failed", job=job.id, error=msg, exit_code=exc.exit_code)
+                except Exception as exc:  # noqa: BLE001 - one job's bug must not stop the batch
+                    msg = self.config.mask(f"{type(exc).__name__}: {exc}")
+                    self.failures[job.id] = msg
+                    self.journal.record(job.id, "failed", key=job.key, error=msg, exit_code=1)
+                    self._bump("failed")
+                    self.emit("job_failed", job=job.id, error=msg, exit_code=1)
+                finally:
+                    with self._counts_lock:
+                        self._in_flight_now -= 1
+                self._progress()
+
+        try:
+            for _ in range(n_workers):
+                t = threading.Thread(target=worker, name="dgx-pixels-batch", daemon=True)
+                t.start()
+                threads.append(t)
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+        except KeyboardInterrupt:
+            self.cancel.set()
+            for t in threads:
+                t.join(30)
+        finally:
+            self.pool.close()
+            self.journal.close()
+        c = self.counts
+        return BatchReport(
+            total=len(self.jf.jobs), done=c["done"] - c["skipped"], deployed=c["deployed"], failed=c["failed"],
+            skipped=c["skipped"], resubmitted=c["resubmitted"], cancelled=c["cancelled"], failures=dict(self.failures),
+            elapsed_s=time.monotonic() - t0, journal=str(self.journal.path),
+        )
+
+
+def install_sigterm_as_interrupt() -> None:
+    """SIGTERM stops a batch like Ctrl-C does (main thread only)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
