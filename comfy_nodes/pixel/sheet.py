@@ -450,11 +450,23 @@ class SplitResult:
 
 
 def _background_mask(img: np.ndarray) -> np.ndarray:
-    """True where a pixel is background: alpha 0, or (opaque sheets) the top-left colour."""
+    """True where a pixel is background: alpha 0, or (opaque sheets) the colour that fills whole
+    gutter rows/columns (e.g. magenta between the sprites)."""
     alpha = img[..., 3]
     if (alpha == 0).any():
         return alpha == 0
-    return (img == img[0, 0]).all(axis=-1)
+    packed = img.view(np.uint32)[..., 0]
+    uniform_cols = (packed == packed[:1, :]).all(axis=0)
+    uniform_rows = (packed == packed[:, :1]).all(axis=1)
+    colors = np.concatenate([packed[0, uniform_cols], packed[uniform_rows, 0]])
+    if colors.size == 0:
+        return np.zeros(img.shape[:2], dtype=bool)
+    values, counts = np.unique(colors, return_counts=True)
+    return packed == values[np.argmax(counts)]
+
+
+def _pow2_factor(n: int) -> int:
+    return min(n & -n, 64)
 
 
 def _axis_candidates(occupied: np.ndarray, length: int, given_cell: int | None,
@@ -500,8 +512,9 @@ def _axis_candidates(occupied: np.ndarray, length: int, given_cell: int | None,
                 if occupied[gutters].any():
                     continue
             found.append((c, n, p))
-    # most cells first; among equal counts, the smallest padding
-    found.sort(key=lambda t: (-t[1], t[2]))
+    # Most cells first; then cell sizes with more factors of two (32 beats 33 or 31, as sheets
+    # are drawn on round sizes); then the smallest padding.
+    found.sort(key=lambda t: (-t[1], -_pow2_factor(t[0]), t[2]))
     return found
 
 

@@ -53,8 +53,8 @@ class TileSeam:
     """Seam measures of one tile, in 0..255 colour units (mean over the edge).
 
     ``seam_h``: difference between the rightmost and leftmost column (the seam when the tile
-    repeats horizontally); ``inner_h``: the mean difference between neighbouring columns inside
-    the tile. ``_v`` the same for rows. A direction fails when seam > inner + tolerance.
+    repeats horizontally); ``inner_h``: the largest mean difference between two neighbouring
+    columns inside the tile. ``_v`` the same for rows. A direction fails when seam > inner + tolerance.
     """
 
     index: int
@@ -116,7 +116,11 @@ def _edge_diff(p: np.ndarray, axis: int) -> tuple[float, float]:
     seam = float(np.abs(last - first).max(axis=-1).mean())
     if n < 2:
         return seam, 0.0
-    inner = float(np.abs(np.diff(p, axis=axis)).max(axis=-1).mean())
+    # Per neighbouring pair of columns (rows), the mean difference; the seam is visible only when
+    # it is stronger than every line already inside the tile (so noise is not reported as a seam).
+    other = 0 if axis == 1 else 1
+    pair_means = np.abs(np.diff(p, axis=axis)).max(axis=-1).mean(axis=other)
+    inner = float(pair_means.max())
     return seam, inner
 
 

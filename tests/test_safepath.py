@@ -1,0 +1,139 @@
+"""Path confinement: nothing is written outside the configured root."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from comfy_nodes.pixel.bevy_export import export_sheet
+from comfy_nodes.pixel.errors import PathEscapeError
+from comfy_nodes.pixel.safepath import ENV_ROOTS, confine, load_root_config, resolve_project
+from comfy_nodes.pixel.sheet import build_sheet
+
+
+def listing(root):
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        out += [os.path.join(dirpath, n) for n in dirnames + filenames]
+    return sorted(out)
+
+
+def test_plain_paths_are_confined(tmp_path):
+    p = confine(tmp_path, "sprites/knight.png")
+    assert p == tmp_path.resolve() / "sprites" / "knight.png"
+    assert not p.parent.exists()  # confine creates nothing
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ("../x.png", "'..'"),
+        ("sprites/../../x.png", "'..'"),
+        ("/etc/x.png", "absolute"),
+        ("C:/x.png", "absolute"),
+        ("~/x.png", "absolute"),
+        ("sprites\\..\\x.png", "backslash"),
+        ("\\\\server\\share\\x.png", "backslash"),
+        ("sprites/x\x00.png", "NUL"),
+        ("sprites//x.png", "empty path component"),
+        ("./x.png", "'.'"),
+        ("", "empty"),
+        ("sprites/x.png.", "ends with a space or dot"),
+    ],
+)
+def test_escapes_are_refused_naming_path_and_root(tmp_path, bad, why):
+    with pytest.raises(PathEscapeError) as info:
+        confine(tmp_path, bad)
+    msg = str(info.value)
+    assert why in msg and str(tmp_path) in msg
+    assert repr(bad)[1:-1][:5] in msg or bad == ""
+
+
+def test_symlinked_folder_leading_outside_is_refused(tmp_path):
+    root = tmp_path / "assets"
+    outside = tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "sprites").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(PathEscapeError, match="symlink leading outside"):
+        confine(root, "sprites/knight.png")
+    # a symlink that stays inside is fine
+    (root / "real").mkdir()
+    (root / "alias").symlink_to(root / "real", target_is_directory=True)
+    assert confine(root, "alias/x.png") == (root / "real" / "x.png").resolve()
+
+
+def test_symlinked_file_leading_outside_is_refused(tmp_path):
+    root = tmp_path / "assets"
+    root.mkdir()
+    (tmp_path / "secret.png").write_bytes(b"x")
+    (root / "knight.png").symlink_to(tmp_path / "secret.png")
+    with pytest.raises(PathEscapeError):
+        confine(root, "knight.png")
+
+
+@pytest.mark.parametrize("bad", ["../x.png", "/etc/x.png", "out/x.png", "sprites/../../x.png"])
+def test_export_writes_nothing_on_escape(tmp_path, bad):
+    project = tmp_path / "game"
+    (project / "assets").mkdir(parents=True)
+    (project / "Cargo.toml").write_text('[dependencies]\nbevy = "0.15"\n')
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (project / "assets" / "out").symlink_to(outside, target_is_directory=True)
+    before = listing(tmp_path)
+    sheet = build_sheet([np.full((4, 4, 4), 200, np.uint8)] * 2)
+    with pytest.raises(PathEscapeError) as info:
+        export_sheet(project, bad, sheet, assets_ron=True)
+    assert str(project / "assets") in str(info.value)
+    assert listing(tmp_path) == before
+    assert not (tmp_path / "x.png").exists() and not (outside / "x.png").exists()
+
+
+def test_assets_ron_target_is_confined_too(tmp_path):
+    project = tmp_path / "game"
+    (project / "assets").mkdir(parents=True)
+    before = listing(tmp_path)
+    sheet = build_sheet([np.full((4, 4, 4), 200, np.uint8)] * 2)
+    with pytest.raises(PathEscapeError):
+        export_sheet(project, "a.png", sheet, assets_ron="../evil.assets.ron", bevy_version="0.15")
+    assert listing(tmp_path) == before
+
+
+def test_root_config_from_env_and_file(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    cfg = tmp_path / "dgx-pixels.json"
+    cfg.write_text(json.dumps({"bevy_roots": [str(b)]}))
+    c = load_root_config(env={ENV_ROOTS: f"{a}{os.pathsep}{a}"}, config_files=[cfg, tmp_path / "missing.json"])
+    assert c.roots == (a, b) and c.configured
+    assert ENV_ROOTS in c.sources and str(cfg) in c.sources
+    with pytest.raises(PathEscapeError, match="not an absolute path"):
+        load_root_config(env={ENV_ROOTS: "relative/dir"})
+    cfg.write_text("{not json")
+    with pytest.raises(PathEscapeError, match="cannot read"):
+        load_root_config(env={}, config_files=[cfg])
+
+
+def test_resolve_project_with_and_without_configuration(tmp_path):
+    games = tmp_path / "games"
+    (games / "knight_game").mkdir(parents=True)
+    out = tmp_path / "output" / "bevy"
+    c = load_root_config(env={ENV_ROOTS: str(games)}, default_root=out)
+    assert resolve_project("knight_game", c) == (games / "knight_game").resolve()
+    assert resolve_project(str(games / "knight_game"), c) == (games / "knight_game").resolve()
+    assert resolve_project("games", c) == games.resolve()
+    for bad in ("/etc", str(tmp_path), "../games", "a/b"):
+        with pytest.raises(PathEscapeError):
+            resolve_project(bad, c)
+    # an allowed folder reached through a symlink from outside is judged by its real path
+    (tmp_path / "link").symlink_to(tmp_path / "output", target_is_directory=True)
+    with pytest.raises(PathEscapeError):
+        resolve_project(str(tmp_path / "link"), c)
+
+    none = load_root_config(env={}, default_root=out)
+    assert not none.configured
+    assert resolve_project("my_game", none) == out.resolve() / "my_game" if out.exists() else True
+    for bad in (str(games / "knight_game"), "../x", "a/b", ""):
+        with pytest.raises(PathEscapeError):
+            resolve_project(bad, none)

@@ -1,0 +1,200 @@
+"""Sprite sheet assembly, animations spec, split (given and detected grid), preview."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from comfy_nodes.pixel.errors import InvalidArgumentError, NoGridFoundError
+from comfy_nodes.pixel.sheet import (
+    Animation,
+    build_sheet,
+    check_layout,
+    frame_durations,
+    parse_animations,
+    sheet_from_image,
+    sheet_preview,
+    split_sheet,
+)
+
+
+def sprite(h: int, w: int, seed: int, margin: int = 0) -> np.ndarray:
+    """Random opaque pixels inside a transparent margin."""
+    rng = np.random.default_rng(seed)
+    a = np.zeros((h, w, 4), dtype=np.uint8)
+    a[margin : h - margin, margin : w - margin, :3] = rng.integers(0, 256, (h - 2 * margin, w - 2 * margin, 3))
+    a[margin : h - margin, margin : w - margin, 3] = 255
+    return a
+
+
+def test_grid_size_formula_and_exact_pixels():
+    frames = [sprite(12, 10, i) for i in range(7)]
+    s = build_sheet(frames, columns=3, padding=(2, 1), offset=(5, 4), trim="none")
+    assert (s.columns, s.rows, s.cell_w, s.cell_h) == (3, 3, 10, 12)
+    # offset + cols*w + (cols-1)*pad in both axes
+    assert s.image.shape[:2] == (4 + 3 * 12 + 2 * 1, 5 + 3 * 10 + 2 * 2)
+    for i, f in enumerate(frames):
+        r = s.frames[i]
+        assert (r.x, r.y) == (5 + (i % 3) * 12, 4 + (i // 3) * 13)
+        np.testing.assert_array_equal(s.image[r.y : r.y + 12, r.x : r.x + 10], f)
+    # padding and offset stay transparent, unused cells too
+    assert (s.image[:4, :, 3] == 0).all() and (s.image[:, :5, 3] == 0).all()
+    assert (s.image[:, 15:17, 3] == 0).all()
+    last = s.frames[6]
+    assert (s.image[last.y : last.y + 12, last.x + 10 + 2 :, 3] == 0).all()
+    check_layout(s)
+
+
+def test_trim_each_and_anchor_bottom_center():
+    a = np.zeros((16, 16, 4), np.uint8)
+    a[2:6, 3:7] = (255, 0, 0, 255)  # 4x4 visible
+    b = np.zeros((16, 16, 4), np.uint8)
+    b[0:10, 0:6] = (0, 255, 0, 255)  # 6x10 visible
+    s = build_sheet([a, b], anchor="bottom-center")
+    assert (s.cell_w, s.cell_h) == (6, 10)  # largest trimmed frame
+    r0 = s.frames[0]
+    assert (r0.content_x - r0.x, r0.content_y - r0.y, r0.content_w, r0.content_h) == (1, 6, 4, 4)
+    np.testing.assert_array_equal(s.image[r0.content_y : r0.content_y + 4, r0.content_x : r0.content_x + 4], a[2:6, 3:7])
+    assert (r0.trim_x, r0.trim_y) == (3, 2)
+    c = build_sheet([a, b], anchor="center")
+    assert (c.frames[0].content_x, c.frames[0].content_y) == (1, 3)
+    t = build_sheet([a, b], anchor="top-left")
+    assert (t.frames[0].content_x, t.frames[0].content_y) == (0, 0)
+
+
+def test_trim_union_keeps_relative_motion():
+    frames = []
+    for dy in (8, 5, 8):
+        f = np.zeros((16, 8, 4), np.uint8)
+        f[dy : dy + 4, 2:6] = (9, 9, 9, 255)
+        frames.append(f)
+    s = build_sheet(frames, trim="union", columns=3)
+    assert (s.cell_w, s.cell_h) == (4, 7)
+    # the jump (frame 1 is 3 px higher) survives
+    assert s.frames[1].content_y == s.frames[0].content_y
+    assert (s.cell(0)[3:7, :, 3] == 255).all() and (s.cell(1)[0:4, :, 3] == 255).all()
+    with pytest.raises(InvalidArgumentError, match="one size"):
+        build_sheet([frames[0], np.zeros((4, 4, 4), np.uint8)], trim="union")
+
+
+def test_given_cell_too_small_is_an_error_never_a_crop():
+    with pytest.raises(InvalidArgumentError, match=r"frame 1 is 9x9 .* does not fit the 8x8 cell"):
+        build_sheet([sprite(8, 8, 1), sprite(9, 9, 2)], cell_size=(8, 8), trim="none")
+
+
+def test_pow2_sheet():
+    s = build_sheet([sprite(10, 10, i) for i in range(5)], pow2=True, trim="none")
+    assert s.image.shape[:2] == (32, 32)
+    check_layout(s)
+    s.pow2 = False
+    with pytest.raises(InvalidArgumentError, match="needs 30x20"):
+        check_layout(s)
+
+
+def test_animation_spec_parsing():
+    anims = parse_animations("idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong; hit:16", 17)
+    assert anims == [
+        Animation("idle", 0, 3, 8.0, "forward"),
+        Animation("walk", 4, 11, 12.0, "forward"),
+        Animation("jump", 12, 15, 10.0, "pingpong"),
+        Animation("hit", 16, 16, 10.0, "forward"),
+    ]
+    assert parse_animations("back:0-3@6:reverse")[0].direction == "reverse"
+    assert anims[0].duration_ms == 125
+    assert frame_durations(17, anims)[:5] == [125, 125, 125, 125, 83]
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("idle:0-3@8, walk 4-11", "'walk 4-11'"),
+        ("idle:3-0@8", "runs backwards"),
+        ("idle:0-3@8:sideways", "unknown direction 'sideways'"),
+        ("idle:0-3@0", "fps must be"),
+        ("idle:0-3, idle:4-5", "defined twice"),
+        ("walk:4-20@12", "only 8 frames"),
+    ],
+)
+def test_bad_animation_specs_name_the_token(spec, message):
+    with pytest.raises(InvalidArgumentError, match=message.replace("(", r"\(")):
+        parse_animations(spec, 8)
+
+
+@pytest.mark.parametrize("trim", ["each", "none"])
+@pytest.mark.parametrize("pad, off, cols", [(0, 0, None), (2, 0, 3), (1, 3, 4), ((3, 1), (2, 5), 2)])
+def test_sheet_split_sheet_is_pixel_identical(trim, pad, off, cols):
+    frames = [sprite(14 + (i % 3), 11 + (i % 2), i, margin=1) for i in range(9)]
+    s1 = build_sheet(frames, columns=cols, padding=pad, offset=off, trim=trim)
+    # grid given
+    res = split_sheet(s1.image, cell_size=(s1.cell_w, s1.cell_h), padding=s1.padding, offset=s1.offset)
+    assert len(res.frames) == 9
+    s2 = build_sheet(res.frames, columns=s1.columns, padding=s1.padding, offset=s1.offset, trim=trim)
+    np.testing.assert_array_equal(s2.image, s1.image)
+    if trim == "each" and s1.padding == (0, 0):
+        return  # trimmed frames touch each other: no gutter to detect a grid from
+    # grid detected from the transparent gutters (padding, or the sprites' 1-px transparent margin)
+    det = split_sheet(s1.image, offset=s1.offset)
+    assert det.detected
+    assert (det.cell_w, det.cell_h, det.columns, det.padding) == (s1.cell_w, s1.cell_h, s1.columns, s1.padding)
+    s3 = build_sheet(det.frames, columns=det.columns, padding=det.padding, offset=det.offset, trim=trim)
+    np.testing.assert_array_equal(s3.image, s1.image)
+
+
+def test_detect_grid_with_padding_and_transparent_cell_margins():
+    frames = [sprite(32, 32, i, margin=6) for i in range(8)]
+    s = build_sheet(frames, columns=4, padding=2, trim="none")
+    det = split_sheet(s.image)
+    assert (det.cell_w, det.cell_h, det.columns, det.rows) == (32, 32, 4, 2)
+    for a, b in zip(det.frames, frames):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_detect_opaque_sheet_with_colored_gutters():
+    frames = [sprite(8, 8, i) for i in range(6)]
+    s = build_sheet(frames, columns=3, padding=1, trim="none")
+    img = s.image.copy()
+    img[img[..., 3] == 0] = (255, 0, 255, 255)
+    det = split_sheet(img)
+    assert (det.cell_w, det.columns, det.rows, det.padding) == (8, 3, 2, (1, 1))
+
+
+def test_detect_without_gutters_gives_one_cell_or_a_clear_error():
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    img[..., 3] = 255
+    res = split_sheet(img)  # no gutter anywhere: the only grid that cuts no sprite is one cell
+    assert (res.columns, res.rows, res.cell_w, res.cell_h) == (1, 1, 16, 16)
+    # a sprite running across every possible boundary of 3 columns: no grid fits
+    img = np.zeros((8, 20, 4), np.uint8)
+    img[:, 3:17, 3] = 255
+    with pytest.raises(NoGridFoundError, match="width"):
+        split_sheet(img, columns=3)
+
+
+def test_sheet_from_image_describes_without_moving_pixels():
+    frames = [sprite(10, 10, i, margin=1) for i in range(6)]
+    s = build_sheet(frames, columns=3, padding=2, trim="none")
+    d = sheet_from_image(s.image, cell_size=(10, 10), padding=2, animations="a:0-5@6")
+    np.testing.assert_array_equal(d.image, s.image)
+    assert (d.columns, d.rows, len(d.frames)) == (3, 2, 6)
+    assert d.animations[0].name == "a"
+    check_layout(d)
+
+
+def test_preview_upscales_and_draws_grid():
+    frames = [sprite(4, 4, i) for i in range(4)]
+    s = build_sheet(frames, columns=2, trim="none")
+    p = sheet_preview(s.image, scale=3, grid=s, grid_color=(255, 0, 255, 255))
+    assert p.shape == (24, 24, 4)
+    assert tuple(p[0, 5]) == (255, 0, 255, 255) and tuple(p[12, 13]) == (255, 0, 255, 255)
+    # inside a cell: the source pixel, as a 3x3 block, composited over the board (opaque -> same)
+    np.testing.assert_array_equal(p[4, 4, :3], s.image[1, 1, :3])
+    plain = sheet_preview(s.image, scale=2, grid=None, checker=False)
+    np.testing.assert_array_equal(plain, np.repeat(np.repeat(s.image, 2, 0), 2, 1))
+
+
+def test_scaled_sheet_multiplies_layout():
+    s = build_sheet([sprite(5, 4, i) for i in range(3)], padding=1, offset=2, trim="none")
+    b = s.scaled(3)
+    assert (b.cell_w, b.cell_h, b.padding, b.offset) == (12, 15, (3, 3), (6, 6))
+    check_layout(b)
+    np.testing.assert_array_equal(b.image[::3, ::3], s.image)
