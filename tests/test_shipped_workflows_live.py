@@ -60,3 +60,83 @@ def test_random_checkpoint_and_lora_load_and_sample(managed_comfy_server, test_m
     assert np.abs(a.astype(int) - no_lora).mean() > 0.5, "LoRA strength 1 vs 0 gave the same image"
     assert not np.array_equal(a, other_seed)
     assert "lora key not loaded" not in server.log_text()
+
+
+# --------------------------------------------------------------------------- shipped workflows
+
+import json  # noqa: E402
+import uuid  # noqa: E402
+
+from support.live import apply_params  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = sorted((REPO / "workflows").glob("*/*/workflow.json"))
+
+
+def _load(manifest_path: Path) -> tuple[dict, dict]:
+    manifest = json.loads(manifest_path.read_text())
+    api = json.loads((manifest_path.parent / "api.json").read_text())
+    return manifest, api
+
+
+def _sample_input(server, name: str) -> str:
+    from orchestrator import samples
+
+    dest = Path(server.input_dir) / name
+    Image.fromarray(samples.degrade(samples.sprites()["knight"], seed=5).image).save(dest)
+    return name
+
+
+def test_every_workflow_name_is_shipped():
+    names = {p.parent.parent.name for p in SHIPPED}
+    assert {"sprite", "animation", "tileset", "pixelize", "cleanup"} <= names, names
+
+
+@pytest.mark.parametrize("manifest_path", SHIPPED, ids=lambda p: f"{p.parent.parent.name}@{p.parent.name}")
+def test_shipped_workflow_runs_end_to_end(managed_comfy_server, test_models, manifest_path):
+    server = managed_comfy_server
+    ckpt, lora = test_models
+    manifest, api = _load(manifest_path)
+    name = manifest["name"]
+    project = f"wf_{name}_{uuid.uuid4().hex[:8]}"
+    asset = f"sprites/{name}.png"
+    values = {"project": project, "asset_path": asset}
+    params = manifest["params"]
+    if manifest["needs_models"]:
+        values.update(checkpoint=ckpt, lora=lora, width=64, height=64, steps=2)
+        # Random weights draw noise, which has no pixel grid to find: give the grid instead.
+        values.update(grid_mode="size", target_width=16, target_height=16)
+        for count in ("frames", "tiles"):
+            if count in params:
+                values[count] = 4  # the default animation walk:0-3 needs 4
+    if "image" in params:
+        values["image"] = _sample_input(server, f"{project}.png")
+    prompt = apply_params(api, manifest, values)
+    entry = queue_and_wait(server.url, prompt, timeout=600)
+    assert entry["status"]["status_str"] == "success"
+
+    # Bevy export into the (temporary) server's default Bevy root: PNG, .meta, atlas JSON.
+    assets = Path(server.output_dir) / "bevy" / project / "assets"
+    png = assets / asset
+    assert png.is_file(), sorted(str(p.relative_to(assets)) for p in assets.rglob("*")) if assets.exists() else assets
+    meta = png.with_name(png.name + ".meta")
+    assert meta.is_file()
+    assert "nearest" in meta.read_text().lower()
+    img = Image.open(png)
+    assert img.mode == "RGBA"
+    if manifest["needs_models"]:
+        # target 16x16 art pixels per frame; sheets are whole multiples of the cell
+        assert img.width % 16 == 0 and img.height % 16 == 0, img.size
+    atlas = png.with_suffix(".json")
+    if name in ("animation", "tileset", "cleanup"):
+        data = json.loads(atlas.read_text())
+        frames = data["frames"]
+        n = len(frames)
+        expect = values.get("frames") or values.get("tiles") or 1
+        assert n == expect, (n, expect)
+        if name == "animation":
+            tags = data["meta"]["frameTags"]
+            assert [t["name"] for t in tags] == ["walk"], tags
+    # The saved image (SaveImage) exists too.
+    saved = [img for nid in manifest["outputs"] for img in output_images(entry, nid)]
+    assert saved, entry["outputs"].keys()

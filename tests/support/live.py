@@ -72,3 +72,15 @@ def execution_ms(entry: dict) -> float | None:
 
 def output_images(entry: dict, node_id: str) -> list[dict]:
     return entry.get("outputs", {}).get(str(node_id), {}).get("images", [])
+
+
+def apply_params(api: dict, manifest: dict, values: dict) -> dict:
+    """A copy of an API-format prompt with named parameters set (``workflow.json`` targets)."""
+    out = json.loads(json.dumps(api))
+    params = manifest["params"]
+    for name, value in values.items():
+        if name not in params:
+            raise KeyError(f"workflow {manifest['name']} has no parameter {name!r}; it has {sorted(params)}")
+        for node, inp in params[name]["targets"]:
+            out[str(node)]["inputs"][inp] = value
+    return out
