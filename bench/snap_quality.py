@@ -54,13 +54,13 @@ def main() -> int:
         for c in cases:
             params = json.loads((c / "params.json").read_text())
             rgba = load_image(c / "input.png")
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             try:
                 res = G.snap(rgba, source=str(c / "input.png"))
                 err = ""
             except DgxPixelsError as exc:
                 res, err = None, str(exc)
-            dt = time.perf_counter() - t0
+            dt = time.process_time() - t0
             gw, gh = params["gt_size"]
             rec = {"case": c.name, "level": params["level"], "time_s": dt, "err": err}
             if res is not None:

@@ -252,8 +252,18 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
     f = (k + off) / nfft
     if f <= 0:
         return 0.0, 0.0
+    f = _refine_frequency(profile, f, 1.0 / nfft)
     strength = float(spec[k] / (spec[k] + 6 * noise))
     return 1.0 / f, strength
+
+
+def _refine_frequency(profile: np.ndarray, f0: float, df: float) -> float:
+    """Maximise the windowed DTFT magnitude near ``f0`` (within one FFT bin) by a fine scan."""
+    q = (profile - profile.mean()) * np.hanning(len(profile))
+    x = np.arange(len(q))
+    fs = f0 + df * np.linspace(-1.0, 1.0, 41)
+    mags = np.abs(np.exp(-2j * np.pi * np.outer(fs, x)) @ q)
+    return float(fs[int(np.argmax(mags))])
 
 
 # --------------------------------------------------------------------------- lines (DP)
@@ -341,50 +351,38 @@ def _fit_lattice(lines: np.ndarray, period: float) -> tuple[float, float, np.nda
     return p, a, k.astype(np.int64), keep
 
 
-def _complete_lines(lines: np.ndarray, length: int, period: float) -> tuple[np.ndarray, float]:
+def _complete_lines(lines: np.ndarray, length: int, period: float,
+                    spectral_period: float | None = None) -> tuple[np.ndarray, float]:
     """All cell boundaries over the image from the detected ones.
 
-    The detected lines are fitted to a nominal lattice (plus a smooth cubic correction when
-    the grid drifts); the border cells are decided on that lattice, because a cut cell
-    counts when more than half of its nominal extent is inside the image (the detected
-    line of a cut cell is often missing or off by the jitter). Inside the detected span
-    each nominal line is replaced by the detected line that matches it.
+    The detected lines are fitted to a nominal lattice; the border cells are decided on that
+    lattice, because a cut cell counts when more than half of its nominal extent is inside
+    the image (the detected line of a cut cell is often missing or off by the jitter). The
+    lattice slope is the spectral period when that agrees with the lines (it integrates every
+    edge of the image and beats a regression over a few jittered lines), else the regression.
+    Inside the detected span each nominal line is replaced by the detected line matching it.
     Returns (lines, period).
     """
     x = np.asarray(lines, dtype=np.float64)
     if len(x) < 3:
-        p = float(period)
+        p = float(spectral_period or period)
         a = float(x[0]) if len(x) else 0.0
         k = np.arange(len(x))
         keep = np.ones(len(x), bool)
-        model = lambda kk: a + p * kk  # noqa: E731
     else:
         p, a, k, keep = _fit_lattice(x, period)
-        model = lambda kk: a + p * kk  # noqa: E731
-        kin, xin = k[keep], x[keep]
-        if len(kin) >= 12:
-            lin_res = xin - (a + p * kin)
-            rms_lin = float(np.sqrt(np.mean(lin_res**2)))
-            if rms_lin > 99.0:
-                # drifting grid: a cubic in the index follows ramps and slow wobbles
-                kc = (kin - kin.mean()) / max(1.0, kin.std())
-                coef = np.polyfit(kc, xin, 3)
-                cub_res = xin - np.polyval(coef, kc)
-                if float(np.sqrt(np.mean(cub_res**2))) < 0.75 * rms_lin:
-                    mu, sd = kin.mean(), max(1.0, kin.std())
-                    kmin, kmax = kin.min(), kin.max()
+        if spectral_period and abs(p - spectral_period) < 0.04 * spectral_period:
+            kin, xin = k[keep], x[keep]
+            a_s = float(np.mean(xin - spectral_period * kin))
+            rms_s = float(np.sqrt(np.mean((xin - a_s - spectral_period * kin) ** 2)))
+            rms_f = float(np.sqrt(np.mean((xin - a - p * kin) ** 2)))
+            se = max(rms_f, 0.5) / max(1e-9, float(np.sqrt(np.sum((kin - kin.mean()) ** 2))))
+            if abs(p - spectral_period) <= max(3.0 * se, 0.02 * spectral_period):
+                p, a = float(spectral_period), a_s
 
-                    def model(kk, coef=coef, mu=mu, sd=sd, kmin=kmin, kmax=kmax, p=p):
-                        kk = np.asarray(kk, dtype=np.float64)
-                        inside = np.clip(kk, kmin, kmax)
-                        base = np.polyval(coef, (inside - mu) / sd)
-                        # beyond the data extrapolate linearly with the end slope
-                        dk = 1e-3
-                        lo_s = (np.polyval(coef, (kmin + dk - mu) / sd) - np.polyval(coef, (kmin - mu) / sd)) / dk
-                        hi_s = (np.polyval(coef, (kmax - mu) / sd) - np.polyval(coef, (kmax - dk - mu) / sd)) / dk
-                        lo_s = float(np.clip(lo_s, 0.85 * p, 1.15 * p))
-                        hi_s = float(np.clip(hi_s, 0.85 * p, 1.15 * p))
-                        return base + np.where(kk < kmin, (kk - kmin) * lo_s, 0.0) + np.where(kk > kmax, (kk - kmax) * hi_s, 0.0)
+    def model(kk):
+        return a + p * np.asarray(kk, dtype=np.float64)
+
     # nominal lattice indices covering the image
     k_lo = int(math.floor(-a / p)) - 2
     k_hi = int(math.ceil((length - a) / p)) + 2
@@ -439,6 +437,7 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
         period, strength = estimate_period(sm)
         if period <= 0:
             raise NoGridFoundError("no pixel grid found: the image has no regular edges")
+    spectral_p = period if (count is None and cell is None) else None
     ev = _normalise_evidence(sm)
     if period < 3.0:
         # tiny cells: a regular lattice from the spectrum phase, no DP
@@ -466,7 +465,7 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
     support = ev[np.clip(lines.astype(np.intp), 0, len(ev) - 1)] >= 0.3
     if support.sum() >= 3:
         lines = lines[support]
-    full, period = _complete_lines(lines, length, period)
+    full, period = _complete_lines(lines, length, period, spectral_p)
     if count is not None and len(full) - 1 != count:
         full = _force_count(full, lines, length, count)
     conf = strength
