@@ -1,0 +1,237 @@
+"""``dgx-pixels workflows``: list, show, validate, convert and lock the versioned workflows."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "list, show, validate, convert (editor -> API) and lock versioned workflows"
+
+DESCRIPTION = """\
+Versioned workflows live in workflows/<name>/<version>/ (plus folders in $DGX_PIXELS_WORKFLOWS)
+and are addressed as NAME@VERSION; NAME alone is the newest version, NAME@1 or NAME@1.2 the
+newest version starting with that prefix.
+
+  list                         name, newest version, description
+  show NAME[@VER]              parameters (name, type, default, help), nodes, models, outputs
+  validate NAME[@VER]|FILE     check against a live server's /object_info (exit 4 on errors)
+  convert UI.json -o API.json  editor format -> API format (needs --server or --object-info)
+  lock                         record the content hash of new versions in workflows.lock;
+                               refuses when a released version changed
+
+exit codes: 0 ok, 2 bad usage, 3 server unreachable, 4 workflow invalid or unknown
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+
+    s = sub.add_parser("list", help="list the workflows (newest version of each)")
+    s.add_argument("--all", action="store_true", help="every version, not only the newest")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    s = sub.add_parser("show", help="parameters, nodes, models and outputs of a workflow")
+    s.add_argument("ref", metavar="NAME[@VER]")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    s = sub.add_parser("validate", help="check a workflow against a live server")
+    s.add_argument("ref", metavar="NAME[@VER]|FILE")
+    _server_args(s)
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="parameter values to apply first")
+    s.add_argument("--json", action="store_true", help="machine-readable report")
+
+    s = sub.add_parser("convert", help="convert an editor-format workflow to API format")
+    s.add_argument("input", metavar="UI.json")
+    s.add_argument("-o", "--output", metavar="API.json", help="write here (default: stdout)")
+    _server_args(s)
+
+    s = sub.add_parser("lock", help="add new workflow versions to workflows.lock")
+    s.add_argument("--root", metavar="DIR", help="workflow folder (default: the shipped workflows/)")
+    s.add_argument("--check", action="store_true", help="only check; exit 4 when the lock does not match")
+
+
+def _server_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--server", metavar="URL", help="ComfyUI server (default: from dgx-pixels.toml, else http://127.0.0.1:8188)")
+    s.add_argument("--object-info", metavar="FILE", help="use a saved /object_info JSON instead of a server")
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"list": _list, "show": _show, "validate": _validate, "convert": _convert, "lock": _lock}[args.action](args)
+
+
+def _object_info(args) -> dict:
+    import json
+
+    from orchestrator.errors import WorkflowError
+
+    if getattr(args, "object_info", None):
+        try:
+            with open(args.object_info, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise WorkflowError(f"cannot read object_info file {args.object_info}: {exc}") from None
+        if not isinstance(data, dict):
+            raise WorkflowError(f"{args.object_info} is not an /object_info dump (expected a JSON object)")
+        return data
+    from orchestrator.validate import fetch_object_info
+
+    return fetch_object_info(args.server)
+
+
+def _list(args) -> int:
+    import json
+
+    from orchestrator.workflows import load_registry
+
+    reg = load_registry()
+    items = reg.all() if args.all else reg.list()
+    if args.json:
+        print(json.dumps([{"name": w.name, "version": w.version, "versions": reg.versions(w.name),
+                           "description": w.description, "content_hash": w.content_hash} for w in items], indent=2))
+        return 0
+    if not items:
+        print("no workflows found in " + ", ".join(str(r) for r in reg.roots))
+        return 0
+    rows = [(w.name, w.version, (w.description.splitlines() or [""])[0]) for w in items]
+    wn = max(len(r[0]) for r in rows + [("NAME", "", "")])
+    wv = max(len(r[1]) for r in rows + [("", "VERSION", "")])
+    print(f"{'NAME':<{wn}}  {'VERSION':<{wv}}  DESCRIPTION")
+    for n, v, d in rows:
+        print(f"{n:<{wn}}  {v:<{wv}}  {d}")
+    return 0
+
+
+def _show(args) -> int:
+    import json
+
+    from orchestrator.workflows import load_registry
+
+    wf = load_registry().get(args.ref)
+    if args.json:
+        print(json.dumps({
+            "name": wf.name, "version": wf.version, "description": wf.description,
+            "content_hash": wf.content_hash, "path": str(wf.path),
+            "params": {n: {"type": p.type, "default": p.default, "help": p.help, "min": p.min, "max": p.max,
+                           "choices": p.choices, "targets": p.targets, "required": p.required}
+                       for n, p in wf.params.items()},
+            "required_nodes": wf.required_nodes,
+            "models": [{"folder": m.folder, "name": m.name} for m in wf.models],
+            "outputs": [{"node": o.node, "kind": o.kind} for o in wf.outputs],
+        }, indent=2))
+        return 0
+    print(f"{wf.ref}  ({wf.path})")
+    if wf.description:
+        print(wf.description)
+    print(f"content hash: {wf.content_hash}")
+    print()
+    if wf.params:
+        rows = [(n, p.describe_type(), "(required)" if p.required and p.default is None else _show_default(p.default),
+                 p.help) for n, p in wf.params.items()]
+        w = [max(len(r[i]) for r in rows + [("PARAMETER", "TYPE", "DEFAULT", "")]) for i in range(3)]
+        print(f"{'PARAMETER':<{w[0]}}  {'TYPE':<{w[1]}}  {'DEFAULT':<{w[2]}}  HELP")
+        for r in rows:
+            print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}")
+    else:
+        print("no parameters")
+    print()
+    print("nodes:   " + ", ".join(wf.required_nodes))
+    print("models:  " + (", ".join(f"{m.folder}/{m.name}" if m.folder else m.name for m in wf.models) or "(none)"))
+    print("outputs: " + (", ".join(f"node {o.node} ({o.kind})" for o in wf.outputs) or "(not declared)"))
+    return 0
+
+
+def _show_default(v) -> str:
+    if v is None:
+        return "-"
+    s = repr(v) if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def _validate(args) -> int:
+    import json
+    import os
+
+    from orchestrator.commands.run import parse_set
+    from orchestrator.convert import to_api
+    from orchestrator.errors import WorkflowError
+    from orchestrator.validate import validate_prompt
+    from orchestrator.workflows import load_registry
+
+    values = parse_set(args.set)
+    ref = args.ref
+    if ref.endswith(".json") or os.path.sep in ref or os.path.isfile(ref):
+        if values:
+            raise WorkflowError("--set needs a registered workflow (NAME@VERSION), not a file")
+        try:
+            with open(ref, encoding="utf-8") as fh:
+                doc = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise WorkflowError(f"cannot read workflow {ref}: {exc}") from None
+        info = _object_info(args)
+        prompt = to_api(doc, info)
+        source = ref
+    else:
+        wf = load_registry().get(ref)
+        prompt = wf.build_prompt(values)
+        info = _object_info(args)
+        source = wf.ref
+    report = validate_prompt(prompt, info, source=source)
+    if args.json:
+        print(json.dumps({"ok": report.ok, "source": source, "nodes": report.nodes, "issues": [
+            {"node": i.node_id, "class_type": i.class_type, "input": i.input, "severity": i.severity,
+             "kind": i.kind, "message": i.message} for i in report.issues]}, indent=2))
+    else:
+        print(report.format())
+    return 0 if report.ok else 4
+
+
+def _convert(args) -> int:
+    import json
+
+    from orchestrator.convert import convert_ui_to_api, is_api_format, is_editor_format
+    from orchestrator.errors import WorkflowError
+
+    try:
+        with open(args.input, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise WorkflowError(f"cannot read workflow {args.input}: {exc}") from None
+    if is_api_format(doc):
+        prompt = doc
+    elif is_editor_format(doc):
+        try:
+            prompt = convert_ui_to_api(doc, _object_info(args))
+        except WorkflowError as exc:
+            raise WorkflowError(f"{args.input}: {exc.message}", hint=exc.hint) from None
+    else:
+        raise WorkflowError(f"{args.input} is neither an editor-format workflow nor an API prompt")
+    text = json.dumps(prompt, indent=2, ensure_ascii=False) + "\n"
+    if not args.output or args.output == "-":
+        print(text, end="")
+        return 0
+    from comfy_nodes.pixel.imageio import atomic_write_bytes
+
+    atomic_write_bytes(args.output, text.encode("utf-8"))
+    print(f"wrote {args.output} ({len(prompt)} nodes)")
+    return 0
+
+
+def _lock(args) -> int:
+    from pathlib import Path
+
+    from orchestrator.workflows import check_lock, default_root, update_lock
+
+    root = Path(args.root) if args.root else default_root()
+    if args.check:
+        problems = check_lock(root)
+        for p in problems:
+            print(p)
+        if problems:
+            return 4
+        print(f"{root / 'workflows.lock'}: every version matches")
+        return 0
+    res = update_lock(root)
+    for ref in res.added:
+        print(f"locked {ref}")
+    print(f"{res.path}: {len(res.added)} new, {len(res.unchanged)} already locked")
+    return 0

@@ -1,0 +1,254 @@
+"""Check an API prompt against a live server's ``/object_info`` before submitting it.
+
+Every problem is collected (not just the first), grouped by node and naming the input:
+unknown node types, missing required inputs, values outside INT/FLOAT ranges, values not in a
+COMBO list (model files the server does not have get their own wording), links to missing
+nodes, to output slots that do not exist or that carry the wrong type. Inputs the node does not
+declare are warnings: the server ignores them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.convert import _valid_connection
+
+_MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx", ".pt2")
+
+
+@dataclass
+class Issue:
+    node_id: str
+    class_type: str
+    input: str | None
+    message: str
+    severity: str = "error"  # "error" | "warning"
+    kind: str = "invalid"  # unknown_node, missing_input, out_of_range, not_in_list, missing_model, bad_link, wrong_type, extra_input
+
+    def __str__(self) -> str:
+        where = f"node {self.node_id} ({self.class_type})"
+        if self.input:
+            where += f" input {self.input!r}"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class ValidationReport:
+    """Result of ``validate_prompt``: ``ok`` when there is no error (warnings allowed)."""
+
+    nodes: int
+    issues: list[Issue] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def missing_models(self) -> list[str]:
+        return sorted({i.message.split("'")[1] for i in self.issues if i.kind == "missing_model" and "'" in i.message})
+
+    def by_node(self) -> dict[str, list[Issue]]:
+        out: dict[str, list[Issue]] = {}
+        for i in self.issues:
+            out.setdefault(i.node_id, []).append(i)
+        return out
+
+    def format(self) -> str:
+        lines = []
+        head = self.source or "prompt"
+        if self.ok:
+            lines.append(f"{head}: OK ({self.nodes} nodes" + (f", {len(self.warnings)} warnings)" if self.warnings else ")"))
+        else:
+            lines.append(f"{head}: {len(self.errors)} error(s) in {len({i.node_id for i in self.errors})} node(s)")
+        for nid, issues in sorted(self.by_node().items(), key=lambda kv: _order(kv[0])):
+            lines.append(f"  node {nid} ({issues[0].class_type})")
+            for i in issues:
+                tag = "error" if i.severity == "error" else "warning"
+                name = f"{i.input}: " if i.input else ""
+                lines.append(f"    {tag}: {name}{i.message}")
+        return "\n".join(lines)
+
+
+def _order(nid: str):
+    head = nid.split(":")[0]
+    return (0, int(head), nid) if head.isdigit() else (1, 0, nid)
+
+
+def _input_specs(info: dict) -> tuple[dict, dict]:
+    inp = info.get("input") or {}
+    return dict(inp.get("required") or {}), dict(inp.get("optional") or {})
+
+
+def _is_link(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int) and not isinstance(v[1], bool)
+
+
+def _short(v: Any, n: int = 60) -> str:
+    s = repr(v)
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def validate_prompt(prompt: dict, object_info: dict, *, source: str = "") -> ValidationReport:
+    """Validate an API prompt against ``object_info`` (the server's ``GET /object_info``)."""
+    report = ValidationReport(nodes=len(prompt), source=source)
+    add = report.issues.append
+    for nid, node in prompt.items():
+        nid = str(nid)
+        if not isinstance(node, dict):
+            add(Issue(nid, "?", None, "is not a node object", kind="invalid"))
+            continue
+        ct = str(node.get("class_type") or "")
+        info = object_info.get(ct)
+        if not isinstance(info, dict):
+            add(Issue(nid, ct or "?", None, f"node type {ct!r} is not known to the server (custom node pack missing?)",
+                      kind="unknown_node"))
+            continue
+        required, optional = _input_specs(info)
+        inputs = node.get("inputs") or {}
+        if not isinstance(inputs, dict):
+            add(Issue(nid, ct, None, "inputs is not an object"))
+            continue
+        for name in required:
+            if name not in inputs:
+                add(Issue(nid, ct, name, "required input is missing (neither linked nor set)", kind="missing_input"))
+        for name, value in inputs.items():
+            spec = required.get(name, optional.get(name))
+            if spec is None:
+                add(Issue(nid, ct, name, "is not an input of this node (the server ignores it)",
+                          severity="warning", kind="extra_input"))
+                continue
+            if _is_link(value):
+                _check_link(prompt, object_info, nid, ct, name, spec, value, add)
+            else:
+                _check_value(nid, ct, name, spec, value, add)
+    return report
+
+
+def _spec_type(spec: Any) -> tuple[Any, dict]:
+    if not isinstance(spec, (list, tuple)) or not spec:
+        return None, {}
+    opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    return spec[0], opts
+
+
+def _check_link(prompt, object_info, nid, ct, name, spec, value, add) -> None:
+    src_id, slot = value
+    src = prompt.get(src_id)
+    if not isinstance(src, dict):
+        add(Issue(nid, ct, name, f"links to node {src_id!r}, which is not in the prompt", kind="bad_link"))
+        return
+    src_info = object_info.get(str(src.get("class_type")))
+    if not isinstance(src_info, dict):
+        return  # reported on the source node
+    outputs = src_info.get("output") or []
+    if slot < 0 or slot >= len(outputs):
+        add(Issue(nid, ct, name, f"links to output {slot} of node {src_id} ({src.get('class_type')}), "
+                                 f"which has {len(outputs)} output(s)", kind="bad_link"))
+        return
+    out_type = outputs[slot]
+    want, _ = _spec_type(spec)
+    if isinstance(want, list) or want == "COMBO":
+        ok = isinstance(out_type, list) or out_type in ("COMBO", "*", "")
+    elif isinstance(out_type, list):
+        ok = want in ("*", "")
+    else:
+        ok = _valid_connection(str(out_type), str(want))
+    if not ok:
+        names = src_info.get("output_name") or []
+        label = names[slot] if slot < len(names) else out_type
+        add(Issue(nid, ct, name, f"expects {_type_name(want)} but is linked to {src_id}:{slot} "
+                                 f"({src.get('class_type')} output {label!r} of type {_type_name(out_type)})",
+                  kind="wrong_type"))
+
+
+def _type_name(t: Any) -> str:
+    return "COMBO" if isinstance(t, list) else str(t)
+
+
+def _check_value(nid, ct, name, spec, value, add) -> None:
+    t, opts = _spec_type(spec)
+    if isinstance(value, dict) and set(value) == {"__value__"}:
+        value = value["__value__"]
+    if isinstance(t, list) or t == "COMBO":
+        choices = t if isinstance(t, list) else list(opts.get("options") or [])
+        if opts.get("multi_select") or isinstance(value, list):
+            return
+        if value in choices or (not choices and opts.get("remote")):
+            return
+        if isinstance(value, str) and value.lower().endswith(_MODEL_SUFFIXES):
+            add(Issue(nid, ct, name, f"model file {value!r} is not on the server "
+                                     f"({len(choices)} file(s) available" + (f", e.g. {choices[0]!r})" if choices else ")"),
+                      kind="missing_model"))
+        else:
+            shown = ", ".join(map(repr, choices[:8])) + (", ..." if len(choices) > 8 else "")
+            add(Issue(nid, ct, name, f"{_short(value)} is not one of the allowed values: {shown or '(none)'}",
+                      kind="not_in_list"))
+        return
+    if t == "INT":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
+            add(Issue(nid, ct, name, f"expects an integer, got {_short(value)}", kind="wrong_type"))
+            return
+        _check_range(nid, ct, name, opts, value, add)
+    elif t == "FLOAT":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            add(Issue(nid, ct, name, f"expects a number, got {_short(value)}", kind="wrong_type"))
+            return
+        _check_range(nid, ct, name, opts, value, add)
+    elif t == "BOOLEAN":
+        if not isinstance(value, bool):
+            add(Issue(nid, ct, name, f"expects true or false, got {_short(value)}", kind="wrong_type"))
+    elif t == "STRING":
+        if not isinstance(value, str):
+            add(Issue(nid, ct, name, f"expects text, got {_short(value)}", kind="wrong_type"))
+    elif isinstance(t, str) and t.isupper() and t not in ("*",) and not opts.get("forceInput") and value is not None:
+        # a socket type (IMAGE, MODEL, ...) given a literal value instead of a link
+        if t in ("IMAGE", "LATENT", "MODEL", "CLIP", "VAE", "CONDITIONING", "MASK", "CONTROL_NET", "CLIP_VISION",
+                 "CLIP_VISION_OUTPUT", "NOISE", "SAMPLER", "SIGMAS", "GUIDER", "AUDIO", "VIDEO"):
+            add(Issue(nid, ct, name, f"expects a link from a {t} output, got the value {_short(value)}", kind="wrong_type"))
+
+
+def _check_range(nid, ct, name, opts, value, add) -> None:
+    lo, hi = opts.get("min"), opts.get("max")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        add(Issue(nid, ct, name, f"{value} is outside the allowed range {lo if lo is not None else '-inf'}.."
+                                 f"{hi if hi is not None else 'inf'}", kind="out_of_range"))
+
+
+def fetch_object_info(url: str | None = None, timeout: float = 30.0) -> dict:
+    """``GET {url}/object_info``; ``ServerUnreachableError`` naming the URL when it is down."""
+    from orchestrator.errors import ServerUnreachableError, WorkflowError
+
+    base = (url or "").rstrip("/")
+    try:
+        from orchestrator.client import ComfyClient
+    except ImportError:  # pragma: no cover - the client ships with the orchestrator
+        ComfyClient = None  # type: ignore[assignment]
+    if ComfyClient is not None:
+        client = ComfyClient(base or None)
+        try:
+            return client.object_info()
+        finally:
+            close = getattr(client, "close", None)
+            if close:
+                close()
+    import requests
+
+    try:
+        r = requests.get(base + "/object_info", timeout=timeout)
+    except requests.RequestException as exc:
+        raise ServerUnreachableError(f"ComfyUI at {base} did not answer: {exc.__class__.__name__}") from None
+    if r.status_code != 200:
+        raise ServerUnreachableError(f"{base}/object_info answered HTTP {r.status_code}")
+    try:
+        return r.json()
+    except ValueError:
+        raise WorkflowError(f"{base}/object_info did not return JSON (is this a ComfyUI server?)") from None
