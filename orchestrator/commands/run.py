@@ -69,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("deploy into a Bevy project")
     g.add_argument("--bevy", metavar="PROJECT", help="Bevy project folder (holds Cargo.toml and assets/)")
     g.add_argument("--asset-path", metavar="PATH", help="asset path under assets/, e.g. sprites/knight.png (a folder ending in / keeps output names)")
-    g.add_argument("--overwrite", choices=("replace", "keep", "version"), default="replace", help="when the asset exists (default replace)")
+    g.add_argument("--overwrite", choices=("replace", "keep", "version", "fail"), default="replace", help="when the asset exists (default replace)")
     g.add_argument("--upscale", type=int, default=1, metavar="N", help="enlarge by a whole factor on deploy (default 1)")
     g.add_argument("--bevy-version", default="auto", metavar="0.N", help="Bevy version for .meta files (default: from Cargo.toml)")
 

@@ -1,0 +1,51 @@
+"""``dgx-pixels deploy``: put a local image into a Bevy project with a provenance record."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "deploy a local image into a Bevy project's assets/ (with .meta and a provenance record)"
+
+DESCRIPTION = """\
+Deploy FILE into PROJECT/assets/ASSET_PATH through the export transaction (confined to
+assets/, written atomically, .meta first, manifest entry). The provenance record holds the
+file's sha256 and, for a PNG saved by ComfyUI, the seed and model names of its embedded
+prompt; --provenance adds your own JSON fields. `dgx-pixels history` lists the records.
+
+exit codes: 0 deployed, 2 bad arguments or image, 6 refused (path escapes assets/, no
+project, asset exists with --overwrite fail).
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("file", metavar="FILE", help="image file (PNG, JPEG, WebP)")
+    p.add_argument("--bevy", required=True, metavar="PROJECT", help="Bevy project folder (holds Cargo.toml and assets/)")
+    p.add_argument("--asset-path", required=True, metavar="PATH", help="path under assets/, e.g. sprites/knight.png")
+    p.add_argument("--overwrite", choices=("replace", "keep", "version", "fail"), default="replace", help="when the asset exists (default replace)")
+    p.add_argument("--upscale", type=int, default=1, metavar="N", help="enlarge by a whole factor (default 1)")
+    p.add_argument("--bevy-version", default="auto", metavar="0.N", help="Bevy version for the .meta (default: from Cargo.toml)")
+    p.add_argument("--provenance", metavar="JSON", help="extra provenance fields as a JSON object")
+    p.add_argument("--json", action="store_true", help="print the deployed asset as JSON")
+
+
+def run(args) -> int:
+    import json
+
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+    from orchestrator.deploy import deploy_file
+
+    extra = None
+    if args.provenance:
+        try:
+            extra = json.loads(args.provenance)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"--provenance is not JSON: {exc}") from None
+        if not isinstance(extra, dict):
+            raise InvalidArgumentError("--provenance must be a JSON object")
+    d = deploy_file(args.file, args.bevy, args.asset_path, overwrite=args.overwrite, upscale=args.upscale,
+                    bevy_version=args.bevy_version, provenance=extra)
+    if args.json:
+        print(json.dumps(d.to_json()))
+    else:
+        print(f"{d.asset_path}\t{d.path}" + ("\t(kept existing)" if d.skipped else ""))
+    return 0

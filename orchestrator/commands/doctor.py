@@ -1,0 +1,199 @@
+"""``dgx-pixels doctor``: is everything in place to run workflows and deploy into Bevy?"""
+from __future__ import annotations
+
+import argparse
+
+HELP = "check the ComfyUI server, our nodes, models and the Bevy project; one line per check"
+
+DESCRIPTION = """\
+Checks, each on its own line (ok / WARN / FAIL):
+  server      reachable, ComfyUI / Python / PyTorch versions and devices (/system_stats)
+  websocket   the event socket opens (auth and proxies included)
+  nodes       every DGXPixels* node of this version is loaded (/object_info)
+  workflows   node types of the shipped workflows exist on the server
+  models      model files the shipped workflows load are present (/models/<folder>)
+  bevy        the project has Cargo.toml with a Bevy dependency, its version, assets/
+
+exit codes: 0 all ok (warnings allowed), 1 a check failed, 3 server unreachable.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from orchestrator.config import add_server_arguments
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_server_arguments(p)
+    p.add_argument("--bevy", metavar="PROJECT", help="also check this Bevy project")
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def run(args) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    from comfy_nodes.pixel.errors import DgxPixelsError
+    from orchestrator.client import ComfyClient
+    from orchestrator.config import config_from_args
+    from orchestrator.errors import ServerUnreachableError
+
+    checks: list[dict] = []
+
+    def add(name: str, status: str, detail: str) -> None:
+        checks.append({"check": name, "status": status, "detail": detail})
+        if not args.json:
+            tag = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}[status]
+            print(f"{tag}  {name:10s} {detail}", flush=True)
+
+    cfg = config_from_args(args)
+    client = ComfyClient(cfg.server, cfg)
+    unreachable = False
+    try:
+        try:
+            stats = client.system_stats()
+            system = stats.get("system") or {}
+            devs = ", ".join(f"{d.get('name')} ({d.get('type')})" for d in stats.get("devices") or [])
+            add("server", "ok", f"{client.display_url}: ComfyUI {system.get('comfyui_version')}, Python "
+                f"{str(system.get('python_version', '?')).split()[0]}, PyTorch {system.get('pytorch_version')}; {devs}")
+            v = system.get("comfyui_version") or "0"
+            try:
+                if tuple(int(x) for x in str(v).split(".")[:3]) < (0, 3, 75):
+                    add("server", "warn", f"ComfyUI {v} is older than 0.3.75, the version DGX-Pixels is tested with")
+            except ValueError:
+                pass
+        except ServerUnreachableError as exc:
+            add("server", "fail", exc.message)
+            unreachable = True
+        if not unreachable:
+            ok = client.events.wait_connected(cfg.connect_timeout)
+            add("websocket", "ok" if ok else "fail",
+                f"{client.events.ws_url.split('?')[0]} open" if ok else f"could not open the event socket: {client.events.last_error}")
+            info = client.object_info()
+            _check_nodes(info, add)
+            _check_workflows(client, info, add)
+    except DgxPixelsError as exc:
+        add("server", "fail", exc.message)
+    finally:
+        client.close()
+    if args.bevy:
+        _check_bevy(Path(args.bevy), add)
+    if args.json:
+        print(json.dumps(checks, indent=2))
+    failed = [c for c in checks if c["status"] == "fail"]
+    if unreachable:
+        return 3
+    if failed:
+        print(f"{len(failed)} check(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_nodes(info: dict, add) -> None:
+    from orchestrator.embedded import declared_node_ids
+
+    ours = sorted(k for k in info if k.startswith("DGXPixels"))
+    try:
+        expected = declared_node_ids()
+    except OSError:
+        expected = []
+    missing = [n for n in expected if n not in info]
+    if missing:
+        add("nodes", "fail", f"DGX-Pixels nodes missing on the server: {', '.join(missing)} "
+            "(install or update the pack in custom_nodes/ and restart ComfyUI; its log shows import errors)")
+    elif not ours:
+        add("nodes", "fail", "no DGXPixels* nodes on the server: the node pack is not installed")
+    else:
+        add("nodes", "ok", f"{len(ours)} DGX-Pixels nodes loaded")
+
+
+def _check_workflows(client, info: dict, add) -> None:
+    from comfy_nodes.pixel.errors import DgxPixelsError
+
+    try:
+        from orchestrator.workflows import load_registry
+
+        wfs = load_registry().list()
+    except (ImportError, DgxPixelsError) as exc:
+        add("workflows", "warn", f"cannot read the workflow registry: {getattr(exc, 'message', exc)}")
+        return
+    if not wfs:
+        add("workflows", "warn", "no workflows registered")
+        return
+    bad = []
+    for wf in wfs:
+        types = getattr(wf, "required_nodes", None) or sorted({n.get("class_type") for n in wf.api_prompt.values()})
+        miss = [t for t in types if t not in info]
+        if miss:
+            bad.append(f"{wf.ref} needs {', '.join(miss)}")
+    if bad:
+        add("workflows", "fail", "; ".join(bad))
+    else:
+        add("workflows", "ok", f"node types of {len(wfs)} workflow(s) present: " + ", ".join(w.ref for w in wfs))
+    folders: dict[str, list] = {}
+    for wf in wfs:
+        for m in getattr(wf, "models", None) or []:
+            folders.setdefault(m.folder, []).append((wf.ref, m.name))
+    if not folders:
+        add("models", "ok", "the shipped workflows load no model files")
+        return
+    missing = []
+    present = 0
+    listing: dict[str, set] = {}
+
+    def files_in(folder: str) -> set:
+        if folder not in listing:
+            try:
+                resp = client._request("GET", f"/models/{folder}")
+                listing[folder] = set(resp.json()) if resp.status_code == 200 else set()
+            except (DgxPixelsError, ValueError):
+                listing[folder] = set()
+        return listing[folder]
+
+    all_folders = None
+    for folder, needs in sorted(folders.items()):
+        for ref, name in needs:
+            if folder:
+                found = name in files_in(folder)
+            else:
+                # No folder declared: any model folder will do.
+                if all_folders is None:
+                    try:
+                        all_folders = list(client._request("GET", "/models").json())
+                    except (DgxPixelsError, ValueError):
+                        all_folders = []
+                found = any(name in files_in(f) for f in all_folders)
+            if found:
+                present += 1
+            else:
+                missing.append((f"{folder + '/' if folder else ''}{name}", ref))
+    if missing:
+        by_file: dict[str, list] = {}
+        for f, ref in missing:
+            by_file.setdefault(f, []).append(ref)
+        text = "; ".join(f"{f} (for {', '.join(sorted(set(refs)))})" for f, refs in sorted(by_file.items()))
+        add("models", "fail", f"missing: {text} - `dgx-pixels models pull` downloads them")
+    else:
+        add("models", "ok", f"{present} model file(s) present")
+
+
+def _check_bevy(project, add) -> None:
+    from comfy_nodes.pixel.errors import DgxPixelsError
+
+    if not project.is_dir():
+        add("bevy", "fail", f"project folder not found: {project}")
+        return
+    if not (project / "Cargo.toml").is_file():
+        add("bevy", "fail", f"{project} has no Cargo.toml: not a Rust/Bevy project")
+        return
+    try:
+        from comfy_nodes.pixel.bevy_export import detect_bevy_version
+
+        v = detect_bevy_version(project)
+    except DgxPixelsError as exc:
+        add("bevy", "fail", exc.message)
+        return
+    if v is None:
+        add("bevy", "fail", f"{project / 'Cargo.toml'} has no bevy dependency")
+        return
+    assets = project / "assets"
+    add("bevy", "ok", f"Bevy {v.short} ({v.source}); assets/ {'present' if assets.is_dir() else 'will be created'}")

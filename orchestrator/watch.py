@@ -1,0 +1,392 @@
+"""Deploy every new finished image that appears in a folder (``dgx-pixels watch``).
+
+The folder is ComfyUI's output folder or any drop folder. File-system events (watchdog:
+inotify / FSEvents / ReadDirectoryChangesW) mark a file as a candidate; a candidate is
+deployed once it is FINISHED:
+
+- its name is not a temporary or hidden one (``.tmp``, ``.part``, ``.crdownload``, ``~``,
+  ``.swp``, dotfiles, files inside dot-folders) and has an image extension;
+- no event for it and no change of size/mtime for ``debounce`` seconds (still growing: wait);
+- the file is structurally complete: a PNG ends with its ``IEND`` chunk, a JPEG with ``FFD9``,
+  a WebP's RIFF size matches the file size (a writer that pauses mid-file is not mistaken for
+  a finished one).
+
+Each deploy goes through ``orchestrator.deploy.deploy_file`` (atomic, confined, manifest entry
+with provenance read from the PNG's embedded ComfyUI prompt). Content is deduplicated by
+sha256: the same image saved twice is deployed once. A state file (default
+``<project>/assets/.dgx-pixels/watch-<hash of folder>.json``, replaced atomically) remembers
+what was seen and deployed, so a restart deploys only files that are new or changed since;
+on the very first start the files already there are the baseline (not deployed) unless
+``existing=True``. ``stop()`` (Ctrl-C, SIGTERM) finishes the deploy in progress and returns.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError
+
+EventFn = Callable[[dict], None]
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
+TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".swp", ".lock", "~")
+
+
+def is_candidate_name(rel: str) -> bool:
+    """True for an image file name that is not hidden or temporary (any folder level)."""
+    parts = rel.replace("\\", "/").split("/")
+    if any(p.startswith(".") for p in parts):
+        return False
+    name = parts[-1].lower()
+    if name.endswith(TEMP_SUFFIXES) or name.startswith("~"):
+        return False
+    return name.endswith(IMAGE_EXTS)
+
+
+def is_complete_image(path: Path) -> bool:
+    """Whether the bytes on disk form a whole image file (cheap structural check of the end)."""
+    try:
+        size = path.stat().st_size
+        if size < 16:
+            return False
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+            fh.seek(max(0, size - 12))
+            tail = fh.read(12)
+    except OSError:
+        return False
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return tail[4:8] == b"IEND"
+    if head.startswith(b"\xff\xd8"):
+        return tail.rstrip(b"\x00").endswith(b"\xff\xd9")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        (riff,) = struct.unpack("<I", head[4:8])
+        return riff + 8 == size
+    return False
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def asset_path_for(rel: str, asset_dir: str) -> str:
+    """``<asset_dir>/<rel>`` with every component made safe and a ``.png`` extension."""
+    from orchestrator.run import safe_filename
+
+    parts = [safe_filename(p) for p in rel.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    if not parts:
+        raise InvalidArgumentError(f"cannot name an asset after {rel!r}")
+    stem = parts[-1].rsplit(".", 1)[0] if "." in parts[-1] else parts[-1]
+    parts[-1] = stem + ".png"
+    prefix = asset_dir.strip("/")
+    return "/".join(([prefix] if prefix else []) + parts)
+
+
+@dataclass
+class _Pending:
+    first: float
+    last_event: float
+    size: int = -1
+    mtime_ns: int = -1
+    checked: float = 0.0
+
+
+@dataclass
+class WatchStats:
+    deployed: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    failed: int = 0
+    latencies_ms: list = field(default_factory=list)
+
+
+class Watcher:
+    """Watch ``folder`` and deploy finished images into ``project``'s ``assets/<asset_dir>``.
+
+    ``debounce`` (s): quiet time after the last event before a file counts as finished.
+    ``on_event``: dicts with ``event`` = deployed / duplicate / failed / ignored / ready.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        project: str | os.PathLike,
+        *,
+        asset_dir: str = "sprites/",
+        state_file: str | os.PathLike | None = None,
+        debounce: float = 0.1,
+        existing: bool = False,
+        overwrite: str = "replace",
+        upscale: int = 1,
+        bevy_version: str | None = "auto",
+        recursive: bool = True,
+        on_event: EventFn | None = None,
+    ):
+        self.folder = Path(folder).resolve()
+        if not self.folder.is_dir():
+            raise InvalidArgumentError(f"folder to watch not found: {self.folder}")
+        self.project = Path(project)
+        if not self.project.is_dir():
+            raise InvalidArgumentError(f"Bevy project folder not found: {self.project}",
+                                       hint="give the folder that holds Cargo.toml and assets/")
+        from comfy_nodes.pixel.safepath import check_relative
+
+        if asset_dir.strip("/"):
+            check_relative(asset_dir.strip("/"), self.project / "assets")
+        self.asset_dir = asset_dir
+        digest = hashlib.sha256(str(self.folder).encode()).hexdigest()[:10]
+        self.state_path = Path(state_file) if state_file else self.project / "assets" / ".dgx-pixels" / f"watch-{digest}.json"
+        self.debounce = debounce
+        self.existing = existing
+        self.overwrite = overwrite
+        self.upscale = upscale
+        self.bevy_version = bevy_version
+        self.recursive = recursive
+        self.on_event = on_event
+        self.stats = WatchStats()
+        self._pending: dict[str, _Pending] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._observer = None
+        self._state = self._load_state()
+
+    # -- state ---------------------------------------------------------------------------
+    def _load_state(self) -> dict:
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("files"), dict):
+                data.setdefault("hashes", {})
+                return data
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError):
+            pass  # unreadable state: start a new one (the manifest's deploy ids still prevent repeats)
+        return {"version": 1, "folder": str(self.folder), "files": {}, "hashes": {}, "new": True}
+
+    def _save_state(self) -> None:
+        from comfy_nodes.pixel.imageio import atomic_write_bytes
+
+        data = {k: v for k, v in self._state.items() if k != "new"}
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.state_path, (json.dumps(data, indent=1) + "\n").encode())
+
+    def emit(self, event: str, **fields) -> None:
+        if self.on_event is not None:
+            fields["event"] = event
+            fields.setdefault("t", time.time())
+            self.on_event(fields)
+
+    # -- events --------------------------------------------------------------------------
+    def _rel(self, path: str) -> str | None:
+        try:
+            rel = Path(path).resolve().relative_to(self.folder).as_posix()
+        except (ValueError, OSError):
+            return None
+        if not self.recursive and "/" in rel:
+            return None
+        return rel
+
+    def notice(self, path: str) -> None:
+        """A file-system event touched ``path`` (also callable directly, e.g. from tests)."""
+        rel = self._rel(path)
+        if rel is None:
+            return
+        if not is_candidate_name(rel):
+            return
+        now = time.monotonic()
+        with self._lock:
+            p = self._pending.get(rel)
+            if p is None:
+                self._pending[rel] = _Pending(first=now, last_event=now)
+            else:
+                p.last_event = now
+        self._wake.set()
+
+    def _handler(self):
+        from watchdog.events import FileSystemEventHandler
+
+        watcher = self
+
+        class Handler(FileSystemEventHandler):
+            def on_created(self, event):
+                if not event.is_directory:
+                    watcher.notice(event.src_path)
+
+            def on_modified(self, event):
+                if not event.is_directory:
+                    watcher.notice(event.src_path)
+
+            def on_closed(self, event):
+                if not event.is_directory:
+                    watcher.notice(event.src_path)
+
+            def on_moved(self, event):
+                if not event.is_directory:
+                    watcher.notice(event.dest_path)
+
+        return Handler()
+
+    # -- scanning ------------------------------------------------------------------------
+    def _scan_existing(self) -> None:
+        first_start = self._state.get("new", False)
+        for root, dirs, files in os.walk(self.folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".")] if self.recursive else []
+            for name in files:
+                full = Path(root) / name
+                rel = full.relative_to(self.folder).as_posix()
+                if not is_candidate_name(rel):
+                    continue
+                try:
+                    st = full.stat()
+                except OSError:
+                    continue
+                known = self._state["files"].get(rel)
+                if known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns:
+                    continue
+                if first_start and not self.existing:
+                    if is_complete_image(full):
+                        self._state["files"][rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                                                     "sha256": _sha256(full), "baseline": True}
+                    continue
+                self.notice(str(full))
+        if first_start:
+            self._state.pop("new", None)
+            self._save_state()
+
+    # -- deploying -----------------------------------------------------------------------
+    def _ready(self) -> list[str]:
+        """Candidates whose quiet time is over; files still changing are re-armed."""
+        now = time.monotonic()
+        out = []
+        with self._lock:
+            items = list(self._pending.items())
+        for rel, p in items:
+            if now - p.last_event < self.debounce:
+                continue
+            full = self.folder / rel
+            try:
+                st = full.stat()
+            except FileNotFoundError:
+                with self._lock:
+                    self._pending.pop(rel, None)  # renamed away or deleted: a temp file
+                continue
+            except OSError:
+                continue
+            if (st.st_size, st.st_mtime_ns) != (p.size, p.mtime_ns):
+                # First look, or it changed since the last look: look again after the quiet time.
+                if p.size == -1 and now - p.last_event >= self.debounce and is_complete_image(full):
+                    out.append(rel)  # no further events and complete: finished
+                    p.size, p.mtime_ns = st.st_size, st.st_mtime_ns
+                    continue
+                p.size, p.mtime_ns = st.st_size, st.st_mtime_ns
+                p.last_event = now
+                continue
+            if is_complete_image(full):
+                out.append(rel)
+            elif now - p.first > 600:
+                with self._lock:
+                    self._pending.pop(rel, None)
+                self.stats.ignored += 1
+                self.emit("ignored", file=str(full), reason="incomplete image for 10 minutes")
+            else:
+                p.last_event = now  # still incomplete: keep waiting
+        return out
+
+    def _deploy(self, rel: str) -> None:
+        from orchestrator.deploy import deploy_file
+
+        full = self.folder / rel
+        with self._lock:
+            p = self._pending.pop(rel, None)
+        try:
+            st = full.stat()
+            digest = _sha256(full)
+        except OSError:
+            return
+        known = self._state["files"].get(rel)
+        if known and known.get("sha256") == digest:
+            return  # touched but unchanged
+        prior = self._state["hashes"].get(digest)
+        if prior is not None:
+            self._state["files"][rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest, "duplicate_of": prior}
+            self._save_state()
+            self.stats.duplicates += 1
+            self.emit("duplicate", file=str(full), asset=prior)
+            return
+        try:
+            asset = asset_path_for(rel, self.asset_dir)
+            deployed = deploy_file(
+                full, self.project, asset, overwrite=self.overwrite, upscale=self.upscale,
+                bevy_version=self.bevy_version, deploy_id=f"watch:{digest}",
+                provenance={"watch_folder": str(self.folder)},
+            )
+        except DgxPixelsError as exc:
+            self.stats.failed += 1
+            self.emit("failed", file=str(full), error=exc.message)
+            return
+        self._state["files"][rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest, "asset": deployed.asset_path}
+        self._state["hashes"][digest] = deployed.asset_path
+        self._save_state()
+        self.stats.deployed += 1
+        latency = (time.monotonic() - p.first) * 1000 if p else None
+        if latency is not None:
+            self.stats.latencies_ms.append(latency)
+        self.emit("deployed", file=str(full), asset=deployed.asset_path, path=deployed.path,
+                  already=deployed.already, latency_ms=round(latency, 1) if latency is not None else None)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start watching (non-blocking); pair with ``run_until_stopped`` or ``stop``."""
+        from watchdog.observers import Observer
+
+        self._observer = Observer()
+        self._observer.schedule(self._handler(), str(self.folder), recursive=self.recursive)
+        self._observer.start()
+        self._scan_existing()
+        self._thread = threading.Thread(target=self._loop, name="dgx-pixels-watch", daemon=True)
+        self._thread.start()
+        self.emit("ready", folder=str(self.folder), project=str(self.project), state=str(self.state_path))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                has = bool(self._pending)
+            # Sleep until an event arrives, or briefly while candidates wait out their quiet time.
+            self._wake.wait(timeout=min(self.debounce / 4, 0.05) if has else 1.0)
+            self._wake.clear()
+            for rel in self._ready():
+                if self._stop.is_set():
+                    break
+                self._deploy(rel)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+        t = getattr(self, "_thread", None)
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=30)
+
+    def run_until_stopped(self, stop: threading.Event) -> WatchStats:
+        """Block until ``stop`` is set, then shut down cleanly."""
+        self.start()
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            self.stop()
+        return self.stats
