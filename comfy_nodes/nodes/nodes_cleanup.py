@@ -1,4 +1,219 @@
-"""V3 nodes: cleanup (filled in by the cleanup work)."""
+"""V3 nodes: sprite cleanup (background removal, stray pixels, outline, trim).
+
+Thin glue around ``comfy_nodes.pixel.cleanup``. Every node takes an IMAGE batch plus an optional
+MASK (ComfyUI convention: 1 = transparent) and returns an RGBA IMAGE and its MASK, so the
+nodes chain in any order and alpha survives the trip.
+"""
 from __future__ import annotations
 
-NODES: list = []
+import json
+
+from comfy_api.latest import io
+
+from ..pixel import cleanup as C
+from ..pixel.errors import InputImageError, InvalidArgumentError
+from ._tensor import image_to_rgba_list, rgba_list_to_image, rgba_to_mask
+from .nodes_palette import progress
+
+CONNECTIVITY = ["4", "8"]
+
+
+def _conn(value) -> int:
+    try:
+        c = int(value)
+    except (TypeError, ValueError):
+        c = -1
+    if c not in (4, 8):
+        raise InvalidArgumentError(f"connectivity must be 4 or 8, got {value!r}")
+    return c
+
+
+def _each(frames, fn):
+    pbar = progress(len(frames))
+    out = []
+    for f in frames:
+        out.append(fn(f))
+        if pbar is not None:
+            pbar.update(1)
+    return out
+
+
+def _outputs(frames):
+    return rgba_list_to_image(frames, keep_alpha=True), rgba_to_mask(frames)
+
+
+def _image_inputs():
+    return [
+        io.Image.Input("image", tooltip="Sprite or batch of frames (RGB or RGBA)."),
+    ]
+
+
+def _mask_input():
+    return io.Mask.Input("mask", optional=True,
+                         tooltip="Optional alpha as a ComfyUI mask (1 = transparent), e.g. from Load Image.")
+
+
+def _image_outputs():
+    return [
+        io.Image.Output(display_name="image", tooltip="The result as RGBA."),
+        io.Mask.Output(display_name="mask", tooltip="Its alpha as a mask (1 = transparent)."),
+    ]
+
+
+class DGXPixelsBackgroundRemove(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DGXPixelsBackgroundRemove",
+            display_name="Pixel Background Remove",
+            category="DGX-Pixels/Cleanup",
+            description=(
+                "Makes the flat background transparent: a flood fill from the image border over pixels close to "
+                "the background colour (the most common border colour, or the key colour you give). Regions of "
+                "that colour enclosed by the sprite (eyes, gaps) are kept."
+            ),
+            inputs=_image_inputs() + [
+                io.Float.Input("tolerance", default=0.06, min=0.0, max=1.0, step=0.005,
+                               tooltip="How far a colour may be from the background colour and still count, as an "
+                                       "OKLab distance: 0 = exact, 0.02 = barely visible, 0.06 = noise and soft "
+                                       "shading of a flat backdrop, 0.15 = clearly different shades."),
+                io.String.Input("key", default="",
+                                tooltip="Background colour as #rrggbb; empty = the most common colour on the border."),
+                io.Combo.Input("connectivity", options=CONNECTIVITY, default="4",
+                               tooltip="4: the fill spreads to side neighbours only (keeps diagonal outlines "
+                                       "closed). 8: also diagonally."),
+                _mask_input(),
+            ],
+            outputs=_image_outputs(),
+        )
+
+    @classmethod
+    def execute(cls, image, tolerance: float = 0.06, key: str = "", connectivity: str = "4",
+                mask=None) -> io.NodeOutput:
+        conn = _conn(connectivity)
+        k = key.strip() if isinstance(key, str) and key.strip() else None
+        frames = image_to_rgba_list(image, mask, name="image")
+        out = _each(frames, lambda f: C.remove_background(f, tolerance=tolerance, key=k, connectivity=conn))
+        return io.NodeOutput(*_outputs(out))
+
+
+class DGXPixelsStrayCleanup(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DGXPixelsStrayCleanup",
+            display_name="Pixel Stray Cleanup",
+            category="DGX-Pixels/Cleanup",
+            description=(
+                "Removes stray pixels: every island of one colour smaller than min_size pixels takes the colour "
+                "most common around it, or becomes transparent when it floats in transparency. Use after "
+                "quantising, when noise left single odd pixels. Careful: a 1-pixel detail (an eye) is an "
+                "island too."
+            ),
+            inputs=_image_inputs() + [
+                io.Int.Input("min_size", default=2, min=1, max=4096,
+                             tooltip="Islands with fewer pixels than this are replaced; 2 = single pixels only, "
+                                     "1 = change nothing."),
+                io.Combo.Input("connectivity", options=CONNECTIVITY, default="4",
+                               tooltip="Which pixels of one colour belong together: 4 = side neighbours, "
+                                       "8 = also diagonal (diagonal lines stay one island)."),
+                _mask_input(),
+            ],
+            outputs=_image_outputs(),
+        )
+
+    @classmethod
+    def execute(cls, image, min_size: int = 2, connectivity: str = "4", mask=None) -> io.NodeOutput:
+        conn = _conn(connectivity)
+        frames = image_to_rgba_list(image, mask, name="image")
+        out = _each(frames, lambda f: C.remove_strays(f, min_size=int(min_size), connectivity=conn))
+        return io.NodeOutput(*_outputs(out))
+
+
+class DGXPixelsOutline(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DGXPixelsOutline",
+            display_name="Pixel Outline",
+            category="DGX-Pixels/Cleanup",
+            description=(
+                "Draws a 1-pixel outline around the opaque sprite, outside it (the sprite grows by one pixel "
+                "where there is room) or inside it (its edge pixels are recoloured)."
+            ),
+            inputs=_image_inputs() + [
+                io.String.Input("color", default="auto",
+                                tooltip="auto: the darkest colour of the sprite (stays in its palette); darken: a "
+                                        "darker shade of the neighbouring colour (selective outline); or #rrggbb."),
+                io.Combo.Input("connectivity", options=CONNECTIVITY, default="4",
+                               tooltip="4: outline touches the sprite at its sides (classic thin outline). "
+                                       "8: also diagonally (closed, heavier)."),
+                io.Boolean.Input("inside", default=False,
+                                 tooltip="Recolour the sprite's own edge pixels instead of adding pixels outside."),
+                _mask_input(),
+            ],
+            outputs=_image_outputs(),
+        )
+
+    @classmethod
+    def execute(cls, image, color: str = "auto", connectivity: str = "4", inside: bool = False,
+                mask=None) -> io.NodeOutput:
+        conn = _conn(connectivity)
+        col = color.strip() if isinstance(color, str) and color.strip() else "auto"
+        frames = image_to_rgba_list(image, mask, name="image")
+        out = _each(frames, lambda f: C.add_outline(f, color=col, connectivity=conn, inside=bool(inside)))
+        return io.NodeOutput(*_outputs(out))
+
+
+class DGXPixelsTrim(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DGXPixelsTrim",
+            display_name="Pixel Trim",
+            category="DGX-Pixels/Cleanup",
+            description=(
+                "Crops to the visible content plus padding. For a batch, 'union' uses one box covering every "
+                "frame so an animation stays aligned; 'per_frame' crops each frame tightly and then pads them "
+                "at the right and bottom to one size (a batch needs one size). The boxes are output as JSON."
+            ),
+            inputs=_image_inputs() + [
+                io.Int.Input("padding", default=0, min=0, max=1024,
+                             tooltip="Transparent pixels kept (or added) around the content on every side."),
+                io.Combo.Input("batch_mode", options=["union", "per_frame"], default="union",
+                               tooltip="union: one box for all frames (animations stay aligned). per_frame: each "
+                                       "frame cropped on its own."),
+                _mask_input(),
+            ],
+            outputs=_image_outputs() + [
+                io.String.Output(display_name="boxes",
+                                 tooltip="JSON list of [left, top, right, bottom] per frame in source pixels "
+                                         "(right/bottom exclusive; negative where padding added margin)."),
+                io.Int.Output(display_name="left", tooltip="Left of frame 0's box in the source."),
+                io.Int.Output(display_name="top", tooltip="Top of frame 0's box in the source."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image, padding: int = 0, batch_mode: str = "union", mask=None) -> io.NodeOutput:
+        if batch_mode not in ("union", "per_frame"):
+            raise InvalidArgumentError(f"batch_mode must be 'union' or 'per_frame', got {batch_mode!r}")
+        frames = image_to_rgba_list(image, mask, name="image")
+        results = C.trim_batch(frames, padding=int(padding), union=batch_mode == "union")
+        imgs = [r.image for r in results]
+        h = max(i.shape[0] for i in imgs)
+        w = max(i.shape[1] for i in imgs)
+        if any(i.shape[:2] != (h, w) for i in imgs):
+            imgs = [C.crop_box(i, (0, 0, w, h)) for i in imgs]
+        if all(r.empty for r in results):
+            raise InputImageError(
+                "every frame is fully transparent: nothing to trim to",
+                hint="check the mask / alpha input, or remove the background less aggressively",
+            )
+        boxes = [list(r.box) for r in results]
+        left, top = boxes[0][0], boxes[0][1]
+        img_t, mask_t = _outputs(imgs)
+        return io.NodeOutput(img_t, mask_t, json.dumps(boxes), int(left), int(top))
+
+
+NODES = [DGXPixelsBackgroundRemove, DGXPixelsStrayCleanup, DGXPixelsOutline, DGXPixelsTrim]

@@ -1,4 +1,294 @@
-"""V3 nodes: palette (filled in by the palette work)."""
+"""V3 nodes: palettes (load, extract, save, preview) and quantising an IMAGE batch to a palette.
+
+Thin glue around ``comfy_nodes.pixel.palette``. A palette travels between nodes on a
+``DGX_PALETTE`` socket carrying a ``Palette`` object, so one Palette Extract can feed the
+quantiser of every frame and the Palette Save node.
+
+Dithering is an option of Palette Quantize rather than a node of its own: error diffusion
+decides each pixel's palette colour as it goes, so it cannot run before or after the mapping,
+only as part of it.
+
+Files: Palette Load reads only inside ComfyUI's input folder and Palette Save writes only
+inside its output folder (a graph can come from anyone who reaches the server).
+"""
 from __future__ import annotations
 
-NODES: list = []
+from comfy_api.latest import io, ui
+
+from ..pixel import palette_io
+from ..pixel.dither import MODES as DITHER_MODES
+from ..pixel.errors import InvalidArgumentError, PaletteError
+from ..pixel.palette import AUTO_K_TOLERANCE, Palette, adaptive_palette, palette_swatch, quantize
+from ..pixel.palettes_builtin import builtin as builtin_palette
+from ..pixel.palettes_builtin import list_builtin
+from ..pixel.safepath import confine, make_parents
+from ._tensor import image_channels, image_to_rgba_list, rgba_list_to_image, rgba_to_mask
+
+#: Custom socket type carrying a ``comfy_nodes.pixel.palette.Palette``.
+PaletteType = io.Custom("DGX_PALETTE")
+
+SAVE_FORMATS = ["hex", "gpl", "pal", "png"]
+
+
+def progress(total: int):
+    """A ComfyUI progress bar for batch work, or None outside a running prompt (tests, scripts)."""
+    if total < 2:
+        return None
+    try:
+        import comfy.utils
+
+        return comfy.utils.ProgressBar(total)
+    except Exception:  # progress is cosmetic; without a server context there is none
+        return None
+
+
+def preview_ui(image, cls):
+    try:
+        return ui.PreviewImage(image, cls=cls)
+    except Exception:  # the UI preview needs ComfyUI's folders; outside a server there is none
+        return None
+
+
+def check_palette(palette, name: str = "palette") -> Palette:
+    if not isinstance(palette, Palette):
+        raise PaletteError(
+            f"{name} input is a {type(palette).__name__}, expected a DGX_PALETTE",
+            hint="connect Pixel Palette Load or Pixel Palette Extract",
+        )
+    return palette
+
+
+def _swatch_tensor(pal: Palette, swatch: int = 16, columns: int = 16):
+    return rgba_list_to_image([palette_swatch(pal, swatch=swatch, columns=min(columns, len(pal)))], keep_alpha=True)
+
+
+def _folder(kind: str) -> str:
+    import folder_paths
+
+    return folder_paths.get_input_directory() if kind == "input" else folder_paths.get_output_directory()
+
+
+class DGXPixelsPaletteLoad(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DGXPixelsPaletteLoad",
+            display_name="Pixel Palette Load",
+            category="DGX-Pixels/Palette",
+            description=(
+                "Loads a palette: a built-in one (PICO-8, NES, Game Boy, DawnBringer 16/32, Endesga 32, AAP-64, "
+                "Sweetie 16, ...), a palette file from ComfyUI's input folder (.hex, .gpl, .pal, .png), or a "
+                "palette image (one pixel or one uniform square per colour). Priority: palette_image, then "
+                "file, then builtin."
+            ),
+            inputs=[
+                io.Combo.Input("builtin", options=list_builtin(), default="pico-8",
+                               tooltip="Built-in palette, used when no file and no palette_image are given."),
+                io.String.Input("file", default="",
+                                tooltip="Palette file relative to ComfyUI's input folder, e.g. 'palettes/mine.hex' "
+                                        "(.hex, .gpl, .pal or .png). Empty: use the built-in palette."),
+                io.Image.Input("palette_image", optional=True,
+                               tooltip="A palette as an image: one pixel or one uniform square per colour "
+                                       "(Lospec PNG exports). Transparent cells are skipped."),
+            ],
+            outputs=[
+                PaletteType.Output(display_name="palette", tooltip="The palette, for Palette Quantize / Save / Preview."),
+                io.Image.Output(display_name="swatches", tooltip="The colours as 16x16 squares, 16 per row."),
+                io.Int.Output(display_name="count", tooltip="Number of colours."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, builtin: str = "pico-8", file: str = "", palette_image=None) -> io.NodeOutput:
+        if palette_image is not None:
+            frames = image_to_rgba_list(palette_image, name="palette_image")
+            pal = Palette("image", palette_io.colors_from_image(frames[0], source="palette_image"), "palette_image input")
+        elif file and file.strip():
+            path = confine(_folder("input"), file.strip())
+            pal = palette_io.read_palette(path)
+        else:
+            pal = builtin_palette(builtin)
+        return io.NodeOutput(pal, _swatch_tensor(pal), len(pal))
+
+
+class DGXPixelsPaletteExtract(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DGXPixelsPaletteExtract",
+            display_name="Pixel Palette Extract",
+            category="DGX-Pixels/Palette",
+            description=(
+                "Builds ONE palette shared by the whole image batch (animation frames then never flicker) by "
+                "k-means in the OKLab colour space. Transparent pixels are ignored. When the images have no more "
+                "distinct colours than asked, those exact colours are returned. colors = 0 picks the number "
+                "automatically: the smallest that keeps the average colour error under the tolerance."
+            ),
+            inputs=[
+                io.Image.Input("image", tooltip="One image or a batch of frames; all frames share the palette."),
+                io.Int.Input("colors", default=16, min=0, max=256,
+                             tooltip="Number of palette colours 1..256; 0 = automatic."),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
+                             tooltip="k-means seed: the same images and seed always give the same palette."),
+                io.Float.Input("tolerance", default=AUTO_K_TOLERANCE, min=0.005, max=0.5, step=0.005,
+                               tooltip="Automatic mode only: RMS colour error to reach, in OKLab units "
+                                       "(0.02 is about one just-noticeable difference)."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Optional alpha as a ComfyUI mask (1 = transparent); masked pixels are ignored."),
+            ],
+            outputs=[
+                PaletteType.Output(display_name="palette", tooltip="The shared palette, most used colour first."),
+                io.Image.Output(display_name="swatches", tooltip="The colours as 16x16 squares, 16 per row."),
+                io.Int.Output(display_name="count", tooltip="Number of colours found."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image, colors: int = 16, seed: int = 0, tolerance: float = AUTO_K_TOLERANCE,
+                mask=None) -> io.NodeOutput:
+        if colors < 0 or colors > 256:
+            raise InvalidArgumentError(f"colors must be 0 (automatic) or 1..256, got {colors}")
+        frames = image_to_rgba_list(image, mask, name="image")
+        k = None if colors == 0 else int(colors)
+        pal = adaptive_palette(frames, k, seed=int(seed), tolerance=float(tolerance),
+                               name="extracted" if k is None else f"extracted-{k}")
+        return io.NodeOutput(pal, _swatch_tensor(pal), len(pal))
+
+
+class DGXPixelsPaletteSave(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DGXPixelsPaletteSave",
+            display_name="Pixel Palette Save",
+            category="DGX-Pixels/Palette",
+            description=(
+                "Writes the palette into ComfyUI's output folder as .hex (Lospec), .gpl (GIMP/Aseprite), .pal "
+                "(JASC) or .png (one pixel per colour, or squares of 'swatch' pixels). The path stays inside the "
+                "output folder; an existing file gets a numbered name unless overwrite is on."
+            ),
+            inputs=[
+                PaletteType.Input("palette", tooltip="The palette to save."),
+                io.String.Input("filename", default="palettes/palette",
+                                tooltip="File name relative to the output folder, without extension, e.g. 'palettes/hero'."),
+                io.Combo.Input("format", options=SAVE_FORMATS, default="hex",
+                               tooltip="hex: Lospec; gpl: GIMP / Aseprite; pal: JASC (Paint Shop Pro, many editors); "
+                                       "png: palette image."),
+                io.Int.Input("swatch", default=1, min=1, max=64,
+                             tooltip="PNG only: size in pixels of each colour square."),
+                io.Boolean.Input("overwrite", default=False,
+                                 tooltip="Replace an existing file of that name; off: add _001, _002, ..."),
+            ],
+            outputs=[io.String.Output(display_name="path", tooltip="Path written, relative to the output folder.")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, palette, filename: str = "palettes/palette", format: str = "hex", swatch: int = 1,
+                overwrite: bool = False) -> io.NodeOutput:
+        pal = check_palette(palette)
+        if format not in SAVE_FORMATS:
+            raise InvalidArgumentError(f"format must be one of {', '.join(SAVE_FORMATS)}, got {format!r}")
+        name = (filename or "").strip()
+        if not name:
+            raise InvalidArgumentError("filename is empty", hint="give a name such as 'palettes/hero'")
+        if name.lower().endswith("." + format):
+            name = name[: -len(format) - 1]
+        root = _folder("output")
+        rel = f"{name}.{format}"
+        target = confine(root, rel)
+        if not overwrite:
+            n = 1
+            while target.exists():
+                rel = f"{name}_{n:03d}.{format}"
+                target = confine(root, rel)
+                n += 1
+        make_parents(root, target)
+        palette_io.write_palette(pal, target, swatch=int(swatch))
+        return io.NodeOutput(rel, ui={"text": [f"{rel} ({len(pal)} colours)"]})
+
+
+class DGXPixelsPalettePreview(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DGXPixelsPalettePreview",
+            display_name="Pixel Palette Preview",
+            category="DGX-Pixels/Palette",
+            description="Shows the palette as colour squares and outputs them as an IMAGE, plus the colours as hex text.",
+            inputs=[
+                PaletteType.Input("palette", tooltip="The palette to show."),
+                io.Int.Input("swatch", default=16, min=1, max=128, tooltip="Size of each colour square in pixels."),
+                io.Int.Input("columns", default=16, min=1, max=256, tooltip="Squares per row."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="swatches", tooltip="The palette as an RGBA image."),
+                io.String.Output(display_name="hex", tooltip="The colours as #rrggbb, one per line."),
+            ],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, palette, swatch: int = 16, columns: int = 16) -> io.NodeOutput:
+        pal = check_palette(palette)
+        img = _swatch_tensor(pal, int(swatch), int(columns))
+        text = "\n".join("#" + h for h in pal.hex_list())
+        return io.NodeOutput(img, text, ui=preview_ui(img, cls))
+
+
+class DGXPixelsPaletteQuantize(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DGXPixelsPaletteQuantize",
+            display_name="Pixel Palette Quantize",
+            category="DGX-Pixels/Palette",
+            description=(
+                "Maps every opaque pixel of the batch to the palette (nearest colour in OKLab), optionally "
+                "dithered: Bayer 2/4/8 ordered patterns, or Floyd-Steinberg / Atkinson error diffusion. Every "
+                "frame uses the same palette. Alpha becomes binary (pixels below alpha_threshold turn fully "
+                "transparent). Output colours are exactly palette colours."
+            ),
+            inputs=[
+                io.Image.Input("image", tooltip="True-resolution sprite or batch of frames."),
+                PaletteType.Input("palette", tooltip="Palette from Pixel Palette Load or Pixel Palette Extract."),
+                io.Combo.Input("dither", options=list(DITHER_MODES), default="none",
+                               tooltip="none: nearest colour. bayerN: ordered NxN pattern (retro look, stable "
+                                       "across frames). floyd-steinberg / atkinson: error diffusion (smoother "
+                                       "gradients; Atkinson keeps highlights cleaner)."),
+                io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="Dither strength: 0 = plain nearest colour, 1 = full dithering."),
+                io.Int.Input("alpha_threshold", default=128, min=1, max=255,
+                             tooltip="Pixels with alpha below this become transparent, the rest opaque."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Optional alpha as a ComfyUI mask (1 = transparent), e.g. from Load Image."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="image", tooltip="The quantised batch (RGBA when the input had alpha)."),
+                io.Mask.Output(display_name="mask", tooltip="Alpha as a mask (1 = transparent)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image, palette, dither: str = "none", strength: float = 1.0, alpha_threshold: int = 128,
+                mask=None) -> io.NodeOutput:
+        pal = check_palette(palette)
+        keep_alpha = mask is not None or image_channels(image, "image") == 4
+        frames = image_to_rgba_list(image, mask, name="image")
+        pbar = progress(len(frames))
+        out = []
+        for f in frames:
+            out.append(quantize(f, pal, dither=dither, strength=strength, alpha_threshold=int(alpha_threshold)))
+            if pbar is not None:
+                pbar.update(1)
+        keep_alpha = keep_alpha or any((o[..., 3] < 255).any() for o in out)
+        return io.NodeOutput(rgba_list_to_image(out, keep_alpha=keep_alpha), rgba_to_mask(out))
+
+
+NODES = [
+    DGXPixelsPaletteLoad,
+    DGXPixelsPaletteExtract,
+    DGXPixelsPaletteSave,
+    DGXPixelsPalettePreview,
+    DGXPixelsPaletteQuantize,
+]

@@ -1,0 +1,105 @@
+"""Cleanup nodes called directly through ``execute`` (no server)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("comfy_api.latest")
+
+from comfy_nodes.nodes.nodes_cleanup import (  # noqa: E402
+    NODES,
+    DGXPixelsBackgroundRemove,
+    DGXPixelsOutline,
+    DGXPixelsStrayCleanup,
+    DGXPixelsTrim,
+)
+from comfy_nodes.pixel.errors import InputImageError, InvalidArgumentError  # noqa: E402
+
+BG = (40, 200, 40)
+RED = (200, 40, 40)
+
+
+def tensor(frames):
+    return torch.from_numpy(np.stack(frames).astype(np.float32) / 255.0)
+
+
+def u8(t):
+    return np.round(t.numpy() * 255).astype(np.uint8)
+
+
+def sprite_on_bg(h=12, w=12, box=(3, 3, 9, 9)):
+    a = np.zeros((h, w, 3), np.uint8)
+    a[...] = BG
+    l, t, r, b = box
+    a[t:b, l:r] = RED
+    return a
+
+
+def test_schemas():
+    ids = [n.define_schema().node_id for n in NODES]
+    assert ids == ["DGXPixelsBackgroundRemove", "DGXPixelsStrayCleanup", "DGXPixelsOutline", "DGXPixelsTrim"]
+    for n in NODES:
+        s = n.define_schema()
+        assert s.category == "DGX-Pixels/Cleanup" and s.description and s.display_name.startswith("Pixel ")
+        assert all(i.tooltip for i in s.inputs)
+
+
+def test_background_remove_outputs_rgba_and_mask():
+    img, mask = DGXPixelsBackgroundRemove.execute(image=tensor([sprite_on_bg(), sprite_on_bg()])).result
+    assert tuple(img.shape) == (2, 12, 12, 4) and tuple(mask.shape) == (2, 12, 12)
+    assert float(mask[0, 0, 0]) == 1.0 and float(mask[0, 5, 5]) == 0.0
+    assert u8(img[1, 5, 5]).tolist() == [*RED, 255]
+    img, mask = DGXPixelsBackgroundRemove.execute(image=tensor([sprite_on_bg()]), key="#c82828", tolerance=0.01).result
+    assert float(mask[0, 5, 5]) == 0.0  # red touches no border: kept
+    with pytest.raises(InvalidArgumentError, match="connectivity"):
+        DGXPixelsBackgroundRemove.execute(image=tensor([sprite_on_bg()]), connectivity="6")
+
+
+def test_chain_stray_outline_trim():
+    a = sprite_on_bg()
+    a[5, 5] = (0, 0, 255)  # stray
+    img, mask = DGXPixelsBackgroundRemove.execute(image=tensor([a])).result
+    img, mask = DGXPixelsStrayCleanup.execute(image=img).result
+    assert u8(img[0, 5, 5]).tolist() == [*RED, 255]
+    img, mask = DGXPixelsOutline.execute(image=img, color="#000000").result
+    assert u8(img[0, 2, 5]).tolist() == [0, 0, 0, 255] and float(mask[0, 2, 2]) == 1.0
+    img, mask, boxes, left, top = DGXPixelsTrim.execute(image=img, padding=1).result
+    assert tuple(img.shape) == (1, 10, 10, 4)
+    assert json.loads(boxes) == [[1, 1, 11, 11]] and (left, top) == (1, 1)
+
+
+def test_mask_input_is_alpha():
+    a = np.full((6, 6, 3), 200, np.uint8)
+    m = torch.ones(1, 6, 6)
+    m[0, 2:4, 2:4] = 0.0
+    img, mask, boxes, _, _ = DGXPixelsTrim.execute(image=tensor([a]), mask=m).result
+    assert tuple(img.shape) == (1, 2, 2, 4) and json.loads(boxes) == [[2, 2, 4, 4]]
+
+
+def test_trim_batch_union_and_per_frame():
+    a = np.zeros((8, 8, 4), np.uint8)
+    b = np.zeros((8, 8, 4), np.uint8)
+    a[1, 1] = [*RED, 255]
+    b[5:7, 4:7] = [*RED, 255]
+    img, mask, boxes, _, _ = DGXPixelsTrim.execute(image=tensor([a, b]), batch_mode="union").result
+    assert tuple(img.shape) == (2, 6, 6, 4) and json.loads(boxes) == [[1, 1, 7, 7]] * 2
+    img, mask, boxes, _, _ = DGXPixelsTrim.execute(image=tensor([a, b]), batch_mode="per_frame").result
+    assert json.loads(boxes) == [[1, 1, 2, 2], [4, 5, 7, 7]]
+    assert tuple(img.shape) == (2, 2, 3, 4)  # padded to the largest frame
+    assert float(mask[0, 0, 0]) == 0.0 and float(mask[0, 1, 2]) == 1.0
+    with pytest.raises(InputImageError, match="transparent"):
+        DGXPixelsTrim.execute(image=tensor([np.zeros((4, 4, 4), np.uint8)]))
+
+
+def test_stray_cleanup_min_size_and_outline_darken():
+    a = np.zeros((7, 7, 4), np.uint8)
+    a[1:6, 1:6] = [*RED, 255]
+    a[3, 3] = [0, 0, 255, 255]
+    img, _ = DGXPixelsStrayCleanup.execute(image=tensor([a]), min_size=1).result
+    assert u8(img[0, 3, 3]).tolist() == [0, 0, 255, 255]
+    img, _ = DGXPixelsOutline.execute(image=tensor([a]), color="darken", inside=True).result
+    edge = u8(img[0, 1, 3])
+    assert edge[3] == 255 and edge[:3].sum() < sum(RED)

@@ -1,0 +1,134 @@
+"""Palette nodes called directly through ``execute`` (no server)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("comfy_api.latest")
+
+from comfy_nodes.nodes.nodes_palette import (  # noqa: E402
+    NODES,
+    DGXPixelsPaletteExtract,
+    DGXPixelsPaletteLoad,
+    DGXPixelsPalettePreview,
+    DGXPixelsPaletteQuantize,
+    DGXPixelsPaletteSave,
+)
+from comfy_nodes.pixel.errors import InvalidArgumentError, PaletteError, PathEscapeError  # noqa: E402
+from comfy_nodes.pixel.palette import Palette  # noqa: E402
+from comfy_nodes.pixel.palette_io import read_palette  # noqa: E402
+
+
+def tensor(frames):
+    return torch.from_numpy(np.stack(frames).astype(np.float32) / 255.0)
+
+
+def u8(t):
+    return np.round(t.numpy() * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def comfy_dirs(tmp_path):
+    folder_paths = pytest.importorskip("folder_paths")
+    old_in, old_out = folder_paths.get_input_directory(), folder_paths.get_output_directory()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    folder_paths.set_input_directory(str(tmp_path / "in"))
+    folder_paths.set_output_directory(str(tmp_path / "out"))
+    yield tmp_path / "in", tmp_path / "out"
+    folder_paths.set_input_directory(old_in)
+    folder_paths.set_output_directory(old_out)
+
+
+def test_schemas():
+    ids = [n.define_schema().node_id for n in NODES]
+    assert ids == ["DGXPixelsPaletteLoad", "DGXPixelsPaletteExtract", "DGXPixelsPaletteSave",
+                   "DGXPixelsPalettePreview", "DGXPixelsPaletteQuantize"]
+    for n in NODES:
+        s = n.define_schema()
+        assert s.category == "DGX-Pixels/Palette" and s.description
+        assert s.display_name.startswith("Pixel Palette")
+        assert all(i.tooltip for i in s.inputs)
+
+
+def test_load_builtin_file_and_image(comfy_dirs):
+    inp, _ = comfy_dirs
+    pal, sw, count = DGXPixelsPaletteLoad.execute(builtin="gameboy").result
+    assert isinstance(pal, Palette) and count == 4 and pal.hex_list()[0] == "0f380f"
+    assert tuple(sw.shape) == (1, 16, 64, 4)
+    (inp / "pals").mkdir()
+    (inp / "pals" / "two.hex").write_text("ff0000\n0000ff\n")
+    pal, _, count = DGXPixelsPaletteLoad.execute(builtin="gameboy", file="pals/two.hex").result
+    assert count == 2 and pal.hex_list() == ["ff0000", "0000ff"]
+    img = np.zeros((1, 3, 4), np.uint8)
+    img[0] = [[1, 2, 3, 255], [4, 5, 6, 255], [1, 2, 3, 255]]
+    pal, _, count = DGXPixelsPaletteLoad.execute(builtin="gameboy", file="pals/two.hex",
+                                                 palette_image=tensor([img])).result
+    assert pal.hex_list() == ["010203", "040506"]
+    with pytest.raises(PathEscapeError):
+        DGXPixelsPaletteLoad.execute(file="../secret.hex")
+    with pytest.raises(PathEscapeError):
+        DGXPixelsPaletteLoad.execute(file="/etc/passwd")
+    with pytest.raises(PaletteError, match="not found"):
+        DGXPixelsPaletteLoad.execute(file="missing.gpl")
+
+
+def test_extract_shared_palette_and_auto():
+    a = np.zeros((4, 4, 3), np.uint8)
+    a[:2] = (255, 0, 0)
+    b = a.copy()
+    b[2:] = (0, 255, 0)
+    pal, sw, count = DGXPixelsPaletteExtract.execute(image=tensor([a, b]), colors=8, seed=1).result
+    assert set(pal.hex_list()) == {"ff0000", "000000", "00ff00"} and count == 3
+    pal, _, count = DGXPixelsPaletteExtract.execute(image=tensor([a, b]), colors=0).result
+    assert count == 3
+    m = torch.zeros(2, 4, 4)
+    m[:, :2] = 1.0  # hide the red rows
+    pal, _, _ = DGXPixelsPaletteExtract.execute(image=tensor([a, b]), colors=8, mask=m).result
+    assert "ff0000" not in pal.hex_list()
+    with pytest.raises(InvalidArgumentError, match="colors"):
+        DGXPixelsPaletteExtract.execute(image=tensor([a]), colors=-1)
+
+
+def test_quantize_batch_rgb_stays_rgb_and_mask_gives_alpha():
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (6, 5, 3)).astype(np.uint8) for _ in range(3)]
+    pal, _, _ = DGXPixelsPaletteLoad.execute(builtin="pico-8").result
+    img, mask = DGXPixelsPaletteQuantize.execute(image=tensor(frames), palette=pal, dither="bayer4").result
+    assert tuple(img.shape) == (3, 6, 5, 3) and float(mask.max()) == 0.0
+    allowed = {tuple(c) for c in pal.colors.tolist()}
+    assert {tuple(p) for p in u8(img).reshape(-1, 3).tolist()} <= allowed
+    m = torch.zeros(3, 6, 5)
+    m[:, 0, 0] = 1.0
+    img, mask = DGXPixelsPaletteQuantize.execute(image=tensor(frames), palette=pal, mask=m).result
+    assert tuple(img.shape) == (3, 6, 5, 4)
+    assert float(img[0, 0, 0, 3]) == 0.0 and float(mask[0, 0, 0]) == 1.0 and float(mask[0, 1, 1]) == 0.0
+    with pytest.raises(PaletteError, match="DGX_PALETTE"):
+        DGXPixelsPaletteQuantize.execute(image=tensor(frames), palette="pico-8")
+
+
+def test_save_writes_inside_output_and_numbers_files(comfy_dirs):
+    _, out = comfy_dirs
+    pal, _, _ = DGXPixelsPaletteLoad.execute(builtin="db16").result
+    (rel,) = DGXPixelsPaletteSave.execute(palette=pal, filename="pals/hero", format="gpl").result
+    assert rel == "pals/hero.gpl" and read_palette(out / rel) == pal
+    (rel2,) = DGXPixelsPaletteSave.execute(palette=pal, filename="pals/hero", format="gpl").result
+    assert rel2 == "pals/hero_001.gpl"
+    (rel3,) = DGXPixelsPaletteSave.execute(palette=pal, filename="pals/hero", format="gpl", overwrite=True).result
+    assert rel3 == "pals/hero.gpl"
+    (relp,) = DGXPixelsPaletteSave.execute(palette=pal, filename="hero.png", format="png", swatch=4).result
+    assert relp == "hero.png" and read_palette(out / relp) == pal
+    for bad in ("../escape", "/tmp/abs", "a/../../b"):
+        with pytest.raises(PathEscapeError):
+            DGXPixelsPaletteSave.execute(palette=pal, filename=bad, format="hex")
+    assert not (out.parent / "escape.hex").exists()
+
+
+def test_preview_outputs_swatches_and_hex():
+    pal = Palette("t", np.array([[255, 0, 0], [0, 0, 255], [0, 255, 0]], np.uint8))
+    res = DGXPixelsPalettePreview.execute(palette=pal, swatch=2, columns=2)
+    img, text = res.result
+    assert tuple(img.shape) == (1, 4, 4, 4)
+    assert text.splitlines() == ["#ff0000", "#0000ff", "#00ff00"]
+    assert float(img[0, 2, 2, 3]) == 0.0  # unused cell is transparent
