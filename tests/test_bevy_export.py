@@ -1,0 +1,677 @@
+"""Bevy export: version detection, .meta per version against the reference files, Aseprite
+JSON, bevy_asset_loader RON, Rust snippets, and the export transaction (atomic, confined,
+overwrite policies, manifest under concurrency)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pyron = pytest.importorskip("pyron")
+
+from comfy_nodes.pixel import asset_manifest  # noqa: E402
+from comfy_nodes.pixel.bevy_export import (  # noqa: E402
+    BevyVersion,
+    atlas_json,
+    detect_bevy_version,
+    export_asset,
+    export_sheet,
+    merge_ron,
+    parse_bevy_version,
+    render_meta,
+    ron_entries,
+    rust_snippet,
+)
+from comfy_nodes.pixel.errors import ExportError, InvalidArgumentError  # noqa: E402
+from comfy_nodes.pixel.sheet import build_sheet  # noqa: E402
+
+REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "bevy"
+ALL_VERSIONS = [f"0.{m}" for m in range(12, 20)]
+
+
+# ------------------------------------------------------------------ a RON reader that keeps names
+# pyron parses RON syntax but drops enum variant and struct names; the structure checks below need
+# them, so this small reader returns ("struct", name, {field: value}), ("tuple", name, [values]),
+# ("map", {key: value}), ("list", [...]), ("str", s), ("num", float), ("bool", b), ("ident", name).
+
+_TOK = re.compile(r'\s+|//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\])*"|[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[A-Za-z_][A-Za-z0-9_]*|[(){}\[\]:,]', re.S)
+
+
+def ron_tokens(text: str) -> list[str]:
+    out, i = [], 0
+    while i < len(text):
+        m = _TOK.match(text, i)
+        assert m, f"unexpected character {text[i]!r} at {i}"
+        t = m.group(0)
+        i = m.end()
+        if not t.strip() or t.startswith("//") or t.startswith("/*"):
+            continue
+        out.append(t)
+    return out
+
+
+class RonReader:
+    def __init__(self, text: str):
+        self.t = ron_tokens(text)
+        self.i = 0
+
+    def peek(self):
+        return self.t[self.i] if self.i < len(self.t) else None
+
+    def take(self, want=None):
+        tok = self.t[self.i]
+        assert want is None or tok == want, f"expected {want!r}, got {tok!r} at token {self.i}"
+        self.i += 1
+        return tok
+
+    def value(self):
+        tok = self.peek()
+        if tok.startswith('"'):
+            return ("str", json.loads(self.take()))
+        if re.match(r"[-+]?\d", tok):
+            return ("num", float(self.take()))
+        if tok in ("true", "false"):
+            return ("bool", self.take() == "true")
+        if tok == "[":
+            self.take("[")
+            items = []
+            while self.peek() != "]":
+                items.append(self.value())
+                if self.peek() == ",":
+                    self.take(",")
+            self.take("]")
+            return ("list", items)
+        if tok == "{":
+            self.take("{")
+            items = {}
+            while self.peek() != "}":
+                k = self.value()
+                self.take(":")
+                items[k[1]] = self.value()
+                if self.peek() == ",":
+                    self.take(",")
+            self.take("}")
+            return ("map", items)
+        name = None
+        if re.match(r"[A-Za-z_]", tok):
+            name = self.take()
+            if self.peek() != "(":
+                return ("ident", name)
+        return self.group(name)
+
+    def group(self, name):
+        self.take("(")
+        # a struct has `ident :` first
+        if re.match(r"[A-Za-z_]", self.peek() or "") and self.t[self.i + 1] == ":":
+            fields = {}
+            while self.peek() != ")":
+                k = self.take()
+                self.take(":")
+                fields[k] = self.value()
+                if self.peek() == ",":
+                    self.take(",")
+            self.take(")")
+            return ("struct", name, fields)
+        items = []
+        while self.peek() != ")":
+            items.append(self.value())
+            if self.peek() == ",":
+                self.take(",")
+        self.take(")")
+        return ("tuple", name, items)
+
+
+def read_ron(text: str):
+    r = RonReader(text)
+    v = r.value()
+    assert r.peek() is None, f"trailing tokens: {r.t[r.i:]}"
+    return v
+
+
+OPTIONAL_NAMES = {None, "ImageSamplerDescriptor", "RenderAssetUsages"}
+
+
+def ron_map(text: str) -> dict:
+    """The entries of a dynamic-assets file ``({ "key": Value(..), ... })``."""
+    tree = read_ron(text)
+    assert tree[0] == "tuple" and tree[1] is None and len(tree[2]) == 1 and tree[2][0][0] == "map"
+    return tree[2][0][1]
+
+
+def normalize(v):
+    """Drop optional struct/newtype names (RON accepts ``Name(..)`` and ``(..)`` alike), unwrap
+    one-element newtypes, and read bit-flag strings as sets, so equivalent spellings compare equal."""
+    kind = v[0]
+    if kind == "struct":
+        # enum struct-variants (Load, Process) keep their name; plain struct names are optional
+        name = None if v[1] in OPTIONAL_NAMES else v[1]
+        return ("struct", name, {k: normalize(x) for k, x in v[2].items()})
+    if kind == "tuple":
+        items = [normalize(x) for x in v[2]]
+        # keep enum variant names (Load, Descriptor, Some...), which are not optional
+        if v[1] in OPTIONAL_NAMES and len(items) == 1:
+            return items[0]
+        if len(items) == 1 and items[0][0] == "struct" and v[1] in ("Descriptor",):
+            return ("variant", v[1], items[0])
+        return ("variant", v[1], items)
+    if kind == "str" and "|" in v[1]:
+        return ("flags", frozenset(s.strip() for s in v[1].split("|")))
+    if kind == "map":
+        return ("map", {k: normalize(x) for k, x in v[1].items()})
+    if kind == "list":
+        return ("list", [normalize(x) for x in v[1]])
+    return v
+
+
+def field_paths(v, prefix=""):
+    """All field paths of a normalised tree (the 'field set')."""
+    out = set()
+    if v[0] == "struct":
+        if v[1]:
+            prefix = prefix + v[1] + "."
+        for k, x in v[2].items():
+            out.add(prefix + k)
+            out |= field_paths(x, prefix + k + ".")
+    elif v[0] == "variant":
+        inner = v[2]
+        if isinstance(inner, tuple):
+            out |= field_paths(inner, prefix + v[1] + ".")
+        else:
+            for i, x in enumerate(inner):
+                out |= field_paths(x, prefix + v[1] + f"[{i}].")
+    elif v[0] == "map":
+        for k, x in v[1].items():
+            out.add(prefix + k)
+            out |= field_paths(x, prefix + k + ".")
+    return out
+
+
+def ref_meta_for(version: str) -> list[Path]:
+    minor = int(version.split(".")[1])
+    files = []
+    if minor == 12:
+        files.append(REF / "derived" / "image-nearest.bevy-0.12.png.meta")
+    elif minor in (13, 14):
+        files.append(REF / "derived" / "image-nearest.bevy-0.13-0.14.png.meta")
+        if minor == 14:
+            files.append(REF / "meta" / "bevy-v0.14.0__bevy_pixel_dark_with_meta.png.meta")
+    else:
+        files.append(REF / "derived" / "image-nearest.bevy-0.15-0.19.png.meta")
+        files.append(REF / "meta" / "bevy-v0.15.0-to-v0.19.1__bevy_pixel_dark_with_meta.png.meta")
+    return files
+
+
+needs_ref = pytest.mark.skipif(not REF.is_dir(), reason="../shared/reference/bevy is absent")
+
+
+# ------------------------------------------------------------------ versions
+
+
+@pytest.mark.parametrize(
+    "text, minor",
+    [("0.14", 14), ("0.15.1", 15), ("^0.13", 13), ("=0.12.1", 12), (">=0.16, <0.17", 16), ("~0.19.0", 19)],
+)
+def test_parse_version(text, minor):
+    assert parse_bevy_version(text).minor == minor
+
+
+@pytest.mark.parametrize("text", ["0.11", "1.0", "latest", ""])
+def test_unsupported_versions_are_refused(text):
+    with pytest.raises(ExportError):
+        parse_bevy_version(text)
+
+
+@pytest.mark.parametrize(
+    "cargo, minor",
+    [
+        ('[dependencies]\nbevy = "0.14"\n', 14),
+        ('[dependencies]\nbevy = { version = "0.15.1", default-features = false, features = ["bevy_sprite"] }\n', 15),
+        ('[dependencies.bevy]\nversion = "0.13.2"\n', 13),
+        ('[dependencies]\nengine = { package = "bevy", version = "0.16" }\n', 16),
+        ('[target.\'cfg(unix)\'.dependencies]\nbevy = "0.17"\n', 17),
+        ('[dev-dependencies]\nbevy = "0.12"\n', 12),
+    ],
+)
+def test_detect_from_cargo_toml(tmp_path, cargo, minor):
+    (tmp_path / "Cargo.toml").write_text('[package]\nname = "game"\nversion = "0.1.0"\n' + cargo)
+    v = detect_bevy_version(tmp_path)
+    assert v is not None and v.minor == minor and "Cargo.toml" in v.source
+
+
+def test_detect_workspace_dependency(tmp_path):
+    (tmp_path / "Cargo.toml").write_text('[workspace]\nmembers = ["game"]\n[workspace.dependencies]\nbevy = { version = "0.18.0" }\n')
+    game = tmp_path / "game"
+    game.mkdir()
+    (game / "Cargo.toml").write_text('[package]\nname = "game"\n[dependencies]\nbevy = { workspace = true }\n')
+    v = detect_bevy_version(game)
+    assert v.minor == 18 and "workspace" in v.source
+
+
+def test_detect_from_cargo_lock(tmp_path):
+    (tmp_path / "Cargo.toml").write_text('[package]\nname = "game"\n[dependencies]\nbevy = { git = "https://example.invalid/bevy" }\n')
+    (tmp_path / "Cargo.lock").write_text(
+        '[[package]]\nname = "bevy_app"\nversion = "0.11.0"\n\n[[package]]\nname = "bevy"\nversion = "0.14.2"\nsource = "git"\n'
+    )
+    v = detect_bevy_version(tmp_path)
+    assert v.minor == 14 and v.source.endswith("Cargo.lock")
+
+
+def test_no_cargo_gives_none(tmp_path):
+    assert detect_bevy_version(tmp_path) is None
+
+
+# ------------------------------------------------------------------ .meta
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_meta_parses_and_has_the_right_loader_and_fields(version):
+    text = render_meta(version)
+    pyron.loads(text)  # a real RON parser accepts it
+    tree = read_ron(text)
+    assert tree[0] == "struct" and set(tree[2]) == {"meta_format_version", "asset"}
+    assert tree[2]["meta_format_version"] == ("str", "1.0")
+    load = tree[2]["asset"]
+    assert load[:2] == ("struct", "Load")  # a struct-like enum variant
+    body = load[2]
+    minor = int(version.split(".")[1])
+    loader = "bevy_image::image_loader::ImageLoader" if minor >= 15 else "bevy_render::texture::image_loader::ImageLoader"
+    assert body["loader"] == ("str", loader)
+    assert set(body) == {"loader", "settings"}
+    settings = body["settings"][2]
+    want = {"format", "is_srgb", "sampler"} | ({"asset_usage"} if minor >= 13 else set())
+    assert set(settings) == want
+    assert settings["format"] == ("ident", "FromExtension")
+    sampler = settings["sampler"]
+    assert sampler[1] == "Descriptor"
+    desc = sampler[2][0][2]
+    for key in ("mag_filter", "min_filter", "mipmap_filter"):
+        assert desc[key] == ("ident", "Nearest")
+    for key in ("address_mode_u", "address_mode_v", "address_mode_w"):
+        assert desc[key] == ("ident", "ClampToEdge")
+    # indentation: 4 spaces per level, no tabs
+    assert "\t" not in text
+    for line in text.splitlines():
+        assert (len(line) - len(line.lstrip(" "))) % 4 == 0
+
+
+@needs_ref
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_meta_matches_reference_files_structurally(version):
+    ours = normalize(read_ron(render_meta(version)))
+    for ref in ref_meta_for(version):
+        theirs = normalize(read_ron(ref.read_text()))
+        assert field_paths(ours) == field_paths(theirs), ref.name
+        assert ours == theirs, ref.name
+
+
+@needs_ref
+def test_meta_is_byte_identical_to_bevys_own_examples():
+    real14 = (REF / "meta" / "bevy-v0.14.0__bevy_pixel_dark_with_meta.png.meta").read_text()
+    real15 = (REF / "meta" / "bevy-v0.15.0-to-v0.19.1__bevy_pixel_dark_with_meta.png.meta").read_text()
+    assert render_meta("0.14") == real14
+    for v in ("0.15", "0.16", "0.17", "0.18", "0.19"):
+        assert render_meta(v) == real15
+
+
+@needs_ref
+def test_meta_format_version_matches_every_real_meta():
+    for f in (REF / "meta").glob("*.meta"):
+        assert read_ron(f.read_text())[2]["meta_format_version"] == ("str", "1.0")
+
+
+# ------------------------------------------------------------------ Aseprite JSON
+
+
+def frames_with_margins(n=10, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        h, w = 12 + i % 4, 9 + i % 3
+        f = np.zeros((h, w, 4), np.uint8)
+        y0, x0 = i % 3, (i + 1) % 2
+        f[y0 : h - 1, x0 : w - 1, :3] = rng.integers(0, 256, (h - 1 - y0, w - 1 - x0, 3))
+        f[y0 : h - 1, x0 : w - 1, 3] = 255
+        out.append(f)
+    out.append(np.zeros((5, 5, 4), np.uint8))  # an empty frame
+    return out
+
+
+@pytest.mark.parametrize("trim", ["each", "none"])
+@pytest.mark.parametrize("anchor", ["bottom-center", "center", "top-left"])
+def test_atlas_rects_match_the_pixels(trim, anchor):
+    frames = frames_with_margins()
+    sheet = build_sheet(frames, padding=2, offset=1, trim=trim, anchor=anchor, animations="a:0-4@8, b:5-9@12:pingpong")
+    doc = atlas_json(sheet, "knight.png")
+    assert len(doc["frames"]) == len(frames)
+    for i, (src, fr) in enumerate(zip(frames, doc["frames"])):
+        r = fr["frame"]
+        crop = sheet.image[r["y"] : r["y"] + r["h"], r["x"] : r["x"] + r["w"]]
+        # rebuilding the source canvas (the cell) from frame + spriteSourceSize gives the cell
+        canvas = np.zeros((fr["sourceSize"]["h"], fr["sourceSize"]["w"], 4), np.uint8)
+        sss = fr["spriteSourceSize"]
+        canvas[sss["y"] : sss["y"] + sss["h"], sss["x"] : sss["x"] + sss["w"]] = crop
+        np.testing.assert_array_equal(canvas, sheet.cell(i))
+        # and the cropped pixels are exactly the input frame's visible pixels
+        if (src[..., 3] > 0).any():
+            if trim == "each":
+                ys, xs = np.nonzero(src[..., 3])
+                want = src[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+            else:
+                want = src
+            np.testing.assert_array_equal(crop, want)
+            assert fr["trimmed"] == ((r["w"], r["h"]) != (sheet.cell_w, sheet.cell_h))
+        else:
+            assert not crop[..., 3].any()
+    assert doc["meta"]["size"] == {"w": sheet.width, "h": sheet.height}
+    assert doc["meta"]["frameTags"] == [
+        {"name": "a", "from": 0, "to": 4, "direction": "forward"},
+        {"name": "b", "from": 5, "to": 9, "direction": "pingpong"},
+    ]
+    assert [f["duration"] for f in doc["frames"]][:6] == [125] * 5 + [83]
+
+
+@needs_ref
+def test_atlas_json_has_the_keys_of_a_real_aseprite_export():
+    witch = json.loads((REF / "aseprite" / "witch.sprite.json").read_text())
+    sheet = build_sheet(frames_with_margins(4), animations="idle:0-1@10, run:2-3@12:reverse")
+    ours = json.loads(json.dumps(atlas_json(sheet, "knight.png")))
+    assert isinstance(ours["frames"], list)  # the array form
+    assert set(ours["frames"][0]) == set(witch["frames"][0])
+    for key in ("frame", "spriteSourceSize", "sourceSize"):
+        assert set(ours["frames"][0][key]) == set(witch["frames"][0][key])
+    assert set(witch["meta"]) <= set(ours["meta"])
+    assert {"layers", "slices"} <= set(ours["meta"])
+    assert set(ours["meta"]["frameTags"][0]) == set(witch["meta"]["frameTags"][0])
+    assert isinstance(ours["meta"]["scale"], str) and ours["meta"]["image"] == "knight.png"
+    allowed = {"forward", "reverse", "pingpong"}
+    assert {t["direction"] for t in witch["meta"]["frameTags"]} <= allowed
+    assert {t["direction"] for t in ours["meta"]["frameTags"]} <= allowed
+
+
+# ------------------------------------------------------------------ bevy_asset_loader RON
+
+
+def grid_sheet(cols=8, rows=4, cell=32, padding=0, offset=0):
+    frames = [np.full((cell, cell, 4), 255, np.uint8) for _ in range(cols * rows)]
+    return build_sheet(frames, columns=cols, padding=padding, offset=offset, trim="none")
+
+
+@needs_ref
+def test_ron_matches_the_derived_template_exactly():
+    sheet = grid_sheet()
+    entries = ron_entries(sheet, "sprites/knight.png", parse_bevy_version("0.15"))
+    ours = merge_ron(None, entries)
+    assert ours == (REF / "derived" / "knight.bevy_asset_loader-0.21-0.26.assets.ron").read_text()
+
+
+@pytest.mark.parametrize("version", ["0.13", "0.14", "0.15", "0.18", "0.19"])
+def test_ron_layout_fields_with_padding_and_offset(version):
+    sheet = grid_sheet(cols=3, rows=2, cell=16, padding=2, offset=1)
+    text = merge_ron(None, ron_entries(sheet, "sprites/knight.png", parse_bevy_version(version)))
+    parsed = pyron.loads(text)[0]
+    assert parsed["knight.layout"] == {
+        "tile_size_x": 16, "tile_size_y": 16, "columns": 3, "rows": 2,
+        "padding_x": 2, "padding_y": 2, "offset_x": 1, "offset_y": 1,
+    }
+    tree = ron_map(text)
+    assert tree["knight.image"][1] == "Image" and tree["knight.image"][2]["sampler"] == ("ident", "Nearest")
+    assert tree["knight.layout"][1] == "TextureAtlasLayout"
+    allowed = {"tile_size_x", "tile_size_y", "columns", "rows", "padding_x", "padding_y", "offset_x", "offset_y"}
+    assert set(tree["knight.layout"][2]) == allowed
+    # the layout numbers describe the written image
+    w = 1 + 3 * 16 + 2 * 2
+    h = 1 + 2 * 16 + 1 * 2
+    assert (sheet.width, sheet.height) == (w, h)
+
+
+def test_ron_for_bevy_012_uses_the_old_texture_atlas_variant():
+    sheet = grid_sheet(cols=2, rows=1, cell=8)
+    text = merge_ron(None, ron_entries(sheet, "a.png", parse_bevy_version("0.12")))
+    pyron.loads(text)
+    tree = ron_map(text)
+    assert tree["a.atlas"][1] == "TextureAtlas"
+    assert tree["a.atlas"][2]["tile_size_x"] == ("num", 8.0)
+
+
+@needs_ref
+def test_merge_keeps_other_entries_and_replaces_ours():
+    original = (REF / "bevy_asset_loader" / "full_dynamic_collection.assets.ron").read_text()
+    sheet = grid_sheet(cols=2, rows=2, cell=8)
+    v = parse_bevy_version("0.18")
+    merged = merge_ron(original, ron_entries(sheet, "sprites/knight.png", v))
+    before = ron_map(original)
+    after = ron_map(merged)
+    for k, val in before.items():
+        assert after[k] == val
+    assert after["knight.layout"][2]["columns"] == ("num", 2.0)
+    pyron.loads(merged)
+    # exporting again replaces, never duplicates
+    sheet2 = grid_sheet(cols=4, rows=1, cell=8)
+    again = merge_ron(merged, ron_entries(sheet2, "sprites/knight.png", v))
+    assert again.count('"knight.layout"') == 1
+    assert ron_map(again)["knight.layout"][2]["columns"] == ("num", 4.0)
+    with pytest.raises(ValueError):
+        merge_ron("(not a map", ron_entries(sheet, "x.png", v))
+
+
+# ------------------------------------------------------------------ Rust snippets
+
+
+@pytest.mark.parametrize(
+    "version, must, must_not",
+    [
+        ("0.12", ["TextureAtlas::from_grid(texture, Vec2::new(32.0, 32.0), 8, 4, None, None)",
+                  "TextureAtlasSprite::new(index)", "ResMut<Assets<TextureAtlas>>", "Camera2dBundle"],
+         ["TextureAtlasLayout", "UVec2", "from_atlas_image"]),
+        ("0.13", ["TextureAtlasLayout::from_grid(Vec2::new(32.0, 32.0), 8, 4, None, None)",
+                  "SpriteSheetBundle", "atlas: TextureAtlas { layout, index }"],
+         ["UVec2", "TextureAtlasSprite", "from_atlas_image"]),
+        ("0.14", ["TextureAtlasLayout::from_grid(UVec2::new(32, 32), 8, 4, None, None)", "SpriteBundle {",
+                  "TextureAtlas { layout, index },"],
+         ["SpriteSheetBundle", "TextureAtlasSprite", "from_atlas_image"]),
+        ("0.15", ["TextureAtlasLayout::from_grid(UVec2::new(32, 32), 8, 4, None, None)",
+                  "Sprite::from_atlas_image(texture, TextureAtlas { layout, index })", "sprite.texture_atlas"],
+         ["SpriteBundle", "SpriteSheetBundle", "Vec2::new(32.0"]),
+        ("0.19", ["Sprite::from_atlas_image"], ["SpriteBundle"]),
+    ],
+)
+def test_snippet_uses_the_api_of_each_version(version, must, must_not):
+    sheet = grid_sheet()
+    sheet.animations = []
+    from comfy_nodes.pixel.sheet import parse_animations
+
+    sheet.animations = parse_animations("idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong", 32)
+    code = rust_snippet(sheet, "sprites/knight.png", parse_bevy_version(version))
+    for s in must:
+        assert s in code, s
+    for s in must_not:
+        assert s not in code, s
+    assert 'asset_server.load("sprites/knight.png")' in code
+    assert "DefaultPlugins.set(ImagePlugin::default_nearest())" in code
+    assert 'KnightClip { name: "jump", first: 12, last: 15, fps: 10.0, play: KnightPlay::PingPong }' in code
+    assert code.count("{") == code.count("}") and code.count("(") == code.count(")")
+
+
+def test_snippet_padding_offset_and_identifiers():
+    sheet = grid_sheet(cols=2, rows=2, cell=8, padding=1, offset=3)
+    code = rust_snippet(sheet, "ui/2-knight v2.png", parse_bevy_version("0.16"))
+    assert "from_grid(UVec2::new(8, 8), 2, 2, Some(UVec2::new(1, 1)), Some(UVec2::new(3, 3)))" in code
+    assert "pub struct Sprite2KnightV2SpritePlugin" in code and "fn spawn_sprite_2_knight_v2(" in code
+    code13 = rust_snippet(sheet, "k.png", parse_bevy_version("0.13"))
+    assert "Some(Vec2::new(1.0, 1.0)), Some(Vec2::new(3.0, 3.0))" in code13
+
+
+# ------------------------------------------------------------------ the export transaction
+
+
+def make_project(tmp_path, cargo='bevy = "0.15"', name="game"):
+    p = tmp_path / name
+    p.mkdir()
+    (p / "Cargo.toml").write_text(f'[package]\nname = "{name}"\nversion = "0.1.0"\n\n[dependencies]\n{cargo}\n')
+    return p
+
+
+@pytest.mark.parametrize("version, cargo", [("0.12", 'bevy = "0.12.1"'), ("0.14", 'bevy = { version = "0.14" }'),
+                                            ("0.15", 'bevy = "0.15"'), ("0.19", 'bevy = "0.19.0"')])
+def test_export_sheet_writes_everything(tmp_path, version, cargo):
+    project = make_project(tmp_path, cargo)
+    frames = frames_with_margins()
+    sheet = build_sheet(frames, padding=1, animations="idle:0-3@8, walk:4-9@12:pingpong")
+    res = export_sheet(project, "sprites/knight.png", sheet, assets_ron=True,
+                       provenance={"workflow": "txt2sprite@1", "seed": 7})
+    assert res.bevy.short == version
+    assets = project / "assets"
+    assert [f.kind for f in res.files] == ["meta", "png", "atlas", "ron", "manifest"]
+    png = assets / "sprites" / "knight.png"
+    got = np.array(Image.open(png))
+    assert Image.open(png).mode == "RGBA"
+    np.testing.assert_array_equal(got, sheet.image)
+    assert (assets / "sprites" / "knight.png.meta").read_text() == render_meta(version)
+    doc = json.loads((assets / "sprites" / "knight.json").read_text())
+    assert doc["meta"]["image"] == "knight.png"
+    ron = (assets / "sprites" / "knight.assets.ron").read_text()
+    pyron.loads(ron)
+    # no temp files left behind
+    assert not [p for p in (assets / "sprites").iterdir() if p.name.endswith(".tmp")]
+    m = asset_manifest.read_manifest(project)
+    entry = m["assets"][0]
+    assert entry["path"] == "sprites/knight.png" and entry["provenance"]["seed"] == 7
+    import hashlib
+
+    assert entry["sha256"] == hashlib.sha256(png.read_bytes()).hexdigest()
+    assert entry["size"] == png.stat().st_size and entry["bevy_version"] == version
+    assert {f["kind"] for f in entry["files"]} == {"meta", "png", "atlas", "ron"}
+    assert res.snippet and "sprites/knight.png" in res.snippet
+
+
+def test_meta_is_renamed_before_png(tmp_path, monkeypatch):
+    project = make_project(tmp_path)
+    order = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        order.append(Path(dst).name)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    export_sheet(project, "a/b.png", grid_sheet(2, 1, 4))
+    assert order.index("b.png.meta") < order.index("b.png")
+
+
+def test_overwrite_policies(tmp_path):
+    project = make_project(tmp_path)
+    s1 = grid_sheet(2, 1, 4)
+    s2 = build_sheet([np.full((4, 4, 4), 9, np.uint8)] * 3, trim="none")
+    export_sheet(project, "k.png", s1)
+    png = project / "assets" / "k.png"
+    first = png.read_bytes()
+    with pytest.raises(ExportError, match="already exists"):
+        export_sheet(project, "k.png", s2)
+    assert png.read_bytes() == first
+    kept = export_sheet(project, "k.png", s2, overwrite="keep")
+    assert kept.skipped and kept.files == [] and png.read_bytes() == first
+    v2 = export_sheet(project, "k.png", s2, overwrite="version")
+    v3 = export_sheet(project, "k.png", s2, overwrite="version")
+    assert (v2.asset_path, v3.asset_path) == ("k-2.png", "k-3.png")
+    assert (project / "assets" / "k-2.png.meta").is_file() and (project / "assets" / "k-3.json").is_file()
+    assert png.read_bytes() == first
+    rep = export_sheet(project, "k.png", s2, overwrite="replace")
+    assert rep.asset_path == "k.png" and png.read_bytes() != first
+    paths = [e["path"] for e in asset_manifest.read_manifest(project)["assets"]]
+    assert sorted(paths) == ["k-2.png", "k-3.png", "k.png"]
+    assert asset_manifest.find_asset(project, "k.png")["exports"] == 2
+
+
+def test_single_image_export_and_upscale(tmp_path):
+    project = make_project(tmp_path, 'bevy = "0.13"')
+    img = np.random.default_rng(0).integers(0, 256, (5, 6, 4), dtype=np.uint8)
+    res = export_asset(project, "items/gem.png", img, upscale=3)
+    assert [f.kind for f in res.files] == ["meta", "png", "manifest"]
+    got = np.array(Image.open(project / "assets" / "items" / "gem.png"))
+    np.testing.assert_array_equal(got, np.repeat(np.repeat(img, 3, 0), 3, 1))
+    assert "asset_usage" in (project / "assets" / "items" / "gem.png.meta").read_text()
+
+
+def test_upscaled_sheet_layout_numbers_follow(tmp_path):
+    project = make_project(tmp_path)
+    sheet = grid_sheet(3, 2, 8, padding=1, offset=2)
+    res = export_sheet(project, "s.png", sheet, upscale=2, assets_ron=True)
+    layout = pyron.loads((project / "assets" / "s.assets.ron").read_text())[0]["s.layout"]
+    assert layout == {"tile_size_x": 16, "tile_size_y": 16, "columns": 3, "rows": 2,
+                      "padding_x": 2, "padding_y": 2, "offset_x": 4, "offset_y": 4}
+    assert (res.width, res.height) == (4 + 3 * 16 + 2 * 2, 4 + 2 * 16 + 2)
+
+
+def test_bad_layout_is_refused_before_writing(tmp_path):
+    project = make_project(tmp_path)
+    sheet = grid_sheet(2, 1, 4)
+    sheet.columns = 3  # numbers no longer describe the image
+    with pytest.raises(InvalidArgumentError, match="needs"):
+        export_sheet(project, "s.png", sheet)
+    assert not (project / "assets" / "s.png").exists()
+
+
+def test_version_override_and_default(tmp_path):
+    project = make_project(tmp_path, 'bevy = "0.15"')
+    res = export_sheet(project, "s.png", grid_sheet(1, 1, 4), bevy_version="0.12")
+    assert res.bevy.source == "override"
+    assert "bevy_render::texture::image_loader::ImageLoader" in (project / "assets" / "s.png.meta").read_text()
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    res = export_sheet(bare, "s.png", grid_sheet(1, 1, 4))
+    assert res.bevy.minor == 19 and res.bevy.source.startswith("default")
+    with pytest.raises(ExportError, match="does not exist"):
+        export_sheet(tmp_path / "missing", "s.png", grid_sheet(1, 1, 4))
+    with pytest.raises(ExportError, match=r"\.png"):
+        export_sheet(project, "s.gif", grid_sheet(1, 1, 4))
+
+
+def test_concurrent_exports_lose_no_manifest_entry(tmp_path):
+    project = make_project(tmp_path)
+    sheet = grid_sheet(2, 1, 4)
+    errors = []
+
+    def work(i):
+        try:
+            export_sheet(project, f"many/s{i}.png", sheet)
+            export_sheet(project, "same.png", sheet, overwrite="version")
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    paths = {e["path"] for e in asset_manifest.read_manifest(project)["assets"]}
+    assert {f"many/s{i}.png" for i in range(12)} <= paths
+    versions = {p for p in paths if p.startswith("same")}
+    assert versions == {"same.png"} | {f"same-{n}.png" for n in range(2, 13)}
+
+
+def test_record_asset_directly(tmp_path):
+    project = tmp_path / "p"
+    (project / "assets").mkdir(parents=True)
+    asset_manifest.record_asset(project, {"path": "a.png", "sha256": "x", "provenance": {"w": 1}})
+    asset_manifest.record_asset(project, {"path": "b.png"})
+    asset_manifest.record_asset(project, {"path": "a.png", "sha256": "y"})
+    m = asset_manifest.read_manifest(project)
+    assert [e["path"] for e in m["assets"]] == ["a.png", "b.png"]
+    assert m["assets"][0]["sha256"] == "y" and m["assets"][0]["exports"] == 2
+    with pytest.raises(ExportError):
+        asset_manifest.record_asset(project, {"path": "c.png", "bad": object()})
+    with pytest.raises(ExportError):
+        asset_manifest.record_asset(project, {"size": 1})
+
+
+def test_bevy_version_object_properties():
+    v = BevyVersion(13, "0.13", "x")
+    assert v.has_asset_usage and v.loader.startswith("bevy_render")
+    assert not BevyVersion(12, "0.12", "x").has_asset_usage
