@@ -1,0 +1,89 @@
+"""``dgx-pixels demo``: the whole pipeline once, on samples the project draws itself.
+
+With no ComfyUI configured it provisions and starts the pinned one (CPU, loopback), runs the
+shipped ``cleanup`` workflow on a pseudo-pixel-art knight, deploys the snapped sprite into a
+demo Bevy project and prints every file it wrote.
+"""
+from __future__ import annotations
+
+HELP = "run the whole pipeline once on built-in samples (starts a local ComfyUI if none is configured)"
+DESCRIPTION = (
+    "Draws a sample sprite, degrades it to diffusion-style pseudo pixel art, runs the shipped "
+    "'cleanup' workflow on a ComfyUI server (the one given by --server / $DGX_PIXELS_SERVER, or a "
+    "pinned ComfyUI it provisions and starts on loopback), and deploys the result with its Bevy "
+    ".meta into a demo Bevy project."
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--server", metavar="URL", help="use this ComfyUI server instead of starting the embedded one")
+    p.add_argument("--bevy", metavar="DIR", default="demo-bevy", help="demo Bevy project folder (created if missing; default ./demo-bevy)")
+    p.add_argument("--bevy-version", default="0.15", help="Bevy version written into a new demo project's Cargo.toml (default 0.15)")
+    p.add_argument("--workflow", default="cleanup", help="workflow to run (default: the model-free 'cleanup')")
+    p.add_argument("--json", action="store_true", help="progress as JSON event lines")
+
+
+def _ensure_project(root, bevy_version: str) -> None:
+    cargo = root / "Cargo.toml"
+    (root / "assets").mkdir(parents=True, exist_ok=True)
+    if not cargo.exists():
+        cargo.write_text(
+            '[package]\nname = "dgx_pixels_demo"\nversion = "0.1.0"\nedition = "2021"\n\n'
+            f'[dependencies]\nbevy = "{bevy_version}"\n',
+            encoding="utf-8",
+        )
+
+
+def run(args) -> int:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from comfy_nodes.pixel.imageio import save_png
+    from orchestrator import samples
+    from orchestrator.deploy import deploy_outputs
+    from orchestrator.progress import make_reporter
+    from orchestrator.run import run_workflow
+
+    project = Path(args.bevy).resolve()
+    _ensure_project(project, args.bevy_version)
+    say = (lambda m: None) if args.json else (lambda m: print(f"demo: {m}", flush=True))
+
+    server_url = args.server or os.environ.get("DGX_PIXELS_SERVER", "").split(",")[0].strip() or None
+    handle = None
+    with tempfile.TemporaryDirectory(prefix="dgx-pixels-demo-") as tmp:
+        tmp = Path(tmp)
+        knight = samples.sprites()["knight"]
+        pseudo = samples.degrade(knight, cell=13.6, seed=7)
+        src = save_png(pseudo.image, tmp / "knight-pseudo.png")
+        say(f"sample input: {pseudo.image.shape[1]}x{pseudo.image.shape[0]} pseudo pixel art of a "
+            f"{knight.shape[1]}x{knight.shape[0]} knight")
+        try:
+            if server_url is None:
+                from orchestrator import embedded
+
+                say("no ComfyUI configured: starting the pinned ComfyUI "
+                    f"{embedded.COMFYUI_VERSION} on loopback (first run provisions it, ~6 GB)")
+                handle = embedded.start_server(progress=say)
+                server_url = handle.url
+                say(f"ComfyUI is up at {server_url}")
+            result = run_workflow(
+                args.workflow,
+                {"image": str(src)},
+                server=server_url,
+                out_dir=tmp / "out",
+                on_event=make_reporter(json_mode=args.json),
+                fresh=True,
+            )
+            deployed = deploy_outputs(result, project, "sprites/knight.png", overwrite="replace")
+        finally:
+            if handle is not None:
+                handle.stop()
+    print(f"deployed into Bevy project {project}:")
+    for asset in deployed:
+        png = Path(asset.path)
+        for f in sorted(png.parent.glob(png.stem + ".*")):
+            if f.is_file():
+                print(f"  {f.relative_to(project)}  ({f.stat().st_size} bytes)")
+    print('load it with: asset_server.load("sprites/knight.png")')
+    return 0
