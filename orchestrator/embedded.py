@@ -288,6 +288,7 @@ def make_overlay_venv(
     base: ComfyInstall | None = None,
     *,
     install: list[str] | None = None,
+    with_pip: bool = True,
     progress: Progress = print,
 ) -> Path:
     """Create a venv at ``path`` that sees the cached ComfyUI venv's packages; return its python.
@@ -296,13 +297,15 @@ def make_overlay_venv(
     and ComfyUI's requirements are shared (no 6 GB copy) while whatever is installed into the
     overlay (``install``: pip arguments, e.g. ``["-e", ".[test]"]``) stays in the overlay and
     never touches the cache. pip sees the shared packages as installed and leaves them alone.
+    ``with_pip=False`` skips the overlay's own pip (about 10 s): ``python -m pip`` then runs the
+    shared venv's pip, which still installs into the overlay.
     """
     base = base or provision(progress=progress)
     venv = Path(path).resolve()
     py = venv / "bin" / "python"
     if not py.exists():
         progress(f"creating virtual environment {venv}")
-        _run([sys.executable, "-m", "venv", str(venv)], f"creating {venv}")
+        _run([sys.executable, "-m", "venv", *([] if with_pip else ["--without-pip"]), str(venv)], f"creating {venv}")
     purelib = subprocess.run(
         [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True, text=True, check=True,

@@ -1,0 +1,220 @@
+"""The three ways to install the pack, each proven against a real ComfyUI 0.3.75.
+
+a. ``git clone`` into ``custom_nodes`` (a real clone of this repository's HEAD);
+b. ComfyUI-Manager's ``pip install -r requirements.txt`` + ``python install.py`` in a fresh
+   Python without scikit-learn (an overlay venv over the cached ComfyUI one), checking that
+   torch / numpy / Pillow keep their versions;
+c. ``python install.py --comfyui PATH [--copy] [--python PY] [--boot-check]``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator import embedded
+
+PROTECTED_PROBE = (
+    "import json, importlib.metadata as m; "
+    "print(json.dumps({n: m.version(n) for n in ('torch', 'torchvision', 'numpy', 'pillow', 'scipy')}))"
+)
+
+
+def _load_install_module(repo_root: Path):
+    spec = importlib.util.spec_from_file_location("dgx_pixels_install", repo_root / "install.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _versions(python: Path) -> dict:
+    out = subprocess.run([str(python), "-c", PROTECTED_PROBE], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def _has_sklearn(python: Path) -> str | None:
+    out = subprocess.run(
+        [str(python), "-c", "import sklearn; print(sklearn.__file__)"], capture_output=True, text=True
+    )
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+@pytest.fixture
+def fresh_python(tmp_path, comfy_install):
+    """A new venv that sees the cached ComfyUI packages (torch, numpy...) but not scikit-learn."""
+    py = embedded.make_overlay_venv(tmp_path / "venv", comfy_install, with_pip=False, progress=lambda _m: None)
+    assert _has_sklearn(py) is None, "the cached ComfyUI venv must not contain scikit-learn"
+    return py
+
+
+def _pack_copy(dest_custom_nodes: Path) -> Path:
+    """The working tree's pack, copied as ComfyUI-Manager would leave it in custom_nodes."""
+    return embedded.install_pack(dest_custom_nodes, embedded.REPO_ROOT, copy=True)
+
+
+# ----------------------------------------------------------------------------- pure parts
+
+
+def test_version_rules(repo_root):
+    inst = _load_install_module(repo_root)
+    vs = inst.version_satisfies
+    assert vs("2.4.6", ((">=", "1.24"), ("<", "3")))
+    assert not vs("2.4.6", (("<", "2"),))
+    assert vs("2.9.1+cu128", (("==", "2.9.1"),))
+    assert vs("1.9.1", (("~=", "1.2"),)) and not vs("2.0", (("~=", "1.2"),))
+    assert vs("2.0.0rc1", (("<", "2.0"),)) and not vs("2.0.0rc1", ((">=", "2.0"),))
+    assert vs("1.4.2", (("==", "1.4.*"),)) and not vs("1.5.0", (("==", "1.4.*"),))
+    assert vs("13.0.0", ((">=", "9.5"), ("<", "14")))
+
+
+def test_requirements_file_parses(repo_root, tmp_path):
+    inst = _load_install_module(repo_root)
+    names = {r.name for r in inst.parse_requirements(repo_root / "requirements.txt")}
+    assert {"numpy", "pillow", "scikit-learn"} <= names
+    f = tmp_path / "req.txt"
+    f.write_text("# c\nFoo_Bar[x]>=1.0, <2 ; sys_platform == 'nonexistent'\nbaz==3.*  # why\n-r other.txt\n")
+    reqs = inst.parse_requirements(f)
+    assert [(r.name, r.specs) for r in reqs] == [("baz", (("==", "3.*"),))]
+
+
+# ----------------------------------------------------------------------------- a. git clone
+
+
+def test_a_git_clone_into_custom_nodes_loads(comfy_server_factory, tmp_path, repo_root):
+    if not (repo_root / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("needs a git checkout and git")
+    base = tmp_path / "base"
+    clone = base / "custom_nodes" / "dgx-pixels"
+    clone.parent.mkdir(parents=True)
+    subprocess.run(["git", "clone", "--quiet", str(repo_root), str(clone)], check=True)
+    assert (clone / "__init__.py").is_file() and not (clone / ".venv").exists()
+    handle = comfy_server_factory(base_dir=base, pack=None)
+    expected = embedded.declared_node_ids(clone / "comfy_nodes" / "nodes")
+    assert "DGXPixelsNearestUpscale" in expected
+    embedded.check_nodes_loaded(handle.url, handle.log_text(), expected)
+    info = embedded.http_json(f"{handle.url}/object_info/DGXPixelsNearestUpscale")
+    assert info["DGXPixelsNearestUpscale"]["python_module"] == "custom_nodes.dgx-pixels"
+
+
+# ----------------------------------------------------------------------------- b. ComfyUI-Manager
+
+
+def test_b_manager_install_keeps_torch_numpy_and_loads(comfy_server_factory, fresh_python, tmp_path):
+    base = tmp_path / "base"
+    pack = _pack_copy(base / "custom_nodes")
+    before = _versions(fresh_python)
+
+    pip = subprocess.run(
+        [str(fresh_python), "-m", "pip", "install", "--no-input", "-r", "requirements.txt"],
+        cwd=pack, capture_output=True, text=True, env=embedded._pip_env(),
+    )
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    run = subprocess.run([str(fresh_python), "install.py"], cwd=pack, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "all requirements present" in run.stdout
+
+    assert _versions(fresh_python) == before
+    where = _has_sklearn(fresh_python)
+    assert where and str(tmp_path / "venv") in where  # went into the fresh env, not the shared cache
+
+    handle = comfy_server_factory(base_dir=base, pack=None, python=fresh_python)
+    embedded.check_nodes_loaded(handle.url, handle.log_text(), embedded.declared_node_ids(pack / "comfy_nodes" / "nodes"))
+
+
+def test_b_install_py_alone_installs_only_what_is_missing(fresh_python, tmp_path, repo_root):
+    pack = _pack_copy(tmp_path / "custom_nodes")
+    # A pack that asks for an older numpy: install.py must leave ComfyUI's numpy alone.
+    (pack / "requirements.txt").write_text("numpy<2\npillow>=9.5\nscikit-learn>=1.2,<2\n")
+    before = _versions(fresh_python)
+    run = subprocess.run([str(fresh_python), "install.py"], cwd=pack, capture_output=True, text=True, env=embedded._pip_env())
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"keeping numpy {before['numpy']}" in run.stdout
+    assert "missing in" in run.stdout and "scikit-learn>=1.2,<2" in run.stdout
+    assert _versions(fresh_python) == before
+    assert _has_sklearn(fresh_python)
+    again = subprocess.run([str(fresh_python), "install.py"], cwd=pack, capture_output=True, text=True)
+    assert again.returncode == 0 and "all requirements present" in again.stdout
+
+
+# ----------------------------------------------------------------------------- c. --comfyui PATH
+
+
+def _fake_comfyui_home(tmp_path: Path, comfy_install) -> Path:
+    """A user-style ComfyUI folder: the pinned source with its own (empty) custom_nodes/."""
+    home = tmp_path / "ComfyUI"
+    shutil.copytree(comfy_install.src, home, ignore=shutil.ignore_patterns("__pycache__", "tests", "tests-unit"))
+    (home / "custom_nodes").mkdir(exist_ok=True)
+    return home
+
+
+def test_c_install_into_comfyui_path_with_boot_check(fresh_python, tmp_path, repo_root, comfy_install):
+    if __import__("os").environ.get("DGX_PIXELS_COMFYUI_URL"):
+        pytest.skip("starts its own ComfyUI")
+    home = _fake_comfyui_home(tmp_path, comfy_install)
+    run = subprocess.run(
+        [sys.executable, str(repo_root / "install.py"), "--comfyui", str(home), "--python", str(fresh_python), "--boot-check"],
+        capture_output=True, text=True, env=embedded._pip_env(), timeout=600,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    link = home / "custom_nodes" / "dgx-pixels"
+    assert link.is_symlink() and link.resolve() == repo_root.resolve()
+    assert "boot check: DGX-Pixels nodes loaded" in run.stdout
+    assert _has_sklearn(fresh_python)
+
+    # Linking again is idempotent; a real folder of someone else's is not replaced without --force.
+    again = subprocess.run([sys.executable, str(repo_root / "install.py"), "--comfyui", str(home)], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    link.unlink()
+    link.mkdir()
+    (link / "keep.txt").write_text("mine")
+    refused = subprocess.run([sys.executable, str(repo_root / "install.py"), "--comfyui", str(home)], capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert "already exists and is not a link to this pack" in refused.stderr and "--force" in refused.stderr
+    assert (link / "keep.txt").read_text() == "mine"
+
+
+def test_c_copy_mode_copies_a_loadable_pack(tmp_path, repo_root, comfy_install):
+    home = _fake_comfyui_home(tmp_path, comfy_install)
+    run = subprocess.run(
+        [sys.executable, str(repo_root / "install.py"), "--comfyui", str(home), "--copy"], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    dest = home / "custom_nodes" / "dgx-pixels"
+    assert dest.is_dir() and not dest.is_symlink()
+    assert (dest / "__init__.py").read_text() == (repo_root / "__init__.py").read_text()
+    assert (dest / "comfy_nodes" / "nodes" / "nodes_preview.py").is_file()
+    assert not (dest / ".git").exists() and not (dest / ".venv").exists() and not (dest / "tests").exists()
+
+
+def test_c_boot_check_reports_a_pack_that_cannot_load(tmp_path, repo_root, comfy_install):
+    """A pack whose import fails: the boot check fails with ComfyUI's import error, not a traceback."""
+    if __import__("os").environ.get("DGX_PIXELS_COMFYUI_URL"):
+        pytest.skip("starts its own ComfyUI")
+    home = _fake_comfyui_home(tmp_path, comfy_install)
+    pack = tmp_path / "pack"
+    shutil.copytree(repo_root, pack, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "tests", "bench"))
+    target = pack / "comfy_nodes" / "nodes" / "nodes_preview.py"
+    target.write_text(target.read_text() + "\nimport dgx_pixels_no_such_module\n")
+    run = subprocess.run(
+        [sys.executable, str(pack / "install.py"), "--comfyui", str(home), "--boot-check"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 1
+    assert "did not load" in run.stderr
+    assert "No module named 'dgx_pixels_no_such_module'" in run.stderr
+    assert "hint:" in run.stderr
+
+
+def test_c_not_a_comfyui_path_is_a_clear_error(tmp_path, repo_root):
+    run = subprocess.run(
+        [sys.executable, str(repo_root / "install.py"), "--comfyui", str(tmp_path)], capture_output=True, text=True
+    )
+    assert run.returncode == 1
+    assert f"error: {tmp_path} is not a ComfyUI folder (missing main.py, comfy, nodes.py)" in run.stderr
+    assert "hint:" in run.stderr and "Traceback" not in run.stderr
