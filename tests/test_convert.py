@@ -1,0 +1,368 @@
+"""Editor (UI) format -> API format conversion.
+
+The ground-truth test converts the 35 real editor files of ``../shared/workflow-convert/dev``
+with the live server's ``/object_info`` and compares with what ComfyUI's own frontend produced.
+The unit tests build small graphs against ``tests/data/object_info_subset.json`` (core node
+definitions taken from ComfyUI 0.3.75 by ``tests/data/make_object_info_subset.py``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.convert import (
+    convert_ui_to_api,
+    is_api_format,
+    is_editor_format,
+    normalize_prompt,
+    process_dynamic_prompt,
+    to_api,
+)
+from orchestrator.errors import WorkflowError
+
+DATA = Path(__file__).parent / "data"
+PAIRS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "workflow-convert" / "dev"
+PAIRS = sorted(p.name[: -len(".ui.json")] for p in PAIRS_DIR.glob("*.ui.json")) if PAIRS_DIR.is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def oi():
+    return json.loads((DATA / "object_info_subset.json").read_text(encoding="utf-8"))
+
+
+class Graph:
+    """Builds editor-format JSON the way the frontend saves it."""
+
+    def __init__(self):
+        self.nodes: dict = {}
+        self.links: list = []
+        self.subgraphs: list = []
+
+    def add(self, nid, ntype, widgets=None, inputs=(), outputs=(), mode=0, **extra):
+        node = {"id": nid, "type": ntype, "pos": [0, 0], "size": [100, 100], "flags": {}, "order": len(self.nodes),
+                "mode": mode, "inputs": [{"name": n, "type": t, "link": None} for n, t in inputs],
+                "outputs": [{"name": n, "type": t, "links": []} for n, t in outputs], "properties": {}}
+        if widgets is not None:
+            node["widgets_values"] = widgets
+        node.update(extra)
+        self.nodes[nid] = node
+        return node
+
+    def link(self, src, slot, dst, input_name, ltype, widget=False):
+        lid = len(self.links) + 1
+        self.links.append([lid, src, slot, dst, None, ltype])
+        target = self.nodes[dst]
+        names = [i["name"] for i in target["inputs"]]
+        if input_name not in names:
+            entry = {"name": input_name, "type": ltype, "link": None}
+            if widget:
+                entry["widget"] = {"name": input_name}
+            target["inputs"].append(entry)
+            names.append(input_name)
+        idx = names.index(input_name)
+        target["inputs"][idx]["link"] = lid
+        self.links[-1][4] = idx
+        src_node = self.nodes[src]
+        while len(src_node["outputs"]) <= slot:
+            src_node["outputs"].append({"name": ltype, "type": ltype, "links": []})
+        src_node["outputs"][slot]["links"].append(lid)
+        return lid
+
+    def doc(self):
+        d = {"last_node_id": 0, "last_link_id": len(self.links), "nodes": list(self.nodes.values()),
+             "links": self.links, "groups": [], "config": {}, "extra": {}, "version": 0.4}
+        if self.subgraphs:
+            d["definitions"] = {"subgraphs": self.subgraphs}
+        return d
+
+
+def txt2img(g: Graph, sampler_mode=0):
+    g.add(4, "CheckpointLoaderSimple", ["model.safetensors"], outputs=[("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")])
+    g.add(6, "CLIPTextEncode", ["a cat"], inputs=[("clip", "CLIP")], outputs=[("CONDITIONING", "CONDITIONING")])
+    g.add(7, "CLIPTextEncode", ["blurry"], inputs=[("clip", "CLIP")], outputs=[("CONDITIONING", "CONDITIONING")])
+    g.add(5, "EmptyLatentImage", [512, 256, 1], outputs=[("LATENT", "LATENT")])
+    g.add(3, "KSampler", [123, "randomize", 20, 8, "euler", "normal", 1],
+          inputs=[("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("latent_image", "LATENT")],
+          outputs=[("LATENT", "LATENT")], mode=sampler_mode)
+    g.add(8, "VAEDecode", inputs=[("samples", "LATENT"), ("vae", "VAE")], outputs=[("IMAGE", "IMAGE")])
+    g.add(9, "SaveImage", ["ComfyUI"], inputs=[("images", "IMAGE")])
+    g.link(4, 1, 6, "clip", "CLIP")
+    g.link(4, 1, 7, "clip", "CLIP")
+    g.link(6, 0, 3, "positive", "CONDITIONING")
+    g.link(7, 0, 3, "negative", "CONDITIONING")
+    g.link(5, 0, 3, "latent_image", "LATENT")
+    g.link(3, 0, 8, "samples", "LATENT")
+    g.link(4, 2, 8, "vae", "VAE")
+    g.link(8, 0, 9, "images", "IMAGE")
+    return g
+
+
+# ------------------------------------------------------------------------------ basics
+
+
+def test_widgets_values_skip_frontend_only_widgets(oi):
+    g = txt2img(Graph())
+    g.link(4, 0, 3, "model", "MODEL")
+    api = convert_ui_to_api(g.doc(), oi)
+    assert set(api) == {"3", "4", "5", "6", "7", "8", "9"}
+    ks = api["3"]
+    assert ks["class_type"] == "KSampler"
+    # "randomize" (control_after_generate) sits between seed and steps and is not sent
+    assert ks["inputs"] == {"seed": 123, "steps": 20, "cfg": 8, "sampler_name": "euler", "scheduler": "normal",
+                            "denoise": 1, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+                            "latent_image": ["5", 0]}
+    assert api["5"]["inputs"] == {"width": 512, "height": 256, "batch_size": 1}
+    assert api["9"]["inputs"] == {"filename_prefix": "ComfyUI", "images": ["8", 0]}
+    assert api["3"]["_meta"]["title"] == "KSampler"
+
+
+def test_load_image_upload_button_is_not_sent(oi):
+    g = Graph()
+    g.add(1, "LoadImage", ["sprite.png", "image"], outputs=[("IMAGE", "IMAGE"), ("MASK", "MASK")])
+    g.add(2, "ImageInvert", inputs=[("image", "IMAGE")], outputs=[("IMAGE", "IMAGE")])
+    g.link(1, 0, 2, "image", "IMAGE")
+    api = convert_ui_to_api(g.doc(), oi)
+    assert api["1"]["inputs"] == {"image": "sprite.png"}
+    assert api["2"]["inputs"] == {"image": ["1", 0]}
+
+
+def test_notes_are_not_emitted(oi):
+    g = Graph()
+    g.add(1, "Note", ["remember"])
+    g.add(2, "MarkdownNote", ["# hi"])
+    g.add(3, "EmptyLatentImage", [64, 64, 2], outputs=[("LATENT", "LATENT")])
+    assert convert_ui_to_api(g.doc(), oi) == {
+        "3": {"inputs": {"width": 64, "height": 64, "batch_size": 2}, "class_type": "EmptyLatentImage",
+              "_meta": {"title": "Empty Latent Image"}}}
+
+
+def test_unknown_node_type_is_named(oi):
+    g = txt2img(Graph())
+    g.add(12, "FancyUpscaler", [2], title="My upscaler")
+    with pytest.raises(WorkflowError) as exc:
+        convert_ui_to_api(g.doc(), oi)
+    assert "node 12 (My upscaler)" in exc.value.message and "'FancyUpscaler'" in exc.value.message
+
+
+# ------------------------------------------------------------------------------ bypass / mute
+
+
+def test_bypassed_node_is_skipped_by_type(oi):
+    g = txt2img(Graph())
+    g.add(10, "LoraLoader", ["style.safetensors", 1.0, 1.0], inputs=[("model", "MODEL"), ("clip", "CLIP")],
+          outputs=[("MODEL", "MODEL"), ("CLIP", "CLIP")], mode=4)
+    g.link(4, 0, 10, "model", "MODEL")
+    g.link(4, 1, 10, "clip", "CLIP")
+    g.link(10, 0, 3, "model", "MODEL")
+    api = convert_ui_to_api(g.doc(), oi)
+    assert "10" not in api
+    assert api["3"]["inputs"]["model"] == ["4", 0]
+
+
+def test_bypass_without_matching_type_drops_the_input(oi):
+    g = txt2img(Graph())
+    g.link(4, 0, 3, "model", "MODEL")
+    # a bypassed IMAGE -> IMAGE node cannot stand in for a LATENT
+    g.add(11, "VAEEncode", inputs=[("pixels", "IMAGE"), ("vae", "VAE")], outputs=[("LATENT", "LATENT")], mode=4)
+    g.add(12, "KSampler", [5, "fixed", 10, 7, "euler", "normal", 0.5],
+          inputs=[("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("latent_image", "LATENT")],
+          outputs=[("LATENT", "LATENT")])
+    g.link(8, 0, 11, "pixels", "IMAGE")
+    g.link(11, 0, 12, "latent_image", "LATENT")
+    g.link(4, 0, 12, "model", "MODEL")
+    api = convert_ui_to_api(g.doc(), oi)
+    assert "11" not in api
+    assert "latent_image" not in api["12"]["inputs"]
+    assert api["12"]["inputs"]["model"] == ["4", 0]
+
+
+def test_muted_node_is_dropped_with_its_links(oi):
+    g = txt2img(Graph(), sampler_mode=2)
+    g.link(4, 0, 3, "model", "MODEL")
+    api = convert_ui_to_api(g.doc(), oi)
+    assert "3" not in api
+    assert "samples" not in api["8"]["inputs"]
+    assert api["8"]["inputs"] == {"vae": ["4", 2]}
+
+
+# ------------------------------------------------------------------------------ reroutes / primitives
+
+
+def test_legacy_reroute_chain_resolves_to_source(oi):
+    g = txt2img(Graph())
+    g.add(20, "Reroute", inputs=[("", "*")], outputs=[("", "MODEL")])
+    g.add(21, "Reroute", inputs=[("", "*")], outputs=[("", "MODEL")])
+    g.link(4, 0, 20, "", "MODEL")
+    g.link(20, 0, 21, "", "MODEL")
+    g.link(21, 0, 3, "model", "MODEL")
+    api = convert_ui_to_api(g.doc(), oi)
+    assert "20" not in api and "21" not in api
+    assert api["3"]["inputs"]["model"] == ["4", 0]
+
+
+def test_primitive_node_pushes_value_into_every_target(oi):
+    g = txt2img(Graph())
+    g.link(4, 0, 3, "model", "MODEL")
+    g.add(13, "KSampler", [999, "fixed", 10, 7, "euler", "normal", 0.5],
+          inputs=[("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("latent_image", "LATENT")],
+          outputs=[("LATENT", "LATENT")])
+    g.add(30, "PrimitiveNode", [4242, "fixed"], outputs=[("INT", "INT")])
+    g.link(30, 0, 3, "seed", "INT", widget=True)
+    g.link(30, 0, 13, "seed", "INT", widget=True)
+    api = convert_ui_to_api(g.doc(), oi)
+    assert "30" not in api
+    # the targets' own (stale) seeds 123 and 999 are replaced
+    assert api["3"]["inputs"]["seed"] == 4242
+    assert api["13"]["inputs"]["seed"] == 4242
+
+
+def test_core_primitive_nodes_are_links(oi):
+    g = txt2img(Graph())
+    g.link(4, 0, 3, "model", "MODEL")
+    g.add(31, "PrimitiveInt", [33, "fixed"], outputs=[("INT", "INT")])
+    g.link(31, 0, 3, "steps", "INT", widget=True)
+    api = convert_ui_to_api(g.doc(), oi)
+    assert api["31"]["inputs"] == {"value": 33}
+    assert api["3"]["inputs"]["steps"] == ["31", 0]
+
+
+# ------------------------------------------------------------------------------ subgraphs
+
+
+def _io(name, ltype, link_ids):
+    return {"id": f"uuid-{name}", "name": name, "type": ltype, "linkIds": link_ids}
+
+
+def test_nested_subgraphs_flatten_with_path_ids(oi):
+    """root: loader -> [outer 50: [inner 60: KSampler 3] + VAEDecode 8] -> SaveImage 9."""
+    inner = {
+        "id": "sg-inner", "name": "sample", "inputs": [_io("model", "MODEL", [1]), _io("latent", "LATENT", [2])],
+        "outputs": [_io("LATENT", "LATENT", [3])],
+        "nodes": [{"id": 3, "type": "KSampler", "mode": 0, "inputs": [
+            {"name": "model", "type": "MODEL", "link": 1}, {"name": "positive", "type": "CONDITIONING", "link": None},
+            {"name": "negative", "type": "CONDITIONING", "link": None}, {"name": "latent_image", "type": "LATENT", "link": 2}],
+            "outputs": [{"name": "LATENT", "type": "LATENT", "links": [3]}], "widgets_values": [1, "fixed", 4, 2, "euler", "karras", 1]}],
+        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 3, "target_slot": 0, "type": "MODEL"},
+                  {"id": 2, "origin_id": -10, "origin_slot": 1, "target_id": 3, "target_slot": 3, "type": "LATENT"},
+                  {"id": 3, "origin_id": 3, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "LATENT"}],
+    }
+    outer = {
+        "id": "sg-outer", "name": "sample+decode",
+        "inputs": [_io("model", "MODEL", [11]), _io("latent", "LATENT", [12]), _io("vae", "VAE", [14])],
+        "outputs": [_io("IMAGE", "IMAGE", [15])],
+        "nodes": [
+            {"id": 60, "type": "sg-inner", "mode": 0, "inputs": [{"name": "model", "type": "MODEL", "link": 11},
+                                                                 {"name": "latent", "type": "LATENT", "link": 12}],
+             "outputs": [{"name": "LATENT", "type": "LATENT", "links": [13]}]},
+            {"id": 8, "type": "VAEDecode", "mode": 0, "inputs": [{"name": "samples", "type": "LATENT", "link": 13},
+                                                                 {"name": "vae", "type": "VAE", "link": 14}],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [15]}]},
+        ],
+        "links": [{"id": 11, "origin_id": -10, "origin_slot": 0, "target_id": 60, "target_slot": 0, "type": "MODEL"},
+                  {"id": 12, "origin_id": -10, "origin_slot": 1, "target_id": 60, "target_slot": 1, "type": "LATENT"},
+                  {"id": 13, "origin_id": 60, "origin_slot": 0, "target_id": 8, "target_slot": 0, "type": "LATENT"},
+                  {"id": 14, "origin_id": -10, "origin_slot": 2, "target_id": 8, "target_slot": 1, "type": "VAE"},
+                  {"id": 15, "origin_id": 8, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "IMAGE"}],
+    }
+    g = Graph()
+    g.subgraphs = [outer, inner]
+    g.add(4, "CheckpointLoaderSimple", ["m.safetensors"], outputs=[("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")])
+    g.add(5, "EmptyLatentImage", [64, 64, 1], outputs=[("LATENT", "LATENT")])
+    g.add(50, "sg-outer", [], inputs=[("model", "MODEL"), ("latent", "LATENT"), ("vae", "VAE")], outputs=[("IMAGE", "IMAGE")])
+    g.add(9, "SaveImage", ["x"], inputs=[("images", "IMAGE")])
+    g.link(4, 0, 50, "model", "MODEL")
+    g.link(5, 0, 50, "latent", "LATENT")
+    g.link(4, 2, 50, "vae", "VAE")
+    g.link(50, 0, 9, "images", "IMAGE")
+    api = convert_ui_to_api(g.doc(), oi)
+    assert set(api) == {"4", "5", "9", "50:60:3", "50:8"}
+    assert api["50:60:3"]["inputs"]["model"] == ["4", 0]
+    assert api["50:60:3"]["inputs"]["latent_image"] == ["5", 0]
+    assert api["50:60:3"]["inputs"]["scheduler"] == "karras"
+    assert api["50:8"]["inputs"] == {"samples": ["50:60:3", 0], "vae": ["4", 2]}
+    assert api["9"]["inputs"]["images"] == ["50:8", 0]
+
+
+# ------------------------------------------------------------------------------ serialization
+
+
+def test_dynamic_prompts_and_comments():
+    rng = random.Random(1)
+    assert process_dynamic_prompt("a {red|red} cat // not sent", rng) == "a red cat "
+    assert process_dynamic_prompt("x /* gone */y", rng) == "x y"
+    assert process_dynamic_prompt(r"literal \{braces\}", rng) == "literal {braces}"
+    seen = {process_dynamic_prompt("{a|b|c}", rng) for _ in range(60)}
+    assert seen == {"a", "b", "c"}
+
+
+def test_filename_prefix_replacements(oi):
+    g = txt2img(Graph())
+    g.link(4, 0, 3, "model", "MODEL")
+    g.nodes[9]["widgets_values"] = ["%date:yyyy-MM-dd%/run_%KSampler.steps%_%Empty Latent Image.width%"]
+    g.nodes[3]["properties"]["Node name for S&R"] = "KSampler"
+    api = convert_ui_to_api(g.doc(), oi, now=dt.datetime(2024, 6, 1, 12, 0, 0))
+    assert api["9"]["inputs"]["filename_prefix"] == "2024-06-01/run_20_512"
+
+
+def test_text_prompt_is_expanded(oi):
+    g = txt2img(Graph())
+    g.nodes[6]["widgets_values"] = ["{knight|knight}, pixel art // style notes"]
+    api = convert_ui_to_api(g.doc(), oi, rng=random.Random(0))
+    assert api["6"]["inputs"]["text"] == "knight, pixel art "
+
+
+# ------------------------------------------------------------------------------ format helpers / CLI
+
+
+def test_format_detection_and_to_api(oi):
+    ui = txt2img(Graph()).doc()
+    api = convert_ui_to_api(ui, oi)
+    assert is_editor_format(ui) and not is_api_format(ui)
+    assert is_api_format(api) and not is_editor_format(api)
+    assert to_api(api) is api
+    with pytest.raises(WorkflowError) as exc:
+        to_api(ui)
+    assert "--server" in exc.value.hint
+    with pytest.raises(WorkflowError):
+        to_api({"foo": 1})
+
+
+def test_cli_convert_with_object_info_file(tmp_path, capsys):
+    ui = tmp_path / "g.ui.json"
+    g = txt2img(Graph())
+    g.link(4, 0, 3, "model", "MODEL")
+    ui.write_text(json.dumps(g.doc()))
+    out = tmp_path / "g.api.json"
+    assert main(["workflows", "convert", str(ui), "-o", str(out), "--object-info", str(DATA / "object_info_subset.json")]) == 0
+    got = json.loads(out.read_text())
+    assert got["3"]["inputs"]["seed"] == 123 and got["9"]["inputs"]["images"] == ["8", 0]
+    g.add(40, "NoSuchNode", [])
+    ui.write_text(json.dumps(g.doc()))
+    assert main(["workflows", "convert", str(ui), "-o", str(out), "--object-info", str(DATA / "object_info_subset.json")]) == 4
+    assert "'NoSuchNode'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ ground truth (live server)
+
+
+@pytest.fixture(scope="module")
+def live_object_info(comfy_server):
+    import requests
+
+    return requests.get(comfy_server.url + "/object_info", timeout=120).json()
+
+
+@pytest.mark.parametrize("name", PAIRS or ["<absent>"])
+def test_frontend_ground_truth(name, request):
+    if not PAIRS:
+        pytest.skip(f"{PAIRS_DIR} is absent")
+    live_object_info = request.getfixturevalue("live_object_info")
+    ui = json.loads((PAIRS_DIR / f"{name}.ui.json").read_text(encoding="utf-8"))
+    expected = json.loads((PAIRS_DIR / f"{name}.api.json").read_text(encoding="utf-8"))
+    got = convert_ui_to_api(ui, live_object_info)
+    assert normalize_prompt(got) == normalize_prompt(expected)

@@ -1,0 +1,324 @@
+"""The versioned workflow registry: addressing, parameters, content hashes and the lock."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.errors import ParameterError, WorkflowError
+from orchestrator.workflows import (
+    Param,
+    apply_params,
+    check_lock,
+    content_hash,
+    default_root,
+    load_registry,
+    read_lock,
+    update_lock,
+)
+
+DATA = Path(__file__).parent / "data" / "workflows"
+
+
+@pytest.fixture
+def reg():
+    return load_registry(DATA)
+
+
+@pytest.fixture
+def root(tmp_path):
+    dest = tmp_path / "workflows"
+    shutil.copytree(DATA, dest)
+    return dest
+
+
+# ------------------------------------------------------------------------------ addressing
+
+
+def test_versions_sorted_and_listed(reg):
+    assert reg.versions("txt2img") == ["1.0.0", "1.2.0", "2.0.0"]
+    assert [w.ref for w in reg.list()] == ["txt2img@2.0.0"]
+    assert [w.ref for w in reg.all()] == ["txt2img@1.0.0", "txt2img@1.2.0", "txt2img@2.0.0"]
+
+
+@pytest.mark.parametrize(
+    "ref, version",
+    [("txt2img", "2.0.0"), ("txt2img@1", "1.2.0"), ("txt2img@1.0", "1.0.0"), ("txt2img@1.2.0", "1.2.0"), ("txt2img@2", "2.0.0")],
+)
+def test_ref_resolution(reg, ref, version):
+    wf = reg.get(ref)
+    assert wf.version == version
+    # the versions really are different files
+    steps = {"1.0.0": 20, "1.2.0": 12, "2.0.0": 30}[version]
+    assert wf.api_prompt["5"]["inputs"]["steps"] == steps
+
+
+def test_numeric_version_order(root):
+    for v in ("1.9.0", "1.10.0"):
+        dest = root / "txt2img" / v
+        shutil.copytree(root / "txt2img" / "1.0.0", dest)
+        toml = dest / "workflow.toml"
+        toml.write_text(toml.read_text().replace('version = "1.0.0"', f'version = "{v}"'))
+    reg = load_registry(root)
+    assert reg.get("txt2img@1").version == "1.10.0"
+    assert reg.versions("txt2img")[-2:] == ["1.10.0", "2.0.0"]
+
+
+def test_unknown_version_lists_available(reg):
+    with pytest.raises(WorkflowError) as exc:
+        reg.get("txt2img@3")
+    assert "no version 3" in exc.value.message
+    assert "1.0.0, 1.2.0, 2.0.0" in exc.value.hint
+    with pytest.raises(WorkflowError) as exc:
+        reg.get("txt2img@1.1.0")
+    assert "1.0.0, 1.2.0, 2.0.0" in exc.value.hint
+
+
+def test_unknown_name_lists_workflows(reg):
+    with pytest.raises(WorkflowError) as exc:
+        reg.get("nope@1.0.0")
+    assert "unknown workflow 'nope'" in exc.value.message
+    assert "txt2img" in exc.value.hint
+
+
+def test_bad_version_syntax(reg):
+    with pytest.raises(WorkflowError) as exc:
+        reg.get("txt2img@v1")
+    assert "not a version" in exc.value.message
+
+
+def test_workflow_fields(reg):
+    wf = reg.get("txt2img@1.0.0")
+    assert wf.name == "txt2img" and wf.version == "1.0.0"
+    assert wf.description.startswith("Text to image")
+    assert [(m.folder, m.name) for m in wf.models] == [("checkpoints", "tiny-test.safetensors")]
+    assert [(o.node, o.kind) for o in wf.outputs] == [("7", "images")]
+    assert "KSampler" in wf.required_nodes and "SaveImage" in wf.required_nodes
+    assert wf.ui is None
+    assert wf.path == DATA / "txt2img" / "1.0.0"
+    assert wf.content_hash.startswith("sha256:") and len(wf.content_hash) == 71
+
+
+# ------------------------------------------------------------------------------ parameters
+
+
+def test_apply_params_coerces_strings_and_sets_every_target(reg):
+    wf = reg.get("txt2img@1.0.0")
+    before = json.dumps(wf.api_prompt, sort_keys=True)
+    prompt = apply_params(wf, {"seed": "42", "size": "256", "cfg": "4.5", "sampler": "dpmpp_2m", "prompt": "a slime"})
+    assert prompt["5"]["inputs"]["seed"] == 42
+    assert prompt["4"]["inputs"]["width"] == 256 and prompt["4"]["inputs"]["height"] == 256
+    assert prompt["5"]["inputs"]["cfg"] == 4.5
+    assert prompt["5"]["inputs"]["sampler_name"] == "dpmpp_2m"
+    assert prompt["2"]["inputs"]["text"] == "a slime"
+    # the registry's copy is untouched
+    assert json.dumps(wf.api_prompt, sort_keys=True) == before
+    assert wf.build_prompt({"seed": 7})["5"]["inputs"]["seed"] == 7
+
+
+def test_defaults_apply(reg):
+    wf = reg.get("txt2img@1.0.0")
+    prompt = wf.build_prompt()
+    assert prompt["5"]["inputs"]["seed"] == 0
+    assert prompt["4"]["inputs"]["width"] == 512
+
+
+def test_unknown_parameter_lists_known(reg):
+    with pytest.raises(ParameterError) as exc:
+        reg.get("txt2img").build_prompt({"sede": 1})
+    assert "'sede'" in exc.value.message
+    assert exc.value.hint == "known parameters: cfg, prompt, sampler, seed, size"
+
+
+def test_wrong_type_names_parameter_and_type(reg):
+    with pytest.raises(ParameterError) as exc:
+        reg.get("txt2img").build_prompt({"size": "big"})
+    assert "'size'" in exc.value.message and "integer" in exc.value.message and "int[64..2048]" in exc.value.message
+
+
+def test_out_of_range(reg):
+    with pytest.raises(ParameterError) as exc:
+        reg.get("txt2img").build_prompt({"size": 4096})
+    assert "out of range" in exc.value.message
+    assert "64" in exc.value.hint and "2048" in exc.value.hint
+
+
+def test_enum_lists_allowed_values(reg):
+    with pytest.raises(ParameterError) as exc:
+        reg.get("txt2img").build_prompt({"sampler": "ddim"})
+    assert exc.value.hint == "allowed values: euler, euler_ancestral, dpmpp_2m"
+
+
+@pytest.mark.parametrize("raw, expected", [("true", True), ("No", False), ("1", True), ("off", False), (True, True)])
+def test_bool_coercion(raw, expected):
+    assert Param("flag", "bool", ["1.x"]).coerce(raw) is expected
+
+
+def test_bool_rejects_other_text():
+    with pytest.raises(ParameterError) as exc:
+        Param("flag", "bool", ["1.x"]).coerce("maybe")
+    assert "true or false" in exc.value.message
+
+
+@pytest.mark.parametrize("raw, expected", [("3", 3), ("1_000", 1000), ("1e3", 1000), (5.0, 5)])
+def test_int_coercion(raw, expected):
+    assert Param("n", "int", ["1.x"]).coerce(raw) == expected
+
+
+def test_int_rejects_fraction_and_bool():
+    p = Param("n", "int", ["1.x"])
+    for bad in ("2.5", 2.5, True):
+        with pytest.raises(ParameterError):
+            p.coerce(bad)
+
+
+def test_required_parameter_without_value(root):
+    toml = root / "txt2img" / "2.0.0" / "workflow.toml"
+    toml.write_text(toml.read_text() + '\n[params.negative]\ntype = "str"\nrequired = true\ntargets = ["3.text"]\n')
+    wf = load_registry(root).get("txt2img@2")
+    with pytest.raises(ParameterError) as exc:
+        wf.build_prompt({})
+    assert "'negative'" in exc.value.message
+    assert wf.build_prompt({"negative": "ugly"})["3"]["inputs"]["text"] == "ugly"
+
+
+def test_target_must_exist(root):
+    toml = root / "txt2img" / "2.0.0" / "workflow.toml"
+    toml.write_text(toml.read_text().replace('targets = ["5.cfg"]', 'targets = ["99.cfg"]'))
+    with pytest.raises(WorkflowError) as exc:
+        load_registry(root)
+    assert "params.cfg" in exc.value.message and "'99'" in exc.value.message
+
+
+def test_folder_and_declared_version_must_agree(root):
+    toml = root / "txt2img" / "2.0.0" / "workflow.toml"
+    toml.write_text(toml.read_text().replace('version = "2.0.0"', 'version = "2.0.1"'))
+    with pytest.raises(WorkflowError) as exc:
+        load_registry(root)
+    assert "2.0.1" in exc.value.message and "txt2img/2.0.0" in exc.value.message
+
+
+def test_json_spelling_of_the_layout(tmp_path):
+    folder = tmp_path / "wf" / "inv" / "0.1.0"
+    folder.mkdir(parents=True)
+    (folder / "api.json").write_text(json.dumps({"1": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}},
+                                                 "2": {"class_type": "LoadImage", "inputs": {"image": "a.png"}}}))
+    (folder / "editor.json").write_text(json.dumps({"nodes": [], "links": []}))
+    (folder / "workflow.json").write_text(json.dumps({
+        "name": "inv", "version": "0.1.0", "description": "invert", "models": ["x.safetensors"], "outputs": ["1"],
+        "params": {"image": {"type": "string", "description": "input file", "default": "a.png", "targets": [["2", "image"]]}},
+    }))
+    wf = load_registry(tmp_path / "wf").get("inv")
+    assert wf.params["image"].type == "str" and wf.params["image"].help == "input file"
+    assert wf.ui == {"nodes": [], "links": []}
+    assert wf.models[0].name == "x.safetensors"
+    assert wf.build_prompt({"image": "b.png"})["2"]["inputs"]["image"] == "b.png"
+
+
+# ------------------------------------------------------------------------------ user folders
+
+
+def test_env_var_adds_user_folder(monkeypatch, root):
+    monkeypatch.setenv("DGX_PIXELS_WORKFLOWS", str(root))
+    reg = load_registry()
+    assert "txt2img@1.2.0" in reg
+    assert reg.roots[0] == default_root()
+
+
+def test_same_version_with_other_content_is_refused(tmp_path, root):
+    other = tmp_path / "other"
+    shutil.copytree(root, other)
+    api = other / "txt2img" / "1.0.0" / "workflow.api.json"
+    api.write_text(api.read_text().replace('"steps": 20', '"steps": 21'))
+    with pytest.raises(WorkflowError) as exc:
+        load_registry([root, other])
+    assert "txt2img@1.0.0 exists twice" in exc.value.message
+    # identical copies are fine
+    assert load_registry([root, DATA]).get("txt2img@1.0").version == "1.0.0"
+
+
+# ------------------------------------------------------------------------------ hashing and lock
+
+
+def test_hash_ignores_json_formatting_but_not_values(root):
+    folder = root / "txt2img" / "1.0.0"
+    h0 = content_hash(folder)
+    api = folder / "workflow.api.json"
+    api.write_text(json.dumps(json.loads(api.read_text()), indent=4, sort_keys=True))
+    assert content_hash(folder) == h0
+    api.write_text(api.read_text().replace('"steps": 20', '"steps": 25'))
+    assert content_hash(folder) != h0
+
+
+def test_test_data_matches_its_lock():
+    assert check_lock(DATA) == []
+
+
+def test_lock_adds_only_new_versions(root):
+    lock_before = read_lock(root)
+    new = root / "txt2img" / "2.1.0"
+    shutil.copytree(root / "txt2img" / "2.0.0", new)
+    toml = new / "workflow.toml"
+    toml.write_text(toml.read_text().replace('version = "2.0.0"', 'version = "2.1.0"'))
+    assert check_lock(root) == ["txt2img@2.1.0 is not in workflows.lock yet (run `dgx-pixels workflows lock`)"]
+    res = update_lock(root)
+    assert res.added == ["txt2img@2.1.0"]
+    after = read_lock(root)
+    assert {k: v for k, v in after.items() if k in lock_before} == lock_before
+    assert after["txt2img@2.1.0"] == content_hash(new)
+    assert check_lock(root) == []
+
+
+def test_lock_refuses_changed_release(root):
+    api = root / "txt2img" / "1.2.0" / "workflow.api.json"
+    api.write_text(api.read_text().replace('"steps": 12', '"steps": 13'))
+    lock_text = (root / "workflows.lock").read_text()
+    with pytest.raises(WorkflowError) as exc:
+        update_lock(root)
+    assert "txt2img@1.2.0" in exc.value.message
+    assert "new version" in exc.value.hint
+    assert (root / "workflows.lock").read_text() == lock_text
+    assert any("txt2img@1.2.0 changed after release" in p for p in check_lock(root))
+
+
+def test_lock_refuses_deleted_release(root):
+    shutil.rmtree(root / "txt2img" / "1.0.0")
+    with pytest.raises(WorkflowError) as exc:
+        update_lock(root)
+    assert "txt2img@1.0.0 (deleted)" in exc.value.message
+
+
+def test_shipped_workflows_match_the_lock():
+    """Every released version in workflows/ is in workflows.lock with its exact content."""
+    problems = check_lock(default_root())
+    assert problems == [], "\n".join(problems)
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def test_cli_list_show_lock(monkeypatch, root, capsys):
+    monkeypatch.setenv("DGX_PIXELS_WORKFLOWS", str(root))
+    assert main(["workflows", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "txt2img" in out and "2.0.0" in out and "Text to image" in out
+
+    assert main(["workflows", "show", "txt2img@1"]) == 0
+    out = capsys.readouterr().out
+    assert "txt2img@1.2.0" in out
+    assert "size" in out and "int[64..2048]" in out and "width and height in pixels" in out
+    assert "checkpoints/tiny-test.safetensors" in out and "node 7 (images)" in out
+
+    assert main(["workflows", "show", "txt2img@9"]) == 4
+    err = capsys.readouterr().err
+    assert "error: txt2img has no version 9" in err and "1.0.0, 1.2.0, 2.0.0" in err
+
+    assert main(["workflows", "lock", "--root", str(root), "--check"]) == 0
+    api = root / "txt2img" / "1.0.0" / "workflow.api.json"
+    api.write_text(api.read_text().replace('"steps": 20', '"steps": 22'))
+    assert main(["workflows", "lock", "--root", str(root)]) == 4
+    assert "released workflow versions changed" in capsys.readouterr().err
+    assert main(["workflows", "lock", "--root", str(root), "--check"]) == 4
