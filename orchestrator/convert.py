@@ -266,7 +266,10 @@ def _widgets_for(spec: InputSpec, node_widgets: list[Widget]) -> list[Widget]:
     if t == "PREVIEW_3D":
         # the 3D viewer of SaveGLB; its stored value (normally "") is sent as is
         return [Widget(spec.name, "", kind="dom")]
-    if t in ("LOAD_3D", "AUDIO_RECORD", "WEBCAM"):
+    if t == "AUDIO_RECORD":
+        # the recorder serializes "" until something was recorded in the browser
+        return [Widget(spec.name, "", kind="record"), Widget(spec.name, "", api=False, kind="button")]
+    if t in ("LOAD_3D", "WEBCAM"):
         raise WorkflowError(
             f"input {spec.name!r} uses the browser-only widget {t}, whose value only exists in a live editor",
             hint="export this workflow with 'Export (API)' from the ComfyUI editor instead",
@@ -525,13 +528,18 @@ class _Converter:
     def _configure_subgraph_node(self, node: Node, saved_inputs: list, saved_outputs: list) -> None:
         sg = node.subgraph
         live = [Slot(i.get("name") or "", i.get("type")) for i in sg.inputs]
-        # LGraphNode.configure copies the saved slots over the live ones by index
-        for idx, s in enumerate(saved_inputs):
-            slot = Slot(s.get("name") or "", s.get("type"), s.get("link"), (s.get("widget") or {}).get("name"))
-            if idx < len(live):
-                live[idx] = slot
-            else:
-                live.append(slot)
+        # the registered subgraph node type merges the saved slots by name (files saved through
+        # "Export (API)" drop unlinked widget slots, so positions cannot be trusted)
+        by_name: dict[str, dict] = {}
+        for s in saved_inputs:
+            by_name.setdefault(s.get("name") or "", s)
+        names = {s.name for s in live}
+        for s in live:
+            if s.name in by_name:
+                s.link = by_name[s.name].get("link")
+        for s in saved_inputs:
+            if (s.get("name") or "") not in names:
+                live.append(Slot(s.get("name") or "", s.get("type"), s.get("link")))
         node.inputs = live
         node.outputs = [Slot(o.get("name") or "", o.get("type")) for o in sg.outputs]
         # promoted widgets: one per input that feeds an inner widget
@@ -758,6 +766,8 @@ class _Converter:
 
     def _serialize_value(self, node: Node, w: Widget) -> Any:
         v = w.value
+        if w.kind == "record":
+            return ""
         if w.upload_folder is not None:
             v = _annotated(v, w)
         if w.multiline and v is not None and not isinstance(v, str):
