@@ -116,8 +116,9 @@ class DGXPixelsBevyExport(io.ComfyNode):
         else:
             raise InvalidArgumentError("connect an image (or a batch of frames) or sheet data to Bevy Export")
         written = "\n".join(str(p) for p in result.paths()) if not result.skipped else result.message
-        text = result.summary()
-        return io.NodeOutput(result.snippet, written, ui={"text": [text]})
+        # Shown on the node (and kept in the history): what was written, and the code to paste.
+        texts = [result.summary()] + ([result.snippet] if result.snippet else [])
+        return io.NodeOutput(result.snippet, written, ui={"text": texts})
 
 
 NODES = [DGXPixelsBevyExport]
