@@ -1,0 +1,430 @@
+"""The ComfyUI client against a real ComfyUI 0.3.75 (the ``comfy_server`` fixture).
+
+Some tests put a small loopback proxy between the client and the server. It forwards every
+HTTP request to the real server and splices the websocket at TCP level, so it can cut the
+socket the way a network failure does, record what the client sends (auth headers, pings),
+or act as a hostile server that renames outputs to path-traversal names.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("requests")
+pytest.importorskip("websocket")
+
+from orchestrator.client import ComfyClient, PromptRejectedError  # noqa: E402
+from orchestrator.config import load_config  # noqa: E402
+from orchestrator.errors import ServerUnreachableError  # noqa: E402
+from orchestrator.run import JobRun, prepare_job, run_workflow, safe_filename  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _sprite(seed: int, size: int = 8) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> Path:
+    Image.fromarray(rgb, "RGB").save(path)
+    return path
+
+
+def postproc_prompt(image: str, scale: int = 2, prefix: str = "client") -> dict:
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "DGXPixelsNearestUpscale", "inputs": {"image": ["2", 0], "scale": scale}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": prefix}},
+    }
+
+
+def slow_prompt(color: int, size: int = 768, radius: int = 12, prefix: str = "slow") -> dict:
+    """A job that takes a moment on CPU (a big blur); ``color`` makes it uncached."""
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": color}},
+        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": radius, "sigma": 4.0}},
+        "3": {"class_type": "ImageScaleBy", "inputs": {"image": ["2", 0], "upscale_method": "nearest-exact", "scale_by": 0.05}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": prefix}},
+    }
+
+
+def expected_pixels(rgb: np.ndarray, scale: int) -> np.ndarray:
+    return np.repeat(np.repeat(255 - rgb, scale, axis=0), scale, axis=1)
+
+
+class LoopbackProxy:
+    """HTTP proxy on 127.0.0.1 in front of a real ComfyUI (see the module docstring)."""
+
+    def __init__(self, upstream: str, *, hostile: bool = False):
+        import requests
+
+        parts = urllib.parse.urlsplit(upstream)
+        self.up_host, self.up_port = parts.hostname, parts.port
+        self.upstream = upstream.rstrip("/")
+        self.hostile = hostile
+        self.renamed: dict[str, tuple[str, str]] = {}
+        self.headers_seen: list[dict] = []
+        self.ws_client_bytes = 0
+        self.ws_connections = 0
+        self._ws_socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._session = requests.Session()
+        self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._srv.bind(("127.0.0.1", 0))
+        self._srv.listen(64)
+        self.port = self._srv.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._stop = True
+        self._srv.close()
+        self.drop_websockets()
+
+    def drop_websockets(self) -> int:
+        with self._lock:
+            socks, self._ws_socks = self._ws_socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        return len(socks)
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self._srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read_head(conn: socket.socket, buf: bytes) -> tuple[bytes, bytes] | None:
+        while b"\r\n\r\n" not in buf:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        return head, rest
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = b""
+        try:
+            while True:
+                got = self._read_head(conn, buf)
+                if got is None:
+                    return
+                head, rest = got
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers = {}
+                for line in lines[1:]:
+                    k, _, v = line.partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                with self._lock:
+                    self.headers_seen.append({"path": target, **headers})
+                if target.startswith("/ws"):
+                    self._splice(conn, head + b"\r\n\r\n" + rest)
+                    return
+                length = int(headers.get("content-length", "0") or 0)
+                while len(rest) < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    rest += chunk
+                body, buf = rest[:length], rest[length:]
+                self._forward(conn, method, target, headers, body)
+        except OSError:
+            return
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def _forward(self, conn, method, target, headers, body) -> None:
+        path, _, query = target.partition("?")
+        if self.hostile and path == "/view":
+            q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+            real = self.renamed.get(q.get("filename", ""))
+            if real is not None:
+                q["filename"], q["subfolder"] = real
+                query = urllib.parse.urlencode(q)
+        fwd = {k: v for k, v in headers.items() if k not in ("host", "content-length", "connection", "accept-encoding")}
+        resp = self._session.request(method, self.upstream + path + (f"?{query}" if query else ""), data=body or None,
+                                     headers=fwd, timeout=60)
+        data = resp.content
+        if self.hostile and path.startswith("/history/") and resp.status_code == 200:
+            doc = resp.json()
+            for entry in doc.values():
+                for ui in (entry.get("outputs") or {}).values():
+                    for items in ui.values():
+                        for it in items if isinstance(items, list) else []:
+                            if isinstance(it, dict) and "filename" in it:
+                                evil = f"../../../../../tmp/{it['filename']}"
+                                self.renamed[evil] = (it["filename"], it.get("subfolder", ""))
+                                it["filename"] = evil
+                                it["subfolder"] = "../../../.."
+            data = json.dumps(doc).encode()
+        ctype = resp.headers.get("Content-Type", "application/octet-stream")
+        out = (f"HTTP/1.1 {resp.status_code} {resp.reason}\r\nContent-Type: {ctype}\r\n"
+               f"Content-Length: {len(data)}\r\nConnection: keep-alive\r\n\r\n").encode() + data
+        conn.sendall(out)
+
+    def _splice(self, client: socket.socket, first: bytes) -> None:
+        up = socket.create_connection((self.up_host, self.up_port))
+        up.sendall(first)
+        with self._lock:
+            self._ws_socks += [client, up]
+            self.ws_connections += 1
+        handshake_done = threading.Event()
+
+        def pump(src, dst, count: bool):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    if count and handshake_done.is_set():
+                        with self._lock:
+                            self.ws_client_bytes += len(data)
+                    if not count:
+                        handshake_done.set()
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        t = threading.Thread(target=pump, args=(up, client, False), daemon=True)
+        t.start()
+        pump(client, up, True)
+        t.join(5)
+        up.close()
+
+
+@pytest.fixture
+def client(comfy_server):
+    c = ComfyClient(comfy_server.url, load_config(servers=[comfy_server.url], environ={}))
+    yield c
+    c.close()
+
+
+# ----------------------------------------------------------------------------- pure
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("ComfyUI_00001_.png", "ComfyUI_00001_.png"),
+        ("../../../../etc/passwd", "passwd"),
+        ("..\\..\\windows\\evil.png", "evil.png"),
+        ("/abs/path/x.png", "x.png"),
+        (".bashrc", "bashrc"),
+        ("..", "output"),
+        ("", "output"),
+        ("con.png", "con_.png"),
+        ("a b;rm -rf $(x).png", "a_b_rm_-rf_x_.png"),
+        ("nul\x00.png", "nul_.png"),
+        ("ok\x00.png", "ok.png"),
+    ],
+)
+def test_safe_filename_strips_every_path_and_odd_character(name, expected):
+    assert safe_filename(name) == expected
+
+
+def test_safe_filename_caps_length():
+    out = safe_filename("x" * 500 + ".png")
+    assert out.endswith(".png") and len(out) <= 120
+
+
+def test_config_masks_token_and_url_password():
+    cfg = load_config(servers=["https://user:hunter2pw@gpu.example:8443"], token="tok-abcdef123", environ={})
+    text = cfg.mask("failed https://user:hunter2pw@gpu.example:8443 with header Bearer tok-abcdef123")
+    assert "hunter2pw" not in text and "tok-abcdef123" not in text
+    assert "***" in text
+    assert cfg.auth_headers() == {"Authorization": "Bearer tok-abcdef123"}
+    cfg2 = load_config(token="k", auth_header="X-Api-Key", environ={})
+    assert cfg2.auth_headers() == {"X-Api-Key": "k"}
+
+
+def test_config_file_env_and_flags_merge(tmp_path):
+    f = tmp_path / "dgx-pixels.toml"
+    f.write_text('[server]\nurls = ["http://a:1", "b:2"]\ntoken_env = "MY_TOK"\n[timeouts]\njob = 7\nping = 3\n[batch]\nin_flight = 9\n')
+    cfg = load_config(f, environ={"MY_TOK": "from-env"})
+    assert cfg.servers == ("http://a:1", "http://b:2")
+    assert cfg.token == "from-env" and cfg.job_timeout == 7 and cfg.ping_interval == 3 and cfg.in_flight == 9
+    cfg = load_config(f, environ={"DGX_PIXELS_SERVER": "http://c:3", "DGX_PIXELS_TOKEN": "t2"}, servers=["http://d:4"])
+    assert cfg.servers == ("http://d:4",) and cfg.token == "t2"
+
+
+def test_unreachable_server_is_a_clear_error_without_secrets():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = load_config(servers=[f"http://user:pw-secret-9@127.0.0.1:{port}"], token="tok-secret-1", environ={})
+    c = ComfyClient(config=cfg)
+    try:
+        with pytest.raises(ServerUnreachableError) as ei:
+            c.queue()
+    finally:
+        c.close()
+    msg = str(ei.value)
+    assert "not reachable" in msg and f"127.0.0.1:{port}" in msg
+    assert "pw-secret-9" not in msg and "tok-secret-1" not in msg
+    assert ei.value.exit_code == 3
+
+
+# ----------------------------------------------------------------------------- live
+
+
+def test_locate_tells_queued_done_and_unknown_apart(client, tmp_path):
+    img = client.upload_image(_png_bytes(_sprite(1)), "client-a.png")
+    prompt = postproc_prompt(img, prefix="locate")
+    assert client.locate("no-such-prompt-id") == ("unknown", None)
+    assert client.history("no-such-prompt-id") is None
+    run = JobRun(client, prepare_job(prompt, fresh=True))
+    pid = run.submit()
+    entry = run.wait()
+    state, h = client.locate(pid)
+    assert state == "done" and h["status"]["status_str"] == "success"
+    assert entry["outputs"]["4"]["images"][0]["filename"].startswith("locate")
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_node_errors_become_one_message_naming_node_type_and_input(client):
+    img = client.upload_image(_png_bytes(_sprite(2)), "client-b.png")
+    prompt = postproc_prompt(img)
+    prompt["3"]["inputs"]["scale"] = 999
+    with pytest.raises(PromptRejectedError) as ei:
+        client.submit(prompt)
+    msg = ei.value.message
+    assert "node 3 (DGXPixelsNearestUpscale)" in msg
+    assert "input 'scale'" in msg
+    assert "999" in msg and "max" in msg
+    assert ei.value.exit_code == 4
+
+
+def test_missing_node_type_is_named(client):
+    img = client.upload_image(_png_bytes(_sprite(3)), "client-c.png")
+    prompt = postproc_prompt(img)
+    prompt["2"]["class_type"] = "DGXPixelsNoSuchNode"
+    with pytest.raises(PromptRejectedError) as ei:
+        client.submit(prompt)
+    assert "node 2 (DGXPixelsNoSuchNode)" in ei.value.message
+    assert "does not exist" in ei.value.message
+
+
+def test_websocket_drop_mid_job_is_survived(comfy_server, tmp_path):
+    proxy = LoopbackProxy(comfy_server.url)
+    cfg = load_config(servers=[proxy.url], environ={})
+    c = ComfyClient(proxy.url, cfg)
+    events = []
+    dropped = []
+
+    def on_event(ev):
+        events.append(ev["event"])
+        if ev["event"] in ("started", "executing") and not dropped:
+            dropped.append(proxy.drop_websockets())
+
+    try:
+        res = run_workflow(slow_prompt(color=int(time.time() * 1000) % 0xFFFFFF, size=384, radius=6),
+                           client=c, out_dir=tmp_path / "out", on_event=on_event)
+    finally:
+        c.close()
+        proxy.close()
+    assert dropped and dropped[0] >= 2  # both ends of the spliced socket were cut
+    assert "reconnecting" in events
+    assert proxy.ws_connections >= 2
+    assert res.resubmitted == 0  # the server still knew the job: recovered, not resubmitted
+    assert len(res.outputs) == 1 and Path(res.outputs[0].path).is_file()
+    assert events.count("submitted") == 1 and events[-1] == "output"
+
+
+def test_hostile_output_names_stay_inside_the_output_folder(comfy_server, tmp_path):
+    proxy = LoopbackProxy(comfy_server.url, hostile=True)
+    c = ComfyClient(proxy.url, load_config(servers=[proxy.url], environ={}))
+    rgb = _sprite(4)
+    src = _write_png(tmp_path / "in.png", rgb)
+    out = tmp_path / "deep" / "out"
+    try:
+        res = run_workflow(postproc_prompt(str(src), scale=3, prefix="hostile"), client=c, out_dir=out, fresh=True)
+    finally:
+        c.close()
+        proxy.close()
+    assert proxy.renamed, "the proxy did rename the outputs"
+    f = res.outputs[0]
+    assert f.server_filename.startswith("../../../../../tmp/")
+    p = Path(f.path)
+    assert p.parent == out.resolve() and p.name == safe_filename(f.server_filename)
+    assert not (Path("/tmp") / p.name).exists() or (Path("/tmp") / p.name).stat().st_mtime < time.time() - 60
+    assert sorted(x.name for x in out.iterdir()) == [p.name]
+    assert not any(x.name.endswith(".png") for x in tmp_path.iterdir() if x.name != "in.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(p).convert("RGB")), expected_pixels(rgb, 3))
+
+
+def test_token_is_sent_on_http_and_websocket_and_pings_keep_the_socket(comfy_server):
+    proxy = LoopbackProxy(comfy_server.url)
+    cfg = load_config(servers=[proxy.url], token="tok-live-test-42", environ={}).with_overrides(ping_interval=0.2)
+    c = ComfyClient(proxy.url, cfg)
+    try:
+        assert c.events.wait_connected(10)
+        c.queue()
+        time.sleep(1.2)
+        assert c.events.connects == 1  # idle but alive: no reconnect
+    finally:
+        c.close()
+        proxy.close()
+    http = [h for h in proxy.headers_seen if h["path"].startswith("/queue")]
+    ws = [h for h in proxy.headers_seen if h["path"].startswith("/ws")]
+    assert http and http[0].get("authorization") == "Bearer tok-live-test-42"
+    assert ws and ws[0].get("authorization") == "Bearer tok-live-test-42"
+    # Pings are the only frames the client sends after the handshake.
+    assert proxy.ws_client_bytes >= 3 * 6
+
+
+def test_cached_prompt_returns_the_earlier_outputs_and_fresh_runs_again(client, tmp_path):
+    rgb = _sprite(5)
+    src = _write_png(tmp_path / "c.png", rgb)
+    prompt = postproc_prompt(str(src), scale=2, prefix=f"cache{os.getpid()}")
+    first = run_workflow(prompt, client=client, out_dir=tmp_path / "o1", fresh=True)
+    # The same prompt twice: the second answer comes from ComfyUI's cache (no new file).
+    again = run_workflow(prompt, client=client, out_dir=tmp_path / "o2")
+    again2 = run_workflow(prompt, client=client, out_dir=tmp_path / "o3")
+    assert again2.cached and again2.outputs[0].server_filename == again.outputs[0].server_filename
+    assert again2.outputs[0].sha256 == again.outputs[0].sha256
+    fresh = run_workflow(prompt, client=client, out_dir=tmp_path / "o4", fresh=True)
+    assert not fresh.cached
+    assert fresh.outputs[0].server_filename != again2.outputs[0].server_filename
+    for r in (first, again2, fresh):
+        np.testing.assert_array_equal(np.asarray(Image.open(r.outputs[0].path).convert("RGB")), expected_pixels(rgb, 2))
+    assert hashlib.sha256(Path(fresh.outputs[0].path).read_bytes()).hexdigest() == fresh.outputs[0].sha256
