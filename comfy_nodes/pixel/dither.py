@@ -12,7 +12,7 @@ never adds noise to pixels that already sit on a palette colour.
 Error diffusion is sequential in raster order. It runs as a wavefront: every pixel on the line
 x + 2y = t depends only on pixels with a smaller t for both kernels used here, so each of the
 W + 2H steps handles a whole anti-diagonal with numpy, giving the same result as a pixel loop.
-Transparent pixels neither send nor receive error.
+Transparent pixels pass on no error (what they would receive is discarded with them).
 """
 from __future__ import annotations
 
@@ -62,15 +62,24 @@ def bayer_matrix(n: int) -> np.ndarray:
 
 def _two_nearest(lab: np.ndarray, pal_lab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each row of ``lab``: nearest index, second nearest index, position t along c1->c2."""
-    d = ((lab[:, None, :] - pal_lab[None, :, :]) ** 2).sum(axis=2)
+    from .palette import _dot3
+
+    m = lab.shape[0]
     if pal_lab.shape[0] == 1:
-        z = np.zeros(lab.shape[0], dtype=np.intp)
-        return z, z, np.zeros(lab.shape[0])
-    part = np.argpartition(d, 1, axis=1)[:, :2]
-    d2 = np.take_along_axis(d, part, axis=1)
-    swap = d2[:, 1] < d2[:, 0]
-    i1 = np.where(swap, part[:, 1], part[:, 0])
-    i2 = np.where(swap, part[:, 0], part[:, 1])
+        z = np.zeros(m, dtype=np.intp)
+        return z, z, np.zeros(m)
+    i1 = np.empty(m, dtype=np.intp)
+    i2 = np.empty(m, dtype=np.intp)
+    p2 = (pal_lab**2).sum(axis=1)
+    pt = -2.0 * pal_lab.T
+    chunk = max(1, 2_000_000 // pal_lab.shape[0])
+    for s in range(0, m, chunk):
+        d = _dot3(lab[s : s + chunk], pt)
+        d += p2
+        a = np.argmin(d, axis=1)
+        d[np.arange(d.shape[0]), a] = np.inf
+        i1[s : s + chunk] = a
+        i2[s : s + chunk] = np.argmin(d, axis=1)
     c1, c2 = pal_lab[i1], pal_lab[i2]
     seg = c2 - c1
     denom = (seg**2).sum(axis=1)
@@ -96,49 +105,55 @@ def ordered(img: np.ndarray, mask: np.ndarray, pal_lab: np.ndarray, size: int, s
     return idx
 
 
-def _wavefronts(h: int, w: int):
-    """Yield (ys, xs) of the pixels on each line x + 2y = t, t = 0 .. w-1 + 2(h-1)."""
-    ys_all = np.arange(h)
-    for t in range(w + 2 * (h - 1)):
-        ys = ys_all[(t - 2 * ys_all >= 0) & (t - 2 * ys_all < w)]
-        if ys.size:
-            yield ys, t - 2 * ys
-
-
 def error_diffusion(img: np.ndarray, mask: np.ndarray, pal_lab: np.ndarray, mode: str, strength: float) -> np.ndarray:
     """Palette indices (H, W) by Floyd-Steinberg or Atkinson error diffusion in OKLab.
 
     ``strength`` 0..1 scales the error passed on (0 = nearest colour, 1 = full diffusion).
+
+    Pixel (y, x) lies on wavefront u = x + 2y. The pixels of one wavefront sit in the flat
+    image at a fixed stride (W - 2), so each step reads and writes them with strided slices;
+    pending error lives in a ring of 5 wavefront columns (the kernels reach u + 4 at most),
+    indexed by row. Slots are cleared after use; error aimed outside the image lands in cells
+    that are never read.
     """
+    from .palette import _dot3
+
     kernel = KERNELS[mode]
     h, w = img.shape[:2]
     idx = np.zeros((h, w), dtype=np.intp)
     if not mask.any():
         return idx
     lab = srgb_to_oklab(img[..., :3]).reshape(-1, 3)
-    pad = 2
-    stride = w + 2 * pad
-    # Flat error buffer with a margin so kernel taps never need bounds checks.
-    err = np.zeros(((h + pad) * stride, 3), dtype=np.float64)
-    taps = [(dy * stride + dx, wt) for dy, dx, wt in kernel]
-    p2 = (pal_lab**2).sum(axis=1)
-    pal_t2 = 2.0 * pal_lab.T
+    keep = mask.reshape(-1).astype(np.float64)
     flat_idx = idx.reshape(-1)
-    flat_mask = mask.reshape(-1)
-    for ys, xs in _wavefronts(h, w):
-        pix = ys * w + xs
-        keep = flat_mask[pix]
-        if not keep.all():
-            if not keep.any():
-                continue
-            ys, xs, pix = ys[keep], xs[keep], pix[keep]
-        epos = ys * stride + xs + pad
-        val = lab[pix] + err[epos]
-        q = np.argmin(p2 - val @ pal_t2, axis=1)
-        flat_idx[pix] = q
+    span = 5
+    assert all(dx + 2 * dy < span for dy, dx, _ in kernel)
+    ring = np.zeros((span, h + 2, 3), dtype=np.float64)
+    p2 = (pal_lab**2).sum(axis=1)
+    pt = -2.0 * pal_lab.T
+    taps = [(dy, (dx + 2 * dy), wt * strength) for dy, dx, wt in kernel]
+    stride = w - 2
+    for u in range(w + 2 * (h - 1)):
+        ylo = max(0, (u - (w - 1) + 1) // 2)
+        yhi = min(h - 1, u // 2)
+        n = yhi - ylo + 1
+        if n <= 0:
+            continue
+        start = u + ylo * stride
+        if stride > 0:
+            sel = slice(start, start + (n - 1) * stride + 1, stride)
+        else:  # 1- and 2-pixel-wide images: the stride is 0 or negative, use an index array
+            sel = start + np.arange(n) * stride
+        cur = ring[u % span]
+        val = lab[sel] + cur[ylo : yhi + 1]
+        d = _dot3(val, pt)
+        d += p2
+        q = np.argmin(d, axis=1)
+        flat_idx[sel] = q
         e = val - pal_lab[q]
-        if strength != 1.0:
-            e *= strength
-        for off, wt in taps:
-            err[epos + off] += wt * e
+        e *= keep[sel][:, None]  # transparent pixels pass on no error
+        for dy, du, wt in taps:
+            ring[(u + du) % span][ylo + dy : yhi + dy + 1] += wt * e
+        cur[:] = 0.0
     return idx
+

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Speed of the palette and cleanup core on one CPU core.
+
+    python bench/palette_bench.py               # table on stdout
+    python bench/palette_bench.py --json out.json --repeat 7
+
+Inputs are generated (deterministic, no files needed):
+
+* ``sprite256``: a 256x256 true-resolution sprite, 24 colours, on transparency (what the
+  post-process sees after grid snap);
+* ``frame1024``: the same sprite enlarged x4 to 1024x1024 with soft edges and noise, on an opaque
+  backdrop (a raw diffusion-style frame: ~100k distinct colours, the worst case);
+* ``flat1024``: the sprite enlarged x4 with nearest neighbour (few colours, 1024x1024).
+
+Every operation runs ``--repeat`` times; the median wall time is reported in milliseconds.
+BLAS/OpenMP threads are pinned to 1 before numpy loads, so the numbers are single-core.
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from comfy_nodes.pixel import cleanup as C  # noqa: E402
+from comfy_nodes.pixel.palette import adaptive_palette, quantize  # noqa: E402
+from comfy_nodes.pixel.palettes_builtin import builtin  # noqa: E402
+
+
+def make_inputs(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n = 256
+    yy, xx = np.mgrid[0:n, 0:n]
+    pal = rng.integers(0, 256, (24, 3)).astype(np.uint8)
+    # Blobby regions: colour index from a coarse random field, enlarged with nearest neighbour.
+    coarse = rng.integers(0, 24, (n // 8, n // 8))
+    idx = np.repeat(np.repeat(coarse, 8, axis=0), 8, axis=1)
+    sprite = np.zeros((n, n, 4), np.uint8)
+    sprite[..., :3] = pal[idx]
+    inside = (yy - n / 2) ** 2 / (0.42 * n) ** 2 + (xx - n / 2) ** 2 / (0.36 * n) ** 2 < 1
+    sprite[..., 3] = np.where(inside, 255, 0)
+    sprite[~inside] = 0
+    flat = np.repeat(np.repeat(sprite, 4, axis=0), 4, axis=1)
+    frame = flat.astype(np.float64)
+    frame[flat[..., 3] == 0, :3] = (235, 235, 240)
+    frame[..., 3] = 255
+    # Soft edges: a 3x3 box blur on colour, then noise, as a diffusion model would leave.
+    rgb = frame[..., :3]
+    blur = sum(np.roll(np.roll(rgb, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9.0
+    frame[..., :3] = blur + rng.normal(0, 3.0, blur.shape)
+    frame = np.clip(np.round(frame), 0, 255).astype(np.uint8)
+    return {"sprite256": sprite, "frame1024": frame, "flat1024": flat}
+
+
+def timed(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=5, help="runs per operation (median reported)")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = ap.parse_args(argv)
+
+    t = time.perf_counter()
+    import sklearn.cluster  # noqa: F401  (timed once: the first adaptive palette pays it)
+
+    sklearn_import_ms = (time.perf_counter() - t) * 1000.0
+    imgs = make_inputs()
+    db32 = builtin("dawnbringer-32")
+    rows = []
+    for name, img in imgs.items():
+        distinct = len(np.unique(img[..., :3][img[..., 3] > 0].reshape(-1, 3), axis=0))
+        pal16 = adaptive_palette(img, 16, seed=0)
+        q = quantize(img, pal16)
+        bg = C.remove_background(img)
+        ops = {
+            "adaptive_palette k=16": lambda: adaptive_palette(img, 16, seed=0),
+            "adaptive_palette auto": lambda: adaptive_palette(img, None, seed=0),
+            "quantize db32 none": lambda: quantize(img, db32),
+            "quantize db32 bayer4": lambda: quantize(img, db32, dither="bayer4"),
+            "quantize db32 floyd-steinberg": lambda: quantize(img, db32, dither="floyd-steinberg"),
+            "quantize db32 atkinson": lambda: quantize(img, db32, dither="atkinson"),
+            "remove_background": lambda: C.remove_background(img),
+            "remove_strays (quantised)": lambda: C.remove_strays(q),
+            "add_outline": lambda: C.add_outline(bg),
+            "trim": lambda: C.trim(bg, padding=1),
+        }
+        for op, fn in ops.items():
+            reps = max(1, args.repeat if "auto" not in op else min(args.repeat, 3))
+            ms = timed(fn, reps)
+            rows.append({"input": name, "size": f"{img.shape[1]}x{img.shape[0]}", "distinct_colours": distinct,
+                         "op": op, "ms": round(ms, 2)})
+
+    print(f"sklearn import (once per process): {sklearn_import_ms:.0f} ms")
+    print(f"{'input':<10} {'size':>9} {'colours':>8}  {'operation':<32} {'ms':>9}")
+    for r in rows:
+        print(f"{r['input']:<10} {r['size']:>9} {r['distinct_colours']:>8}  {r['op']:<32} {r['ms']:>9.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"sklearn_import_ms": round(sklearn_import_ms, 1), "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
