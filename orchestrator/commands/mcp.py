@@ -1,0 +1,44 @@
+"""``dgx-pixels mcp``: the MCP server for AI assistants (stdio, or streamable HTTP)."""
+from __future__ import annotations
+
+HELP = "serve the tools over the Model Context Protocol (stdio by default, or --http HOST:PORT)"
+DESCRIPTION = (
+    "Starts an MCP server that lets an assistant list workflows, generate sprites on ComfyUI "
+    "straight into a Bevy project's assets/, snap and quantize images offline, deploy files and "
+    "list deployed assets with their provenance. Every path is confined to the --bevy-root folders."
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--bevy-root", action="append", metavar="DIR", required=True,
+                   help="a Bevy project (or a folder of projects) the server may read and write; repeatable")
+    p.add_argument("--server", action="append", metavar="URL",
+                   help="ComfyUI server URL (default: $DGX_PIXELS_SERVER or http://127.0.0.1:8188)")
+    p.add_argument("--http", metavar="HOST:PORT",
+                   help="serve streamable HTTP on this address (at /mcp) instead of stdio, e.g. 127.0.0.1:8765")
+    p.add_argument("--timeout", type=float, default=None, help="seconds a generate job may take (default: no limit)")
+
+
+def run(args) -> int:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+    from orchestrator.config import load_config
+    from orchestrator.mcp_server import ServerSettings, build_server
+
+    cfg = load_config(servers=args.server or None)
+    with tempfile.TemporaryDirectory(prefix="dgx-pixels-mcp-") as tmp:
+        settings = ServerSettings(servers=list(cfg.servers), bevy_roots=[Path(r) for r in args.bevy_root],
+                                  out_dir=Path(tmp), timeout=args.timeout)
+        server = build_server(settings)
+        if args.http:
+            host, _, port = args.http.rpartition(":")
+            if not host or not port.isdigit():
+                raise InvalidArgumentError(f"--http {args.http!r} is not HOST:PORT", hint="e.g. --http 127.0.0.1:8765")
+            server.run(transport="http", host=host, port=int(port), show_banner=False)
+        else:
+            os.environ.setdefault("FASTMCP_LOG_LEVEL", "WARNING")
+            server.run(transport="stdio", show_banner=False)
+    return 0

@@ -1,0 +1,555 @@
+"""MCP server: lets an assistant generate sprites straight into a Bevy game.
+
+Built with FastMCP on the orchestrator and the pixel core (the same functions as the CLI).
+Configuration is fixed at start: the ComfyUI server URL(s) and the Bevy project roots the
+server may touch. Every path a tool receives is confined to those roots (no ``..``, no
+absolute path elsewhere, no symlink leading out); the server reads and writes nothing else.
+Errors come back as MCP tool errors carrying the CLI's message and hint.
+
+Long jobs run in a worker thread; their progress is relayed as MCP progress notifications
+and kept in a job table that ``job_status`` and ``cancel`` read.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastmcp import Context, FastMCP
+from fastmcp.exceptions import ToolError
+from fastmcp.tools.base import ToolResult
+from mcp.types import ImageContent, TextContent
+
+from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError, PathEscapeError
+
+# Previews are small on purpose: an assistant needs to see the sprite, not a 4K image.
+PREVIEW_MAX_SIDE = 256
+
+
+@dataclass
+class ServerSettings:
+    """What the MCP server may do: where ComfyUI is and which Bevy projects it may touch."""
+
+    servers: list[str]
+    bevy_roots: list[Path]
+    out_dir: Path  # where job outputs are downloaded before deployment (a temp folder)
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.bevy_roots:
+            raise InvalidArgumentError("the MCP server needs at least one Bevy project root",
+                                       hint="pass --bevy-root DIR (repeatable)")
+        roots = []
+        for r in self.bevy_roots:
+            p = Path(os.path.expanduser(str(r)))
+            if not p.is_dir():
+                raise InvalidArgumentError(f"Bevy root {p} is not a folder", hint="create it or fix --bevy-root")
+            roots.append(Path(os.path.realpath(p)))
+        self.bevy_roots = roots
+
+
+@dataclass
+class Job:
+    """A generate job: its state, last progress and result, and its cancel switch."""
+
+    id: str
+    workflow: str
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    progress: float = 0.0
+    total: float = 0.0
+    message: str = ""
+    node: str | None = None
+    result: dict | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def status(self) -> dict:
+        return {
+            "id": self.id, "workflow": self.workflow, "state": self.state, "progress": self.progress,
+            "total": self.total, "message": self.message, "node": self.node, "error": self.error,
+            "result": self.result, "elapsed_s": round((self.finished or time.time()) - self.started, 3),
+        }
+
+
+def _inside(child: Path, root: Path) -> bool:
+    return child == root or root in child.parents
+
+
+class Confinement:
+    """Resolves every path a tool receives against the configured roots, or refuses it."""
+
+    def __init__(self, roots: list[Path]):
+        self.roots = roots
+
+    def _describe(self) -> str:
+        return ", ".join(str(r) for r in self.roots)
+
+    def project(self, name_or_path: str) -> Path:
+        """A Bevy project: a configured root, a folder inside one, or a root's folder name."""
+        from comfy_nodes.pixel.safepath import RootConfig, resolve_project
+
+        return resolve_project(name_or_path, RootConfig(tuple(self.roots), None, ("--bevy-root",)))
+
+    def file(self, path: str, *, must_exist: bool = True) -> Path:
+        """A file named by the user: absolute inside a root, or relative to the first root."""
+        from comfy_nodes.pixel.safepath import confine
+
+        text = (path or "").strip()
+        if not text:
+            raise InvalidArgumentError("no file path given")
+        expanded = os.path.expanduser(text)
+        if os.path.isabs(expanded):
+            real = Path(os.path.realpath(expanded))
+            if not any(_inside(real, r) for r in self.roots):
+                raise PathEscapeError(f"refusing {text!r}: it is outside the allowed Bevy roots ({self._describe()})",
+                                      hint="name a file inside one of the roots the server was started with")
+            target = real
+        else:
+            target = confine(self.roots[0], text)
+        if must_exist and not target.is_file():
+            raise InvalidArgumentError(f"file not found: {target}")
+        return target
+
+
+def _preview_png(rgba) -> bytes:
+    """A nearest-upscaled PNG no larger than PREVIEW_MAX_SIDE (or the image itself if larger)."""
+    from comfy_nodes.pixel.imageio import png_bytes, upscale_nearest
+
+    h, w = rgba.shape[:2]
+    scale = max(1, PREVIEW_MAX_SIDE // max(h, w))
+    return png_bytes(upscale_nearest(rgba, scale))
+
+
+def _tool_error(exc: DgxPixelsError) -> ToolError:
+    text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+    return ToolError(text)
+
+
+class PixelMCP:
+    """The tools, resources and job table of one MCP server instance."""
+
+    def __init__(self, settings: ServerSettings):
+        self.settings = settings
+        self.paths = Confinement(settings.bevy_roots)
+        self.jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    # --- workflows -------------------------------------------------------------------------
+
+    def list_workflows(self) -> list[dict]:
+        from orchestrator.workflows import load_registry
+
+        out = []
+        for wf in load_registry().list():
+            out.append({"name": wf.name, "version": wf.version, "ref": f"{wf.name}@{wf.version}",
+                        "description": wf.description, "parameters": sorted(wf.params)})
+        return out
+
+    def describe_workflow(self, name: str) -> dict:
+        from orchestrator.workflows import load_registry
+
+        wf = load_registry().get(name)
+        params = {}
+        for pname, p in wf.params.items():
+            params[pname] = {k: v for k, v in _param_dict(p).items() if v is not None}
+        return {"name": wf.name, "version": wf.version, "ref": f"{wf.name}@{wf.version}",
+                "description": wf.description, "parameters": params,
+                "models": [_plain(m) for m in wf.models], "required_nodes": sorted(wf.required_nodes)}
+
+    # --- generate --------------------------------------------------------------------------
+
+    def start_job(self, workflow: str, params: dict | None, bevy_project: str, asset_path: str,
+                  animations: str | None = None) -> Job:
+        """Validate everything that can be validated up front, then run the job in a thread."""
+        from comfy_nodes.pixel.safepath import check_relative
+        from orchestrator.run import prepare_job
+
+        project = self.paths.project(bevy_project)
+        check_relative(asset_path, project / "assets")
+        if not asset_path.lower().endswith(".png"):
+            raise InvalidArgumentError(f"asset path {asset_path!r} must end in .png", hint="e.g. sprites/knight.png")
+        spec = prepare_job(workflow, self._confine_files(workflow, dict(params or {})))
+        job = Job(id=uuid.uuid4().hex[:12], workflow=spec.workflow or workflow)
+        with self._lock:
+            self.jobs[job.id] = job
+        threading.Thread(target=self._run_job, args=(job, spec, project, asset_path, animations),
+                         name=f"dgx-pixels-job-{job.id}", daemon=True).start()
+        return job
+
+    def _confine_files(self, workflow: str, params: dict) -> dict:
+        """Image-file parameters are uploaded from this machine: only files inside the roots."""
+        from orchestrator.workflows import load_registry
+
+        try:
+            declared = load_registry().get(workflow).params
+        except DgxPixelsError:
+            return params  # prepare_job reports the unknown workflow with its own message
+        for name, value in params.items():
+            p = declared.get(name)
+            if p is not None and getattr(p, "type", None) == "image-file" and isinstance(value, str):
+                params[name] = str(self.paths.file(value))
+        return params
+
+    def _run_job(self, job: Job, spec, project: Path, asset_path: str, animations: str | None) -> None:
+        from orchestrator.run import JobCancelledError, run_workflow
+
+        def on_event(ev: dict) -> None:
+            kind = ev.get("event")
+            if kind == "progress":
+                job.progress, job.total = float(ev.get("value", 0)), float(ev.get("max", 0) or 0)
+            if ev.get("node") is not None:
+                job.node = str(ev.get("node"))
+            job.message = _event_text(ev)
+
+        job.state = "running"
+        try:
+            result = run_workflow(spec.workflow or spec.prompt, spec.params, spec=spec,
+                                  server=self.settings.servers[0], out_dir=self.settings.out_dir / job.id,
+                                  on_event=on_event, cancel=job.cancel, timeout=self.settings.timeout)
+            job.message = "deploying"
+            job.result = deploy_result(result, project, asset_path, animations=animations)
+            job.state = "done"
+            job.message = "done"
+        except JobCancelledError:
+            job.state, job.error = "cancelled", "cancelled"
+        except DgxPixelsError as exc:
+            job.state = "failed"
+            job.error = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+        except Exception as exc:  # a worker thread must always leave a readable state behind
+            job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            job.finished = time.time()
+            job.done.set()
+
+    def job_status(self, job_id: str) -> dict:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise InvalidArgumentError(f"no job with id {job_id!r}",
+                                       hint="ids come from generate(wait=False); known: " + (", ".join(self.jobs) or "none"))
+        return job.status()
+
+    def cancel(self, job_id: str) -> dict:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise InvalidArgumentError(f"no job with id {job_id!r}")
+        if job.state in ("queued", "running"):
+            job.cancel.set()
+            job.done.wait(30)
+        return job.status()
+
+    # --- offline pixel core ----------------------------------------------------------------
+
+    def snap_image(self, path: str, output: str | None = None, cell: float | None = None,
+                   width: int | None = None, height: int | None = None, colors: int | None = None,
+                   palette: str | None = None, transparent_background: bool = False) -> tuple[dict, bytes]:
+        from comfy_nodes.pixel import grid
+        from comfy_nodes.pixel.imageio import load_image, save_png
+
+        src = self.paths.file(path)
+        dst = self.paths.file(output, must_exist=False) if output else None
+        rgba = load_image(src)
+        res = grid.snap(rgba, cell=cell, width=width, height=height,
+                        background="transparent" if transparent_background else "keep", source=str(src))
+        img = res.image
+        if colors is not None or palette is not None:
+            img = _reduce(img, colors, palette, self.paths)
+        info = {"input": str(src), "width": int(img.shape[1]), "height": int(img.shape[0]),
+                "grid": res.grid.to_dict()}
+        if dst is not None:
+            save_png(img, dst)
+            info["output"] = str(dst)
+        return info, _preview_png(img)
+
+    def quantize_image(self, path: str, palette: str, output: str | None = None, dither: str = "none",
+                       colors: int | None = None) -> tuple[dict, bytes]:
+        from comfy_nodes.pixel.imageio import load_image, save_png
+
+        src = self.paths.file(path)
+        dst = self.paths.file(output, must_exist=False) if output else None
+        img = _reduce(load_image(src), colors, palette, self.paths, dither=dither)
+        info = {"input": str(src), "width": int(img.shape[1]), "height": int(img.shape[0]), "palette": palette}
+        if dst is not None:
+            save_png(img, dst)
+            info["output"] = str(dst)
+        return info, _preview_png(img)
+
+    def list_palettes(self) -> list[dict]:
+        from comfy_nodes.pixel import palettes_builtin
+
+        out = []
+        for name in palettes_builtin.list_builtin():
+            pal = palettes_builtin.builtin(name)
+            out.append({"name": pal.name, "colors": len(pal.colors), "source": pal.source})
+        return out
+
+    # --- Bevy projects ---------------------------------------------------------------------
+
+    def deploy(self, file: str, bevy_project: str, asset_path: str, overwrite: str = "replace") -> dict:
+        from comfy_nodes.pixel.bevy_export import resolve_bevy_version, rust_snippet
+        from orchestrator.deploy import deploy_file
+
+        src = self.paths.file(file)
+        project = self.paths.project(bevy_project)
+        d = deploy_file(src, project, asset_path, overwrite=overwrite)
+        version = resolve_bevy_version(project)
+        return {"asset_path": d.asset_path, "written": _written(project, d.path),
+                "snippet": rust_snippet(None, d.asset_path, version)}
+
+    def list_assets(self, bevy_project: str) -> dict:
+        from comfy_nodes.pixel.asset_manifest import read_manifest
+
+        project = self.paths.project(bevy_project)
+        return {"project": str(project), "manifest": read_manifest(project)}
+
+
+def _param_dict(p: Any) -> dict:
+    if isinstance(p, dict):
+        return dict(p)
+    keys = ("type", "default", "help", "min", "max", "choices")
+    return {k: _plain(getattr(p, k, None)) for k in keys}
+
+
+def _plain(v: Any) -> Any:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(v) and not isinstance(v, type):
+        return asdict(v)
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _event_text(ev: dict) -> str:
+    kind = ev.get("event", "")
+    if kind == "progress":
+        return f"node {ev.get('node')}: step {ev.get('value')}/{ev.get('max')}"
+    if ev.get("node") is not None:
+        return f"{kind} node {ev.get('node')}"
+    return str(kind)
+
+
+def _reduce(img, colors: int | None, palette: str | None, paths: Confinement, dither: str = "none"):
+    from comfy_nodes.pixel import palette as P
+    from comfy_nodes.pixel import palettes_builtin
+
+    if palette:
+        known = {n.lower() for n in palettes_builtin.list_builtin()}
+        pal = P.resolve_palette(palette if palette.lower() in known or "/" not in palette and "." not in palette
+                                else str(paths.file(palette)))
+    elif colors is not None:
+        pal = P.adaptive_palette([img], colors, seed=0)
+    else:
+        raise InvalidArgumentError("give a palette name or file, or a number of colours")
+    return P.quantize(img, pal, dither=dither)
+
+
+def _written(project: Path, png_path: str) -> list[str]:
+    png = Path(png_path)
+    files = sorted(f for f in png.parent.glob(png.stem + ".*") if f.is_file())
+    return [str(f.relative_to(project)) for f in files]
+
+
+def deploy_result(result, project: Path, asset_path: str, *, animations: str | None = None) -> dict:
+    """Deploy a finished job: several frames become one sheet with an atlas; one image a sprite.
+
+    Returns the written files (relative to the project), the Rust snippet for the project's Bevy
+    version and a small preview PNG (bytes, under ``preview``).
+    """
+    from comfy_nodes.pixel.bevy_export import export_sheet, resolve_bevy_version, rust_snippet
+    from comfy_nodes.pixel.imageio import load_image
+    from orchestrator.deploy import build_provenance, deploy_outputs
+
+    images = [o for o in result.outputs if o.path.lower().endswith(".png")]
+    if len(images) > 1:
+        frames = [load_image(o.path) for o in images]
+        stem = Path(asset_path).stem
+        spec = animations or f"{stem}:0-{len(frames) - 1}@8"
+        res = export_sheet(project, asset_path, frames, animations=spec, overwrite="replace",
+                           provenance=build_provenance(result, images[0]))
+        return {"asset_path": res.asset_path, "written": [str(f.path.relative_to(project)) for f in res.files],
+                "snippet": res.snippet, "preview": _preview_png(res.sheet.image if res.sheet else frames[0])}
+    deployed = deploy_outputs(result, project, asset_path, overwrite="replace")
+    version = resolve_bevy_version(project)
+    first = deployed[0]
+    return {"asset_path": first.asset_path, "written": _written(project, first.path),
+            "snippet": rust_snippet(None, first.asset_path, version),
+            "preview": _preview_png(load_image(first.path))}
+
+
+def build_server(settings: ServerSettings):
+    """The FastMCP server object with every tool and resource registered."""
+    import json
+
+    core = PixelMCP(settings)
+    mcp = FastMCP(
+        "dgx-pixels",
+        instructions=(
+            "Generates true-grid pixel art with ComfyUI and deploys it into Bevy projects. "
+            "Use list_workflows / describe_workflow to see what can be generated, then generate(...) "
+            "with a Bevy project and an asset path like 'sprites/knight.png'; the result names the "
+            "files written and gives Rust code that loads them. Allowed Bevy projects: "
+            + ", ".join(str(r) for r in settings.bevy_roots)
+        ),
+    )
+
+    def guarded(fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DgxPixelsError as exc:
+            raise _tool_error(exc) from None
+
+    def with_preview(info: dict, png: bytes) -> ToolResult:
+        import base64
+
+        return ToolResult(
+            content=[TextContent(type="text", text=json.dumps(info, indent=1, default=str)),
+                     ImageContent(type="image", data=base64.b64encode(png).decode("ascii"), mimeType="image/png")],
+            structured_content=info,
+        )
+
+    @mcp.tool
+    def list_workflows() -> list[dict]:
+        """List the versioned workflows (name, newest version, description, parameter names)."""
+        return guarded(core.list_workflows)
+
+    @mcp.tool
+    def describe_workflow(name: str) -> dict:
+        """Describe one workflow: its parameters with type, default, range and help, and the models it needs.
+
+        name: 'sprite', 'animation', 'tileset', 'pixelize', 'cleanup', optionally with '@version'.
+        """
+        return guarded(core.describe_workflow, name)
+
+    @mcp.tool
+    async def generate(
+        workflow: str,
+        bevy_project: str,
+        asset_path: str,
+        params: dict[str, Any] | None = None,
+        animations: str | None = None,
+        wait: bool = True,
+        ctx: Context | None = None,
+    ) -> ToolResult:
+        """Run a workflow on ComfyUI and deploy the result into a Bevy project's assets/ folder.
+
+        workflow: 'name' or 'name@version' (see list_workflows).
+        bevy_project: a configured Bevy project (its folder path or folder name).
+        asset_path: where to put it under assets/, e.g. 'sprites/knight.png' (what asset_server.load takes).
+        params: workflow parameters, e.g. {"prompt": "a knight", "seed": 7, "frames": 4}.
+        animations: for several frames, named animations like 'idle:0-3@8, walk:4-7@12'.
+        wait: false returns a job id at once (poll job_status, stop with cancel).
+        Returns the files written (PNG, .meta, atlas JSON), Rust code for the project's Bevy
+        version, and a nearest-upscaled preview image.
+        """
+        job = guarded(core.start_job, workflow, params, bevy_project, asset_path, animations)
+        if not wait:
+            return ToolResult(content=[TextContent(type="text", text=json.dumps({"job_id": job.id, "state": job.state}))],
+                              structured_content={"job_id": job.id, "state": job.state})
+        last = None
+        while not job.done.is_set():
+            await asyncio.sleep(0.05)
+            now = (job.progress, job.total, job.message)
+            if ctx is not None and now != last:
+                last = now
+                total = job.total or None
+                await ctx.report_progress(job.progress, total, job.message)
+        if job.state != "done":
+            raise ToolError(f"job {job.id} {job.state}: {job.error}")
+        info = {k: v for k, v in job.result.items() if k != "preview"}
+        info["job_id"] = job.id
+        info["bevy_project"] = str(core.paths.project(bevy_project))
+        return with_preview(info, job.result["preview"])
+
+    @mcp.tool
+    def job_status(job_id: str) -> dict:
+        """State of a generate job: queued, running (with progress), done (with result), failed or cancelled."""
+        status = guarded(core.job_status, job_id)
+        if status.get("result"):
+            status["result"] = {k: v for k, v in status["result"].items() if k != "preview"}
+        return status
+
+    @mcp.tool
+    def cancel(job_id: str) -> dict:
+        """Cancel a running generate job; the job is also interrupted on the ComfyUI server."""
+        status = guarded(core.cancel, job_id)
+        if status.get("result"):
+            status["result"] = {k: v for k, v in status["result"].items() if k != "preview"}
+        return status
+
+    @mcp.tool
+    def snap_image(
+        path: str,
+        output: str | None = None,
+        cell: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        colors: int | None = None,
+        palette: str | None = None,
+        transparent_background: bool = False,
+    ) -> ToolResult:
+        """Snap AI pseudo pixel art to its true pixel grid (offline, no ComfyUI needed).
+
+        path: the input image, inside an allowed Bevy project (absolute, or relative to the first one).
+        output: optional PNG path to write the true-resolution sprite to (same rules).
+        cell: force the fake-pixel size in source pixels; width/height: force the true size.
+        colors: reduce to N colours; palette: a built-in palette name (see list_palettes) or a palette file.
+        transparent_background: turn the background colour connected to the border transparent.
+        Returns the detected grid and a nearest-upscaled preview.
+        """
+        info, png = guarded(core.snap_image, path, output, cell, width, height, colors, palette, transparent_background)
+        return with_preview(info, png)
+
+    @mcp.tool
+    def quantize_image(path: str, palette: str, output: str | None = None, dither: str = "none") -> ToolResult:
+        """Map an image onto a palette (offline).
+
+        palette: a built-in name (list_palettes) or a .hex/.gpl/.pal/.png file inside an allowed project.
+        dither: none, bayer2, bayer4, bayer8, floyd-steinberg or atkinson.
+        """
+        info, png = guarded(core.quantize_image, path, palette, output, dither)
+        return with_preview(info, png)
+
+    @mcp.tool
+    def list_palettes() -> list[dict]:
+        """The built-in palettes (PICO-8, NES, Game Boy, DawnBringer, Endesga, ...) with colour counts and sources."""
+        return guarded(core.list_palettes)
+
+    @mcp.tool
+    def deploy(file: str, bevy_project: str, asset_path: str, overwrite: str = "replace") -> dict:
+        """Copy an existing image into a Bevy project's assets/ with a nearest-filter .meta and a provenance record.
+
+        overwrite: replace, keep, version (knight-2.png) or fail.
+        """
+        return guarded(core.deploy, file, bevy_project, asset_path, overwrite)
+
+    @mcp.tool
+    def list_assets(bevy_project: str) -> dict:
+        """The assets DGX-Pixels deployed into a Bevy project, each with its provenance (workflow, seed, models...)."""
+        return guarded(core.list_assets, bevy_project)
+
+    @mcp.resource("dgx-pixels://workflows", mime_type="application/json")
+    def workflows_resource() -> str:
+        """Every versioned workflow with its parameters."""
+        return json.dumps([guarded(core.describe_workflow, w["ref"]) for w in guarded(core.list_workflows)], default=str)
+
+    @mcp.resource("dgx-pixels://palettes", mime_type="application/json")
+    def palettes_resource() -> str:
+        """The built-in palettes."""
+        return json.dumps(guarded(core.list_palettes))
+
+    @mcp.resource("dgx-pixels://assets/{project}", mime_type="application/json")
+    def assets_resource(project: str) -> str:
+        """The asset manifest of a configured Bevy project (by folder name)."""
+        return json.dumps(guarded(core.list_assets, project), default=str)
+
+    mcp.core = core  # for in-process tests and the benchmark
+    return mcp
