@@ -675,3 +675,36 @@ def test_bevy_version_object_properties():
     v = BevyVersion(13, "0.13", "x")
     assert v.has_asset_usage and v.loader.startswith("bevy_render")
     assert not BevyVersion(12, "0.12", "x").has_asset_usage
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    from comfy_nodes.pixel import bevy_export
+
+    project = make_project(tmp_path)
+    export_sheet(project, "keep.png", grid_sheet(1, 1, 4))
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+    manifest_before = (project / "assets" / ".dgx-pixels" / "manifest.json").read_bytes()
+    real_stage = bevy_export._stage
+
+    def flaky(target, data):
+        if target.name == "new.png":
+            raise OSError(28, "No space left on device")
+        return real_stage(target, data)
+
+    monkeypatch.setattr(bevy_export, "_stage", flaky)
+    with pytest.raises(OSError, match="No space"):
+        export_sheet(project, "sub/new.png", grid_sheet(2, 1, 4), assets_ron=True)
+    after = sorted(p.relative_to(project) for p in project.rglob("*") if not p.is_dir())
+    assert [p for p in after if p.name.endswith(".tmp")] == []
+    assert not (project / "assets" / "sub" / "new.png.meta").exists()
+    assert (project / "assets" / ".dgx-pixels" / "manifest.json").read_bytes() == manifest_before
+    assert set(after) <= set(before)
+
+
+def test_manifest_is_renamed_last(tmp_path, monkeypatch):
+    project = make_project(tmp_path)
+    order = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda s, d: (order.append(Path(d).name), real_replace(s, d)))
+    export_sheet(project, "k.png", grid_sheet(2, 1, 4), assets_ron=True)
+    assert order == ["k.png.meta", "k.png", "k.json", "k.assets.ron", "manifest.json"]

@@ -107,11 +107,6 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _write(project: str | os.PathLike, assets_dir: str, data: dict[str, Any]) -> None:
-    text = json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
-    atomic_write_bytes(manifest_path(project, assets_dir), text.encode("utf-8"))
-
-
 def _merge(data: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     entry = dict(entry)
     if not isinstance(entry.get("path"), str) or not entry["path"]:
@@ -131,6 +126,27 @@ def _merge(data: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def _check_entry(entry: dict[str, Any]) -> None:
+    try:
+        json.dumps(entry)
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"manifest entry for {entry.get('path')!r} is not JSON-serialisable: {exc}") from exc
+
+
+def updated_manifest(project: str | os.PathLike, entry: dict[str, Any],
+                     assets_dir: str = "assets") -> tuple[bytes, dict[str, Any]]:
+    """The manifest file content with ``entry`` added or replaced, and the stored entry.
+
+    For callers that write the manifest themselves together with other files; they must hold
+    ``project_lock`` from this call until the bytes are written.
+    """
+    _check_entry(entry)
+    data = read_manifest(project, assets_dir)
+    stored = _merge(data, entry)
+    text = json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    return text.encode("utf-8"), stored
+
+
 def record_asset(project: str | os.PathLike, entry: dict[str, Any], assets_dir: str = "assets",
                  *, locked: bool = False) -> dict[str, Any]:
     """Add or replace the entry for ``entry["path"]``; returns the stored entry.
@@ -139,15 +155,11 @@ def record_asset(project: str | os.PathLike, entry: dict[str, Any], assets_dir: 
     ``kind``, ``files``, ``bevy_version``, ``provenance`` (any JSON-serialisable dict).
     ``locked=True`` when the caller already holds ``project_lock``.
     """
-    try:
-        json.dumps(entry)
-    except (TypeError, ValueError) as exc:
-        raise ExportError(f"manifest entry for {entry.get('path')!r} is not JSON-serialisable: {exc}") from exc
+    _check_entry(entry)
     ctx = contextlib.nullcontext() if locked else project_lock(project, assets_dir)
     with ctx:
-        data = read_manifest(project, assets_dir)
-        stored = _merge(data, entry)
-        _write(project, assets_dir, data)
+        data, stored = updated_manifest(project, entry, assets_dir)
+        atomic_write_bytes(manifest_path(project, assets_dir), data)
     return stored
 
 

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -291,6 +292,13 @@ def atlas_json(sheet: Sheet, image_name: str, *, app_version: str = "", default_
         },
     }
     return {"frames": frames, "meta": meta}
+
+
+def atlas_json_bytes(doc: dict[str, Any]) -> bytes:
+    """The atlas as text laid out like Aseprite's own export: one frame per line."""
+    frames = ",\n".join("   " + json.dumps(f) for f in doc["frames"])
+    text = '{ "frames": [\n' + frames + '\n ],\n "meta": ' + json.dumps(doc["meta"]) + "\n}\n"
+    return text.encode("utf-8")
 
 
 def _app_version() -> str:
@@ -722,7 +730,8 @@ class ExportResult:
 def _encode_png(rgba: np.ndarray) -> bytes:
     buf = io.BytesIO()
     # Always RGBA: engines and checkers expect the alpha channel even on opaque sprites.
-    Image.fromarray(rgba, "RGBA").save(buf, format="PNG", compress_level=6)
+    # zlib level 3: for flat pixel art within ~10% of level 6's size at about half the time.
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG", compress_level=3)
     return buf.getvalue()
 
 
@@ -879,7 +888,7 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
         targets: list[tuple[str, str, bytes]] = [("meta", side["meta"], meta_bytes), ("png", final_rel, png_bytes)]
         if sheet is not None and atlas:
             doc = atlas_json(sheet, Path(final_rel).name)
-            targets.append(("atlas", side["atlas"], (json.dumps(doc, indent=1) + "\n").encode("utf-8")))
+            targets.append(("atlas", side["atlas"], atlas_json_bytes(doc)))
         if assets_ron:
             ron_rel = ron_target or side["ron"]
             entries = ron_entries(sheet, final_rel, version)
@@ -893,22 +902,6 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
             targets.append(("ron", ron_rel, merged.encode("utf-8")))
 
         resolved = [(kind, r, confine(assets_root, r), data) for kind, r, data in targets]
-        staged: list[tuple[Path, Path]] = []
-        try:
-            for _kind, _r, abs_path, data in resolved:
-                make_parents(assets_root, abs_path)
-                staged.append((_stage(abs_path, data), abs_path))
-            # .meta first: a watcher that sees the PNG already finds its settings
-            for tmp, abs_path in staged:
-                os.replace(tmp, abs_path)
-        except BaseException:
-            for tmp, _ in staged:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
-            raise
-
         files = [
             WrittenFile(abs_path, r, kind, len(data), hashlib.sha256(data).hexdigest())
             for kind, r, abs_path, data in resolved
@@ -937,11 +930,41 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
             ]
         if provenance:
             entry["provenance"] = provenance
-        stored = asset_manifest.record_asset(project, entry, assets_dir, locked=True)
-        mpath = asset_manifest.manifest_path(project, assets_dir)
-        mbytes = mpath.read_bytes()
-        files.append(WrittenFile(mpath, f"{asset_manifest.MANIFEST_DIR}/{asset_manifest.MANIFEST_NAME}", "manifest",
-                                 len(mbytes), hashlib.sha256(mbytes).hexdigest()))
+        mbytes, stored = asset_manifest.updated_manifest(project, entry, assets_dir)
+        mrel = f"{asset_manifest.MANIFEST_DIR}/{asset_manifest.MANIFEST_NAME}"
+        mpath = confine(assets_root, mrel)
+        resolved.append(("manifest", mrel, mpath, mbytes))
+        files.append(WrittenFile(mpath, mrel, "manifest", len(mbytes), hashlib.sha256(mbytes).hexdigest()))
+
+        for _kind, _r, abs_path, _data in resolved:
+            make_parents(assets_root, abs_path)
+        staged: list[tuple[Path, Path]] = []
+        try:
+            # Written and fsynced in parallel: the file system commits them together, which costs
+            # one journal flush instead of one per file.
+            with ThreadPoolExecutor(max_workers=len(resolved)) as pool:
+                futures = [(pool.submit(_stage, abs_path, data), abs_path) for _k, _r, abs_path, data in resolved]
+            first_error: BaseException | None = None
+            for fut, abs_path in futures:
+                exc = fut.exception()
+                if exc is None:
+                    staged.append((fut.result(), abs_path))
+                elif first_error is None:
+                    first_error = exc
+            if first_error is not None:
+                raise first_error
+            # .meta first, the PNG second, the manifest last: a watcher that sees the PNG already
+            # finds its settings, and the manifest never lists a file that is not there yet.
+            while staged:
+                tmp, abs_path = staged[0]
+                os.replace(tmp, abs_path)
+                staged.pop(0)
+        finally:
+            for tmp, _ in staged:
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
 
     snippet = rust_snippet(sheet, final_rel, version)
     return ExportResult(project, assets_root, final_rel, version, files, snippet, int(pixels.shape[1]),
