@@ -62,8 +62,11 @@ def label_regions(values: np.ndarray, connectivity: int = 4) -> tuple[np.ndarray
     if edges_a:
         a = np.concatenate(edges_a)
         b = np.concatenate(edges_b)
-        e = np.unique(np.minimum(a, b) * n_runs + np.maximum(a, b))
-        a, b = e // n_runs, e % n_runs
+        # Pairs come in raster order, so the many repeats of one (upper run, lower run) pair are
+        # consecutive: dropping those is enough, without sorting.
+        dup = np.zeros(a.size, dtype=bool)
+        dup[1:] = (a[1:] == a[:-1]) & (b[1:] == b[:-1])
+        a, b = a[~dup], b[~dup]
         while True:
             pa, pb = parent[a], parent[b]
             m = np.minimum(pa, pb)
@@ -71,16 +74,19 @@ def label_regions(values: np.ndarray, connectivity: int = 4) -> tuple[np.ndarray
             if not changed.any():
                 break
             # Hook both ends' roots to the smaller root, then compress paths fully.
-            np.minimum.at(parent, pa, m)
-            np.minimum.at(parent, pb, m)
+            a, b = a[changed], b[changed]
+            np.minimum.at(parent, pa[changed], m[changed])
+            np.minimum.at(parent, pb[changed], m[changed])
             while True:
                 nxt = parent[parent]
                 if np.array_equal(nxt, parent):
                     break
                 parent = nxt
-    _, compact = np.unique(parent, return_inverse=True)
-    labels = compact.reshape(-1)[run_id]
-    return labels, int(compact.max()) + 1
+    # Every entry now points at its root; number the roots in order.
+    is_root = parent == np.arange(n_runs)
+    new_id = np.cumsum(is_root) - 1
+    labels = new_id[parent][run_id]
+    return labels, int(is_root.sum())
 
 
 def _color_keys(rgba: np.ndarray, alpha_threshold: int) -> np.ndarray:
@@ -319,10 +325,10 @@ def add_outline(
         return img
     mode = color.strip().lower() if isinstance(color, str) else color
     if mode is None or mode == "auto":
-        ys, xs = np.nonzero(opaque)
-        rgb = img[ys, xs, :3]
-        vals = np.unique((rgb[:, 0].astype(np.int64) << 16) | (rgb[:, 1].astype(np.int64) << 8) | rgb[:, 2])
-        urgb = np.stack([(vals >> 16) & 255, (vals >> 8) & 255, vals & 255], axis=1).astype(np.uint8)
+        from .palette import _key_histogram, _rgb_keys, _unpack_rgb
+
+        vals, _, _ = _key_histogram(_rgb_keys(img)[opaque])
+        urgb = _unpack_rgb(vals)
         img[ring, :3] = urgb[np.argmin(srgb_to_oklab(urgb)[:, 0])]
     elif mode == "darken":
         if inside:

@@ -390,12 +390,14 @@ def quantize(
     else:
         idx = _dither.error_diffusion(img, mask, pal_lab, mode, strength)
 
-    out = np.zeros((h, w, 4), dtype=np.uint8)
-    out[..., :3][mask] = palette.colors[idx[mask]]
+    # One gather through an RGBA table whose extra last row is the transparent pixel.
+    table = np.zeros((len(palette) + 1, 4), dtype=np.uint8)
+    table[:-1, :3] = palette.colors
+    table[:-1, 3] = 255
+    idx[~mask] = len(palette)
+    out = table[idx]
     if alpha_threshold is None:
         out[..., 3] = np.where(mask, img[..., 3], 0)
-    else:
-        out[..., 3][mask] = 255
     return out
 
 
