@@ -1,0 +1,267 @@
+"""``run_workflow`` and ``dgx-pixels run`` against a real ComfyUI: registry workflows, editor
+files, events, cancel (hook, pending job, Ctrl-C), timeout, deploy with provenance."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("requests")
+pytest.importorskip("websocket")
+
+from orchestrator.cli import main  # noqa: E402
+from orchestrator.client import ComfyClient  # noqa: E402
+from orchestrator.config import load_config  # noqa: E402
+from orchestrator.errors import JobTimeoutError  # noqa: E402
+from orchestrator.run import JobCancelledError, JobRun, prepare_job, run_workflow  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+POSTPROC_TOML = """\
+name = "orch-postproc"
+version = "1.2.0"
+description = "invert, then enlarge with whole pixels (test workflow)"
+outputs = ["4"]
+
+[params.image]
+type = "image-file"
+targets = ["1.image"]
+required = true
+
+[params.scale]
+type = "int"
+targets = ["3.scale"]
+default = 2
+min = 1
+max = 64
+
+[params.prefix]
+type = "str"
+targets = ["4.filename_prefix"]
+default = "orch"
+"""
+
+POSTPROC_API = {
+    "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+    "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "DGXPixelsNearestUpscale", "inputs": {"image": ["2", 0], "scale": 2}},
+    "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "orch"}},
+}
+
+
+def slow_prompt(color: int, size: int = 1024, radius: int = 16, prefix: str = "slow") -> dict:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": size, "height": size, "batch_size": 1, "color": color}},
+        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": radius, "sigma": 6.0}},
+        "3": {"class_type": "ImageBlur", "inputs": {"image": ["2", 0], "blur_radius": radius, "sigma": 6.0}},
+        "4": {"class_type": "ImageScaleBy", "inputs": {"image": ["3", 0], "upscale_method": "nearest-exact", "scale_by": 0.02}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": prefix}},
+    }
+
+
+def _color() -> int:
+    return (time.monotonic_ns() // 1000) % 0xFFFFFF
+
+
+@pytest.fixture
+def wf_root(tmp_path, monkeypatch):
+    folder = tmp_path / "workflows" / "orch-postproc" / "1.2.0"
+    folder.mkdir(parents=True)
+    (folder / "workflow.toml").write_text(POSTPROC_TOML)
+    (folder / "workflow.api.json").write_text(json.dumps(POSTPROC_API))
+    monkeypatch.setenv("DGX_PIXELS_WORKFLOWS", str(tmp_path / "workflows"))
+    return tmp_path / "workflows"
+
+
+@pytest.fixture
+def sprite(tmp_path):
+    rgb = np.random.default_rng(11).integers(0, 256, size=(6, 5, 3), dtype=np.uint8)
+    p = tmp_path / "sprite.png"
+    Image.fromarray(rgb, "RGB").save(p)
+    return p, rgb
+
+
+@pytest.fixture
+def client(comfy_server):
+    c = ComfyClient(comfy_server.url, load_config(servers=[comfy_server.url], environ={}))
+    yield c
+    c.close()
+
+
+def _bevy(tmp_path) -> Path:
+    proj = tmp_path / "game"
+    (proj / "assets").mkdir(parents=True)
+    (proj / "Cargo.toml").write_text('[package]\nname = "game"\n\n[dependencies]\nbevy = "0.14"\n')
+    return proj
+
+
+def _wait_queue_empty(client, timeout=60.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if client.queue().load == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the server's queue did not empty")
+
+
+def test_registry_workflow_runs_and_outputs_the_right_pixels(wf_root, sprite, client, tmp_path):
+    path, rgb = sprite
+    events = []
+    res = run_workflow("orch-postproc@1", {"image": str(path), "scale": "3"}, client=client,
+                       out_dir=tmp_path / "out", on_event=events.append, fresh=True)
+    assert res.workflow == "orch-postproc@1.2.0" and res.content_hash.startswith("sha256:")
+    assert res.params == {"image": str(path), "scale": "3", "prefix": "orch"}
+    assert len(res.outputs) == 1 and res.outputs[0].node_id == "4" and res.outputs[0].node_type == "SaveImage"
+    got = np.asarray(Image.open(res.outputs[0].path).convert("RGB"))
+    np.testing.assert_array_equal(got, np.repeat(np.repeat(255 - rgb, 3, axis=0), 3, axis=1))
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "submitted" and "started" in kinds and "completed" in kinds and kinds[-1] == "output"
+    assert all(e["prompt_id"] == res.prompt_id for e in events)
+
+
+def test_cli_run_json_deploys_with_provenance(wf_root, sprite, comfy_server, tmp_path, capsys):
+    path, rgb = sprite
+    proj = _bevy(tmp_path)
+    rc = main(["run", "orch-postproc@1.2.0", "--set", f"image={path}", "--set", "scale=2", "--set", "prefix=cli",
+               "--server", comfy_server.url, "--json", "--fresh", "--out", str(tmp_path / "out"),
+               "--bevy", str(proj), "--asset-path", "sprites/hero.png"])
+    assert rc == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert lines[0]["event"] == "submitted"
+    result = lines[-1]
+    assert result["event"] == "result" and result["deployed"][0]["asset_path"] == "sprites/hero.png"
+    deployed = proj / "assets" / "sprites" / "hero.png"
+    np.testing.assert_array_equal(np.asarray(Image.open(deployed).convert("RGB")),
+                                  np.repeat(np.repeat(255 - rgb, 2, axis=0), 2, axis=1))
+    assert (proj / "assets" / "sprites" / "hero.png.meta").is_file()
+    manifest = json.loads((proj / "assets" / ".dgx-pixels" / "manifest.json").read_text())
+    entry = manifest["assets"][0]
+    prov = entry["provenance"]
+    assert prov["workflow"] == "orch-postproc@1.2.0" and prov["content_hash"].startswith("sha256:")
+    assert prov["params"]["scale"] == 2 and prov["params"]["prefix"] == "cli"
+    assert prov["comfyui_version"] == "0.3.75" and prov["server"] == comfy_server.url
+    assert prov["prompt_id"] == result["prompt_id"] and prov["node_pack_version"]
+    assert prov["source"]["sha256"] == result["outputs"][0]["sha256"]
+    # history lists it
+    rc = main(["history", "--bevy", str(proj)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "sprites/hero.png" in out and "orch-postproc@1.2.0" in out
+
+
+def test_plain_progress_lines_when_not_a_tty(wf_root, sprite, comfy_server, tmp_path):
+    path, _ = sprite
+    env = {**os.environ, "DGX_PIXELS_WORKFLOWS": str(wf_root)}
+    proc = subprocess.run([sys.executable, "-m", "orchestrator", "run", "orch-postproc@1", "--set", f"image={path}",
+                           "--server", comfy_server.url, "--out", str(tmp_path / "o"), "--fresh"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr
+    assert "submitted orch-postproc@1.2.0" in proc.stderr and "finished" in proc.stderr
+    out_file = Path(proc.stdout.strip().splitlines()[-1])
+    assert out_file.is_file() and out_file.parent == (tmp_path / "o").resolve()
+
+
+def test_editor_format_file_runs(sprite, client, comfy_server, tmp_path, capsys):
+    pytest.importorskip("orchestrator.convert")
+    from support.workflow_builder import Graph, to_api, to_editor
+
+    path, rgb = sprite
+    ref = client.upload_image(path.read_bytes(), "editor-sprite.png")
+    info = client.object_info()
+    g = Graph()
+    load = g.add("LoadImage", image=ref)
+    inv = g.add("ImageInvert", image=load.out)
+    up = g.add("DGXPixelsNearestUpscale", image=inv.out, scale=4)
+    g.add("SaveImage", images=up.out, filename_prefix="editor")
+    ui = to_editor(g, info)
+    f = tmp_path / "sprite.ui.json"
+    f.write_text(json.dumps(ui))
+    rc = main(["run", str(f), "--server", comfy_server.url, "--out", str(tmp_path / "o"), "--json", "--fresh"])
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    got = np.asarray(Image.open(result["outputs"][0]["path"]).convert("RGB"))
+    np.testing.assert_array_equal(got, np.repeat(np.repeat(255 - rgb, 4, axis=0), 4, axis=1))
+    api = to_api(g, info)
+    assert {k: v["class_type"] for k, v in api.items()} == {"1": "LoadImage", "2": "ImageInvert",
+                                                           "3": "DGXPixelsNearestUpscale", "4": "SaveImage"}
+
+
+def test_cancel_hook_interrupts_the_running_job(client, tmp_path):
+    cancel = threading.Event()
+    events = []
+
+    def on_event(ev):
+        events.append(ev)
+        if ev["event"] == "executing" and ev.get("node") == "2":
+            cancel.set()
+
+    with pytest.raises(JobCancelledError):
+        run_workflow(slow_prompt(_color()), client=client, out_dir=tmp_path / "o", on_event=on_event, cancel=cancel)
+    pid = events[0]["prompt_id"]
+    _wait_queue_empty(client)
+    entry = client.history(pid)
+    assert entry is not None and entry["status"]["status_str"] == "error"
+    assert any(name == "execution_interrupted" for name, _ in entry["status"]["messages"])
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_cancelling_a_pending_job_removes_it_from_the_queue(client, tmp_path):
+    blocker = JobRun(client, prepare_job(slow_prompt(_color())))
+    blocker.submit()
+    cancel = threading.Event()
+    seen = []
+
+    def on_event(ev):
+        seen.append(ev)
+        if ev["event"] == "submitted":
+            cancel.set()
+
+    with pytest.raises(JobCancelledError):
+        run_workflow(slow_prompt(_color(), size=64, radius=2), client=client, out_dir=tmp_path / "o",
+                     on_event=on_event, cancel=cancel)
+    pid = seen[0]["prompt_id"]
+    assert pid not in client.queue()
+    blocker.wait()
+    time.sleep(0.3)
+    assert client.history(pid) is None  # never ran
+
+
+def test_timeout_stops_the_remote_job(client, tmp_path):
+    t0 = time.monotonic()
+    with pytest.raises(JobTimeoutError) as ei:
+        run_workflow(slow_prompt(_color()), client=client, out_dir=tmp_path / "o", timeout=0.5)
+    assert time.monotonic() - t0 < 5
+    assert ei.value.exit_code == 5 and "0.5 s" in ei.value.message
+    _wait_queue_empty(client)
+
+
+def test_ctrl_c_exits_130_and_interrupts_the_remote_job(comfy_server, client, tmp_path):
+    wf = tmp_path / "slow.json"
+    wf.write_text(json.dumps(slow_prompt(_color())))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(wf), "--server", comfy_server.url,
+                             "--out", str(tmp_path / "o"), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    pid = None
+    for line in proc.stdout:
+        ev = json.loads(line)
+        if ev["event"] == "executing":
+            pid = ev["prompt_id"]
+            break
+    assert pid is not None
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=60)
+    err = proc.stderr.read()
+    assert rc == 130, err
+    assert "cancelled" in err
+    _wait_queue_empty(client)
+    entry = client.history(pid)
+    assert entry is None or entry["status"]["status_str"] == "error"
