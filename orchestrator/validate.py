@@ -23,7 +23,9 @@ class Issue:
     input: str | None
     message: str
     severity: str = "error"  # "error" | "warning"
-    kind: str = "invalid"  # unknown_node, missing_input, out_of_range, not_in_list, missing_model, bad_link, wrong_type, extra_input
+    # unknown_node, missing_input, out_of_range, not_in_list, missing_model, missing_file,
+    # bad_link, wrong_type, extra_input
+    kind: str = "invalid"
 
     def __str__(self) -> str:
         where = f"node {self.node_id} ({self.class_type})"
@@ -184,7 +186,10 @@ def _check_value(nid, ct, name, spec, value, add) -> None:
             return
         if value in choices or (not choices and opts.get("remote")):
             return
-        if isinstance(value, str) and value.lower().endswith(_MODEL_SUFFIXES):
+        if any(opts.get(k) for k in ("image_upload", "video_upload", "audio_upload", "animated_image_upload")):
+            add(Issue(nid, ct, name, f"input file {_short(value)} is not in the server's input folder "
+                                     f"(`dgx-pixels run` uploads local files)", kind="missing_file"))
+        elif isinstance(value, str) and value.lower().endswith(_MODEL_SUFFIXES):
             add(Issue(nid, ct, name, f"model file {value!r} is not on the server "
                                      f"({len(choices)} file(s) available" + (f", e.g. {choices[0]!r})" if choices else ")"),
                       kind="missing_model"))
