@@ -708,3 +708,66 @@ def test_manifest_is_renamed_last(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", lambda s, d: (order.append(Path(d).name), real_replace(s, d)))
     export_sheet(project, "k.png", grid_sheet(2, 1, 4), assets_ron=True)
     assert order == ["k.png.meta", "k.png", "k.json", "k.assets.ron", "manifest.json"]
+
+
+# ------------------------------------------------------------------ CLI (in-process)
+
+
+def save_frames(folder: Path, frames) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(frames):
+        Image.fromarray(f, "RGBA").save(folder / f"f{i}.png")
+    return folder
+
+
+def test_cli_sheet_split_and_export_existing_sheet(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    frames = [np.pad(np.full((6, 6, 4), 40 * (i + 1), np.uint8), ((1, 1), (1, 1), (0, 0))) for i in range(6)]
+    fdir = save_frames(tmp_path / "frames", frames)
+    sheet_png = tmp_path / "sheet.png"
+    assert main(["sheet", str(fdir), "-o", str(sheet_png), "--columns", "3", "--padding", "2", "--trim", "none",
+                 "--json", str(tmp_path / "sheet.json"), "--preview", str(tmp_path / "p.png")]) == 0
+    img = np.array(Image.open(sheet_png))
+    assert img.shape == (2 * 8 + 2, 3 * 8 + 2 * 2, 4)
+    doc = json.loads((tmp_path / "sheet.json").read_text())
+    assert doc["meta"]["image"] == "sheet.png" and len(doc["frames"]) == 6
+    assert main(["sheet", "--split", str(sheet_png), "-o", str(tmp_path / "out")]) == 0
+    out = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in out] == [f"frame_{i:03d}.png" for i in range(6)]
+    for p, f in zip(out, frames):
+        np.testing.assert_array_equal(np.array(Image.open(p)), f)
+    # an existing sheet exported as is, grid given
+    project = make_project(tmp_path, 'bevy = "0.13"')
+    assert main(["export", str(sheet_png), "--bevy", str(project), "--path", "s/sheet.png", "--sheet-cell", "8x8",
+                 "--padding", "2", "--animations", "all:0-5@6", "--assets-ron"]) == 0
+    captured = capsys.readouterr()
+    assert "TextureAtlasLayout::from_grid(Vec2::new(8.0, 8.0), 3, 2, Some(Vec2::new(2.0, 2.0)), None)" in captured.out
+    np.testing.assert_array_equal(np.array(Image.open(project / "assets" / "s" / "sheet.png")), img)
+    layout = pyron.loads((project / "assets" / "s" / "sheet.assets.ron").read_text())[0]["sheet.layout"]
+    assert layout["padding_x"] == 2 and layout["columns"] == 3
+    # detected grid gives the same numbers
+    assert main(["export", str(sheet_png), "--bevy", str(project), "--path", "s/sheet.png", "--detect-grid",
+                 "--overwrite", "version", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["asset_path"] == "s/sheet-2.png" and res["bevy_version"] == "0.13"
+
+
+def test_cli_tileset_strict_and_errors(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    flat = np.full((8, 8, 4), 120, np.uint8)
+    ramp = flat.copy()
+    ramp[..., 0] = np.linspace(0, 255, 8).astype(np.uint8)[None, :]
+    tdir = save_frames(tmp_path / "tiles", [flat, ramp])
+    assert main(["sheet", "--tileset", str(tdir), "-o", str(tmp_path / "t.png")]) == 0
+    assert "1 of 2 tiles are not seamless" in capsys.readouterr().out
+    assert main(["sheet", "--tileset", str(tdir), "-o", str(tmp_path / "t.png"), "--strict"]) == 7
+    assert main(["sheet", str(tdir), "-o", str(tmp_path / "s.png"), "--cell", "8by8"]) == 2
+    assert "--cell must look like" in capsys.readouterr().err
+    assert main(["sheet", str(tdir), "-o", str(tmp_path / "s.png"), "--animations", "walk:0-5@8"]) == 2
+    assert "only 2 frames" in capsys.readouterr().err
+    project = make_project(tmp_path)
+    assert main(["export", str(tdir), "--bevy", str(project), "--path", "x.png", "--bevy-version", "0.9"]) == 6
+    assert "not supported" in capsys.readouterr().err
+    assert not (project / "assets" / "x.png").exists()

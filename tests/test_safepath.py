@@ -137,3 +137,15 @@ def test_resolve_project_with_and_without_configuration(tmp_path):
     for bad in (str(games / "knight_game"), "../x", "a/b", ""):
         with pytest.raises(PathEscapeError):
             resolve_project(bad, none)
+
+
+def test_manifest_folder_symlinked_outside_is_refused(tmp_path):
+    project = tmp_path / "game"
+    (project / "assets").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (project / "assets" / ".dgx-pixels").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(PathEscapeError, match="symlink leading outside"):
+        export_sheet(project, "k.png", build_sheet([np.full((4, 4, 4), 9, np.uint8)]), bevy_version="0.15")
+    assert list(outside.iterdir()) == []
+    assert not (project / "assets" / "k.png").exists()
