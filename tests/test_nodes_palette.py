@@ -132,3 +132,70 @@ def test_preview_outputs_swatches_and_hex():
     assert tuple(img.shape) == (1, 4, 4, 4)
     assert text.splitlines() == ["#ff0000", "#0000ff", "#00ff00"]
     assert float(img[0, 2, 2, 3]) == 0.0  # unused cell is transparent
+
+
+# ----------------------------------------------------------------------------- live server
+
+
+def test_palette_graph_on_real_comfyui(comfy_server):
+    """Load Image -> Palette Extract (shared) -> Quantize -> Background Remove -> Save, plus
+    Palette Save: the DGX_PALETTE socket type must pass the server's graph validation."""
+    import io as stdio
+    import time
+    import uuid
+
+    import requests
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    src = np.zeros((10, 12, 3), np.uint8)
+    src[...] = (250, 250, 250)
+    src[2:8, 3:9] = rng.integers(0, 256, (6, 6, 3))
+    buf = stdio.BytesIO()
+    Image.fromarray(src, "RGB").save(buf, format="PNG")
+    name = f"dgx-pal-{uuid.uuid4().hex[:8]}.png"
+    up = requests.post(f"{comfy_server.url}/upload/image", files={"image": (name, buf.getvalue(), "image/png")},
+                       data={"type": "input", "overwrite": "true"}, timeout=30)
+    assert up.status_code == 200, up.text
+    prefix = f"dgx-pal-{uuid.uuid4().hex[:8]}"
+    workflow = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": up.json()["name"]}},
+        "2": {"class_type": "DGXPixelsPaletteLoad", "inputs": {"builtin": "sweetie-16", "file": ""}},
+        "3": {"class_type": "DGXPixelsPaletteQuantize",
+              "inputs": {"image": ["1", 0], "palette": ["2", 0], "dither": "none", "strength": 1.0,
+                         "alpha_threshold": 128}},
+        "4": {"class_type": "DGXPixelsBackgroundRemove",
+              "inputs": {"image": ["3", 0], "tolerance": 0.06, "key": "", "connectivity": "4"}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": prefix}},
+        "6": {"class_type": "DGXPixelsPaletteSave",
+              "inputs": {"palette": ["2", 0], "filename": f"{prefix}/pal", "format": "gpl", "swatch": 1,
+                         "overwrite": False}},
+    }
+    resp = requests.post(f"{comfy_server.url}/prompt", json={"prompt": workflow}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert resp.json().get("node_errors") == {}
+    pid = resp.json()["prompt_id"]
+    deadline = time.monotonic() + 120
+    hist = {}
+    while time.monotonic() < deadline:
+        hist = requests.get(f"{comfy_server.url}/history/{pid}", timeout=30).json()
+        if pid in hist and hist[pid].get("status", {}).get("completed") is not None:
+            break
+        time.sleep(0.3)
+    assert pid in hist, "prompt did not finish"
+    status = hist[pid]["status"]
+    assert status["status_str"] == "success", status
+    out = hist[pid]["outputs"]["5"]["images"][0]
+    view = requests.get(f"{comfy_server.url}/view",
+                        params={"filename": out["filename"], "subfolder": out["subfolder"], "type": out["type"]},
+                        timeout=30)
+    got = np.array(Image.open(stdio.BytesIO(view.content)).convert("RGBA"))
+    assert got.shape == (10, 12, 4)
+    assert got[0, 0, 3] == 0 and (got[2:8, 3:9, 3] == 255).all()
+    from comfy_nodes.pixel.palettes_builtin import builtin
+
+    allowed = {tuple(c) for c in builtin("sweetie-16").colors.tolist()}
+    assert {tuple(p[:3]) for p in got[got[..., 3] == 255].tolist()} <= allowed
+    if comfy_server.output_dir is not None:
+        saved = comfy_server.output_dir / prefix / "pal.gpl"
+        assert saved.is_file() and saved.read_text().startswith("GIMP Palette")
