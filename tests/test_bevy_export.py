@@ -320,6 +320,12 @@ def test_meta_is_byte_identical_to_bevys_own_examples():
 
 
 @needs_ref
+def test_meta_for_012_and_013_is_byte_identical_to_the_templates():
+    assert render_meta("0.12") == (REF / "derived" / "image-nearest.bevy-0.12.png.meta").read_text()
+    assert render_meta("0.13") == (REF / "derived" / "image-nearest.bevy-0.13-0.14.png.meta").read_text()
+
+
+@needs_ref
 def test_meta_format_version_matches_every_real_meta():
     for f in (REF / "meta").glob("*.meta"):
         assert read_ron(f.read_text())[2]["meta_format_version"] == ("str", "1.0")

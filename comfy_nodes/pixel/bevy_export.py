@@ -200,8 +200,8 @@ def resolve_bevy_version(project: str | os.PathLike, override: str | None = "aut
 # --- .meta -----------------------------------------------------------------------------------
 
 # Field order, spelling and indentation follow Bevy's own example
-# examples/asset/files/bevy_pixel_dark_with_meta.png.meta (identical from 0.15 to 0.19).
-_SAMPLER = """\
+# examples/asset/files/bevy_pixel_dark_with_meta.png.meta (0.14, and unchanged from 0.15 to 0.19).
+_SAMPLER_EXAMPLE = """\
             sampler: Descriptor (ImageSamplerDescriptor(
                 address_mode_u: ClampToEdge,
                 address_mode_v: ClampToEdge,
@@ -217,11 +217,34 @@ _SAMPLER = """\
                 label: None,
             )),
 """
+_USAGE_EXAMPLE = '            asset_usage: RenderAssetUsages("RENDER_WORLD | MAIN_WORLD"),\n'
+
+# Bevy ships no image .meta example for 0.12/0.13; there the text follows the field order of
+# ImageLoaderSettings / ImageSamplerDescriptor in those releases' sources (label first), with the
+# optional struct names left out. Same fields and values as above, so RON reads both alike.
+_SAMPLER_SOURCE = """\
+            sampler: Descriptor((
+                label: None,
+                address_mode_u: ClampToEdge,
+                address_mode_v: ClampToEdge,
+                address_mode_w: ClampToEdge,
+                mag_filter: Nearest,
+                min_filter: Nearest,
+                mipmap_filter: Nearest,
+                lod_min_clamp: 0.0,
+                lod_max_clamp: 32.0,
+                compare: None,
+                anisotropy_clamp: 1,
+                border_color: None,
+            )),
+"""
+_USAGE_SOURCE = '            asset_usage: ("MAIN_WORLD | RENDER_WORLD"),\n'
 
 
 def render_meta(version: BevyVersion | str, *, is_srgb: bool = True) -> str:
     """The ``.png.meta`` text (image loader, nearest sampler) for a Bevy version."""
     v = version if isinstance(version, BevyVersion) else parse_bevy_version(version)
+    example = v.minor >= 14
     lines = [
         "(\n",
         '    meta_format_version: "1.0",\n',
@@ -230,11 +253,11 @@ def render_meta(version: BevyVersion | str, *, is_srgb: bool = True) -> str:
         "        settings: (\n",
         "            format: FromExtension,\n",
         f"            is_srgb: {'true' if is_srgb else 'false'},\n",
-        _SAMPLER,
+        _SAMPLER_EXAMPLE if example else _SAMPLER_SOURCE,
     ]
     if v.has_asset_usage:
-        lines.append('            asset_usage: RenderAssetUsages("RENDER_WORLD | MAIN_WORLD"),\n')
-    lines += ["        ),\n", "    ),\n", ")"]
+        lines.append(_USAGE_EXAMPLE if example else _USAGE_SOURCE)
+    lines += ["        ),\n", "    ),\n", ")" if example else ")\n"]
     return "".join(lines)
 
 
