@@ -148,6 +148,14 @@ def load_jobs_file(path: str | os.PathLike) -> JobsFile:
         asset_path = merged.get("asset_path")
         if bool(bevy) != bool(asset_path) and asset_path:
             raise InvalidArgumentError(f"{where}: asset_path needs bevy (the project folder)")
+        if asset_path:
+            from comfy_nodes.pixel.errors import PathEscapeError
+            from comfy_nodes.pixel.safepath import check_relative
+
+            try:
+                check_relative(str(asset_path).rstrip("/"), Path(str(bevy)) / "assets")
+            except PathEscapeError as exc:
+                raise PathEscapeError(f"{where}: {exc.message}", hint=exc.hint) from None
         definition = {"workflow": workflow, "set": values, "bevy": bevy, "asset_path": asset_path,
                       "overwrite": merged.get("overwrite", "replace"), "upscale": merged.get("upscale", 1),
                       "fresh": bool(merged.get("fresh", False))}

@@ -89,6 +89,14 @@ def run(args) -> int:
     if args.asset_path and not args.bevy:
         raise InvalidArgumentError("--asset-path needs --bevy PROJECT")
     values = parse_set(args.set)
+    if args.asset_path:
+        from pathlib import Path
+
+        from comfy_nodes.pixel.safepath import check_relative
+
+        # Refuse a bad target before the job runs, not after.
+        check_relative(args.asset_path.rstrip("/") if args.asset_path.endswith("/") else args.asset_path,
+                       Path(args.bevy) / "assets")
     cfg = config_from_args(args)
     client = ComfyClient(cfg.server, cfg)
     reporter = None

@@ -1,0 +1,178 @@
+"""Bad input gives one clear error, the documented exit code, and nothing half-deployed.
+
+Unknown workflow or version, a parameter that does not exist or has the wrong type, a server
+that is down, a workflow with a missing node type, a node that fails while running, an asset
+path that escapes assets/, a jobs file with one bad job (nothing is submitted).
+"""
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("requests")
+pytest.importorskip("websocket")
+
+from orchestrator.cli import main  # noqa: E402
+from orchestrator.client import ComfyClient  # noqa: E402
+from orchestrator.config import load_config  # noqa: E402
+
+TOML = """\
+name = "err-postproc"
+version = "1.0.0"
+description = "invert + enlarge (error tests)"
+outputs = ["4"]
+[params.image]
+type = "image-file"
+targets = ["1.image"]
+required = true
+[params.scale]
+type = "int"
+targets = ["3.scale"]
+default = 2
+min = 1
+max = 64
+"""
+
+API = {
+    "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+    "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "DGXPixelsNearestUpscale", "inputs": {"image": ["2", 0], "scale": 2}},
+    "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "err"}},
+}
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    root = tmp_path / "workflows"
+    for name, api in (("err-postproc", API), ("err-missing-node", {**API, "2": {"class_type": "DGXPixelsNotInstalled", "inputs": {"image": ["1", 0]}}})):
+        folder = root / name / "1.0.0"
+        folder.mkdir(parents=True)
+        (folder / "workflow.toml").write_text(TOML.replace("err-postproc", name))
+        (folder / "workflow.api.json").write_text(json.dumps(api))
+    monkeypatch.setenv("DGX_PIXELS_WORKFLOWS", str(root))
+    img = tmp_path / "in.png"
+    Image.fromarray(np.full((4, 4, 3), 100, np.uint8), "RGB").save(img)
+    proj = tmp_path / "game"
+    (proj / "assets").mkdir(parents=True)
+    (proj / "Cargo.toml").write_text('[dependencies]\nbevy = "0.15"\n')
+    return img, proj
+
+
+def _nothing_deployed(proj: Path) -> bool:
+    files = [p for p in (proj / "assets").rglob("*") if p.is_file() and ".dgx-pixels" not in p.parts]
+    manifest = proj / "assets" / ".dgx-pixels" / "manifest.json"
+    return not files and (not manifest.exists() or json.loads(manifest.read_text())["assets"] == [])
+
+
+def _run(args, capsys):
+    rc = main(args)
+    cap = capsys.readouterr()
+    return rc, cap.err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "ref, sets, code, words",
+    [
+        ("no-such-workflow@1", [], 4, ["unknown workflow 'no-such-workflow'", "available workflows"]),
+        ("err-postproc@7", [], 4, ["err-postproc has no version 7", "1.0.0"]),
+        ("err-postproc@1", ["nope=3"], 4, ["has no parameter 'nope'", "known parameters: image, scale"]),
+        ("err-postproc@1", ["scale=big"], 4, ["parameter 'scale'", "expected an integer", "'big'"]),
+        ("err-postproc@1", ["scale=500"], 4, ["parameter 'scale'", "out of range"]),
+        ("err-postproc@1", ["scale"], 2, ["not key=value"]),
+    ],
+)
+def test_bad_workflow_or_parameter(setup, comfy_server, tmp_path, capsys, ref, sets, code, words):
+    img, proj = setup
+    args = ["run", ref, "--set", f"image={img}"] + sum((["--set", s] for s in sets), [])
+    args += ["--server", comfy_server.url, "--out", str(tmp_path / "o"), "--bevy", str(proj), "--asset-path", "sprites/a.png"]
+    rc, err = _run(args, capsys)
+    assert rc == code, err
+    assert err.startswith("error: ") and "Traceback" not in err
+    for w in words:
+        assert w in err
+    assert _nothing_deployed(proj) and not (tmp_path / "o").exists()
+
+
+def test_server_down(setup, tmp_path, capsys):
+    img, proj = setup
+    port = _free_port()
+    rc, err = _run(["run", "err-postproc@1", "--set", f"image={img}", "--server", f"http://127.0.0.1:{port}",
+                    "--out", str(tmp_path / "o"), "--bevy", str(proj), "--asset-path", "sprites/a.png"], capsys)
+    assert rc == 3
+    assert f"ComfyUI server http://127.0.0.1:{port} is not reachable" in err and "hint:" in err
+    assert _nothing_deployed(proj)
+    rc, err = _run(["doctor", "--server", f"http://127.0.0.1:{port}"], capsys)
+    assert rc == 3
+
+
+def test_missing_node_type(setup, comfy_server, tmp_path, capsys):
+    img, proj = setup
+    rc, err = _run(["run", "err-missing-node@1", "--set", f"image={img}", "--server", comfy_server.url,
+                    "--out", str(tmp_path / "o"), "--bevy", str(proj), "--asset-path", "sprites/a.png"], capsys)
+    assert rc == 4
+    assert "node 2 (DGXPixelsNotInstalled)" in err and "does not exist" in err
+    assert _nothing_deployed(proj)
+
+
+def test_node_failing_at_run_time_is_named(setup, comfy_server, tmp_path, capsys):
+    _, proj = setup
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"this is not an image at all")
+    rc, err = _run(["run", "err-postproc@1", "--set", f"image={garbage}", "--server", comfy_server.url,
+                    "--out", str(tmp_path / "o"), "--bevy", str(proj), "--asset-path", "sprites/a.png", "--fresh"], capsys)
+    assert rc == 5, err
+    assert "node 1 (LoadImage) failed" in err and "cannot identify image file" in err
+    assert _nothing_deployed(proj)
+
+
+@pytest.mark.parametrize("bad", ["../outside.png", "/etc/x.png", "sprites/../../x.png", "a\\b.png"])
+def test_escaping_asset_path_is_refused_before_running(setup, comfy_server, tmp_path, capsys, bad):
+    img, proj = setup
+    c = ComfyClient(comfy_server.url, load_config(servers=[comfy_server.url], environ={}))
+    before = len(c._json("GET", "/history"))
+    c.close()
+    rc, err = _run(["run", "err-postproc@1", "--set", f"image={img}", "--server", comfy_server.url,
+                    "--out", str(tmp_path / "o"), "--bevy", str(proj), "--asset-path", bad], capsys)
+    assert rc == 6 and "refusing to write" in err
+    assert _nothing_deployed(proj) and not (tmp_path / "outside.png").exists()
+    c = ComfyClient(comfy_server.url, load_config(servers=[comfy_server.url], environ={}))
+    assert len(c._json("GET", "/history")) == before  # nothing was submitted
+    c.close()
+
+
+def test_batch_with_one_bad_job_submits_nothing(setup, comfy_server, tmp_path, capsys):
+    img, proj = setup
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(
+        f'servers = ["{comfy_server.url}"]\n[defaults]\nworkflow = "err-postproc@1"\nbevy = "{proj}"\n'
+        f'[[job]]\nid = "good"\nset = {{ image = "{img}" }}\nasset_path = "sprites/good.png"\n'
+        f'[[job]]\nid = "bad"\nset = {{ image = "{img}", scale = "huge" }}\nasset_path = "sprites/bad.png"\n'
+    )
+    rc, err = _run(["batch", str(jobs)], capsys)
+    assert rc == 4
+    assert "job bad" in err and "parameter 'scale'" in err
+    journal = tmp_path / "jobs.toml.journal.jsonl"
+    recs = [json.loads(x) for x in journal.read_text().splitlines()] if journal.exists() else []
+    assert not [r for r in recs if r.get("state") == "submitted"]
+    assert _nothing_deployed(proj)
+
+
+def test_bad_jobs_file_names_the_job_and_key(tmp_path, capsys):
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('[[job]]\nworkflow = "x@1"\nsett = { a = 1 }\n')
+    rc, err = _run(["batch", str(jobs)], capsys)
+    assert rc == 2 and "job #1" in err and "sett" in err
+    jobs.write_text("not toml [[[")
+    rc, err = _run(["batch", str(jobs)], capsys)
+    assert rc == 2 and "not valid TOML" in err
