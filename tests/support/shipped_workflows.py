@@ -56,6 +56,14 @@ class Shipped:
     needs_models: bool = True
     tags: list[str] = field(default_factory=list)
 
+    def output_kinds(self) -> list[tuple[int, str]]:
+        """(node id, history key): SaveImage gives ``images``, Bevy Export its ``text`` summary."""
+        kinds = []
+        for nid in self.outputs:
+            node = self.graph.node(nid)
+            kinds.append((nid, "images" if node.class_type == "SaveImage" else "text"))
+        return kinds
+
 
 def _models_props(*entries: tuple[str, str, str]) -> dict:
     # The editor's missing-model dialog offers these downloads (frontend 1.32 reads them).
@@ -130,7 +138,7 @@ def _generation(g: Graph, *, prompt: str, width: int, height: int, batch: int, s
     gen_params = [
         Param("prompt", [(pos.id, "text")], "string", "what to draw; 'pixel art' style words help"),
         Param("negative_prompt", [(neg.id, "text")], "string", "what to avoid"),
-        Param("seed", [(sampler.id, "seed")], "int", "noise seed; same seed + same parameters = same image", 0, 2**64 - 1),
+        Param("seed", [(sampler.id, "seed")], "int", "noise seed; same seed + same parameters = same image", 0),
         Param("steps", [(sampler.id, "steps")], "int", "sampling steps", 1, 200),
         Param("cfg", [(sampler.id, "cfg")], "float", "prompt guidance", 0, 30),
         Param("sampler", [(sampler.id, "sampler_name")], "string", "KSampler sampler name"),
@@ -184,7 +192,7 @@ def sprite(oi: dict) -> Shipped:
            "and Bevy Export writes PNG + .meta (nearest sampling) into a Bevy project.\n\n"
            "Models: `dgx-pixels models pull --comfyui /path/to/ComfyUI`.", "About this workflow")
     return Shipped("sprite", "1.0.0", "Sprite", "One game sprite from a prompt, true-grid pixel art exported to Bevy.",
-                   g, gp + chain.params() + ep, [save.id, ex.id], tags=["sprite", "generation"])
+                   g, gp + chain.params() + ep, [save.id], tags=["sprite", "generation"])
 
 
 def animation(oi: dict) -> Shipped:
@@ -206,7 +214,7 @@ def animation(oi: dict) -> Shipped:
         Param("animation", [(sheet.id, "animations")], "string", "animations, e.g. walk:0-3@8 (name:first-last@fps)"),
     ] + ep
     return Shipped("animation", "1.0.0", "Animation", "N frames of one character and action as a Bevy sprite sheet.",
-                   g, params, [save.id, ex.id], tags=["animation", "sheet", "generation"])
+                   g, params, [save.id], tags=["animation", "sheet", "generation"])
 
 
 def tileset(oi: dict) -> Shipped:
@@ -215,17 +223,16 @@ def tileset(oi: dict) -> Shipped:
                                      width=1024, height=1024, batch=4, seed=777)
     chain = PixelChain(g, oi, decode[0], batch_shared=True)
     tiles = g.add("DGXPixelsTileset", title="Tileset + seam check", tiles=chain.image, columns=0, tolerance=8.0)
-    report = g.add("PreviewAny", title="Seam report", source=tiles[2]) if "PreviewAny" in oi else None
     save = g.add("SaveImage", title="Save tileset", images=tiles[0], filename_prefix="dgx-pixels/tileset")
     ex, ep = _export(g, sheet_data=tiles[1], project="my_game", asset_path="tiles/grass.png")
     g.note("**Tileset**: N tiles from one prompt, snapped to the same grid and palette. Tileset checks every tile's "
-           "opposite edges and reports the ones that are not seamless (the Seam report node shows it), assembles "
+           "opposite edges and reports the ones that are not seamless (shown on the Tileset node and in its seam_report output), assembles "
            "the tileset image and Bevy Export writes it with its .meta and atlas JSON.", "About this workflow")
     params = gp + chain.params() + [
         Param("tiles", [(latent.id, "batch_size")], "int", "number of tiles (latent batch size)", 1, 64),
         Param("seam_tolerance", [(tiles.id, "tolerance")], "float", "largest colour difference across an edge that still counts as seamless", 0, 255),
     ] + ep
-    outs = [save.id, ex.id] + ([report.id] if report else [])
+    outs = [save.id]
     return Shipped("tileset", "1.0.0", "Tileset", "Seamless tiles with a seam report, assembled and exported to Bevy.",
                    g, params, outs, tags=["tileset", "generation"])
 
@@ -240,10 +247,10 @@ def pixelize(oi: dict) -> Shipped:
     ex, ep = _export(g, image=chain.image, project="my_game", asset_path="sprites/pixelized.png")
     g.note("**Pixelize**: img2img from your own image (Load Image). The model redraws it as pixel art (denoise "
            "0.55 keeps the composition), then the usual pixel pipeline and Bevy export.", "About this workflow")
-    params = [Param("image", [(load.id, "image")], "string", "input image (a file in ComfyUI's input folder, or a "
+    params = [Param("image", [(load.id, "image")], "image", "input image (a file in ComfyUI's input folder, or a "
                                                                 "local path that `dgx-pixels run` uploads)")]
     return Shipped("pixelize", "1.0.0", "Pixelize", "Turn your own image into true-grid pixel art (img2img).",
-                   g, params + gp + chain.params() + ep, [save.id, ex.id], tags=["img2img", "generation"])
+                   g, params + gp + chain.params() + ep, [save.id], tags=["img2img", "generation"])
 
 
 def cleanup(oi: dict) -> Shipped:
@@ -256,10 +263,10 @@ def cleanup(oi: dict) -> Shipped:
     g.note("**Cleanup** (no model needed): Load Image takes AI pseudo pixel art from any generator; Grid Snap "
            "recovers the true pixel grid, Palette limits the colours, Cleanup removes strays, and Bevy Export "
            "writes PNG + .meta + atlas JSON. Runs on a fresh machine without any model file.", "About this workflow")
-    params = [Param("image", [(load.id, "image")], "string", "input image (a file in ComfyUI's input folder, or a "
+    params = [Param("image", [(load.id, "image")], "image", "input image (a file in ComfyUI's input folder, or a "
                                                                 "local path that `dgx-pixels run` uploads)")]
     return Shipped("cleanup", "1.0.0", "Cleanup", "Post-process existing pseudo pixel art: snap, palette, cleanup, "
-                   "sheet, Bevy export. No model needed.", g, params + chain.params() + ep, [save.id, ex.id],
+                   "sheet, Bevy export. No model needed.", g, params + chain.params() + ep, [save.id],
                    needs_models=False, tags=["post-processing"])
 
 
@@ -301,3 +308,76 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------- thumbnails
+
+
+def thumbnails(repo: Path = REPO) -> list[Path]:
+    """Template-browser thumbnails (``example_workflows/<name>.jpg``), drawn from the project's
+    own sample sprites (``orchestrator/samples.py``): what each workflow turns into what."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    sys.path.insert(0, str(repo))
+    from orchestrator import samples
+
+    W, H, BG = 512, 384, (24, 26, 38)
+
+    def big(rgba: np.ndarray, size: int) -> Image.Image:
+        img = Image.fromarray(rgba, "RGBA")
+        k = max(1, size // max(img.size))
+        return img.resize((img.width * k, img.height * k), Image.NEAREST)
+
+    def canvas() -> Image.Image:
+        return Image.new("RGB", (W, H), BG)
+
+    def paste_center(c: Image.Image, im: Image.Image, cx: int, cy: int) -> None:
+        c.paste(im, (cx - im.width // 2, cy - im.height // 2), im if im.mode == "RGBA" else None)
+
+    def arrow(c: Image.Image) -> None:
+        d = ImageDraw.Draw(c)
+        d.polygon([(236, 172), (276, 192), (236, 212)], fill=(255, 205, 117))
+
+    knight = samples.sprites()["knight"]
+    degraded = Image.fromarray(samples.degrade(knight, seed=3).image).convert("RGB")
+    out = {}
+
+    c = canvas()
+    paste_center(c, big(knight, 300), W // 2, H // 2)
+    out["sprite"] = c
+
+    c = canvas()
+    for i, f in enumerate(samples.knight_walk()):
+        paste_center(c, big(f, 112), 64 + i * 128, H // 2)
+    out["animation"] = c
+
+    c = canvas()
+    grass = np.zeros((16, 16, 4), np.uint8)
+    rng = np.random.default_rng(1)
+    grass[..., :3] = samples.COLORS["g"]
+    grass[..., 3] = 255
+    dark = rng.random((16, 16)) < 0.18
+    grass[dark, :3] = samples.COLORS["G"]
+    tile = big(grass, 96)
+    for ty in range(3):
+        for tx in range(4):
+            c.paste(tile, (64 + tx * 96, 48 + ty * 96))
+    out["tileset"] = c
+
+    for name, right in (("cleanup", knight), ("pixelize", knight)):
+        c = canvas()
+        left = degraded if name == "cleanup" else degraded.resize(degraded.size, Image.BILINEAR).filter(
+            __import__("PIL.ImageFilter", fromlist=["GaussianBlur"]).GaussianBlur(4))
+        k = 200 / max(left.size)
+        paste_center(c, left.resize((int(left.width * k), int(left.height * k)), Image.BILINEAR), 124, H // 2)
+        arrow(c)
+        paste_center(c, big(right, 200), 388, H // 2)
+        out[name] = c
+
+    paths = []
+    for name, img in out.items():
+        p = repo / "example_workflows" / f"{name}.jpg"
+        img.save(p, "JPEG", quality=90)
+        paths.append(p)
+    return paths

@@ -256,6 +256,6 @@ def to_editor(graph: Graph, object_info: dict, *, extra: dict | None = None) -> 
         "links": links,
         "groups": [],
         "config": {},
-        "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}, "frontendVersion": "1.32.9", **(extra or {})},
+        "extra": {"ds": {"scale": 0.75, "offset": [40, 60]}, "frontendVersion": "1.32.9", **(extra or {})},
         "version": 0.4,
     }
