@@ -198,3 +198,40 @@ def test_scaled_sheet_multiplies_layout():
     assert (b.cell_w, b.cell_h, b.padding, b.offset) == (12, 15, (3, 3), (6, 6))
     check_layout(b)
     np.testing.assert_array_equal(b.image[::3, ::3], s.image)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 12),
+    w=st.integers(1, 9),
+    h=st.integers(1, 9),
+    cols=st.integers(0, 5),
+    pad=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    off=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    anchor=st.sampled_from(["bottom-center", "center", "top-left"]),
+    trim=st.sampled_from(["each", "none"]),
+    seed=st.integers(0, 10_000),
+)
+def test_round_trip_property(n, w, h, cols, pad, off, anchor, trim, seed):
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n):
+        fw, fh = int(rng.integers(1, w + 1)), int(rng.integers(1, h + 1))
+        f = rng.integers(0, 256, (fh, fw, 4), dtype=np.uint8)
+        f[..., 3] = np.where(rng.random((fh, fw)) < 0.3, 0, f[..., 3])
+        frames.append(f)
+    s1 = build_sheet(frames, columns=cols or None, padding=pad, offset=off, anchor=anchor, trim=trim)
+    check_layout(s1)
+    res = split_sheet(s1.image, cell_size=(s1.cell_w, s1.cell_h), padding=s1.padding, offset=s1.offset, count=n)
+    assert len(res.frames) == n
+    s2 = build_sheet(res.frames, columns=s1.columns, padding=s1.padding, offset=s1.offset, anchor=anchor, trim=trim)
+    np.testing.assert_array_equal(s2.image, s1.image)
+    # every frame's visible pixels are in the sheet unchanged
+    for f, r in zip(frames, s1.frames):
+        got = s1.image[r.content_y : r.content_y + r.content_h, r.content_x : r.content_x + r.content_w]
+        src = f[r.trim_y : r.trim_y + r.content_h, r.trim_x : r.trim_x + r.content_w]
+        np.testing.assert_array_equal(got, src)

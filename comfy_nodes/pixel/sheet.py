@@ -476,14 +476,13 @@ def _axis_candidates(occupied: np.ndarray, length: int, given_cell: int | None,
     A candidate is valid when every run of occupied pixels lies inside one cell (none crosses a
     cell boundary or a gutter) and every cell column holds something.
     """
-    runs = []
     idx = np.flatnonzero(np.diff(np.concatenate(([0], occupied.astype(np.int8), [0]))))
-    for s, e in zip(idx[0::2], idx[1::2]):
-        runs.append((int(s), int(e)))  # [s, e)
-    widest = max((e - s for s, e in runs), default=1)
+    starts = idx[0::2].astype(np.int64)
+    lengths = (idx[1::2] - idx[0::2]).astype(np.int64)  # runs [start, start + length)
+    widest = int(lengths.max()) if lengths.size else 1
     pads = [given_pad] if given_pad is not None else list(range(0, 17))
     found: list[tuple[int, int, int]] = []
-    counts = [given_count] if given_count else range(1, length + 1)
+    counts = [given_count] if given_count else range(1, length // max(1, widest) + 1)
     for n in counts:
         for p in pads:
             span = length - (n - 1) * p
@@ -495,22 +494,13 @@ def _axis_candidates(occupied: np.ndarray, length: int, given_cell: int | None,
             if c < widest:
                 continue
             stride = c + p
-            ok = True
-            used = np.zeros(n, dtype=bool)
-            for s, e in runs:
-                k = s // stride
-                if k >= n or (s - k * stride) + (e - s) > c:
-                    ok = False
-                    break
-                used[k] = True
-            if not ok:
+            k = starts // stride
+            # every run must end inside the cell it starts in (so none touches a gutter or the
+            # next cell), and the cells must exist
+            if (k >= n).any() or ((starts - k * stride) + lengths > c).any():
                 continue
-            if not (used.all() or given_count or given_cell):
-                continue
-            if p and n > 1:
-                gutters = np.concatenate([np.arange(k * stride + c, k * stride + c + p) for k in range(n - 1)])
-                if occupied[gutters].any():
-                    continue
+            if not (given_count or given_cell) and np.unique(k).size != n:
+                continue  # an empty column of cells: the grid is finer than the sprites
             found.append((c, n, p))
     # Most cells first; then cell sizes with more factors of two (32 beats 33 or 31, as sheets
     # are drawn on round sizes); then the smallest padding.
