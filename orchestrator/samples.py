@@ -172,18 +172,19 @@ def degrade(
     blur: float = 0.9,
     noise: float = 4.0,
     jpeg_quality: int = 80,
-    pad: int = 3,
+    pad: int = 1,
 ) -> Degraded:
     """Render a true sprite as diffusion-style pseudo pixel art.
 
     cell: fake-pixel size in output px (non-integer allowed); blur: Gaussian radius in px;
-    noise: std-dev of per-pixel noise in 8-bit levels; pad: background px around the grid.
+    noise: std-dev of per-pixel noise in 8-bit levels; pad: background px around the grid
+    (kept well under half a cell, as in real output: more would make the margin's cell count ambiguous).
     Transparent sprite pixels are drawn on ``background``.
     """
     rng = np.random.default_rng(seed)
     h, w = sprite.shape[:2]
-    xl = _lines(w, cell, pad + rng.uniform(0, 2), rng)
-    yl = _lines(h, cell, pad + rng.uniform(0, 2), rng)
+    xl = _lines(w, cell, pad + rng.uniform(0, 1), rng)
+    yl = _lines(h, cell, pad + rng.uniform(0, 1), rng)
     W, H = int(xl[-1] + pad), int(yl[-1] + pad)
     col = np.where(sprite[..., 3:4] > 0, sprite[..., :3], np.array(background, np.uint8)).astype(np.float64)
     col += rng.normal(0, 2.5, col.shape)  # per-cell colour drift
