@@ -419,6 +419,71 @@ def _complete_lines(lines: np.ndarray, length: int, period: float,
     return out, p
 
 
+def _complete_from_dp(lines: np.ndarray, support: np.ndarray, length: int, period: float,
+                      spectral_period: float | None) -> tuple[np.ndarray, float]:
+    """All cell boundaries over the image from a DP line sequence (one line per cell boundary).
+
+    The DP numbers the cells; lines on real edges (``support``) pin a lattice with one slope
+    shared by all segments, where a segment ends at a wide cell (diffusion models draw the
+    odd cell ~1.4x wide: a step in the lattice that a single straight fit would smear into
+    the period). Margins are extrapolated from the outer segments; a border cell counts
+    when more than half of its nominal extent is inside the image.
+    """
+    x = np.asarray(lines, dtype=np.float64)
+    n = len(x)
+    k = np.arange(n, dtype=np.float64)
+    gaps = np.diff(x)
+    wide = gaps > max(1.3 * period, period + 4.0)
+    seg = np.concatenate([[0], np.cumsum(wide)])
+    nseg = int(seg[-1]) + 1
+    ks, xs, ss = k[support], x[support], seg[support]
+    # shared slope, one intercept per segment (segments without support borrow a neighbour's)
+    num = den = 0.0
+    for s in range(nseg):
+        m = ss == s
+        if m.sum() >= 2:
+            kc = ks[m] - ks[m].mean()
+            num += float(kc @ (xs[m] - xs[m].mean()))
+            den += float(kc @ kc)
+    p = num / den if den > 0 else float(period)
+    if not (0.8 * period < p < 1.2 * period):
+        p = float(period)
+    if spectral_period and abs(p - spectral_period) <= 0.02 * spectral_period:
+        p = float(spectral_period)
+    inter = np.full(nseg, np.nan)
+    for s in range(nseg):
+        m = ss == s
+        if m.any():
+            inter[s] = float(np.mean(xs[m] - p * ks[m]))
+    # fill unsupported segments from the nearest supported one
+    valid = np.nonzero(~np.isnan(inter))[0]
+    for s in range(nseg):
+        if np.isnan(inter[s]):
+            inter[s] = inter[valid[np.argmin(np.abs(valid - s))]]
+    a_lo, a_hi = float(inter[0]), float(inter[-1])
+    # nominal lines: inside from the segment model (detected ones replace them), outside
+    # continued from the outer segments
+    nominal_in = inter[seg] + p * k
+    out_in = np.where(support, x, nominal_in)
+    k_left = int(math.ceil(a_lo / p)) + 2
+    left = a_lo + p * np.arange(-k_left, 0, dtype=np.float64)
+    k_right = int(math.ceil((length - (a_hi + p * (n - 1))) / p)) + 2
+    right = a_hi + p * np.arange(n, n + max(0, k_right), dtype=np.float64)
+    allv = np.concatenate([left, out_in, right])
+    for j in range(1, len(allv)):
+        if allv[j] <= allv[j - 1]:
+            allv[j] = allv[j - 1] + 1.0
+    # border decision on nominal positions: replace detected outer lines by their nominal
+    nom = np.concatenate([left, nominal_in, right])
+    centres = 0.5 * (nom[:-1] + nom[1:])
+    inside = (centres >= 0) & (centres < length)
+    if not inside.any():
+        return allv[:0], p
+    i0 = int(np.argmax(inside))
+    i1 = len(inside) - int(np.argmax(inside[::-1]))
+    return allv[i0 : i1 + 1], p
+
+
 def _normalise_evidence(p: np.ndarray) -> np.ndarray:
     pos = p[p > 0]
     if pos.size == 0:
@@ -473,9 +538,12 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
     # only lines that sit on real edges pin the lattice; the DP's lines across flat areas are
     # interpolations and would bias the fitted period
     support = ev[np.clip(lines.astype(np.intp), 0, len(ev) - 1)] >= 0.3
-    if support.sum() >= 3:
-        lines = lines[support]
-    full, period = _complete_lines(lines, length, period, spectral_p)
+    if support.sum() >= 3 and len(lines) >= 6:
+        full, period = _complete_from_dp(lines, support, length, period, spectral_p)
+    else:
+        if support.sum() >= 3:
+            lines = lines[support]
+        full, period = _complete_lines(lines, length, period, spectral_p)
     if count is not None and len(full) - 1 != count:
         full = _force_count(full, lines, length, count)
     conf = strength
