@@ -777,3 +777,49 @@ def test_cli_tileset_strict_and_errors(tmp_path, capsys):
     assert main(["export", str(tdir), "--bevy", str(project), "--path", "x.png", "--bevy-version", "0.9"]) == 6
     assert "not supported" in capsys.readouterr().err
     assert not (project / "assets" / "x.png").exists()
+
+
+# ------------------------------------------------------------------ array-texture tilesets
+
+
+@needs_ref
+def test_tile_array_meta_is_byte_identical_to_the_templates():
+    rows = (REF / "derived" / "tileset-array-rowcount.bevy-0.18-0.19.png.meta").read_text()
+    grid = (REF / "derived" / "tileset-array-gridsize.bevy-0.19.png.meta").read_text()
+    assert render_meta("0.18", array_layout=("rows", 4)) == rows
+    assert render_meta("0.19", array_layout=("rows", 4)) == rows
+    assert render_meta("0.19", array_layout=("grid", 16, 16)) == grid
+
+
+def test_tile_array_meta_fields():
+    tree = read_ron(render_meta("0.19", array_layout=("grid", 8, 12)))
+    settings = tree[2]["asset"][2]["settings"][2]
+    assert set(settings) == {"format", "is_srgb", "sampler", "asset_usage", "array_layout"}
+    some = settings["array_layout"]
+    assert some[1] == "Some" and some[2][0] == ("struct", "GridSize", {
+        "tile_width_pixels": ("num", 8.0), "tile_height_pixels": ("num", 12.0)})
+    pyron.loads(render_meta("0.18", array_layout=("rows", 3)))
+
+
+def test_export_tileset_as_array_texture(tmp_path):
+    from comfy_nodes.pixel.tileset import build_tileset
+
+    tiles = [np.full((16, 16, 4), 30 * i, np.uint8) for i in range(4)]
+    p19 = make_project(tmp_path, 'bevy = "0.19"', "g19")
+    res = export_sheet(p19, "tiles/grass.png", build_tileset(tiles, columns=2).as_sheet(), tile_array=True)
+    meta = (p19 / "assets" / "tiles" / "grass.png.meta").read_text()
+    assert "GridSize(tile_width_pixels: 16, tile_height_pixels: 16)" in meta
+    assert res.manifest_entry["array_layout"] == ["grid", 16, 16]
+    p18 = make_project(tmp_path, 'bevy = "0.18"', "g18")
+    export_sheet(p18, "tiles/grass.png", build_tileset(tiles, columns=1).as_sheet(), tile_array=True)
+    assert "RowCount(rows: 4)" in (p18 / "assets" / "tiles" / "grass.png.meta").read_text()
+    with pytest.raises(ExportError, match="one column"):
+        export_sheet(p18, "tiles/two.png", build_tileset(tiles, columns=2).as_sheet(), tile_array=True)
+    p17 = make_project(tmp_path, 'bevy = "0.17"', "g17")
+    with pytest.raises(ExportError, match="0.18 or newer"):
+        export_sheet(p17, "tiles/grass.png", build_tileset(tiles, columns=1).as_sheet(), tile_array=True)
+    with pytest.raises(ExportError, match="spacing 0"):
+        export_sheet(p19, "tiles/sp.png", build_tileset(tiles, columns=2, spacing=1).as_sheet(), tile_array=True)
+    for p in (p17, p18):
+        assert not (p / "assets" / "tiles" / "two.png").exists()
+    assert not (p17 / "assets" / "tiles").exists()

@@ -78,6 +78,8 @@ class DGXPixelsBevyExport(io.ComfyNode):
                                 tooltip="Named animations (overrides the sheet's): name:first-last@fps[:direction], e.g. idle:0-3@8, walk:4-11@12."),
                 io.Boolean.Input("write_atlas_json", default=True, tooltip="Write the Aseprite-compatible atlas JSON next to the PNG (sheets only)."),
                 io.Boolean.Input("write_assets_ron", default=False, tooltip="Write bevy_asset_loader entries (<name>.assets.ron: image with nearest sampler + atlas layout)."),
+                io.Boolean.Input("tile_array", default=False, optional=True,
+                                 tooltip="Tilesets for Bevy's TilemapChunk: the .meta loads the sheet as an array texture, one layer per tile (Bevy 0.19: any grid; 0.18: one column)."),
             ],
             outputs=[
                 io.String.Output(display_name="rust_snippet", tooltip="Rust code for this Bevy version that loads the asset and plays its animations."),
@@ -90,7 +92,8 @@ class DGXPixelsBevyExport(io.ComfyNode):
     @classmethod
     def execute(cls, project: str = "my_game", asset_path: str = "sprites/sprite.png", bevy_version: str = "auto",
                 overwrite: str = "version", upscale: int = 1, animations: str = "", write_atlas_json: bool = True,
-                write_assets_ron: bool = False, image=None, sheet_data=None, alpha_mask=None) -> io.NodeOutput:
+                write_assets_ron: bool = False, image=None, sheet_data=None, alpha_mask=None,
+                tile_array: bool = False) -> io.NodeOutput:
         config = root_config()
         project_dir = resolve_project(project, config)
         common = dict(bevy_version=bevy_version, overwrite=overwrite, upscale=int(upscale),
@@ -105,14 +108,15 @@ class DGXPixelsBevyExport(io.ComfyNode):
             )
         if sheet_data is not None:
             result = export_sheet(project_dir, asset_path, sheet_data, animations=animations or None,
-                                  atlas=bool(write_atlas_json), **common)
+                                  atlas=bool(write_atlas_json), tile_array=bool(tile_array), **common)
         elif image is not None:
             frames = image_to_rgba_list(image, alpha_mask, name="image")
             if len(frames) == 1 and not animations.strip():
                 result = export_asset(project_dir, asset_path, frames[0], **common)
             else:
                 sheet = build_sheet(frames, trim="none", anchor="top-left", animations=animations or None)
-                result = export_sheet(project_dir, asset_path, sheet, atlas=bool(write_atlas_json), **common)
+                result = export_sheet(project_dir, asset_path, sheet, atlas=bool(write_atlas_json),
+                                      tile_array=bool(tile_array), **common)
         else:
             raise InvalidArgumentError("connect an image (or a batch of frames) or sheet data to Bevy Export")
         written = "\n".join(str(p) for p in result.paths()) if not result.skipped else result.message

@@ -241,10 +241,19 @@ _SAMPLER_SOURCE = """\
 _USAGE_SOURCE = '            asset_usage: ("MAIN_WORLD | RENDER_WORLD"),\n'
 
 
-def render_meta(version: BevyVersion | str, *, is_srgb: bool = True) -> str:
-    """The ``.png.meta`` text (image loader, nearest sampler) for a Bevy version."""
+def render_meta(version: BevyVersion | str, *, is_srgb: bool = True,
+                array_layout: tuple | None = None) -> str:
+    """The ``.png.meta`` text (image loader, nearest sampler) for a Bevy version.
+
+    ``array_layout`` loads the image as an array texture (one layer per tile, what Bevy's
+    ``TilemapChunk`` takes): ``("rows", n)`` for tiles stacked in one column (Bevy 0.18+) or
+    ``("grid", tile_w, tile_h)`` (Bevy 0.19+).
+    """
     v = version if isinstance(version, BevyVersion) else parse_bevy_version(version)
-    example = v.minor >= 14
+    array_line = _array_layout_line(v, array_layout) if array_layout else None
+    # Bevy's example layout where Bevy has one; the source-derived layout elsewhere (0.12, 0.13,
+    # and array textures, whose only references are the derived templates).
+    example = v.minor >= 14 and array_line is None
     lines = [
         "(\n",
         '    meta_format_version: "1.0",\n',
@@ -257,8 +266,40 @@ def render_meta(version: BevyVersion | str, *, is_srgb: bool = True) -> str:
     ]
     if v.has_asset_usage:
         lines.append(_USAGE_EXAMPLE if example else _USAGE_SOURCE)
+    if array_line:
+        lines.append(array_line)
     lines += ["        ),\n", "    ),\n", ")" if example else ")\n"]
     return "".join(lines)
+
+
+def _array_layout_line(v: BevyVersion, layout: tuple) -> str:
+    kind = layout[0]
+    if kind == "rows":
+        if v.minor < 18:
+            raise ExportError(f"array-texture tilesets need Bevy 0.18 or newer (project uses {v.short})",
+                              hint="export without --tile-array and build the array in code")
+        return f"            array_layout: Some(RowCount(rows: {int(layout[1])})),\n"
+    if kind == "grid":
+        if v.minor < 19:
+            raise ExportError(f"array textures cut by tile size need Bevy 0.19 (project uses {v.short})",
+                              hint="lay the tiles out in one column (columns 1) to use RowCount on 0.18")
+        return (f"            array_layout: Some(GridSize(tile_width_pixels: {int(layout[1])}, "
+                f"tile_height_pixels: {int(layout[2])})),\n")
+    raise InvalidArgumentError(f"unknown array layout {layout!r}")
+
+
+def tile_array_layout(sheet: Sheet, version: BevyVersion) -> tuple:
+    """The array layout for a tileset sheet: a grid of tiles on 0.19, one column on 0.18."""
+    if sheet.padding != (0, 0) or sheet.offset != (0, 0) or sheet.pow2:
+        raise ExportError("an array-texture tileset needs spacing 0, margin 0 and no power-of-two margin",
+                          hint="rebuild the tileset with spacing 0 and margin 0")
+    if version.minor >= 19:
+        return ("grid", sheet.cell_w, sheet.cell_h)
+    if sheet.columns != 1:
+        raise ExportError(f"on Bevy {version.short} array-texture tiles must be stacked in one column "
+                          f"(this tileset has {sheet.columns})",
+                          hint="set columns to 1, or use Bevy 0.19 whose .meta can cut a grid")
+    return ("rows", sheet.rows)
 
 
 # --- Aseprite JSON atlas -----------------------------------------------------------------------
@@ -799,6 +840,7 @@ def export_sheet(
     assets_dir: str = "assets",
     create_project: bool = False,
     sheet_options: dict[str, Any] | None = None,
+    tile_array: bool = False,
 ) -> ExportResult:
     """Export a sprite sheet into ``<project>/<assets_dir>/<asset_path>``.
 
@@ -808,7 +850,9 @@ def export_sheet(
     relative to ``assets/`` of a dynamic-assets file to merge the entries into. ``overwrite`` (what
     to do when the PNG or its .meta exists): ``fail`` (default, raise ``ExportError``) |
     ``replace`` | ``keep`` (leave it, write nothing) | ``version`` (write ``knight-2.png``).
-    ``provenance`` (workflow, params, seed...) is stored in the manifest entry.
+    ``provenance`` (workflow, params, seed...) is stored in the manifest entry. ``tile_array``
+    makes the .meta load the sheet as an array texture, one layer per cell (tilesets for Bevy's
+    ``TilemapChunk``; Bevy 0.18+).
     Raises ``PathEscapeError`` / ``ExportError`` / ``InvalidArgumentError`` before writing anything.
     """
     if not isinstance(sheet, Sheet):
@@ -819,7 +863,7 @@ def export_sheet(
                       sheet.offset, sheet.frames, anims, sheet.pow2)
     return _export(project, asset_path, sheet.image, sheet, bevy_version=bevy_version, overwrite=overwrite,
                    upscale=upscale, atlas=atlas, assets_ron=assets_ron, provenance=provenance,
-                   assets_dir=assets_dir, create_project=create_project)
+                   assets_dir=assets_dir, create_project=create_project, tile_array=tile_array)
 
 
 def export_asset(
@@ -844,7 +888,7 @@ def export_asset(
 
 
 def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upscale, atlas, assets_ron,
-            provenance, assets_dir, create_project) -> ExportResult:
+            provenance, assets_dir, create_project, tile_array=False) -> ExportResult:
     overwrite = (overwrite or "fail").lower()
     if overwrite not in OVERWRITE_POLICIES:
         raise InvalidArgumentError(f"unknown overwrite policy {overwrite!r}; use fail, replace, keep or version")
@@ -890,7 +934,8 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
     confine(assets_root, rel)
 
     png_bytes = _encode_png(pixels)
-    meta_bytes = render_meta(version).encode("utf-8")
+    array_layout = tile_array_layout(sheet, version) if (tile_array and sheet is not None) else None
+    meta_bytes = render_meta(version, array_layout=array_layout).encode("utf-8")
 
     with asset_manifest.project_lock(project, assets_dir):
         final_rel = rel
@@ -951,6 +996,8 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
                 {"name": a.name, "from": a.first, "to": a.last, "fps": a.fps, "direction": a.direction}
                 for a in sheet.animations
             ]
+        if array_layout:
+            entry["array_layout"] = list(array_layout)
         if provenance:
             entry["provenance"] = provenance
         mbytes, stored = asset_manifest.updated_manifest(project, entry, assets_dir)

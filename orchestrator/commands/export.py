@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pow2", action="store_true", help="power-of-two sheet size")
     g.add_argument("--sheet-cell", metavar="WxH", help="the single input is already a sheet with this cell size")
     g.add_argument("--detect-grid", action="store_true", help="the single input is already a sheet: find its grid")
+    g.add_argument("--tile-array", action="store_true",
+                   help="tileset for Bevy's TilemapChunk: the .meta loads one array layer per cell (Bevy 0.18+)")
     o = p.add_argument_group("outputs")
     o.add_argument("--no-atlas", action="store_true", help="do not write the atlas JSON")
     o.add_argument("--assets-ron", nargs="?", const=True, default=False, metavar="FILE",
@@ -77,14 +79,14 @@ def run(args) -> int:
                                  columns=args.columns, rows=args.rows,
                                  padding=parse_pair(args.padding, "--padding") if args.padding else (0 if args.sheet_cell else None),
                                  offset=offset, animations=args.animations)
-        result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, **common)
+        result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, tile_array=args.tile_array, **common)
     elif len(frames) == 1 and not args.animations:
         result = export_asset(project, args.path, frames[0], **common)
     else:
         sheet = build_sheet(frames, columns=args.columns, rows=args.rows, cell_size=cell, anchor=args.anchor,
                             trim=args.trim, padding=padding, offset=offset, pow2=args.pow2,
                             animations=args.animations)
-        result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, **common)
+        result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, tile_array=args.tile_array, **common)
 
     if args.json:
         doc = {
