@@ -220,15 +220,19 @@ class Journal:
         self._lock = threading.Lock()
         self._load()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if self._torn:
+            os.write(self._fd, b"\n")  # end the torn line so the next record stands alone
         if self.id is None:
             self.id = uuid.uuid4().hex[:12]
             self._append({"journal": self.id, "created": time.time()})
 
     def _load(self) -> None:
+        self._torn = False
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return
+        self._torn = bool(data) and not data.endswith(b"\n")
         for line in data.splitlines():
             try:
                 rec = json.loads(line)
