@@ -238,3 +238,66 @@ def test_one_pixel_images():
     assert np.array_equal(remove_strays(one), one)
     assert np.array_equal(add_outline(one), one)  # no room outside
     assert trim(one).box == (0, 0, 1, 1)
+
+
+# ----------------------------------------------------------------------------- properties
+
+small_rgba = arrays(
+    np.uint8,
+    st.tuples(st.integers(1, 10), st.integers(1, 10), st.just(4)),
+    elements=st.sampled_from([0, 40, 200, 255]),
+)
+
+
+def _colours(img):
+    return {tuple(p) for p in img.reshape(-1, 4).tolist() if p[3] == 255}
+
+
+@settings(max_examples=60, deadline=None)
+@given(img=small_rgba, tol=st.floats(0, 0.3), conn=st.sampled_from([4, 8]))
+def test_property_remove_background_only_clears(img, tol, conn):
+    img = img.copy()
+    img[..., 3] = np.where(img[..., 3] >= 128, 255, 0)
+    out = remove_background(img, tolerance=tol, connectivity=conn)
+    changed = (out != img).any(axis=2)
+    assert (out[changed] == 0).all()  # changed pixels became fully transparent, nothing else
+    assert ((out[..., 3] == 255) <= (img[..., 3] == 255)).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(img=small_rgba, min_size=st.integers(1, 4), conn=st.sampled_from([4, 8]))
+def test_property_remove_strays_uses_existing_colours(img, min_size, conn):
+    img = img.copy()
+    img[..., 3] = np.where(img[..., 3] >= 128, 255, 0)
+    out = remove_strays(img, min_size=min_size, connectivity=conn)
+    assert out.shape == img.shape
+    assert _colours(out) <= _colours(img)
+    # transparent pixels are never filled
+    assert (out[img[..., 3] == 0, 3] == 0).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(img=small_rgba, conn=st.sampled_from([4, 8]), inside=st.booleans())
+def test_property_outline_touches_only_the_ring(img, conn, inside):
+    img = img.copy()
+    img[..., 3] = np.where(img[..., 3] >= 128, 255, 0)
+    out = add_outline(img, color="#123456", connectivity=conn, inside=inside)
+    changed = (out != img).any(axis=2)
+    assert (out[changed][:, :3] == [0x12, 0x34, 0x56]).all()
+    if inside:
+        assert ((out[..., 3] == 255) == (img[..., 3] == 255)).all()
+    else:
+        assert (img[changed, 3] == 0).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(img=small_rgba, pad=st.integers(0, 3))
+def test_property_trim_keeps_all_content(img, pad):
+    r = trim(img, padding=pad)
+    if r.empty:
+        assert (img[..., 3] == 0).all()
+        return
+    assert int(r.image[..., 3].astype(bool).sum()) == int(img[..., 3].astype(bool).sum())
+    l, t, rr, b = r.box
+    assert r.image.shape[:2] == (b - t, rr - l)
+    assert np.array_equal(crop_box(img, r.box), r.image)
