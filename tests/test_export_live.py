@@ -134,7 +134,6 @@ def test_export_node_on_live_server_and_cli(managed_comfy_server, tmp_path):
         # a project outside the configured root is refused by the server, nothing written
         outside = tmp_path / "outside"
         outside.mkdir()
-        bad = dict(prompt)
         bad = {k: v for k, v in prompt.items() if k in ("1", "2", "3")}
         bad["9"] = {"class_type": "DGXPixelsBevyExport",
                     "inputs": {"sheet_data": ["3", 1], "project": str(outside), "asset_path": "sprites/knight.png",

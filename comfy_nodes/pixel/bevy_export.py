@@ -939,7 +939,10 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
 
     with asset_manifest.project_lock(project, assets_dir):
         final_rel = rel
-        exists = lambda r: any(os.path.lexists(confine(assets_root, p)) for p in [r, *_sidecars(r).values()][:2])
+        def exists(r: str) -> bool:
+            # taken when the PNG or its .meta is there (a lone .meta would be adopted by a new PNG)
+            return any(os.path.lexists(confine(assets_root, p)) for p in (r, _sidecars(r)["meta"]))
+
         if exists(rel):
             if overwrite == "fail":
                 raise ExportError(f"{assets_root / rel} already exists",
