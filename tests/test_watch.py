@@ -1,0 +1,217 @@
+"""``watch`` with real files and real file-system events in temporary folders: finished images
+are deployed, partial / temporary / hidden files are not, duplicates deploy once, a restart
+deploys only what is new, and the command stops cleanly on SIGTERM."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("watchdog")
+
+from orchestrator.watch import Watcher, asset_path_for, is_candidate_name, is_complete_image  # noqa: E402
+
+
+def png_bytes(seed: int, size: int = 8) -> bytes:
+    rgba = np.random.default_rng(seed).integers(0, 256, size=(size, size, 4), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    proj = tmp_path / "game"
+    (proj / "assets").mkdir(parents=True)
+    (proj / "Cargo.toml").write_text('[dependencies]\nbevy = "0.13"\n')
+    return drop, proj
+
+
+class Recorder:
+    def __init__(self):
+        self.events: list[dict] = []
+        self.cond = threading.Condition()
+
+    def __call__(self, ev):
+        with self.cond:
+            self.events.append(ev)
+            self.cond.notify_all()
+
+    def of(self, kind):
+        with self.cond:
+            return [e for e in self.events if e["event"] == kind]
+
+    def wait_for(self, kind, n=1, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len([e for e in self.events if e["event"] == kind]) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"waited {timeout} s for {n} '{kind}' events; got {self.events}")
+                self.cond.wait(left)
+
+
+def manifest(proj: Path) -> list[dict]:
+    p = proj / "assets" / ".dgx-pixels" / "manifest.json"
+    return json.loads(p.read_text())["assets"] if p.exists() else []
+
+
+def test_names_and_completeness_checks(tmp_path):
+    assert is_candidate_name("a.png") and is_candidate_name("sub/b.JPG")
+    for bad in ("a.png.tmp", ".a.png", "a.png~", "~a.png", "x.part", "a.txt", ".cache/a.png", "a.png.crdownload"):
+        assert not is_candidate_name(bad), bad
+    data = png_bytes(1)
+    f = tmp_path / "x.png"
+    f.write_bytes(data[: len(data) // 2])
+    assert not is_complete_image(f)
+    f.write_bytes(data)
+    assert is_complete_image(f)
+    assert asset_path_for("sub dir/My Sprite.jpg", "sprites/") == "sprites/sub_dir/My_Sprite.png"
+    assert asset_path_for("../../x.png", "") == "x.png"
+
+
+def test_new_finished_images_are_deployed_partial_and_temp_files_are_not(dirs):
+    drop, proj = dirs
+    rec = Recorder()
+    w = Watcher(drop, proj, asset_dir="sprites/", debounce=0.1, on_event=rec)
+    w.start()
+    try:
+        rec.wait_for("ready")
+        # a finished file, written in one go
+        (drop / "hero.png").write_bytes(png_bytes(1))
+        rec.wait_for("deployed", 1)
+        # a file written in two halves with a pause longer than the debounce: not deployed halfway
+        data = png_bytes(2, size=64)
+        with open(drop / "slow.png", "wb") as fh:
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+            time.sleep(0.6)
+            assert [e["asset"] for e in rec.of("deployed")] == ["sprites/hero.png"]
+            fh.write(data[len(data) // 2:])
+        rec.wait_for("deployed", 2)
+        # temporary and hidden files are ignored; the rename to the final name counts
+        (drop / "atomic.png.tmp").write_bytes(png_bytes(3))
+        (drop / ".hidden.png").write_bytes(png_bytes(4))
+        (drop / "backup.png~").write_bytes(png_bytes(5))
+        (drop / "notes.txt").write_text("hello")
+        time.sleep(0.5)
+        assert len(rec.of("deployed")) == 2
+        os.replace(drop / "atomic.png.tmp", drop / "atomic.png")
+        rec.wait_for("deployed", 3)
+        # the same content under another name is deployed once
+        (drop / "hero-copy.png").write_bytes(png_bytes(1))
+        rec.wait_for("duplicate", 1)
+        # sub-folders keep their structure
+        (drop / "run2").mkdir()
+        (drop / "run2" / "tile.png").write_bytes(png_bytes(6))
+        rec.wait_for("deployed", 4)
+    finally:
+        w.stop()
+    assets = sorted(e["asset"] for e in rec.of("deployed"))
+    assert assets == ["sprites/atomic.png", "sprites/hero.png", "sprites/run2/tile.png", "sprites/slow.png"]
+    entries = {e["path"]: e for e in manifest(proj)}
+    assert sorted(entries) == assets
+    got = np.asarray(Image.open(proj / "assets" / "sprites" / "slow.png").convert("RGBA"))
+    want = np.asarray(Image.open(io.BytesIO(png_bytes(2, size=64))).convert("RGBA"))
+    np.testing.assert_array_equal(got, want)
+    assert (proj / "assets" / "sprites" / "hero.png.meta").is_file()
+    assert entries["sprites/hero.png"]["provenance"]["source"]["file"] == str(drop / "hero.png")
+    assert not (proj / "assets" / "sprites" / "hidden.png").exists()
+    lat = [e["latency_ms"] for e in rec.of("deployed")]
+    assert all(x is not None and x < 5000 for x in lat)
+
+
+def test_restart_does_not_redeploy_and_picks_up_files_added_while_down(dirs):
+    drop, proj = dirs
+    (drop / "old.png").write_bytes(png_bytes(10))
+    rec = Recorder()
+    w = Watcher(drop, proj, debounce=0.05, on_event=rec)
+    w.start()
+    try:
+        rec.wait_for("ready")
+        (drop / "a.png").write_bytes(png_bytes(11))
+        rec.wait_for("deployed", 1)
+    finally:
+        w.stop()
+    # the file that was there before the first start is the baseline, not deployed
+    assert [e["asset"] for e in rec.of("deployed")] == ["sprites/a.png"]
+    (drop / "b.png").write_bytes(png_bytes(12))  # added while the watcher is down
+    rec2 = Recorder()
+    w2 = Watcher(drop, proj, debounce=0.05, on_event=rec2)
+    w2.start()
+    try:
+        rec2.wait_for("deployed", 1)
+        time.sleep(0.4)
+    finally:
+        w2.stop()
+    assert [e["asset"] for e in rec2.of("deployed")] == ["sprites/b.png"]
+    assert sorted(e["path"] for e in manifest(proj)) == ["sprites/a.png", "sprites/b.png"]
+    assert all(e["exports"] == 1 for e in manifest(proj))
+
+
+def test_existing_flag_deploys_what_is_already_there(dirs):
+    drop, proj = dirs
+    (drop / "old.png").write_bytes(png_bytes(20))
+    rec = Recorder()
+    w = Watcher(drop, proj, debounce=0.05, existing=True, on_event=rec)
+    w.start()
+    try:
+        rec.wait_for("deployed", 1)
+    finally:
+        w.stop()
+    assert [e["asset"] for e in rec.of("deployed")] == ["sprites/old.png"]
+
+
+def test_lost_state_file_still_deploys_once(dirs):
+    drop, proj = dirs
+    rec = Recorder()
+    w = Watcher(drop, proj, debounce=0.05, on_event=rec, existing=True)
+    w.start()
+    try:
+        rec.wait_for("ready")
+        (drop / "a.png").write_bytes(png_bytes(30))
+        rec.wait_for("deployed", 1)
+    finally:
+        w.stop()
+    w.state_path.unlink()
+    rec2 = Recorder()
+    w2 = Watcher(drop, proj, debounce=0.05, on_event=rec2, existing=True)
+    w2.start()
+    try:
+        rec2.wait_for("deployed", 1)
+    finally:
+        w2.stop()
+    # The manifest knows the deploy id (content hash): nothing was exported a second time.
+    assert rec2.of("deployed")[0]["already"] is True
+    assert [e["exports"] for e in manifest(proj)] == [1]
+
+
+def test_cli_stops_cleanly_on_sigterm(dirs):
+    drop, proj = dirs
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "watch", str(drop), "--bevy", str(proj), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(proc.stdout.readline())
+        assert ready["event"] == "ready"
+        (drop / "c.png").write_bytes(png_bytes(40))
+        ev = json.loads(proc.stdout.readline())
+        assert ev["event"] == "deployed" and ev["asset"] == "sprites/c.png"
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 0
+    assert "stopped: 1 deployed" in proc.stderr.read()
