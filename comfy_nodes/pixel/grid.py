@@ -38,10 +38,13 @@ from .imageio import as_rgba
 #: Smallest and largest cell size (source px) the automatic detector looks for.
 MIN_CELL = 2.5
 MAX_CELL = 64.0
-#: Images larger than this on either side are analysed on a strided view, to bound time and memory.
-MAX_ANALYSIS_SIDE = 2048
+#: The edge maps use at most this many rows (for x lines) and columns (for y lines), so the
+#: analysis of very large images stays bounded in time and memory.
+MAX_ANALYSIS_LINES = 512
 #: Below this detection confidence (0..1) the automatic mode reports "no pixel grid found".
 MIN_CONFIDENCE = 0.45
+#: Colour consolidation compares colour bins pairwise; this bounds its memory and time.
+MAX_COLOUR_BINS = 2048
 
 
 @dataclass
@@ -224,7 +227,8 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
     n = len(profile)
     if n < 8 or profile.sum() <= 0:
         return 0.0, 0.0
-    max_cell = min(max_cell, n / 2.0)
+    # large images may hold large cells: allow at least 8 cells across the profile
+    max_cell = min(max(max_cell, n / 8.0), n / 2.0)
     if max_cell <= min_cell:
         return 0.0, 0.0
     nfft = 1 << int(math.ceil(math.log2(max(n * 8, 4096))))
@@ -699,8 +703,9 @@ def _exact_block_grid(a: np.ndarray) -> Grid | None:
 
 
 def _stride(h: int, w: int) -> int:
+    """Row (column) step of the edge maps: at most ``MAX_ANALYSIS_LINES`` rows and columns."""
     stride = 2 if max(h, w) > 256 else 1
-    return max(stride, int(math.ceil(max(h, w) / MAX_ANALYSIS_SIDE)))
+    return max(stride, int(math.ceil(max(h, w) / MAX_ANALYSIS_LINES)))
 
 
 def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source) -> Grid:
@@ -794,6 +799,10 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     a = as_rgba(rgba)
     h, w = a.shape[:2]
     lo, hi = 0.5 - inner / 2, 0.5 + inner / 2
+    # bound the sample tensor (rows * cols * k^2 * 4 bytes) on grids with very many cells
+    ncell = grid.rows * grid.cols
+    if ncell * k * k > 8_000_000:
+        k = max(1, int(math.sqrt(8_000_000 / max(1, ncell))))
     xs = _sample_coords(grid.x_lines, w, k, lo, hi)  # (cols, k)
     ys = _sample_coords(grid.y_lines, h, k, lo, hi)  # (rows, k)
     yy = ys[:, None, :, None]
@@ -820,9 +829,16 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
 
 def _leader_clusters(lab: np.ndarray, tau: float) -> np.ndarray:
     """Greedy density-ordered clustering of colours; returns a cluster id per row of ``lab``."""
-    q = np.round(lab / (tau / 4.0)).astype(np.int64) + 512
-    key = (q[:, 0] << 20) | (q[:, 1] << 10) | q[:, 2]
-    _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    # colours are binned first (bins a fraction of tau wide); the pairwise step is quadratic
+    # in the number of bins, so coarsen the bins until at most MAX_COLOUR_BINS remain
+    for div in (4.0, 2.0, 1.0, 0.5):
+        q = np.round(lab / (tau / div)).astype(np.int64) + 512
+        key = (q[:, 0] << 20) | (q[:, 1] << 10) | q[:, 2]
+        _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+        if len(cnt) <= MAX_COLOUR_BINS:
+            break
+    else:
+        return np.arange(len(lab))
     inv = inv.reshape(-1)
     m = len(cnt)
     cen = np.zeros((m, 3))
