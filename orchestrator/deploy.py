@@ -80,7 +80,8 @@ def _models_dir_from_argv(argv: list[str]) -> Path | None:
             base = Path(a.split("=", 1)[1])
     if base is None and argv and argv[0].endswith("main.py"):
         base = Path(argv[0]).parent
-    if base is None:
+    # A relative path is relative to the server's working folder, unknown here.
+    if base is None or not base.is_absolute():
         return None
     m = base / "models"
     return m if m.is_dir() else None

@@ -1,0 +1,169 @@
+"""Deploying collected outputs into a Bevy project: all-or-nothing checks, exactly-once deploy
+ids, provenance records, naming of several outputs, and the deploy / history commands."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+from comfy_nodes.pixel.errors import ExportError, PathEscapeError
+from orchestrator.cli import main
+from orchestrator.deploy import (
+    _models_dir_from_argv,
+    asset_paths_for,
+    deploy_file,
+    deploy_outputs,
+    model_records,
+)
+from orchestrator.run import OutputFile, RunResult
+
+
+def _png(path: Path, seed: int, size: int = 5, text: dict | None = None) -> np.ndarray:
+    rgba = np.random.default_rng(seed).integers(0, 256, size=(size, size, 4), dtype=np.uint8)
+    info = None
+    if text:
+        info = PngImagePlugin.PngInfo()
+        for k, v in text.items():
+            info.add_text(k, v)
+    Image.fromarray(rgba, "RGBA").save(path, pnginfo=info)
+    return rgba
+
+
+def _output(path: Path, node="9", name=None) -> OutputFile:
+    data = path.read_bytes()
+    return OutputFile(node_id=node, node_type="SaveImage", server_filename=name or path.name, server_subfolder="",
+                      server_type="output", path=str(path), sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+
+def _result(outputs, pid="pid-1") -> RunResult:
+    return RunResult(prompt_id=pid, server="http://127.0.0.1:8188", workflow="pixelize@1.0.0",
+                     content_hash="sha256:abc", params={"seed": 7, "scale": 2}, seed=7, outputs=outputs,
+                     cached=False, elapsed_s=0.1, models=("sd_xl_base_1.0.safetensors",),
+                     comfyui_version="0.3.75")
+
+
+@pytest.fixture
+def proj(tmp_path):
+    p = tmp_path / "game"
+    (p / "assets").mkdir(parents=True)
+    (p / "Cargo.toml").write_text('[dependencies]\nbevy = { version = "0.12", features = [] }\n')
+    return p
+
+
+def _manifest(proj):
+    return json.loads((proj / "assets" / ".dgx-pixels" / "manifest.json").read_text())["assets"]
+
+
+def test_deploy_outputs_writes_assets_with_provenance_once(tmp_path, proj):
+    a = tmp_path / "ComfyUI_00001_.png"
+    pix = _png(a, 1)
+    res = _result([_output(a)])
+    d = deploy_outputs(res, proj, "sprites/knight.png")
+    assert [x.asset_path for x in d] == ["sprites/knight.png"] and not d[0].already
+    np.testing.assert_array_equal(np.asarray(Image.open(proj / "assets/sprites/knight.png").convert("RGBA")), pix)
+    assert "bevy_render::texture::image_loader::ImageLoader" in (proj / "assets/sprites/knight.png.meta").read_text()
+    e = _manifest(proj)[0]
+    prov = e["provenance"]
+    assert prov["workflow"] == "pixelize@1.0.0" and prov["content_hash"] == "sha256:abc"
+    assert prov["params"] == {"seed": 7, "scale": 2} and prov["seed"] == 7
+    assert prov["models"] == [{"name": "sd_xl_base_1.0.safetensors", "sha256": None}]
+    assert prov["comfyui_version"] == "0.3.75" and prov["node_pack_version"]
+    assert prov["server"] == "http://127.0.0.1:8188" and prov["prompt_id"] == "pid-1"
+    assert prov["source"]["sha256"] == res.outputs[0].sha256 and prov["deploy_id"] == "pid-1:0"
+    assert prov["time"].endswith("Z")
+    # Same deploy id again: recognised in the manifest, nothing exported twice.
+    d2 = deploy_outputs(res, proj, "sprites/knight.png")
+    assert d2[0].already and _manifest(proj)[0]["exports"] == 1
+
+
+def test_several_outputs_get_numbered_or_named_paths(tmp_path, proj):
+    files = []
+    for i in range(3):
+        p = tmp_path / f"frame_{i}.png"
+        _png(p, 10 + i)
+        files.append(_output(p, name=f"../evil/frame_{i}.png"))
+    d = deploy_outputs(_result(files, pid="p2"), proj, "sprites/walk.png")
+    assert [x.asset_path for x in d] == ["sprites/walk-1.png", "sprites/walk-2.png", "sprites/walk-3.png"]
+    d = deploy_outputs(_result(files, pid="p3"), proj, "frames/")
+    assert [x.asset_path for x in d] == ["frames/frame_0.png", "frames/frame_1.png", "frames/frame_2.png"]
+    assert asset_paths_for(["a.webp"], "x/") == ["x/a.png"]
+
+
+def test_partial_or_changed_outputs_deploy_nothing(tmp_path, proj):
+    good = tmp_path / "good.png"
+    _png(good, 1)
+    gone = tmp_path / "gone.png"
+    _png(gone, 2)
+    outs = [_output(good), _output(gone)]
+    gone.unlink()
+    with pytest.raises(ExportError, match="missing; nothing deployed"):
+        deploy_outputs(_result(outs), proj, "sprites/x.png")
+    assert not (proj / "assets" / "sprites").exists()
+    changed = tmp_path / "changed.png"
+    _png(changed, 3)
+    outs = [_output(good), _output(changed)]
+    _png(changed, 4)
+    with pytest.raises(ExportError, match="changed since it was downloaded"):
+        deploy_outputs(_result(outs), proj, "sprites/x.png")
+    assert not (proj / "assets" / "sprites").exists()
+    trunc = tmp_path / "trunc.png"
+    trunc.write_bytes(good.read_bytes()[:30])
+    with pytest.raises(ExportError, match="not a usable image"):
+        deploy_outputs(_result([_output(good), _output(trunc)]), proj, "sprites/x.png")
+    assert not (proj / "assets" / "sprites").exists()
+    with pytest.raises(PathEscapeError):
+        deploy_outputs(_result([_output(good)]), proj, "../../x.png")
+    assert not (proj / "assets" / "sprites").exists()
+
+
+def test_deploy_file_reads_comfyui_prompt_from_png(tmp_path, proj):
+    prompt = {"3": {"class_type": "KSampler", "inputs": {"seed": 1234, "model": ["4", 0]}},
+              "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "pixel.safetensors"}}}
+    f = tmp_path / "gen.png"
+    _png(f, 5, text={"prompt": json.dumps(prompt)})
+    d = deploy_file(f, proj, "sprites/gen.png", provenance={"note": "hand-picked"})
+    prov = _manifest(proj)[0]["provenance"]
+    assert d.asset_path == "sprites/gen.png"
+    assert prov["seed"] == 1234 and prov["models"] == [{"name": "pixel.safetensors", "sha256": None}]
+    assert prov["note"] == "hand-picked" and prov["source"]["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+def test_model_hashes_when_the_models_folder_is_local(tmp_path):
+    models = tmp_path / "models"
+    (models / "checkpoints" / "sd").mkdir(parents=True)
+    blob = b"not really a model" * 100
+    (models / "checkpoints" / "sd" / "tiny.safetensors").write_bytes(blob)
+    recs = model_records(["sd/tiny.safetensors", "absent.safetensors", "../escape.bin"], models)
+    assert recs[0] == {"name": "sd/tiny.safetensors", "sha256": hashlib.sha256(blob).hexdigest(), "folder": "checkpoints"}
+    assert recs[1]["sha256"] is None and recs[2]["sha256"] is None
+    assert model_records(["x"], None) == [{"name": "x", "sha256": None}]
+    assert _models_dir_from_argv(["main.py", "--base-directory", str(tmp_path)]) == models
+    assert _models_dir_from_argv(["main.py", "--port", "1"]) is None
+
+
+def test_deploy_and_history_commands(tmp_path, proj, capsys):
+    f = tmp_path / "k.png"
+    _png(f, 8)
+    assert main(["deploy", str(f), "--bevy", str(proj), "--asset-path", "sprites/k.png", "--provenance", '{"workflow": "sprite@1.0.0", "seed": 5}']) == 0
+    assert main(["deploy", str(f), "--bevy", str(proj), "--asset-path", "sprites/k.png", "--overwrite", "version"]) == 0
+    out = capsys.readouterr().out
+    assert "sprites/k.png" in out and "sprites/k-2.png" in out
+    assert main(["deploy", str(f), "--bevy", str(proj), "--asset-path", "../k.png"]) == 6
+    assert "refusing to write" in capsys.readouterr().err
+    assert main(["deploy", str(f), "--bevy", str(proj), "--asset-path", "sprites/k.png", "--provenance", "[1]"]) == 2
+    capsys.readouterr()
+    assert main(["history", "--bevy", str(proj)]) == 0
+    out = capsys.readouterr().out
+    assert "sprites/k.png" in out and "sprite@1.0.0" in out and "seed 5" in out and "sprites/k-2.png" in out
+    assert main(["history", "--bevy", str(proj), "--workflow", "sprite"]) == 0
+    out = capsys.readouterr().out
+    assert "sprites/k.png" in out and "k-2.png" not in out
+    assert main(["history", "--bevy", str(proj), "--asset", "sprites/k.png"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["provenance"]["seed"] == 5
+    assert main(["history", "--bevy", str(proj), "--asset", "nope.png"]) == 2
