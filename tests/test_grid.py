@@ -224,3 +224,11 @@ def test_shared_easy_cases_solved():
             if accuracy(res.image[op][None], gt[op][None], tol=30) >= 0.95:
                 exact += 1
     assert exact >= 0.9 * len(cases)
+
+
+def test_tiny_true_resolution_sprite_is_returned_as_is():
+    sprite = make_sprite(24, 20, 8)
+    res = G.snap(sprite)
+    assert np.array_equal(res.image, sprite)
+    assert res.grid.cell_w == 1.0 and res.grid.confidence == 0.0
+    assert np.array_equal(G.snap(sprite, cell=1).image, sprite)

@@ -646,13 +646,36 @@ def detect_grid(
     for name, c, n in (("cell_w", cw, w), ("cell_h", ch, h)):
         if c is not None and c > n:
             raise InvalidArgumentError(f"{name} {c} is larger than the image ({n} px)")
-    if cw is None and ch is None and tw is None and th is None:
+    auto = cw is None and ch is None and tw is None and th is None
+    if auto:
         exact = _exact_block_grid(a)
         if exact is not None:
             return exact
+    if (cw is not None and cw <= 1.0 and ch is not None and ch <= 1.0) or (tw == w and th == h):
+        return identity_grid(w, h, confidence=1.0)
     stride = _stride(h, w)
     ex, ey = _edge_maps(a[..., :3], stride)
-    return _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source)
+    try:
+        return _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source)
+    except NoGridFoundError:
+        if auto and _looks_true_resolution(a):
+            return identity_grid(w, h, confidence=0.0)
+        raise
+
+
+def identity_grid(w: int, h: int, *, confidence: float = 1.0) -> Grid:
+    """The grid of an image that already is at true resolution: one cell per source pixel."""
+    return Grid(cell_w=1.0, cell_h=1.0, cols=w, rows=h, x_lines=np.arange(w + 1, dtype=np.float64),
+                y_lines=np.arange(h + 1, dtype=np.float64), confidence=confidence, source_size=(w, h))
+
+
+def _looks_true_resolution(a: np.ndarray) -> bool:
+    """Small, few-colour images without a detectable grid are taken as true-resolution sprites."""
+    h, w = a.shape[:2]
+    if max(h, w) > 256:
+        return False
+    packed = np.ascontiguousarray(a).view(np.uint32).reshape(-1)
+    return 2 <= len(np.unique(packed)) <= 256
 
 
 def _exact_runs(change: np.ndarray, n: int) -> int:
