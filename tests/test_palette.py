@@ -129,13 +129,13 @@ def test_adaptive_k_validation():
         adaptive_palette([], k=4)
 
 
-def _noisy_blocks(seed=0, size=48):
+def _noisy_blocks(seed=0, size=48, noise=6.0):
     rng = np.random.default_rng(seed)
     base = np.array([[200, 40, 40], [40, 160, 60], [30, 30, 120], [230, 220, 200]], np.float64)
     img = np.zeros((size, size, 3))
     h = size // 2
     img[:h, :h], img[:h, h:], img[h:, :h], img[h:, h:] = base
-    img += rng.normal(0, 6, img.shape)
+    img += rng.normal(0, noise, img.shape)
     return _rgba(np.clip(np.round(img), 0, 255)), base
 
 
@@ -149,9 +149,14 @@ def test_adaptive_kmeans_finds_cluster_centres_deterministically():
 
 
 def test_adaptive_auto_k_picks_the_cluster_count():
-    img, _ = _noisy_blocks()
+    img, _ = _noisy_blocks(noise=2.0)
     p = adaptive_palette(img, k=None, seed=0)
     assert len(p) == 4
+    # Stronger noise spreads each block's colours further than the default tolerance...
+    noisy, _ = _noisy_blocks(noise=6.0)
+    assert len(adaptive_palette(noisy, k=None, seed=0)) > 4
+    # ...and a looser tolerance folds them back into the four blocks.
+    assert len(adaptive_palette(noisy, k=None, seed=0, tolerance=0.12)) == 4
     clean = _rgba(np.repeat(np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0]]], np.uint8), 3, axis=0))
     assert len(adaptive_palette(clean, k=None)) == 3
 

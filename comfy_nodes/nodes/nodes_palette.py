@@ -122,7 +122,7 @@ class DGXPixelsPaletteExtract(io.ComfyNode):
                 "Builds ONE palette shared by the whole image batch (animation frames then never flicker) by "
                 "k-means in the OKLab colour space. Transparent pixels are ignored. When the images have no more "
                 "distinct colours than asked, those exact colours are returned. colors = 0 picks the number "
-                "automatically: the smallest that keeps the average colour error under the tolerance."
+                "automatically: the smallest number that keeps every real colour of the images within the tolerance."
             ),
             inputs=[
                 io.Image.Input("image", tooltip="One image or a batch of frames; all frames share the palette."),
@@ -131,8 +131,9 @@ class DGXPixelsPaletteExtract(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
                              tooltip="k-means seed: the same images and seed always give the same palette."),
                 io.Float.Input("tolerance", default=AUTO_K_TOLERANCE, min=0.005, max=0.5, step=0.005,
-                               tooltip="Automatic mode only: RMS colour error to reach, in OKLab units "
-                                       "(0.02 is about one just-noticeable difference)."),
+                               tooltip="Automatic mode only: how far (OKLab distance) any real colour of the images may be "
+                                       "from its palette colour; 0.02 is about one just-noticeable difference. "
+                                       "Smaller = more colours."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="Optional alpha as a ComfyUI mask (1 = transparent); masked pixels are ignored."),
             ],

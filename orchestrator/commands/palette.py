@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="number of colours 1..256, or 'auto' (smallest k within the error tolerance)")
     ex.add_argument("--seed", type=int, default=0, metavar="S", help="k-means seed (default 0; same seed, same palette)")
     ex.add_argument("--tolerance", type=float, default=None, metavar="T",
-                    help="with -k auto: RMS OKLab error to reach (default 0.04)")
+                    help="with -k auto: largest OKLab distance from any real colour to its palette colour (default 0.04)")
     ex.add_argument("-o", "--output", required=True, metavar="OUT", help="palette file to write: .hex, .gpl, .pal or .png")
     ex.add_argument("--swatch", type=int, default=1, metavar="N", help="PNG output: N x N pixels per colour (default 1)")
 
