@@ -15,15 +15,15 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .color import srgb_to_oklab
+from .dither import MODES as DITHER_MODES  # noqa: F401  (re-exported for callers)
 from .errors import InputImageError, InvalidArgumentError, PaletteError
 from .imageio import as_rgba
 
-DITHER_MODES = ("none", "bayer2", "bayer4", "bayer8", "floyd-steinberg", "atkinson")
 
 # Automatic k: the smallest k for which every significant colour lies within this OKLab distance
 # of its palette colour. 0.04 is about two just-noticeable differences. On the 72 grid-snap
@@ -252,7 +252,8 @@ def adaptive_palette(
     If the images have at most k distinct colours, those colours are returned exactly (most
     frequent first) with no clustering. Otherwise k-means (scikit-learn, k-means++ init,
     ``random_state=seed``) runs in OKLab on the distinct colours weighted by pixel
-    count; more than 10 000 distinct colours are subsampled with a ``seed``-driven generator.
+    count; with more than 10 000 distinct colours, 10 000 pixels drawn by a ``seed``-driven
+    generator stand in for the image.
     The result is deterministic for a given seed. Colours are ordered by pixel count, largest first.
     """
     if k is not None:
@@ -283,10 +284,11 @@ def adaptive_palette(
 
     rng = np.random.default_rng(seed)
     if values.size > MAX_KMEANS_SAMPLES:
-        # Sample pixels, not distinct colours, so frequent colours keep their weight.
-        pick = rng.choice(values.size, size=MAX_KMEANS_SAMPLES, replace=False, p=counts / counts.sum())
-        pick.sort()
-        values_s, counts_s = values[pick], counts[pick]
+        # Draw pixels (not distinct colours) so frequent colours keep their weight; the number of
+        # draws that hit a colour becomes its weight.
+        pick = rng.choice(values.size, size=MAX_KMEANS_SAMPLES, replace=True, p=counts / counts.sum())
+        uniq, hits = np.unique(pick, return_counts=True)
+        values_s, counts_s = values[uniq], hits
     else:
         values_s, counts_s = values, counts
     lab = srgb_to_oklab(_unpack_rgb(values_s))
@@ -295,7 +297,7 @@ def adaptive_palette(
     if k is None:
         upper = min(int(max_k), values.size)
         cache: dict[int, tuple[np.ndarray, float]] = {}
-        significant = weights >= max(2.0, AUTO_K_MIN_SHARE * float(counts.sum()))
+        significant = weights >= max(2.0, AUTO_K_MIN_SHARE * float(weights.sum()))
         if not significant.any():
             significant[:] = True
 
@@ -488,7 +490,3 @@ def resolve_palette(name_or_path, *, base_dir=None) -> Palette:
         hint="built-in palettes: " + ", ".join(palettes_builtin.list_builtin()) + "; or a .hex/.gpl/.pal/.png file",
     )
 
-
-def iter_colors(palette: Palette) -> Iterable[tuple[int, int, int]]:
-    for r, g, b in palette.colors.tolist():
-        yield r, g, b
