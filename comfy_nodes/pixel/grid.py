@@ -216,7 +216,7 @@ def _spectrum(p: np.ndarray, nfft: int) -> np.ndarray:
     return np.abs(np.fft.rfft(q * win, n=nfft))
 
 
-def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: float = MAX_CELL) -> tuple[float, float]:
+def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: float | None = None) -> tuple[float, float]:
     """Estimate the dominant cell period (source px) of an edge profile and a 0..1 strength.
 
     The fundamental of a jittered lattice of edge impulses carries most of its spectral
@@ -227,8 +227,10 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
     n = len(profile)
     if n < 8 or profile.sum() <= 0:
         return 0.0, 0.0
-    # large images may hold large cells: allow at least 8 cells across the profile
-    max_cell = min(max(max_cell, n / 8.0), n / 2.0)
+    if max_cell is None:
+        # large images may hold large cells: allow at least 8 cells across the profile
+        max_cell = max(MAX_CELL, n / 8.0)
+    max_cell = min(max_cell, n / 2.0)
     if max_cell <= min_cell:
         return 0.0, 0.0
     nfft = 1 << int(math.ceil(math.log2(max(n * 8, 4096))))
@@ -498,20 +500,67 @@ def _normalise_evidence(p: np.ndarray) -> np.ndarray:
     return np.minimum(p / ref, 1.5)
 
 
-def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, count: int | None) -> _Axis:
-    """Find the lines of one axis from the edge map ``e`` (summed along ``axis``)."""
+def _axis_profile(e: np.ndarray, axis: int) -> np.ndarray:
+    """Edge evidence per boundary position of one axis (JPEG blocks and baseline removed)."""
     prof = _profile(e, axis)
     prof = _remove_jpeg_blocks(prof)
     sm = _smooth(prof, 0.8)
     # noise that survives the per-pixel floor adds a flat baseline over every row; remove it
     # so flat background reads as "no evidence" rather than "weak evidence everywhere"
-    sm = np.clip(sm - float(np.percentile(sm, 20)), 0.0, None)
+    return np.clip(sm - float(np.percentile(sm, 20)), 0.0, None)
+
+
+def _square_hint(sx: np.ndarray, sy: np.ndarray) -> float | None:
+    """A common period when the two axes disagree wildly, else None.
+
+    Pseudo pixels are (nearly) square. When the per-axis spectral peaks differ by more than
+    25 %, one axis has locked onto content (a repeating texture, a period of several
+    cells); the period both spectra support best (the larger of the two normalised minima)
+    is then taken for both axes, provided each axis shows at least half its peak there.
+    """
+    px, _ = estimate_period(sx)
+    py, _ = estimate_period(sy)
+    if px <= 0 or py <= 0 or max(px, py) / min(px, py) < 1.25:
+        return None
+    cands = np.arange(MIN_CELL, min(MAX_CELL, len(sx) / 4.0, len(sy) / 4.0), 0.02)
+    if len(cands) < 2:
+        return None
+
+    def norm_spec(s):
+        nfft = 1 << int(math.ceil(math.log2(max(len(s) * 8, 4096))))
+        spec = _spectrum(s, nfft)
+        lo, hi = int(nfft / MAX_CELL), min(len(spec) - 1, int(nfft / MIN_CELL))
+        top = float(spec[lo : hi + 1].max()) or 1.0
+        return np.interp(nfft / cands, np.arange(len(spec)), spec) / top
+
+    joint = np.minimum(norm_spec(sx), norm_spec(sy))
+    i = int(np.argmax(joint))
+    if joint[i] < 0.5:
+        return None
+    return float(cands[i])
+
+
+def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, count: int | None,
+                 sm: np.ndarray | None = None, hint: float | None = None) -> _Axis:
+    """Find the lines of one axis from the edge map ``e`` (summed along ``axis``).
+
+    ``hint`` (source px) replaces the spectral period estimate by the spectral peak within
+    8 % of it (see :func:`_square_hint`).
+    """
+    if sm is None:
+        sm = _axis_profile(e, axis)
     if count is not None:
         period = length / float(count)
         strength = 1.0
     elif cell is not None:
         period = float(cell)
         strength = 1.0
+    elif hint is not None:
+        # the confidence still comes from the whole spectrum (the narrow band has no floor)
+        _, strength = estimate_period(sm)
+        period, _ = estimate_period(sm, 0.92 * hint, 1.08 * hint)
+        if period <= 0:
+            period, strength = estimate_period(sm)
     else:
         period, strength = estimate_period(sm)
         if period <= 0:
@@ -732,8 +781,12 @@ def _stride(h: int, w: int) -> int:
 
 
 def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source) -> Grid:
-    ax = _detect_axis(ex, 0, w, cell=cw, count=int(tw) if tw else None)
-    ay = _detect_axis(ey, 1, h, cell=ch, count=int(th) if th else None)
+    sx, sy = _axis_profile(ex, 0), _axis_profile(ey, 1)
+    hint = None
+    if cw is None and ch is None and tw is None and th is None:
+        hint = _square_hint(sx, sy)
+    ax = _detect_axis(ex, 0, w, cell=cw, count=int(tw) if tw else None, sm=sx, hint=hint)
+    ay = _detect_axis(ey, 1, h, cell=ch, count=int(th) if th else None, sm=sy, hint=hint)
     cols, rows = len(ax.lines) - 1, len(ay.lines) - 1
     if cols < 1 or rows < 1:
         raise NoGridFoundError(f"no pixel grid found in {source}")
