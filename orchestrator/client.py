@@ -345,6 +345,10 @@ class ComfyClient:
         self.url = normalize_url(url or self.config.server)
         self.client_id = client_id or uuid.uuid4().hex
         self.session = requests.Session()
+        # Batch workers share this session: room for every job in flight plus downloads.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.session.headers.update(self.config.auth_headers())
         self.session.headers["User-Agent"] = "dgx-pixels"
         self.session.verify = self.config.verify_tls

@@ -428,3 +428,50 @@ def test_cached_prompt_returns_the_earlier_outputs_and_fresh_runs_again(client, 
     for r in (first, again2, fresh):
         np.testing.assert_array_equal(np.asarray(Image.open(r.outputs[0].path).convert("RGB")), expected_pixels(rgb, 2))
     assert hashlib.sha256(Path(fresh.outputs[0].path).read_bytes()).hexdigest() == fresh.outputs[0].sha256
+
+
+def test_reporters_bar_plain_and_json():
+    import io as _io
+
+    from orchestrator.progress import JsonReporter, PlainReporter, TtyReporter, make_reporter
+
+    evs = [
+        {"event": "submitted", "prompt_id": "abcdef123456", "server": "http://s", "workflow": "w@1"},
+        {"event": "executing", "prompt_id": "abcdef123456", "node": "3", "node_type": "KSampler", "nodes_done": 1, "nodes_total": 4},
+        *({"event": "progress", "prompt_id": "abcdef123456", "node": "3", "node_type": "KSampler", "value": v, "max": 20} for v in range(1, 21)),
+        {"event": "completed", "prompt_id": "abcdef123456", "elapsed_s": 1.5},
+        {"event": "output", "prompt_id": "abcdef123456", "path": "/o/x.png", "cached": False},
+    ]
+    tty, plain, js = _io.StringIO(), _io.StringIO(), _io.StringIO()
+    for rep, stream in ((TtyReporter(tty), tty), (PlainReporter(plain), plain), (JsonReporter(js), js)):
+        for ev in evs:
+            rep(ev)
+        rep.close()
+    assert "\r" in tty.getvalue() and "[########################] 20/20 KSampler" in tty.getvalue()
+    lines = plain.getvalue().splitlines()
+    assert "\r" not in plain.getvalue()
+    assert lines[0] == "submitted w@1 as abcdef12 to http://s"
+    assert sum("node 3: " in x for x in lines) <= 5  # at most every 25 %
+    assert lines[-1] == "output /o/x.png"
+    assert [json.loads(x)["event"] for x in js.getvalue().splitlines()] == [e["event"] for e in evs]
+    assert isinstance(make_reporter(json_mode=False, stream=_io.StringIO()), PlainReporter)
+    assert make_reporter(quiet=True) is None
+
+
+def test_doctor_reports_each_check(comfy_server, tmp_path, capsys):
+    from orchestrator.cli import main
+
+    proj = tmp_path / "game"
+    proj.mkdir()
+    (proj / "Cargo.toml").write_text('[dependencies]\nbevy = "0.17"\n')
+    rc = main(["doctor", "--server", comfy_server.url, "--bevy", str(proj), "--json"])
+    checks = {c["check"]: c for c in json.loads(capsys.readouterr().out)}
+    assert rc in (0, 1)
+    assert checks["server"]["status"] == "ok" and "ComfyUI 0.3.75" in checks["server"]["detail"]
+    assert checks["websocket"]["status"] == "ok"
+    assert checks["nodes"]["status"] == "ok" and "DGX-Pixels nodes loaded" in checks["nodes"]["detail"]
+    assert checks["bevy"]["status"] == "ok" and "Bevy 0.17" in checks["bevy"]["detail"]
+    assert rc == (1 if any(c["status"] == "fail" for c in checks.values()) else 0)
+    rc = main(["doctor", "--server", comfy_server.url, "--bevy", str(tmp_path / "nope")])
+    out = capsys.readouterr().out
+    assert rc == 1 and "FAIL  bevy" in out and "not found" in out
