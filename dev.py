@@ -4,7 +4,7 @@
 Needs only Python 3.10+ with pip (standard library only here). Both commands first prepare:
 
 1. a pinned ComfyUI 0.3.75 with torch in the cache (``orchestrator/embedded.py``;
-   ``$DGX_PIXELS_CACHE`` or ``~/.cache/dgx-pixels``; first time ~90 s and ~6 GB);
+   ``$DGX_PIXELS_CACHE`` or ``~/.cache/dgx-pixels``; first time 3-10 min and ~7.5 GB);
 2. ``.venv`` in this checkout, overlaying the cached ComfyUI venv, with this project installed
    editable plus its test extras (re-installed only when pyproject.toml or the pins change).
 

