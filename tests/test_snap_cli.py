@@ -64,3 +64,21 @@ def test_missing_input_and_bad_arguments(tmp_path):
     assert p.returncode == 2 and "not both" in p.stderr
     p = run(str(src), "-o", str(tmp_path / "o.png"), "--cell", "-1")
     assert p.returncode == 2
+
+
+def test_transparent_background_and_colour_reduction(tmp_path):
+    s = sprite()
+    s[:2] = (90, 200, 210)  # a flat backdrop along the top border
+    src = tmp_path / "in.png"
+    Image.fromarray(np.repeat(np.repeat(s, 8, axis=0), 8, axis=1)).save(src)
+    out = tmp_path / "t.png"
+    p = run(str(src), "-o", str(out), "--transparent-bg")
+    assert p.returncode == 0, p.stderr
+    a = np.array(Image.open(out).convert("RGBA"))
+    assert a.shape == (14, 16, 4)
+    assert (a[:2, :, 3] == 0).all()
+    out2 = tmp_path / "c.png"
+    p = run(str(src), "-o", str(out2), "--colors", "3")
+    assert p.returncode == 0, p.stderr
+    rgb = np.array(Image.open(out2).convert("RGB")).reshape(-1, 3)
+    assert len(np.unique(rgb, axis=0)) <= 3

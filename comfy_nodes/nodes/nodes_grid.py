@@ -156,7 +156,7 @@ def _passthrough(rgba: np.ndarray, background: str) -> G.SnapResult:
     img = rgba.copy()
     img[..., 3] = np.where(img[..., 3] >= 128, 255, 0).astype(np.uint8)
     if background == "transparent":
-        img = G._remove_background(img, 0.08)
+        img = G._remove_background(img, 0.06)
     return G.SnapResult(image=img, grid=grid)
 
 

@@ -996,7 +996,7 @@ def snap(
     width: int | None = None,
     height: int | None = None,
     background: str = "keep",
-    bg_tolerance: float = 0.08,
+    bg_tolerance: float = 0.06,
     source: str = "image",
 ) -> SnapResult:
     """Snap pseudo pixel art to its true resolution.
