@@ -3,6 +3,8 @@
 
     python bench/palette_bench.py               # table on stdout
     python bench/palette_bench.py --json out.json --repeat 7
+    python bench/palette_bench.py --quality     # also: automatic palette size and background
+                                                # removal on ../shared/bench/snap-dev (if present)
 
 Inputs are generated (deterministic, no files needed):
 
@@ -80,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=5, help="runs per operation (median reported)")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    ap.add_argument("--quality", action="store_true",
+                    help="also score automatic palette size and background removal on the snap-dev cases")
+    ap.add_argument("--cases", metavar="DIR", default=str(Path(__file__).resolve().parents[2] / "shared" / "bench"
+                                                              / "snap-dev" / "cases"),
+                    help="snap-dev case folder for --quality (default ../shared/bench/snap-dev/cases)")
     args = ap.parse_args(argv)
 
     t = time.perf_counter()
@@ -118,9 +125,67 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['input']:<10} {r['size']:>9} {r['distinct_colours']:>8}  {r['op']:<32} "
               f"{r['cpu_ms']:>9.2f} {r['wall_ms']:>9.2f}")
+    result = {"sklearn_import_ms": round(sklearn_import_ms, 1), "rows": rows}
+    if args.quality:
+        result["quality"] = quality(Path(args.cases))
     if args.json:
-        Path(args.json).write_text(json.dumps({"sklearn_import_ms": round(sklearn_import_ms, 1), "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
+
+
+def quality(cases: Path) -> dict | None:
+    """Snap each case to its ground-truth size (the grid is not what is measured here), then:
+
+    * automatic palette (``adaptive_palette(k=None)``): its size against the number of colours
+      of the hand-made original, and the mean OKLab error to the original after quantising,
+      next to the error of the snapped sprite before any palette step;
+    * ``remove_background`` (default tolerance) on cases whose original has transparency and
+      whose input is opaque: pixel accuracy and IoU of the opaque area against the original.
+    """
+    from comfy_nodes.pixel import grid as G
+    from comfy_nodes.pixel.color import srgb_to_oklab
+    from comfy_nodes.pixel.imageio import load_image
+    from comfy_nodes.pixel.palette import distinct_colors
+
+    if not cases.is_dir():
+        print(f"--quality: {cases} not found, skipped")
+        return None
+    ks, ngt, err_q, err_s, bg_acc, bg_iou = [], [], [], [], [], []
+    for case in sorted(p for p in cases.iterdir() if (p / "gt.png").is_file()):
+        gt, inp = load_image(case / "gt.png"), load_image(case / "input.png")
+        try:
+            out = G.snap(inp, width=gt.shape[1], height=gt.shape[0]).image
+        except Exception:  # noqa: BLE001 - a case the grid cannot fit says nothing about palettes
+            continue
+        if out.shape != gt.shape:
+            continue
+        m = (gt[..., 3] >= 128) & (out[..., 3] >= 128)
+        pal = adaptive_palette(out, None, seed=0)
+        q = quantize(out, pal)
+        gl = srgb_to_oklab(gt[..., :3][m])
+        err_q.append(float(np.linalg.norm(srgb_to_oklab(q[..., :3][m]) - gl, axis=1).mean()))
+        err_s.append(float(np.linalg.norm(srgb_to_oklab(out[..., :3][m]) - gl, axis=1).mean()))
+        ks.append(len(pal))
+        ngt.append(len(distinct_colors(gt)))
+        if (gt[..., 3] < 128).any() and (inp[..., 3] == 255).all():
+            a = C.remove_background(out)[..., 3] >= 128
+            g = gt[..., 3] >= 128
+            bg_acc.append(float((a == g).mean()))
+            bg_iou.append(float((a & g).sum() / max(1, (a | g).sum())))
+    ks_a, ngt_a = np.array(ks), np.array(ngt)
+    res = {
+        "cases": len(ks),
+        "auto_k_median": float(np.median(ks_a)),
+        "original_colours_median": float(np.median(ngt_a)),
+        "auto_k_abs_diff_median": float(np.median(np.abs(ks_a - ngt_a))),
+        "oklab_error_quantised": round(float(np.mean(err_q)), 4),
+        "oklab_error_snap_only": round(float(np.mean(err_s)), 4),
+        "background_cases": len(bg_iou),
+        "background_pixel_accuracy": round(float(np.mean(bg_acc)), 4) if bg_acc else None,
+        "background_iou": round(float(np.mean(bg_iou)), 4) if bg_iou else None,
+    }
+    print("quality:", json.dumps(res))
+    return res
 
 
 if __name__ == "__main__":

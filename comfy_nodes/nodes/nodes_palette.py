@@ -89,7 +89,8 @@ class DGXPixelsPaletteLoad(io.ComfyNode):
                                         "(.hex, .gpl, .pal or .png). Empty: use the built-in palette."),
                 io.Image.Input("palette_image", optional=True,
                                tooltip="A palette as an image: one pixel or one uniform square per colour "
-                                       "(Lospec PNG exports). Transparent cells are skipped."),
+                                       "(Lospec PNG exports). Transparent cells are skipped; of a batch, the "
+                                       "first image is used."),
             ],
             outputs=[
                 PaletteType.Output(display_name="palette", tooltip="The palette, for Palette Quantize / Save / Preview."),
