@@ -88,34 +88,52 @@ def _first_input(object_info: dict, node_id: str, kind: str) -> str:
 
 
 class PixelChain:
-    """Grid snap -> palette -> cleanup, the post-processing every workflow shares."""
+    """The post-processing every workflow shares, all on true-resolution pixels:
 
-    def __init__(self, g: Graph, object_info: dict, image, *, batch_shared: bool = True, palette_colors: int = 16):
+    Grid Snap (fake pixels -> real pixels) -> Background Remove (flat backdrop -> transparent;
+    not for tiles) -> Palette Extract (one palette for the whole batch) -> Palette Quantize ->
+    Stray Cleanup. The alpha travels as a MASK (1 = transparent) beside the image.
+    """
+
+    def __init__(self, g: Graph, object_info: dict, image, *, batch_shared: bool = True,
+                 remove_background: bool = True, palette_colors: int = 16):
         self.snap = g.add("DGXPixelsGridSnap", title="Grid Snap (true resolution)", image=image,
                           mode="auto", batch_shared_grid=batch_shared)
         out, mask = self.snap[0], self.snap[1]
-        self.palette = self.cleanup = None
-        pal_id = _node_with(object_info, "DGX-Pixels/Palette", "DGXPixelsPalette")
-        if pal_id:
-            self.palette = g.add(pal_id, title="Palette", **{_first_input(object_info, pal_id, "IMAGE"): out})
-            out = self.palette[0]
-        clean_id = _node_with(object_info, "DGX-Pixels/Cleanup", "DGXPixelsCleanup")
-        if clean_id:
-            self.cleanup = g.add(clean_id, title="Cleanup", **{_first_input(object_info, clean_id, "IMAGE"): out})
-            out = self.cleanup[0]
-        self.image = out
-        self.mask = mask
+        self.background = None
+        if remove_background:
+            self.background = g.add("DGXPixelsBackgroundRemove", title="Background Remove", image=out, mask=mask,
+                                    tolerance=0.06)
+            out, mask = self.background[0], self.background[1]
+        self.extract = g.add("DGXPixelsPaletteExtract", title="Palette Extract (shared by all frames)", image=out,
+                             mask=mask, colors=palette_colors)
+        self.quantize = g.add("DGXPixelsPaletteQuantize", title="Palette Quantize", image=out, mask=mask,
+                              palette=self.extract[0], dither="none")
+        self.cleanup = g.add("DGXPixelsStrayCleanup", title="Stray Cleanup", image=self.quantize[0],
+                             mask=self.quantize[1], min_size=2)
+        self.image = self.cleanup[0]
+        self.mask = self.cleanup[1]
 
     def params(self) -> list[Param]:
         s = self.snap.id
-        return [
+        out = [
             Param("grid_mode", [(s, "mode")], "enum",
                   "how the pixel grid is found: auto (detect), cell (cell_size), size (target_width x target_height)",
                   choices=["auto", "cell", "size"]),
             Param("cell_size", [(s, "cell_size")], "float", "fake-pixel size in image pixels (grid_mode=cell)", 1, 256),
             Param("target_width", [(s, "target_width")], "int", "sprite width in art pixels (grid_mode=size)", 1, 4096),
             Param("target_height", [(s, "target_height")], "int", "sprite height in art pixels (grid_mode=size)", 1, 4096),
+            Param("colors", [(self.extract.id, "colors")], "int",
+                  "palette size shared by all frames; 0 = automatic (smallest palette keeping every colour)", 0, 256),
+            Param("dither", [(self.quantize.id, "dither")], "enum", "dithering when mapping to the palette",
+                  choices=["none", "bayer2", "bayer4", "bayer8", "floyd-steinberg", "atkinson"]),
+            Param("stray_min_size", [(self.cleanup.id, "min_size")], "int",
+                  "islands of one colour smaller than this many pixels are removed; 1 = keep everything", 1, 4096),
         ]
+        if self.background is not None:
+            out.append(Param("background_tolerance", [(self.background.id, "tolerance")], "float",
+                             "how close to the border colour a pixel must be to become transparent (OKLab)", 0, 1))
+        return out
 
 
 def _generation(g: Graph, *, prompt: str, width: int, height: int, batch: int, seed: int, steps: int = 30,
@@ -186,12 +204,12 @@ def sprite(oi: dict) -> Shipped:
                                 width=1024, height=1024, batch=1, seed=1234)
     chain = PixelChain(g, oi, decode[0])
     save = g.add("SaveImage", title="Save sprite", images=chain.image, filename_prefix="dgx-pixels/sprite")
-    ex, ep = _export(g, image=chain.image, project="my_game", asset_path="sprites/knight.png")
+    ex, ep = _export(g, image=chain.image, mask=chain.mask, project="my_game", asset_path="sprites/knight.png")
     g.note("**Sprite**: SDXL base + pixel-art-xl LoRA at 1024x1024, then Grid Snap finds the fake-pixel grid and "
            "returns the sprite at its true resolution, Palette limits the colours, Cleanup removes stray pixels, "
            "and Bevy Export writes PNG + .meta (nearest sampling) into a Bevy project.\n\n"
            "Models: `dgx-pixels models pull --comfyui /path/to/ComfyUI`.", "About this workflow")
-    return Shipped("sprite", "1.0.0", "Sprite", "One game sprite from a prompt, true-grid pixel art exported to Bevy.",
+    return Shipped("sprite", "1.1.0", "Sprite", "One game sprite from a prompt, true-grid pixel art exported to Bevy.",
                    g, gp + chain.params() + ep, [save.id], tags=["sprite", "generation"])
 
 
@@ -201,7 +219,8 @@ def animation(oi: dict) -> Shipped:
                                                "same character, plain background",
                                      width=1024, height=1024, batch=4, seed=4321)
     chain = PixelChain(g, oi, decode[0], batch_shared=True)
-    sheet = g.add("DGXPixelsSpriteSheet", title="Sprite Sheet", frames=chain.image, animations="walk:0-3@8",
+    sheet = g.add("DGXPixelsSpriteSheet", title="Sprite Sheet", frames=chain.image, alpha_mask=chain.mask,
+                  animations="walk:0-3@8",
                   anchor="bottom-center", trim="each")
     save = g.add("SaveImage", title="Save sheet", images=sheet[0], filename_prefix="dgx-pixels/animation")
     ex, ep = _export(g, sheet_data=sheet[1], project="my_game", asset_path="sprites/knight_walk.png")
@@ -213,7 +232,7 @@ def animation(oi: dict) -> Shipped:
         Param("frames", [(latent.id, "batch_size")], "int", "number of frames (latent batch size)", 1, 64),
         Param("animation", [(sheet.id, "animations")], "string", "animations, e.g. walk:0-3@8 (name:first-last@fps)"),
     ] + ep
-    return Shipped("animation", "1.0.0", "Animation", "N frames of one character and action as a Bevy sprite sheet.",
+    return Shipped("animation", "1.1.0", "Animation", "N frames of one character and action as a Bevy sprite sheet.",
                    g, params, [save.id], tags=["animation", "sheet", "generation"])
 
 
@@ -221,8 +240,9 @@ def tileset(oi: dict) -> Shipped:
     g = Graph()
     decode, latent, gp = _generation(g, prompt="pixel art, seamless tileable grass ground texture, top-down, game tile",
                                      width=1024, height=1024, batch=4, seed=777)
-    chain = PixelChain(g, oi, decode[0], batch_shared=True)
-    tiles = g.add("DGXPixelsTileset", title="Tileset + seam check", tiles=chain.image, columns=0, tolerance=8.0)
+    chain = PixelChain(g, oi, decode[0], batch_shared=True, remove_background=False)
+    tiles = g.add("DGXPixelsTileset", title="Tileset + seam check", tiles=chain.image, alpha_mask=chain.mask,
+                  columns=0, tolerance=8.0)
     save = g.add("SaveImage", title="Save tileset", images=tiles[0], filename_prefix="dgx-pixels/tileset")
     ex, ep = _export(g, sheet_data=tiles[1], project="my_game", asset_path="tiles/grass.png")
     g.note("**Tileset**: N tiles from one prompt, snapped to the same grid and palette. Tileset checks every tile's "
@@ -233,7 +253,7 @@ def tileset(oi: dict) -> Shipped:
         Param("seam_tolerance", [(tiles.id, "tolerance")], "float", "largest colour difference across an edge that still counts as seamless", 0, 255),
     ] + ep
     outs = [save.id]
-    return Shipped("tileset", "1.0.0", "Tileset", "Seamless tiles with a seam report, assembled and exported to Bevy.",
+    return Shipped("tileset", "1.1.0", "Tileset", "Seamless tiles with a seam report, assembled and exported to Bevy.",
                    g, params, outs, tags=["tileset", "generation"])
 
 
@@ -244,12 +264,12 @@ def pixelize(oi: dict) -> Shipped:
                                 width=1024, height=1024, batch=1, seed=99, img2img_image=load[0], denoise=0.55)
     chain = PixelChain(g, oi, decode[0])
     save = g.add("SaveImage", title="Save sprite", images=chain.image, filename_prefix="dgx-pixels/pixelize")
-    ex, ep = _export(g, image=chain.image, project="my_game", asset_path="sprites/pixelized.png")
+    ex, ep = _export(g, image=chain.image, mask=chain.mask, project="my_game", asset_path="sprites/pixelized.png")
     g.note("**Pixelize**: img2img from your own image (Load Image). The model redraws it as pixel art (denoise "
            "0.55 keeps the composition), then the usual pixel pipeline and Bevy export.", "About this workflow")
     params = [Param("image", [(load.id, "image")], "image", "input image (a file in ComfyUI's input folder, or a "
                                                                 "local path that `dgx-pixels run` uploads)")]
-    return Shipped("pixelize", "1.0.0", "Pixelize", "Turn your own image into true-grid pixel art (img2img).",
+    return Shipped("pixelize", "1.1.0", "Pixelize", "Turn your own image into true-grid pixel art (img2img).",
                    g, params + gp + chain.params() + ep, [save.id], tags=["img2img", "generation"])
 
 
@@ -257,7 +277,8 @@ def cleanup(oi: dict) -> Shipped:
     g = Graph()
     load = g.add("LoadImage", title="Pseudo pixel art (from any generator)", image=SAMPLE_INPUT)
     chain = PixelChain(g, oi, load[0])
-    sheet = g.add("DGXPixelsSpriteSheet", title="Sprite Sheet", frames=chain.image, animations="", trim="none")
+    sheet = g.add("DGXPixelsSpriteSheet", title="Sprite Sheet", frames=chain.image, alpha_mask=chain.mask,
+                  animations="", trim="none")
     save = g.add("SaveImage", title="Save sprite", images=chain.image, filename_prefix="dgx-pixels/cleanup")
     ex, ep = _export(g, sheet_data=sheet[1], project="my_game", asset_path="sprites/cleaned.png")
     g.note("**Cleanup** (no model needed): Load Image takes AI pseudo pixel art from any generator; Grid Snap "
@@ -265,7 +286,7 @@ def cleanup(oi: dict) -> Shipped:
            "writes PNG + .meta + atlas JSON. Runs on a fresh machine without any model file.", "About this workflow")
     params = [Param("image", [(load.id, "image")], "image", "input image (a file in ComfyUI's input folder, or a "
                                                                 "local path that `dgx-pixels run` uploads)")]
-    return Shipped("cleanup", "1.0.0", "Cleanup", "Post-process existing pseudo pixel art: snap, palette, cleanup, "
+    return Shipped("cleanup", "1.1.0", "Cleanup", "Post-process existing pseudo pixel art: snap, palette, cleanup, "
                    "sheet, Bevy export. No model needed.", g, params + chain.params() + ep, [save.id],
                    needs_models=False, tags=["post-processing"])
 
