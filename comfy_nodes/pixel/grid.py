@@ -43,6 +43,10 @@ MAX_CELL = 64.0
 MAX_ANALYSIS_LINES = 512
 #: Below this detection confidence (0..1) the automatic mode reports "no pixel grid found".
 MIN_CONFIDENCE = 0.45
+#: Uncertain border cells are tie-broken towards sprite sizes that are multiples of this
+#: (0 disables); "uncertain" = the straddling cell is within SIZE_PRIOR_DOUBT of half inside.
+SIZE_PRIOR_MULTIPLE = 8
+SIZE_PRIOR_DOUBT = 0.2
 #: Colour consolidation compares colour bins pairwise; this bounds its memory and time.
 MAX_COLOUR_BINS = 2048
 
@@ -487,7 +491,50 @@ def _complete_from_dp(lines: np.ndarray, support: np.ndarray, length: int, perio
         return allv[:0], p
     i0 = int(np.argmax(inside))
     i1 = len(inside) - int(np.argmax(inside[::-1]))
+    if SIZE_PRIOR_MULTIPLE:
+        first_det = len(left) + int(np.argmax(support))
+        last_det = len(left) + n - 1 - int(np.argmax(support[::-1]))
+        i0, i1 = _size_prior(nom, i0, i1, length, first_det, last_det)
     return allv[i0 : i1 + 1], p
+
+
+def _border_doubt(nom: np.ndarray, j: int, border: float, margin_cells: int) -> float:
+    """How far (0..0.5) the straddling cell at line ``j`` is from the half-inside rule, minus
+    the doubt that extrapolating ``margin_cells`` cells over flat background adds."""
+    cell = float(nom[j + 1] - nom[j])
+    q = (nom[j + 1] - border) / cell if border <= nom[j + 1] else 0.0
+    return abs(float(q) - 0.5) - 0.01 * margin_cells
+
+
+def _size_prior(nom: np.ndarray, i0: int, i1: int, length: int, first_det: int, last_det: int) -> tuple[int, int]:
+    """Tie-break uncertain border cells towards a sprite size that is a multiple of 8.
+
+    The half-inside rule decides each border cell; when the straddling cell is close to half
+    inside (or its position was extrapolated over many flat background cells), the decision
+    is a coin flip, and sprites are far more often 16, 24, 32, 48, 64... pixels than not:
+    only then does a flip that reaches such a size win.
+    """
+    count = i1 - i0
+    if count % SIZE_PRIOR_MULTIPLE == 0 or count < SIZE_PRIOR_MULTIPLE:
+        return i0, i1
+    options = []
+    # left border: the straddling cell is i0 (kept) or i0 - 1 (dropped)
+    jl = i0 if nom[i0] < 0 else i0 - 1
+    if 0 <= jl < len(nom) - 1:
+        doubt = _border_doubt(nom, jl, 0.0, max(0, first_det - jl))
+        if doubt < SIZE_PRIOR_DOUBT:
+            options.append((doubt, (jl + 1, i1) if jl == i0 else (jl, i1)))
+    # right border: the straddling cell is i1 - 1 (kept) or i1 (dropped)
+    jr = i1 - 1 if nom[i1] > length else i1
+    if 0 <= jr < len(nom) - 1:
+        q_in = (length - nom[jr]) / float(nom[jr + 1] - nom[jr])
+        doubt = abs(float(q_in) - 0.5) - 0.01 * max(0, jr - last_det)
+        if doubt < SIZE_PRIOR_DOUBT:
+            options.append((doubt, (i0, jr) if jr == i1 - 1 else (i0, jr + 1)))
+    for _, (a, b) in sorted(options):
+        if (b - a) % SIZE_PRIOR_MULTIPLE == 0 and b > a:
+            return a, b
+    return i0, i1
 
 
 def _normalise_evidence(p: np.ndarray) -> np.ndarray:
