@@ -300,6 +300,16 @@ def _prepare_registered(workflow: Any, values: dict, *, fresh: bool) -> JobSpec:
         output_nodes = tuple(ids) or None
     full = dict(_defaults_of(wf))
     full.update(values)
+    # Record the values as the graph got them (coerced: "--set scale=3" is the int 3).
+    params = getattr(wf, "params", None)
+    if isinstance(params, dict):
+        for name, p in params.items():
+            targets = getattr(p, "targets", None) or []
+            if targets:
+                nid, _, inp = str(targets[0]).partition(".")
+                node_inputs = prompt.get(nid, {}).get("inputs") or {}
+                if inp in node_inputs and not _is_link(node_inputs[inp]):
+                    full[name] = node_inputs[inp]
     uploads = []
     params = getattr(wf, "params", None)
     if isinstance(params, dict):

@@ -119,7 +119,7 @@ def test_registry_workflow_runs_and_outputs_the_right_pixels(wf_root, sprite, cl
     res = run_workflow("orch-postproc@1", {"image": str(path), "scale": "3"}, client=client,
                        out_dir=tmp_path / "out", on_event=events.append, fresh=True)
     assert res.workflow == "orch-postproc@1.2.0" and res.content_hash.startswith("sha256:")
-    assert res.params == {"image": str(path), "scale": "3", "prefix": "orch"}
+    assert res.params == {"image": str(path), "scale": 3, "prefix": "orch"}
     assert len(res.outputs) == 1 and res.outputs[0].node_id == "4" and res.outputs[0].node_type == "SaveImage"
     got = np.asarray(Image.open(res.outputs[0].path).convert("RGB"))
     np.testing.assert_array_equal(got, np.repeat(np.repeat(255 - rgb, 3, axis=0), 3, axis=1))
