@@ -531,6 +531,10 @@ def _size_prior(nom: np.ndarray, i0: int, i1: int, length: int, first_det: int, 
         doubt = abs(float(q_in) - 0.5) - 0.01 * max(0, jr - last_det)
         if doubt < SIZE_PRIOR_DOUBT:
             options.append((doubt, (i0, jr) if jr == i1 - 1 else (i0, jr + 1)))
+    if len(options) == 2:
+        # both borders in doubt: flipping both is a third option (the least sure pair last)
+        (d1, (a1, _)), (d2, (_, b2)) = options
+        options.append((max(d1, d2) + 1.0, (a1, b2)))
     for _, (a, b) in sorted(options):
         if (b - a) % SIZE_PRIOR_MULTIPLE == 0 and b > a:
             return a, b
