@@ -875,7 +875,102 @@ def run_workflow(
             client.close()
 
 
+class JobHandle:
+    """A job running in a background thread (``start_workflow``): poll ``status()``, wait with
+    ``result()``, stop with ``cancel()``. For servers that hand out job handles (MCP tools)."""
+
+    def __init__(self, workflow: Any, values: dict | None, kwargs: dict):
+        import threading
+
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._state: dict = {"state": "starting", "prompt_id": None, "node": None, "node_type": None,
+                             "value": None, "max": None, "nodes_done": 0, "nodes_total": None, "error": None}
+        self._result: RunResult | None = None
+        self._error: BaseException | None = None
+        self._user_event = kwargs.pop("on_event", None)
+        kwargs["cancel"] = self._cancel
+        kwargs["on_event"] = self._on_event
+        self._thread = threading.Thread(target=self._run, args=(workflow, values, kwargs), name="dgx-pixels-job", daemon=True)
+        self._thread.start()
+
+    def _on_event(self, ev: dict) -> None:
+        with self._lock:
+            st = self._state
+            e = ev.get("event")
+            st["prompt_id"] = ev.get("prompt_id") or st["prompt_id"]
+            if e == "submitted":
+                st["state"] = "queued"
+                st["nodes_total"] = ev.get("nodes")
+            elif e in ("started", "executing", "progress", "executed", "cached"):
+                st["state"] = "running"
+                for k in ("node", "node_type", "value", "max", "nodes_done", "nodes_total"):
+                    if ev.get(k) is not None:
+                        st[k] = ev[k]
+            elif e == "completed":
+                st["state"] = "collecting"
+            elif e in ("reconnecting", "server_down"):
+                st["state"] = "reconnecting"
+            elif e == "resubmitted":
+                st["state"] = "queued"
+        if self._user_event is not None:
+            self._user_event(ev)
+
+    def _run(self, workflow, values, kwargs) -> None:
+        try:
+            self._result = run_workflow(workflow, values, **kwargs)
+            with self._lock:
+                self._state["state"] = "done"
+        except BaseException as exc:  # noqa: BLE001 - handed to result()
+            self._error = exc
+            with self._lock:
+                self._state["state"] = "cancelled" if isinstance(exc, JobCancelledError) else "failed"
+                self._state["error"] = getattr(exc, "message", str(exc))
+        finally:
+            self._done.set()
+
+    @property
+    def prompt_id(self) -> str | None:
+        return self._state["prompt_id"]
+
+    def status(self) -> dict:
+        """``state`` (starting, queued, running, reconnecting, collecting, done, failed,
+        cancelled), prompt id, current node and its step, error message."""
+        with self._lock:
+            return dict(self._state)
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self, timeout: float | None = None) -> RunResult:
+        """The ``RunResult``; raises what the job raised, or ``TimeoutError`` if still running."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"job {self.prompt_id} is still {self._state['state']}")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def cancel(self, wait: float | None = 30.0) -> None:
+        """Stop the job here and on the server (removed from the queue / interrupted)."""
+        self._cancel.set()
+        if wait:
+            self._done.wait(wait)
+
+
+def start_workflow(workflow: Any, values: dict | None = None, **kwargs) -> JobHandle:
+    """``run_workflow`` in a background thread; returns a ``JobHandle`` at once.
+
+    Same arguments as ``run_workflow`` (``cancel`` is the handle's own).
+    """
+    if "cancel" in kwargs:
+        raise InvalidArgumentError("start_workflow has its own cancel: use JobHandle.cancel()")
+    return JobHandle(workflow, values, kwargs)
+
+
 __all__ = [
     "JobSpec", "OutputFile", "RunResult", "JobRun", "JobCancelledError", "JobInterruptedError",
-    "PromptRejectedError", "prepare_job", "run_workflow", "safe_filename", "load_prompt_file",
+    "PromptRejectedError", "prepare_job", "run_workflow", "start_workflow", "JobHandle", "safe_filename",
+    "load_prompt_file",
 ]

@@ -265,3 +265,28 @@ def test_ctrl_c_exits_130_and_interrupts_the_remote_job(comfy_server, client, tm
     _wait_queue_empty(client)
     entry = client.history(pid)
     assert entry is None or entry["status"]["status_str"] == "error"
+
+
+def test_start_workflow_handle_status_result_and_cancel(wf_root, sprite, client, tmp_path):
+    from orchestrator.run import start_workflow
+
+    path, rgb = sprite
+    h = start_workflow("orch-postproc@1", {"image": str(path), "scale": 2}, client=client, out_dir=tmp_path / "a",
+                       fresh=True)
+    res = h.result(timeout=60)
+    assert h.done() and h.status()["state"] == "done" and h.prompt_id == res.prompt_id
+    np.testing.assert_array_equal(np.asarray(Image.open(res.outputs[0].path).convert("RGB")),
+                                  np.repeat(np.repeat(255 - rgb, 2, axis=0), 2, axis=1))
+
+    slow = start_workflow(slow_prompt(_color()), client=client, out_dir=tmp_path / "b")
+    t0 = time.monotonic()
+    while slow.status()["state"] not in ("running",) and time.monotonic() - t0 < 30:
+        time.sleep(0.02)
+    assert slow.status()["state"] == "running" and slow.status()["prompt_id"]
+    with pytest.raises(TimeoutError):
+        slow.result(timeout=0.01)
+    slow.cancel()
+    assert slow.status()["state"] == "cancelled"
+    with pytest.raises(JobCancelledError):
+        slow.result(timeout=1)
+    _wait_queue_empty(client)
