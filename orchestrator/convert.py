@@ -116,6 +116,7 @@ class NodeDef:
     inputs: dict[str, InputSpec]  # insertion order = nodeData.inputs order
     ordered: list[InputSpec]  # getOrderedInputSpecs order
     outputs: list[str]
+    raw_inputs: dict = field(default_factory=dict)  # V1 specs after the extensions, {...required, ...optional}
 
 
 def _is_combo_v1(spec: list) -> bool:
@@ -186,7 +187,8 @@ def build_node_def(class_type: str, info: dict) -> NodeDef:
         seen = {s.name for s in ordered}
         ordered += [s for s in inputs.values() if s.name not in seen]
     outputs = [o if isinstance(o, str) else "COMBO" for o in (info.get("output") or [])]
-    return NodeDef(class_type, info.get("display_name") or class_type, inputs, ordered, outputs)
+    raw_inputs = {**required, **{k: v for k, v in optional.items() if k not in required}}
+    return NodeDef(class_type, info.get("display_name") or class_type, inputs, ordered, outputs, raw_inputs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,6 +288,186 @@ def _js_str(v: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# legacy group nodes ("Convert to Group Node", stored in extra.groupNodes)
+
+GROUP_PREFIX = "workflow>"
+
+
+def _spec_type_name(raw: Any) -> str:
+    if isinstance(raw, (list, tuple)) and raw:
+        return "COMBO" if isinstance(raw[0], list) else str(raw[0])
+    return "UNKNOWN"
+
+
+@dataclass
+class GroupConfig:
+    """The frontend's GroupNodeConfig: how a group node's own inputs, widgets and outputs map
+    onto the nodes inside it (by their index in the definition)."""
+
+    name: str
+    data: dict
+    info: dict = field(default_factory=dict)  # synthesized /object_info entry of the group type
+    old_to_new_input: dict = field(default_factory=dict)  # inner index -> {inner slot: group input index}
+    new_to_old_widget: dict = field(default_factory=dict)  # group widget name -> (inner index, input name)
+    primitive_to_widget: dict = field(default_factory=dict)  # inner primitive index -> [(inner index, input name)]
+    new_to_old_output: dict = field(default_factory=dict)  # group output slot -> (inner index, slot)
+    links_to: dict = field(default_factory=dict)  # inner index -> {slot: link}
+
+    @classmethod
+    def build(cls, name: str, data: dict, conv: "_Converter") -> "GroupConfig":
+        cfg = cls(name, data)
+        nodes = [n for n in data.get("nodes") or [] if isinstance(n, dict)]
+        links = [lk for lk in data.get("links") or [] if isinstance(lk, (list, tuple)) and len(lk) >= 4]
+        links_from: dict = {}
+        for lk in links:
+            o_idx, o_slot, t_idx, t_slot = lk[0], lk[1], lk[2], lk[3]
+            if o_idx is None:
+                continue
+            links_from.setdefault(o_idx, {}).setdefault(o_slot, []).append(lk)
+            cfg.links_to.setdefault(t_idx, {})[t_slot] = lk
+        external: dict = {}
+        for e in data.get("external") or []:
+            if isinstance(e, (list, tuple)) and len(e) >= 3:
+                external.setdefault(e[0], {})[e[1]] = e[2]
+        node_config = data.get("config") or {}
+        required: dict = {}
+        used: dict = {}
+        outputs: list = []
+        out_names: list = []
+        out_used: dict = {}
+        primitive_defs: dict = {}
+        old_to_new_widget: dict = {}
+        counter = [0]
+        deferred = []
+
+        def input_config(node: dict, idx: int, in_name: str, spec: Any, extra: dict | None = None):
+            conf = ((node_config.get(str(idx)) or node_config.get(idx) or {}).get("input") or {}).get(in_name) or {}
+            label = next((i.get("label") for i in node.get("inputs") or [] if i.get("name") == in_name and i.get("label")), None)
+            r = conf.get("name") or label or in_name
+            key = r
+            prefix = ""
+            if (node.get("type") == "PrimitiveNode" and node.get("title")) or r in used:
+                prefix = f"{node.get('title') or node.get('type')} "
+                key = r = f"{prefix}{in_name}"
+                if r in used:
+                    r = f"{prefix}{used[r]} {in_name}"
+            used[key] = used.get(key, 1) + 1
+            if in_name in _SEED_NAMES:
+                extra = dict(extra or {})
+                extra["control_after_generate"] = f"{prefix}control_after_generate"
+            if extra:
+                spec = [spec[0], {**(spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}), **extra}]
+            return r, spec, conf
+
+        def check_primitive(link: list, in_name: str, inputs: dict) -> None:
+            src = link[0]
+            if not (0 <= src < len(nodes)) or nodes[src].get("type") != "PrimitiveNode" or src not in primitive_defs:
+                return
+            spec = primitive_defs[src]
+            target_opts = inputs.get(in_name)
+            opts = dict(target_opts[1]) if isinstance(target_opts, list) and len(target_opts) > 1 and isinstance(target_opts[1], dict) else {}
+            opts["control_after_generate"] = True
+            spec[1] = opts  # the group's "value" widget shares this list: mutate in place
+            cfg.primitive_to_widget.setdefault(src, []).append((link[2], in_name))
+
+        for idx, node in enumerate(nodes):
+            ntype = node.get("type")
+            nd = conv.node_def(ntype) if ntype not in VIRTUAL_TYPES else None
+            raw_inputs: dict
+            out_types: list
+            if nd is not None:
+                raw_inputs = nd.raw_inputs
+                out_types = list(nd.outputs)
+                out_labels = conv._output_names(ntype)
+            elif ntype == "PrimitiveNode":
+                lf = links_from.get(idx)
+                if not lf:
+                    continue
+                first = lf[min(lf)][0] if 0 not in lf else lf[0][0]
+                ptype = first[5] if len(first) > 5 else "*"
+                if ptype == "COMBO":
+                    wname = ((node.get("outputs") or [{}])[0].get("widget") or {}).get("name")
+                    tnode = nodes[first[2]] if 0 <= first[2] < len(nodes) else {}
+                    tdef = conv.node_def(tnode.get("type"))
+                    tspec = tdef.raw_inputs.get(wname) if tdef else None
+                    ptype = tspec[0] if tspec else "COMBO"
+                spec = [ptype, {}]
+                primitive_defs[idx] = spec
+                raw_inputs = {"value": spec}
+                out_types = [ptype if isinstance(ptype, str) else "COMBO"]
+                out_labels = out_types
+            else:
+                continue  # reroutes and notes inside a group node are not supported by the frontend either
+            saved_inputs = [i for i in node.get("inputs") or [] if isinstance(i, dict)]
+            keys = list(raw_inputs)
+            if keys:
+                converted: dict = {}
+                slots: list = []
+                old_to_new_widget[idx] = {}
+                for in_name in keys:
+                    if _spec_type_name(raw_inputs[in_name]) in _WIDGET_TYPES:
+                        d = next((k for k, i in enumerate(saved_inputs)
+                                  if i.get("name") == in_name and (i.get("widget") or {}).get("name") == in_name), -1)
+                        if d > -1:
+                            converted[d] = in_name
+                        else:
+                            gname, conf_spec, _ = input_config(node, idx, in_name, raw_inputs[in_name])
+                            required[gname] = conf_spec
+                            old_to_new_widget[idx][in_name] = gname
+                            cfg.new_to_old_widget[gname] = (idx, in_name)
+                    else:
+                        slots.append(in_name)
+                lt = cfg.links_to.get(idx, {})
+                o2n = cfg.old_to_new_input.setdefault(idx, {})
+                for r, in_name in enumerate(slots):
+                    if lt.get(r):
+                        check_primitive(lt[r], in_name, raw_inputs)
+                        continue
+                    gname, conf_spec, conf = input_config(node, idx, in_name, raw_inputs[in_name])
+                    if conf.get("visible") is not False:
+                        required[gname] = conf_spec
+                        o2n[r] = counter[0]
+                        counter[0] += 1
+
+                def later(idx=idx, node=node, slots=slots, converted=converted, raw_inputs=raw_inputs, lt=lt, o2n=o2n):
+                    order = sorted(converted, key=lambda k: str(k))  # JavaScript's default sort
+                    for d, k in enumerate(order):
+                        in_name = converted[k]
+                        slot = len(slots) + d
+                        if lt.get(slot):
+                            check_primitive(lt[slot], in_name, raw_inputs)
+                            continue
+                        gname, conf_spec, _ = input_config(node, idx, in_name, raw_inputs[in_name], {"defaultInput": True})
+                        required[gname] = conf_spec
+                        cfg.new_to_old_widget[gname] = (idx, in_name)
+                        old_to_new_widget.setdefault(idx, {})[in_name] = gname
+                        o2n[slot] = counter[0]
+                        counter[0] += 1
+
+                deferred.append(later)
+            for n_out, otype in enumerate(out_types):
+                internal = bool((links_from.get(idx) or {}).get(n_out)) and not (external.get(idx) or {}).get(n_out)
+                oconf = ((node_config.get(str(idx)) or node_config.get(idx) or {}).get("output") or {}).get(str(n_out)) or {}
+                visible = oconf.get("visible", not internal)
+                if not visible:
+                    continue
+                cfg.new_to_old_output[len(outputs)] = (idx, n_out)
+                outputs.append(otype)
+                label = oconf.get("name") or (out_labels[n_out] if n_out < len(out_labels) else otype)
+                oname = label
+                if oname in out_used:
+                    oname = f"{node.get('title') or ntype} {label}"
+                    if oname in out_used:
+                        oname = f"{node.get('title') or ntype} {idx} {label}"
+                out_used[oname] = 1
+                out_names.append(oname)
+        for f in deferred:
+            f()
+        cfg.info = {"input": {"required": required}, "output": outputs, "output_name": out_names, "display_name": name}
+        return cfg
+
+
+# --------------------------------------------------------------------------------------------
 # graph model
 
 
@@ -323,6 +505,8 @@ class Node:
     node_def: NodeDef | None = None
     subgraph: "Graph | None" = None  # set for subgraph instances
     promoted: dict = field(default_factory=dict)  # subgraph instances: input name -> Widget
+    group: "GroupConfig | None" = None  # legacy group node instances
+    inner: list = field(default_factory=list)  # group node instances: inner Nodes by index
     outputs_links: list = field(default_factory=list)  # virtual nodes: link ids per output
 
     @property
@@ -331,7 +515,7 @@ class Node:
 
     @property
     def is_virtual(self) -> bool:
-        return self.is_subgraph or self.type in VIRTUAL_TYPES
+        return self.is_subgraph or self.group is not None or self.type in VIRTUAL_TYPES
 
     def widget(self, name: str) -> Widget | None:
         return next((w for w in self.widgets if w.name == name), None)
@@ -395,6 +579,16 @@ class _Converter:
         self._defs: dict[str, NodeDef] = {}
         self.subgraph_defs: dict[str, dict] = {}
         self._collect_subgraph_defs(workflow)
+        self.group_defs: dict[str, dict] = {}
+        self.group_configs: dict[str, GroupConfig] = {}
+        groups = (workflow.get("extra") or {}).get("groupNodes") or {}
+        if isinstance(groups, dict):
+            for gname, gdata in groups.items():
+                if isinstance(gdata, dict):
+                    self.group_defs[GROUP_PREFIX + str(gname)] = gdata
+            for raw in workflow.get("nodes") or []:
+                if isinstance(raw, dict) and isinstance(raw.get("type"), str) and raw["type"].startswith("workflow/"):
+                    raw["type"] = GROUP_PREFIX + raw["type"][len("workflow/"):]
         self._graphs: dict[str, Graph] = {}
         self.root = self._build_graph(workflow, path_name="workflow")
 
@@ -407,6 +601,13 @@ class _Converter:
                 self._collect_subgraph_defs(sg)
 
     def node_def(self, class_type: str) -> NodeDef | None:
+        if class_type not in self._defs and class_type in self.group_defs:
+            if class_type in self.group_configs:  # being built: a group inside itself
+                raise WorkflowError(f"group node {class_type!r} contains itself")
+            self.group_configs[class_type] = None  # type: ignore[assignment]
+            cfg = GroupConfig.build(class_type[len(GROUP_PREFIX):], self.group_defs[class_type], self)
+            self.group_configs[class_type] = cfg
+            self._defs[class_type] = build_node_def(class_type, cfg.info)
         if class_type not in self._defs:
             info = self.object_info.get(class_type)
             if not isinstance(info, dict):
@@ -502,10 +703,23 @@ class _Converter:
         node.inputs = live
         node.outputs = [Slot(n, t) for n, t in zip(self._output_names(ntype), nd.outputs)]
         self._apply_widgets_values(node, raw.get("widgets_values"))
+        if ntype in self.group_configs:
+            if stack:
+                raise WorkflowError(
+                    f"node {node_id}: group nodes inside subgraphs are not supported by ComfyUI",
+                    hint="convert the group node to a subgraph in the editor",
+                )
+            node.group = self.group_configs[ntype]
+            inner_graph = Graph(nodes={}, links={})
+            for idx, inner_raw in enumerate(self.group_defs[ntype].get("nodes") or []):
+                inner_raw = dict(inner_raw, id=idx)
+                inner = self._build_node(inner_raw, inner_graph, f"group node {ntype[len(GROUP_PREFIX):]!r}", ("group",))
+                inner_graph.nodes[_key(idx)] = inner
+                node.inner.append(inner)
         return node
 
     def _output_names(self, ntype: str) -> list[str]:
-        info = self.object_info.get(ntype) or {}
+        info = self.object_info.get(ntype) or (self.group_configs.get(ntype).info if self.group_configs.get(ntype) else {})
         names = info.get("output_name") or []
         outs = info.get("output") or []
         return [names[i] if i < len(names) else str(o) for i, o in enumerate(outs)]
@@ -679,6 +893,8 @@ class _Converter:
         if key in visited:
             raise WorkflowError(f"node {':'.join(map(str, path + (node.id,)))}: circular link through output {slot_index}")
         visited.add(key)
+        if node.group is not None:
+            return self._resolve_group_output(node, path, slot_index, type_, visited, parent)
         if node.mode == MODE_BYPASS:
             idx = self._bypass_input(node, slot_index, type_)
             if idx < 0:
@@ -703,6 +919,62 @@ class _Converter:
             return None
         return ("link", ":".join(str(p) for p in path + (node.id,)), slot_index)
 
+    def _resolve_group_output(self, node: Node, path: tuple, slot_index: int, want: Any, visited: set, parent):
+        """ExecutableGroupNodeDTO.resolveOutput: the inner node behind a group node's output."""
+        if node.mode == MODE_BYPASS:
+            ins = node.inputs
+            for y in [slot_index, *range(len(ins))]:
+                if y < len(ins) and ins[y].type == want:
+                    return self.resolve_input(node, path, y, visited, _UNSET, parent)
+            return None
+        target = node.group.new_to_old_output.get(slot_index)
+        if target is None:
+            return None
+        idx, slot = target
+        return ("link", ":".join(str(p) for p in path + (node.id, idx)), slot)
+
+    def _resolve_group_child(self, inner: Node, group_node: Node, slot_index: int):
+        """ExecutableGroupNodeChildDTO.resolveInput: group inputs and links between inner nodes
+        are taken as they are (no bypass or reroute resolution, as in the frontend)."""
+        cfg = group_node.group
+        idx = int(inner.id)
+        w = cfg.old_to_new_input.get(idx, {}).get(slot_index)
+        if w is not None:
+            if w >= len(group_node.inputs):
+                return None
+            lk = group_node.graph.link(group_node.inputs[w].link)
+            origin = group_node.graph.node(lk.origin_id) if lk is not None else None
+            if origin is None:
+                return None
+            return ("link", str(origin.id), lk.origin_slot)
+        lk = cfg.links_to.get(idx, {}).get(slot_index)
+        if not lk or not (0 <= lk[0] < len(group_node.inner)):
+            return None
+        if group_node.inner[lk[0]].type == "PrimitiveNode":
+            return None
+        return ("link", f"{group_node.id}:{lk[0]}", lk[1])
+
+    def _update_group_widgets(self) -> None:
+        """GroupNodeHandler.updateInnerWidgets: the group node's widget values go to the inner nodes."""
+        for node in self.root.nodes.values():
+            if node.group is None:
+                continue
+            for gname, (idx, in_name) in node.group.new_to_old_widget.items():
+                gw = node.widget(gname)
+                if gw is None or not (0 <= idx < len(node.inner)):
+                    continue
+                inner = node.inner[idx]
+                if inner.type == "PrimitiveNode":
+                    for t_idx, t_in in node.group.primitive_to_widget.get(idx, []):
+                        if 0 <= t_idx < len(node.inner):
+                            w = node.inner[t_idx].widget(t_in)
+                            if w is not None:
+                                w.value = gw.value
+                    continue
+                w = inner.widget(in_name)
+                if w is not None:
+                    w.value = gw.value
+
     def _bypass_input(self, node: Node, out_index: int, want: Any) -> int:
         ins = node.inputs
         a = ins[out_index] if out_index < len(ins) else None
@@ -723,6 +995,10 @@ class _Converter:
 
     def _flatten(self, graph: Graph, path: tuple, parent, out: list) -> None:
         for node in graph.nodes.values():
+            if node.group is not None:
+                for inner in node.inner:
+                    out.append((inner, path + (node.id,), ("group", node)))
+                continue
             if node.is_subgraph:
                 self._parents[path + (node.id,)] = (node, path)
                 self._flatten(node.subgraph, path + (node.id,), (node, path), out)
@@ -733,6 +1009,7 @@ class _Converter:
         self._parents: dict = {}
         self._apply_primitives(self.root, set())
         self._propagate_promoted(self.root, set())
+        self._update_group_widgets()
         flat: list = []
         self._flatten(self.root, (), None, flat)
         prompt: dict[str, dict] = {}
@@ -746,7 +1023,10 @@ class _Converter:
                 v = self._serialize_value(node, w)
                 inputs[w.name] = {"__value__": v} if isinstance(v, list) else v
             for i, slot in enumerate(node.inputs):
-                r = self.resolve_input(node, path, i, set(), _UNSET, parent)
+                if isinstance(parent, tuple) and parent and parent[0] == "group":
+                    r = self._resolve_group_child(node, parent[1], i)
+                else:
+                    r = self.resolve_input(node, path, i, set(), _UNSET, parent)
                 if r is None:
                     continue
                 if r[0] == "value":
