@@ -141,28 +141,49 @@ def test_remove_background_transparent_border_is_noop():
     assert np.array_equal(remove_background(img), img)
 
 
-def test_remove_strays_replaces_single_pixels():
+def test_remove_strays_unconditional_vote_replaces_single_pixels():
     img = _img(7, 7, RED)
     img[3, 3, :3] = (0, 0, 255)  # one stray pixel inside red
-    out = remove_strays(img)
+    out = remove_strays(img, max_difference=None, connectivity=4)
     assert out[3, 3].tolist() == [*RED, 255]
     # lone opaque pixel in transparency disappears
     t = _img(7, 7, a=0)
     t[1:5, 1:5] = [*RED, 255]
     t[6, 6] = [0, 0, 255, 255]
-    out = remove_strays(t)
+    out = remove_strays(t, max_difference=None, connectivity=4)
     assert out[6, 6, 3] == 0 and (out[1:5, 1:5, 3] == 255).all()
+
+
+def test_remove_strays_default_keeps_details_and_fixes_near_shades():
+    img = _img(9, 9, RED)
+    img[2, 2, :3] = (0, 0, 0)  # an eye: high contrast, kept
+    img[5, 5, :3] = (204, 42, 40)  # a cell a shade off: fixed
+    for i in range(3):  # a diagonal line of single pixels: one island under 8-connectivity
+        img[6 + i, i, :3] = (20, 20, 20)
+    out = remove_strays(img)
+    assert out[2, 2, :3].tolist() == [0, 0, 0]
+    assert out[5, 5, :3].tolist() == list(RED)
+    assert [out[6 + i, i, 0] for i in range(3)] == [20, 20, 20]
+    # a speck floating in transparency goes, a pixel touching the sprite stays
+    t = _img(8, 8, a=0)
+    t[1:5, 1:5] = [*RED, 255]
+    t[7, 7] = [0, 0, 255, 255]
+    t[5, 2] = [0, 0, 255, 255]
+    out = remove_strays(t)
+    assert out[7, 7, 3] == 0 and out[5, 2].tolist() == [0, 0, 255, 255]
+    with pytest.raises(InvalidArgumentError, match="max_difference"):
+        remove_strays(t, max_difference=-1)
 
 
 def test_remove_strays_min_size_and_connectivity():
     img = _img(8, 8, RED)
     img[2, 2, :3] = img[3, 3, :3] = (0, 0, 255)  # diagonal pair
-    four = remove_strays(img, min_size=2, connectivity=4)
+    four = remove_strays(img, min_size=2, connectivity=4, max_difference=None)
     assert four[2, 2].tolist() == [*RED, 255]
-    eight = remove_strays(img, min_size=2, connectivity=8)
+    eight = remove_strays(img, min_size=2, connectivity=8, max_difference=None)
     assert eight[2, 2].tolist() == [0, 0, 255, 255]  # a 2-pixel island under 8-connectivity
     assert np.array_equal(remove_strays(img, min_size=1), img)
-    assert remove_strays(img, min_size=3, connectivity=8)[2, 2].tolist() == [*RED, 255]
+    assert remove_strays(img, min_size=3, connectivity=8, max_difference=None)[2, 2].tolist() == [*RED, 255]
     with pytest.raises(InvalidArgumentError, match="min_size"):
         remove_strays(img, min_size=0)
 
@@ -171,7 +192,7 @@ def test_remove_strays_majority_vote():
     img = _img(3, 3, RED)
     img[0, 1, :3] = img[1, 0, :3] = img[1, 2, :3] = (0, 0, 0)
     img[1, 1, :3] = (255, 255, 255)  # neighbours: 3 black, 1 red
-    out = remove_strays(img, min_size=2)
+    out = remove_strays(img, min_size=2, connectivity=4, max_difference=None)
     assert out[1, 1, :3].tolist() == [0, 0, 0]
 
 
@@ -265,11 +286,12 @@ def test_property_remove_background_only_clears(img, tol, conn):
 
 
 @settings(max_examples=60, deadline=None)
-@given(img=small_rgba, min_size=st.integers(1, 4), conn=st.sampled_from([4, 8]))
-def test_property_remove_strays_uses_existing_colours(img, min_size, conn):
+@given(img=small_rgba, min_size=st.integers(1, 4), conn=st.sampled_from([4, 8]),
+       diff=st.sampled_from([None, 0.0, 0.05, 0.3]))
+def test_property_remove_strays_uses_existing_colours(img, min_size, conn, diff):
     img = img.copy()
     img[..., 3] = np.where(img[..., 3] >= 128, 255, 0)
-    out = remove_strays(img, min_size=min_size, connectivity=conn)
+    out = remove_strays(img, min_size=min_size, connectivity=conn, max_difference=diff)
     assert out.shape == img.shape
     assert _colours(out) <= _colours(img)
     # transparent pixels are never filled

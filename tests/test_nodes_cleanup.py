@@ -63,6 +63,8 @@ def test_chain_stray_outline_trim():
     a[5, 5] = (0, 0, 255)  # stray
     img, mask = DGXPixelsBackgroundRemove.execute(image=tensor([a])).result
     img, mask = DGXPixelsStrayCleanup.execute(image=img).result
+    assert u8(img[0, 5, 5]).tolist() == [0, 0, 255, 255]  # high contrast: kept by default
+    img, mask = DGXPixelsStrayCleanup.execute(image=img, max_difference=1.0).result
     assert u8(img[0, 5, 5]).tolist() == [*RED, 255]
     img, mask = DGXPixelsOutline.execute(image=img, color="#000000").result
     assert u8(img[0, 2, 5]).tolist() == [0, 0, 0, 255] and float(mask[0, 2, 2]) == 1.0

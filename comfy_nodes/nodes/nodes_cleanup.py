@@ -105,28 +105,34 @@ class DGXPixelsStrayCleanup(io.ComfyNode):
             display_name="Pixel Stray Cleanup",
             category="DGX-Pixels/Cleanup",
             description=(
-                "Removes stray pixels: every island of one colour smaller than min_size pixels takes the colour "
-                "most common around it, or becomes transparent when it floats in transparency. Use after "
-                "quantising, when noise left single odd pixels. Careful: a 1-pixel detail (an eye) is an "
-                "island too."
+                "Removes stray pixels: an island of one colour smaller than min_size pixels takes the most common "
+                "colour around it when that colour differs from it by at most max_difference, and a speck floating "
+                "in transparency is removed. The defaults only touch near-identical shades and specks, so eyes, "
+                "highlights, diagonal lines and dithering survive."
             ),
             inputs=_image_inputs() + [
                 io.Int.Input("min_size", default=2, min=1, max=4096,
-                             tooltip="Islands with fewer pixels than this are replaced; 2 = single pixels only, "
+                             tooltip="Islands with fewer pixels than this are candidates; 2 = single pixels only, "
                                      "1 = change nothing."),
-                io.Combo.Input("connectivity", options=CONNECTIVITY, default="4",
-                               tooltip="Which pixels of one colour belong together: 4 = side neighbours, "
-                                       "8 = also diagonal (diagonal lines stay one island)."),
+                io.Combo.Input("connectivity", options=CONNECTIVITY, default="8",
+                               tooltip="Which pixels of one colour belong together: 8 = also diagonal neighbours "
+                                       "(diagonal lines and dithering stay whole, recommended); 4 = sides only."),
                 _mask_input(),
+                io.Float.Input("max_difference", default=0.05, min=0.0, max=1.0, step=0.01, optional=True,
+                               tooltip="Largest colour difference (OKLab distance) an island may have from its "
+                                       "surroundings and still be recoloured: 0.05 fixes cells a shade off, 0.2 "
+                                       "also clear mistakes, 1.0 recolours every small island (also eyes)."),
             ],
             outputs=_image_outputs(),
         )
 
     @classmethod
-    def execute(cls, image, min_size: int = 2, connectivity: str = "4", mask=None) -> io.NodeOutput:
+    def execute(cls, image, min_size: int = 2, connectivity: str = "8", mask=None,
+                max_difference: float = 0.05) -> io.NodeOutput:
         conn = _conn(connectivity)
         frames = image_to_rgba_list(image, mask, name="image")
-        out = _each(frames, lambda f: C.remove_strays(f, min_size=int(min_size), connectivity=conn))
+        out = _each(frames, lambda f: C.remove_strays(f, min_size=int(min_size), connectivity=conn,
+                                                      max_difference=float(max_difference)))
         return io.NodeOutput(*_outputs(out))
 
 
