@@ -378,6 +378,9 @@ class ComfyClient:
         import requests
 
         t = (self.config.connect_timeout, timeout or self.config.request_timeout)
+        if self.config.verify_tls is not True:
+            # Per request: requests lets $REQUESTS_CA_BUNDLE override a session's own setting.
+            kw.setdefault("verify", self.config.verify_tls)
         try:
             resp = self.session.request(method, self.url + path, timeout=t, **kw)
         except requests.exceptions.SSLError as exc:

@@ -68,8 +68,9 @@ def expected_pixels(rgb: np.ndarray, scale: int) -> np.ndarray:
 class LoopbackProxy:
     """HTTP proxy on 127.0.0.1 in front of a real ComfyUI (see the module docstring)."""
 
-    def __init__(self, upstream: str, *, hostile: bool = False):
+    def __init__(self, upstream: str, *, hostile: bool = False, tls: tuple[str, str] | None = None):
         import requests
+        import ssl
 
         parts = urllib.parse.urlsplit(upstream)
         self.up_host, self.up_port = parts.hostname, parts.port
@@ -87,7 +88,11 @@ class LoopbackProxy:
         self._srv.bind(("127.0.0.1", 0))
         self._srv.listen(64)
         self.port = self._srv.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self._tls = None
+        if tls is not None:
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(*tls)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._stop = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -115,6 +120,15 @@ class LoopbackProxy:
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
+    def _wrap(self, conn: socket.socket) -> socket.socket | None:
+        if self._tls is None:
+            return conn
+        try:
+            return self._tls.wrap_socket(conn, server_side=True)
+        except OSError:  # e.g. a client that refused our certificate
+            conn.close()
+            return None
+
     @staticmethod
     def _read_head(conn: socket.socket, buf: bytes) -> tuple[bytes, bytes] | None:
         while b"\r\n\r\n" not in buf:
@@ -127,6 +141,9 @@ class LoopbackProxy:
 
     def _serve(self, conn: socket.socket) -> None:
         buf = b""
+        conn = self._wrap(conn)
+        if conn is None:
+            return
         try:
             while True:
                 got = self._read_head(conn, buf)
@@ -475,3 +492,36 @@ def test_doctor_reports_each_check(comfy_server, tmp_path, capsys):
     rc = main(["doctor", "--server", comfy_server.url, "--bevy", str(tmp_path / "nope")])
     out = capsys.readouterr().out
     assert rc == 1 and "FAIL  bevy" in out and "not found" in out
+
+
+def test_https_with_a_ca_bundle_and_a_clear_error_without(comfy_server, tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    proxy = LoopbackProxy(comfy_server.url, tls=(str(cert), str(key)))
+    try:
+        assert proxy.url.startswith("https://")
+        cfg = load_config(servers=[proxy.url], environ={}).with_overrides(verify_tls=str(cert))
+        c = ComfyClient(proxy.url, cfg)
+        rgb = _sprite(9)
+        try:
+            res = run_workflow(postproc_prompt(str(_write_png(tmp_path / "t.png", rgb)), prefix="tls"), client=c,
+                               out_dir=tmp_path / "o", fresh=True)
+            assert c.events.ws_url.startswith("wss://")
+        finally:
+            c.close()
+        np.testing.assert_array_equal(np.asarray(Image.open(res.outputs[0].path).convert("RGB")), expected_pixels(rgb, 2))
+        c = ComfyClient(proxy.url, load_config(servers=[proxy.url], environ={}))  # system CAs only
+        try:
+            with pytest.raises(ServerUnreachableError, match="TLS error"):
+                c.queue()
+        finally:
+            c.close()
+    finally:
+        proxy.close()
