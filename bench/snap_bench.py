@@ -155,6 +155,7 @@ class ToolRun:
     records: list[dict] = field(default_factory=list)
     skipped: str = ""
     wall_s: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after the tool's run
 
 
 def tool_command(tool: str, peers_py: Path | None) -> str:
@@ -168,11 +169,12 @@ def score_tool(tool: str, label: str, cmd: str, scorer: Path, cases_link_dir: Pa
                timeout: float, env: dict[str, str]) -> ToolRun:
     """Run the shared scorer for one tool; its per-case lines go to stderr as progress."""
     print(f"\n== {label}: {cmd}", file=sys.stderr, flush=True)
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, str(scorer), "--cmd", cmd, "--cases", str(cases_link_dir),
                         "--json", str(json_path), "--timeout", str(timeout)],
                        stdout=subprocess.PIPE, text=True, env=env)
-    run = ToolRun(tool, label, wall_s=time.perf_counter() - t0)
+    run = ToolRun(tool, label, wall_s=time.perf_counter() - t0, load=(load0, os.getloadavg()[0]))
     if p.returncode != 0 or not json_path.exists():
         run.skipped = f"scorer exited {p.returncode}"
         return run
@@ -407,12 +409,18 @@ def run_bench(a) -> int:
     tables, data = markdown_tables(runs)
     report = {"cases_dir": str(cases_dir), "n_cases": len(cases), "limit_per_level": a.limit,
               "threads": a.threads, "machine_cpus": os.cpu_count(), "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-              "tools": {r.tool: {"label": r.label, "skipped": r.skipped, "wall_s": r.wall_s} for r in runs},
+              "tools": {r.tool: {"label": r.label, "skipped": r.skipped, "wall_s": r.wall_s, "load_1min": r.load}
+                        for r in runs},
               "levels": data}
     md = [f"## Grid-snap benchmark: {len(cases)} cases from {cases_dir}", "",
           "One process per image per tool, scored by score_snap.py in one run; `peak RSS MB` is the median "
           "over cases of each process's peak RSS; `failed runs`: non-zero exit or no output (scored as "
           "all-wrong).", "", tables]
+    loads = [x for r in runs if not r.skipped for x in r.load]
+    if loads:
+        # Whole-process times scale with the machine's load; say how busy it was.
+        md += [f"Machine: {os.cpu_count()} CPUs, 1-minute load average {min(loads):.1f} to {max(loads):.1f} "
+               f"during the scoring runs (times are comparable within this run only).", ""]
     skipped = [r for r in runs if r.skipped]
     if skipped:
         md += ["Skipped: " + "; ".join(f"{r.label} ({r.skipped})" for r in skipped), ""]
