@@ -851,7 +851,8 @@ class _Converter:
 
     # -- link resolution (ExecutableNodeDTO) -----------------------------------------------------
 
-    def resolve_input(self, node: Node, path: tuple, slot_index: int, visited: set, type_: Any = _UNSET, parent: tuple | None = None):
+    def resolve_input(self, node: Node, path: tuple, slot_index: int, visited: set, type_: Any = _UNSET,
+                      parent: tuple | None = None, strict: bool = True):
         """Follow the link into input ``slot_index``; returns ("link", id, slot), ("value", v) or None."""
         key = (id(node.graph), _key(node.id), "I", slot_index, path)
         if key in visited:
@@ -864,7 +865,14 @@ class _Converter:
             return None
         lk = node.graph.link(slot.link)
         if lk is None:
-            return None
+            if not strict:
+                return None
+            nid = ":".join(map(str, path + (node.id,)))
+            raise WorkflowError(
+                f"node {nid} ({node.title or node.type}) input {slot.name!r} refers to link {slot.link}, "
+                "which does not exist in the file",
+                hint="reconnect that input in the editor and save again",
+            )
         if parent is not None and _key(lk.origin_id) == "-10":
             sg_node, sg_path = parent
             if lk.origin_slot >= len(sg_node.inputs):
@@ -914,8 +922,9 @@ class _Converter:
             inner_path = path + (node.id,)
             return self.resolve_output(inner, inner_path, lk.origin_slot, type_, visited, (node, path))
         if node.is_virtual:
+            # virtual nodes (reroutes) use getInputLink(), which tolerates a missing link
             if slot_index < len(node.inputs) and node.inputs[slot_index].link is not None:
-                return self.resolve_input(node, path, slot_index, visited, type_, parent)
+                return self.resolve_input(node, path, slot_index, visited, type_, parent, strict=False)
             return None
         return ("link", ":".join(str(p) for p in path + (node.id,)), slot_index)
 
