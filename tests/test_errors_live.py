@@ -176,3 +176,13 @@ def test_bad_jobs_file_names_the_job_and_key(tmp_path, capsys):
     jobs.write_text("not toml [[[")
     rc, err = _run(["batch", str(jobs)], capsys)
     assert rc == 2 and "not valid TOML" in err
+
+
+def test_json_mode_reports_the_error_as_an_event(setup, comfy_server, tmp_path, capsys):
+    img, _ = setup
+    rc = main(["run", "err-missing-node@1", "--set", f"image={img}", "--server", comfy_server.url,
+               "--out", str(tmp_path / "o"), "--json"])
+    cap = capsys.readouterr()
+    last = json.loads(cap.out.strip().splitlines()[-1])
+    assert rc == 4 and last["event"] == "error" and last["exit_code"] == 4
+    assert "node 2 (DGXPixelsNotInstalled)" in last["message"] and last["kind"] == "PromptRejectedError"

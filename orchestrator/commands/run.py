@@ -78,11 +78,9 @@ def run(args) -> int:
     import json
     import sys
 
-    from comfy_nodes.pixel.errors import InvalidArgumentError
+    from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError
     from orchestrator.client import ComfyClient
     from orchestrator.config import config_from_args
-    from orchestrator.progress import make_reporter
-    from orchestrator.run import prepare_job, run_workflow
 
     if args.bevy and not args.asset_path:
         raise InvalidArgumentError("--bevy needs --asset-path (e.g. sprites/knight.png)")
@@ -99,6 +97,27 @@ def run(args) -> int:
                        Path(args.bevy) / "assets")
     cfg = config_from_args(args)
     client = ComfyClient(cfg.server, cfg)
+    try:
+        return _run(args, values, client, cfg)
+    except DgxPixelsError as exc:
+        if args.json:
+            # Machines reading the event stream get the failure in it too.
+            doc = {"event": "error", "message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code,
+                   "kind": type(exc).__name__}
+            sys.stdout.write(json.dumps(doc) + "\n")
+            sys.stdout.flush()
+        raise
+    finally:
+        client.close()
+
+
+def _run(args, values, client, cfg) -> int:
+    import json
+    import sys
+
+    from orchestrator.progress import make_reporter
+    from orchestrator.run import prepare_job, run_workflow
+
     reporter = None
     try:
         spec = prepare_job(args.workflow, values, fresh=args.fresh, object_info=client.object_info)
@@ -115,7 +134,6 @@ def run(args) -> int:
     finally:
         if reporter is not None:
             reporter.close()
-        client.close()
     if args.json:
         doc = {"event": "result", **result.to_json(), "deployed": [d.to_json() for d in deployed]}
         sys.stdout.write(json.dumps(doc, default=str) + "\n")
