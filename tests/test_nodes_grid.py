@@ -82,3 +82,58 @@ def test_no_grid_error_or_passthrough():
         DGXPixelsGridSnap.execute(image=flat)
     out = DGXPixelsGridSnap.execute(image=flat, on_no_grid="passthrough")
     assert tuple(out.result[0].shape) == (1, 40, 50, 4)
+
+
+def test_grid_snap_runs_on_real_comfyui(comfy_server):
+    """LoadImage -> Pixel Grid Snap -> SaveImage on the real server: the sprite comes back."""
+    import io as stdio
+    import time
+    import uuid
+
+    import requests
+    from PIL import Image
+
+    s = sprite(9, w=14, h=12)
+    buf = stdio.BytesIO()
+    Image.fromarray(up(s, 10)).save(buf, format="PNG")
+    name = f"dgx-grid-{uuid.uuid4().hex[:8]}.png"
+    r = requests.post(f"{comfy_server.url}/upload/image", files={"image": (name, buf.getvalue(), "image/png")},
+                      data={"type": "input", "overwrite": "true"}, timeout=30)
+    assert r.status_code == 200, r.text
+    prefix = f"dgx-grid-{uuid.uuid4().hex[:8]}"
+    wf = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": r.json()["name"]}},
+        "2": {"class_type": "DGXPixelsGridSnap", "inputs": {
+            "image": ["1", 0], "mask": ["1", 1], "mode": "auto", "cell_size": 8.0, "target_width": 64,
+            "target_height": 64, "batch_shared_grid": True, "on_no_grid": "error", "alpha": "keep",
+            "preview_scale": 4}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": prefix}},
+    }
+    resp = requests.post(f"{comfy_server.url}/prompt", json={"prompt": wf}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    pid = resp.json()["prompt_id"]
+    deadline = time.monotonic() + 120
+    hist = {}
+    while time.monotonic() < deadline:
+        hist = requests.get(f"{comfy_server.url}/history/{pid}", timeout=30).json()
+        if pid in hist and hist[pid].get("status", {}).get("completed") is not None:
+            break
+        time.sleep(0.3)
+    msgs = hist.get(pid, {}).get("status", {}).get("messages", [])
+    errs = [(m[1].get("exception_type"), m[1].get("exception_message")) for m in msgs if m[0] == "execution_error"]
+    assert pid in hist and hist[pid]["status"]["status_str"] == "success", errs
+    out = hist[pid]["outputs"]["3"]["images"][0]
+    view = requests.get(f"{comfy_server.url}/view", params={"filename": out["filename"], "subfolder": out["subfolder"],
+                                                           "type": out["type"]}, timeout=30)
+    got = np.array(Image.open(stdio.BytesIO(view.content)).convert("RGB"))
+    assert got.shape == (12, 14, 3)
+    assert np.array_equal(got, s)
+
+
+def test_placeholder_mask_from_load_image_is_ignored():
+    """LoadImage gives a 64x64 zero mask for images without alpha; it must not be an error."""
+    s = sprite(10)
+    out = DGXPixelsGridSnap.execute(image=as_tensor([up(s, 9)]), mask=torch.zeros(1, 64, 64))
+    assert tuple(out.result[0].shape) == (1, 10, 12, 4)
+    with pytest.raises(InputImageError):
+        DGXPixelsGridSnap.execute(image=as_tensor([up(s, 9)]), mask=torch.ones(1, 64, 64))
