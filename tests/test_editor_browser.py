@@ -285,3 +285,25 @@ def _write_sample_input(dest: Path) -> None:
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(samples.degrade(samples.sprites()["knight"], seed=3).image).save(dest)
+
+
+def test_the_missing_node_check_can_fail(editor):
+    """The checks above must notice a node type the server does not have (else they prove nothing)."""
+    page = editor
+    wf = json.loads((EXAMPLES / "cleanup.json").read_text())
+    victim = next(n for n in wf["nodes"] if n["type"] == "DGXPixelsStrayCleanup")
+    victim["type"] = "DGXPixelsNoSuchNode"
+    page.evaluate("() => window.app.graph.clear()")
+    page.evaluate(
+        """async ([wf]) => { await window.app.loadGraphData(wf, true, true, 'broken',
+              {showMissingNodesDialog: true, showMissingModelsDialog: false}); }""",
+        [wf],
+    )
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(ARTIFACTS / "missing-node-detected.png"))
+    dialogs = [t for t in _dialog_texts(page) if "missing" in t.lower() or "not found" in t.lower()]
+    state = {n["id"]: n for n in _widget_state(page)}
+    assert dialogs and "DGXPixelsNoSuchNode" in " ".join(dialogs), _dialog_texts(page)
+    assert not state[victim["id"]]["registered"]
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)
