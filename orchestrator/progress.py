@@ -145,6 +145,8 @@ class TtyReporter:
         e = ev.get("event")
         p = _job(ev)
         el = time.monotonic() - self._t0
+        if ev.get("job") is not None and e in ("progress", "executing", "submitted", "output", "completed"):
+            return  # a batch: one line for the whole batch, not one per job
         if e == "progress":
             mx = ev.get("max") or 1
             v = ev.get("value") or 0
