@@ -60,6 +60,8 @@ class PlainReporter:
         e = ev.get("event")
         p = _job(ev)
         pid = (ev.get("prompt_id") or "")[:8]
+        if ev.get("job") is not None and e in ("executing", "progress", "started", "cached"):
+            return  # a batch: per-job state changes only, not every node
         if e == "submitted":
             self._line(f"{p}submitted {ev.get('workflow', '')} as {pid} to {ev.get('server')}")
         elif e == "attached":
