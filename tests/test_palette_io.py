@@ -135,3 +135,18 @@ def test_write_then_read_keeps_order_of_adaptive_palette(tmp_path):
     pal = Palette("mine", np.array([[9, 9, 9], [1, 2, 3], [200, 100, 0]], np.uint8))
     for ext in (".hex", ".gpl", ".pal", ".png"):
         assert read_palette(write_palette(pal, tmp_path / f"m{ext}")).colors.tolist() == pal.colors.tolist()
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(colors=arrays(np.uint8, st.tuples(st.integers(1, 40), st.just(3))), ext=st.sampled_from([".hex", ".gpl", ".pal", ".png"]))
+def test_property_round_trip(tmp_path, colors, ext):
+    from comfy_nodes.pixel.palette import dedupe_colors
+
+    pal = Palette("p", dedupe_colors(colors))
+    back = read_palette(write_palette(pal, tmp_path / f"rt{ext}"))
+    assert back.colors.tolist() == pal.colors.tolist()

@@ -42,7 +42,8 @@ MAX_KMEANS_SAMPLES = 10000
 
 @dataclass(eq=False)
 class Palette:
-    """An ordered list of distinct opaque colours.
+    """An ordered list of opaque colours (a palette file may repeat one; adaptive palettes and
+    palette images never do, and matching picks the first of equal colours).
 
     ``colors`` is an (N, 3) uint8 sRGB array (N >= 1); ``source`` says where the palette comes
     from (author, URL, licence note, or the file it was read from).
