@@ -144,7 +144,8 @@ def test_workflow_runs_on_real_comfyui(comfy_server):
         "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": prefix}},
     }
     client_id = uuid.uuid4().hex
-    ws = websocket.create_connection(f"ws://127.0.0.1:{comfy_server.port}/ws?clientId={client_id}", timeout=30)
+    ws_url = "ws" + comfy_server.url[len("http"):] + f"/ws?clientId={client_id}"
+    ws = websocket.create_connection(ws_url, timeout=30)
     try:
         resp = requests.post(f"{comfy_server.url}/prompt", json={"prompt": workflow, "client_id": client_id}, timeout=30)
         assert resp.status_code == 200, resp.text
