@@ -33,6 +33,15 @@ _SRGB_TO_LINEAR_LUT = np.where(
 )
 
 
+def _apply3(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``x @ m.T`` for (..., 3) arrays without BLAS.
+
+    A 3x3 product is far too small for BLAS to pay off; a threaded BLAS on a busy machine makes
+    it up to 100x slower than three broadcast multiply-adds.
+    """
+    return x[..., 0:1] * m[:, 0] + x[..., 1:2] * m[:, 1] + x[..., 2:3] * m[:, 2]
+
+
 def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     """sRGB to linear light. uint8 input (0..255) or float input (0..1); returns float64 0..1."""
     a = np.asarray(rgb)
@@ -51,14 +60,13 @@ def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
 def srgb_to_oklab(rgb: np.ndarray) -> np.ndarray:
     """sRGB (..., 3) uint8 or float 0..1 to OKLab (..., 3) float64 (L in 0..1, a/b about -0.4..0.4)."""
     lin = srgb_to_linear(rgb)
-    lms = lin @ _M1.T
-    return np.cbrt(lms) @ _M2.T
+    return _apply3(np.cbrt(_apply3(lin, _M1)), _M2)
 
 
 def oklab_to_srgb(lab: np.ndarray) -> np.ndarray:
     """OKLab (..., 3) to sRGB float 0..1, clipped to the gamut."""
-    lms_ = np.asarray(lab, dtype=np.float64) @ _M2_INV.T
-    lin = (lms_**3) @ _M1_INV.T
+    lms_ = _apply3(np.asarray(lab, dtype=np.float64), _M2_INV)
+    lin = _apply3(lms_**3, _M1_INV)
     return np.clip(linear_to_srgb(lin), 0.0, 1.0)
 
 
