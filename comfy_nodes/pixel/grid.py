@@ -163,12 +163,42 @@ def _absdiff_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _quantile(a: np.ndarray, q: float) -> float:
+    """The ``q``-th percentile (0..100, nearest rank) of ``a``.
+
+    ``np.percentile`` imports ``numpy.ma`` on first use, which costs more than the whole
+    snap of a small image; a partition is all that is needed here.
+    """
+    v = np.asarray(a).ravel()
+    if v.size == 0:
+        return 0.0
+    k = int(round(q / 100.0 * (v.size - 1)))
+    return float(np.partition(v, k)[k])
+
+
+def _median(a: np.ndarray, axis: int | None = None):
+    """Median without ``np.median`` (which imports ``numpy.ma``, see :func:`_quantile`)."""
+    v = np.asarray(a, dtype=np.float64)
+    if axis is None:
+        v = v.ravel()
+        n = v.size
+        if n == 0:
+            return 0.0
+        part = np.partition(v, [(n - 1) // 2, n // 2])
+        return float(0.5 * (part[(n - 1) // 2] + part[n // 2]))
+    srt = np.sort(v, axis=axis)
+    n = srt.shape[axis]
+    lo = np.take(srt, (n - 1) // 2, axis=axis)
+    hi = np.take(srt, n // 2, axis=axis)
+    return 0.5 * (lo + hi)
+
+
 def _floor_and_cap(e: np.ndarray) -> np.ndarray:
     if e.size == 0:
         return e
     sample = e[:: max(1, e.shape[0] // 64)].ravel()
-    floor = float(np.percentile(sample, 60))
-    hi = float(np.percentile(sample, 99))
+    floor = float(_quantile(sample, 60))
+    hi = float(_quantile(sample, 99))
     cap = max(floor + 1.0, min(hi, floor + 120.0))
     np.subtract(e, floor * 1.5 + 3.0, out=e)
     np.clip(e, 0.0, cap - floor, out=e)
@@ -192,7 +222,7 @@ def _remove_jpeg_blocks(p: np.ndarray) -> np.ndarray:
     idx = np.arange(n)
     r = idx % 8
     means = np.array([p[r == k].mean() for k in range(8)])
-    base = np.median(means)
+    base = _median(means)
     if base <= 0:
         return p
     excess = means - base
@@ -249,7 +279,7 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
     k = int(np.argmax(band)) + lo
     peak = spec[k]
     # spectral "noise": median over the band
-    noise = float(np.median(band)) + 1e-9
+    noise = float(_median(band)) + 1e-9
     best_k = k
     # check coarser candidates (true period = m * apparent period)
     for m in (2, 3, 4):
@@ -358,16 +388,16 @@ def _fit_lattice(lines: np.ndarray, period: float) -> tuple[float, float, np.nda
     steps = np.maximum(0, np.round(np.diff(x) / p))
     k = np.concatenate([[0.0], np.cumsum(steps)])
     keep = np.ones(len(x), bool)
-    a = float(np.median(x - p * k))
+    a = float(_median(x - p * k))
     for _ in range(3):
-        if keep.sum() < 2 or len(np.unique(k[keep])) < 2:
+        if keep.sum() < 2 or k[keep].min() == k[keep].max():
             break
         pp, aa = np.polyfit(k[keep], x[keep], 1)
         if not (0.7 * period < pp < 1.3 * period):
             break
         p, a = float(pp), float(aa)
         res = np.abs(x - (a + p * k))
-        keep = res < max(p / 3.0, 3.0 * float(np.median(res)))
+        keep = res < max(p / 3.0, 3.0 * float(_median(res)))
     return p, a, k.astype(np.int64), keep
 
 
@@ -545,7 +575,7 @@ def _normalise_evidence(p: np.ndarray) -> np.ndarray:
     pos = p[p > 0]
     if pos.size == 0:
         return p * 0.0
-    ref = float(np.percentile(pos, 90))
+    ref = float(_quantile(pos, 90))
     if ref <= 0:
         ref = float(pos.max())
     return np.minimum(p / ref, 1.5)
@@ -558,7 +588,7 @@ def _axis_profile(e: np.ndarray, axis: int) -> np.ndarray:
     sm = _smooth(prof, 0.8)
     # noise that survives the per-pixel floor adds a flat baseline over every row; remove it
     # so flat background reads as "no evidence" rather than "weak evidence everywhere"
-    return np.clip(sm - float(np.percentile(sm, 20)), 0.0, None)
+    return np.clip(sm - float(_quantile(sm, 20)), 0.0, None)
 
 
 def _square_hint(sx: np.ndarray, sy: np.ndarray) -> float | None:
@@ -631,7 +661,7 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
     if len(lines) >= 6:
         # refine the period from the lines themselves, and follow a drifting period
         gaps = np.diff(lines)
-        med = float(np.median(gaps))
+        med = float(_median(gaps))
         p_fit, _, _, _ = _fit_lattice(lines, med)
         if abs(p_fit - period) / period < 0.15:
             period = p_fit
@@ -663,7 +693,7 @@ def _local_period(lines: np.ndarray, n: int, period: float) -> np.ndarray:
     if len(gaps) >= k:
         pad = np.pad(gaps, (k // 2, k // 2), mode="edge")
         win = np.lib.stride_tricks.sliding_window_view(pad, k)
-        sm = np.median(win, axis=1)
+        sm = _median(win, axis=1)
         # a second pass with a mean smooths the integer steps
         sm = np.convolve(np.pad(sm, (2, 2), mode="edge"), np.ones(5) / 5, mode="valid")
     else:
@@ -775,7 +805,9 @@ def _looks_true_resolution(a: np.ndarray) -> bool:
     if max(h, w) > 256:
         return False
     packed = np.ascontiguousarray(a).view(np.uint32).reshape(-1)
-    return 2 <= len(np.unique(packed)) <= 256
+    srt = np.sort(packed)
+    distinct = 1 + int(np.count_nonzero(srt[1:] != srt[:-1]))
+    return 2 <= distinct <= 256
 
 
 def _exact_runs(change: np.ndarray, n: int) -> int:
@@ -945,7 +977,7 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
         out = 0.5 * (srt[..., n // 2 - 1].astype(np.float64) + srt[..., n // 2])
     # a clean upscale (no noise inside cells) must round-trip exactly: only consolidate
     # colours of images whose cells are visibly noisy (median distance to the cell median)
-    spread = float(np.median(np.abs(srt[:, :, :3, :: max(1, n // 5)] - out[:, :, :3, None])))
+    spread = float(_median(np.abs(srt[:, :, :3, :: max(1, n // 5)] - out[:, :, :3, None])))
     if consolidate and spread >= 1.0:
         out[..., :3] = consolidate_colours(out[..., :3], out[..., 3] >= 128)
     out = np.round(out).astype(np.uint8)

@@ -60,8 +60,6 @@ def _check_args(args) -> None:
 
 def run(args) -> int:
     _check_args(args)
-    import json
-
     from comfy_nodes.pixel import grid as G
     from comfy_nodes.pixel.imageio import load_image, save_png, upscale_nearest
 
@@ -83,6 +81,8 @@ def run(args) -> int:
     if args.preview:
         save_png(upscale_nearest(img, args.preview_scale), args.preview)
     if args.json:
+        import json
+
         info = result.grid.to_dict()
         info["output"] = str(args.output)
         print(json.dumps(info))
