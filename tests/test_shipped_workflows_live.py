@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from support.live import install_test_models, output_images, queue_and_wait
+from support.live import http_json, install_test_models, output_images, queue_and_wait
 
 
 @pytest.fixture
@@ -152,6 +152,13 @@ def test_shipped_workflow_runs_end_to_end(managed_comfy_server, test_models, fol
     if wf.name == "cleanup":
         # a 16x16 knight drawn with ~11 px fake pixels: the true sprite comes back at 16x16
         assert img.size == (16, 16), img.size
+    if wf.name == "tileset" and any(n["class_type"] == "PreviewAny" for n in wf.api_prompt.values()):
+        # the seam report reaches the editor: which tiles fail, or that all are seamless
+        hist = http_json(f"{server.url}/history/{result.prompt_id}")[result.prompt_id]
+        texts = [t for nid, n in wf.api_prompt.items() if n["class_type"] == "PreviewAny"
+                 for t in hist["outputs"].get(nid, {}).get("text", [])]
+        assert texts and ("seamless" in texts[0]), texts
+        assert "4 tiles" in texts[0] or "of 4 tiles" in texts[0], texts
     # the SaveImage output was downloaded by the runner
     pngs = [o for o in result.outputs if str(getattr(o, "path", o)).endswith(".png")]
     assert pngs, result.outputs

@@ -243,17 +243,19 @@ def tileset(oi: dict) -> Shipped:
     chain = PixelChain(g, oi, decode[0], batch_shared=True, remove_background=False)
     tiles = g.add("DGXPixelsTileset", title="Tileset + seam check", tiles=chain.image, alpha_mask=chain.mask,
                   columns=0, tolerance=8.0)
+    report = g.add("PreviewAny", title="Seam report (tiles that are not seamless)", source=tiles[2])
     save = g.add("SaveImage", title="Save tileset", images=tiles[0], filename_prefix="dgx-pixels/tileset")
     ex, ep = _export(g, sheet_data=tiles[1], project="my_game", asset_path="tiles/grass.png")
     g.note("**Tileset**: N tiles from one prompt, snapped to the same grid and palette. Tileset checks every tile's "
-           "opposite edges and reports the ones that are not seamless (shown on the Tileset node and in its seam_report output), assembles "
+           "opposite edges and reports the ones that are not seamless (the Seam report node shows which tile fails, on which edge, by how much), assembles "
            "the tileset image and Bevy Export writes it with its .meta and atlas JSON.", "About this workflow")
     params = gp + chain.params() + [
         Param("tiles", [(latent.id, "batch_size")], "int", "number of tiles (latent batch size)", 1, 64),
         Param("seam_tolerance", [(tiles.id, "tolerance")], "float", "largest colour difference across an edge that still counts as seamless", 0, 255),
     ] + ep
     outs = [save.id]
-    return Shipped("tileset", "1.1.0", "Tileset", "Seamless tiles with a seam report, assembled and exported to Bevy.",
+    shipped_report = report.id  # noqa: F841  (a text output, shown in the editor; not a file)
+    return Shipped("tileset", "1.2.0", "Tileset", "Seamless tiles with a seam report, assembled and exported to Bevy.",
                    g, params, outs, tags=["tileset", "generation"])
 
 
