@@ -669,6 +669,7 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
             period = med
         lp = _local_period(lines, len(ev), period)
         lines = _dp_lines(ev, lo, hi, period, local_period=lp)
+    lines = _drop_split_lines(lines, ev, period)
     # only lines that sit on real edges pin the lattice; the DP's lines across flat areas are
     # interpolations and would bias the fitted period
     support = ev[np.clip(lines.astype(np.intp), 0, len(ev) - 1)] >= 0.3
@@ -682,6 +683,26 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
         full = _force_count(full, lines, length, count)
     conf = strength
     return _Axis(lines=full, period=period, confidence=conf)
+
+
+def _drop_split_lines(lines: np.ndarray, ev: np.ndarray, period: float) -> np.ndarray:
+    """Remove DP lines with no edge that cut one wide cell into two short halves.
+
+    A cell drawn ~1.4x wide costs the gap prior more than two ~0.7x halves; when the line
+    between the halves has no edge evidence at all, the wide cell is the better reading.
+    """
+    if len(lines) < 3:
+        return lines
+    x = list(lines)
+    i = 1
+    while i < len(x) - 1:
+        gl, gr = x[i] - x[i - 1], x[i + 1] - x[i]
+        e = float(ev[int(min(max(x[i], 0), len(ev) - 1))])
+        if e < 0.1 and gl < 0.8 * period and gr < 0.8 * period and gl + gr <= 1.75 * period:
+            del x[i]
+            continue
+        i += 1
+    return np.asarray(x, dtype=np.float64)
 
 
 def _local_period(lines: np.ndarray, n: int, period: float) -> np.ndarray:
