@@ -185,3 +185,15 @@ def test_server_stop_ends_the_process(comfy_server_factory):
         embedded.check_server(handle.url, timeout=2)
     # The port is usable again right away (restart on the same port).
     assert embedded.port_is_free(handle.port)
+
+
+def test_dev_py_counts_no_tests_as_failure(repo_root):
+    if not (repo_root / ".venv" / ".dgx-pixels-installed").is_file():
+        pytest.skip("needs the environment `python3 dev.py test` prepares")
+    run = subprocess.run(
+        [sys.executable, str(repo_root / "dev.py"), "test", "tests/test_embedded.py", "-q", "-k", "no_test_is_called_this"],
+        cwd=repo_root, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "collected no tests: counting that as a failure" in run.stdout
+    assert "environment ready" in run.stdout
