@@ -197,3 +197,32 @@ def test_dev_py_counts_no_tests_as_failure(repo_root):
     assert run.returncode == 1, run.stdout + run.stderr
     assert "collected no tests: counting that as a failure" in run.stdout
     assert "environment ready" in run.stdout
+
+
+def test_concurrent_provision_waits_for_the_lock_and_reuses_the_result(tmp_path, monkeypatch):
+    """Process A holds the provisioning lock and completes the cache; process B, started
+    meanwhile, must wait and then use A's result instead of building a second copy."""
+    import os
+    import time
+
+    monkeypatch.setenv("DGX_PIXELS_CACHE", str(tmp_path))
+    home = embedded.comfyui_home()
+    lock = embedded.cache_root() / f".comfyui-{embedded.COMFYUI_VERSION}.lock"
+    with embedded._file_lock(lock, lambda _m: None):
+        b = subprocess.Popen(
+            [sys.executable, "-c", "from orchestrator import embedded; print(embedded.provision().python)"],
+            cwd=embedded.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "DGX_PIXELS_CACHE": str(tmp_path), "PYTHONUNBUFFERED": "1"},
+        )
+        time.sleep(3.0)  # B starts, finds no cache and blocks on the lock
+        assert b.poll() is None, b.communicate()
+        (home / "src").mkdir(parents=True)
+        (home / "src" / "main.py").write_text("")
+        (home / "venv" / "bin").mkdir(parents=True)
+        (home / "venv" / "bin" / "python").write_text("")
+        (home / ".pin").write_text(embedded.pin_hash() + "\n")
+    stdout, stderr = b.communicate(timeout=60)
+    assert b.returncode == 0, stderr
+    assert "waiting for another process provisioning ComfyUI" in stdout
+    assert stdout.strip().splitlines()[-1] == str(home / "venv" / "bin" / "python")
+    assert not any(home.glob(".build-*"))
