@@ -48,7 +48,7 @@ MIN_CONFIDENCE = 0.45
 SIZE_PRIOR_MULTIPLE = 8
 SIZE_PRIOR_DOUBT = 0.2
 #: Colour consolidation compares colour bins pairwise; this bounds its memory and time.
-MAX_COLOUR_BINS = 2048
+MAX_COLOUR_BINS = 1024
 
 
 @dataclass
@@ -1024,8 +1024,11 @@ def _leader_clusters(lab: np.ndarray, tau: float) -> np.ndarray:
     cen = np.zeros((m, 3))
     np.add.at(cen, inv, lab)
     cen /= cnt[:, None]
-    d = np.sqrt(((cen[:, None, :] - cen[None, :, :]) ** 2).sum(-1))
-    near = d < tau
+    # squared distances via the dot-product identity: one (m, m) float32 matrix, no (m, m, 3)
+    c32 = cen.astype(np.float32)
+    sq = (c32 * c32).sum(1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (c32 @ c32.T)
+    near = d2 < np.float32(tau * tau)
     dens = (near * cnt[None, :]).sum(1)
     order = np.argsort(-dens, kind="stable")
     label = np.full(m, -1)
@@ -1086,8 +1089,10 @@ def _blur2(a: np.ndarray, sigma: float) -> np.ndarray:
         i = np.arange(n, dtype=np.float64)
         return np.exp(-0.5 * ((i[:, None] - i[None, :]) / sigma) ** 2)
 
-    wr, wc = mat(a.shape[0]), mat(a.shape[1])
-    return np.einsum("ij,jkc,lk->ilc", wr, a, wc, optimize=True)
+    r, c, ch = a.shape
+    wr, wc = mat(r), mat(c)
+    t = (wr @ a.reshape(r, c * ch)).reshape(r, c, ch)
+    return np.matmul(wc, t)  # (c, c) @ (r, c, ch) -> blur along the columns per row
 
 
 def snap(

@@ -60,6 +60,7 @@ def _check_args(args) -> None:
 
 def run(args) -> int:
     _check_args(args)
+    _single_threaded_blas()
     from comfy_nodes.pixel import grid as G
     from comfy_nodes.pixel.imageio import load_image, save_png, upscale_nearest
 
@@ -87,6 +88,15 @@ def run(args) -> int:
         info["output"] = str(args.output)
         print(json.dumps(info))
     return 0
+
+
+def _single_threaded_blas() -> None:
+    """Snap multiplies only small matrices; a BLAS thread pool would spin up and burn CPU on
+    every core for nothing. Effective only before numpy is first imported (the CLI case)."""
+    import os
+
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
 
 def _reduce_colours(img, args):
