@@ -45,7 +45,7 @@ from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError
 from orchestrator.client import ComfyClient
 from orchestrator.config import Config, normalize_url
 from orchestrator.errors import ServerUnreachableError, WorkflowError
-from orchestrator.run import JobCancelledError, JobRun, JobSpec, OutputFile, RunResult, prepare_job
+from orchestrator.run import JobCancelledError, JobRun, JobSpec, OutputFile, RunResult, ServerLostError, prepare_job
 
 EventFn = Callable[[dict], None]
 
@@ -547,6 +547,7 @@ class BatchRunner:
             run = JobRun(client, job.spec, on_event=self.on_event, cancel=self.cancel,
                          timeout=self.config.job_timeout, down_timeout=down_timeout, label=job.id)
             run.cancel_remote_on_cancel = not self.detach_on_cancel
+            phase = "submit"
             try:
                 if attach_pid:
                     run.attach(attach_pid)
@@ -559,6 +560,7 @@ class BatchRunner:
                 if reserved:
                     self.pool.release(url)
                     reserved = False
+                phase = "follow"
                 entry = run.wait()
                 outputs = run.collect(entry, self._job_out(job))
             except ServerUnreachableError as exc:
@@ -566,6 +568,15 @@ class BatchRunner:
                     self.pool.release(url)
                 run.close()
                 self.pool.mark_down(url, 5.0)
+                # Lost the server while confirming or downloading (or, with one server, at any
+                # point): give it the grace a running job gets, then ask about the same prompt
+                # id. With several servers a failed POST moves on at once (nothing was accepted,
+                # or, on a lost answer, a partitioned server may run the job twice; deploys stay
+                # exactly-once by journal id).
+                grace = not isinstance(exc, ServerLostError) and run.prompt_id is not None and (phase != "submit" or not many)
+                if grace and self._wait_back(url, down_timeout):
+                    attach_pid = run.prompt_id
+                    continue
                 if many:
                     # The server stayed down past failover_after (or refused the POST): move on.
                     exclude.add(url)
@@ -574,11 +585,7 @@ class BatchRunner:
                     attach_pid = None
                     url = None
                     continue
-                if not self._wait_back(url, down_timeout):
-                    raise
-                # Same server, same prompt id: attach() resubmits only if it never got it.
-                attach_pid = run.prompt_id
-                continue
+                raise
             except BaseException:
                 if reserved:
                     self.pool.release(url)

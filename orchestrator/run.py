@@ -62,6 +62,12 @@ class JobCancelledError(DgxPixelsError):
     default_hint = ""
 
 
+class ServerLostError(ServerUnreachableError):
+    """The server of a running job stayed unreachable longer than ``down_timeout``."""
+
+    default_hint = "check the server; `dgx-pixels batch` moves such jobs to another server"
+
+
 class JobInterruptedError(ExecutionError):
     """Someone interrupted the job on the server (another client, the web UI)."""
 
@@ -634,7 +640,10 @@ class JobRun:
                         down_since = time.monotonic()
                         self.emit("server_down", error=self.client.events.last_error)
                     if self.down_timeout and time.monotonic() - down_since > self.down_timeout:
-                        raise
+                        raise ServerLostError(
+                            self.client.config.mask(f"{self.client.display_url} has been unreachable for "
+                                                    f"{self.down_timeout:g} s while running job {self.prompt_id}")
+                        ) from None
                     continue
                 if down_since is not None:
                     down_since = None
