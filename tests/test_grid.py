@@ -232,3 +232,28 @@ def test_tiny_true_resolution_sprite_is_returned_as_is():
     assert np.array_equal(res.image, sprite)
     assert res.grid.cell_w == 1.0 and res.grid.confidence == 0.0
     assert np.array_equal(G.snap(sprite, cell=1).image, sprite)
+
+
+def test_size_prior_only_breaks_ties():
+    """An uncertain border cell flips towards a multiple of 8; a clear one never does."""
+    p = 10.0
+    # 47 cells fully inside [0, 470] plus a right cell 45 % inside: the half rule drops it
+    nom = np.arange(-2, 52) * p  # lines at -20, -10, 0, ..., 510
+    length = 474.5
+    i0 = int(np.argmin(np.abs(nom)))  # line at 0
+    i1 = i0 + 47
+    a, b = G._size_prior(nom, i0, i1, length, i0 + 5, i1 - 5)
+    assert b - a == 48
+    # the same count with a right strip only 10 % of a cell: certain, stays 47
+    a, b = G._size_prior(nom, i0, i1, 471.0, i0 + 5, i1 - 5)
+    assert b - a == 47
+
+
+def test_size_prior_can_be_disabled(monkeypatch):
+    canvas = np.zeros((20, 21, 4), np.uint8)
+    canvas[..., :3] = (90, 200, 210)
+    canvas[..., 3] = 255
+    canvas[6:14, 6:15] = make_sprite(9, 8, 12)
+    img, _, _ = render(canvas, 12.0, 12.0, jitter=0, blur=0.5, noise=2.0, seed=12)
+    monkeypatch.setattr(G, "SIZE_PRIOR_MULTIPLE", 0)
+    assert (G.snap(img).width, G.snap(img).height) == (21, 20)
