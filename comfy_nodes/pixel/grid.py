@@ -293,6 +293,15 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
         if spec[jj] > 0.85 * peak and spec[jj] > 4 * noise:
             best_k = jj
     k = best_k
+    # a grid whose cell size drifts across the image splits its peak in two; near-equal
+    # twin peaks within 8 % mean "somewhere between", and the DP follows the drift from there
+    j0, j1 = max(lo, int(k * 0.92)), min(hi, int(k * 1.08) + 1)
+    twins = [j for j in range(j0 + 1, j1) if abs(j - k) > 2 and spec[j] > spec[j - 1] and spec[j] >= spec[j + 1]
+             and spec[j] >= 0.85 * spec[k]]
+    if twins:
+        j = max(twins, key=lambda t: spec[t])
+        f = (k * spec[k] + j * spec[j]) / (spec[k] + spec[j]) / nfft
+        return 1.0 / f, float(spec[k] / (spec[k] + 6 * noise))
     # parabolic refinement of the peak
     if 1 <= k < len(spec) - 1:
         a, b, c = spec[k - 1], spec[k], spec[k + 1]
@@ -698,7 +707,7 @@ def _drop_split_lines(lines: np.ndarray, ev: np.ndarray, period: float) -> np.nd
     while i < len(x) - 1:
         gl, gr = x[i] - x[i - 1], x[i + 1] - x[i]
         e = float(ev[int(min(max(x[i], 0), len(ev) - 1))])
-        if e < 0.1 and gl < 0.8 * period and gr < 0.8 * period and gl + gr <= 1.75 * period:
+        if e < 0.1 and gl < 0.9 * period and gr < 0.9 * period and gl + gr <= 1.75 * period:
             del x[i]
             continue
         i += 1
