@@ -44,7 +44,10 @@ def main() -> int:
     ap.add_argument("--only", default="")
     ap.add_argument("--verbose", "-v", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--no-size-prior", action="store_true", help="disable the multiple-of-8 border tie-break")
     a = ap.parse_args()
+    if a.no_size_prior:
+        G.SIZE_PRIOR_MULTIPLE = 0
     sys.path.insert(0, str(SHARED))
     import snap_metrics as metrics  # noqa: E402
 
