@@ -216,7 +216,7 @@ class PixelMCP:
                                   server=self.settings.servers[0], out_dir=self.settings.out_dir / job.id,
                                   on_event=on_event, cancel=job.cancel, timeout=self.settings.timeout)
             job.message = "deploying"
-            job.result = deploy_result(result, project, asset_path, animations=animations)
+            job.result = deploy_result(result, project, asset_path, prompt=spec.prompt, animations=animations)
             job.state = "done"
             job.message = "done"
         except JobCancelledError:
@@ -358,8 +358,10 @@ def _written(project: Path, png_path: str) -> list[str]:
     return [str(f.relative_to(project)) for f in files]
 
 
-def deploy_result(result, project: Path, asset_path: str, *, animations: str | None = None) -> dict:
-    """Deploy a finished job: several frames become one sheet with an atlas; one image a sprite.
+def deploy_result(result, project: Path, asset_path: str, *, prompt: dict | None = None,
+                  animations: str | None = None) -> dict:
+    """Deploy a finished job into ``project``: a sheet (from a Sprite Sheet / Tileset node, or
+    several frames) with its atlas JSON, or a single sprite.
 
     Returns the written files (relative to the project), the Rust snippet for the project's Bevy
     version and a small preview PNG (bytes, under ``preview``).
@@ -367,16 +369,22 @@ def deploy_result(result, project: Path, asset_path: str, *, animations: str | N
     from comfy_nodes.pixel.bevy_export import export_sheet, resolve_bevy_version, rust_snippet
     from comfy_nodes.pixel.imageio import load_image
     from orchestrator.deploy import build_provenance, deploy_outputs
+    from orchestrator.sheet_deploy import sheet_from_output, sheet_layout
 
     images = [o for o in result.outputs if o.path.lower().endswith(".png")]
-    if len(images) > 1:
-        frames = [load_image(o.path) for o in images]
-        stem = Path(asset_path).stem
-        spec = animations or f"{stem}:0-{len(frames) - 1}@8"
-        res = export_sheet(project, asset_path, frames, animations=spec, overwrite="replace",
-                           provenance=build_provenance(result, images[0]))
+    sheets = [(o, lay) for o in images if prompt and (lay := sheet_layout(prompt, o.node_id))]
+    if sheets or len(images) > 1:
+        if sheets:
+            out, layout = sheets[0]
+            sheet = sheet_from_output(load_image(out.path), layout, animations)
+        else:
+            out = images[0]
+            sheet = [load_image(o.path) for o in images]
+        spec = animations or (None if sheets else f"{Path(asset_path).stem}:0-{len(images) - 1}@8")
+        res = export_sheet(project, asset_path, sheet, animations=spec, overwrite="replace",
+                           provenance=build_provenance(result, out))
         return {"asset_path": res.asset_path, "written": [str(f.path.relative_to(project)) for f in res.files],
-                "snippet": res.snippet, "preview": _preview_png(res.sheet.image if res.sheet else frames[0])}
+                "snippet": res.snippet, "preview": _preview_png(res.sheet.image if res.sheet else load_image(out.path))}
     deployed = deploy_outputs(result, project, asset_path, overwrite="replace")
     version = resolve_bevy_version(project)
     first = deployed[0]

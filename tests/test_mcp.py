@@ -204,3 +204,36 @@ def test_streamable_http_transport(tmp_path, comfy_server):
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def test_stdio_generate_animation_sheet_with_random_checkpoint(tmp_path, managed_comfy_server):
+    """generate() on a generating workflow (random-weight SD1.5-layout checkpoint + LoRA, 64x64,
+    2 steps): the sheet, its .meta and the Aseprite atlas JSON land in the Bevy project."""
+    from support.live import install_test_models
+
+    ckpt, lora = install_test_models(managed_comfy_server)
+    game = _project(tmp_path, "0.19")
+    params = {"checkpoint": ckpt, "lora": lora, "width": 64, "height": 64, "steps": 2, "frames": 4,
+              "grid_mode": "size", "target_width": 16, "target_height": 16, "animation": "walk:0-3@8"}
+
+    async def go():
+        async with Client(_stdio(game, managed_comfy_server.url)) as c:
+            return await c.call_tool("generate", {"workflow": "animation", "bevy_project": str(game),
+                                                  "asset_path": "sprites/knight_walk.png", "params": params},
+                                     timeout=600)
+
+    info = _run(go()).structured_content
+    written = set(info["written"])
+    assert {"assets/sprites/knight_walk.png", "assets/sprites/knight_walk.png.meta",
+            "assets/sprites/knight_walk.json"} <= written, written
+    meta = (game / "assets/sprites/knight_walk.png.meta").read_text()
+    assert "bevy_image::image_loader::ImageLoader" in meta
+    atlas = json.loads((game / "assets/sprites/knight_walk.json").read_text())
+    assert len(atlas["frames"]) == 4
+    assert [t["name"] for t in atlas["meta"]["frameTags"]] == ["walk"]
+    sheet = Image.open(game / "assets/sprites/knight_walk.png")
+    assert (atlas["meta"]["size"]["w"], atlas["meta"]["size"]["h"]) == sheet.size
+    for f in atlas["frames"]:
+        r = f["frame"]
+        assert (r["w"], r["h"]) == (16, 16) and r["x"] + r["w"] <= sheet.width and r["y"] + r["h"] <= sheet.height
+    assert "TextureAtlasLayout::from_grid" in info["snippet"]
