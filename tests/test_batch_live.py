@@ -280,3 +280,43 @@ def test_journal_ignores_a_torn_last_line(tmp_path):
     j2.record("a", "deployed", assets=[])
     j2.close()
     assert Journal(p).state("a")["state"] == "deployed"  # the record after the torn line survives
+
+
+def test_jobs_file_defaults_relative_paths_and_ids(tmp_path):
+    (tmp_path / "art").mkdir()
+    (tmp_path / "art" / "a.png").write_bytes(b"x")
+    f = tmp_path / "jobs.toml"
+    f.write_text(
+        'servers = ["127.0.0.1:8188"]\nin_flight = 3\nout = "o"\n'
+        '[defaults]\nworkflow = "w@1"\nbevy = "game"\nset = { scale = 2, seed = 1 }\n'
+        '[[job]]\nset = { image = "art/a.png" }\nasset_path = "sprites/a.png"\n'
+        '[[job]]\nset = { image = "art/a.png" }\nasset_path = "sprites/a.png"\n'
+        '[[job]]\nid = "named"\nset = { scale = 5, prompt = "art/none.png" }\n'
+    )
+    jf = load_jobs_file(f)
+    assert jf.servers == ["http://127.0.0.1:8188"] and jf.in_flight == 3 and jf.out == tmp_path / "o"
+    j1, j2, j3 = jf.jobs
+    assert j1.values == {"scale": 2, "seed": 1, "image": str(tmp_path / "art" / "a.png")}
+    assert j1.bevy == str(tmp_path / "game") and j1.asset_path == "sprites/a.png"
+    assert j1.id != j2.id and j2.id == j1.id + "-2" and j1.key == j2.key
+    assert j3.id == "named" and j3.values == {"scale": 5, "seed": 1, "prompt": "art/none.png"}
+    f.write_text('[defaults]\nworkflow = "w@1"\nbevy = "game"\n[[job]]\nasset_path = "../escape.png"\n')
+    from comfy_nodes.pixel.errors import PathEscapeError
+
+    with pytest.raises(PathEscapeError, match="job #1"):
+        load_jobs_file(f)
+
+
+def test_yaml_jobs_file(tmp_path):
+    f = tmp_path / "jobs.yaml"
+    f.write_text("defaults:\n  workflow: w@1\njobs:\n  - id: a\n    set: {scale: 3}\n")
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        from comfy_nodes.pixel.errors import InvalidArgumentError
+
+        with pytest.raises(InvalidArgumentError, match="PyYAML is not installed"):
+            load_jobs_file(f)
+        return
+    jf = load_jobs_file(f)
+    assert [j.id for j in jf.jobs] == ["a"] and jf.jobs[0].values == {"scale": 3}
