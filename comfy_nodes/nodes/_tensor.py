@@ -110,3 +110,57 @@ def rgba_to_mask(images: list[np.ndarray]) -> torch.Tensor:
         raise InputImageError("no images to build a mask from (empty batch)")
     alpha = np.stack([a[..., 3] for a in images]).astype(np.float32) / 255.0
     return torch.from_numpy(1.0 - alpha)
+
+
+def input_frames(image: torch.Tensor, mask: torch.Tensor | None = None, *, name: str = "image",
+                 mask_name: str = "mask") -> list[np.ndarray]:
+    """``image_to_rgba_list`` with errors that name the node inputs: ``name`` for the IMAGE,
+    ``mask_name`` for the MASK (a MASK of another size, NaN in either)."""
+    image = _check_image(image, name)
+    if not torch.isfinite(image).all():
+        raise InputImageError(f"{name} contains NaN or infinite values", hint="check the node that produced it")
+    if mask is not None:
+        b, h, w = int(image.shape[0]), int(image.shape[1]), int(image.shape[2])
+        if not isinstance(mask, torch.Tensor):
+            raise InputImageError(f"{mask_name} is a {type(mask).__name__}, expected a MASK tensor")
+        m = mask.unsqueeze(0) if mask.ndim == 2 else mask
+        if m.ndim != 3 or tuple(m.shape[1:]) != (h, w) or m.shape[0] not in (1, b):
+            got = "x".join(str(int(v)) for v in mask.shape[-2:]) if mask.ndim >= 2 else str(tuple(mask.shape))
+            batch = "1" if b == 1 else f"1 or {b}"
+            raise InputImageError(
+                f"{mask_name} is {got} (shape {tuple(mask.shape)}) but {name} is {w}x{h}: expected a mask of "
+                f"shape ({batch}, {h}, {w})",
+                hint=f"use the mask that belongs to this image, or resize it to {w}x{h}",
+            )
+        if not torch.isfinite(m).all():
+            raise InputImageError(f"{mask_name} contains NaN or infinite values", hint="check the node that produced it")
+    return image_to_rgba_list(image, mask, name=name)
+
+
+def progress_bar(total: int):
+    """A ComfyUI progress bar for batch work, or None for a single image or outside a running
+    prompt (tests, scripts)."""
+    if total < 2:
+        return None
+    try:
+        import comfy.utils
+
+        return comfy.utils.ProgressBar(total)
+    except Exception:  # progress is cosmetic; without a server context there is none
+        return None
+
+
+def map_frames(frames: list[np.ndarray], fn) -> list[np.ndarray]:
+    """``[fn(f) for f in frames]``, advancing a progress bar for a batch."""
+    pbar = progress_bar(len(frames))
+    out = []
+    for f in frames:
+        out.append(fn(f))
+        if pbar is not None:
+            pbar.update(1)
+    return out
+
+
+def rgba_outputs(frames: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(IMAGE with alpha, MASK) outputs for a list of RGBA frames of one size."""
+    return rgba_list_to_image(frames, keep_alpha=True), rgba_to_mask(frames)

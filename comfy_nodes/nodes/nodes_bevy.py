@@ -21,8 +21,8 @@ from ..pixel.bevy_export import OVERWRITE_POLICIES, SUPPORTED_MINORS, export_ass
 from ..pixel.errors import InvalidArgumentError
 from ..pixel.safepath import PACK_CONFIG_NAME, USER_CONFIG_NAME, load_root_config, resolve_project
 from ..pixel.sheet import build_sheet
-from ._tensor import image_to_rgba_list
-from .nodes_sheet import SheetType
+from ._tensor import input_frames
+from .nodes_sheet import SheetType, check_sheet
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = ["auto"] + [f"0.{m}" for m in SUPPORTED_MINORS]
@@ -107,10 +107,10 @@ class DGXPixelsBevyExport(io.ComfyNode):
                 hint="create the project first (cargo new), or give the folder of an existing one",
             )
         if sheet_data is not None:
-            result = export_sheet(project_dir, asset_path, sheet_data, animations=animations or None,
+            result = export_sheet(project_dir, asset_path, check_sheet(sheet_data), animations=animations or None,
                                   atlas=bool(write_atlas_json), tile_array=bool(tile_array), **common)
         elif image is not None:
-            frames = image_to_rgba_list(image, alpha_mask, name="image")
+            frames = input_frames(image, alpha_mask, mask_name="alpha_mask")
             if len(frames) == 1 and not animations.strip():
                 result = export_asset(project_dir, asset_path, frames[0], **common)
             else:

@@ -12,8 +12,7 @@ from comfy_api.latest import io
 
 from ..pixel import cleanup as C
 from ..pixel.errors import InputImageError, InvalidArgumentError
-from ._tensor import image_to_rgba_list, rgba_list_to_image, rgba_to_mask
-from .nodes_palette import progress
+from ._tensor import input_frames, map_frames, rgba_outputs
 
 CONNECTIVITY = ["4", "8"]
 
@@ -28,18 +27,9 @@ def _conn(value) -> int:
     return c
 
 
-def _each(frames, fn):
-    pbar = progress(len(frames))
-    out = []
-    for f in frames:
-        out.append(fn(f))
-        if pbar is not None:
-            pbar.update(1)
-    return out
-
-
-def _outputs(frames):
-    return rgba_list_to_image(frames, keep_alpha=True), rgba_to_mask(frames)
+def _apply(image, mask, fn) -> io.NodeOutput:
+    """Run ``fn`` on every frame of the IMAGE (alpha from ``mask``); RGBA IMAGE + MASK out."""
+    return io.NodeOutput(*rgba_outputs(map_frames(input_frames(image, mask), fn)))
 
 
 def _image_inputs():
@@ -92,9 +82,7 @@ class DGXPixelsBackgroundRemove(io.ComfyNode):
                 mask=None) -> io.NodeOutput:
         conn = _conn(connectivity)
         k = key.strip() if isinstance(key, str) and key.strip() else None
-        frames = image_to_rgba_list(image, mask, name="image")
-        out = _each(frames, lambda f: C.remove_background(f, tolerance=tolerance, key=k, connectivity=conn))
-        return io.NodeOutput(*_outputs(out))
+        return _apply(image, mask, lambda f: C.remove_background(f, tolerance=tolerance, key=k, connectivity=conn))
 
 
 class DGXPixelsStrayCleanup(io.ComfyNode):
@@ -130,10 +118,8 @@ class DGXPixelsStrayCleanup(io.ComfyNode):
     def execute(cls, image, min_size: int = 2, connectivity: str = "8", mask=None,
                 max_difference: float = 0.05) -> io.NodeOutput:
         conn = _conn(connectivity)
-        frames = image_to_rgba_list(image, mask, name="image")
-        out = _each(frames, lambda f: C.remove_strays(f, min_size=int(min_size), connectivity=conn,
-                                                      max_difference=float(max_difference)))
-        return io.NodeOutput(*_outputs(out))
+        return _apply(image, mask, lambda f: C.remove_strays(f, min_size=int(min_size), connectivity=conn,
+                                                             max_difference=float(max_difference)))
 
 
 class DGXPixelsOutline(io.ComfyNode):
@@ -166,9 +152,7 @@ class DGXPixelsOutline(io.ComfyNode):
                 mask=None) -> io.NodeOutput:
         conn = _conn(connectivity)
         col = color.strip() if isinstance(color, str) and color.strip() else "auto"
-        frames = image_to_rgba_list(image, mask, name="image")
-        out = _each(frames, lambda f: C.add_outline(f, color=col, connectivity=conn, inside=bool(inside)))
-        return io.NodeOutput(*_outputs(out))
+        return _apply(image, mask, lambda f: C.add_outline(f, color=col, connectivity=conn, inside=bool(inside)))
 
 
 class DGXPixelsTrim(io.ComfyNode):
@@ -204,7 +188,7 @@ class DGXPixelsTrim(io.ComfyNode):
     def execute(cls, image, padding: int = 0, batch_mode: str = "union", mask=None) -> io.NodeOutput:
         if batch_mode not in ("union", "per_frame"):
             raise InvalidArgumentError(f"batch_mode must be 'union' or 'per_frame', got {batch_mode!r}")
-        frames = image_to_rgba_list(image, mask, name="image")
+        frames = input_frames(image, mask)
         results = C.trim_batch(frames, padding=int(padding), union=batch_mode == "union")
         imgs = [r.image for r in results]
         h = max(i.shape[0] for i in imgs)
@@ -218,7 +202,7 @@ class DGXPixelsTrim(io.ComfyNode):
             )
         boxes = [list(r.box) for r in results]
         left, top = boxes[0][0], boxes[0][1]
-        img_t, mask_t = _outputs(imgs)
+        img_t, mask_t = rgba_outputs(imgs)
         return io.NodeOutput(img_t, mask_t, json.dumps(boxes), int(left), int(top))
 
 

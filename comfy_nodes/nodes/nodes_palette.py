@@ -22,24 +22,12 @@ from ..pixel.palette import AUTO_K_TOLERANCE, Palette, adaptive_palette, palette
 from ..pixel.palettes_builtin import builtin as builtin_palette
 from ..pixel.palettes_builtin import list_builtin
 from ..pixel.safepath import confine, make_parents
-from ._tensor import image_channels, image_to_rgba_list, rgba_list_to_image, rgba_to_mask
+from ._tensor import image_channels, input_frames, map_frames, rgba_list_to_image, rgba_to_mask
 
 #: Custom socket type carrying a ``comfy_nodes.pixel.palette.Palette``.
 PaletteType = io.Custom("DGX_PALETTE")
 
 SAVE_FORMATS = ["hex", "gpl", "pal", "png"]
-
-
-def progress(total: int):
-    """A ComfyUI progress bar for batch work, or None outside a running prompt (tests, scripts)."""
-    if total < 2:
-        return None
-    try:
-        import comfy.utils
-
-        return comfy.utils.ProgressBar(total)
-    except Exception:  # progress is cosmetic; without a server context there is none
-        return None
 
 
 def preview_ui(image, cls):
@@ -102,7 +90,7 @@ class DGXPixelsPaletteLoad(io.ComfyNode):
     @classmethod
     def execute(cls, builtin: str = "pico-8", file: str = "", palette_image=None) -> io.NodeOutput:
         if palette_image is not None:
-            frames = image_to_rgba_list(palette_image, name="palette_image")
+            frames = input_frames(palette_image, name="palette_image")
             pal = Palette("image", palette_io.colors_from_image(frames[0], source="palette_image"), "palette_image input")
         elif file and file.strip():
             path = confine(_folder("input"), file.strip())
@@ -150,7 +138,7 @@ class DGXPixelsPaletteExtract(io.ComfyNode):
                 mask=None) -> io.NodeOutput:
         if colors < 0 or colors > 256:
             raise InvalidArgumentError(f"colors must be 0 (automatic) or 1..256, got {colors}")
-        frames = image_to_rgba_list(image, mask, name="image")
+        frames = input_frames(image, mask)
         k = None if colors == 0 else int(colors)
         pal = adaptive_palette(frames, k, seed=int(seed), tolerance=float(tolerance),
                                name="extracted" if k is None else f"extracted-{k}")
@@ -276,13 +264,9 @@ class DGXPixelsPaletteQuantize(io.ComfyNode):
                 mask=None) -> io.NodeOutput:
         pal = check_palette(palette)
         keep_alpha = mask is not None or image_channels(image, "image") == 4
-        frames = image_to_rgba_list(image, mask, name="image")
-        pbar = progress(len(frames))
-        out = []
-        for f in frames:
-            out.append(quantize(f, pal, dither=dither, strength=strength, alpha_threshold=int(alpha_threshold)))
-            if pbar is not None:
-                pbar.update(1)
+        frames = input_frames(image, mask)
+        out = map_frames(frames, lambda f: quantize(f, pal, dither=dither, strength=strength,
+                                                    alpha_threshold=int(alpha_threshold)))
         keep_alpha = keep_alpha or any((o[..., 3] < 255).any() for o in out)
         return io.NodeOutput(rgba_list_to_image(out, keep_alpha=keep_alpha), rgba_to_mask(out))
 

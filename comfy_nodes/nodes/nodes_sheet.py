@@ -19,7 +19,7 @@ from ..pixel.sheet import (
     split_sheet,
 )
 from ..pixel.tileset import build_tileset, check_seamless
-from ._tensor import image_to_rgba_list, rgba_list_to_image
+from ._tensor import input_frames, rgba_list_to_image
 
 SheetType = io.Custom("DGX_SHEET")
 
@@ -32,7 +32,17 @@ def _preview(cls, rgba, sheet: Sheet | None, scale: int):
 
 
 def _frames(image, mask, name: str):
-    return image_to_rgba_list(image, mask, name=name)
+    return input_frames(image, mask, name=name, mask_name="alpha_mask")
+
+
+def check_sheet(sheet_data, name: str = "sheet_data") -> Sheet:
+    """The ``DGX_SHEET`` input, or an error naming it when something else is connected."""
+    if not isinstance(sheet_data, Sheet):
+        raise InvalidArgumentError(
+            f"{name} input is a {type(sheet_data).__name__}, expected a DGX_SHEET",
+            hint="connect the sheet_data output of Sprite Sheet, Sprite Sheet Split or Tileset",
+        )
+    return sheet_data
 
 
 def _opt(v: int) -> int | None:
@@ -219,7 +229,7 @@ class DGXPixelsSheetPreview(io.ComfyNode):
     @classmethod
     def execute(cls, scale: int = 4, grid: bool = True, image=None, sheet_data=None) -> io.NodeOutput:
         if sheet_data is not None:
-            rgba = sheet_data.image
+            rgba = check_sheet(sheet_data).image
         elif image is not None:
             rgba = _frames(image, None, "image")[0]
         else:

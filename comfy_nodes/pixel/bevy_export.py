@@ -36,7 +36,7 @@ from . import asset_manifest
 from .errors import ExportError, InvalidArgumentError
 from .imageio import as_rgba
 from .safepath import check_relative, confine, make_parents
-from .sheet import Animation, Sheet, build_sheet, check_layout, frame_durations, parse_animations
+from .sheet import Animation, Sheet, as_animations, build_sheet, check_layout, frame_durations
 
 SUPPORTED_MINORS = tuple(range(12, 20))  # Bevy 0.12 .. 0.19
 DEFAULT_MINOR = 19
@@ -856,9 +856,14 @@ def export_sheet(
     Raises ``PathEscapeError`` / ``ExportError`` / ``InvalidArgumentError`` before writing anything.
     """
     if not isinstance(sheet, Sheet):
+        if not isinstance(sheet, (list, tuple, np.ndarray)):
+            raise InvalidArgumentError(
+                f"sheet is a {type(sheet).__name__}, expected a Sheet or a list of frames",
+                hint="build it with build_sheet / sheet_from_image, or pass the frames",
+            )
         sheet = build_sheet(list(sheet), **(sheet_options or {}))
     if animations is not None:
-        anims = parse_animations(animations, len(sheet.frames)) if isinstance(animations, str) else list(animations)
+        anims = as_animations(animations, len(sheet.frames))
         sheet = Sheet(sheet.image, sheet.cell_w, sheet.cell_h, sheet.columns, sheet.rows, sheet.padding,
                       sheet.offset, sheet.frames, anims, sheet.pow2)
     return _export(project, asset_path, sheet.image, sheet, bevy_version=bevy_version, overwrite=overwrite,
@@ -1009,10 +1014,10 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
         resolved.append(("manifest", mrel, mpath, mbytes))
         files.append(WrittenFile(mpath, mrel, "manifest", len(mbytes), hashlib.sha256(mbytes).hexdigest()))
 
-        for _kind, _r, abs_path, _data in resolved:
-            make_parents(assets_root, abs_path)
         staged: list[tuple[Path, Path]] = []
         try:
+            for _kind, _r, abs_path, _data in resolved:
+                make_parents(assets_root, abs_path)
             # Written and fsynced in parallel: the file system commits them together, which costs
             # one journal flush instead of one per file.
             with ThreadPoolExecutor(max_workers=len(resolved)) as pool:
@@ -1032,6 +1037,11 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
                 tmp, abs_path = staged[0]
                 os.replace(tmp, abs_path)
                 staged.pop(0)
+        except OSError as exc:
+            where = exc.filename or assets_root
+            raise ExportError(f"cannot write {where}: {exc.strerror or exc}",
+                              hint="check that the assets folder is writable, has space, and that no file "
+                                   "stands where a folder is needed") from None
         finally:
             for tmp, _ in staged:
                 try:

@@ -180,8 +180,15 @@ def _as_frames(images, what: str = "images") -> list[np.ndarray]:
         frames = [images]
     elif isinstance(images, np.ndarray) and images.ndim == 4:
         frames = list(images)
+    elif images is None or isinstance(images, (str, bytes)):
+        raise InputImageError(f"{what} is {type(images).__name__}, expected an image array or a list of them",
+                              hint="give (H, W, 3|4) arrays")
     else:
-        frames = list(images)
+        try:
+            frames = list(images)
+        except TypeError:
+            raise InputImageError(f"{what} is a {type(images).__name__}, expected an image array or a list of them",
+                                  hint="give (H, W, 3|4) arrays") from None
     if not frames:
         raise InputImageError(f"{what} is empty (no images)", hint="give at least one image")
     return [as_rgba(f, source=f"{what}[{i}]") for i, f in enumerate(frames)]
@@ -269,6 +276,8 @@ def adaptive_palette(
         raise InvalidArgumentError(f"n_init must be an integer 1..32 (k-means restarts), got {n_init!r}")
     if not tolerance > 0:
         raise InvalidArgumentError(f"tolerance must be > 0 (OKLab distance), got {tolerance}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise InvalidArgumentError(f"seed must be an integer 0..{2**32 - 1}, got {seed!r}")
     _check_threshold(alpha_threshold)
     frames = _as_frames(images)
     values, counts = _color_histogram(frames, alpha_threshold)

@@ -283,5 +283,11 @@ def write_palette(palette: Palette, path, *, swatch: int = 1) -> Path:
             f"{p}: cannot write palette format {ext or '(no extension)'!r}",
             hint="use one of: " + ", ".join(WRITE_FORMATS),
         )
-    atomic_write_bytes(p, data)
+    try:
+        atomic_write_bytes(p, data)
+    except OSError as exc:
+        from .errors import ExportError
+
+        raise ExportError(f"cannot write palette file {p}: {exc.strerror or exc}",
+                          hint="check that the folder is writable and that no file stands where a folder is needed") from None
     return p

@@ -26,6 +26,8 @@ ANCHORS = ("bottom-center", "center", "top-left")
 TRIM_MODES = ("each", "union", "none")
 DIRECTIONS = ("forward", "reverse", "pingpong")
 DEFAULT_FPS = 10.0
+# Largest preview sheet_preview draws (pixels); 4096 x 4096 RGBA is 64 MB.
+PREVIEW_MAX_PIXELS = 4096 * 4096
 
 _ANCHOR_ALIASES = {
     "bottom-center": "bottom-center",
@@ -200,7 +202,19 @@ def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     return pair  # type: ignore[return-value]
 
 
+def _check_cell(cell_size) -> tuple[int, int]:
+    try:
+        cw, ch = (int(v) for v in cell_size)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"cell size must be a (width, height) pair, got {cell_size!r}") from None
+    if cw < 1 or ch < 1:
+        raise InvalidArgumentError(f"cell size must be at least 1x1, got {cw}x{ch}")
+    return cw, ch
+
+
 def normalize_anchor(anchor: str) -> str:
+    if not isinstance(anchor, str):
+        raise InvalidArgumentError(f"anchor must be one of {', '.join(ANCHORS)}, got {anchor!r}")
     key = anchor.strip().lower().replace("_", "-").replace(" ", "-")
     if key not in _ANCHOR_ALIASES:
         raise InvalidArgumentError(f"unknown anchor {anchor!r}; use one of {', '.join(ANCHORS)}")
@@ -276,9 +290,9 @@ def build_sheet(
     - ``animations``: a list of ``Animation`` or a spec string (see ``parse_animations``),
       checked against the frame count.
     """
-    if len(frames) == 0:
+    if frames is None or isinstance(frames, (str, bytes)) or len(frames) == 0:
         raise InvalidArgumentError("no frames to put on the sheet", hint="pass at least one image")
-    trim = trim.lower()
+    trim = trim.lower() if isinstance(trim, str) else trim
     if trim not in TRIM_MODES:
         raise InvalidArgumentError(f"unknown trim mode {trim!r}; use one of {', '.join(TRIM_MODES)}")
     anchor = normalize_anchor(anchor)
@@ -317,9 +331,7 @@ def build_sheet(
     max_w = max(b[2] for b in boxes)
     max_h = max(b[3] for b in boxes)
     if cell_size is not None:
-        cw, ch = int(cell_size[0]), int(cell_size[1])
-        if cw < 1 or ch < 1:
-            raise InvalidArgumentError(f"cell size must be at least 1x1, got {cw}x{ch}")
+        cw, ch = _check_cell(cell_size)
         for i, b in enumerate(boxes):
             if b[2] > cw or b[3] > ch:
                 raise InvalidArgumentError(
@@ -344,8 +356,7 @@ def build_sheet(
         rects.append(FrameRect(i, col, row, x, y, cw, ch, x + px, y + py, w, h,
                                int(im.shape[1]), int(im.shape[0]), tx, ty))
 
-    anims = parse_animations(animations, len(imgs)) if isinstance(animations, str) else list(animations or [])
-    validate_animations(anims, len(imgs))
+    anims = as_animations(animations, len(imgs))
     return Sheet(sheet, cw, ch, ncols, nrows, pad, off, rects, anims, pow2)
 
 
@@ -415,6 +426,21 @@ def validate_animations(anims: Sequence[Animation], frame_count: int | None) -> 
             raise InvalidArgumentError(
                 f"animation {a.to_spec()!r} uses frame {a.last} but there are only {frame_count} frames (0-{frame_count - 1})"
             )
+
+
+def as_animations(animations: Sequence[Animation] | str | None, frame_count: int) -> list[Animation]:
+    """Animations given as a spec string or a list of ``Animation``, checked against the frame count."""
+    if animations is None or isinstance(animations, str):
+        anims = parse_animations(animations, frame_count)
+    elif isinstance(animations, (list, tuple)) and all(isinstance(a, Animation) for a in animations):
+        anims = list(animations)
+    else:
+        raise InvalidArgumentError(
+            f"animations must be a spec string or a list of Animation, got {type(animations).__name__}",
+            hint="example: idle:0-3@8, walk:4-11@12",
+        )
+    validate_animations(anims, frame_count)
+    return anims
 
 
 def format_animations(anims: Sequence[Animation]) -> str:
@@ -530,6 +556,16 @@ def split_sheet(
     H, W = img.shape[:2]
     off = _pair(offset, "offset")
     pad = _pair(padding, "padding") if padding is not None else None
+    if off[0] >= W or off[1] >= H:
+        raise InvalidArgumentError(
+            f"offset {off[0]},{off[1]} leaves nothing of the {W}x{H} sheet",
+            hint=f"the offset must be smaller than the sheet: at most {W - 1},{H - 1}",
+        )
+    if cell_size is not None:
+        _check_cell(cell_size)
+    for what, n in (("columns", columns), ("rows", rows)):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0):
+            raise InvalidArgumentError(f"{what} must be a whole number >= 1 (0 or None: detect), got {n!r}")
     body = img[off[1]:, off[0]:]
     bh, bw = body.shape[:2]
     detected = False
@@ -618,8 +654,7 @@ def sheet_from_image(
     if (img.shape[1], img.shape[0]) != (ew, eh) and not pow2:
         # trailing pixels the grid does not cover: cut them so the layout numbers are exact
         img = img[:eh, :ew].copy()
-    anims = parse_animations(animations, len(rects)) if isinstance(animations, str) else list(animations or [])
-    validate_animations(anims, len(rects))
+    anims = as_animations(animations, len(rects))
     return Sheet(img, split.cell_w, split.cell_h, split.columns, split.rows, split.padding, split.offset,
                  rects, anims, pow2)
 
@@ -633,19 +668,26 @@ def sheet_preview(
     grid: Sheet | None = None,
     grid_color: tuple[int, int, int, int] = (255, 0, 255, 255),
     checker: bool = True,
+    max_pixels: int | None = PREVIEW_MAX_PIXELS,
 ) -> np.ndarray:
     """Nearest-upscaled view of a sheet for a UI: transparency shown as a checkerboard and,
-    with ``grid``, a 1-px outline around every cell. Returns (H*scale, W*scale, 4) uint8."""
-    if scale < 1:
-        raise InvalidArgumentError(f"preview scale must be >= 1, got {scale}")
+    with ``grid``, a 1-px outline around every cell. Returns (H*s, W*s, 4) uint8 where s is
+    ``scale``, lowered (to 1 at least) so the preview stays within ``max_pixels`` pixels: a
+    preview of a large sheet must not take gigabytes."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise InvalidArgumentError(f"preview scale must be a whole number >= 1, got {scale!r}")
     img = as_rgba(image, source="sheet")
+    if max_pixels is not None:
+        area = img.shape[0] * img.shape[1]
+        scale = max(1, min(int(scale), math.isqrt(max(1, int(max_pixels) // area))))
     big = np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
     out = big.copy()
     if checker:
         h, w = big.shape[:2]
         tile = max(4, scale * 2)
-        yy, xx = np.indices((h, w))
-        board = np.where(((yy // tile) + (xx // tile)) % 2 == 0, 200, 150).astype(np.float32)
+        # broadcast rows against columns: no (h, w) index arrays
+        board = np.where(((np.arange(h)[:, None] // tile) + (np.arange(w)[None, :] // tile)) % 2 == 0,
+                         200, 150).astype(np.float32)
         a = big[..., 3:4].astype(np.float32) / 255.0
         rgb = big[..., :3].astype(np.float32) * a + board[..., None] * (1.0 - a)
         out[..., :3] = np.round(rgb).astype(np.uint8)

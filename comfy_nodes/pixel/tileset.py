@@ -130,8 +130,12 @@ def check_seamless(tiles: Sequence[np.ndarray], tolerance: float = 8.0) -> Seaml
     ``tolerance`` is in 0..255 colour units: how much more the wrap-around seam may differ than
     the tile's own neighbouring columns/rows before the tile is reported.
     """
-    if tolerance < 0:
-        raise InvalidArgumentError(f"tolerance must be >= 0, got {tolerance}")
+    try:
+        tolerance = float(tolerance)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"seam tolerance must be a number 0..255, got {tolerance!r}") from None
+    if not 0 <= tolerance <= 255:
+        raise InvalidArgumentError(f"seam tolerance must be 0..255 (colour units), got {tolerance}")
     results = []
     failing = []
     for i, t in enumerate(tiles):

@@ -93,11 +93,24 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         if os.path.isdir(item):
             names = [n for n in os.listdir(item) if n.lower().endswith((".png", ".webp", ".gif", ".jpg", ".jpeg", ".bmp"))]
             if not names:
-                raise InputImageError(f"folder {item} holds no images")
+                raise InputImageError(f"folder {item} holds no images",
+                                      hint="put the frames in it as .png/.webp/.gif/.jpg/.bmp files, or name the files")
             out += [os.path.join(item, n) for n in sorted(names, key=natural)]
         else:
             out.append(item)
     return out
+
+
+def write_output(path, write) -> None:
+    """Run ``write(path)``; a failure (missing permission, a file where a folder is needed, a full
+    disk) becomes an ``ExportError`` naming the path instead of a traceback."""
+    from comfy_nodes.pixel.errors import ExportError
+
+    try:
+        write(path)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}",
+                          hint="check that the folder is writable and that no file stands where a folder is needed") from None
 
 
 def load_frames(inputs: list[str]):
@@ -134,10 +147,10 @@ def run(args) -> int:
         out = Path(args.output)
         if out.suffix.lower() == ".png":
             raise InvalidArgumentError("with --split, -o names a folder for the frames, not a .png file")
-        out.mkdir(parents=True, exist_ok=True)
+        write_output(out, lambda p: p.mkdir(parents=True, exist_ok=True))
         width = max(3, len(str(len(res.frames) - 1)))
         for i, f in enumerate(res.frames):
-            save_png(f, out / f"frame_{i:0{width}d}.png")
+            write_output(out / f"frame_{i:0{width}d}.png", lambda p: save_png(f, p))
         how = "detected" if res.detected else "given"
         print(f"{len(res.frames)} frames of {res.cell_w}x{res.cell_h} px ({how} grid: {res.columns}x{res.rows}, "
               f"padding {res.padding[0]},{res.padding[1]}, offset {res.offset[0]},{res.offset[1]}) -> {out}")
@@ -148,28 +161,30 @@ def run(args) -> int:
         from comfy_nodes.pixel.tileset import build_tileset, check_seamless
 
         ts = build_tileset(frames, columns=args.columns, spacing=args.spacing, margin=args.margin)
-        save_png(ts.image, args.output)
+        write_output(args.output, lambda p: save_png(ts.image, p))
         report = check_seamless(frames, args.tolerance)
         print(f"tileset {ts.image.shape[1]}x{ts.image.shape[0]}: {ts.count} tiles of {ts.tile_w}x{ts.tile_h}, "
               f"{ts.columns} columns, spacing {ts.spacing}, margin {ts.margin} -> {args.output}")
         print(report.summary())
         if args.preview:
-            save_png(sheet_preview(ts.image, scale=args.preview_scale, grid=ts.as_sheet()), args.preview)
+            preview = sheet_preview(ts.image, scale=args.preview_scale, grid=ts.as_sheet())
+            write_output(args.preview, lambda p: save_png(preview, p))
         return 7 if args.strict and report.failing else 0
 
     sheet = build_sheet(frames, columns=args.columns, rows=args.rows, cell_size=cell, anchor=args.anchor,
                         trim=args.trim, padding=padding or (0, 0), offset=offset, pow2=args.pow2,
                         animations=args.animations)
-    save_png(sheet.image, args.output)
+    write_output(args.output, lambda p: save_png(sheet.image, p))
     if args.json:
         from comfy_nodes.pixel.bevy_export import atlas_json
         from comfy_nodes.pixel.imageio import atomic_write_bytes
 
         rel = os.path.relpath(os.path.abspath(args.output), os.path.dirname(os.path.abspath(args.json)))
         doc = atlas_json(sheet, Path(rel).as_posix())
-        atomic_write_bytes(args.json, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+        write_output(args.json, lambda p: atomic_write_bytes(p, (json.dumps(doc, indent=1) + "\n").encode("utf-8")))
     if args.preview:
-        save_png(sheet_preview(sheet.image, scale=args.preview_scale, grid=sheet), args.preview)
+        preview = sheet_preview(sheet.image, scale=args.preview_scale, grid=sheet)
+        write_output(args.preview, lambda p: save_png(preview, p))
     anims = format_animations(sheet.animations)
     print(f"sheet {sheet.width}x{sheet.height}: {len(sheet.frames)} frames, {sheet.columns}x{sheet.rows} cells of "
           f"{sheet.cell_w}x{sheet.cell_h}, padding {sheet.padding[0]},{sheet.padding[1]}, "
