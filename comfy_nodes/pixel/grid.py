@@ -9,18 +9,26 @@ Pipeline (each axis separately):
 
 1. Edge profile: per-pixel span-3 colour differences (robust to blur that spreads an edge
    over 2-4 px), minus a noise floor, capped so a few strong outlines cannot drown the weak
-   edges, summed over the other axis.
+   edges, summed over the other axis; JPEG's fixed 8 px block edges and the flat noise
+   baseline are removed.
 2. Period: the strongest peak of the profile's spectrum (a jittered lattice puts most of
-   its energy in the fundamental; sub-harmonics of a lattice are empty), with a check that
-   a coarser period is not the real one. JPEG's fixed 8 px block edges are removed first.
+   its energy in the fundamental; sub-harmonics of a lattice are empty), refined by a fine
+   DTFT scan; twin peaks of a drifting grid give their weighted centre. When the two axes
+   disagree by more than 25 %, the period both spectra support is used (cells are square).
 3. Lines: dynamic programming over boundary positions that maximises edge energy under a
-   gap prior around the local period (allows jitter, slow drift and the odd wide cell).
-4. Margins: flat background carries no grid, so lines are extrapolated from the nearest
-   detected lines; a border cell counts when more than half of it lies inside the image.
-5. Bending (warp): per band of rows (columns) each line gets a small shift that follows
-   the local edges, smoothed across lines and bands.
-6. Colour: the median of a lattice of samples in each cell's interior, away from the
-   blurred edges.
+   gap prior around the local period (allows jitter, slow drift and the odd wide cell); a
+   second pass follows the local period; edgeless lines that split a wide cell are dropped.
+4. Margins: flat background carries no grid, so lines are extrapolated on a lattice fitted
+   to the lines that sit on real edges; a border cell counts when more than half of its
+   nominal extent lies inside the image. Only when that decision is uncertain is it
+   tie-broken towards a sprite size that is a multiple of ``SIZE_PRIOR_MULTIPLE``.
+5. Colour: the median of a k x k lattice of samples in each cell's interior, away from the
+   blurred edges; on noisy images cells are clustered in OKLab and a smoothed residual
+   field removes the slow colour drift diffusion output adds (``consolidate_colours``).
+
+Known limits: a grid that bends (lines curving by a fraction of a cell across the image)
+is followed only on average; with cells under ~7 px and +-2 px jitter the spectrum may lock
+onto a content period instead of the cell.
 
 Coordinates are source pixels; a line at position ``x`` is the boundary between source
 pixel columns ``x - 1`` and ``x``.
@@ -28,7 +36,7 @@ pixel columns ``x - 1`` and ``x``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,9 +65,9 @@ class Grid:
 
     ``x_lines`` (cols + 1 values) and ``y_lines`` (rows + 1 values) are the cell boundaries in
     source pixels; they may lie slightly outside the image for border cells that are cut.
-    ``x_offsets`` (bands_y, cols + 1) and ``y_offsets`` (bands_x, rows + 1), when set, shift
-    the lines per band of rows / columns for images whose grid bends; ``band_centers_y`` /
-    ``band_centers_x`` give the band centres in source pixels.
+    ``cell_w``/``cell_h`` are the mean cell size (source px, fractional), ``confidence`` 0..1
+    the strength of the grid's spectral peak (0 for the identity grid of an image taken as
+    already at true resolution), ``phase`` the first line's offset modulo the cell size.
     """
 
     cell_w: float
@@ -70,20 +78,12 @@ class Grid:
     y_lines: np.ndarray
     confidence: float = 1.0
     phase: tuple[float, float] = (0.0, 0.0)
-    x_offsets: np.ndarray | None = None
-    y_offsets: np.ndarray | None = None
-    band_centers_y: np.ndarray | None = None
-    band_centers_x: np.ndarray | None = None
     source_size: tuple[int, int] = (0, 0)
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the true-resolution sprite in true pixels."""
         return self.cols, self.rows
-
-    @property
-    def warped(self) -> bool:
-        return self.x_offsets is not None or self.y_offsets is not None
 
     def to_dict(self) -> dict:
         """JSON-friendly summary (floats rounded to 0.01 px)."""
@@ -94,7 +94,6 @@ class Grid:
             "cell_h": round(float(self.cell_h), 3),
             "confidence": round(float(self.confidence), 3),
             "phase": [round(float(v), 3) for v in self.phase],
-            "warped": self.warped,
             "x_lines": [round(float(v), 2) for v in self.x_lines],
             "y_lines": [round(float(v), 2) for v in self.y_lines],
             "source_size": list(self.source_size),
@@ -119,12 +118,11 @@ class SnapResult:
 
 @dataclass
 class _Axis:
+    """Result of one axis: all cell boundaries, mean period (source px), confidence 0..1."""
+
     lines: np.ndarray
     period: float
     confidence: float
-    offsets: np.ndarray | None = None
-    band_centers: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- edge profiles
@@ -269,7 +267,6 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
         return 0.0, 0.0
     nfft = 1 << int(math.ceil(math.log2(max(n * 8, 4096))))
     spec = _spectrum(profile, nfft)
-    freqs = np.arange(len(spec)) / nfft
     lo = int(math.floor(nfft / max_cell))
     hi = int(math.ceil(nfft / min_cell))
     hi = min(hi, len(spec) - 1)
@@ -433,7 +430,6 @@ def _complete_lines(lines: np.ndarray, length: int, period: float,
         if spectral_period and abs(p - spectral_period) < 0.04 * spectral_period:
             kin, xin = k[keep], x[keep]
             a_s = float(np.mean(xin - spectral_period * kin))
-            rms_s = float(np.sqrt(np.mean((xin - a_s - spectral_period * kin) ** 2)))
             rms_f = float(np.sqrt(np.mean((xin - a - p * kin) ** 2)))
             se = max(rms_f, 0.5) / max(1e-9, float(np.sqrt(np.sum((kin - kin.mean()) ** 2))))
             if abs(p - spectral_period) <= max(3.0 * se, 0.02 * spectral_period):
