@@ -290,3 +290,45 @@ def test_start_workflow_handle_status_result_and_cancel(wf_root, sprite, client,
     with pytest.raises(JobCancelledError):
         slow.result(timeout=1)
     _wait_queue_empty(client)
+
+
+def test_server_restart_mid_job_resubmits_once_under_the_same_id(comfy_server_factory, tmp_path):
+    """SIGKILL the server while the job runs, start it again: the job is found in neither
+    /queue nor /history, so it is submitted again, once, under the same prompt id."""
+    srv = comfy_server_factory()
+    cfg = load_config(servers=[srv.url], environ={}).with_overrides(poll_interval=1.0)
+    c = ComfyClient(srv.url, cfg)
+    box = {}
+
+    def restart():
+        os.kill(srv.pid, signal.SIGKILL)
+        srv.process.wait(10)
+        for _ in range(20):
+            try:
+                box["new"] = comfy_server_factory(port=srv.port, base_dir=srv.base_dir)
+                return
+            except Exception as exc:  # noqa: BLE001 - shown by the assertion
+                box["error"] = repr(exc)
+                time.sleep(0.5)
+
+    events = []
+
+    def on_event(ev):
+        events.append(ev)
+        if ev["event"] == "executing" and ev.get("node") == "2" and "thread" not in box:
+            box["thread"] = threading.Thread(target=restart, daemon=True)
+            box["thread"].start()
+
+    try:
+        res = run_workflow(slow_prompt(_color(), size=512, radius=8), client=c, out_dir=tmp_path / "o",
+                           on_event=on_event)
+    finally:
+        c.close()
+        if "thread" in box:
+            box["thread"].join(120)
+    assert "new" in box, box.get("error")
+    kinds = [e["event"] for e in events]
+    assert kinds.count("submitted") == 1 and kinds.count("resubmitted") == 1
+    assert "server_down" in kinds or "reconnecting" in kinds
+    assert res.resubmitted == 1 and all(e["prompt_id"] == res.prompt_id for e in events)
+    assert len(res.outputs) == 1 and Path(res.outputs[0].path).is_file()
