@@ -374,7 +374,7 @@ def test_websocket_drop_mid_job_is_survived(comfy_server, tmp_path):
             dropped.append(proxy.drop_websockets())
 
     try:
-        res = run_workflow(slow_prompt(color=int(time.time() * 1000) % 0xFFFFFF, size=384, radius=6),
+        res = run_workflow(slow_prompt(color=int(time.time() * 1000) % 0xFFFFFF, size=768, radius=10),
                            client=c, out_dir=tmp_path / "out", on_event=on_event)
     finally:
         c.close()
