@@ -3,7 +3,6 @@ ids, provenance records, naming of several outputs, and the deploy / history com
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 
