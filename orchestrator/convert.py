@@ -1206,14 +1206,20 @@ def process_dynamic_prompt(text: str, rng: random.Random | None = None) -> str:
 
 
 def format_date(fmt: str, when: _dt.datetime) -> str:
-    """The frontend's ``%date:...%`` formatter (yyyy, yy, MM, dd, hh, mm, ss)."""
-    pad = lambda n, w=2: str(n).zfill(w)  # noqa: E731
-    table = {
-        "d": str(when.day), "dd": pad(when.day), "M": str(when.month), "MM": pad(when.month),
-        "yyyy": str(when.year), "yy": pad(when.year % 100), "h": str(when.hour), "hh": pad(when.hour),
-        "m": str(when.minute), "mm": pad(when.minute), "s": str(when.second), "ss": pad(when.second),
-    }
-    return re.sub(r"(yyyy|yy|MM|M|dd|d|hh|h|mm|m|ss|s)", lambda m: table.get(m.group(1), m.group(1)), fmt)
+    """The frontend's ``%date:...%`` formatter: d/dd, M/MM, h/hh, m/mm, s/ss, yy, yyyy."""
+    parts = {"d": when.day, "M": when.month, "h": when.hour, "m": when.minute, "s": when.second}
+
+    def repl(m: re.Match) -> str:
+        n = m.group(0)
+        if n == "yy":
+            return str(when.year)[2:]
+        if n == "yyyy":
+            return str(when.year)
+        if n[0] in parts:
+            return str(parts[n[0]]).zfill(len(n))
+        return n
+
+    return re.sub(r"dd?|MM?|hh?|mm?|ss?|yyy?y?", repl, fmt)
 
 
 # --------------------------------------------------------------------------------------------
