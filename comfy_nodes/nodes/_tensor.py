@@ -125,7 +125,7 @@ def input_frames(image: torch.Tensor, mask: torch.Tensor | None = None, *, name:
             raise InputImageError(f"{mask_name} is a {type(mask).__name__}, expected a MASK tensor")
         m = mask.unsqueeze(0) if mask.ndim == 2 else mask
         if m.ndim != 3 or tuple(m.shape[1:]) != (h, w) or m.shape[0] not in (1, b):
-            got = "x".join(str(int(v)) for v in mask.shape[-2:]) if mask.ndim >= 2 else str(tuple(mask.shape))
+            got = f"{int(mask.shape[-1])}x{int(mask.shape[-2])}" if mask.ndim >= 2 else str(tuple(mask.shape))
             batch = "1" if b == 1 else f"1 or {b}"
             raise InputImageError(
                 f"{mask_name} is {got} (shape {tuple(mask.shape)}) but {name} is {w}x{h}: expected a mask of "

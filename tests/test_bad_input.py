@@ -1,0 +1,301 @@
+"""Bad input to the palette, cleanup, sheet and export code: every case gives either a correct
+result or a ``DgxPixelsError`` that names the input and says what was expected; through the CLI,
+``error:`` + ``hint:`` and the documented exit code, never a traceback."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from comfy_nodes.pixel import sheet as S
+from comfy_nodes.pixel.bevy_export import export_asset, export_sheet
+from comfy_nodes.pixel.cleanup import crop_box, remove_background, remove_strays, trim_batch
+from comfy_nodes.pixel.errors import ExportError, InputImageError, InvalidArgumentError, PaletteError
+from comfy_nodes.pixel.palette import Palette, adaptive_palette, quantize
+from comfy_nodes.pixel.palettes_builtin import builtin
+from comfy_nodes.pixel.tileset import build_tileset, check_seamless, split_tileset
+from orchestrator.cli import main
+
+PICO = builtin("pico-8")
+
+
+def sprite(h=8, w=8):
+    a = np.zeros((h, w, 4), np.uint8)
+    a[2:6, 2:6] = (200, 30, 30, 255)
+    a[3, 3] = (30, 30, 200, 255)
+    return a
+
+
+# ----------------------------------------------------------------------------- core
+
+
+def test_split_offset_beyond_the_sheet_names_offset_and_size():
+    with pytest.raises(InvalidArgumentError, match=r"offset 40,40 leaves nothing of the 8x8 sheet") as exc:
+        S.split_sheet(sprite(), offset=40)
+    assert "7,7" in exc.value.hint
+    with pytest.raises(InvalidArgumentError, match="offset 8,0"):
+        S.split_sheet(sprite(), offset=(8, 0), cell_size=(2, 2))
+
+
+def test_split_rejects_non_positive_cells_and_negative_counts():
+    with pytest.raises(InvalidArgumentError, match="cell size must be at least 1x1, got -2x2"):
+        S.split_sheet(sprite(), cell_size=(-2, 2))
+    with pytest.raises(InvalidArgumentError, match="columns must be a whole number >= 1"):
+        S.split_sheet(sprite(), columns=-2, padding=0)
+    with pytest.raises(InvalidArgumentError, match="rows must be a whole number >= 1"):
+        S.split_sheet(sprite(), rows=-1, padding=0)
+
+
+def test_build_sheet_rejects_wrong_kinds_of_arguments():
+    with pytest.raises(InvalidArgumentError, match="no frames"):
+        S.build_sheet(None)
+    with pytest.raises(InvalidArgumentError, match="unknown trim mode None"):
+        S.build_sheet([sprite()], trim=None)
+    with pytest.raises(InvalidArgumentError, match="anchor must be one of bottom-center"):
+        S.build_sheet([sprite()], anchor=None)
+    with pytest.raises(InvalidArgumentError, match="animations must be a spec string or a list of Animation, got int"):
+        S.build_sheet([sprite()], animations=5)
+    # the two accepted kinds still work
+    a = S.build_sheet([sprite(), sprite()], animations=[S.Animation("idle", 0, 1, 8.0)])
+    b = S.build_sheet([sprite(), sprite()], animations="idle:0-1@8")
+    assert a.animations == b.animations
+
+
+def test_sheet_preview_of_a_huge_sheet_is_capped():
+    # A 4096x4096 sheet previewed at scale 16 would take 4 GiB: the scale drops to fit the cap
+    # (shown here with a small cap, so the test stays cheap).
+    out = S.sheet_preview(sprite(), scale=16, max_pixels=1000)
+    assert out.shape == (24, 24, 4)  # 8 * 3, the largest scale within 1000 pixels
+    assert S.sheet_preview(sprite(), scale=16, max_pixels=10).shape == (8, 8, 4)  # never below 1
+    assert S.PREVIEW_MAX_PIXELS == 4096 * 4096
+    small = S.sheet_preview(sprite(), scale=3)
+    assert small.shape == (24, 24, 4)  # small sheets keep the asked scale
+    with pytest.raises(InvalidArgumentError, match="preview scale must be a whole number >= 1"):
+        S.sheet_preview(sprite(), scale=0)
+
+
+def test_seam_tolerance_must_be_a_number_in_range():
+    with pytest.raises(InvalidArgumentError, match="seam tolerance must be 0..255"):
+        check_seamless([sprite()], float("nan"))
+    with pytest.raises(InvalidArgumentError, match="seam tolerance must be 0..255"):
+        check_seamless([sprite()], -1)
+    with pytest.raises(InvalidArgumentError, match="seam tolerance must be a number"):
+        check_seamless([sprite()], "x")
+
+
+def test_adaptive_palette_seed_and_images_are_checked():
+    img = np.random.default_rng(0).integers(0, 256, (8, 8, 3)).astype(np.uint8)
+    for seed in (-1, "x", 2**32, 1.5):
+        with pytest.raises(InvalidArgumentError, match="seed must be an integer 0..4294967295"):
+            adaptive_palette(img, 4, seed=seed)
+    with pytest.raises(InputImageError, match="images is NoneType, expected an image array"):
+        adaptive_palette(None, 4)
+    with pytest.raises(InputImageError, match="images is a int, expected an image array"):
+        adaptive_palette(5, 4)
+    for k in (0, -3, 257):
+        with pytest.raises(InvalidArgumentError, match="k must be 1..256"):
+            adaptive_palette(img, k)
+
+
+def test_k_larger_than_the_distinct_colours_returns_exactly_those():
+    img = sprite()
+    p = adaptive_palette(img, 200)
+    assert sorted(p.hex_list()) == ["1e1ec8", "c81e1e"]
+
+
+def test_one_pixel_images_work_everywhere():
+    one = np.array([[[10, 20, 30, 255]]], np.uint8)
+    assert adaptive_palette(one, 4).hex_list() == ["0a141e"]
+    q = quantize(one, PICO)
+    assert q.shape == (1, 1, 4) and tuple(q[0, 0, :3]) in {tuple(c) for c in PICO.colors.tolist()}
+    assert remove_background(one).shape == (1, 1, 4)
+    assert np.array_equal(remove_strays(one), one)
+    s = S.build_sheet([one, one])
+    assert (s.width, s.height, s.cell_w, s.cell_h) == (2, 1, 1, 1)
+
+
+def test_mixed_sizes_in_list_inputs():
+    a, b = sprite(8, 8), sprite(6, 10)
+    p = adaptive_palette([a, b], 2)
+    assert len(p) == 2
+    r = trim_batch([a, b], union=False)
+    assert [x.image.shape[:2] for x in r] == [(4, 4), (4, 4)]
+    with pytest.raises(InputImageError, match=r"frames\[1\] is 10x6 but frames\[0\] is 8x8"):
+        trim_batch([a, b], union=True)
+    with pytest.raises(InvalidArgumentError, match="tile 1 is 10x6 but tile 0 is 8x8"):
+        build_tileset([a, b])
+
+
+def test_export_sheet_of_wrong_kind_names_it(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="sheet is a str, expected a Sheet or a list of frames"):
+        export_sheet(tmp_path, "x.png", "sheet.png", create_project=True)
+    with pytest.raises(InputImageError, match="image contains NaN"):
+        export_asset(tmp_path, "x.png", np.full((4, 4, 3), np.nan), create_project=True)
+
+
+def test_export_write_failure_is_an_export_error_naming_the_path(tmp_path):
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "sprites").write_text("a file where a folder is needed")
+    with pytest.raises(ExportError, match=r"cannot write .*sprites") as exc:
+        export_asset(tmp_path, "sprites/knight.png", sprite())
+    assert "folder" in exc.value.hint
+    assert not list((tmp_path / "assets").rglob("*.tmp"))
+
+
+def test_palette_without_colours_or_with_garbage(tmp_path):
+    from comfy_nodes.pixel.palette_io import read_palette
+
+    (tmp_path / "zero.gpl").write_text("GIMP Palette\nName: z\n")
+    with pytest.raises(PaletteError, match=r"zero.gpl: no colours found in this .gpl file"):
+        read_palette(tmp_path / "zero.gpl")
+    (tmp_path / "g.hex").write_text("ff0000\nhello world\n")
+    with pytest.raises(PaletteError, match=r"g.hex, line 2: expected a colour as rrggbb"):
+        read_palette(tmp_path / "g.hex")
+    with pytest.raises(PaletteError, match="has no colours"):
+        Palette("empty", np.zeros((0, 3), np.uint8))
+
+
+# ----------------------------------------------------------------------------- properties
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 8), data_seed=st.integers(0, 1000),
+       auto=st.booleans())
+def test_property_adaptive_palette_deterministic_and_quantize_within(seed, k, data_seed, auto):
+    # More distinct colours than k: the k-means path, not the exact-colours shortcut.
+    rng = np.random.default_rng(data_seed)
+    img = rng.integers(0, 256, (10, 10, 4), dtype=np.uint8)
+    img[..., 3] = np.where(rng.random((10, 10)) < 0.2, 0, 255)
+    kk = None if auto else k
+    p = adaptive_palette(img, kk, seed=seed)
+    assert p == adaptive_palette(img, kk, seed=seed)
+    assert 1 <= len(p) <= (64 if auto else k)
+    out = quantize(img, p)
+    assert out.shape == img.shape
+    assert set(np.unique(out[..., 3]).tolist()) <= {0, 255}
+    opaque = out[..., 3] == 255
+    assert {tuple(c) for c in out[opaque][:, :3].tolist()} <= {tuple(c) for c in p.colors.tolist()}
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9), pad=st.integers(0, 2),
+       data_seed=st.integers(0, 1000))
+def test_property_trim_batch_union_round_trip(n, h, w, pad, data_seed):
+    rng = np.random.default_rng(data_seed)
+    frames = [rng.integers(0, 256, (h, w, 4), dtype=np.uint8) for _ in range(n)]
+    for f in frames:
+        f[..., 3] = np.where(rng.random((h, w)) < 0.6, 0, f[..., 3])
+    res = trim_batch(frames, padding=pad, union=True)
+    assert len({r.box for r in res}) == 1 and len({r.image.shape for r in res}) == 1
+    if all(r.empty for r in res):
+        return
+    left, top, right, bottom = res[0].box
+    for f, r in zip(frames, res):
+        # cropping the trimmed frame back to the source rectangle restores every visible pixel
+        back = crop_box(r.image, (-left, -top, w - left, h - top))
+        vis = f[..., 3] > 0
+        assert np.array_equal(back[vis], f[vis])
+        assert not (back[..., 3] > 0)[~vis].any()
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 7), tw=st.integers(1, 6), th=st.integers(1, 6), cols=st.integers(0, 4),
+       spacing=st.integers(0, 2), margin=st.integers(0, 2), data_seed=st.integers(0, 1000))
+def test_property_tileset_round_trip(n, tw, th, cols, spacing, margin, data_seed):
+    rng = np.random.default_rng(data_seed)
+    tiles = [rng.integers(0, 256, (th, tw, 4), dtype=np.uint8) for _ in range(n)]
+    ts = build_tileset(tiles, columns=cols or None, spacing=spacing, margin=margin)
+    back = split_tileset(ts.image, tw, th, spacing=spacing, margin=margin, count=n)
+    assert len(back) == n
+    for a, b in zip(tiles, back):
+        assert np.array_equal(a, b)
+    sheet = ts.as_sheet()
+    S.check_layout(sheet)
+    assert all(np.array_equal(a, b) for a, b in zip(tiles, S.split_like(sheet)))
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _png(path, arr, mode=None):
+    Image.fromarray(arr, mode).save(path) if mode else Image.fromarray(arr).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def pngs(tmp_path):
+    rng = np.random.default_rng(1)
+    rgb = (rng.integers(0, 4, (16, 16, 3)) * 80).astype(np.uint8)
+    alpha = np.where(rng.random((16, 16)) > 0.5, 255, 0).astype(np.uint8)
+    files = {
+        "rgb": _png(tmp_path / "rgb.png", rgb),
+        "rgba": _png(tmp_path / "rgba.png", np.dstack([rgb, alpha]), "RGBA"),
+        "one": _png(tmp_path / "one.png", np.zeros((1, 1, 3), np.uint8)),
+    }
+    im = Image.fromarray(rgb)
+    for mode in ("L", "LA", "P"):
+        p = tmp_path / f"{mode}.png"
+        im.convert(mode).save(p)
+        files[mode] = str(p)
+    p16 = tmp_path / "g16.png"
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(p16)
+    files["I16"] = str(p16)
+    return files
+
+
+def _cli(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize("kind", ["rgb", "rgba", "L", "LA", "P", "I16", "one"])
+def test_cli_reads_every_png_mode(capsys, tmp_path, pngs, kind):
+    rc, out, err = _cli(capsys, "palette", "extract", pngs[kind], "-k", "4", "-o", str(tmp_path / "p.hex"))
+    assert rc == 0, err
+    n = len((tmp_path / "p.hex").read_text().split())
+    assert 1 <= n <= 4
+    rc, out, err = _cli(capsys, "sheet", pngs[kind], pngs["rgb"], "-o", str(tmp_path / "s.png"), "--trim", "none")
+    assert rc == 0, err
+    w = max(Image.open(pngs[kind]).width, 16)
+    assert Image.open(tmp_path / "s.png").size == (2 * w, 16)
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["sheet", "{rgb}", "--split", "-o", "{tmp}/d", "--offset", "40"], 2, "offset 40,40 leaves nothing of the 16x16 sheet"),
+    (["sheet", "{rgb}", "-o", "{rgb}/x.png"], 6, "cannot write"),
+    (["sheet", "{rgb}", "--split", "-o", "{rgb}/d", "--cell", "4x4"], 6, "cannot write"),
+    (["sheet", "{rgb}", "-o", "{tmp}/s.png", "--json", "{rgb}/x.json"], 6, "cannot write"),
+    (["sheet", "{rgb}", "--tileset", "-o", "{tmp}/t.png", "--tolerance", "nan"], 2, "seam tolerance must be 0..255"),
+    (["sheet", "{tmp}/empty", "-o", "{tmp}/s.png"], 2, "folder"),
+    (["palette", "convert", "pico-8", "{rgb}/x.hex"], 6, "cannot write palette file"),
+    (["palette", "extract", "{rgb}", "-k", "4", "--seed", "-1", "-o", "{tmp}/x.hex"], 2, "seed must be an integer"),
+    (["palette", "extract", "{rgb}", "-k", "0", "--tolerance", "0", "-o", "{tmp}/x.hex"], 2, "tolerance must be > 0"),
+    (["palette", "extract", "{rgb}", "-k", "-3", "-o", "{tmp}/x.hex"], 2, "-k must be 1..256"),
+    (["export", "{rgb}", "--bevy", "{tmp}/game", "--path", "sprites/a.png"], 6, "cannot write"),
+])
+def test_cli_bad_input_is_error_and_hint(capsys, tmp_path, pngs, argv, code, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "game" / "assets").mkdir(parents=True)
+    (tmp_path / "game" / "Cargo.toml").write_text('[dependencies]\nbevy = "0.15"\n')
+    (tmp_path / "game" / "assets" / "sprites").write_text("a file where the sprites folder should be")
+    args = [a.format(rgb=pngs["rgb"], tmp=tmp_path) for a in argv]
+    rc, out, err = _cli(capsys, *args)
+    assert rc == code, err
+    assert err.startswith("error: ") and message in err
+    assert "\nhint: " in err or code == 2 and "hint" not in err
+
+
+def test_cli_subprocess_prints_no_traceback(tmp_path, pngs):
+    cmd = [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main())"]
+    r = subprocess.run(cmd + ["sheet", pngs["rgb"], "--split", "-o", str(tmp_path / "d"), "--offset", "99"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[0] == "error: offset 99,99 leaves nothing of the 16x16 sheet"
+    assert r.stderr.splitlines()[1].startswith("hint: the offset must be smaller than the sheet")

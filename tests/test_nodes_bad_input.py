@@ -1,0 +1,152 @@
+"""Palette, cleanup, sheet and Bevy nodes fed bad input through ``execute`` (no server): a correct
+result or an error naming the node input and what was expected."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("comfy_api.latest")
+
+from comfy_nodes.nodes.nodes_bevy import DGXPixelsBevyExport  # noqa: E402
+from comfy_nodes.nodes.nodes_cleanup import (  # noqa: E402
+    DGXPixelsBackgroundRemove,
+    DGXPixelsOutline,
+    DGXPixelsStrayCleanup,
+    DGXPixelsTrim,
+)
+from comfy_nodes.nodes.nodes_palette import (  # noqa: E402
+    DGXPixelsPaletteExtract,
+    DGXPixelsPaletteLoad,
+    DGXPixelsPaletteQuantize,
+)
+from comfy_nodes.nodes.nodes_sheet import (  # noqa: E402
+    DGXPixelsSheetPreview,
+    DGXPixelsSheetSplit,
+    DGXPixelsSpriteSheet,
+    DGXPixelsTileset,
+)
+from comfy_nodes.pixel.errors import InputImageError, InvalidArgumentError  # noqa: E402
+from comfy_nodes.pixel.palettes_builtin import builtin  # noqa: E402
+
+PICO = builtin("pico-8")
+
+# (node, call with image and mask, name of the IMAGE input, name of the MASK input)
+IMAGE_NODES = [
+    ("extract", lambda im, m: DGXPixelsPaletteExtract.execute(im, colors=4, mask=m), "image", "mask"),
+    ("quantize", lambda im, m: DGXPixelsPaletteQuantize.execute(im, PICO, mask=m), "image", "mask"),
+    ("background", lambda im, m: DGXPixelsBackgroundRemove.execute(im, mask=m), "image", "mask"),
+    ("strays", lambda im, m: DGXPixelsStrayCleanup.execute(im, mask=m), "image", "mask"),
+    ("outline", lambda im, m: DGXPixelsOutline.execute(im, mask=m), "image", "mask"),
+    ("trim", lambda im, m: DGXPixelsTrim.execute(im, mask=m), "image", "mask"),
+    ("sheet", lambda im, m: DGXPixelsSpriteSheet.execute(im, alpha_mask=m), "frames", "alpha_mask"),
+    ("split", lambda im, m: DGXPixelsSheetSplit.execute(im, cell_width=1, cell_height=1, alpha_mask=m), "sheet",
+     "alpha_mask"),
+    ("tileset", lambda im, m: DGXPixelsTileset.execute(im, alpha_mask=m), "tiles", "alpha_mask"),
+]
+IDS = [n[0] for n in IMAGE_NODES]
+
+
+def tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a.astype(np.float32) / 255.0)
+
+
+def sprite_batch(b=1, h=8, w=8) -> torch.Tensor:
+    a = np.zeros((b, h, w, 3), np.uint8)
+    a[...] = (40, 200, 40)
+    a[:, 2:6, 2:6] = (200, 40, 40)
+    return tensor(a)
+
+
+@pytest.mark.parametrize("node, call, name, mask_name", IMAGE_NODES, ids=IDS)
+def test_empty_batch_names_the_input(node, call, name, mask_name):
+    with pytest.raises(InputImageError, match=rf"^{name} is an empty batch \(0 images\)"):
+        call(torch.zeros(0, 8, 8, 3), None)
+
+
+@pytest.mark.parametrize("node, call, name, mask_name", IMAGE_NODES, ids=IDS)
+def test_nan_names_the_input(node, call, name, mask_name):
+    img = sprite_batch()
+    img[0, 1, 1, 0] = float("nan")
+    with pytest.raises(InputImageError, match=rf"^{name} contains NaN or infinite values"):
+        call(img, None)
+    mask = torch.zeros(1, 8, 8)
+    mask[0, 0, 0] = float("inf")
+    with pytest.raises(InputImageError, match=rf"^{mask_name} contains NaN or infinite values"):
+        call(sprite_batch(), mask)
+
+
+@pytest.mark.parametrize("node, call, name, mask_name", IMAGE_NODES, ids=IDS)
+def test_mask_of_another_size_names_both_inputs_and_sizes(node, call, name, mask_name):
+    with pytest.raises(InputImageError) as exc:
+        call(sprite_batch(), torch.zeros(1, 5, 6))
+    msg = exc.value.message
+    assert msg.startswith(f"{mask_name} is 6x5 (shape (1, 5, 6)) but {name} is 8x8")
+    assert "expected a mask of shape (1, 8, 8)" in msg
+    assert "8x8" in exc.value.hint and "2x2" not in exc.value.hint
+
+
+@pytest.mark.parametrize("node, call, name, mask_name", IMAGE_NODES, ids=IDS)
+def test_one_pixel_image(node, call, name, mask_name):
+    out = call(tensor(np.array([[[[10, 20, 30]]]], np.uint8)), None).result
+    first = out[0]
+    if node == "extract":
+        assert first.hex_list() == ["0a141e"]
+    else:
+        assert tuple(first.shape[:3]) == (1, 1, 1)
+
+
+def test_long_thin_image_is_processed_without_blowing_up():
+    # 16384 x 1: every node's cheap path (no per-row loops over a huge axis, no huge preview).
+    a = np.zeros((1, 1, 16384, 3), np.uint8)
+    a[0, 0, ::2] = (255, 0, 77)
+    img = tensor(a)
+    q = DGXPixelsPaletteQuantize.execute(img, PICO).result[0]
+    assert tuple(q.shape) == (1, 1, 16384, 3)
+    assert np.array_equal(np.round(q[0, 0, 0].numpy() * 255), [255, 0, 77])
+    s = DGXPixelsStrayCleanup.execute(img).result[0]
+    assert tuple(s.shape) == (1, 1, 16384, 4)
+    out = DGXPixelsSpriteSheet.execute(img, trim="none", preview_scale=16)
+    assert tuple(out.result[0].shape) == (1, 1, 16384, 4)
+
+
+def test_batch_mask_of_wrong_batch_size():
+    with pytest.raises(InputImageError, match=r"expected a mask of shape \(1 or 3, 8, 8\)"):
+        DGXPixelsStrayCleanup.execute(sprite_batch(3), mask=torch.zeros(2, 8, 8))
+    # a mask batch of one applies to every image
+    out = DGXPixelsStrayCleanup.execute(sprite_batch(3), mask=torch.ones(1, 8, 8)).result[1]
+    assert tuple(out.shape) == (3, 8, 8) and bool((out == 1).all())
+
+
+def test_palette_image_input_named():
+    with pytest.raises(InputImageError, match=r"^palette_image is an empty batch"):
+        DGXPixelsPaletteLoad.execute(palette_image=torch.zeros(0, 4, 4, 3))
+
+
+def test_extract_more_colours_than_the_image_has():
+    out = DGXPixelsPaletteExtract.execute(sprite_batch(), colors=64).result
+    assert sorted(out[0].hex_list()) == ["28c828", "c82828"] and out[2] == 2
+
+
+def test_sheet_data_of_the_wrong_kind_names_the_input(tmp_path, monkeypatch):
+    with pytest.raises(InvalidArgumentError, match="sheet_data input is a str, expected a DGX_SHEET") as exc:
+        DGXPixelsSheetPreview.execute(sheet_data="sheet.png")
+    assert "Sprite Sheet" in exc.value.hint
+    import folder_paths
+
+    monkeypatch.setattr(folder_paths, "get_output_directory", lambda: str(tmp_path / "out"))
+    monkeypatch.setattr(folder_paths, "get_user_directory", lambda: str(tmp_path / "user"))
+    monkeypatch.delenv("DGX_PIXELS_BEVY_ROOTS", raising=False)
+    with pytest.raises(InvalidArgumentError, match="sheet_data input is a dict, expected a DGX_SHEET"):
+        DGXPixelsBevyExport.execute(project="g", asset_path="a.png", sheet_data={"image": 1})
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+
+def test_split_offset_beyond_the_sheet():
+    with pytest.raises(InvalidArgumentError, match="offset 20,20 leaves nothing of the 8x8 sheet"):
+        DGXPixelsSheetSplit.execute(sprite_batch(), offset=20)
+
+
+def test_tileset_nan_tolerance():
+    with pytest.raises(InvalidArgumentError, match="seam tolerance must be 0..255"):
+        DGXPixelsTileset.execute(sprite_batch(2), tolerance=float("nan"))
