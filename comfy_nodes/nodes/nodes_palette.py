@@ -50,6 +50,15 @@ def _swatch_tensor(pal: Palette, swatch: int = 16, columns: int = 16):
     return rgba_list_to_image([palette_swatch(pal, swatch=swatch, columns=min(columns, len(pal)))], keep_alpha=True)
 
 
+def _palette_outputs(palette_tooltip: str, count_tooltip: str) -> list:
+    """Outputs of the nodes that make a palette: the palette, its swatches, its size."""
+    return [
+        PaletteType.Output(display_name="palette", tooltip=palette_tooltip),
+        io.Image.Output(display_name="swatches", tooltip="The colours as 16x16 squares, 16 per row."),
+        io.Int.Output(display_name="count", tooltip=count_tooltip),
+    ]
+
+
 def _folder(kind: str) -> str:
     import folder_paths
 
@@ -80,11 +89,7 @@ class DGXPixelsPaletteLoad(io.ComfyNode):
                                        "(Lospec PNG exports). Transparent cells are skipped; of a batch, the "
                                        "first image is used."),
             ],
-            outputs=[
-                PaletteType.Output(display_name="palette", tooltip="The palette, for Palette Quantize / Save / Preview."),
-                io.Image.Output(display_name="swatches", tooltip="The colours as 16x16 squares, 16 per row."),
-                io.Int.Output(display_name="count", tooltip="Number of colours."),
-            ],
+            outputs=_palette_outputs("The palette, for Palette Quantize / Save / Preview.", "Number of colours."),
         )
 
     @classmethod
@@ -126,11 +131,7 @@ class DGXPixelsPaletteExtract(io.ComfyNode):
                 io.Mask.Input("mask", optional=True,
                               tooltip="Optional alpha as a ComfyUI mask (1 = transparent); masked pixels are ignored."),
             ],
-            outputs=[
-                PaletteType.Output(display_name="palette", tooltip="The shared palette, most used colour first."),
-                io.Image.Output(display_name="swatches", tooltip="The colours as 16x16 squares, 16 per row."),
-                io.Int.Output(display_name="count", tooltip="Number of colours found."),
-            ],
+            outputs=_palette_outputs("The shared palette, most used colour first.", "Number of colours found."),
         )
 
     @classmethod

@@ -45,6 +45,11 @@ def check_sheet(sheet_data, name: str = "sheet_data") -> Sheet:
     return sheet_data
 
 
+def _alpha_mask_input():
+    return io.Mask.Input("alpha_mask", optional=True,
+                         tooltip="Optional transparency MASK (1 = transparent), e.g. from Load Image.")
+
+
 def _opt(v: int) -> int | None:
     return int(v) if v and int(v) > 0 else None
 
@@ -127,7 +132,7 @@ class DGXPixelsSheetSplit(io.ComfyNode):
             ),
             inputs=[
                 io.Image.Input("sheet", tooltip="The sprite sheet (first image of the batch)."),
-                io.Mask.Input("alpha_mask", optional=True, tooltip="Optional transparency MASK (1 = transparent), e.g. from Load Image."),
+                _alpha_mask_input(),
                 io.Int.Input("cell_width", default=0, min=0, max=4096, tooltip="Cell width in pixels; 0 = detect."),
                 io.Int.Input("cell_height", default=0, min=0, max=4096, tooltip="Cell height in pixels; 0 = detect."),
                 io.Int.Input("columns", default=0, min=0, max=1024, tooltip="Cells per row; 0 = detect or derive from the cell width."),
@@ -179,7 +184,7 @@ class DGXPixelsTileset(io.ComfyNode):
             ),
             inputs=[
                 io.Image.Input("tiles", tooltip="The tiles (an IMAGE batch, all one size)."),
-                io.Mask.Input("alpha_mask", optional=True, tooltip="Optional transparency MASK (1 = transparent)."),
+                _alpha_mask_input(),
                 io.Int.Input("columns", default=0, min=0, max=1024, tooltip="Tiles per row; 0 = near-square."),
                 io.Int.Input("spacing", default=0, min=0, max=64, tooltip="Pixels between tiles."),
                 io.Int.Input("margin", default=0, min=0, max=64, tooltip="Pixels around the whole tileset."),

@@ -628,8 +628,10 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
     ]
     first_clip = anims[0].name
     scale = f"Transform::from_scale(Vec3::splat({display_scale:.1f}))"
-    if v >= 15:
-        setup = [
+
+    def spawn_with_layout(components: list[str]) -> list[str]:
+        # Bevy 0.13+: the image and a TextureAtlasLayout asset, spawned with the animation.
+        return [
             f"fn spawn_{snake}(",
             "    mut commands: Commands,",
             "    asset_server: Res<AssetServer>,",
@@ -640,12 +642,18 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
             f'    let animation = {camel}Animation::new("{first_clip}");',
             "    let index = animation.index();",
             "    commands.spawn((",
-            "        Sprite::from_atlas_image(texture, TextureAtlas { layout, index }),",
-            f"        {scale},",
+            *components,
             "        animation,",
             "    ));",
             "}",
             "",
+        ]
+
+    if v >= 15:
+        setup = spawn_with_layout([
+            "        Sprite::from_atlas_image(texture, TextureAtlas { layout, index }),",
+            f"        {scale},",
+        ]) + [
             f"fn animate_{snake}(time: Res<Time>, mut query: Query<(&mut {camel}Animation, &mut Sprite)>) {{",
             "    for (mut animation, mut sprite) in &mut query {",
             "        animation.timer.tick(time.delta());",
@@ -678,22 +686,7 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
                 "            ..default()",
                 "        },",
             ]
-        setup = [
-            f"fn spawn_{snake}(",
-            "    mut commands: Commands,",
-            "    asset_server: Res<AssetServer>,",
-            "    mut layouts: ResMut<Assets<TextureAtlasLayout>>,",
-            ") {",
-            f'    let texture: Handle<Image> = asset_server.load("{asset_path}");',
-            f"    let layout = layouts.add(TextureAtlasLayout::from_grid({grid_args}));",
-            f'    let animation = {camel}Animation::new("{first_clip}");',
-            "    let index = animation.index();",
-            "    commands.spawn((",
-            *bundle,
-            "        animation,",
-            "    ));",
-            "}",
-            "",
+        setup = spawn_with_layout(bundle) + [
             f"fn animate_{snake}(time: Res<Time>, mut query: Query<(&mut {camel}Animation, &mut TextureAtlas)>) {{",
             "    for (mut animation, mut atlas) in &mut query {",
             "        animation.timer.tick(time.delta());",

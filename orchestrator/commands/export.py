@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from .sheet import add_grid_arguments
+
 HELP = "export a sprite or frames into a Bevy project (PNG + .meta + atlas JSON + Rust snippet)"
 DESCRIPTION = (
     "Write IMAGE (one sprite) or FRAMES (laid out as a sprite sheet) into PROJECT/assets/PATH with a "
@@ -27,14 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--assets-dir", default="assets", metavar="DIR", help="the project's asset folder (default assets)")
     g = p.add_argument_group("sheet (several frames, or one sheet image with --sheet-cell/--detect-grid)")
     g.add_argument("--animations", metavar="SPEC", help="named animations, e.g. 'idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong'")
-    g.add_argument("--columns", type=int, metavar="N", help="cells per row (default near-square)")
-    g.add_argument("--rows", type=int, metavar="N", help="rows of cells")
-    g.add_argument("--cell", metavar="WxH", help="cell size (default: largest trimmed frame)")
-    g.add_argument("--anchor", default="bottom-center", help="bottom-center (default), center or top-left")
-    g.add_argument("--trim", default="each", help="each (default), union or none")
-    g.add_argument("--padding", metavar="N|X,Y", help="pixels between cells (default 0)")
-    g.add_argument("--offset", metavar="N|X,Y", help="pixels before the first cell (default 0)")
-    g.add_argument("--pow2", action="store_true", help="power-of-two sheet size")
+    add_grid_arguments(g)
     g.add_argument("--sheet-cell", metavar="WxH", help="the single input is already a sheet with this cell size")
     g.add_argument("--detect-grid", action="store_true", help="the single input is already a sheet: find its grid")
     g.add_argument("--tile-array", action="store_true",

@@ -26,14 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--split", action="store_true", help="cut the input sheet into frames")
     mode.add_argument("--tileset", action="store_true", help="lay out equal-size tiles and check them for seams")
     g = p.add_argument_group("grid")
-    g.add_argument("--columns", type=int, metavar="N", help="cells per row (default: near-square)")
-    g.add_argument("--rows", type=int, metavar="N", help="rows of cells")
-    g.add_argument("--cell", metavar="WxH", help="cell size in pixels, e.g. 32x32 (default: largest trimmed frame / detected)")
-    g.add_argument("--padding", metavar="N|X,Y", help="pixels between cells (default 0; --split: detected)")
-    g.add_argument("--offset", metavar="N|X,Y", default="0", help="pixels before the first cell (default 0)")
-    g.add_argument("--anchor", default="bottom-center", help="bottom-center (characters, default), center (items) or top-left")
-    g.add_argument("--trim", default="each", help="each (default), union (keep motion inside the frame) or none")
-    g.add_argument("--pow2", action="store_true", help="enlarge the sheet to power-of-two sides")
+    add_grid_arguments(g, split=True)
     g.add_argument("--count", type=int, metavar="N", help="--split: number of frames to keep")
     a = p.add_argument_group("animations and outputs")
     a.add_argument("--animations", metavar="SPEC", help="named animations, e.g. 'idle:0-3@8, walk:4-11@12'")
@@ -45,6 +38,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--margin", type=int, default=0, metavar="N", help="pixels around the tileset (default 0)")
     t.add_argument("--tolerance", type=float, default=8.0, metavar="T", help="seam tolerance in 0..255 colour units (default 8)")
     t.add_argument("--strict", action="store_true", help="exit with status 7 when a tile is not seamless")
+
+
+def add_grid_arguments(g, *, split: bool = False) -> None:
+    """The grid options of ``sheet`` and ``export`` (the numbers of Bevy's ``from_grid``)."""
+    g.add_argument("--columns", type=int, metavar="N", help="cells per row (default: near-square)")
+    g.add_argument("--rows", type=int, metavar="N", help="rows of cells")
+    g.add_argument("--cell", metavar="WxH", help="cell size in pixels, e.g. 32x32 (default: largest trimmed frame"
+                   + (" / detected)" if split else ")"))
+    g.add_argument("--padding", metavar="N|X,Y", help="pixels between cells (default 0" + ("; --split: detected)" if split else ")"))
+    g.add_argument("--offset", metavar="N|X,Y", default="0", help="pixels before the first cell (default 0)")
+    g.add_argument("--anchor", default="bottom-center", help="bottom-center (characters, default), center (items) or top-left")
+    g.add_argument("--trim", default="each", help="each (default), union (keep motion inside the frame) or none")
+    g.add_argument("--pow2", action="store_true", help="enlarge the sheet to power-of-two sides")
 
 
 def parse_size(text: str, what: str) -> tuple[int, int]:
