@@ -1246,8 +1246,21 @@ def convert_ui_to_api(
         )
     if not isinstance(object_info, dict) or not object_info:
         raise WorkflowError("object_info is empty", hint="pass the server's GET /object_info response")
-    # frontend-only node classes never come from the server, but ids may collide with subgraph ids
-    return _Converter(copy.deepcopy(workflow), object_info, rng, now).convert()
+    return _Converter(_as_js_numbers(workflow), object_info, rng, now).convert()
+
+
+def _as_js_numbers(v: Any) -> Any:
+    """Deep copy in which integers beyond 2**53 become what JavaScript's JSON.parse +
+    JSON.stringify make of them (the nearest double, printed with its shortest digits)."""
+    if isinstance(v, dict):
+        return {k: _as_js_numbers(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_as_js_numbers(x) for x in v]
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**53:
+        from decimal import Decimal
+
+        return int(Decimal(repr(float(v))))
+    return v
 
 
 def to_api(doc: dict, object_info: dict | None = None, **kwargs: Any) -> dict:

@@ -476,3 +476,13 @@ def test_group_nodes_made_in_the_editor_match_the_frontend(frontend_page, live_o
     got = convert_ui_to_api(ui, live_object_info)
     assert normalize_prompt(got) == normalize_prompt(expected)
     assert any(k.count(":") == 1 and v["class_type"] == "KSampler" and v["inputs"]["steps"] == 33 for k, v in got.items())
+
+
+def test_big_integers_become_what_the_browser_sends(oi):
+    """The frontend holds numbers as doubles: a seed beyond 2**53 reaches the API rounded."""
+    g = txt2img(Graph())
+    g.nodes[3]["widgets_values"][0] = 18446744073709551615
+    api = convert_ui_to_api(g.doc(), oi)
+    assert api["3"]["inputs"]["seed"] == 18446744073709552000
+    g.nodes[3]["widgets_values"][0] = 2**53 - 1  # exactly representable: unchanged
+    assert convert_ui_to_api(g.doc(), oi)["3"]["inputs"]["seed"] == 2**53 - 1
