@@ -85,6 +85,7 @@ def _order(nid: str):
     return (0, int(head), nid) if head.isdigit() else (1, 0, nid)
 
 
+
 def _input_specs(info: dict) -> tuple[dict, dict]:
     inp = info.get("input") or {}
     return dict(inp.get("required") or {}), dict(inp.get("optional") or {})
@@ -132,6 +133,35 @@ def validate_prompt(prompt: dict, object_info: dict, *, source: str = "") -> Val
                 _check_link(prompt, object_info, nid, ct, name, spec, value, add)
             else:
                 _check_value(nid, ct, name, spec, value, add)
+    return report
+
+
+def server_files(object_info: dict) -> set[str]:
+    """Every value of every COMBO list the server declares (its model and input files among them)."""
+    out: set[str] = set()
+    for info in object_info.values():
+        inp = (info or {}).get("input") or {}
+        for section in ("required", "optional"):
+            for spec in (inp.get(section) or {}).values():
+                if isinstance(spec, (list, tuple)) and spec and isinstance(spec[0], list):
+                    out.update(str(v) for v in spec[0])
+    return out
+
+
+def validate_workflow(workflow: Any, object_info: dict, values: dict | None = None) -> ValidationReport:
+    """``validate_prompt`` of a registry workflow's prompt (with ``values``), plus its declared
+    ``models``: each must be offered by the server in some model list."""
+    prompt = workflow.build_prompt(values or {})
+    report = validate_prompt(prompt, object_info, source=f"{workflow.name}@{workflow.version}")
+    reported = {i.message.split("'")[1] for i in report.issues if i.kind == "missing_model" and "'" in i.message}
+    files = server_files(object_info)
+    for m in getattr(workflow, "models", []) or []:
+        if m.name in files or m.name in reported:
+            continue
+        where = f"models/{m.folder}/" if m.folder else "the server's model folders"
+        report.issues.append(Issue("models", "workflow.toml", None,
+                                   f"model file {m.name!r} is not in {where} (`dgx-pixels models` downloads it)",
+                                   kind="missing_model"))
     return report
 
 

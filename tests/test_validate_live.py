@@ -188,3 +188,24 @@ def test_shipped_workflow_editor_file_matches_api_and_validates(ref, request):
     # model files are provisioned separately (`dgx-pixels models`) and input files are uploaded
     # by the runner; anything else is a bug in the shipped workflow
     assert [str(i) for i in report.errors if i.kind not in ("missing_model", "missing_file")] == []
+
+
+def test_declared_models_are_checked_once(tmp_path, object_info):
+    import shutil
+
+    from orchestrator.validate import validate_workflow
+
+    root = tmp_path / "wf"
+    shutil.copytree(DATA / "workflows", root)
+    toml = root / "txt2img" / "2.0.0" / "workflow.toml"
+    toml.write_text(toml.read_text().replace(
+        'models = [{ folder = "checkpoints", name = "tiny-test.safetensors" }]',
+        'models = [{ folder = "checkpoints", name = "tiny-test.safetensors" }, { folder = "loras", name = "extra-style.safetensors" }]'))
+    wf = load_registry(root).get("txt2img@2")
+    report = validate_workflow(wf, object_info, {"seed": 1})
+    missing = [(i.node_id, i.kind) for i in report.issues]
+    # the graph's checkpoint is reported on its node only; the LoRA only the manifest names
+    assert ("models", "missing_model") in missing
+    assert sum(1 for i in report.issues if "tiny-test.safetensors" in i.message) == 1
+    assert any("extra-style.safetensors" in i.message and "models/loras/" in i.message for i in report.issues)
+    assert set(report.missing_models) >= {"tiny-test.safetensors", "extra-style.safetensors"}

@@ -154,7 +154,7 @@ def _validate(args) -> int:
     from orchestrator.commands.run import parse_set
     from orchestrator.convert import to_api
     from orchestrator.errors import WorkflowError
-    from orchestrator.validate import validate_prompt
+    from orchestrator.validate import validate_prompt, validate_workflow
     from orchestrator.workflows import load_registry
 
     values = parse_set(args.set)
@@ -168,14 +168,13 @@ def _validate(args) -> int:
         except (OSError, ValueError) as exc:
             raise WorkflowError(f"cannot read workflow {ref}: {exc}") from None
         info = _object_info(args)
-        prompt = to_api(doc, info)
+        report = validate_prompt(to_api(doc, info), info, source=ref)
         source = ref
     else:
         wf = load_registry().get(ref)
-        prompt = wf.build_prompt(values)
-        info = _object_info(args)
+        wf.build_prompt(values)  # parameter errors before asking the server
+        report = validate_workflow(wf, _object_info(args), values)
         source = wf.ref
-    report = validate_prompt(prompt, info, source=source)
     if args.json:
         print(json.dumps({"ok": report.ok, "source": source, "nodes": report.nodes, "issues": [
             {"node": i.node_id, "class_type": i.class_type, "input": i.input, "severity": i.severity,
