@@ -150,3 +150,24 @@ def test_split_offset_beyond_the_sheet():
 def test_tileset_nan_tolerance():
     with pytest.raises(InvalidArgumentError, match="seam tolerance must be 0..255"):
         DGXPixelsTileset.execute(sprite_batch(2), tolerance=float("nan"))
+
+
+def test_palette_files_outside_comfyui_folders_are_refused_with_the_right_words(tmp_path, monkeypatch):
+    import folder_paths
+
+    from comfy_nodes.nodes.nodes_palette import DGXPixelsPaletteSave
+    from comfy_nodes.pixel.errors import PathEscapeError
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    monkeypatch.setattr(folder_paths, "get_input_directory", lambda: str(tmp_path / "in"))
+    monkeypatch.setattr(folder_paths, "get_output_directory", lambda: str(tmp_path / "out"))
+    with pytest.raises(PathEscapeError, match=r"^refusing to read '\.\./secret\.hex': '\.\.' is not allowed") as exc:
+        DGXPixelsPaletteLoad.execute(file="../secret.hex")
+    assert "ComfyUI's input folder" in exc.value.hint
+    with pytest.raises(PathEscapeError, match=r"^refusing to write '/tmp/x\.hex'") as exc:
+        DGXPixelsPaletteSave.execute(PICO, filename="/tmp/x")
+    assert "ComfyUI's output folder" in exc.value.hint
+    with pytest.raises(InvalidArgumentError, match="swatch must be a whole number of pixels >= 1, got 0"):
+        DGXPixelsPaletteSave.execute(PICO, filename="p", format="png", swatch=0)
+    assert not list((tmp_path / "out").rglob("*.*"))

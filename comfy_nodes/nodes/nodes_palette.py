@@ -98,7 +98,8 @@ class DGXPixelsPaletteLoad(io.ComfyNode):
             frames = input_frames(palette_image, name="palette_image")
             pal = Palette("image", palette_io.colors_from_image(frames[0], source="palette_image"), "palette_image input")
         elif file and file.strip():
-            path = confine(_folder("input"), file.strip())
+            path = confine(_folder("input"), file.strip(), action="read",
+                           hint="give the file relative to ComfyUI's input folder, e.g. palettes/mine.hex")
             pal = palette_io.read_palette(path)
         else:
             pal = builtin_palette(builtin)
@@ -187,12 +188,13 @@ class DGXPixelsPaletteSave(io.ComfyNode):
             name = name[: -len(format) - 1]
         root = _folder("output")
         rel = f"{name}.{format}"
-        target = confine(root, rel)
+        where = "give a name relative to ComfyUI's output folder, e.g. palettes/hero"
+        target = confine(root, rel, hint=where)
         if not overwrite:
             n = 1
             while target.exists():
                 rel = f"{name}_{n:03d}.{format}"
-                target = confine(root, rel)
+                target = confine(root, rel, hint=where)
                 n += 1
         make_parents(root, target)
         palette_io.write_palette(pal, target, swatch=int(swatch))

@@ -270,6 +270,10 @@ def write_palette(palette: Palette, path, *, swatch: int = 1) -> Path:
     """Write ``palette`` to ``path`` in the format of its extension (.hex, .gpl, .pal, .png)."""
     p = Path(path)
     ext = p.suffix.lower()
+    if isinstance(swatch, bool) or not isinstance(swatch, (int, np.integer)) or swatch < 1:
+        from .errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"swatch must be a whole number of pixels >= 1, got {swatch!r}")
     if ext == ".hex":
         data = format_hex(palette).encode()
     elif ext == ".gpl":

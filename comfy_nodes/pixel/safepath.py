@@ -40,38 +40,42 @@ PACK_CONFIG_NAME = "dgx-pixels.config.json"
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-def _escape(path: str, root: str | os.PathLike, why: str) -> PathEscapeError:
-    return PathEscapeError(f"refusing to write {path!r}: {why} (allowed root: {os.fspath(root)})")
+def _refuse(path: str, root: str | os.PathLike, why: str, action: str = "write",
+            hint: str | None = None) -> PathEscapeError:
+    return PathEscapeError(f"refusing to {action} {path!r}: {why} (allowed root: {os.fspath(root)})", hint=hint)
 
 
-def check_relative(path: str, root: str | os.PathLike = "<root>") -> PurePosixPath:
+def check_relative(path: str, root: str | os.PathLike = "<root>", *, action: str = "write",
+                   hint: str | None = None) -> PurePosixPath:
     """Validate the *text* of a relative asset path; return it as a ``PurePosixPath``.
 
-    Accepts forward-slash paths of plain components. Raises ``PathEscapeError`` otherwise.
+    Accepts forward-slash paths of plain components. Raises ``PathEscapeError`` otherwise;
+    its message says what was refused (``action``: "write" or "read") and ``hint`` replaces
+    the default hint.
     """
     if not isinstance(path, str):
         path = os.fspath(path)
     if path == "" or path.strip() == "":
-        raise _escape(path, root, "the path is empty")
+        raise _refuse(path, root, "the path is empty", action, hint)
     if "\x00" in path:
-        raise _escape(path, root, "the path contains a NUL byte")
+        raise _refuse(path, root, "the path contains a NUL byte", action, hint)
     if "\\" in path:
-        raise _escape(path, root, "backslashes are not allowed (use '/')")
+        raise _refuse(path, root, "backslashes are not allowed (use '/')", action, hint)
     if path.startswith("/") or _DRIVE.match(path) or path.startswith("~"):
-        raise _escape(path, root, "absolute paths are not allowed; give a path relative to the root")
+        raise _refuse(path, root, "absolute paths are not allowed; give a path relative to the root", action, hint)
     parts = path.split("/")
     for part in parts:
         if part == "..":
-            raise _escape(path, root, "'..' is not allowed")
+            raise _refuse(path, root, "'..' is not allowed", action, hint)
         if part == "":
-            raise _escape(path, root, "empty path component ('//' or trailing '/')")
+            raise _refuse(path, root, "empty path component ('//' or trailing '/')", action, hint)
         if part == ".":
-            raise _escape(path, root, "'.' components are not allowed")
+            raise _refuse(path, root, "'.' components are not allowed", action, hint)
         if part != part.strip() or part.endswith("."):
             # Windows silently drops trailing dots/spaces, which would alias another file.
-            raise _escape(path, root, f"component {part!r} ends with a space or dot")
+            raise _refuse(path, root, f"component {part!r} ends with a space or dot", action, hint)
         if any(ord(ch) < 32 for ch in part) or ":" in part:
-            raise _escape(path, root, f"component {part!r} contains a control character or ':'")
+            raise _refuse(path, root, f"component {part!r} contains a control character or ':'", action, hint)
     return PurePosixPath(path)
 
 
@@ -83,14 +87,14 @@ def _inside(child: Path, root: Path) -> bool:
         return False
 
 
-def confine(root: str | os.PathLike, relative: str) -> Path:
+def confine(root: str | os.PathLike, relative: str, *, action: str = "write", hint: str | None = None) -> Path:
     """Absolute path of ``relative`` under ``root``; raises ``PathEscapeError`` on any escape.
 
     Every existing component (parents and the file itself) is resolved with ``realpath``; if
     one is a symlink whose target lies outside the real root the path is refused. Creates
-    nothing.
+    nothing. ``action`` ("write" or "read") and ``hint`` shape the error message.
     """
-    rel = check_relative(relative, root)
+    rel = check_relative(relative, root, action=action, hint=hint)
     root_real = Path(os.path.realpath(os.fspath(root)))
     cur = root_real
     for part in rel.parts:
@@ -98,10 +102,10 @@ def confine(root: str | os.PathLike, relative: str) -> Path:
         if os.path.lexists(cur):
             real = Path(os.path.realpath(cur))
             if not _inside(real, root_real):
-                raise _escape(relative, root, f"{cur} is a symlink leading outside the root (to {real})")
+                raise _refuse(relative, root, f"{cur} is a symlink leading outside the root (to {real})", action, hint)
             cur = real
     if not _inside(cur, root_real) or cur == root_real:
-        raise _escape(relative, root, "it does not name a file inside the root")
+        raise _refuse(relative, root, "it does not name a file inside the root", action, hint)
     return cur
 
 
