@@ -23,7 +23,12 @@ The rules replicate ComfyUI frontend 1.32.9's ``graphToPrompt`` (what "Export (A
   re-pointed to that node's input of a matching type (recursively); when none matches, the
   consumer keeps its widget value or loses the input. Inputs linked to nodes that are not
   emitted (muted) are dropped.
-* Subgraphs are flattened, inner ids become ``outer:inner`` (``a:b:c`` when nested).
+* Subgraphs are flattened, inner ids become ``outer:inner`` (``a:b:c`` when nested). Their
+  contents are emitted whatever the subgraph node's own mode (the frontend does the same);
+  a bypassed subgraph node is skipped by type like any bypassed node.
+* Legacy group nodes (``extra.groupNodes``, type ``workflow>NAME``) are expanded into their
+  inner nodes, ids ``group:index``, with the group's widget values pushed into them.
+* An input that refers to a link missing from the file is an error, as in the frontend.
 * Text widgets that declare ``dynamicPrompts`` are expanded (``{a|b}`` choices, ``//`` and
   ``/* */`` comments removed) and ``filename_prefix`` of save nodes gets ``%date:...%`` /
   ``%Node.widget%`` replacements, as the frontend does when it serializes.
