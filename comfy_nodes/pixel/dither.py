@@ -123,7 +123,12 @@ def error_diffusion(img: np.ndarray, mask: np.ndarray, pal_lab: np.ndarray, mode
     idx = np.zeros((h, w), dtype=np.intp)
     if not mask.any():
         return idx
-    lab = srgb_to_oklab(img[..., :3]).reshape(-1, 3)
+    # Converted in bands of rows: converting the whole image at once needs several temporaries
+    # as large as the result (24 bytes per pixel each), over 20 GB for a 16k x 16k image.
+    lab = np.empty((h * w, 3), dtype=np.float64)
+    band = max(1, (1 << 20) // w)
+    for y in range(0, h, band):
+        lab[y * w : min(h, y + band) * w] = srgb_to_oklab(img[y : y + band, :, :3]).reshape(-1, 3)
     keep = mask.reshape(-1).astype(np.float64)
     flat_idx = idx.reshape(-1)
     span = 5
