@@ -299,3 +299,13 @@ def test_cli_subprocess_prints_no_traceback(tmp_path, pngs):
     assert "Traceback" not in r.stderr
     assert r.stderr.splitlines()[0] == "error: offset 99,99 leaves nothing of the 16x16 sheet"
     assert r.stderr.splitlines()[1].startswith("hint: the offset must be smaller than the sheet")
+
+
+def test_small_file_that_unpacks_beyond_16k_is_refused_before_decoding(capsys, tmp_path):
+    # 34 KB on disk, 280 M pixels (1.1 GB as RGBA): Pillow itself only warns below 2x its limit.
+    Image.new("1", (17000, 16500)).save(tmp_path / "bomb.png")
+    rc, out, err = _cli(capsys, "palette", "extract", str(tmp_path / "bomb.png"), "-k", "4", "-o", str(tmp_path / "p.hex"))
+    assert rc == 2
+    assert err.splitlines() == [f"error: {tmp_path / 'bomb.png'} is 17000x16500 pixels, more than 16384x16384",
+                                "hint: crop or downscale it first"]
+    assert not (tmp_path / "p.hex").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,14 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     if not p.is_file():
         raise InputImageError(f"input image not found: {p}", hint="check the path")
     try:
-        with Image.open(p) as img:
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x its limit; a small file must not unpack to gigabytes.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(p)
+        with img:
+            if img.width * img.height > MAX_PIXELS:
+                raise InputImageError(f"{p} is {img.width}x{img.height} pixels, more than 16384x16384",
+                                      hint="crop or downscale it first")
             img.load()
             return pil_to_rgba(img, source=str(p))
     except Image.DecompressionBombError as exc:
