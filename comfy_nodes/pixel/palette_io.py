@@ -62,6 +62,17 @@ def _read_text(path: Path) -> str:
     return raw.decode("utf-8-sig", errors="replace")
 
 
+def _rgb_line(s: str, path: Path, no: int, form: str) -> tuple[int, int, int]:
+    """The colour of a text line starting with three integers 0..255 (anything after is ignored)."""
+    try:
+        rgb = tuple(int(v) for v in s.split(None, 3)[:3])
+    except ValueError:
+        rgb = ()
+    if len(rgb) != 3 or any(not 0 <= v <= 255 for v in rgb):
+        raise _err(path, no, f"expected {form} with integers 0..255, got {s[:40]!r}")
+    return rgb  # type: ignore[return-value]
+
+
 def parse_hex(text: str, path: Path | str = "<hex>") -> np.ndarray:
     """Colours (N, 3) uint8 from Lospec .hex text (see module doc for the rules)."""
     path = Path(path)
@@ -100,14 +111,7 @@ def parse_gpl(text: str, path: Path | str = "<gpl>") -> tuple[np.ndarray, str | 
             continue
         if low.startswith("columns:"):
             continue
-        parts = s.split(None, 3)
-        try:
-            rgb = tuple(int(v) for v in parts[:3])
-        except ValueError:
-            rgb = ()
-        if len(rgb) != 3 or any(not 0 <= v <= 255 for v in rgb):
-            raise _err(path, no, f"expected 'R G B [name]' with integers 0..255, got {s[:40]!r}")
-        colors.append(rgb)
+        colors.append(_rgb_line(s, path, no, "'R G B [name]'"))
     return _finish(colors, path, ".gpl"), name
 
 
@@ -130,14 +134,7 @@ def parse_jasc(text: str, path: Path | str = "<pal>") -> np.ndarray:
             continue
         if len(colors) == count:
             raise _err(path, no, f"more colour lines than the {count} the header announces")
-        parts = s.split()
-        try:
-            rgb = tuple(int(v) for v in parts[:3])
-        except ValueError:
-            rgb = ()
-        if len(rgb) != 3 or any(not 0 <= v <= 255 for v in rgb):
-            raise _err(path, no, f"expected 'R G B' with integers 0..255, got {s[:40]!r}")
-        colors.append(rgb)
+        colors.append(_rgb_line(s, path, no, "'R G B'"))
     if len(colors) != count:
         raise PaletteError(f"{path}: the header announces {count} colours but the file has {len(colors)}")
     return _finish(colors, path, ".pal")
