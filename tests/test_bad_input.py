@@ -264,6 +264,17 @@ def test_cli_reads_every_png_mode(capsys, tmp_path, pngs, kind):
     assert rc == 0, err
     w = max(Image.open(pngs[kind]).width, 16)
     assert Image.open(tmp_path / "s.png").size == (2 * w, 16)
+    (tmp_path / "game").mkdir()
+    (tmp_path / "game" / "Cargo.toml").write_text('[dependencies]\nbevy = "0.16"\n')
+    rc, out, err = _cli(capsys, "export", pngs[kind], "--bevy", str(tmp_path / "game"), "--path", "s/k.png", "--no-snippet")
+    assert rc == 0, err
+    written = Image.open(tmp_path / "game" / "assets" / "s" / "k.png")
+    assert written.mode == "RGBA" and written.size == Image.open(pngs[kind]).size
+    assert (tmp_path / "game" / "assets" / "s" / "k.png.meta").is_file()
+    if kind == "I16":  # 16-bit grey scaled to 8 bits exactly (v * 257 -> v)
+        src = np.asarray(Image.open(pngs[kind]), dtype=np.int64) // 257
+        got = np.asarray(written)
+        assert np.array_equal(got[..., 0], src) and np.array_equal(got[..., 2], src) and (got[..., 3] == 255).all()
 
 
 @pytest.mark.parametrize("argv, code, message", [
