@@ -43,7 +43,9 @@ def label_regions(values: np.ndarray, connectivity: int = 4) -> tuple[np.ndarray
         return np.zeros((h, w), dtype=np.int64), 0
     start = np.ones((h, w), dtype=bool)
     start[:, 1:] = v[:, 1:] != v[:, :-1]
-    run_id = np.cumsum(start.reshape(-1)).reshape(h, w) - 1
+    # int32 run ids (a 16k x 16k image has fewer than 2**31 pixels): half the memory of int64.
+    run_id = np.cumsum(start.reshape(-1), dtype=np.int32 if h * w < 2**31 else np.int64).reshape(h, w) - 1
+    del start
     n_runs = int(run_id[-1, -1]) + 1
 
     edges_a, edges_b = [], []
@@ -56,17 +58,21 @@ def label_regions(values: np.ndarray, connectivity: int = 4) -> tuple[np.ndarray
             up_v, lo_v = v[:-1, upper_cols], v[1:, lower_cols]
             same = up_v == lo_v
             if same.any():
-                edges_a.append(run_id[:-1, upper_cols][same])
-                edges_b.append(run_id[1:, lower_cols][same])
+                ea = run_id[:-1, upper_cols][same]
+                eb = run_id[1:, lower_cols][same]
+                # Pairs come in raster order, so the many repeats of one (upper run, lower run)
+                # pair are consecutive: dropping those (here, before they pile up over the
+                # three directions) is enough, without sorting.
+                keep = np.ones(ea.size, dtype=bool)
+                keep[1:] = (ea[1:] != ea[:-1]) | (eb[1:] != eb[:-1])
+                edges_a.append(ea[keep])
+                edges_b.append(eb[keep])
+                del ea, eb, keep
     parent = np.arange(n_runs, dtype=np.int64)
     if edges_a:
-        a = np.concatenate(edges_a)
-        b = np.concatenate(edges_b)
-        # Pairs come in raster order, so the many repeats of one (upper run, lower run) pair are
-        # consecutive: dropping those is enough, without sorting.
-        dup = np.zeros(a.size, dtype=bool)
-        dup[1:] = (a[1:] == a[:-1]) & (b[1:] == b[:-1])
-        a, b = a[~dup], b[~dup]
+        a = np.concatenate(edges_a).astype(np.int64)
+        b = np.concatenate(edges_b).astype(np.int64)
+        del edges_a, edges_b
         while True:
             pa, pb = parent[a], parent[b]
             m = np.minimum(pa, pb)
@@ -90,10 +96,13 @@ def label_regions(values: np.ndarray, connectivity: int = 4) -> tuple[np.ndarray
 
 
 def _color_keys(rgba: np.ndarray, alpha_threshold: int) -> np.ndarray:
-    """One int per pixel: the RGB colour for opaque pixels, -1 for every transparent pixel."""
-    c = rgba.astype(np.int64)
-    key = (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
-    return np.where(rgba[..., 3] >= alpha_threshold, key, -1)
+    """One int32 per pixel: the RGB colour for opaque pixels, -1 for every transparent pixel."""
+    # Channel by channel in int32 (24 bits fit): a 4-channel int64 copy would cost 32 bytes a pixel.
+    key = rgba[..., 0].astype(np.int32) << 16
+    key |= rgba[..., 1].astype(np.int32) << 8
+    key |= rgba[..., 2]
+    key[rgba[..., 3] < alpha_threshold] = -1
+    return key
 
 
 def _neighbour_offsets(connectivity: int):
@@ -263,14 +272,20 @@ def remove_strays(
         return img
     pix_small = small[labels]
     comp_parts, val_parts = [], []
-    sentinel = -2  # outside the image: not a vote
+    # Only the pixels of small islands are looked at (in raster order, as their neighbours'
+    # votes are counted below): whole-image shifted copies would cost 16 bytes per pixel each.
+    ys, xs = np.nonzero(pix_small)
+    own_label = labels[ys, xs]
+    h, w = labels.shape
     for dy, dx in _neighbour_offsets(connectivity):
-        nb_label = _shifted(labels, dy, dx, -1)
-        nb_key = _shifted(keys, dy, dx, sentinel)
-        sel = pix_small & (nb_label != labels) & (nb_key != sentinel)
+        ny, nx = ys + dy, xs + dx
+        inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)  # outside the image: not a vote
+        nb_label = labels[ny[inside], nx[inside]]
+        own = own_label[inside]
+        sel = nb_label != own
         if sel.any():
-            comp_parts.append(labels[sel])
-            val_parts.append(nb_key[sel])
+            comp_parts.append(own[sel])
+            val_parts.append(keys[ny[inside][sel], nx[inside][sel]])
     if not comp_parts:
         return img
     comp = np.concatenate(comp_parts)
