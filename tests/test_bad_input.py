@@ -320,3 +320,23 @@ def test_small_file_that_unpacks_beyond_16k_is_refused_before_decoding(capsys, t
     assert err.splitlines() == [f"error: {tmp_path / 'bomb.png'} is 17000x16500 pixels, more than 16384x16384",
                                 "hint: crop or downscale it first"]
     assert not (tmp_path / "p.hex").exists()
+
+
+def test_a_sheet_beyond_16k_squared_is_refused_before_allocating():
+    one = np.full((1, 1, 4), 255, np.uint8)
+    ok = S.build_sheet([one, one], cell_size=(2, 8192), columns=1)
+    assert (ok.width, ok.height) == (2, 16384)
+    # two cells of 16384x8193 would need 1 GiB of RGBA: refused from the numbers alone
+    with pytest.raises(InvalidArgumentError, match=r"the sheet would be 16384x16386 pixels \(2 frames in 1x2 cells of 16384x8193\)"):
+        S.build_sheet([one, one], cell_size=(16384, 8193), columns=1)
+
+
+def test_tileset_from_a_batch_array_and_its_size_limit():
+    batch = np.zeros((3, 4, 5, 4), np.uint8)
+    batch[1, 0, 0] = (255, 0, 0, 255)
+    ts = build_tileset(batch, columns=3)
+    assert (ts.image.shape[1], ts.image.shape[0], ts.count) == (15, 4, 3)
+    assert tuple(ts.image[0, 5]) == (255, 0, 0, 255)
+    # a 1x1 tile with a margin of 8192 would be a 16385x16385 image: refused from the numbers
+    with pytest.raises(InvalidArgumentError, match=r"the tileset would be 16385x16385 pixels \(1 tiles of 1x1"):
+        build_tileset([np.zeros((1, 1, 4), np.uint8)], margin=8192)

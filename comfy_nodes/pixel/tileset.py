@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InvalidArgumentError
-from .imageio import as_rgba
+from .imageio import MAX_PIXELS, as_rgba
 from .sheet import FrameRect, Sheet
 
 
@@ -163,7 +163,7 @@ def build_tileset(
     ``spacing`` px between tiles and ``margin`` px around the image (both >= 0); ``count``
     keeps only the first tiles. Pixels are copied unchanged.
     """
-    if not tiles:
+    if tiles is None or isinstance(tiles, (str, bytes)) or len(tiles) == 0:
         raise InvalidArgumentError("no tiles given", hint="pass at least one tile image")
     if spacing < 0 or margin < 0:
         raise InvalidArgumentError(f"spacing and margin must be >= 0 (got {spacing}, {margin})")
@@ -183,6 +183,11 @@ def build_tileset(
     rows = math.ceil(n / cols)
     W = 2 * margin + cols * tw + (cols - 1) * spacing
     H = 2 * margin + rows * th + (rows - 1) * spacing
+    if W * H > MAX_PIXELS:
+        raise InvalidArgumentError(
+            f"the tileset would be {W}x{H} pixels ({n} tiles of {tw}x{th} in {cols} columns), more than 16384x16384",
+            hint="use fewer tiles per tileset, or fewer columns",
+        )
     out = np.zeros((H, W, 4), dtype=np.uint8)
     for i, t in enumerate(imgs):
         c, r = i % cols, i // cols
