@@ -340,3 +340,13 @@ def test_tileset_from_a_batch_array_and_its_size_limit():
     # a 1x1 tile with a margin of 8192 would be a 16385x16385 image: refused from the numbers
     with pytest.raises(InvalidArgumentError, match=r"the tileset would be 16385x16385 pixels \(1 tiles of 1x1"):
         build_tileset([np.zeros((1, 1, 4), np.uint8)], margin=8192)
+
+
+def test_export_upscale_beyond_16k_is_refused_before_scaling(tmp_path):
+    img = np.zeros((1024, 1024, 4), np.uint8)
+    with pytest.raises(InvalidArgumentError, match=r"upscale 17 makes the 1024x1024 image 17408x17408 pixels"):
+        export_asset(tmp_path, "big.png", img, upscale=17, create_project=True)
+    sheet = S.build_sheet([img[:512], img[:512]], trim="none", columns=1)
+    with pytest.raises(InvalidArgumentError, match=r"upscale 64 makes the 1024x1024 image"):
+        export_sheet(tmp_path, "big.png", sheet, upscale=64, create_project=True)
+    assert not list(tmp_path.rglob("*.png"))

@@ -34,7 +34,7 @@ from PIL import Image
 
 from . import asset_manifest
 from .errors import ExportError, InvalidArgumentError
-from .imageio import as_rgba
+from .imageio import MAX_PIXELS, as_rgba
 from .safepath import check_relative, confine, make_parents
 from .sheet import Animation, Sheet, as_animations, build_sheet, check_layout, frame_durations
 
@@ -892,6 +892,13 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
         raise InvalidArgumentError(f"unknown overwrite policy {overwrite!r}; use fail, replace, keep or version")
     if not isinstance(upscale, (int, np.integer)) or upscale < 1 or upscale > 64:
         raise InvalidArgumentError(f"upscale must be a whole number 1..64, got {upscale!r}")
+    big_w, big_h = int(image.shape[1]) * upscale, int(image.shape[0]) * upscale
+    if big_w * big_h > MAX_PIXELS:
+        raise InvalidArgumentError(
+            f"upscale {upscale} makes the {image.shape[1]}x{image.shape[0]} image {big_w}x{big_h} pixels, "
+            "more than 16384x16384",
+            hint="lower upscale (the .meta's nearest filtering keeps pixels crisp at any display size)",
+        )
     project = Path(project).absolute()
     check_relative(assets_dir, project)
     assets_root_hint = project / assets_dir
