@@ -134,8 +134,9 @@ def test_mixed_sizes_in_list_inputs():
 def test_export_sheet_of_wrong_kind_names_it(tmp_path):
     with pytest.raises(InvalidArgumentError, match="sheet is a str, expected a Sheet or a list of frames"):
         export_sheet(tmp_path, "x.png", "sheet.png", create_project=True)
-    with pytest.raises(InputImageError, match="image contains NaN"):
+    with pytest.raises(InputImageError, match="image contains NaN") as exc:
         export_asset(tmp_path, "x.png", np.full((4, 4, 3), np.nan), create_project=True)
+    assert exc.value.hint == "check the step that produced it"
 
 
 def test_export_write_failure_is_an_export_error_naming_the_path(tmp_path):

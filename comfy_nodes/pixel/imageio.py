@@ -91,7 +91,7 @@ def as_rgba(arr: np.ndarray, *, source: str = "image") -> np.ndarray:
         u8 = a
     elif np.issubdtype(a.dtype, np.floating):
         if not np.isfinite(a).all():
-            raise InputImageError(f"{source} contains NaN or infinite values")
+            raise InputImageError(f"{source} contains NaN or infinite values", hint="check the step that produced it")
         u8 = np.clip(np.round(a * 255.0), 0, 255).astype(np.uint8)
     elif np.issubdtype(a.dtype, np.integer):
         top = 65535.0 if a.max(initial=0) > 255 else 255.0
