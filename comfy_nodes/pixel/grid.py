@@ -11,7 +11,8 @@ Pipeline (each axis separately):
    over 2-4 px), minus a noise floor, capped so a few strong outlines cannot drown the weak
    edges, summed over the other axis; JPEG's fixed 8 px block edges and the flat noise
    baseline are removed.
-2. Period: the strongest peak of the profile's spectrum (a jittered lattice puts most of
+2. Period: the strongest peak of the spectrum of the edges' ridges (each blurred edge
+   reduced to its crest, so 6-7 px cells with jitter stay a lattice; a jittered lattice puts most of
    its energy in the fundamental; sub-harmonics of a lattice are empty), refined by a fine
    DTFT scan; twin peaks of a drifting grid give their weighted centre. When the two axes
    disagree by more than 25 %, the period both spectra support is used (cells are square).
@@ -203,6 +204,25 @@ def _floor_and_cap(e: np.ndarray) -> np.ndarray:
     return e
 
 
+def _peaks_only(e: np.ndarray, axis: int) -> np.ndarray:
+    """Edge evidence kept only where it is a local maximum along ``axis``.
+
+    A blurred edge spreads over 3-5 boundaries of the span-3 difference; when cells are
+    only 6-7 px wide and jittered, neighbouring spread edges merge into a near-flat profile
+    whose spectrum locks onto content instead of the cell. The ridge of each edge keeps
+    the lattice sharp.
+    """
+    if e.shape[axis] < 3:
+        return e
+    if axis == 0:
+        e = e.T
+    m = np.zeros(e.shape, bool)
+    c = e[:, 1:-1]
+    m[:, 1:-1] = (c >= e[:, :-2]) & (c > e[:, 2:])
+    out = np.where(m, e, np.float32(0))
+    return out.T if axis == 0 else out
+
+
 def _profile(e: np.ndarray, axis: int) -> np.ndarray:
     return e.sum(axis=axis, dtype=np.float64)
 
@@ -332,7 +352,7 @@ def _refine_frequency(profile: np.ndarray, f0: float, df: float) -> float:
 
 # --------------------------------------------------------------------------- lines (DP)
 def _dp_lines(e: np.ndarray, lo: int, hi: int, period: float, *, wide: float = 1.55, weight: float = 4.0,
-              local_period: np.ndarray | None = None) -> np.ndarray:
+              local_period: np.ndarray | None = None, with_score: bool = False):
     """Boundaries in [lo, hi] maximising edge evidence minus a gap prior.
 
     ``e`` is the normalised edge evidence per boundary position (0..~1). The prior is
@@ -374,11 +394,13 @@ def _dp_lines(e: np.ndarray, lo: int, hi: int, period: float, *, wide: float = 1
         back[i] = np.where(ok, bk, -1)
     end0 = max(0, n - 1 - start_win)
     k = int(np.argmax(score[end0:])) + end0
+    best_score = float(score[k])
     out = []
     while k >= 0:
         out.append(k + lo)
         k = int(back[k])
-    return np.array(out[::-1], dtype=np.float64)
+    lines = np.array(out[::-1], dtype=np.float64)
+    return (lines, best_score) if with_score else lines
 
 
 def _fit_lattice(lines: np.ndarray, period: float) -> tuple[float, float, np.ndarray, np.ndarray]:
@@ -627,7 +649,7 @@ def _square_hint(sx: np.ndarray, sy: np.ndarray) -> float | None:
 
 
 def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, count: int | None,
-                 sm: np.ndarray | None = None, hint: float | None = None) -> _Axis:
+                 sm: np.ndarray | None = None, hint: float | None = None, spec: np.ndarray | None = None) -> _Axis:
     """Find the lines of one axis from the edge map ``e`` (summed along ``axis``).
 
     ``hint`` (source px) replaces the spectral period estimate by the spectral peak within
@@ -635,6 +657,8 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
     """
     if sm is None:
         sm = _axis_profile(e, axis)
+    if spec is None:
+        spec = sm
     if count is not None:
         period = length / float(count)
         strength = 1.0
@@ -643,14 +667,18 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
         strength = 1.0
     elif hint is not None:
         # the confidence still comes from the whole spectrum (the narrow band has no floor)
-        _, strength = estimate_period(sm)
-        period, _ = estimate_period(sm, 0.92 * hint, 1.08 * hint)
+        _, strength = estimate_period(spec)
+        period, _ = estimate_period(spec, 0.92 * hint, 1.08 * hint)
         if period <= 0:
-            period, strength = estimate_period(sm)
+            period, strength = estimate_period(spec)
     else:
-        period, strength = estimate_period(sm)
+        period, strength = estimate_period(spec)
         if period <= 0:
             raise NoGridFoundError("no pixel grid found: the image has no regular edges")
+    if spec is not sm and count is None and cell is None:
+        # the ridge profile is noisier in flat areas; the confidence of the grid is the
+        # stronger of the two readings
+        strength = max(strength, estimate_period(sm)[1])
     spectral_p = period if (count is None and cell is None) else None
     ev = _normalise_evidence(sm)
     if period < 3.0:
@@ -662,18 +690,7 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
     lo, hi = int(active[0]), int(active[-1])
     if hi - lo < 2 * period:
         return _lattice_from_phase(sm, length, period, strength, count)
-    lines = _dp_lines(ev, lo, hi, period)
-    if len(lines) >= 6:
-        # refine the period from the lines themselves, and follow a drifting period
-        gaps = np.diff(lines)
-        med = float(_median(gaps))
-        p_fit, _, _, _ = _fit_lattice(lines, med)
-        if abs(p_fit - period) / period < 0.15:
-            period = p_fit
-        else:
-            period = med
-        lp = _local_period(lines, len(ev), period)
-        lines = _dp_lines(ev, lo, hi, period, local_period=lp)
+    lines, period, _ = _follow_lines(ev, lo, hi, period)
     lines = _drop_split_lines(lines, ev, period)
     # only lines that sit on real edges pin the lattice; the DP's lines across flat areas are
     # interpolations and would bias the fitted period
@@ -688,6 +705,20 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
         full = _force_count(full, lines, length, count)
     conf = strength
     return _Axis(lines=full, period=period, confidence=conf)
+
+
+def _follow_lines(ev: np.ndarray, lo: int, hi: int, period: float) -> tuple[np.ndarray, float, float]:
+    """DP lines for a start ``period`` (source px), then again following the local period of
+    the first lines (drifting grids). Returns (lines, refined period, DP score)."""
+    lines, score = _dp_lines(ev, lo, hi, period, with_score=True)
+    if len(lines) >= 6:
+        gaps = np.diff(lines)
+        med = float(_median(gaps))
+        p_fit, _, _, _ = _fit_lattice(lines, med)
+        period = p_fit if abs(p_fit - period) / period < 0.15 else med
+        lp = _local_period(lines, len(ev), period)
+        lines, score = _dp_lines(ev, lo, hi, period, local_period=lp, with_score=True)
+    return lines, period, score
 
 
 def _drop_split_lines(lines: np.ndarray, ev: np.ndarray, period: float) -> np.ndarray:
@@ -891,11 +922,13 @@ def _stride(h: int, w: int) -> int:
 
 def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source) -> Grid:
     sx, sy = _axis_profile(ex, 0), _axis_profile(ey, 1)
+    # the period is read from the edges' ridges, the lines from the full edge profile
+    nx, ny = _axis_profile(_peaks_only(ex, 1), 0), _axis_profile(_peaks_only(ey, 0), 1)
     hint = None
     if cw is None and ch is None and tw is None and th is None:
-        hint = _square_hint(sx, sy)
-    ax = _detect_axis(ex, 0, w, cell=cw, count=int(tw) if tw else None, sm=sx, hint=hint)
-    ay = _detect_axis(ey, 1, h, cell=ch, count=int(th) if th else None, sm=sy, hint=hint)
+        hint = _square_hint(nx, ny)
+    ax = _detect_axis(ex, 0, w, cell=cw, count=int(tw) if tw else None, sm=sx, hint=hint, spec=nx)
+    ay = _detect_axis(ey, 1, h, cell=ch, count=int(th) if th else None, sm=sy, hint=hint, spec=ny)
     cols, rows = len(ax.lines) - 1, len(ay.lines) - 1
     if cols < 1 or rows < 1:
         raise NoGridFoundError(f"no pixel grid found in {source}")
