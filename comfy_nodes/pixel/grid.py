@@ -204,23 +204,22 @@ def _floor_and_cap(e: np.ndarray) -> np.ndarray:
     return e
 
 
-def _peaks_only(e: np.ndarray, axis: int) -> np.ndarray:
-    """Edge evidence kept only where it is a local maximum along ``axis``.
+def _ridge_profile(e: np.ndarray, axis: int) -> np.ndarray:
+    """Like :func:`_profile`, but each boundary counts only where it is a local maximum of
+    the edge evidence across the lines (the crest of its edge).
 
     A blurred edge spreads over 3-5 boundaries of the span-3 difference; when cells are
     only 6-7 px wide and jittered, neighbouring spread edges merge into a near-flat profile
-    whose spectrum locks onto content instead of the cell. The ridge of each edge keeps
-    the lattice sharp.
+    whose spectrum locks onto content instead of the cell. The crests keep the lattice sharp.
     """
-    if e.shape[axis] < 3:
-        return e
-    if axis == 0:
-        e = e.T
-    m = np.zeros(e.shape, bool)
-    c = e[:, 1:-1]
-    m[:, 1:-1] = (c >= e[:, :-2]) & (c > e[:, 2:])
-    out = np.where(m, e, np.float32(0))
-    return out.T if axis == 0 else out
+    e = e if axis == 1 else e.T  # lines along the rows of the view
+    out = np.zeros(e.shape[0], np.float64)
+    if e.shape[0] >= 3:
+        c = e[1:-1]
+        crest = c >= e[:-2]
+        crest &= c > e[2:]
+        out[1:-1] = np.einsum("ij,ij->i", c, crest.view(np.int8).astype(np.float32))
+    return out
 
 
 def _profile(e: np.ndarray, axis: int) -> np.ndarray:
@@ -608,9 +607,10 @@ def _normalise_evidence(p: np.ndarray) -> np.ndarray:
     return np.minimum(p / ref, 1.5)
 
 
-def _axis_profile(e: np.ndarray, axis: int) -> np.ndarray:
-    """Edge evidence per boundary position of one axis (JPEG blocks and baseline removed)."""
-    prof = _profile(e, axis)
+def _axis_profile(e: np.ndarray, axis: int, *, ridges: bool = False) -> np.ndarray:
+    """Edge evidence per boundary position of one axis (JPEG blocks and baseline removed);
+    with ``ridges`` only the crests of the edges count (see :func:`_ridge_profile`)."""
+    prof = _ridge_profile(e, axis) if ridges else _profile(e, axis)
     prof = _remove_jpeg_blocks(prof)
     sm = _smooth(prof, 0.8)
     # noise that survives the per-pixel floor adds a flat baseline over every row; remove it
@@ -923,7 +923,7 @@ def _stride(h: int, w: int) -> int:
 def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source) -> Grid:
     sx, sy = _axis_profile(ex, 0), _axis_profile(ey, 1)
     # the period is read from the edges' ridges, the lines from the full edge profile
-    nx, ny = _axis_profile(_peaks_only(ex, 1), 0), _axis_profile(_peaks_only(ey, 0), 1)
+    nx, ny = _axis_profile(ex, 0, ridges=True), _axis_profile(ey, 1, ridges=True)
     hint = None
     if cw is None and ch is None and tw is None and th is None:
         hint = _square_hint(nx, ny)
