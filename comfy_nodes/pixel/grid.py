@@ -618,7 +618,8 @@ def _axis_profile(e: np.ndarray, axis: int, *, ridges: bool = False) -> np.ndarr
     return np.clip(sm - float(_quantile(sm, 20)), 0.0, None)
 
 
-def _square_hint(sx: np.ndarray, sy: np.ndarray) -> float | None:
+def _square_hint(sx: np.ndarray, sy: np.ndarray, est_x: tuple[float, float] | None = None,
+                 est_y: tuple[float, float] | None = None) -> float | None:
     """A common period when the two axes disagree wildly, else None.
 
     Pseudo pixels are (nearly) square. When the per-axis spectral peaks differ by more than
@@ -626,8 +627,8 @@ def _square_hint(sx: np.ndarray, sy: np.ndarray) -> float | None:
     cells); the period both spectra support best (the larger of the two normalised minima)
     is then taken for both axes, provided each axis shows at least half its peak there.
     """
-    px, _ = estimate_period(sx)
-    py, _ = estimate_period(sy)
+    px, _ = est_x or estimate_period(sx)
+    py, _ = est_y or estimate_period(sy)
     if px <= 0 or py <= 0 or max(px, py) / min(px, py) < 1.25:
         return None
     cands = np.arange(MIN_CELL, min(MAX_CELL, len(sx) / 4.0, len(sy) / 4.0), 0.02)
@@ -649,16 +650,20 @@ def _square_hint(sx: np.ndarray, sy: np.ndarray) -> float | None:
 
 
 def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, count: int | None,
-                 sm: np.ndarray | None = None, hint: float | None = None, spec: np.ndarray | None = None) -> _Axis:
+                 sm: np.ndarray | None = None, hint: float | None = None, spec: np.ndarray | None = None,
+                 est: tuple[float, float] | None = None) -> _Axis:
     """Find the lines of one axis from the edge map ``e`` (summed along ``axis``).
 
     ``hint`` (source px) replaces the spectral period estimate by the spectral peak within
-    8 % of it (see :func:`_square_hint`).
+    8 % of it (see :func:`_square_hint`). ``spec`` is the profile the period is read from
+    (default ``sm``), ``est`` its :func:`estimate_period` when already known.
     """
     if sm is None:
         sm = _axis_profile(e, axis)
     if spec is None:
         spec = sm
+    if est is None and count is None and cell is None:
+        est = estimate_period(spec)
     if count is not None:
         period = length / float(count)
         strength = 1.0
@@ -667,12 +672,12 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
         strength = 1.0
     elif hint is not None:
         # the confidence still comes from the whole spectrum (the narrow band has no floor)
-        _, strength = estimate_period(spec)
+        _, strength = est
         period, _ = estimate_period(spec, 0.92 * hint, 1.08 * hint)
         if period <= 0:
-            period, strength = estimate_period(spec)
+            period, strength = est
     else:
-        period, strength = estimate_period(spec)
+        period, strength = est
         if period <= 0:
             raise NoGridFoundError("no pixel grid found: the image has no regular edges")
     if spec is not sm and count is None and cell is None:
@@ -924,11 +929,12 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source) -> Grid:
     sx, sy = _axis_profile(ex, 0), _axis_profile(ey, 1)
     # the period is read from the edges' ridges, the lines from the full edge profile
     nx, ny = _axis_profile(ex, 0, ridges=True), _axis_profile(ey, 1, ridges=True)
-    hint = None
+    hint = est_x = est_y = None
     if cw is None and ch is None and tw is None and th is None:
-        hint = _square_hint(nx, ny)
-    ax = _detect_axis(ex, 0, w, cell=cw, count=int(tw) if tw else None, sm=sx, hint=hint, spec=nx)
-    ay = _detect_axis(ey, 1, h, cell=ch, count=int(th) if th else None, sm=sy, hint=hint, spec=ny)
+        est_x, est_y = estimate_period(nx), estimate_period(ny)
+        hint = _square_hint(nx, ny, est_x, est_y)
+    ax = _detect_axis(ex, 0, w, cell=cw, count=int(tw) if tw else None, sm=sx, hint=hint, spec=nx, est=est_x)
+    ay = _detect_axis(ey, 1, h, cell=ch, count=int(th) if th else None, sm=sy, hint=hint, spec=ny, est=est_y)
     cols, rows = len(ax.lines) - 1, len(ay.lines) - 1
     if cols < 1 or rows < 1:
         raise NoGridFoundError(f"no pixel grid found in {source}")
