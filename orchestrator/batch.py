@@ -506,6 +506,7 @@ class BatchRunner:
                 result, job.bevy, job.asset_path, overwrite=job.overwrite, upscale=job.upscale,
                 bevy_version=job.bevy_version, client=client,
                 deploy_id=f"{self.journal.id}:{job.id}", on_event=self.on_event, label=job.id,
+                prompt=job.spec.prompt,
             )
             self.journal.record(job.id, "deployed", key=job.key, assets=[a.to_json() for a in assets])
             self._bump("deployed")

@@ -13,7 +13,11 @@ policy, manifest entry under the project lock). This module adds:
   the source file's sha256, time;
 - exactly-once: each deploy carries a ``deploy_id`` (batch: journal id + job + output index);
   an asset whose manifest entry already has that id is not exported again, so a batch resumed
-  after a crash between "exported" and "journal says deployed" does not deploy twice.
+  after a crash between "exported" and "journal says deployed" does not deploy twice;
+- sheets: given the submitted prompt, an output saved from a Sprite Sheet / Tileset node is
+  deployed as a sheet (PNG + ``.meta`` + atlas JSON) with its grid rebuilt from the graph
+  (``orchestrator.sheet_deploy``). ``run --bevy``, ``batch`` and the MCP ``generate`` tool all
+  deploy through here, so they write the same files.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
@@ -46,6 +50,9 @@ class DeployedAsset:
     deploy_id: str | None
     already: bool = False  # found in the manifest with this deploy_id: nothing written
     skipped: bool = False  # overwrite policy "keep" left an existing asset
+    kind: str = "image"  # "image" or "sheet" (then an atlas JSON sits next to the PNG)
+    files: list[str] = field(default_factory=list)  # every file written (PNG, .meta, atlas, .ron, manifest)
+    snippet: str = ""  # Rust code loading it, for the project's Bevy version
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -236,6 +243,8 @@ class _Item:
     asset_path: str
     provenance: dict
     deploy_id: str | None
+    sheet_layout: dict | None = None  # from sheet_deploy.sheet_layout: deploy as a sheet
+    animations: str | None = None  # replaces the sheet's animations
 
 
 def _deploy_items(
@@ -254,6 +263,7 @@ def _deploy_items(
     from comfy_nodes.pixel import bevy_export
     from comfy_nodes.pixel.imageio import load_image
     from comfy_nodes.pixel.safepath import check_relative, confine
+    from orchestrator.sheet_deploy import sheet_from_output
 
     project = Path(project)
     if not project.is_dir() and not create_project:
@@ -269,9 +279,16 @@ def _deploy_items(
             raise ExportError(f"output {it.source} changed since it was downloaded (sha256 {actual[:12]} != {it.sha256[:12]}); nothing deployed",
                               hint="run the job again")
         try:
-            images.append(load_image(it.source))
+            img = load_image(it.source)
         except InputImageError as exc:
             raise ExportError(f"output {it.source} is not a usable image ({exc.message}); nothing deployed") from None
+        if it.sheet_layout is not None:
+            try:
+                img = sheet_from_output(img, it.sheet_layout, it.animations)
+            except DgxPixelsError as exc:
+                raise ExportError(f"output {it.source} does not match the sheet layout of the graph that made it "
+                                  f"({exc.message}); nothing deployed", hint=exc.hint) from None
+        images.append(img)
         rel = check_relative(it.asset_path, project / assets_dir).as_posix()
         if not rel.lower().endswith(".png"):
             raise ExportError(f"asset path {it.asset_path!r} must end in .png", hint="e.g. sprites/knight.png")
@@ -285,13 +302,17 @@ def _deploy_items(
             results.append(DeployedAsset(prior["path"], str(project / assets_dir / prior["path"]), prior.get("sha256", ""),
                                          str(it.source), it.sha256, it.deploy_id, already=True))
             continue
-        res = bevy_export.export_asset(
-            project, it.asset_path, img, bevy_version=bevy_version, overwrite=overwrite, upscale=upscale,
-            assets_ron=assets_ron, provenance=it.provenance, assets_dir=assets_dir, create_project=create_project,
-        )
+        common = dict(bevy_version=bevy_version, overwrite=overwrite, upscale=upscale, assets_ron=assets_ron,
+                      provenance=it.provenance, assets_dir=assets_dir, create_project=create_project)
+        if it.sheet_layout is not None:
+            res = bevy_export.export_sheet(project, it.asset_path, img, atlas=True, **common)
+        else:
+            res = bevy_export.export_asset(project, it.asset_path, img, **common)
         png = res.file("png")
         d = DeployedAsset(res.asset_path, str(png.path) if png else str(res.assets_root / res.asset_path),
-                          png.sha256 if png else "", str(it.source), it.sha256, it.deploy_id, skipped=res.skipped)
+                          png.sha256 if png else "", str(it.source), it.sha256, it.deploy_id, skipped=res.skipped,
+                          kind="sheet" if it.sheet_layout is not None else "image",
+                          files=[str(f.path) for f in res.files], snippet=res.snippet)
         results.append(d)
         if on_event is not None:
             ev = {"event": "deployed", "asset": d.asset_path, "path": d.path, "skipped": d.skipped,
@@ -317,15 +338,22 @@ def deploy_outputs(
     deploy_id: str | None = None,
     on_event: EventFn | None = None,
     label: str | None = None,
+    prompt: dict | None = None,
+    animations: str | None = None,
 ) -> list[DeployedAsset]:
     """Deploy every output of a ``RunResult`` into a Bevy project; the library entry point.
 
     ``asset_path`` names the asset (``sprites/knight.png``; several outputs become
     ``knight-1.png``, ``knight-2.png``...; ``sprites/`` keeps the output names). ``deploy_id``
     makes the deploy idempotent (default: the prompt id). ``client`` (the ``ComfyClient`` the
-    job ran on) adds ComfyUI's version and model hashes to the provenance. Nothing is written
-    unless every output is present, unchanged and decodable.
+    job ran on) adds ComfyUI's version and model hashes to the provenance. ``prompt`` (the
+    API-format graph that was submitted): an output a SaveImage took from a Sprite Sheet or
+    Tileset node is deployed as a sheet, with its atlas JSON; ``animations`` (``walk:0-3@8``)
+    then replaces the animations the graph gave the sheet. Nothing is written unless every
+    output is present, unchanged, decodable and (for a sheet) matches its layout.
     """
+    from orchestrator.sheet_deploy import sheet_layout
+
     outputs = list(result.outputs)
     if not outputs:
         raise ExportError("the job has no outputs to deploy")
@@ -334,7 +362,9 @@ def deploy_outputs(
     items = []
     for i, (o, ap) in enumerate(zip(outputs, paths)):
         did = f"{base_id}:{i}" if base_id else None
-        items.append(_Item(Path(o.path), o.sha256, ap, build_provenance(result, o, client=client, deploy_id=did), did))
+        layout = sheet_layout(prompt, o.node_id) if prompt and o.path.lower().endswith(".png") else None
+        items.append(_Item(Path(o.path), o.sha256, ap, build_provenance(result, o, client=client, deploy_id=did), did,
+                           sheet_layout=layout, animations=animations if layout is not None else None))
     return _deploy_items(items, project, overwrite=overwrite, upscale=upscale, bevy_version=bevy_version,
                          assets_ron=assets_ron, assets_dir=assets_dir, create_project=create_project,
                          on_event=on_event, label=label)

@@ -363,33 +363,30 @@ def deploy_result(result, project: Path, asset_path: str, *, prompt: dict | None
     """Deploy a finished job into ``project``: a sheet (from a Sprite Sheet / Tileset node, or
     several frames) with its atlas JSON, or a single sprite.
 
+    Outputs of a sheet node go through ``deploy_outputs`` (the same deploy as ``run --bevy``).
     Returns the written files (relative to the project), the Rust snippet for the project's Bevy
     version and a small preview PNG (bytes, under ``preview``).
     """
     from comfy_nodes.pixel.bevy_export import export_sheet, resolve_bevy_version, rust_snippet
     from comfy_nodes.pixel.imageio import load_image
     from orchestrator.deploy import build_provenance, deploy_outputs
-    from orchestrator.sheet_deploy import sheet_from_output, sheet_layout
+    from orchestrator.sheet_deploy import sheet_layout
 
     images = [o for o in result.outputs if o.path.lower().endswith(".png")]
-    sheets = [(o, lay) for o in images if prompt and (lay := sheet_layout(prompt, o.node_id))]
-    if sheets or len(images) > 1:
-        if sheets:
-            out, layout = sheets[0]
-            sheet = sheet_from_output(load_image(out.path), layout, animations)
-        else:
-            out = images[0]
-            sheet = [load_image(o.path) for o in images]
-        spec = animations or (None if sheets else f"{Path(asset_path).stem}:0-{len(images) - 1}@8")
+    has_sheet = bool(prompt) and any(sheet_layout(prompt, o.node_id) for o in images)
+    if len(images) > 1 and not has_sheet:
+        # Several frames and no sheet node: the frames become one sheet here.
+        sheet = [load_image(o.path) for o in images]
+        spec = animations or f"{Path(asset_path).stem}:0-{len(images) - 1}@8"
         res = export_sheet(project, asset_path, sheet, animations=spec, overwrite="replace",
-                           provenance=build_provenance(result, out))
+                           provenance=build_provenance(result, images[0]))
         return {"asset_path": res.asset_path, "written": [str(f.path.relative_to(project)) for f in res.files],
-                "snippet": res.snippet, "preview": _preview_png(res.sheet.image if res.sheet else load_image(out.path))}
-    deployed = deploy_outputs(result, project, asset_path, overwrite="replace")
-    version = resolve_bevy_version(project)
-    first = deployed[0]
-    return {"asset_path": first.asset_path, "written": _written(project, first.path),
-            "snippet": rust_snippet(None, first.asset_path, version),
+                "snippet": res.snippet, "preview": _preview_png(res.sheet.image)}
+    deployed = deploy_outputs(result, project, asset_path, overwrite="replace", prompt=prompt, animations=animations)
+    first = next((d for d in deployed if d.kind == "sheet"), deployed[0])
+    written = [str(Path(f).relative_to(project)) for d in deployed for f in d.files] or _written(project, first.path)
+    snippet = first.snippet or rust_snippet(None, first.asset_path, resolve_bevy_version(project))
+    return {"asset_path": first.asset_path, "written": written, "snippet": snippet,
             "preview": _preview_png(load_image(first.path))}
 
 

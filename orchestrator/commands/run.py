@@ -22,8 +22,9 @@ DESCRIPTION = f"""\
 Run WORKFLOW (NAME@VERSION from the registry, NAME for its newest version, or a .json file in
 API or editor format) with --set parameters. Progress shows as a bar on a terminal, plain
 lines otherwise, or JSON lines with --json. Outputs are downloaded into --out (file names from
-the server are sanitised) and, with --bevy, deployed into the project's assets/ with a
-provenance record (`dgx-pixels history`).
+the server are sanitised) and, with --bevy, deployed into the project's assets/ with its
+.meta and a provenance record (`dgx-pixels history`); an output saved from a Sprite Sheet or
+Tileset node is deployed as a sheet, with the atlas JSON of its grid (rebuilt from the graph).
 
 An identical prompt is answered from ComfyUI's cache (no new file is written; the earlier
 outputs are returned); --fresh makes the server run it again.
@@ -129,7 +130,7 @@ def _run(args, values, client, cfg) -> int:
 
             deployed = deploy_outputs(
                 result, args.bevy, args.asset_path, overwrite=args.overwrite, upscale=args.upscale,
-                bevy_version=args.bevy_version, client=client, on_event=reporter,
+                bevy_version=args.bevy_version, client=client, on_event=reporter, prompt=spec.prompt,
             )
     finally:
         if reporter is not None:
