@@ -20,7 +20,8 @@ Pipeline (each axis separately):
    gap prior around the local period (allows jitter, slow drift and the odd wide cell); a
    second pass follows the local period; edgeless lines that split a wide cell are dropped.
 4. Margins: flat background carries no grid, so lines are extrapolated on a lattice fitted
-   to the lines that sit on real edges; a border cell counts when more than half of its
+   to the lines that sit on real edges (each margin from the lines nearest to it, as a
+   drifting grid's one global lattice is off by pixels at the ends); a border cell counts when more than half of its
    nominal extent lies inside the image. Only when that decision is uncertain is it
    tie-broken towards a sprite size that is a multiple of ``SIZE_PRIOR_MULTIPLE``.
 5. Colour: the median of a k x k lattice of samples in each cell's interior, away from the
@@ -453,7 +454,7 @@ def _complete_lines(lines: np.ndarray, length: int, period: float,
             a_s = float(np.mean(xin - spectral_period * kin))
             rms_f = float(np.sqrt(np.mean((xin - a - p * kin) ** 2)))
             se = max(rms_f, 0.5) / max(1e-9, float(np.sqrt(np.sum((kin - kin.mean()) ** 2))))
-            if abs(p - spectral_period) <= max(3.0 * se, 0.02 * spectral_period):
+            if abs(p - spectral_period) <= 3.0 * se:
                 p, a = float(spectral_period), a_s
 
     def model(kk):
@@ -514,22 +515,39 @@ def _complete_from_dp(lines: np.ndarray, support: np.ndarray, length: int, perio
     p = num / den if den > 0 else float(period)
     if not (0.8 * period < p < 1.2 * period):
         p = float(period)
-    if spectral_period and abs(p - spectral_period) <= 0.02 * spectral_period:
-        p = float(spectral_period)
+    elif spectral_period and den > 0:
+        # the spectral period integrates every edge and beats a fit over a few jittered
+        # lines, but not a fit over a long run of lines (a drifting grid biases its peak)
+        res = []
+        for s in range(nseg):
+            m = ss == s
+            if m.sum() >= 2:
+                r = xs[m] - p * ks[m]
+                res.append(r - r.mean())
+        rms = float(np.sqrt(np.mean(np.concatenate(res) ** 2))) if res else 0.0
+        se = max(rms, 0.5) / math.sqrt(den)
+        if abs(p - spectral_period) <= 3.0 * se:
+            p = float(spectral_period)
+    # each margin is continued from the lattice of the lines nearest to it: on a grid that
+    # drifts, one lattice through all lines is off by several pixels at the ends
+    m_end = 10
+    first = (ss == ss[0]).nonzero()[0][:m_end]
+    last = (ss == ss[-1]).nonzero()[0][-m_end:]
+    a_lo = float(np.mean(xs[first] - p * ks[first]))
+    a_hi = float(np.mean(xs[last] - p * ks[last]))
+    # inside, lines without an edge sit on their segment's lattice
     inter = np.full(nseg, np.nan)
     for s in range(nseg):
         m = ss == s
         if m.any():
             inter[s] = float(np.mean(xs[m] - p * ks[m]))
-    # fill unsupported segments from the nearest supported one
+    # segments without support borrow the nearest supported segment's intercept
     valid = np.nonzero(~np.isnan(inter))[0]
     for s in range(nseg):
         if np.isnan(inter[s]):
             inter[s] = inter[valid[np.argmin(np.abs(valid - s))]]
-    a_lo, a_hi = float(inter[0]), float(inter[-1])
-    # nominal lines: inside from the segment model (detected ones replace them), outside
-    # continued from the outer segments
     nominal_in = inter[seg] + p * k
+    nominal_in = np.where(k < ks[0], a_lo + p * k, np.where(k > ks[-1], a_hi + p * k, nominal_in))
     out_in = np.where(support, x, nominal_in)
     k_left = int(math.ceil(a_lo / p)) + 2
     left = a_lo + p * np.arange(-k_left, 0, dtype=np.float64)
@@ -539,8 +557,9 @@ def _complete_from_dp(lines: np.ndarray, support: np.ndarray, length: int, perio
     for j in range(1, len(allv)):
         if allv[j] <= allv[j - 1]:
             allv[j] = allv[j - 1] + 1.0
-    # border decision on nominal positions: replace detected outer lines by their nominal
-    nom = np.concatenate([left, nominal_in, right])
+    # border decision on the jitter-free lattice of each end
+    kall = np.arange(-k_left, n + max(0, k_right), dtype=np.float64)
+    nom = np.where(kall < 0.5 * (n - 1), a_lo + p * kall, a_hi + p * kall)
     centres = 0.5 * (nom[:-1] + nom[1:])
     inside = (centres >= 0) & (centres < length)
     if not inside.any():
