@@ -2,7 +2,8 @@
 
 With no ComfyUI configured it provisions and starts the pinned one (CPU, loopback), runs the
 shipped ``cleanup`` workflow on a pseudo-pixel-art knight, deploys the snapped sprite into a
-demo Bevy project and prints every file it wrote.
+demo Bevy project (PNG, ``.meta``, provenance in ``assets/.dgx-pixels/manifest.json``) and
+prints every file it wrote there.
 """
 from __future__ import annotations
 
@@ -23,15 +24,19 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="progress as JSON event lines")
 
 
-def _ensure_project(root, bevy_version: str) -> None:
+def _ensure_project(root, bevy_version: str) -> list:
+    """Create the project's ``assets/`` and, when missing, a ``Cargo.toml`` naming Bevy; returns
+    the files it wrote."""
     cargo = root / "Cargo.toml"
     (root / "assets").mkdir(parents=True, exist_ok=True)
-    if not cargo.exists():
-        cargo.write_text(
-            '[package]\nname = "dgx_pixels_demo"\nversion = "0.1.0"\nedition = "2021"\n\n'
-            f'[dependencies]\nbevy = "{bevy_version}"\n',
-            encoding="utf-8",
-        )
+    if cargo.exists():
+        return []
+    cargo.write_text(
+        '[package]\nname = "dgx_pixels_demo"\nversion = "0.1.0"\nedition = "2021"\n\n'
+        f'[dependencies]\nbevy = "{bevy_version}"\n',
+        encoding="utf-8",
+    )
+    return [cargo]
 
 
 def run(args) -> int:
@@ -41,16 +46,17 @@ def run(args) -> int:
 
     from comfy_nodes.pixel.imageio import save_png
     from orchestrator import samples
+    from orchestrator.client import ComfyClient
     from orchestrator.deploy import deploy_outputs
     from orchestrator.progress import make_reporter
     from orchestrator.run import run_workflow
 
     project = Path(args.bevy).resolve()
-    _ensure_project(project, args.bevy_version)
+    written = _ensure_project(project, args.bevy_version)
     say = (lambda m: None) if args.json else (lambda m: print(f"demo: {m}", flush=True))
 
     server_url = args.server or os.environ.get("DGX_PIXELS_SERVER", "").split(",")[0].strip() or None
-    handle = None
+    handle = client = None
     with tempfile.TemporaryDirectory(prefix="dgx-pixels-demo-") as tmp:
         tmp = Path(tmp)
         knight = samples.sprites()["knight"]
@@ -67,23 +73,26 @@ def run(args) -> int:
                 handle = embedded.start_server(progress=say)
                 server_url = handle.url
                 say(f"ComfyUI is up at {server_url}")
+            client = ComfyClient(server_url)
             result = run_workflow(
                 args.workflow,
                 {"image": str(src)},
-                server=server_url,
+                client=client,
                 out_dir=tmp / "out",
                 on_event=make_reporter(json_mode=args.json),
                 fresh=True,
             )
-            deployed = deploy_outputs(result, project, "sprites/knight.png", overwrite="replace")
+            # With the client the provenance record names the server's ComfyUI version.
+            deployed = deploy_outputs(result, project, "sprites/knight.png", overwrite="replace", client=client)
         finally:
+            if client is not None:
+                client.close()
             if handle is not None:
                 handle.stop()
-    print(f"deployed into Bevy project {project}:")
     for asset in deployed:
-        png = Path(asset.path)
-        for f in sorted(png.parent.glob(png.stem + ".*")):
-            if f.is_file():
-                print(f"  {f.relative_to(project)}  ({f.stat().st_size} bytes)")
-    print('load it with: asset_server.load("sprites/knight.png")')
+        written += [Path(f) for f in asset.files]
+    print(f"deployed into Bevy project {project}; files written:")
+    for f in dict.fromkeys(written):  # in order, once (every asset rewrites the manifest)
+        print(f"  {f.relative_to(project).as_posix()}  ({f.stat().st_size} bytes)")
+    print(f'load it with: asset_server.load("{deployed[0].asset_path}")')
     return 0
