@@ -71,6 +71,15 @@ class Job:
     finished: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
+    #: called (from the worker thread) after every progress change and at the end
+    listeners: list = field(default_factory=list)
+
+    def changed(self) -> None:
+        for fn in list(self.listeners):
+            try:
+                fn()
+            except RuntimeError:  # the waiting call's event loop is gone (client left)
+                self.listeners.remove(fn)
 
     def status(self) -> dict:
         return {
@@ -209,6 +218,7 @@ class PixelMCP:
             if ev.get("node") is not None:
                 job.node = str(ev.get("node"))
             job.message = _event_text(ev)
+            job.changed()
 
         job.state = "running"
         try:
@@ -229,6 +239,7 @@ class PixelMCP:
         finally:
             job.finished = time.time()
             job.done.set()
+            job.changed()
 
     def job_status(self, job_id: str) -> dict:
         job = self.jobs.get(job_id)
@@ -459,9 +470,17 @@ def build_server(settings: ServerSettings):
         if not wait:
             return ToolResult(content=[TextContent(type="text", text=json.dumps({"job_id": job.id, "state": job.state}))],
                               structured_content={"job_id": job.id, "state": job.state})
+        # the worker wakes this coroutine on every change: no polling delay on completion
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        job.listeners.append(lambda: loop.call_soon_threadsafe(wake.set))
         last = None
         while not job.done.is_set():
-            await asyncio.sleep(0.05)
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
+            wake.clear()
             now = (job.progress, job.total, job.message)
             if ctx is not None and now != last:
                 last = now
