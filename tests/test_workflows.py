@@ -322,3 +322,22 @@ def test_cli_list_show_lock(monkeypatch, root, capsys):
     assert main(["workflows", "lock", "--root", str(root)]) == 4
     assert "released workflow versions changed" in capsys.readouterr().err
     assert main(["workflows", "lock", "--root", str(root), "--check"]) == 4
+
+
+def test_newest_shipped_workflows_clean_strays_8_connected_and_save_their_outputs():
+    """The newest version of every shipped workflow runs Stray Cleanup 8-connected, the core's
+    default (in both formats), and every declared output is a SaveImage: the runner downloads
+    outputs from ComfyUI's history, where Bevy Export (which writes into a project) leaves no file."""
+    reg = load_registry(default_root())
+    names = {wf.name for wf in reg.list()}
+    assert {"sprite", "animation", "tileset", "pixelize", "cleanup"} <= names
+    for name in sorted(names):
+        wf = reg.get(name)
+        strays = [n for n in wf.api_prompt.values() if n["class_type"] == "DGXPixelsStrayCleanup"]
+        assert strays, f"{name}@{wf.version} has no Stray Cleanup"
+        assert all(n["inputs"]["connectivity"] == "8" for n in strays), f"{name}@{wf.version}"
+        ui = [n for n in (wf.ui or {}).get("nodes", []) if n.get("type") == "DGXPixelsStrayCleanup"]
+        assert len(ui) == len(strays) and all("8" in n["widgets_values"] and "4" not in n["widgets_values"]
+                                              for n in ui), f"{name}@{wf.version} editor file"
+        for o in wf.outputs:
+            assert wf.api_prompt[o.node]["class_type"] == "SaveImage", f"{name}@{wf.version} output {o.node}"

@@ -109,8 +109,11 @@ class PixelChain:
                              mask=mask, colors=palette_colors)
         self.quantize = g.add("DGXPixelsPaletteQuantize", title="Palette Quantize", image=out, mask=mask,
                               palette=self.extract[0], dither="none")
+        # 8-connected like the core's remove_strays: a diagonal line of one colour is one island,
+        # not many one-pixel strays to vote away (Background Remove stays 4-connected so the
+        # backdrop cannot leak through a diagonal gap in an outline).
         self.cleanup = g.add("DGXPixelsStrayCleanup", title="Stray Cleanup", image=self.quantize[0],
-                             mask=self.quantize[1], min_size=2)
+                             mask=self.quantize[1], min_size=2, connectivity="8")
         self.image = self.cleanup[0]
         self.mask = self.cleanup[1]
 
@@ -209,7 +212,7 @@ def sprite(oi: dict) -> Shipped:
            "returns the sprite at its true resolution, Palette limits the colours, Cleanup removes stray pixels, "
            "and Bevy Export writes PNG + .meta (nearest sampling) into a Bevy project.\n\n"
            "Models: `dgx-pixels models pull --comfyui /path/to/ComfyUI`.", "About this workflow")
-    return Shipped("sprite", "1.1.0", "Sprite", "One game sprite from a prompt, true-grid pixel art exported to Bevy.",
+    return Shipped("sprite", "1.1.1", "Sprite", "One game sprite from a prompt, true-grid pixel art exported to Bevy.",
                    g, gp + chain.params() + ep, [save.id], tags=["sprite", "generation"])
 
 
@@ -232,7 +235,7 @@ def animation(oi: dict) -> Shipped:
         Param("frames", [(latent.id, "batch_size")], "int", "number of frames (latent batch size)", 1, 64),
         Param("animation", [(sheet.id, "animations")], "string", "animations, e.g. walk:0-3@8 (name:first-last@fps)"),
     ] + ep
-    return Shipped("animation", "1.1.0", "Animation", "N frames of one character and action as a Bevy sprite sheet.",
+    return Shipped("animation", "1.1.1", "Animation", "N frames of one character and action as a Bevy sprite sheet.",
                    g, params, [save.id], tags=["animation", "sheet", "generation"])
 
 
@@ -255,7 +258,7 @@ def tileset(oi: dict) -> Shipped:
     ] + ep
     outs = [save.id]
     shipped_report = report.id  # noqa: F841  (a text output, shown in the editor; not a file)
-    return Shipped("tileset", "1.2.0", "Tileset", "Seamless tiles with a seam report, assembled and exported to Bevy.",
+    return Shipped("tileset", "1.2.1", "Tileset", "Seamless tiles with a seam report, assembled and exported to Bevy.",
                    g, params, outs, tags=["tileset", "generation"])
 
 
@@ -271,7 +274,7 @@ def pixelize(oi: dict) -> Shipped:
            "0.55 keeps the composition), then the usual pixel pipeline and Bevy export.", "About this workflow")
     params = [Param("image", [(load.id, "image")], "image", "input image (a file in ComfyUI's input folder, or a "
                                                                 "local path that `dgx-pixels run` uploads)")]
-    return Shipped("pixelize", "1.1.0", "Pixelize", "Turn your own image into true-grid pixel art (img2img).",
+    return Shipped("pixelize", "1.1.1", "Pixelize", "Turn your own image into true-grid pixel art (img2img).",
                    g, params + gp + chain.params() + ep, [save.id], tags=["img2img", "generation"])
 
 
@@ -288,7 +291,7 @@ def cleanup(oi: dict) -> Shipped:
            "writes PNG + .meta + atlas JSON. Runs on a fresh machine without any model file.", "About this workflow")
     params = [Param("image", [(load.id, "image")], "image", "input image (a file in ComfyUI's input folder, or a "
                                                                 "local path that `dgx-pixels run` uploads)")]
-    return Shipped("cleanup", "1.1.0", "Cleanup", "Post-process existing pseudo pixel art: snap, palette, cleanup, "
+    return Shipped("cleanup", "1.1.1", "Cleanup", "Post-process existing pseudo pixel art: snap, palette, cleanup, "
                    "sheet, Bevy export. No model needed.", g, params + chain.params() + ep, [save.id],
                    needs_models=False, tags=["post-processing"])
 
