@@ -388,6 +388,11 @@ def run_bench(a) -> int:
     env = dict(os.environ)
     if a.threads:
         env.update({k: str(a.threads) for k in THREAD_VARS})
+    # Whole-process times as on a user's machine, where imports come from cached bytecode:
+    # a sandbox's PYTHONDONTWRITEBYTECODE would make every tool recompile its modules per call
+    # (~0.1 s for ours). The cache lives in the results folder, for every tool alike.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(out_dir / "pycache")
     peers_py, not_installed = peers_python(tools)
     versions = peer_versions() if peers_py else {}
 
