@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from comfy_nodes.pixel import grid
 from comfy_nodes.pixel.imageio import as_rgba, upscale_nearest
@@ -53,7 +53,7 @@ def main() -> None:
     draw = ImageDraw.Draw(sheet)
     x = pad
     for title, t in zip(("AI-style input (pseudo pixel art)", "dgx-pixels snap (true grid)", "hand-drawn truth"), tiles[0]):
-        draw.text((x, 8), title, fill=(235, 235, 240))
+        draw.text((x, 6), title, fill=(235, 235, 240), font=ImageFont.load_default(size=14))
         x += t.width + pad
     y = label_h + pad
     for row in tiles:
