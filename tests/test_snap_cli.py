@@ -43,6 +43,9 @@ def test_snap_with_cell_override(tmp_path):
     p = run(str(src), "-o", str(out), "--cell", "6")
     assert p.returncode == 0, p.stderr
     assert Image.open(out).size == (16, 14)
+    # without --json a person is told what was found, on stderr (stdout stays empty for scripts)
+    assert p.stdout == ""
+    assert f"{out}: 16x14 px (cells 6.00 x 6.00 source px" in p.stderr
 
 
 def test_no_grid_exit_3_with_hint(tmp_path):

@@ -87,6 +87,13 @@ def run(args) -> int:
         info = result.grid.to_dict()
         info["output"] = str(args.output)
         print(json.dumps(info))
+    else:
+        import sys
+
+        g = result.grid
+        # stderr: a script's stdout stays clean, a person still sees what was found
+        print(f"{args.output}: {g.cols}x{g.rows} px (cells {g.cell_w:.2f} x {g.cell_h:.2f} source px, "
+              f"confidence {g.confidence:.2f})", file=sys.stderr)
     return 0
 
 
