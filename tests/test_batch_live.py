@@ -114,6 +114,32 @@ def check_exactly_once(proj: Path, journal_path: Path, truth: dict) -> None:
     assert len(set(deploy_ids)) == len(deploy_ids)
 
 
+RESTART_DEADLINE_S = 300.0  # a loaded 2-core machine boots ComfyUI in 5-60 s
+
+
+def _poll(condition, deadline: float, what: str, interval: float = 0.2):
+    """Call ``condition()`` until it returns a true value (returned) or ``deadline``
+    (``time.monotonic()``) passes (AssertionError naming ``what`` and the last error)."""
+    last = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - the last one is reported on timeout
+            last = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within the deadline (last error: {last!r})")
+        time.sleep(interval)
+
+
+def wait_answering(url: str, deadline: float) -> dict:
+    """ComfyUI at ``url`` answers /system_stats (the harness's readiness check); returns it."""
+    from orchestrator.embedded import check_server
+
+    return _poll(lambda: check_server(url, timeout=5.0), deadline, f"ComfyUI at {url} answering /system_stats")
+
+
 def test_fifty_jobs_two_servers_one_killed_and_restarted(world, comfy_server_factory):
     tmp_path, proj, art = world
     from concurrent.futures import ThreadPoolExecutor
@@ -127,15 +153,23 @@ def test_fifty_jobs_two_servers_one_killed_and_restarted(world, comfy_server_fac
     lock = threading.Lock()
 
     def restart():
+        from orchestrator.embedded import port_is_free
+
         os.kill(b.pid, signal.SIGKILL)
-        b.process.wait(10)
-        for attempt in range(20):  # the port is free once the killed process is gone
+        b.process.wait(30)
+        deadline = time.monotonic() + RESTART_DEADLINE_S
+        while True:
             try:
-                state["restarted"] = comfy_server_factory(port=b.port, base_dir=b.base_dir)
+                # the port is free once the killed process's socket is gone
+                _poll(lambda: port_is_free(b.port), deadline, f"port {b.port} free after the kill")
+                # start_server returns once /system_stats answers and our nodes are listed
+                state["restarted"] = comfy_server_factory(
+                    port=b.port, base_dir=b.base_dir, boot_timeout=max(10.0, deadline - time.monotonic()))
                 return
             except Exception as exc:  # noqa: BLE001 - reported by the assertion below
                 state["restart_error"] = repr(exc)
-                time.sleep(0.5)
+                if time.monotonic() >= deadline:
+                    return
 
     events = []
 
@@ -148,17 +182,21 @@ def test_fifty_jobs_two_servers_one_killed_and_restarted(world, comfy_server_fac
                 state["by_server"][ev["server"]] = state["by_server"].get(ev["server"], 0) + 1
                 if ev["server"] == b.url and state["deployed"] >= 12 and not state["killed"]:
                     state["killed"] = True
-                    threading.Thread(target=restart, name="restart-b", daemon=True).start()
+                    state["restarter"] = threading.Thread(target=restart, name="restart-b", daemon=True)
+                    state["restarter"].start()
 
-    runner = BatchRunner(load_jobs_file(jobs), cfg, in_flight=4, on_event=on_event, failover_after=240)
+    # failover_after outlasts the restart's deadline: the lost job waits for B, never moves to A
+    runner = BatchRunner(load_jobs_file(jobs), cfg, in_flight=4, on_event=on_event,
+                         failover_after=RESTART_DEADLINE_S + 60)
     runner.prepare()
     report = runner.run()
     print(f"batch of 50 with a kill+restart took {time.monotonic() - t0:.1f} s")
-    for t in threading.enumerate():
-        if t.name == "restart-b":
-            t.join(300)
-    assert state["killed"] and state["restarted"] is not None, state.get("restart_error")
+    assert state["killed"], "the batch never submitted to B after 12 deploys"
+    state["restarter"].join(RESTART_DEADLINE_S + 30)
+    assert not state["restarter"].is_alive(), "restarting B did not end within its deadline"
+    assert state["restarted"] is not None, state.get("restart_error")
     assert state["restarted"].alive()
+    wait_answering(state["restarted"].url, time.monotonic() + 60)
     assert report.failed == 0, report.failures
     assert report.done == 50 and report.deployed == 50
     # The job in flight on the killed server was lost: sent again under its id once B was back.
@@ -173,6 +211,8 @@ def test_fifty_jobs_two_servers_one_killed_and_restarted(world, comfy_server_fac
 
     # A server that dies for good: its jobs move to the other one after failover_after.
     b2 = state["restarted"]
+    wait_answering(b2.url, time.monotonic() + 60)
+    wait_answering(a.url, time.monotonic() + 60)
     proj2 = tmp_path / "game2"
     (proj2 / "assets").mkdir(parents=True)
     (proj2 / "Cargo.toml").write_text('[dependencies]\nbevy = "0.16"\n')
