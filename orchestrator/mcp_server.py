@@ -106,7 +106,13 @@ class Confinement:
         """A Bevy project: a configured root, a folder inside one, or a root's folder name."""
         from comfy_nodes.pixel.safepath import RootConfig, resolve_project
 
-        return resolve_project(name_or_path, RootConfig(tuple(self.roots), None, ("--bevy-root",)))
+        project = resolve_project(name_or_path, RootConfig(tuple(self.roots), None, ("--bevy-root",)))
+        # A misspelt project would otherwise read as an empty manifest, or fail only after a
+        # whole ComfyUI job has run.
+        if not project.is_dir():
+            raise InvalidArgumentError(f"no Bevy project {name_or_path!r}: {project} is not a folder",
+                                       hint=f"name a project folder inside the allowed Bevy roots ({self._describe()})")
+        return project
 
     def file(self, path: str, *, must_exist: bool = True) -> Path:
         """A file named by the user: absolute inside a root, or relative to the first root."""
@@ -241,17 +247,18 @@ class PixelMCP:
             job.done.set()
             job.changed()
 
-    def job_status(self, job_id: str) -> dict:
+    def _job(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)
         if job is None:
             raise InvalidArgumentError(f"no job with id {job_id!r}",
-                                       hint="ids come from generate(wait=False); known: " + (", ".join(self.jobs) or "none"))
-        return job.status()
+                                       hint="ids come from generate (its job_id); known: " + (", ".join(self.jobs) or "none"))
+        return job
+
+    def job_status(self, job_id: str) -> dict:
+        return self._job(job_id).status()
 
     def cancel(self, job_id: str) -> dict:
-        job = self.jobs.get(job_id)
-        if job is None:
-            raise InvalidArgumentError(f"no job with id {job_id!r}")
+        job = self._job(job_id)
         if job.state in ("queued", "running"):
             job.cancel.set()
             job.done.wait(30)
@@ -350,17 +357,33 @@ def _event_text(ev: dict) -> str:
 
 def _reduce(img, colors: int | None, palette: str | None, paths: Confinement, dither: str = "none"):
     from comfy_nodes.pixel import palette as P
-    from comfy_nodes.pixel import palettes_builtin
 
     if palette:
-        known = {n.lower() for n in palettes_builtin.list_builtin()}
-        pal = P.resolve_palette(palette if palette.lower() in known or "/" not in palette and "." not in palette
-                                else str(paths.file(palette)))
+        pal = _palette(palette, paths)
     elif colors is not None:
         pal = P.adaptive_palette([img], colors, seed=0)
     else:
         raise InvalidArgumentError("give a palette name or file, or a number of colours")
     return P.quantize(img, pal, dither=dither)
+
+
+def _palette(name: str, paths: Confinement):
+    """A built-in palette, or a palette file inside the roots; never a file found elsewhere
+    (a bare name would otherwise be looked up in the server's working folder)."""
+    from comfy_nodes.pixel import palette as P
+    from comfy_nodes.pixel import palettes_builtin
+    from comfy_nodes.pixel.errors import PaletteError
+
+    if palettes_builtin.is_builtin(name):
+        return palettes_builtin.builtin(name)
+    path = paths.file(name, must_exist=False)
+    if not path.is_file():
+        raise PaletteError(
+            f"unknown palette {name!r}: not a built-in name and no palette file {path}",
+            hint="built-in palettes: " + ", ".join(palettes_builtin.list_builtin())
+            + "; or a .hex/.gpl/.pal/.png file inside the allowed Bevy roots",
+        )
+    return P.resolve_palette(str(path))
 
 
 def _written(project: Path, png_path: str) -> list[str]:

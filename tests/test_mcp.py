@@ -7,6 +7,7 @@ streamable HTTP. Generation runs on the live ComfyUI from the test harness.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,16 +40,30 @@ def _project(tmp_path: Path, version: str = "0.15") -> Path:
     return game
 
 
+def _outside(root: Path, game: Path) -> Path:
+    """A folder next to the project with an image in it, and a symlink to it from inside the
+    project: what every refusal test tries to reach."""
+    outside = root / "outside"
+    outside.mkdir()
+    save_png(samples.degrade(samples.sprites()["coin"], cell=9.0, seed=3).image, outside / "secret.png")
+    (game / "link").symlink_to(outside)
+    return outside
+
+
 def _files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
-def _stdio(game: Path, server_url: str) -> StdioTransport:
+def _server_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _stdio(game: Path, server_url: str, cwd: Path | None = None) -> StdioTransport:
     return StdioTransport(command=sys.executable,
                           args=["-m", "orchestrator.cli", "mcp", "--bevy-root", str(game), "--server", server_url],
-                          env=env, cwd=str(game))
+                          env=_server_env(), cwd=str(cwd or game))
 
 
 def _run(coro):
@@ -56,6 +72,46 @@ def _run(coro):
 
 def _image_blocks(result) -> list:
     return [c for c in result.content if getattr(c, "type", None) == "image"]
+
+
+def _opaque_colours(path: Path) -> set[tuple[int, int, int]]:
+    rgba = np.asarray(Image.open(path).convert("RGBA"))
+    return {tuple(int(v) for v in px) for px in rgba[rgba[..., 3] > 0][:, :3]}
+
+
+async def _tool_errors(client, calls) -> dict[str, str]:
+    """Each ``(label, tool, args)`` call must fail as an MCP tool error; its message by label."""
+    errors = {}
+    for label, tool, args in calls:
+        with pytest.raises(ToolError) as info:
+            await client.call_tool(tool, args)
+        errors[label] = str(info.value)
+    return errors
+
+
+def _refused_calls(outside: Path) -> list[tuple[str, str, dict]]:
+    """A bad workflow name, bad parameters and paths outside the roots (``game`` is the root,
+    ``game/link`` a symlink to ``outside``)."""
+    target = {"bevy_project": "game", "asset_path": "sprites/x.png"}
+    return [
+        ("workflow", "generate", {"workflow": "no-such-workflow", **target}),
+        ("param", "generate", {"workflow": "cleanup", **target, "params": {"no_such_param": 1}}),
+        ("param_type", "generate", {"workflow": "cleanup", **target, "params": {"cell_size": "big"}}),
+        ("abs", "snap_image", {"path": str(outside / "secret.png")}),
+        ("dotdot", "snap_image", {"path": "../outside/secret.png"}),
+        ("symlink", "snap_image", {"path": "link/secret.png"}),
+        ("asset_escape", "generate", {"workflow": "cleanup", "bevy_project": "game", "asset_path": "../../x.png"}),
+        ("project_escape", "deploy", {"file": "link/secret.png", "bevy_project": str(outside), "asset_path": "x.png"}),
+        ("upload_escape", "generate", {"workflow": "cleanup", **target, "params": {"image": str(outside / "secret.png")}}),
+    ]
+
+
+def _assert_refusals_are_clear(errors: dict[str, str]) -> None:
+    assert "no-such-workflow" in errors["workflow"] and "cleanup" in errors["workflow"]
+    assert "no_such_param" in errors["param"]
+    assert "cell_size" in errors["param_type"]
+    for label in ("abs", "dotdot", "symlink", "project_escape", "upload_escape", "asset_escape"):
+        assert "refus" in errors[label] or "outside" in errors[label], (label, errors[label])
 
 
 @pytest.fixture
@@ -93,42 +149,117 @@ def test_stdio_lists_tools_and_snaps_a_benchmark_input(tmp_path, benchmark_input
     assert len(previews) == 1 and previews[0].mime_type == "image/png"
 
 
+def test_stdio_workflow_palette_deploy_and_asset_tools(tmp_path):
+    """Every tool that needs no ComfyUI, and the resources, through one stdio session."""
+    from comfy_nodes.pixel import palettes_builtin
+    from orchestrator.workflows import load_registry
+
+    game = _project(tmp_path)
+    outside = _outside(tmp_path, game)
+    save_png(samples.degrade(samples.sprites()["coin"], cell=9.0, seed=3).image, game / "coin-ai.png")
+    sprite = save_png(samples.sprites()["potion"], game / "potion.png")
+    four = [(0, 0, 0), (255, 255, 255), (255, 0, 77), (41, 173, 255)]
+    (game / "four.hex").write_text("".join("%02x%02x%02x\n" % c for c in four))
+    # A bare palette name must not be looked up in the server's working folder.
+    (outside / "secret").write_text("ff0000\n")
+
+    async def go():
+        out = {}
+        async with Client(_stdio(game, "http://127.0.0.1:9", cwd=outside)) as c:
+            out["workflows"] = (await c.call_tool("list_workflows", {})).structured_content["result"]
+            out["cleanup"] = (await c.call_tool("describe_workflow", {"name": "cleanup"})).structured_content
+            animation_ref = next(w["ref"] for w in out["workflows"] if w["name"] == "animation")
+            out["animation"] = (await c.call_tool("describe_workflow", {"name": animation_ref})).structured_content
+            out["pico"] = await c.call_tool("quantize_image", {"path": "coin-ai.png", "palette": "pico-8",
+                                                               "output": "assets/q/pico.png"})
+            out["four"] = (await c.call_tool("quantize_image", {"path": "coin-ai.png", "palette": "four.hex",
+                                                                "output": "assets/q/four.png",
+                                                                "dither": "floyd-steinberg"})).structured_content
+            out["deploy"] = (await c.call_tool("deploy", {"file": "potion.png", "bevy_project": "game",
+                                                          "asset_path": "items/potion.png"})).structured_content
+            out["assets"] = (await c.call_tool("list_assets", {"bevy_project": "game"})).structured_content
+            out["templates"] = [t.uri_template for t in await c.list_resource_templates()]
+            out["res_assets"] = json.loads((await c.read_resource("dgx-pixels://assets/game"))[0].text)
+            out["res_workflows"] = json.loads((await c.read_resource("dgx-pixels://workflows"))[0].text)
+            out["res_palettes"] = json.loads((await c.read_resource("dgx-pixels://palettes"))[0].text)
+            out["palettes"] = (await c.call_tool("list_palettes", {})).structured_content["result"]
+            before = _files(tmp_path)
+            out["errors"] = await _tool_errors(c, [
+                ("workflow", "describe_workflow", {"name": "no-such-workflow"}),
+                ("palette", "quantize_image", {"path": "coin-ai.png", "palette": "no-such-palette", "output": "x.png"}),
+                ("palette_cwd", "quantize_image", {"path": "coin-ai.png", "palette": "secret", "output": "x.png"}),
+                ("palette_escape", "quantize_image", {"path": "coin-ai.png", "palette": "link/secret", "output": "x.png"}),
+                ("project", "list_assets", {"bevy_project": "no-such-game"}),
+                ("deploy_project", "deploy", {"file": "potion.png", "bevy_project": "no-such-game", "asset_path": "p.png"}),
+                ("status", "job_status", {"job_id": "no-such-job"}),
+                ("cancel", "cancel", {"job_id": "no-such-job"}),
+            ])
+            try:
+                await c.read_resource("dgx-pixels://assets/no-such-game")
+            except Exception as exc:  # the MCP error type differs between client versions
+                out["errors"]["resource"] = str(exc)
+            out["unchanged"] = _files(tmp_path) == before
+        return out
+
+    out = _run(go())
+    registry = {wf.name: wf for wf in load_registry().list()}
+    assert {w["name"]: w["ref"] for w in out["workflows"]} == {n: f"{n}@{wf.version}" for n, wf in registry.items()}
+    assert "image" in next(w for w in out["workflows"] if w["name"] == "cleanup")["parameters"]
+
+    cleanup = out["cleanup"]["parameters"]
+    assert cleanup["image"]["type"] == "image-file"
+    assert cleanup["grid_mode"]["choices"] == ["auto", "cell", "size"]
+    assert (cleanup["cell_size"]["min"], cleanup["cell_size"]["max"]) == (1, 256)
+    assert "KSampler" in out["animation"]["required_nodes"]
+    assert {m["folder"] for m in out["animation"]["models"]} == {"checkpoints", "loras"}
+
+    pico = {tuple(int(v) for v in c) for c in palettes_builtin.builtin("pico-8").colors}
+    pico_png = game / "assets/q/pico.png"
+    assert out["pico"].structured_content["output"] == str(pico_png)
+    assert _opaque_colours(pico_png) <= pico and len(_opaque_colours(pico_png)) > 1
+    assert len(_image_blocks(out["pico"])) == 1
+    used = _opaque_colours(game / "assets/q/four.png")
+    assert used <= set(four) and len(used) > 1, used
+    assert (out["four"]["width"], out["four"]["height"]) == Image.open(game / "coin-ai.png").size
+
+    assert set(out["deploy"]["written"]) == {"assets/items/potion.png", "assets/items/potion.png.meta"}
+    assert Image.open(game / "assets/items/potion.png").tobytes() == Image.open(sprite).tobytes()
+    assert "Nearest" in (game / "assets/items/potion.png.meta").read_text()
+    assert 'asset_server.load("items/potion.png")' in out["deploy"]["snippet"]
+    on_disk = json.loads((game / "assets/.dgx-pixels/manifest.json").read_text())
+    entry = next(a for a in on_disk["assets"] if a["path"] == "items/potion.png")
+    assert entry["provenance"]["source"]["sha256"] == hashlib.sha256(sprite.read_bytes()).hexdigest()
+    assert out["assets"]["manifest"] == on_disk and out["res_assets"] == out["assets"]
+    assert out["assets"]["project"] == str(game.resolve())
+
+    assert out["templates"] == ["dgx-pixels://assets/{project}"]
+    assert [w["ref"] for w in out["res_workflows"]] == [w["ref"] for w in out["workflows"]]
+    assert next(w for w in out["res_workflows"] if w["name"] == "cleanup") == out["cleanup"]
+    assert out["res_palettes"] == out["palettes"]
+
+    errors = out["errors"]
+    assert "no-such-workflow" in errors["workflow"] and "cleanup" in errors["workflow"]
+    assert "unknown palette 'no-such-palette'" in errors["palette"] and "pico-8" in errors["palette"]
+    assert "unknown palette 'secret'" in errors["palette_cwd"] and str(outside) not in errors["palette_cwd"]
+    assert "refus" in errors["palette_escape"], errors["palette_escape"]
+    for label in ("project", "deploy_project", "resource"):
+        assert "no Bevy project 'no-such-game'" in errors[label], (label, errors[label])
+    for label in ("status", "cancel"):
+        assert "no job with id 'no-such-job'" in errors[label], (label, errors[label])
+    assert out["unchanged"], "a refused call wrote something"
+    assert not (game / "x.png").exists()
+
+
 def test_stdio_errors_are_tool_errors_and_write_nothing(tmp_path, comfy_server):
     game = _project(tmp_path)
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    save_png(samples.degrade(samples.sprites()["coin"], cell=9.0, seed=3).image, outside / "secret.png")
-    (game / "link").symlink_to(outside)
+    outside = _outside(tmp_path, game)
     before = _files(tmp_path)
 
     async def go():
-        errors = {}
         async with Client(_stdio(game, comfy_server.url)) as c:
-            for label, tool, args in [
-                ("workflow", "generate", {"workflow": "no-such-workflow", "bevy_project": "game", "asset_path": "sprites/x.png"}),
-                ("param", "generate", {"workflow": "cleanup", "bevy_project": "game", "asset_path": "sprites/x.png",
-                                       "params": {"no_such_param": 1}}),
-                ("param_type", "generate", {"workflow": "cleanup", "bevy_project": "game", "asset_path": "sprites/x.png",
-                                            "params": {"cell_size": "big"}}),
-                ("abs", "snap_image", {"path": str(outside / "secret.png")}),
-                ("dotdot", "snap_image", {"path": "../outside/secret.png"}),
-                ("symlink", "snap_image", {"path": "link/secret.png"}),
-                ("asset_escape", "generate", {"workflow": "cleanup", "bevy_project": "game", "asset_path": "../../x.png"}),
-                ("project_escape", "deploy", {"file": "link/secret.png", "bevy_project": str(outside), "asset_path": "x.png"}),
-                ("upload_escape", "generate", {"workflow": "cleanup", "bevy_project": "game", "asset_path": "sprites/x.png",
-                                               "params": {"image": str(outside / "secret.png")}}),
-            ]:
-                with pytest.raises(ToolError) as info:
-                    await c.call_tool(tool, args)
-                errors[label] = str(info.value)
-        return errors
+            return await _tool_errors(c, _refused_calls(outside))
 
-    errors = _run(go())
-    assert "no-such-workflow" in errors["workflow"] and "cleanup" in errors["workflow"]
-    assert "no_such_param" in errors["param"]
-    assert "cell_size" in errors["param_type"]
-    for label in ("abs", "dotdot", "symlink", "project_escape", "upload_escape", "asset_escape"):
-        assert "refus" in errors[label] or "outside" in errors[label], (label, errors[label])
+    _assert_refusals_are_clear(_run(go()))
     assert _files(tmp_path) == before, "a refused call wrote something"
 
 
@@ -145,10 +276,14 @@ def test_stdio_generate_deploys_into_the_bevy_project(tmp_path, comfy_server):
             res = await c.call_tool("generate", {"workflow": "cleanup", "bevy_project": "game",
                                                  "asset_path": "sprites/potion.png",
                                                  "params": {"image": str(src)}}, timeout=300)
+            job_id = res.structured_content["job_id"]
+            status = (await c.call_tool("job_status", {"job_id": job_id})).structured_content
+            # cancelling a finished job must leave it (and its files) as they are
+            cancelled = (await c.call_tool("cancel", {"job_id": job_id})).structured_content
             assets = await c.call_tool("list_assets", {"bevy_project": "game"})
-            return res, assets
+            return res, status, cancelled, assets
 
-    res, assets = _run(go())
+    res, status, cancelled, assets = _run(go())
     info = res.structured_content
     written = set(info["written"])
     assert "assets/sprites/potion.png" in written and "assets/sprites/potion.png.meta" in written
@@ -159,8 +294,40 @@ def test_stdio_generate_deploys_into_the_bevy_project(tmp_path, comfy_server):
     assert 'asset_server.load("sprites/potion.png")' in info["snippet"]
     assert _image_blocks(res), "generate must return a preview image"
     assert progress, "no MCP progress notification arrived"
-    manifest = assets.structured_content["manifest"]
-    assert "sprites/potion.png" in json.dumps(manifest)
+    for st in (status, cancelled):
+        assert (st["id"], st["state"], st["error"]) == (info["job_id"], "done", None), st
+        assert st["workflow"].startswith("cleanup") and st["result"]["written"] == info["written"]
+        assert "preview" not in st["result"]
+    assert (game / "assets/sprites/potion.png").is_file()
+    entry = next(a for a in assets.structured_content["manifest"]["assets"] if a["path"] == "sprites/potion.png")
+    assert entry["provenance"]["workflow"].startswith("cleanup")
+    assert entry["sha256"] == hashlib.sha256((game / "assets/sprites/potion.png").read_bytes()).hexdigest()
+
+
+def test_stdio_generate_without_waiting_is_followed_by_job_status(tmp_path, comfy_server):
+    game = _project(tmp_path)
+    src = save_png(samples.degrade(samples.sprites()["coin"], cell=11.0, seed=2).image, game / "coin-ai.png")
+
+    async def go():
+        async with Client(_stdio(game, comfy_server.url)) as c:
+            started = (await c.call_tool("generate", {"workflow": "cleanup", "bevy_project": "game",
+                                                      "asset_path": "items/coin.png", "wait": False,
+                                                      "params": {"image": str(src)}})).structured_content
+            states = [started["state"]]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                status = (await c.call_tool("job_status", {"job_id": started["job_id"]})).structured_content
+                states.append(status["state"])
+                if status["state"] not in ("queued", "running"):
+                    break
+                await asyncio.sleep(0.2)
+            return started, states, status
+
+    started, states, status = _run(go())
+    assert states[0] in ("queued", "running") and states[-1] == "done", states
+    assert status["id"] == started["job_id"] and status["error"] is None
+    assert {"assets/items/coin.png", "assets/items/coin.png.meta"} <= set(status["result"]["written"])
+    assert Image.open(game / "assets/items/coin.png").size == (16, 16)
 
 
 def _free_port() -> int:
@@ -169,15 +336,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_streamable_http_transport(tmp_path, comfy_server):
-    game = _project(tmp_path)
-    save_png(samples.degrade(samples.sprites()["slime"], cell=10.6, seed=9).image, game / "slime-ai.png")
+@dataclass
+class HttpMCP:
+    url: str
+    root: Path  # holds game/ (the only Bevy root) and outside/
+    game: Path
+    outside: Path
+
+
+@pytest.fixture(scope="module")
+def http_mcp(tmp_path_factory, comfy_server):
+    """``dgx-pixels mcp --http 127.0.0.1:PORT`` as its own process, shared by the HTTP tests."""
+    root = tmp_path_factory.mktemp("mcp-http")
+    game = _project(root, "0.19")
+    outside = _outside(root, game)
     port = _free_port()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "mcp", "--bevy-root", str(game),
                              "--server", comfy_server.url, "--http", f"127.0.0.1:{port}"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            env=_server_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -186,43 +362,67 @@ def test_streamable_http_transport(tmp_path, comfy_server):
                     break
             assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
             time.sleep(0.2)
-
-        async def go():
-            async with Client(StreamableHttpTransport(f"http://127.0.0.1:{port}/mcp")) as c:
-                names = {t.name for t in await c.list_tools()}
-                snap = await c.call_tool("snap_image", {"path": "slime-ai.png", "output": "assets/sprites/slime.png"})
-                with pytest.raises(ToolError):
-                    await c.call_tool("snap_image", {"path": "/etc/hostname"})
-                pal = await c.call_tool("list_palettes", {})
-                return names, snap, pal
-
-        names, snap, pal = _run(go())
-        assert "generate" in names
-        assert (snap.structured_content["width"], snap.structured_content["height"]) == (16, 16)
-        assert (game / "assets/sprites/slime.png").is_file()
-        assert any(p["name"] == "pico-8" and p["colors"] == 16 for p in pal.structured_content["result"])
+        yield HttpMCP(f"http://127.0.0.1:{port}/mcp", root, game, outside)
     finally:
         proc.terminate()
         proc.wait(15)
 
 
-def test_stdio_generate_animation_sheet_with_random_checkpoint(tmp_path, managed_comfy_server):
-    """generate() on a generating workflow (random-weight SD1.5-layout checkpoint + LoRA, 64x64,
-    2 steps): the sheet, its .meta and the Aseprite atlas JSON land in the Bevy project."""
-    from support.live import install_test_models
+def _http(server: HttpMCP, **kwargs) -> Client:
+    return Client(StreamableHttpTransport(server.url), **kwargs)
 
-    ckpt, lora = install_test_models(managed_comfy_server)
-    game = _project(tmp_path, "0.19")
-    params = {"checkpoint": ckpt, "lora": lora, "width": 64, "height": 64, "steps": 2, "frames": 4,
-              "grid_mode": "size", "target_width": 16, "target_height": 16, "animation": "walk:0-3@8"}
+
+def test_streamable_http_transport(http_mcp):
+    game = http_mcp.game
+    save_png(samples.degrade(samples.sprites()["slime"], cell=10.6, seed=9).image, game / "slime-ai.png")
 
     async def go():
-        async with Client(_stdio(game, managed_comfy_server.url)) as c:
-            return await c.call_tool("generate", {"workflow": "animation", "bevy_project": str(game),
-                                                  "asset_path": "sprites/knight_walk.png", "params": params},
-                                     timeout=600)
+        async with _http(http_mcp) as c:
+            names = {t.name for t in await c.list_tools()}
+            snap = await c.call_tool("snap_image", {"path": "slime-ai.png", "output": "assets/sprites/slime.png"})
+            pal = await c.call_tool("list_palettes", {})
+            return names, snap, pal
 
-    info = _run(go()).structured_content
+    names, snap, pal = _run(go())
+    assert "generate" in names
+    assert (snap.structured_content["width"], snap.structured_content["height"]) == (16, 16)
+    assert (game / "assets/sprites/slime.png").is_file()
+    assert any(p["name"] == "pico-8" and p["colors"] == 16 for p in pal.structured_content["result"])
+
+
+def test_streamable_http_errors_are_tool_errors_and_write_nothing(http_mcp):
+    before = _files(http_mcp.root)
+    calls = _refused_calls(http_mcp.outside) + [("etc", "snap_image", {"path": "/etc/hostname"})]
+
+    async def go():
+        async with _http(http_mcp) as c:
+            return await _tool_errors(c, calls)
+
+    errors = _run(go())
+    _assert_refusals_are_clear(errors)
+    assert "/etc/hostname" in errors["etc"] and "outside the allowed Bevy roots" in errors["etc"]
+    assert _files(http_mcp.root) == before, "a refused call wrote something"
+
+
+def _sheet_params(server, **overrides) -> dict:
+    """A generating workflow on the random-weight SD1.5-layout checkpoint + LoRA, 64x64, 2 steps."""
+    from support.live import install_test_models
+
+    ckpt, lora = install_test_models(server)
+    return {"checkpoint": ckpt, "lora": lora, "width": 64, "height": 64, "steps": 2, "frames": 4,
+            "grid_mode": "size", "target_width": 16, "target_height": 16, "animation": "walk:0-3@8", **overrides}
+
+
+async def _generate_sheet(client, game: Path, params: dict) -> dict:
+    res = await client.call_tool("generate", {"workflow": "animation", "bevy_project": str(game),
+                                              "asset_path": "sprites/knight_walk.png", "params": params},
+                                 timeout=600)
+    assert _image_blocks(res), "generate must return a preview image"
+    return res.structured_content
+
+
+def _assert_sheet_deployed(game: Path, info: dict) -> None:
+    """The sheet, its .meta (Bevy 0.15+ loader) and the Aseprite atlas JSON are in the project."""
     written = set(info["written"])
     assert {"assets/sprites/knight_walk.png", "assets/sprites/knight_walk.png.meta",
             "assets/sprites/knight_walk.json"} <= written, written
@@ -237,3 +437,37 @@ def test_stdio_generate_animation_sheet_with_random_checkpoint(tmp_path, managed
         r = f["frame"]
         assert (r["w"], r["h"]) == (16, 16) and r["x"] + r["w"] <= sheet.width and r["y"] + r["h"] <= sheet.height
     assert "TextureAtlasLayout::from_grid" in info["snippet"]
+
+
+def test_stdio_generate_animation_sheet_with_random_checkpoint(tmp_path, managed_comfy_server):
+    params = _sheet_params(managed_comfy_server)
+    game = _project(tmp_path, "0.19")
+
+    async def go():
+        async with Client(_stdio(game, managed_comfy_server.url)) as c:
+            return await _generate_sheet(c, game, params)
+
+    _assert_sheet_deployed(game, _run(go()))
+
+
+def test_streamable_http_generate_animation_sheet_with_random_checkpoint(http_mcp, managed_comfy_server):
+    # a seed of its own: ComfyUI would otherwise answer from its cache of the stdio test's run
+    params = _sheet_params(managed_comfy_server, seed=5150)
+    progress = []
+
+    async def on_progress(value, total, message):
+        progress.append(message)
+
+    async def go():
+        async with _http(http_mcp, progress_handler=on_progress) as c:
+            info = await _generate_sheet(c, http_mcp.game, params)
+            status = await c.call_tool("job_status", {"job_id": info["job_id"]})
+            return info, status.structured_content
+
+    info, status = _run(go())
+    _assert_sheet_deployed(http_mcp.game, info)
+    assert status["state"] == "done" and status["result"]["written"] == info["written"]
+    assert progress, "no MCP progress notification arrived over HTTP"
+    manifest = json.loads((http_mcp.game / "assets/.dgx-pixels/manifest.json").read_text())
+    prov = next(a for a in manifest["assets"] if a["path"] == "sprites/knight_walk.png")["provenance"]
+    assert (prov["seed"], prov["cached"], prov["server"]) == (5150, False, managed_comfy_server.url), prov
