@@ -317,3 +317,40 @@ def test_the_missing_node_check_can_fail(editor):
     assert not state[victim["id"]]["registered"]
     page.keyboard.press("Escape")
     page.wait_for_timeout(300)
+
+
+def test_graph_exported_by_the_editor_converts_like_the_editor_and_runs(editor, tmp_path):
+    """Build the graph of ``support/frontend_graph.py`` in the editor, export it with the
+    editor's own Export command, and run the downloaded file with `dgx-pixels run`. Our
+    conversion of it (and of the stored copy that test_run_live runs) must equal the
+    editor's own API-format prompt."""
+    from orchestrator.convert import convert_ui_to_api
+    from support import frontend_graph as fg
+
+    page = editor
+    server = page.server
+    rgb = fg.provide_input(server.url)
+    frontend = page.evaluate(fg.BUILD_JS, [fg.INPUT_NAME, fg.OUTPUT_PREFIX, fg.SCALE])["output"]
+    prompt_setting = page.evaluate("() => window.app.extensionManager.setting.get('Comfy.PromptFilename')")
+    page.evaluate("async () => await window.app.extensionManager.setting.set('Comfy.PromptFilename', false)")
+    try:
+        with page.expect_download(timeout=15_000) as download:
+            page.evaluate("async () => await window.app.extensionManager.command.execute('Comfy.ExportWorkflow')")
+    finally:
+        page.evaluate("async (v) => await window.app.extensionManager.setting.set('Comfy.PromptFilename', v)",
+                      prompt_setting)
+    exported = ARTIFACTS / "frontend_pixel_ops.ui.json"
+    download.value.save_as(exported)
+    _fit_view(page)
+    page.screenshot(path=str(ARTIFACTS / "frontend-pixel-ops.png"))
+    saved = json.loads(exported.read_text())
+    assert saved["extra"]["frontendVersion"] == page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__")
+
+    def strip(prompt: dict) -> dict:
+        return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in prompt.items()}
+
+    info = http_json(f"{server.url}/object_info")
+    assert strip(convert_ui_to_api(saved, info)) == strip(frontend)
+    assert strip(convert_ui_to_api(json.loads(fg.STORED.read_text()), info)) == strip(frontend)
+    fg.check_result(fg.run_with_cli(exported, server.url, tmp_path / "out"), rgb)
+    assert not page.errors, page.errors

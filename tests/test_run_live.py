@@ -195,6 +195,70 @@ def test_editor_format_file_runs(sprite, client, comfy_server, tmp_path, capsys)
                                                            "3": "DGXPixelsNearestUpscale", "4": "SaveImage"}
 
 
+def test_editor_file_exported_by_the_comfyui_frontend_runs(comfy_server, tmp_path):
+    """A file the real editor exported (subgraph, bypass, mute, Reroute, legacy Primitive
+    with a stale target value, Note) runs with `dgx-pixels run FILE` and gives the pixels the
+    graph describes."""
+    from support import frontend_graph as fg
+
+    assert fg.STORED.is_file(), fg.STORED
+    rgb = fg.provide_input(comfy_server.url)
+    result = fg.run_with_cli(fg.STORED, comfy_server.url, tmp_path / "out")
+    fg.check_result(result, rgb)
+
+
+def test_model_free_part_of_a_published_template_runs(shared_dir, client, comfy_server, tmp_path):
+    """Every published template needs model weights, but ``video_wan_vace_flf2v`` builds its
+    frame batch (first frame, 79 white frames, last frame) from core image nodes inside a
+    subgraph, sized by core primitive nodes. That part of our conversion, with its Preview
+    switched to a Save, must run and give exactly that batch."""
+    from orchestrator.convert import convert_ui_to_api
+
+    folder = shared_dir / "workflow-convert" / "dev"
+    ui_file = folder / "video_wan_vace_flf2v.ui.json"
+    if not ui_file.is_file():
+        pytest.skip(f"{ui_file} is absent")
+    prompt = convert_ui_to_api(json.loads(ui_file.read_text()), client.object_info())
+    frontend = json.loads((folder / "video_wan_vace_flf2v.api.json").read_text())
+    preview = "191:151"
+    keep, todo = set(), [preview]
+    while todo:
+        nid = todo.pop()
+        if nid not in keep:
+            keep.add(nid)
+            todo += [v[0] for v in prompt[nid]["inputs"].values() if isinstance(v, list) and len(v) == 2]
+    assert {prompt[n]["class_type"] for n in keep} == {
+        "LoadImage", "PrimitiveInt", "SolidMask", "MaskToImage", "RepeatImageBatch", "ImageBatch", "PreviewImage"}
+    for nid in keep:
+        assert prompt[nid]["inputs"] == frontend[nid]["inputs"], nid
+    part = {nid: prompt[nid] for nid in keep}
+    part[preview] = {"class_type": "SaveImage",
+                     "inputs": {"images": part[preview]["inputs"]["images"], "filename_prefix": "template-part"}}
+    side = part["193"]["inputs"]["value"], part["194"]["inputs"]["value"]
+    length = part["171"]["inputs"]["value"]
+    assert side == (512, 512) and length == 79
+    rng = np.random.default_rng(5)
+    frames = {}
+    for nid in ("144", "147"):
+        frames[nid] = rng.integers(0, 256, size=(side[1], side[0], 3), dtype=np.uint8)
+        name = part[nid]["inputs"]["image"]
+        buf = tmp_path / name
+        Image.fromarray(frames[nid]).save(buf)
+        assert client.upload_image(buf.read_bytes(), name, subfolder="") == name
+    api_file = tmp_path / "template-part.json"
+    api_file.write_text(json.dumps(part))
+    proc = subprocess.run([sys.executable, "-m", "orchestrator", "run", str(api_file), "--server", comfy_server.url,
+                           "--out", str(tmp_path / "o"), "--json", "--fresh"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outs = json.loads(proc.stdout.strip().splitlines()[-1])["outputs"]
+    assert len(outs) == length + 2
+    white = np.full((side[1], side[0], 3), 255, np.uint8)
+    expected = [frames["144"]] + [white] * length + [frames["147"]]
+    for out, want in zip(outs, expected):
+        np.testing.assert_array_equal(np.asarray(Image.open(out["path"]).convert("RGB")), want)
+
+
 def test_cancel_hook_interrupts_the_running_job(client, tmp_path):
     cancel = threading.Event()
     events = []
