@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Render docs/snap-example.png: pseudo pixel art made by the project's degrader, beside our snap.
+"""Render docs/snap-example.png: pseudo pixel art made by the project's degrader, beside our snap;
+and docs/icon.png, the Comfy registry icon (the sample knight on a dark tile).
 
     python docs/make_figure.py
 
@@ -65,6 +66,20 @@ def main() -> None:
     out = HERE / "snap-example.png"
     sheet.save(out, optimize=True)
     print(out)
+    print(icon())
+
+
+def icon(size: int = 256) -> Path:
+    """The registry icon: the 16x16 knight, nearest-upscaled with a one-pixel margin."""
+    knight = samples.sprites()["knight"]
+    cell = size // (knight.shape[0] + 2)
+    img = Image.new("RGB", (size, size), BG)
+    big = Image.fromarray(upscale_nearest(knight, cell))
+    off = (size - big.width) // 2
+    img.paste(big, (off, off), big)
+    out = HERE / "icon.png"
+    img.save(out, optimize=True)
+    return out
 
 
 if __name__ == "__main__":
