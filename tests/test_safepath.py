@@ -133,7 +133,16 @@ def test_resolve_project_with_and_without_configuration(tmp_path):
 
     none = load_root_config(env={}, default_root=out)
     assert not none.configured
-    assert resolve_project("my_game", none) == out.resolve() / "my_game" if out.exists() else True
+    # A plain name maps under the default folder whether or not that folder exists yet, and
+    # resolving it creates nothing.
+    assert resolve_project("my_game", none) == out.resolve() / "my_game"
+    assert not out.exists()
+    out.mkdir(parents=True)
+    assert resolve_project("my_game", none) == out.resolve() / "my_game"
+    assert list(out.iterdir()) == []
+    (out / "escape").symlink_to(games, target_is_directory=True)
+    with pytest.raises(PathEscapeError, match="symlink leading outside"):
+        resolve_project("escape", none)
     for bad in (str(games / "knight_game"), "../x", "a/b", ""):
         with pytest.raises(PathEscapeError):
             resolve_project(bad, none)
