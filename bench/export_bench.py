@@ -14,6 +14,7 @@ Prints median / p90 / min in ms for assembly, export and both, plus the sheet si
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -58,6 +59,8 @@ def main() -> int:
     ap.add_argument("--bevy", default="0.15")
     ap.add_argument("--ron", action="store_true", help="also write bevy_asset_loader entries")
     ap.add_argument("--noise", action="store_true", help="random pixels (PNG worst case)")
+    ap.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "export_bench.json"),
+                    help="where the figures are saved")
     args = ap.parse_args()
 
     frames = make_frames(args.frames, args.size, args.noise)
@@ -93,6 +96,15 @@ def main() -> int:
     target = 100.0
     ok = statistics.median(tot) <= target
     print(f"  target <= {target:.0f} ms (median): {'OK' if ok else 'MISSED'}")
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "frames": args.frames, "size": args.size, "kind": kind, "bevy": args.bevy, "runs": args.runs,
+        "sheet": list(shape), "target_ms": target, "ok": ok,
+        **{name: {"median_ms": statistics.median(xs), "p90_ms": sorted(xs)[int(0.9 * (len(xs) - 1))],
+                  "min_ms": min(xs)} for name, xs in (("assemble", asm), ("export", exp), ("total", tot))},
+    }, indent=2) + "\n")
+    print(f"  saved {out}")
     return 0 if ok else 1
 
 
