@@ -162,3 +162,66 @@ def test_shipped_workflow_runs_end_to_end(managed_comfy_server, test_models, fol
     # the SaveImage output was downloaded by the runner
     pngs = [o for o in result.outputs if str(getattr(o, "path", o)).endswith(".png")]
     assert pngs, result.outputs
+
+
+def test_run_events_of_a_generation_and_of_its_cached_repeat(managed_comfy_server, test_models, tmp_path):
+    """The events ``dgx-pixels run --json`` prints, from a real sprite generation: the
+    KSampler's steps count up to ``steps``, our nodes are announced as they execute, and the
+    identical prompt sent again is answered from ComfyUI's cache (every node reported cached,
+    no step runs again, the same files come back marked ``cached``)."""
+    import io
+
+    from orchestrator.progress import JsonReporter
+    from orchestrator.run import run_workflow
+    from orchestrator.workflows import load_registry
+
+    server = managed_comfy_server
+    ckpt, lora = test_models
+    wf = load_registry(REPO / "workflows").get("sprite")
+    sampler = next(nid for nid, n in wf.api_prompt.items() if n["class_type"] == "KSampler")
+    steps = 3
+    values = {"checkpoint": ckpt, "lora": lora, "width": 64, "height": 64, "steps": steps,
+              # a seed no other test uses: the sampler must really run the first time
+              "seed": uuid.uuid4().int % 2**40,
+              "grid_mode": "size", "target_width": 16, "target_height": 16,
+              "project": f"events_{uuid.uuid4().hex[:8]}", "asset_path": "sprites/events.png"}
+
+    def run() -> tuple[object, list[dict]]:
+        stream = io.StringIO()
+        result = run_workflow(wf, values, server=server.url, out_dir=tmp_path / "out",
+                              on_event=JsonReporter(stream), timeout=300)
+        return result, [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    first, events = run()
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "submitted" and "completed" in kinds and kinds[-1] == "output", kinds
+    assert all(e["prompt_id"] == first.prompt_id for e in events)
+
+    # (a) the sampler's steps, in order, up to max == steps
+    steps_seen = [(e["value"], e["max"]) for e in events if e["event"] == "progress" and str(e["node"]) == sampler]
+    assert steps_seen == [(i, steps) for i in range(1, steps + 1)], steps_seen
+    assert {e["node_type"] for e in events if e["event"] == "progress" and str(e["node"]) == sampler} == {"KSampler"}
+
+    # (b) our nodes are announced while they run, with their type
+    ours = {e["node_type"] for e in events if e["event"] == "executing" and str(e["node_type"]).startswith("DGXPixels")}
+    expected = {n["class_type"] for n in wf.api_prompt.values() if n["class_type"].startswith("DGXPixels")}
+    assert ours == expected, (ours, expected)
+    assert sampler in {str(e["node"]) for e in events if e["event"] == "executing"}
+    assert not first.cached and first.outputs and not any(o.cached for o in first.outputs)
+
+    # (c) the identical prompt again (no --fresh nonce): ComfyUI's cache answers it
+    assets = Path(server.output_dir) / "bevy" / values["project"] / "assets"
+    before = sorted(p.name for p in assets.rglob("*"))
+    again, events2 = run()
+    assert again.prompt_id != first.prompt_id
+    cached = [e for e in events2 if e["event"] == "cached"]
+    assert len(cached) == 1 and set(map(str, cached[0]["nodes"])) == set(wf.api_prompt), cached
+    assert not [e for e in events2 if e["event"] in ("progress", "executing")], events2
+    outs2 = [e for e in events2 if e["event"] == "output"]
+    assert outs2 and all(e["cached"] for e in outs2), outs2
+    assert again.cached and all(o.cached for o in again.outputs)
+    assert [(o.server_filename, o.sha256) for o in again.outputs] == [(o.server_filename, o.sha256) for o in first.outputs]
+    assert sorted(p.name for p in assets.rglob("*")) == before, "the cached repeat exported again"
+
+    # (d) latent previews: the test server runs ComfyUI's default --preview-method none, so the
+    # sampler sends no preview frames and there is no `preview` event to check here.
