@@ -3,15 +3,18 @@
 A strip of frames is uploaded, split into an IMAGE batch, laid out by Sprite Sheet and exported
 into four temporary Bevy projects (Cargo.toml says 0.12, 0.14, 0.15, 0.19). The server may
 write there because the test lists the folder in ``<base>/user/dgx-pixels.json``; a project
-outside that root is refused by the server. The CLI then exports the same frames and must
+outside that root, an asset path with ``..`` or an absolute one, and one through a folder that
+links out of the root are all refused by the server without writing anything. The CLI then exports the same frames and must
 produce the same files.
 """
 from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -23,7 +26,7 @@ pytest.importorskip("pyron")
 import pyron  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
-from live import queue_and_wait  # noqa: E402
+from live import http_json, queue_and_wait  # noqa: E402
 
 from comfy_nodes.pixel.bevy_export import render_meta  # noqa: E402
 from comfy_nodes.pixel.sheet import build_sheet  # noqa: E402
@@ -95,6 +98,38 @@ def check_export(project: Path, version: str, frames: list[np.ndarray], expected
     assert manifest["assets"][0]["bevy_version"] == version
 
 
+def tree(folder: Path) -> dict[str, object]:
+    """Every entry under ``folder`` without following links: file bytes, link targets, folders."""
+    out: dict[str, object] = {}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(folder))
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = ("dir",)
+            else:
+                out[rel] = ("file", p.read_bytes())
+    return out
+
+
+def execution_error(url: str, prompt: dict, timeout: float = 120.0) -> dict:
+    """Queue a prompt that must fail while executing; return the server's execution_error."""
+    pid = http_json(f"{url}/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex})["prompt_id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        hist = http_json(f"{url}/history/{pid}")
+        if pid in hist:
+            status = hist[pid]["status"]
+            assert status["status_str"] == "error", status
+            errors = [data for name, data in status["messages"] if name == "execution_error"]
+            assert len(errors) == 1, status["messages"]
+            return errors[0]
+        time.sleep(0.1)
+    raise AssertionError(f"prompt {pid} did not finish in {timeout} s")
+
+
 def test_export_node_on_live_server_and_cli(managed_comfy_server, tmp_path):
     server = managed_comfy_server
     frames = make_frames()
@@ -146,6 +181,31 @@ def test_export_node_on_live_server_and_cli(managed_comfy_server, tmp_path):
         with pytest.raises(AssertionError, match="refusing"):
             queue_and_wait(server.url, bad)
         assert not (root / "escape.png").exists() and not (projects["0.15"] / "escape.png").exists()
+
+        # An absolute asset path, and one through a folder inside the project that links out of
+        # the roots: both refused by name before anything is written, on either side of the link.
+        target = tmp_path / "link_target"
+        target.mkdir()
+        game = projects["0.15"]
+        (game / "assets" / "linked").symlink_to(target, target_is_directory=True)
+        before = tree(game)
+        attempts = [("/etc/x.png", "absolute paths are not allowed"),
+                    (f"{target}/x.png", "absolute paths are not allowed"),
+                    ("linked/x.png", "is a symlink leading outside the root"),
+                    ("linked/deeper/x.png", "is a symlink leading outside the root")]
+        for asset_path, why in attempts:
+            bad["9"]["inputs"].update(project=game.name, asset_path=asset_path)
+            err = execution_error(server.url, bad)
+            assert err["node_id"] == "9" and err["node_type"] == "DGXPixelsBevyExport", err
+            assert err["exception_type"].endswith("PathEscapeError"), err["exception_type"]
+            msg = err["exception_message"]
+            assert f"refusing to write {asset_path!r}" in msg and why in msg, msg
+            if why.startswith("is a symlink"):
+                link = os.path.realpath(game / "assets") + "/linked"
+                assert link in msg and os.path.realpath(target) in msg, msg
+            assert list(target.iterdir()) == [], asset_path
+            assert tree(game) == before, asset_path
+        assert not Path("/etc/x.png").exists()
     finally:
         config.unlink(missing_ok=True)
 

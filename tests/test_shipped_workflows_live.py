@@ -100,6 +100,28 @@ def test_template_browser_lists_the_shipped_workflows(comfy_server):
     assert wf["nodes"] and wf["links"]
 
 
+def _default(params: dict, name: str):
+    return params[name].default if name in params else None
+
+
+def _assert_frames_share_one_palette(sheet: np.ndarray, atlas: dict, colors: int | None) -> None:
+    """Each frame cut out of the deployed sheet by its atlas rect: the frames differ from one
+    another, yet all their opaque pixels come from one palette of at most ``colors`` entries
+    (``None``: the workflow declares no palette, only the frames are compared)."""
+    crops = []
+    for fr in atlas["frames"]:
+        r = fr["frame"]
+        crop = sheet[r["y"] : r["y"] + r["h"], r["x"] : r["x"] + r["w"]]
+        assert crop.shape[:2] == (r["h"], r["w"]), (crop.shape, r)  # the rect lies inside the sheet
+        crops.append(crop)
+    assert len({(c.shape, c.tobytes()) for c in crops}) > 1, "every frame is the same image"
+    per_frame = [{tuple(px) for px in c[c[..., 3] > 0][:, :3]} for c in crops]
+    assert all(per_frame), "a frame has no opaque pixel"
+    if colors:
+        union = set().union(*per_frame)
+        assert len(union) <= colors, (len(union), colors, [len(f) for f in per_frame])
+
+
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: f"{p.parent.name}@{p.name}")
 def test_shipped_workflow_runs_end_to_end(managed_comfy_server, test_models, folder, tmp_path):
     """Run through the orchestrator (``run_workflow``) exactly as ``dgx-pixels run NAME@VERSION
@@ -149,6 +171,18 @@ def test_shipped_workflow_runs_end_to_end(managed_comfy_server, test_models, fol
         assert len(data["frames"]) == expect, (len(data["frames"]), expect)
         if wf.name == "animation":
             assert [t["name"] for t in data["meta"]["frameTags"]] == ["walk"], data["meta"]
+            _assert_frames_share_one_palette(np.asarray(img), data, values.get("colors", _default(params, "colors")))
+    if wf.name in ("sprite", "pixelize"):
+        # A single image has no layout: no atlas JSON, just the PNG, its .meta and the manifest.
+        files = sorted(str(p.relative_to(assets)) for p in assets.rglob("*") if p.is_file())
+        assert files == sorted([asset, f"{asset}.meta", ".dgx-pixels/manifest.json",
+                                ".dgx-pixels/manifest.lock"]), files
+        assert not atlas.exists()
+        entries = json.loads((assets / ".dgx-pixels" / "manifest.json").read_text())["assets"]
+        assert [(e["path"], e["kind"], e["width"], e["height"]) for e in entries] == \
+            [(asset, "image", img.width, img.height)], entries
+        assert sorted((f["path"], f["kind"]) for f in entries[0]["files"]) == \
+            [(asset, "png"), (f"{asset}.meta", "meta")], entries[0]["files"]
     if wf.name == "cleanup":
         # a 16x16 knight drawn with ~11 px fake pixels: the true sprite comes back at 16x16
         assert img.size == (16, 16), img.size
