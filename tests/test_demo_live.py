@@ -1,7 +1,8 @@
-"""``dgx-pixels demo`` (what ``python3 dev.py demo`` runs): the README's main job, end to end on a
+"""``dgx-pixels demo``, and ``python3 dev.py demo`` that runs it: the README's main job, end to end on a
 live ComfyUI, judged by the files it leaves in the demo Bevy project and what it prints."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from orchestrator import samples
+from orchestrator import embedded, samples
 from orchestrator.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,3 +100,42 @@ def test_demo_starts_the_pinned_comfyui_when_none_is_configured(comfy_install, t
     with socket.socket() as s:
         s.settimeout(2)
         assert s.connect_ex(("127.0.0.1", int(m.group(2)))) != 0
+
+
+def test_dev_py_demo_as_the_readme_runs_it(comfy_server, tmp_path):
+    """``python3 dev.py demo --bevy DIR`` from the checkout, with the server named by
+    ``$DGX_PIXELS_SERVER``: dev.py reuses the existing .venv, starts no ComfyUI of its own and
+    deploys the knight."""
+    if not (REPO / ".venv" / "bin" / "dgx-pixels").exists():
+        pytest.skip("needs the .venv that dev.py makes")
+    spec = importlib.util.spec_from_file_location("dgx_pixels_dev", REPO / "dev.py")
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    stamp_was_current = dev.STAMP.exists() and dev.STAMP.read_text().strip() == dev._stamp_value(embedded.pin_hash())
+    # A user's python3: the interpreter the venv was made from, without the venv's packages,
+    # so dev.py has to get by on the standard library.
+    python3 = Path(sys.base_prefix) / "bin" / "python3"
+    python3 = python3 if python3.exists() else Path(sys.executable)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["DGX_PIXELS_SERVER"] = comfy_server.url
+    project = tmp_path / "game"
+    proc = subprocess.run([str(python3), "dev.py", "demo", "--bevy", str(project)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+
+    assert "[dev] environment ready" in out
+    assert "creating virtual environment" not in out
+    if stamp_was_current:
+        assert "installing into" not in out, out  # nothing to (re)install
+    assert "ComfyUI is up" not in out and "starting the pinned ComfyUI" not in out
+
+    sprite = project / "assets/sprites/knight.png"
+    with Image.open(sprite) as im:
+        assert im.size == (16, 16) and im.mode == "RGBA"
+        px = np.asarray(im)
+    opaque = px[px[..., 3] > 127][:, :3]
+    assert len(np.unique(opaque, axis=0)) >= 4  # a drawn sprite, not a flat block
+    # the .meta, the manifest's provenance entry, the printed list of files with their sizes,
+    # and the knight against its drawing
+    _check_project(project, out)

@@ -3,8 +3,8 @@
 a. ``git clone`` into ``custom_nodes`` (a real clone of this repository's HEAD);
 b. ComfyUI-Manager's ``pip install -r requirements.txt`` + ``python install.py`` in a fresh
    Python without scikit-learn (an overlay venv over the cached ComfyUI one), checking that
-   torch / numpy / Pillow keep their versions;
-c. ``python install.py --comfyui PATH [--copy] [--python PY] [--boot-check]``.
+   torch / numpy / Pillow / OpenCV keep their versions (OpenCV: stays absent when absent);
+c. ``python install.py --comfyui PATH [--copy] [--python PY] [--boot-check]``, linked and copied.
 """
 from __future__ import annotations
 
@@ -19,10 +19,20 @@ import pytest
 
 from orchestrator import embedded
 
+OPENCV_DISTS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless")
+# None = not installed: install.py pins only what is there, so "absent" must stay absent too.
 PROTECTED_PROBE = (
-    "import json, importlib.metadata as m; "
-    "print(json.dumps({n: m.version(n) for n in ('torch', 'torchvision', 'numpy', 'pillow', 'scipy')}))"
+    "import json, sys, importlib.metadata as m, importlib.util as u\n"
+    "def v(n):\n"
+    "    try:\n"
+    "        return m.version(n)\n"
+    "    except m.PackageNotFoundError:\n"
+    "        return None\n"
+    "out = {n: v(n) for n in sys.argv[1:]}\n"
+    "out['cv2 importable'] = u.find_spec('cv2') is not None\n"
+    "print(json.dumps(out))\n"
 )
+PROBED = ("torch", "torchvision", "numpy", "pillow", "scipy", *OPENCV_DISTS)
 
 
 def _load_install_module(repo_root: Path):
@@ -34,8 +44,10 @@ def _load_install_module(repo_root: Path):
 
 
 def _versions(python: Path) -> dict:
-    out = subprocess.run([str(python), "-c", PROTECTED_PROBE], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    out = subprocess.run([str(python), "-c", PROTECTED_PROBE, *PROBED], capture_output=True, text=True, check=True)
+    versions = json.loads(out.stdout)
+    assert all(versions[n] for n in ("torch", "torchvision", "numpy", "pillow")), versions
+    return versions
 
 
 def _has_sklearn(python: Path) -> str | None:
@@ -119,7 +131,11 @@ def test_b_manager_install_keeps_torch_numpy_and_loads(comfy_server_factory, fre
     assert run.returncode == 0, run.stdout + run.stderr
     assert "all requirements present" in run.stdout
 
-    assert _versions(fresh_python) == before
+    after = _versions(fresh_python)
+    assert after == before  # an installed OpenCV keeps its version like torch and numpy
+    if not any(before[n] for n in OPENCV_DISTS):
+        # OpenCV is no requirement of ours: with none installed, none may appear.
+        assert not any(after[n] for n in OPENCV_DISTS) and not after["cv2 importable"], after
     where = _has_sklearn(fresh_python)
     assert where and str(tmp_path / "venv") in where  # went into the fresh env, not the shared cache
 
@@ -179,17 +195,35 @@ def test_c_install_into_comfyui_path_with_boot_check(fresh_python, tmp_path, rep
     assert (link / "keep.txt").read_text() == "mine"
 
 
-def test_c_copy_mode_copies_a_loadable_pack(tmp_path, repo_root, comfy_install):
+def test_c_copy_mode_with_boot_check_loads_the_copy(tmp_path, repo_root, comfy_install):
+    if __import__("os").environ.get("DGX_PIXELS_COMFYUI_URL"):
+        pytest.skip("starts its own ComfyUI")
+    for module in ("torch", "sklearn"):  # the boot check runs ComfyUI with this Python
+        pytest.importorskip(module)
     home = _fake_comfyui_home(tmp_path, comfy_install)
+    # Byte-code lets the test see which files the booted ComfyUI imported.
+    env = {k: v for k, v in embedded._pip_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
     run = subprocess.run(
-        [sys.executable, str(repo_root / "install.py"), "--comfyui", str(home), "--copy"], capture_output=True, text=True
+        [sys.executable, str(repo_root / "install.py"), "--comfyui", str(home), "--copy", "--boot-check"],
+        capture_output=True, text=True, env=env, timeout=600,
     )
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 0, run.stdout + run.stderr
     dest = home / "custom_nodes" / "dgx-pixels"
+    assert f"copied {repo_root.resolve()} -> {dest.resolve()}" in run.stdout
+    # check_nodes_loaded behind this line found every DGXPixels* id the copy declares in /object_info
+    assert "boot check: DGX-Pixels nodes loaded (http://127.0.0.1:" in run.stdout
+    assert "error:" not in run.stderr
+
     assert dest.is_dir() and not dest.is_symlink()
     assert (dest / "__init__.py").read_text() == (repo_root / "__init__.py").read_text()
     assert (dest / "comfy_nodes" / "nodes" / "nodes_preview.py").is_file()
     assert not (dest / ".git").exists() and not (dest / ".venv").exists() and not (dest / "tests").exists()
+    expected = embedded.declared_node_ids(dest / "comfy_nodes" / "nodes")
+    assert "DGXPixelsNearestUpscale" in expected and len(expected) >= 10
+    # The copy is made without __pycache__: byte-code there means ComfyUI imported the copy's
+    # nodes and core (relative imports), not this checkout's.
+    for sub in ("nodes", "pixel"):
+        assert list((dest / "comfy_nodes" / sub / "__pycache__").glob("*.pyc")), sub
 
 
 def test_c_boot_check_reports_a_pack_that_cannot_load(tmp_path, repo_root, comfy_install):
