@@ -1,6 +1,6 @@
 """Batches against real ComfyUI servers: two servers with one killed (SIGKILL) and restarted
-mid-batch, resume after cancel, re-attach to jobs submitted before a crash, and exactly-once
-deploys (journal and manifest agree)."""
+mid-batch, new jobs placed on the server with the shorter ``/queue``, resume after cancel,
+re-attach to jobs submitted before a crash, and exactly-once deploys (journal and manifest agree)."""
 from __future__ import annotations
 
 import json
@@ -232,6 +232,82 @@ def test_fifty_jobs_two_servers_one_killed_and_restarted(world, comfy_server_fac
     assert r3.failed == 0 and r3.deployed == 16, r3.failures
     assert moved, "a job in flight on the dead server moved to the live one"
     check_exactly_once(proj2, Path(r3.journal), truth2)
+
+
+def _busy_prompt(colors: int) -> dict:
+    # ~1 s of CPU per prompt on noise (PIL quantize with dithering); the colour count makes
+    # each prompt distinct so the server's cache cannot skip it.
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "noise.png"}},
+        "2": {"class_type": "ImageQuantize", "inputs": {"image": ["1", 0], "colors": colors, "dither": "floyd-steinberg"}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    }
+
+
+def _queue_load(url: str) -> int:
+    from support.live import http_json
+
+    q = http_json(f"{url}/queue")
+    return len(q["queue_running"]) + len(q["queue_pending"])
+
+
+def _drain(url: str) -> None:
+    from support.live import http_json
+
+    http_json(f"{url}/queue", {"clear": True})
+    http_json(f"{url}/interrupt", {})
+
+
+def test_new_jobs_go_to_the_server_with_the_shorter_queue(world, comfy_server, comfy_server_factory):
+    from orchestrator.config import normalize_url
+    from support.live import http_json
+
+    tmp_path, proj, art = world
+    idle = comfy_server
+    busy = comfy_server_factory()
+    noise = np.random.default_rng(7).integers(0, 256, size=(1024, 1024, 3), dtype=np.uint8)
+    Image.fromarray(noise, "RGB").save(Path(busy.input_dir) / "noise.png")
+    n_busy = 10
+    try:
+        for i in range(n_busy):
+            http_json(f"{busy.url}/prompt", {"prompt": _busy_prompt(256 - i)})
+        _poll(lambda: http_json(f"{busy.url}/queue")["queue_running"], time.monotonic() + 60, "the busy server running")
+        assert _queue_load(busy.url) >= n_busy - 2
+
+        # The busy server comes first: neither "first listed" nor round robin would spare it.
+        servers = [busy.url, idle.url]
+        jobs, truth = make_jobs(tmp_path, art, proj, 4, servers=servers, seed0=300)
+        cfg = load_config(servers=servers, environ={})
+        seen = []
+
+        def on_event(ev):
+            if ev["event"] == "submitted":
+                seen.append((ev["job"], ev["server"], _queue_load(busy.url)))
+
+        t0 = time.monotonic()
+        report = BatchRunner(load_jobs_file(jobs), cfg, in_flight=2, on_event=on_event).run()
+        elapsed = time.monotonic() - t0
+        load_after = _queue_load(busy.url)
+        print(f"4 jobs beside a busy server took {elapsed:.1f} s; its queue: {load_after} left")
+    finally:
+        _drain(busy.url)
+
+    assert report.failed == 0 and report.deployed == 4, report.failures
+    assert sorted(j for j, _, _ in seen) == sorted(truth)
+    for job, server, busy_load in seen:
+        assert server == idle.url, f"{job} went to the busy server (its queue held {busy_load})"
+        # Two jobs in flight can put at most 2 on the idle server (one queued, one reserved):
+        # the busy one was strictly longer at every choice.
+        assert busy_load >= 3, f"{job}: the busy server's queue had only {busy_load} when the job was placed"
+    assert load_after >= 3, "the busy server drained before the batch ended: the test proved nothing"
+    recs = [json.loads(x) for x in Path(report.journal).read_text().splitlines()[1:]]
+    submitted = {r["job"]: r["server"] for r in recs if r["state"] == "submitted"}
+    assert submitted == {job: normalize_url(idle.url) for job in truth}
+    assert all(r["server"] == normalize_url(idle.url) for r in recs if r["state"] == "done")
+    check_exactly_once(proj, Path(report.journal), truth)
+
+    # The busy server's queue empties once cleared and interrupted: nothing lingers for later tests.
+    _poll(lambda: _queue_load(busy.url) == 0, time.monotonic() + 60, "the busy server's queue empty after clear + interrupt")
 
 
 def test_cancel_then_rerun_does_only_what_is_left(world, comfy_server):

@@ -494,6 +494,81 @@ def test_doctor_reports_each_check(comfy_server, tmp_path, capsys):
     assert rc == 1 and "FAIL  bevy" in out and "not found" in out
 
 
+def test_doctor_models_check_names_missing_files_and_finds_added_ones(managed_comfy_server, tmp_path, monkeypatch, capsys):
+    from orchestrator.cli import main
+    from orchestrator.workflows import load_registry
+
+    server = managed_comfy_server
+    tag = os.urandom(4).hex()
+    # A user workflow adds two models of its own: one in a named folder, one with no folder
+    # (then any model folder of the server counts).
+    root = tmp_path / "wf" / "doctor-probe" / "1.0.0"
+    root.mkdir(parents=True)
+    probe_vae, probe_any = f"probe-vae-{tag}.safetensors", f"probe-any-{tag}.safetensors"
+    (root / "workflow.toml").write_text(
+        'name = "doctor-probe"\nversion = "1.0.0"\ndescription = "needs two model files"\noutputs = ["2"]\n'
+        f'models = [{{ folder = "vae", name = "{probe_vae}" }}, "{probe_any}"]\n'
+    )
+    (root / "workflow.api.json").write_text(json.dumps({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "probe"}},
+    }))
+    monkeypatch.setenv("DGX_PIXELS_WORKFLOWS", str(tmp_path / "wf"))
+    needs: dict[str, set] = {}
+    for wf in load_registry().list():
+        for m in wf.models:
+            needs.setdefault(f"{m.folder}/{m.name}" if m.folder else m.name, set()).add(wf.ref)
+    shipped = {"checkpoints/sd_xl_base_1.0.safetensors", "loras/pixel-art-xl.safetensors"}
+    assert set(needs) == shipped | {f"vae/{probe_vae}", probe_any}
+    assert needs[f"vae/{probe_vae}"] == needs[probe_any] == {"doctor-probe@1.0.0"}
+    n_entries = sum(len(refs) for refs in needs.values())
+
+    models = Path(server.base_dir) / "models"
+    placed = {
+        "checkpoints/sd_xl_base_1.0.safetensors": models / "checkpoints" / "sd_xl_base_1.0.safetensors",
+        f"vae/{probe_vae}": models / "vae" / probe_vae,
+        probe_any: models / "upscale_models" / probe_any,
+        "loras/pixel-art-xl.safetensors": models / "loras" / "pixel-art-xl.safetensors",
+    }
+    for path in placed.values():
+        assert not path.exists(), f"{path} is already there: the server's models folder is not the test's own"
+
+    def doctor() -> tuple[int, dict]:
+        rc = main(["doctor", "--server", server.url, "--json"])
+        return rc, {c["check"]: c for c in json.loads(capsys.readouterr().out)}
+
+    def place(*keys: str) -> None:
+        for key in keys:
+            placed[key].parent.mkdir(parents=True, exist_ok=True)
+            placed[key].write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")  # a header-only safetensors file
+
+    try:
+        rc, checks = doctor()
+        assert rc == 1 and checks["models"]["status"] == "fail", checks["models"]
+        detail = checks["models"]["detail"]
+        assert detail.startswith("missing: ") and detail.endswith("`dgx-pixels models pull` downloads them")
+        for f, refs in needs.items():
+            assert f"{f} (for {', '.join(sorted(refs))})" in detail, (f, detail)
+
+        place("checkpoints/sd_xl_base_1.0.safetensors", f"vae/{probe_vae}", probe_any)
+        rc, checks = doctor()
+        assert rc == 1 and checks["models"]["status"] == "fail"
+        refs = ", ".join(sorted(needs["loras/pixel-art-xl.safetensors"]))
+        assert checks["models"]["detail"] == (
+            f"missing: loras/pixel-art-xl.safetensors (for {refs}) - `dgx-pixels models pull` downloads them")
+
+        place("loras/pixel-art-xl.safetensors")
+        rc, checks = doctor()
+        assert checks["models"] == {"check": "models", "status": "ok", "detail": f"{n_entries} model file(s) present"}
+        assert rc == 0, [c for c in checks.values() if c["status"] != "ok"]
+        rc = main(["doctor", "--server", server.url])
+        out = capsys.readouterr().out
+        assert rc == 0 and f"ok    models     {n_entries} model file(s) present" in out
+    finally:
+        for path in placed.values():
+            path.unlink(missing_ok=True)
+
+
 def test_https_with_a_ca_bundle_and_a_clear_error_without(comfy_server, tmp_path):
     import shutil
     import subprocess

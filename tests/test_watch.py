@@ -1,6 +1,6 @@
 """``watch`` with real files and real file-system events in temporary folders: finished images
 are deployed, partial / temporary / hidden files are not, duplicates deploy once, a restart
-deploys only what is new, and the command stops cleanly on SIGTERM."""
+deploys only what is new, and the command stops cleanly on SIGTERM and on Ctrl-C (SIGINT)."""
 from __future__ import annotations
 
 import io
@@ -215,3 +215,100 @@ def test_cli_stops_cleanly_on_sigterm(dirs):
             proc.kill()
     assert rc == 0
     assert "stopped: 1 deployed" in proc.stderr.read()
+
+
+class Lines:
+    """stdout of a child process read on a thread, so a silent child fails the test instead of hanging it."""
+
+    def __init__(self, stream):
+        import queue
+
+        self.q: queue.Queue = queue.Queue()
+        self.t = threading.Thread(target=lambda: [self.q.put(line) for line in stream], daemon=True)
+        self.t.start()
+
+    def next_event(self, timeout: float = 20.0) -> dict:
+        import queue
+
+        try:
+            return json.loads(self.q.get(timeout=timeout))
+        except queue.Empty:
+            raise AssertionError(f"no event line within {timeout} s") from None
+
+    def rest(self) -> list[dict]:
+        self.t.join(10)
+        out = []
+        while not self.q.empty():
+            out.append(json.loads(self.q.get()))
+        return out
+
+
+def _watch_cli(drop: Path, proj: Path, debounce: float) -> tuple[subprocess.Popen, Lines]:
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "watch", str(drop), "--bevy", str(proj), "--json",
+                             "--debounce", str(debounce)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = Lines(proc.stdout)
+    try:
+        ready = lines.next_event(60)
+    except BaseException:
+        proc.kill()
+        raise
+    assert ready["event"] == "ready"
+    return proc, lines
+
+
+def test_cli_stops_cleanly_on_sigint_and_deploys_each_file_once(dirs):
+    drop, proj = dirs
+    # Run 1: a.png is deployed; b.png lands just before Ctrl-C and is still in its quiet time.
+    proc, lines = _watch_cli(drop, proj, debounce=1.0)
+    try:
+        (drop / "a.png").write_bytes(png_bytes(50))
+        ev = lines.next_event()
+        assert ev["event"] == "deployed" and ev["asset"] == "sprites/a.png"
+        (drop / "b.png").write_bytes(png_bytes(51, size=32))
+        proc.send_signal(signal.SIGINT)
+        rc1 = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err1 = proc.stderr.read()
+    run1 = [ev, *lines.rest()]
+    assert rc1 == 0, err1  # the command documents 0 for a clean stop, Ctrl-C included
+    assert "Traceback" not in err1 and "interrupted" not in err1
+    deployed1 = [e["asset"] for e in run1 if e["event"] == "deployed"]
+    assert deployed1[0] == "sprites/a.png" and set(deployed1) <= {"sprites/a.png", "sprites/b.png"}
+    assert f"stopped: {len(deployed1)} deployed, 0 duplicates, 0 failed" in err1
+    # Nothing half-written: no temp files from the atomic writes, every PNG whole and exact.
+    assets = proj / "assets"
+    leftovers = [p for p in assets.rglob("*") if p.is_file() and (p.name.endswith(".tmp") or p.name.startswith("."))]
+    assert leftovers == []
+    for asset in deployed1:
+        src = drop / Path(asset).name
+        np.testing.assert_array_equal(np.asarray(Image.open(assets / asset)), np.asarray(Image.open(src)))
+    assert sorted(e["path"] for e in manifest(proj)) == sorted(deployed1)
+
+    # Run 2: whatever the signal left undone is picked up; nothing is deployed twice.
+    proc, lines = _watch_cli(drop, proj, debounce=0.2)
+    try:
+        (drop / "c.png").write_bytes(png_bytes(52))
+        want2 = {"sprites/c.png"} | ({"sprites/b.png"} - set(deployed1))
+        deployed2 = []
+        while set(deployed2) != want2:
+            ev = lines.next_event()
+            if ev["event"] == "deployed":
+                assert ev["asset"] in want2 and ev["asset"] not in deployed2, ev
+                deployed2.append(ev["asset"])
+        time.sleep(0.5)  # room for a stray second deploy to show up
+        proc.send_signal(signal.SIGINT)
+        rc2 = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err2 = proc.stderr.read()
+    assert rc2 == 0, err2
+    assert [e for e in lines.rest() if e["event"] in ("deployed", "duplicate", "failed")] == []
+    entries = manifest(proj)
+    assert sorted(e["path"] for e in entries) == ["sprites/a.png", "sprites/b.png", "sprites/c.png"]
+    assert all(e["exports"] == 1 for e in entries), entries
+    assert sorted(deployed1 + deployed2) == ["sprites/a.png", "sprites/b.png", "sprites/c.png"]
+    assert [p for p in assets.rglob("*") if p.is_file() and p.name.endswith(".tmp")] == []
