@@ -257,6 +257,17 @@ def _watch_cli(drop: Path, proj: Path, debounce: float) -> tuple[subprocess.Pope
     return proc, lines
 
 
+def _interrupt(proc) -> tuple[int, str]:
+    """Ctrl-C the watcher; its exit code and stderr (killed if it does not stop in time)."""
+    try:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return rc, proc.stderr.read()
+
+
 def test_cli_stops_cleanly_on_sigint_and_deploys_each_file_once(dirs):
     drop, proj = dirs
     # Run 1: a.png is deployed; b.png lands just before Ctrl-C and is still in its quiet time.
@@ -266,12 +277,8 @@ def test_cli_stops_cleanly_on_sigint_and_deploys_each_file_once(dirs):
         ev = lines.next_event()
         assert ev["event"] == "deployed" and ev["asset"] == "sprites/a.png"
         (drop / "b.png").write_bytes(png_bytes(51, size=32))
-        proc.send_signal(signal.SIGINT)
-        rc1 = proc.wait(timeout=20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    err1 = proc.stderr.read()
+        rc1, err1 = _interrupt(proc)
     run1 = [ev, *lines.rest()]
     assert rc1 == 0, err1  # the command documents 0 for a clean stop, Ctrl-C included
     assert "Traceback" not in err1 and "interrupted" not in err1
@@ -299,12 +306,8 @@ def test_cli_stops_cleanly_on_sigint_and_deploys_each_file_once(dirs):
                 assert ev["asset"] in want2 and ev["asset"] not in deployed2, ev
                 deployed2.append(ev["asset"])
         time.sleep(0.5)  # room for a stray second deploy to show up
-        proc.send_signal(signal.SIGINT)
-        rc2 = proc.wait(timeout=20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    err2 = proc.stderr.read()
+        rc2, err2 = _interrupt(proc)
     assert rc2 == 0, err2
     assert [e for e in lines.rest() if e["event"] in ("deployed", "duplicate", "failed")] == []
     entries = manifest(proj)
