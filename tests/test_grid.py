@@ -257,3 +257,26 @@ def test_size_prior_can_be_disabled(monkeypatch):
     img, _, _ = render(canvas, 12.0, 12.0, jitter=0, blur=0.5, noise=2.0, seed=12)
     monkeypatch.setattr(G, "SIZE_PRIOR_MULTIPLE", 0)
     assert (G.snap(img).width, G.snap(img).height) == (21, 20)
+
+
+def _edge_lines(positions, edgeless, n=420):
+    """Edge evidence 1.0 at every position except the ``edgeless`` ones (same colour both sides)."""
+    ev = np.zeros(n)
+    for x in positions:
+        if x not in edgeless:
+            ev[x] = 1.0
+    return np.asarray(positions, dtype=np.float64), ev
+
+
+def test_edgeless_line_kept_between_two_cells_and_dropped_inside_a_wide_cell():
+    """A gap of ~1.6 cells without an edge inside is two jittered cells when the lattices on
+    both sides meet after two periods, and one wide cell when they meet after ~1.4."""
+    two_cells = [*range(0, 200, 10), 202, 210, 217, *range(230, 400, 10)]
+    x, ev = _edge_lines(two_cells, {210})
+    kept = G._drop_split_lines(x, ev, 10.0)
+    assert 210 in kept and len(kept) == len(x)
+    wide = [*range(0, 200, 10), 197, 204, *range(214, 404, 10)]
+    x, ev = _edge_lines(wide, {197})
+    dropped = G._drop_split_lines(x, ev, 10.0)
+    assert 197 not in dropped and len(dropped) == len(x) - 1
+

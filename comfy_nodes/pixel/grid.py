@@ -15,10 +15,14 @@ Pipeline (each axis separately):
    reduced to its crest, so 6-7 px cells with jitter stay a lattice; a jittered lattice puts most of
    its energy in the fundamental; sub-harmonics of a lattice are empty), refined by a fine
    DTFT scan; twin peaks of a drifting grid give their weighted centre. When the two axes
-   disagree by more than 25 %, the period both spectra support is used (cells are square).
+   disagree by more than 25 %, the period both spectra support is used (cells are square);
+   when the ridge estimates disagree by more than 10 %, a pairing with the full edge
+   profile's estimates that agrees is preferred (a ridge peak can be a content motif).
 3. Lines: dynamic programming over boundary positions that maximises edge energy under a
    gap prior around the local period (allows jitter, slow drift and the odd wide cell); a
-   second pass follows the local period; edgeless lines that split a wide cell are dropped.
+   second pass follows the local period (measured on lines that sit on edges); an edgeless
+   line inside a gap of up to two periods stays or goes by whether the lattices on either side
+   meet across the gap after two periods (two cells) or ~1.4 (one wide cell).
 4. Margins: flat background carries no grid, so lines are extrapolated on a lattice fitted
    to the lines that sit on real edges (each margin from the lines nearest to it, as a
    drifting grid's one global lattice is off by pixels at the ends); a border cell counts when more than half of its
@@ -59,6 +63,12 @@ SIZE_PRIOR_MULTIPLE = 8
 SIZE_PRIOR_DOUBT = 0.2
 #: Colour consolidation compares colour bins pairwise; this bounds its memory and time.
 MAX_COLOUR_BINS = 1024
+#: Largest ratio of the two axes' cell sizes taken as "the same square-ish pseudo pixel"
+#: (diffusion output draws cells within a few percent of square).
+SQUARE_TOLERANCE = 1.10
+#: Lines farther than this many cells from a gap are left out of the lattices that decide
+#: it: a 3 % drift moves them a third of a cell.
+REACH = 12.0
 
 
 @dataclass
@@ -668,6 +678,31 @@ def _square_hint(sx: np.ndarray, sy: np.ndarray, est_x: tuple[float, float] | No
     return float(cands[i])
 
 
+def _consistent_estimates(nx: np.ndarray, ny: np.ndarray, sx: np.ndarray, sy: np.ndarray):
+    """The period estimate of each axis, with the profile it was read from.
+
+    The ridge profiles (edge crests) keep small jittered cells a lattice, but on some art
+    their strongest peak is a content period (a motif a few cells wide) that the full edge
+    profile does not favour. Pseudo pixels are nearly square, so when the ridge estimates of
+    the two axes disagree, the pairing of ridge and full-profile estimates whose periods agree
+    within ``SQUARE_TOLERANCE`` is taken, the strongest pair first. Returns
+    ``((est_x, profile_x), (est_y, profile_y))`` with ``est`` as from :func:`estimate_period`.
+    """
+    rx, ry = estimate_period(nx), estimate_period(ny)
+    if _agree(rx[0], ry[0]):
+        return (rx, nx), (ry, ny)
+    fx, fy = estimate_period(sx), estimate_period(sy)
+    pairs = [((a, pa), (b, pb)) for a, pa in ((rx, nx), (fx, sx)) for b, pb in ((ry, ny), (fy, sy))
+             if _agree(a[0], b[0])]
+    if not pairs:
+        return (rx, nx), (ry, ny)
+    return max(pairs, key=lambda pr: pr[0][0][1] * pr[1][0][1])
+
+
+def _agree(p: float, q: float) -> bool:
+    return p > 0 and q > 0 and max(p, q) / min(p, q) <= SQUARE_TOLERANCE
+
+
 def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, count: int | None,
                  sm: np.ndarray | None = None, hint: float | None = None, spec: np.ndarray | None = None,
                  est: tuple[float, float] | None = None) -> _Axis:
@@ -738,7 +773,11 @@ def _follow_lines(ev: np.ndarray, lo: int, hi: int, period: float) -> tuple[np.n
     if len(lines) >= 6:
         gaps = np.diff(lines)
         med = float(_median(gaps))
-        p_fit, _, _, _ = _fit_lattice(lines, med)
+        # only lines on real edges measure the period: the DP's lines across flat stretches
+        # merely repeat the start period, or lose a cell there and drag the fit with them
+        on_edge = ev[np.clip(lines.astype(np.intp), 0, len(ev) - 1)] >= 0.3
+        fit_on = lines[on_edge] if on_edge.sum() >= 6 else lines
+        p_fit, _, _, _ = _fit_lattice(fit_on, med)
         period = p_fit if abs(p_fit - period) / period < 0.15 else med
         lp = _local_period(lines, len(ev), period)
         lines, score = _dp_lines(ev, lo, hi, period, local_period=lp, with_score=True)
@@ -746,23 +785,55 @@ def _follow_lines(ev: np.ndarray, lo: int, hi: int, period: float) -> tuple[np.n
 
 
 def _drop_split_lines(lines: np.ndarray, ev: np.ndarray, period: float) -> np.ndarray:
-    """Remove DP lines with no edge that cut one wide cell into two short halves.
+    """Decide, for each edgeless DP line inside a gap of at most 1.75 periods, whether the
+    gap is one wide cell (drop the line) or two cells (keep it).
 
-    A cell drawn ~1.4x wide costs the gap prior more than two ~0.7x halves; when the line
-    between the halves has no edge evidence at all, the wide cell is the better reading.
+    Diffusion models draw the odd cell ~1.4x wide, which the gap prior prefers to cut in two;
+    but two same-coloured cells of a jittered grid look the same locally. The lattice tells
+    them apart: the lines on either side, each read as a local lattice, meet across the gap
+    after ~1.4 periods for a wide cell and ~2 for two cells. Where either side has too few
+    lines on edges for that, the line goes only when both halves are short.
     """
     if len(lines) < 3:
         return lines
-    x = list(lines)
+    x = [float(v) for v in lines]
+    edge = [float(ev[int(min(max(v, 0), len(ev) - 1))]) for v in x]
     i = 1
     while i < len(x) - 1:
         gl, gr = x[i] - x[i - 1], x[i + 1] - x[i]
-        e = float(ev[int(min(max(x[i], 0), len(ev) - 1))])
-        if e < 0.1 and gl < 0.9 * period and gr < 0.9 * period and gl + gr <= 1.75 * period:
-            del x[i]
-            continue
+        if edge[i] < 0.3 and gl + gr <= 2.0 * period:
+            cells = _cells_across(np.asarray(x), np.asarray(edge) >= 0.3, i, period)
+            if cells == 1 or (cells is None and gl < 0.9 * period and gr < 0.9 * period):
+                del x[i], edge[i]
+                continue
         i += 1
     return np.asarray(x, dtype=np.float64)
+
+
+def _cells_across(x: np.ndarray, on_edge: np.ndarray, i: int, period: float, reach: float = REACH) -> int | None:
+    """1 or 2: the cells between lines ``i - 1`` and ``i + 1``, from the lattices of the lines
+    on edges within ``reach`` periods at each side; None when a side has fewer than 3 such
+    lines or they do not form a lattice (farther lines drift off by whole cells)."""
+    a, b = x[i - 1], x[i + 1]
+    left = [j for j in range(i - 1, -1, -1) if on_edge[j] and a - x[j] <= reach * period][:10]
+    right = [j for j in range(i + 1, len(x)) if on_edge[j] and x[j] - b <= reach * period][:10]
+    if len(left) < 3 or len(right) < 3:
+        return None
+    # indices in cells from each side's end of the gap; within a side the DP's gaps are cells
+    kl = -np.round((a - x[left]) / period)
+    kr = np.round((x[right] - b) / period)
+    xl, xr = x[left], x[right]
+    den = float(((kl - kl.mean()) ** 2).sum() + ((kr - kr.mean()) ** 2).sum())
+    num = float(((kl - kl.mean()) * (xl - xl.mean())).sum() + ((kr - kr.mean()) * (xr - xr.mean())).sum())
+    p = num / den if den > 0 else period
+    if not 0.8 * period < p < 1.2 * period:
+        p = period
+    at_l, at_r = float(np.mean(xl - p * kl)), float(np.mean(xr - p * kr))
+    res = np.concatenate([xl - p * kl - at_l, xr - p * kr - at_r])
+    if float(np.sqrt(np.mean(res ** 2))) > 0.25 * p:
+        return None
+    # wide cells are drawn 1.35-1.5x: the boundary sits between that and two cells
+    return 1 if (at_r - at_l) / p < 1.75 else 2
 
 
 def _local_period(lines: np.ndarray, n: int, period: float) -> np.ndarray:
@@ -950,7 +1021,7 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source) -> Grid:
     nx, ny = _axis_profile(ex, 0, ridges=True), _axis_profile(ey, 1, ridges=True)
     hint = est_x = est_y = None
     if cw is None and ch is None and tw is None and th is None:
-        est_x, est_y = estimate_period(nx), estimate_period(ny)
+        (est_x, nx), (est_y, ny) = _consistent_estimates(nx, ny, sx, sy)
         hint = _square_hint(nx, ny, est_x, est_y)
     ax = _detect_axis(ex, 0, w, cell=cw, count=int(tw) if tw else None, sm=sx, hint=hint, spec=nx, est=est_x)
     ay = _detect_axis(ey, 1, h, cell=ch, count=int(th) if th else None, sm=sy, hint=hint, spec=ny, est=est_y)
