@@ -22,7 +22,8 @@ Pipeline (each axis separately):
    gap prior around the local period (allows jitter, slow drift and the odd wide cell); a
    second pass follows the local period (measured on lines that sit on edges); an edgeless
    line inside a gap of up to two periods stays or goes by whether the lattices on either side
-   meet across the gap after two periods (two cells) or ~1.4 (one wide cell).
+   meet across the gap after two periods (two cells) or ~1.4 (one wide cell); when they do
+   not tell, by whether both halves are short.
 4. Margins: flat background carries no grid, so lines are extrapolated on a lattice fitted
    to the lines that sit on real edges (each margin from the lines nearest to it, as a
    drifting grid's one global lattice is off by pixels at the ends); a border cell counts when more than half of its
@@ -69,6 +70,12 @@ SQUARE_TOLERANCE = 1.10
 #: Lines farther than this many cells from a gap are left out of the lattices that decide
 #: it: a 3 % drift moves them a third of a cell.
 REACH = 12.0
+#: Where the lattices on either side of an edgeless gap meet, in periods: below SPAN_WIDE it
+#: is one wide cell (drawn 1.35-1.5x), from SPAN_TWO on two cells; in between, real grids that
+#: drift (measured 1.57 for two cells) and jittered wide cells overlap, and the gap's halves
+#: decide. Pairs of same-coloured cells are far more common than wide cells.
+SPAN_WIDE = 1.5
+SPAN_TWO = 1.75
 
 
 @dataclass
@@ -785,14 +792,15 @@ def _follow_lines(ev: np.ndarray, lo: int, hi: int, period: float) -> tuple[np.n
 
 
 def _drop_split_lines(lines: np.ndarray, ev: np.ndarray, period: float) -> np.ndarray:
-    """Decide, for each edgeless DP line inside a gap of at most 1.75 periods, whether the
-    gap is one wide cell (drop the line) or two cells (keep it).
+    """Decide, for each edgeless DP line inside a gap of at most 2 periods, whether the gap is
+    one wide cell (drop the line) or two cells (keep it).
 
     Diffusion models draw the odd cell ~1.4x wide, which the gap prior prefers to cut in two;
     but two same-coloured cells of a jittered grid look the same locally. The lattice tells
     them apart: the lines on either side, each read as a local lattice, meet across the gap
     after ~1.4 periods for a wide cell and ~2 for two cells. Where either side has too few
-    lines on edges for that, the line goes only when both halves are short.
+    lines on edges for that, or the lattices do not tell, the line goes only when both halves
+    are short.
     """
     if len(lines) < 3:
         return lines
@@ -801,7 +809,7 @@ def _drop_split_lines(lines: np.ndarray, ev: np.ndarray, period: float) -> np.nd
     i = 1
     while i < len(x) - 1:
         gl, gr = x[i] - x[i - 1], x[i + 1] - x[i]
-        if edge[i] < 0.3 and gl + gr <= 2.0 * period:
+        if edge[i] < 0.1 and gl + gr <= 2.0 * period:
             cells = _cells_across(np.asarray(x), np.asarray(edge) >= 0.3, i, period)
             if cells == 1 or (cells is None and gl < 0.9 * period and gr < 0.9 * period):
                 del x[i], edge[i]
@@ -819,21 +827,27 @@ def _cells_across(x: np.ndarray, on_edge: np.ndarray, i: int, period: float, rea
     right = [j for j in range(i + 1, len(x)) if on_edge[j] and x[j] - b <= reach * period][:10]
     if len(left) < 3 or len(right) < 3:
         return None
-    # indices in cells from each side's end of the gap; within a side the DP's gaps are cells
-    kl = -np.round((a - x[left]) / period)
-    kr = np.round((x[right] - b) / period)
-    xl, xr = x[left], x[right]
-    den = float(((kl - kl.mean()) ** 2).sum() + ((kr - kr.mean()) ** 2).sum())
-    num = float(((kl - kl.mean()) * (xl - xl.mean())).sum() + ((kr - kr.mean()) * (xr - xr.mean())).sum())
-    p = num / den if den > 0 else period
-    if not 0.8 * period < p < 1.2 * period:
-        p = period
-    at_l, at_r = float(np.mean(xl - p * kl)), float(np.mean(xr - p * kr))
-    res = np.concatenate([xl - p * kl - at_l, xr - p * kr - at_r])
-    if float(np.sqrt(np.mean(res ** 2))) > 0.25 * p:
+    # indices in cells from each side's end of the gap; within a side the DP's gaps are cells.
+    # Each side gets its own slope: real grids drift, and one shared slope carried across the
+    # gap shifts both ends.
+    ends, slopes, res = [], [], []
+    for k, xs in ((-np.round((a - x[left]) / period), x[left]), (np.round((x[right] - b) / period), x[right])):
+        kc = k - k.mean()
+        den = float(kc @ kc)
+        p = float(kc @ (xs - xs.mean())) / den if den > 0 else period
+        if not 0.8 * period < p < 1.2 * period:
+            p = period
+        at = float(np.mean(xs - p * k))  # the side's lattice at its end of the gap (k = 0)
+        ends.append(at)
+        slopes.append(p)
+        res.append(xs - (at + p * k))
+    p = 0.5 * (slopes[0] + slopes[1])
+    if float(np.sqrt(np.mean(np.concatenate(res) ** 2))) > 0.25 * p:
         return None
-    # wide cells are drawn 1.35-1.5x: the boundary sits between that and two cells
-    return 1 if (at_r - at_l) / p < 1.75 else 2
+    at_l, at_r = ends
+    # wide cells are drawn 1.35-1.5x; between that and two cells the lattices do not decide
+    span = (at_r - at_l) / p
+    return 1 if span < SPAN_WIDE else 2 if span >= SPAN_TWO else None
 
 
 def _local_period(lines: np.ndarray, n: int, period: float) -> np.ndarray:
