@@ -259,3 +259,46 @@ def test_run_events_of_a_generation_and_of_its_cached_repeat(managed_comfy_serve
 
     # (d) latent previews: the test server runs ComfyUI's default --preview-method none, so the
     # sampler sends no preview frames and there is no `preview` event to check here.
+
+
+def test_cli_deploy_of_a_generated_sprite_records_the_model_hashes(managed_comfy_server, test_models, tmp_path, capsys):
+    """``dgx-pixels run sprite --bevy PROJECT --asset-path ...`` against a server on this
+    machine: the manifest entry of the deployed asset names the checkpoint and LoRA that made
+    it, each with the sha256 of the very file the server loaded."""
+    import hashlib
+
+    from orchestrator.cli import main
+    from orchestrator.workflows import load_registry
+
+    server = managed_comfy_server
+    ckpt, lora = test_models
+    wf = load_registry(REPO / "workflows").get("sprite")
+    # a seed no other test uses: the sampler must really run, not answer from the cache
+    seed = uuid.uuid4().int % 2**40
+    proj = tmp_path / "game"
+    (proj / "assets").mkdir(parents=True)
+    (proj / "Cargo.toml").write_text('[package]\nname = "game"\n\n[dependencies]\nbevy = "0.14"\n')
+    sets = {"checkpoint": ckpt, "lora": lora, "width": 64, "height": 64, "steps": 2, "seed": seed,
+            "grid_mode": "size", "target_width": 16, "target_height": 16,
+            "project": f"prov_{uuid.uuid4().hex[:8]}", "asset_path": "sprites/prov.png"}
+    argv = ["run", "sprite", "--server", server.url, "--json", "--out", str(tmp_path / "out"),
+            "--bevy", str(proj), "--asset-path", "sprites/knight.png"]
+    for key, value in sets.items():
+        argv += ["--set", f"{key}={value}"]
+    rc = main(argv)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["event"] == "result" and [d["asset_path"] for d in result["deployed"]] == ["sprites/knight.png"]
+    assert (proj / "assets" / "sprites" / "knight.png").is_file()
+
+    manifest = json.loads((proj / "assets" / ".dgx-pixels" / "manifest.json").read_text())
+    entry = next(e for e in manifest["assets"] if e["path"] == "sprites/knight.png")
+    prov = entry["provenance"]
+    assert prov["workflow"] == f"sprite@{wf.version}", prov["workflow"]
+    assert prov["seed"] == seed and prov["server"] == server.url
+    models_root = Path(server.base_dir) / "models"
+    expected = [{"name": name, "folder": folder,
+                 "sha256": hashlib.sha256((models_root / folder / name).read_bytes()).hexdigest()}
+                for name, folder in ((ckpt, "checkpoints"), (lora, "loras"))]
+    assert sorted(prov["models"], key=lambda m: m["name"]) == sorted(expected, key=lambda m: m["name"]), prov["models"]
