@@ -83,26 +83,25 @@ def main() -> int:
                 exp.append((t2 - t1) * 1e3)
                 tot.append((t2 - t0) * 1e3)
 
-    def stats(xs):
+    def stats(xs) -> dict:
         xs = sorted(xs)
-        return f"median {statistics.median(xs):7.2f}  p90 {xs[int(0.9 * (len(xs) - 1))]:7.2f}  min {xs[0]:7.2f}"
+        return {"median_ms": statistics.median(xs), "p90_ms": xs[int(0.9 * (len(xs) - 1))], "min_ms": xs[0]}
 
+    figures = {"assemble": stats(asm), "export": stats(exp), "total": stats(tot)}
     kind = "noise" if args.noise else "pixel-art"
     print(f"{args.frames} frames of {args.size}x{args.size} ({kind}) -> sheet {shape[0]}x{shape[1]}, "
           f"Bevy {args.bevy}, {args.runs} runs (ms)")
-    print(f"  assemble        {stats(asm)}")
-    print(f"  export          {stats(exp)}")
-    print(f"  assemble+export {stats(tot)}")
+    for name, label in (("assemble", "assemble       "), ("export", "export         "), ("total", "assemble+export")):
+        f = figures[name]
+        print(f"  {label} median {f['median_ms']:7.2f}  p90 {f['p90_ms']:7.2f}  min {f['min_ms']:7.2f}")
     target = 100.0
-    ok = statistics.median(tot) <= target
+    ok = figures["total"]["median_ms"] <= target
     print(f"  target <= {target:.0f} ms (median): {'OK' if ok else 'MISSED'}")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "frames": args.frames, "size": args.size, "kind": kind, "bevy": args.bevy, "runs": args.runs,
-        "sheet": list(shape), "target_ms": target, "ok": ok,
-        **{name: {"median_ms": statistics.median(xs), "p90_ms": sorted(xs)[int(0.9 * (len(xs) - 1))],
-                  "min_ms": min(xs)} for name, xs in (("assemble", asm), ("export", exp), ("total", tot))},
+        "sheet": list(shape), "target_ms": target, "ok": ok, **figures,
     }, indent=2) + "\n")
     print(f"  saved {out}")
     return 0 if ok else 1

@@ -75,6 +75,8 @@ REACH = 12.0
 #: drift (measured 1.57 for two cells) and jittered wide cells overlap, and the gap's halves
 #: decide. Pairs of same-coloured cells are far more common than wide cells.
 SPAN_WIDE = 1.5
+#: Normalised edge evidence from which a line counts as sitting on a real edge.
+ON_EDGE = 0.3
 SPAN_TWO = 1.75
 
 
@@ -760,7 +762,7 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
     lines = _drop_split_lines(lines, ev, period)
     # only lines that sit on real edges pin the lattice; the DP's lines across flat areas are
     # interpolations and would bias the fitted period
-    support = ev[np.clip(lines.astype(np.intp), 0, len(ev) - 1)] >= 0.3
+    support = _evidence_at(ev, lines) >= ON_EDGE
     if support.sum() >= 3 and len(lines) >= 6:
         full, period = _complete_from_dp(lines, support, length, period, spectral_p)
     else:
@@ -782,7 +784,7 @@ def _follow_lines(ev: np.ndarray, lo: int, hi: int, period: float) -> tuple[np.n
         med = float(_median(gaps))
         # only lines on real edges measure the period: the DP's lines across flat stretches
         # merely repeat the start period, or lose a cell there and drag the fit with them
-        on_edge = ev[np.clip(lines.astype(np.intp), 0, len(ev) - 1)] >= 0.3
+        on_edge = _evidence_at(ev, lines) >= ON_EDGE
         fit_on = lines[on_edge] if on_edge.sum() >= 6 else lines
         p_fit, _, _, _ = _fit_lattice(fit_on, med)
         period = p_fit if abs(p_fit - period) / period < 0.15 else med
@@ -805,12 +807,14 @@ def _drop_split_lines(lines: np.ndarray, ev: np.ndarray, period: float) -> np.nd
     if len(lines) < 3:
         return lines
     x = [float(v) for v in lines]
-    edge = [float(ev[int(min(max(v, 0), len(ev) - 1))]) for v in x]
+    edge = _evidence_at(ev, lines).tolist()
+    # lines on edges are never dropped, so the lattices that decide every gap come from them
+    pinned = np.asarray([v for v, e in zip(x, edge) if e >= ON_EDGE])
     i = 1
     while i < len(x) - 1:
         gl, gr = x[i] - x[i - 1], x[i + 1] - x[i]
         if edge[i] < 0.1 and gl + gr <= 2.0 * period:
-            cells = _cells_across(np.asarray(x), np.asarray(edge) >= 0.3, i, period)
+            cells = _cells_across(pinned, x[i - 1], x[i + 1], period)
             if cells == 1 or (cells is None and gl < 0.9 * period and gr < 0.9 * period):
                 del x[i], edge[i]
                 continue
@@ -818,20 +822,20 @@ def _drop_split_lines(lines: np.ndarray, ev: np.ndarray, period: float) -> np.nd
     return np.asarray(x, dtype=np.float64)
 
 
-def _cells_across(x: np.ndarray, on_edge: np.ndarray, i: int, period: float, reach: float = REACH) -> int | None:
-    """1 or 2: the cells between lines ``i - 1`` and ``i + 1``, from the lattices of the lines
-    on edges within ``reach`` periods at each side; None when a side has fewer than 3 such
-    lines or they do not form a lattice (farther lines drift off by whole cells)."""
-    a, b = x[i - 1], x[i + 1]
-    left = [j for j in range(i - 1, -1, -1) if on_edge[j] and a - x[j] <= reach * period][:10]
-    right = [j for j in range(i + 1, len(x)) if on_edge[j] and x[j] - b <= reach * period][:10]
+def _cells_across(pinned: np.ndarray, a: float, b: float, period: float, reach: float = REACH) -> int | None:
+    """1 or 2: the cells between lines ``a`` and ``b``, from the lattices of the lines on edges
+    (``pinned``, increasing) within ``reach`` periods at each side, up to 10 a side; None when a
+    side has fewer than 3 such lines or they do not form a lattice."""
+    lo, hi = np.searchsorted(pinned, [a - reach * period, b], side="left")
+    left = pinned[lo : np.searchsorted(pinned, a, side="right")][::-1][:10]
+    right = pinned[hi : np.searchsorted(pinned, b + reach * period, side="right")][:10]
     if len(left) < 3 or len(right) < 3:
         return None
     # indices in cells from each side's end of the gap; within a side the DP's gaps are cells.
     # Each side gets its own slope: real grids drift, and one shared slope carried across the
     # gap shifts both ends.
     ends, slopes, res = [], [], []
-    for k, xs in ((-np.round((a - x[left]) / period), x[left]), (np.round((x[right] - b) / period), x[right])):
+    for k, xs in ((-np.round((a - left) / period), left), (np.round((right - b) / period), right)):
         kc = k - k.mean()
         den = float(kc @ kc)
         p = float(kc @ (xs - xs.mean())) / den if den > 0 else period
@@ -848,6 +852,11 @@ def _cells_across(x: np.ndarray, on_edge: np.ndarray, i: int, period: float, rea
     # wide cells are drawn 1.35-1.5x; between that and two cells the lattices do not decide
     span = (at_r - at_l) / p
     return 1 if span < SPAN_WIDE else 2 if span >= SPAN_TWO else None
+
+
+def _evidence_at(ev: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """The normalised edge evidence at each line position (clipped to the profile)."""
+    return ev[np.clip(np.asarray(lines).astype(np.intp), 0, len(ev) - 1)]
 
 
 def _local_period(lines: np.ndarray, n: int, period: float) -> np.ndarray:
