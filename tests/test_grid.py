@@ -280,3 +280,53 @@ def test_edgeless_line_kept_between_two_cells_and_dropped_inside_a_wide_cell():
     dropped = G._drop_split_lines(x, ev, 10.0)
     assert 197 not in dropped and len(dropped) == len(x) - 1
 
+
+
+def test_capped_edge_plateau_peaks_at_its_crest():
+    """A strong blurred edge saturates the capped evidence over several positions; over the
+    whole edge the evidence then peaks where the uncapped profile does and fades away from
+    it, while weak edges are left alone."""
+    raw = np.zeros(40)
+    raw[17:26] = [1.8, 3.7, 4.8, 5.0, 5.1, 4.8, 3.7, 1.8, 0.5]  # one edge, crest at 21
+    raw[5:8] = [0.4, 0.9, 0.5]  # a weak edge, never capped
+    ev = np.minimum(raw, G.EVIDENCE_CAP)
+    out = G._on_crests(ev, raw)
+    assert int(np.argmax(out)) == 21 and out[21] == pytest.approx(G.EVIDENCE_CAP)
+    assert out[20] == out[22] and out[19] < 0.7 * G.EVIDENCE_CAP
+    assert max(out[17], out[25]) < 0.1 * G.EVIDENCE_CAP  # the plateau's ends and the flank
+    assert np.array_equal(out[:16], ev[:16]) and np.all(out <= ev)
+
+
+def test_sprite_silhouette_edge_holds_one_line():
+    """A dark sprite on a light, flat background: its strong blurred outline is one grid line,
+    not two a cell apart (which adds a spurious cell on each side of the sprite)."""
+    canvas = np.zeros((20, 40, 4), np.uint8)
+    canvas[..., :3] = (235, 225, 245)
+    canvas[..., 3] = 255
+    canvas[6:14, 4:36] = make_sprite(32, 8, 21)
+    canvas[6:14, 4:36, :3] //= 4  # dark sprite: every outline edge is far above the cap
+    img, gx, gy = render(canvas, 7.1, 7.2, jitter=1, blur=1.3, noise=3.0, seed=5)
+    res = G.snap(img)
+    for found, truth in ((res.grid.x_lines, gx[[4, 36]]), (res.grid.y_lines, gy[[6, 14]])):
+        for t in truth:
+            near = np.abs(found - t) <= 4
+            assert near.sum() == 1, (t, found[np.abs(found - t) <= 8])
+    assert (res.width, res.height) == (40, 20)
+
+
+def test_consolidate_colours_removes_a_smooth_cast():
+    """Cells that share a true colour under a slow colour cast (and noise) get one colour again,
+    close to the true one; the cast spans more than the clustering radius, so clustering
+    alone would split the colours."""
+    rng = np.random.default_rng(4)
+    truth = make_sprite(32, 32, 8)[..., :3].astype(np.float64)
+    yy, xx = np.mgrid[0:32, 0:32] / 31.0
+    cast = np.stack([36 * xx - 18, 30 * yy - 15, -30 * xx + 15], axis=-1)
+    noisy = np.clip(truth + cast + rng.normal(0, 1.5, truth.shape), 0, 255)
+    mask = np.ones((32, 32), bool)
+    out = G.consolidate_colours(noisy, mask)
+    n_true = len(np.unique(truth.reshape(-1, 3), axis=0))
+    n_noisy = len(np.unique(np.round(noisy).reshape(-1, 3), axis=0))
+    n_out = len(np.unique(np.round(out).reshape(-1, 3), axis=0))
+    assert n_noisy > 500 and n_out == n_true
+    assert np.abs(out - truth).max() < 12 and np.abs(out - truth).mean() < 4

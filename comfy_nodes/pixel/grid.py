@@ -10,7 +10,8 @@ Pipeline (each axis separately):
 1. Edge profile: per-pixel span-3 colour differences (robust to blur that spreads an edge
    over 2-4 px), minus a noise floor, capped so a few strong outlines cannot drown the weak
    edges, summed over the other axis; JPEG's fixed 8 px block edges and the flat noise
-   baseline are removed.
+   baseline are removed. A strong edge whose evidence hits the cap keeps the peak of its
+   uncapped profile, so a sprite's blurred silhouette holds one line, not two.
 2. Period: the strongest peak of the spectrum of the edges' ridges (each blurred edge
    reduced to its crest, so 6-7 px cells with jitter stay a lattice; a jittered lattice puts most of
    its energy in the fundamental; sub-harmonics of a lattice are empty), refined by a fine
@@ -64,6 +65,10 @@ SIZE_PRIOR_MULTIPLE = 8
 SIZE_PRIOR_DOUBT = 0.2
 #: Colour consolidation compares colour bins pairwise; this bounds its memory and time.
 MAX_COLOUR_BINS = 1024
+#: Colour consolidation alternates clustering and cast estimation at most this many rounds,
+#: stopping early once no cell's cast moves by DRIFT_TOL (OKLab units) or more.
+DRIFT_ROUNDS = 6
+DRIFT_TOL = 0.002
 #: Largest ratio of the two axes' cell sizes taken as "the same square-ish pseudo pixel"
 #: (diffusion output draws cells within a few percent of square).
 SQUARE_TOLERANCE = 1.10
@@ -78,6 +83,10 @@ SPAN_WIDE = 1.5
 #: Normalised edge evidence from which a line counts as sitting on a real edge.
 ON_EDGE = 0.3
 SPAN_TWO = 1.75
+#: Normalised edge evidence is capped here (1 = a typical strong edge of the image).
+EVIDENCE_CAP = 1.5
+#: How far (source px, Gaussian width) edge evidence reaches from the crest of its edge.
+CREST_WIDTH = 1.5
 
 
 @dataclass
@@ -642,7 +651,38 @@ def _normalise_evidence(p: np.ndarray) -> np.ndarray:
     ref = float(_quantile(pos, 90))
     if ref <= 0:
         ref = float(pos.max())
-    return np.minimum(p / ref, 1.5)
+    return np.minimum(p / ref, EVIDENCE_CAP)
+
+
+def _on_crests(ev: np.ndarray, raw: np.ndarray, width: float = CREST_WIDTH) -> np.ndarray:
+    """Evidence ``ev`` (capped at ``EVIDENCE_CAP``) with each capped edge peaked at its crest.
+
+    The cap keeps a few strong outlines from drowning the weak edges, but a strong blurred
+    edge (a sprite against its background) then reads as a plateau 6-7 px wide on which the
+    line DP places two lines a cell apart: a spurious cell on the silhouette. The uncapped
+    profile ``raw`` still peaks at the edge's centre; over the whole edge (the capped run and
+    its flanks down to where ``raw`` stops falling) the evidence is held under a Gaussian of
+    ``width`` source px around that crest, so one edge holds one line.
+    """
+    capped = ev >= EVIDENCE_CAP
+    if not capped.any():
+        return ev
+    out = ev.copy()
+    n = len(ev)
+    edges = np.diff(np.concatenate([[0], capped.view(np.int8), [0]]))
+    for s0, s1 in zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]):
+        run = raw[s0:s1]
+        # the centre of the run's maxima: a clean edge the span-3 difference saturates is flat
+        top = np.nonzero(run >= run.max())[0]
+        c = s0 + 0.5 * (top[0] + top[-1])
+        lo, hi = s0, s1
+        while lo > 0 and 0 < raw[lo - 1] < raw[lo]:
+            lo -= 1
+        while hi < n and 0 < raw[hi] < raw[hi - 1]:
+            hi += 1
+        d = np.arange(lo, hi) - c
+        out[lo:hi] = np.minimum(out[lo:hi], EVIDENCE_CAP * np.exp(-0.5 * (d / width) ** 2))
+    return out
 
 
 def _axis_profile(e: np.ndarray, axis: int, *, ridges: bool = False) -> np.ndarray:
@@ -748,7 +788,7 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
         # stronger of the two readings
         strength = max(strength, estimate_period(sm)[1])
     spectral_p = period if (count is None and cell is None) else None
-    ev = _normalise_evidence(sm)
+    ev = _on_crests(_normalise_evidence(sm), sm)
     if period < 3.0:
         # tiny cells: a regular lattice from the spectrum phase, no DP
         return _lattice_from_phase(sm, length, period, strength, count)
@@ -1206,7 +1246,8 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
     Diffusion output shades flat areas with a slowly varying colour cast. Cells are
     clustered in OKLab (radius ``tau``); the residual of each cell from its cluster mean,
     smoothed over neighbouring cells (Gaussian, ``sigma`` cells), estimates the cast, which is
-    removed before clustering again; each cell then takes its cluster's mean colour.
+    removed before clustering again, until the cast settles (``DRIFT_ROUNDS``, ``DRIFT_TOL``);
+    each cell then takes its cluster's mean colour.
     ``rgb`` (rows, cols, 3) float 0..255, ``mask`` the cells to use; returns float 0..255.
     """
     from .color import oklab_to_srgb, srgb_to_oklab
@@ -1218,18 +1259,23 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
     lab_all = srgb_to_oklab(np.clip(rgb, 0, 255) / 255.0)
     lab = lab_all[mask]
     cur = lab.copy()
-    for _ in range(2):
+    norm = np.maximum(_blur2(mask.astype(np.float64)[..., None], sigma), 1e-6)
+    prev = None
+    # the cast and the clusters depend on each other: alternate until the cast settles (a wrong
+    # early clustering on a texture of near colours biases the first casts)
+    for _ in range(DRIFT_ROUNDS):
         lbl = _leader_clusters(cur, tau)
         k = lbl.max() + 1
         cen = np.zeros((k, 3))
         np.add.at(cen, lbl, cur)
-        cnt = np.bincount(lbl, minlength=k)[:, None]
-        cen /= cnt
+        cen /= np.bincount(lbl, minlength=k)[:, None]
         res = np.zeros((rows, cols, 3))
         res[mask] = lab - cen[lbl]
-        w = mask.astype(np.float64)
-        drift = _blur2(res, sigma) / np.maximum(_blur2(w[..., None], sigma), 1e-6)
-        cur = lab - drift[mask]
+        drift = (_blur2(res, sigma) / norm)[mask]
+        cur = lab - drift
+        if prev is not None and float(np.abs(drift - prev).max()) < DRIFT_TOL:
+            break
+        prev = drift
     lbl = _leader_clusters(cur, tau)
     k = lbl.max() + 1
     cen = np.zeros((k, 3))
