@@ -156,10 +156,10 @@ class Degraded:
     y_lines: np.ndarray  # len h+1
 
 
-def _lines(n: int, cell: float, start: float, rng: np.random.Generator) -> np.ndarray:
+def _lines(n: int, cell: float, start: float, rng: np.random.Generator, jitter: float = 0.9) -> np.ndarray:
     # Uneven cells: each boundary jitters by up to about 1 px, as diffusion output does.
     lines = start + cell * np.arange(n + 1)
-    lines[1:-1] += rng.uniform(-0.9, 0.9, n - 1)
+    lines[1:-1] += rng.uniform(-jitter, jitter, n - 1)
     return np.round(lines).astype(int)
 
 
@@ -167,6 +167,8 @@ def degrade(
     sprite: np.ndarray,
     *,
     cell: float = 11.3,
+    cell_h: float | None = None,
+    jitter: float = 0.9,
     seed: int = 0,
     background: tuple[int, int, int] = (214, 208, 196),
     blur: float = 0.9,
@@ -176,15 +178,17 @@ def degrade(
 ) -> Degraded:
     """Render a true sprite as diffusion-style pseudo pixel art.
 
-    cell: fake-pixel size in output px (non-integer allowed); blur: Gaussian radius in px;
+    cell: fake-pixel size in output px (non-integer allowed), ``cell_h`` its height when the
+    fake pixels are not square (default ``cell``); jitter: how far (px) each inner cell boundary
+    may stray from the lattice; blur: Gaussian radius in px;
     noise: std-dev of per-pixel noise in 8-bit levels; pad: background px around the grid
     (kept well under half a cell, as in real output: more would make the margin's cell count ambiguous).
     Transparent sprite pixels are drawn on ``background``.
     """
     rng = np.random.default_rng(seed)
     h, w = sprite.shape[:2]
-    xl = _lines(w, cell, pad + rng.uniform(0, 1), rng)
-    yl = _lines(h, cell, pad + rng.uniform(0, 1), rng)
+    xl = _lines(w, cell, pad + rng.uniform(0, 1), rng, jitter)
+    yl = _lines(h, cell if cell_h is None else cell_h, pad + rng.uniform(0, 1), rng, jitter)
     W, H = int(xl[-1] + pad), int(yl[-1] + pad)
     col = np.where(sprite[..., 3:4] > 0, sprite[..., :3], np.array(background, np.uint8)).astype(np.float64)
     col += rng.normal(0, 2.5, col.shape)  # per-cell colour drift

@@ -330,3 +330,20 @@ def test_consolidate_colours_removes_a_smooth_cast():
     n_out = len(np.unique(np.round(out).reshape(-1, 3), axis=0))
     assert n_noisy > 500 and n_out == n_true
     assert np.abs(out - truth).max() < 12 and np.abs(out - truth).mean() < 4
+
+
+def test_non_square_generated_sprite_snaps_back():
+    """``samples.degrade`` draws non-square fake pixels when given ``cell_h``; the grid is
+    found per axis and the sprite comes back exactly."""
+    from orchestrator import samples
+
+    coin = samples.sprites()["coin"]
+    d = samples.degrade(coin, cell=12.0, cell_h=13.2, jitter=0.0, seed=1, pad=0)
+    h, w = coin.shape[:2]
+    assert np.array_equal(np.diff(d.x_lines), np.full(w, 12)) and abs(d.image.shape[0] - 13.2 * h) <= 2
+    res = G.snap(d.image)
+    assert (res.width, res.height) == (w, h)
+    assert res.grid.cell_h / res.grid.cell_w == pytest.approx(1.1, abs=0.02)
+    opaque = coin[..., 3] > 0
+    diff = np.abs(res.image[..., :3].astype(int) - coin[..., :3].astype(int)).max(-1)
+    assert (diff[opaque] <= 24).mean() >= 0.98
