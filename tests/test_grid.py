@@ -347,3 +347,23 @@ def test_non_square_generated_sprite_snaps_back():
     opaque = coin[..., 3] > 0
     diff = np.abs(res.image[..., :3].astype(int) - coin[..., :3].astype(int)).max(-1)
     assert (diff[opaque] <= 24).mean() >= 0.98
+
+
+def test_small_sprite_in_wide_margins_finds_its_grid():
+    """The rotated coin with flat margins on every side: few edges along x, all in one bump,
+    whose envelope makes the spectrum rise towards the longest period searched. The period is
+    the strongest peak inside the band (the grid's), not the band's edge bin, which is no peak
+    and read as "no pixel grid found"."""
+    from orchestrator import samples
+
+    coin = np.rot90(samples.sprites()["coin"], 1)
+    h, w = coin.shape[:2]
+    canvas = np.zeros((h + 11, w + 6, 4), np.uint8)
+    canvas[6:6 + h, 1:1 + w] = coin
+    d = samples.degrade(canvas, cell=9.523, cell_h=9.162, jitter=1.5, seed=135, background=(45, 174, 48),
+                        blur=0.64, noise=2.7, jpeg_quality=77, pad=0)
+    res = G.snap(d.image)
+    assert (res.width, res.height) == (w + 6, h + 11)
+    opaque = canvas[..., 3] > 0
+    diff = np.abs(res.image[..., :3].astype(int) - canvas[..., :3].astype(int)).max(-1)
+    assert (diff[opaque] <= 24).mean() >= 0.95

@@ -321,7 +321,14 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
     if hi <= lo + 2:
         return 0.0, 0.0
     band = spec[lo : hi + 1]
-    k = int(np.argmax(band)) + lo
+    # the strongest *peak* of the band: on a small sprite in a wide flat image the envelope of
+    # the edges (one broad bump) rises towards the band's long-period end, whose edge bin is the
+    # band's maximum without being a peak of the spectrum
+    padded = np.concatenate([[np.inf], spec, [np.inf]])  # a bin at the spectrum's end is no peak
+    is_peak = (band >= padded[lo : hi + 1]) & (band >= padded[lo + 2 : hi + 3])
+    if not is_peak.any():
+        return 0.0, 0.0
+    k = int(np.argmax(np.where(is_peak, band, -1.0))) + lo
     peak = spec[k]
     # spectral "noise": median over the band
     noise = float(_median(band)) + 1e-9
