@@ -13,7 +13,10 @@ same server in the same run:
    state change, least-loaded pick, 4 in flight). Target: >= 90 % of the bare throughput.
 3. watch: images dropped into a folder (written, then renamed into place) until the
    ``deployed`` event (PNG + .meta + manifest in the Bevy project). Target: p95 <= 300 ms.
-4. memory: RSS after 100 and after 1,000 jobs through one client. Target: flat.
+4. memory: RSS after 100 and after 1,000 jobs through one client. Target: flat (within
+   ``MEMORY_FLAT_MB``) and no subscription left open.
+
+It exits 1, naming each, when a measured section misses its target.
 
 The job is a tiny image workflow (LoadImage 16x16 -> ImageInvert -> SaveImage); each run gets a
 new ``filename_prefix`` so ComfyUI really runs SaveImage and writes a file (no cache answer).
@@ -223,6 +226,10 @@ def bench_memory(url: str, ref: str, jobs: int, work: Path) -> dict:
     return {"jobs": jobs, "rss_mb": marks, "growth_mb_after_100": round(last - first, 1), "open_subscriptions": subs}
 
 
+#: RSS growth (MB) between job 100 and the last job still taken as flat: allocator noise.
+MEMORY_FLAT_MB = 5.0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=150)
@@ -278,9 +285,31 @@ def main() -> int:
         if handle is not None:
             handle.stop()
     results["machine"] = {"cpus": os.cpu_count(), "load_avg": os.getloadavg()}
+    results["missed"] = missed = missed_targets(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
-    return 0
+    for line in missed:
+        print(f"MISSED {line}")
+    return 1 if missed else 0
+
+
+def missed_targets(results: dict) -> list[str]:
+    """The targets (module docstring) the measured sections miss, one line each."""
+    out = []
+    r = results.get("round_trip")
+    if r and r["ratio"] > 2.0:
+        out.append(f"round trip: ours is {r['ratio']}x the bare client (target <= 2)")
+    r = results.get("batch")
+    if r and r["ratio"] < 0.9:
+        out.append(f"batch: ours runs at {r['ratio']} of the bare loop's throughput (target >= 0.9)")
+    r = results.get("watch")
+    if r and r["p95_ms"] > 300:
+        out.append(f"watch: p95 {r['p95_ms']} ms (target <= 300)")
+    r = results.get("memory")
+    if r and (r["growth_mb_after_100"] > MEMORY_FLAT_MB or r["open_subscriptions"]):
+        out.append(f"memory: RSS grew {r['growth_mb_after_100']} MB after job 100 (flat = within "
+                   f"{MEMORY_FLAT_MB} MB), {r['open_subscriptions']} subscriptions left open")
+    return out
 
 
 if __name__ == "__main__":
