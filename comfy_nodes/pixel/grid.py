@@ -417,7 +417,7 @@ def _dp_lines(e: np.ndarray, lo: int, hi: int, period: float, *, wide: float = 1
         i = np.arange(s, min(n, s + gmin))
         j = i[:, None] - gaps[None, :]
         valid = j >= 0
-        cand = np.where(valid, score[np.clip(j, 0, None)], neg) - pen[i]
+        cand = np.where(valid, score[np.maximum(j, 0)], neg) - pen[i]
         arg = np.argmax(cand, axis=1)
         best = cand[np.arange(len(i)), arg]
         start = i <= start_win
