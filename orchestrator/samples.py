@@ -157,7 +157,8 @@ class Degraded:
 
 
 def _lines(n: int, cell: float, start: float, rng: np.random.Generator, jitter: float = 0.9) -> np.ndarray:
-    # Uneven cells: each boundary jitters by up to about 1 px, as diffusion output does.
+    # Uneven cells: each inner boundary strays by up to ``jitter`` px (about 1 by default), as
+    # diffusion output does.
     lines = start + cell * np.arange(n + 1)
     lines[1:-1] += rng.uniform(-jitter, jitter, n - 1)
     return np.round(lines).astype(int)

@@ -80,9 +80,9 @@ REACH = 12.0
 #: drift (measured 1.57 for two cells) and jittered wide cells overlap, and the gap's halves
 #: decide. Pairs of same-coloured cells are far more common than wide cells.
 SPAN_WIDE = 1.5
+SPAN_TWO = 1.75
 #: Normalised edge evidence from which a line counts as sitting on a real edge.
 ON_EDGE = 0.3
-SPAN_TWO = 1.75
 #: Normalised edge evidence is capped here (1 = a typical strong edge of the image).
 EVIDENCE_CAP = 1.5
 #: How far (source px, Gaussian width) edge evidence reaches from the crest of its edge.
@@ -1271,26 +1271,27 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
     # the cast and the clusters depend on each other: alternate until the cast settles (a wrong
     # early clustering on a texture of near colours biases the first casts)
     for _ in range(DRIFT_ROUNDS):
-        lbl = _leader_clusters(cur, tau)
-        k = lbl.max() + 1
-        cen = np.zeros((k, 3))
-        np.add.at(cen, lbl, cur)
-        cen /= np.bincount(lbl, minlength=k)[:, None]
+        means = _cluster_means(cur, tau)
         res = np.zeros((rows, cols, 3))
-        res[mask] = lab - cen[lbl]
+        res[mask] = lab - means
         drift = (_blur2(res, sigma) / norm)[mask]
         cur = lab - drift
         if prev is not None and float(np.abs(drift - prev).max()) < DRIFT_TOL:
             break
         prev = drift
-    lbl = _leader_clusters(cur, tau)
+    out = rgb.copy()
+    out[mask] = oklab_to_srgb(_cluster_means(cur, tau)) * 255.0
+    return out
+
+
+def _cluster_means(lab: np.ndarray, tau: float) -> np.ndarray:
+    """Each colour of ``lab`` (n, 3) replaced by the mean of its cluster (radius ``tau``)."""
+    lbl = _leader_clusters(lab, tau)
     k = lbl.max() + 1
     cen = np.zeros((k, 3))
-    np.add.at(cen, lbl, cur)
+    np.add.at(cen, lbl, lab)
     cen /= np.bincount(lbl, minlength=k)[:, None]
-    out = rgb.copy()
-    out[mask] = oklab_to_srgb(cen[lbl]) * 255.0
-    return out
+    return cen[lbl]
 
 
 def _blur2(a: np.ndarray, sigma: float) -> np.ndarray:
