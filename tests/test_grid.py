@@ -332,6 +332,27 @@ def test_consolidate_colours_removes_a_smooth_cast():
     assert np.abs(out - truth).max() < 12 and np.abs(out - truth).mean() < 4
 
 
+def test_consolidate_colours_keeps_a_rare_colour_near_a_common_one():
+    """A few grey cells on a grey-green backdrop, under noise and a cast: the clustering
+    radius reaches from the backdrop's leader to some of them, yet they lie outside the
+    backdrop's cluster, so they keep a grey of their own; the backdrop stays one colour."""
+    grey, back = np.array([163.0, 163.0, 163.0]), np.array([166.0, 169.0, 140.0])
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        truth = np.tile(back, (24, 24, 1))
+        truth[8:10, 8:12] = grey
+        truth[16:18, 4:8] = (120, 60, 60)
+        yy, xx = np.mgrid[0:24, 0:24] / 23.0
+        cast = np.stack([20 * xx - 10, 20 * yy - 10, -20 * xx + 10], axis=-1)
+        noisy = np.clip(truth + cast + rng.normal(0, 1.5, truth.shape), 0, 255)
+        out = G.consolidate_colours(noisy, np.ones((24, 24), bool))
+        assert np.abs(out[8:10, 8:12] - grey).max() < 6, (seed, out[8:10, 8:12].round())
+        rest = np.ones((24, 24), bool)
+        rest[8:10, 8:12] = rest[16:18, 4:8] = False
+        assert len(np.unique(out[rest].round(), axis=0)) == 1
+        assert np.abs(out[rest] - back).max() < 4
+
+
 def test_non_square_generated_sprite_snaps_back():
     """``samples.degrade`` draws non-square fake pixels when given ``cell_h``; the grid is
     found per axis and the sprite comes back exactly."""

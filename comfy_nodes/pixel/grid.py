@@ -69,6 +69,8 @@ MAX_COLOUR_BINS = 1024
 #: stopping early once no cell's cast moves by DRIFT_TOL (OKLab units) or more.
 DRIFT_ROUNDS = 6
 DRIFT_TOL = 0.002
+# a cell farther than tau and this many median distances from its cluster mean is an outlier
+OUTLIER_NOISE = 6.0
 #: Largest ratio of the two axes' cell sizes taken as "the same square-ish pseudo pixel"
 #: (diffusion output draws cells within a few percent of square).
 SQUARE_TOLERANCE = 1.10
@@ -1225,15 +1227,14 @@ def _leader_clusters(lab: np.ndarray, tau: float) -> np.ndarray:
         return np.arange(len(lab))
     inv = inv.reshape(-1)
     m = len(cnt)
-    cen = np.zeros((m, 3))
-    np.add.at(cen, inv, lab)
-    cen /= cnt[:, None]
+    cen = _sums_by_label(lab, inv, m) / cnt[:, None]
     # squared distances via the dot-product identity: one (m, m) float32 matrix, no (m, m, 3)
     c32 = cen.astype(np.float32)
     sq = (c32 * c32).sum(1)
     d2 = sq[:, None] + sq[None, :] - 2.0 * (c32 @ c32.T)
     near = d2 < np.float32(tau * tau)
-    dens = (near * cnt[None, :]).sum(1)
+    # float32 sums of cell counts are exact (fewer than 2**24 cells)
+    dens = near.astype(np.float32) @ cnt.astype(np.float32)
     order = np.argsort(-dens, kind="stable")
     label = np.full(m, -1)
     nxt = 0
@@ -1279,8 +1280,28 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
         if prev is not None and float(np.abs(drift - prev).max()) < DRIFT_TOL:
             break
         prev = drift
+    means = _cluster_means(cur, tau)
+    # a rare colour a little under tau from a common one (a grey on a grey-green backdrop)
+    # joins the common cluster through the leader's radius, yet lies outside the cluster
+    # itself: such outliers are clustered again among themselves. A lone outlier is more
+    # often a blurred edge cell than a colour of its own, so it stays where it was.
+    dist = np.sqrt(((cur - means) ** 2).sum(1))
+    far = np.flatnonzero(dist > max(tau, OUTLIER_NOISE * float(_median(dist))))
+    if len(far) >= 2:
+        lbl = _leader_clusters(cur[far], tau)
+        own = far[np.bincount(lbl)[lbl] >= 2]
+        if len(own):
+            cen = np.unique(_cluster_means(cur[own], tau), axis=0)
+            d_new = np.sqrt(((cur[:, None, :] - cen[None]) ** 2).sum(2))
+            near = d_new.argmin(1)
+            move = d_new[np.arange(len(cur)), near] < dist
+            move[own] = True
+            for j in range(len(cen)):
+                m = move & (near == j)
+                if m.any():
+                    means[m] = cur[m].mean(0)
     out = rgb.copy()
-    out[mask] = oklab_to_srgb(_cluster_means(cur, tau)) * 255.0
+    out[mask] = oklab_to_srgb(means) * 255.0
     return out
 
 
@@ -1288,10 +1309,12 @@ def _cluster_means(lab: np.ndarray, tau: float) -> np.ndarray:
     """Each colour of ``lab`` (n, 3) replaced by the mean of its cluster (radius ``tau``)."""
     lbl = _leader_clusters(lab, tau)
     k = lbl.max() + 1
-    cen = np.zeros((k, 3))
-    np.add.at(cen, lbl, lab)
-    cen /= np.bincount(lbl, minlength=k)[:, None]
-    return cen[lbl]
+    return (_sums_by_label(lab, lbl, k) / np.bincount(lbl, minlength=k)[:, None])[lbl]
+
+
+def _sums_by_label(v: np.ndarray, lbl: np.ndarray, k: int) -> np.ndarray:
+    """(k, c) sums of the rows of ``v`` (n, c) per label (bincount is far faster than np.add.at)."""
+    return np.stack([np.bincount(lbl, weights=v[:, c], minlength=k) for c in range(v.shape[1])], axis=1)
 
 
 def _blur2(a: np.ndarray, sigma: float) -> np.ndarray:
