@@ -1255,7 +1255,8 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
     clustered in OKLab (radius ``tau``); the residual of each cell from its cluster mean,
     smoothed over neighbouring cells (Gaussian, ``sigma`` cells), estimates the cast, which is
     removed before clustering again, until the cast settles (``DRIFT_ROUNDS``, ``DRIFT_TOL``);
-    each cell then takes its cluster's mean colour.
+    cells left outside their cluster (``OUTLIER_NOISE``) are clustered again among themselves,
+    and each cell then takes its cluster's mean colour.
     ``rgb`` (rows, cols, 3) float 0..255, ``mask`` the cells to use; returns float 0..255.
     """
     from .color import oklab_to_srgb, srgb_to_oklab
@@ -1283,8 +1284,9 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
     means = _cluster_means(cur, tau)
     # a rare colour a little under tau from a common one (a grey on a grey-green backdrop)
     # joins the common cluster through the leader's radius, yet lies outside the cluster
-    # itself: such outliers are clustered again among themselves. A lone outlier is more
-    # often a blurred edge cell than a colour of its own, so it stays where it was.
+    # itself: such outliers are clustered again among themselves, and a cell nearer to one of
+    # these new clusters than to its own cluster's mean joins it. A lone outlier is more often
+    # a blurred edge cell than a colour of its own, so it stays where it was.
     dist = np.sqrt(((cur - means) ** 2).sum(1))
     far = np.flatnonzero(dist > max(tau, OUTLIER_NOISE * float(_median(dist))))
     if len(far) >= 2:
@@ -1292,9 +1294,15 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
         own = far[np.bincount(lbl)[lbl] >= 2]
         if len(own):
             cen = np.unique(_cluster_means(cur[own], tau), axis=0)
-            d_new = np.sqrt(((cur[:, None, :] - cen[None]) ** 2).sum(2))
-            near = d_new.argmin(1)
-            move = d_new[np.arange(len(cur)), near] < dist
+            # one centre at a time: an (n, centres) matrix could be large on a noisy image
+            best = np.full(len(cur), np.inf)
+            near = np.zeros(len(cur), np.intp)
+            for j, c in enumerate(cen):
+                d = np.sqrt(((cur - c) ** 2).sum(1))
+                closer = d < best
+                best[closer] = d[closer]
+                near[closer] = j
+            move = best < dist
             move[own] = True
             for j in range(len(cen)):
                 m = move & (near == j)
