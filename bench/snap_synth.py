@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Grid snap on generated cases that are not the shared benchmark's: a generalisation check.
 
-    python bench/snap_synth.py [--cases 200] [--seed 0] [--json OUT]
+    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips] [--json OUT]
 
 Each case places one of the project's hand-drawn sample sprites (``orchestrator.samples``) on a
 transparent canvas with random margins (0-12 cells a side, so canvas sizes are mostly *not*
 multiples of 8), and renders it with ``samples.degrade``: cells 6-16 px, non-square by up to
 +-6 %, boundary jitter up to 2 px, blur, noise and JPEG. The generator, the sprites and the
 canvas sizes all differ from snap-dev's, so a method fitted to snap-dev shows it here.
+
+``--family strips`` draws a band of art 8-20 cells tall (random colours in runs, as a texture or
+a sky is) across the whole width, over or under 16-40 flat rows: one axis then has a long sure
+lattice and the other a short band whose flat rest only the measured cell size can count.
 
 Every case is snapped twice, with the multiple-of-8 border tie-break on (the default) and off,
 and scored on size (exact, within 1) and colour (share of the canvas' opaque pixels within 24
@@ -55,6 +59,32 @@ def make_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarr
     return d.image, truth, params
 
 
+def make_strip_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One generated strip case: a band of art across the width over or under flat rows."""
+    band, flat, w = int(rng.integers(8, 21)), int(rng.integers(16, 41)), int(rng.integers(48, 129))
+    colours = rng.integers(0, 256, (12, 3))
+    idx = rng.integers(0, len(colours), (band, w))
+    runs = rng.random((band, w)) < 0.4  # some cells repeat their left neighbour: flat runs
+    for x in range(1, w):
+        idx[runs[:, x], x] = idx[runs[:, x], x - 1]
+    bg = tuple(int(v) for v in rng.integers(40, 230, 3))
+    canvas = np.zeros((band + flat, w, 4), np.uint8)
+    canvas[..., :3] = bg
+    canvas[..., 3] = 255
+    top = bool(rng.random() < 0.5)
+    rows = slice(0, band) if top else slice(flat, flat + band)
+    canvas[rows, :, :3] = colours[idx]
+    cell = float(rng.uniform(6.0, 13.0))
+    cell_h = cell * float(rng.uniform(0.95, 1.05))
+    params = {"seed": seed, "family": "strips", "canvas": [w, band + flat], "band": band, "art_on_top": top,
+              "cell": round(cell, 3), "cell_h": round(cell_h, 3), "jitter": float(rng.choice([0.0, 0.9, 1.5, 2.0])),
+              "blur": round(float(rng.uniform(0.6, 1.3)), 2), "noise": round(float(rng.uniform(2.0, 6.0)), 2),
+              "jpeg": int(rng.integers(70, 93)), "background": bg}
+    d = samples.degrade(canvas, cell=cell, cell_h=cell_h, jitter=params["jitter"], seed=seed, background=bg,
+                        blur=params["blur"], noise=params["noise"], jpeg_quality=params["jpeg"], pad=0)
+    return d.image, canvas, params
+
+
 def score(img: np.ndarray, truth: np.ndarray) -> dict:
     """Size and colour figures of one snap result against the true canvas."""
     th, tw = truth.shape[:2]
@@ -73,10 +103,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--family", choices=("sprites", "strips"), default="sprites")
     ap.add_argument("--json")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
-    cases = [make_case(rng, a.seed * 100003 + i) for i in range(a.cases)]
+    make = make_strip_case if a.family == "strips" else make_case
+    cases = [make(rng, a.seed * 100003 + i) for i in range(a.cases)]
     default_multiple = G.SIZE_PRIOR_MULTIPLE
     rows = []
     for prior in (default_multiple, 0):
@@ -96,7 +128,7 @@ def main() -> int:
     def pct(rs, key):
         return 100.0 * sum(bool(r[key]) for r in rs) / max(1, len(rs))
 
-    print(f"{a.cases} generated cases (seed {a.seed}); canvases that are multiples of 8 on both axes: "
+    print(f"{a.cases} generated {a.family} cases (seed {a.seed}); canvases that are multiples of 8 on both axes: "
           f"{sum(c[2]['canvas'][0] % 8 == 0 and c[2]['canvas'][1] % 8 == 0 for c in cases)}")
     print("size prior       cases  size exact  within 1  solved  acc mean  errors")
     for prior in (default_multiple, 0):

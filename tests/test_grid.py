@@ -353,6 +353,20 @@ def test_consolidate_colours_keeps_a_rare_colour_near_a_common_one():
         assert np.abs(out[rest] - back).max() < 4
 
 
+def test_strip_of_art_over_flat_background_takes_the_sure_axis_period():
+    """Art 16 cells tall over 27 flat rows, +-2 px jitter on 7.3-7.4 px cells: the rows'
+    spectrum is weak and off by a sixth, the columns' is sure; pseudo pixels are nearly
+    square, so the rows take their spectral peak near the columns' period."""
+    canvas = np.zeros((43, 102, 4), np.uint8)
+    canvas[..., :3] = (139, 16, 109)
+    canvas[..., 3] = 255
+    canvas[:16] = make_sprite(102, 16, 57)
+    img, gx, gy = render(canvas, 7.43, 7.32, jitter=2, blur=1.0, noise=3.0, seed=57)
+    grid = G.detect_grid(img)
+    assert (grid.cols, grid.rows) == (102, 43)
+    assert abs(grid.cell_h - 7.32) < 0.15
+
+
 def test_non_square_generated_sprite_snaps_back():
     """``samples.degrade`` draws non-square fake pixels when given ``cell_h``; the grid is
     found per axis and the sprite comes back exactly."""

@@ -1095,8 +1095,17 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source) -> Grid:
     if cw is None and ch is None and tw is None and th is None:
         (est_x, nx), (est_y, ny) = _consistent_estimates(nx, ny, sx, sy)
         hint = _square_hint(nx, ny, est_x, est_y)
-    ax = _detect_axis(ex, 0, w, cell=cw, count=int(tw) if tw else None, sm=sx, hint=hint, spec=nx, est=est_x)
-    ay = _detect_axis(ey, 1, h, cell=ch, count=int(th) if th else None, sm=sy, hint=hint, spec=ny, est=est_y)
+    hint_x = hint_y = hint
+    # axes that disagree beyond square-ish cells with no period both support: the weaker
+    # spectrum (a short band of jittered rows over flat background) is the one that is off,
+    # so it takes its own peak near the stronger axis's period
+    if hint is None and est_x is not None and not _agree(est_x[0], est_y[0]) and min(est_x[0], est_y[0]) > 0:
+        if est_x[1] >= est_y[1]:
+            hint_y = est_x[0]
+        else:
+            hint_x = est_y[0]
+    ax = _detect_axis(ex, 0, w, cell=cw, count=int(tw) if tw else None, sm=sx, hint=hint_x, spec=nx, est=est_x)
+    ay = _detect_axis(ey, 1, h, cell=ch, count=int(th) if th else None, sm=sy, hint=hint_y, spec=ny, est=est_y)
     cols, rows = len(ax.lines) - 1, len(ay.lines) - 1
     if cols < 1 or rows < 1:
         raise NoGridFoundError(f"no pixel grid found in {source}")
