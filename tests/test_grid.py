@@ -136,10 +136,24 @@ def test_alpha_is_kept_and_binarised():
     assert (res.image[:3, :, 3] == 0).all() and (res.image[3:, :, 3] == 255).all()
 
 
-@pytest.mark.parametrize("kind", ["flat", "noise", "gradient"])
+def painting(seed: int, size: int = 300, beta: float = 2.0) -> np.ndarray:
+    """A smooth photo-like image (1/f^beta noise per channel): edges everywhere, no lattice."""
+    rng = np.random.default_rng(seed)
+    f = np.hypot(np.fft.fftfreq(size)[:, None], np.fft.fftfreq(size)[None, :])
+    f[0, 0] = 1.0
+    chans = []
+    for _ in range(3):
+        im = np.real(np.fft.ifft2(np.exp(2j * np.pi * rng.random((size, size))) / f ** beta))
+        chans.append((im - im.min()) / (im.max() - im.min()) * 255)
+    return np.stack(chans, -1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind", ["flat", "noise", "gradient", "painting"])
 def test_no_grid_raises(kind):
     rng = np.random.default_rng(0)
-    if kind == "flat":
+    if kind == "painting":
+        img = painting(0)
+    elif kind == "flat":
         img = np.full((300, 300, 3), 120, np.uint8)
     elif kind == "noise":
         img = rng.integers(0, 256, size=(300, 300, 3), dtype=np.uint8)
@@ -149,6 +163,32 @@ def test_no_grid_raises(kind):
     with pytest.raises(NoGridFoundError) as ei:
         G.snap(img)
     assert "grid" in str(ei.value)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_photo_like_image_is_no_grid_not_a_garbage_size(seed):
+    """A smooth painting has a spectral "period" somewhere (confidence 0.6-0.7 here), but its
+    colours ignore the lattice's phase: it is reported as no grid, for one image and a batch."""
+    img = painting(seed)
+    with pytest.raises(NoGridFoundError, match="do not change at the lines"):
+        G.detect_grid(img)
+    with pytest.raises(NoGridFoundError, match="the frames"):
+        G.detect_grid_batch([img, painting(seed + 10)])
+
+
+def test_phase_ratio_separates_pseudo_pixels_from_their_half_shifted_lattice():
+    """Rendered pseudo pixel art: one colour per found cell reconstructs it far better than the
+    lattice shifted by half a cell; the shifted lattice's own ratio is the inverse side (> 1)."""
+    sprite = make_sprite(24, 24, 3)
+    img, gx, gy = render(sprite, 11.3, 11.5, jitter=1, blur=1.0, noise=3.0, seed=3)
+    a = G._validate(img, "test")
+    grid = G.detect_grid(a)
+    r = G._phase_ratio([a], grid)
+    assert r < 0.5, r
+    shifted = G.Grid(cell_w=grid.cell_w, cell_h=grid.cell_h, cols=grid.cols + 1, rows=grid.rows + 1,
+                     x_lines=G._half_shifted(grid.x_lines), y_lines=G._half_shifted(grid.y_lines),
+                     confidence=grid.confidence, source_size=grid.source_size)
+    assert G._phase_ratio([a], shifted) > 1.5
 
 
 def test_bad_inputs():

@@ -18,7 +18,8 @@ Pipeline (each axis separately):
    DTFT scan; twin peaks of a drifting grid give their weighted centre. When the two axes
    disagree by more than 25 %, the period both spectra support is used (cells are square);
    when the ridge estimates disagree by more than 10 %, a pairing with the full edge
-   profile's estimates that agrees is preferred (a ridge peak can be a content motif).
+   profile's estimates that agrees is preferred (a ridge peak can be a content motif);
+   failing both, the axis with the weaker spectrum takes its peak near the other's period.
 3. Lines: dynamic programming over boundary positions that maximises edge energy under a
    gap prior around the local period (allows jitter, slow drift and the odd wide cell); a
    second pass follows the local period (measured on lines that sit on edges); an edgeless
@@ -33,6 +34,9 @@ Pipeline (each axis separately):
 5. Colour: the median of a k x k lattice of samples in each cell's interior, away from the
    blurred edges; on noisy images cells are clustered in OKLab and a smoothed residual
    field removes the slow colour drift diffusion output adds (``consolidate_colours``).
+6. No grid: besides a weak spectrum, a lattice whose cells explain the colours hardly better
+   than the same lattice shifted by half a cell is rejected (``_phase_ratio``): a photo or
+   painting has spectral peaks, but its colours do not change at any lattice's lines.
 
 Known limits: a grid that bends (lines curving by a fraction of a cell across the image)
 is followed only on average; with cells under ~7 px and +-2 px jitter the spectrum may lock
@@ -59,6 +63,9 @@ MAX_CELL = 64.0
 MAX_ANALYSIS_LINES = 512
 #: Below this detection confidence (0..1) the automatic mode reports "no pixel grid found".
 MIN_CONFIDENCE = 0.45
+#: A lattice whose cells explain the colours no better than this fraction of the same lattice
+#: shifted by half a cell is no pixel grid (see _phase_ratio).
+PHASE_RATIO_MAX = 0.95
 #: Uncertain border cells are tie-broken towards sprite sizes that are multiples of this
 #: (0 disables); "uncertain" = the straddling cell is within SIZE_PRIOR_DOUBT of half inside.
 SIZE_PRIOR_MULTIPLE = 8
@@ -1010,11 +1017,57 @@ def detect_grid(
     stride = _stride(h, w)
     ex, ey = _edge_maps(a[..., :3], stride)
     try:
-        return _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source)
+        grid = _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source)
+        return _check_cells_hold_colours([a], grid, source) if auto else grid
     except NoGridFoundError:
         if auto and _looks_true_resolution(a):
             return identity_grid(w, h, confidence=0.0)
         raise
+
+
+def _phase_ratio(frames: list[np.ndarray], grid: Grid) -> float:
+    """How much better one colour per cell of ``grid`` explains the image(s) than one colour per
+    cell of the same lattice shifted by half a cell: the ratio of the two mean reconstruction
+    errors, on a sparse lattice of pixels (about 256 a side). Pseudo pixel art changes colour
+    at its lines, so the shifted lattice, whose cells straddle them, does far worse (0.1-0.9 on
+    the benchmark and real AI images, resized or not); a photo or painting has no lines, and
+    the phase does not matter (~1). A cell's colour is the mean of a 3 x 3 lattice in its inner half.
+    """
+    h, w = frames[0].shape[:2]
+    step = max(1, max(h, w) // 256)
+    s0 = step // 2
+    xs, ys = np.arange(s0, w, step), np.arange(s0, h, step)
+    err = [0.0, 0.0]
+    for j, (xl, yl) in enumerate(((grid.x_lines, grid.y_lines),
+                                  (_half_shifted(grid.x_lines), _half_shifted(grid.y_lines)))):
+        cx = _sample_coords(xl, w, 3, 0.25, 0.75).ravel()
+        cy = _sample_coords(yl, h, 3, 0.25, 0.75).ravel()
+        xi = np.clip(np.searchsorted(xl, xs, side="right") - 1, 0, len(xl) - 2)
+        yi = np.clip(np.searchsorted(yl, ys, side="right") - 1, 0, len(yl) - 2)
+        for a in frames:
+            samp = a[cy][:, cx, :3].astype(np.int16)  # sums of 9 uint8 fit in int16
+            rows3 = samp[0::3] + samp[1::3] + samp[2::3]
+            cells = (rows3[:, 0::3] + rows3[:, 1::3] + rows3[:, 2::3]) // 9
+            err[j] += float(np.abs(cells[yi][:, xi] - a[s0::step, s0::step, :3].astype(np.int16)).sum())
+    return err[0] / err[1] if err[1] > 0 else 0.0
+
+
+def _check_cells_hold_colours(frames: list[np.ndarray], grid: Grid, source: str) -> Grid:
+    """``grid``, unless its colours ignore its lines (see :func:`_phase_ratio`): then
+    ``NoGridFoundError``, rather than a lattice laid over a photo or painting."""
+    if _phase_ratio(frames, grid) > PHASE_RATIO_MAX:
+        raise NoGridFoundError(f"no pixel grid found in {source}: its colours do not change at the lines "
+                               f"of the best lattice ({grid.cell_w:.1f}x{grid.cell_h:.1f} px cells), so it "
+                               f"is not pseudo pixel art")
+    return grid
+
+
+def _half_shifted(lines: np.ndarray) -> np.ndarray:
+    """The cell centres of ``lines`` as lines, continued one cell past each end."""
+    x = np.asarray(lines, dtype=np.float64)
+    m = 0.5 * (x[:-1] + x[1:])
+    d0, d1 = (m[1] - m[0], m[-1] - m[-2]) if len(m) >= 2 else (x[1] - x[0],) * 2
+    return np.concatenate([[m[0] - d0], m, [m[-1] + d1]])
 
 
 def identity_grid(w: int, h: int, *, confidence: float = 1.0) -> Grid:
@@ -1155,7 +1208,10 @@ def detect_grid_batch(frames, **overrides) -> Grid:
         e1, e2 = _edge_maps(a[..., :3], stride)
         ex = e1 if ex is None else ex + e1
         ey = e2 if ey is None else ey + e2
-    return _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, "the frames")
+    grid = _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, "the frames")
+    if cw is None and ch is None and tw is None and th is None:
+        grid = _check_cells_hold_colours(arrs, grid, "the frames")
+    return grid
 
 
 def snap_batch(frames, grid: Grid | None = None, **kwargs) -> list[SnapResult]:
