@@ -165,35 +165,39 @@ class _Axis:
 
 
 # --------------------------------------------------------------------------- edge profiles
-def _edge_maps(rgb: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+def _edge_maps(img: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """Edge strength per boundary along x and y, noise-floored and capped.
 
-    Returns ``ex`` (rows_sampled, W + 1) and ``ey`` (H + 1, cols_sampled) float32 where
-    ``ex[:, b]`` is the evidence for a vertical line at boundary ``b``. Only every
-    ``stride``-th row (column) is used: grid lines span whole cells, so sparse sampling
-    loses little and bounds the cost.
+    ``img`` is (H, W, C) uint8 with C >= 3; only the first three channels count. Returns
+    ``ex`` (rows_sampled, W + 1) and ``ey`` (H + 1, cols_sampled) float32 where ``ex[:, b]`` is
+    the evidence for a vertical line at boundary ``b``. Only every ``stride``-th row (column) is
+    used: grid lines span whole cells, so sparse sampling loses little and bounds the cost.
+    Boundary ``b`` (between pixels b-1 and b) compares pixel b+1 with b-2: a span of 3 covers
+    an edge blurred over 2-4 px.
     """
-    h, w = rgb.shape[:2]
+    h, w, c = img.shape
     ex = np.zeros((len(range(0, h, stride)), w + 1), np.float32)
     ey = np.zeros((h + 1, len(range(0, w, stride))), np.float32)
+    # differences on the flat (rows, W * C) bytes: contiguous, where a strided or transposed
+    # view of the colour channels costs a copy several times the work itself
+    flat = np.ascontiguousarray(img).reshape(h, w * c)
     if w >= 4:
-        rows = np.ascontiguousarray(rgb[::stride])
-        ex[:, 2 : w - 1] = _absdiff_sum(rows[:, 3:], rows[:, :-3])
+        rows = flat[::stride]
+        ex[:, 2 : w - 1] = _channel_sum(_absdiff(rows[:, 3 * c :], rows[:, : -3 * c]).reshape(len(rows), w - 3, c))
     if h >= 4:
-        # columns as rows of a transposed copy: contiguous differences are much faster
-        cols = np.ascontiguousarray(rgb[:, ::stride].transpose(1, 0, 2))
-        ey[2 : h - 1] = _absdiff_sum(cols[:, 3:], cols[:, :-3]).T
+        ey[2 : h - 1] = _channel_sum(_absdiff(flat[3:], flat[:-3]).reshape(h - 3, w, c)[:, ::stride])
     return _floor_and_cap(ex), _floor_and_cap(ey)
 
 
-def _absdiff_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Sum over channels of |a - b| for uint8 arrays, without widening the inputs.
-
-    Boundary ``b`` (between pixels b-1 and b) compares pixel b+1 with b-2: a span of 3
-    covers an edge blurred over 2-4 px.
-    """
+def _absdiff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| of uint8 arrays without widening them."""
     d = np.maximum(a, b)
     d -= np.minimum(a, b)
+    return d
+
+
+def _channel_sum(d: np.ndarray) -> np.ndarray:
+    """Sum of the first three channels (last axis) of a uint8 array, as uint16."""
     out = d[..., 0].astype(np.uint16)
     out += d[..., 1]
     out += d[..., 2]
@@ -1015,7 +1019,7 @@ def detect_grid(
     if (cw is not None and cw <= 1.0 and ch is not None and ch <= 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
     stride = _stride(h, w)
-    ex, ey = _edge_maps(a[..., :3], stride)
+    ex, ey = _edge_maps(a, stride)
     try:
         grid = _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source)
         return _check_cells_hold_colours([a], grid, source) if auto else grid
@@ -1205,7 +1209,7 @@ def detect_grid_batch(frames, **overrides) -> Grid:
     stride = _stride(h, w)
     ex = ey = None
     for a in arrs:
-        e1, e2 = _edge_maps(a[..., :3], stride)
+        e1, e2 = _edge_maps(a, stride)
         ex = e1 if ex is None else ex + e1
         ey = e2 if ey is None else ey + e2
     grid = _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, "the frames")
