@@ -185,7 +185,12 @@ def _edge_maps(img: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
         rows = flat[::stride]
         ex[:, 2 : w - 1] = _channel_sum(_absdiff(rows[:, 3 * c :], rows[:, : -3 * c]).reshape(len(rows), w - 3, c))
     if h >= 4:
-        ey[2 : h - 1] = _channel_sum(_absdiff(flat[3:], flat[:-3]).reshape(h - 3, w, c)[:, ::stride])
+        # in bands of rows: the full-image difference of a 16k x 16k image would be 1 GB
+        band = max(1, (8 << 20) // (w * c))
+        for r0 in range(0, h - 3, band):
+            r1 = min(h - 3, r0 + band)
+            d = _absdiff(flat[r0 + 3 : r1 + 3], flat[r0:r1]).reshape(r1 - r0, w, c)[:, ::stride]
+            ey[r0 + 2 : r1 + 2] = _channel_sum(d)
     return _floor_and_cap(ex), _floor_and_cap(ey)
 
 
