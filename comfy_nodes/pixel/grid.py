@@ -76,7 +76,7 @@ MAX_COLOUR_BINS = 1024
 #: stopping early once no cell's cast moves by DRIFT_TOL (OKLab units) or more.
 DRIFT_ROUNDS = 6
 DRIFT_TOL = 0.002
-# a cell farther than tau and this many median distances from its cluster mean is an outlier
+#: A cell farther than tau and this many median distances from its cluster mean is an outlier.
 OUTLIER_NOISE = 6.0
 #: Largest ratio of the two axes' cell sizes taken as "the same square-ish pseudo pixel"
 #: (diffusion output draws cells within a few percent of square).
