@@ -46,17 +46,13 @@ def make_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarr
     cell = float(rng.uniform(6.0, 16.0))
     cell_h = cell * float(rng.uniform(0.94, 1.06))
     bg = tuple(int(v) for v in rng.integers(40, 230, 3))
-    params = {"seed": seed, "canvas": [canvas.shape[1], canvas.shape[0]], "margins": m, "cell": round(cell, 3),
-              "cell_h": round(cell_h, 3), "jitter": float(rng.choice([0.9, 1.5, 2.0])),
-              "blur": round(float(rng.uniform(0.6, 1.3)), 2), "noise": round(float(rng.uniform(2.0, 6.0)), 2),
-              "jpeg": int(rng.integers(70, 93)), "background": bg}
-    d = samples.degrade(canvas, cell=cell, cell_h=cell_h, jitter=params["jitter"], seed=seed, background=bg,
-                        blur=params["blur"], noise=params["noise"], jpeg_quality=params["jpeg"], pad=0)
+    image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.9, 1.5, 2.0))
+    params.update(canvas=[canvas.shape[1], canvas.shape[0]], margins=m)
     # the truth is the whole canvas: its transparent cells are background colour, to be found too
     truth = canvas.copy()
     truth[truth[..., 3] == 0, :3] = bg
     truth[..., 3] = 255
-    return d.image, truth, params
+    return image, truth, params
 
 
 def make_strip_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -76,13 +72,21 @@ def make_strip_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np
     canvas[rows, :, :3] = colours[idx]
     cell = float(rng.uniform(6.0, 13.0))
     cell_h = cell * float(rng.uniform(0.95, 1.05))
-    params = {"seed": seed, "family": "strips", "canvas": [w, band + flat], "band": band, "art_on_top": top,
-              "cell": round(cell, 3), "cell_h": round(cell_h, 3), "jitter": float(rng.choice([0.0, 0.9, 1.5, 2.0])),
-              "blur": round(float(rng.uniform(0.6, 1.3)), 2), "noise": round(float(rng.uniform(2.0, 6.0)), 2),
-              "jpeg": int(rng.integers(70, 93)), "background": bg}
+    image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.0, 0.9, 1.5, 2.0))
+    params.update(family="strips", canvas=[w, band + flat], band=band, art_on_top=top)
+    return image, canvas, params
+
+
+def _render(canvas: np.ndarray, rng: np.random.Generator, seed: int, cell: float, cell_h: float,
+            bg: tuple[int, int, int], jitters: tuple[float, ...]) -> tuple[np.ndarray, dict]:
+    """``canvas`` as pseudo pixel art (``samples.degrade``) with a random jitter (one of
+    ``jitters``), blur, noise and JPEG quality; returns the image and its parameters."""
+    params = {"seed": seed, "cell": round(cell, 3), "cell_h": round(cell_h, 3),
+              "jitter": float(rng.choice(jitters)), "blur": round(float(rng.uniform(0.6, 1.3)), 2),
+              "noise": round(float(rng.uniform(2.0, 6.0)), 2), "jpeg": int(rng.integers(70, 93)), "background": bg}
     d = samples.degrade(canvas, cell=cell, cell_h=cell_h, jitter=params["jitter"], seed=seed, background=bg,
                         blur=params["blur"], noise=params["noise"], jpeg_quality=params["jpeg"], pad=0)
-    return d.image, canvas, params
+    return d.image, params
 
 
 def score(img: np.ndarray, truth: np.ndarray) -> dict:

@@ -1046,6 +1046,7 @@ def _phase_ratio(frames: list[np.ndarray], grid: Grid) -> float:
     step = max(1, max(h, w) // 256)
     s0 = step // 2
     xs, ys = np.arange(s0, w, step), np.arange(s0, h, step)
+    srcs = [a[s0::step, s0::step, :3].astype(np.int16) for a in frames]
     err = [0.0, 0.0]
     for j, (xl, yl) in enumerate(((grid.x_lines, grid.y_lines),
                                   (_half_shifted(grid.x_lines), _half_shifted(grid.y_lines)))):
@@ -1053,11 +1054,11 @@ def _phase_ratio(frames: list[np.ndarray], grid: Grid) -> float:
         cy = _sample_coords(yl, h, 3, 0.25, 0.75).ravel()
         xi = np.clip(np.searchsorted(xl, xs, side="right") - 1, 0, len(xl) - 2)
         yi = np.clip(np.searchsorted(yl, ys, side="right") - 1, 0, len(yl) - 2)
-        for a in frames:
+        for a, src in zip(frames, srcs):
             samp = a[cy][:, cx, :3].astype(np.int16)  # sums of 9 uint8 fit in int16
             rows3 = samp[0::3] + samp[1::3] + samp[2::3]
             cells = (rows3[:, 0::3] + rows3[:, 1::3] + rows3[:, 2::3]) // 9
-            err[j] += float(np.abs(cells[yi][:, xi] - a[s0::step, s0::step, :3].astype(np.int16)).sum())
+            err[j] += float(np.abs(cells[yi][:, xi] - src).sum())
     return err[0] / err[1] if err[1] > 0 else 0.0
 
 
@@ -1218,9 +1219,8 @@ def detect_grid_batch(frames, **overrides) -> Grid:
         ex = e1 if ex is None else ex + e1
         ey = e2 if ey is None else ey + e2
     grid = _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, "the frames")
-    if cw is None and ch is None and tw is None and th is None:
-        grid = _check_cells_hold_colours(arrs, grid, "the frames")
-    return grid
+    auto = cw is None and ch is None and tw is None and th is None
+    return _check_cells_hold_colours(arrs, grid, "the frames") if auto else grid
 
 
 def snap_batch(frames, grid: Grid | None = None, **kwargs) -> list[SnapResult]:
@@ -1378,10 +1378,9 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
                 near[closer] = j
             move = best < dist
             move[own] = True
-            for j in range(len(cen)):
-                m = move & (near == j)
-                if m.any():
-                    means[m] = cur[m].mean(0)
+            lbl = near[move]
+            sums = _sums_by_label(cur[move], lbl, len(cen))
+            means[move] = (sums / np.maximum(np.bincount(lbl, minlength=len(cen)), 1)[:, None])[lbl]
     out = rgb.copy()
     out[mask] = oklab_to_srgb(means) * 255.0
     return out
