@@ -442,3 +442,32 @@ def test_small_sprite_in_wide_margins_finds_its_grid():
     opaque = canvas[..., 3] > 0
     diff = np.abs(res.image[..., :3].astype(int) - canvas[..., :3].astype(int)).max(-1)
     assert (diff[opaque] <= 24).mean() >= 0.95
+
+
+def test_small_sprite_outline_is_not_taken_for_the_grid():
+    """A 16-cell slime on 6 px cells with +-1.5 px jitter and heavy blur: the cells' fundamental
+    is weak and the sprite's outline (a few "cycles" across it) peaks at 35-46 px, which read as
+    a 4x4 "sprite". A grid has several cells across the edges it explains, so periods longer
+    than a sixth of their span are no candidates."""
+    from orchestrator import samples
+
+    slime = np.rot90(samples.sprites()["slime"], 3)
+    h, w = slime.shape[:2]
+    canvas = np.zeros((h + 10, w + 17, 4), np.uint8)  # margins: 12 left, 5 right, 10 below
+    canvas[:h, 12:12 + w] = slime
+    d = samples.degrade(canvas, cell=6.202, cell_h=6.006, jitter=1.5, seed=78, background=(123, 205, 107),
+                        blur=1.25, noise=5.72, jpeg_quality=75, pad=0)
+    res = G.snap(d.image)
+    assert (res.width, res.height) == (w + 17, h + 10)
+    assert res.grid.cell_w == pytest.approx(6.2, abs=0.2) and res.grid.cell_h == pytest.approx(6.0, abs=0.2)
+    opaque = canvas[..., 3] > 0
+    diff = np.abs(res.image[..., :3].astype(int) - canvas[..., :3].astype(int)).max(-1)
+    assert (diff[opaque] <= 24).mean() >= 0.85
+
+
+def test_active_span_measures_the_art_not_the_background():
+    """The span that bounds the period runs from the first to the last position with edges."""
+    prof = np.zeros(300)
+    prof[40:200:8] = 1.0
+    assert G._active_span(prof) == pytest.approx(153, abs=1)
+    assert G._active_span(np.zeros(50)) == 0.0

@@ -96,6 +96,10 @@ ON_EDGE = 0.3
 EVIDENCE_CAP = 1.5
 #: How far (source px, Gaussian width) edge evidence reaches from the crest of its edge.
 CREST_WIDTH = 1.5
+#: Normalised edge evidence above which a position is part of the art (not flat background).
+ACTIVE_EVIDENCE = 0.15
+#: The automatic period is at most 1/MIN_CELLS_ACROSS of the span of the art's edges.
+MIN_CELLS_ACROSS = 6
 
 
 @dataclass
@@ -329,6 +333,12 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
         # large images may hold large cells: allow at least 8 cells across the profile
         max_cell = max(MAX_CELL, n / 8.0)
     max_cell = min(max_cell, n / 2.0)
+    # a grid has several cells across the edges it explains: on a small sprite with small,
+    # jittered cells the sprite's own outline (two or three "cycles" across it) outweighs the
+    # cells' fundamental, so longer periods are no candidates (nor the noise floor's reference)
+    span = _active_span(profile)
+    if span >= 2.0 * MIN_CELLS_ACROSS * min_cell:
+        max_cell = min(max_cell, span / MIN_CELLS_ACROSS)
     if max_cell <= min_cell:
         return 0.0, 0.0
     nfft = 1 << int(math.ceil(math.log2(max(n * 8, 4096))))
@@ -385,6 +395,12 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
     f = _refine_frequency(profile, f, 1.0 / nfft)
     strength = float(spec[k] / (spec[k] + 6 * noise))
     return 1.0 / f, strength
+
+
+def _active_span(profile: np.ndarray) -> float:
+    """Length (source px) from the first to the last position with edge evidence."""
+    act = np.nonzero(_normalise_evidence(profile) > ACTIVE_EVIDENCE)[0]
+    return float(act[-1] - act[0] + 1) if act.size else 0.0
 
 
 def _refine_frequency(profile: np.ndarray, f0: float, df: float) -> float:
@@ -817,7 +833,7 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
     if period < 3.0:
         # tiny cells: a regular lattice from the spectrum phase, no DP
         return _lattice_from_phase(sm, length, period, strength, count)
-    active = np.nonzero(ev > 0.15)[0]
+    active = np.nonzero(ev > ACTIVE_EVIDENCE)[0]
     if active.size == 0:
         return _lattice_from_phase(sm, length, period, strength, count)
     lo, hi = int(active[0]), int(active[-1])
