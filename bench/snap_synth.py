@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Grid snap on generated cases that are not the shared benchmark's: a generalisation check.
 
-    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips] [--json OUT]
+    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles] [--json OUT]
 
 Each case places one of the project's hand-drawn sample sprites (``orchestrator.samples``) on a
 transparent canvas with random margins (0-12 cells a side, so canvas sizes are mostly *not*
@@ -12,6 +12,10 @@ canvas sizes all differ from snap-dev's, so a method fitted to snap-dev shows it
 ``--family strips`` draws a band of art 8-20 cells tall (random colours in runs, as a texture or
 a sky is) across the whole width, over or under 16-40 flat rows: one axis then has a long sure
 lattice and the other a short band whose flat rest only the measured cell size can count.
+
+``--family tiles`` fills the whole canvas (16-64 cells a side, cells 8-20 px) with blocks of 8x8
+cells in six random colours, half of them checkerboard-dithered with the next colour: dithering,
+and colours only a little apart, as shading ramps are.
 
 Every case is snapped twice, with the multiple-of-8 border tie-break on (the default) and off,
 and scored on size (exact, within 1) and colour (share of the canvas' opaque pixels within 24
@@ -77,6 +81,27 @@ def make_strip_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np
     return image, canvas, params
 
 
+def make_tile_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One generated tile case: art over the whole canvas in blocks of 8x8 cells of six random
+    colours, half of the blocks checkerboard-dithered with the next colour (random colours
+    are sometimes only a little apart: a shading ramp)."""
+    w, h = int(rng.integers(16, 65)), int(rng.integers(16, 65))
+    colours = rng.integers(0, 256, (6, 3))
+    blocks = rng.integers(0, 6, (h // 8 + 1, w // 8 + 1))
+    idx = np.kron(blocks, np.ones((8, 8), int))[:h, :w]
+    yy, xx = np.mgrid[:h, :w]
+    dithered = np.kron(rng.random(blocks.shape) < 0.5, np.ones((8, 8), bool))[:h, :w] & ((xx + yy) % 2 == 1)
+    idx = np.where(dithered, (idx + 1) % 6, idx)
+    canvas = np.zeros((h, w, 4), np.uint8)
+    canvas[..., :3] = colours[idx]
+    canvas[..., 3] = 255
+    cell = float(rng.uniform(8.0, 20.0))
+    cell_h = cell * float(rng.uniform(0.95, 1.05))
+    image, params = _render(canvas, rng, seed, cell, cell_h, (0, 0, 0), (0.9, 1.5, 2.0))
+    params.update(family="tiles", canvas=[w, h])
+    return image, canvas, params
+
+
 def _render(canvas: np.ndarray, rng: np.random.Generator, seed: int, cell: float, cell_h: float,
             bg: tuple[int, int, int], jitters: tuple[float, ...]) -> tuple[np.ndarray, dict]:
     """``canvas`` as pseudo pixel art (``samples.degrade``) with a random jitter (one of
@@ -107,11 +132,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--family", choices=("sprites", "strips"), default="sprites")
+    ap.add_argument("--family", choices=("sprites", "strips", "tiles"), default="sprites")
     ap.add_argument("--json")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
-    make = make_strip_case if a.family == "strips" else make_case
+    make = {"sprites": make_case, "strips": make_strip_case, "tiles": make_tile_case}[a.family]
     cases = [make(rng, a.seed * 100003 + i) for i in range(a.cases)]
     default_multiple = G.SIZE_PRIOR_MULTIPLE
     rows = []

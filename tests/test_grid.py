@@ -471,3 +471,23 @@ def test_active_span_measures_the_art_not_the_background():
     prof[40:200:8] = 1.0
     assert G._active_span(prof) == pytest.approx(153, abs=1)
     assert G._active_span(np.zeros(50)) == 0.0
+
+
+def test_consolidate_colours_keeps_two_near_colours_bridged_by_their_mixtures():
+    """Two greens 0.05 apart in OKLab (more than the clustering radius), each in a large
+    block, with a column of half-and-half cells between them (a blurred or dithered border):
+    the mixtures' colour lies within the radius of both, so as the densest colour it led both
+    blocks into one cluster. Leaders are picked by the density within half the radius."""
+    from comfy_nodes.pixel.color import srgb_to_oklab
+
+    a, b = np.array([3.0, 192.0, 20.0]), np.array([50.0, 207.0, 65.0])
+    lab = srgb_to_oklab(np.stack([a, b]) / 255.0)
+    assert 0.045 < np.linalg.norm(lab[0] - lab[1]) < 0.055
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        truth = np.zeros((12, 25, 3))
+        truth[:, :12], truth[:, 13:], truth[:, 12] = a, b, (a + b) / 2
+        noisy = np.clip(truth + rng.normal(0, 1.0, truth.shape), 0, 255)
+        out = G.consolidate_colours(noisy, np.ones((12, 25), bool))
+        assert np.abs(out[:, :12] - a).max() < 6, (seed, out[0, 0].round())
+        assert np.abs(out[:, 13:] - b).max() < 6, (seed, out[0, 24].round())

@@ -78,6 +78,10 @@ DRIFT_ROUNDS = 6
 DRIFT_TOL = 0.002
 #: A cell farther than tau and this many median distances from its cluster mean is an outlier.
 OUTLIER_NOISE = 6.0
+#: A cluster's leader is the densest colour within this fraction of tau. At half of tau the
+#: midpoint of two colours more than tau apart (where their blurred and dithered mixtures lie)
+#: is never denser than the colours themselves, so it cannot lead them into one cluster.
+DENSITY_RADIUS = 0.5
 #: Largest ratio of the two axes' cell sizes taken as "the same square-ish pseudo pixel"
 #: (diffusion output draws cells within a few percent of square).
 SQUARE_TOLERANCE = 1.10
@@ -1303,8 +1307,11 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     return out
 
 
-def _leader_clusters(lab: np.ndarray, tau: float) -> np.ndarray:
-    """Greedy density-ordered clustering of colours; returns a cluster id per row of ``lab``."""
+def _leader_clusters(lab: np.ndarray, tau: float, density_radius: float = 1.0) -> np.ndarray:
+    """Greedy density-ordered clustering of colours; returns a cluster id per row of ``lab``.
+
+    Leaders are taken in order of the number of colours within ``density_radius * tau`` of
+    them, and each takes the unlabelled colours within ``tau``."""
     # colours are binned first (bins a fraction of tau wide); the pairwise step is quadratic
     # in the number of bins, so coarsen the bins until at most MAX_COLOUR_BINS remain
     for div in (4.0, 2.0, 1.0, 0.5):
@@ -1324,7 +1331,7 @@ def _leader_clusters(lab: np.ndarray, tau: float) -> np.ndarray:
     d2 = sq[:, None] + sq[None, :] - 2.0 * (c32 @ c32.T)
     near = d2 < np.float32(tau * tau)
     # float32 sums of cell counts are exact (fewer than 2**24 cells)
-    dens = near.astype(np.float32) @ cnt.astype(np.float32)
+    dens = (d2 < np.float32((density_radius * tau) ** 2)).astype(np.float32) @ cnt.astype(np.float32)
     order = np.argsort(-dens, kind="stable")
     label = np.full(m, -1)
     nxt = 0
@@ -1363,7 +1370,7 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
     # the cast and the clusters depend on each other: alternate until the cast settles (a wrong
     # early clustering on a texture of near colours biases the first casts)
     for _ in range(DRIFT_ROUNDS):
-        means = _cluster_means(cur, tau)
+        means = _cluster_means(cur, tau, DENSITY_RADIUS)
         res = np.zeros((rows, cols, 3))
         res[mask] = lab - means
         drift = (_blur2(res, sigma) / norm)[mask]
@@ -1371,7 +1378,8 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
         if prev is not None and float(np.abs(drift - prev).max()) < DRIFT_TOL:
             break
         prev = drift
-    means = _cluster_means(cur, tau)
+    means = _cluster_means(cur, tau, DENSITY_RADIUS)
+    means = _join_lone_cells(cur, means, tau)
     # a rare colour a little under tau from a common one (a grey on a grey-green backdrop)
     # joins the common cluster through the leader's radius, yet lies outside the cluster
     # itself: such outliers are clustered again among themselves, and a cell nearer to one of
@@ -1402,9 +1410,38 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
     return out
 
 
-def _cluster_means(lab: np.ndarray, tau: float) -> np.ndarray:
+def _join_lone_cells(lab: np.ndarray, means: np.ndarray, tau: float) -> np.ndarray:
+    """``means`` with each one-cell cluster that lies within 2 tau of a larger cluster's mean
+    joined to the nearest such cluster: a cell at the tail of a colour under a cast or clipped
+    noise, not a colour of its own (a one-cell highlight is far from every other colour)."""
+    cen, lbl, cnt = np.unique(means, axis=0, return_inverse=True, return_counts=True)
+    lbl = lbl.reshape(-1)
+    lone, big = np.flatnonzero(cnt == 1), np.flatnonzero(cnt > 1)
+    if not len(lone) or not len(big):
+        return means
+    # nearest larger cluster per lone cell, in blocks: a noisy image has thousands of each
+    cb = cen[big].astype(np.float32)
+    sb = (cb * cb).sum(1)
+    near = np.empty(len(lone), np.intp)
+    d2 = np.empty(len(lone), np.float32)
+    for i in range(0, len(lone), 1024):
+        cl = cen[lone[i : i + 1024]].astype(np.float32)
+        dd = (cl * cl).sum(1)[:, None] + sb[None, :] - 2.0 * (cl @ cb.T)
+        near[i : i + 1024] = np.argmin(dd, axis=1)
+        d2[i : i + 1024] = dd[np.arange(len(cl)), near[i : i + 1024]]
+    join = d2 < np.float32((2.0 * tau) ** 2)
+    if not join.any():
+        return means
+    target = np.arange(len(cen))
+    target[lone[join]] = big[near[join]]
+    lbl = target[lbl]
+    sums = _sums_by_label(lab, lbl, len(cen))
+    return (sums / np.maximum(np.bincount(lbl, minlength=len(cen)), 1)[:, None])[lbl]
+
+
+def _cluster_means(lab: np.ndarray, tau: float, density_radius: float = 1.0) -> np.ndarray:
     """Each colour of ``lab`` (n, 3) replaced by the mean of its cluster (radius ``tau``)."""
-    lbl = _leader_clusters(lab, tau)
+    lbl = _leader_clusters(lab, tau, density_radius)
     k = lbl.max() + 1
     return (_sums_by_label(lab, lbl, k) / np.bincount(lbl, minlength=k)[:, None])[lbl]
 
