@@ -1370,16 +1370,15 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
     # the cast and the clusters depend on each other: alternate until the cast settles (a wrong
     # early clustering on a texture of near colours biases the first casts)
     for _ in range(DRIFT_ROUNDS):
-        means = _cluster_means(cur, tau, DENSITY_RADIUS)
+        lbl, cen = _clusters(cur, tau, DENSITY_RADIUS)
         res = np.zeros((rows, cols, 3))
-        res[mask] = lab - means
+        res[mask] = lab - cen[lbl]
         drift = (_blur2(res, sigma) / norm)[mask]
         cur = lab - drift
         if prev is not None and float(np.abs(drift - prev).max()) < DRIFT_TOL:
             break
         prev = drift
-    means = _cluster_means(cur, tau, DENSITY_RADIUS)
-    means = _join_lone_cells(cur, means, tau)
+    means = _join_lone_cells(cur, *_clusters(cur, tau, DENSITY_RADIUS), tau)
     # a rare colour a little under tau from a common one (a grey on a grey-green backdrop)
     # joins the common cluster through the leader's radius, yet lies outside the cluster
     # itself: such outliers are clustered again among themselves, and a cell nearer to one of
@@ -1391,7 +1390,7 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
         lbl = _leader_clusters(cur[far], tau)
         own = far[np.bincount(lbl)[lbl] >= 2]
         if len(own):
-            cen = np.unique(_cluster_means(cur[own], tau), axis=0)
+            _, cen = _clusters(cur[own], tau)
             # one centre at a time: an (n, centres) matrix could be large on a noisy image
             best = np.full(len(cur), np.inf)
             near = np.zeros(len(cur), np.intp)
@@ -1403,22 +1402,21 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
             move = best < dist
             move[own] = True
             lbl = near[move]
-            sums = _sums_by_label(cur[move], lbl, len(cen))
-            means[move] = (sums / np.maximum(np.bincount(lbl, minlength=len(cen)), 1)[:, None])[lbl]
+            means[move] = _means_by_label(cur[move], lbl, len(cen))[lbl]
     out = rgb.copy()
     out[mask] = oklab_to_srgb(means) * 255.0
     return out
 
 
-def _join_lone_cells(lab: np.ndarray, means: np.ndarray, tau: float) -> np.ndarray:
-    """``means`` with each one-cell cluster that lies within 2 tau of a larger cluster's mean
-    joined to the nearest such cluster: a cell at the tail of a colour under a cast or clipped
-    noise, not a colour of its own (a one-cell highlight is far from every other colour)."""
-    cen, lbl, cnt = np.unique(means, axis=0, return_inverse=True, return_counts=True)
-    lbl = lbl.reshape(-1)
+def _join_lone_cells(lab: np.ndarray, lbl: np.ndarray, cen: np.ndarray, tau: float) -> np.ndarray:
+    """The cluster mean of each colour of ``lab`` (clusters ``lbl``, centres ``cen``), with each
+    one-cell cluster that lies within 2 tau of a larger cluster's centre joined to the nearest
+    such cluster: a cell at the tail of a colour under a cast or clipped noise, not a colour of
+    its own (a one-cell highlight is far from every other colour)."""
+    cnt = np.bincount(lbl, minlength=len(cen))
     lone, big = np.flatnonzero(cnt == 1), np.flatnonzero(cnt > 1)
     if not len(lone) or not len(big):
-        return means
+        return cen[lbl]
     # nearest larger cluster per lone cell, in blocks: a noisy image has thousands of each
     cb = cen[big].astype(np.float32)
     sb = (cb * cb).sum(1)
@@ -1431,19 +1429,22 @@ def _join_lone_cells(lab: np.ndarray, means: np.ndarray, tau: float) -> np.ndarr
         d2[i : i + 1024] = dd[np.arange(len(cl)), near[i : i + 1024]]
     join = d2 < np.float32((2.0 * tau) ** 2)
     if not join.any():
-        return means
+        return cen[lbl]
     target = np.arange(len(cen))
     target[lone[join]] = big[near[join]]
     lbl = target[lbl]
-    sums = _sums_by_label(lab, lbl, len(cen))
-    return (sums / np.maximum(np.bincount(lbl, minlength=len(cen)), 1)[:, None])[lbl]
+    return _means_by_label(lab, lbl, len(cen))[lbl]
 
 
-def _cluster_means(lab: np.ndarray, tau: float, density_radius: float = 1.0) -> np.ndarray:
-    """Each colour of ``lab`` (n, 3) replaced by the mean of its cluster (radius ``tau``)."""
+def _clusters(lab: np.ndarray, tau: float, density_radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Leader clusters of the colours ``lab`` (n, 3): (cluster id per colour, (k, 3) centres)."""
     lbl = _leader_clusters(lab, tau, density_radius)
-    k = lbl.max() + 1
-    return (_sums_by_label(lab, lbl, k) / np.bincount(lbl, minlength=k)[:, None])[lbl]
+    return lbl, _means_by_label(lab, lbl, int(lbl.max()) + 1)
+
+
+def _means_by_label(v: np.ndarray, lbl: np.ndarray, k: int) -> np.ndarray:
+    """(k, c) means of the rows of ``v`` (n, c) per label; 0 for a label with no rows."""
+    return _sums_by_label(v, lbl, k) / np.maximum(np.bincount(lbl, minlength=k), 1)[:, None]
 
 
 def _sums_by_label(v: np.ndarray, lbl: np.ndarray, k: int) -> np.ndarray:
