@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Grid snap on generated cases that are not the shared benchmark's: a generalisation check.
 
-    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles] [--json OUT]
+    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|drawn-grid] [--json OUT]
 
 Each case places one of the project's hand-drawn sample sprites (``orchestrator.samples``) on a
 transparent canvas with random margins (0-12 cells a side, so canvas sizes are mostly *not*
@@ -16,6 +16,10 @@ lattice and the other a short band whose flat rest only the measured cell size c
 ``--family tiles`` fills the whole canvas (16-64 cells a side, cells 8-20 px) with blocks of 8x8
 cells in six random colours, half of them checkerboard-dithered with the next colour: dithering,
 and colours only a little apart, as shading ramps are.
+
+``--family drawn-grid`` is the sprites family on cells of 10-20 px with a faint grid drawn over
+the art at every half cell (1 px lines 12-40 levels darker), as some AI images draw inside their
+pseudo pixels: the finer lattice must not be taken for the grid.
 
 Every case is snapped twice, with the multiple-of-8 border tie-break on (the default) and off,
 and scored on size (exact, within 1) and colour (share of the canvas' opaque pixels within 24
@@ -39,18 +43,20 @@ from comfy_nodes.pixel.errors import DgxPixelsError  # noqa: E402
 from orchestrator import samples  # noqa: E402
 
 
-def make_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """One generated case: (pseudo-pixel image, true canvas RGBA, parameters)."""
+def make_case(rng: np.random.Generator, seed: int, drawn_grid: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One generated case: (pseudo-pixel image, true canvas RGBA, parameters); with
+    ``drawn_grid`` the image also gets a faint grid drawn at every half cell."""
     sprite = list(samples.sprites().values())[int(rng.integers(4))]
     sprite = np.rot90(sprite, int(rng.integers(4)))
     m = [int(v) if rng.random() > 0.25 else 0 for v in rng.integers(0, 13, 4)]  # left, right, top, bottom
     h, w = sprite.shape[:2]
     canvas = np.zeros((h + m[2] + m[3], w + m[0] + m[1], 4), np.uint8)
     canvas[m[2]:m[2] + h, m[0]:m[0] + w] = sprite
-    cell = float(rng.uniform(6.0, 16.0))
+    # a grid drawn at half cells comes with large cells (3 px halves would be a texture)
+    cell = float(rng.uniform(10.0, 20.0) if drawn_grid else rng.uniform(6.0, 16.0))
     cell_h = cell * float(rng.uniform(0.94, 1.06))
     bg = tuple(int(v) for v in rng.integers(40, 230, 3))
-    image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.9, 1.5, 2.0))
+    image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.9, 1.5, 2.0), drawn_grid=drawn_grid)
     params.update(canvas=[canvas.shape[1], canvas.shape[0]], margins=m)
     # the truth is the whole canvas: its transparent cells are background colour, to be found too
     truth = canvas.copy()
@@ -103,22 +109,45 @@ def make_tile_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.
 
 
 def _render(canvas: np.ndarray, rng: np.random.Generator, seed: int, cell: float, cell_h: float,
-            bg: tuple[int, int, int], jitters: tuple[float, ...]) -> tuple[np.ndarray, dict]:
+            bg: tuple[int, int, int], jitters: tuple[float, ...], drawn_grid: bool = False) -> tuple[np.ndarray, dict]:
     """``canvas`` as pseudo pixel art (``samples.degrade``) with a random jitter (one of
-    ``jitters``), blur, noise and JPEG quality; returns the image and its parameters."""
+    ``jitters``), blur, noise and JPEG quality; returns the image and its parameters.
+
+    ``drawn_grid``: some AI images draw a faint grid of their own inside the pseudo pixels;
+    here 1 px lines 12-40 levels darker on every cell boundary and half way between, over the
+    art's cells."""
     params = {"seed": seed, "cell": round(cell, 3), "cell_h": round(cell_h, 3),
               "jitter": float(rng.choice(jitters)), "blur": round(float(rng.uniform(0.6, 1.3)), 2),
               "noise": round(float(rng.uniform(2.0, 6.0)), 2), "jpeg": int(rng.integers(70, 93)), "background": bg}
     d = samples.degrade(canvas, cell=cell, cell_h=cell_h, jitter=params["jitter"], seed=seed, background=bg,
                         blur=params["blur"], noise=params["noise"], jpeg_quality=params["jpeg"], pad=0)
-    return d.image, params
+    if not drawn_grid:
+        return d.image, params
+    dark = int(rng.integers(12, 41))
+    img = d.image.astype(np.int16)
+    h, w = img.shape[:2]
+    # drawn over the art only, as AI images do: the background stays plain
+    xi = np.clip(np.searchsorted(d.x_lines, np.arange(w), side="right") - 1, 0, canvas.shape[1] - 1)
+    yi = np.clip(np.searchsorted(d.y_lines, np.arange(h), side="right") - 1, 0, canvas.shape[0] - 1)
+    art = canvas[yi[:, None], xi[None, :], 3] > 0
+    drawn = np.zeros((h, w), bool)
+    for lines, axis in ((d.x_lines, 1), (d.y_lines, 0)):
+        at = np.round(np.concatenate([lines, 0.5 * (lines[:-1] + lines[1:])])).astype(int)
+        at = at[(at >= 0) & (at < img.shape[axis])]
+        if axis == 1:
+            drawn[:, at] = True
+        else:
+            drawn[at] = True
+    img[drawn & art] -= dark
+    params.update(family="drawn-grid", drawn_grid_dark=dark)
+    return np.clip(img, 0, 255).astype(np.uint8), params
 
 
 def score(img: np.ndarray, truth: np.ndarray) -> dict:
     """Size and colour figures of one snap result against the true canvas."""
     th, tw = truth.shape[:2]
     oh, ow = img.shape[:2]
-    rec = {"size_exact": (ow, oh) == (tw, th), "size_pm1": abs(ow - tw) <= 1 and abs(oh - th) <= 1}
+    rec = {"size": [ow, oh], "size_exact": (ow, oh) == (tw, th), "size_pm1": abs(ow - tw) <= 1 and abs(oh - th) <= 1}
     if rec["size_exact"]:
         diff = np.abs(img[..., :3].astype(int) - truth[..., :3].astype(int)).max(axis=-1)
         rec["acc"] = float((diff <= 24).mean())
@@ -132,11 +161,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--family", choices=("sprites", "strips", "tiles"), default="sprites")
+    ap.add_argument("--family", choices=("sprites", "strips", "tiles", "drawn-grid"), default="sprites")
     ap.add_argument("--json")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
-    make = {"sprites": make_case, "strips": make_strip_case, "tiles": make_tile_case}[a.family]
+    make = {"sprites": make_case, "strips": make_strip_case, "tiles": make_tile_case,
+            "drawn-grid": lambda rng, seed: make_case(rng, seed, drawn_grid=True)}[a.family]
     cases = [make(rng, a.seed * 100003 + i) for i in range(a.cases)]
     default_multiple = G.SIZE_PRIOR_MULTIPLE
     rows = []

@@ -491,3 +491,45 @@ def test_consolidate_colours_keeps_two_near_colours_bridged_by_their_mixtures():
         out = G.consolidate_colours(noisy, np.ones((12, 25), bool))
         assert np.abs(out[:, :12] - a).max() < 6, (seed, out[0, 0].round())
         assert np.abs(out[:, 13:] - b).max() < 6, (seed, out[0, 24].round())
+
+
+def test_cells_split_by_a_drawn_half_cell_grid_are_merged():
+    """Some AI images draw a faint grid of their own inside every pseudo pixel, at half its
+    size: the finer lattice then has the stronger spectrum and lines at every half cell, and
+    the sprite came back twice its size. Its colours change only at every other line, so the
+    coarser lattice explains them as well and wins."""
+    sprite = make_sprite(30, 26, seed=5)
+    img, gx, gy = render(sprite, 19.6, 19.3, jitter=1, blur=0.7, noise=2.0, seed=3)
+    out = img.astype(np.int16)
+    for lines, axis in ((gx, 1), (gy, 0)):
+        halves = np.concatenate([lines, (lines[:-1] + lines[1:]) // 2])
+        halves = halves[(halves >= 0) & (halves < out.shape[axis])]
+        if axis == 1:
+            out[:, halves, :3] -= 28
+        else:
+            out[halves, :, :3] -= 28
+    img = np.clip(out, 0, 255).astype(np.uint8)
+    # the drawn grid alone would give cells of half the size
+    assert G._subharmonic(G._axis_profile(G._edge_maps(img, 2)[0], 0), 9.8) > G.SPLIT_SCREEN
+    res = G.snap(img)
+    assert (res.width, res.height) == (30, 26)
+    assert res.grid.cell_w == pytest.approx(19.6, abs=0.4) and res.grid.cell_h == pytest.approx(19.3, abs=0.4)
+    assert accuracy(res.image, sprite) >= 0.97
+
+
+def test_true_grid_is_not_merged_into_pairs(monkeypatch):
+    """The same check leaves a true grid alone: pairs of cells there differ in colour, so the
+    coarser lattice straddles half of the colour changes."""
+    sprite = make_sprite(40, 36, seed=11)
+    img, _, _ = render(sprite, 9.7, 9.9, jitter=1, blur=0.8, noise=3.0, seed=4)
+    grid = G.detect_grid(img)
+    assert (grid.cols, grid.rows) == (40, 36)
+    h, w = img.shape[:2]
+    ex, ey = G._edge_maps(img, G._stride(h, w))
+    sx, sy = G._axis_profile(ex, 0), G._axis_profile(ey, 1)
+    axes = ((ex, w, sx, G._axis_profile(ex, 0, ridges=True), G.estimate_period(sx)),
+            (ey, h, sy, G._axis_profile(ey, 1, ridges=True), G.estimate_period(sy)))
+    # let every axis past the spectral screen: the reconstruction test alone keeps the lattice
+    monkeypatch.setattr(G, "SPLIT_SCREEN", 0.0)
+    merged = G._merge_split_cells([img], grid, axes)
+    assert (merged.cols, merged.rows) == (40, 36)

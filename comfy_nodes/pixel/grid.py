@@ -37,6 +37,11 @@ Pipeline (each axis separately):
 6. No grid: besides a weak spectrum, a lattice whose cells explain the colours hardly better
    than the same lattice shifted by half a cell is rejected (``_phase_ratio``): a photo or
    painting has spectral peaks, but its colours do not change at any lattice's lines.
+7. Split cells: some AI images draw a faint grid of their own inside every pseudo pixel, at
+   half its size, and the detector then finds that finer lattice. When either axis profile
+   shows a strong sub-harmonic, both axes are re-detected at twice their period; the coarser
+   lines win when, on both axes, they explain the colours almost as well
+   (``_merge_split_cells``).
 
 Known limits: a grid that bends (lines curving by a fraction of a cell across the image)
 is followed only on average; with cells under ~7 px and +-2 px jitter the spectrum may lock
@@ -104,6 +109,13 @@ CREST_WIDTH = 1.5
 ACTIVE_EVIDENCE = 0.15
 #: The automatic period is at most 1/MIN_CELLS_ACROSS of the span of the art's edges.
 MIN_CELLS_ACROSS = 6
+#: A grid is tried at twice its period when an axis profile's sub-harmonic there reaches this
+#: share of the fundamental (under it on 83-97 % of true grids, over it on every split one).
+SPLIT_SCREEN = 0.6
+#: The coarser lattice replaces the finer one when, on both axes, its extra reconstruction
+#: error is below this share of the half-shifted lattice's (a split grid: under 0.45 on both;
+#: a true grid: 0.74 or more on at least one).
+SPLIT_MAX = 0.5
 
 
 @dataclass
@@ -1046,7 +1058,7 @@ def detect_grid(
     stride = _stride(h, w)
     ex, ey = _edge_maps(a, stride)
     try:
-        grid = _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source)
+        grid = _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, [a] if auto else None)
         return _check_cells_hold_colours([a], grid, source) if auto else grid
     except NoGridFoundError:
         if auto and _looks_true_resolution(a):
@@ -1056,30 +1068,102 @@ def detect_grid(
 
 def _phase_ratio(frames: list[np.ndarray], grid: Grid) -> float:
     """How much better one colour per cell of ``grid`` explains the image(s) than one colour per
-    cell of the same lattice shifted by half a cell: the ratio of the two mean reconstruction
-    errors, on a sparse lattice of pixels (about 256 a side). Pseudo pixel art changes colour
-    at its lines, so the shifted lattice, whose cells straddle them, does far worse (0.1-0.9 on
-    the benchmark and real AI images, resized or not); a photo or painting has no lines, and
-    the phase does not matter (~1). A cell's colour is the mean of a 3 x 3 lattice in its inner half.
+    cell of the same lattice shifted by half a cell: the ratio of the two reconstruction
+    errors (:func:`_recon_error`). Pseudo pixel art changes colour at its lines, so the
+    shifted lattice, whose cells straddle them, does far worse (0.1-0.9 on the benchmark and
+    real AI images, resized or not); a photo or painting has no lines, and the phase does not
+    matter (~1).
     """
+    shifted = _recon_error(frames, _half_shifted(grid.x_lines), _half_shifted(grid.y_lines))
+    return _recon_error(frames, grid.x_lines, grid.y_lines) / shifted if shifted > 0 else 0.0
+
+
+def _recon_error(frames: list[np.ndarray], x_lines: np.ndarray, y_lines: np.ndarray) -> float:
+    """Total absolute error (RGB levels) of painting each cell of the lattice in one colour,
+    on a sparse lattice of pixels (about 256 a side). A cell's colour is the mean of a
+    3 x 3 lattice in its inner half."""
     h, w = frames[0].shape[:2]
     step = max(1, max(h, w) // 256)
     s0 = step // 2
     xs, ys = np.arange(s0, w, step), np.arange(s0, h, step)
-    srcs = [a[s0::step, s0::step, :3].astype(np.int16) for a in frames]
-    err = [0.0, 0.0]
-    for j, (xl, yl) in enumerate(((grid.x_lines, grid.y_lines),
-                                  (_half_shifted(grid.x_lines), _half_shifted(grid.y_lines)))):
-        cx = _sample_coords(xl, w, 3, 0.25, 0.75).ravel()
-        cy = _sample_coords(yl, h, 3, 0.25, 0.75).ravel()
-        xi = np.clip(np.searchsorted(xl, xs, side="right") - 1, 0, len(xl) - 2)
-        yi = np.clip(np.searchsorted(yl, ys, side="right") - 1, 0, len(yl) - 2)
-        for a, src in zip(frames, srcs):
-            samp = a[cy][:, cx, :3].astype(np.int16)  # sums of 9 uint8 fit in int16
-            rows3 = samp[0::3] + samp[1::3] + samp[2::3]
-            cells = (rows3[:, 0::3] + rows3[:, 1::3] + rows3[:, 2::3]) // 9
-            err[j] += float(np.abs(cells[yi][:, xi] - src).sum())
-    return err[0] / err[1] if err[1] > 0 else 0.0
+    cx = _sample_coords(x_lines, w, 3, 0.25, 0.75).ravel()
+    cy = _sample_coords(y_lines, h, 3, 0.25, 0.75).ravel()
+    xi = np.clip(np.searchsorted(x_lines, xs, side="right") - 1, 0, len(x_lines) - 2)
+    yi = np.clip(np.searchsorted(y_lines, ys, side="right") - 1, 0, len(y_lines) - 2)
+    err = 0.0
+    for a in frames:
+        samp = a[cy][:, cx, :3].astype(np.int16)  # sums of 9 uint8 fit in int16
+        rows3 = samp[0::3] + samp[1::3] + samp[2::3]
+        cells = (rows3[:, 0::3] + rows3[:, 1::3] + rows3[:, 2::3]) // 9
+        err += float(np.abs(cells[yi][:, xi] - a[s0::step, s0::step, :3].astype(np.int16)).sum())
+    return err
+
+
+def _subharmonic(profile: np.ndarray, period: float) -> float:
+    """The profile's spectral magnitude near twice ``period`` relative to that near
+    ``period`` (each the best over +-2-3 %)."""
+    q = (profile - profile.mean()) * np.hanning(len(profile))
+    x = np.arange(len(q), dtype=np.float64)
+
+    def best(p0, rel, n):
+        ph = 2.0 * np.pi * np.outer(1.0 / (p0 * np.linspace(1 - rel, 1 + rel, n)), x)
+        return float(np.sqrt(((np.cos(ph) @ q) ** 2 + (np.sin(ph) @ q) ** 2).max()))
+
+    fund = best(period, 0.02, 5)
+    return best(2.0 * period, 0.03, 7) / fund if fund > 0 else 0.0
+
+
+def _merge_split_cells(frames: list[np.ndarray], grid: Grid, axes) -> Grid:
+    """``grid`` re-detected at twice its period on both axes when its cells are halves of the
+    true ones.
+
+    An AI image that draws a faint grid inside every pseudo pixel, at half its size, gives the
+    finer lattice the stronger spectrum and lines at every half cell. Its colours still change
+    only at every other line, so the coarser lattice explains them almost exactly as well: its
+    extra reconstruction error is a small share of what shifting the lattice by half a cell
+    costs. On a true grid the coarser lattice straddles half of the colour changes and costs
+    about as much as the shift on at least one axis (art may well pair its rows, or its
+    columns, but not both). ``axes`` holds, for x and y, the arguments that
+    :func:`_detect_axis` needs: (edge map, length, profile, period profile, estimate).
+    """
+    lines = (grid.x_lines, grid.y_lines)
+    periods = (grid.cell_w, grid.cell_h)
+    if min(len(lines[0]), len(lines[1])) < 9:
+        return grid
+    if max(_subharmonic(axes[i][2], periods[i]) for i in (0, 1)) < SPLIT_SCREEN:
+        return grid
+    e0 = _recon_error(frames, *lines)
+    merged = []
+    for i in (0, 1):
+        coarse = _coarser_axis(axes[i], i, len(lines[i]) - 1, periods[i])
+        if coarse is None:
+            return grid
+        xy, shifted = list(lines), list(lines)
+        xy[i], shifted[i] = coarse.lines, _half_shifted(lines[i])
+        shift_cost = _recon_error(frames, *shifted) - e0
+        if not (shift_cost > 0 and _recon_error(frames, *xy) - e0 < SPLIT_MAX * shift_cost):
+            return grid
+        merged.append(coarse)
+    ax, ay = merged
+    return Grid(cell_w=float(ax.period), cell_h=float(ay.period), cols=len(ax.lines) - 1, rows=len(ay.lines) - 1,
+                x_lines=ax.lines, y_lines=ay.lines, confidence=grid.confidence,
+                phase=(float(ax.lines[0] % ax.period), float(ay.lines[0] % ay.period)), source_size=grid.source_size)
+
+
+def _coarser_axis(args, axis: int, cells: int, period: float) -> _Axis | None:
+    """The lines of one axis re-detected at twice ``period``, or None when no lattice with at
+    most 0.6 times ``cells`` cells comes out. The spectral peak near twice the period is
+    tried first; where the band has no peak there (or the lines fall back to halves), the
+    doubled period itself."""
+    e, length, sm, spec, est = args
+    for kw in ({"cell": None, "hint": 2.0 * period, "spec": spec, "est": est}, {"cell": 2.0 * period}):
+        try:
+            cand = _detect_axis(e, axis, length, count=None, sm=sm, **kw)
+        except NoGridFoundError:
+            continue
+        if len(cand.lines) - 1 <= 0.6 * cells:
+            return cand
+    return None
 
 
 def _check_cells_hold_colours(frames: list[np.ndarray], grid: Grid, source: str) -> Grid:
@@ -1170,7 +1254,9 @@ def _stride(h: int, w: int) -> int:
     return max(stride, int(math.ceil(max(h, w) / MAX_ANALYSIS_LINES)))
 
 
-def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source) -> Grid:
+def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarray] | None = None) -> Grid:
+    """The grid from the edge maps; with ``frames`` (automatic mode) split cells are merged
+    (:func:`_merge_split_cells`)."""
     sx, sy = _axis_profile(ex, 0), _axis_profile(ey, 1)
     # the period is read from the edges' ridges, the lines from the full edge profile
     nx, ny = _axis_profile(ex, 0, ridges=True), _axis_profile(ey, 1, ridges=True)
@@ -1196,7 +1282,7 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source) -> Grid:
     if cw is None and tw is None and ch is None and th is None and conf < MIN_CONFIDENCE:
         raise NoGridFoundError(f"no pixel grid found in {source} (confidence {conf:.2f})")
     phase = (float(ax.lines[0] % ax.period), float(ay.lines[0] % ay.period))
-    return Grid(
+    grid = Grid(
         cell_w=float(ax.period),
         cell_h=float(ay.period),
         cols=cols,
@@ -1207,6 +1293,9 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source) -> Grid:
         phase=phase,
         source_size=(w, h),
     )
+    if frames is not None and est_x is not None:
+        grid = _merge_split_cells(frames, grid, ((ex, w, sx, nx, est_x), (ey, h, sy, ny, est_y)))
+    return grid
 
 
 def detect_grid_batch(frames, **overrides) -> Grid:
@@ -1238,8 +1327,8 @@ def detect_grid_batch(frames, **overrides) -> Grid:
         e1, e2 = _edge_maps(a, stride)
         ex = e1 if ex is None else ex + e1
         ey = e2 if ey is None else ey + e2
-    grid = _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, "the frames")
     auto = cw is None and ch is None and tw is None and th is None
+    grid = _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, "the frames", arrs if auto else None)
     return _check_cells_hold_colours(arrs, grid, "the frames") if auto else grid
 
 
