@@ -517,6 +517,15 @@ def test_cells_split_by_a_drawn_half_cell_grid_are_merged():
     assert accuracy(res.image, sprite) >= 0.97
 
 
+def _detector_axes(img: np.ndarray):
+    """The per-axis arguments ``_merge_split_cells`` takes, as ``_grid_from_edges`` builds them."""
+    h, w = img.shape[:2]
+    ex, ey = G._edge_maps(img, G._stride(h, w))
+    sx, sy = G._axis_profile(ex, 0), G._axis_profile(ey, 1)
+    return ((ex, w, sx, G._axis_profile(ex, 0, ridges=True), G.estimate_period(sx)),
+            (ey, h, sy, G._axis_profile(ey, 1, ridges=True), G.estimate_period(sy)))
+
+
 def test_true_grid_is_not_merged_into_pairs(monkeypatch):
     """The same check leaves a true grid alone: pairs of cells there differ in colour, so the
     coarser lattice straddles half of the colour changes."""
@@ -524,12 +533,30 @@ def test_true_grid_is_not_merged_into_pairs(monkeypatch):
     img, _, _ = render(sprite, 9.7, 9.9, jitter=1, blur=0.8, noise=3.0, seed=4)
     grid = G.detect_grid(img)
     assert (grid.cols, grid.rows) == (40, 36)
-    h, w = img.shape[:2]
-    ex, ey = G._edge_maps(img, G._stride(h, w))
-    sx, sy = G._axis_profile(ex, 0), G._axis_profile(ey, 1)
-    axes = ((ex, w, sx, G._axis_profile(ex, 0, ridges=True), G.estimate_period(sx)),
-            (ey, h, sy, G._axis_profile(ey, 1, ridges=True), G.estimate_period(sy)))
-    # let every axis past the spectral screen: the reconstruction test alone keeps the lattice
+    # let every grid past the spectral screen: the reconstruction test alone keeps the lattice
     monkeypatch.setattr(G, "SPLIT_SCREEN", 0.0)
-    merged = G._merge_split_cells([img], grid, axes)
+    merged = G._merge_split_cells([img], grid, _detector_axes(img))
     assert (merged.cols, merged.rows) == (40, 36)
+
+
+def test_flat_blocks_with_one_dithered_patch_are_not_merged(monkeypatch):
+    """Art in flat 8x8-cell blocks pairs every cell with its neighbour, so over the whole image
+    the coarser lattice costs little; one checkerboard-dithered block does not pair at all.
+    The local test (90th percentile over blocks where the shift costs something) keeps it."""
+    rng = np.random.default_rng(2)
+    idx = np.kron(rng.integers(0, len(PALETTE), (5, 5)), np.ones((8, 8), int))
+    yy, xx = np.mgrid[:40, :40]
+    patch = (yy >= 16) & (yy < 24) & (xx >= 8) & (xx < 16) & ((xx + yy) % 2 == 1)
+    idx[patch] = (idx[patch] + 3) % len(PALETTE)
+    sprite = np.dstack([PALETTE[idx], np.full((40, 40), 255, np.uint8)])
+    img, _, _ = render(sprite, 12.3, 12.1, jitter=1, blur=0.8, noise=2.0, seed=6)
+    grid = G.detect_grid(img)
+    assert (grid.cols, grid.rows) == (40, 40)
+    monkeypatch.setattr(G, "SPLIT_SCREEN", 0.0)
+    monkeypatch.setattr(G, "SPLIT_LOCAL_MAX", 99.0)
+    assert G._merge_split_cells([img], grid, _detector_axes(img)).cols == 20  # the global test alone merges
+    monkeypatch.undo()
+    monkeypatch.setattr(G, "SPLIT_SCREEN", 0.0)
+    merged = G._merge_split_cells([img], grid, _detector_axes(img))
+    assert (merged.cols, merged.rows) == (40, 40)
+    assert (G.snap(img).width, G.snap(img).height) == (40, 40)

@@ -39,9 +39,9 @@ Pipeline (each axis separately):
    painting has spectral peaks, but its colours do not change at any lattice's lines.
 7. Split cells: some AI images draw a faint grid of their own inside every pseudo pixel, at
    half its size, and the detector then finds that finer lattice. When either axis profile
-   shows a strong sub-harmonic, both axes are re-detected at twice their period; the coarser
-   lines win when, on both axes, they explain the colours almost as well
-   (``_merge_split_cells``).
+   shows a strong sub-harmonic, both axes are tried at twice their period; the coarser lines
+   win when, on both axes, they explain the colours almost as well, over the image and in
+   its detailed parts (``_merge_split_cells``).
 
 Known limits: a grid that bends (lines curving by a fraction of a cell across the image)
 is followed only on average; with cells under ~7 px and +-2 px jitter the spectrum may lock
@@ -116,6 +116,9 @@ SPLIT_SCREEN = 0.6
 #: error is below this share of the half-shifted lattice's (a split grid: under 0.45 on both;
 #: a true grid: 0.74 or more on at least one).
 SPLIT_MAX = 0.5
+#: ... and, in blocks of about four cells where a half-cell shift costs something, at the 90th
+#: percentile below this share (split grids: 0.3-0.7; true grids: 0.98 or more).
+SPLIT_LOCAL_MAX = 0.85
 
 
 @dataclass
@@ -1079,9 +1082,24 @@ def _phase_ratio(frames: list[np.ndarray], grid: Grid) -> float:
 
 
 def _recon_error(frames: list[np.ndarray], x_lines: np.ndarray, y_lines: np.ndarray) -> float:
-    """Total absolute error (RGB levels) of painting each cell of the lattice in one colour,
-    on a sparse lattice of pixels (about 256 a side). A cell's colour is the mean of a
-    3 x 3 lattice in its inner half."""
+    """Total absolute error (RGB levels) of painting each cell of the lattice in one colour
+    (see :func:`_recon_diffs`)."""
+    return sum((float(d.sum()) for d in _recon_diffs(frames, x_lines, y_lines)), 0.0)
+
+
+def _recon_map(frames: list[np.ndarray], x_lines: np.ndarray, y_lines: np.ndarray) -> np.ndarray:
+    """The same error per sparse pixel (summed over channels and frames; a 2-D array)."""
+    out = None
+    for d in _recon_diffs(frames, x_lines, y_lines):
+        m = d.sum(axis=-1, dtype=np.int32)
+        out = m if out is None else out + m
+    return out
+
+
+def _recon_diffs(frames: list[np.ndarray], x_lines: np.ndarray, y_lines: np.ndarray):
+    """Per frame, the absolute RGB difference (int16, rows x cols x 3) between the image and
+    one colour per cell of the lattice, on a sparse lattice of pixels (about 256 a side). A
+    cell's colour is the mean of a 3 x 3 lattice in its inner half."""
     h, w = frames[0].shape[:2]
     step = max(1, max(h, w) // 256)
     s0 = step // 2
@@ -1090,13 +1108,11 @@ def _recon_error(frames: list[np.ndarray], x_lines: np.ndarray, y_lines: np.ndar
     cy = _sample_coords(y_lines, h, 3, 0.25, 0.75).ravel()
     xi = np.clip(np.searchsorted(x_lines, xs, side="right") - 1, 0, len(x_lines) - 2)
     yi = np.clip(np.searchsorted(y_lines, ys, side="right") - 1, 0, len(y_lines) - 2)
-    err = 0.0
     for a in frames:
         samp = a[cy][:, cx, :3].astype(np.int16)  # sums of 9 uint8 fit in int16
         rows3 = samp[0::3] + samp[1::3] + samp[2::3]
         cells = (rows3[:, 0::3] + rows3[:, 1::3] + rows3[:, 2::3]) // 9
-        err += float(np.abs(cells[yi][:, xi] - a[s0::step, s0::step, :3].astype(np.int16)).sum())
-    return err
+        yield np.abs(cells[yi][:, xi] - a[s0::step, s0::step, :3].astype(np.int16))
 
 
 def _subharmonic(profile: np.ndarray, period: float) -> float:
@@ -1121,9 +1137,11 @@ def _merge_split_cells(frames: list[np.ndarray], grid: Grid, axes) -> Grid:
     finer lattice the stronger spectrum and lines at every half cell. Its colours still change
     only at every other line, so the coarser lattice explains them almost exactly as well: its
     extra reconstruction error is a small share of what shifting the lattice by half a cell
-    costs. On a true grid the coarser lattice straddles half of the colour changes and costs
-    about as much as the shift on at least one axis (art may well pair its rows, or its
-    columns, but not both). ``axes`` holds, for x and y, the arguments that
+    costs, everywhere in the image (:func:`_explains_as_well`). On a true grid the coarser
+    lattice straddles half of the colour changes and costs about as much as the shift on at
+    least one axis (art may well pair its rows, or its columns, but not both), or at least in
+    its detailed parts. Each axis's coarser lattice is the best of every other line (either
+    parity) and a re-detection at twice the period. ``axes`` holds, for x and y, the arguments that
     :func:`_detect_axis` needs: (edge map, length, profile, period profile, estimate).
     """
     lines = (grid.x_lines, grid.y_lines)
@@ -1132,38 +1150,83 @@ def _merge_split_cells(frames: list[np.ndarray], grid: Grid, axes) -> Grid:
         return grid
     if max(_subharmonic(axes[i][2], periods[i]) for i in (0, 1)) < SPLIT_SCREEN:
         return grid
-    e0 = _recon_error(frames, *lines)
+    e0 = _recon_map(frames, *lines)
+    step = max(1, max(frames[0].shape[:2]) // 256)
+    block = max(4, int(round(4.0 * max(periods) / step)))  # about four cells of the finer lattice
     merged = []
     for i in (0, 1):
-        coarse = _coarser_axis(axes[i], i, len(lines[i]) - 1, periods[i])
-        if coarse is None:
+        best = None
+        for cand in _coarser_axes(axes[i], i, lines[i], periods[i]):
+            xy = list(lines)
+            xy[i] = cand.lines
+            cost = _recon_map(frames, *xy)
+            if best is None or cost.sum() < best[0].sum():
+                best = (cost, cand)
+        if best is None:
             return grid
-        xy, shifted = list(lines), list(lines)
-        xy[i], shifted[i] = coarse.lines, _half_shifted(lines[i])
-        shift_cost = _recon_error(frames, *shifted) - e0
-        if not (shift_cost > 0 and _recon_error(frames, *xy) - e0 < SPLIT_MAX * shift_cost):
+        shifted = list(lines)
+        shifted[i] = _half_shifted(lines[i])
+        shift = _recon_map(frames, *shifted)
+        if not _explains_as_well(best[0] - e0, shift - e0, block):
             return grid
-        merged.append(coarse)
+        merged.append(best[1])
     ax, ay = merged
     return Grid(cell_w=float(ax.period), cell_h=float(ay.period), cols=len(ax.lines) - 1, rows=len(ay.lines) - 1,
                 x_lines=ax.lines, y_lines=ay.lines, confidence=grid.confidence,
                 phase=(float(ax.lines[0] % ax.period), float(ay.lines[0] % ay.period)), source_size=grid.source_size)
 
 
-def _coarser_axis(args, axis: int, cells: int, period: float) -> _Axis | None:
-    """The lines of one axis re-detected at twice ``period``, or None when no lattice with at
-    most 0.6 times ``cells`` cells comes out. The spectral peak near twice the period is
-    tried first; where the band has no peak there (or the lines fall back to halves), the
-    doubled period itself."""
+def _explains_as_well(extra: np.ndarray, shift_extra: np.ndarray, block: int) -> bool:
+    """Whether a coarser lattice, costing ``extra`` reconstruction error per sparse pixel over
+    the finer one, explains the colours about as well as the finer: its extra error is under
+    ``SPLIT_MAX`` of what shifting the finer lattice by half a cell costs (``shift_extra``),
+    over the whole image and, at the 90th percentile, under ``SPLIT_LOCAL_MAX`` in blocks of
+    ``block`` sparse pixels a side where the shift costs something. The local test keeps art
+    whose large flat areas pair every cell but whose detailed parts (a dithered patch) do not."""
+    total = float(shift_extra.sum())
+    if not (total > 0 and float(extra.sum()) < SPLIT_MAX * total):
+        return False
+    h, w = extra.shape
+    hb, wb = max(1, h // block), max(1, w // block)
+    bh, bw = h // hb, w // wb
+
+    def sums(m):
+        return m[: hb * bh, : wb * bw].reshape(hb, bh, wb, bw).sum(axis=(1, 3))
+    se, ss = sums(extra), sums(shift_extra)
+    sig = ss > 0.25 * float(ss.max())
+    return bool(sig.any()) and _quantile(se[sig] / ss[sig], 90) < SPLIT_LOCAL_MAX
+
+
+def _coarser_axes(args, axis: int, lines: np.ndarray, period: float) -> list[_Axis]:
+    """Candidate lattices of one axis at twice ``period``: every other line of ``lines`` (both
+    parities), and the axis re-detected at twice the period (which follows a drawn grid
+    whose phase flips from half to half across the image). The re-detection reads the
+    spectral peak near twice the period, or where the band has none there (or the lines fall
+    back to halves), takes the doubled period itself; it counts only when it comes out with
+    at most 0.6 times as many cells."""
     e, length, sm, spec, est = args
+    cells = len(lines) - 1
+    out = [_every_other(lines, start, length) for start in (0, 1)]
     for kw in ({"cell": None, "hint": 2.0 * period, "spec": spec, "est": est}, {"cell": 2.0 * period}):
         try:
             cand = _detect_axis(e, axis, length, count=None, sm=sm, **kw)
         except NoGridFoundError:
             continue
         if len(cand.lines) - 1 <= 0.6 * cells:
-            return cand
-    return None
+            out.append(cand)
+            break
+    return out
+
+
+def _every_other(lines: np.ndarray, start: int, length: int) -> _Axis:
+    """Every other line of ``lines`` from index ``start``, continued one cell past each end;
+    a border cell counts when its centre is inside the image (as in :func:`_complete_lines`)."""
+    x = np.asarray(lines[start::2], dtype=np.float64)
+    p = float(x[-1] - x[0]) / max(1, len(x) - 1)
+    x = np.concatenate([[x[0] - p], x, [x[-1] + p]])
+    centres = 0.5 * (x[:-1] + x[1:])
+    inside = np.nonzero((centres >= 0) & (centres < length))[0]
+    return _Axis(lines=x[inside[0] : inside[-1] + 2], period=p, confidence=1.0)
 
 
 def _check_cells_hold_colours(frames: list[np.ndarray], grid: Grid, source: str) -> Grid:
