@@ -493,13 +493,10 @@ def test_consolidate_colours_keeps_two_near_colours_bridged_by_their_mixtures():
         assert np.abs(out[:, 13:] - b).max() < 6, (seed, out[0, 24].round())
 
 
-def test_cells_split_by_a_drawn_half_cell_grid_are_merged():
-    """Some AI images draw a faint grid of their own inside every pseudo pixel, at half its
-    size: the finer lattice then has the stronger spectrum and lines at every half cell, and
-    the sprite came back twice its size. Its colours change only at every other line, so the
-    coarser lattice explains them as well and wins."""
-    sprite = make_sprite(30, 26, seed=5)
-    img, gx, gy = render(sprite, 19.6, 19.3, jitter=1, blur=0.7, noise=2.0, seed=3)
+def _with_drawn_half_grid(sprite: np.ndarray, seed: int) -> np.ndarray:
+    """``sprite`` rendered on ~19.5 px cells with 1 px lines 28 levels darker drawn on every
+    cell boundary and half way between (the same lines for every sprite of one size and seed)."""
+    img, gx, gy = render(sprite, 19.6, 19.3, jitter=1, blur=0.7, noise=2.0, seed=seed)
     out = img.astype(np.int16)
     for lines, axis in ((gx, 1), (gy, 0)):
         halves = np.concatenate([lines, (lines[:-1] + lines[1:]) // 2])
@@ -508,13 +505,33 @@ def test_cells_split_by_a_drawn_half_cell_grid_are_merged():
             out[:, halves, :3] -= 28
         else:
             out[halves, :, :3] -= 28
-    img = np.clip(out, 0, 255).astype(np.uint8)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_cells_split_by_a_drawn_half_cell_grid_are_merged():
+    """Some AI images draw a faint grid of their own inside every pseudo pixel, at half its
+    size: the finer lattice then has the stronger spectrum and lines at every half cell, and
+    the sprite came back twice its size. Its colours change only at every other line, so the
+    coarser lattice explains them as well and wins."""
+    sprite = make_sprite(30, 26, seed=5)
+    img = _with_drawn_half_grid(sprite, seed=3)
     # the drawn grid alone would give cells of half the size
     assert G._subharmonic(G._axis_profile(G._edge_maps(img, 2)[0], 0), 9.8) > G.SPLIT_SCREEN
     res = G.snap(img)
     assert (res.width, res.height) == (30, 26)
     assert res.grid.cell_w == pytest.approx(19.6, abs=0.4) and res.grid.cell_h == pytest.approx(19.3, abs=0.4)
     assert accuracy(res.image, sprite) >= 0.97
+
+
+def test_animation_frames_with_a_drawn_half_cell_grid_share_the_merged_grid():
+    """Batch mode sums the frames' evidence and their reconstruction errors: two frames on one
+    drawn grid come back at their true size, on one grid."""
+    frames = [make_sprite(30, 26, seed=s) for s in (21, 22)]
+    imgs = [_with_drawn_half_grid(f, seed=3) for f in frames]
+    grid = G.detect_grid_batch(imgs)
+    assert (grid.cols, grid.rows) == (30, 26)
+    for res, truth in zip(G.snap_batch(imgs, grid=grid), frames):
+        assert accuracy(res.image, truth) >= 0.97
 
 
 def _detector_axes(img: np.ndarray):
