@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Grid snap on generated cases that are not the shared benchmark's: a generalisation check.
 
-    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|drawn-grid] [--json OUT]
+    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|drawn-grid|resampled]
+                               [--json OUT]
 
 Each case places one of the project's hand-drawn sample sprites (``orchestrator.samples``) on a
 transparent canvas with random margins (0-12 cells a side, so canvas sizes are mostly *not*
@@ -20,6 +21,10 @@ and colours only a little apart, as shading ramps are.
 ``--family drawn-grid`` is the sprites family on cells of 10-20 px with a faint grid drawn over
 the art at every half cell (1 px lines 12-40 levels darker), as some AI images draw inside their
 pseudo pixels: the finer lattice must not be taken for the grid.
+
+``--family resampled`` is the sprites family on a flat colour, enlarged 10-20 times by bicubic or
+Lanczos resampling (no jitter, noise or JPEG): pixel art as an image editor enlarges it, whose
+filters ring around every edge.
 
 Every case is snapped twice, with the multiple-of-8 border tie-break on (the default) and off,
 and scored on size (exact, within 1) and colour (share of the canvas' opaque pixels within 24
@@ -43,9 +48,13 @@ from comfy_nodes.pixel.errors import DgxPixelsError  # noqa: E402
 from orchestrator import samples  # noqa: E402
 
 
-def make_case(rng: np.random.Generator, seed: int, drawn_grid: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
-    """One generated case: (pseudo-pixel image, true canvas RGBA, parameters); with
-    ``drawn_grid`` the image also gets a faint grid drawn at every half cell."""
+def make_case(rng: np.random.Generator, seed: int, style: str = "diffusion") -> tuple[np.ndarray, np.ndarray, dict]:
+    """One generated case: (pseudo-pixel image, true canvas RGBA, parameters).
+
+    ``style``: ``"diffusion"`` (``samples.degrade``), ``"drawn-grid"`` (the same with a faint
+    grid drawn at every half cell) or ``"resampled"`` (the canvas enlarged by a resampling
+    filter, bicubic or Lanczos, with no jitter, noise or JPEG: pixel art as an image editor
+    enlarges it)."""
     sprite = list(samples.sprites().values())[int(rng.integers(4))]
     sprite = np.rot90(sprite, int(rng.integers(4)))
     m = [int(v) if rng.random() > 0.25 else 0 for v in rng.integers(0, 13, 4)]  # left, right, top, bottom
@@ -53,16 +62,34 @@ def make_case(rng: np.random.Generator, seed: int, drawn_grid: bool = False) -> 
     canvas = np.zeros((h + m[2] + m[3], w + m[0] + m[1], 4), np.uint8)
     canvas[m[2]:m[2] + h, m[0]:m[0] + w] = sprite
     # a grid drawn at half cells comes with large cells (3 px halves would be a texture)
-    cell = float(rng.uniform(10.0, 20.0) if drawn_grid else rng.uniform(6.0, 16.0))
+    cell = float(rng.uniform(6.0, 16.0) if style == "diffusion" else rng.uniform(10.0, 20.0))
     cell_h = cell * float(rng.uniform(0.94, 1.06))
     bg = tuple(int(v) for v in rng.integers(40, 230, 3))
-    image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.9, 1.5, 2.0), drawn_grid=drawn_grid)
+    if style == "resampled":
+        image, params = _resample(canvas, rng, seed, cell, bg)
+    else:
+        image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.9, 1.5, 2.0),
+                                drawn_grid=style == "drawn-grid")
     params.update(canvas=[canvas.shape[1], canvas.shape[0]], margins=m)
     # the truth is the whole canvas: its transparent cells are background colour, to be found too
     truth = canvas.copy()
     truth[truth[..., 3] == 0, :3] = bg
     truth[..., 3] = 255
     return image, truth, params
+
+
+def _resample(canvas: np.ndarray, rng: np.random.Generator, seed: int, cell: float,
+              bg: tuple[int, int, int]) -> tuple[np.ndarray, dict]:
+    """``canvas`` on ``bg``, enlarged ``cell`` times (square cells) by bicubic or Lanczos."""
+    from PIL import Image
+
+    name = str(rng.choice(["bicubic", "lanczos"]))
+    flat = Image.new("RGBA", (canvas.shape[1], canvas.shape[0]), bg + (255,))
+    comp = Image.alpha_composite(flat, Image.fromarray(canvas)).convert("RGB")
+    size = (int(round(canvas.shape[1] * cell)), int(round(canvas.shape[0] * cell)))
+    image = np.asarray(comp.resize(size, Image.BICUBIC if name == "bicubic" else Image.LANCZOS))
+    return image, {"seed": seed, "cell": round(cell, 3), "cell_h": round(cell, 3), "resample": name,
+                   "background": bg, "family": "resampled"}
 
 
 def make_strip_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -161,12 +188,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--family", choices=("sprites", "strips", "tiles", "drawn-grid"), default="sprites")
+    ap.add_argument("--family", choices=("sprites", "strips", "tiles", "drawn-grid", "resampled"), default="sprites")
     ap.add_argument("--json")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     make = {"sprites": make_case, "strips": make_strip_case, "tiles": make_tile_case,
-            "drawn-grid": lambda rng, seed: make_case(rng, seed, drawn_grid=True)}[a.family]
+            "drawn-grid": lambda rng, seed: make_case(rng, seed, style="drawn-grid"),
+            "resampled": lambda rng, seed: make_case(rng, seed, style="resampled")}[a.family]
     cases = [make(rng, a.seed * 100003 + i) for i in range(a.cases)]
     default_multiple = G.SIZE_PRIOR_MULTIPLE
     rows = []

@@ -577,3 +577,31 @@ def test_flat_blocks_with_one_dithered_patch_are_not_merged(monkeypatch):
     merged = G._merge_split_cells([img], grid, _detector_axes(img))
     assert (merged.cols, merged.rows) == (40, 40)
     assert (G.snap(img).width, G.snap(img).height) == (40, 40)
+
+
+def _upscaled(name: str, margin: int, size: int, resample) -> tuple[np.ndarray, tuple[int, int]]:
+    """A sample sprite on a flat canvas with ``margin`` cells a side, upscaled to ``size`` px by
+    a resampling filter (no noise, no JPEG): pixel art as an image editor enlarges it."""
+    from PIL import Image
+
+    from orchestrator import samples
+
+    sprite = samples.sprites()[name]
+    h, w = sprite.shape[:2]
+    canvas = np.zeros((h + 2 * margin, w + 2 * margin, 4), np.uint8)
+    canvas[margin:margin + h, margin:margin + w] = sprite
+    flat = Image.new("RGBA", (canvas.shape[1], canvas.shape[0]), (200, 190, 170, 255))
+    comp = Image.alpha_composite(flat, Image.fromarray(canvas)).convert("RGB")
+    return np.asarray(comp.resize((size, size), resample)), (canvas.shape[1], canvas.shape[0])
+
+
+def test_lanczos_upscaled_sprite_keeps_its_size():
+    """A Lanczos upscale rings: overshoot lobes half a cell from every edge, and no noise to hide
+    them, so the line search packed lines closer than the period (32x34 for 32x32). Lines that
+    come out denser than the spectral period are read again on the edges' crests."""
+    from PIL import Image
+
+    img, size = _upscaled("knight", 8, 700, Image.LANCZOS)
+    res = G.snap(img)
+    assert (res.width, res.height) == size
+    assert res.grid.cell_h == pytest.approx(700 / 32, rel=0.02)

@@ -25,7 +25,8 @@ Pipeline (each axis separately):
    second pass follows the local period (measured on lines that sit on edges); an edgeless
    line inside a gap of up to two periods stays or goes by whether the lattices on either side
    meet across the gap after two periods (two cells) or ~1.4 (one wide cell); when they do
-   not tell, by whether both halves are short.
+   not tell, by whether both halves are short. Lines packed more densely than the spectral
+   period (the ringing of a resampled upscale) are read again on the edges' crests.
 4. Margins: flat background carries no grid, so lines are extrapolated on a lattice fitted
    to the lines that sit on real edges (each margin from the lines nearest to it, as a
    drifting grid's one global lattice is off by pixels at the ends); a border cell counts when more than half of its
@@ -109,6 +110,11 @@ CREST_WIDTH = 1.5
 ACTIVE_EVIDENCE = 0.15
 #: The automatic period is at most 1/MIN_CELLS_ACROSS of the span of the art's edges.
 MIN_CELLS_ACROSS = 6
+#: Lines packed more than this share denser than the spectral period are read again on the
+#: edges' crests (resampled, ringing upscales), and those are kept when their period agrees
+#: with the spectrum within CREST_AGREE.
+DENSE_LINES = 0.04
+CREST_AGREE = 0.02
 #: A grid is tried at twice its period when an axis profile's sub-harmonic there reaches this
 #: share of the fundamental (under it on 83-97 % of true grids, over it on every split one).
 SPLIT_SCREEN = 0.6
@@ -875,6 +881,34 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
     return _Axis(lines=full, period=period, confidence=conf)
 
 
+def _unpack_dense_lines(found: _Axis, args) -> _Axis:
+    """``found``, or the same axis with its lines read on the edges' crests when ``found``'s
+    lines came out packed more densely than the spectral period.
+
+    Pixel art upscaled by a resampling filter (bicubic, Lanczos) rings: every edge has
+    overshoot lobes about half a cell away, and with no noise floor to hide them the full
+    edge profile is broad humps. The line search, paid per line, then packs lines closer than
+    the period (a Lanczos-upscaled sprite came back with 5-10 % too many cells). The crests
+    of the edges (the ridge profile the period is read from) keep the lobes below the edge
+    they ring around. Only when the first lines are more than ``DENSE_LINES`` denser than
+    the spectral period is the axis read again, and the crest lines are kept only when their
+    period agrees with the spectrum within ``CREST_AGREE``, and better than the first lines.
+    ``args``: (edge map, axis, length, ridge profile, spectral estimate, hint or None).
+    """
+    e, axis, length, ridges, est, hint = args
+    p0 = est[0] if hint is None else hint
+    if p0 <= 0 or found.period >= (1.0 - DENSE_LINES) * p0:
+        return found
+    try:
+        crest = _detect_axis(e, axis, length, cell=None, count=None, sm=ridges, hint=hint, spec=ridges, est=est)
+    except NoGridFoundError:
+        return found
+    off = abs(crest.period / p0 - 1.0)
+    if off < CREST_AGREE and off < abs(found.period / p0 - 1.0):
+        return _Axis(lines=crest.lines, period=crest.period, confidence=found.confidence)
+    return found
+
+
 def _follow_lines(ev: np.ndarray, lo: int, hi: int, period: float) -> tuple[np.ndarray, float, float]:
     """DP lines for a start ``period`` (source px), then again following the local period of
     the first lines (drifting grids). Returns (lines, refined period, DP score)."""
@@ -1338,6 +1372,9 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
             hint_x = est_y[0]
     ax = _detect_axis(ex, 0, w, cell=cw, count=int(tw) if tw else None, sm=sx, hint=hint_x, spec=nx, est=est_x)
     ay = _detect_axis(ey, 1, h, cell=ch, count=int(th) if th else None, sm=sy, hint=hint_y, spec=ny, est=est_y)
+    if est_x is not None:
+        ax = _unpack_dense_lines(ax, (ex, 0, w, nx, est_x, hint_x))
+        ay = _unpack_dense_lines(ay, (ey, 1, h, ny, est_y, hint_y))
     cols, rows = len(ax.lines) - 1, len(ay.lines) - 1
     if cols < 1 or rows < 1:
         raise NoGridFoundError(f"no pixel grid found in {source}")
