@@ -61,7 +61,8 @@ def make_case(rng: np.random.Generator, seed: int, style: str = "diffusion") -> 
     h, w = sprite.shape[:2]
     canvas = np.zeros((h + m[2] + m[3], w + m[0] + m[1], 4), np.uint8)
     canvas[m[2]:m[2] + h, m[0]:m[0] + w] = sprite
-    # a grid drawn at half cells comes with large cells (3 px halves would be a texture)
+    # drawn half-cell grids and editor enlargements come with large cells (a grid drawn at
+    # 3 px halves would be a texture)
     cell = float(rng.uniform(6.0, 16.0) if style == "diffusion" else rng.uniform(10.0, 20.0))
     cell_h = cell * float(rng.uniform(0.94, 1.06))
     bg = tuple(int(v) for v in rng.integers(40, 230, 3))

@@ -428,13 +428,21 @@ def _active_span(profile: np.ndarray) -> float:
     return float(act[-1] - act[0] + 1) if act.size else 0.0
 
 
+def _windowed(profile: np.ndarray) -> np.ndarray:
+    """The profile less its mean, under a Hann window (as the spectrum reads it)."""
+    return (profile - profile.mean()) * np.hanning(len(profile))
+
+
+def _dtft_power(q: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """Squared DTFT magnitude of ``q`` at each frequency of ``freqs`` (cycles per px)."""
+    ph = 2.0 * np.pi * np.outer(freqs, np.arange(len(q), dtype=np.float64))
+    return (np.cos(ph) @ q) ** 2 + (np.sin(ph) @ q) ** 2
+
+
 def _refine_frequency(profile: np.ndarray, f0: float, df: float) -> float:
     """Maximise the windowed DTFT magnitude near ``f0`` (within one FFT bin) by a fine scan."""
-    q = (profile - profile.mean()) * np.hanning(len(profile))
-    x = np.arange(len(q), dtype=np.float64)
     fs = f0 + df * np.linspace(-0.6, 0.6, 13)
-    ph = 2.0 * np.pi * np.outer(fs, x)
-    mags = (np.cos(ph) @ q) ** 2 + (np.sin(ph) @ q) ** 2
+    mags = _dtft_power(_windowed(profile), fs)
     i = int(np.argmax(mags))
     if 0 < i < len(fs) - 1:
         a, b, c = mags[i - 1], mags[i], mags[i + 1]
@@ -1152,12 +1160,10 @@ def _recon_diffs(frames: list[np.ndarray], x_lines: np.ndarray, y_lines: np.ndar
 def _subharmonic(profile: np.ndarray, period: float) -> float:
     """The profile's spectral magnitude near twice ``period`` relative to that near
     ``period`` (each the best over +-2-3 %)."""
-    q = (profile - profile.mean()) * np.hanning(len(profile))
-    x = np.arange(len(q), dtype=np.float64)
+    q = _windowed(profile)
 
     def best(p0, rel, n):
-        ph = 2.0 * np.pi * np.outer(1.0 / (p0 * np.linspace(1 - rel, 1 + rel, n)), x)
-        return float(np.sqrt(((np.cos(ph) @ q) ** 2 + (np.sin(ph) @ q) ** 2).max()))
+        return float(np.sqrt(_dtft_power(q, 1.0 / (p0 * np.linspace(1 - rel, 1 + rel, n))).max()))
 
     fund = best(period, 0.02, 5)
     return best(2.0 * period, 0.03, 7) / fund if fund > 0 else 0.0
@@ -1393,7 +1399,7 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
         phase=phase,
         source_size=(w, h),
     )
-    if frames is not None and est_x is not None:
+    if frames is not None:
         grid = _merge_split_cells(frames, grid, ((ex, w, sx, nx, est_x), (ey, h, sy, ny, est_y)))
     return grid
 
