@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Grid snap on generated cases that are not the shared benchmark's: a generalisation check.
 
-    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|drawn-grid|resampled]
+    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|textures|drawn-grid|resampled]
                                [--json OUT]
 
 Each case places one of the project's hand-drawn sample sprites (``orchestrator.samples``) on a
@@ -17,6 +17,10 @@ lattice and the other a short band whose flat rest only the measured cell size c
 ``--family tiles`` fills the whole canvas (16-64 cells a side, cells 8-20 px) with blocks of 8x8
 cells in six random colours, half of them checkerboard-dithered with the next colour: dithering,
 and colours only a little apart, as shading ramps are.
+
+``--family textures`` fills the whole canvas (90-130 x 20-40 cells) with runs of ten random
+colours, as a texture or a sky is, on cells of 6.2-7.2 px with +-2 px jitter (the hardest
+regime of wide strips: two neighbouring lines can lie 1.7 periods apart).
 
 ``--family drawn-grid`` is the sprites family on cells of 10-20 px with a faint grid drawn over
 the art at every half cell (1 px lines 12-40 levels darker), as some AI images draw inside their
@@ -115,6 +119,24 @@ def make_strip_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np
     return image, canvas, params
 
 
+def make_texture_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One generated texture case: colour runs over the whole canvas, small heavily jittered cells."""
+    w, h = int(rng.integers(90, 131)), int(rng.integers(20, 41))
+    colours = rng.integers(0, 256, (10, 3))
+    idx = rng.integers(0, len(colours), (h, w))
+    runs = rng.random((h, w)) < 0.5
+    for x in range(1, w):
+        idx[runs[:, x], x] = idx[runs[:, x], x - 1]
+    canvas = np.zeros((h, w, 4), np.uint8)
+    canvas[..., :3] = colours[idx]
+    canvas[..., 3] = 255
+    cell = float(rng.uniform(6.2, 7.2))
+    cell_h = cell * float(rng.uniform(0.97, 1.03))
+    image, params = _render(canvas, rng, seed, cell, cell_h, (0, 0, 0), (2.0,))
+    params.update(family="textures", canvas=[w, h])
+    return image, canvas, params
+
+
 def make_tile_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """One generated tile case: art over the whole canvas in blocks of 8x8 cells of six random
     colours, half of the blocks checkerboard-dithered with the next colour (random colours
@@ -189,11 +211,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--family", choices=("sprites", "strips", "tiles", "drawn-grid", "resampled"), default="sprites")
+    ap.add_argument("--family", choices=("sprites", "strips", "tiles", "textures", "drawn-grid", "resampled"), default="sprites")
     ap.add_argument("--json")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
-    make = {"sprites": make_case, "strips": make_strip_case, "tiles": make_tile_case,
+    make = {"sprites": make_case, "strips": make_strip_case, "tiles": make_tile_case, "textures": make_texture_case,
             "drawn-grid": lambda rng, seed: make_case(rng, seed, style="drawn-grid"),
             "resampled": lambda rng, seed: make_case(rng, seed, style="resampled")}[a.family]
     cases = [make(rng, a.seed * 100003 + i) for i in range(a.cases)]

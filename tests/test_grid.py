@@ -605,3 +605,56 @@ def test_lanczos_upscaled_sprite_keeps_its_size():
     res = G.snap(img)
     assert (res.width, res.height) == size
     assert res.grid.cell_h == pytest.approx(700 / 32, rel=0.02)
+
+
+def test_flat_stretch_recounted_on_the_lattice_of_its_sides():
+    """+-2 px jitter on 6.5 px cells: the lines either side of a flat stretch of three cells
+    lie 3.6 periods apart, and the DP drew two cells there. Snapped to the lattices of the
+    lines on edges either side they lie three periods apart: the stretch gets three cells.
+    A wide cell (1.4 periods) on a lightly jittered lattice is left as one cell."""
+    p = 6.5
+    jit = np.array([0.6, -1.1, 1.4, -0.3, 0.9, -1.6, 0.2, 1.2, -0.8, 0.5, -1.3, 1.0, -0.4, -2.0,
+                    0.0, 0.0, 2.0, -0.9, 1.5, -0.2, 0.7, -1.4, 1.1, -0.6, 0.3, -1.0])
+    truth = p * np.arange(len(jit)) + 20.0 + jit
+    drawn = np.concatenate([truth[:14], [0.5 * (truth[13] + truth[16])], truth[16:]])  # 2 cells for 3
+    support = np.ones(len(drawn), bool)
+    support[14] = False
+    lines, keep = G._recount_flat_stretches(drawn, support, p)
+    assert len(lines) == len(truth)
+    assert np.array_equal(lines[keep], drawn[support])
+    assert lines[15] - lines[14] == pytest.approx((truth[16] - truth[13]) / 3)
+
+    light = p * np.arange(30) + 20.0 + 0.3 * np.sin(np.arange(30))
+    light[15:] += 0.4 * p  # one cell drawn 1.4x wide
+    same, _ = G._recount_flat_stretches(light, np.ones(30, bool), p)
+    assert np.array_equal(same, light)
+
+
+def _texture_strip(seed: int) -> tuple[np.ndarray, int, int]:
+    """A strip of colour runs (a texture, a sky) on 6.2-7.2 px cells with +-2 px jitter."""
+    from orchestrator import samples
+
+    rng = np.random.default_rng(seed)
+    w, h = int(rng.integers(90, 130)), int(rng.integers(20, 40))
+    colours = rng.integers(0, 256, (10, 3))
+    idx = rng.integers(0, 10, (h, w))
+    runs = rng.random((h, w)) < 0.5
+    for x in range(1, w):
+        idx[runs[:, x], x] = idx[runs[:, x], x - 1]
+    canvas = np.zeros((h, w, 4), np.uint8)
+    canvas[..., :3] = colours[idx]
+    canvas[..., 3] = 255
+    cell = float(rng.uniform(6.2, 7.2))
+    d = samples.degrade(canvas, cell=cell, jitter=2.0, seed=seed, background=(0, 0, 0), blur=1.0, noise=4.0,
+                        jpeg_quality=85, pad=0)
+    return d.image, w, h
+
+
+@pytest.mark.parametrize("seed", [23, 64])
+def test_heavily_jittered_texture_strip_counts_every_cell(seed):
+    """Two neighbouring lines of a +-2 px jittered 7 px grid can lie 1.7 periods apart; the
+    cells between them are counted on the lattice of the lines around them (the DP and the
+    split test alone lost a column on these strips)."""
+    img, w, h = _texture_strip(seed)
+    res = G.snap(img)
+    assert (res.width, res.height) == (w, h)
