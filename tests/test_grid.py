@@ -148,6 +148,44 @@ def painting(seed: int, size: int = 300, beta: float = 2.0) -> np.ndarray:
     return np.stack(chans, -1).astype(np.uint8)
 
 
+def clipart(seed: int, size: int = 512) -> np.ndarray:
+    """Smoothly shaded ellipses with dark outlines on a plain background (clip-art, an icon)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(np.float64)
+    img = np.empty((size, size, 3))
+    img[:] = rng.uniform(150, 250, 3)
+    for _ in range(6):
+        cx, cy = rng.uniform(0.2, 0.8, 2) * size
+        rx, ry = rng.uniform(0.08, 0.3, 2) * size
+        r = np.hypot((xx - cx) / rx, (yy - cy) / ry)
+        c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        t = np.clip((xx - cx + rx) / (4 * rx) + (yy - cy + ry) / (4 * ry), 0, 1)[..., None]
+        inside = r <= 1.0
+        img[inside] = (c0 * (1 - t) + c1 * t)[inside]
+        img[(r > 1.0) & (r <= 1.0 + 3.0 / min(rx, ry))] = 30.0
+    return np.clip(img + rng.normal(0, 1.5, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_clipart_is_no_grid_not_a_garbage_size(seed):
+    """Shaded clip-art has sharp outlines, so a lattice laid on them explains its colours
+    better than the same lattice shifted by half a cell; but inside that lattice's cells the
+    shading varies far beyond the image's noise, which a pseudo pixel never does."""
+    img = clipart(seed)
+    with pytest.raises(NoGridFoundError, match="vary inside the cells"):
+        G.detect_grid(img)
+
+
+def test_pseudo_pixel_cells_are_flat_to_within_their_noise():
+    """The inside of each found cell of rendered pseudo pixel art is its colour plus noise."""
+    from orchestrator import samples
+
+    d = samples.degrade(samples.sprites()["knight"], cell=9.0, jitter=1.0, seed=3, noise=5.0)
+    grid = G.detect_grid(d.image)
+    noise_ratio, r2 = G._cell_flatness([d.image], grid)
+    assert r2 >= 0.95 and noise_ratio <= G.FLAT_NOISE_MAX
+
+
 @pytest.mark.parametrize("kind", ["flat", "noise", "gradient", "painting"])
 def test_no_grid_raises(kind):
     rng = np.random.default_rng(0)
@@ -658,3 +696,12 @@ def test_heavily_jittered_texture_strip_counts_every_cell(seed):
     img, w, h = _texture_strip(seed)
     res = G.snap(img)
     assert (res.width, res.height) == (w, h)
+
+
+def test_heavily_jittered_texture_strip_with_a_weak_spectrum_is_still_a_grid():
+    """+-2 px jitter on 7 px cells leaves the cells' fundamental weak (confidence 0.39 here),
+    but the lattice holds the colours: it is snapped, not reported as no grid."""
+    img, w, h = _texture_strip(68)
+    res = G.snap(img)
+    assert (res.width, res.height) == (w, h)
+    assert G.MIN_CONFIDENCE < res.grid.confidence < 0.45
