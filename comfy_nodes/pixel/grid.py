@@ -1016,7 +1016,7 @@ def _recount_flat_stretches(lines: np.ndarray, support: np.ndarray, period: floa
     or on the other side's when its own has none. A stretch of up to ``max_cells`` cells
     whose snapped length is within ``sure`` of a whole number of periods other than the DP's
     count gets that many cells, its lines spaced evenly. A wide cell (1.35-1.5 periods) is
-    never within ``sure`` of a whole number and stays as the DP drew it.
+    not within ``sure`` of a whole number and stays as the DP drew it.
     """
     x = np.asarray(lines, dtype=np.float64)
     on = np.nonzero(support)[0]
@@ -1245,7 +1245,7 @@ def _cell_flatness(frames: list[np.ndarray], grid: Grid, diffs: list[np.ndarray]
     pixel is one colour plus noise: R^2 0.93 or more, or a noise ratio of at most 1.3 on
     low-contrast art (benchmark, generated and real AI images, resized or not). A photo,
     painting, clip-art or screenshot varies inside any lattice's cells: R^2 under 0.85 with a
-    noise ratio of 2.6-22 on 19 of 22 such images (the others fail no test). ``diffs``: the
+    noise ratio of 2.6-22 on 18 of 21 such images that pass :func:`_phase_ratio`. ``diffs``: the
     grid's :func:`_recon_diffs` when already computed.
     """
     h, w = frames[0].shape[:2]
