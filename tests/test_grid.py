@@ -688,7 +688,7 @@ def _texture_strip(seed: int) -> tuple[np.ndarray, int, int]:
     return d.image, w, h
 
 
-@pytest.mark.parametrize("seed", [23, 64])
+@pytest.mark.parametrize("seed", [63, 64, 73])
 def test_heavily_jittered_texture_strip_counts_every_cell(seed):
     """Two neighbouring lines of a +-2 px jittered 7 px grid can lie 1.7 periods apart; the
     cells between them are counted on the lattice of the lines around them (the DP and the
@@ -705,3 +705,21 @@ def test_heavily_jittered_texture_strip_with_a_weak_spectrum_is_still_a_grid():
     res = G.snap(img)
     assert (res.width, res.height) == (w, h)
     assert G.MIN_CONFIDENCE < res.grid.confidence < 0.45
+
+
+SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "bench" / "real"
+
+
+@pytest.mark.skipif(not (SHARED_REAL / "unfakejs_example_4.png").is_file(), reason="../shared real images not present")
+@pytest.mark.parametrize("fill", [0, 255])
+def test_colour_under_transparent_pixels_does_not_double_a_drifting_drawn_grid(fill):
+    """The goose (a drawn half-cell grid on a drifting lattice) with black or white under its
+    transparent pixels: its cells are still merged to 53x54. One side's lattice carried four
+    cells across a flat stretch of this drifting grid miscounted it, and the merge then kept
+    the half cells (104x104)."""
+    from comfy_nodes.pixel.imageio import load_image
+
+    a = load_image(SHARED_REAL / "unfakejs_example_4.png")
+    a[a[..., 3] == 0, :3] = fill
+    grid = G.detect_grid(a)
+    assert (grid.cols, grid.rows) == (53, 54)

@@ -1012,8 +1012,9 @@ def _recount_flat_stretches(lines: np.ndarray, support: np.ndarray, period: floa
     the DP (paid per line) or the split test then miscounts the stretch between them; but
     the phase of several lines together is off by far less than any one of them. So each
     end of a stretch is snapped to the lattice of the lines on edges within ``reach`` periods
-    on its own side (:func:`_side_phases`; a wide cell shifts the lattice between the sides),
-    or on the other side's when its own has none. A stretch of up to ``max_cells`` cells
+    on its own side (:func:`_side_phases`; a wide cell shifts the lattice between the sides).
+    Both sides must hold a lattice: one side's lattice carried across the stretch is off by a
+    quarter cell after four cells of a drifting grid. A stretch of up to ``max_cells`` cells
     whose snapped length is within ``sure`` of a whole number of periods other than the DP's
     count gets that many cells, its lines spaced evenly. A wide cell (1.35-1.5 periods) is
     not within ``sure`` of a whole number and stays as the DP drew it.
@@ -1022,8 +1023,7 @@ def _recount_flat_stretches(lines: np.ndarray, support: np.ndarray, period: floa
     on = np.nonzero(support)[0]
     xs = x[on]
     before, after = _side_phases(xs, period, reach, -1), _side_phases(xs, period, reach, +1)
-    pa = np.where(np.isnan(before[:-1]), after[1:], before[:-1])
-    pb = np.where(np.isnan(after[1:]), before[:-1], after[1:])
+    pa, pb = before[:-1], after[1:]
 
     def snap(v, ph):
         return ph + period * np.round((v - ph) / period)
