@@ -25,7 +25,9 @@ Pipeline (each axis separately):
    second pass follows the local period (measured on lines that sit on edges); an edgeless
    line inside a gap of up to two periods stays or goes by whether the lattices on either side
    meet across the gap after two periods (two cells) or ~1.4 (one wide cell); when they do
-   not tell, by whether both halves are short. Lines packed more densely than the spectral
+   not tell, by whether both halves are short. The cells of each flat stretch between lines
+   on edges are then recounted on the lattices of the lines either side (heavy jitter puts
+   neighbouring lines up to 1.7 periods apart). Lines packed more densely than the spectral
    period (the ringing of a resampled upscale) are read again on the edges' crests.
 4. Margins: flat background carries no grid, so lines are extrapolated on a lattice fitted
    to the lines that sit on real edges (each margin from the lines nearest to it, as a
@@ -37,7 +39,10 @@ Pipeline (each axis separately):
    field removes the slow colour drift diffusion output adds (``consolidate_colours``).
 6. No grid: besides a weak spectrum, a lattice whose cells explain the colours hardly better
    than the same lattice shifted by half a cell is rejected (``_phase_ratio``): a photo or
-   painting has spectral peaks, but its colours do not change at any lattice's lines.
+   painting has spectral peaks, but its colours do not change at any lattice's lines. So is
+   one inside whose cells the colours vary far beyond the image's pixel noise
+   (``_cell_flatness``): the lines of a photo, clip-art or screenshot can sit on its
+   strongest edges, but the inside of a pseudo pixel is one colour.
 7. Split cells: some AI images draw a faint grid of their own inside every pseudo pixel, at
    half its size, and the detector then finds that finer lattice. When either axis profile
    shows a strong sub-harmonic, both axes are tried at twice their period; the coarser lines
@@ -1262,6 +1267,8 @@ def _cell_flatness(frames: list[np.ndarray], grid: Grid, diffs: list[np.ndarray]
         return 0.0, 1.0
     absdev = sqdev = total = noise = 0.0
     k = float(mask.sum())
+    # second differences across the sparse pixels' own neighbours (every other sparse row is plenty)
+    xs = np.clip(np.arange(s0, w, step), 1, w - 2) if w >= 3 else None
     for a, d in zip(frames, diffs if diffs is not None else _recon_diffs(frames, grid.x_lines, grid.y_lines)):
         dm = d[mask].astype(np.float32).ravel()
         absdev += float(dm.sum()) / k
@@ -1269,10 +1276,9 @@ def _cell_flatness(frames: list[np.ndarray], grid: Grid, diffs: list[np.ndarray]
         px = a[s0::step, s0::step, :3][mask].astype(np.float32)
         px = (px - px.mean(axis=0)).ravel()
         total += float(px @ px) / k
-        # second differences across sparse pixels' own neighbours (every other sparse row is plenty)
-        xs = np.clip(np.arange(s0, w, step), 1, w - 2)
-        trio = a[s0::2 * step][:, np.stack([xs - 1, xs, xs + 1]), :3].astype(np.int16)
-        noise += float(_median(np.abs(trio[:, 0] + trio[:, 2] - 2 * trio[:, 1]).sum(axis=-1)))
+        if xs is not None:
+            trio = a[s0::2 * step][:, np.stack([xs - 1, xs, xs + 1]), :3].astype(np.int16)
+            noise += float(_median(np.abs(trio[:, 0] + trio[:, 2] - 2 * trio[:, 1]).sum(axis=-1)))
     n = len(frames)
     return absdev / max(3.0 * n, noise), (1.0 - sqdev / total if total > 0 else 1.0)
 
