@@ -100,18 +100,14 @@ def _resample(canvas: np.ndarray, rng: np.random.Generator, seed: int, cell: flo
 def make_strip_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """One generated strip case: a band of art across the width over or under flat rows."""
     band, flat, w = int(rng.integers(8, 21)), int(rng.integers(16, 41)), int(rng.integers(48, 129))
-    colours = rng.integers(0, 256, (12, 3))
-    idx = rng.integers(0, len(colours), (band, w))
-    runs = rng.random((band, w)) < 0.4  # some cells repeat their left neighbour: flat runs
-    for x in range(1, w):
-        idx[runs[:, x], x] = idx[runs[:, x], x - 1]
+    art = samples.colour_runs(rng, w, band, colours=12, repeat=0.4)
     bg = tuple(int(v) for v in rng.integers(40, 230, 3))
     canvas = np.zeros((band + flat, w, 4), np.uint8)
     canvas[..., :3] = bg
     canvas[..., 3] = 255
     top = bool(rng.random() < 0.5)
     rows = slice(0, band) if top else slice(flat, flat + band)
-    canvas[rows, :, :3] = colours[idx]
+    canvas[rows, :, :3] = art
     cell = float(rng.uniform(6.0, 13.0))
     cell_h = cell * float(rng.uniform(0.95, 1.05))
     image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.0, 0.9, 1.5, 2.0))
@@ -122,13 +118,8 @@ def make_strip_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np
 def make_texture_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """One generated texture case: colour runs over the whole canvas, small heavily jittered cells."""
     w, h = int(rng.integers(90, 131)), int(rng.integers(20, 41))
-    colours = rng.integers(0, 256, (10, 3))
-    idx = rng.integers(0, len(colours), (h, w))
-    runs = rng.random((h, w)) < 0.5
-    for x in range(1, w):
-        idx[runs[:, x], x] = idx[runs[:, x], x - 1]
     canvas = np.zeros((h, w, 4), np.uint8)
-    canvas[..., :3] = colours[idx]
+    canvas[..., :3] = samples.colour_runs(rng, w, h)
     canvas[..., 3] = 255
     cell = float(rng.uniform(6.2, 7.2))
     cell_h = cell * float(rng.uniform(0.97, 1.03))

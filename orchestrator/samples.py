@@ -156,6 +156,18 @@ class Degraded:
     y_lines: np.ndarray  # len h+1
 
 
+def colour_runs(rng: np.random.Generator, w: int, h: int, colours: int = 10, repeat: float = 0.5) -> np.ndarray:
+    """(h, w, 3) uint8 art of ``colours`` random colours in horizontal runs: each pixel repeats
+    its left neighbour with probability ``repeat`` (a texture, a sky). Draws the colours, the
+    picks and the runs from ``rng`` in that order."""
+    palette = rng.integers(0, 256, (colours, 3))
+    idx = rng.integers(0, colours, (h, w))
+    runs = rng.random((h, w)) < repeat
+    for x in range(1, w):
+        idx[runs[:, x], x] = idx[runs[:, x], x - 1]
+    return palette[idx].astype(np.uint8)
+
+
 def _lines(n: int, cell: float, start: float, rng: np.random.Generator, jitter: float = 0.9) -> np.ndarray:
     # Uneven cells: each inner boundary strays by up to ``jitter`` px (about 1 by default), as
     # diffusion output does.

@@ -674,13 +674,8 @@ def _texture_strip(seed: int) -> tuple[np.ndarray, int, int]:
 
     rng = np.random.default_rng(seed)
     w, h = int(rng.integers(90, 130)), int(rng.integers(20, 40))
-    colours = rng.integers(0, 256, (10, 3))
-    idx = rng.integers(0, 10, (h, w))
-    runs = rng.random((h, w)) < 0.5
-    for x in range(1, w):
-        idx[runs[:, x], x] = idx[runs[:, x], x - 1]
     canvas = np.zeros((h, w, 4), np.uint8)
-    canvas[..., :3] = colours[idx]
+    canvas[..., :3] = samples.colour_runs(rng, w, h)
     canvas[..., 3] = 255
     cell = float(rng.uniform(6.2, 7.2))
     d = samples.degrade(canvas, cell=cell, jitter=2.0, seed=seed, background=(0, 0, 0), blur=1.0, noise=4.0,

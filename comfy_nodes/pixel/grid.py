@@ -1219,12 +1219,18 @@ def _recon_map(frames: list[np.ndarray], x_lines: np.ndarray, y_lines: np.ndarra
     return out
 
 
+def _sparse_step(h: int, w: int) -> int:
+    """Spacing (source px) of the sparse lattice of pixels (about 256 a side) that the colour
+    tests read, from ``step // 2``."""
+    return max(1, max(h, w) // 256)
+
+
 def _recon_diffs(frames: list[np.ndarray], x_lines: np.ndarray, y_lines: np.ndarray):
     """Per frame, the absolute RGB difference (int16, rows x cols x 3) between the image and
     one colour per cell of the lattice, on a sparse lattice of pixels (about 256 a side). A
     cell's colour is the mean of a 3 x 3 lattice in its inner half."""
     h, w = frames[0].shape[:2]
-    step = max(1, max(h, w) // 256)
+    step = _sparse_step(h, w)
     s0 = step // 2
     xs, ys = np.arange(s0, w, step), np.arange(s0, h, step)
     cx = _sample_coords(x_lines, w, 3, 0.25, 0.75).ravel()
@@ -1254,7 +1260,7 @@ def _cell_flatness(frames: list[np.ndarray], grid: Grid, diffs: list[np.ndarray]
     grid's :func:`_recon_diffs` when already computed.
     """
     h, w = frames[0].shape[:2]
-    step = max(1, max(h, w) // 256)
+    step = _sparse_step(h, w)
     s0 = step // 2
 
     def inner(lines, at):
@@ -1317,7 +1323,7 @@ def _merge_split_cells(frames: list[np.ndarray], grid: Grid, axes) -> Grid:
     if max(_subharmonic(axes[i][2], periods[i]) for i in (0, 1)) < SPLIT_SCREEN:
         return grid
     e0 = _recon_map(frames, *lines)
-    step = max(1, max(frames[0].shape[:2]) // 256)
+    step = _sparse_step(*frames[0].shape[:2])
     block = max(4, int(round(4.0 * max(periods) / step)))  # about four cells of the finer lattice
     merged = []
     for i in (0, 1):
