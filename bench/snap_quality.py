@@ -14,6 +14,11 @@ snapper never sees it. The official whole-process figures come from ``score_snap
 same sprite on a grid of another cell size, with the resampling's own blur. The true size does
 not change, so the scores stay comparable; a change that helps only at scale 1.0 is fitted to
 these cases rather than solving the problem. Line diagnostics are left out for rescaled runs.
+
+``--cutout FILL[,FILL...]`` also runs every case whose sprite has transparency as a background
+remover would hand it over (``orchestrator.samples.cut_out``: its background keyed out by a
+soft matte, FILL under alpha 0: ``stored``, ``black``, ``white`` or ``random``). What lies under
+transparency is arbitrary, so every fill must give one result.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ SHARED = ROOT.parent / "shared" / "bench"
 from comfy_nodes.pixel import grid as G  # noqa: E402
 from comfy_nodes.pixel.errors import DgxPixelsError  # noqa: E402
 from comfy_nodes.pixel.imageio import load_image, save_png  # noqa: E402
+from orchestrator import samples  # noqa: E402
 
 
 def line_error(found: np.ndarray, truth: np.ndarray) -> float:
@@ -44,10 +50,13 @@ def line_error(found: np.ndarray, truth: np.ndarray) -> float:
     return float(d.mean())
 
 
-def run_case(c: Path, scale: float, tmp: Path, metrics) -> dict:
-    """Snap one case (its input resized by ``scale``) and score it; a dict of figures."""
+def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "") -> dict:
+    """Snap one case (its input resized by ``scale``, or cut out with ``fill`` under its
+    transparency) and score it; a dict of figures."""
     params = json.loads((c / "params.json").read_text())
     rgba = load_image(c / "input.png")
+    if fill:
+        rgba = samples.cut_out(rgba, tuple(params["background_rgb"]), noise=params["noise_sigma"], fill=fill)
     if scale != 1.0:
         from PIL import Image
 
@@ -61,7 +70,7 @@ def run_case(c: Path, scale: float, tmp: Path, metrics) -> dict:
         res, err = None, str(exc)
     dt = time.process_time() - t0
     gw, gh = params["gt_size"]
-    rec = {"case": c.name, "level": params["level"], "scale": scale, "time_s": dt, "err": err}
+    rec = {"case": c.name, "level": params["level"], "scale": scale, "fill": fill, "time_s": dt, "err": err}
     if res is not None:
         out = tmp / f"{c.name}.png"
         save_png(res.image, out)
@@ -69,7 +78,7 @@ def run_case(c: Path, scale: float, tmp: Path, metrics) -> dict:
         g = res.grid
         rec.update(cols=g.cols, rows=g.rows, gt_w=gw, gt_h=gh, cell_w=g.cell_w, cell_h=g.cell_h,
                    true_cw=params["cell_x"] * scale, true_ch=params["cell_y"] * scale, conf=g.confidence)
-        if scale == 1.0:
+        if scale == 1.0 and not fill:
             rec.update(lerr_x=line_error(g.x_lines, params["grid_x"]), lerr_y=line_error(g.y_lines, params["grid_y"]))
     else:
         rec.update(size_exact=False, size_pm1=False, pix_acc=0.0, mean_de2000=100.0, cols=0, rows=0, gt_w=gw, gt_h=gh)
@@ -86,6 +95,7 @@ def describe(rec: dict) -> str:
         if abs(rec["cell_w"] - rec["true_cw"]) > 0.5 or abs(rec["cell_h"] - rec["true_ch"]) > 0.5:
             why = "PERIOD"
     name = rec["case"] if rec["scale"] == 1.0 else f"{rec['case']}@{rec['scale']:g}"
+    name += f" [{rec['fill']}]" if rec.get("fill") else ""
     return (f"{name:40s} {why:7s} size {rec.get('cols')}x{rec.get('rows')} gt {rec['gt_w']}x{rec['gt_h']} "
             f"cell {rec.get('cell_w', 0):.2f}/{rec.get('true_cw', 0):.2f} {rec.get('cell_h', 0):.2f}/{rec.get('true_ch', 0):.2f} "
             f"lerr {rec.get('lerr_x', float('nan')):.2f},{rec.get('lerr_y', float('nan')):.2f} acc {rec['pix_acc']:.3f} "
@@ -100,6 +110,7 @@ def main() -> int:
     ap.add_argument("--json")
     ap.add_argument("--no-size-prior", action="store_true", help="disable the multiple-of-8 border tie-break")
     ap.add_argument("--scales", default="", help="comma-separated resize factors to run besides 1.0")
+    ap.add_argument("--cutout", default="", help="comma-separated fills: also run the cases with transparency cut out")
     a = ap.parse_args()
     if a.no_size_prior:
         G.SIZE_PRIOR_MULTIPLE = 0
@@ -108,11 +119,15 @@ def main() -> int:
 
     cases = sorted(p for p in Path(a.cases).iterdir() if (p / "input.png").exists() and a.only in p.name)
     scales = [1.0] + [float(v) for v in a.scales.split(",") if v.strip() and float(v) != 1.0]
+    fills = [v.strip() for v in a.cutout.split(",") if v.strip()]
+    runs = [(s, "") for s in scales] + [(1.0, f) for f in fills]
     recs = []
     with tempfile.TemporaryDirectory() as tmp:
-        for scale in scales:
+        for scale, fill in runs:
             for c in cases:
-                rec = run_case(c, scale, Path(tmp), metrics)
+                if fill and not json.loads((c / "params.json").read_text()).get("has_transparency"):
+                    continue
+                rec = run_case(c, scale, Path(tmp), metrics, fill)
                 recs.append(rec)
                 if a.verbose or not rec["solved"]:
                     print(describe(rec))
@@ -125,16 +140,16 @@ def main() -> int:
     def mean(key, rs):
         return statistics.fmean(r[key] for r in rs) if rs else float("nan")
 
-    print("scale  level   n  solved  size_exact  pm1   acc_mean  dE00   t_med_ms")
-    for scale in scales:
+    print("scale  cutout  level   n  solved  size_exact  pm1   acc_mean  dE00   t_med_ms")
+    for scale, fill in runs:
         for lv in ("easy", "medium", "hard", "warp", None):
-            rs = [r for r in recs if r["scale"] == scale and (lv is None or r["level"] == lv)]
+            rs = [r for r in recs if r["scale"] == scale and r["fill"] == fill and (lv is None or r["level"] == lv)]
             if rs:
-                print(f"{scale:5.2f}  {(lv or 'ALL'):7s} {len(rs):2d}  {pct('solved', rs):5.0f}%  "
+                print(f"{scale:5.2f}  {fill or '-':6s}  {(lv or 'ALL'):7s} {len(rs):2d}  {pct('solved', rs):5.0f}%  "
                       f"{pct('size_exact', rs):9.0f}%  {pct('size_pm1', rs):4.0f}%  {mean('pix_acc', rs):.3f}   "
                       f"{mean('mean_de2000', rs):5.2f}  {1000 * statistics.median(r['time_s'] for r in rs):5.0f}")
-    if len(scales) > 1:
-        print(f"all scales: solved {pct('solved', recs):.1f}%  size exact {pct('size_exact', recs):.1f}%  "
+    if len(runs) > 1:
+        print(f"all runs: solved {pct('solved', recs):.1f}%  size exact {pct('size_exact', recs):.1f}%  "
               f"({len(recs)} runs)")
     return 0
 

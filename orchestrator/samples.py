@@ -218,3 +218,28 @@ def degrade(
     buf.seek(0)
     out = np.asarray(Image.open(buf).convert("RGB")).copy()
     return Degraded(image=out, truth=sprite, x_lines=xl, y_lines=yl)
+
+
+def cut_out(image: np.ndarray, background: tuple[int, int, int], *, noise: float = 4.0, fill: str = "stored",
+            seed: int = 0) -> np.ndarray:
+    """``image`` (H, W, 3 uint8) as a background remover hands it over: RGBA whose alpha is a
+    soft matte keyed on ``background`` (0 within ``max(12, 4 * noise)`` RGB levels of it, ramping
+    to 255 over the next 40), with ``fill`` under alpha 0: ``"stored"`` (the pixels as drawn),
+    ``"black"``, ``"white"`` or ``"random"`` (seeded noise), as different tools leave it.
+    """
+    rgb = np.asarray(image)[..., :3]
+    dist = np.sqrt(((rgb.astype(np.float32) - np.asarray(background, np.float32)) ** 2).sum(axis=-1))
+    near = max(12.0, 4.0 * noise)
+    out = np.empty(rgb.shape[:2] + (4,), np.uint8)
+    out[..., :3] = rgb
+    out[..., 3] = np.round(np.clip((dist - near) / 40.0, 0.0, 1.0) * 255.0).astype(np.uint8)
+    hidden = out[..., 3] == 0
+    if fill == "black":
+        out[hidden, :3] = 0
+    elif fill == "white":
+        out[hidden, :3] = 255
+    elif fill == "random":
+        out[hidden, :3] = np.random.default_rng(seed).integers(0, 256, (int(hidden.sum()), 3), dtype=np.uint8)
+    elif fill != "stored":
+        raise ValueError(f"fill must be 'stored', 'black', 'white' or 'random', got {fill!r}")
+    return out

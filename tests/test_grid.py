@@ -705,16 +705,76 @@ def test_heavily_jittered_texture_strip_with_a_weak_spectrum_is_still_a_grid():
 SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "bench" / "real"
 
 
+def _cut_out_knight(fill: str) -> tuple[np.ndarray, np.ndarray]:
+    """The knight on a 4-cell transparent margin, drawn as pseudo pixel art and cut out again
+    as a background remover hands it over, ``fill`` under its transparency."""
+    from orchestrator import samples
+
+    knight = samples.sprites()["knight"]
+    h, w = knight.shape[:2]
+    canvas = np.zeros((h + 8, w + 8, 4), np.uint8)
+    canvas[4:4 + h, 4:4 + w] = knight
+    bg = (136, 206, 148)
+    d = samples.degrade(canvas, cell=12.7, cell_h=12.2, jitter=1.0, seed=3, background=bg, blur=0.9, noise=3.0,
+                        jpeg_quality=85, pad=0)
+    return samples.cut_out(d.image, bg, noise=3.0, fill=fill), canvas
+
+
+def test_cut_out_sprite_gives_one_result_whatever_lies_under_its_transparency():
+    """What is stored under alpha 0 (the old background, black, white, noise) is no part of
+    the sprite: the grid and every snapped pixel are the same for all of them, and right.
+    Read as it was, black there hid the grid ("no pixel grid found") and noise gave garbage."""
+    results = {}
+    for fill in ("stored", "black", "white", "random"):
+        img, truth = _cut_out_knight(fill)
+        res = G.snap(img)
+        results[fill] = res
+        assert (res.width, res.height) == truth.shape[1::-1], fill
+    first = results["stored"]
+    for fill, res in results.items():
+        assert np.array_equal(res.grid.x_lines, first.grid.x_lines) and np.array_equal(res.grid.y_lines, first.grid.y_lines), fill
+        assert np.array_equal(res.image, first.image), fill
+    opaque = truth[..., 3] > 0
+    assert ((first.image[..., 3] > 0) == opaque).mean() >= 0.98
+    diff = np.abs(first.image[..., :3].astype(int) - truth[..., :3].astype(int)).max(-1)
+    assert (diff[opaque & (first.image[..., 3] > 0)] <= 24).mean() >= 0.95
+    # nothing of what lay under the transparency comes out
+    assert (first.image[first.image[..., 3] == 0, :3] == 0).all()
+
+
+def test_cell_colour_comes_from_its_opaque_samples():
+    """A cell that is opaque but has transparent samples (its silhouette cut through it) takes
+    its colour from the opaque ones, not from whatever the transparent ones store."""
+    img = np.zeros((20, 40, 4), np.uint8)
+    img[:, :20] = (200, 40, 60, 255)
+    img[:, 12:20, :3] = (255, 0, 255)  # garbage under a transparent strip of the left cell
+    img[:, 12:20, 3] = 0
+    img[:, 20:] = (10, 250, 10, 0)  # a transparent cell
+    grid = G.Grid(cell_w=20.0, cell_h=20.0, cols=2, rows=1, x_lines=np.array([0.0, 20.0, 40.0]),
+                  y_lines=np.array([0.0, 20.0]), confidence=1.0, source_size=(40, 20))
+    out = G.sample_cells(img, grid)
+    assert out[0, 0].tolist() == [200, 40, 60, 255]
+    assert out[0, 1].tolist() == [0, 0, 0, 0]
+
+
 @pytest.mark.skipif(not (SHARED_REAL / "unfakejs_example_4.png").is_file(), reason="../shared real images not present")
-@pytest.mark.parametrize("fill", [0, 255])
-def test_colour_under_transparent_pixels_does_not_double_a_drifting_drawn_grid(fill):
-    """The goose (a drawn half-cell grid on a drifting lattice) with black or white under its
-    transparent pixels: its cells are still merged to 53x54. One side's lattice carried four
-    cells across a flat stretch of this drifting grid miscounted it, and the merge then kept
-    the half cells (104x104)."""
+def test_colour_under_transparent_pixels_does_not_double_a_drifting_drawn_grid():
+    """The goose (a drawn half-cell grid on a drifting lattice) with its stored colour, black,
+    white or noise under its transparent pixels: one grid for all, its cells merged (not the
+    104 x 104 half cells)."""
     from comfy_nodes.pixel.imageio import load_image
 
     a = load_image(SHARED_REAL / "unfakejs_example_4.png")
-    a[a[..., 3] == 0, :3] = fill
-    grid = G.detect_grid(a)
-    assert (grid.cols, grid.rows) == (53, 54)
+    hidden = a[..., 3] == 0
+    grids = []
+    for fill in (None, 0, 255, "random"):
+        b = a.copy()
+        if fill == "random":
+            b[hidden, :3] = np.random.default_rng(1).integers(0, 256, (int(hidden.sum()), 3))
+        elif fill is not None:
+            b[hidden, :3] = fill
+        grids.append(G.detect_grid(b))
+    g = grids[0]
+    for other in grids[1:]:
+        assert np.array_equal(other.x_lines, g.x_lines) and np.array_equal(other.y_lines, g.y_lines)
+    assert 50 <= g.cols <= 56 and 50 <= g.rows <= 56

@@ -7,6 +7,9 @@ one robust colour per cell.
 
 Pipeline (each axis separately):
 
+0. Transparency: what an image stores under its transparent pixels is arbitrary, so detection
+   reads it composited over grey (``_detection_view``), its noise floors are measured on the
+   pixels that are not transparent, and a cell's colour comes from its opaque samples only.
 1. Edge profile: per-pixel span-3 colour differences (robust to blur that spreads an edge
    over 2-4 px), minus a noise floor, capped so a few strong outlines cannot drown the weak
    edges, summed over the other axis; JPEG's fixed 8 px block edges and the flat noise
@@ -58,6 +61,7 @@ pixel columns ``x - 1`` and ``x``.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -77,6 +81,8 @@ MIN_CONFIDENCE = 0.35
 #: A lattice whose cells explain the colours no better than this fraction of the same lattice
 #: shifted by half a cell is no pixel grid (see _phase_ratio).
 PHASE_RATIO_MAX = 0.95
+#: Grey level that transparency is composited over before detection (see _detection_view).
+DETECTION_BACKDROP = 128
 #: ... and one whose cells' colours explain under FLAT_R2_MIN of the variance inside them,
 #: where those pixels stray from their cell's colour by more than FLAT_NOISE_MAX times the
 #: image's pixel noise (see _cell_flatness).
@@ -216,6 +222,19 @@ def _edge_maps(img: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """
     h, w, c = img.shape
     ex = np.zeros((len(range(0, h, stride)), w + 1), np.float32)
+    # the noise floor is read where there is something to see: a cut-out sprite's
+    # transparent surroundings are flat (see _detection_view) and would drive it to zero
+    seen_x = seen_y = None
+    if c == 4 and _has_transparency(img):
+        opaque = img[..., 3] > 0
+        seen_x = np.zeros(ex.shape, bool)
+        seen_y = np.zeros((h + 1, len(range(0, w, stride))), bool)
+        if w >= 4:
+            o = opaque[::stride]
+            seen_x[:, 2 : w - 1] = o[:, 3:] | o[:, :-3]
+        if h >= 4:
+            o = opaque[:, ::stride]
+            seen_y[2 : h - 1] = o[3:] | o[:-3]
     ey = np.zeros((h + 1, len(range(0, w, stride))), np.float32)
     # differences on the flat (rows, W * C) bytes: contiguous, where a strided or transposed
     # view of the colour channels costs a copy several times the work itself
@@ -230,7 +249,42 @@ def _edge_maps(img: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
             r1 = min(h - 3, r0 + band)
             d = _absdiff(flat[r0 + 3 : r1 + 3], flat[r0:r1]).reshape(r1 - r0, w, c)[:, ::stride]
             ey[r0 + 2 : r1 + 2] = _channel_sum(d)
-    return _floor_and_cap(ex), _floor_and_cap(ey)
+    return _floor_and_cap(ex, seen_x), _floor_and_cap(ey, seen_y)
+
+
+def _has_transparency(img: np.ndarray) -> bool:
+    return img.shape[-1] == 4 and bool((img[..., 3] < 255).any())
+
+
+def _detection_view(img: np.ndarray) -> np.ndarray:
+    """``img`` (H, W, 4 uint8) as the grid detector reads it: composited over mid grey.
+
+    What is stored under fully transparent pixels is arbitrary (the original background,
+    black from a background remover, noise from an optimiser) and is no part of the sprite;
+    read as it is, it moves or hides the grid. Composited, the transparency is one flat
+    colour and a soft matte a ramp into it, and the sprite's silhouette is an edge like any
+    other. Mid grey is never the colour of a whole silhouette as black or white (the usual
+    outline and highlight) can be; on cut-out benchmark sprites it measured best of five
+    levels (size exact 94 % against 91-93 %).
+    """
+    if not _has_transparency(img):
+        return img
+    px = np.ascontiguousarray(img).reshape(-1, 4)
+    al = px[:, 3]
+    # whole pixels as uint32: one select each, where per-channel masked stores cost 5x more
+    backdrop = np.array([DETECTION_BACKDROP] * 3 + [0], np.uint8).view(np.uint32)
+    out = np.where(al == 0, backdrop, px.view(np.uint32)[:, 0]).view(np.uint8).reshape(-1, 4)
+    soft = np.nonzero((al - np.uint8(1)) < 254)[0]  # 0 < alpha < 255
+    if soft.size:
+        out[soft, :3] = _over_backdrop()[al[soft][:, None], px[soft, :3]]
+    return out.reshape(img.shape)
+
+
+@functools.lru_cache(maxsize=1)
+def _over_backdrop() -> np.ndarray:
+    """(alpha, level) -> the level composited over ``DETECTION_BACKDROP``: a uint8 table."""
+    a = np.arange(256, dtype=np.float64)[:, None] / 255.0
+    return np.round(np.arange(256)[None, :] * a + DETECTION_BACKDROP * (1.0 - a)).astype(np.uint8)
 
 
 def _absdiff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -278,10 +332,14 @@ def _median(a: np.ndarray, axis: int | None = None):
     return 0.5 * (lo + hi)
 
 
-def _floor_and_cap(e: np.ndarray) -> np.ndarray:
+def _floor_and_cap(e: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
+    """``e`` less its noise floor (read where ``seen``, default everywhere), capped."""
     if e.size == 0:
         return e
-    sample = e[:: max(1, e.shape[0] // 64)].ravel()
+    rows = slice(None, None, max(1, e.shape[0] // 64))
+    sample = e[rows].ravel()
+    if seen is not None and seen[rows].any():
+        sample = e[rows][seen[rows]]
     floor = float(_quantile(sample, 60))
     hi = float(_quantile(sample, 99))
     cap = max(floor + 1.0, min(hi, floor + 120.0))
@@ -1159,7 +1217,7 @@ def detect_grid(
     (floats, source px); or ``width``/``height`` (true pixels): then only the line
     positions are fitted. Raises ``NoGridFoundError`` when no regular grid is present.
     """
-    a = _validate(rgba, source)
+    a = _detection_view(_validate(rgba, source))
     cw = _check_pos("cell_w", cell_w if cell_w is not None else cell)
     ch = _check_pos("cell_h", cell_h if cell_h is not None else cell)
     tw = _check_pos("width", width, int)
@@ -1283,8 +1341,14 @@ def _cell_flatness(frames: list[np.ndarray], grid: Grid, diffs: list[np.ndarray]
         px = (px - px.mean(axis=0)).ravel()
         total += float(px @ px) / k
         if xs is not None:
-            trio = a[s0::2 * step][:, np.stack([xs - 1, xs, xs + 1]), :3].astype(np.int16)
-            noise += float(_median(np.abs(trio[:, 0] + trio[:, 2] - 2 * trio[:, 1]).sum(axis=-1)))
+            trio = a[s0::2 * step][:, np.stack([xs - 1, xs, xs + 1])]
+            rgb = trio[..., :3].astype(np.int16)
+            second = np.abs(rgb[:, 0] + rgb[:, 2] - 2 * rgb[:, 1]).sum(axis=-1)
+            if _has_transparency(a):
+                # transparency is flat (composited): its zeros say nothing of the noise
+                opaque = (trio[..., 3] > 0).all(axis=1)
+                second = second[opaque] if opaque.any() else second
+            noise += float(_median(second))
     n = len(frames)
     return absdev / max(3.0 * n, noise), (1.0 - sqdev / total if total > 0 else 1.0)
 
@@ -1552,7 +1616,7 @@ def detect_grid_batch(frames, **overrides) -> Grid:
     frames = list(frames)
     if not frames:
         raise InputImageError("no frames given (empty batch)")
-    arrs = [_validate(f, f"frame {i}") for i, f in enumerate(frames)]
+    arrs = [_detection_view(_validate(f, f"frame {i}")) for i, f in enumerate(frames)]
     h, w = arrs[0].shape[:2]
     for i, a in enumerate(arrs):
         if a.shape[:2] != (h, w):
@@ -1623,21 +1687,52 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     samp = a[yy, xx]  # (rows, cols, k, k, 4)
     # samples on the last axis: sorting 25 uint8 values per channel is the fast median
     samp = np.ascontiguousarray(samp.reshape(grid.rows, grid.cols, k * k, 4).transpose(0, 1, 3, 2))
-    srt = np.sort(samp, axis=3)
     n = k * k
-    if n % 2:
-        out = srt[..., n // 2].astype(np.float64)
+    if _has_transparency(a):
+        srt, out = _opaque_median(samp)
     else:
-        out = 0.5 * (srt[..., n // 2 - 1].astype(np.float64) + srt[..., n // 2])
+        srt = np.sort(samp, axis=3)
+        out = srt[..., n // 2].astype(np.float64) if n % 2 else 0.5 * (srt[..., n // 2 - 1].astype(np.float64) + srt[..., n // 2])
+    opaque = out[..., 3] >= 128
     # a clean upscale (no noise inside cells) must round-trip exactly: only consolidate
     # colours of images whose cells are visibly noisy (median distance to the cell median)
-    spread = float(_median(np.abs(srt[:, :, :3, :: max(1, n // 5)] - out[:, :, :3, None])))
+    some = srt[:, :, :3, :: max(1, n // 5)][opaque]
+    dev = np.abs(some - out[opaque][:, :3, None])[some <= 255]  # not the hidden samples
+    spread = float(_median(dev)) if dev.size else 0.0
     if consolidate and spread >= 1.0:
-        out[..., :3] = consolidate_colours(out[..., :3], out[..., 3] >= 128)
+        out[..., :3] = consolidate_colours(out[..., :3], opaque)
     out = np.round(out).astype(np.uint8)
-    # pixel art has no half-transparent pixels
-    out[..., 3] = np.where(out[..., 3] >= 128, 255, 0).astype(np.uint8)
+    # pixel art has no half-transparent pixels; what lies under transparency is not kept
+    out[..., 3] = np.where(opaque, 255, 0).astype(np.uint8)
+    out[~opaque, :3] = 0
     return out
+
+
+def _middle(srt: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median of the first ``count`` values of each row (last axis) of the sorted ``srt``."""
+    lo = np.take_along_axis(srt, ((count - 1) // 2)[..., None], axis=-1)[..., 0]
+    hi = np.take_along_axis(srt, (count // 2)[..., None], axis=-1)[..., 0]
+    return 0.5 * (lo.astype(np.float64) + hi)
+
+
+def _opaque_median(samp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the median alpha of the samples ``samp`` (rows, cols, 4, n uint8) and the
+    median colour of those of them that are opaque (alpha >= 128; all of them where none is):
+    the colour stored under transparency, often black or noise, is no part of the sprite.
+    Returns (sorted samples, opaque ones first, as int16; medians (rows, cols, 4) float64)."""
+    n = samp.shape[-1]
+    alpha = samp[:, :, 3:4, :]
+    hidden = np.broadcast_to(alpha < 128, samp.shape).copy()
+    hidden[:, :, 3] = False
+    count = n - hidden[:, :, :1].sum(axis=-1, dtype=np.intp)
+    none = count == 0
+    hidden &= ~none[..., None]
+    vals = samp.astype(np.int16)
+    vals[hidden] = np.iinfo(np.int16).max  # sorts after every colour
+    srt = np.sort(vals, axis=3)
+    count = np.where(none, n, count)
+    counts = np.concatenate([np.broadcast_to(count, count.shape[:2] + (3,)), np.full(count.shape, n)], axis=2)
+    return srt, _middle(srt, counts)
 
 
 def _leader_clusters(lab: np.ndarray, tau: float, density_radius: float = 1.0) -> np.ndarray:
