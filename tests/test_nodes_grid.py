@@ -58,6 +58,18 @@ def test_shared_grid_batch_and_mask_alpha():
     assert float(mask[:, :2].min()) == 1.0 and float(mask[:, 2:].max()) == 0.0
 
 
+def test_shared_grid_is_found_on_all_frames_together():
+    """An animation that opens on an empty frame: that frame alone has no grid, the batch has."""
+    a = up(sprite(6), 9)
+    empty = np.full_like(a, 40)
+    out = DGXPixelsGridSnap.execute(image=as_tensor([empty, a]), batch_shared_grid=True)
+    image, cols, rows = out.result[0], out.result[4], out.result[5]
+    assert (cols, rows) == (12, 10) and tuple(image.shape) == (2, 10, 12, 4)
+    got = np.round(image[1, ..., :3].numpy() * 255).astype(np.uint8)
+    assert np.array_equal(got, sprite(6))
+    assert float(image[0, ..., :3].min()) == float(image[0, ..., :3].max()) == pytest.approx(40 / 255)
+
+
 def test_per_frame_sizes_must_match():
     a = up(sprite(4), 9)
     b = up(sprite(5, w=18, h=15), 6)  # same 108x90 tensor size, a different art size

@@ -114,20 +114,25 @@ class DGXPixelsGridSnap(io.ComfyNode):
         pbar = _progress(len(frames))
         results: list[G.SnapResult] = []
         shared: G.Grid | None = None
+        if batch_shared_grid and len(frames) > 1:
+            # every frame's edges count: an empty or faint frame alone has no grid to find
+            try:
+                shared = G.detect_grid_batch(frames, **kw)
+            except NoGridFoundError:
+                if on_no_grid == "error":
+                    raise
         for i, rgba in enumerate(frames):
             src = f"image {i}" if len(frames) > 1 else "image"
             try:
-                if batch_shared_grid:
-                    if shared is None:
-                        shared = G.detect_grid(rgba, source=src, **kw)
-                    if rgba.shape[:2] != frames[0].shape[:2]:
-                        raise InputImageError(f"{src} has a different size than image 0")
-                    res = G.snap(rgba, shared, background=background, source=src)
+                if batch_shared_grid and len(frames) > 1:
+                    res = G.snap(rgba, shared, background=background, source=src) if shared else None
                 else:
                     res = G.snap(rgba, background=background, source=src, **kw)
             except NoGridFoundError:
                 if on_no_grid == "error":
                     raise
+                res = None
+            if res is None:
                 res = _passthrough(rgba, background)
             results.append(res)
             if pbar is not None:
@@ -169,6 +174,7 @@ def _passthrough(rgba: np.ndarray, background: str) -> G.SnapResult:
                   y_lines=np.arange(h + 1, dtype=np.float64), confidence=0.0, source_size=(w, h))
     img = rgba.copy()
     img[..., 3] = np.where(img[..., 3] >= 128, 255, 0).astype(np.uint8)
+    img[img[..., 3] == 0, :3] = 0  # as snapped sprites: nothing is kept under transparency
     if background == "transparent":
         img = G._remove_background(img, 0.06)
     return G.SnapResult(image=img, grid=grid)
