@@ -26,9 +26,9 @@ regime of wide strips: two neighbouring lines can lie 1.7 periods apart).
 the art at every half cell (1 px lines 12-40 levels darker), as some AI images draw inside their
 pseudo pixels: the finer lattice must not be taken for the grid.
 
-``--family resampled`` is the sprites family on a flat colour, enlarged 10-20 times by bicubic or
-Lanczos resampling (no jitter, noise or JPEG): pixel art as an image editor enlarges it, whose
-filters ring around every edge.
+``--family resampled`` is the sprites family on a flat colour, enlarged 10-20 times by bicubic,
+Lanczos or bilinear resampling (no jitter, noise or JPEG): pixel art as an image editor or a
+viewer enlarges it, whose filters draw every edge as a ramp a cell wide, ringing or not.
 
 ``--cutout FILL`` (sprites, drawn-grid and resampled families) hands every case over as a
 background remover would (``samples.cut_out``: a soft matte keyed on the background, FILL under
@@ -63,7 +63,7 @@ def make_case(rng: np.random.Generator, seed: int, style: str = "diffusion") -> 
 
     ``style``: ``"diffusion"`` (``samples.degrade``), ``"drawn-grid"`` (the same with a faint
     grid drawn at every half cell) or ``"resampled"`` (the canvas enlarged by a resampling
-    filter, bicubic or Lanczos, with no jitter, noise or JPEG: pixel art as an image editor
+    filter, bicubic, Lanczos or bilinear, with no jitter, noise or JPEG: pixel art as an image editor
     enlarges it)."""
     sprite = list(samples.sprites().values())[int(rng.integers(4))]
     sprite = np.rot90(sprite, int(rng.integers(4)))
@@ -93,14 +93,14 @@ def make_case(rng: np.random.Generator, seed: int, style: str = "diffusion") -> 
 
 def _resample(canvas: np.ndarray, rng: np.random.Generator, seed: int, cell: float,
               bg: tuple[int, int, int]) -> tuple[np.ndarray, dict]:
-    """``canvas`` on ``bg``, enlarged ``cell`` times (square cells) by bicubic or Lanczos."""
+    """``canvas`` on ``bg``, enlarged ``cell`` times (square cells) by bicubic, Lanczos or bilinear."""
     from PIL import Image
 
-    name = str(rng.choice(["bicubic", "lanczos"]))
+    name = str(rng.choice(["bicubic", "lanczos", "bilinear"]))
     flat = Image.new("RGBA", (canvas.shape[1], canvas.shape[0]), bg + (255,))
     comp = Image.alpha_composite(flat, Image.fromarray(canvas)).convert("RGB")
     size = (int(round(canvas.shape[1] * cell)), int(round(canvas.shape[0] * cell)))
-    image = np.asarray(comp.resize(size, Image.BICUBIC if name == "bicubic" else Image.LANCZOS))
+    image = np.asarray(comp.resize(size, {"bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS, "bilinear": Image.BILINEAR}[name]))
     return image, {"seed": seed, "cell": round(cell, 3), "cell_h": round(cell, 3), "resample": name,
                    "background": bg, "family": "resampled"}
 

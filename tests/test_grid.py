@@ -617,9 +617,10 @@ def test_flat_blocks_with_one_dithered_patch_are_not_merged(monkeypatch):
     assert (G.snap(img).width, G.snap(img).height) == (40, 40)
 
 
-def _upscaled(name: str, margin: int, size: int, resample) -> tuple[np.ndarray, tuple[int, int]]:
+def _upscaled(name: str, margin: int, size: int, resample) -> tuple[np.ndarray, np.ndarray]:
     """A sample sprite on a flat canvas with ``margin`` cells a side, upscaled to ``size`` px by
-    a resampling filter (no noise, no JPEG): pixel art as an image editor enlarges it."""
+    a resampling filter (no noise, no JPEG): pixel art as an image editor enlarges it. Returns
+    the enlargement and the canvas (RGB, true size)."""
     from PIL import Image
 
     from orchestrator import samples
@@ -630,19 +631,83 @@ def _upscaled(name: str, margin: int, size: int, resample) -> tuple[np.ndarray, 
     canvas[margin:margin + h, margin:margin + w] = sprite
     flat = Image.new("RGBA", (canvas.shape[1], canvas.shape[0]), (200, 190, 170, 255))
     comp = Image.alpha_composite(flat, Image.fromarray(canvas)).convert("RGB")
-    return np.asarray(comp.resize((size, size), resample)), (canvas.shape[1], canvas.shape[0])
+    return np.asarray(comp.resize((size, size), resample)), np.asarray(comp)
 
 
 def test_lanczos_upscaled_sprite_keeps_its_size():
     """A Lanczos upscale rings: overshoot lobes half a cell from every edge, and no noise to hide
-    them, so the line search packed lines closer than the period (32x34 for 32x32). Lines that
-    come out denser than the spectral period are read again on the edges' crests."""
+    them; its cells are found on their centres, where each ramp bends (the edges' lines were
+    packed closer than the period: 32x34 for 32x32)."""
     from PIL import Image
 
-    img, size = _upscaled("knight", 8, 700, Image.LANCZOS)
+    img, truth = _upscaled("knight", 8, 700, Image.LANCZOS)
     res = G.snap(img)
-    assert (res.width, res.height) == size
+    assert (res.height, res.width) == truth.shape[:2]
     assert res.grid.cell_h == pytest.approx(700 / 32, rel=0.02)
+
+
+@pytest.mark.parametrize("resample", ["BILINEAR", "BICUBIC", "LANCZOS"])
+def test_smooth_enlargement_is_read_on_its_cell_centres(resample):
+    """A smooth enlargement (an editor's or a viewer's) draws each true pixel as a ramp a whole
+    cell wide; bilinear draws nothing else, and its edges told the grid nothing (0 of 60
+    generated enlargements had their size found). The ramps bend at the cells' centres: the
+    grid is found there, the colours are read there, and the sprite comes back."""
+    from PIL import Image
+
+    img, truth = _upscaled("potion", 5, 613, getattr(Image, resample))
+    a = G._validate(img, "test")
+    assert G._smoothness(a, G._stride(*a.shape[:2])) < G.SMOOTH_RATIO
+    res = G.snap(img)
+    assert res.grid.smooth
+    assert (res.height, res.width) == truth.shape[:2]
+    diff = np.abs(res.image[..., :3].astype(int) - truth[..., :3].astype(int)).max(-1)
+    assert (diff <= 24).mean() >= 0.98
+
+
+def test_jpeg_compressed_bilinear_enlargement_is_still_read_as_one():
+    """JPEG puts a bilinear enlargement's curvature ratio among blurred pseudo pixel art's: both
+    readings are made, and the smooth one redraws it far better."""
+    import io
+
+    from PIL import Image
+
+    img, truth = _upscaled("coin", 4, 340, Image.BILINEAR)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=85)
+    img = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    a = G._validate(img, "test")
+    assert G.SMOOTH_RATIO <= G._smoothness(a, G._stride(*a.shape[:2])) < G.SMOOTH_DOUBT
+    res = G.snap(img)
+    assert res.grid.smooth and (res.height, res.width) == truth.shape[:2]
+
+
+def test_pseudo_pixel_art_is_no_smooth_enlargement():
+    """A rendered sprite's blurred steps bend where they change colour, not across whole cells."""
+    from orchestrator import samples
+
+    d = samples.degrade(samples.sprites()["knight"], cell=11.3, seed=2)
+    a = G._validate(d.image, "test")
+    assert G._smoothness(a, G._stride(*a.shape[:2])) > G.SMOOTH_DOUBT
+    assert not G.detect_grid(d.image).smooth
+
+
+def test_blurred_texture_is_not_taken_for_a_smooth_enlargement(monkeypatch):
+    """Colour runs blurred over a fifth of their 6-7 px cells have a curvature ratio in the band
+    of doubt, and a finer lattice of bilinear ramps redraws them a little better than their own
+    cells do; only a clear win (``SMOOTH_WIN``) counts as a smooth enlargement."""
+    from orchestrator import samples
+
+    rng = np.random.default_rng(30)
+    w, h = int(rng.integers(90, 130)), int(rng.integers(20, 40))
+    canvas = np.zeros((h, w, 4), np.uint8)
+    canvas[..., :3] = samples.colour_runs(rng, w, h)
+    canvas[..., 3] = 255
+    d = samples.degrade(canvas, cell=float(rng.uniform(6.2, 7.2)), jitter=2.0, seed=30, background=(0, 0, 0),
+                        blur=1.25, noise=4.0, jpeg_quality=85, pad=0)
+    grid = G.detect_grid(d.image)
+    assert (grid.cols, grid.rows) == (w, h) and not grid.smooth
+    monkeypatch.setattr(G, "SMOOTH_WIN", 1.0)
+    assert (G.detect_grid(d.image).cols, G.detect_grid(d.image).rows) != (w, h)
 
 
 def test_flat_stretch_recounted_on_the_lattice_of_its_sides():
