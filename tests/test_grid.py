@@ -664,6 +664,29 @@ def test_smooth_enlargement_is_read_on_its_cell_centres(resample):
     assert (diff <= 24).mean() >= 0.98
 
 
+@pytest.mark.parametrize("resample", ["BILINEAR", "BICUBIC"])
+def test_smoothly_enlarged_sprite_with_alpha_comes_back(resample):
+    """An editor enlarging a sprite with transparency resamples its alpha too: every edge of
+    the silhouette is a ramp into transparency a cell wide. Its colour under that alpha is
+    read composited, so the ramps still bend at the cells' centres."""
+    from PIL import Image
+
+    from orchestrator import samples
+
+    slime = samples.sprites()["slime"]
+    h, w = slime.shape[:2]
+    canvas = np.zeros((h + 5, w + 3, 4), np.uint8)
+    canvas[2:2 + h, 1:1 + w] = slime
+    size = (round(canvas.shape[1] * 12.6), round(canvas.shape[0] * 12.6))
+    img = np.asarray(Image.fromarray(canvas).resize(size, getattr(Image, resample)))
+    res = G.snap(img)
+    assert res.image.shape[:2] == canvas.shape[:2]
+    opaque = canvas[..., 3] > 0
+    assert np.array_equal(res.image[..., 3] > 0, opaque)
+    diff = np.abs(res.image[..., :3].astype(int) - canvas[..., :3].astype(int)).max(-1)
+    assert (diff[opaque] <= 24).mean() >= 0.98
+
+
 def test_jpeg_compressed_bilinear_enlargement_is_still_read_as_one():
     """JPEG puts a bilinear enlargement's curvature ratio among blurred pseudo pixel art's: both
     readings are made, and the smooth one redraws it far better."""
