@@ -48,6 +48,22 @@ def test_snap_with_cell_override(tmp_path):
     assert f"{out}: 16x14 px (cells 6.00 x 6.00 source px" in p.stderr
 
 
+def test_snap_of_a_bilinear_enlargement_says_so(tmp_path):
+    s = sprite()
+    src = tmp_path / "in.png"
+    Image.fromarray(s).resize((16 * 13, 14 * 13), Image.BILINEAR).save(src)
+    out = tmp_path / "o.png"
+    p = run(str(src), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    # each cell is read at its centre, a few levels from the true colour where the filter's
+    # sample points miss it by a fraction of a source pixel
+    got = np.array(Image.open(out).convert("RGB")).astype(int)
+    assert got.shape == s.shape and np.abs(got - s).max() <= 24
+    assert "16x14 px" in p.stderr and "a smooth enlargement" in p.stderr
+    p = run(str(src), "-o", str(out), "--json")
+    assert json.loads(p.stdout)["smooth"] is True
+
+
 def test_no_grid_exit_3_with_hint(tmp_path):
     src = tmp_path / "flat.png"
     Image.new("RGB", (200, 200), (120, 130, 140)).save(src)

@@ -92,8 +92,9 @@ def run(args) -> int:
 
         g = result.grid
         # stderr: a script's stdout stays clean, a person still sees what was found
+        kind = ", a smooth enlargement: colours read at the cells' centres" if g.smooth else ""
         print(f"{args.output}: {g.cols}x{g.rows} px (cells {g.cell_w:.2f} x {g.cell_h:.2f} source px, "
-              f"confidence {g.confidence:.2f})", file=sys.stderr)
+              f"confidence {g.confidence:.2f}{kind})", file=sys.stderr)
     return 0
 
 
