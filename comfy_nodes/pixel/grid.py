@@ -1330,7 +1330,8 @@ def _smooth_candidate(frames: list[np.ndarray], w: int, h: int, stride: int, sou
     whether they surely are one; (None, False) when they surely are not, or no grid is found
     that way. Between ``SMOOTH_RATIO`` and ``SMOOTH_DOUBT`` (:func:`_smoothness`) noise or JPEG
     on an enlargement, or blur on pseudo pixel art, may have put them: both readings are then
-    made and the one whose model redraws the image better is kept (:func:`_better_of`)."""
+    made, and the smooth one is kept only when its model redraws the image clearly better
+    (:func:`_better_of`)."""
     ratio = _smoothness(frames[0], stride)
     if ratio >= SMOOTH_DOUBT:
         return None, False
@@ -1344,8 +1345,8 @@ def _better_of(frames: list[np.ndarray], grid: Grid, smooth: Grid | None) -> Gri
     """``smooth`` when bilinear interpolation between its cells' centre colours redraws the
     frames clearly more closely (under ``SMOOTH_WIN`` of the error) than one colour per cell of
     ``grid`` does, else ``grid``. A finer lattice redraws anything a little better, so a near
-    tie is no evidence: noisy or JPEG-compressed bilinear enlargements score 0.07-0.56,
-    pseudo pixel art blurred over half its cells 0.75 or more."""
+    tie is no evidence: noisy or JPEG-compressed bilinear enlargements score 0.07-0.56, and
+    heavily blurred pseudo pixel art (colour runs on 6-7 px cells, blur 1.25 px) 0.75 or more."""
     if smooth is None:
         return grid
     flat = _recon_error(frames, grid.x_lines, grid.y_lines)
