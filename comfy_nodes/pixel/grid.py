@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -325,7 +326,13 @@ def _kink_maps(img: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _has_transparency(img: np.ndarray) -> bool:
-    return img.shape[-1] == 4 and bool((img[..., 3] < 255).any())
+    """Whether any pixel of ``img`` (H, W, C uint8) is not fully opaque."""
+    if img.shape[-1] != 4:
+        return False
+    if img.flags.c_contiguous and sys.byteorder == "little":
+        # alpha is the high byte of each pixel as uint32: one contiguous pass, not a strided one
+        return bool((img.view(np.uint32) < 0xFF000000).any())
+    return bool((img[..., 3] < 255).any())
 
 
 def _detection_view(img: np.ndarray) -> np.ndarray:
@@ -1474,12 +1481,12 @@ def _cell_flatness(frames: list[np.ndarray], grid: Grid, diffs: list[np.ndarray]
         px = (px - px.mean(axis=0)).ravel()
         total += float(px @ px) / k
         if xs is not None:
-            trio = a[s0::2 * step][:, np.stack([xs - 1, xs, xs + 1])]
-            rgb = trio[..., :3].astype(np.int16)
+            rows, trio = a[s0::2 * step], np.stack([xs - 1, xs, xs + 1])
+            rgb = rows[:, trio, :3].astype(np.int16)
             second = np.abs(rgb[:, 0] + rgb[:, 2] - 2 * rgb[:, 1]).sum(axis=-1)
             if _has_transparency(a):
                 # transparency is flat (composited): its zeros say nothing of the noise
-                opaque = (trio[..., 3] > 0).all(axis=1)
+                opaque = (rows[:, trio, 3] > 0).all(axis=1)
                 second = second[opaque] if opaque.any() else second
             noise += float(_median(second))
     n = len(frames)
