@@ -99,6 +99,8 @@ SMOOTH_WIN = 0.65
 #: ... and whose cells are sampled on this central fraction: a bilinear ramp is 5 % of the way
 #: to the next colour at 0.05 cell from the centre.
 SMOOTH_INNER = 0.1
+#: Pixels per band of the whole-image passes over alpha (4 MB of RGBA).
+_BAND = 1 << 20
 #: Grey level that transparency is composited over before detection (see _detection_view).
 DETECTION_BACKDROP = 128
 #: ... and one whose cells' colours explain under FLAT_R2_MIN of the variance inside them,
@@ -268,17 +270,18 @@ def _seen(img: np.ndarray, stride: int) -> tuple[np.ndarray | None, np.ndarray |
     a cut-out sprite's transparent surroundings are flat (see _detection_view) and would
     drive it to zero."""
     h, w, c = img.shape
-    if c != 4 or not _has_transparency(img):
+    if c != 4:
         return None, None
-    opaque = img[..., 3] > 0
+    # only the rows and columns the maps read: a whole-image pass costs more than the maps
+    ox, oy = img[::stride, :, 3] > 0, img[:, ::stride, 3] > 0
+    if ox.all() and oy.all():
+        return None, None
     seen_x = np.zeros((len(range(0, h, stride)), w + 1), bool)
     seen_y = np.zeros((h + 1, len(range(0, w, stride))), bool)
     if w >= 4:
-        o = opaque[::stride]
-        seen_x[:, 2 : w - 1] = o[:, 3:] | o[:, :-3]
+        seen_x[:, 2 : w - 1] = ox[:, 3:] | ox[:, :-3]
     if h >= 4:
-        o = opaque[:, ::stride]
-        seen_y[2 : h - 1] = o[3:] | o[:-3]
+        seen_y[2 : h - 1] = oy[3:] | oy[:-3]
     return seen_x, seen_y
 
 
@@ -330,8 +333,10 @@ def _has_transparency(img: np.ndarray) -> bool:
     if img.shape[-1] != 4:
         return False
     if img.flags.c_contiguous and sys.byteorder == "little":
-        # alpha is the high byte of each pixel as uint32: one contiguous pass, not a strided one
-        return bool((img.view(np.uint32) < 0xFF000000).any())
+        # alpha is the high byte of each pixel as uint32: contiguous passes, not a strided one,
+        # in bands so a huge image stops at its first transparent band
+        packed = img.reshape(-1, 4).view(np.uint32)[:, 0]
+        return any(bool((packed[i : i + _BAND] < 0xFF000000).any()) for i in range(0, len(packed), _BAND))
     return bool((img[..., 3] < 255).any())
 
 
@@ -349,13 +354,23 @@ def _detection_view(img: np.ndarray) -> np.ndarray:
     if not _has_transparency(img):
         return img
     px = np.ascontiguousarray(img).reshape(-1, 4)
-    al = px[:, 3]
-    # whole pixels as uint32: one select each, where per-channel masked stores cost 5x more
+    out = px.copy()
+    if sys.byteorder != "little":
+        out[px[:, 3] == 0, :3] = DETECTION_BACKDROP
+        soft = np.nonzero((px[:, 3] > 0) & (px[:, 3] < 255))[0]
+        out[soft, :3] = _over_backdrop()[px[soft, 3:4], px[soft, :3]]
+        return out.reshape(img.shape)
+    # whole pixels as uint32 (alpha is the high byte): contiguous compares and one masked
+    # store each, where per-channel work on the strided alpha costs several times more; in
+    # bands, so a huge image needs no full-size mask
     backdrop = np.array([DETECTION_BACKDROP] * 3 + [0], np.uint8).view(np.uint32)
-    out = np.where(al == 0, backdrop, px.view(np.uint32)[:, 0]).view(np.uint8).reshape(-1, 4)
-    soft = np.nonzero((al - np.uint8(1)) < 254)[0]  # 0 < alpha < 255
-    if soft.size:
-        out[soft, :3] = _over_backdrop()[al[soft][:, None], px[soft, :3]]
+    src, dst = px.view(np.uint32)[:, 0], out.view(np.uint32)[:, 0]
+    for i in range(0, len(px), _BAND):
+        band = src[i : i + _BAND]
+        np.copyto(dst[i : i + _BAND], backdrop, where=band < 0x01000000)  # alpha 0
+        soft = i + np.nonzero((band - np.uint32(0x01000000)) < np.uint32(0xFE000000))[0]  # 0 < alpha < 255
+        if soft.size:
+            out[soft, :3] = _over_backdrop()[px[soft, 3:4], px[soft, :3]]
     return out.reshape(img.shape)
 
 
@@ -1484,9 +1499,9 @@ def _cell_flatness(frames: list[np.ndarray], grid: Grid, diffs: list[np.ndarray]
             rows, trio = a[s0::2 * step], np.stack([xs - 1, xs, xs + 1])
             rgb = rows[:, trio, :3].astype(np.int16)
             second = np.abs(rgb[:, 0] + rgb[:, 2] - 2 * rgb[:, 1]).sum(axis=-1)
-            if _has_transparency(a):
+            opaque = (rows[:, trio, 3] > 0).all(axis=1) if a.shape[-1] == 4 else None
+            if opaque is not None and not opaque.all():
                 # transparency is flat (composited): its zeros say nothing of the noise
-                opaque = (rows[:, trio, 3] > 0).all(axis=1)
                 second = second[opaque] if opaque.any() else second
             noise += float(_median(second))
     n = len(frames)
@@ -1867,7 +1882,7 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     # samples on the last axis: sorting 25 uint8 values per channel is the fast median
     samp = np.ascontiguousarray(samp.reshape(grid.rows, grid.cols, k * k, 4).transpose(0, 1, 3, 2))
     n = k * k
-    if _has_transparency(a):
+    if (samp[:, :, 3] < 128).any():
         srt, out = _opaque_median(samp)
     else:
         srt = np.sort(samp, axis=3)
