@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,6 +87,11 @@ MIN_CONFIDENCE = 0.35
 #: A lattice whose cells explain the colours no better than this fraction of the same lattice
 #: shifted by half a cell is no pixel grid (see _phase_ratio).
 PHASE_RATIO_MAX = 0.95
+#: ... and one whose cells' colours explain under FLAT_R2_MIN of the variance inside them,
+#: where those pixels stray from their cell's colour by more than FLAT_NOISE_MAX times the
+#: image's pixel noise (see _cell_flatness).
+FLAT_R2_MIN = 0.85
+FLAT_NOISE_MAX = 2.0
 #: Below this ratio of second to first colour differences an image is a smooth enlargement
 #: (bilinear, bicubic, Lanczos), whose grid is found on its cells' centres (see _smoothness).
 SMOOTH_RATIO = 0.4
@@ -103,11 +107,6 @@ SMOOTH_INNER = 0.1
 _BAND = 1 << 20
 #: Grey level that transparency is composited over before detection (see _detection_view).
 DETECTION_BACKDROP = 128
-#: ... and one whose cells' colours explain under FLAT_R2_MIN of the variance inside them,
-#: where those pixels stray from their cell's colour by more than FLAT_NOISE_MAX times the
-#: image's pixel noise (see _cell_flatness).
-FLAT_R2_MIN = 0.85
-FLAT_NOISE_MAX = 2.0
 #: Uncertain border cells are tie-broken towards sprite sizes that are multiples of this
 #: (0 disables); "uncertain" = the straddling cell is within SIZE_PRIOR_DOUBT of half inside.
 SIZE_PRIOR_MULTIPLE = 8
@@ -332,10 +331,10 @@ def _has_transparency(img: np.ndarray) -> bool:
     """Whether any pixel of ``img`` (H, W, C uint8) is not fully opaque."""
     if img.shape[-1] != 4:
         return False
-    if img.flags.c_contiguous and sys.byteorder == "little":
-        # alpha is the high byte of each pixel as uint32: contiguous passes, not a strided one,
-        # in bands so a huge image stops at its first transparent band
-        packed = img.reshape(-1, 4).view(np.uint32)[:, 0]
+    if img.flags.c_contiguous:
+        # alpha is the high byte of each pixel read as a little-endian uint32: contiguous
+        # passes, not a strided one, in bands so a huge image stops at its first transparent band
+        packed = img.reshape(-1, 4).view("<u4")[:, 0]
         return any(bool((packed[i : i + _BAND] < 0xFF000000).any()) for i in range(0, len(packed), _BAND))
     return bool((img[..., 3] < 255).any())
 
@@ -355,16 +354,11 @@ def _detection_view(img: np.ndarray) -> np.ndarray:
         return img
     px = np.ascontiguousarray(img).reshape(-1, 4)
     out = px.copy()
-    if sys.byteorder != "little":
-        out[px[:, 3] == 0, :3] = DETECTION_BACKDROP
-        soft = np.nonzero((px[:, 3] > 0) & (px[:, 3] < 255))[0]
-        out[soft, :3] = _over_backdrop()[px[soft, 3:4], px[soft, :3]]
-        return out.reshape(img.shape)
-    # whole pixels as uint32 (alpha is the high byte): contiguous compares and one masked
-    # store each, where per-channel work on the strided alpha costs several times more; in
-    # bands, so a huge image needs no full-size mask
-    backdrop = np.array([DETECTION_BACKDROP] * 3 + [0], np.uint8).view(np.uint32)
-    src, dst = px.view(np.uint32)[:, 0], out.view(np.uint32)[:, 0]
+    # whole pixels as little-endian uint32 (alpha is the high byte): contiguous compares and
+    # one masked store each, where per-channel work on the strided alpha costs several times
+    # more; in bands, so a huge image needs no full-size mask
+    backdrop = np.array([DETECTION_BACKDROP] * 3 + [0], np.uint8).view("<u4")
+    src, dst = px.view("<u4")[:, 0], out.view("<u4")[:, 0]
     for i in range(0, len(px), _BAND):
         band = src[i : i + _BAND]
         np.copyto(dst[i : i + _BAND], backdrop, where=band < 0x01000000)  # alpha 0
@@ -1331,20 +1325,45 @@ def detect_grid(
             return exact
     if (cw is not None and cw <= 1.0 and ch is not None and ch <= 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
-    stride = _stride(h, w)
-    smooth, sure = _smooth_candidate([a], w, h, stride, source) if auto else (None, False)
-    if sure:
-        return smooth
-    ex, ey = _edge_maps(a, stride)
     try:
-        grid = _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, [a] if auto else None)
-        return _better_of([a], _check_cells_hold_colours([a], grid, source), smooth) if auto else grid
+        return _find_grid([a], w, h, cw, ch, tw, th, source)
     except NoGridFoundError:
-        if smooth is not None:
-            return smooth
         if auto and _looks_true_resolution(a):
             return identity_grid(w, h, confidence=0.0)
         raise
+
+
+def _find_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source: str) -> Grid:
+    """The grid of ``frames`` (one size, as :func:`_detection_view` reads them) with the
+    checked overrides. In automatic mode a smooth enlargement is read on its cells' centres
+    (:func:`_smooth_candidate`), and the grid found on the edges must hold the colours
+    (:func:`_check_cells_hold_colours`)."""
+    stride = _stride(h, w)
+    auto = cw is None and ch is None and tw is None and th is None
+    smooth, sure = _smooth_candidate(frames, w, h, stride, source) if auto else (None, False)
+    if sure:
+        return smooth
+    ex, ey = _summed_maps(frames, stride, _edge_maps)
+    if not auto:
+        return _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source)
+    try:
+        grid = _check_cells_hold_colours(frames, _grid_from_edges(ex, ey, w, h, None, None, None, None, source, frames),
+                                         source)
+    except NoGridFoundError:
+        if smooth is None:
+            raise
+        return smooth
+    return _better_of(frames, grid, smooth)
+
+
+def _summed_maps(frames: list[np.ndarray], stride: int, maps) -> tuple[np.ndarray, np.ndarray]:
+    """``maps`` (:func:`_edge_maps` or :func:`_kink_maps`) of every frame, summed: a line
+    seen in any frame counts."""
+    ex = ey = None
+    for a in frames:
+        e1, e2 = maps(a, stride)
+        ex, ey = (e1, e2) if ex is None else (ex + e1, ey + e2)
+    return ex, ey
 
 
 def _smooth_candidate(frames: list[np.ndarray], w: int, h: int, stride: int, source: str) -> tuple[Grid | None, bool]:
@@ -1765,10 +1784,7 @@ def _grid_from_kinks(frames: list[np.ndarray], w: int, h: int, stride: int, sour
     """The grid of a smooth enlargement (see :func:`_smoothness`): the lattice of its cells'
     centres, found on the curvature maps (:func:`_kink_maps`) as any grid is on the edge maps,
     and the cell boundaries half way between them."""
-    kx = ky = None
-    for a in frames:
-        k1, k2 = _kink_maps(a, stride)
-        kx, ky = (k1, k2) if kx is None else (kx + k1, ky + k2)
+    kx, ky = _summed_maps(frames, stride, _kink_maps)
     centres = _grid_from_edges(kx, ky, w, h, None, None, None, None, source)
     xl = _lines_around(centres.x_lines, w, centres.cell_w, source)
     yl = _lines_around(centres.y_lines, h, centres.cell_h, source)
@@ -1802,7 +1818,7 @@ def detect_grid_batch(frames, **overrides) -> Grid:
     frames = list(frames)
     if not frames:
         raise InputImageError("no frames given (empty batch)")
-    arrs = [_detection_view(_validate(f, f"frame {i}")) for i, f in enumerate(frames)]
+    arrs = [_validate(f, f"frame {i}") for i, f in enumerate(frames)]
     h, w = arrs[0].shape[:2]
     for i, a in enumerate(arrs):
         if a.shape[:2] != (h, w):
@@ -1815,23 +1831,7 @@ def detect_grid_batch(frames, **overrides) -> Grid:
     ch = _check_pos("cell_h", overrides.get("cell_h", cell))
     tw = _check_pos("width", overrides.get("width"), int)
     th = _check_pos("height", overrides.get("height"), int)
-    stride = _stride(h, w)
-    auto = cw is None and ch is None and tw is None and th is None
-    smooth, sure = _smooth_candidate(arrs, w, h, stride, "the frames") if auto else (None, False)
-    if sure:
-        return smooth
-    ex = ey = None
-    for a in arrs:
-        e1, e2 = _edge_maps(a, stride)
-        ex = e1 if ex is None else ex + e1
-        ey = e2 if ey is None else ey + e2
-    try:
-        grid = _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, "the frames", arrs if auto else None)
-        return _better_of(arrs, _check_cells_hold_colours(arrs, grid, "the frames"), smooth) if auto else grid
-    except NoGridFoundError:
-        if smooth is not None:
-            return smooth
-        raise
+    return _find_grid([_detection_view(a) for a in arrs], w, h, cw, ch, tw, th, "the frames")
 
 
 def snap_batch(frames, grid: Grid | None = None, **kwargs) -> list[SnapResult]:
