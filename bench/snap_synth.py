@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Grid snap on generated cases that are not the shared benchmark's: a generalisation check.
 
-    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|textures|drawn-grid|resampled]
+    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|textures|drawn-grid|resampled|warp]
                                [--json OUT]
 
 Each case places one of the project's hand-drawn sample sprites (``orchestrator.samples``) on a
@@ -30,7 +30,12 @@ pseudo pixels: the finer lattice must not be taken for the grid.
 Lanczos or bilinear resampling (no jitter, noise or JPEG): pixel art as an image editor or a
 viewer enlarges it, whose filters draw every edge as a ramp a cell wide, ringing or not.
 
-``--cutout FILL`` (sprites, drawn-grid and resampled families) hands every case over as a
+``--family warp`` is the sprites family on a grid that is not a lattice, as the warp level of the
+shared benchmark and much real diffusion output draw it: the cell size drifts 4-8 % across the
+image, the lines bend by 0.3-0.5 cell (lowest to highest) in a smooth wave, and an axis may have
+one cell drawn 1.3-1.5x wide (``samples.degrade``'s drift, bend and wide).
+
+``--cutout FILL`` (sprites, drawn-grid, resampled and warp families) hands every case over as a
 background remover would (``samples.cut_out``: a soft matte keyed on the background, FILL under
 alpha 0: stored, black, white or random); the truth then keeps its transparency, and colour is
 scored as the share of canvas pixels that are transparent in both or opaque in both and within
@@ -62,9 +67,9 @@ def make_case(rng: np.random.Generator, seed: int, style: str = "diffusion") -> 
     """One generated case: (pseudo-pixel image, true canvas RGBA, parameters).
 
     ``style``: ``"diffusion"`` (``samples.degrade``), ``"drawn-grid"`` (the same with a faint
-    grid drawn at every half cell) or ``"resampled"`` (the canvas enlarged by a resampling
-    filter, bicubic, Lanczos or bilinear, with no jitter, noise or JPEG: pixel art as an image editor
-    enlarges it)."""
+    grid drawn at every half cell), ``"warp"`` (the same on a grid that drifts and bends) or
+    ``"resampled"`` (the canvas enlarged by a resampling filter, bicubic, Lanczos or bilinear,
+    with no jitter, noise or JPEG: pixel art as an image editor enlarges it)."""
     sprite = list(samples.sprites().values())[int(rng.integers(4))]
     sprite = np.rot90(sprite, int(rng.integers(4)))
     m = [int(v) if rng.random() > 0.25 else 0 for v in rng.integers(0, 13, 4)]  # left, right, top, bottom
@@ -73,11 +78,15 @@ def make_case(rng: np.random.Generator, seed: int, style: str = "diffusion") -> 
     canvas[m[2]:m[2] + h, m[0]:m[0] + w] = sprite
     # drawn half-cell grids and editor enlargements come with large cells (a grid drawn at
     # 3 px halves would be a texture)
-    cell = float(rng.uniform(6.0, 16.0) if style == "diffusion" else rng.uniform(10.0, 20.0))
+    cell = float(rng.uniform(6.0, 16.0) if style in ("diffusion", "warp") else rng.uniform(10.0, 20.0))
     cell_h = cell * float(rng.uniform(0.94, 1.06))
     bg = tuple(int(v) for v in rng.integers(40, 230, 3))
     if style == "resampled":
         image, params = _resample(canvas, rng, seed, cell, bg)
+    elif style == "warp":
+        warp = {"drift": round(float(rng.uniform(0.04, 0.08)), 3), "bend": round(float(rng.uniform(0.3, 0.5)), 3),
+                "wide": int(rng.integers(0, 2))}
+        image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.9,), warp=warp)
     else:
         image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.9, 1.5, 2.0),
                                 drawn_grid=style == "drawn-grid")
@@ -158,9 +167,11 @@ def make_tile_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.
 
 
 def _render(canvas: np.ndarray, rng: np.random.Generator, seed: int, cell: float, cell_h: float,
-            bg: tuple[int, int, int], jitters: tuple[float, ...], drawn_grid: bool = False) -> tuple[np.ndarray, dict]:
+            bg: tuple[int, int, int], jitters: tuple[float, ...], drawn_grid: bool = False,
+            warp: dict | None = None) -> tuple[np.ndarray, dict]:
     """``canvas`` as pseudo pixel art (``samples.degrade``) with a random jitter (one of
     ``jitters``), blur, noise and JPEG quality; returns the image and its parameters.
+    ``warp``: ``samples.degrade``'s drift, bend and wide-cell arguments.
 
     ``drawn_grid``: some AI images draw a faint grid of their own inside the pseudo pixels;
     here 1 px lines 12-40 levels darker on every cell boundary and half way between, over the
@@ -169,7 +180,9 @@ def _render(canvas: np.ndarray, rng: np.random.Generator, seed: int, cell: float
               "jitter": float(rng.choice(jitters)), "blur": round(float(rng.uniform(0.6, 1.3)), 2),
               "noise": round(float(rng.uniform(2.0, 6.0)), 2), "jpeg": int(rng.integers(70, 93)), "background": bg}
     d = samples.degrade(canvas, cell=cell, cell_h=cell_h, jitter=params["jitter"], seed=seed, background=bg,
-                        blur=params["blur"], noise=params["noise"], jpeg_quality=params["jpeg"], pad=0)
+                        blur=params["blur"], noise=params["noise"], jpeg_quality=params["jpeg"], pad=0, **(warp or {}))
+    if warp:
+        params.update(family="warp", **warp)
     if not drawn_grid:
         return d.image, params
     dark = int(rng.integers(12, 41))
@@ -219,16 +232,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--family", choices=("sprites", "strips", "tiles", "textures", "drawn-grid", "resampled"), default="sprites")
+    ap.add_argument("--family", choices=("sprites", "strips", "tiles", "textures", "drawn-grid", "resampled", "warp"), default="sprites")
     ap.add_argument("--cutout", choices=("stored", "black", "white", "random"))
     ap.add_argument("--json")
     a = ap.parse_args()
-    if a.cutout and a.family not in ("sprites", "drawn-grid", "resampled"):
-        ap.error("--cutout needs a family of sprites on a background (sprites, drawn-grid, resampled)")
+    if a.cutout and a.family not in ("sprites", "drawn-grid", "resampled", "warp"):
+        ap.error("--cutout needs a family of sprites on a background (sprites, drawn-grid, resampled, warp)")
     rng = np.random.default_rng(a.seed)
     make = {"sprites": make_case, "strips": make_strip_case, "tiles": make_tile_case, "textures": make_texture_case,
             "drawn-grid": lambda rng, seed: make_case(rng, seed, style="drawn-grid"),
-            "resampled": lambda rng, seed: make_case(rng, seed, style="resampled")}[a.family]
+            "resampled": lambda rng, seed: make_case(rng, seed, style="resampled"),
+            "warp": lambda rng, seed: make_case(rng, seed, style="warp")}[a.family]
     cases = [make(rng, a.seed * 100003 + i) for i in range(a.cases)]
     if a.cutout:
         cases = [_cut_out(img, truth, params, a.cutout) for img, truth, params in cases]

@@ -168,12 +168,34 @@ def colour_runs(rng: np.random.Generator, w: int, h: int, colours: int = 10, rep
     return palette[idx].astype(np.uint8)
 
 
-def _lines(n: int, cell: float, start: float, rng: np.random.Generator, jitter: float = 0.9) -> np.ndarray:
+def _lines(n: int, cell: float, start: float, rng: np.random.Generator, jitter: float = 0.9,
+           drift: float = 0.0, wide: int = 0) -> np.ndarray:
     # Uneven cells: each inner boundary strays by up to ``jitter`` px (about 1 by default), as
     # diffusion output does.
-    lines = start + cell * np.arange(n + 1)
+    if drift or wide:
+        sizes = cell * (1.0 + drift * np.linspace(-0.5, 0.5, n) * rng.choice([-1.0, 1.0]))
+        for i in rng.choice(n, size=min(wide, n), replace=False):
+            sizes[i] *= rng.uniform(1.3, 1.5)
+        lines = start + np.concatenate([[0.0], np.cumsum(sizes)])
+    else:
+        lines = start + cell * np.arange(n + 1)
     lines[1:-1] += rng.uniform(-jitter, jitter, n - 1)
     return np.round(lines).astype(int)
+
+
+def _wave(rng: np.random.Generator, w: int, h: int, swing: float, axis: int) -> np.ndarray:
+    """(h, w) displacement in px along ``axis`` (1 = x): a smooth wave of at most about one
+    cycle across the image, with its straight trend along the axis taken out (that part is
+    drift), scaled to ``swing`` px from its lowest to its highest point."""
+    fx, fy = rng.uniform(-1.2, 1.2, 2)
+    phase = rng.uniform(0.0, 2.0 * np.pi)
+    X = np.arange(w, dtype=np.float64)[None, :] / w
+    Y = np.arange(h, dtype=np.float64)[:, None] / h
+    d = np.sin(2.0 * np.pi * (fx * X + fy * Y) + phase)
+    t = np.broadcast_to(X if axis == 1 else Y, d.shape)
+    d = d - np.polyval(np.polyfit(t.ravel(), d.ravel(), 1), t)
+    span = float(d.max() - d.min())
+    return d * (swing / span) if span > 0 else d
 
 
 def degrade(
@@ -188,6 +210,9 @@ def degrade(
     noise: float = 4.0,
     jpeg_quality: int = 80,
     pad: int = 1,
+    drift: float = 0.0,
+    bend: float = 0.0,
+    wide: int = 0,
 ) -> Degraded:
     """Render a true sprite as diffusion-style pseudo pixel art.
 
@@ -197,19 +222,29 @@ def degrade(
     noise: std-dev of per-pixel noise in 8-bit levels; pad: background px around the grid
     (kept well under half a cell, as in real output: more would make the margin's cell count ambiguous).
     Transparent sprite pixels are drawn on ``background``.
+
+    A grid that is not a lattice, as diffusion output often draws: ``drift`` is how much the
+    cell size changes across the image (0.06 = from 3 % under to 3 % over ``cell``, in a random
+    direction per axis); ``bend`` bends the grid lines by that many cells from their
+    lowest to their highest point (a smooth wave of at most about one cycle across the image); ``wide`` cells per axis are drawn 1.3-1.5x wide.
     """
     rng = np.random.default_rng(seed)
     h, w = sprite.shape[:2]
-    xl = _lines(w, cell, pad + rng.uniform(0, 1), rng, jitter)
-    yl = _lines(h, cell if cell_h is None else cell_h, pad + rng.uniform(0, 1), rng, jitter)
+    xl = _lines(w, cell, pad + rng.uniform(0, 1), rng, jitter, drift, wide)
+    ch = cell if cell_h is None else cell_h
+    yl = _lines(h, ch, pad + rng.uniform(0, 1), rng, jitter, drift, wide)
     W, H = int(xl[-1] + pad), int(yl[-1] + pad)
     col = np.where(sprite[..., 3:4] > 0, sprite[..., :3], np.array(background, np.uint8)).astype(np.float64)
     col += rng.normal(0, 2.5, col.shape)  # per-cell colour drift
-    xi = np.clip(np.searchsorted(xl, np.arange(W), side="right") - 1, 0, w - 1)
-    yi = np.clip(np.searchsorted(yl, np.arange(H), side="right") - 1, 0, h - 1)
-    img = col[yi[:, None], xi[None, :]]
-    outside = (np.arange(W)[None, :] < xl[0]) | (np.arange(W)[None, :] >= xl[-1])
-    outside = outside | (np.arange(H)[:, None] < yl[0]) | (np.arange(H)[:, None] >= yl[-1])
+    X = np.arange(W, dtype=np.float64)[None, :]
+    Y = np.arange(H, dtype=np.float64)[:, None]
+    if bend:
+        X = X - _wave(rng, W, H, bend * cell, 1)
+        Y = Y - _wave(rng, W, H, bend * ch, 0)
+    xi = np.clip(np.searchsorted(xl, X, side="right") - 1, 0, w - 1)
+    yi = np.clip(np.searchsorted(yl, Y, side="right") - 1, 0, h - 1)
+    img = col[yi, xi]
+    outside = (X < xl[0]) | (X >= xl[-1]) | (Y < yl[0]) | (Y >= yl[-1])
     img[outside] = background
     pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").filter(ImageFilter.GaussianBlur(blur))
     arr = np.asarray(pil).astype(np.float64) + rng.normal(0, noise, (H, W, 3))

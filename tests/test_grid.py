@@ -866,3 +866,59 @@ def test_colour_under_transparent_pixels_does_not_double_a_drifting_drawn_grid()
     for other in grids[1:]:
         assert np.array_equal(other.x_lines, g.x_lines) and np.array_equal(other.y_lines, g.y_lines)
     assert 50 <= g.cols <= 56 and 50 <= g.rows <= 56
+
+
+def test_degrade_draws_a_grid_that_drifts_bends_and_has_a_wide_cell():
+    """The bench's warped rendering does what its arguments say: with ``drift`` the cells at
+    one end are that much bigger than at the other, with ``bend`` a column boundary moves
+    from row to row, with ``wide`` one cell is 1.3-1.5x; with none of them the rendering is
+    the plain one, draw for draw."""
+    from orchestrator import samples
+
+    canvas = np.zeros((24, 40, 4), np.uint8)
+    canvas[4:20, 12:28] = samples.sprites()["knight"]
+    kw = dict(cell=12.0, jitter=0.0, seed=5, background=(60, 70, 90), blur=0.0, noise=0.0, jpeg_quality=95, pad=0)
+    plain = samples.degrade(canvas, **kw)
+    assert np.array_equal(plain.image, samples.degrade(canvas, drift=0.0, bend=0.0, wide=0, **kw).image)
+
+    drifted = samples.degrade(canvas, drift=0.08, **kw)
+    gaps = np.diff(drifted.x_lines)
+    assert abs(gaps[-5:].mean() - gaps[:5].mean()) / 12.0 == pytest.approx(0.08 * 35 / 39, abs=0.02)
+
+    wide = np.diff(samples.degrade(canvas, wide=1, **kw).x_lines) / 12.0
+    assert ((wide > 1.25) & (wide < 1.55)).sum() == 1
+
+    # columns of two colours: a column boundary drawn on a bent grid moves from row to row,
+    # by up to the bend (6 px here) from its lowest to its highest point
+    stripes = np.zeros((24, 40, 4), np.uint8)
+    stripes[..., 3] = 255
+    stripes[:, 1::2, :3] = 200
+    def boundaries(image, r):
+        return np.nonzero(np.abs(np.diff(image[r, :, 0].astype(int))) > 100)[0]
+
+    plain_stripes = samples.degrade(stripes, **kw).image
+    bent = samples.degrade(stripes, bend=0.5, **kw).image
+    # (rows away from the top and bottom, where a bent row can fall outside the grid)
+    rows = range(24, bent.shape[0] - 24)
+    assert all(np.array_equal(boundaries(plain_stripes, r), boundaries(plain_stripes, 24)) for r in rows)
+    ref = boundaries(plain_stripes, 24)[17]
+    moved = [int(b[np.argmin(np.abs(b - ref))]) for b in (boundaries(bent, r) for r in rows)]
+    assert 4 <= np.ptp(moved) <= 7
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sprite_on_a_drifting_bending_grid_comes_back(seed):
+    """A grid whose cell size drifts 6 % across the image and whose lines bend by a third of
+    a cell, as diffusion output draws it, with four flat cells around the art: the snap
+    finds the size and every cell's colour."""
+    from orchestrator import samples
+
+    canvas = np.zeros((24, 24, 4), np.uint8)
+    canvas[4:20, 4:20] = samples.sprites()["slime"]
+    d = samples.degrade(canvas, cell=12.0, jitter=0.9, seed=seed, background=(60, 70, 90), blur=1.0, noise=3.0,
+                        jpeg_quality=85, pad=0, drift=0.06, bend=0.35)
+    res = G.snap(d.image)
+    truth = canvas.copy()
+    truth[truth[..., 3] == 0, :3] = (60, 70, 90)
+    assert res.image.shape[:2] == (24, 24)
+    assert np.abs(res.image[..., :3].astype(int) - truth[..., :3].astype(int)).max() <= 24
