@@ -77,6 +77,8 @@ def test_no_grid_exit_3_with_hint(tmp_path):
 def test_missing_input_and_bad_arguments(tmp_path):
     p = run(str(tmp_path / "nope.png"), "-o", str(tmp_path / "o.png"))
     assert p.returncode == 2 and "not found" in p.stderr
+    p = run(str(tmp_path), "-o", str(tmp_path / "o.png"))
+    assert p.returncode == 2 and f"{tmp_path} is a folder, not an image file" in p.stderr
     src = tmp_path / "in.png"
     Image.new("RGB", (40, 40)).save(src)
     p = run(str(src), "-o", str(tmp_path / "o.png"), "--cell", "4", "--width", "10")

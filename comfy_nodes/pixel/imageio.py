@@ -56,6 +56,8 @@ def _gray_to_rgba(gray: np.ndarray) -> np.ndarray:
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Load an image file as (H, W, 4) uint8 RGBA; raise ``InputImageError`` naming the file."""
     p = Path(path)
+    if p.is_dir():
+        raise InputImageError(f"{p} is a folder, not an image file", hint="name one image file in it")
     if not p.is_file():
         raise InputImageError(f"input image not found: {p}", hint="check the path")
     try:
