@@ -922,3 +922,32 @@ def test_sprite_on_a_drifting_bending_grid_comes_back(seed):
     truth[truth[..., 3] == 0, :3] = (60, 70, 90)
     assert res.image.shape[:2] == (24, 24)
     assert np.abs(res.image[..., :3].astype(int) - truth[..., :3].astype(int)).max() <= 24
+
+
+def test_near_tie_in_a_short_axis_spectrum_goes_to_the_square_cell():
+    """A short axis's spectrum can peak 7 % off its true period with a bump nearly as high at
+    the other axis's period: the tie goes to the square cell. A clearly stronger peak keeps
+    its own period (cells a few percent non-square stay so)."""
+    x = np.arange(224, dtype=np.float64)
+
+    def profile(off_amp: float, square_amp: float) -> np.ndarray:
+        return 3.0 + off_amp * np.cos(2 * np.pi * x / 6.38) + square_amp * np.cos(2 * np.pi * x / 6.9)
+
+    tie = G._nearly_square(profile(1.0, 0.93), (6.38, 0.45), 6.84)
+    assert tie[0] == pytest.approx(6.9, abs=0.08) and tie[1] == 0.45
+    assert G._nearly_square(profile(1.0, 0.6), (6.38, 0.45), 6.84) == (6.38, 0.45)
+    assert G._nearly_square(profile(1.0, 0.93), (6.8, 0.45), 6.84) == (6.8, 0.45)  # already square
+
+
+@pytest.mark.skipif(not (SHARED_CASES / "pyxel-jump_sky_strip-hard").is_dir(), reason="../shared benchmark cases not present")
+def test_sky_strip_rows_counted_on_the_square_cell(monkeypatch):
+    """A 128 x 32 sky strip on 6.84 x 6.90 px cells with +-2 px jitter: the 32 rows' spectrum
+    peaks at 6.38 px (34 rows); its bump at the columns' period is 81 % as high and is the
+    cell. Without the tie-break the rows come out 34."""
+    from comfy_nodes.pixel.imageio import load_image
+
+    img = load_image(SHARED_CASES / "pyxel-jump_sky_strip-hard" / "input.png")
+    grid = G.detect_grid(img)
+    assert (grid.cols, grid.rows) == (128, 32)
+    monkeypatch.setattr(G, "SQUARE_TIE", 2.0)
+    assert G.detect_grid(img).rows != 32

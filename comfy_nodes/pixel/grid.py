@@ -126,6 +126,10 @@ DENSITY_RADIUS = 0.5
 #: Largest ratio of the two axes' cell sizes taken as "the same square-ish pseudo pixel"
 #: (diffusion output draws cells within a few percent of square).
 SQUARE_TOLERANCE = 1.10
+#: When the two axes' periods agree within SQUARE_TOLERANCE, the weaker axis takes the peak
+#: of its spectrum nearest to the other's period if that peak has this share of its strongest
+#: (see _nearly_square).
+SQUARE_TIE = 0.8
 #: Lines farther than this many cells from a gap are left out of the lattices that decide
 #: it: a 3 % drift moves them a third of a cell.
 REACH = 12.0
@@ -957,6 +961,33 @@ def _square_hint(sx: np.ndarray, sy: np.ndarray, est_x: tuple[float, float] | No
     return float(cands[i])
 
 
+def _nearly_square(profile: np.ndarray, est: tuple[float, float], other: float) -> tuple[float, float]:
+    """The period estimate ``est`` of the axis with the weaker spectrum (``profile``), or the
+    peak of that spectrum nearest to the other axis's period ``other`` when that peak is
+    nearly as strong (SQUARE_TIE of the strongest within 10 % of ``other``).
+
+    Pseudo pixels are nearly square. A short axis (a band of 32 jittered rows) has a broad,
+    ragged spectrum whose highest bump can sit 7 % off its true period while a bump nearly
+    as high sits at the square cell; the tie goes to the square cell. A clearly stronger
+    peak keeps its own period: cells 3-10 % non-square stay so.
+    """
+    p0 = est[0]
+    if abs(math.log(p0 / other)) < 0.01:
+        return est
+    nfft = 1 << int(math.ceil(math.log2(max(len(profile) * 8, 4096))))
+    spec = _spectrum(profile, nfft)
+    per = other * np.exp(np.linspace(-0.1, 0.1, 401))
+    pw = np.interp(nfft / per, np.arange(len(spec)), spec)
+    peaks = np.nonzero((pw[1:-1] >= pw[:-2]) & (pw[1:-1] >= pw[2:]))[0] + 1
+    near = peaks[pw[peaks] >= SQUARE_TIE * float(pw.max())]
+    if near.size == 0:
+        return est
+    best = float(per[near[int(np.argmin(np.abs(np.log(per[near] / other))))]])
+    if abs(math.log(best / p0)) < 0.01:
+        return est
+    return best, est[1]
+
+
 def _consistent_estimates(nx: np.ndarray, ny: np.ndarray, sx: np.ndarray, sy: np.ndarray):
     """The period estimate of each axis, with the profile it was read from.
 
@@ -1752,6 +1783,12 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
             hint_y = est_x[0]
         else:
             hint_x = est_y[0]
+    elif hint is None and est_x is not None and min(est_x[0], est_y[0]) > 0:
+        # axes that agree: a near tie in the weaker spectrum goes to the square cell
+        if est_x[1] >= est_y[1]:
+            est_y = _nearly_square(ny, est_y, est_x[0])
+        else:
+            est_x = _nearly_square(nx, est_x, est_y[0])
     ax = _detect_axis(ex, 0, w, cell=cw, count=int(tw) if tw else None, sm=sx, hint=hint_x, spec=nx, est=est_x)
     ay = _detect_axis(ey, 1, h, cell=ch, count=int(th) if th else None, sm=sy, hint=hint_y, spec=ny, est=est_y)
     if est_x is not None:
