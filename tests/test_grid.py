@@ -951,3 +951,35 @@ def test_sky_strip_rows_counted_on_the_square_cell(monkeypatch):
     assert (grid.cols, grid.rows) == (128, 32)
     monkeypatch.setattr(G, "SQUARE_TIE", 2.0)
     assert G.detect_grid(img).rows != 32
+
+
+def test_whole_cell_slip_of_the_line_numbering_is_undone():
+    """A cell drawn 11 px wide on a 7 px lattice is a 1.6-period stretch that the DP counts
+    as two cells: every line after it is numbered one too high, one whole period off the
+    spectral lattice. The slip is undone (one cell fewer across that stretch) and no line
+    on an edge moves; a lattice whose period is merely off (a ramp, not a step) is left."""
+    rng = np.random.default_rng(4)
+    p = 7.0
+    truth = p * np.arange(40) + 3.0 + rng.uniform(-1.0, 1.0, 40)
+    truth[19], truth[20] = 3.0 + 19 * p - 2.0, 3.0 + 20 * p + 2.0  # the jitter draws cell 19 11 px wide
+    drawn = np.concatenate([truth[:20], [truth[19] + 5.5], truth[20:]])
+    support = np.ones(len(drawn), bool)
+    support[20] = False
+    lines, keep = G._fix_slips(drawn, support, p)
+    assert len(lines) == len(truth)
+    assert np.array_equal(lines[keep], drawn[support])
+
+    ramp = 7.15 * np.arange(40) + 3.0 + rng.uniform(-1.0, 1.0, 40)
+    same, _ = G._fix_slips(ramp, np.ones(40, bool), p)
+    assert np.array_equal(same, ramp)
+
+
+@pytest.mark.parametrize("seed", [18, 40, 49])
+def test_texture_strip_slip_against_the_spectrum_is_counted_right(seed, monkeypatch):
+    """Colour runs on +-2 px jittered 7 px cells: one stretch between lines on edges is
+    miscounted by a whole cell; the spectral lattice, sure over a hundred columns, finds the
+    slip and the strip comes back its true width (a column off without the check)."""
+    img, w, h = _texture_strip(seed)
+    assert (G.snap(img).width, G.snap(img).height) == (w, h)
+    monkeypatch.setattr(G, "SLIP_ROUNDS", 0)
+    assert G.snap(img).width != w

@@ -130,6 +130,16 @@ SQUARE_TOLERANCE = 1.10
 #: of its spectrum nearest to the other's period if that peak has this share of its strongest
 #: (see _nearly_square).
 SQUARE_TIE = 0.8
+#: A slip of the DP's numbering against the spectral lattice (see _fix_slips) is a step of one
+#: period within SLIP_TOL in the offsets of the lines on edges, held by SLIP_SIDE of them a side
+#: within SLIP_FIT periods rms, explaining them better than a straight trend by SLIP_GAIN
+#: variances and with no trend within a side (SLIP_TREND variances); SLIP_ROUNDS at most.
+SLIP_ROUNDS = 3
+SLIP_SIDE = 5
+SLIP_FIT = 0.2
+SLIP_GAIN = 25.0
+SLIP_TOL = 0.25
+SLIP_TREND = 25.0
 #: Lines farther than this many cells from a gap are left out of the lattices that decide
 #: it: a 3 % drift moves them a third of a cell.
 REACH = 12.0
@@ -1066,6 +1076,8 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
     support = _evidence_at(ev, lines) >= ON_EDGE
     if support.sum() >= 6:
         lines, support = _recount_flat_stretches(lines, support, period)
+    if spectral_p:
+        lines, support = _fix_slips(lines, support, spectral_p)
     if support.sum() >= 3 and len(lines) >= 6:
         full, period = _complete_from_dp(lines, support, length, period, spectral_p)
     else:
@@ -1228,6 +1240,68 @@ def _recount_flat_stretches(lines: np.ndarray, support: np.ndarray, period: floa
     out.append(x[on[-1]:])
     keep.append(support[on[-1]:])
     return np.concatenate(out), np.concatenate(keep)
+
+
+def _fix_slips(lines: np.ndarray, support: np.ndarray, ps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The DP lines with whole-cell slips of their numbering undone; returns (lines, support).
+
+    With +-2 px jitter on 6-7 px cells one cell can be drawn 11 px wide, and the stretch
+    between the lines on edges around it (1.7 periods) is then counted as two cells, on the
+    lattice of either side too (:func:`_recount_flat_stretches` leaves it). Over a long run of
+    lines the spectral period ``ps`` is far surer than any one stretch: numbered by the DP,
+    the lines on edges sit on its lattice up to one whole period that the lines after a slip
+    are off by. That step is looked for where it splits the lines' offsets from the lattice
+    best; it is undone (the stretch across it gets one cell fewer or more, its lines spaced
+    evenly) when it is one period within SLIP_TOL, SLIP_SIDE lines on edges a side hold it,
+    they sit on their sides' lattices within SLIP_FIT periods rms, it explains the offsets
+    better than a straight trend by SLIP_GAIN variances, and neither side trends (by
+    SLIP_TREND variances: a spectral period that is off, or a grid that drifts, makes a
+    ramp, not a step). At most SLIP_ROUNDS slips are undone.
+    """
+    x = np.asarray(lines, dtype=np.float64).copy()
+    sup = np.asarray(support, bool).copy()
+    for _ in range(SLIP_ROUNDS):
+        on = np.nonzero(sup)[0]
+        n = len(on)
+        if n < 2 * SLIP_SIDE:
+            break
+        ks = on.astype(np.float64)
+        r = x[on] - ps * ks
+        cs, cs2 = np.cumsum(r), np.cumsum(r * r)
+        j = np.arange(SLIP_SIDE - 1, n - SLIP_SIDE)
+        nl = j + 1.0
+        nr = n - nl
+        ml = cs[j] / nl
+        mr = (cs[-1] - cs[j]) / nr
+        rss1 = (cs2[j] - nl * ml ** 2) + (cs2[-1] - cs2[j] - nr * mr ** 2)
+        b = int(np.argmin(rss1))
+        step = float(mr[b] - ml[b])
+        var1 = max(float(rss1[b]) / max(1, n - 2), 0.25)
+        kc = ks - ks.mean()
+        slope = float(kc @ (r - r.mean())) / float(kc @ kc)
+        rss_trend = float(((r - r.mean() - slope * kc) ** 2).sum())
+        # each side must sit on the spectral lattice: a trend within the sides means the
+        # spectral period is off (or the grid drifts), and its "step" is no slip
+        side = np.arange(n) > j[b]
+        rs, kk = r.copy(), ks.copy()
+        for m in (side, ~side):
+            rs[m] -= rs[m].mean()
+            kk[m] -= kk[m].mean()
+        within = float(kk @ rs) / float(kk @ kk)
+        rss2 = float(((rs - within * kk) ** 2).sum())
+        var2 = max(rss2 / max(1, n - 3), 0.25)
+        if not (abs(abs(step) / ps - 1.0) < SLIP_TOL and math.sqrt(var1) < SLIP_FIT * ps
+                and rss_trend - float(rss1[b]) > SLIP_GAIN * var1
+                and float(rss1[b]) - rss2 < SLIP_TREND * var2):
+            break
+        a, c = int(on[j[b]]), int(on[j[b] + 1])
+        cells = c - a + (1 if step > 0 else -1)
+        if cells < 1:
+            break
+        inner = x[a] + (x[c] - x[a]) * np.arange(1, cells) / cells
+        x = np.concatenate([x[: a + 1], inner, x[c:]])
+        sup = np.concatenate([sup[: a + 1], np.zeros(cells - 1, bool), sup[c:]])
+    return x, sup
 
 
 def _side_phases(xs: np.ndarray, period: float, reach: float, direction: int) -> np.ndarray:
