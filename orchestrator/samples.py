@@ -225,8 +225,9 @@ def degrade(
 
     A grid that is not a lattice, as diffusion output often draws: ``drift`` is how much the
     cell size changes across the image (0.06 = from 3 % under to 3 % over ``cell``, in a random
-    direction per axis); ``bend`` bends the grid lines by that many cells from their
-    lowest to their highest point (a smooth wave of at most about one cycle across the image); ``wide`` cells per axis are drawn 1.3-1.5x wide.
+    direction per axis); ``bend`` bends the grid lines by that many cells from their lowest to
+    their highest point (a smooth wave of at most about one cycle across the image); ``wide``
+    cells per axis are drawn 1.3-1.5x wide.
     """
     rng = np.random.default_rng(seed)
     h, w = sprite.shape[:2]

@@ -114,7 +114,8 @@ class DGXPixelsGridSnap(io.ComfyNode):
         pbar = _progress(len(frames))
         results: list[G.SnapResult] = []
         shared: G.Grid | None = None
-        if batch_shared_grid and len(frames) > 1:
+        one_grid = batch_shared_grid and len(frames) > 1
+        if one_grid:
             # every frame's edges count: an empty or faint frame alone has no grid to find
             try:
                 shared = G.detect_grid_batch(frames, **kw)
@@ -124,7 +125,7 @@ class DGXPixelsGridSnap(io.ComfyNode):
         for i, rgba in enumerate(frames):
             src = f"image {i}" if len(frames) > 1 else "image"
             try:
-                if batch_shared_grid and len(frames) > 1:
+                if one_grid:
                     res = G.snap(rgba, shared, background=background, source=src) if shared else None
                 else:
                     res = G.snap(rgba, background=background, source=src, **kw)

@@ -507,6 +507,12 @@ def _smooth(p: np.ndarray, sigma: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- period
+def _nfft(n: int) -> int:
+    """FFT length for a profile of ``n`` positions: zero-padded 8x (at least 4096) so that
+    the peak of a period is read to a fraction of a bin."""
+    return 1 << int(math.ceil(math.log2(max(n * 8, 4096))))
+
+
 def _spectrum(p: np.ndarray, nfft: int) -> np.ndarray:
     q = p - p.mean()
     win = np.hanning(len(q))
@@ -536,7 +542,7 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
         max_cell = min(max_cell, span / MIN_CELLS_ACROSS)
     if max_cell <= min_cell:
         return 0.0, 0.0
-    nfft = 1 << int(math.ceil(math.log2(max(n * 8, 4096))))
+    nfft = _nfft(n)
     spec = _spectrum(profile, nfft)
     lo = int(math.floor(nfft / max_cell))
     hi = int(math.ceil(nfft / min_cell))
@@ -958,7 +964,7 @@ def _square_hint(sx: np.ndarray, sy: np.ndarray, est_x: tuple[float, float] | No
         return None
 
     def norm_spec(s):
-        nfft = 1 << int(math.ceil(math.log2(max(len(s) * 8, 4096))))
+        nfft = _nfft(len(s))
         spec = _spectrum(s, nfft)
         lo, hi = int(nfft / MAX_CELL), min(len(spec) - 1, int(nfft / MIN_CELL))
         top = float(spec[lo : hi + 1].max()) or 1.0
@@ -984,7 +990,7 @@ def _nearly_square(profile: np.ndarray, est: tuple[float, float], other: float) 
     p0 = est[0]
     if abs(math.log(p0 / other)) < 0.01:
         return est
-    nfft = 1 << int(math.ceil(math.log2(max(len(profile) * 8, 4096))))
+    nfft = _nfft(len(profile))
     spec = _spectrum(profile, nfft)
     per = other * np.exp(np.linspace(-0.1, 0.1, 401))
     pw = np.interp(nfft / per, np.arange(len(spec)), spec)
