@@ -983,3 +983,59 @@ def test_texture_strip_slip_against_the_spectrum_is_counted_right(seed, monkeypa
     assert (G.snap(img).width, G.snap(img).height) == (w, h)
     monkeypatch.setattr(G, "SLIP_ROUNDS", 0)
     assert G.snap(img).width != w
+
+
+def _small_jittered_sprite(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 16 px sample sprite in 0-7 flat cells a side, on 7-10 px cells (up to 4 % non-square)
+    with +-2 px jitter, blur, noise and JPEG: (image, true canvas)."""
+    from orchestrator import samples
+
+    sprites = samples.sprites()
+    rng = np.random.default_rng(seed)
+    sprite = sprites[list(sprites)[seed % 4]]
+    m = [int(v) for v in rng.integers(0, 8, 4)]
+    canvas = np.zeros((16 + m[2] + m[3], 16 + m[0] + m[1], 4), np.uint8)
+    canvas[m[2]:m[2] + 16, m[0]:m[0] + 16] = sprite
+    cell = float(rng.uniform(7, 10))
+    d = samples.degrade(canvas, cell=cell, cell_h=cell * float(rng.uniform(0.96, 1.04)), jitter=2.0, seed=seed,
+                        background=(120, 90, 60), blur=1.1, noise=3.5, jpeg_quality=72, pad=0)
+    return d.image, canvas
+
+
+@pytest.mark.parametrize("seed", [95, 271, 297])
+def test_axis_off_the_square_cell_is_read_again_from_the_other_axis(seed, monkeypatch):
+    """On small jittered sprites one axis can follow a content period or a split cell (8 px
+    cells read as 6 or 10 px) while the other is right: periods more than 10 % apart. That
+    axis is read again from the other's period, and the reading is kept because one colour
+    per cell fits it better. Without the retry the size is wrong."""
+    img, canvas = _small_jittered_sprite(seed)
+    monkeypatch.setattr(G, "SIZE_PRIOR_MULTIPLE", 0)
+    grid = G.detect_grid(img)
+    assert (grid.cols, grid.rows) == (canvas.shape[1], canvas.shape[0])
+    assert max(grid.cell_w, grid.cell_h) / min(grid.cell_w, grid.cell_h) < 1.06
+    monkeypatch.setattr(G, "RETRY_ROUNDS", 0)
+    assert (G.detect_grid(img).cols, G.detect_grid(img).rows) != (canvas.shape[1], canvas.shape[0])
+
+
+@pytest.mark.parametrize(("name", "seed"), [("knight", 12), ("coin", 1)])
+def test_cells_that_really_are_not_square_keep_their_shape(name, seed, monkeypatch):
+    """Cells 15 % taller than wide: read again from the columns' period the rows come out
+    21-27, and one colour per cell fits those worse, so the retry keeps the cells as drawn."""
+    from orchestrator import samples
+
+    reread = []
+    retry = G._square_retry
+
+    def spy(frames, size, ax, ay, read_x, read_y):
+        reread.append(len(read_y(ax.period).lines) - 1)
+        return retry(frames, size, ax, ay, read_x, read_y)
+
+    monkeypatch.setattr(G, "_square_retry", spy)
+    canvas = np.zeros((22, 22, 4), np.uint8)
+    canvas[3:19, 3:19] = samples.sprites()[name]
+    d = samples.degrade(canvas, cell=10.0, cell_h=11.5, jitter=1.0, seed=seed, background=(60, 70, 90), blur=0.9,
+                        noise=3.0, jpeg_quality=85, pad=0)
+    grid = G.detect_grid(d.image)
+    assert reread and reread[0] != 22
+    assert (grid.cols, grid.rows) == (22, 22)
+    assert grid.cell_h / grid.cell_w > 1.1
