@@ -1932,7 +1932,7 @@ def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay
         d = list(_recon_diffs(frames, a1.lines, a2.lines))
         return (_phase_ratio(frames, g, d),) + _cell_flatness(frames, g, d)
 
-    r0, n0, q0 = score(ax, ay)
+    base = None  # scored only when a reading differs: cells that are truly non-square read the same lines
     tries = []
     for read, other, keep_x in ((read_x, ay.period, False), (read_y, ax.period, True)):
         try:
@@ -1942,8 +1942,9 @@ def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay
         pair = (ax, new) if keep_x else (new, ay)
         if len(pair[0].lines) == len(ax.lines) and len(pair[1].lines) == len(ay.lines):
             continue
+        base = base or score(ax, ay)
         r, n, q = score(*pair)
-        if r < r0 - RETRY_MARGIN and n < n0 and q >= q0:
+        if r < base[0] - RETRY_MARGIN and n < base[1] and q >= base[2]:
             tries.append((r, pair))
     return min(tries, key=lambda t: t[0])[1] if tries else (ax, ay)
 
