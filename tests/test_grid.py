@@ -687,6 +687,35 @@ def test_smoothly_enlarged_sprite_with_alpha_comes_back(resample):
     assert (diff[opaque] <= 24).mean() >= 0.98
 
 
+@pytest.mark.parametrize(("name", "resample"), [("coin", "BICUBIC"), ("slime", "LANCZOS")])
+def test_smooth_enlargement_cut_out_by_a_keyed_matte_comes_back(name, resample, monkeypatch):
+    """A smooth enlargement handed over by a background remover: alpha keyed on the colour, so
+    the matte cuts the ramps at some level of each, off the lattice, and composited its
+    silhouette bends there. Read on its opaque pixels only, the ramps bend at the cells'
+    centres and the sprite comes back its size (read with the silhouette: 3-6 cells short)."""
+    from PIL import Image
+
+    from orchestrator import samples
+
+    bg = (70, 140, 90)
+    sprite = samples.sprites()[name]
+    h, w = sprite.shape[:2]
+    canvas = np.zeros((h + 6, w + 4, 4), np.uint8)
+    canvas[3:3 + h, 2:2 + w] = sprite
+    flat = Image.new("RGBA", (canvas.shape[1], canvas.shape[0]), bg + (255,))
+    composed = Image.alpha_composite(flat, Image.fromarray(canvas)).convert("RGB")
+    size = (round(canvas.shape[1] * 13.3), round(canvas.shape[0] * 13.3))
+    cut = samples.cut_out(np.asarray(composed.resize(size, getattr(Image, resample))), bg, noise=2.0, fill="black")
+    res = G.snap(cut)
+    assert res.grid.smooth and res.image.shape[:2] == canvas.shape[:2]
+    opaque = canvas[..., 3] > 0
+    diff = np.abs(res.image[..., :3].astype(int) - canvas[..., :3].astype(int)).max(-1)
+    assert (diff[opaque] <= 24).mean() >= 0.95
+    kinks = G._kink_maps
+    monkeypatch.setattr(G, "_kink_maps", lambda img, stride, opaque_only=False: kinks(img, stride))
+    assert G.snap(cut).image.shape[:2] != canvas.shape[:2]
+
+
 def test_jpeg_compressed_bilinear_enlargement_is_still_read_as_one():
     """JPEG puts a bilinear enlargement's curvature ratio among blurred pseudo pixel art's: both
     readings are made, and the smooth one redraws it far better."""

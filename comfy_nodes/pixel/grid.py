@@ -309,14 +309,22 @@ def _smoothness(img: np.ndarray, stride: int) -> float:
     bicubic, Lanczos) draws each true pixel as a ramp a whole cell wide that bends only near
     the cells' centres: about 2 / cell, 0.17-0.25 on cells of 8-20 px. Pseudo pixel art's
     blurred steps and noise bend where they change: 0.8 or more (0.51 on benchmark art
-    enlarged 3x)."""
-    r = img[:: max(stride, img.shape[0] // 64), :, :3].astype(np.int16)
+    enlarged 3x). Only fully opaque pixels count: a background remover's matte over a smooth
+    enlargement (alpha keyed on the colour) bends sharply where it cuts the ramps, and read
+    with the silhouette such a cut-out measured 0.3-0.55, often past ``SMOOTH_RATIO``."""
+    rows = img[:: max(stride, img.shape[0] // 64)]
+    r = rows[..., :3].astype(np.int16)
     d1 = np.diff(r, axis=1)
+    d2 = np.diff(d1, axis=1)
+    if img.shape[-1] == 4:
+        op = rows[..., 3] == 255
+        d1 = d1 * (op[:, 1:] & op[:, :-1])[..., None]
+        d2 = d2 * (op[:, 2:] & op[:, 1:-1] & op[:, :-2])[..., None]
     first = float(np.abs(d1).sum())
-    return float(np.abs(np.diff(d1, axis=1)).sum()) / first if first > 0 else 1.0
+    return float(np.abs(d2).sum()) / first if first > 0 else 1.0
 
 
-def _kink_maps(img: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+def _kink_maps(img: np.ndarray, stride: int, opaque_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Curvature per position along x and y, noise-floored and capped, laid out as
     :func:`_edge_maps`' maps: the absolute second difference of the colours (channels summed).
 
@@ -324,14 +332,19 @@ def _kink_maps(img: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
     about where the cells are; the curvature peaks where each ramp bends, at the cells'
     centres, so the lattice found on these maps is the lattice of the centres. The second
     difference at pixel ``j`` is centred on position ``j + 0.5``: half of it goes to ``j`` and
-    half to ``j + 1``.
+    half to ``j + 1``. With ``opaque_only`` it counts only where all three pixels are fully
+    opaque (see :func:`_grid_from_kinks`).
     """
     h, w, c = img.shape
     ex = np.zeros((len(range(0, h, stride)), w + 1), np.float32)
     ey = np.zeros((h + 1, len(range(0, w, stride))), np.float32)
+    cut = opaque_only and c == 4
     if w >= 3:
         r = img[::stride, :, :3].astype(np.int16)
         d2 = 0.5 * np.abs(r[:, 2:] - 2 * r[:, 1:-1] + r[:, :-2]).sum(axis=-1, dtype=np.float32)
+        if cut:
+            op = img[::stride, :, 3] == 255
+            d2 *= op[:, 2:] & op[:, 1:-1] & op[:, :-2]
         ex[:, 1 : w - 1] += d2
         ex[:, 2:w] += d2
     if h >= 3:
@@ -340,6 +353,9 @@ def _kink_maps(img: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
             r1 = min(h - 2, r0 + band)
             col = img[r0 : r1 + 2, ::stride, :3].astype(np.int16)
             d2 = 0.5 * np.abs(col[2:] - 2 * col[1:-1] + col[:-2]).sum(axis=-1, dtype=np.float32)
+            if cut:
+                op = img[r0 : r1 + 2, ::stride, 3] == 255
+                d2 *= op[2:] & op[1:-1] & op[:-2]
             ey[r0 + 1 : r1 + 1] += d2
             ey[r0 + 2 : r1 + 2] += d2
     seen_x, seen_y = _seen(img, stride)
@@ -1952,16 +1968,32 @@ def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay
 def _grid_from_kinks(frames: list[np.ndarray], w: int, h: int, stride: int, source: str) -> Grid:
     """The grid of a smooth enlargement (see :func:`_smoothness`): the lattice of its cells'
     centres, found on the curvature maps (:func:`_kink_maps`) as any grid is on the edge maps,
-    and the cell boundaries half way between them."""
-    kx, ky = _summed_maps(frames, stride, _kink_maps)
-    centres = _grid_from_edges(kx, ky, w, h, None, None, None, None, source)
-    xl = _lines_around(centres.x_lines, w, centres.cell_w, source)
-    yl = _lines_around(centres.y_lines, h, centres.cell_h, source)
-    grid = Grid(cell_w=centres.cell_w, cell_h=centres.cell_h, cols=len(xl) - 1, rows=len(yl) - 1, x_lines=xl,
-                y_lines=yl, confidence=centres.confidence,
-                phase=(float(xl[0] % centres.cell_w), float(yl[0] % centres.cell_h)), source_size=(w, h),
-                smooth=True)
-    return _check_cells_hold_colours(frames, grid, source)
+    and the cell boundaries half way between them.
+
+    A sprite with transparency is read twice, with its silhouette's curvature and without it
+    (fully opaque pixels only), and the reading whose colours change most at its lines wins
+    (lowest :func:`_phase_ratio`). Enlarged with its alpha, the silhouette is a ramp like any
+    other that bends at the cells' centres; cut out of its background by a matte keyed on the
+    colour, it bends wherever the matte cuts the ramps, off the lattice (200 such cut-outs:
+    40 % exact read with it, 84 % without, 81 % choosing).
+    """
+    grids, failure = [], None
+    for opaque in (False, True) if _has_transparency(frames[0]) else (False,):
+        try:
+            kx, ky = _summed_maps(frames, stride, functools.partial(_kink_maps, opaque_only=opaque))
+            centres = _grid_from_edges(kx, ky, w, h, None, None, None, None, source)
+            xl = _lines_around(centres.x_lines, w, centres.cell_w, source)
+            yl = _lines_around(centres.y_lines, h, centres.cell_h, source)
+            grid = Grid(cell_w=centres.cell_w, cell_h=centres.cell_h, cols=len(xl) - 1, rows=len(yl) - 1, x_lines=xl,
+                        y_lines=yl, confidence=centres.confidence,
+                        phase=(float(xl[0] % centres.cell_w), float(yl[0] % centres.cell_h)), source_size=(w, h),
+                        smooth=True)
+            grids.append(_check_cells_hold_colours(frames, grid, source))
+        except NoGridFoundError as exc:
+            failure = exc
+    if not grids:
+        raise failure
+    return min(grids, key=lambda g: _phase_ratio(frames, g)) if len(grids) > 1 else grids[0]
 
 
 def _lines_around(centres: np.ndarray, n: int, period: float, source: str) -> np.ndarray:
