@@ -906,8 +906,7 @@ def _size_prior(nom: np.ndarray, i0: int, i1: int, length: int, first_det: int, 
     # right border: the straddling cell is i1 - 1 (kept) or i1 (dropped)
     jr = i1 - 1 if nom[i1] > length else i1
     if 0 <= jr < len(nom) - 1:
-        q_in = (length - nom[jr]) / float(nom[jr + 1] - nom[jr])
-        doubt = abs(float(q_in) - 0.5) - MARGIN_DOUBT * max(0, jr - last_det)
+        doubt = _border_doubt(nom, jr, float(length), max(0, jr - last_det))
         if doubt < SIZE_PRIOR_DOUBT:
             options.append((doubt, (i0, jr) if jr == i1 - 1 else (i0, jr + 1)))
     if len(options) == 2:
@@ -1900,12 +1899,16 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
     if est_x is not None:
         ax = _unpack_dense_lines(ax, (ex, 0, w, nx, est_x, hint_x))
         ay = _unpack_dense_lines(ay, (ey, 1, h, ny, est_y, hint_y))
+    def read_x(p: float) -> _Axis:
+        return _detect_axis(ex, 0, w, cell=None, count=None, sm=sx, hint=p, spec=nx, est=est_x)
+
+    def read_y(p: float) -> _Axis:
+        return _detect_axis(ey, 1, h, cell=None, count=None, sm=sy, hint=p, spec=ny, est=est_y)
+
     for _ in range(RETRY_ROUNDS if frames is not None and est_x is not None else 0):
         if _agree(ax.period, ay.period):
             break
-        ax1, ay1 = _square_retry(frames, (w, h), ax, ay,
-                                 lambda p: _detect_axis(ex, 0, w, cell=None, count=None, sm=sx, hint=p, spec=nx, est=est_x),
-                                 lambda p: _detect_axis(ey, 1, h, cell=None, count=None, sm=sy, hint=p, spec=ny, est=est_y))
+        ax1, ay1 = _square_retry(frames, (w, h), ax, ay, read_x, read_y)
         if ax1 is ax and ay1 is ay:
             break
         ax, ay = ax1, ay1
