@@ -19,6 +19,12 @@ these cases rather than solving the problem. Line diagnostics are left out for r
 remover would hand it over (``orchestrator.samples.cut_out``: its background keyed out by a
 soft matte, FILL under alpha 0: ``stored``, ``black``, ``white`` or ``random``). What lies under
 transparency is arbitrary, so every fill must give one result.
+
+``--redegrade LEVEL[,LEVEL...]`` also runs the true sprites of the easy and medium cases
+degraded afresh (``orchestrator.samples.degrade``, ``--draws`` draws each, seeded) at ``hard``
+or ``warp`` settings as the bench README describes them, on a plain background of a random
+colour; ``--cells LO,HI`` draws the cell size (px) from that range instead. Neither the
+inputs nor the grids are the cases': a figure that holds here is not fitted to them.
 """
 from __future__ import annotations
 
@@ -50,11 +56,43 @@ def line_error(found: np.ndarray, truth: np.ndarray) -> float:
     return float(d.mean())
 
 
-def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "") -> dict:
+# degradation settings per level, as ../shared/bench/README.md describes the cases' levels:
+# the default cell size range (px), then the rest drawn from the generator
+REDEGRADE = {
+    "hard": ((6.0, 14.0), lambda rng: dict(jitter=2.0, blur=float(rng.uniform(1.0, 1.5)), noise=float(rng.uniform(5, 8)),
+                                          jpeg_quality=int(rng.integers(70, 82)))),
+    "warp": ((7.0, 16.0), lambda rng: dict(jitter=0.9, blur=float(rng.uniform(0.7, 1.0)), noise=float(rng.uniform(3, 5)),
+                                          jpeg_quality=int(rng.integers(82, 92)), drift=float(rng.uniform(0.04, 0.08)),
+                                          bend=float(rng.uniform(0.3, 0.5)), wide=int(rng.integers(0, 2)))),
+}
+
+
+def redegraded(c: Path, level: str, seed: int, cells: tuple[float, float] | None) -> tuple[np.ndarray, dict]:
+    """The true sprite of case ``c`` degraded afresh at ``level``'s settings (seeded), with
+    cells of ``cells`` px (a range; default the level's): the input and the params the scorer
+    reads (level, true size, cell size)."""
+    truth = load_image(c / "gt.png")
+    rng = np.random.default_rng(seed)
+    background = tuple(int(v) for v in rng.integers(30, 230, 3))
+    default_cells, draw = REDEGRADE[level]
+    cell = float(rng.uniform(*(cells or default_cells)))
+    kw = draw(rng)
+    cell_h = cell * float(rng.uniform(0.95, 1.05))
+    d = samples.degrade(truth, cell=cell, cell_h=cell_h, seed=seed, background=background, pad=0, **kw)
+    h, w = truth.shape[:2]
+    return d.image, {"level": level, "gt_size": [w, h], "cell_x": cell, "cell_y": cell_h}
+
+
+def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "", made: tuple[np.ndarray, dict] | None = None,
+             redegrade: str = "") -> dict:
     """Snap one case (its input resized by ``scale``, or cut out with ``fill`` under its
-    transparency) and score it; a dict of figures."""
-    params = json.loads((c / "params.json").read_text())
-    rgba = load_image(c / "input.png")
+    transparency, or ``made``: an input and params for its true sprite, labelled ``redegrade``)
+    and score it; a dict of figures."""
+    if made is None:
+        params = json.loads((c / "params.json").read_text())
+        rgba = load_image(c / "input.png")
+    else:
+        rgba, params = made
     if fill:
         rgba = samples.cut_out(rgba, tuple(params["background_rgb"]), noise=params["noise_sigma"], fill=fill)
     if scale != 1.0:
@@ -70,7 +108,8 @@ def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "") -> dict:
         res, err = None, str(exc)
     dt = time.process_time() - t0
     gw, gh = params["gt_size"]
-    rec = {"case": c.name, "level": params["level"], "scale": scale, "fill": fill, "time_s": dt, "err": err}
+    rec = {"case": c.name, "level": params["level"], "scale": scale, "fill": fill, "redegrade": redegrade,
+           "time_s": dt, "err": err}
     if res is not None:
         out = tmp / f"{c.name}.png"
         save_png(res.image, out)
@@ -78,7 +117,7 @@ def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "") -> dict:
         g = res.grid
         rec.update(cols=g.cols, rows=g.rows, gt_w=gw, gt_h=gh, cell_w=g.cell_w, cell_h=g.cell_h,
                    true_cw=params["cell_x"] * scale, true_ch=params["cell_y"] * scale, conf=g.confidence)
-        if scale == 1.0 and not fill:
+        if scale == 1.0 and not fill and made is None:
             rec.update(lerr_x=line_error(g.x_lines, params["grid_x"]), lerr_y=line_error(g.y_lines, params["grid_y"]))
     else:
         rec.update(size_exact=False, size_pm1=False, pix_acc=0.0, mean_de2000=100.0, cols=0, rows=0, gt_w=gw, gt_h=gh)
@@ -96,6 +135,7 @@ def describe(rec: dict) -> str:
             why = "PERIOD"
     name = rec["case"] if rec["scale"] == 1.0 else f"{rec['case']}@{rec['scale']:g}"
     name += f" [{rec['fill']}]" if rec.get("fill") else ""
+    name += f" [{rec['redegrade']}]" if rec.get("redegrade") else ""
     return (f"{name:40s} {why:7s} size {rec.get('cols')}x{rec.get('rows')} gt {rec['gt_w']}x{rec['gt_h']} "
             f"cell {rec.get('cell_w', 0):.2f}/{rec.get('true_cw', 0):.2f} {rec.get('cell_h', 0):.2f}/{rec.get('true_ch', 0):.2f} "
             f"lerr {rec.get('lerr_x', float('nan')):.2f},{rec.get('lerr_y', float('nan')):.2f} acc {rec['pix_acc']:.3f} "
@@ -111,23 +151,45 @@ def main() -> int:
     ap.add_argument("--no-size-prior", action="store_true", help="disable the multiple-of-8 border tie-break")
     ap.add_argument("--scales", default="", help="comma-separated resize factors to run besides 1.0")
     ap.add_argument("--cutout", default="", help="comma-separated fills: also run the cases with transparency cut out")
+    ap.add_argument("--redegrade", default="", help="comma-separated levels (hard, warp): also run the easy and "
+                    "medium cases' true sprites degraded afresh at that level's settings")
+    ap.add_argument("--draws", type=int, default=2, help="draws per sprite for --redegrade (default 2)")
+    ap.add_argument("--cells", default="", help="LO,HI: cell size range (px) for --redegrade (default the level's)")
     a = ap.parse_args()
+    levels = [v.strip() for v in a.redegrade.split(",") if v.strip()]
+    for lv in levels:
+        if lv not in REDEGRADE:
+            ap.error(f"--redegrade takes {', '.join(REDEGRADE)}; got {lv!r}")
+    try:
+        cells = tuple(float(v) for v in a.cells.split(",")) if a.cells else None
+    except ValueError:
+        cells = ()
+    if cells is not None and (len(cells) != 2 or not 2.5 <= cells[0] <= cells[1]):
+        ap.error(f"--cells takes LO,HI with 2.5 <= LO <= HI (px); got {a.cells!r}")
     if a.no_size_prior:
         G.SIZE_PRIOR_MULTIPLE = 0
     sys.path.insert(0, str(SHARED))
     import snap_metrics as metrics  # noqa: E402
 
-    cases = sorted(p for p in Path(a.cases).iterdir() if (p / "input.png").exists() and a.only in p.name)
+    every = sorted(p for p in Path(a.cases).iterdir() if (p / "input.png").exists())
+    cases = [p for p in every if a.only in p.name]
+    # each sprite once, numbered over the whole set so that --only keeps the draws' seeds
+    sprites = [p for lv in ("easy", "medium") for p in every if p.name.endswith("-" + lv)]
     scales = [1.0] + [float(v) for v in a.scales.split(",") if v.strip() and float(v) != 1.0]
     fills = [v.strip() for v in a.cutout.split(",") if v.strip()]
-    runs = [(s, "") for s in scales] + [(1.0, f) for f in fills]
+    runs = [(s, "", "") for s in scales] + [(1.0, f, "") for f in fills] + [(1.0, "", "re-" + lv) for lv in levels]
     recs = []
     with tempfile.TemporaryDirectory() as tmp:
-        for scale, fill in runs:
-            for c in cases:
+        for scale, fill, re_level in runs:
+            if re_level:
+                todo = [(c, (i, d)) for i, c in enumerate(sprites) if c in cases for d in range(a.draws)]
+            else:
+                todo = [(c, None) for c in cases]
+            for c, draw in todo:
                 if fill and not json.loads((c / "params.json").read_text()).get("has_transparency"):
                     continue
-                rec = run_case(c, scale, Path(tmp), metrics, fill)
+                made = redegraded(c, re_level[3:], 1000 * draw[0] + draw[1], cells) if draw else None
+                rec = run_case(c, scale, Path(tmp), metrics, fill, made, f"{re_level} #{draw[1]}" if draw else "")
                 recs.append(rec)
                 if a.verbose or not rec["solved"]:
                     print(describe(rec))
@@ -140,12 +202,13 @@ def main() -> int:
     def mean(key, rs):
         return statistics.fmean(r[key] for r in rs) if rs else float("nan")
 
-    print("scale  cutout  level   n  solved  size_exact  pm1   acc_mean  dE00   t_med_ms")
-    for scale, fill in runs:
+    print("scale  input    level   n  solved  size_exact  pm1   acc_mean  dE00   t_med_ms")
+    for scale, fill, re_level in runs:
         for lv in ("easy", "medium", "hard", "warp", None):
-            rs = [r for r in recs if r["scale"] == scale and r["fill"] == fill and (lv is None or r["level"] == lv)]
-            if rs:
-                print(f"{scale:5.2f}  {fill or '-':6s}  {(lv or 'ALL'):7s} {len(rs):2d}  {pct('solved', rs):5.0f}%  "
+            rs = [r for r in recs if r["scale"] == scale and r["fill"] == fill
+                  and r["redegrade"].split(" ")[0] == re_level and (lv is None or r["level"] == lv)]
+            if rs and not (re_level and lv):
+                print(f"{scale:5.2f}  {fill or re_level or '-':7s}  {(lv or 'ALL'):7s} {len(rs):2d}  {pct('solved', rs):5.0f}%  "
                       f"{pct('size_exact', rs):9.0f}%  {pct('size_pm1', rs):4.0f}%  {mean('pix_acc', rs):.3f}   "
                       f"{mean('mean_de2000', rs):5.2f}  {1000 * statistics.median(r['time_s'] for r in rs):5.0f}")
     if len(runs) > 1:
