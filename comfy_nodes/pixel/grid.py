@@ -37,8 +37,10 @@ Pipeline (each axis separately):
    drifting grid's one global lattice is off by pixels at the ends); a border cell counts when more than half of its
    nominal extent lies inside the image. Only when that decision is uncertain is it
    tie-broken towards a sprite size that is a multiple of ``SIZE_PRIOR_MULTIPLE``.
-5. Colour: the median of a k x k lattice of samples in each cell's interior, away from the
-   blurred edges; on noisy images cells are clustered in OKLab and a smoothed residual
+5. Colour: once the lines are decided, each line on an edge moves to the edge's crest (to a
+   fraction of a pixel, within a fifth of a cell: ``_on_edge_crests``), where the line search
+   had traded it against even gaps; then the median of a k x k lattice of samples in each
+   cell's interior, away from the blurred edges; on noisy images cells are clustered in OKLab and a smoothed residual
    field removes the slow colour drift diffusion output adds (``consolidate_colours``).
 6. No grid: besides a weak spectrum, a lattice whose cells explain the colours hardly better
    than the same lattice shifted by half a cell is rejected (``_phase_ratio``): a photo or
@@ -67,6 +69,7 @@ pixel columns ``x - 1`` and ``x``.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -161,6 +164,10 @@ SPAN_WIDE = 1.5
 SPAN_TWO = 1.75
 #: Normalised edge evidence from which a line counts as sitting on a real edge.
 ON_EDGE = 0.3
+#: How far (periods) a line on an edge may move to the crest of that edge once the lattice is
+#: decided: the line search trades evidence against even gaps and leaves jittered lines
+#: ~0.4 px off their edges on average; 0.3 lets a Lanczos ringing lobe capture a line.
+LINE_REFINE = 0.2
 #: Normalised edge evidence is capped here (1 = a typical strong edge of the image).
 EVIDENCE_CAP = 1.5
 #: How far (source px, Gaussian width) edge evidence reaches from the crest of its edge.
@@ -1481,7 +1488,7 @@ def _find_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source:
         return smooth
     ex, ey = _summed_maps(frames, stride, _edge_maps)
     if not auto:
-        return _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source)
+        return _lines_to_crests(_grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source), ex, ey)
     try:
         grid = _check_cells_hold_colours(frames, _grid_from_edges(ex, ey, w, h, None, None, None, None, source, frames),
                                          source)
@@ -1489,7 +1496,8 @@ def _find_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source:
         if smooth is None:
             raise
         return smooth
-    return _better_of(frames, grid, smooth)
+    best = _better_of(frames, grid, smooth)
+    return best if best is smooth else _lines_to_crests(grid, ex, ey)
 
 
 def _summed_maps(frames: list[np.ndarray], stride: int, maps) -> tuple[np.ndarray, np.ndarray]:
@@ -1933,6 +1941,53 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
     if frames is not None:
         grid = _merge_split_cells(frames, grid, ((ex, w, sx, nx, est_x), (ey, h, sy, ny, est_y)))
     return grid
+
+
+def _lines_to_crests(grid: Grid, ex: np.ndarray, ey: np.ndarray) -> Grid:
+    """``grid`` (found on the edge maps ``ex``, ``ey``) with its lines on edges moved to the
+    edges' crests (:func:`_on_edge_crests`). Done once the grid is decided: the checks that
+    decide it (cells flat, smooth or not) judge the lines as the line search drew them."""
+    return dataclasses.replace(grid, x_lines=_on_edge_crests(grid.x_lines, _axis_profile(ex, 0), grid.cell_w),
+                               y_lines=_on_edge_crests(grid.y_lines, _axis_profile(ey, 1), grid.cell_h))
+
+
+def _on_edge_crests(lines: np.ndarray, profile: np.ndarray, period: float, reach: float = LINE_REFINE) -> np.ndarray:
+    """``lines`` with each inner line that sits on an edge (normalised evidence of
+    ``profile`` at least ``ON_EDGE``) moved to the crest of ``profile`` (to a fraction of a
+    pixel) within ``reach`` periods of it and a pixel short of half way to either neighbour.
+
+    The count and numbering of the lines are decided; only where each cell's colour is read
+    changes. The line search pays for uneven gaps, so on a jittered grid it stops short of
+    the edge's crest (0.37 px off on average on 6-14 px cells with +-2 px jitter, 0.15 px
+    after this), and on 6-7 px cells the sampled interior is only ~3 px wide.
+    """
+    x = np.asarray(lines, dtype=np.float64)
+    n = len(profile)
+    if len(x) < 3 or n == 0 or reach <= 0:
+        return x
+    inner = x[1:-1]
+    at = np.clip(np.round(inner).astype(np.intp), 0, n - 1)
+    on = (_normalise_evidence(profile)[at] >= ON_EDGE) & (inner >= 0) & (inner <= n - 1)
+    r = reach * period
+    lo = np.ceil(np.maximum(inner - r, 0.5 * (x[:-2] + inner) + 1.0))
+    hi = np.floor(np.minimum(inner + r, 0.5 * (inner + x[2:]) - 1.0))
+    span = int(max(0.0, float((hi - lo).max()))) + 1
+    idx = lo[:, None] + np.arange(span)[None, :]
+    valid = (idx <= hi[:, None]) & (idx >= 0) & (idx <= n - 1)
+    vals = np.where(valid, profile[np.clip(idx, 0, n - 1).astype(np.intp)], -np.inf)
+    best = np.argmax(vals, axis=1)
+    peak = vals[np.arange(len(inner)), best]
+    move = on & (hi >= lo) & (peak > profile[at])
+    j = idx[np.arange(len(inner)), best].astype(np.intp)
+    # the crest between pixels: the vertex of the parabola through the peak and its neighbours
+    left, mid, right = profile[np.clip(j - 1, 0, n - 1)], profile[j], profile[np.clip(j + 1, 0, n - 1)]
+    curve = left - 2.0 * mid + right
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # only at a true crest: a line stopped at the edge of its reach is on a slope
+        off = np.where((curve < 0) & (mid >= left) & (mid >= right), 0.5 * (left - right) / curve, 0.0)
+    out = x.copy()
+    out[1:-1] = np.where(move, j + np.clip(off, -0.5, 0.5), inner)
+    return out
 
 
 def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay: _Axis, read_x, read_y) -> tuple[_Axis, _Axis]:
