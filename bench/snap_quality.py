@@ -84,10 +84,10 @@ def redegraded(c: Path, level: str, seed: int, cells: tuple[float, float] | None
 
 
 def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "", made: tuple[np.ndarray, dict] | None = None,
-             redegrade: str = "") -> dict:
+             redegrade: str = "", draw: int = 0) -> dict:
     """Snap one case (its input resized by ``scale``, or cut out with ``fill`` under its
-    transparency, or ``made``: an input and params for its true sprite, labelled ``redegrade``)
-    and score it; a dict of figures."""
+    transparency, or ``made``: an input and params for its true sprite, draw ``draw`` of the
+    level ``redegrade``) and score it; a dict of figures."""
     if made is None:
         params = json.loads((c / "params.json").read_text())
         rgba = load_image(c / "input.png")
@@ -109,7 +109,7 @@ def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "", made: tu
     dt = time.process_time() - t0
     gw, gh = params["gt_size"]
     rec = {"case": c.name, "level": params["level"], "scale": scale, "fill": fill, "redegrade": redegrade,
-           "time_s": dt, "err": err}
+           "draw": draw, "time_s": dt, "err": err}
     if res is not None:
         out = tmp / f"{c.name}.png"
         save_png(res.image, out)
@@ -135,7 +135,7 @@ def describe(rec: dict) -> str:
             why = "PERIOD"
     name = rec["case"] if rec["scale"] == 1.0 else f"{rec['case']}@{rec['scale']:g}"
     name += f" [{rec['fill']}]" if rec.get("fill") else ""
-    name += f" [{rec['redegrade']}]" if rec.get("redegrade") else ""
+    name += f" [re-{rec['redegrade']} #{rec['draw']}]" if rec.get("redegrade") else ""
     return (f"{name:40s} {why:7s} size {rec.get('cols')}x{rec.get('rows')} gt {rec['gt_w']}x{rec['gt_h']} "
             f"cell {rec.get('cell_w', 0):.2f}/{rec.get('true_cw', 0):.2f} {rec.get('cell_h', 0):.2f}/{rec.get('true_ch', 0):.2f} "
             f"lerr {rec.get('lerr_x', float('nan')):.2f},{rec.get('lerr_y', float('nan')):.2f} acc {rec['pix_acc']:.3f} "
@@ -177,7 +177,7 @@ def main() -> int:
     sprites = [p for lv in ("easy", "medium") for p in every if p.name.endswith("-" + lv)]
     scales = [1.0] + [float(v) for v in a.scales.split(",") if v.strip() and float(v) != 1.0]
     fills = [v.strip() for v in a.cutout.split(",") if v.strip()]
-    runs = [(s, "", "") for s in scales] + [(1.0, f, "") for f in fills] + [(1.0, "", "re-" + lv) for lv in levels]
+    runs = [(s, "", "") for s in scales] + [(1.0, f, "") for f in fills] + [(1.0, "", lv) for lv in levels]
     recs = []
     with tempfile.TemporaryDirectory() as tmp:
         for scale, fill, re_level in runs:
@@ -188,8 +188,8 @@ def main() -> int:
             for c, draw in todo:
                 if fill and not json.loads((c / "params.json").read_text()).get("has_transparency"):
                     continue
-                made = redegraded(c, re_level[3:], 1000 * draw[0] + draw[1], cells) if draw else None
-                rec = run_case(c, scale, Path(tmp), metrics, fill, made, f"{re_level} #{draw[1]}" if draw else "")
+                made = redegraded(c, re_level, 1000 * draw[0] + draw[1], cells) if draw else None
+                rec = run_case(c, scale, Path(tmp), metrics, fill, made, re_level, draw[1] if draw else 0)
                 recs.append(rec)
                 if a.verbose or not rec["solved"]:
                     print(describe(rec))
@@ -206,9 +206,10 @@ def main() -> int:
     for scale, fill, re_level in runs:
         for lv in ("easy", "medium", "hard", "warp", None):
             rs = [r for r in recs if r["scale"] == scale and r["fill"] == fill
-                  and r["redegrade"].split(" ")[0] == re_level and (lv is None or r["level"] == lv)]
+                  and r["redegrade"] == re_level and (lv is None or r["level"] == lv)]
             if rs and not (re_level and lv):
-                print(f"{scale:5.2f}  {fill or re_level or '-':7s}  {(lv or 'ALL'):7s} {len(rs):2d}  {pct('solved', rs):5.0f}%  "
+                label = fill or (f"re-{re_level}" if re_level else "-")
+                print(f"{scale:5.2f}  {label:7s}  {(lv or 'ALL'):7s} {len(rs):2d}  {pct('solved', rs):5.0f}%  "
                       f"{pct('size_exact', rs):9.0f}%  {pct('size_pm1', rs):4.0f}%  {mean('pix_acc', rs):.3f}   "
                       f"{mean('mean_de2000', rs):5.2f}  {1000 * statistics.median(r['time_s'] for r in rs):5.0f}")
     if len(runs) > 1:

@@ -1487,17 +1487,18 @@ def _find_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source:
     if sure:
         return smooth
     ex, ey = _summed_maps(frames, stride, _edge_maps)
+    profiles = (_axis_profile(ex, 0), _axis_profile(ey, 1))
     if not auto:
-        return _lines_to_crests(_grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source), ex, ey)
+        return _lines_to_crests(_grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, profiles=profiles), profiles)
     try:
-        grid = _check_cells_hold_colours(frames, _grid_from_edges(ex, ey, w, h, None, None, None, None, source, frames),
-                                         source)
+        grid = _check_cells_hold_colours(
+            frames, _grid_from_edges(ex, ey, w, h, None, None, None, None, source, frames, profiles), source)
     except NoGridFoundError:
         if smooth is None:
             raise
         return smooth
     best = _better_of(frames, grid, smooth)
-    return best if best is smooth else _lines_to_crests(grid, ex, ey)
+    return best if best is smooth else _lines_to_crests(grid, profiles)
 
 
 def _summed_maps(frames: list[np.ndarray], stride: int, maps) -> tuple[np.ndarray, np.ndarray]:
@@ -1877,10 +1878,12 @@ def _stride(h: int, w: int) -> int:
     return max(stride, int(math.ceil(max(h, w) / MAX_ANALYSIS_LINES)))
 
 
-def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarray] | None = None) -> Grid:
+def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarray] | None = None,
+                     profiles: tuple[np.ndarray, np.ndarray] | None = None) -> Grid:
     """The grid from the edge maps; with ``frames`` (automatic mode) split cells are merged
-    (:func:`_merge_split_cells`)."""
-    sx, sy = _axis_profile(ex, 0), _axis_profile(ey, 1)
+    (:func:`_merge_split_cells`). ``profiles``: the maps' :func:`_axis_profile` (x, y) when
+    already computed."""
+    sx, sy = profiles if profiles is not None else (_axis_profile(ex, 0), _axis_profile(ey, 1))
     # the period is read from the edges' ridges, the lines from the full edge profile
     nx, ny = _axis_profile(ex, 0, ridges=True), _axis_profile(ey, 1, ridges=True)
     hint = est_x = est_y = None
@@ -1943,12 +1946,13 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
     return grid
 
 
-def _lines_to_crests(grid: Grid, ex: np.ndarray, ey: np.ndarray) -> Grid:
-    """``grid`` (found on the edge maps ``ex``, ``ey``) with its lines on edges moved to the
-    edges' crests (:func:`_on_edge_crests`). Done once the grid is decided: the checks that
+def _lines_to_crests(grid: Grid, profiles: tuple[np.ndarray, np.ndarray]) -> Grid:
+    """``grid`` with its lines on edges moved to the crests of the edge ``profiles`` (x, y)
+    it was found on (:func:`_on_edge_crests`). Done once the grid is decided: the checks that
     decide it (cells flat, smooth or not) judge the lines as the line search drew them."""
-    return dataclasses.replace(grid, x_lines=_on_edge_crests(grid.x_lines, _axis_profile(ex, 0), grid.cell_w),
-                               y_lines=_on_edge_crests(grid.y_lines, _axis_profile(ey, 1), grid.cell_h))
+    sx, sy = profiles
+    return dataclasses.replace(grid, x_lines=_on_edge_crests(grid.x_lines, sx, grid.cell_w),
+                               y_lines=_on_edge_crests(grid.y_lines, sy, grid.cell_h))
 
 
 def _on_edge_crests(lines: np.ndarray, profile: np.ndarray, period: float, reach: float = LINE_REFINE) -> np.ndarray:
