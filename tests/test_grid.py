@@ -1119,3 +1119,69 @@ def test_jittered_texture_lines_sit_on_their_edges_and_read_more_colours(monkeyp
     errors_dp, hits_dp = run()
     assert errors_dp.mean() > 0.4
     assert hits > hits_dp
+
+
+def test_lines_numbered_wrong_between_detailed_blocks_are_off_any_lattice():
+    """Edges on a jittered 10 px lattice in ten detailed blocks with flat stretches of 5-9
+    cells between: numbered right, the lines on edges sit on one lattice (misfit = jitter,
+    ~0.05 period). Read with a cell too few or too many across each flat stretch in turn,
+    they are a large part of a cell off any smooth lattice; a single cell lost between two
+    long blocks is mostly taken up by a drifting lattice. Flat lines carry no weight."""
+    rng = np.random.default_rng(2)
+    p = 10.0
+    flats = [5, 9, 6, 8, 7, 5, 9, 6, 8]
+    detailed, k = [0, 1, 2], 2
+    for f in flats:
+        k += f
+        detailed += [k, k + 1, k + 2]
+        k += 2
+    edges = 5.0 + p * np.arange(k + 1) + rng.uniform(-1.0, 1.0, k + 1)
+    pos = np.arange(int(edges[-1]) + 10, dtype=np.float64)
+    profile = sum(np.exp(-0.5 * ((pos - edges[j]) / 0.8) ** 2) for j in detailed)
+    assert G._lattice_misfit(edges, profile) < 0.1
+
+    def read(counts: list[int]) -> np.ndarray:
+        out, k = [], 0
+        for f, m in zip(flats, counts):
+            out += list(edges[k : k + 3])
+            k += 2
+            out += list(np.linspace(edges[k], edges[k + f], m + 1)[1:-1])
+            k += f
+        return np.array(out + list(edges[k : k + 3]))
+
+    assert G._lattice_misfit(read(flats), profile) < 0.1
+    assert G._lattice_misfit(read([f + (-1) ** i for i, f in enumerate(flats)]), profile) > 0.4
+    assert G._lattice_misfit(read([f - (i == 4) for i, f in enumerate(flats)]), profile) < 0.4
+    # too few lines on edges to tell
+    assert np.isnan(G._lattice_misfit(edges, np.where(pos < 40, profile, 0.0)))
+
+
+def test_near_peaks_lists_the_other_lattice_near_the_period():
+    """Two lattices 8 % apart in one profile: from either period, the other is the peak that
+    is listed; a lone lattice lists none."""
+    pos = np.arange(720, dtype=np.float64)
+
+    def comb(period: float) -> np.ndarray:
+        return sum(np.exp(-0.5 * ((pos - c) / 0.8) ** 2) for c in np.arange(3.0, 717.0, period))
+
+    both = comb(6.2) + 0.9 * comb(6.7)
+    assert G._near_peaks(both, 6.7) == [pytest.approx(6.2, abs=0.05)]
+    assert G._near_peaks(both, 6.2) == [pytest.approx(6.7, abs=0.05)]
+    assert G._near_peaks(comb(6.2), 6.2) == []
+
+
+@pytest.mark.skipif(not (SHARED_CASES / "pyxel-jump_mountains-hard").is_dir(), reason="../shared benchmark cases not present")
+def test_mountain_strip_columns_read_on_the_peak_whose_lines_form_a_lattice(monkeypatch):
+    """A 116 x 48 mountain strip on 6.2 px cells with +-2 px jitter: the columns' spectrum
+    peaks at 6.7 px, where the lines still catch the ridges' edges but the flat stretches
+    between them lose a cell here and there (104 columns, lines on edges 0.7 period off a
+    lattice). Read again on the spectrum's peak at 6.2 px, its lines on edges form a lattice
+    and the columns come out 116."""
+    from comfy_nodes.pixel.imageio import load_image
+
+    img = load_image(SHARED_CASES / "pyxel-jump_mountains-hard" / "input.png")
+    grid = G.detect_grid(img)
+    assert (grid.cols, grid.rows) == (116, 48)
+    assert grid.cell_w == pytest.approx(6.2, abs=0.1)
+    monkeypatch.setattr(G, "MISFIT_BAD", 10.0)
+    assert G.detect_grid(img).cols != 116
