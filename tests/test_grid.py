@@ -1174,7 +1174,7 @@ def test_near_peaks_lists_the_other_lattice_near_the_period():
 def test_mountain_strip_columns_read_on_the_peak_whose_lines_form_a_lattice(monkeypatch):
     """A 116 x 48 mountain strip on 6.2 px cells with +-2 px jitter: the columns' spectrum
     peaks at 6.7 px, where the lines still catch the ridges' edges but the flat stretches
-    between them lose a cell here and there (104 columns, lines on edges 0.7 period off a
+    between them lose a cell here and there (104 columns, lines on edges 0.6 period off a
     lattice). Read again on the spectrum's peak at 6.2 px, its lines on edges form a lattice
     and the columns come out 116."""
     from comfy_nodes.pixel.imageio import load_image

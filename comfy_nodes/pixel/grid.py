@@ -169,7 +169,7 @@ SPAN_TWO = 1.75
 #: PEAK_HEIGHT of its level are read too when the axis's lines on edges are off a lattice by
 #: MISFIT_BAD periods RMS; such a reading wins at MISFIT_GAIN of that misfit (see _peak_retry).
 #: Over 4,800 generated and benchmark readings the misfit is 0.05-0.13 (median), 99 % under
-#: 0.25, at most 0.37 (drawn grid lines); a motif's peak 8 % off the cells measured 0.69.
+#: 0.25, at most 0.37 (drawn grid lines); a motif's peak 8 % off the cells measured 0.64.
 PEAK_NEAR = 0.15
 PEAK_MIN = 0.04
 PEAK_HEIGHT = 0.6
@@ -2072,8 +2072,8 @@ def _peak_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay: 
     """
     base = None
     tries = []
-    for read, spec, prof, cur, keep_x in ((read_x, spectra[0], profiles[0], ax, False),
-                                          (read_y, spectra[1], profiles[1], ay, True)):
+    for read, spec, prof, cur, other in ((read_x, spectra[0], profiles[0], ax, ay),
+                                         (read_y, spectra[1], profiles[1], ay, ax)):
         bad = _lattice_misfit(cur.lines, prof)
         if not bad >= MISFIT_BAD:  # NaN too: too few lines on edges to tell
             continue
@@ -2082,12 +2082,12 @@ def _peak_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay: 
                 new = read(p)
             except NoGridFoundError:
                 continue
-            if len(new.lines) == len(cur.lines) or not _agree(new.period, ay.period if not keep_x else ax.period):
+            if len(new.lines) == len(cur.lines) or not _agree(new.period, other.period):
                 continue
             misfit = _lattice_misfit(new.lines, prof)
             if not misfit <= MISFIT_GAIN * bad:
                 continue
-            pair = (ax, new) if keep_x else (new, ay)
+            pair = (new, ay) if cur is ax else (ax, new)
             base = base or _pair_score(frames, size, ax, ay)
             r, n, _ = _pair_score(frames, size, *pair)
             if r < base[0] + RETRY_MARGIN and n < base[1]:
