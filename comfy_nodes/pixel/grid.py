@@ -1923,6 +1923,7 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
     if est_x is not None:
         ax = _unpack_dense_lines(ax, (ex, 0, w, nx, est_x, hint_x))
         ay = _unpack_dense_lines(ay, (ey, 1, h, ny, est_y, hint_y))
+
     def read_x(p: float) -> _Axis:
         return _detect_axis(ex, 0, w, cell=None, count=None, sm=sx, hint=p, spec=nx, est=est_x)
 
