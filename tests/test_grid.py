@@ -111,6 +111,9 @@ def test_background_margins_counted():
     res = G.snap(img)
     assert (res.width, res.height) == (26, 24)
     assert accuracy(res.image, canvas) >= 0.97
+    # the margins' cells are counted from the cell size, and the grid says how many
+    assert res.grid.flat_border == (4, 6, 5, 7)
+    assert res.grid.to_dict()["flat_border"] == [4, 6, 5, 7]
 
 
 def test_manual_cell_and_size_overrides():

@@ -103,3 +103,29 @@ def test_transparent_background_and_colour_reduction(tmp_path):
     assert p.returncode == 0, p.stderr
     rgb = np.array(Image.open(out2).convert("RGB")).reshape(-1, 3)
     assert len(np.unique(rgb, axis=0)) <= 3
+
+
+def test_snap_says_when_a_size_is_counted_over_flat_background(tmp_path):
+    """A sprite with wide flat margins left and right: those columns are counted from the cell
+    size, not seen, and a person is told so (not when the width was given)."""
+    from orchestrator import samples
+
+    knight = samples.sprites()["knight"]
+    h, w = knight.shape[:2]
+    canvas = np.zeros((h + 2, w + 11, 4), np.uint8)
+    canvas[1:1 + h, 6:6 + w] = knight
+    src = tmp_path / "in.png"
+    Image.fromarray(samples.degrade(canvas, cell=10.0, jitter=1.0, seed=4, background=(60, 90, 160)).image).save(src)
+    out = tmp_path / "o.png"
+    p = run(str(src), "-o", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert (info["cols"], info["rows"]) == (w + 11, h + 2)
+    left, right, top, bottom = info["flat_border"]
+    assert left >= 6 and right >= 5 and top + bottom < 8
+    p = run(str(src), "-o", str(out))
+    assert f"; {left + right} columns counted over flat background (give --width/--height" in p.stderr
+    assert "rows counted" not in p.stderr
+    p = run(str(src), "-o", str(out), "--width", str(w + 11))
+    assert p.returncode == 0, p.stderr
+    assert "counted over flat background" not in p.stderr

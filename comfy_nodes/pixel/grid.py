@@ -217,6 +217,11 @@ class Grid:
     already at true resolution), ``phase`` the first line's offset modulo the cell size.
     ``smooth``: found on a smooth enlargement (see ``_smoothness``), whose cells are ramps
     that hold their true colour only at their centres, where :func:`snap` samples them.
+    ``flat_border``: for a grid read on edges, the cells (left, right, top, bottom) from each
+    image border to the first line on an edge (zeros for the other kinds). Over flat
+    background no line is seen, so their count is the border's extent divided by the cell
+    size; the more of them, the likelier a size off by one on a grid whose cell size drifts
+    (give ``width``/``height`` to be sure).
     """
 
     cell_w: float
@@ -229,6 +234,7 @@ class Grid:
     phase: tuple[float, float] = (0.0, 0.0)
     source_size: tuple[int, int] = (0, 0)
     smooth: bool = False
+    flat_border: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -248,6 +254,7 @@ class Grid:
             "y_lines": [round(float(v), 2) for v in self.y_lines],
             "source_size": list(self.source_size),
             "smooth": bool(self.smooth),
+            "flat_border": [int(v) for v in self.flat_border],
         }
 
 
@@ -1968,7 +1975,23 @@ def _lines_to_crests(grid: Grid, profiles: tuple[np.ndarray, np.ndarray]) -> Gri
     decide it (cells flat, smooth or not) judge the lines as the line search drew them."""
     sx, sy = profiles
     return dataclasses.replace(grid, x_lines=_on_edge_crests(grid.x_lines, sx, grid.cell_w),
-                               y_lines=_on_edge_crests(grid.y_lines, sy, grid.cell_h))
+                               y_lines=_on_edge_crests(grid.y_lines, sy, grid.cell_h),
+                               flat_border=_flat_border(grid.x_lines, sx) + _flat_border(grid.y_lines, sy))
+
+
+def _flat_border(lines: np.ndarray, profile: np.ndarray) -> tuple[int, int]:
+    """Cells before the first and after the last of ``lines`` that sits on an edge
+    (normalised evidence of ``profile`` at least ``ON_EDGE``); all of them when none does."""
+    x = np.asarray(lines, dtype=np.float64)
+    n, cells = len(profile), len(x) - 1
+    inside = (x >= 0) & (x <= n - 1)
+    if n == 0 or cells < 1 or not inside.any():
+        return cells, cells
+    at = np.clip(np.round(x).astype(np.intp), 0, n - 1)
+    on = np.nonzero((_normalise_evidence(profile)[at] >= ON_EDGE) & inside)[0]
+    if len(on) == 0:
+        return cells, cells
+    return int(on[0]), int(cells - on[-1])
 
 
 def _on_edge_crests(lines: np.ndarray, profile: np.ndarray, period: float, reach: float = LINE_REFINE) -> np.ndarray:

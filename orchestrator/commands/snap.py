@@ -13,6 +13,8 @@ DESCRIPTION = (
     "one pixel per grid cell, one clean colour per pixel. Fully automatic by default; --cell or "
     "--width/--height override detection. --colors/--palette reduce the colours afterwards."
 )
+# cells counted over flat background, per axis, from which the size is worth a note
+FLAT_NOTE = 8
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -94,8 +96,21 @@ def run(args) -> int:
         # stderr: a script's stdout stays clean, a person still sees what was found
         kind = ", a smooth enlargement: colours read at the cells' centres" if g.smooth else ""
         print(f"{args.output}: {g.cols}x{g.rows} px (cells {g.cell_w:.2f} x {g.cell_h:.2f} source px, "
-              f"confidence {g.confidence:.2f}{kind})", file=sys.stderr)
+              f"confidence {g.confidence:.2f}{kind}){_flat_note(g, args)}", file=sys.stderr)
     return 0
+
+
+def _flat_note(g, args) -> str:
+    """Where many cells lie over flat background, their count is the border's extent over the
+    measured cell size, not seen lines: a drifting grid can put it one off, so say so (not on
+    an axis whose size was given)."""
+    cols, rows = sum(g.flat_border[:2]), sum(g.flat_border[2:])
+    parts = [f"{n} {name} counted over flat background"
+             for n, name, given in ((cols, "columns", args.width), (rows, "rows", args.height))
+             if n >= FLAT_NOTE and not given]
+    if not parts:
+        return ""
+    return "; " + " and ".join(parts) + " (give --width/--height if you know the size)"
 
 
 def _single_threaded_blas() -> None:
