@@ -1188,3 +1188,13 @@ def test_mountain_strip_columns_read_on_the_peak_whose_lines_form_a_lattice(monk
     assert grid.cell_w == pytest.approx(6.2, abs=0.1)
     monkeypatch.setattr(G, "MISFIT_BAD", 10.0)
     assert G.detect_grid(img).cols != 116
+
+
+def test_flat_border_counts_the_cells_outside_the_lines_on_edges():
+    """Lines 5-10 of a 20-cell axis sit on edges: 5 cells before them, 10 after; an axis with
+    no edge at all is flat from both sides."""
+    lines = np.arange(21) * 8.0
+    profile = np.zeros(161)
+    profile[40:81:8] = 10.0
+    assert G._flat_border(lines, profile) == (5, 10)
+    assert G._flat_border(lines, np.zeros(161)) == (20, 20)

@@ -104,7 +104,8 @@ def _flat_note(g, args) -> str:
     """Where many cells lie over flat background, their count is the border's extent over the
     measured cell size, not seen lines: a drifting grid can put it one off, so say so (not on
     an axis whose size was given)."""
-    cols, rows = sum(g.flat_border[:2]), sum(g.flat_border[2:])
+    # an axis with no line on an edge has all its cells flat from both sides: count them once
+    cols, rows = min(g.cols, sum(g.flat_border[:2])), min(g.rows, sum(g.flat_border[2:]))
     parts = [f"{n} {name} counted over flat background"
              for n, name, given in ((cols, "columns", args.width), (rows, "rows", args.height))
              if n >= FLAT_NOTE and not given]
