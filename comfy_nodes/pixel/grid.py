@@ -1982,16 +1982,19 @@ def _lines_to_crests(grid: Grid, profiles: tuple[np.ndarray, np.ndarray]) -> Gri
 def _flat_border(lines: np.ndarray, profile: np.ndarray) -> tuple[int, int]:
     """Cells before the first and after the last of ``lines`` that sits on an edge
     (normalised evidence of ``profile`` at least ``ON_EDGE``); all of them when none does."""
-    x = np.asarray(lines, dtype=np.float64)
-    n, cells = len(profile), len(x) - 1
-    inside = (x >= 0) & (x <= n - 1)
-    if n == 0 or cells < 1 or not inside.any():
-        return cells, cells
-    at = np.clip(np.round(x).astype(np.intp), 0, n - 1)
-    on = np.nonzero((_normalise_evidence(profile)[at] >= ON_EDGE) & inside)[0]
-    if len(on) == 0:
+    cells = len(lines) - 1
+    on = np.nonzero(_lines_on_edges(np.asarray(lines, dtype=np.float64), profile)[1])[0] if len(profile) else []
+    if cells < 1 or len(on) == 0:
         return cells, cells
     return int(on[0]), int(cells - on[-1])
+
+
+def _lines_on_edges(x: np.ndarray, profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest profile index of each line, whether the line lies inside the profile on an
+    edge: normalised evidence at least ``ON_EDGE``). ``profile`` must not be empty."""
+    n = len(profile)
+    at = np.clip(np.round(x).astype(np.intp), 0, n - 1)
+    return at, (_normalise_evidence(profile)[at] >= ON_EDGE) & (x >= 0) & (x <= n - 1)
 
 
 def _on_edge_crests(lines: np.ndarray, profile: np.ndarray, period: float, reach: float = LINE_REFINE) -> np.ndarray:
@@ -2009,8 +2012,7 @@ def _on_edge_crests(lines: np.ndarray, profile: np.ndarray, period: float, reach
     if len(x) < 3 or n == 0 or reach <= 0:
         return x
     inner = x[1:-1]
-    at = np.clip(np.round(inner).astype(np.intp), 0, n - 1)
-    on = (_normalise_evidence(profile)[at] >= ON_EDGE) & (inner >= 0) & (inner <= n - 1)
+    at, on = _lines_on_edges(inner, profile)
     r = reach * period
     lo = np.ceil(np.maximum(inner - r, 0.5 * (x[:-2] + inner) + 1.0))
     hi = np.floor(np.minimum(inner + r, 0.5 * (inner + x[2:]) - 1.0))
