@@ -311,9 +311,12 @@ def test_timeout_stops_the_remote_job(client, tmp_path):
 def test_ctrl_c_exits_130_and_interrupts_the_remote_job(comfy_server, client, tmp_path):
     wf = tmp_path / "slow.json"
     wf.write_text(json.dumps(slow_prompt(_color())))
+    # as from a terminal: a test run started in the background inherits SIGINT ignored (POSIX
+    # shells do that to background jobs), and a Python started so never sees Ctrl-C
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(wf), "--server", comfy_server.url,
                              "--out", str(tmp_path / "o"), "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     pid = None
     for line in proc.stdout:
         ev = json.loads(line)
