@@ -727,6 +727,29 @@ def save_frames(folder: Path, frames) -> Path:
     return folder
 
 
+def test_cli_sheet_takes_every_frame_of_an_animated_gif_and_apng(tmp_path):
+    """An animation file is its frames, in order, not its first frame only; a still file
+    among them is one frame."""
+    from orchestrator.cli import main
+
+    frames = [np.pad(np.full((6, 6, 4), 255, np.uint8), ((1, 1), (1, 1), (0, 0))) for _ in range(5)]
+    for i, f in enumerate(frames):
+        f[1:7, 1:7, :3] = (40 * i, 200 - 30 * i, 90)
+    pil = [Image.fromarray(f, "RGBA") for f in frames]
+    pil[0].save(tmp_path / "walk.gif", save_all=True, append_images=pil[1:3], duration=80, loop=0, disposal=2)
+    pil[3].save(tmp_path / "jump.png", save_all=True, append_images=pil[4:], duration=80)  # APNG, 2 frames
+    still = tmp_path / "idle.png"
+    pil[0].save(still)
+    sheet_png = tmp_path / "sheet.png"
+    assert main(["sheet", str(tmp_path / "walk.gif"), str(tmp_path / "jump.png"), str(still), "-o", str(sheet_png),
+                 "--columns", "6", "--trim", "none", "--json", str(tmp_path / "sheet.json")]) == 0
+    img = np.array(Image.open(sheet_png).convert("RGBA"))
+    assert img.shape == (8, 6 * 8, 4)
+    for i, f in enumerate(frames + [frames[0]]):
+        np.testing.assert_array_equal(img[:, 8 * i:8 * i + 8], f)
+    assert len(json.loads((tmp_path / "sheet.json").read_text())["frames"]) == 6
+
+
 def test_cli_sheet_split_and_export_existing_sheet(tmp_path, capsys):
     from orchestrator.cli import main
 

@@ -78,7 +78,7 @@ def test_missing_input_and_bad_arguments(tmp_path):
     p = run(str(tmp_path / "nope.png"), "-o", str(tmp_path / "o.png"))
     assert p.returncode == 2 and "not found" in p.stderr
     p = run(str(tmp_path), "-o", str(tmp_path / "o.png"))
-    assert p.returncode == 2 and f"{tmp_path} is a folder, not an image file" in p.stderr
+    assert p.returncode == 2 and f"folder {tmp_path} holds no images" in p.stderr
     src = tmp_path / "in.png"
     Image.new("RGB", (40, 40)).save(src)
     p = run(str(src), "-o", str(tmp_path / "o.png"), "--cell", "4", "--width", "10")
@@ -129,3 +129,118 @@ def test_snap_says_when_a_size_is_counted_over_flat_background(tmp_path):
     p = run(str(src), "-o", str(out), "--width", str(w + 11))
     assert p.returncode == 0, p.stderr
     assert "counted over flat background" not in p.stderr
+
+
+def _frames(n: int, colours: np.ndarray) -> list[np.ndarray]:
+    """``n`` animation frames of a 16x14 sprite, frame i drawn from colours i..i+3 (so a
+    palette found per frame would differ from frame to frame)."""
+    rng = np.random.default_rng(5)
+    idx = rng.integers(0, 4, size=(14, 16))
+    return [colours[idx + i] for i in range(n)]
+
+
+def test_snap_frames_share_one_grid_and_one_palette(tmp_path):
+    """Animation frames on one pseudo-pixel grid: one grid found on all of them, one palette
+    for all of them (a palette per frame would make the colours flicker), one PNG each."""
+    from orchestrator import samples
+
+    colours = np.array([[20, 20, 30], [200, 40, 40], [40, 190, 60], [240, 230, 210], [60, 80, 220], [250, 200, 40]],
+                       np.uint8)
+    truth = _frames(3, colours)
+    srcs = []
+    for i, t in enumerate(truth):
+        # the same seed draws the same uneven grid lines for every frame
+        d = samples.degrade(np.dstack([t, np.full(t.shape[:2], 255, np.uint8)]), cell=9.4, jitter=1.0, seed=7,
+                            noise=3.0)
+        srcs.append(tmp_path / f"walk{i}.png")
+        Image.fromarray(d.image).save(srcs[-1])
+    out = tmp_path / "snapped"
+    p = run(*map(str, srcs), "-o", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert (info["cols"], info["rows"]) == (16, 14)
+    assert info["outputs"] == [str(out / f"walk{i}.png") for i in range(3)]
+    for i, t in enumerate(truth):
+        g = np.array(Image.open(out / f"walk{i}.png").convert("RGB")).astype(int)
+        assert g.shape == (14, 16, 3) and (np.abs(g - t).max(axis=-1) <= 24).mean() >= 0.95
+    p = run(*map(str, srcs), "-o", str(out), "--colors", "4")
+    assert p.returncode == 0 and f"{out}: 3 frames on one grid, 16x14 px (cells" in p.stderr
+    got = [np.array(Image.open(out / f"walk{i}.png").convert("RGB")) for i in range(3)]
+    # six colours over the frames, four in the palette they share
+    assert len(np.unique(np.concatenate([g.reshape(-1, 3) for g in got]), axis=0)) <= 4
+    # and a colour of the sprite comes out the same in every frame it is in
+    def most_common(px):
+        vals, counts = np.unique(px, axis=0, return_counts=True)
+        return tuple(vals[np.argmax(counts)])
+
+    for c in colours[2:4]:
+        outs = {most_common(g[(t == c).all(-1)]) for g, t in zip(got, truth)}
+        assert len(outs) == 1, (c, outs)
+
+
+def test_snap_reads_every_frame_of_an_animated_gif(tmp_path):
+    colours = np.array([[20, 20, 30], [200, 40, 40], [40, 190, 60], [240, 230, 210]], np.uint8)
+    sprite = colours[np.random.default_rng(2).integers(0, 4, size=(12, 15))]
+    frames = [np.roll(sprite, i, axis=1) for i in range(3)]
+    big = [Image.fromarray(np.repeat(np.repeat(f, 9, axis=0), 9, axis=1)) for f in frames]
+    src = tmp_path / "run.gif"
+    big[0].save(src, save_all=True, append_images=big[1:], duration=100, loop=0)
+    out = tmp_path / "frames"
+    prev = tmp_path / "previews"
+    p = run(str(src), "-o", str(out), "--preview", str(prev), "--preview-scale", "2")
+    assert p.returncode == 0, p.stderr
+    assert sorted(q.name for q in out.iterdir()) == ["run_000.png", "run_001.png", "run_002.png"]
+    for i, f in enumerate(frames):
+        assert np.array_equal(np.array(Image.open(out / f"run_{i:03d}.png").convert("RGB")), f)
+        assert Image.open(prev / f"run_{i:03d}.png").size == (30, 24)
+
+
+def test_snap_frames_refused_before_anything_is_written(tmp_path):
+    """Frames of different sizes, a PNG name for the folder, two inputs that would land on one
+    file name: each is a clear error naming what is wrong, and no file is written."""
+    colours = np.array([[20, 20, 30], [200, 40, 40], [40, 190, 60], [240, 230, 210]], np.uint8)
+    a, b = _frames(2, np.concatenate([colours, colours]))
+    fa, fb = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(np.repeat(np.repeat(a, 8, axis=0), 8, axis=1)).save(fa)
+    Image.fromarray(np.repeat(np.repeat(b, 9, axis=0), 9, axis=1)).save(fb)
+    out = tmp_path / "out"
+    p = run(str(fa), str(fb), "-o", str(out))
+    assert p.returncode == 2
+    assert f"{fb} is 144x126 but {fa} is 128x112" in p.stderr and "share one grid" in p.stderr
+    p = run(str(fa), str(fa), "-o", str(out))
+    assert p.returncode == 2 and f"would both be written as {out / 'a.png'}" in p.stderr
+    p = run(str(fa), str(fb), "-o", str(tmp_path / "sheet.png"))
+    assert p.returncode == 2 and "frames are written into a folder" in p.stderr and "-o frames/" in p.stderr
+    assert not out.exists() and not (tmp_path / "sheet.png").exists()
+
+
+def test_an_animation_beyond_16k_squared_pixels_is_refused_before_decoding(tmp_path):
+    # 17 frames of 4096x4096: 285 M pixels together (1.1 GB as RGBA), 0.25 MB on disk
+    frames = [Image.new("P", (4096, 4096), i % 2) for i in range(17)]
+    for f in frames:
+        f.putpalette([0, 0, 0, 255, 255, 255])
+    src = tmp_path / "long.gif"
+    frames[0].save(src, save_all=True, append_images=frames[1:])
+    p = run(str(src), "-o", str(tmp_path / "out"))
+    assert p.returncode == 2
+    assert p.stderr.splitlines() == [f"error: {src} is 17 frames of 4096x4096, more than 16384x16384 pixels together",
+                                     "hint: split the animation into shorter runs"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_snap_write_failures_are_errors_and_inputs_are_never_replaced(tmp_path):
+    colours = np.array([[20, 20, 30], [200, 40, 40], [40, 190, 60], [240, 230, 210]], np.uint8)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, f in enumerate(_frames(2, np.concatenate([colours, colours]))):
+        Image.fromarray(np.repeat(np.repeat(f, 8, axis=0), 8, axis=1)).save(frames / f"f{i}.png")
+    before = {p.name: p.read_bytes() for p in frames.iterdir()}
+    p = run(str(frames), "-o", str(frames))
+    assert p.returncode == 2 and f"{frames / 'f0.png'} is an input: writing the frames into {frames}" in p.stderr
+    assert {q.name: q.read_bytes() for q in frames.iterdir()} == before
+    # a file where the output folder must go: the error names the path, no traceback
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    for args in ([str(frames / "f0.png"), "-o", str(blocker / "o.png")], [str(frames), "-o", str(blocker / "sub")]):
+        p = run(*args)
+        assert p.returncode == 6 and f"error: cannot write {blocker}/" in p.stderr and "Traceback" not in p.stderr

@@ -54,7 +54,19 @@ def _gray_to_rgba(gray: np.ndarray) -> np.ndarray:
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Load an image file as (H, W, 4) uint8 RGBA; raise ``InputImageError`` naming the file."""
+    """Load an image file as (H, W, 4) uint8 RGBA; raise ``InputImageError`` naming the file.
+    Of an animation (GIF, APNG, WebP) this is the first frame; :func:`load_frames` reads all."""
+    return _read(path, all_frames=False)[0]
+
+
+def load_frames(path: str | os.PathLike) -> list[np.ndarray]:
+    """Every frame of an image file, each (H, W, 4) uint8 RGBA: one for a still image, all
+    of an animated GIF, APNG or WebP or a multi-page TIFF (as composited by Pillow). The
+    frames together may hold at most 16384x16384 pixels; ``InputImageError`` names the file."""
+    return _read(path, all_frames=True)
+
+
+def _read(path: str | os.PathLike, *, all_frames: bool) -> list[np.ndarray]:
     p = Path(path)
     if p.is_dir():
         raise InputImageError(f"{p} is a folder, not an image file", hint="name one image file in it")
@@ -66,14 +78,24 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(p)
         with img:
+            n = int(getattr(img, "n_frames", 1)) if all_frames else 1
             if img.width * img.height > MAX_PIXELS:
                 raise InputImageError(f"{p} is {img.width}x{img.height} pixels, more than 16384x16384",
                                       hint="crop or downscale it first")
-            img.load()
-            return pil_to_rgba(img, source=str(p))
+            if img.width * img.height * n > MAX_PIXELS:
+                raise InputImageError(f"{p} is {n} frames of {img.width}x{img.height}, more than 16384x16384 "
+                                      "pixels together", hint="split the animation into shorter runs")
+            frames = []
+            for i in range(n):
+                if i:
+                    img.seek(i)
+                img.load()
+                source = str(p) if n == 1 else f"{p} frame {i}"
+                frames.append(pil_to_rgba(img, source=source))
+            return frames
     except Image.DecompressionBombError as exc:
         raise InputImageError(f"{p} is larger than 16384x16384 pixels", hint="crop or downscale it first") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as exc:
         raise InputImageError(f"{p} is not a readable image ({exc})", hint="use a PNG, JPEG or WebP file") from exc
 
 

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out} ({len(pal)} colours)")
         return 0
     if cmd == "extract":
-        from comfy_nodes.pixel.imageio import load_image
+        from comfy_nodes.pixel.imageio import load_frames
         from comfy_nodes.pixel.palette import AUTO_K_TOLERANCE, adaptive_palette
 
         k = _parse_k(args.colors)
@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
             raise PaletteError(f"{args.output}: cannot write palette format {ext or '(no extension)'!r}",
                                hint="use one of: " + ", ".join(palette_io.WRITE_FORMATS))
-        frames = [load_image(p) for p in args.images]
+        # every frame of an animated file: its later frames may hold colours the first lacks
+        frames = [f for p in args.images for f in load_frames(p)]
         tol = AUTO_K_TOLERANCE if args.tolerance is None else args.tolerance
         pal = adaptive_palette(frames, k, seed=args.seed, tolerance=tol, name=_stem(args.output))
         out = palette_io.write_palette(pal, args.output, swatch=swatch)

@@ -120,9 +120,10 @@ def write_output(path, write) -> None:
 
 
 def load_frames(inputs: list[str]):
-    from comfy_nodes.pixel.imageio import load_image
+    """The frames of ``inputs`` in order; an animated GIF, APNG or WebP gives all of its frames."""
+    from comfy_nodes.pixel.imageio import load_frames as frames_of
 
-    return [load_image(p) for p in expand_inputs(inputs)]
+    return [f for p in expand_inputs(inputs) for f in frames_of(p)]
 
 
 def run(args) -> int:

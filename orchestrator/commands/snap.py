@@ -11,15 +11,21 @@ HELP = "snap pseudo pixel art to its true pixel grid (automatic, or with a given
 DESCRIPTION = (
     "Detect the fake-pixel grid of an AI-drawn pixel-art image and write the true-resolution sprite: "
     "one pixel per grid cell, one clean colour per pixel. Fully automatic by default; --cell or "
-    "--width/--height override detection. --colors/--palette reduce the colours afterwards."
+    "--width/--height override detection. --colors/--palette reduce the colours afterwards. "
+    "Several inputs, a folder or an animated GIF/APNG/WebP are animation frames: they are snapped on one "
+    "shared grid, reduced to one shared palette (no flicker) and written into the folder OUTPUT, "
+    "each as its input's name (NAME_000.png, NAME_001.png... for the frames of an animated file)."
 )
 # cells counted over flat background, per axis, from which the size is worth a note
 FLAT_NOTE = 8
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", metavar="INPUT", help="image file (PNG, JPEG, WebP; any mode)")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="PNG to write (true resolution)")
+    p.add_argument("input", metavar="INPUT", nargs="+",
+                   help="image file (PNG, JPEG, WebP, GIF; any mode); several files, a folder of them (sorted by "
+                        "name) or an animated file are animation frames")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="PNG to write (true resolution); for several frames, the folder to write them into")
     g = p.add_argument_group("grid override (default: automatic)")
     g.add_argument("--cell", type=float, metavar="N", help="cell size in source pixels, both axes (may be fractional)")
     g.add_argument("--cell-w", type=float, metavar="W", help="cell width in source pixels")
@@ -33,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--dither-strength", type=float, default=1.0, metavar="S", help="dither strength 0..1 (default 1)")
     c.add_argument("--transparent-bg", action="store_true", help="make the background colour transparent")
     v = p.add_argument_group("output")
-    v.add_argument("--preview", metavar="PATH", help="also write a nearest-neighbour enlarged preview PNG")
+    v.add_argument("--preview", metavar="PATH", help="also write a nearest-neighbour enlarged preview PNG "
+                   "(for several frames: a folder, one preview per frame)")
     v.add_argument("--preview-scale", type=int, default=8, metavar="N", help="preview scale factor (default 8)")
     v.add_argument("--json", action="store_true", help="print the detected grid as JSON on stdout")
 
@@ -63,41 +70,112 @@ def _check_args(args) -> None:
 def run(args) -> int:
     _check_args(args)
     _single_threaded_blas()
-    from comfy_nodes.pixel import grid as G
-    from comfy_nodes.pixel.imageio import load_image, save_png, upscale_nearest
+    import os
 
-    rgba = load_image(args.input)
-    result = G.snap(
-        rgba,
-        cell=args.cell,
-        cell_w=args.cell_w,
-        cell_h=args.cell_h,
-        width=args.width,
-        height=args.height,
-        background="transparent" if args.transparent_bg else "keep",
-        source=str(args.input),
-    )
+    from comfy_nodes.pixel.imageio import load_frames
+
+    from .sheet import expand_inputs
+
+    frames = [f for path in expand_inputs(args.input) for f in _named_frames(path, load_frames(path))]
+    if len(frames) > 1 or any(os.path.isdir(p) for p in args.input):
+        return _run_frames(args, frames)
+    from comfy_nodes.pixel import grid as G
+    from comfy_nodes.pixel.imageio import save_png, upscale_nearest
+
+    from .sheet import write_output
+
+    _, source, rgba = frames[0]
+    result = G.snap(rgba, background="transparent" if args.transparent_bg else "keep", source=source,
+                    **_overrides(args))
     img = result.image
     if args.colors is not None or args.palette is not None:
-        img = _reduce_colours(img, args)
-    save_png(img, args.output)
+        img = _reduce_colours([img], args)[0]
+    write_output(args.output, lambda p: save_png(img, p))
     if args.preview:
-        save_png(upscale_nearest(img, args.preview_scale), args.preview)
+        write_output(args.preview, lambda p: save_png(upscale_nearest(img, args.preview_scale), p))
+    _report(result.grid, args, {"output": str(args.output)}, f"{args.output}:")
+    return 0
+
+
+def _overrides(args) -> dict:
+    return {k: getattr(args, k) for k in ("cell", "cell_w", "cell_h", "width", "height")}
+
+
+def _named_frames(path: str, imgs: list) -> list[tuple]:
+    """(output file name, source as messages name it, frame) for each frame of ``path``: its
+    name, or NAME_000.png, NAME_001.png... for the frames of an animated file."""
+    from pathlib import Path
+
+    stem = Path(path).stem
+    if len(imgs) == 1:
+        return [(f"{stem}.png", str(path), imgs[0])]
+    return [(f"{stem}_{i:03d}.png", f"{path} frame {i}", img) for i, img in enumerate(imgs)]
+
+
+def _run_frames(args, frames: list[tuple]) -> int:
+    """Animation frames: one grid found on all of them, one palette, one folder of PNGs.
+    Everything is checked and computed before the first file is written."""
+    from functools import partial
+    from pathlib import Path
+
+    from comfy_nodes.pixel import grid as G
+    from comfy_nodes.pixel.errors import InputImageError, InvalidArgumentError
+    from comfy_nodes.pixel.imageio import save_png, upscale_nearest
+
+    from .sheet import expand_inputs, write_output
+
+    out_dir = Path(args.output)
+    for flag, target in (("-o", out_dir), ("--preview", Path(args.preview) if args.preview else None)):
+        if target is not None and (target.is_file() or (not target.exists() and target.suffix.lower() == ".png")):
+            raise InvalidArgumentError(f"{flag} {target}: {len(frames)} frames are written into a folder, "
+                                       "and this names a PNG file", hint=f"give a folder, e.g. {flag} frames/")
+    seen: dict[str, str] = {}
+    for name, source, _ in frames:
+        if name in seen:
+            raise InvalidArgumentError(f"{seen[name]} and {source} would both be written as {out_dir / name}",
+                                       hint="rename one of them, or snap them in separate runs")
+        seen[name] = source
+    inputs = {Path(p).resolve() for p in expand_inputs(args.input)}
+    for folder in (out_dir, Path(args.preview) if args.preview else None):
+        hit = next((folder / name for name, _, _ in frames if folder and (folder / name).resolve() in inputs), None)
+        if hit is not None:
+            raise InvalidArgumentError(f"{hit} is an input: writing the frames into {folder} would replace it",
+                                       hint="give another folder for the snapped frames")
+    _, first, img0 = frames[0]
+    h, w = img0.shape[:2]
+    for _, source, img in frames:
+        if img.shape[:2] != (h, w):
+            raise InputImageError(f"{source} is {img.shape[1]}x{img.shape[0]} but {first} is {w}x{h}; "
+                                  "frames snapped together share one grid and must have one size",
+                                  hint="snap frames of different sizes in separate runs")
+    grid = G.detect_grid_batch([img for _, _, img in frames], **_overrides(args))
+    background = "transparent" if args.transparent_bg else "keep"
+    imgs = [G.snap(img, grid, background=background, source=source).image for _, source, img in frames]
+    if args.colors is not None or args.palette is not None:
+        imgs = _reduce_colours(imgs, args)
+    for (name, _, _), img in zip(frames, imgs):
+        write_output(out_dir / name, partial(save_png, img))
+        if args.preview:
+            write_output(Path(args.preview) / name, partial(save_png, upscale_nearest(img, args.preview_scale)))
+    written = [str(out_dir / name) for name, _, _ in frames]
+    _report(grid, args, {"outputs": written}, f"{out_dir}: {len(frames)} frames on one grid,")
+    return 0
+
+
+def _report(g, args, fields: dict, what: str) -> None:
     if args.json:
         import json
 
-        info = result.grid.to_dict()
-        info["output"] = str(args.output)
+        info = g.to_dict()
+        info.update(fields)
         print(json.dumps(info))
-    else:
-        import sys
+        return
+    import sys
 
-        g = result.grid
-        # stderr: a script's stdout stays clean, a person still sees what was found
-        kind = ", a smooth enlargement: colours read at the cells' centres" if g.smooth else ""
-        print(f"{args.output}: {g.cols}x{g.rows} px (cells {g.cell_w:.2f} x {g.cell_h:.2f} source px, "
-              f"confidence {g.confidence:.2f}{kind}){_flat_note(g, args)}", file=sys.stderr)
-    return 0
+    # stderr: a script's stdout stays clean, a person still sees what was found
+    kind = ", a smooth enlargement: colours read at the cells' centres" if g.smooth else ""
+    print(f"{what} {g.cols}x{g.rows} px (cells {g.cell_w:.2f} x {g.cell_h:.2f} source px, "
+          f"confidence {g.confidence:.2f}{kind}){_flat_note(g, args)}", file=sys.stderr)
 
 
 def _flat_note(g, args) -> str:
@@ -123,7 +201,8 @@ def _single_threaded_blas() -> None:
         os.environ.setdefault(var, "1")
 
 
-def _reduce_colours(img, args):
+def _reduce_colours(imgs: list, args) -> list:
+    """``imgs`` on the given palette, or on one adaptive palette found over all of them."""
     from comfy_nodes.pixel.errors import InvalidArgumentError
 
     try:
@@ -134,5 +213,5 @@ def _reduce_colours(img, args):
     if args.palette is not None:
         pal = P.resolve_palette(args.palette)
     else:
-        pal = P.adaptive_palette([img], args.colors, seed=0)
-    return P.quantize(img, pal, dither=args.dither, strength=args.dither_strength)
+        pal = P.adaptive_palette(imgs, args.colors, seed=0)
+    return P.quantize_batch(imgs, pal, dither=args.dither, strength=args.dither_strength)
