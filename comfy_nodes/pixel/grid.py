@@ -707,22 +707,26 @@ def _dp_lines(e: np.ndarray, lo: int, hi: int, period: float, *, wide: float = 1
     pen[(gaps[None, :] < own_lo) | (gaps[None, :] > own_hi)] = np.inf
     neg = -1e18
     start_win = int(math.ceil(float(lp.max())))
-    score = np.full(n, neg)
+    # scores behind ``gmax`` unreachable positions, so every gap reads a valid index: the loop
+    # runs once per block of ``gmin`` positions and its fixed numpy overhead is the cost
+    padded = np.full(gmax + n, neg)
     back = np.full(n, -1, dtype=np.int64)
+    rows = np.arange(gmin)
+    reach = rows[:, None] - gaps[None, :] + gmax
     for s in range(0, n, gmin):
-        i = np.arange(s, min(n, s + gmin))
-        j = i[:, None] - gaps[None, :]
-        valid = j >= 0
-        cand = np.where(valid, score[np.maximum(j, 0)], neg) - pen[i]
+        m = min(gmin, n - s)
+        cand = padded[reach[:m] + s] - pen[s : s + m]
         arg = np.argmax(cand, axis=1)
-        best = cand[np.arange(len(i)), arg]
-        start = i <= start_win
-        use_start = start & (best < 0.0)
-        best = np.where(use_start, 0.0, best)
-        bk = np.where(use_start, -1, j[np.arange(len(i)), arg])
+        best = cand[rows[:m], arg]
+        bk = s + rows[:m] - gaps[arg]
+        if s <= start_win:
+            use_start = (s + rows[:m] <= start_win) & (best < 0.0)
+            best = np.where(use_start, 0.0, best)
+            bk = np.where(use_start, -1, bk)
         ok = best > neg / 2
-        score[i] = np.where(ok, best + ev[i], neg)
-        back[i] = np.where(ok, bk, -1)
+        padded[gmax + s : gmax + s + m] = np.where(ok, best + ev[s : s + m], neg)
+        back[s : s + m] = np.where(ok, bk, -1)
+    score = padded[gmax:]
     end0 = max(0, n - 1 - start_win)
     k = int(np.argmax(score[end0:])) + end0
     best_score = float(score[k])
