@@ -76,9 +76,12 @@ def run(args) -> int:
 
     from .sheet import expand_inputs
 
-    frames = [f for path in expand_inputs(args.input) for f in _named_frames(path, load_frames(path))]
+    paths = expand_inputs(args.input)
+    frames = [f for path in paths for f in _named_frames(path, load_frames(path))]
     if len(frames) > 1 or any(os.path.isdir(p) for p in args.input):
-        return _run_frames(args, frames)
+        return _run_frames(args, paths, frames)
+    from functools import partial
+
     from comfy_nodes.pixel import grid as G
     from comfy_nodes.pixel.imageio import save_png, upscale_nearest
 
@@ -90,9 +93,9 @@ def run(args) -> int:
     img = result.image
     if args.colors is not None or args.palette is not None:
         img = _reduce_colours([img], args)[0]
-    write_output(args.output, lambda p: save_png(img, p))
+    write_output(args.output, partial(save_png, img))
     if args.preview:
-        write_output(args.preview, lambda p: save_png(upscale_nearest(img, args.preview_scale), p))
+        write_output(args.preview, partial(save_png, upscale_nearest(img, args.preview_scale)))
     _report(result.grid, args, {"output": str(args.output)}, f"{args.output}:")
     return 0
 
@@ -112,9 +115,10 @@ def _named_frames(path: str, imgs: list) -> list[tuple]:
     return [(f"{stem}_{i:03d}.png", f"{path} frame {i}", img) for i, img in enumerate(imgs)]
 
 
-def _run_frames(args, frames: list[tuple]) -> int:
-    """Animation frames: one grid found on all of them, one palette, one folder of PNGs.
-    Everything is checked and computed before the first file is written."""
+def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
+    """Animation frames (of the input files ``paths``): one grid found on all of them, one
+    palette, one folder of PNGs. Everything is checked and computed before the first file is
+    written."""
     from functools import partial
     from pathlib import Path
 
@@ -122,11 +126,12 @@ def _run_frames(args, frames: list[tuple]) -> int:
     from comfy_nodes.pixel.errors import InputImageError, InvalidArgumentError
     from comfy_nodes.pixel.imageio import save_png, upscale_nearest
 
-    from .sheet import expand_inputs, write_output
+    from .sheet import write_output
 
     out_dir = Path(args.output)
-    for flag, target in (("-o", out_dir), ("--preview", Path(args.preview) if args.preview else None)):
-        if target is not None and (target.is_file() or (not target.exists() and target.suffix.lower() == ".png")):
+    folders = [("-o", out_dir)] + ([("--preview", Path(args.preview))] if args.preview else [])
+    for flag, target in folders:
+        if target.is_file() or (not target.exists() and target.suffix.lower() == ".png"):
             raise InvalidArgumentError(f"{flag} {target}: {len(frames)} frames are written into a folder, "
                                        "and this names a PNG file", hint=f"give a folder, e.g. {flag} frames/")
     seen: dict[str, str] = {}
@@ -135,9 +140,9 @@ def _run_frames(args, frames: list[tuple]) -> int:
             raise InvalidArgumentError(f"{seen[name]} and {source} would both be written as {out_dir / name}",
                                        hint="rename one of them, or snap them in separate runs")
         seen[name] = source
-    inputs = {Path(p).resolve() for p in expand_inputs(args.input)}
-    for folder in (out_dir, Path(args.preview) if args.preview else None):
-        hit = next((folder / name for name, _, _ in frames if folder and (folder / name).resolve() in inputs), None)
+    inputs = {Path(p).resolve() for p in paths}
+    for _, folder in folders:
+        hit = next((folder / name for name, _, _ in frames if (folder / name).resolve() in inputs), None)
         if hit is not None:
             raise InvalidArgumentError(f"{hit} is an input: writing the frames into {folder} would replace it",
                                        hint="give another folder for the snapped frames")
