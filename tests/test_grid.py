@@ -90,6 +90,52 @@ def test_degraded_sprite_exact_size_and_colours(seed, cx, cy, jitter, blur, nois
     assert res.grid.cell_h == pytest.approx(cy, rel=0.03)
 
 
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    # 4:4:4: with chroma at half resolution, cells of 3 px keep too little of their colour
+    Image.fromarray(img[..., :3]).save(buf, "JPEG", quality=quality, subsampling=0)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_three_pixel_cells_are_read_pixel_to_pixel(seed):
+    """A sprite enlarged 3x and saved as JPEG: the span-3 edges of 3 px cells fill each cell
+    and have no phase (the lattice used to be rejected, or read at 2-4 cells); the pixel to
+    pixel edges find it."""
+    sprite = make_sprite(40, 32, seed)
+    img = _jpeg(np.repeat(np.repeat(sprite, 3, axis=0), 3, axis=1), 90)
+    ex, _ = G._edge_maps(G._validate(img, "test"), 1)
+    fx, _ = G._fine_edge_maps(G._validate(img, "test"), 1)
+    # the span-3 evidence of each line covers its whole cell; the pixel-to-pixel one peaks on it
+    assert np.ptp(ex.sum(axis=0).reshape(-1)[3:117].reshape(-1, 3).sum(axis=0)) < 0.2 * ex.sum()
+    assert fx.sum(axis=0)[3:120:3].sum() > 0.8 * fx.sum()
+    res = G.snap(img)
+    assert (res.width, res.height) == (40, 32)
+    assert accuracy(res.image, sprite) >= 0.97
+    assert res.grid.cell_w == pytest.approx(3.0, abs=0.05) and res.grid.cell_h == pytest.approx(3.0, abs=0.05)
+    fixed = G.snap(img, cell=3.0)
+    assert (fixed.width, fixed.height) == (40, 32) and accuracy(fixed.image, sprite) >= 0.97
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_three_pixel_cells_are_not_read_as_pairs(seed, monkeypatch):
+    """Art drawn half in pixel pairs, enlarged 3x: the span-3 edges, blind to 3 px, see a
+    lattice of 6 px that holds the colours too. The pixel-to-pixel edges say 3 px, and that
+    lattice redraws the single-pixel half far better, so it is taken."""
+    sprite = np.repeat(np.repeat(make_sprite(20, 16, seed), 2, axis=0), 2, axis=1)
+    sprite[4:20, 4:36] = make_sprite(32, 16, seed + 100)
+    img = _jpeg(np.repeat(np.repeat(sprite, 3, axis=0), 3, axis=1), 90)
+    res = G.snap(img)
+    assert (res.width, res.height) == (40, 32)
+    assert accuracy(res.image, sprite) >= 0.97
+    monkeypatch.setattr(G, "FINE_CELL", 0.0)  # without the second reading: pairs
+    assert G.detect_grid(img).cell_w == pytest.approx(6.0, abs=0.1)
+
+
 def test_detected_lines_follow_jittered_truth():
     sprite = make_sprite(30, 30, 7)
     img, gx, gy = render(sprite, 13.3, 13.3, jitter=2, blur=0.7, noise=3.0, seed=7)

@@ -84,6 +84,12 @@ from .imageio import as_rgba
 
 #: Smallest and largest cell size (source px) the automatic detector looks for.
 MIN_CELL = 2.5
+#: Under this cell size (px) the edges are also read pixel to pixel (see :func:`_edge_maps`
+#: and :func:`_find_grid`), and so they are under ``FINE_SCREEN`` times it when their
+#: spectrum says so; a finer grid then wins with under ``FINE_WIN`` of the error.
+FINE_CELL = 4.5
+FINE_SCREEN = 3.0
+FINE_WIN = 0.7
 MAX_CELL = 64.0
 #: The edge maps use at most this many rows (for x lines) and columns (for y lines), so the
 #: analysis of very large images stays bounded in time and memory.
@@ -284,17 +290,19 @@ class _Axis:
 
 
 # --------------------------------------------------------------------------- edge profiles
-def _edge_maps(img: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+def _edge_maps(img: np.ndarray, stride: int, span: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Edge strength per boundary along x and y, noise-floored and capped.
 
     ``img`` is (H, W, C) uint8 with C >= 3; only the first three channels count. Returns
     ``ex`` (rows_sampled, W + 1) and ``ey`` (H + 1, cols_sampled) float32 where ``ex[:, b]`` is
     the evidence for a vertical line at boundary ``b``. Only every ``stride``-th row (column) is
     used: grid lines span whole cells, so sparse sampling loses little and bounds the cost.
-    Boundary ``b`` (between pixels b-1 and b) compares pixel b+1 with b-2: a span of 3 covers
-    an edge blurred over 2-4 px.
+    With ``span`` 3, boundary ``b`` (between pixels b-1 and b) compares pixel b+1 with b-2: a
+    span of 3 covers an edge blurred over 2-4 px. With ``span`` 1 it compares b with b-1: on
+    cells of 3 px the span-3 response of each line fills the whole cell, so it has no phase.
     """
     h, w, c = img.shape
+    lo = (span - 1) // 2 + 1  # boundary b compares pixel b + span - lo with b - lo
     ex = np.zeros((len(range(0, h, stride)), w + 1), np.float32)
     ey = np.zeros((h + 1, len(range(0, w, stride))), np.float32)
     # differences on the flat (rows, W * C) bytes: contiguous, where a strided or transposed
@@ -304,18 +312,24 @@ def _edge_maps(img: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
     # where whole-image ones (4 MB at 1024 x 1024, 1 GB at 16k x 16k) would be fresh pages
     # on every call (3000 page faults, a tenth of a snap's time)
     band = max(1, (256 << 10) // (w * c))
-    if w >= 4:
+    if w > span:
         rows = flat[::stride]
         for r0 in range(0, len(rows), band):
             r = rows[r0 : r0 + band]
-            ex[r0 : r0 + len(r), 2 : w - 1] = _channel_sum(_absdiff(r[:, 3 * c :], r[:, : -3 * c]).reshape(len(r), w - 3, c))
-    if h >= 4:
-        for r0 in range(0, h - 3, band):
-            r1 = min(h - 3, r0 + band)
-            d = _absdiff(flat[r0 + 3 : r1 + 3], flat[r0:r1]).reshape(r1 - r0, w, c)[:, ::stride]
-            ey[r0 + 2 : r1 + 2] = _channel_sum(d)
+            d = _absdiff(r[:, span * c :], r[:, : -span * c]).reshape(len(r), w - span, c)
+            ex[r0 : r0 + len(r), lo : w - span + lo] = _channel_sum(d)
+    if h > span:
+        for r0 in range(0, h - span, band):
+            r1 = min(h - span, r0 + band)
+            d = _absdiff(flat[r0 + span : r1 + span], flat[r0:r1]).reshape(r1 - r0, w, c)[:, ::stride]
+            ey[r0 + lo : r1 + lo] = _channel_sum(d)
     seen_x, seen_y = _seen(img, stride)
     return _floor_and_cap(ex, seen_x), _floor_and_cap(ey, seen_y)
+
+
+def _fine_edge_maps(img: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_edge_maps` with a span of 1, for cells under ``FINE_CELL``."""
+    return _edge_maps(img, stride, span=1)
 
 
 def _seen(img: np.ndarray, stride: int) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -1508,13 +1522,57 @@ def _find_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source:
     """The grid of ``frames`` (one size, as :func:`_detection_view` reads them) with the
     checked overrides. In automatic mode a smooth enlargement is read on its cells' centres
     (:func:`_smooth_candidate`), and the grid found on the edges must hold the colours
-    (:func:`_check_cells_hold_colours`)."""
+    (:func:`_check_cells_hold_colours`). When no grid is found, or its cells are under
+    ``FINE_CELL``, the edges are read again pixel to pixel (:func:`_fine_edge_maps`), and a
+    grid of such small cells found that way is taken; so it is when the grid found has cells
+    of up to ``FINE_SCREEN`` times that size, the pixel-to-pixel edges' spectrum peaks under
+    it (:func:`_fine_period_hint`), and the finer grid redraws the colours with under
+    ``FINE_WIN`` of the error."""
     stride = _stride(h, w)
     auto = cw is None and ch is None and tw is None and th is None
     smooth, sure = _smooth_candidate(frames, w, h, stride, source) if auto else (None, False)
     if sure:
         return smooth
-    ex, ey = _summed_maps(frames, stride, _edge_maps)
+    args = (frames, w, h, cw, ch, tw, th, source, stride, smooth)
+    try:
+        grid = _grid_on_edges(*args, _edge_maps)
+    except NoGridFoundError as err:
+        grid, failure = None, err
+    if grid is not None:
+        small = min(grid.cell_w, grid.cell_h)
+        # cells of 3 px, invisible to the span-3 edges, can pass for a lattice of 2 or 3 times
+        # their size: read the edges pixel to pixel too when their spectrum says so
+        if grid.smooth or small >= FINE_SCREEN * FINE_CELL:
+            return grid
+        if small >= FINE_CELL and not _fine_period_hint(frames, stride):
+            return grid
+    try:
+        fine = _grid_on_edges(*args, _fine_edge_maps)
+    except NoGridFoundError:
+        fine = None
+    if fine is not None and not fine.smooth and min(fine.cell_w, fine.cell_h) < FINE_CELL:
+        if grid is None or min(grid.cell_w, grid.cell_h) < FINE_CELL:
+            return fine
+        coarse = _recon_error(frames, grid.x_lines, grid.y_lines)
+        if _recon_error(frames, fine.x_lines, fine.y_lines) < FINE_WIN * coarse:
+            return fine
+    if grid is None:
+        raise failure
+    return grid
+
+
+def _fine_period_hint(frames: list[np.ndarray], stride: int) -> bool:
+    """Whether the pixel-to-pixel edges of the first frame (every other sampled row and
+    column) have their spectral peak at a period under ``FINE_CELL`` on either axis."""
+    ex, ey = _fine_edge_maps(frames[0], 2 * stride)
+    return any(0 < estimate_period(_axis_profile(e, axis))[0] < FINE_CELL for e, axis in ((ex, 0), (ey, 1)))
+
+
+def _grid_on_edges(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source: str, stride: int,
+                   smooth: Grid | None, maps) -> Grid:
+    """:func:`_find_grid` on the edges that ``maps`` reads, with the smooth reading ``smooth``."""
+    auto = cw is None and ch is None and tw is None and th is None
+    ex, ey = _summed_maps(frames, stride, maps)
     profiles = (_axis_profile(ex, 0), _axis_profile(ey, 1))
     if not auto:
         return _lines_to_crests(_grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, profiles=profiles), profiles)
