@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Grid snap on generated cases that are not the shared benchmark's: a generalisation check.
 
-    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|textures|drawn-grid|resampled|warp]
+    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|textures|drawn-grid|resampled|warp|small-cells]
                                [--json OUT]
 
 Each case places one of the project's hand-drawn sample sprites (``orchestrator.samples``) on a
@@ -34,6 +34,10 @@ viewer enlarges it, whose filters draw every edge as a ramp a cell wide, ringing
 shared benchmark and much real diffusion output draw it: the cell size drifts 4-8 % across the
 image, the lines bend by 0.3-0.5 cell (lowest to highest) in a smooth wave, and an axis may have
 one cell drawn 1.3-1.5x wide (``samples.degrade``'s drift, bend and wide).
+
+``--family small-cells`` is the sprites family on cells of 2.8-4.5 px with a light blur (0.3-0.7 px),
+noise and JPEG (85-95), as a sprite enlarged 3-4 times by a viewer and saved as JPEG is: span-3 edges
+have no phase on cells of 3 px, so these cells are read on pixel-to-pixel edges.
 
 ``--cutout FILL`` (sprites, drawn-grid, resampled and warp families) hands every case over as a
 background remover would (``samples.cut_out``: a soft matte keyed on the background, FILL under
@@ -69,7 +73,8 @@ def make_case(rng: np.random.Generator, seed: int, style: str = "diffusion") -> 
     ``style``: ``"diffusion"`` (``samples.degrade``), ``"drawn-grid"`` (the same with a faint
     grid drawn at every half cell), ``"warp"`` (the same on a grid that drifts and bends) or
     ``"resampled"`` (the canvas enlarged by a resampling filter, bicubic, Lanczos or bilinear,
-    with no jitter, noise or JPEG: pixel art as an image editor enlarges it)."""
+    with no jitter, noise or JPEG: pixel art as an image editor enlarges it) or ``"small-cells"``
+    (cells of 2.8-4.5 px, lightly blurred)."""
     sprite = list(samples.sprites().values())[int(rng.integers(4))]
     sprite = np.rot90(sprite, int(rng.integers(4)))
     m = [int(v) if rng.random() > 0.25 else 0 for v in rng.integers(0, 13, 4)]  # left, right, top, bottom
@@ -78,7 +83,8 @@ def make_case(rng: np.random.Generator, seed: int, style: str = "diffusion") -> 
     canvas[m[2]:m[2] + h, m[0]:m[0] + w] = sprite
     # drawn half-cell grids and editor enlargements come with large cells (a grid drawn at
     # 3 px halves would be a texture)
-    cell = float(rng.uniform(6.0, 16.0) if style in ("diffusion", "warp") else rng.uniform(10.0, 20.0))
+    lo, hi = {"diffusion": (6.0, 16.0), "warp": (6.0, 16.0), "small-cells": (2.8, 4.5)}.get(style, (10.0, 20.0))
+    cell = float(rng.uniform(lo, hi))
     cell_h = cell * float(rng.uniform(0.94, 1.06))
     bg = tuple(int(v) for v in rng.integers(40, 230, 3))
     if style == "resampled":
@@ -87,6 +93,9 @@ def make_case(rng: np.random.Generator, seed: int, style: str = "diffusion") -> 
         warp = {"drift": round(float(rng.uniform(0.04, 0.08)), 3), "bend": round(float(rng.uniform(0.3, 0.5)), 3),
                 "wide": int(rng.integers(0, 2))}
         image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.9,), warp=warp)
+    elif style == "small-cells":
+        image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.0, 0.5), blur=(0.3, 0.7), jpeg=(85, 96))
+        params["family"] = "small-cells"
     else:
         image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.9, 1.5, 2.0),
                                 drawn_grid=style == "drawn-grid")
@@ -168,17 +177,19 @@ def make_tile_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.
 
 def _render(canvas: np.ndarray, rng: np.random.Generator, seed: int, cell: float, cell_h: float,
             bg: tuple[int, int, int], jitters: tuple[float, ...], drawn_grid: bool = False,
-            warp: dict | None = None) -> tuple[np.ndarray, dict]:
+            warp: dict | None = None, blur: tuple[float, float] = (0.6, 1.3),
+            jpeg: tuple[int, int] = (70, 93)) -> tuple[np.ndarray, dict]:
     """``canvas`` as pseudo pixel art (``samples.degrade``) with a random jitter (one of
-    ``jitters``), blur, noise and JPEG quality; returns the image and its parameters.
+    ``jitters``), blur (px, drawn from the range ``blur``), noise and JPEG quality (from the range
+    ``jpeg``, upper bound excluded); returns the image and its parameters.
     ``warp``: ``samples.degrade``'s drift, bend and wide-cell arguments.
 
     ``drawn_grid``: some AI images draw a faint grid of their own inside the pseudo pixels;
     here 1 px lines 12-40 levels darker on every cell boundary and half way between, over the
     art's cells."""
     params = {"seed": seed, "cell": round(cell, 3), "cell_h": round(cell_h, 3),
-              "jitter": float(rng.choice(jitters)), "blur": round(float(rng.uniform(0.6, 1.3)), 2),
-              "noise": round(float(rng.uniform(2.0, 6.0)), 2), "jpeg": int(rng.integers(70, 93)), "background": bg}
+              "jitter": float(rng.choice(jitters)), "blur": round(float(rng.uniform(*blur)), 2),
+              "noise": round(float(rng.uniform(2.0, 6.0)), 2), "jpeg": int(rng.integers(*jpeg)), "background": bg}
     d = samples.degrade(canvas, cell=cell, cell_h=cell_h, jitter=params["jitter"], seed=seed, background=bg,
                         blur=params["blur"], noise=params["noise"], jpeg_quality=params["jpeg"], pad=0, **(warp or {}))
     if warp:
@@ -232,7 +243,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--family", choices=("sprites", "strips", "tiles", "textures", "drawn-grid", "resampled", "warp"), default="sprites")
+    ap.add_argument("--family", choices=("sprites", "strips", "tiles", "textures", "drawn-grid", "resampled", "warp",
+                                           "small-cells"), default="sprites")
     ap.add_argument("--cutout", choices=("stored", "black", "white", "random"))
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -242,7 +254,8 @@ def main() -> int:
     make = {"sprites": make_case, "strips": make_strip_case, "tiles": make_tile_case, "textures": make_texture_case,
             "drawn-grid": lambda rng, seed: make_case(rng, seed, style="drawn-grid"),
             "resampled": lambda rng, seed: make_case(rng, seed, style="resampled"),
-            "warp": lambda rng, seed: make_case(rng, seed, style="warp")}[a.family]
+            "warp": lambda rng, seed: make_case(rng, seed, style="warp"),
+            "small-cells": lambda rng, seed: make_case(rng, seed, style="small-cells")}[a.family]
     cases = [make(rng, a.seed * 100003 + i) for i in range(a.cases)]
     if a.cutout:
         cases = [_cut_out(img, truth, params, a.cutout) for img, truth, params in cases]
