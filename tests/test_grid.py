@@ -136,6 +136,34 @@ def test_three_pixel_cells_are_not_read_as_pairs(seed, monkeypatch):
     assert G.detect_grid(img).cell_w == pytest.approx(6.0, abs=0.1)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 5])
+def test_jpeg_enlarged_twice_is_not_read_on_its_blocks(seed, monkeypatch):
+    """Pseudo pixel art saved as JPEG and then enlarged 2x: over a wide noisy background the
+    codec's block edges, now 16 px apart on lines at multiples of 16, outweigh the art's, and
+    the grid locked onto them (75-80 cells a side instead of 48). Such a lattice is read again
+    with the edges at those residues replaced by their neighbours'."""
+    from PIL import Image
+
+    from orchestrator import samples
+
+    sprite = list(samples.sprites().values())[seed % len(samples.sprites())]
+    canvas = np.zeros((48, 48, 4), np.uint8)
+    canvas[16 : 16 + sprite.shape[0], 16 : 16 + sprite.shape[1]] = sprite
+    bg = (150, 160, 170)
+    d = samples.degrade(canvas, cell=12.3 + 0.1 * seed, jitter=1.0, seed=seed, blur=1.0, noise=5.0,
+                        jpeg_quality=75, pad=0, background=bg)
+    small = Image.fromarray(d.image[..., :3])
+    img = np.asarray(small.resize((small.width * 2, small.height * 2), Image.BICUBIC))
+    truth = canvas.copy()
+    truth[truth[..., 3] == 0] = bg + (255,)
+    res = G.snap(img)
+    assert (res.width, res.height) == (48, 48)
+    assert accuracy(res.image, truth) >= 0.95
+    monkeypatch.setattr(G, "JPEG_LOCK", 0.0)  # without the second reading: the codec's lattice
+    locked = G.detect_grid(img)
+    assert min(abs(locked.cell_w - 16.0), abs(locked.cell_h - 16.0)) < 0.05 and locked.cols > 70
+
+
 def test_detected_lines_follow_jittered_truth():
     sprite = make_sprite(30, 30, 7)
     img, gx, gy = render(sprite, 13.3, 13.3, jitter=2, blur=0.7, noise=3.0, seed=7)

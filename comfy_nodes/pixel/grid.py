@@ -91,6 +91,10 @@ FINE_CELL = 4.5
 FINE_SCREEN = 3.0
 FINE_WIN = 0.7
 MAX_CELL = 64.0
+#: JPEG's block size (px); a lattice within ``JPEG_LOCK`` px of twice it, on lines at its
+#: multiples, is read again without those blocks (see :func:`_on_jpeg_blocks`).
+JPEG_BLOCK = 8
+JPEG_LOCK = 0.04
 #: The edge maps use at most this many rows (for x lines) and columns (for y lines), so the
 #: analysis of very large images stays bounded in time and memory.
 MAX_ANALYSIS_LINES = 512
@@ -553,9 +557,8 @@ def _remove_jpeg_blocks(p: np.ndarray) -> np.ndarray:
     n = len(p)
     if n < 64:
         return p
-    idx = np.arange(n)
-    r = idx % 8
-    means = np.array([p[r == k].mean() for k in range(8)])
+    r = np.arange(n) % 8
+    means = _residue_means(p, 8)
     base = _median(means)
     if base <= 0:
         return p
@@ -566,6 +569,12 @@ def _remove_jpeg_blocks(p: np.ndarray) -> np.ndarray:
             out[r == k] -= excess[k]
     np.clip(out, 0.0, None, out=out)
     return out
+
+
+def _residue_means(p: np.ndarray, block: int) -> np.ndarray:
+    """Mean of ``p`` over the positions of each residue mod ``block``."""
+    r = np.arange(len(p)) % block
+    return np.array([p[r == k].mean() for k in range(block)])
 
 
 def _smooth(p: np.ndarray, sigma: float) -> np.ndarray:
@@ -1527,17 +1536,32 @@ def _find_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source:
     grid of such small cells found that way is taken; so it is when the grid found has cells
     of up to ``FINE_SCREEN`` times that size, the pixel-to-pixel edges' spectrum peaks under
     it (:func:`_fine_period_hint`), and the finer grid redraws the colours with under
-    ``FINE_WIN`` of the error."""
+    ``FINE_WIN`` of the error. Before that, in automatic mode, when no grid is found or it
+    sits on the 16 px blocks of a JPEG enlarged twice (:func:`_on_jpeg_blocks`), the edges
+    are read again without those blocks (:func:`_deblocked`), and that grid is
+    taken when its colours change at its lines more than at the first one's
+    (:func:`_phase_ratio`)."""
     stride = _stride(h, w)
     auto = cw is None and ch is None and tw is None and th is None
     smooth, sure = _smooth_candidate(frames, w, h, stride, source) if auto else (None, False)
     if sure:
         return smooth
-    args = (frames, w, h, cw, ch, tw, th, source, stride, smooth)
+    args = (frames, w, h, cw, ch, tw, th, source, smooth)
+    maps = _summed_maps(frames, stride, _edge_maps)
     try:
-        grid = _grid_on_edges(*args, _edge_maps)
+        grid = _grid_on_edges(*args, maps)
     except NoGridFoundError as err:
         grid, failure = None, err
+    deblocked = _deblocked(maps) if auto and (grid is None or (not grid.smooth and _on_jpeg_blocks(grid))) else None
+    if deblocked is not None:
+        try:
+            alt = _grid_on_edges(*args, deblocked)
+        except NoGridFoundError:
+            alt = None
+        # the colours change at the art's lines, not at the codec's
+        if alt is not None and not _on_jpeg_blocks(alt) and (
+                grid is None or _phase_ratio(frames, alt) < _phase_ratio(frames, grid)):
+            grid = alt
     if grid is not None:
         small = min(grid.cell_w, grid.cell_h)
         # cells of 3 px, invisible to the span-3 edges, can pass for a lattice of 2 or 3 times
@@ -1547,7 +1571,7 @@ def _find_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source:
         if small >= FINE_CELL and not _fine_period_hint(frames, stride):
             return grid
     try:
-        fine = _grid_on_edges(*args, _fine_edge_maps)
+        fine = _grid_on_edges(*args, _summed_maps(frames, stride, _fine_edge_maps))
     except NoGridFoundError:
         fine = None
     if fine is not None and not fine.smooth and min(fine.cell_w, fine.cell_h) < FINE_CELL:
@@ -1561,6 +1585,41 @@ def _find_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source:
     return grid
 
 
+def _on_jpeg_blocks(grid: Grid) -> bool:
+    """Whether an axis of ``grid`` has cells of 16 px on lines at multiples of 16: the block
+    edges of a JPEG enlarged twice, which no amount of removing 8 px blocks takes away."""
+    for lines, cell in ((grid.x_lines, grid.cell_w), (grid.y_lines, grid.cell_h)):
+        if abs(cell - 2 * JPEG_BLOCK) < JPEG_LOCK:
+            off = np.abs((lines + JPEG_BLOCK) % (2 * JPEG_BLOCK) - JPEG_BLOCK)
+            if float(np.median(off)) <= 1.0:
+                return True
+    return False
+
+
+def _deblocked(maps: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Copies of the edge ``maps`` (x, y) with the boundaries of each residue mod 16 whose
+    evidence stands clearly (by a quarter) above the median residue's replaced by the mean
+    of their two neighbours: the block edges of a JPEG enlarged twice. Merely scaled down,
+    they would still be crests, which the period is read from (:func:`_ridge_profile`); an
+    art edge there keeps the evidence its neighbours share. None when no residue stands out."""
+    block = 2 * JPEG_BLOCK
+    out, changed = [], False
+    for e, axis in zip(maps, (0, 1)):
+        e = e.copy()
+        view = e if axis == 0 else e.T  # boundaries along the last axis
+        n = view.shape[1]
+        if n >= 16 * block:
+            means = _residue_means(view.sum(axis=0, dtype=np.float64), block)
+            base = _median(means)
+            for k in np.nonzero(means > 1.25 * base)[0] if base > 0 else ():
+                at = np.arange(k, n, block)
+                at = at[(at > 0) & (at < n - 1)]
+                view[:, at] = 0.5 * (view[:, at - 1] + view[:, at + 1])
+                changed = True
+        out.append(e)
+    return (out[0], out[1]) if changed else None
+
+
 def _fine_period_hint(frames: list[np.ndarray], stride: int) -> bool:
     """Whether the pixel-to-pixel edges of the first frame (every other sampled row and
     column) have their spectral peak at a period under ``FINE_CELL`` on either axis."""
@@ -1568,11 +1627,11 @@ def _fine_period_hint(frames: list[np.ndarray], stride: int) -> bool:
     return any(0 < estimate_period(_axis_profile(e, axis))[0] < FINE_CELL for e, axis in ((ex, 0), (ey, 1)))
 
 
-def _grid_on_edges(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source: str, stride: int,
-                   smooth: Grid | None, maps) -> Grid:
-    """:func:`_find_grid` on the edges that ``maps`` reads, with the smooth reading ``smooth``."""
+def _grid_on_edges(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source: str,
+                   smooth: Grid | None, maps: tuple[np.ndarray, np.ndarray]) -> Grid:
+    """:func:`_find_grid` on the edge ``maps`` (x, y), with the smooth reading ``smooth``."""
     auto = cw is None and ch is None and tw is None and th is None
-    ex, ey = _summed_maps(frames, stride, maps)
+    ex, ey = maps
     profiles = (_axis_profile(ex, 0), _axis_profile(ey, 1))
     if not auto:
         return _lines_to_crests(_grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, profiles=profiles), profiles)
