@@ -30,6 +30,8 @@ from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError, PathE
 
 # Previews are small on purpose: an assistant needs to see the sprite, not a 4K image.
 PREVIEW_MAX_SIDE = 256
+#: The preview of an animation shows at most this many of its frames, side by side.
+PREVIEW_FRAMES = 8
 
 
 @dataclass
@@ -270,16 +272,19 @@ class PixelMCP:
                    width: int | None = None, height: int | None = None, colors: int | None = None,
                    palette: str | None = None, transparent_background: bool = False) -> tuple[dict, bytes]:
         from comfy_nodes.pixel import grid
-        from comfy_nodes.pixel.imageio import load_image, save_png
+        from comfy_nodes.pixel.imageio import load_frames, save_png
 
         src = self.paths.file(path)
+        frames = load_frames(src)
+        if len(frames) > 1:
+            return self._snap_frames(src, frames, output, cell, width, height, colors, palette,
+                                     transparent_background)
         dst = self.paths.file(output, must_exist=False) if output else None
-        rgba = load_image(src)
-        res = grid.snap(rgba, cell=cell, width=width, height=height,
+        res = grid.snap(frames[0], cell=cell, width=width, height=height,
                         background="transparent" if transparent_background else "keep", source=str(src))
         img = res.image
         if colors is not None or palette is not None:
-            img = _reduce(img, colors, palette, self.paths)
+            img = _reduce([img], colors, palette, self.paths)[0]
         info = {"input": str(src), "width": int(img.shape[1]), "height": int(img.shape[0]),
                 "grid": res.grid.to_dict()}
         if dst is not None:
@@ -287,13 +292,44 @@ class PixelMCP:
             info["output"] = str(dst)
         return info, _preview_png(img)
 
+    def _snap_frames(self, src: Path, frames: list, output: str | None, cell, width, height, colors, palette,
+                     transparent_background: bool) -> tuple[dict, bytes]:
+        """The frames of an animated file on one grid (and one palette), written as
+        ``output``/NAME_000.png...; the preview shows them side by side. Every path is checked
+        and every frame snapped before the first file is written."""
+        import numpy as np
+
+        from comfy_nodes.pixel import grid
+        from comfy_nodes.pixel.imageio import save_png
+
+        names = [f"{src.stem}_{i:03d}.png" for i in range(len(frames))]
+        dsts = []
+        if output:
+            if output.strip().lower().endswith(".png"):
+                raise InvalidArgumentError(f"{src.name} holds {len(frames)} frames, which are written into a folder, "
+                                           f"and output {output!r} names a PNG file",
+                                           hint=f"give a folder, e.g. {Path(output).stem}/")
+            dsts = [self.paths.file(str(Path(output) / name), must_exist=False) for name in names]
+        g = grid.detect_grid_batch(frames, cell=cell, width=width, height=height)
+        background = "transparent" if transparent_background else "keep"
+        imgs = [grid.snap(f, g, background=background, source=f"{src} frame {i}").image for i, f in enumerate(frames)]
+        if colors is not None or palette is not None:
+            imgs = _reduce(imgs, colors, palette, self.paths)
+        info = {"input": str(src), "frames": len(imgs), "width": int(imgs[0].shape[1]),
+                "height": int(imgs[0].shape[0]), "grid": g.to_dict()}
+        if dsts:
+            for img, dst in zip(imgs, dsts):
+                save_png(img, dst)
+            info["outputs"] = [str(d) for d in dsts]
+        return info, _preview_png(np.concatenate(imgs[:PREVIEW_FRAMES], axis=1))
+
     def quantize_image(self, path: str, palette: str, output: str | None = None, dither: str = "none",
                        colors: int | None = None) -> tuple[dict, bytes]:
         from comfy_nodes.pixel.imageio import load_image, save_png
 
         src = self.paths.file(path)
         dst = self.paths.file(output, must_exist=False) if output else None
-        img = _reduce(load_image(src), colors, palette, self.paths, dither=dither)
+        img = _reduce([load_image(src)], colors, palette, self.paths, dither=dither)[0]
         info = {"input": str(src), "width": int(img.shape[1]), "height": int(img.shape[0]), "palette": palette}
         if dst is not None:
             save_png(img, dst)
@@ -355,16 +391,18 @@ def _event_text(ev: dict) -> str:
     return str(kind)
 
 
-def _reduce(img, colors: int | None, palette: str | None, paths: Confinement, dither: str = "none"):
+def _reduce(imgs: list, colors: int | None, palette: str | None, paths: Confinement, dither: str = "none") -> list:
+    """``imgs`` on the palette, or on one adaptive palette found over all of them (frames of
+    one animation must not flicker)."""
     from comfy_nodes.pixel import palette as P
 
     if palette:
         pal = _palette(palette, paths)
     elif colors is not None:
-        pal = P.adaptive_palette([img], colors, seed=0)
+        pal = P.adaptive_palette(imgs, colors, seed=0)
     else:
         raise InvalidArgumentError("give a palette name or file, or a number of colours")
-    return P.quantize(img, pal, dither=dither)
+    return P.quantize_batch(imgs, pal, dither=dither)
 
 
 def _palette(name: str, paths: Confinement):
@@ -546,11 +584,13 @@ def build_server(settings: ServerSettings):
         """Snap AI pseudo pixel art to its true pixel grid (offline, no ComfyUI needed).
 
         path: the input image, inside an allowed Bevy project (absolute, or relative to the first one).
-        output: optional PNG path to write the true-resolution sprite to (same rules).
+        An animated GIF, APNG or WebP is snapped frame by frame on one grid (and one palette).
+        output: optional PNG path to write the true-resolution sprite to (same rules); for an
+        animation a folder, which gets NAME_000.png, NAME_001.png...
         cell: force the fake-pixel size in source pixels; width/height: force the true size.
         colors: reduce to N colours; palette: a built-in palette name (see list_palettes) or a palette file.
         transparent_background: turn the background colour connected to the border transparent.
-        Returns the detected grid and a nearest-upscaled preview.
+        Returns the detected grid and a nearest-upscaled preview (an animation's first frames side by side).
         """
         info, png = guarded(core.snap_image, path, output, cell, width, height, colors, palette, transparent_background)
         return with_preview(info, png)

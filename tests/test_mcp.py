@@ -149,6 +149,49 @@ def test_stdio_lists_tools_and_snaps_a_benchmark_input(tmp_path, benchmark_input
     assert len(previews) == 1 and previews[0].mime_type == "image/png"
 
 
+def test_stdio_snaps_an_animation_on_one_grid_and_one_palette(tmp_path):
+    """An animated PNG of three degraded frames: one grid for all of them, one palette with
+    ``colors`` (each sprite colour comes out the same in every frame), a folder of frames, a
+    preview of the frames side by side; a PNG name for that folder is refused, nothing written."""
+    import base64
+    import io
+
+    game = _project(tmp_path)
+    colours = np.array([[20, 20, 30], [200, 40, 40], [40, 190, 60], [240, 230, 210], [60, 80, 220], [250, 200, 40]],
+                       np.uint8)
+    idx = np.random.default_rng(5).integers(0, 4, size=(14, 16))
+    truth = [colours[idx + i] for i in range(3)]  # frame i uses colours i..i+3
+    # the same seed draws the same uneven grid lines for every frame
+    frames = [Image.fromarray(samples.degrade(np.dstack([t, np.full((14, 16), 255, np.uint8)]), cell=9.4,
+                                              jitter=1.0, seed=7, noise=3.0).image) for t in truth]
+    frames[0].save(game / "walk.png", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+    async def go():
+        async with Client(_stdio(game, "http://127.0.0.1:9")) as c:
+            res = await c.call_tool("snap_image", {"path": "walk.png", "output": "assets/walk", "colors": 4})
+            errors = await _tool_errors(c, [("png", "snap_image", {"path": "walk.png", "output": "assets/x.png"})])
+            return res, errors
+
+    res, errors = _run(go())
+    info = res.structured_content
+    assert (info["frames"], info["width"], info["height"]) == (3, 16, 14)
+    assert (info["grid"]["cols"], info["grid"]["rows"]) == (16, 14)
+    names = [f"walk_{i:03d}.png" for i in range(3)]
+    assert info["outputs"] == [str(game / "assets" / "walk" / n) for n in names]
+    got = [np.asarray(Image.open(game / "assets" / "walk" / n).convert("RGB")) for n in names]
+    assert len(np.unique(np.concatenate([g.reshape(-1, 3) for g in got]), axis=0)) <= 4
+    for c in colours[2:4]:  # in all three frames
+        outs = set()
+        for g, t in zip(got, truth):
+            vals, counts = np.unique(g[(t == c).all(-1)], axis=0, return_counts=True)
+            outs.add(tuple(vals[np.argmax(counts)]))
+        assert len(outs) == 1, (c, outs)
+    preview = Image.open(io.BytesIO(base64.b64decode(_image_blocks(res)[0].data)))
+    assert preview.width == 3 * 16 * (preview.height // 14)
+    assert "3 frames" in errors["png"] and "folder" in errors["png"]
+    assert not (game / "assets" / "x.png").exists()
+
+
 def test_stdio_workflow_palette_deploy_and_asset_tools(tmp_path):
     """Every tool that needs no ComfyUI, and the resources, through one stdio session."""
     from comfy_nodes.pixel import palettes_builtin
