@@ -164,6 +164,40 @@ def test_jpeg_enlarged_twice_is_not_read_on_its_blocks(seed, monkeypatch):
     assert min(abs(locked.cell_w - 16.0), abs(locked.cell_h - 16.0)) < 0.05 and locked.cols > 70
 
 
+def _blocky_sprite(seed: int) -> np.ndarray:
+    """A few flat rectangles on transparency (sharp edges, long flat stretches), 2x enlarged."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(8, 40)), int(rng.integers(8, 60))
+    s = np.zeros((h, w, 4), np.uint8)
+    for _ in range(int(rng.integers(1, 6))):
+        y0, x0 = rng.integers(0, h), rng.integers(0, w)
+        s[y0 : y0 + rng.integers(1, 10), x0 : x0 + rng.integers(1, 30)] = (*rng.integers(0, 255, 3), 255)
+    return np.repeat(np.repeat(s, 2, axis=0), 2, axis=1)
+
+
+@pytest.mark.parametrize("seed", [108, 162, 171])
+def test_period_estimate_stays_inside_its_band(seed):
+    """When a coarser candidate's bin is no peak of the spectrum, the parabola through it
+    may open upwards: its "vertex" put periods beyond the image (1143 px on a 96 px axis
+    that went on to be snapped as 3 rows). The refinement stays within half a bin."""
+    a = G._detection_view(G._validate(_blocky_sprite(seed), "test"))
+    ex, ey = G._edge_maps(a, G._stride(*a.shape[:2]))
+    for e, axis, n in ((ex, 0, a.shape[1]), (ey, 1, a.shape[0])):
+        for ridges in (False, True):
+            period, _ = G.estimate_period(G._axis_profile(e, axis, ridges=ridges))
+            assert period <= 0.55 * n, (axis, ridges, period, n)
+
+
+def test_line_with_no_position_in_reach_stays_put():
+    """A line far outside the profile has no position to move to; it must stay where it is
+    (it used to index the profile at -1308)."""
+    profile = np.zeros(97)
+    profile[[10, 20, 30]] = 1.0
+    lines = np.array([-2222.0, -1079.0, 20.0, 62.0])
+    out = G._on_edge_crests(lines, profile, 11.0)
+    assert np.array_equal(out, lines)
+
+
 def test_detected_lines_follow_jittered_truth():
     sprite = make_sprite(30, 30, 7)
     img, gx, gy = render(sprite, 13.3, 13.3, jitter=2, blur=0.7, noise=3.0, seed=7)

@@ -667,7 +667,10 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
     if 1 <= k < len(spec) - 1:
         a, b, c = spec[k - 1], spec[k], spec[k + 1]
         den = a - 2 * b + c
-        off = 0.5 * (a - c) / den if den != 0 else 0.0
+        # a vertex only where the three bins bend down, and within half a bin: a coarser
+        # candidate's bin need not be a peak, and a parabola opening upwards (or near flat)
+        # put the period thousands of pixels away
+        off = min(0.5, max(-0.5, 0.5 * (a - c) / den)) if den < 0 else 0.0
     else:
         off = 0.0
     f = (k + off) / nfft
@@ -2148,7 +2151,8 @@ def _on_edge_crests(lines: np.ndarray, profile: np.ndarray, period: float, reach
     best = np.argmax(vals, axis=1)
     peak = vals[np.arange(len(inner)), best]
     move = on & (hi >= lo) & (peak > profile[at])
-    j = idx[np.arange(len(inner)), best].astype(np.intp)
+    # (a line with no valid position in reach does not move; its index must still be one)
+    j = np.clip(idx[np.arange(len(inner)), best], 0, n - 1).astype(np.intp)
     # the crest between pixels: the vertex of the parabola through the peak and its neighbours
     left, mid, right = profile[np.clip(j - 1, 0, n - 1)], profile[j], profile[np.clip(j + 1, 0, n - 1)]
     curve = left - 2.0 * mid + right
