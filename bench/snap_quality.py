@@ -3,6 +3,8 @@
 
     python bench/snap_quality.py [--cases DIR] [--only SUBSTR] [--verbose] [--json OUT]
     python bench/snap_quality.py --scales 0.9,0.95,1.05,1.1     # also on rescaled inputs
+    python bench/snap_quality.py --scales 2.0 --resample nearest  # as a viewer enlarges them
+    python bench/snap_quality.py --exact-upscales                 # true sprites x2..x8 round trip
 
 Runs ``comfy_nodes.pixel.grid.snap`` on every case of the shared snap-dev set (no subprocess,
 so it is quick to iterate on), scores it with the shared metric code and, per case, says which
@@ -14,6 +16,14 @@ snapper never sees it. The official whole-process figures come from ``score_snap
 same sprite on a grid of another cell size, with the resampling's own blur. The true size does
 not change, so the scores stay comparable; a change that helps only at scale 1.0 is fitted to
 these cases rather than solving the problem. Line diagnostics are left out for rescaled runs.
+
+``--resample nearest`` (or ``bilinear``, ``lanczos``; default ``bicubic``) is the filter of
+``--scales``: ``--scales 2.0 --resample nearest`` is the cases as a viewer enlarges them, whose
+exact blocks hold pseudo pixel art (``grid._inside_blocks``).
+
+``--exact-upscales`` instead enlarges every other case's true sprite 2, 3, 4, 5 and 8 times by
+nearest neighbour, with its transparency and composited on a colour, and counts the snaps that
+give it back pixel for pixel.
 
 ``--cutout FILL[,FILL...]`` also runs every case whose sprite has transparency as a background
 remover would hand it over (``orchestrator.samples.cut_out``: its background keyed out by a
@@ -83,6 +93,37 @@ def redegraded(c: Path, level: str, seed: int, cells: tuple[float, float] | None
     return d.image, {"level": level, "gt_size": [w, h], "cell_x": cell, "cell_y": cell_h}
 
 
+#: the filter of --scales
+RESAMPLE = "bicubic"
+
+
+def exact_upscales(cases: list[Path]) -> int:
+    """Every other case's true sprite, with its transparency and composited on a colour,
+    enlarged 2, 3, 4, 5 and 8 times by nearest neighbour: how many snaps give it back pixel
+    for pixel (colours of its opaque pixels, and which pixels are opaque)."""
+    good = total = 0
+    for c in cases[::2]:
+        gt = load_image(c / "gt.png")
+        flat = gt.copy()
+        flat[flat[..., 3] == 0] = (90, 140, 200, 255)
+        for sprite in (gt, flat):
+            opaque = sprite[..., 3] > 0
+            for k in (2, 3, 4, 5, 8):
+                total += 1
+                try:
+                    out = G.snap(np.repeat(np.repeat(sprite, k, axis=0), k, axis=1)).image
+                except DgxPixelsError as exc:
+                    print(f"{c.name} x{k}: {exc}")
+                    continue
+                same = out.shape == sprite.shape and np.array_equal(out[..., 3] > 0, opaque) \
+                    and np.array_equal(out[opaque], sprite[opaque])
+                good += same
+                if not same:
+                    print(f"{c.name} x{k}{' (transparency)' if sprite is gt else ''}: {out.shape[1]}x{out.shape[0]}")
+    print(f"exact upscales: {good} of {total} snapped back pixel for pixel")
+    return 0
+
+
 def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "", made: tuple[np.ndarray, dict] | None = None,
              redegrade: str = "", draw: int = 0) -> dict:
     """Snap one case (its input resized by ``scale``, or cut out with ``fill`` under its
@@ -99,7 +140,9 @@ def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "", made: tu
         from PIL import Image
 
         h, w = rgba.shape[:2]
-        rgba = np.asarray(Image.fromarray(rgba).resize((round(w * scale), round(h * scale)), Image.BICUBIC))
+        filt = {"bicubic": Image.BICUBIC, "nearest": Image.NEAREST, "bilinear": Image.BILINEAR,
+                "lanczos": Image.LANCZOS}[RESAMPLE]
+        rgba = np.asarray(Image.fromarray(rgba).resize((round(w * scale), round(h * scale)), filt))
     t0 = time.process_time()
     try:
         res = G.snap(rgba, source=str(c / "input.png"))
@@ -150,6 +193,10 @@ def main() -> int:
     ap.add_argument("--json")
     ap.add_argument("--no-size-prior", action="store_true", help="disable the multiple-of-8 border tie-break")
     ap.add_argument("--scales", default="", help="comma-separated resize factors to run besides 1.0")
+    ap.add_argument("--resample", default="bicubic", choices=("bicubic", "nearest", "bilinear", "lanczos"),
+                    help="the filter of --scales (default bicubic)")
+    ap.add_argument("--exact-upscales", action="store_true",
+                    help="only: the true sprites enlarged by whole factors must come back pixel for pixel")
     ap.add_argument("--cutout", default="", help="comma-separated fills: also run the cases with transparency cut out")
     ap.add_argument("--redegrade", default="", help="comma-separated levels (hard, warp): also run the easy and "
                     "medium cases' true sprites degraded afresh at that level's settings")
@@ -173,6 +220,10 @@ def main() -> int:
 
     every = sorted(p for p in Path(a.cases).iterdir() if (p / "input.png").exists())
     cases = [p for p in every if a.only in p.name]
+    global RESAMPLE
+    RESAMPLE = a.resample
+    if a.exact_upscales:
+        return exact_upscales(cases)
     # each sprite once, numbered over the whole set so that --only keeps the draws' seeds
     sprites = [p for lv in ("easy", "medium") for p in every if p.name.endswith("-" + lv)]
     scales = [1.0] + [float(v) for v in a.scales.split(",") if v.strip() and float(v) != 1.0]

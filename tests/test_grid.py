@@ -198,6 +198,65 @@ def test_line_with_no_position_in_reach_stays_put():
     assert np.array_equal(out, lines)
 
 
+@pytest.mark.parametrize("cell", [2, 3, 5])
+def test_integer_upscale_with_wide_margins_round_trips_exactly(cell):
+    """A sprite on transparent margins of several pixels, enlarged by nearest neighbour: the
+    flat border runs are longer than a cell. They used to rule out the exact reading, and
+    at 2x (cells under the smallest the edges look for) the image came back unreduced."""
+    sprite = np.zeros((30, 34, 4), np.uint8)
+    sprite[5:25, 4:29] = make_sprite(25, 20, cell)
+    big = np.repeat(np.repeat(sprite, cell, axis=0), cell, axis=1)
+    res = G.snap(big)
+    assert res.image.shape == sprite.shape
+    assert np.array_equal(res.image[..., 3] > 0, sprite[..., 3] > 0)
+    assert np.array_equal(res.image[5:25, 4:29], sprite[5:25, 4:29])
+    assert res.grid.cell_w == cell and res.grid.confidence == 1.0
+
+
+def test_few_runs_sharing_a_factor_by_chance_are_no_enlargement():
+    """A true-resolution icon whose few colour changes happen to fall 2 px apart is not read
+    as a 2x enlargement: with fewer than EXACT_RUNS runs the border runs must fit a cell."""
+    icon = np.zeros((9, 9, 4), np.uint8)
+    icon[3:5, 3:7] = (200, 40, 40, 255)
+    icon[5:7, 3:7] = (40, 40, 200, 255)
+    assert G._exact_block_grid([icon]) is None
+    assert G.snap(icon).image.shape == icon.shape
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pseudo_pixel_art_enlarged_by_nearest_neighbour_is_snapped_to_its_sprite(seed):
+    """Pseudo pixel art that a viewer or an editor enlarged 2x by nearest neighbour is an
+    exact enlargement too, but of an image that is no sprite (thousands of colours): its own
+    grid is read, and the sprite comes back, not the diffusion image at 1x."""
+    sprite = make_sprite(28, 24, seed)
+    img, _, _ = render(sprite, 11.3, 12.1, jitter=1, blur=0.7, noise=3.0, seed=seed)
+    big = np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)
+    res = G.snap(big)
+    assert (res.width, res.height) == (28, 24)
+    assert accuracy(res.image, sprite) >= 0.97
+    assert res.grid.cell_w == pytest.approx(22.6, rel=0.03) and res.grid.source_size == (big.shape[1], big.shape[0])
+    direct = G.detect_grid(img)
+    assert np.allclose(res.grid.x_lines, 2 * direct.x_lines, atol=1.0)
+
+
+def test_frames_enlarged_2x_with_margins_share_one_exact_grid():
+    """Animation frames enlarged 2x by nearest neighbour (a sprite walking over transparent
+    margins): the frames' blocks together give one exact grid, and every frame comes back
+    pixel for pixel (cells of 2 px are under the smallest the edges look for, so the frames
+    used to be "no pixel grid found")."""
+    body = make_sprite(14, 12, 4)
+    frames = []
+    for i in range(3):
+        f = np.zeros((20, 24, 4), np.uint8)
+        f[4:16, 3 + i : 17 + i] = body
+        frames.append(f)
+    big = [np.repeat(np.repeat(f, 2, axis=0), 2, axis=1) for f in frames]
+    res = G.snap_batch(big)
+    for r, f in zip(res, frames):
+        assert np.array_equal(r.image, f)
+    assert res[0].grid.cell_w == 2.0 and res[0].grid.confidence == 1.0
+
+
 def test_detected_lines_follow_jittered_truth():
     sprite = make_sprite(30, 30, 7)
     img, gx, gy = render(sprite, 13.3, 13.3, jitter=2, blur=0.7, noise=3.0, seed=7)

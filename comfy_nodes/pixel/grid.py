@@ -91,6 +91,11 @@ FINE_CELL = 4.5
 FINE_SCREEN = 3.0
 FINE_WIN = 0.7
 MAX_CELL = 64.0
+#: Runs of identical columns (rows) that must all be multiples of one size for an image with flat
+#: margins to be taken as an exact nearest-neighbour enlargement (see :func:`_exact_runs`).
+EXACT_RUNS = 8
+#: At most this many distinct colours: a sprite at its true resolution, not pseudo pixel art.
+TRUE_COLOURS = 256
 #: JPEG's block size (px); a lattice within ``JPEG_LOCK`` px of twice it, on lines at its
 #: multiples, is read again without those blocks (see :func:`_on_jpeg_blocks`).
 JPEG_BLOCK = 8
@@ -1517,9 +1522,9 @@ def detect_grid(
             raise InvalidArgumentError(f"{name} {c} is larger than the image ({n} px)")
     auto = cw is None and ch is None and tw is None and th is None
     if auto:
-        exact = _exact_block_grid(a)
+        exact = _exact_block_grid([a])
         if exact is not None:
-            return exact
+            return _inside_blocks([a], exact, source)
     if (cw is not None and cw <= 1.0 and ch is not None and ch <= 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
     try:
@@ -1528,6 +1533,32 @@ def detect_grid(
         if auto and _looks_true_resolution(a):
             return identity_grid(w, h, confidence=0.0)
         raise
+
+
+def _inside_blocks(frames: list[np.ndarray], exact: Grid, source: str) -> Grid:
+    """``exact`` (the blocks of a nearest-neighbour enlargement of ``frames``), unless the
+    images it reduces them to are pseudo pixel art themselves, as a diffusion image enlarged
+    by nearest neighbour is: then the grid of those reduced images, in these images' pixels."""
+    xl, yl = exact.x_lines, exact.y_lines
+    h, w = frames[0].shape[:2]
+    cx = np.clip(((xl[:-1] + xl[1:]) // 2).astype(np.intp), 0, w - 1)
+    cy = np.clip(((yl[:-1] + yl[1:]) // 2).astype(np.intp), 0, h - 1)
+    small = [np.ascontiguousarray(a[cy][:, cx]) for a in frames]
+    # a sprite has a few dozen colours, at most a few hundred; pseudo pixel art's blur, noise
+    # and JPEG give it thousands
+    if len(np.unique(np.concatenate([f.view(np.uint32).ravel() for f in small]))) <= TRUE_COLOURS:
+        return exact
+    try:
+        inner = detect_grid_batch(small) if len(small) > 1 else detect_grid(small[0], source=source)
+    except NoGridFoundError:
+        return exact
+    if inner.confidence <= 0.0:  # taken as at its true resolution after all
+        return exact
+    gx, gy = exact.cell_w, exact.cell_h
+    x_lines, y_lines = xl[0] + inner.x_lines * gx, yl[0] + inner.y_lines * gy
+    cw, ch = inner.cell_w * gx, inner.cell_h * gy
+    return dataclasses.replace(inner, cell_w=cw, cell_h=ch, x_lines=x_lines, y_lines=y_lines,
+                               phase=(float(x_lines[0] % cw), float(y_lines[0] % ch)), source_size=(w, h))
 
 
 def _find_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source: str) -> Grid:
@@ -1970,11 +2001,12 @@ def _looks_true_resolution(a: np.ndarray) -> bool:
     packed = np.ascontiguousarray(a).view(np.uint32).reshape(-1)
     srt = np.sort(packed)
     distinct = 1 + int(np.count_nonzero(srt[1:] != srt[:-1]))
-    return 2 <= distinct <= 256
+    return 2 <= distinct <= TRUE_COLOURS
 
 
-def _exact_runs(change: np.ndarray, n: int) -> int:
-    """Largest integer cell g >= 2 that every run of identical columns (rows) is a multiple of."""
+def _exact_runs(change: np.ndarray, n: int, *, borders: bool = True) -> int:
+    """Largest integer cell g >= 2 that every run of identical columns (rows) is a multiple of;
+    without ``borders`` the runs at the image's borders are not checked."""
     pos = np.nonzero(change)[0] + 1  # boundaries between differing neighbours
     if len(pos) < 2:
         return 0
@@ -1982,30 +2014,35 @@ def _exact_runs(change: np.ndarray, n: int) -> int:
     g = int(np.gcd.reduce(inner.astype(np.int64)))
     if g < 2:
         return 0
-    # the partial border runs must not be longer than a cell
-    if pos[0] > g or n - pos[-1] > g:
+    # a border run longer than a cell is a flat margin, as an enlarged sprite's transparent
+    # surroundings are; but a few runs may share a factor by chance, so with fewer than
+    # EXACT_RUNS of them the border runs must fit in a cell too
+    if borders and (pos[0] > g or n - pos[-1] > g) and len(inner) < EXACT_RUNS:
         return 0
     return g
 
 
-def _exact_block_grid(a: np.ndarray) -> Grid | None:
-    """Grid of a clean integer nearest-neighbour upscale (constant g x g blocks), else None.
+def _exact_block_grid(frames: list[np.ndarray]) -> Grid | None:
+    """Grid of a clean integer nearest-neighbour upscale (constant g x g blocks, on the same
+    lattice in every frame of ``frames``), else None.
 
     Such an image round-trips exactly; detecting it by equal neighbouring columns and rows is
     exact where the edge statistics would only be close.
     """
-    h, w = a.shape[:2]
-    if h * w > 4096 * 4096:
+    h, w = frames[0].shape[:2]
+    if h * w * len(frames) > 4096 * 4096:
         return None
-    packed = np.ascontiguousarray(a).view(np.uint32).reshape(h, w)
+    packed = [np.ascontiguousarray(a).view(np.uint32).reshape(h, w) for a in frames]
     # cheap rejection on a few rows / columns first: noisy images fail at once
-    few_r = packed[:: max(1, h // 8)]
-    few_c = packed[:, :: max(1, w // 8)]
-    if not _exact_runs(np.any(few_r[:, 1:] != few_r[:, :-1], axis=0), w) or \
-            not _exact_runs(np.any(few_c[1:] != few_c[:-1], axis=1), h):
-        return None
-    colchg = np.any(packed[:, 1:] != packed[:, :-1], axis=0)
-    rowchg = np.any(packed[1:] != packed[:-1], axis=1)
+    for p in packed:
+        few_r = p[:: max(1, h // 8)]
+        few_c = p[:, :: max(1, w // 8)]
+        # (a few rows may cross only a margin and one motif: their borders prove nothing)
+        if not _exact_runs(np.any(few_r[:, 1:] != few_r[:, :-1], axis=0), w, borders=False) or \
+                not _exact_runs(np.any(few_c[1:] != few_c[:-1], axis=1), h, borders=False):
+            return None
+    colchg = np.logical_or.reduce([np.any(p[:, 1:] != p[:, :-1], axis=0) for p in packed])
+    rowchg = np.logical_or.reduce([np.any(p[1:] != p[:-1], axis=1) for p in packed])
     gx = _exact_runs(colchg, w)
     gy = _exact_runs(rowchg, h)
     if not gx or not gy:
@@ -2347,7 +2384,12 @@ def detect_grid_batch(frames, **overrides) -> Grid:
     ch = _check_pos("cell_h", overrides.get("cell_h", cell))
     tw = _check_pos("width", overrides.get("width"), int)
     th = _check_pos("height", overrides.get("height"), int)
-    return _find_grid([_detection_view(a) for a in arrs], w, h, cw, ch, tw, th, "the frames")
+    views = [_detection_view(a) for a in arrs]
+    if cw is None and ch is None and tw is None and th is None:
+        exact = _exact_block_grid(views)
+        if exact is not None:
+            return _inside_blocks(views, exact, "the frames")
+    return _find_grid(views, w, h, cw, ch, tw, th, "the frames")
 
 
 def snap_batch(frames, grid: Grid | None = None, **kwargs) -> list[SnapResult]:
