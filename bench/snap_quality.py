@@ -93,10 +93,6 @@ def redegraded(c: Path, level: str, seed: int, cells: tuple[float, float] | None
     return d.image, {"level": level, "gt_size": [w, h], "cell_x": cell, "cell_y": cell_h}
 
 
-#: the filter of --scales
-RESAMPLE = "bicubic"
-
-
 def exact_upscales(cases: list[Path]) -> int:
     """Every other case's true sprite, with its transparency and composited on a colour,
     enlarged 2, 3, 4, 5 and 8 times by nearest neighbour: how many snaps give it back pixel
@@ -125,7 +121,7 @@ def exact_upscales(cases: list[Path]) -> int:
 
 
 def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "", made: tuple[np.ndarray, dict] | None = None,
-             redegrade: str = "", draw: int = 0) -> dict:
+             redegrade: str = "", draw: int = 0, resample: str = "bicubic") -> dict:
     """Snap one case (its input resized by ``scale``, or cut out with ``fill`` under its
     transparency, or ``made``: an input and params for its true sprite, draw ``draw`` of the
     level ``redegrade``) and score it; a dict of figures."""
@@ -141,7 +137,7 @@ def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "", made: tu
 
         h, w = rgba.shape[:2]
         filt = {"bicubic": Image.BICUBIC, "nearest": Image.NEAREST, "bilinear": Image.BILINEAR,
-                "lanczos": Image.LANCZOS}[RESAMPLE]
+                "lanczos": Image.LANCZOS}[resample]
         rgba = np.asarray(Image.fromarray(rgba).resize((round(w * scale), round(h * scale)), filt))
     t0 = time.process_time()
     try:
@@ -220,8 +216,6 @@ def main() -> int:
 
     every = sorted(p for p in Path(a.cases).iterdir() if (p / "input.png").exists())
     cases = [p for p in every if a.only in p.name]
-    global RESAMPLE
-    RESAMPLE = a.resample
     if a.exact_upscales:
         return exact_upscales(cases)
     # each sprite once, numbered over the whole set so that --only keeps the draws' seeds
@@ -240,7 +234,7 @@ def main() -> int:
                 if fill and not json.loads((c / "params.json").read_text()).get("has_transparency"):
                     continue
                 made = redegraded(c, re_level, 1000 * draw[0] + draw[1], cells) if draw else None
-                rec = run_case(c, scale, Path(tmp), metrics, fill, made, re_level, draw[1] if draw else 0)
+                rec = run_case(c, scale, Path(tmp), metrics, fill, made, re_level, draw[1] if draw else 0, a.resample)
                 recs.append(rec)
                 if a.verbose or not rec["solved"]:
                     print(describe(rec))

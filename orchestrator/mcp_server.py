@@ -310,9 +310,9 @@ class PixelMCP:
                                            f"and output {output!r} names a PNG file",
                                            hint=f"give a folder, e.g. {Path(output).stem}/")
             dsts = [self.paths.file(str(Path(output) / name), must_exist=False) for name in names]
-        g = grid.detect_grid_batch(frames, cell=cell, width=width, height=height)
-        background = "transparent" if transparent_background else "keep"
-        imgs = [grid.snap(f, g, background=background, source=f"{src} frame {i}").image for i, f in enumerate(frames)]
+        results = grid.snap_batch(frames, cell=cell, width=width, height=height,
+                                  background="transparent" if transparent_background else "keep")
+        g, imgs = results[0].grid, [r.image for r in results]
         if colors is not None or palette is not None:
             imgs = _reduce(imgs, colors, palette, self.paths)
         info = {"input": str(src), "frames": len(imgs), "width": int(imgs[0].shape[1]),

@@ -1546,7 +1546,7 @@ def _inside_blocks(frames: list[np.ndarray], exact: Grid, source: str) -> Grid:
     small = [np.ascontiguousarray(a[cy][:, cx]) for a in frames]
     # a sprite has a few dozen colours, at most a few hundred; pseudo pixel art's blur, noise
     # and JPEG give it thousands
-    if len(np.unique(np.concatenate([f.view(np.uint32).ravel() for f in small]))) <= TRUE_COLOURS:
+    if _colour_count(small) <= TRUE_COLOURS:
         return exact
     try:
         inner = detect_grid_batch(small) if len(small) > 1 else detect_grid(small[0], source=source)
@@ -1998,10 +1998,13 @@ def _looks_true_resolution(a: np.ndarray) -> bool:
     h, w = a.shape[:2]
     if max(h, w) > 256:
         return False
-    packed = np.ascontiguousarray(a).view(np.uint32).reshape(-1)
-    srt = np.sort(packed)
-    distinct = 1 + int(np.count_nonzero(srt[1:] != srt[:-1]))
-    return 2 <= distinct <= TRUE_COLOURS
+    return 2 <= _colour_count([a]) <= TRUE_COLOURS
+
+
+def _colour_count(frames: list[np.ndarray]) -> int:
+    """Distinct RGBA values over ``frames`` (each (H, W, 4) uint8)."""
+    packed = np.sort(np.concatenate([np.ascontiguousarray(f).view(np.uint32).ravel() for f in frames]))
+    return 1 + int(np.count_nonzero(packed[1:] != packed[:-1])) if packed.size else 0
 
 
 def _exact_runs(change: np.ndarray, n: int, *, borders: bool = True) -> int:

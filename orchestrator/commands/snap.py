@@ -153,9 +153,9 @@ def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
             raise InputImageError(f"{source} is {img.shape[1]}x{img.shape[0]} but {first} is {w}x{h}; "
                                   "frames snapped together share one grid and must have one size",
                                   hint="snap frames of different sizes in separate runs")
-    grid = G.detect_grid_batch([img for _, _, img in frames], **_overrides(args))
-    background = "transparent" if args.transparent_bg else "keep"
-    imgs = [G.snap(img, grid, background=background, source=source).image for _, source, img in frames]
+    results = G.snap_batch([img for _, _, img in frames], background="transparent" if args.transparent_bg else "keep",
+                           **_overrides(args))
+    grid, imgs = results[0].grid, [r.image for r in results]
     if args.colors is not None or args.palette is not None:
         imgs = _reduce_colours(imgs, args)
     for (name, _, _), img in zip(frames, imgs):
