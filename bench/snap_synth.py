@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Grid snap on generated cases that are not the shared benchmark's: a generalisation check.
 
-    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|textures|drawn-grid|resampled|warp|small-cells]
+    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|textures|drawn-grid|resampled|warp|small-cells|non-square]
                                [--json OUT]
 
 Each case places one of the project's hand-drawn sample sprites (``orchestrator.samples``) on a
@@ -38,6 +38,11 @@ one cell drawn 1.3-1.5x wide (``samples.degrade``'s drift, bend and wide).
 ``--family small-cells`` is the sprites family on cells of 2.8-4.5 px with a light blur (0.3-0.7 px),
 noise and JPEG (85-95), as a sprite enlarged 3-4 times by a viewer and saved as JPEG is: span-3 edges
 have no phase on cells of 3 px, so these cells are read on pixel-to-pixel edges.
+
+``--family non-square`` is the sprites family on cells 1-2 times as tall as wide or as wide as
+tall (the shorter side 6-14 px): art drawn with wide or tall pixels, or an image stretched to
+another aspect ratio. Each axis keeps its own period where that explains the colours better
+than the square cells pseudo pixels usually have.
 
 ``--cutout FILL`` (sprites, drawn-grid, resampled and warp families) hands every case over as a
 background remover would (``samples.cut_out``: a soft matte keyed on the background, FILL under
@@ -83,7 +88,7 @@ def make_case(rng: np.random.Generator, seed: int, style: str = "diffusion") -> 
     canvas[m[2]:m[2] + h, m[0]:m[0] + w] = sprite
     # drawn half-cell grids and editor enlargements come with large cells (a grid drawn at
     # 3 px halves would be a texture)
-    lo, hi = {"diffusion": (6.0, 16.0), "warp": (6.0, 16.0), "small-cells": (2.8, 4.5)}.get(style, (10.0, 20.0))
+    lo, hi = {"diffusion": (6.0, 16.0), "warp": (6.0, 16.0), "small-cells": (2.8, 4.5), "non-square": (6.0, 16.0)}.get(style, (10.0, 20.0))
     cell = float(rng.uniform(lo, hi))
     cell_h = cell * float(rng.uniform(0.94, 1.06))
     bg = tuple(int(v) for v in rng.integers(40, 230, 3))
@@ -96,6 +101,13 @@ def make_case(rng: np.random.Generator, seed: int, style: str = "diffusion") -> 
     elif style == "small-cells":
         image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.0, 0.5), blur=(0.3, 0.7), jpeg=(85, 96))
         params["family"] = "small-cells"
+    elif style == "non-square":
+        # the shorter side 6-14 px, the other 1-2 times it, either way round
+        ratio = float(np.exp(rng.uniform(-np.log(2.0), np.log(2.0))))
+        short = float(rng.uniform(6.0, 14.0))
+        cell, cell_h = (short, short * ratio) if ratio >= 1.0 else (short / ratio, short)
+        image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.9, 1.5))
+        params["family"] = "non-square"
     else:
         image, params = _render(canvas, rng, seed, cell, cell_h, bg, (0.9, 1.5, 2.0),
                                 drawn_grid=style == "drawn-grid")
@@ -244,7 +256,7 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--family", choices=("sprites", "strips", "tiles", "textures", "drawn-grid", "resampled", "warp",
-                                           "small-cells"), default="sprites")
+                                           "small-cells", "non-square"), default="sprites")
     ap.add_argument("--cutout", choices=("stored", "black", "white", "random"))
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -255,7 +267,8 @@ def main() -> int:
             "drawn-grid": lambda rng, seed: make_case(rng, seed, style="drawn-grid"),
             "resampled": lambda rng, seed: make_case(rng, seed, style="resampled"),
             "warp": lambda rng, seed: make_case(rng, seed, style="warp"),
-            "small-cells": lambda rng, seed: make_case(rng, seed, style="small-cells")}[a.family]
+            "small-cells": lambda rng, seed: make_case(rng, seed, style="small-cells"),
+            "non-square": lambda rng, seed: make_case(rng, seed, style="non-square")}[a.family]
     cases = [make(rng, a.seed * 100003 + i) for i in range(a.cases)]
     if a.cutout:
         cases = [_cut_out(img, truth, params, a.cutout) for img, truth, params in cases]

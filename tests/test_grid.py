@@ -1365,3 +1365,25 @@ def test_flat_border_counts_the_cells_outside_the_lines_on_edges():
     profile[40:81:8] = 10.0
     assert G._flat_border(lines, profile) == (5, 10)
     assert G._flat_border(lines, np.zeros(161)) == (20, 20)
+
+
+@pytest.mark.parametrize("name, cells", [(n, c) for n in ("knight", "potion", "slime") for c in ((9.0, 13.5), (10.0, 20.0))]
+                         + [(n, c) for n in ("knight", "potion", "coin") for c in ((13.5, 9.0), (20.0, 10.0))])
+def test_non_square_cells_keep_their_shape(name, cells):
+    """Art drawn with tall or wide pixels (or stretched to another aspect ratio): the axes'
+    spectra disagree by 50-100 %, the weaker axis is first steered to the other's period (square
+    cells that cut every row in two or miscount them), then read at its own, which explains the
+    colours better and is kept."""
+    from orchestrator import samples
+
+    sprite = samples.sprites()[name]
+    cw, ch = cells
+    for seed in range(3):
+        d = samples.degrade(sprite, cell=cw, cell_h=ch, jitter=0.9, seed=seed, blur=1.0, noise=3.0,
+                            jpeg_quality=85, pad=0)
+        res = G.snap(d.image)
+        assert res.image.shape[:2] == (16, 16), (seed, res.grid)
+        assert abs(res.grid.cell_h / res.grid.cell_w - ch / cw) < 0.1 * ch / cw
+        truth = np.where(sprite[..., 3:] > 0, sprite[..., :3], np.array((214, 208, 196), np.uint8))
+        close = np.abs(res.image[..., :3].astype(int) - truth.astype(int)).max(axis=-1) <= 24
+        assert close.mean() >= 0.95, (seed, close.mean())

@@ -23,6 +23,8 @@ Pipeline (each axis separately):
    when the ridge estimates disagree by more than 10 %, a pairing with the full edge
    profile's estimates that agrees is preferred (a ridge peak can be a content motif);
    failing both, the axis with the weaker spectrum takes its peak near the other's period.
+   An axis so steered is also read at its own period, which wins when it explains the
+   colours better: art drawn with wide or tall pixels keeps its cells' shape.
 3. Lines: dynamic programming over boundary positions that maximises edge energy under a
    gap prior around the local period (allows jitter, slow drift and the odd wide cell); a
    second pass follows the local period (measured on lines that sit on edges); an edgeless
@@ -171,6 +173,14 @@ SLIP_TREND = 25.0
 RETRY_MARGIN = 0.01
 #: ... and how many times (a fixed axis can make the other one's retry worth it)
 RETRY_ROUNDS = 3
+#: An axis steered to the other's period is read again at its own (see _own_periods); a pair
+#: at whole multiples of the square periods must lower the phase ratio by OWN_MULT_GAIN, keep
+#: the noise ratio within OWN_MULT_FLAT of the square cells' and R^2 within OWN_MULT_R2, and
+#: the square reading must itself follow the colours (phase ratio under OWN_MULT_BASE).
+OWN_MULT_GAIN = 0.05
+OWN_MULT_FLAT = 0.03
+OWN_MULT_R2 = 0.002
+OWN_MULT_BASE = 0.8
 #: Lines farther than this many cells from a gap are left out of the lattices that decide
 #: it: a 3 % drift moves them a third of a cell.
 REACH = 12.0
@@ -2079,6 +2089,7 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
         (est_x, nx), (est_y, ny) = _consistent_estimates(nx, ny, sx, sy)
         hint = _square_hint(nx, ny, est_x, est_y)
     hint_x = hint_y = hint
+    squared = hint is not None  # an axis steered away from its own spectral estimate
     # axes that disagree beyond square-ish cells with no period both support: the weaker
     # spectrum (a short band of jittered rows over flat background) is the one that is off,
     # so it takes its own peak near the stronger axis's period
@@ -2087,6 +2098,7 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
             hint_y = est_x[0]
         else:
             hint_x = est_y[0]
+        squared = True
     elif hint is None and est_x is not None and min(est_x[0], est_y[0]) > 0:
         # axes that agree: a near tie in the weaker spectrum goes to the square cell
         if est_x[1] >= est_y[1]:
@@ -2105,6 +2117,9 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
     def read_y(p: float) -> _Axis:
         return _detect_axis(ey, 1, h, cell=None, count=None, sm=sy, hint=p, spec=ny, est=est_y)
 
+    if squared and frames is not None:
+        ax, ay = _own_periods(frames, (w, h), ax, ay, (ex, 0, w, sx, nx, est_x, hint_x),
+                              (ey, 1, h, sy, ny, est_y, hint_y))
     for _ in range(RETRY_ROUNDS if frames is not None and est_x is not None else 0):
         if _agree(ax.period, ay.period):
             break
@@ -2288,6 +2303,46 @@ def _peak_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay: 
             if r < base[0] + RETRY_MARGIN and n < base[1]:
                 tries.append((misfit, pair))
     return min(tries, key=lambda t: t[0])[1] if tries else (ax, ay)
+
+
+def _own_periods(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay: _Axis, args_x: tuple,
+                 args_y: tuple) -> tuple[_Axis, _Axis]:
+    """The axes ``ax``, ``ay``, read with a period hint that steered one or both towards square
+    cells, or the axes read again at their own spectral estimates when those explain the
+    frames better.
+
+    Pseudo pixels are nearly square, so axes whose spectra disagree are steered together
+    (:func:`_square_hint`, or the weaker axis towards the stronger); but art drawn with wide or
+    tall pixels, or an image stretched to another aspect ratio, has cells 1.3-2x as tall as
+    wide, and squaring them cuts every cell or counts a stretch of cells wrong. The own reading
+    wins on :func:`_square_retry`'s terms (lower phase ratio, flatter cells, R^2 no lower), or,
+    when its periods are whole multiples of the square ones, on a lower phase ratio alone with
+    the flatness held within a tolerance: halves of a cell are as flat as the cell, never
+    less, so the square reading always looks a little flatter. ``args_x`` / ``args_y``: (edge
+    map, axis, length, profile, period profile, own estimate, the hint it was read with).
+    """
+    def own(args) -> _Axis | None:
+        e, axis, length, sm, spec, est, hint = args
+        if hint is None:
+            return None
+        try:
+            found = _detect_axis(e, axis, length, cell=None, count=None, sm=sm, hint=None, spec=spec, est=est)
+            return _unpack_dense_lines(found, (e, axis, length, spec, est, None))
+        except NoGridFoundError:
+            return None
+
+    pair = (own(args_x) or ax, own(args_y) or ay)
+    if pair[0] is ax and pair[1] is ay:
+        return ax, ay
+    base = _pair_score(frames, size, ax, ay)
+    r, n, q = _pair_score(frames, size, *pair)
+    if r < base[0] - RETRY_MARGIN and n < base[1] and q >= base[2]:
+        return pair
+    multiple = all(abs(a.period / b.period - round(a.period / b.period)) < 0.05 for a, b in zip(pair, (ax, ay)))
+    if multiple and base[0] < OWN_MULT_BASE and r < base[0] - OWN_MULT_GAIN \
+            and n < base[1] * (1.0 + OWN_MULT_FLAT) and q >= base[2] - OWN_MULT_R2:
+        return pair
+    return ax, ay
 
 
 def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay: _Axis, read_x, read_y) -> tuple[_Axis, _Axis]:
