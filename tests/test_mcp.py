@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -514,3 +515,37 @@ def test_streamable_http_generate_animation_sheet_with_random_checkpoint(http_mc
     manifest = json.loads((http_mcp.game / "assets/.dgx-pixels/manifest.json").read_text())
     prov = next(a for a in manifest["assets"] if a["path"] == "sprites/knight_walk.png")["provenance"]
     assert (prov["seed"], prov["cached"], prov["server"]) == (5150, False, managed_comfy_server.url), prov
+
+
+@pytest.mark.parametrize("transport", ["http", "stdio"])
+def test_sigterm_stops_the_server_and_removes_its_temporary_folder(tmp_path, transport):
+    """A service manager stops the server with SIGTERM: it exits 0 and leaves no temporary
+    folder of downloaded job outputs behind (the HTTP transport re-raises SIGTERM after its
+    graceful shutdown, which used to end the process before the folder was removed)."""
+    game = _project(tmp_path)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(_server_env(), TMPDIR=str(tmp))
+    args = [sys.executable, "-m", "orchestrator.cli", "mcp", "--bevy-root", str(game)]
+    port = _free_port()
+    if transport == "http":
+        args += ["--http", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(tmp.glob("dgx-pixels-mcp-*")):
+            assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
+            time.sleep(0.1)
+        while transport == "http" and time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        assert len(list(tmp.glob("dgx-pixels-mcp-*"))) == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.stdout.read().decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert list(tmp.iterdir()) == []

@@ -21,6 +21,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import os
+    import signal
     import tempfile
     from pathlib import Path
 
@@ -29,6 +30,10 @@ def run(args) -> int:
     from orchestrator.mcp_server import ServerSettings, build_server
 
     cfg = load_config(servers=args.server or None)
+    # A service manager stops the server with SIGTERM, whose default action ends the process
+    # at once (the HTTP transport re-raises it after its graceful shutdown): as an exit, the
+    # job outputs downloaded into the temporary folder are removed with it.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with tempfile.TemporaryDirectory(prefix="dgx-pixels-mcp-") as tmp:
         settings = ServerSettings(servers=list(cfg.servers), bevy_roots=[Path(r) for r in args.bevy_root],
                                   out_dir=Path(tmp), timeout=args.timeout)
@@ -42,3 +47,7 @@ def run(args) -> int:
             os.environ.setdefault("FASTMCP_LOG_LEVEL", "WARNING")
             server.run(transport="stdio", show_banner=False)
     return 0
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(0)
