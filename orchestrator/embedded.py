@@ -516,6 +516,7 @@ class ServerHandle:
     comfyui_dir: Path
     process: subprocess.Popen = field(repr=False)
     owns_base_dir: bool = field(default=False, repr=False)
+    tmp_dir: Path | None = field(default=None, repr=False)  # the server's TMPDIR, removed by stop()
     managed: bool = True  # started by us (as opposed to a user's server we only talk to)
 
     def alive(self) -> bool:
@@ -538,6 +539,8 @@ class ServerHandle:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
+        if self.tmp_dir is not None:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
         if self.owns_base_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -675,6 +678,12 @@ def _spawn(src: Path, py: Path, base: Path, port: int, extra_args: list[str], ow
     ]
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
+    # Temporary files of the server's libraries (torch makes a folder at import) go into a
+    # folder of this server's own, removed by stop(): a server stopped by SIGTERM never runs
+    # the clean-up at exit that would remove them from the system's temporary folder.
+    tmp_dir = base / f".tmp-{port}"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    env["TMPDIR"] = env["TEMP"] = env["TMP"] = str(tmp_dir)
     # Keep tokenizers/torch from grabbing every core on a shared machine.
     env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONUNBUFFERED"] = "1"
@@ -701,6 +710,7 @@ def _spawn(src: Path, py: Path, base: Path, port: int, extra_args: list[str], ow
         comfyui_dir=src,
         process=proc,
         owns_base_dir=owns,
+        tmp_dir=tmp_dir,
     )
 
 

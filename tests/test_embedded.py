@@ -177,8 +177,15 @@ def test_server_stop_ends_the_process(comfy_server_factory):
     handle = comfy_server_factory()
     assert handle.alive()
     embedded.check_nodes_loaded(handle.url, handle.log_text())
+    # the server's libraries write their temporary files (torch makes a folder at import) into
+    # a folder of its own, which stop() removes: SIGTERM skips their clean-up at exit
+    environ = Path(f"/proc/{handle.pid}/environ")
+    if environ.exists():
+        assert f"TMPDIR={handle.tmp_dir}".encode() in environ.read_bytes().split(b"\0")
+    assert handle.tmp_dir.is_dir() and handle.tmp_dir.parent == handle.base_dir
     handle.stop()
     assert not handle.alive()
+    assert not handle.tmp_dir.exists()
     with pytest.raises(ProcessLookupError):
         os.kill(handle.pid, 0)
     with pytest.raises(ServerUnreachableError):
