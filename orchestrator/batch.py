@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import queue
-import signal
 import threading
 import time
 import uuid
@@ -673,12 +672,3 @@ class BatchRunner:
             skipped=c["skipped"], resubmitted=c["resubmitted"], cancelled=c["cancelled"], failures=dict(self.failures),
             elapsed_s=time.monotonic() - t0, journal=str(self.journal.path),
         )
-
-
-def install_sigterm_as_interrupt() -> None:
-    """SIGTERM stops a batch like Ctrl-C does (main thread only)."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, handler)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from comfy_nodes.pixel.errors import DgxPixelsError
 
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    previous = _sigterm_as_interrupt()
     try:
         return int(args._run(args) or 0)
     except DgxPixelsError as exc:
@@ -79,6 +82,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM (a service manager, ``kill``) stops any command as Ctrl-C does, so its clean-up
+    runs: a job is taken off the server's queue, a started ComfyUI is stopped and temporary
+    folders are removed. Commands with their own handler (watch, mcp) replace it. Returns the
+    previous handler (None off the main thread, where no handler can be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

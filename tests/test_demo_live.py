@@ -139,3 +139,41 @@ def test_dev_py_demo_as_the_readme_runs_it(comfy_server, tmp_path):
     # the .meta, the manifest's provenance entry, the printed list of files with their sizes,
     # and the knight against its drawing
     _check_project(project, out)
+
+
+def test_sigterm_while_the_demo_starts_comfyui_leaves_nothing_behind(comfy_install, tmp_path):
+    """SIGTERM (a service manager, ``kill``) stops the demo as Ctrl-C does: the ComfyUI it was
+    starting is stopped and its temporary folders (the sample input, the server's base folder)
+    are removed. Before, the default action ended the process on the spot and left them."""
+    if os.environ.get("DGX_PIXELS_COMFYUI_URL", "").strip():
+        pytest.skip("a user's ComfyUI is configured for the tests; this test starts the pinned one")
+    pytest.importorskip("torch")
+    import signal
+    import time
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("DGX_PIXELS_SERVER", "PYTHONPATH")}
+    env["TMPDIR"] = str(tmp)
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "demo", "--bevy", str(tmp_path / "demo-bevy")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(tmp.glob("dgx-pixels-comfy-*/comfyui-*.log")):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        assert sorted(p.name.rsplit("-", 1)[0] for p in tmp.iterdir()) == ["dgx-pixels-comfy", "dgx-pixels-demo"]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and err.strip().endswith("interrupted"), (out, err)
+    assert list(tmp.iterdir()) == []
+    # no ComfyUI of its own still runs (its command line names its base folder under tmp/)
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert str(tmp).encode() not in cmdline.read_bytes()
+        except OSError:
+            pass  # a process that ended meanwhile

@@ -58,7 +58,7 @@ def run(args) -> int:
     import threading
     from dataclasses import asdict
 
-    from orchestrator.batch import BatchRunner, install_sigterm_as_interrupt, journal_path_for, load_jobs_file
+    from orchestrator.batch import BatchRunner, journal_path_for, load_jobs_file
     from orchestrator.config import config_from_args
     from orchestrator.progress import make_reporter
 
@@ -68,7 +68,6 @@ def run(args) -> int:
         cfg = cfg.with_overrides(servers=jf.servers)
     reporter = make_reporter(json_mode=args.json, quiet=args.quiet)
     cancel = threading.Event()
-    install_sigterm_as_interrupt()
     runner = BatchRunner(
         jf, cfg, servers=list(cfg.servers), in_flight=args.in_flight, out_dir=args.out,
         journal_path=journal_path_for(jf.path, args.state_dir), on_event=reporter, cancel=cancel,
