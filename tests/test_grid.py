@@ -1367,8 +1367,11 @@ def test_flat_border_counts_the_cells_outside_the_lines_on_edges():
     assert G._flat_border(lines, np.zeros(161)) == (20, 20)
 
 
-@pytest.mark.parametrize("name, cells", [(n, c) for n in ("knight", "potion", "slime") for c in ((9.0, 13.5), (10.0, 20.0))]
-                         + [(n, c) for n in ("knight", "potion", "coin") for c in ((13.5, 9.0), (20.0, 10.0))])
+TALL, WIDE = ((9.0, 13.5), (10.0, 20.0)), ((13.5, 9.0), (20.0, 10.0))
+
+
+@pytest.mark.parametrize("name, cells", [(n, c) for n in ("knight", "potion", "slime") for c in TALL]
+                         + [(n, c) for n in ("knight", "potion", "coin") for c in WIDE])
 def test_non_square_cells_keep_their_shape(name, cells):
     """Art drawn with tall or wide pixels (or stretched to another aspect ratio): the axes'
     spectra disagree by 50-100 %, the weaker axis is first steered to the other's period (square

@@ -2538,7 +2538,8 @@ def _phi(z: np.ndarray) -> np.ndarray:
     """The standard normal CDF (Abramowitz & Stegun 7.1.26, error under 1.5e-7)."""
     x = np.abs(z) / math.sqrt(2.0)
     t = 1.0 / (1.0 + 0.3275911 * x)
-    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * np.exp(-x * x)
+    poly = ((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592
+    y = 1.0 - poly * t * np.exp(-x * x)
     return 0.5 * (1.0 + np.sign(z) * y)
 
 
