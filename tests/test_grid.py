@@ -1434,3 +1434,17 @@ def test_clean_small_cells_are_not_deblurred():
     canvas, truth = _four_sprites((90, 140, 200))
     big = np.repeat(np.repeat(np.dstack([truth, np.full((40, 40), 255, np.uint8)]), 7, axis=0), 7, axis=1)
     assert np.array_equal(G.snap(big).image[..., :3], truth)
+
+
+@pytest.mark.parametrize("cells, seed", [((16.0, 8.0), 2), ((16.0, 8.0), 3), ((14.0, 7.0), 2)])
+def test_wide_cells_whose_ridge_period_was_traded_for_the_square_one(cells, seed):
+    """Cells twice as wide as tall: the wide axis's full edge profile peaks at half its period
+    (its second harmonic), which agrees with the other axis, and was taken over the ridge
+    period; that axis is read again at its ridge period, which explains the colours better."""
+    from orchestrator import samples
+
+    d = samples.degrade(samples.sprites()["potion"], cell=cells[0], cell_h=cells[1], jitter=0.9, seed=seed,
+                        blur=1.0, noise=3.0, jpeg_quality=85, pad=0)
+    res = G.snap(d.image)
+    assert res.image.shape[:2] == (16, 16)
+    assert abs(res.grid.cell_w / res.grid.cell_h - 2.0) < 0.2

@@ -2098,11 +2098,13 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
     # the period is read from the edges' ridges, the lines from the full edge profile
     nx, ny = _axis_profile(ex, 0, ridges=True), _axis_profile(ey, 1, ridges=True)
     hint = est_x = est_y = None
+    ridges = (nx, ny)
     if cw is None and ch is None and tw is None and th is None:
         (est_x, nx), (est_y, ny) = _consistent_estimates(nx, ny, sx, sy)
         hint = _square_hint(nx, ny, est_x, est_y)
     hint_x = hint_y = hint
     squared = hint is not None  # an axis steered away from its own spectral estimate
+    own_x, own_y = (nx, est_x, hint_x), (ny, est_y, hint_y)
     # axes that disagree beyond square-ish cells with no period both support: the weaker
     # spectrum (a short band of jittered rows over flat background) is the one that is off,
     # so it takes its own peak near the stronger axis's period
@@ -2112,6 +2114,7 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
         else:
             hint_x = est_y[0]
         squared = True
+        own_x, own_y = (nx, est_x, hint_x), (ny, est_y, hint_y)
     elif hint is None and est_x is not None and min(est_x[0], est_y[0]) > 0:
         # axes that agree: a near tie in the weaker spectrum goes to the square cell
         if est_x[1] >= est_y[1]:
@@ -2130,9 +2133,17 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
     def read_y(p: float) -> _Axis:
         return _detect_axis(ey, 1, h, cell=None, count=None, sm=sy, hint=p, spec=ny, est=est_y)
 
+    if est_x is not None:
+        # an axis whose ridge estimate was traded for the full profile's, which agrees with the
+        # other axis (2x wide cells: the full profile's second harmonic), was steered as well
+        raw_x = estimate_period(ridges[0]) if nx is not ridges[0] else (0.0, 0.0)
+        raw_y = estimate_period(ridges[1]) if ny is not ridges[1] else (0.0, 0.0)
+        if raw_x[0] > 0:
+            own_x, squared = (ridges[0], raw_x, raw_x[0]), True
+        if raw_y[0] > 0:
+            own_y, squared = (ridges[1], raw_y, raw_y[0]), True
     if squared and frames is not None:
-        ax, ay = _own_periods(frames, (w, h), ax, ay, (ex, 0, w, sx, nx, est_x, hint_x),
-                              (ey, 1, h, sy, ny, est_y, hint_y))
+        ax, ay = _own_periods(frames, (w, h), ax, ay, (ex, 0, w, sx) + own_x, (ey, 1, h, sy) + own_y)
     for _ in range(RETRY_ROUNDS if frames is not None and est_x is not None else 0):
         if _agree(ax.period, ay.period):
             break
@@ -2325,14 +2336,16 @@ def _own_periods(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay:
     frames better.
 
     Pseudo pixels are nearly square, so axes whose spectra disagree are steered together
-    (:func:`_square_hint`, or the weaker axis towards the stronger); but art drawn with wide or
+    (:func:`_consistent_estimates`, :func:`_square_hint`, or the weaker axis towards the
+    stronger); but art drawn with wide or
     tall pixels, or an image stretched to another aspect ratio, has cells 1.3-2x as tall as
     wide, and squaring them cuts every cell or counts a stretch of cells wrong. The own reading
     wins on :func:`_square_retry`'s terms (lower phase ratio, flatter cells, R^2 no lower), or,
     when its periods are whole multiples of the square ones, on a lower phase ratio alone with
     the flatness held within a tolerance: halves of a cell are as flat as the cell, never
     less, so the square reading always looks a little flatter. ``args_x`` / ``args_y``: (edge
-    map, axis, length, profile, period profile, own estimate, the hint it was read with).
+    map, axis, length, profile, period profile, own estimate, the hint it was read with, None
+    for an axis that was not steered).
     """
     def own(args) -> _Axis | None:
         e, axis, length, sm, spec, est, hint = args
