@@ -2358,8 +2358,8 @@ def _own_periods(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay:
             return None
 
     pair = (own(args_x) or ax, own(args_y) or ay)
-    if pair[0] is ax and pair[1] is ay:
-        return ax, ay
+    if len(pair[0].lines) == len(ax.lines) and len(pair[1].lines) == len(ay.lines):
+        return ax, ay  # the same cells, read from a period a hair apart
     base = _pair_score(frames, size, ax, ay)
     r, n, q = _pair_score(frames, size, *pair)
     if r < base[0] - RETRY_MARGIN and n < base[1] and q >= base[2]:
