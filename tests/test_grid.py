@@ -1418,7 +1418,8 @@ def test_blur_is_taken_out_of_small_cells(seed, monkeypatch):
     assert res.image.shape[:2] == (40, 40)
     a = G._validate(d.image, "test")
     medians = G.sample_cells(a, res.grid, consolidate=False)[..., :3].astype(np.float64)
-    assert abs(G._blur_sigma(a, res.grid, medians) - 1.4) <= 0.3
+    sigma, _ = G._blur_sigma(a, res.grid, medians, np.zeros((40, 40), bool))
+    assert abs(sigma - 1.4) <= 0.3
 
     def accuracy(img):
         return float((np.abs(img[..., :3].astype(int) - truth.astype(int)).max(axis=-1) <= 24).mean())
@@ -1448,3 +1449,35 @@ def test_wide_cells_whose_ridge_period_was_traded_for_the_square_one(cells, seed
     res = G.snap(d.image)
     assert res.image.shape[:2] == (16, 16)
     assert abs(res.grid.cell_w / res.grid.cell_h - 2.0) < 0.2
+
+
+@pytest.mark.parametrize("fill", ["stored", "black", "white"])
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_blur_is_taken_out_of_small_cells_cut_out_of_their_background(fill, seed, monkeypatch):
+    """The same sprites as a background remover hands them over: the outlines still carry the
+    blurred background, but under alpha 0 it stored the background, black or white. The colour
+    the transparent cells had when the image was blurred is fitted with the blur (within 30
+    levels of the real background) and taken out of their neighbours with the rest."""
+    from orchestrator import samples
+
+    bg = (90, 140, 200)
+    canvas, truth = _four_sprites(bg)
+    d = samples.degrade(canvas, cell=6.6, jitter=2.0, seed=seed, background=bg, blur=1.4, noise=6.0,
+                        jpeg_quality=75, pad=0)
+    cut = samples.cut_out(d.image, bg, noise=6.0, fill=fill, seed=seed)
+    res = G.snap(cut)
+    assert res.image.shape[:2] == (40, 40)
+    a = G._validate(cut, "test")
+    medians = G.sample_cells(a, res.grid, consolidate=False)
+    sigma, back = G._blur_sigma(a, res.grid, medians[..., :3].astype(np.float64), medians[..., 3] == 0)
+    assert abs(sigma - 1.4) <= 0.3 and np.abs(back - np.array(bg)).max() <= 30, (sigma, back)
+    sprite = canvas[..., 3] > 0
+
+    def accuracy(img):
+        close = (np.abs(img[..., :3].astype(int) - truth.astype(int)).max(axis=-1) <= 24) & (img[..., 3] > 0)
+        return float(close[sprite].mean())
+
+    acc = accuracy(res.image)
+    monkeypatch.setattr(G, "DEBLUR_MAX_CELL", 0.0)
+    plain = accuracy(G.snap(cut, grid=res.grid).image)
+    assert acc >= 0.95 and acc >= plain + 0.05, (acc, plain)

@@ -183,7 +183,7 @@ OWN_MULT_GAIN = 0.05
 OWN_MULT_FLAT = 0.03
 OWN_MULT_R2 = 0.002
 OWN_MULT_BASE = 0.8
-#: Cells under DEBLUR_MAX_CELL px (noisy, opaque images; grids whose per-axis weight matrices
+#: Cells under DEBLUR_MAX_CELL px (noisy images; grids whose per-axis weight matrices
 #: stay under DEBLUR_MAX_WEIGHTS entries)
 #: have the blur's share of their neighbours' colours taken out of their medians
 #: (_deblurred): the blur is fitted, over DEBLUR_SIGMAS, in a window of DEBLUR_WINDOW px, and
@@ -2535,9 +2535,8 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     some = srt[:, :, :3, :: max(1, n // 5)][opaque]
     dev = np.abs(some - out[opaque][:, :3, None])[some <= 255]  # not the hidden samples
     spread = float(_median(dev)) if dev.size else 0.0
-    if consolidate and spread >= 1.0 and not grid.smooth and min(grid.cell_w, grid.cell_h) < DEBLUR_MAX_CELL \
-            and bool(opaque.all()):
-        out[..., :3] = _deblurred(a, grid, out[..., :3], xs, ys)
+    if consolidate and spread >= 1.0 and not grid.smooth and min(grid.cell_w, grid.cell_h) < DEBLUR_MAX_CELL:
+        out[..., :3] = _deblurred(a, grid, out[..., :3], xs, ys, opaque)
     if consolidate and spread >= 1.0:
         out[..., :3] = consolidate_colours(out[..., :3], opaque)
     out = np.round(out).astype(np.uint8)
@@ -2571,10 +2570,12 @@ def _axis_weights(lines: np.ndarray, pos: np.ndarray, sigma: float, outer: tuple
     return cdf[:, 1:] - cdf[:, :-1]
 
 
-def _blur_sigma(a: np.ndarray, grid: Grid, c: np.ndarray) -> float:
+def _blur_sigma(a: np.ndarray, grid: Grid, c: np.ndarray, hidden: np.ndarray) -> tuple[float, np.ndarray]:
     """The blur (Gaussian sigma, px) that best turns the cell colours ``c`` (rows, cols, 3) drawn
-    on ``grid`` into the image ``a``, fitted over DEBLUR_SIGMAS in the window of about
-    DEBLUR_WINDOW px a side whose cells change colour most."""
+    on ``grid`` into the image ``a``, fitted over DEBLUR_SIGMAS on the opaque pixels of the
+    window of about DEBLUR_WINDOW px a side whose cells change colour most; and the colour the
+    ``hidden`` (transparent) cells had when the image was blurred, fitted with it: a background
+    remover keeps the blurred edges but stores anything (black, white, noise) under alpha 0."""
     rows, cols = c.shape[:2]
     nr = max(1, min(rows, int(DEBLUR_WINDOW / grid.cell_h)))
     nc = max(1, min(cols, int(DEBLUR_WINDOW / grid.cell_w)))
@@ -2587,44 +2588,61 @@ def _blur_sigma(a: np.ndarray, grid: Grid, c: np.ndarray) -> float:
     h, w = a.shape[:2]
     x0, x1 = int(max(0, grid.x_lines[c0])), int(min(w, grid.x_lines[c0 + nc]))
     y0, y1 = int(max(0, grid.y_lines[r0])), int(min(h, grid.y_lines[r0 + nr]))
+    none = np.zeros(3)
     if x1 - x0 < 4 or y1 - y0 < 4:
-        return 0.0
+        return 0.0, none
     # the window's cells and a margin of cells that a blur of up to 2.5 px can bring in
     mr = int(math.ceil(3.0 * max(DEBLUR_SIGMAS) / max(1.0, grid.cell_h))) + 1
     mc = int(math.ceil(3.0 * max(DEBLUR_SIGMAS) / max(1.0, grid.cell_w))) + 1
     ra, rb = max(0, r0 - mr), min(rows, r0 + nr + mr)
     ca, cb = max(0, c0 - mc), min(cols, c0 + nc + mc)
-    sub = c[ra:rb, ca:cb]
+    gone = hidden[ra:rb, ca:cb].astype(np.float64)
+    sub = c[ra:rb, ca:cb] * (1.0 - gone[..., None])
     px = np.arange(x0, x1) + 0.5
     py = np.arange(y0, y1) + 0.5
     img = a[y0:y1, x0:x1, :3].astype(np.float64)
-    best = (np.inf, 0.0)
+    seen = a[y0:y1, x0:x1, 3] >= 128
+    if int(seen.sum()) < 16:
+        return 0.0, none
+    best = (np.inf, 0.0, none)
     for sigma in DEBLUR_SIGMAS:
         wx = _axis_weights(grid.x_lines[ca:cb + 1], px, sigma, (ca == 0, cb == cols))
         wy = _axis_weights(grid.y_lines[ra:rb + 1], py, sigma, (ra == 0, rb == rows))
         model = np.einsum("yr,rcz,xc->yxz", wy, sub, wx, optimize=True)
-        best = min(best, (float(np.mean((model - img) ** 2)), sigma))
-    return best[1]
+        back = none
+        if gone.any():
+            # the hidden cells' share of each pixel, and the one colour that fits them best
+            share = (wy @ gone @ wx.T)[seen]
+            if float(share @ share) > 1e-6:
+                back = np.clip((share @ (img[seen] - model[seen])) / float(share @ share), 0.0, 255.0)
+            model = model + (wy @ gone @ wx.T)[..., None] * back
+        best = min(best, (float(np.mean(((model - img) ** 2)[seen])), sigma, back), key=lambda t: t[0])
+    return best[1], best[2]
 
 
-def _deblurred(a: np.ndarray, grid: Grid, c: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def _deblurred(a: np.ndarray, grid: Grid, c: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+               opaque: np.ndarray) -> np.ndarray:
     """Cell colours ``c`` (rows, cols, 3: medians of each cell's samples at ``xs`` x ``ys``,
     (cells, k) px) with the share of the neighbours' colours that the image's blur carried into
     those samples taken back out: DEBLUR_GAIN of one Van Cittert step, which subtracts from
     ``c`` what ``c`` itself, drawn and blurred, brings to its cells' samples beyond ``c``. On
-    cells of 6-8 px a blur of 1-1.5 px reaches the middle of every cell."""
+    cells of 6-8 px a blur of 1-1.5 px reaches the middle of every cell. Transparent cells
+    (not ``opaque``) count with the colour fitted for them (see :func:`_blur_sigma`) and keep
+    their own."""
     rows, cols = c.shape[:2]
     k = xs.shape[1]
     if max(rows, cols) ** 2 * k > DEBLUR_MAX_WEIGHTS:
         return c
-    sigma = _blur_sigma(a, grid, c)
+    hidden = ~opaque
+    sigma, back = _blur_sigma(a, grid, c, hidden)
     if sigma <= 0.0:
         return c
+    drawn = np.where(hidden[..., None], back, c)
     # the mean over each cell's samples (a cell-by-cell matrix per axis) stands for their median
     wx = _axis_weights(grid.x_lines, xs.ravel() + 0.5, sigma, (True, True)).reshape(cols, k, cols).mean(axis=1)
     wy = _axis_weights(grid.y_lines, ys.ravel() + 0.5, sigma, (True, True)).reshape(rows, k, rows).mean(axis=1)
-    seen = np.einsum("ir,rcz,jc->ijz", wy, c, wx, optimize=True)
-    return np.clip(c + DEBLUR_GAIN * (c - seen), 0.0, 255.0)
+    seen = np.einsum("ir,rcz,jc->ijz", wy, drawn, wx, optimize=True)
+    return np.where(hidden[..., None], c, np.clip(c + DEBLUR_GAIN * (drawn - seen), 0.0, 255.0))
 
 
 def _middle(srt: np.ndarray, count: np.ndarray) -> np.ndarray:
