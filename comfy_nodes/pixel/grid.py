@@ -2612,10 +2612,11 @@ def _blur_sigma(a: np.ndarray, grid: Grid, c: np.ndarray, hidden: np.ndarray) ->
         back = none
         if gone.any():
             # the hidden cells' share of each pixel, and the one colour that fits them best
-            share = (wy @ gone @ wx.T)[seen]
+            hid = wy @ gone @ wx.T
+            share = hid[seen]
             if float(share @ share) > 1e-6:
                 back = np.clip((share @ (img[seen] - model[seen])) / float(share @ share), 0.0, 255.0)
-            model = model + (wy @ gone @ wx.T)[..., None] * back
+            model = model + hid[..., None] * back
         best = min(best, (float(np.mean(((model - img) ** 2)[seen])), sigma, back), key=lambda t: t[0])
     return best[1], best[2]
 
