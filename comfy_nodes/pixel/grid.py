@@ -2103,8 +2103,6 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
         (est_x, nx), (est_y, ny) = _consistent_estimates(nx, ny, sx, sy)
         hint = _square_hint(nx, ny, est_x, est_y)
     hint_x = hint_y = hint
-    squared = hint is not None  # an axis steered away from its own spectral estimate
-    own_x, own_y = (nx, est_x, hint_x), (ny, est_y, hint_y)
     # axes that disagree beyond square-ish cells with no period both support: the weaker
     # spectrum (a short band of jittered rows over flat background) is the one that is off,
     # so it takes its own peak near the stronger axis's period
@@ -2113,8 +2111,6 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
             hint_y = est_x[0]
         else:
             hint_x = est_y[0]
-        squared = True
-        own_x, own_y = (nx, est_x, hint_x), (ny, est_y, hint_y)
     elif hint is None and est_x is not None and min(est_x[0], est_y[0]) > 0:
         # axes that agree: a near tie in the weaker spectrum goes to the square cell
         if est_x[1] >= est_y[1]:
@@ -2133,17 +2129,17 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
     def read_y(p: float) -> _Axis:
         return _detect_axis(ey, 1, h, cell=None, count=None, sm=sy, hint=p, spec=ny, est=est_y)
 
+    # each axis as read, its own estimate and the hint that steered it away (None: not steered)
+    own = [(nx, est_x, hint_x), (ny, est_y, hint_y)]
     if est_x is not None:
         # an axis whose ridge estimate was traded for the full profile's, which agrees with the
         # other axis (2x wide cells: the full profile's second harmonic), was steered as well
-        raw_x = estimate_period(ridges[0]) if nx is not ridges[0] else (0.0, 0.0)
-        raw_y = estimate_period(ridges[1]) if ny is not ridges[1] else (0.0, 0.0)
-        if raw_x[0] > 0:
-            own_x, squared = (ridges[0], raw_x, raw_x[0]), True
-        if raw_y[0] > 0:
-            own_y, squared = (ridges[1], raw_y, raw_y[0]), True
-    if squared and frames is not None:
-        ax, ay = _own_periods(frames, (w, h), ax, ay, (ex, 0, w, sx) + own_x, (ey, 1, h, sy) + own_y)
+        for i, ridge in enumerate(ridges):
+            raw = estimate_period(ridge) if own[i][0] is not ridge else (0.0, 0.0)
+            if raw[0] > 0:
+                own[i] = (ridge, raw, raw[0])
+    if frames is not None and (own[0][2] is not None or own[1][2] is not None):
+        ax, ay = _own_periods(frames, (w, h), ax, ay, (ex, 0, w, sx) + own[0], (ey, 1, h, sy) + own[1])
     for _ in range(RETRY_ROUNDS if frames is not None and est_x is not None else 0):
         if _agree(ax.period, ay.period):
             break
@@ -2535,9 +2531,9 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     some = srt[:, :, :3, :: max(1, n // 5)][opaque]
     dev = np.abs(some - out[opaque][:, :3, None])[some <= 255]  # not the hidden samples
     spread = float(_median(dev)) if dev.size else 0.0
-    if consolidate and spread >= 1.0 and not grid.smooth and min(grid.cell_w, grid.cell_h) < DEBLUR_MAX_CELL:
-        out[..., :3] = _deblurred(a, grid, out[..., :3], xs, ys, opaque)
     if consolidate and spread >= 1.0:
+        if not grid.smooth and min(grid.cell_w, grid.cell_h) < DEBLUR_MAX_CELL:
+            out[..., :3] = _deblurred(a, grid, out[..., :3], xs, ys, opaque)
         out[..., :3] = consolidate_colours(out[..., :3], opaque)
     out = np.round(out).astype(np.uint8)
     # pixel art has no half-transparent pixels; what lies under transparency is not kept
