@@ -208,20 +208,26 @@ def degrade(
     background: tuple[int, int, int] = (214, 208, 196),
     blur: float = 0.9,
     noise: float = 4.0,
-    jpeg_quality: int = 80,
-    pad: int = 1,
+    jpeg_quality: int | None = 80,
+    pad: int | tuple[int, int, int, int] = 1,
     drift: float = 0.0,
     bend: float = 0.0,
     wide: int = 0,
+    colour_drift: float = 2.5,
+    drift_field: float = 0.0,
 ) -> Degraded:
     """Render a true sprite as diffusion-style pseudo pixel art.
 
     cell: fake-pixel size in output px (non-integer allowed), ``cell_h`` its height when the
     fake pixels are not square (default ``cell``); jitter: how far (px) each inner cell boundary
     may stray from the lattice; blur: Gaussian radius in px;
-    noise: std-dev of per-pixel noise in 8-bit levels; pad: background px around the grid
-    (kept well under half a cell, as in real output: more would make the margin's cell count ambiguous).
-    Transparent sprite pixels are drawn on ``background``.
+    noise: std-dev of per-pixel noise in 8-bit levels; ``jpeg_quality`` None saves no JPEG;
+    pad: background px around the grid, or (left, right, top, bottom), where a negative pad cuts
+    into the border cells (kept well under half a cell, as in real output: more would make the
+    margin's cell count ambiguous). Transparent sprite pixels are drawn on ``background``.
+    ``colour_drift``: std-dev (8-bit levels, per channel) of each cell's colour from the
+    sprite's; ``drift_field`` (0-1) is the share of that variance which is a smooth field over
+    the image (a tint that wanders across several cells) rather than drawn cell by cell.
 
     A grid that is not a lattice, as diffusion output often draws: ``drift`` is how much the
     cell size changes across the image (0.06 = from 3 % under to 3 % over ``cell``, in a random
@@ -231,12 +237,16 @@ def degrade(
     """
     rng = np.random.default_rng(seed)
     h, w = sprite.shape[:2]
-    xl = _lines(w, cell, pad + rng.uniform(0, 1), rng, jitter, drift, wide)
+    left, right, top, bottom = (pad,) * 4 if isinstance(pad, int) else pad
+    xl = _lines(w, cell, left + rng.uniform(0, 1), rng, jitter, drift, wide)
     ch = cell if cell_h is None else cell_h
-    yl = _lines(h, ch, pad + rng.uniform(0, 1), rng, jitter, drift, wide)
-    W, H = int(xl[-1] + pad), int(yl[-1] + pad)
+    yl = _lines(h, ch, top + rng.uniform(0, 1), rng, jitter, drift, wide)
+    W, H = int(xl[-1] + right), int(yl[-1] + bottom)
     col = np.where(sprite[..., 3:4] > 0, sprite[..., :3], np.array(background, np.uint8)).astype(np.float64)
-    col += rng.normal(0, 2.5, col.shape)  # per-cell colour drift
+    own = rng.normal(0, 1.0, col.shape)  # per-cell colour drift
+    if drift_field:
+        own = np.sqrt(1.0 - drift_field) * own + np.sqrt(drift_field) * _smooth_field(rng, h, w)
+    col += colour_drift * own
     X = np.arange(W, dtype=np.float64)[None, :]
     Y = np.arange(H, dtype=np.float64)[:, None]
     if bend:
@@ -249,11 +259,28 @@ def degrade(
     img[outside] = background
     pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").filter(ImageFilter.GaussianBlur(blur))
     arr = np.asarray(pil).astype(np.float64) + rng.normal(0, noise, (H, W, 3))
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB").save(buf, "JPEG", quality=jpeg_quality)
-    buf.seek(0)
-    out = np.asarray(Image.open(buf).convert("RGB")).copy()
+    out = np.clip(arr, 0, 255).astype(np.uint8)
+    if jpeg_quality:
+        buf = io.BytesIO()
+        Image.fromarray(out, "RGB").save(buf, "JPEG", quality=jpeg_quality)
+        buf.seek(0)
+        out = np.asarray(Image.open(buf).convert("RGB")).copy()
     return Degraded(image=out, truth=sprite, x_lines=xl, y_lines=yl)
+
+
+def _smooth_field(rng: np.random.Generator, h: int, w: int, reach: float = 6.0) -> np.ndarray:
+    """(h, w, 3) values of unit variance per channel that wander over about ``reach`` cells:
+    random values on a coarse lattice, interpolated bilinearly."""
+    gh, gw = int(np.ceil(h / reach)) + 2, int(np.ceil(w / reach)) + 2
+    coarse = rng.normal(0, 1.0, (gh, gw, 3))
+    y = np.arange(h) / reach + rng.uniform(0, 1)
+    x = np.arange(w) / reach + rng.uniform(0, 1)
+    y0, x0 = y.astype(int), x.astype(int)
+    fy, fx = (y - y0)[:, None, None], (x - x0)[None, :, None]
+    f = ((1 - fy) * (1 - fx) * coarse[y0][:, x0] + (1 - fy) * fx * coarse[y0][:, x0 + 1]
+         + fy * (1 - fx) * coarse[y0 + 1][:, x0] + fy * fx * coarse[y0 + 1][:, x0 + 1])
+    sd = f.reshape(-1, 3).std(axis=0)
+    return f / np.where(sd > 0, sd, 1.0)
 
 
 def cut_out(image: np.ndarray, background: tuple[int, int, int], *, noise: float = 4.0, fill: str = "stored",

@@ -1105,6 +1105,35 @@ def test_degrade_draws_a_grid_that_drifts_bends_and_has_a_wide_cell():
     assert 4 <= np.ptp(moved) <= 7
 
 
+def test_degrade_cuts_border_cells_saves_png_and_lets_colour_drift_wander():
+    """The options the other-sources bench renders with: a negative pad cuts into the border
+    cells by that many px (per side), ``jpeg_quality=None`` leaves the rendering exact, and
+    ``drift_field`` makes the colour drift of neighbouring cells alike, as snap-dev's is."""
+    from orchestrator import samples
+
+    flat = np.zeros((30, 30, 4), np.uint8)
+    flat[..., :3], flat[..., 3] = 128, 255
+    kw = dict(cell=10.0, jitter=0.0, seed=3, blur=0.0, noise=0.0, jpeg_quality=None)
+    exact = samples.degrade(flat, colour_drift=0.0, pad=0, **kw)
+    assert np.all(exact.image == 128)  # no JPEG, no drift: the one colour, pixel for pixel
+    cut = samples.degrade(flat, colour_drift=0.0, pad=(-4, 3, 0, -2), **kw)
+    assert cut.x_lines[0] < 0 and cut.image.shape[1] == int(cut.x_lines[-1]) + 3
+    assert cut.image.shape[0] == int(cut.y_lines[-1]) - 2
+
+    def cell_colours(d):
+        c = 0.5 * (d.x_lines[:-1] + d.x_lines[1:])
+        r = 0.5 * (d.y_lines[:-1] + d.y_lines[1:])
+        return d.image[r.astype(int)][:, c.astype(int), 0].astype(float) - 128
+
+    own = cell_colours(samples.degrade(flat, colour_drift=8.0, pad=0, **kw))
+    field = cell_colours(samples.degrade(flat, colour_drift=8.0, drift_field=0.6, pad=0, **kw))
+    for drift in (own, field):
+        assert 5.0 < drift.std() < 11.0
+    def neighbours(d):
+        return np.corrcoef(d[:, :-1].ravel(), d[:, 1:].ravel())[0, 1]
+    assert abs(neighbours(own)) < 0.2 and neighbours(field) > 0.4
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_sprite_on_a_drifting_bending_grid_comes_back(seed):
     """A grid whose cell size drifts 6 % across the image and whose lines bend by a third of
