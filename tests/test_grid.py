@@ -1134,6 +1134,42 @@ def test_degrade_cuts_border_cells_saves_png_and_lets_colour_drift_wander():
     assert abs(neighbours(own)) < 0.2 and neighbours(field) > 0.4
 
 
+def _warped_on_canvas(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A sample sprite at a random place on a 48 px transparent canvas, rendered at the warp
+    level's settings (cells 7-16 px that drift 4-8 %, lines bent by 0.3-0.5 cell): the
+    rendering and the canvas."""
+    from orchestrator import samples
+
+    rng = np.random.default_rng(seed)
+    sprite = samples.sprites()[name]
+    h, w = sprite.shape[:2]
+    canvas = np.zeros((48, 48, 4), np.uint8)
+    oy, ox = int(rng.integers(0, 48 - h)), int(rng.integers(0, 48 - w))
+    canvas[oy:oy + h, ox:ox + w] = sprite
+    d = samples.degrade(canvas, cell=float(rng.uniform(7, 16)), jitter=0.9, seed=seed, background=(90, 120, 160),
+                        blur=float(rng.uniform(0.7, 1.0)), noise=float(rng.uniform(3, 5)),
+                        jpeg_quality=int(rng.integers(82, 92)), pad=0, drift=float(rng.uniform(0.04, 0.08)),
+                        bend=float(rng.uniform(0.3, 0.5)), wide=int(rng.integers(0, 2)))
+    return d.image, canvas
+
+
+@pytest.mark.parametrize("name,seed", [("slime", 17), ("coin", 0)])
+def test_margins_of_a_drifting_grid_are_split_at_their_own_cell_size(name, seed, monkeypatch):
+    """On a grid whose cell size drifts, the flat margins continued at the art's period put a
+    cell too many on one side and one too few on the other: the right size, the sprite one
+    column or row off. Shared out at the margins' own mean cell size, the sprite lands right."""
+    img, canvas = _warped_on_canvas(name, seed)
+    opaque = canvas[..., 3] > 0
+
+    def right(out):
+        assert out.shape == canvas.shape
+        return float(np.mean(np.abs(out[..., :3].astype(int) - canvas[..., :3]).max(axis=-1)[opaque] <= 24))
+
+    assert right(G.snap(img).image) >= 0.97
+    monkeypatch.setattr(G, "MARGIN_SPLIT_SLACK", float("inf"))
+    assert right(G.snap(img).image) < 0.7  # each border on its own: the art one cell off
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_sprite_on_a_drifting_bending_grid_comes_back(seed):
     """A grid whose cell size drifts 6 % across the image and whose lines bend by a third of
