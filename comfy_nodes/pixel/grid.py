@@ -145,7 +145,7 @@ MARGIN_DOUBT = 0.01
 #: the art's period puts the left side's count more than half a cell plus this (cells) off it
 #: (see _split_margins; inf disables). At 0: warped grids around snap-dev's sprites +3 of 78,
 #: but cut border cells on the hard level moved too (other sources' hard -1 of 48); at 0.05
-#: nothing measured was lost (warped sample sprites +2 of 160, other sources +2 of 384).
+#: nothing measured was lost (warped sample sprites +2 of 160, the other-sources bench +2 of 348).
 MARGIN_SPLIT_SLACK = 0.05
 #: Colour consolidation compares colour bins pairwise; this bounds its memory and time.
 MAX_COLOUR_BINS = 1024
