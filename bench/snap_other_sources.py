@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -228,7 +227,6 @@ def main() -> int:
     sys.path.insert(0, str(SHARED))
     import snap_metrics as metrics
 
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     gfx = Path(a.gfx) if a.gfx else fetch_gfx()
     other = other_sprites(gfx, np.random.default_rng(a.seed), a.per_sheet)
     save = Path(a.save) if a.save else None
