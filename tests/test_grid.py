@@ -580,6 +580,40 @@ def test_consolidate_colours_removes_a_smooth_cast():
     assert np.abs(out - truth).max() < 12 and np.abs(out - truth).mean() < 4
 
 
+def test_consolidate_colours_follows_a_cast_that_changes_within_a_few_cells():
+    """A colour drift of 10 levels that wanders over a few cells (as diffusion output's does),
+    colours read on the true lines: the wide window alone lags behind the cast and leaves cells
+    a shade off; the cast is read again over a narrower window when it is strong and changes
+    faster than the wide one follows. Over 16 draws each the share of right cells (within 0.04
+    in OKLab) is 2 points higher or more on average, and rises at least four times as often as it
+    falls (measured: +3.4 points, 18 up, 3 down, by one to two cells of the slime)."""
+    from comfy_nodes.pixel.color import srgb_to_oklab
+    from orchestrator import samples
+
+    gains = []
+    for name in ("potion", "slime"):
+        sprite = samples.sprites()[name]
+        opaque = sprite[..., 3] > 0
+        for seed in range(16):
+            d = samples.degrade(sprite, cell=12.0, jitter=1.0, seed=seed, background=(90, 140, 200), blur=1.0,
+                                noise=4.0, jpeg_quality=85, pad=0, colour_drift=10.0, drift_field=0.6)
+            xl, yl = np.asarray(d.x_lines, float), np.asarray(d.y_lines, float)
+            grid = G.Grid(cell_w=12.0, cell_h=12.0, cols=len(xl) - 1, rows=len(yl) - 1, x_lines=xl, y_lines=yl,
+                          confidence=1.0, phase=(0.0, 0.0), source_size=(d.image.shape[1], d.image.shape[0]))
+            a = G._validate(d.image, "test")
+            medians = G.sample_cells(a, grid, consolidate=False)[..., :3].astype(np.float64)
+
+            def right(sigma):
+                # the background is cells of the image like any other (drawn on, not transparent)
+                out = G.consolidate_colours(medians, np.ones(opaque.shape, bool), sigma=sigma)
+                err = np.linalg.norm(srgb_to_oklab(out / 255.0) - srgb_to_oklab(sprite[..., :3] / 255.0), axis=-1)
+                return float((err[opaque] < 0.04).mean())
+
+            gains.append(right(None) - right(G.DRIFT_SIGMA))
+    better, worse = sum(g > 0 for g in gains), sum(g < 0 for g in gains)
+    assert np.mean(gains) >= 0.02 and better >= 4 * worse, np.round(gains, 3)
+
+
 def test_consolidate_colours_keeps_a_rare_colour_near_a_common_one():
     """A few grey cells on a grey-green backdrop, under noise and a cast: the clustering
     radius reaches from the backdrop's leader to some of them, yet they lie outside the

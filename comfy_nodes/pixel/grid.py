@@ -154,6 +154,22 @@ MAX_COLOUR_BINS = 1024
 #: stopping early once no cell's cast moves by DRIFT_TOL (OKLab units) or more.
 DRIFT_ROUNDS = 6
 DRIFT_TOL = 0.002
+#: The cast is each cell's residual from its cluster, smoothed by a Gaussian of DRIFT_SIGMA
+#: cells. A diffusion cast can change within a few cells (on snap-dev's inputs neighbouring
+#: cells' offsets correlate 0.5-0.65, four cells apart 0.35-0.55), and that window lags
+#: behind it: cells of close shades took the wrong shade. So where the cast is strong (median
+#: over the cells above CAST_STRONG, OKLab) it is found again over DRIFT_SIGMA_FAST cells, and
+#: that reading is taken when it differs from the first by more than CAST_FAST (median): the
+#: cast changes faster than the wide window follows. Not otherwise: the narrow window also
+#: follows a small patch of a near colour under a slow cast (a 2 x 4 grey on grey-green merges
+#: into it) and a large block of one (8 x 8 cells of two greens 0.039 apart), and lets more
+#: noise through. Medians (strong, change) measured: snap-dev's hard cases up to 0.019 and
+#: 0.0056; slow linear casts 0.017-0.025 and 0.001; generated art with per-cell noise only
+#: under 0.0083 and 0.0029 (the blocks of near greens: 0.0007 and 0.0040).
+DRIFT_SIGMA = 3.0
+DRIFT_SIGMA_FAST = 2.0
+CAST_STRONG = 0.008
+CAST_FAST = 0.0033
 #: A cell farther than tau and this many median distances from its cluster mean is an outlier.
 OUTLIER_NOISE = 6.0
 #: A cluster's leader is the densest colour within this fraction of tau. At half of tau the
@@ -2781,40 +2797,31 @@ def _leader_clusters(lab: np.ndarray, tau: float, density_radius: float = 1.0) -
     return label[inv]
 
 
-def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035, sigma: float = 3.0,
+def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035, sigma: float | None = None,
                         max_cells: int = 20000) -> np.ndarray:
     """Undo smooth colour drift: cells that share a true colour get one colour again.
 
     Diffusion output shades flat areas with a slowly varying colour cast. Cells are
     clustered in OKLab (radius ``tau``); the residual of each cell from its cluster mean,
-    smoothed over neighbouring cells (Gaussian, ``sigma`` cells), estimates the cast, which is
-    removed before clustering again, until the cast settles (``DRIFT_ROUNDS``, ``DRIFT_TOL``);
-    cells left outside their cluster (``OUTLIER_NOISE``) are clustered again among themselves,
-    and each cell then takes its cluster's mean colour.
+    smoothed over neighbouring cells (Gaussian, ``sigma`` cells; by default ``DRIFT_SIGMA``, or
+    ``DRIFT_SIGMA_FAST`` for a strong cast that changes faster than that follows), estimates
+    the cast, which is removed before clustering again, until the cast settles
+    (``DRIFT_ROUNDS``, ``DRIFT_TOL``); cells left outside their cluster (``OUTLIER_NOISE``) are
+    clustered again among themselves, and each cell then takes its cluster's mean colour.
     ``rgb`` (rows, cols, 3) float 0..255, ``mask`` the cells to use; returns float 0..255.
     """
     from .color import oklab_to_srgb, srgb_to_oklab
 
-    rows, cols = mask.shape
     n = int(mask.sum())
     if n < 8 or n > max_cells:
         return rgb
     lab_all = srgb_to_oklab(np.clip(rgb, 0, 255) / 255.0)
     lab = lab_all[mask]
-    cur = lab.copy()
-    norm = np.maximum(_blur2(mask.astype(np.float64)[..., None], sigma), 1e-6)
-    prev = None
-    # the cast and the clusters depend on each other: alternate until the cast settles (a wrong
-    # early clustering on a texture of near colours biases the first casts)
-    for _ in range(DRIFT_ROUNDS):
-        lbl, cen = _clusters(cur, tau, DENSITY_RADIUS)
-        res = np.zeros((rows, cols, 3))
-        res[mask] = lab - cen[lbl]
-        drift = (_blur2(res, sigma) / norm)[mask]
-        cur = lab - drift
-        if prev is not None and float(np.abs(drift - prev).max()) < DRIFT_TOL:
-            break
-        prev = drift
+    cur, cast = _without_cast(lab, mask, tau, DRIFT_SIGMA if sigma is None else sigma)
+    if sigma is None and float(_median(np.sqrt((cast * cast).sum(1)))) > CAST_STRONG:
+        fast_cur, fast = _without_cast(lab, mask, tau, DRIFT_SIGMA_FAST)
+        if float(_median(np.sqrt(((fast - cast) ** 2).sum(1)))) > CAST_FAST:
+            cur = fast_cur
     means = _join_lone_cells(cur, *_clusters(cur, tau, DENSITY_RADIUS), tau)
     # a rare colour a little under tau from a common one (a grey on a grey-green backdrop)
     # joins the common cluster through the leader's radius, yet lies outside the cluster
@@ -2843,6 +2850,27 @@ def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035
     out = rgb.copy()
     out[mask] = oklab_to_srgb(means) * 255.0
     return out
+
+
+def _without_cast(lab: np.ndarray, mask: np.ndarray, tau: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """(colours less the cast, the cast) of the cells' OKLab colours ``lab`` (n, 3) at ``mask``
+    (rows, cols): the residual from the clusters (radius ``tau``) smoothed over ``sigma`` cells."""
+    rows, cols = mask.shape
+    cur, drift = lab.copy(), np.zeros_like(lab)
+    norm = np.maximum(_blur2(mask.astype(np.float64)[..., None], sigma), 1e-6)
+    prev = None
+    # the cast and the clusters depend on each other: alternate until the cast settles (a wrong
+    # early clustering on a texture of near colours biases the first casts)
+    for _ in range(DRIFT_ROUNDS):
+        lbl, cen = _clusters(cur, tau, DENSITY_RADIUS)
+        res = np.zeros((rows, cols, 3))
+        res[mask] = lab - cen[lbl]
+        drift = (_blur2(res, sigma) / norm)[mask]
+        cur = lab - drift
+        if prev is not None and float(np.abs(drift - prev).max()) < DRIFT_TOL:
+            break
+        prev = drift
+    return cur, drift
 
 
 def _join_lone_cells(lab: np.ndarray, lbl: np.ndarray, cen: np.ndarray, tau: float) -> np.ndarray:
