@@ -48,7 +48,8 @@ Pipeline (each axis separately):
    cell's interior, away from the blurred edges (on cells under DEBLUR_MAX_CELL px, where the
    blur reaches the interior, the blur is measured and its share of the neighbours' colours
    taken back out: ``_deblurred``); on noisy images cells are clustered in OKLab and a smoothed residual
-   field removes the slow colour drift diffusion output adds (``consolidate_colours``).
+   field removes the colour drift diffusion output adds (``consolidate_colours``: over 3 cells,
+   or 2 where a strong drift changes faster than that).
 6. No grid: besides a weak spectrum, a lattice whose cells explain the colours hardly better
    than the same lattice shifted by half a cell is rejected (``_phase_ratio``): a photo or
    painting has spectral peaks, but its colours do not change at any lattice's lines. So is
