@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from comfy_nodes.pixel import cells as C
 from comfy_nodes.pixel import grid as G
 from comfy_nodes.pixel.errors import InputImageError, InvalidArgumentError, NoGridFoundError
 
@@ -572,7 +573,7 @@ def test_consolidate_colours_removes_a_smooth_cast():
     cast = np.stack([36 * xx - 18, 30 * yy - 15, -30 * xx + 15], axis=-1)
     noisy = np.clip(truth + cast + rng.normal(0, 1.5, truth.shape), 0, 255)
     mask = np.ones((32, 32), bool)
-    out = G.consolidate_colours(noisy, mask)
+    out = C.consolidate_colours(noisy, mask)
     n_true = len(np.unique(truth.reshape(-1, 3), axis=0))
     n_noisy = len(np.unique(np.round(noisy).reshape(-1, 3), axis=0))
     n_out = len(np.unique(np.round(out).reshape(-1, 3), axis=0))
@@ -601,15 +602,15 @@ def test_consolidate_colours_follows_a_cast_that_changes_within_a_few_cells():
             grid = G.Grid(cell_w=12.0, cell_h=12.0, cols=len(xl) - 1, rows=len(yl) - 1, x_lines=xl, y_lines=yl,
                           confidence=1.0, phase=(0.0, 0.0), source_size=(d.image.shape[1], d.image.shape[0]))
             a = G._validate(d.image, "test")
-            medians = G.sample_cells(a, grid, consolidate=False)[..., :3].astype(np.float64)
+            medians = C.sample_cells(a, grid, consolidate=False)[..., :3].astype(np.float64)
 
             def right(sigma):
                 # the background is cells of the image like any other (drawn on, not transparent)
-                out = G.consolidate_colours(medians, np.ones(opaque.shape, bool), sigma=sigma)
+                out = C.consolidate_colours(medians, np.ones(opaque.shape, bool), sigma=sigma)
                 err = np.linalg.norm(srgb_to_oklab(out / 255.0) - srgb_to_oklab(sprite[..., :3] / 255.0), axis=-1)
                 return float((err[opaque] < 0.04).mean())
 
-            gains.append(right(None) - right(G.DRIFT_SIGMA))
+            gains.append(right(None) - right(C.DRIFT_SIGMA))
     better, worse = sum(g > 0 for g in gains), sum(g < 0 for g in gains)
     assert np.mean(gains) >= 0.02 and better >= 4 * worse, np.round(gains, 3)
 
@@ -627,7 +628,7 @@ def test_consolidate_colours_keeps_a_rare_colour_near_a_common_one():
         yy, xx = np.mgrid[0:24, 0:24] / 23.0
         cast = np.stack([20 * xx - 10, 20 * yy - 10, -20 * xx + 10], axis=-1)
         noisy = np.clip(truth + cast + rng.normal(0, 1.5, truth.shape), 0, 255)
-        out = G.consolidate_colours(noisy, np.ones((24, 24), bool))
+        out = C.consolidate_colours(noisy, np.ones((24, 24), bool))
         assert np.abs(out[8:10, 8:12] - grey).max() < 6, (seed, out[8:10, 8:12].round())
         rest = np.ones((24, 24), bool)
         rest[8:10, 8:12] = rest[16:18, 4:8] = False
@@ -730,7 +731,7 @@ def test_consolidate_colours_keeps_two_near_colours_bridged_by_their_mixtures():
         truth = np.zeros((12, 25, 3))
         truth[:, :12], truth[:, 13:], truth[:, 12] = a, b, (a + b) / 2
         noisy = np.clip(truth + rng.normal(0, 1.0, truth.shape), 0, 255)
-        out = G.consolidate_colours(noisy, np.ones((12, 25), bool))
+        out = C.consolidate_colours(noisy, np.ones((12, 25), bool))
         assert np.abs(out[:, :12] - a).max() < 6, (seed, out[0, 0].round())
         assert np.abs(out[:, 13:] - b).max() < 6, (seed, out[0, 24].round())
 
@@ -1073,7 +1074,7 @@ def test_cell_colour_comes_from_its_opaque_samples():
     img[:, 20:] = (10, 250, 10, 0)  # a transparent cell
     grid = G.Grid(cell_w=20.0, cell_h=20.0, cols=2, rows=1, x_lines=np.array([0.0, 20.0, 40.0]),
                   y_lines=np.array([0.0, 20.0]), confidence=1.0, source_size=(40, 20))
-    out = G.sample_cells(img, grid)
+    out = C.sample_cells(img, grid)
     assert out[0, 0].tolist() == [200, 40, 60, 255]
     assert out[0, 1].tolist() == [0, 0, 0, 0]
 
@@ -1516,15 +1517,15 @@ def test_blur_is_taken_out_of_small_cells(seed, monkeypatch):
     res = G.snap(d.image)
     assert res.image.shape[:2] == (40, 40)
     a = G._validate(d.image, "test")
-    medians = G.sample_cells(a, res.grid, consolidate=False)[..., :3].astype(np.float64)
-    sigma, _ = G._blur_sigma(a, res.grid, medians, np.zeros((40, 40), bool))
+    medians = C.sample_cells(a, res.grid, consolidate=False)[..., :3].astype(np.float64)
+    sigma, _ = C._blur_sigma(a, res.grid, medians, np.zeros((40, 40), bool))
     assert abs(sigma - 1.4) <= 0.3
 
     def accuracy(img):
         return float((np.abs(img[..., :3].astype(int) - truth.astype(int)).max(axis=-1) <= 24).mean())
 
     acc = accuracy(res.image)
-    monkeypatch.setattr(G, "DEBLUR_MAX_CELL", 0.0)
+    monkeypatch.setattr(C, "DEBLUR_MAX_CELL", 0.0)
     plain = accuracy(G.snap(d.image, grid=res.grid).image)
     assert acc >= 0.95 and acc >= plain + 0.02, (acc, plain)
 
@@ -1567,8 +1568,8 @@ def test_blur_is_taken_out_of_small_cells_cut_out_of_their_background(fill, seed
     res = G.snap(cut)
     assert res.image.shape[:2] == (40, 40)
     a = G._validate(cut, "test")
-    medians = G.sample_cells(a, res.grid, consolidate=False)
-    sigma, back = G._blur_sigma(a, res.grid, medians[..., :3].astype(np.float64), medians[..., 3] == 0)
+    medians = C.sample_cells(a, res.grid, consolidate=False)
+    sigma, back = C._blur_sigma(a, res.grid, medians[..., :3].astype(np.float64), medians[..., 3] == 0)
     assert abs(sigma - 1.4) <= 0.3 and np.abs(back - np.array(bg)).max() <= 30, (sigma, back)
     sprite = canvas[..., 3] > 0
 
@@ -1577,6 +1578,6 @@ def test_blur_is_taken_out_of_small_cells_cut_out_of_their_background(fill, seed
         return float(close[sprite].mean())
 
     acc = accuracy(res.image)
-    monkeypatch.setattr(G, "DEBLUR_MAX_CELL", 0.0)
+    monkeypatch.setattr(C, "DEBLUR_MAX_CELL", 0.0)
     plain = accuracy(G.snap(cut, grid=res.grid).image)
     assert acc >= 0.95 and acc >= plain + 0.05, (acc, plain)

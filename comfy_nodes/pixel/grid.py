@@ -2,8 +2,9 @@
 
 Diffusion models draw "pixel art" whose fake pixels are 6-20 source pixels wide, uneven
 (cells differ by 1-2 px), at an arbitrary phase, blurred, noisy and JPEG-compressed, and on
-some images the grid drifts and bends. This module finds the grid lines per axis and takes
-one robust colour per cell.
+some images the grid drifts and bends. This module finds the grid lines per axis;
+:mod:`comfy_nodes.pixel.cells` takes one robust colour per cell (step 5), and :func:`snap`
+does both.
 
 Pipeline (each axis separately):
 
@@ -44,12 +45,13 @@ Pipeline (each axis separately):
    tie-broken towards a sprite size that is a multiple of ``SIZE_PRIOR_MULTIPLE``.
 5. Colour: once the lines are decided, each line on an edge moves to the edge's crest (to a
    fraction of a pixel, within a fifth of a cell: ``_on_edge_crests``), where the line search
-   had traded it against even gaps; then the median of a k x k lattice of samples in each
-   cell's interior, away from the blurred edges (on cells under DEBLUR_MAX_CELL px, where the
-   blur reaches the interior, the blur is measured and its share of the neighbours' colours
-   taken back out: ``_deblurred``); on noisy images cells are clustered in OKLab and a smoothed residual
-   field removes the colour drift diffusion output adds (``consolidate_colours``: over 3 cells,
-   or 2 where a strong drift changes faster than that).
+   had traded it against even gaps; then, in :mod:`~comfy_nodes.pixel.cells`, the median of a
+   k x k lattice of samples in each cell's interior, away from the blurred edges (on cells
+   under ``DEBLUR_MAX_CELL`` px, where the blur reaches the interior, the blur is measured and
+   its share of the neighbours' colours taken back out: ``_deblurred``); on noisy images
+   cells are clustered in OKLab and a smoothed residual field removes the colour drift
+   diffusion output adds (``consolidate_colours``: over 3 cells, or 2 where a strong drift
+   changes faster than that).
 6. No grid: besides a weak spectrum, a lattice whose cells explain the colours hardly better
    than the same lattice shifted by half a cell is rejected (``_phase_ratio``): a photo or
    painting has spectral peaks, but its colours do not change at any lattice's lines. So is
@@ -85,8 +87,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cells import sample_cells, sample_coords
 from .errors import InputImageError, InvalidArgumentError, NoGridFoundError
 from .imageio import as_rgba
+from .stats import median, quantile
 
 #: Smallest and largest cell size (source px) the automatic detector looks for.
 MIN_CELL = 2.5
@@ -149,34 +153,6 @@ MARGIN_DOUBT = 0.01
 #: but cut border cells on the hard level moved too (other sources' hard -1 of 48); at 0.05
 #: nothing measured was lost (warped sample sprites +2 of 160, the other-sources bench +2 of 348).
 MARGIN_SPLIT_SLACK = 0.05
-#: Colour consolidation compares colour bins pairwise; this bounds its memory and time.
-MAX_COLOUR_BINS = 1024
-#: Colour consolidation alternates clustering and cast estimation at most this many rounds,
-#: stopping early once no cell's cast moves by DRIFT_TOL (OKLab units) or more.
-DRIFT_ROUNDS = 6
-DRIFT_TOL = 0.002
-#: The cast is each cell's residual from its cluster, smoothed by a Gaussian of DRIFT_SIGMA
-#: cells. A diffusion cast can change within a few cells (on snap-dev's inputs neighbouring
-#: cells' offsets correlate 0.5-0.65, four cells apart 0.35-0.55), and that window lags
-#: behind it: cells of close shades took the wrong shade. So where the cast is strong (median
-#: over the cells above CAST_STRONG, OKLab) it is found again over DRIFT_SIGMA_FAST cells, and
-#: that reading is taken when it differs from the first by more than CAST_FAST (median): the
-#: cast changes faster than the wide window follows. Not otherwise: the narrow window also
-#: follows a small patch of a near colour under a slow cast (a 2 x 4 grey on grey-green merges
-#: into it) and a large block of one (8 x 8 cells of two greens 0.039 apart), and lets more
-#: noise through. Medians (strong, change) measured: snap-dev's hard cases up to 0.019 and
-#: 0.0056; slow linear casts 0.017-0.025 and 0.001; generated art with per-cell noise only
-#: under 0.0083 and 0.0029 (the blocks of near greens: 0.0007 and 0.0040).
-DRIFT_SIGMA = 3.0
-DRIFT_SIGMA_FAST = 2.0
-CAST_STRONG = 0.008
-CAST_FAST = 0.0033
-#: A cell farther than tau and this many median distances from its cluster mean is an outlier.
-OUTLIER_NOISE = 6.0
-#: A cluster's leader is the densest colour within this fraction of tau. At half of tau the
-#: midpoint of two colours more than tau apart (where their blurred and dithered mixtures lie)
-#: is never denser than the colours themselves, so it cannot lead them into one cluster.
-DENSITY_RADIUS = 0.5
 #: Largest ratio of the two axes' cell sizes taken as "the same square-ish pseudo pixel"
 #: (diffusion output draws cells within a few percent of square).
 SQUARE_TOLERANCE = 1.10
@@ -207,17 +183,6 @@ OWN_MULT_GAIN = 0.05
 OWN_MULT_FLAT = 0.03
 OWN_MULT_R2 = 0.002
 OWN_MULT_BASE = 0.8
-#: Cells under DEBLUR_MAX_CELL px (noisy images; grids whose per-axis weight matrices
-#: stay under DEBLUR_MAX_WEIGHTS entries)
-#: have the blur's share of their neighbours' colours taken out of their medians
-#: (_deblurred): the blur is fitted, over DEBLUR_SIGMAS, in a window of DEBLUR_WINDOW px, and
-#: DEBLUR_GAIN of one Van Cittert step is applied (snap-dev's sprites re-degraded at the hard
-#: level's settings: solved 67 of 78 without, 70 at 0.6, 71 at 0.8, 70 at 1.0).
-DEBLUR_MAX_CELL = 9.0
-DEBLUR_WINDOW = 160
-DEBLUR_GAIN = 0.8
-DEBLUR_MAX_WEIGHTS = 4_000_000
-DEBLUR_SIGMAS = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
 #: Lines farther than this many cells from a gap are left out of the lattices that decide
 #: it: a 3 % drift moves them a third of a cell.
 REACH = 12.0
@@ -537,36 +502,6 @@ def _channel_sum(d: np.ndarray) -> np.ndarray:
     return out
 
 
-def _quantile(a: np.ndarray, q: float) -> float:
-    """The ``q``-th percentile (0..100, nearest rank) of ``a``.
-
-    ``np.percentile`` imports ``numpy.ma`` on first use, which costs more than the whole
-    snap of a small image; a partition is all that is needed here.
-    """
-    v = np.asarray(a).ravel()
-    if v.size == 0:
-        return 0.0
-    k = int(round(q / 100.0 * (v.size - 1)))
-    return float(np.partition(v, k)[k])
-
-
-def _median(a: np.ndarray, axis: int | None = None):
-    """Median without ``np.median`` (which imports ``numpy.ma``, see :func:`_quantile`)."""
-    v = np.asarray(a, dtype=np.float64)
-    if axis is None:
-        v = v.ravel()
-        n = v.size
-        if n == 0:
-            return 0.0
-        part = np.partition(v, [(n - 1) // 2, n // 2])
-        return float(0.5 * (part[(n - 1) // 2] + part[n // 2]))
-    srt = np.sort(v, axis=axis)
-    n = srt.shape[axis]
-    lo = np.take(srt, (n - 1) // 2, axis=axis)
-    hi = np.take(srt, n // 2, axis=axis)
-    return 0.5 * (lo + hi)
-
-
 def _floor_and_cap(e: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
     """``e`` less its noise floor (read where ``seen``, default everywhere), capped."""
     if e.size == 0:
@@ -575,8 +510,8 @@ def _floor_and_cap(e: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
     sample = e[rows].ravel()
     if seen is not None and seen[rows].any():
         sample = e[rows][seen[rows]]
-    floor = float(_quantile(sample, 60))
-    hi = float(_quantile(sample, 99))
+    floor = float(quantile(sample, 60))
+    hi = float(quantile(sample, 99))
     cap = max(floor + 1.0, min(hi, floor + 120.0))
     np.subtract(e, floor * 1.5 + 3.0, out=e)
     np.clip(e, 0.0, cap - floor, out=e)
@@ -617,7 +552,7 @@ def _remove_jpeg_blocks(p: np.ndarray) -> np.ndarray:
         return p
     r = np.arange(n) % 8
     means = _residue_means(p, 8)
-    base = _median(means)
+    base = median(means)
     if base <= 0:
         return p
     excess = means - base
@@ -698,7 +633,7 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
     k = int(np.argmax(np.where(is_peak, band, -1.0))) + lo
     peak = spec[k]
     # spectral "noise": median over the band
-    noise = float(_median(band)) + 1e-9
+    noise = float(median(band)) + 1e-9
     best_k = k
     # check coarser candidates (true period = m * apparent period)
     for m in (2, 3, 4):
@@ -839,7 +774,7 @@ def _fit_lattice(lines: np.ndarray, period: float) -> tuple[float, float, np.nda
     steps = np.maximum(0, np.round(np.diff(x) / p))
     k = np.concatenate([[0.0], np.cumsum(steps)])
     keep = np.ones(len(x), bool)
-    a = float(_median(x - p * k))
+    a = float(median(x - p * k))
     for _ in range(3):
         if keep.sum() < 2 or k[keep].min() == k[keep].max():
             break
@@ -848,7 +783,7 @@ def _fit_lattice(lines: np.ndarray, period: float) -> tuple[float, float, np.nda
             break
         p, a = float(pp), float(aa)
         res = np.abs(x - (a + p * k))
-        keep = res < max(p / 3.0, 3.0 * float(_median(res)))
+        keep = res < max(p / 3.0, 3.0 * float(median(res)))
     return p, a, k.astype(np.int64), keep
 
 
@@ -1042,7 +977,7 @@ def _normalise_evidence(p: np.ndarray) -> np.ndarray:
     pos = p[p > 0]
     if pos.size == 0:
         return p * 0.0
-    ref = float(_quantile(pos, 90))
+    ref = float(quantile(pos, 90))
     if ref <= 0:
         ref = float(pos.max())
     return np.minimum(p / ref, EVIDENCE_CAP)
@@ -1087,7 +1022,7 @@ def _axis_profile(e: np.ndarray, axis: int, *, ridges: bool = False) -> np.ndarr
     sm = _smooth(prof, 0.8)
     # noise that survives the per-pixel floor adds a flat baseline over every row; remove it
     # so flat background reads as "no evidence" rather than "weak evidence everywhere"
-    return np.clip(sm - float(_quantile(sm, 20)), 0.0, None)
+    return np.clip(sm - float(quantile(sm, 20)), 0.0, None)
 
 
 def _square_hint(sx: np.ndarray, sy: np.ndarray, est_x: tuple[float, float] | None = None,
@@ -1274,7 +1209,7 @@ def _follow_lines(ev: np.ndarray, lo: int, hi: int, period: float) -> tuple[np.n
     lines, score = _dp_lines(ev, lo, hi, period, with_score=True)
     if len(lines) >= 6:
         gaps = np.diff(lines)
-        med = float(_median(gaps))
+        med = float(median(gaps))
         # only lines on real edges measure the period: the DP's lines across flat stretches
         # merely repeat the start period, or lose a cell there and drag the fit with them
         on_edge = _evidence_at(ev, lines) >= ON_EDGE
@@ -1490,7 +1425,7 @@ def _local_period(lines: np.ndarray, n: int, period: float) -> np.ndarray:
     if len(gaps) >= k:
         pad = np.pad(gaps, (k // 2, k // 2), mode="edge")
         win = np.lib.stride_tricks.sliding_window_view(pad, k)
-        sm = _median(win, axis=1)
+        sm = median(win, axis=1)
         # a second pass with a mean smooths the integer steps
         sm = np.convolve(np.pad(sm, (2, 2), mode="edge"), np.ones(5) / 5, mode="valid")
     else:
@@ -1697,7 +1632,7 @@ def _deblocked(maps: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndar
         n = view.shape[1]
         if n >= 16 * block:
             means = _residue_means(view.sum(axis=0, dtype=np.float64), block)
-            base = _median(means)
+            base = median(means)
             for k in np.nonzero(means > 1.25 * base)[0] if base > 0 else ():
                 at = np.arange(k, n, block)
                 at = at[(at > 0) & (at < n - 1)]
@@ -1845,8 +1780,8 @@ def _recon_diffs(frames: list[np.ndarray], x_lines: np.ndarray, y_lines: np.ndar
     step = _sparse_step(h, w)
     s0 = step // 2
     xs, ys = np.arange(s0, w, step), np.arange(s0, h, step)
-    cx = _sample_coords(x_lines, w, 3, 0.25, 0.75).ravel()
-    cy = _sample_coords(y_lines, h, 3, 0.25, 0.75).ravel()
+    cx = sample_coords(x_lines, w, 3, 0.25, 0.75).ravel()
+    cy = sample_coords(y_lines, h, 3, 0.25, 0.75).ravel()
     xi = np.clip(np.searchsorted(x_lines, xs, side="right") - 1, 0, len(x_lines) - 2)
     yi = np.clip(np.searchsorted(y_lines, ys, side="right") - 1, 0, len(y_lines) - 2)
     for a in frames:
@@ -1902,7 +1837,7 @@ def _cell_flatness(frames: list[np.ndarray], grid: Grid, diffs: list[np.ndarray]
             if opaque is not None and not opaque.all():
                 # transparency is flat (composited): its zeros say nothing of the noise
                 second = second[opaque] if opaque.any() else second
-            noise += float(_median(second))
+            noise += float(median(second))
     n = len(frames)
     return absdev / max(3.0 * n, noise), (1.0 - sqdev / total if total > 0 else 1.0)
 
@@ -1984,7 +1919,7 @@ def _explains_as_well(extra: np.ndarray, shift_extra: np.ndarray, block: int) ->
         return m[: hb * bh, : wb * bw].reshape(hb, bh, wb, bw).sum(axis=(1, 3))
     se, ss = sums(extra), sums(shift_extra)
     sig = ss > 0.25 * float(ss.max())
-    return bool(sig.any()) and _quantile(se[sig] / ss[sig], 90) < SPLIT_LOCAL_MAX
+    return bool(sig.any()) and quantile(se[sig] / ss[sig], 90) < SPLIT_LOCAL_MAX
 
 
 def _coarser_axes(args, axis: int, lines: np.ndarray, period: float) -> list[_Axis]:
@@ -2578,356 +2513,6 @@ def snap_batch(frames, grid: Grid | None = None, **kwargs) -> list[SnapResult]:
                                   f"{grid.source_size[0]}x{grid.source_size[1]}")
         out.append(snap(a, grid, source=f"frame {i}", **kwargs))
     return out
-
-
-def _sample_coords(lines: np.ndarray, n: int, k: int, lo: float, hi: float) -> np.ndarray:
-    """(cells, k) integer pixel coordinates of a k-point lattice inside each cell."""
-    a = lines[:-1, None]
-    b = lines[1:, None]
-    a = np.maximum(a, 0.0)
-    b = np.minimum(b, float(n))
-    f = np.linspace(lo, hi, k)[None, :]
-    c = np.floor(a + f * (b - a))
-    return np.clip(c, 0, n - 1).astype(np.intp)
-
-
-def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5, consolidate: bool = True) -> np.ndarray:
-    """One colour per cell: per-channel median of a k x k lattice in the cell interior.
-
-    ``inner`` is the fraction of the cell (centred) the lattice spans, 0..1; the blurred
-    edges outside it never reach the estimate. Returns (rows, cols, 4) uint8.
-    """
-    a = as_rgba(rgba)
-    h, w = a.shape[:2]
-    lo, hi = 0.5 - inner / 2, 0.5 + inner / 2
-    # bound the sample tensor (rows * cols * k^2 * 4 bytes) on grids with very many cells
-    ncell = grid.rows * grid.cols
-    if ncell * k * k > 8_000_000:
-        k = max(1, int(math.sqrt(8_000_000 / max(1, ncell))))
-    xs = _sample_coords(grid.x_lines, w, k, lo, hi)  # (cols, k)
-    ys = _sample_coords(grid.y_lines, h, k, lo, hi)  # (rows, k)
-    yy = ys[:, None, :, None]
-    xx = xs[None, :, None, :]
-    samp = a[yy, xx]  # (rows, cols, k, k, 4)
-    # samples on the last axis: sorting 25 uint8 values per channel is the fast median
-    samp = np.ascontiguousarray(samp.reshape(grid.rows, grid.cols, k * k, 4).transpose(0, 1, 3, 2))
-    n = k * k
-    if (samp[:, :, 3] < 128).any():
-        srt, out = _opaque_median(samp)
-    else:
-        srt = np.sort(samp, axis=3)
-        out = srt[..., n // 2].astype(np.float64) if n % 2 else 0.5 * (srt[..., n // 2 - 1].astype(np.float64) + srt[..., n // 2])
-    opaque = out[..., 3] >= 128
-    # a clean upscale (no noise inside cells) must round-trip exactly: only consolidate
-    # colours of images whose cells are visibly noisy (median distance to the cell median)
-    some = srt[:, :, :3, :: max(1, n // 5)][opaque]
-    dev = np.abs(some - out[opaque][:, :3, None])[some <= 255]  # not the hidden samples
-    spread = float(_median(dev)) if dev.size else 0.0
-    if consolidate and spread >= 1.0:
-        if not grid.smooth and min(grid.cell_w, grid.cell_h) < DEBLUR_MAX_CELL:
-            out[..., :3] = _deblurred(a, grid, out[..., :3], xs, ys, opaque)
-        out[..., :3] = consolidate_colours(out[..., :3], opaque)
-    out = np.round(out).astype(np.uint8)
-    # pixel art has no half-transparent pixels; what lies under transparency is not kept
-    out[..., 3] = np.where(opaque, 255, 0).astype(np.uint8)
-    out[~opaque, :3] = 0
-    return out
-
-
-def _phi(z: np.ndarray) -> np.ndarray:
-    """The standard normal CDF (Abramowitz & Stegun 7.1.26, error under 1.5e-7)."""
-    x = np.abs(z) / math.sqrt(2.0)
-    t = 1.0 / (1.0 + 0.3275911 * x)
-    poly = ((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592
-    y = 1.0 - poly * t * np.exp(-x * x)
-    return 0.5 * (1.0 + np.sign(z) * y)
-
-
-def _axis_weights(lines: np.ndarray, pos: np.ndarray, sigma: float, outer: tuple[bool, bool]) -> np.ndarray:
-    """(len(pos), cells): how much of each cell between ``lines`` a Gaussian blur of ``sigma`` px
-    brings to each position ``pos`` (px). ``outer``: whether the first / last cell is the image's
-    outermost, which reaches past the image (as a blur that extends the border does)."""
-    edges = np.asarray(lines, dtype=np.float64).copy()
-    if outer[0]:
-        edges[0] = -np.inf
-    if outer[1]:
-        edges[-1] = np.inf
-    if sigma <= 0.0:
-        return ((pos[:, None] >= edges[None, :-1]) & (pos[:, None] < edges[None, 1:])).astype(np.float64)
-    cdf = _phi((edges[None, :] - pos[:, None]) / sigma)
-    return cdf[:, 1:] - cdf[:, :-1]
-
-
-def _blur_sigma(a: np.ndarray, grid: Grid, c: np.ndarray, hidden: np.ndarray) -> tuple[float, np.ndarray]:
-    """The blur (Gaussian sigma, px) that best turns the cell colours ``c`` (rows, cols, 3) drawn
-    on ``grid`` into the image ``a``, fitted over DEBLUR_SIGMAS on the opaque pixels of the
-    window of about DEBLUR_WINDOW px a side whose cells change colour most; and the colour the
-    ``hidden`` (transparent) cells had when the image was blurred, fitted with it: a background
-    remover keeps the blurred edges but stores anything (black, white, noise) under alpha 0."""
-    rows, cols = c.shape[:2]
-    nr = max(1, min(rows, int(DEBLUR_WINDOW / grid.cell_h)))
-    nc = max(1, min(cols, int(DEBLUR_WINDOW / grid.cell_w)))
-    change = np.zeros((rows, cols))
-    change[:, 1:] += np.abs(np.diff(c, axis=1)).sum(-1)
-    change[1:] += np.abs(np.diff(c, axis=0)).sum(-1)
-    cs = np.pad(change.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    box = cs[nr:, nc:] - cs[:-nr, nc:] - cs[nr:, :-nc] + cs[:-nr, :-nc]
-    r0, c0 = (int(v) for v in np.unravel_index(int(np.argmax(box)), box.shape))
-    h, w = a.shape[:2]
-    x0, x1 = int(max(0, grid.x_lines[c0])), int(min(w, grid.x_lines[c0 + nc]))
-    y0, y1 = int(max(0, grid.y_lines[r0])), int(min(h, grid.y_lines[r0 + nr]))
-    none = np.zeros(3)
-    if x1 - x0 < 4 or y1 - y0 < 4:
-        return 0.0, none
-    # the window's cells and a margin of cells that a blur of up to 2.5 px can bring in
-    mr = int(math.ceil(3.0 * max(DEBLUR_SIGMAS) / max(1.0, grid.cell_h))) + 1
-    mc = int(math.ceil(3.0 * max(DEBLUR_SIGMAS) / max(1.0, grid.cell_w))) + 1
-    ra, rb = max(0, r0 - mr), min(rows, r0 + nr + mr)
-    ca, cb = max(0, c0 - mc), min(cols, c0 + nc + mc)
-    gone = hidden[ra:rb, ca:cb].astype(np.float64)
-    sub = c[ra:rb, ca:cb] * (1.0 - gone[..., None])
-    px = np.arange(x0, x1) + 0.5
-    py = np.arange(y0, y1) + 0.5
-    img = a[y0:y1, x0:x1, :3].astype(np.float64)
-    seen = a[y0:y1, x0:x1, 3] >= 128
-    if int(seen.sum()) < 16:
-        return 0.0, none
-    best = (np.inf, 0.0, none)
-    for sigma in DEBLUR_SIGMAS:
-        wx = _axis_weights(grid.x_lines[ca:cb + 1], px, sigma, (ca == 0, cb == cols))
-        wy = _axis_weights(grid.y_lines[ra:rb + 1], py, sigma, (ra == 0, rb == rows))
-        model = np.einsum("yr,rcz,xc->yxz", wy, sub, wx, optimize=True)
-        back = none
-        if gone.any():
-            # the hidden cells' share of each pixel, and the one colour that fits them best
-            hid = wy @ gone @ wx.T
-            share = hid[seen]
-            if float(share @ share) > 1e-6:
-                back = np.clip((share @ (img[seen] - model[seen])) / float(share @ share), 0.0, 255.0)
-            model = model + hid[..., None] * back
-        best = min(best, (float(np.mean(((model - img) ** 2)[seen])), sigma, back), key=lambda t: t[0])
-    return best[1], best[2]
-
-
-def _deblurred(a: np.ndarray, grid: Grid, c: np.ndarray, xs: np.ndarray, ys: np.ndarray,
-               opaque: np.ndarray) -> np.ndarray:
-    """Cell colours ``c`` (rows, cols, 3: medians of each cell's samples at ``xs`` x ``ys``,
-    (cells, k) px) with the share of the neighbours' colours that the image's blur carried into
-    those samples taken back out: DEBLUR_GAIN of one Van Cittert step, which subtracts from
-    ``c`` what ``c`` itself, drawn and blurred, brings to its cells' samples beyond ``c``. On
-    cells of 6-8 px a blur of 1-1.5 px reaches the middle of every cell. Transparent cells
-    (not ``opaque``) count with the colour fitted for them (see :func:`_blur_sigma`) and keep
-    their own."""
-    rows, cols = c.shape[:2]
-    k = xs.shape[1]
-    if max(rows, cols) ** 2 * k > DEBLUR_MAX_WEIGHTS:
-        return c
-    hidden = ~opaque
-    sigma, back = _blur_sigma(a, grid, c, hidden)
-    if sigma <= 0.0:
-        return c
-    drawn = np.where(hidden[..., None], back, c)
-    # the mean over each cell's samples (a cell-by-cell matrix per axis) stands for their median
-    wx = _axis_weights(grid.x_lines, xs.ravel() + 0.5, sigma, (True, True)).reshape(cols, k, cols).mean(axis=1)
-    wy = _axis_weights(grid.y_lines, ys.ravel() + 0.5, sigma, (True, True)).reshape(rows, k, rows).mean(axis=1)
-    seen = np.einsum("ir,rcz,jc->ijz", wy, drawn, wx, optimize=True)
-    return np.where(hidden[..., None], c, np.clip(c + DEBLUR_GAIN * (drawn - seen), 0.0, 255.0))
-
-
-def _middle(srt: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Median of the first ``count`` values of each row (last axis) of the sorted ``srt``."""
-    lo = np.take_along_axis(srt, ((count - 1) // 2)[..., None], axis=-1)[..., 0]
-    hi = np.take_along_axis(srt, (count // 2)[..., None], axis=-1)[..., 0]
-    return 0.5 * (lo.astype(np.float64) + hi)
-
-
-def _opaque_median(samp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per cell, the median alpha of the samples ``samp`` (rows, cols, 4, n uint8) and the
-    median colour of those of them that are opaque (alpha >= 128; all of them where none is):
-    the colour stored under transparency, often black or noise, is no part of the sprite.
-    Returns (sorted samples, opaque ones first, as int16; medians (rows, cols, 4) float64)."""
-    n = samp.shape[-1]
-    alpha = samp[:, :, 3:4, :]
-    hidden = np.broadcast_to(alpha < 128, samp.shape).copy()
-    hidden[:, :, 3] = False
-    count = n - hidden[:, :, :1].sum(axis=-1, dtype=np.intp)
-    none = count == 0
-    hidden &= ~none[..., None]
-    vals = samp.astype(np.int16)
-    vals[hidden] = np.iinfo(np.int16).max  # sorts after every colour
-    srt = np.sort(vals, axis=3)
-    count = np.where(none, n, count)
-    counts = np.concatenate([np.broadcast_to(count, count.shape[:2] + (3,)), np.full(count.shape, n)], axis=2)
-    return srt, _middle(srt, counts)
-
-
-def _leader_clusters(lab: np.ndarray, tau: float, density_radius: float = 1.0) -> np.ndarray:
-    """Greedy density-ordered clustering of colours; returns a cluster id per row of ``lab``.
-
-    Leaders are taken in order of the number of colours within ``density_radius * tau`` of
-    them, and each takes the unlabelled colours within ``tau``."""
-    # colours are binned first (bins a fraction of tau wide); the pairwise step is quadratic
-    # in the number of bins, so coarsen the bins until at most MAX_COLOUR_BINS remain
-    for div in (4.0, 2.0, 1.0, 0.5):
-        q = np.round(lab / (tau / div)).astype(np.int64) + 512
-        key = (q[:, 0] << 20) | (q[:, 1] << 10) | q[:, 2]
-        _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
-        if len(cnt) <= MAX_COLOUR_BINS:
-            break
-    else:
-        return np.arange(len(lab))
-    inv = inv.reshape(-1)
-    m = len(cnt)
-    cen = _sums_by_label(lab, inv, m) / cnt[:, None]
-    # squared distances via the dot-product identity: one (m, m) float32 matrix, no (m, m, 3)
-    c32 = cen.astype(np.float32)
-    sq = (c32 * c32).sum(1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (c32 @ c32.T)
-    near = d2 < np.float32(tau * tau)
-    # float32 sums of cell counts are exact (fewer than 2**24 cells)
-    dens = (d2 < np.float32((density_radius * tau) ** 2)).astype(np.float32) @ cnt.astype(np.float32)
-    order = np.argsort(-dens, kind="stable")
-    label = np.full(m, -1)
-    nxt = 0
-    for i in order:
-        if label[i] >= 0:
-            continue
-        members = near[i] & (label < 0)
-        label[members] = nxt
-        nxt += 1
-    return label[inv]
-
-
-def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035, sigma: float | None = None,
-                        max_cells: int = 20000) -> np.ndarray:
-    """Undo smooth colour drift: cells that share a true colour get one colour again.
-
-    Diffusion output shades flat areas with a slowly varying colour cast. Cells are
-    clustered in OKLab (radius ``tau``); the residual of each cell from its cluster mean,
-    smoothed over neighbouring cells (Gaussian, ``sigma`` cells; by default ``DRIFT_SIGMA``, or
-    ``DRIFT_SIGMA_FAST`` for a strong cast that changes faster than that follows), estimates
-    the cast, which is removed before clustering again, until the cast settles
-    (``DRIFT_ROUNDS``, ``DRIFT_TOL``); cells left outside their cluster (``OUTLIER_NOISE``) are
-    clustered again among themselves, and each cell then takes its cluster's mean colour.
-    ``rgb`` (rows, cols, 3) float 0..255, ``mask`` the cells to use; returns float 0..255.
-    """
-    from .color import oklab_to_srgb, srgb_to_oklab
-
-    n = int(mask.sum())
-    if n < 8 or n > max_cells:
-        return rgb
-    lab_all = srgb_to_oklab(np.clip(rgb, 0, 255) / 255.0)
-    lab = lab_all[mask]
-    cur, cast = _without_cast(lab, mask, tau, DRIFT_SIGMA if sigma is None else sigma)
-    if sigma is None and float(_median(np.sqrt((cast * cast).sum(1)))) > CAST_STRONG:
-        fast_cur, fast = _without_cast(lab, mask, tau, DRIFT_SIGMA_FAST)
-        if float(_median(np.sqrt(((fast - cast) ** 2).sum(1)))) > CAST_FAST:
-            cur = fast_cur
-    means = _join_lone_cells(cur, *_clusters(cur, tau, DENSITY_RADIUS), tau)
-    # a rare colour a little under tau from a common one (a grey on a grey-green backdrop)
-    # joins the common cluster through the leader's radius, yet lies outside the cluster
-    # itself: such outliers are clustered again among themselves, and a cell nearer to one of
-    # these new clusters than to its own cluster's mean joins it. A lone outlier is more often
-    # a blurred edge cell than a colour of its own, so it stays where it was.
-    dist = np.sqrt(((cur - means) ** 2).sum(1))
-    far = np.flatnonzero(dist > max(tau, OUTLIER_NOISE * float(_median(dist))))
-    if len(far) >= 2:
-        lbl = _leader_clusters(cur[far], tau)
-        own = far[np.bincount(lbl)[lbl] >= 2]
-        if len(own):
-            _, cen = _clusters(cur[own], tau)
-            # one centre at a time: an (n, centres) matrix could be large on a noisy image
-            best = np.full(len(cur), np.inf)
-            near = np.zeros(len(cur), np.intp)
-            for j, c in enumerate(cen):
-                d = np.sqrt(((cur - c) ** 2).sum(1))
-                closer = d < best
-                best[closer] = d[closer]
-                near[closer] = j
-            move = best < dist
-            move[own] = True
-            lbl = near[move]
-            means[move] = _means_by_label(cur[move], lbl, len(cen))[lbl]
-    out = rgb.copy()
-    out[mask] = oklab_to_srgb(means) * 255.0
-    return out
-
-
-def _without_cast(lab: np.ndarray, mask: np.ndarray, tau: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """(colours less the cast, the cast) of the cells' OKLab colours ``lab`` (n, 3) at ``mask``
-    (rows, cols): the residual from the clusters (radius ``tau``) smoothed over ``sigma`` cells."""
-    rows, cols = mask.shape
-    cur, drift = lab.copy(), np.zeros_like(lab)
-    norm = np.maximum(_blur2(mask.astype(np.float64)[..., None], sigma), 1e-6)
-    prev = None
-    # the cast and the clusters depend on each other: alternate until the cast settles (a wrong
-    # early clustering on a texture of near colours biases the first casts)
-    for _ in range(DRIFT_ROUNDS):
-        lbl, cen = _clusters(cur, tau, DENSITY_RADIUS)
-        res = np.zeros((rows, cols, 3))
-        res[mask] = lab - cen[lbl]
-        drift = (_blur2(res, sigma) / norm)[mask]
-        cur = lab - drift
-        if prev is not None and float(np.abs(drift - prev).max()) < DRIFT_TOL:
-            break
-        prev = drift
-    return cur, drift
-
-
-def _join_lone_cells(lab: np.ndarray, lbl: np.ndarray, cen: np.ndarray, tau: float) -> np.ndarray:
-    """The cluster mean of each colour of ``lab`` (clusters ``lbl``, centres ``cen``), with each
-    one-cell cluster that lies within 2 tau of a larger cluster's centre joined to the nearest
-    such cluster: a cell at the tail of a colour under a cast or clipped noise, not a colour of
-    its own (a one-cell highlight is far from every other colour)."""
-    cnt = np.bincount(lbl, minlength=len(cen))
-    lone, big = np.flatnonzero(cnt == 1), np.flatnonzero(cnt > 1)
-    if not len(lone) or not len(big):
-        return cen[lbl]
-    # nearest larger cluster per lone cell, in blocks: a noisy image has thousands of each
-    cb = cen[big].astype(np.float32)
-    sb = (cb * cb).sum(1)
-    near = np.empty(len(lone), np.intp)
-    d2 = np.empty(len(lone), np.float32)
-    for i in range(0, len(lone), 1024):
-        cl = cen[lone[i : i + 1024]].astype(np.float32)
-        dd = (cl * cl).sum(1)[:, None] + sb[None, :] - 2.0 * (cl @ cb.T)
-        near[i : i + 1024] = np.argmin(dd, axis=1)
-        d2[i : i + 1024] = dd[np.arange(len(cl)), near[i : i + 1024]]
-    join = d2 < np.float32((2.0 * tau) ** 2)
-    if not join.any():
-        return cen[lbl]
-    target = np.arange(len(cen))
-    target[lone[join]] = big[near[join]]
-    lbl = target[lbl]
-    return _means_by_label(lab, lbl, len(cen))[lbl]
-
-
-def _clusters(lab: np.ndarray, tau: float, density_radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Leader clusters of the colours ``lab`` (n, 3): (cluster id per colour, (k, 3) centres)."""
-    lbl = _leader_clusters(lab, tau, density_radius)
-    return lbl, _means_by_label(lab, lbl, int(lbl.max()) + 1)
-
-
-def _means_by_label(v: np.ndarray, lbl: np.ndarray, k: int) -> np.ndarray:
-    """(k, c) means of the rows of ``v`` (n, c) per label; 0 for a label with no rows."""
-    return _sums_by_label(v, lbl, k) / np.maximum(np.bincount(lbl, minlength=k), 1)[:, None]
-
-
-def _sums_by_label(v: np.ndarray, lbl: np.ndarray, k: int) -> np.ndarray:
-    """(k, c) sums of the rows of ``v`` (n, c) per label (bincount is far faster than np.add.at)."""
-    return np.stack([np.bincount(lbl, weights=v[:, c], minlength=k) for c in range(v.shape[1])], axis=1)
-
-
-def _blur2(a: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur (zero outside) of an (rows, cols, c) array via two small matrix products."""
-    def mat(n):
-        i = np.arange(n, dtype=np.float64)
-        return np.exp(-0.5 * ((i[:, None] - i[None, :]) / sigma) ** 2)
-
-    r, c, ch = a.shape
-    wr, wc = mat(r), mat(c)
-    t = (wr @ a.reshape(r, c * ch)).reshape(r, c, ch)
-    return np.matmul(wc, t)  # (c, c) @ (r, c, ch) -> blur along the columns per row
 
 
 def snap(

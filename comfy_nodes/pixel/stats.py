@@ -1,0 +1,38 @@
+"""Order statistics for the pixel-art core, without ``np.median`` / ``np.percentile``.
+
+Both import ``numpy.ma`` on first use, which costs more than snapping a small image does; a
+partition is all these need.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def quantile(a: np.ndarray, q: float) -> float:
+    """The ``q``-th percentile (0..100, nearest rank) of ``a``.
+
+    ``np.percentile`` imports ``numpy.ma`` on first use, which costs more than the whole
+    snap of a small image; a partition is all that is needed here.
+    """
+    v = np.asarray(a).ravel()
+    if v.size == 0:
+        return 0.0
+    k = int(round(q / 100.0 * (v.size - 1)))
+    return float(np.partition(v, k)[k])
+
+
+def median(a: np.ndarray, axis: int | None = None):
+    """Median without ``np.median`` (which imports ``numpy.ma``, see :func:`quantile`)."""
+    v = np.asarray(a, dtype=np.float64)
+    if axis is None:
+        v = v.ravel()
+        n = v.size
+        if n == 0:
+            return 0.0
+        part = np.partition(v, [(n - 1) // 2, n // 2])
+        return float(0.5 * (part[(n - 1) // 2] + part[n // 2]))
+    srt = np.sort(v, axis=axis)
+    n = srt.shape[axis]
+    lo = np.take(srt, (n - 1) // 2, axis=axis)
+    hi = np.take(srt, n // 2, axis=axis)
+    return 0.5 * (lo + hi)
