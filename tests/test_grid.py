@@ -1551,6 +1551,36 @@ def test_wide_cells_whose_ridge_period_was_traded_for_the_square_one(cells, seed
     assert abs(res.grid.cell_w / res.grid.cell_h - 2.0) < 0.2
 
 
+@pytest.mark.parametrize("name, seed", [("coin", 139), ("knight", 380)])
+def test_small_sprite_at_hard_settings_is_not_read_with_one_axis_several_cells_wide(name, seed, monkeypatch):
+    """A small sprite on a 32 x 32 canvas, drawn at the hard level's settings (6-9 px cells,
+    2 px jitter, blur, noise, a colour drift, JPEG): its few edges let one axis lock onto a
+    period several cells long (32 x 4 and 17 x 32 cells, 2-9 times as long as wide). Read again
+    at the other axis's period, the cells are far flatter (noise ratio under ``SQUARE_FLAT`` of
+    the long cells'), which wins where cells that really are 1-2x non-square stay under 0.955."""
+    from orchestrator import samples
+
+    rng = np.random.default_rng(seed)
+    sprite = samples.sprites()[name]
+    canvas = np.zeros((32, 32, 4), np.uint8)
+    y, x = int(rng.integers(0, 32 - sprite.shape[0] + 1)), int(rng.integers(0, 32 - sprite.shape[1] + 1))
+    canvas[y:y + sprite.shape[0], x:x + sprite.shape[1]] = sprite
+    cell = float(rng.uniform(6.3, 9.0))
+    d = samples.degrade(canvas, cell=cell, cell_h=cell * float(rng.uniform(0.96, 1.04)), jitter=2, seed=seed,
+                        background=tuple(int(v) for v in rng.integers(30, 230, 3)), blur=float(rng.uniform(1.0, 1.5)),
+                        noise=float(rng.uniform(5, 8)), jpeg_quality=int(rng.integers(70, 81)),
+                        pad=tuple(int(v) for v in np.round(rng.uniform(-1, 1, 4) * 0.45 * cell)),
+                        colour_drift=float(rng.uniform(5, 9)), drift_field=0.6)
+    res = G.snap(d.image)
+    assert res.image.shape[:2] == (32, 32)
+    opaque = canvas[..., 3] > 0
+    diff = np.abs(res.image[..., :3].astype(int) - canvas[..., :3].astype(int)).max(-1)
+    assert (diff[opaque] <= 24).mean() >= 0.95
+    monkeypatch.setattr(G, "SQUARE_FLAT", 0.0)
+    long_cells = G.detect_grid(d.image)
+    assert max(long_cells.cell_w, long_cells.cell_h) > 1.5 * min(long_cells.cell_w, long_cells.cell_h)
+
+
 @pytest.mark.parametrize("fill", ["stored", "black", "white"])
 @pytest.mark.parametrize("seed", [0, 1, 3])
 def test_blur_is_taken_out_of_small_cells_cut_out_of_their_background(fill, seed, monkeypatch):

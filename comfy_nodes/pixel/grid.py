@@ -25,7 +25,9 @@ Pipeline (each axis separately):
    profile's estimates that agrees is preferred (a ridge peak can be a content motif);
    failing both, the axis with the weaker spectrum takes its peak near the other's period.
    An axis so steered is also read at its own period, which wins when it explains the
-   colours better: art drawn with wide or tall pixels keeps its cells' shape.
+   colours better: art drawn with wide or tall pixels keeps its cells' shape. Axes still
+   apart are each read again from the other's period (``_square_retry``); a long axis whose
+   cells come out far flatter at the short one's period takes it.
 3. Lines: dynamic programming over boundary positions that maximises edge energy under a
    gap prior around the local period (allows jitter, slow drift and the odd wide cell); a
    second pass follows the local period (measured on lines that sit on edges); an edgeless
@@ -175,6 +177,16 @@ SLIP_TREND = 25.0
 RETRY_MARGIN = 0.01
 #: ... and how many times (a fixed axis can make the other one's retry worth it)
 RETRY_ROUNDS = 3
+#: ... or, for an axis whose cells were read more than SQUARE_TOLERANCE longer than the
+#: other's, a reading at the other's period whose cells are far flatter: a noise ratio at most
+#: SQUARE_FLAT of the long cells', R^2 no lower, a phase ratio under SQUARE_FLAT_PHASE (clearly
+#: a grid), where the long reading itself held the colours (a lattice on no pixel art stays
+#: rejected). A small sprite with few edges at the hard level's settings had one axis read 2-9
+#: cells long (46 x 6 cells for 32 x 32): its square reading measured 0.54-0.88. Cells that
+#: really are 1-2x non-square measured 0.955 or more read at the short side (278 generated
+#: such sprites), so they keep their shape.
+SQUARE_FLAT = 0.9
+SQUARE_FLAT_PHASE = 0.85
 #: An axis steered to the other's period is read again at its own (see _own_periods); a pair
 #: at whole multiples of the square periods must lower the phase ratio by OWN_MULT_GAIN, keep
 #: the noise ratio within OWN_MULT_FLAT of the square cells' and R^2 within OWN_MULT_R2, and
@@ -1969,6 +1981,12 @@ def _check_cells_hold_colours(frames: list[np.ndarray], grid: Grid, source: str)
     return grid
 
 
+def _holds_colours(score: tuple[float, float, float]) -> bool:
+    """Whether a lattice of this :func:`_lattice_score` passes :func:`_check_cells_hold_colours`."""
+    ratio, noise_ratio, r2 = score
+    return ratio <= PHASE_RATIO_MAX and not (r2 < FLAT_R2_MIN and noise_ratio > FLAT_NOISE_MAX)
+
+
 def _half_shifted(lines: np.ndarray) -> np.ndarray:
     """The cell centres of ``lines`` as lines, continued one cell past each end."""
     x = np.asarray(lines, dtype=np.float64)
@@ -2404,7 +2422,10 @@ def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay
     A new reading is kept only when one colour per cell fits better on every count: the
     half-cell shift costs more (:func:`_phase_ratio` lower by ``RETRY_MARGIN``), and the
     cells are flatter (:func:`_cell_flatness`: lower noise ratio, R^2 no lower). Cells that
-    really are 10-35 % non-square read the same lines from either start, or fit worse.
+    really are 10-35 % non-square read the same lines from either start, or fit worse. A long
+    axis read again at the short one's period is also kept when its cells come out far
+    flatter (``SQUARE_FLAT``), even if the phase ratio rises: on a small sprite with few edges
+    a period several cells long can shift worse by half a cell than the true one does.
     Returns the best such pair, or ``(ax, ay)`` itself.
     """
     base = None  # scored only when a reading differs: cells that are truly non-square read the same lines
@@ -2415,11 +2436,14 @@ def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay
         except NoGridFoundError:
             continue
         pair = (ax, new) if keep_x else (new, ay)
+        finer = other < (ay.period if keep_x else ax.period) / SQUARE_TOLERANCE
         if len(pair[0].lines) == len(ax.lines) and len(pair[1].lines) == len(ay.lines):
             continue
         base = base or _pair_score(frames, size, ax, ay)
         r, n, q = _pair_score(frames, size, *pair)
         if r < base[0] - RETRY_MARGIN and n < base[1] and q >= base[2]:
+            tries.append((r, pair))
+        elif finer and _holds_colours(base) and n <= SQUARE_FLAT * base[1] and q >= base[2] and r < SQUARE_FLAT_PHASE:
             tries.append((r, pair))
     return min(tries, key=lambda t: t[0])[1] if tries else (ax, ay)
 
