@@ -1796,11 +1796,23 @@ def _recon_diffs(frames: list[np.ndarray], x_lines: np.ndarray, y_lines: np.ndar
     cy = sample_coords(y_lines, h, 3, 0.25, 0.75).ravel()
     xi = np.clip(np.searchsorted(x_lines, xs, side="right") - 1, 0, len(x_lines) - 2)
     yi = np.clip(np.searchsorted(y_lines, ys, side="right") - 1, 0, len(y_lines) - 2)
+    # the sparse pixels of a cell are one run (the indices are sorted): each cell's colour
+    # repeated over its run costs half what gathering it per pixel does
+    ny, nx = np.bincount(yi, minlength=len(y_lines) - 1), np.bincount(xi, minlength=len(x_lines) - 1)
     for a in frames:
         samp = a[cy][:, cx, :3].astype(np.int16)  # sums of 9 uint8 fit in int16
         rows3 = samp[0::3] + samp[1::3] + samp[2::3]
         cells = (rows3[:, 0::3] + rows3[:, 1::3] + rows3[:, 2::3]) // 9
-        yield np.abs(cells[yi][:, xi] - a[s0::step, s0::step, :3].astype(np.int16))
+        d = cells.repeat(ny, axis=0).repeat(nx, axis=1)
+        np.subtract(d, _sparse_pixels(a), out=d)
+        yield np.abs(d, out=d)
+
+
+def _sparse_pixels(a: np.ndarray) -> np.ndarray:
+    """The RGB of ``a`` on the sparse lattice of :func:`_recon_diffs` as int16: read once per
+    automatic detection (every lattice tried compares with the same pixels)."""
+    step = _sparse_step(*a.shape[:2])
+    return _memo(("sparse", id(a)), lambda: a[step // 2 :: step, step // 2 :: step, :3].astype(np.int16))
 
 
 def _cell_flatness(frames: list[np.ndarray], grid: Grid, diffs: list[np.ndarray] | None = None) -> tuple[float, float]:
@@ -1838,20 +1850,30 @@ def _cell_flatness(frames: list[np.ndarray], grid: Grid, diffs: list[np.ndarray]
         dm = d[mask].astype(np.float32).ravel()
         absdev += float(dm.sum()) / k
         sqdev += float(dm @ dm) / k
-        px = a[s0::step, s0::step, :3][mask].astype(np.float32)
+        px = _sparse_pixels(a)[mask].astype(np.float32)
         px = (px - px.mean(axis=0)).ravel()
         total += float(px @ px) / k
         if xs is not None:
-            rows, trio = a[s0::2 * step], np.stack([xs - 1, xs, xs + 1])
-            rgb = rows[:, trio, :3].astype(np.int16)
-            second = np.abs(rgb[:, 0] + rgb[:, 2] - 2 * rgb[:, 1]).sum(axis=-1)
-            opaque = (rows[:, trio, 3] > 0).all(axis=1) if a.shape[-1] == 4 else None
-            if opaque is not None and not opaque.all():
-                # transparency is flat (composited): its zeros say nothing of the noise
-                second = second[opaque] if opaque.any() else second
-            noise += float(median(second))
+            noise += _pixel_noise(a, xs, s0, step)
     n = len(frames)
     return absdev / max(3.0 * n, noise), (1.0 - sqdev / total if total > 0 else 1.0)
+
+
+def _pixel_noise(a: np.ndarray, xs: np.ndarray, s0: int, step: int) -> float:
+    """The median absolute second difference along x (RGB levels summed) at columns ``xs`` of
+    every other sparse row of ``a``: the image's own pixel noise, which no lattice changes, so
+    it is read once per automatic detection (see :data:`_SCORES`)."""
+    def read() -> float:
+        rows, trio = a[s0::2 * step], np.stack([xs - 1, xs, xs + 1])
+        rgb = rows[:, trio, :3].astype(np.int16)
+        second = np.abs(rgb[:, 0] + rgb[:, 2] - 2 * rgb[:, 1]).sum(axis=-1)
+        opaque = (rows[:, trio, 3] > 0).all(axis=1) if a.shape[-1] == 4 else None
+        if opaque is not None and not opaque.all():
+            # transparency is flat (composited): its zeros say nothing of the noise
+            second = second[opaque] if opaque.any() else second
+        return float(median(second))
+
+    return _memo(("noise", id(a)), read)
 
 
 def _subharmonic(profile: np.ndarray, period: float) -> float:
@@ -2313,22 +2335,30 @@ def _pair_score(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay: 
 
 #: Within one automatic detection (one set of frames), the scores of the lattices already
 #: tried, by their lines: the final check of the chosen grid is then read, not computed again
-#: (4 ms of a 50 ms snap where a retry scored the grid that won). Per context, so concurrent
-#: snaps in threads never share one.
+#: (4 ms of a 50 ms snap where a retry scored the grid that won); and each frame's sparse
+#: pixels and pixel noise (:func:`_sparse_pixels`, :func:`_pixel_noise`), by the frame's id
+#: while the frames are alive. Per context, so concurrent snaps in threads never share one.
 _SCORES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("dgx_pixels_grid_scores", default=None)
 
 
 def _lattice_score(frames: list[np.ndarray], grid: Grid) -> tuple[float, float, float]:
     """(:func:`_phase_ratio`, noise ratio, R^2 of :func:`_cell_flatness`) of ``grid``'s lines."""
+    def score() -> tuple[float, float, float]:
+        d = list(_recon_diffs(frames, grid.x_lines, grid.y_lines))
+        return (_phase_ratio(frames, grid, d),) + _cell_flatness(frames, grid, d)
+
+    return _memo((np.asarray(grid.x_lines).tobytes(), np.asarray(grid.y_lines).tobytes()), score)
+
+
+def _memo(key, compute):
+    """``compute()``, read from this detection's memo (:data:`_SCORES`) when it was already
+    made there under ``key``, and kept there if not; outside a detection, just computed."""
     memo = _SCORES.get()
-    key = (np.asarray(grid.x_lines).tobytes(), np.asarray(grid.y_lines).tobytes())
-    if memo is not None and key in memo:
-        return memo[key]
-    d = list(_recon_diffs(frames, grid.x_lines, grid.y_lines))
-    score = (_phase_ratio(frames, grid, d),) + _cell_flatness(frames, grid, d)
-    if memo is not None:
-        memo[key] = score
-    return score
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 def _peak_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay: _Axis, read_x, read_y,
