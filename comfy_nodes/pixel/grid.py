@@ -1844,8 +1844,6 @@ def _cell_flatness(frames: list[np.ndarray], grid: Grid, diffs: list[np.ndarray]
         return 0.0, 1.0
     absdev = sqdev = total = noise = 0.0
     k = float(mask.sum())
-    # second differences across the sparse pixels' own neighbours (every other sparse row is plenty)
-    xs = np.clip(np.arange(s0, w, step), 1, w - 2) if w >= 3 else None
     for a, d in zip(frames, diffs if diffs is not None else _recon_diffs(frames, grid.x_lines, grid.y_lines)):
         dm = d[mask].astype(np.float32).ravel()
         absdev += float(dm.sum()) / k
@@ -1853,17 +1851,22 @@ def _cell_flatness(frames: list[np.ndarray], grid: Grid, diffs: list[np.ndarray]
         px = _sparse_pixels(a)[mask].astype(np.float32)
         px = (px - px.mean(axis=0)).ravel()
         total += float(px @ px) / k
-        if xs is not None:
-            noise += _pixel_noise(a, xs, s0, step)
+        if w >= 3:
+            noise += _pixel_noise(a)
     n = len(frames)
     return absdev / max(3.0 * n, noise), (1.0 - sqdev / total if total > 0 else 1.0)
 
 
-def _pixel_noise(a: np.ndarray, xs: np.ndarray, s0: int, step: int) -> float:
-    """The median absolute second difference along x (RGB levels summed) at columns ``xs`` of
-    every other sparse row of ``a``: the image's own pixel noise, which no lattice changes, so
-    it is read once per automatic detection (see :data:`_SCORES`)."""
+def _pixel_noise(a: np.ndarray) -> float:
+    """The median absolute second difference along x (RGB levels summed) at the sparse pixels
+    of :func:`_recon_diffs`, on every other sparse row of ``a`` (plenty): the image's own pixel
+    noise, which no lattice changes, so it is read once per automatic detection (see
+    :data:`_SCORES`). ``a`` is at least 3 px wide."""
     def read() -> float:
+        h, w = a.shape[:2]
+        step = _sparse_step(h, w)
+        s0 = step // 2
+        xs = np.clip(np.arange(s0, w, step), 1, w - 2)
         rows, trio = a[s0::2 * step], np.stack([xs - 1, xs, xs + 1])
         rgb = rows[:, trio, :3].astype(np.int16)
         second = np.abs(rgb[:, 0] + rgb[:, 2] - 2 * rgb[:, 1]).sum(axis=-1)
@@ -1992,21 +1995,21 @@ def _check_cells_hold_colours(frames: list[np.ndarray], grid: Grid, source: str)
     """``grid``, unless its colours ignore its lines (see :func:`_phase_ratio`) or vary inside
     its cells (see :func:`_cell_flatness`): then ``NoGridFoundError``, rather than a lattice
     laid over a photo, painting or screenshot."""
-    cells = f"the best lattice ({grid.cell_w:.1f}x{grid.cell_h:.1f} px cells)"
-    ratio, noise_ratio, r2 = _lattice_score(frames, grid)
-    if ratio > PHASE_RATIO_MAX:
-        raise NoGridFoundError(f"no pixel grid found in {source}: its colours do not change at the lines "
-                               f"of {cells}, so it is not pseudo pixel art")
-    if r2 < FLAT_R2_MIN and noise_ratio > FLAT_NOISE_MAX:
-        raise NoGridFoundError(f"no pixel grid found in {source}: its colours vary inside the cells of {cells} "
-                               f"far beyond its pixel noise, so it is not pseudo pixel art")
+    why = _not_pixel_art(_lattice_score(frames, grid), f"the best lattice ({grid.cell_w:.1f}x{grid.cell_h:.1f} px cells)")
+    if why:
+        raise NoGridFoundError(f"no pixel grid found in {source}: {why}, so it is not pseudo pixel art")
     return grid
 
 
-def _holds_colours(score: tuple[float, float, float]) -> bool:
-    """Whether a lattice of this :func:`_lattice_score` passes :func:`_check_cells_hold_colours`."""
+def _not_pixel_art(score: tuple[float, float, float], cells: str = "the lattice") -> str | None:
+    """Why a lattice of this :func:`_lattice_score` is no pseudo pixel grid (naming it
+    ``cells``), or None when it is one."""
     ratio, noise_ratio, r2 = score
-    return ratio <= PHASE_RATIO_MAX and not (r2 < FLAT_R2_MIN and noise_ratio > FLAT_NOISE_MAX)
+    if ratio > PHASE_RATIO_MAX:
+        return f"its colours do not change at the lines of {cells}"
+    if r2 < FLAT_R2_MIN and noise_ratio > FLAT_NOISE_MAX:
+        return f"its colours vary inside the cells of {cells} far beyond its pixel noise"
+    return None
 
 
 def _half_shifted(lines: np.ndarray) -> np.ndarray:
@@ -2473,7 +2476,7 @@ def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay
         r, n, q = _pair_score(frames, size, *pair)
         if r < base[0] - RETRY_MARGIN and n < base[1] and q >= base[2]:
             tries.append((r, pair))
-        elif finer and _holds_colours(base) and n <= SQUARE_FLAT * base[1] and q >= base[2] and r < SQUARE_FLAT_PHASE:
+        elif finer and not _not_pixel_art(base) and n <= SQUARE_FLAT * base[1] and q >= base[2] and r < SQUARE_FLAT_PHASE:
             tries.append((r, pair))
     return min(tries, key=lambda t: t[0])[1] if tries else (ax, ay)
 
