@@ -3,6 +3,7 @@ result or a ``DgxPixelsError`` that names the input and says what was expected; 
 ``error:`` + ``hint:`` and the documented exit code, never a traceback."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -285,6 +286,11 @@ def test_cli_reads_every_png_mode(capsys, tmp_path, pngs, kind):
     (["sheet", "{rgb}", "-o", "{tmp}/s.png", "--json", "{rgb}/x.json"], 6, "cannot write"),
     (["sheet", "{rgb}", "--tileset", "-o", "{tmp}/t.png", "--tolerance", "nan"], 2, "seam tolerance must be 0..255"),
     (["sheet", "{tmp}/empty", "-o", "{tmp}/s.png"], 2, "folder"),
+    (["sheet", "{rgb}", "-o", "{tmp}/s.jpg"], 2, "-o {tmp}/s.jpg: the image is written as PNG, so its name must end in .png"),
+    (["sheet", "{rgb}", "--tileset", "-o", "{tmp}/t"], 2, "its name must end in .png"),
+    (["sheet", "{rgb}", "-o", "{rgb}"], 2, "-o {rgb}: writing {rgb} would replace the input {rgb}"),
+    (["sheet", "{rgb}", "-o", "{tmp}/s.png", "--preview", "{tmp}/s.png"], 2, "would replace the sheet {tmp}/s.png"),
+    (["sheet", "{rgb}", "-o", "{tmp}/", "--json", "{tmp}/sheet.png"], 2, "--json {tmp}/sheet.png: writing"),
     (["palette", "convert", "pico-8", "{rgb}/x.hex"], 6, "cannot write palette file"),
     (["palette", "extract", "{rgb}", "-k", "4", "--seed", "-1", "-o", "{tmp}/x.hex"], 2, "seed must be an integer"),
     (["palette", "extract", "{rgb}", "-k", "0", "--tolerance", "0", "-o", "{tmp}/x.hex"], 2, "tolerance must be > 0"),
@@ -299,7 +305,7 @@ def test_cli_bad_input_is_error_and_hint(capsys, tmp_path, pngs, argv, code, mes
     args = [a.format(rgb=pngs["rgb"], tmp=tmp_path) for a in argv]
     rc, out, err = _cli(capsys, *args)
     assert rc == code, err
-    assert err.startswith("error: ") and message in err
+    assert err.startswith("error: ") and message.format(rgb=pngs["rgb"], tmp=tmp_path) in err
     assert "\nhint: " in err or code == 2 and "hint" not in err
 
 
@@ -351,3 +357,16 @@ def test_export_upscale_beyond_16k_is_refused_before_scaling(tmp_path):
     with pytest.raises(InvalidArgumentError, match=r"upscale 64 makes the 1024x1024 image"):
         export_sheet(tmp_path, "big.png", sheet, upscale=64, create_project=True)
     assert not list(tmp_path.rglob("*.png"))
+
+
+def test_sheet_into_a_folder_writes_sheet_png_and_its_preview_and_atlas_beside_it(capsys, tmp_path, pngs):
+    out = tmp_path / "out"
+    rc, _, err = _cli(capsys, "sheet", pngs["rgb"], pngs["rgb"], "-o", f"{out}/", "--preview", f"{out}/",
+                      "--json", str(out / "sheet.json"))
+    assert rc == 0, err
+    assert Image.open(out / "sheet.png").size == (32, 16)
+    assert Image.open(out / "sheet_preview.png").size[0] > 32
+    assert json.loads((out / "sheet.json").read_text())["meta"]["image"] == "sheet.png"
+    rc, _, err = _cli(capsys, "sheet", pngs["rgb"], "--tileset", "-o", str(out))
+    assert rc == 0, err
+    assert Image.open(out / "tileset.png").size == (16, 16)

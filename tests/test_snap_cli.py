@@ -244,3 +244,40 @@ def test_snap_write_failures_are_errors_and_inputs_are_never_replaced(tmp_path):
     for args in ([str(frames / "f0.png"), "-o", str(blocker / "o.png")], [str(frames), "-o", str(blocker / "sub")]):
         p = run(*args)
         assert p.returncode == 6 and f"error: cannot write {blocker}/" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_snap_output_folder_gets_the_inputs_name_and_other_suffixes_are_refused(tmp_path):
+    """``-o DIR/`` (or an existing folder) writes INPUT's name there, as ``cp`` does; a name that
+    does not end in .png is refused before any work (PNG bytes under a .jpg name mislead every
+    tool); the input and the sprite are never written over."""
+    s = sprite()
+    src = tmp_path / "knight.png"
+    Image.fromarray(np.repeat(np.repeat(s, 9, axis=0), 9, axis=1)).save(src)
+    new = tmp_path / "new"
+    p = run(str(src), "-o", f"{new}/", "--preview", f"{new}/")
+    assert p.returncode == 0, p.stderr
+    assert np.array_equal(np.array(Image.open(new / "knight.png").convert("RGB")), s)
+    assert Image.open(new / "knight_preview.png").size == (16 * 8, 14 * 8)
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    p = run(str(src), "-o", str(existing))
+    assert p.returncode == 0 and f"{existing / 'knight.png'}: 16x14 px" in p.stderr
+    before = src.read_bytes()
+    for args, message in (
+        (["-o", str(tmp_path / "out.jpg")], f"-o {tmp_path / 'out.jpg'}: the image is written as PNG, so its name "
+                                            "must end in .png"),
+        (["-o", str(tmp_path / "sprite")], "its name must end in .png"),
+        (["-o", str(tmp_path)], f"-o {tmp_path}: writing {src} would replace the input {src}"),
+        (["-o", str(tmp_path / "a.png"), "--preview", str(tmp_path / "a.png")], "would replace the sprite"),
+    ):
+        p = run(str(src), *args)
+        assert p.returncode == 2 and message in p.stderr, p.stderr
+    assert "hint: e.g. -o " + str(tmp_path / "out.png") in run(str(src), "-o", str(tmp_path / "out.jpg")).stderr
+    assert src.read_bytes() == before
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["existing", "knight.png", "new"]
+    # frames: the previews may not go into the frames' own folder
+    second = tmp_path / "k2.png"
+    second.write_bytes(before)
+    p = run(str(src), str(second), "-o", str(tmp_path / "frames"), "--preview", str(tmp_path / "frames"))
+    assert p.returncode == 2 and "the previews would replace the frames" in p.stderr, p.stderr
+    assert not (tmp_path / "frames").exists()

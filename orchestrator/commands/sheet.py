@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="frame images or folders of images (sorted by name); "
                    "with --split: the sheet")
     p.add_argument("-o", "--output", required=True, metavar="PATH",
-                   help="sheet/tileset PNG to write; with --split: the folder for the frames")
+                   help="sheet/tileset PNG to write (or a folder, existing or ending in /, to write sheet.png or "
+                        "tileset.png into); with --split: the folder for the frames")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--split", action="store_true", help="cut the input sheet into frames")
     mode.add_argument("--tileset", action="store_true", help="lay out equal-size tiles and check them for seams")
@@ -107,18 +108,6 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     return out
 
 
-def write_output(path, write) -> None:
-    """Run ``write(path)``; a failure (missing permission, a file where a folder is needed, a full
-    disk) becomes an ``ExportError`` naming the path instead of a traceback."""
-    from comfy_nodes.pixel.errors import ExportError
-
-    try:
-        write(path)
-    except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}",
-                          hint="check that the folder is writable and that no file stands where a folder is needed") from None
-
-
 def load_frames(inputs: list[str]):
     """The frames of ``inputs`` in order; an animated GIF, APNG or WebP gives all of its frames."""
     from comfy_nodes.pixel.imageio import load_frames as frames_of
@@ -135,6 +124,8 @@ def run(args) -> int:
     from comfy_nodes.pixel.errors import InvalidArgumentError
     from comfy_nodes.pixel.imageio import save_png
     from comfy_nodes.pixel.sheet import build_sheet, format_animations, sheet_preview, split_sheet
+
+    from .outputs import check_not_replacing, png_output, write_output
 
     cell = parse_size(args.cell, "--cell") if args.cell else None
     padding = parse_pair(args.padding, "--padding")
@@ -163,38 +154,45 @@ def run(args) -> int:
               f"padding {res.padding[0]},{res.padding[1]}, offset {res.offset[0]},{res.offset[1]}) -> {out}")
         return 0
 
+    kind = "tileset" if args.tileset else "sheet"
+    keep = [("the input", p) for p in expand_inputs(args.inputs)]
+    output = png_output(args.output, "-o", f"{kind}.png", keep)
+    keep.append((f"the {kind}", output))
+    preview_to = png_output(args.preview, "--preview", f"{kind}_preview.png", keep) if args.preview else None
+    if args.json:
+        check_not_replacing(args.json, f"--json {args.json}", keep + ([("the preview", preview_to)] if preview_to else []))
     frames = load_frames(args.inputs)
     if args.tileset:
         from comfy_nodes.pixel.tileset import build_tileset, check_seamless
 
         ts = build_tileset(frames, columns=args.columns, spacing=args.spacing, margin=args.margin)
-        write_output(args.output, lambda p: save_png(ts.image, p))
+        write_output(output, lambda p: save_png(ts.image, p))
         report = check_seamless(frames, args.tolerance)
         print(f"tileset {ts.image.shape[1]}x{ts.image.shape[0]}: {ts.count} tiles of {ts.tile_w}x{ts.tile_h}, "
-              f"{ts.columns} columns, spacing {ts.spacing}, margin {ts.margin} -> {args.output}")
+              f"{ts.columns} columns, spacing {ts.spacing}, margin {ts.margin} -> {output}")
         print(report.summary())
         if args.preview:
             preview = sheet_preview(ts.image, scale=args.preview_scale, grid=ts.as_sheet())
-            write_output(args.preview, lambda p: save_png(preview, p))
+            write_output(preview_to, lambda p: save_png(preview, p))
         return 7 if args.strict and report.failing else 0
 
     sheet = build_sheet(frames, columns=args.columns, rows=args.rows, cell_size=cell, anchor=args.anchor,
                         trim=args.trim, padding=padding or (0, 0), offset=offset, pow2=args.pow2,
                         animations=args.animations)
-    write_output(args.output, lambda p: save_png(sheet.image, p))
+    write_output(output, lambda p: save_png(sheet.image, p))
     if args.json:
         from comfy_nodes.pixel.bevy_export import atlas_json
         from comfy_nodes.pixel.imageio import atomic_write_bytes
 
-        rel = os.path.relpath(os.path.abspath(args.output), os.path.dirname(os.path.abspath(args.json)))
+        rel = os.path.relpath(os.path.abspath(output), os.path.dirname(os.path.abspath(args.json)))
         doc = atlas_json(sheet, Path(rel).as_posix())
         write_output(args.json, lambda p: atomic_write_bytes(p, (json.dumps(doc, indent=1) + "\n").encode("utf-8")))
     if args.preview:
         preview = sheet_preview(sheet.image, scale=args.preview_scale, grid=sheet)
-        write_output(args.preview, lambda p: save_png(preview, p))
+        write_output(preview_to, lambda p: save_png(preview, p))
     anims = format_animations(sheet.animations)
     print(f"sheet {sheet.width}x{sheet.height}: {len(sheet.frames)} frames, {sheet.columns}x{sheet.rows} cells of "
           f"{sheet.cell_w}x{sheet.cell_h}, padding {sheet.padding[0]},{sheet.padding[1]}, "
           f"offset {sheet.offset[0]},{sheet.offset[1]}" + (f"; animations {anims}" if anims else "")
-          + f" -> {args.output}", file=sys.stdout)
+          + f" -> {output}", file=sys.stdout)
     return 0

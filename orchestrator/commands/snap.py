@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="image file (PNG, JPEG, WebP, GIF; any mode); several files, a folder of them (sorted by "
                         "name) or an animated file are animation frames")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="PNG to write (true resolution); for several frames, the folder to write them into")
+                   help="PNG to write (true resolution), or a folder (existing, or ending in /) to write INPUT's "
+                        "name into; for several frames, the folder to write them into")
     g = p.add_argument_group("grid override (default: automatic)")
     g.add_argument("--cell", type=float, metavar="N", help="cell size in source pixels, both axes (may be fractional)")
     g.add_argument("--cell-w", type=float, metavar="W", help="cell width in source pixels")
@@ -85,18 +86,23 @@ def run(args) -> int:
     from comfy_nodes.pixel import grid as G
     from comfy_nodes.pixel.imageio import save_png, upscale_nearest
 
-    from .sheet import write_output
+    from .outputs import png_output, write_output
 
-    _, source, rgba = frames[0]
+    name, source, rgba = frames[0]
+    keep = [("the input", paths[0])]
+    output = png_output(args.output, "-o", name, keep)
+    preview = None
+    if args.preview:
+        preview = png_output(args.preview, "--preview", f"{name[:-4]}_preview.png", keep + [("the sprite", output)])
     result = G.snap(rgba, background="transparent" if args.transparent_bg else "keep", source=source,
                     **_overrides(args))
     img = result.image
     if args.colors is not None or args.palette is not None:
         img = _reduce_colours([img], args)[0]
-    write_output(args.output, partial(save_png, img))
-    if args.preview:
-        write_output(args.preview, partial(save_png, upscale_nearest(img, args.preview_scale)))
-    _report(result.grid, args, {"output": str(args.output)}, f"{args.output}:")
+    write_output(output, partial(save_png, img))
+    if preview:
+        write_output(preview, partial(save_png, upscale_nearest(img, args.preview_scale)))
+    _report(result.grid, args, {"output": str(output)}, f"{output}:")
     return 0
 
 
@@ -126,7 +132,7 @@ def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
     from comfy_nodes.pixel.errors import InputImageError, InvalidArgumentError
     from comfy_nodes.pixel.imageio import save_png, upscale_nearest
 
-    from .sheet import write_output
+    from .outputs import write_output
 
     out_dir = Path(args.output)
     folders = [("-o", out_dir)] + ([("--preview", Path(args.preview))] if args.preview else [])
@@ -134,6 +140,9 @@ def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
         if target.is_file() or (not target.exists() and target.suffix.lower() == ".png"):
             raise InvalidArgumentError(f"{flag} {target}: {len(frames)} frames are written into a folder, "
                                        "and this names a PNG file", hint=f"give a folder, e.g. {flag} frames/")
+    if args.preview and Path(args.preview).resolve() == out_dir.resolve():
+        raise InvalidArgumentError(f"--preview {args.preview}: the previews would replace the frames written into {out_dir}",
+                                   hint="give the previews their own folder")
     seen: dict[str, str] = {}
     for name, source, _ in frames:
         if name in seen:
