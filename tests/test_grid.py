@@ -296,6 +296,25 @@ def test_manual_cell_and_size_overrides():
     assert (sep.cols, sep.rows) == (20, 16)
 
 
+def test_overrides_are_checked_and_honoured_alike_for_one_image_and_for_frames():
+    sprite = make_sprite(12, 12, 7)
+    img = np.repeat(np.repeat(sprite, 7, axis=0), 7, axis=1)
+    for detect in (G.detect_grid, lambda a, **kw: G.detect_grid_batch([a, a], **kw)):
+        # a cell given as twice the true one is taken as given, even with unset per-axis keys
+        g = detect(img, cell=14.0, cell_w=None, cell_h=None, width=None, height=None)
+        assert (g.cell_w, g.cell_h, g.cols, g.rows) == (14.0, 14.0, 6, 6)
+        one = detect(img, cell=1.0)
+        assert (one.cols, one.rows) == (84, 84)
+        for kw, message in (({"cell": 0.5}, "cell_w 0.5 is under one source pixel"),
+                            ({"cell_w": 7.0, "cell_h": 0.25}, "cell_h 0.25 is under one source pixel"),
+                            ({"cell": 85.0}, "cell_w 85.0 is larger than the image (84 px)"),
+                            ({"width": 85, "height": 12}, "width 85 is larger than the image width 84"),
+                            ({"cell": float("nan")}, "cell_w must be > 0")):
+            with pytest.raises(InvalidArgumentError) as ei:
+                detect(img, **kw)
+            assert message in str(ei.value)
+
+
 def test_alpha_is_kept_and_binarised():
     sprite = make_sprite(12, 12, 5)
     sprite[:3, :, 3] = 0

@@ -176,6 +176,13 @@ def test_snap_frames_share_one_grid_and_one_palette(tmp_path):
     for c in colours[2:4]:
         outs = {most_common(g[(t == c).all(-1)]) for g, t in zip(got, truth)}
         assert len(outs) == 1, (c, outs)
+    # a grid given on the command line is the frames' grid too
+    p = run(*map(str, srcs), "-o", str(out), "--width", "8", "--height", "7", "--json")
+    assert p.returncode == 0 and (json.loads(p.stdout)["cols"], json.loads(p.stdout)["rows"]) == (8, 7), p.stderr
+    p = run(*map(str, srcs), "-o", str(out), "--cell", "18.8", "--json")
+    assert p.returncode == 0 and (json.loads(p.stdout)["cols"], json.loads(p.stdout)["rows"]) == (8, 7), p.stderr
+    assert abs(json.loads(p.stdout)["cell_w"] - 18.8) < 0.1
+    assert Image.open(out / "walk0.png").size == (8, 7)
 
 
 def test_snap_reads_every_frame_of_an_animated_gif(tmp_path):

@@ -1491,6 +1491,28 @@ def _check_pos(name: str, v, kind=float):
     return f
 
 
+def _checked_overrides(w: int, h: int, cell, cell_w, cell_h, width, height) -> tuple:
+    """(cell_w, cell_h, width, height) of the overrides for a ``w`` x ``h`` image, each None or
+    checked: ``cell_w`` / ``cell_h`` default to ``cell``; cells of 1 source px up to the image's
+    side, sizes up to the image's."""
+    cw = _check_pos("cell_w", cell_w if cell_w is not None else cell)
+    ch = _check_pos("cell_h", cell_h if cell_h is not None else cell)
+    tw = _check_pos("width", width, int)
+    th = _check_pos("height", height, int)
+    if tw is not None and tw > w:
+        raise InvalidArgumentError(f"width {tw} is larger than the image width {w}")
+    if th is not None and th > h:
+        raise InvalidArgumentError(f"height {th} is larger than the image height {h}")
+    for name, c, n in (("cell_w", cw, w), ("cell_h", ch, h)):
+        if c is not None and c > n:
+            raise InvalidArgumentError(f"{name} {c} is larger than the image ({n} px)")
+        if c is not None and c < 1.0:
+            # a cell under one source pixel would draw each source pixel as several art pixels
+            raise InvalidArgumentError(f"{name} {c} is under one source pixel",
+                                       hint="a cell is at least 1 source pixel; a cell of 1 keeps the image's own pixels")
+    return cw, ch, tw, th
+
+
 def detect_grid(
     rgba: np.ndarray,
     *,
@@ -1504,28 +1526,19 @@ def detect_grid(
     """Detect the pseudo-pixel grid of an (H, W, 3|4) image.
 
     Overrides: ``cell`` (source px per true pixel, both axes) or ``cell_w``/``cell_h``
-    (floats, source px); or ``width``/``height`` (true pixels): then only the line
-    positions are fitted. Raises ``NoGridFoundError`` when no regular grid is present.
+    (floats, source px, from 1 up to the image's side); or ``width``/``height`` (true pixels,
+    up to the image's): then only the line positions are fitted. A bad override is an
+    ``InvalidArgumentError`` naming it. Raises ``NoGridFoundError`` when no regular grid is present.
     """
     a = _detection_view(_validate(rgba, source))
-    cw = _check_pos("cell_w", cell_w if cell_w is not None else cell)
-    ch = _check_pos("cell_h", cell_h if cell_h is not None else cell)
-    tw = _check_pos("width", width, int)
-    th = _check_pos("height", height, int)
     h, w = a.shape[:2]
-    if tw is not None and tw > w:
-        raise InvalidArgumentError(f"width {tw} is larger than the image width {w}")
-    if th is not None and th > h:
-        raise InvalidArgumentError(f"height {th} is larger than the image height {h}")
-    for name, c, n in (("cell_w", cw, w), ("cell_h", ch, h)):
-        if c is not None and c > n:
-            raise InvalidArgumentError(f"{name} {c} is larger than the image ({n} px)")
+    cw, ch, tw, th = _checked_overrides(w, h, cell, cell_w, cell_h, width, height)
     auto = cw is None and ch is None and tw is None and th is None
     if auto:
         exact = _exact_block_grid([a])
         if exact is not None:
             return _inside_blocks([a], exact, source)
-    if (cw is not None and cw <= 1.0 and ch is not None and ch <= 1.0) or (tw == w and th == h):
+    if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
     try:
         return _find_grid([a], w, h, cw, ch, tw, th, source)
@@ -2525,7 +2538,8 @@ def _lines_around(centres: np.ndarray, n: int, period: float, source: str) -> np
     return np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]])
 
 
-def detect_grid_batch(frames, **overrides) -> Grid:
+def detect_grid_batch(frames, *, cell: float | None = None, cell_w: float | None = None, cell_h: float | None = None,
+                      width: int | None = None, height: int | None = None) -> Grid:
     """One grid shared by all ``frames`` (animation frames must share it).
 
     The frames' edge evidence is summed, so a line visible in any frame counts. All frames
@@ -2542,17 +2556,15 @@ def detect_grid_batch(frames, **overrides) -> Grid:
             raise InputImageError(f"frame {i} is {a.shape[1]}x{a.shape[0]} but frame 0 is {w}x{h}",
                                   hint="frames that share a grid must have one size")
     if len(arrs) == 1:
-        return detect_grid(arrs[0], **overrides)
-    cell = overrides.get("cell")
-    cw = _check_pos("cell_w", overrides.get("cell_w", cell))
-    ch = _check_pos("cell_h", overrides.get("cell_h", cell))
-    tw = _check_pos("width", overrides.get("width"), int)
-    th = _check_pos("height", overrides.get("height"), int)
+        return detect_grid(arrs[0], cell=cell, cell_w=cell_w, cell_h=cell_h, width=width, height=height)
+    cw, ch, tw, th = _checked_overrides(w, h, cell, cell_w, cell_h, width, height)
     views = [_detection_view(a) for a in arrs]
     if cw is None and ch is None and tw is None and th is None:
         exact = _exact_block_grid(views)
         if exact is not None:
             return _inside_blocks(views, exact, "the frames")
+    if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
+        return identity_grid(w, h, confidence=1.0)
     return _find_grid(views, w, h, cw, ch, tw, th, "the frames")
 
 
