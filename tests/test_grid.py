@@ -389,8 +389,27 @@ def test_no_grid_raises(kind):
         x = np.linspace(0, 255, 300)
         img = np.stack(np.broadcast_arrays(x[None, :], x[:, None], np.full((300, 300), 80.0)), -1).astype(np.uint8)
     with pytest.raises(NoGridFoundError) as ei:
-        G.snap(img)
-    assert "grid" in str(ei.value)
+        G.snap(img, source="art.png")
+    assert str(ei.value).startswith("no pixel grid found in art.png: ")
+    if kind == "flat":
+        assert "it is one flat colour" in str(ei.value)
+
+
+def test_no_grid_in_an_empty_image_or_empty_frames_says_so():
+    clear = np.zeros((200, 200, 4), np.uint8)
+    clear[..., :3] = 90  # what lies under alpha 0 is not drawn
+    with pytest.raises(NoGridFoundError) as ei:
+        G.snap(clear, source="cutout.png")
+    assert ei.value.message == "no pixel grid found in cutout.png: it is fully transparent"
+    assert "nothing is drawn" in ei.value.hint
+    with pytest.raises(NoGridFoundError) as ei:
+        G.detect_grid_batch([clear, clear])
+    assert ei.value.message == "no pixel grid found in the frames: it is fully transparent"
+    flat = np.full((120, 90, 3), 40, np.uint8)
+    with pytest.raises(NoGridFoundError) as ei:
+        G.detect_grid_batch([flat, flat])
+    assert ei.value.message == "no pixel grid found in the frames: it is one flat colour"
+    assert "--cell" in ei.value.hint
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

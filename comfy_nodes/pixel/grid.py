@@ -1628,8 +1628,23 @@ def _find_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source:
         if _recon_error(frames, fine.x_lines, fine.y_lines) < FINE_WIN * coarse:
             return fine
     if grid is None:
-        raise failure
+        raise _named_failure(failure, frames, source)
     return grid
+
+
+def _named_failure(failure: NoGridFoundError, frames: list[np.ndarray], source: str) -> NoGridFoundError:
+    """``failure`` naming ``source``, and saying so when the frames are fully transparent or
+    one flat colour: the line search, which knows neither, only finds no regular edges."""
+    if f" in {source}" in failure.message:
+        return failure
+    hint = None
+    if all(f.shape[-1] == 4 and not (f[..., 3] > 0).any() for f in frames):
+        why, hint = "it is fully transparent", "nothing is drawn in it: check the input (or what removed its background)"
+    elif all((f[..., :3] == frames[0][0, 0, :3]).all() for f in frames):
+        why = "it is one flat colour"
+    else:
+        why = "it has no regular edges"
+    return NoGridFoundError(f"no pixel grid found in {source}: {why}", hint=hint)
 
 
 def _on_jpeg_blocks(grid: Grid) -> bool:
