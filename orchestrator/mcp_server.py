@@ -279,7 +279,7 @@ class PixelMCP:
         if len(frames) > 1:
             return self._snap_frames(src, frames, output, cell, width, height, colors, palette,
                                      transparent_background)
-        dst = self.paths.file(output, must_exist=False) if output else None
+        dst = self._png_output(output, src)
         res = grid.snap(frames[0], cell=cell, width=width, height=height,
                         background="transparent" if transparent_background else "keep", source=str(src))
         img = res.image
@@ -328,13 +328,27 @@ class PixelMCP:
         from comfy_nodes.pixel.imageio import load_image, save_png
 
         src = self.paths.file(path)
-        dst = self.paths.file(output, must_exist=False) if output else None
+        dst = self._png_output(output, src)
         img = _reduce([load_image(src)], colors, palette, self.paths, dither=dither)[0]
         info = {"input": str(src), "width": int(img.shape[1]), "height": int(img.shape[0]), "palette": palette}
         if dst is not None:
             save_png(img, dst)
             info["output"] = str(dst)
         return info, _preview_png(img)
+
+    def _png_output(self, output: str | None, src: Path) -> Path | None:
+        """The checked file ``output`` names inside the roots (None for no output): a .png
+        (the image is written as PNG) that is not the input ``src``, which a tool never replaces."""
+        if not output:
+            return None
+        if not output.strip().lower().endswith(".png"):
+            raise InvalidArgumentError(f"output {output!r}: the image is written as PNG, so its name must end in .png",
+                                       hint=f"e.g. {Path(output).stem or 'sprite'}.png")
+        dst = self.paths.file(output, must_exist=False)
+        if dst.resolve() == src.resolve():
+            raise InvalidArgumentError(f"output {output!r} is the input: a tool never writes over its input",
+                                       hint="give another file name")
+        return dst
 
     def list_palettes(self) -> list[dict]:
         from comfy_nodes.pixel import palettes_builtin

@@ -133,9 +133,17 @@ def test_stdio_lists_tools_and_snaps_a_benchmark_input(tmp_path, benchmark_input
             names = {t.name for t in await c.list_tools()}
             res = await c.call_tool("snap_image", {"path": "ai.png", "output": "assets/sprites/ai.png"})
             resources = {str(r.uri) for r in await c.list_resources()}
-            return names, res, resources
+            errors = await _tool_errors(c, [
+                ("jpg", "snap_image", {"path": "ai.png", "output": "assets/sprites/ai.jpg"}),
+                ("self", "snap_image", {"path": "ai.png", "output": "ai.png"}),
+                ("qself", "quantize_image", {"path": "ai.png", "palette": "pico-8", "output": "ai.png"})])
+            return names, res, resources, errors
 
-    names, res, resources = _run(go())
+    before = (game / "ai.png").read_bytes()
+    names, res, resources, errors = _run(go())
+    assert "output 'assets/sprites/ai.jpg': the image is written as PNG, so its name must end in .png" in errors["jpg"]
+    assert "output 'ai.png' is the input" in errors["self"] and "output 'ai.png' is the input" in errors["qself"]
+    assert (game / "ai.png").read_bytes() == before and not (game / "assets" / "sprites" / "ai.jpg").exists()
     assert {"list_workflows", "describe_workflow", "generate", "snap_image", "quantize_image", "list_palettes",
             "deploy", "list_assets", "job_status", "cancel"} <= names
     assert {"dgx-pixels://workflows", "dgx-pixels://palettes"} <= resources
