@@ -2,6 +2,8 @@
 result or an error naming the node input and what was expected."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,90 @@ def test_palette_files_outside_comfyui_folders_are_refused_with_the_right_words(
     with pytest.raises(InvalidArgumentError, match="swatch must be a whole number of pixels >= 1, got 0"):
         DGXPixelsPaletteSave.execute(PICO, filename="p", format="png", swatch=0)
     assert not list((tmp_path / "out").rglob("*.*"))
+
+
+@pytest.mark.parametrize("node, call, name, mask_name", IMAGE_NODES, ids=IDS)
+def test_load_image_placeholder_mask_means_no_mask(node, call, name, mask_name):
+    """ComfyUI's LoadImage gives an image without alpha a 64x64 mask of zeros; wired to a node's
+    mask input (as its tooltip suggests) it means "no mask", not a mask of the wrong size."""
+    def plain(out):
+        return [o.hex_list() if hasattr(o, "hex_list") else o for o in out.result if isinstance(o, torch.Tensor)
+                or hasattr(o, "hex_list")]
+
+    with_placeholder = call(sprite_batch(), torch.zeros(1, 64, 64))
+    without = call(sprite_batch(), None)
+    for a, b in zip(plain(with_placeholder), plain(without)):
+        assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+    with pytest.raises(InputImageError, match=rf"^{mask_name} is 64x64"):
+        call(sprite_batch(), torch.ones(1, 64, 64))
+
+
+def test_grid_snap_mask_errors_name_the_mask():
+    from comfy_nodes.nodes.nodes_grid import DGXPixelsGridSnap
+
+    img = sprite_batch(1, 48, 48)
+    for mask, message in ((torch.full((1, 48, 48), float("nan")), r"^mask contains NaN or infinite values"),
+                          (torch.ones(1, 5, 5), r"^mask is 5x5 \(shape \(1, 5, 5\)\) but image is 48x48: expected a "
+                                                r"mask of shape \(1, 48, 48\)"),
+                          (torch.zeros(1, 0, 0), r"^mask is 0x0")):
+        with pytest.raises(InputImageError, match=message) as exc:
+            DGXPixelsGridSnap.execute(img, mode="cell", cell_size=6, mask=mask)
+        assert "2x2" not in exc.value.hint
+
+
+@pytest.mark.parametrize("node", ["background", "strays", "outline", "trim"])
+def test_cleanup_nodes_output_binary_alpha(node):
+    """A soft mask (LoadImage of an antialiased PNG) comes out cut at half: pixel art has no
+    half-transparent pixels, and the nodes treat alpha under 128 as transparent."""
+    call = dict((n[0], n[1]) for n in IMAGE_NODES)[node]
+    mask = torch.full((1, 8, 8), 0.3)  # alpha 179
+    mask[0, :, :2] = 0.7  # alpha 77
+    out = call(sprite_batch(), mask).result
+    alpha = np.round(out[0][0, ..., 3].numpy() * 255).astype(int)
+    assert set(np.unique(alpha).tolist()) <= {0, 255}
+    if node == "outline":
+        # the cut is where the node sees the sprite: the outline rings the opaque part
+        assert (alpha[:, 2:] == 255).all()
+    if node == "strays":
+        assert (alpha[:, :2] == 0).all() and (alpha[:, 2:] == 255).all()
+    if node == "background":  # the green backdrop goes too, the red square stays
+        assert (alpha[:, :2] == 0).all() and (alpha[2:6, 2:6] == 255).all() and alpha.sum() == 16 * 255
+    mask_out = out[1][0].numpy()
+    assert set(np.unique(mask_out).tolist()) <= {0.0, 1.0}
+
+
+def test_trim_per_frame_with_an_empty_frame_keeps_the_trim():
+    a = np.zeros((3, 16, 16, 4), np.float32)
+    a[0, 2:4, 3:5] = 1.0
+    a[2, 5:8, 1:3] = 1.0
+    img, _, boxes, left, top = DGXPixelsTrim.execute(torch.from_numpy(a), batch_mode="per_frame").result
+    assert tuple(img.shape) == (3, 3, 2, 4)
+    assert float(img[1].abs().sum()) == 0.0  # the empty frame: transparent at the batch's size
+    assert (img[0, :2, :2, 3] == 1).all() and (img[0, 2:, :, 3] == 0).all() and (img[2, ..., 3] == 1).all()
+    assert json.loads(boxes)[0] == [3, 2, 5, 4] and (left, top) == (3, 2)
+
+
+def test_sprite_sheet_of_empty_frames_keeps_their_size_not_one_pixel_cells():
+    for trim in ("each", "union", "none"):
+        sheet, data = DGXPixelsSpriteSheet.execute(torch.zeros(4, 32, 32, 4), trim=trim).result[:2]
+        assert tuple(sheet.shape) == (1, 64, 64, 4) and (data.cell_w, data.cell_h) == (32, 32), trim
+
+
+def test_palette_save_turns_os_failures_into_errors_naming_the_file(tmp_path, monkeypatch):
+    import folder_paths
+
+    from comfy_nodes.nodes.nodes_palette import DGXPixelsPaletteSave
+    from comfy_nodes.pixel.errors import ExportError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "palettes").write_text("a file where a folder is needed")
+    monkeypatch.setattr(folder_paths, "get_output_directory", lambda: str(out))
+    with pytest.raises(ExportError, match=r"^cannot write palettes/hero\.hex in ComfyUI's output folder"):
+        DGXPixelsPaletteSave.execute(PICO, filename="palettes/hero")
+    with pytest.raises(ExportError, match="cannot write a{300}\\.hex"):
+        DGXPixelsPaletteSave.execute(PICO, filename="a" * 300)
+    for name in ("sub/", ".hex", ".", "sub/.."):
+        with pytest.raises(InvalidArgumentError, match="has no file name, only a folder"):
+            DGXPixelsPaletteSave.execute(PICO, filename=name)
+    assert sorted(p.name for p in out.iterdir()) == ["palettes"]

@@ -19,7 +19,7 @@ from comfy_nodes.nodes.nodes_sheet import (  # noqa: E402
     DGXPixelsSpriteSheet,
     DGXPixelsTileset,
 )
-from comfy_nodes.pixel.errors import InvalidArgumentError, PathEscapeError  # noqa: E402
+from comfy_nodes.pixel.errors import ExportError, InvalidArgumentError, PathEscapeError  # noqa: E402
 from comfy_nodes.pixel.safepath import ENV_ROOTS  # noqa: E402
 
 
@@ -154,3 +154,16 @@ def test_bevy_export_node_schema():
     assert schema.category == "DGX-Pixels/Export" and schema.is_output_node
     assert all(i.tooltip for i in schema.inputs)
     assert nodes_bevy.VERSIONS[0] == "auto" and "0.12" in nodes_bevy.VERSIONS and "0.19" in nodes_bevy.VERSIONS
+
+
+def test_bevy_export_node_keeps_the_sheets_animations_under_blank_text_and_names_a_blocked_project(comfy_dirs):
+    out, _, _ = comfy_dirs
+    _, t = frames_batch(4)
+    data = DGXPixelsSpriteSheet.execute(frames=t, animations="idle:0-3@8").result[1]
+    snippet, _ = DGXPixelsBevyExport.execute(project="g", asset_path="s.png", sheet_data=data, animations="  \n").result
+    assert "idle" in snippet
+    (out / "bevy").mkdir(exist_ok=True)
+    (out / "bevy" / "blocked").write_text("a file where the project folder should be")
+    with pytest.raises(ExportError, match=r"^cannot create the Bevy project folder .*blocked") as exc:
+        DGXPixelsBevyExport.execute(project="blocked", asset_path="s.png", sheet_data=data)
+    assert "another project name" in exc.value.hint

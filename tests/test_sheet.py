@@ -192,6 +192,17 @@ def test_preview_upscales_and_draws_grid():
     np.testing.assert_array_equal(plain, np.repeat(np.repeat(s.image, 2, 0), 2, 1))
 
 
+def test_preview_of_a_sheet_beyond_the_cap_shows_every_nth_pixel_with_its_grid():
+    frames = [np.full((30, 30, 4), (200, 40, 40, 255), np.uint8) for _ in range(4)]
+    s = build_sheet(frames, columns=2, trim="none")  # 60 x 60
+    p = sheet_preview(s.image, scale=4, grid=s, max_pixels=20 * 20)
+    assert p.shape == (20, 20, 4)  # every 3rd pixel
+    magenta = (p[..., :3] == (255, 0, 255)).all(-1)
+    # each cell's outline: its first row and column, and the last before the next cell
+    assert magenta[0].all() and magenta[:, 0].all() and magenta[9].all() and magenta[10].all()
+    assert tuple(p[5, 5, :3]) == (200, 40, 40)
+
+
 def test_scaled_sheet_multiplies_layout():
     s = build_sheet([sprite(5, 4, i) for i in range(3)], padding=1, offset=2, trim="none")
     b = s.scaled(3)

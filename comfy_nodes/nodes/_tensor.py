@@ -119,6 +119,7 @@ def input_frames(image: torch.Tensor, mask: torch.Tensor | None = None, *, name:
     image = _check_image(image, name)
     if not torch.isfinite(image).all():
         raise InputImageError(f"{name} contains NaN or infinite values", hint="check the node that produced it")
+    mask = given_mask(mask)
     if mask is not None:
         b, h, w = int(image.shape[0]), int(image.shape[1]), int(image.shape[2])
         if not isinstance(mask, torch.Tensor):
@@ -135,6 +136,15 @@ def input_frames(image: torch.Tensor, mask: torch.Tensor | None = None, *, name:
         if not torch.isfinite(m).all():
             raise InputImageError(f"{mask_name} contains NaN or infinite values", hint="check the node that produced it")
     return image_to_rgba_list(image, mask, name=name)
+
+
+def given_mask(mask):
+    """``mask``, or None where it is what ComfyUI's LoadImage outputs for an image without
+    alpha: a 64x64 mask of zeros, whatever the image's size. Wired to a node's mask input (as
+    the tooltips suggest), that means "no mask", not a mask of the wrong size."""
+    if isinstance(mask, torch.Tensor) and tuple(mask.shape) in ((64, 64), (1, 64, 64)) and not bool(mask.any()):
+        return None
+    return mask
 
 
 def progress_bar(total: int):

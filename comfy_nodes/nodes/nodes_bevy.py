@@ -18,7 +18,7 @@ from pathlib import Path
 from comfy_api.latest import io
 
 from ..pixel.bevy_export import OVERWRITE_POLICIES, SUPPORTED_MINORS, export_asset, export_sheet
-from ..pixel.errors import InvalidArgumentError
+from ..pixel.errors import ExportError, InvalidArgumentError
 from ..pixel.safepath import PACK_CONFIG_NAME, USER_CONFIG_NAME, load_root_config, resolve_project
 from ..pixel.sheet import build_sheet
 from ._tensor import input_frames
@@ -96,11 +96,16 @@ class DGXPixelsBevyExport(io.ComfyNode):
                 tile_array: bool = False) -> io.NodeOutput:
         config = root_config()
         project_dir = resolve_project(project, config)
+        animations = animations.strip() if isinstance(animations, str) else animations
         common = dict(bevy_version=bevy_version, overwrite=overwrite, upscale=int(upscale),
                       assets_ron=bool(write_assets_ron), provenance=_provenance(cls),
                       create_project=not config.configured)
         if not config.configured:
-            os.makedirs(project_dir, exist_ok=True)
+            try:
+                os.makedirs(project_dir, exist_ok=True)
+            except OSError as exc:
+                raise ExportError(f"cannot create the Bevy project folder {project_dir}: {exc.strerror or exc}",
+                                  hint="a file stands where the project folder should be: give another project name") from None
         elif not project_dir.is_dir():
             raise InvalidArgumentError(
                 f"Bevy project folder {project_dir} does not exist",
@@ -111,7 +116,7 @@ class DGXPixelsBevyExport(io.ComfyNode):
                                   atlas=bool(write_atlas_json), tile_array=bool(tile_array), **common)
         elif image is not None:
             frames = input_frames(image, alpha_mask, mask_name="alpha_mask")
-            if len(frames) == 1 and not animations.strip():
+            if len(frames) == 1 and not animations:
                 result = export_asset(project_dir, asset_path, frames[0], **common)
             else:
                 sheet = build_sheet(frames, trim="none", anchor="top-left", animations=animations or None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from comfy_api.latest import io
 
 from ..pixel import cleanup as C
@@ -29,7 +30,16 @@ def _conn(value) -> int:
 
 def _apply(image, mask, fn) -> io.NodeOutput:
     """Run ``fn`` on every frame of the IMAGE (alpha from ``mask``); RGBA IMAGE + MASK out."""
-    return io.NodeOutput(*rgba_outputs(map_frames(input_frames(image, mask), fn)))
+    return io.NodeOutput(*rgba_outputs(map_frames(_binary_alpha(input_frames(image, mask)), fn)))
+
+
+def _binary_alpha(frames: list) -> list:
+    """The frames with alpha 0 or 255 (cut at 128, where the cleanup functions cut too): pixel
+    art has no half-transparent pixels, and a soft mask (LoadImage of an antialiased PNG)
+    would pass through these nodes half-transparent otherwise."""
+    for f in frames:
+        f[..., 3] = np.where(f[..., 3] >= 128, 255, 0)
+    return frames
 
 
 def _image_inputs():
@@ -188,18 +198,21 @@ class DGXPixelsTrim(io.ComfyNode):
     def execute(cls, image, padding: int = 0, batch_mode: str = "union", mask=None) -> io.NodeOutput:
         if batch_mode not in ("union", "per_frame"):
             raise InvalidArgumentError(f"batch_mode must be 'union' or 'per_frame', got {batch_mode!r}")
-        frames = input_frames(image, mask)
+        frames = _binary_alpha(input_frames(image, mask))
         results = C.trim_batch(frames, padding=int(padding), union=batch_mode == "union")
-        imgs = [r.image for r in results]
-        h = max(i.shape[0] for i in imgs)
-        w = max(i.shape[1] for i in imgs)
-        if any(i.shape[:2] != (h, w) for i in imgs):
-            imgs = [C.crop_box(i, (0, 0, w, h)) for i in imgs]
         if all(r.empty for r in results):
             raise InputImageError(
                 "every frame is fully transparent: nothing to trim to",
                 hint="check the mask / alpha input, or remove the background less aggressively",
             )
+        # the batch takes the size of the largest trimmed content; an empty frame (returned
+        # untrimmed) must not pad the others back to the full frame
+        kept = [r.image for r in results if not r.empty]
+        h = max(i.shape[0] for i in kept)
+        w = max(i.shape[1] for i in kept)
+        imgs = [np.zeros((h, w, 4), np.uint8) if r.empty else r.image for r in results]
+        if any(i.shape[:2] != (h, w) for i in imgs):
+            imgs = [C.crop_box(i, (0, 0, w, h)) for i in imgs]
         boxes = [list(r.box) for r in results]
         left, top = boxes[0][0], boxes[0][1]
         img_t, mask_t = rgba_outputs(imgs)

@@ -14,7 +14,7 @@ from comfy_api.latest import io, ui
 from ..pixel import grid as G
 from ..pixel.errors import InputImageError, InvalidArgumentError, NoGridFoundError
 from ..pixel.imageio import upscale_nearest
-from ._tensor import image_to_rgba_list, rgba_list_to_image, rgba_to_mask
+from ._tensor import input_frames, rgba_list_to_image, rgba_to_mask
 
 #: Custom socket type carrying a detected grid between nodes.
 DGXGrid = io.Custom("DGX_GRID")
@@ -108,7 +108,7 @@ class DGXPixelsGridSnap(io.ComfyNode):
             raise InvalidArgumentError(f"on_no_grid must be 'error' or 'passthrough', got {on_no_grid!r}")
         if alpha not in ("keep", "transparent_background"):
             raise InvalidArgumentError(f"alpha must be 'keep' or 'transparent_background', got {alpha!r}")
-        frames = image_to_rgba_list(image, _usable_mask(image, mask), name="image")
+        frames = input_frames(image, mask)
         kw = _overrides(mode, cell_size, target_width, target_height)
         background = "transparent" if alpha == "transparent_background" else "keep"
         pbar = _progress(len(frames))
@@ -153,20 +153,6 @@ class DGXPixelsGridSnap(io.ComfyNode):
         info = GridInfo(cell_w=float(g0.cell_w), cell_h=float(g0.cell_h), cols=int(g0.cols), rows=int(g0.rows),
                         confidence=float(g0.confidence), grids=[r.grid for r in results])
         return io.NodeOutput(out, m, preview, info, info.cols, info.rows, ui=_preview_ui(preview, cls))
-
-
-def _usable_mask(image, mask):
-    """The mask, or None when it carries nothing.
-
-    ComfyUI's LoadImage outputs a 64x64 all-zero mask for images without alpha; a mask of
-    another size that masks nothing is that placeholder, not an error.
-    """
-    if mask is None:
-        return None
-    m = mask if mask.ndim == 3 else mask.unsqueeze(0)
-    if tuple(m.shape[1:]) != tuple(image.shape[1:3]) and float(m.abs().max()) == 0.0:
-        return None
-    return mask
 
 
 def _passthrough(rgba: np.ndarray, background: str) -> G.SnapResult:

@@ -17,12 +17,12 @@ from comfy_api.latest import io, ui
 
 from ..pixel import palette_io
 from ..pixel.dither import MODES as DITHER_MODES
-from ..pixel.errors import InvalidArgumentError, PaletteError
+from ..pixel.errors import DgxPixelsError, ExportError, InvalidArgumentError, PaletteError
 from ..pixel.palette import AUTO_K_TOLERANCE, Palette, adaptive_palette, palette_swatch, quantize
 from ..pixel.palettes_builtin import builtin as builtin_palette
 from ..pixel.palettes_builtin import list_builtin
 from ..pixel.safepath import confine, make_parents
-from ._tensor import image_channels, input_frames, map_frames, rgba_list_to_image, rgba_to_mask
+from ._tensor import given_mask, image_channels, input_frames, map_frames, rgba_list_to_image, rgba_to_mask
 
 #: Custom socket type carrying a ``comfy_nodes.pixel.palette.Palette``.
 PaletteType = io.Custom("DGX_PALETTE")
@@ -186,18 +186,28 @@ class DGXPixelsPaletteSave(io.ComfyNode):
             raise InvalidArgumentError("filename is empty", hint="give a name such as 'palettes/hero'")
         if name.lower().endswith("." + format):
             name = name[: -len(format) - 1]
+        if name.replace("\\", "/").rsplit("/", 1)[-1] in ("", ".", ".."):
+            raise InvalidArgumentError(f"filename {filename!r} has no file name, only a folder",
+                                       hint="give a name such as 'palettes/hero'")
         root = _folder("output")
         rel = f"{name}.{format}"
         where = "give a name relative to ComfyUI's output folder, e.g. palettes/hero"
         target = confine(root, rel, hint=where)
-        if not overwrite:
-            n = 1
-            while target.exists():
-                rel = f"{name}_{n:03d}.{format}"
-                target = confine(root, rel, hint=where)
-                n += 1
-        make_parents(root, target)
-        palette_io.write_palette(pal, target, swatch=int(swatch))
+        try:
+            if not overwrite:
+                n = 1
+                while target.exists():
+                    rel = f"{name}_{n:03d}.{format}"
+                    target = confine(root, rel, hint=where)
+                    n += 1
+            make_parents(root, target)
+            palette_io.write_palette(pal, target, swatch=int(swatch))
+        except DgxPixelsError:
+            raise  # a path escaping the output folder says so itself
+        except OSError as exc:
+            raise ExportError(f"cannot write {rel} in ComfyUI's output folder: {exc.strerror or exc}",
+                              hint="check that no file stands where a folder is needed, and that the name is not "
+                                   "too long") from None
         return io.NodeOutput(rel, ui={"text": [f"{rel} ({len(pal)} colours)"]})
 
 
@@ -266,7 +276,7 @@ class DGXPixelsPaletteQuantize(io.ComfyNode):
     def execute(cls, image, palette, dither: str = "none", strength: float = 1.0, alpha_threshold: int = 128,
                 mask=None) -> io.NodeOutput:
         pal = check_palette(palette)
-        keep_alpha = mask is not None or image_channels(image, "image") == 4
+        keep_alpha = given_mask(mask) is not None or image_channels(image, "image") == 4
         frames = input_frames(image, mask)
         out = map_frames(frames, lambda f: quantize(f, pal, dither=dither, strength=strength,
                                                     alpha_threshold=int(alpha_threshold)))

@@ -281,7 +281,8 @@ def build_sheet(
 
     - ``trim``: ``each`` crops every frame to its own visible pixels; ``union`` crops all frames
       by the union of their visible boxes (frames must share one size; keeps motion inside the
-      frame, e.g. a jump); ``none`` keeps frames as given.
+      frame, e.g. a jump); ``none`` keeps frames as given, as every mode does when no frame has
+      a visible pixel.
     - ``cell_size``: (w, h) in pixels; default the largest (trimmed) frame. A frame larger than
       the cell is an error, never cropped or scaled.
     - ``anchor``: ``bottom-center``, ``center`` or ``top-left``: where a smaller frame sits in its cell.
@@ -330,6 +331,12 @@ def build_sheet(
 
     max_w = max(b[2] for b in boxes)
     max_h = max(b[3] for b in boxes)
+    if max_w == 0:
+        # no frame has a visible pixel: trimmed, every cell would shrink to nothing, so the
+        # frames are laid out whole (blank cells of their own size, as trim='none' does)
+        boxes = [(0, 0, im.shape[1], im.shape[0]) for im in imgs]
+        max_w = max(b[2] for b in boxes)
+        max_h = max(b[3] for b in boxes)
     if cell_size is not None:
         cw, ch = _check_cell(cell_size)
         for i, b in enumerate(boxes):
@@ -678,15 +685,22 @@ def sheet_preview(
 ) -> np.ndarray:
     """Nearest-upscaled view of a sheet for a UI: transparency shown as a checkerboard and,
     with ``grid``, a 1-px outline around every cell. Returns (H*s, W*s, 4) uint8 where s is
-    ``scale``, lowered (to 1 at least) so the preview stays within ``max_pixels`` pixels: a
-    preview of a large sheet must not take gigabytes."""
+    ``scale``, lowered so the preview stays within ``max_pixels`` pixels: a preview of a large
+    sheet must not take gigabytes (or seconds). A sheet larger than that on its own is shown
+    by every n-th pixel."""
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
         raise InvalidArgumentError(f"preview scale must be a whole number >= 1, got {scale!r}")
     img = as_rgba(image, source="sheet")
+    step = 1
     if max_pixels is not None:
         area = img.shape[0] * img.shape[1]
         scale = max(1, min(int(scale), math.isqrt(max(1, int(max_pixels) // area))))
-    big = np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+        if area > max_pixels:
+            step = math.ceil(math.sqrt(area / max(1, int(max_pixels))))
+            while math.ceil(img.shape[0] / step) * math.ceil(img.shape[1] / step) > max_pixels:
+                step += 1
+            img = img[::step, ::step]
+    big = np.repeat(np.repeat(img, scale, axis=0), scale, axis=1) if scale > 1 else img
     out = big.copy()
     if checker:
         h, w = big.shape[:2]
@@ -700,9 +714,11 @@ def sheet_preview(
         out[..., 3] = 255
     if grid is not None:
         color = np.array(grid_color, dtype=np.uint8)
+        h, w = out.shape[:2]
         for f in grid.frames:
-            x0, y0 = f.x * scale, f.y * scale
-            x1, y1 = (f.x + f.w) * scale - 1, (f.y + f.h) * scale - 1
+            x0, y0 = min(w - 1, f.x * scale // step), min(h - 1, f.y * scale // step)
+            x1 = min(w - 1, max(x0, (f.x + f.w) * scale // step - 1))
+            y1 = min(h - 1, max(y0, (f.y + f.h) * scale // step - 1))
             out[y0, x0 : x1 + 1] = color
             out[y1, x0 : x1 + 1] = color
             out[y0 : y1 + 1, x0] = color
