@@ -89,6 +89,14 @@ def test_mask_of_another_size_names_both_inputs_and_sizes(node, call, name, mask
 
 
 @pytest.mark.parametrize("node, call, name, mask_name", IMAGE_NODES, ids=IDS)
+def test_shape_errors_hint_at_the_image_not_at_grid_snaps_size(node, call, name, mask_name):
+    with pytest.raises(InputImageError) as exc:
+        call(torch.zeros(1, 8, 8, 2), None)
+    assert exc.value.message.startswith(f"{name} has shape (1, 8, 8, 2)")
+    assert exc.value.hint.startswith("check the image given there") and "2x2" not in exc.value.hint
+
+
+@pytest.mark.parametrize("node, call, name, mask_name", IMAGE_NODES, ids=IDS)
 def test_one_pixel_image(node, call, name, mask_name):
     out = call(tensor(np.array([[[[10, 20, 30]]]], np.uint8)), None).result
     first = out[0]

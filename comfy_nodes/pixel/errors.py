@@ -28,7 +28,7 @@ class InputImageError(DgxPixelsError, ValueError):
     """An image (file, tensor or array) is not usable: wrong shape, mode, size or empty."""
 
     exit_code = 2
-    default_hint = "pass an RGB or RGBA image of at least 2x2 pixels"
+    default_hint = "check the image given there: an RGB, RGBA or grey image (or a batch of them of one size)"
 
 
 class InvalidArgumentError(DgxPixelsError, ValueError):

@@ -1475,7 +1475,8 @@ def _validate(rgba: np.ndarray, source: str) -> np.ndarray:
     a = as_rgba(rgba, source=source)
     h, w = a.shape[:2]
     if h < 2 or w < 2:
-        raise InputImageError(f"{source} is {w}x{h}; grid snap needs at least 2x2 pixels")
+        raise InputImageError(f"{source} is {w}x{h}; grid snap needs at least 2x2 pixels",
+                              hint="pass an RGB or RGBA image of at least 2x2 pixels")
     return a
 
 
