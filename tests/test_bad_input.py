@@ -292,6 +292,9 @@ def test_cli_reads_every_png_mode(capsys, tmp_path, pngs, kind):
     (["sheet", "{rgb}", "-o", "{rgb}"], 2, "-o {rgb}: writing {rgb} would replace the input {rgb}"),
     (["sheet", "{rgb}", "-o", "{tmp}/s.png", "--preview", "{tmp}/s.png"], 2, "would replace the sheet {tmp}/s.png"),
     (["sheet", "{rgb}", "-o", "{tmp}/", "--json", "{tmp}/sheet.png"], 2, "--json {tmp}/sheet.png: writing"),
+    (["sheet", "{rgb}", "-o", "{tmp}/" + "a" * 300 + ".png"], 2, "File name too long"),
+    (["snap", "{rgb}", "-o", "{tmp}/" + "a" * 300 + ".png"], 2, "File name too long"),
+    (["palette", "extract", "{rgb}", "-k", "4", "-o", "{rgb}"], 2, "-o {rgb}: writing {rgb} would replace the input"),
     (["palette", "convert", "pico-8", "{rgb}/x.hex"], 6, "cannot write palette file"),
     (["palette", "extract", "{rgb}", "-k", "4", "--seed", "-1", "-o", "{tmp}/x.hex"], 2, "seed must be an integer"),
     (["palette", "extract", "{rgb}", "-k", "0", "--tolerance", "0", "-o", "{tmp}/x.hex"], 2, "tolerance must be > 0"),
@@ -371,3 +374,22 @@ def test_sheet_into_a_folder_writes_sheet_png_and_its_preview_and_atlas_beside_i
     rc, _, err = _cli(capsys, "sheet", pngs["rgb"], "--tileset", "-o", str(out))
     assert rc == 0, err
     assert Image.open(out / "tileset.png").size == (16, 16)
+
+
+def test_cli_outputs_that_cannot_be_written_are_refused_before_any_is_written(capsys, tmp_path, pngs):
+    (tmp_path / "atlas.json").mkdir()
+    (tmp_path / "split" / "frame_002.png").mkdir(parents=True)
+    strip = _png(tmp_path / "strip.png", np.full((4, 16, 3), 90, np.uint8))
+    for argv, message in (
+        (["sheet", pngs["rgb"], "-o", f"{tmp_path}/s.png", "--json", f"{tmp_path}/atlas.json"],
+         f"cannot write {tmp_path}/atlas.json: it is a folder"),
+        (["sheet", pngs["rgb"], "-o", f"{tmp_path}/s.png", "--json", f"{pngs['rgb']}/a.json"],
+         f"cannot write {pngs['rgb']}/a.json: {pngs['rgb']} is a file, not a folder"),
+        (["sheet", strip, "--split", "--cell", "4x4", "-o", f"{tmp_path}/split"],
+         f"cannot write {tmp_path}/split/frame_002.png: it is a folder"),
+        (["palette", "extract", pngs["rgb"], "-k", "4", "-o", f"{pngs['rgb']}/p.hex"], "is a file, not a folder"),
+    ):
+        rc, _, err = _cli(capsys, *argv)
+        assert rc == 6 and message in err, err
+    assert not (tmp_path / "s.png").exists()
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["frame_002.png"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import threading
 from pathlib import Path
 
@@ -706,6 +707,34 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     assert not (project / "assets" / "sub" / "new.png.meta").exists()
     assert (project / "assets" / ".dgx-pixels" / "manifest.json").read_bytes() == manifest_before
     assert set(after) <= set(before)
+
+
+def test_a_folder_where_a_file_goes_refuses_the_export_before_anything_is_written(tmp_path):
+    project = make_project(tmp_path)
+    (project / "assets" / "sprites" / "hero.json").mkdir(parents=True)
+    with pytest.raises(ExportError) as exc:
+        export_sheet(project, "sprites/hero.png", grid_sheet(2, 1, 4))
+    assert exc.value.message.startswith("cannot write sprites/hero.json: a folder stands where that file goes")
+    assert sorted(p.name for p in (project / "assets" / "sprites").iterdir()) == ["hero.json"]
+    assert not (project / "assets" / ".dgx-pixels" / "manifest.json").exists()
+
+
+def test_written_files_get_the_umask_or_keep_the_mode_of_the_file_they_replace(tmp_path):
+    """A temp file is created 0600; renamed into place as it is, an asset would be unreadable to
+    a web server, a container or another user of a shared checkout."""
+    project = make_project(tmp_path)
+    old = os.umask(0o022)
+    try:
+        res = export_sheet(project, "k.png", grid_sheet(2, 1, 4))
+        modes = {f.asset_path: stat.S_IMODE(f.path.stat().st_mode) for f in res.files}
+        assert set(modes.values()) == {0o644}, modes
+        png = project / "assets" / "k.png"
+        png.chmod(0o664)
+        export_sheet(project, "k.png", grid_sheet(2, 1, 4), overwrite="replace")
+        assert stat.S_IMODE(png.stat().st_mode) == 0o664
+        assert stat.S_IMODE((project / "assets" / "k.png.meta").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
 
 
 def test_manifest_is_renamed_last(tmp_path, monkeypatch):

@@ -166,3 +166,21 @@ def test_deploy_and_history_commands(tmp_path, proj, capsys):
     rec = json.loads(capsys.readouterr().out)
     assert rec["provenance"]["seed"] == 5
     assert main(["history", "--bevy", str(proj), "--asset", "nope.png"]) == 2
+
+
+@pytest.mark.parametrize("entry", ['"str"', '{"path": 5}', '{"kind": "image"}'])
+def test_a_damaged_manifest_entry_is_an_error_naming_it_in_every_command(tmp_path, proj, capsys, entry):
+    f = tmp_path / "k.png"
+    _png(f, 8)
+    assert main(["deploy", str(f), "--bevy", str(proj), "--asset-path", "sprites/k.png"]) == 0
+    manifest = proj / "assets" / ".dgx-pixels" / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps(doc)[:-2] + f", {entry}]}}")
+    capsys.readouterr()
+    for argv in (["history", "--bevy", str(proj)], ["deploy", str(f), "--bevy", str(proj), "--asset-path", "b.png"],
+                 ["export", str(f), "--bevy", str(proj), "--path", "c.png", "--no-snippet"]):
+        assert main(argv) == 6, argv
+        err = capsys.readouterr().err
+        assert f"the asset manifest {manifest} is damaged: entry 1 is " in err and "Traceback" not in err
+        assert "hint: fix or remove that entry" in err
+    assert not (proj / "assets" / "b.png").exists() and not (proj / "assets" / "c.png").exists()

@@ -100,6 +100,12 @@ def read_manifest(project: str | os.PathLike, assets_dir: str = "assets") -> dic
     if not isinstance(data, dict) or not isinstance(data.get("assets"), list):
         raise ExportError(f"the asset manifest {p} is not a DGX-Pixels manifest",
                           hint="move it away; the next export starts a new one")
+    for i, entry in enumerate(data["assets"]):
+        # every reader takes an entry's fields for granted: an edited or damaged entry is named here
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"]:
+            raise ExportError(f"the asset manifest {p} is damaged: entry {i} is {json.dumps(entry)[:80]}, "
+                              "expected an object with a 'path'",
+                              hint="fix or remove that entry, or move the manifest away; the next export starts a new one")
     return data
 
 

@@ -23,7 +23,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from PIL import Image
 
 from . import asset_manifest
 from .errors import ExportError, InvalidArgumentError
-from .imageio import MAX_PIXELS, as_rgba
+from .imageio import MAX_PIXELS, as_rgba, staged_file
 from .safepath import check_relative, confine, make_parents
 from .sheet import Animation, Sheet, as_animations, build_sheet, check_layout, frame_durations
 
@@ -803,7 +802,7 @@ def _versioned(rel_png: str, n: int) -> str:
 
 
 def _stage(target: Path, data: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = staged_file(target)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -1014,6 +1013,12 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
         resolved.append(("manifest", mrel, mpath, mbytes))
         files.append(WrittenFile(mpath, mrel, "manifest", len(mbytes), hashlib.sha256(mbytes).hexdigest()))
 
+        for _kind, r, abs_path, _data in resolved:
+            # checked before anything is written: a rename onto a folder fails half way, with
+            # the .meta and the PNG already in place and no manifest entry for them
+            if abs_path.is_dir():
+                raise ExportError(f"cannot write {r}: a folder stands where that file goes ({abs_path})",
+                                  hint="move the folder away, or export under another name")
         staged: list[tuple[Path, Path]] = []
         try:
             for _kind, _r, abs_path, _data in resolved:
@@ -1038,7 +1043,9 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
                 os.replace(tmp, abs_path)
                 staged.pop(0)
         except OSError as exc:
-            where = exc.filename or assets_root
+            # the file being written, not its temp file
+            temps = {str(tmp): target for tmp, target in staged}
+            where = temps.get(str(exc.filename), exc.filename or assets_root)
             raise ExportError(f"cannot write {where}: {exc.strerror or exc}",
                               hint="check that the assets folder is writable, has space, and that no file "
                                    "stands where a folder is needed") from None

@@ -7,6 +7,7 @@ writes PNGs atomically so a watcher (Bevy hot reload, ``dgx-pixels watch``) neve
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -140,11 +141,42 @@ def as_rgba(arr: np.ndarray, *, source: str = "image") -> np.ndarray:
     return out
 
 
+def staged_file(target: Path) -> tuple[int, str]:
+    """(fd, path) of a new temp file beside ``target`` for an atomic write, with the mode the
+    file at ``target`` will have: the replaced file's, or 0o666 less the umask as a plain
+    ``open`` gives. A temp file is created 0o600, and renamed into place that way an asset
+    would be unreadable to a web server, a container or another user of a shared checkout."""
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.chmod(tmp, mode)
+    except OSError:
+        pass  # a file system without modes (FAT) keeps its own
+    return fd, tmp
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux 4.7+)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    fd, tmp = staged_file(p)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -33,7 +33,10 @@ def png_output(path: str, flag: str, name: str, keep=()) -> Path:
     """
     from comfy_nodes.pixel.errors import InvalidArgumentError
 
-    folder = path.endswith(("/", os.sep)) or Path(path).is_dir()
+    try:
+        folder = path.endswith(("/", os.sep)) or Path(path).is_dir()
+    except OSError as exc:  # a name too long for the file system
+        raise InvalidArgumentError(f"{flag} {path[:60]}...: {exc.strerror or exc}", hint="give a shorter name") from None
     if folder:
         out = Path(path) / name
     elif Path(path).suffix.lower() == ".png":
@@ -44,7 +47,31 @@ def png_output(path: str, flag: str, name: str, keep=()) -> Path:
             f"{flag} {path}: the image is written as PNG, so its name must end in .png",
             hint=f"e.g. {flag} {Path(path).with_name(stem + '.png')}, or a folder ending in / to write {name} there")
     check_not_replacing(out, f"{flag} {path}", keep)
+    check_writable(out)
     return out
+
+
+def check_writable(out) -> None:
+    """An ``ExportError`` now, before any work, when ``out`` cannot be written as a file: a
+    folder stands there, a file stands where one of its folders goes, or its name is too long.
+    Found only at the write, such a failure would come after other outputs of the run."""
+    from comfy_nodes.pixel.errors import ExportError
+
+    out = Path(out)
+    try:
+        if out.is_dir():
+            raise ExportError(f"cannot write {out}: it is a folder", hint="give a file name, or move the folder away")
+        up = out.parent
+        while not up.exists() and up != up.parent:
+            up = up.parent
+        if not up.is_dir():
+            raise ExportError(f"cannot write {out}: {up} is a file, not a folder",
+                              hint="check that no file stands where a folder is needed")
+        if len(out.name.encode("utf-8", "surrogateescape")) > 255:
+            raise ExportError(f"cannot write {str(out)[:80]}...: File name too long", hint="give a shorter name")
+    except OSError as exc:
+        raise ExportError(f"cannot write {str(out)[:200]}: {exc.strerror or exc}",
+                          hint="check that the folder is writable and the name is not too long") from None
 
 
 def check_not_replacing(out, option: str, keep) -> None:

@@ -112,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
 
             raise PaletteError(f"{args.output}: cannot write palette format {ext or '(no extension)'!r}",
                                hint="use one of: " + ", ".join(palette_io.WRITE_FORMATS))
+        from .outputs import check_not_replacing, check_writable
+
+        check_not_replacing(args.output, f"-o {args.output}", [("the input", p) for p in args.images])
+        check_writable(args.output)
         # every frame of an animated file: its later frames may hold colours the first lacks
         frames = [f for p in args.images for f in load_frames(p)]
         tol = AUTO_K_TOLERANCE if args.tolerance is None else args.tolerance

@@ -125,7 +125,7 @@ def run(args) -> int:
     from comfy_nodes.pixel.imageio import save_png
     from comfy_nodes.pixel.sheet import build_sheet, format_animations, sheet_preview, split_sheet
 
-    from .outputs import check_not_replacing, png_output, write_output
+    from .outputs import check_not_replacing, check_writable, png_output, write_output
 
     cell = parse_size(args.cell, "--cell") if args.cell else None
     padding = parse_pair(args.padding, "--padding")
@@ -145,8 +145,10 @@ def run(args) -> int:
         out = Path(args.output)
         if out.suffix.lower() == ".png":
             raise InvalidArgumentError("with --split, -o names a folder for the frames, not a .png file")
-        write_output(out, lambda p: p.mkdir(parents=True, exist_ok=True))
         width = max(3, len(str(len(res.frames) - 1)))
+        for i in range(len(res.frames)):
+            check_writable(out / f"frame_{i:0{width}d}.png")
+        write_output(out, lambda p: p.mkdir(parents=True, exist_ok=True))
         for i, f in enumerate(res.frames):
             write_output(out / f"frame_{i:0{width}d}.png", lambda p: save_png(f, p))
         how = "detected" if res.detected else "given"
@@ -161,6 +163,7 @@ def run(args) -> int:
     preview_to = png_output(args.preview, "--preview", f"{kind}_preview.png", keep) if args.preview else None
     if args.json:
         check_not_replacing(args.json, f"--json {args.json}", keep + ([("the preview", preview_to)] if preview_to else []))
+        check_writable(args.json)
     frames = load_frames(args.inputs)
     if args.tileset:
         from comfy_nodes.pixel.tileset import build_tileset, check_seamless

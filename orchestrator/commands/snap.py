@@ -132,7 +132,7 @@ def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
     from comfy_nodes.pixel.errors import InputImageError, InvalidArgumentError
     from comfy_nodes.pixel.imageio import save_png, upscale_nearest
 
-    from .outputs import write_output
+    from .outputs import check_writable, write_output
 
     out_dir = Path(args.output)
     folders = [("-o", out_dir)] + ([("--preview", Path(args.preview))] if args.preview else [])
@@ -149,6 +149,9 @@ def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
             raise InvalidArgumentError(f"{seen[name]} and {source} would both be written as {out_dir / name}",
                                        hint="rename one of them, or snap them in separate runs")
         seen[name] = source
+    for name, _, _ in frames:
+        for _, folder in folders:
+            check_writable(folder / name)
     inputs = {Path(p).resolve() for p in paths}
     for _, folder in folders:
         hit = next((folder / name for name, _, _ in frames if (folder / name).resolve() in inputs), None)
