@@ -604,11 +604,32 @@ class BatchRunner:
             return result, client
 
     # -- the loop ------------------------------------------------------------------------
+    def _check_some_server_answers(self) -> None:
+        """``ServerUnreachableError`` now when jobs are left to run and no server answers: the
+        wait for a server that went down (up to ``failover_after``, 300 s with one server) is
+        for one lost mid-batch, not for a wrong address or a server never started."""
+        def finished(job: BatchJob) -> bool:
+            st = self.journal.state(job.id)
+            return st.get("key") in (None, job.key) and (st.get("state") == "deployed" or (
+                st.get("state") == "done" and _outputs_intact(st.get("outputs", []))))
+
+        if all(finished(j) for j in self.jf.jobs):
+            return
+        if not any(self.pool.client(u).ping() for u in self.pool.order):
+            self.pool.close()
+            self.journal.close()
+            raise ServerUnreachableError(
+                "no ComfyUI server of the batch is reachable: "
+                + ", ".join(self.pool.clients[u].display_url for u in self.pool.order),
+                hint="start ComfyUI or fix --server / the jobs file's servers; nothing was submitted, rerun when "
+                     "one answers")
+
     def run(self) -> BatchReport:
         t0 = time.monotonic()
         if self.jf.jobs and self.jf.jobs[0].spec is None:
             self.prepare()
         self.pool = ServerPool(self.urls, self.config)
+        self._check_some_server_answers()
         todo: queue.SimpleQueue = queue.SimpleQueue()
         for job in self.jf.jobs:
             todo.put(job)

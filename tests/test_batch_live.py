@@ -382,6 +382,24 @@ def test_rerun_reattaches_to_submitted_jobs_and_never_deploys_twice(world, comfy
     check_exactly_once(proj, Path(report["journal"]), truth)
 
 
+def test_no_reachable_server_is_exit_3_at_once_and_submits_nothing(world, capsys):
+    """A wrong address or a server never started: the batch says so at once (exit 3) and the
+    journal records no job as submitted; the long wait is for a server lost mid-batch."""
+    import time
+
+    tmp_path, proj, art = world
+    jobs, _ = make_jobs(tmp_path, art, proj, 2, servers=["http://127.0.0.1:9"])
+    t0 = time.monotonic()
+    rc = main(["batch", str(jobs)])
+    assert rc == 3 and time.monotonic() - t0 < 20
+    err = capsys.readouterr().err
+    assert "error: no ComfyUI server of the batch is reachable: http://127.0.0.1:9" in err
+    assert "nothing was submitted" in err
+    journal = tmp_path / "jobs.toml.journal.jsonl"
+    states = [json.loads(x).get("state") for x in journal.read_text().splitlines()] if journal.exists() else []
+    assert "submitted" not in states
+
+
 def test_journal_ignores_a_torn_last_line(tmp_path):
     p = tmp_path / "j.jsonl"
     j = Journal(p)

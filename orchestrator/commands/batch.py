@@ -20,7 +20,7 @@ jobs file:
   servers = ["http://127.0.0.1:8188"]     # optional
   in_flight = 4                           # optional
   [defaults]
-  workflow = "pixel-postprocess@1"
+  workflow = "cleanup@1"
   bevy = "../my_game"
   [[job]]
   id = "knight"                           # optional
