@@ -340,6 +340,15 @@ def test_a_sheet_beyond_16k_squared_is_refused_before_allocating():
     # two cells of 16384x8193 would need 1 GiB of RGBA: refused from the numbers alone
     with pytest.raises(InvalidArgumentError, match=r"the sheet would be 16384x16386 pixels \(2 frames in 1x2 cells of 16384x8193\)"):
         S.build_sheet([one, one], cell_size=(16384, 8193), columns=1)
+    # a strip longer than a GPU's largest texture side, however few pixels it holds
+    strip = [np.full((8, 4100, 4), 255, np.uint8)] * 5
+    with pytest.raises(InvalidArgumentError, match=r"the sheet would be 20500x8 pixels .* more than 16384 on a side"):
+        S.build_sheet(strip, columns=5, trim="none")
+    with pytest.raises(InvalidArgumentError, match=r"the sheet would be 32768x8 pixels"):
+        S.build_sheet(strip[:4], columns=4, trim="none", pow2=True)
+    assert S.build_sheet(strip, columns=1, trim="none").image.shape == (40, 4100, 4)
+    with pytest.raises(InvalidArgumentError, match=r"the tileset would be 16500x1 pixels"):
+        build_tileset([np.zeros((1, 1, 4), np.uint8)] * 16500, columns=16500)
 
 
 def test_tileset_from_a_batch_array_and_its_size_limit():

@@ -33,7 +33,7 @@ from PIL import Image
 
 from . import asset_manifest
 from .errors import ExportError, InvalidArgumentError
-from .imageio import MAX_PIXELS, as_rgba, staged_file
+from .imageio import MAX_PIXELS, MAX_SIDE, as_rgba, staged_file
 from .safepath import check_relative, confine, make_parents
 from .sheet import Animation, Sheet, as_animations, build_sheet, check_layout, frame_durations
 
@@ -892,10 +892,10 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
     if not isinstance(upscale, (int, np.integer)) or upscale < 1 or upscale > 64:
         raise InvalidArgumentError(f"upscale must be a whole number 1..64, got {upscale!r}")
     big_w, big_h = int(image.shape[1]) * upscale, int(image.shape[0]) * upscale
-    if big_w * big_h > MAX_PIXELS:
+    if big_w * big_h > MAX_PIXELS or max(big_w, big_h) > MAX_SIDE:
         raise InvalidArgumentError(
             f"upscale {upscale} makes the {image.shape[1]}x{image.shape[0]} image {big_w}x{big_h} pixels, "
-            "more than 16384x16384",
+            f"more than {MAX_SIDE} on a side or 16384x16384 in all (the largest texture a GPU loads)",
             hint="lower upscale (the .meta's nearest filtering keeps pixels crisp at any display size)",
         )
     project = Path(project).absolute()

@@ -20,6 +20,9 @@ from .errors import InputImageError
 # Pillow refuses larger images by default as a decompression-bomb guard; 16k x 16k is the
 # largest we promise to handle, so allow exactly that and no more.
 MAX_PIXELS = 16384 * 16384
+#: The longest side an image we make may have: the largest 2-D texture most GPUs load
+#: (wgpu's adapter limit on desktop GPUs; WebGL2 and mobile allow less).
+MAX_SIDE = 16384
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InputImageError, InvalidArgumentError, NoGridFoundError
-from .imageio import MAX_PIXELS, as_rgba
+from .imageio import MAX_PIXELS, MAX_SIDE, as_rgba
 
 ANCHORS = ("bottom-center", "center", "top-left")
 TRIM_MODES = ("each", "union", "none")
@@ -351,11 +351,11 @@ def build_sheet(
     ncols, nrows = auto_grid(len(imgs), columns or None, rows or None)
     ew, eh = grid_extent(cw, ch, ncols, nrows, pad, off)
     sw, sh = (_next_pow2(ew), _next_pow2(eh)) if pow2 else (ew, eh)
-    if sw * sh > MAX_PIXELS:
+    if sw * sh > MAX_PIXELS or max(sw, sh) > MAX_SIDE:
         raise InvalidArgumentError(
             f"the sheet would be {sw}x{sh} pixels ({len(imgs)} frames in {ncols}x{nrows} cells of {cw}x{ch}), "
-            f"more than 16384x16384",
-            hint="split the frames over several sheets, or trim them (trim='each')",
+            f"more than {MAX_SIDE} on a side or 16384x16384 in all (the largest texture a GPU loads)",
+            hint="split the frames over several sheets, give more rows (or columns), or trim them (trim='each')",
         )
     sheet = np.zeros((sh, sw, 4), dtype=np.uint8)
     rects: list[FrameRect] = []

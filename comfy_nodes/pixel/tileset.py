@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InvalidArgumentError
-from .imageio import MAX_PIXELS, as_rgba
+from .imageio import MAX_PIXELS, MAX_SIDE, as_rgba
 from .sheet import FrameRect, Sheet
 
 
@@ -183,10 +183,11 @@ def build_tileset(
     rows = math.ceil(n / cols)
     W = 2 * margin + cols * tw + (cols - 1) * spacing
     H = 2 * margin + rows * th + (rows - 1) * spacing
-    if W * H > MAX_PIXELS:
+    if W * H > MAX_PIXELS or max(W, H) > MAX_SIDE:
         raise InvalidArgumentError(
-            f"the tileset would be {W}x{H} pixels ({n} tiles of {tw}x{th} in {cols} columns), more than 16384x16384",
-            hint="use fewer tiles per tileset, or fewer columns",
+            f"the tileset would be {W}x{H} pixels ({n} tiles of {tw}x{th} in {cols} columns), more than "
+            f"{MAX_SIDE} on a side or 16384x16384 in all (the largest texture a GPU loads)",
+            hint="use fewer tiles per tileset, or another number of columns",
         )
     out = np.zeros((H, W, 4), dtype=np.uint8)
     for i, t in enumerate(imgs):
