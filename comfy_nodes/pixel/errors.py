@@ -35,6 +35,7 @@ class InvalidArgumentError(DgxPixelsError, ValueError):
     """A parameter is out of range or of the wrong kind."""
 
     exit_code = 2
+    default_hint = "the command's --help (or the node input's tooltip) says what it takes"
 
 
 class NoGridFoundError(DgxPixelsError):
