@@ -388,10 +388,16 @@ def deploy_file(
     """Deploy a local image file (``dgx-pixels deploy``, ``watch``). Provenance: the file itself
     (name, sha256) plus what ComfyUI wrote into a PNG's text chunks, plus ``provenance``."""
     from comfy_nodes.pixel.asset_manifest import now_iso
+    from comfy_nodes.pixel.imageio import load_image
 
     p = Path(path)
     if not p.is_file():
-        raise ExportError(f"file not found: {p}")
+        raise InputImageError(f"{p} is a folder, not an image file" if p.is_dir() else f"file not found: {p}",
+                              hint="deploy takes one image file; `dgx-pixels export` lays a folder of frames out as a sheet")
+    try:
+        load_image(p)  # before anything else: an unreadable file is bad input, not a refused deploy
+    except InputImageError as exc:
+        raise InputImageError(exc.message, hint="deploy takes an image file (PNG, or any format Pillow reads)") from None
     digest = _sha256_file(p)
     prov = {"source": {"file": str(p.resolve()), "sha256": digest, "size": p.stat().st_size},
             "node_pack_version": node_pack_version(), "time": now_iso(), "deploy_id": deploy_id}

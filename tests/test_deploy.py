@@ -184,3 +184,15 @@ def test_a_damaged_manifest_entry_is_an_error_naming_it_in_every_command(tmp_pat
         assert f"the asset manifest {manifest} is damaged: entry 1 is " in err and "Traceback" not in err
         assert "hint: fix or remove that entry" in err
     assert not (proj / "assets" / "b.png").exists() and not (proj / "assets" / "c.png").exists()
+
+
+def test_deploy_of_a_missing_folder_or_unreadable_input_is_bad_input(tmp_path, proj, capsys):
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "bad.png").write_text("not an image")
+    for src, message in ((tmp_path / "nope.png", f"file not found: {tmp_path / 'nope.png'}"),
+                         (tmp_path / "frames", f"{tmp_path / 'frames'} is a folder, not an image file"),
+                         (tmp_path / "bad.png", f"{tmp_path / 'bad.png'} is not a readable image")):
+        assert main(["deploy", str(src), "--bevy", str(proj), "--asset-path", "x.png"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {message}") and "\nhint: " in err
+    assert not (proj / "assets" / "x.png").exists()
