@@ -161,6 +161,17 @@ def test_adaptive_auto_k_picks_the_cluster_count():
     assert len(adaptive_palette(clean, k=None)) == 3
 
 
+def test_adaptive_auto_k_keeps_a_one_pixel_colour_of_clean_pixel_art():
+    """In a sprite (a few distinct colours), a one-pixel eye is a colour of its own; only in a
+    noisy image of thousands of colours is a one-pixel colour noise."""
+    sprite = np.zeros((64, 64, 3), np.uint8)
+    sprite[...] = (200, 60, 30)
+    sprite[5, 6] = (0, 0, 255)
+    assert set(adaptive_palette(_rgba(sprite), k=None).hex_list()) == {"c83c1e", "0000ff"}
+    noisy = np.clip(sprite + np.random.default_rng(0).normal(0, 1.5, sprite.shape), 0, 255).astype(np.uint8)
+    assert "0000ff" not in adaptive_palette(_rgba(noisy), k=None).hex_list()
+
+
 def test_adaptive_shared_across_frames():
     a = _rgba(np.full((4, 4, 3), [255, 0, 0]))
     b = _rgba(np.full((4, 4, 3), [0, 0, 255]))

@@ -33,7 +33,10 @@ from .imageio import as_rgba
 AUTO_K_TOLERANCE = 0.04
 # A colour is significant when it covers at least this share of the opaque pixels (and at
 # least 2 pixels): single noisy pixels of a raw diffusion image must not force extra colours.
+# Images of at most AUTO_K_CLEAN distinct colours are pixel art already (a snapped sprite, a
+# hand-drawn one): there every colour is significant, a one-pixel eye or highlight included.
 AUTO_K_MIN_SHARE = 1e-4
+AUTO_K_CLEAN = 256
 AUTO_K_MAX = 64
 
 # More distinct colours than this are subsampled (deterministically) before k-means.
@@ -254,7 +257,8 @@ def adaptive_palette(
 
     ``k``: 1..256 colours, or ``None`` for automatic k: the smallest k (up to ``max_k``, found by
     bisection) for which every significant colour (at least 2 pixels and 0.01 % of the opaque
-    pixels) lies within ``tolerance`` (OKLab distance) of its palette colour.
+    pixels; every colour of an image of at most ``AUTO_K_CLEAN`` distinct colours) lies within
+    ``tolerance`` (OKLab distance) of its palette colour.
     ``n_init``: k-means restarts (1 by default: k-means++ seeding is already good on colour data
     and each restart costs a full run; raise it for a slightly lower error).
     If the images have at most k distinct colours, those colours are returned exactly (most
@@ -307,7 +311,10 @@ def adaptive_palette(
     if k is None:
         upper = min(int(max_k), values.size)
         cache: dict[int, tuple[np.ndarray, float]] = {}
-        significant = weights >= max(2.0, AUTO_K_MIN_SHARE * float(weights.sum()))
+        if values.size <= AUTO_K_CLEAN:
+            significant = np.ones(len(weights), bool)
+        else:
+            significant = weights >= max(2.0, AUTO_K_MIN_SHARE * float(weights.sum()))
         if not significant.any():
             significant[:] = True
 
