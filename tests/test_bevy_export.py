@@ -3,6 +3,7 @@ JSON, bevy_asset_loader RON, Rust snippets, and the export transaction (atomic, 
 overwrite policies, manifest under concurrency)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -810,6 +811,15 @@ def test_cli_sheet_split_and_export_existing_sheet(tmp_path, capsys):
                  "--overwrite", "version", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["asset_path"] == "s/sheet-2.png" and res["bevy_version"] == "0.13"
+    # the manifest says where each export came from, and history shows it
+    entry = next(e for e in json.loads((project / "assets" / ".dgx-pixels" / "manifest.json").read_text())["assets"]
+                 if e["path"] == "s/sheet-2.png")
+    digest = hashlib.sha256(sheet_png.read_bytes()).hexdigest()
+    assert entry["provenance"]["source"]["files"] == [{"file": str(sheet_png.resolve()), "sha256": digest}]
+    assert main(["history", "--bevy", str(project)]) == 0
+    assert "s/sheet-2.png  (28x18, " in (out := capsys.readouterr().out) and f"<- {sheet_png.resolve()}" in out
+    assert main(["history", "--bevy", str(project), "--workflow", "sprite"]) == 0
+    assert "none of the 2 assets recorded in" in capsys.readouterr().out
 
 
 def test_cli_tileset_strict_and_errors(tmp_path, capsys):

@@ -62,6 +62,7 @@ def run(args) -> int:
             raise InvalidArgumentError(f"--provenance is not valid JSON: {exc}") from None
         if not isinstance(provenance, dict):
             raise InvalidArgumentError("--provenance must be a JSON object")
+    provenance = {"source": _sources(args.inputs), **(provenance or {})}
     frames = load_frames(args.inputs)
     common = dict(bevy_version=args.bevy_version, overwrite=args.overwrite, upscale=args.upscale,
                   assets_ron=args.assets_ron, provenance=provenance, assets_dir=args.assets_dir)
@@ -102,3 +103,18 @@ def run(args) -> int:
     if not result.skipped and not args.no_snippet:
         print(result.snippet)
     return 0
+
+
+def _sources(inputs: list[str]) -> dict:
+    """Where an exported asset came from, for its manifest entry (``history`` shows ``file``):
+    the input given (a file, or a folder of frames) or the first of several, and every image
+    file with its sha256."""
+    import hashlib
+    from pathlib import Path
+
+    from .sheet import expand_inputs
+
+    files = [Path(p).resolve() for p in expand_inputs(inputs)]
+    shown = str(Path(inputs[0]).resolve()) + (f" (+{len(inputs) - 1} more)" if len(inputs) > 1 else "")
+    return {"file": shown, "tool": "dgx-pixels export",
+            "files": [{"file": str(f), "sha256": hashlib.sha256(f.read_bytes()).hexdigest()} for f in files]}

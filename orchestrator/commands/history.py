@@ -33,6 +33,7 @@ def run(args) -> int:
     if not project.is_dir():
         raise InvalidArgumentError(f"Bevy project folder not found: {project}")
     entries = read_manifest(project)["assets"]
+    recorded = len(entries)
     if args.workflow:
         entries = [e for e in entries
                    if str((e.get("provenance") or {}).get("workflow", "")).split("@")[0] == args.workflow.split("@")[0]
@@ -47,7 +48,10 @@ def run(args) -> int:
         print(json.dumps(entries, indent=2))
         return 0
     if not entries:
-        print(f"no deployed assets recorded in {manifest_path(project)}")
+        if recorded:
+            print(f"none of the {recorded} assets recorded in {manifest_path(project)} came from workflow {args.workflow}")
+        else:
+            print(f"no deployed assets recorded in {manifest_path(project)}")
         return 0
     for e in sorted(entries, key=lambda e: e.get("time", "")):
         prov = e.get("provenance") or {}
