@@ -822,6 +822,30 @@ def test_cli_sheet_split_and_export_existing_sheet(tmp_path, capsys):
     assert "none of the 2 assets recorded in" in capsys.readouterr().out
 
 
+def test_cli_export_refuses_options_it_would_ignore(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    project = make_project(tmp_path)
+    one = tmp_path / "one.png"
+    Image.fromarray(np.full((8, 24, 4), 200, np.uint8), "RGBA").save(one)
+    fdir = save_frames(tmp_path / "frames", [np.full((8, 8, 4), 90 + i, np.uint8) for i in range(3)])
+    for argv, message in (
+        ([str(one), "--pow2", "--columns", "2"], "--pow2, --columns apply to sheets, and this is one sprite"),
+        ([str(one), "--tile-array"], "--tile-array apply to sheets"),
+        ([str(fdir), "--sheet-cell", "8x8"], "--sheet-cell and --detect-grid cut one sheet image; these are 3 frames"),
+        ([str(one), "--sheet-cell", "8x8", "--detect-grid"], "give --sheet-cell or --detect-grid, not both"),
+        ([str(one), "--sheet-cell", "8x8", "--trim", "none"], "--trim lay frames out, and this image is a sheet already"),
+    ):
+        assert main(["export", *argv, "--bevy", str(project), "--path", "x.png"]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "\nhint: " in err, err
+    assert not (project / "assets" / "x.png").exists()
+    # what they are for still works: a sheet image cut by its own grid
+    assert main(["export", str(one), "--sheet-cell", "8x8", "--columns", "3", "--bevy", str(project), "--path", "x.png",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["width"] == 24
+
+
 def test_cli_tileset_strict_and_errors(tmp_path, capsys):
     from orchestrator.cli import main
 

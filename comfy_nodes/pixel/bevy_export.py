@@ -289,6 +289,9 @@ def _array_layout_line(v: BevyVersion, layout: tuple) -> str:
 
 def tile_array_layout(sheet: Sheet, version: BevyVersion) -> tuple:
     """The array layout for a tileset sheet: a grid of tiles on 0.19, one column on 0.18."""
+    if version.minor < 18:
+        raise ExportError(f"array-texture tilesets need Bevy 0.18 or newer (project uses {version.short})",
+                          hint="export without --tile-array (tile_array) and build the array in code")
     if sheet.padding != (0, 0) or sheet.offset != (0, 0) or sheet.pow2:
         raise ExportError("an array-texture tileset needs spacing 0, margin 0 and no power-of-two margin",
                           hint="rebuild the tileset with spacing 0 and margin 0")

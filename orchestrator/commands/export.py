@@ -64,6 +64,7 @@ def run(args) -> int:
             raise InvalidArgumentError("--provenance must be a JSON object")
     provenance = {"source": _sources(args.inputs), **(provenance or {})}
     frames = load_frames(args.inputs)
+    _check_sheet_options(args, len(frames))
     common = dict(bevy_version=args.bevy_version, overwrite=args.overwrite, upscale=args.upscale,
                   assets_ron=args.assets_ron, provenance=provenance, assets_dir=args.assets_dir)
     project = Path(args.bevy)
@@ -118,3 +119,34 @@ def _sources(inputs: list[str]) -> dict:
     shown = str(Path(inputs[0]).resolve()) + (f" (+{len(inputs) - 1} more)" if len(inputs) > 1 else "")
     return {"file": shown, "tool": "dgx-pixels export",
             "files": [{"file": str(f), "sha256": hashlib.sha256(f.read_bytes()).hexdigest()} for f in files]}
+
+
+def _check_sheet_options(args, n_frames: int) -> None:
+    """``InvalidArgumentError`` for options the export would ignore: the sheet options for a
+    single sprite, the options that lay frames out for an image that is a sheet already, the
+    options that cut a sheet image for several frames. An ignored option is a surprise found
+    in the game, long after the command said it was done."""
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    if args.sheet_cell and args.detect_grid:
+        raise InvalidArgumentError("give --sheet-cell or --detect-grid, not both",
+                                   hint="--sheet-cell when you know the cell size, --detect-grid to find it")
+    layout = {"--cell": args.cell, "--anchor": args.anchor != "bottom-center", "--trim": args.trim != "each",
+              "--pow2": args.pow2}
+    grid = {"--columns": args.columns, "--rows": args.rows, "--padding": args.padding, "--offset": args.offset != "0",
+            "--tile-array": args.tile_array}
+    cut = args.sheet_cell or args.detect_grid
+    if n_frames > 1 and cut:
+        raise InvalidArgumentError(f"--sheet-cell and --detect-grid cut one sheet image; these are {n_frames} frames",
+                                   hint="give the frames' cell with --cell, or export the sheet image alone")
+    if n_frames == 1 and cut:
+        given = [k for k, v in layout.items() if v]
+        if given:
+            raise InvalidArgumentError(f"{', '.join(given)} lay frames out, and this image is a sheet already",
+                                       hint="give the sheet's own grid with --sheet-cell, --columns, --rows, --padding, --offset")
+    elif n_frames == 1 and not args.animations:
+        given = [k for k, v in {**layout, **grid}.items() if v]
+        if given:
+            raise InvalidArgumentError(f"{', '.join(given)} apply to sheets, and this is one sprite",
+                                       hint="give several frames, --animations, or --sheet-cell / --detect-grid "
+                                            "for an image that is a sheet")
