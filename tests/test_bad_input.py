@@ -142,6 +142,7 @@ def test_export_sheet_of_wrong_kind_names_it(tmp_path):
 
 
 def test_export_write_failure_is_an_export_error_naming_the_path(tmp_path):
+    (tmp_path / "Cargo.toml").write_text('[dependencies]\nbevy = "0.16"\n')
     (tmp_path / "assets").mkdir()
     (tmp_path / "assets" / "sprites").write_text("a file where a folder is needed")
     with pytest.raises(ExportError, match=r"cannot write .*sprites") as exc:

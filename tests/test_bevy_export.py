@@ -632,7 +632,14 @@ def test_version_override_and_default(tmp_path):
     assert "bevy_render::texture::image_loader::ImageLoader" in (project / "assets" / "s.png.meta").read_text()
     bare = tmp_path / "bare"
     bare.mkdir()
-    res = export_sheet(bare, "s.png", grid_sheet(1, 1, 4))
+    # a folder that is no Rust project: a mistyped --bevy, refused unless a version is given
+    with pytest.raises(ExportError, match=r"bare is not a Bevy project: no Cargo.toml in it or above it"):
+        export_sheet(bare, "s.png", grid_sheet(1, 1, 4))
+    assert not (bare / "assets").exists()
+    assert export_sheet(bare, "s.png", grid_sheet(1, 1, 4), bevy_version="0.16").bevy.short == "0.16"
+    # a Rust project whose bevy the files do not name (a git dependency): the newest layout
+    (bare / "Cargo.toml").write_text('[dependencies]\nbevy = { git = "https://github.com/bevyengine/bevy" }\n')
+    res = export_sheet(bare, "t.png", grid_sheet(1, 1, 4))
     assert res.bevy.minor == 19 and res.bevy.source.startswith("default")
     with pytest.raises(ExportError, match="does not exist"):
         export_sheet(tmp_path / "missing", "s.png", grid_sheet(1, 1, 4))

@@ -919,6 +919,13 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
             raise ExportError(f"Bevy project folder {project} does not exist",
                               hint="give the folder that holds Cargo.toml and assets/")
         project.mkdir(parents=True, exist_ok=True)
+    auto = not bevy_version or str(bevy_version).strip().lower() == "auto"
+    if auto and not create_project and not any((d / "Cargo.toml").is_file() for d in (project, *project.parents)):
+        # a folder that is no Rust project at all: most likely a wrong --bevy, and assets
+        # written there with a guessed Bevy version would be found nowhere
+        raise ExportError(f"{project} is not a Bevy project: no Cargo.toml in it or above it",
+                          hint="give the folder of the game (where its Cargo.toml is), or a --bevy-version to "
+                               "export into a plain folder")
     version = resolve_bevy_version(project, bevy_version)
 
     if sheet is not None:

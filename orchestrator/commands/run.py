@@ -9,10 +9,11 @@ EXIT_CODES = """\
 exit codes:
   0    success
   1    other error
-  2    bad usage or a bad --set value
+  2    bad usage
   3    server unreachable, or it refused the token (401/403)
-  4    workflow invalid: unknown name/version or parameter, or the server rejected the
-       prompt (node_errors, missing node type) - the message names node, type and input
+  4    workflow invalid: unknown name/version or parameter, a --set value the parameter does
+       not take, or the server rejected the prompt (node_errors, missing node type) - the
+       message names node, type and input
   5    the job failed on the server (the failing node is named), or timed out
   6    deploy refused (path outside assets/, missing project, partial outputs)
   130  interrupted (Ctrl-C): the job was removed from the server's queue / interrupted
