@@ -295,6 +295,9 @@ def test_cli_reads_every_png_mode(capsys, tmp_path, pngs, kind):
     (["sheet", "{rgb}", "-o", "{tmp}/", "--json", "{tmp}/sheet.png"], 2, "--json {tmp}/sheet.png: writing"),
     (["sheet", "{rgb}", "-o", "{tmp}/" + "a" * 300 + ".png"], 2, "File name too long"),
     (["snap", "{rgb}", "-o", "{tmp}/" + "a" * 300 + ".png"], 2, "File name too long"),
+    # a file-system failure no command checks for: an error naming the file, never a traceback
+    (["snap", "{rgb}", "{rgb}", "-o", "{tmp}/" + "a" * 300], 1, "File name too long"),
+    (["sheet", "{rgb}", "-o", "{tmp}/s.png", "--json", "{tmp}/" + "a" * 300 + ".json"], 2, "File name too long"),
     (["palette", "extract", "{rgb}", "-k", "4", "-o", "{rgb}"], 2, "-o {rgb}: writing {rgb} would replace the input"),
     (["palette", "convert", "pico-8", "{rgb}/x.hex"], 6, "cannot write palette file"),
     (["palette", "extract", "{rgb}", "-k", "4", "--seed", "-1", "-o", "{tmp}/x.hex"], 2, "seed must be an integer"),

@@ -53,11 +53,14 @@ def png_output(path: str, flag: str, name: str, keep=()) -> Path:
 
 def check_writable(out) -> None:
     """An ``ExportError`` now, before any work, when ``out`` cannot be written as a file: a
-    folder stands there, a file stands where one of its folders goes, or its name is too long.
-    Found only at the write, such a failure would come after other outputs of the run."""
-    from comfy_nodes.pixel.errors import ExportError
+    folder stands there, or a file stands where one of its folders goes (an
+    ``InvalidArgumentError`` when its name is too long). Found only at the write, such a
+    failure would come after other outputs of the run."""
+    from comfy_nodes.pixel.errors import ExportError, InvalidArgumentError
 
     out = Path(out)
+    if len(out.name.encode("utf-8", "surrogateescape")) > 255:
+        raise InvalidArgumentError(f"cannot write {str(out)[:80]}...: File name too long", hint="give a shorter name")
     try:
         if out.is_dir():
             raise ExportError(f"cannot write {out}: it is a folder", hint="give a file name, or move the folder away")
@@ -67,8 +70,6 @@ def check_writable(out) -> None:
         if not up.is_dir():
             raise ExportError(f"cannot write {out}: {up} is a file, not a folder",
                               hint="check that no file stands where a folder is needed")
-        if len(out.name.encode("utf-8", "surrogateescape")) > 255:
-            raise ExportError(f"cannot write {str(out)[:80]}...: File name too long", hint="give a shorter name")
     except OSError as exc:
         raise ExportError(f"cannot write {str(out)[:200]}: {exc.strerror or exc}",
                           hint="check that the folder is writable and the name is not too long") from None
