@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 import threading
@@ -140,8 +141,22 @@ class Watcher:
         if not self.project.is_dir():
             raise InvalidArgumentError(f"Bevy project folder not found: {self.project}",
                                        hint="give the folder that holds Cargo.toml and assets/")
+        from comfy_nodes.pixel.bevy_export import OVERWRITE_POLICIES, check_bevy_project
         from comfy_nodes.pixel.safepath import check_relative
 
+        check_bevy_project(self.project, bevy_version)
+        assets = (self.project / "assets").resolve()
+        if self.folder == assets or assets in self.folder.parents or self.folder in assets.parents:
+            # each deploy would be a new file in the watched folder: deployed again, and again
+            raise InvalidArgumentError(f"the watched folder {self.folder} and the project's assets {assets} overlap: "
+                                       "every deployed asset would be picked up and deployed again",
+                                       hint="watch ComfyUI's output folder (or another folder outside the game)")
+        if isinstance(upscale, bool) or not isinstance(upscale, int) or not 1 <= upscale <= 64:
+            raise InvalidArgumentError(f"upscale must be a whole number 1..64, got {upscale!r}")
+        if not (isinstance(debounce, (int, float)) and math.isfinite(debounce) and 0 <= debounce <= 60):
+            raise InvalidArgumentError(f"debounce must be 0..60 seconds, got {debounce!r}")
+        if overwrite not in OVERWRITE_POLICIES:
+            raise InvalidArgumentError(f"unknown overwrite policy {overwrite!r}; use one of {', '.join(OVERWRITE_POLICIES)}")
         if asset_dir.strip("/"):
             check_relative(asset_dir.strip("/"), self.project / "assets")
         self.asset_dir = asset_dir

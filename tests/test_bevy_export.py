@@ -633,9 +633,13 @@ def test_version_override_and_default(tmp_path):
     bare = tmp_path / "bare"
     bare.mkdir()
     # a folder that is no Rust project: a mistyped --bevy, refused unless a version is given
-    with pytest.raises(ExportError, match=r"bare is not a Bevy project: no Cargo.toml in it or above it"):
+    with pytest.raises(ExportError, match=r"bare is not a Bevy project: it holds no Cargo.toml \(hint"):
         export_sheet(bare, "s.png", grid_sheet(1, 1, 4))
     assert not (bare / "assets").exists()
+    # the game's assets/ given as the project: assets/assets/ would be read by nothing
+    with pytest.raises(ExportError, match=r"assets is not a Bevy project: it holds no Cargo.toml \(the game at "):
+        export_sheet(project / "assets", "s.png", grid_sheet(1, 1, 4))
+    assert not (project / "assets" / "assets").exists()
     assert export_sheet(bare, "s.png", grid_sheet(1, 1, 4), bevy_version="0.16").bevy.short == "0.16"
     # a Rust project whose bevy the files do not name (a git dependency): the newest layout
     (bare / "Cargo.toml").write_text('[dependencies]\nbevy = { git = "https://github.com/bevyengine/bevy" }\n')

@@ -315,3 +315,34 @@ def test_cli_stops_cleanly_on_sigint_and_deploys_each_file_once(dirs):
     assert all(e["exports"] == 1 for e in entries), entries
     assert sorted(deployed1 + deployed2) == ["sprites/a.png", "sprites/b.png", "sprites/c.png"]
     assert [p for p in assets.rglob("*") if p.is_file() and p.name.endswith(".tmp")] == []
+
+
+def test_watch_refuses_at_start_what_would_loop_scatter_or_fail_every_file(tmp_path):
+    """A watched folder that overlaps the game's assets/ would deploy every asset again (with an
+    upscale, doubling it each time); a folder that is not the game's, or a bad option, would
+    fail every file later: each is refused before anything is written."""
+    from comfy_nodes.pixel.errors import ExportError, InvalidArgumentError
+
+    game = tmp_path / "game"
+    (game / "assets" / "sprites").mkdir(parents=True)
+    (game / "Cargo.toml").write_text('[dependencies]\nbevy = "0.16"\n')
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for folder in (game / "assets" / "sprites", game / "assets", game):
+        with pytest.raises(InvalidArgumentError, match="overlap: every deployed asset would be picked up"):
+            Watcher(folder, game, upscale=2)
+    with pytest.raises(ExportError, match="assets is not a Bevy project: it holds no Cargo.toml"):
+        Watcher(drop, game / "assets")
+    (tmp_path / "notgame").mkdir()
+    with pytest.raises(ExportError, match="notgame is not a Bevy project"):
+        Watcher(drop, tmp_path / "notgame")
+    for kw, message in (({"upscale": 0}, "upscale must be a whole number 1..64"),
+                        ({"debounce": float("nan")}, "debounce must be 0..60 seconds"),
+                        ({"overwrite": "merge"}, "unknown overwrite policy 'merge'")):
+        with pytest.raises(InvalidArgumentError, match=message):
+            Watcher(drop, game, **kw)
+    assert sorted(p.name for p in (game / "assets").iterdir()) == ["sprites"]
+    assert not (tmp_path / "notgame" / "assets").exists()
+    r = subprocess.run([sys.executable, "-m", "orchestrator", "watch", str(game / "assets"), "--bevy", str(game)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "overlap" in r.stderr and "Traceback" not in r.stderr

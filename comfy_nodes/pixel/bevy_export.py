@@ -185,6 +185,22 @@ def detect_bevy_version(project: str | os.PathLike) -> BevyVersion | None:
     return None
 
 
+def check_bevy_project(project: str | os.PathLike, bevy_version: str | None = "auto") -> None:
+    """``ExportError`` unless ``project`` is a game's folder: the one holding its ``Cargo.toml``
+    (Bevy reads ``assets/`` beside it), or any folder when ``bevy_version`` is given. Anything
+    else is most likely a mistyped path, or the game's ``assets/`` or a folder inside it, where
+    assets would land in a second ``assets/`` the game never reads."""
+    if bevy_version and str(bevy_version).strip().lower() not in ("auto", ""):
+        return
+    project = Path(project)
+    if not (project / "Cargo.toml").is_file():
+        inside = next((d for d in project.absolute().parents if (d / "Cargo.toml").is_file()), None)
+        raise ExportError(f"{project} is not a Bevy project: it holds no Cargo.toml"
+                          + (f" (the game at {inside} does)" if inside else ""),
+                          hint=f"give the game's folder{f' ({inside})' if inside else ''}, where Cargo.toml and "
+                               "assets/ are, or a --bevy-version to export into a plain folder")
+
+
 def resolve_bevy_version(project: str | os.PathLike, override: str | None = "auto") -> BevyVersion:
     """The override when given (not ``auto``), else the detected version, else 0.19 (noted in
     ``source``, since the .meta layout has been the same from 0.15 to 0.19)."""
@@ -919,13 +935,8 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
             raise ExportError(f"Bevy project folder {project} does not exist",
                               hint="give the folder that holds Cargo.toml and assets/")
         project.mkdir(parents=True, exist_ok=True)
-    auto = not bevy_version or str(bevy_version).strip().lower() == "auto"
-    if auto and not create_project and not any((d / "Cargo.toml").is_file() for d in (project, *project.parents)):
-        # a folder that is no Rust project at all: most likely a wrong --bevy, and assets
-        # written there with a guessed Bevy version would be found nowhere
-        raise ExportError(f"{project} is not a Bevy project: no Cargo.toml in it or above it",
-                          hint="give the folder of the game (where its Cargo.toml is), or a --bevy-version to "
-                               "export into a plain folder")
+    if not create_project:
+        check_bevy_project(project, bevy_version)
     version = resolve_bevy_version(project, bevy_version)
 
     if sheet is not None:
