@@ -27,6 +27,7 @@ from fastmcp.tools.base import ToolResult
 from mcp.types import ImageContent, TextContent
 
 from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError, PathEscapeError
+from orchestrator.commands.outputs import check_writable
 
 # Previews are small on purpose: an assistant needs to see the sprite, not a 4K image.
 PREVIEW_MAX_SIDE = 256
@@ -310,6 +311,8 @@ class PixelMCP:
                                            f"and output {output!r} names a PNG file",
                                            hint=f"give a folder, e.g. {Path(output).stem}/")
             dsts = [self.paths.file(str(Path(output) / name), must_exist=False) for name in names]
+            for dst in dsts:
+                check_writable(dst)
         results = grid.snap_batch(frames, cell=cell, width=width, height=height,
                                   background="transparent" if transparent_background else "keep")
         g, imgs = results[0].grid, [r.image for r in results]
@@ -341,13 +344,14 @@ class PixelMCP:
         (the image is written as PNG) that is not the input ``src``, which a tool never replaces."""
         if not output:
             return None
-        if not output.strip().lower().endswith(".png"):
-            raise InvalidArgumentError(f"output {output!r}: the image is written as PNG, so its name must end in .png",
+        if not output.strip().lower().endswith(".png") or Path(output.strip()).name.lower() == ".png":
+            raise InvalidArgumentError(f"output {output!r}: the image is written as PNG, so its name must be NAME.png",
                                        hint=f"e.g. {Path(output).stem or 'sprite'}.png")
         dst = self.paths.file(output, must_exist=False)
         if dst.resolve() == src.resolve():
             raise InvalidArgumentError(f"output {output!r} is the input: a tool never writes over its input",
                                        hint="give another file name")
+        check_writable(dst)
         return dst
 
     def list_palettes(self) -> list[dict]:
@@ -497,6 +501,11 @@ def build_server(settings: ServerSettings):
             return fn(*args, **kwargs)
         except DgxPixelsError as exc:
             raise _tool_error(exc) from None
+        except OSError as exc:
+            # a file-system failure no tool checks for: a message naming the file, no traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise ToolError(f"{where}{exc.strerror or exc} (hint: check the paths given, the free space and "
+                            "the permissions)") from None
 
     def with_preview(info: dict, png: bytes) -> ToolResult:
         import base64

@@ -141,7 +141,7 @@ def test_stdio_lists_tools_and_snaps_a_benchmark_input(tmp_path, benchmark_input
 
     before = (game / "ai.png").read_bytes()
     names, res, resources, errors = _run(go())
-    assert "output 'assets/sprites/ai.jpg': the image is written as PNG, so its name must end in .png" in errors["jpg"]
+    assert "output 'assets/sprites/ai.jpg': the image is written as PNG, so its name must be NAME.png" in errors["jpg"]
     assert "output 'ai.png' is the input" in errors["self"] and "output 'ai.png' is the input" in errors["qself"]
     assert (game / "ai.png").read_bytes() == before and not (game / "assets" / "sprites" / "ai.jpg").exists()
     assert {"list_workflows", "describe_workflow", "generate", "snap_image", "quantize_image", "list_palettes",
@@ -178,8 +178,13 @@ def test_stdio_snaps_an_animation_on_one_grid_and_one_palette(tmp_path):
     async def go():
         async with Client(_stdio(game, "http://127.0.0.1:9")) as c:
             res = await c.call_tool("snap_image", {"path": "walk.png", "output": "assets/walk", "colors": 4})
-            errors = await _tool_errors(c, [("png", "snap_image", {"path": "walk.png", "output": "assets/x.png"})])
+            errors = await _tool_errors(c, [("png", "snap_image", {"path": "walk.png", "output": "assets/x.png"}),
+                                            ("squat", "snap_image", {"path": "walk.png", "output": "assets/squat"}),
+                                            ("noname", "quantize_image", {"path": "walk.png", "palette": "pico-8",
+                                                                          "output": "assets/.png"})])
             return res, errors
+
+    (game / "assets" / "squat" / "walk_002.png").mkdir(parents=True)
 
     res, errors = _run(go())
     info = res.structured_content
@@ -199,6 +204,10 @@ def test_stdio_snaps_an_animation_on_one_grid_and_one_palette(tmp_path):
     assert preview.width == 3 * 16 * (preview.height // 14)
     assert "3 frames" in errors["png"] and "folder" in errors["png"]
     assert not (game / "assets" / "x.png").exists()
+    # every frame's file is checked before the first is written
+    assert f"cannot write {game / 'assets' / 'squat' / 'walk_002.png'}: it is a folder" in errors["squat"]
+    assert [p.name for p in (game / "assets" / "squat").iterdir()] == ["walk_002.png"]
+    assert "its name must be NAME.png" in errors["noname"] and not (game / "assets" / ".png").exists()
 
 
 def test_stdio_workflow_palette_deploy_and_asset_tools(tmp_path):
@@ -557,3 +566,32 @@ def test_sigterm_stops_the_server_and_removes_its_temporary_folder(tmp_path, tra
             proc.kill()
             proc.wait()
     assert list(tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stdio_server_stops_on_a_signal_after_a_tool_call_without_stdin_closing(tmp_path, sig):
+    """After a tool call the stdio transport's reader thread waits on stdin; a stop signal must
+    still end the server at once (exit 0, as the README says for mcp), not when the client
+    finally closes stdin."""
+    game = _project(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "mcp", "--bevy-root", str(game)],
+                            env=_server_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, bufsize=1)
+
+    def send(obj):
+        proc.stdin.write(json.dumps(obj) + "\n")
+        proc.stdin.flush()
+
+    try:
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
+        assert json.loads(proc.stdout.readline())["id"] == 1
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_palettes", "arguments": {}}})
+        assert "pico-8" in proc.stdout.readline().lower()
+        proc.send_signal(sig)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -22,6 +22,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import os
     import signal
+    import sys
     import tempfile
     from pathlib import Path
 
@@ -34,6 +35,7 @@ def run(args) -> int:
     # at once (the HTTP transport re-raises it after its graceful shutdown): as an exit, the
     # job outputs downloaded into the temporary folder are removed with it.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    stdio = False
     with tempfile.TemporaryDirectory(prefix="dgx-pixels-mcp-") as tmp:
         settings = ServerSettings(servers=list(cfg.servers), bevy_roots=[Path(r) for r in args.bevy_root],
                                   out_dir=Path(tmp), timeout=args.timeout)
@@ -45,7 +47,20 @@ def run(args) -> int:
             server.run(transport="http", host=host, port=int(port), show_banner=False)
         else:
             os.environ.setdefault("FASTMCP_LOG_LEVEL", "WARNING")
-            server.run(transport="stdio", show_banner=False)
+            # Ctrl-C as SIGTERM: asyncio's own handler would cancel the loop and then wait for
+            # the stdin reader, which only the client's closing stdin ends
+            signal.signal(signal.SIGINT, _exit_on_sigterm)
+            try:
+                server.run(transport="stdio", show_banner=False)
+            except (KeyboardInterrupt, SystemExit):
+                pass  # SIGINT / SIGTERM: a stop asked for, not an error
+            stdio = True
+    if not args.http and stdio:
+        # The temporary folder is gone; what is left is the stdio transport's reader thread,
+        # blocked on stdin until the client closes it, which would keep the process alive.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
