@@ -170,6 +170,7 @@ class Watcher:
         self.recursive = recursive
         self.on_event = on_event
         self.stats = WatchStats()
+        self.lost = False  # the watched folder disappeared while watching
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -334,17 +335,28 @@ class Watcher:
         if known and known.get("sha256") == digest:
             return  # touched but unchanged
         prior = self._state["hashes"].get(digest)
-        if prior is not None:
+        # the same content under a new name is deployed once; a file that already has an asset
+        # of its own keeps it up to date, whatever other file its new content matches
+        if prior is not None and not (known and known.get("asset")):
             self._state["files"][rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest, "duplicate_of": prior}
             self._save_state()
             self.stats.duplicates += 1
             self.emit("duplicate", file=str(full), asset=prior)
             return
+        asset = asset_path_for(rel, self.asset_dir)
+        owner = next((r for r, f in self._state["files"].items()
+                      if r != rel and f.get("asset") == asset and (self.folder / r).is_file()), None)
+        if owner is not None:
+            # two source names that map to one asset name (tree.png and tree.jpg, accents
+            # made safe): the second would silently replace the first in the game
+            self.stats.failed += 1
+            self.emit("failed", file=str(full), error=f"its asset name {asset} is already the asset of {owner}; "
+                                                    "rename one of the two files")
+            return
         try:
-            asset = asset_path_for(rel, self.asset_dir)
             deployed = deploy_file(
                 full, self.project, asset, overwrite=self.overwrite, upscale=self.upscale,
-                bevy_version=self.bevy_version, deploy_id=f"watch:{digest}",
+                bevy_version=self.bevy_version, deploy_id=f"watch:{rel}:{digest}",
                 provenance={"watch_folder": str(self.folder)},
             )
         except DgxPixelsError as exc:
@@ -352,6 +364,9 @@ class Watcher:
             self.emit("failed", file=str(full), error=exc.message)
             return
         self._state["files"][rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest, "asset": deployed.asset_path}
+        # the asset now holds this content only: what it held before is in the game no more
+        for h in [h for h, a in self._state["hashes"].items() if a == deployed.asset_path]:
+            del self._state["hashes"][h]
         self._state["hashes"][digest] = deployed.asset_path
         self._save_state()
         self.stats.deployed += 1
@@ -385,6 +400,11 @@ class Watcher:
                 if self._stop.is_set():
                     break
                 self._deploy(rel)
+            if not self.folder.is_dir():
+                # deleted (or unmounted) under the watcher: its events stop, silently
+                self.lost = True
+                self.emit("failed", file=str(self.folder), error="the watched folder is gone; watching stopped")
+                self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -401,7 +421,8 @@ class Watcher:
         self.start()
         try:
             while not stop.wait(0.5):
-                pass
+                if self._stop.is_set():
+                    break
         finally:
             self.stop()
         return self.stats

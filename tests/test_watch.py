@@ -346,3 +346,56 @@ def test_watch_refuses_at_start_what_would_loop_scatter_or_fail_every_file(tmp_p
     r = subprocess.run([sys.executable, "-m", "orchestrator", "watch", str(game / "assets"), "--bevy", str(game)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "overlap" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_same_content_name_clashes_and_a_lost_folder(dirs):
+    """The same content under a new name is deployed once, but only while its asset still holds
+    it; a file with an asset of its own keeps it up to date; two files that map to one asset
+    name do not silently replace each other; a watched folder that disappears is reported."""
+    drop, proj = dirs
+    red, blue, green = png_bytes(31), png_bytes(32), png_bytes(33)
+    rec = Recorder()
+    w = Watcher(drop, proj, debounce=0.05, on_event=rec)
+    w.start()
+    try:
+        rec.wait_for("ready")
+        (drop / "hero.png").write_bytes(red)
+        rec.wait_for("deployed", 1)
+        (drop / "hero.png").write_bytes(blue)  # the asset now holds blue only
+        rec.wait_for("deployed", 2)
+        (drop / "hero_red.png").write_bytes(red)  # red is in the game no more: deployed, not skipped
+        rec.wait_for("deployed", 3)
+        (drop / "enemy.png").write_bytes(green)
+        rec.wait_for("deployed", 4)
+        (drop / "hero.png").write_bytes(green)  # matches enemy.png, yet hero.png's asset follows it
+        rec.wait_for("deployed", 5)
+        (drop / "tree.png").write_bytes(png_bytes(34))
+        rec.wait_for("deployed", 6)
+        Image.open(io.BytesIO(png_bytes(35))).convert("RGB").save(drop / "tree.jpg")  # also sprites/tree.png
+        rec.wait_for("failed", 1)
+    finally:
+        w.stop()
+    assert [e["asset"] for e in rec.of("deployed")] == ["sprites/hero.png", "sprites/hero.png", "sprites/hero_red.png",
+                                                         "sprites/enemy.png", "sprites/hero.png", "sprites/tree.png"]
+    assert rec.of("duplicate") == []
+    def pixels(data_or_path):
+        src = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else data_or_path
+        return np.asarray(Image.open(src).convert("RGBA"))
+
+    assert np.array_equal(pixels(proj / "assets" / "sprites" / "hero.png"), pixels(green))
+    assert "its asset name sprites/tree.png is already the asset of tree.png" in rec.of("failed")[0]["error"]
+    assert np.array_equal(pixels(proj / "assets" / "sprites" / "tree.png"), pixels(png_bytes(34)))
+    # the watched folder deleted under the watcher: reported, and the CLI exits 1
+    gone = proj.parent / "gone"
+    gone.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "watch", str(gone), "--bevy", str(proj)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)
+        gone.rmdir()
+        assert proc.wait(30) == 1
+        assert "the watched folder is gone; watching stopped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -54,6 +54,8 @@ def run(args) -> int:
             print(f"same content as {ev['asset']}, skipped: {ev['file']}", flush=True)
         elif e == "failed":
             print(f"FAILED {ev['file']}: {ev['error']}", file=sys.stderr, flush=True)
+        elif e == "ignored":
+            print(f"ignored {ev['file']}: {ev['reason']}", file=sys.stderr, flush=True)
         elif e == "ready":
             print(f"watching {ev['folder']} -> {ev['project']} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
@@ -72,5 +74,6 @@ def run(args) -> int:
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
-    print(f"stopped: {stats.deployed} deployed, {stats.duplicates} duplicates, {stats.failed} failed", file=sys.stderr)
-    return 0
+    print(f"stopped: {stats.deployed} deployed, {stats.duplicates} duplicates, {stats.failed} failed, "
+          f"{stats.ignored} ignored", file=sys.stderr)
+    return 1 if w.lost else 0
