@@ -132,7 +132,8 @@ class Confinement:
                                       hint="name a file inside one of the roots the server was started with")
             target = real
         else:
-            target = confine(self.roots[0], text)
+            target = confine(self.roots[0], text, action="read" if must_exist else "write",
+                             hint=f"give a path relative to {self.roots[0]} (or absolute inside a root), without '..'")
         if must_exist and not target.is_file():
             raise InvalidArgumentError(f"file not found: {target}")
         return target

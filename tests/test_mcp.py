@@ -113,6 +113,8 @@ def _assert_refusals_are_clear(errors: dict[str, str]) -> None:
     assert "cell_size" in errors["param_type"]
     for label in ("abs", "dotdot", "symlink", "project_escape", "upload_escape", "asset_escape"):
         assert "refus" in errors[label] or "outside" in errors[label], (label, errors[label])
+    # an input is read, not written, and is named relative to the project root
+    assert "refusing to read '../outside/secret.png'" in errors["dotdot"] and "relative to" in errors["dotdot"]
 
 
 @pytest.fixture

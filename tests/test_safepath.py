@@ -158,3 +158,18 @@ def test_manifest_folder_symlinked_outside_is_refused(tmp_path):
         export_sheet(project, "k.png", build_sheet([np.full((4, 4, 4), 9, np.uint8)]), bevy_version="0.15")
     assert list(outside.iterdir()) == []
     assert not (project / "assets" / "k.png").exists()
+
+
+def test_a_project_outside_the_roots_gets_the_hint_of_where_the_roots_come_from(tmp_path):
+    from comfy_nodes.pixel.safepath import RootConfig, resolve_project
+
+    root = tmp_path / "games"
+    root.mkdir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    with pytest.raises(PathEscapeError) as exc:
+        resolve_project(str(outside), RootConfig((root,), None, ("--bevy-root",)))
+    assert "--bevy-root" in exc.value.hint and "DGX_PIXELS_BEVY_ROOTS" not in exc.value.hint
+    with pytest.raises(PathEscapeError) as exc:
+        resolve_project(str(outside), RootConfig((root,), None, ("DGX_PIXELS_BEVY_ROOTS",)))
+    assert "DGX_PIXELS_BEVY_ROOTS" in exc.value.hint

@@ -220,9 +220,13 @@ def resolve_project(project: str, config: RootConfig) -> Path:
             root_real = Path(os.path.realpath(root))
             if _inside(real, root_real):
                 return real
+        # the roots come from where this caller takes them: the MCP server's --bevy-root, or
+        # the node's environment variable and config file
+        where = ("start the server with it as a --bevy-root" if "--bevy-root" in config.sources
+                 else f"add it to {ENV_ROOTS} or to \"{CONFIG_KEY}\" in {USER_CONFIG_NAME}")
         raise PathEscapeError(
             f"refusing project {text!r}: it is not inside an allowed Bevy root ({', '.join(str(r) for r in config.roots)})",
-            hint=f"add it to {ENV_ROOTS} or to \"{CONFIG_KEY}\" in {USER_CONFIG_NAME}",
+            hint=where,
         )
     if not _NAME.match(text) or text.endswith("."):
         raise PathEscapeError(f"refusing project {text!r}: give an absolute folder or a plain project name")
