@@ -66,7 +66,18 @@ def is_complete_image(path: Path) -> bool:
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return tail[4:8] == b"IEND"
     if head.startswith(b"\xff\xd8"):
-        return tail.rstrip(b"\x00").endswith(b"\xff\xd9")
+        if not tail.rstrip(b"\x00").endswith(b"\xff\xd9"):
+            return False
+        # an EXIF thumbnail ends in the same marker, and a writer may finish it before the main
+        # image: only a file that decodes is whole
+        from PIL import Image
+
+        try:
+            with Image.open(path) as img:
+                img.load()
+        except Exception:  # noqa: BLE001 - any decoder complaint means: not finished yet
+            return False
+        return True
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         (riff,) = struct.unpack("<I", head[4:8])
         return riff + 8 == size

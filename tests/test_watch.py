@@ -78,6 +78,18 @@ def test_names_and_completeness_checks(tmp_path):
     assert not is_complete_image(f)
     f.write_bytes(data)
     assert is_complete_image(f)
+    # a JPEG whose EXIF thumbnail (ending in the same FFD9 marker) is written before the main image
+    thumb = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(thumb, "JPEG")
+    exif = Image.Exif()
+    main = io.BytesIO()
+    Image.new("RGB", (64, 64), (30, 200, 30)).save(main, "JPEG", exif=exif.tobytes())
+    whole = main.getvalue()
+    j = tmp_path / "x.jpg"
+    j.write_bytes(whole[: len(whole) // 2] + thumb.getvalue()[-2:])  # cut, yet ending in FFD9
+    assert not is_complete_image(j)
+    j.write_bytes(whole)
+    assert is_complete_image(j)
     assert asset_path_for("sub dir/My Sprite.jpg", "sprites/") == "sprites/sub_dir/My_Sprite.png"
     assert asset_path_for("../../x.png", "") == "x.png"
 

@@ -48,7 +48,9 @@ def run(args) -> int:
             sys.stdout.flush()
             return
         e = ev["event"]
-        if e == "deployed":
+        if e == "deployed" and ev.get("already"):
+            print(f"already deployed {ev['asset']} <- {ev['file']} (found in the manifest; nothing written)", flush=True)
+        elif e == "deployed":
             print(f"deployed {ev['asset']} <- {ev['file']}" + (f" ({ev['latency_ms']:.0f} ms)" if ev.get("latency_ms") else ""), flush=True)
         elif e == "duplicate":
             print(f"same content as {ev['asset']}, skipped: {ev['file']}", flush=True)
