@@ -245,6 +245,7 @@ class _Item:
     deploy_id: str | None
     sheet_layout: dict | None = None  # from sheet_deploy.sheet_layout: deploy as a sheet
     animations: str | None = None  # replaces the sheet's animations
+    image: Any = None  # the file's pixels when already decoded (a local file checked up front)
 
 
 def _deploy_items(
@@ -279,7 +280,7 @@ def _deploy_items(
             raise ExportError(f"output {it.source} changed since it was downloaded (sha256 {actual[:12]} != {it.sha256[:12]}); nothing deployed",
                               hint="run the job again")
         try:
-            img = load_image(it.source)
+            img = it.image if it.image is not None else load_image(it.source)
         except InputImageError as exc:
             raise ExportError(f"output {it.source} is not a usable image ({exc.message}); nothing deployed") from None
         if it.sheet_layout is not None:
@@ -395,7 +396,7 @@ def deploy_file(
         raise InputImageError(f"{p} is a folder, not an image file" if p.is_dir() else f"file not found: {p}",
                               hint="deploy takes one image file; `dgx-pixels export` lays a folder of frames out as a sheet")
     try:
-        load_image(p)  # before anything else: an unreadable file is bad input, not a refused deploy
+        pixels = load_image(p)  # before anything else: an unreadable file is bad input, not a refused deploy
     except InputImageError as exc:
         raise InputImageError(exc.message, hint="deploy takes an image file (PNG, or any format Pillow reads)") from None
     digest = _sha256_file(p)
@@ -405,7 +406,7 @@ def deploy_file(
     if provenance:
         prov.update(provenance)
     prov["deploy_id"] = deploy_id
-    item = _Item(p, digest, asset_path, prov, deploy_id)
+    item = _Item(p, digest, asset_path, prov, deploy_id, image=pixels)
     return _deploy_items([item], project, overwrite=overwrite, upscale=upscale, bevy_version=bevy_version,
                          assets_ron=assets_ron, assets_dir=assets_dir, create_project=create_project,
                          on_event=on_event)[0]
