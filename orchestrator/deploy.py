@@ -267,9 +267,8 @@ def _deploy_items(
     from orchestrator.sheet_deploy import sheet_from_output
 
     project = Path(project)
-    if not project.is_dir() and not create_project:
-        raise ExportError(f"Bevy project folder {project} does not exist",
-                          hint="give the folder that holds Cargo.toml and assets/")
+    if not create_project:
+        bevy_export.require_project_folder(project)
     # Everything is checked before anything is written.
     images = []
     for it in items:

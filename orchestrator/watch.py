@@ -148,12 +148,10 @@ class Watcher:
         self.folder = Path(folder).resolve()
         if not self.folder.is_dir():
             raise InvalidArgumentError(f"folder to watch not found: {self.folder}")
-        self.project = Path(project)
-        if not self.project.is_dir():
-            raise InvalidArgumentError(f"Bevy project folder not found: {self.project}",
-                                       hint="give the folder that holds Cargo.toml and assets/")
-        from comfy_nodes.pixel.bevy_export import OVERWRITE_POLICIES, check_bevy_project
+        from comfy_nodes.pixel.bevy_export import OVERWRITE_POLICIES, check_bevy_project, require_project_folder
         from comfy_nodes.pixel.safepath import check_relative
+
+        self.project = require_project_folder(project)
 
         check_bevy_project(self.project, bevy_version)
         assets = (self.project / "assets").resolve()

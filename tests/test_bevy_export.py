@@ -645,7 +645,7 @@ def test_version_override_and_default(tmp_path):
     (bare / "Cargo.toml").write_text('[dependencies]\nbevy = { git = "https://github.com/bevyengine/bevy" }\n')
     res = export_sheet(bare, "t.png", grid_sheet(1, 1, 4))
     assert res.bevy.minor == 19 and res.bevy.source.startswith("default")
-    with pytest.raises(ExportError, match="does not exist"):
+    with pytest.raises(InvalidArgumentError, match="does not exist"):
         export_sheet(tmp_path / "missing", "s.png", grid_sheet(1, 1, 4))
     with pytest.raises(ExportError, match=r"\.png"):
         export_sheet(project, "s.gif", grid_sheet(1, 1, 4))

@@ -196,3 +196,20 @@ def test_deploy_of_a_missing_folder_or_unreadable_input_is_bad_input(tmp_path, p
         err = capsys.readouterr().err
         assert err.startswith(f"error: {message}") and "\nhint: " in err
     assert not (proj / "assets" / "x.png").exists()
+
+
+def test_a_missing_project_folder_is_bad_input_with_one_message_in_every_command(tmp_path, capsys):
+    f = tmp_path / "k.png"
+    _png(f, 8)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "afile").write_text("x")
+    for project, what in ((tmp_path / "nope", "does not exist"), (tmp_path / "afile", "is a file, not a folder")):
+        for argv in (["deploy", str(f), "--bevy", str(project), "--asset-path", "k.png"],
+                     ["export", str(f), "--bevy", str(project), "--path", "k.png"],
+                     ["history", "--bevy", str(project)],
+                     ["watch", str(tmp_path / "out"), "--bevy", str(project)]):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert err.startswith(f"error: Bevy project folder {project} {what}\n"), (argv, err)
+            assert "hint: give the game's folder, the one that holds Cargo.toml and assets/" in err
+    assert not (tmp_path / "nope").exists()

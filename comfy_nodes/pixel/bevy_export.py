@@ -185,6 +185,17 @@ def detect_bevy_version(project: str | os.PathLike) -> BevyVersion | None:
     return None
 
 
+def require_project_folder(project: str | os.PathLike) -> Path:
+    """``InvalidArgumentError`` (bad input, exit 2) unless ``project`` is an existing folder:
+    one check, one message for every command and node that takes a game's folder."""
+    project = Path(project)
+    if not project.is_dir():
+        raise InvalidArgumentError(
+            f"Bevy project folder {project} " + ("is a file, not a folder" if project.exists() else "does not exist"),
+            hint="give the game's folder, the one that holds Cargo.toml and assets/")
+    return project
+
+
 def check_bevy_project(project: str | os.PathLike, bevy_version: str | None = "auto") -> None:
     """``ExportError`` unless ``project`` is a game's folder: the one holding its ``Cargo.toml``
     (Bevy reads ``assets/`` beside it), or any folder when ``bevy_version`` is given. Anything
@@ -932,8 +943,7 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
 
     if not project.is_dir():
         if not create_project:
-            raise ExportError(f"Bevy project folder {project} does not exist",
-                              hint="give the folder that holds Cargo.toml and assets/")
+            require_project_folder(project)
         project.mkdir(parents=True, exist_ok=True)
     if not create_project:
         check_bevy_project(project, bevy_version)

@@ -24,14 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     import json
-    from pathlib import Path
 
     from comfy_nodes.pixel.asset_manifest import manifest_path, read_manifest
+    from comfy_nodes.pixel.bevy_export import require_project_folder
     from comfy_nodes.pixel.errors import InvalidArgumentError
 
-    project = Path(args.bevy)
-    if not project.is_dir():
-        raise InvalidArgumentError(f"Bevy project folder not found: {project}")
+    project = require_project_folder(args.bevy)
     entries = read_manifest(project)["assets"]
     recorded = len(entries)
     if args.workflow:
