@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from comfy_nodes.pixel.errors import InvalidArgumentError
 from orchestrator.errors import ModelError, SetupError
 
 MANIFEST_PATH = Path(__file__).resolve().parent.parent / "models" / "manifest.toml"
@@ -170,24 +171,36 @@ def select(entries: list[ModelEntry], names: list[str] | None) -> list[ModelEntr
     return out
 
 
-def resolve_models_dir(comfyui: str | None = None, models_dir: str | None = None) -> Path:
-    """The ComfyUI ``models`` folder from ``--comfyui PATH`` or ``--models-dir PATH``."""
+def resolve_models_dir(comfyui: str | None = None, models_dir: str | None = None, *,
+                       must_exist: bool = False) -> Path:
+    """The ComfyUI ``models`` folder from ``--comfyui PATH``, ``--models-dir PATH`` or
+    ``$DGX_PIXELS_COMFYUI``. A path the user gave that is wrong is bad input (exit 2), as every
+    other command's paths are; ``must_exist`` also refuses a models folder that is not there
+    (``list`` and ``verify`` would otherwise call every model "missing" on a mistyped path)."""
     if comfyui and models_dir:
-        raise SetupError("give either --comfyui or --models-dir, not both")
-    if comfyui:
-        root = Path(comfyui).expanduser()
+        raise InvalidArgumentError("give either --comfyui or --models-dir, not both")
+    if comfyui or (not models_dir and os.environ.get("DGX_PIXELS_COMFYUI")):
+        given = comfyui or os.environ["DGX_PIXELS_COMFYUI"]
+        where = "" if comfyui else "DGX_PIXELS_COMFYUI: "
+        root = Path(given).expanduser()
         if not (root / "main.py").is_file() or not (root / "folder_paths.py").is_file():
-            raise SetupError(f"{root} is not a ComfyUI folder (no main.py / folder_paths.py)",
-                             hint="pass the folder that holds ComfyUI's main.py, or use --models-dir")
-        return root / "models"
-    if models_dir:
-        return Path(models_dir).expanduser()
-    env = os.environ.get("DGX_PIXELS_COMFYUI")
-    if env:
-        return resolve_models_dir(comfyui=env)
-    raise SetupError("no models folder given",
-                     hint="pass --comfyui /path/to/ComfyUI or --models-dir /path/to/ComfyUI/models "
-                          "(or set DGX_PIXELS_COMFYUI)")
+            raise InvalidArgumentError(f"{where}{root} is not a ComfyUI folder (no main.py / folder_paths.py)",
+                                       hint="pass the folder that holds ComfyUI's main.py, or use --models-dir")
+        found = root / "models"
+    elif models_dir:
+        found = Path(models_dir).expanduser()
+    else:
+        raise InvalidArgumentError("no models folder given",
+                                   hint="pass --comfyui /path/to/ComfyUI or --models-dir /path/to/ComfyUI/models "
+                                        "(or set DGX_PIXELS_COMFYUI)")
+    if found.exists() and not found.is_dir():
+        raise InvalidArgumentError(f"models folder {found} is a file, not a folder",
+                                   hint="pass ComfyUI's models folder, the one that holds checkpoints/ and loras/")
+    if must_exist and not found.is_dir():
+        raise InvalidArgumentError(f"models folder {found} does not exist",
+                                   hint="pass ComfyUI's models folder, the one that holds checkpoints/ and loras/ "
+                                        "(`models pull` creates it)")
+    return found
 
 
 def sha256_file(path: Path, chunk: int = _CHUNK) -> str:

@@ -17,6 +17,7 @@ import pytest
 
 from orchestrator import cli
 from orchestrator import models as m
+from comfy_nodes.pixel.errors import InvalidArgumentError
 from orchestrator.errors import ModelError, SetupError
 
 PAYLOAD = bytes((i * 7 + (i >> 8) * 13) % 256 for i in range(300_000))
@@ -225,6 +226,7 @@ def test_enospc_while_writing_is_reported(server, tmp_path):
 def test_cli_pull_and_verify(server, tmp_path, capsys):
     manifest = _write_manifest(tmp_path / "manifest.toml", server.base + "/good.bin")
     models_dir = tmp_path / "models"
+    models_dir.mkdir()
     assert cli.main(["models", "verify", "--manifest", str(manifest), "--models-dir", str(models_dir)]) == 1
     assert "missing" in capsys.readouterr().out
     assert cli.main(["models", "pull", "--manifest", str(manifest), "--models-dir", str(models_dir)]) == 0
@@ -251,8 +253,23 @@ def test_cli_list_and_bad_comfyui_path(tmp_path, capsys):
     assert cli.main(["models", "list"]) == 0
     out = capsys.readouterr().out
     assert "sd_xl_base_1.0.safetensors" in out and "31e35c80fc4829d1" in out
-    assert cli.main(["models", "pull", "--comfyui", str(tmp_path)]) == 1
-    assert "is not a ComfyUI folder" in capsys.readouterr().err
+    assert cli.main(["models", "pull", "--comfyui", str(tmp_path)]) == 2
+    assert f"error: {tmp_path} is not a ComfyUI folder" in capsys.readouterr().err
+
+
+def test_a_models_folder_that_is_not_there_is_named_not_listed_as_missing_models(tmp_path, capsys, monkeypatch):
+    missing = tmp_path / "mdoels"
+    for action in ("list", "verify"):
+        assert cli.main(["models", action, "--models-dir", str(missing)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: models folder {missing} does not exist\n") and "`models pull` creates it" in err
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["models", "pull", "--models-dir", str(tmp_path / "afile")]) == 2
+    assert f"models folder {tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
+    monkeypatch.setenv("DGX_PIXELS_COMFYUI", str(tmp_path))
+    assert cli.main(["models", "verify"]) == 2
+    assert f"error: DGX_PIXELS_COMFYUI: {tmp_path} is not a ComfyUI folder" in capsys.readouterr().err
+    assert not missing.exists()
 
 
 def test_resolve_models_dir(tmp_path):
@@ -260,5 +277,5 @@ def test_resolve_models_dir(tmp_path):
     (tmp_path / "folder_paths.py").write_text("")
     assert m.resolve_models_dir(comfyui=str(tmp_path)) == tmp_path / "models"
     assert m.resolve_models_dir(models_dir=str(tmp_path / "x")) == tmp_path / "x"
-    with pytest.raises(SetupError):
+    with pytest.raises(InvalidArgumentError):
         m.resolve_models_dir(comfyui=str(tmp_path), models_dir=str(tmp_path))

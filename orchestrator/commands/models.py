@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if action == "list":
         models_dir = None
         if args.comfyui or args.models_dir:
-            models_dir = m.resolve_models_dir(args.comfyui, args.models_dir)
+            models_dir = m.resolve_models_dir(args.comfyui, args.models_dir, must_exist=True)
         for e in entries:
             state = ""
             if models_dir is not None:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'':<14} sha256 {e.sha256 or 'unknown'}  {e.url}")
         return 0
 
-    models_dir = m.resolve_models_dir(args.comfyui, args.models_dir)
+    models_dir = m.resolve_models_dir(args.comfyui, args.models_dir, must_exist=action == "verify")
     chosen = m.select(entries, args.names)
 
     if action == "verify":
