@@ -373,6 +373,10 @@ class BatchReport:
     failures: dict[str, str]
     elapsed_s: float
     journal: str
+    # Jobs left for a rerun because every server stayed down through the wait: submitted ones
+    # keep their journal record (a rerun re-attaches by prompt id), the others never started.
+    unfinished: int = 0
+    servers_down: str | None = None  # why the batch stopped early, when it did
 
 
 def _outputs_from_json(items: list[dict]) -> list[OutputFile]:
@@ -406,7 +410,7 @@ class BatchRunner:
         journal_path: str | os.PathLike | None = None,
         on_event: EventFn | None = None,
         cancel: threading.Event | None = None,
-        failover_after: float = 60.0,
+        failover_after: float | None = None,
         detach_on_cancel: bool = False,
         retry_failed: bool = True,
     ):
@@ -419,7 +423,13 @@ class BatchRunner:
         self.journal = Journal(journal_path or journal_path_for(jobs_file.path))
         self.on_event = on_event
         self.cancel = cancel or threading.Event()
-        self.failover_after = failover_after
+        if failover_after is not None and (isinstance(failover_after, bool) or not isinstance(failover_after, (int, float))
+                                           or not 0 < failover_after < float("inf")):
+            raise InvalidArgumentError(f"failover_after must be a positive number of seconds, got {failover_after!r}")
+        # One server: nowhere to move to, so wait longer for it (a restart, a model load);
+        # an explicit value is the user's say, with any number of servers.
+        self.down_timeout = float(failover_after) if failover_after is not None else (
+            60.0 if len(self.urls) > 1 else 300.0)
         self.detach_on_cancel = detach_on_cancel
         self.retry_failed = retry_failed
         self.pool: ServerPool | None = None
@@ -427,6 +437,10 @@ class BatchRunner:
         self.counts = {"done": 0, "deployed": 0, "failed": 0, "skipped": 0, "resubmitted": 0, "cancelled": 0}
         self.failures: dict[str, str] = {}
         self._in_flight_now = 0
+        # Servers that stayed down through a whole wait. Once it holds all of them the batch
+        # stops: every further job would only wait out the same timeout again.
+        self._lost: set[str] = set()
+        self._halt: ServerUnreachableError | None = None
 
     def emit(self, event: str, **fields) -> None:
         if self.on_event is not None:
@@ -531,17 +545,61 @@ class BatchRunner:
             time.sleep(0.5)
         return False
 
+    def _gone(self, url: str) -> None:
+        """``url`` stayed down through a whole wait; ``ServerUnreachableError`` (stopping the
+        batch) when every server has."""
+        with self._counts_lock:
+            self._lost.add(url)
+            lost = set(self._lost)
+        if lost >= set(self.pool.order):
+            # one may have come back while this job waited for another
+            back = [u for u in self.pool.order if self.pool.client(u).ping()]
+        with self._counts_lock:
+            if lost >= set(self.pool.order):
+                self._lost.difference_update(back)
+            if self._halt is None and self._lost >= set(self.pool.order):
+                names = ", ".join(self.pool.clients[u].display_url for u in self.pool.order)
+                self._halt = ServerUnreachableError(
+                    (f"no ComfyUI server of the batch ({names}) answered" if len(self.pool.order) > 1
+                     else f"the ComfyUI server {names} did not answer") + f" for {self.down_timeout:g} s; the batch stopped",
+                    hint="start ComfyUI again and rerun the same command: finished jobs are skipped and "
+                         "submitted ones are collected, never run twice (--failover-after sets the wait)")
+            halt = self._halt
+        if halt is not None:
+            raise halt
+
+    def _wait_any_back(self, limit: float) -> str | None:
+        """The first server to answer within ``limit`` seconds (None when none does)."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < limit:
+            if self.cancel.is_set():
+                raise JobCancelledError("batch stopped")
+            for u in self.pool.order:
+                if self.pool.client(u).ping():
+                    with self._counts_lock:
+                        self._lost.discard(u)
+                    return u
+            time.sleep(0.5)
+        return None
+
     def _execute(self, job: BatchJob, st: dict) -> tuple[RunResult, ComfyClient]:
         t0 = time.monotonic()
         many = len(self.urls) > 1
-        down_timeout = self.failover_after if many else max(self.failover_after, 300.0)
+        down_timeout = self.down_timeout
         exclude: set[str] = set()
         attach_pid = st.get("prompt_id") if st.get("state") in ("submitted", "done") else None
         url = normalize_url(st["server"]) if attach_pid else None
         while True:
             reserved = False
             if url is None:
-                url = self.pool.pick(exclude, self.cancel, give_up_after=max(down_timeout, 300.0))
+                if self._halt is not None:
+                    raise self._halt
+                try:
+                    url = self.pool.pick(exclude, self.cancel, give_up_after=down_timeout)
+                except ServerUnreachableError:
+                    for u in self.pool.order:
+                        self._gone(u)
+                    raise
                 reserved = True
             client = self.pool.client(url)
             run = JobRun(client, job.spec, on_event=self.on_event, cancel=self.cancel,
@@ -557,6 +615,8 @@ class BatchRunner:
                     # does not know, which a rerun submits; never one it runs twice.
                     self.journal.record(job.id, "submitted", key=job.key, prompt_id=pid, server=url)
                     run.submit()
+                    with self._counts_lock:
+                        self._lost.discard(url)
                 if reserved:
                     self.pool.release(url)
                     reserved = False
@@ -577,9 +637,19 @@ class BatchRunner:
                 if grace and self._wait_back(url, down_timeout):
                     attach_pid = run.prompt_id
                     continue
+                if grace or isinstance(exc, ServerLostError):
+                    self._gone(url)
                 if many:
                     # The server stayed down past failover_after (or refused the POST): move on.
-                    exclude.add(url)
+                    if exclude | {url} >= set(self.pool.order):
+                        # Every server failed this job: wait for any of them once, not in a
+                        # circle of refused POSTs.
+                        if self._wait_any_back(down_timeout) is None:
+                            for u in self.pool.order:
+                                self._gone(u)
+                        exclude.clear()
+                    else:
+                        exclude.add(url)
                     self.emit("failover", job=job.id, **{"from": client.display_url}, to="another server",
                               reason=exc.message, message=f"[{job.id}] {client.display_url} is down; moving the job")
                     attach_pid = None
@@ -606,7 +676,7 @@ class BatchRunner:
     # -- the loop ------------------------------------------------------------------------
     def _check_some_server_answers(self) -> None:
         """``ServerUnreachableError`` now when jobs are left to run and no server answers: the
-        wait for a server that went down (up to ``failover_after``, 300 s with one server) is
+        wait for a server that went down (``failover_after``: 60 s, or 300 s with one server) is
         for one lost mid-batch, not for a wrong address or a server never started."""
         def finished(job: BatchJob) -> bool:
             st = self.journal.state(job.id)
@@ -637,7 +707,7 @@ class BatchRunner:
         threads = []
 
         def worker():
-            while not self.cancel.is_set():
+            while not self.cancel.is_set() and self._halt is None:
                 try:
                     job = todo.get_nowait()
                 except queue.Empty:
@@ -649,6 +719,13 @@ class BatchRunner:
                     self._bump("done")
                     if outcome == "skipped":
                         self._bump("skipped")
+                except ServerUnreachableError as exc:
+                    if self._halt is None:
+                        self._failed(job, exc)
+                    else:
+                        # Left as the journal has it (submitted: a rerun re-attaches).
+                        self.emit("job_unfinished", job=job.id, reason=self.config.mask(exc.message))
+                        return
                 except JobCancelledError:
                     self._bump("cancelled")
                     if not self.detach_on_cancel:
@@ -656,11 +733,7 @@ class BatchRunner:
                         self.journal.record(job.id, "cancelled", key=job.key)
                     return
                 except DgxPixelsError as exc:
-                    msg = self.config.mask(exc.message)
-                    self.failures[job.id] = msg
-                    self.journal.record(job.id, "failed", key=job.key, error=msg, exit_code=exc.exit_code)
-                    self._bump("failed")
-                    self.emit("job_failed", job=job.id, error=msg, exit_code=exc.exit_code)
+                    self._failed(job, exc)
                 except Exception as exc:  # noqa: BLE001 - one job's bug must not stop the batch
                     msg = self.config.mask(f"{type(exc).__name__}: {exc}")
                     self.failures[job.id] = msg
@@ -688,8 +761,18 @@ class BatchRunner:
             self.pool.close()
             self.journal.close()
         c = self.counts
+        halted = self._halt is not None and not self.cancel.is_set()
         return BatchReport(
             total=len(self.jf.jobs), done=c["done"] - c["skipped"], deployed=c["deployed"], failed=c["failed"],
             skipped=c["skipped"], resubmitted=c["resubmitted"], cancelled=c["cancelled"], failures=dict(self.failures),
             elapsed_s=time.monotonic() - t0, journal=str(self.journal.path),
+            unfinished=(len(self.jf.jobs) - c["done"] - c["failed"] - c["cancelled"]) if halted else 0,
+            servers_down=self.config.mask(self._halt.message) if halted else None,
         )
+
+    def _failed(self, job: BatchJob, exc: DgxPixelsError) -> None:
+        msg = self.config.mask(exc.message)
+        self.failures[job.id] = msg
+        self.journal.record(job.id, "failed", key=job.key, error=msg, exit_code=exc.exit_code)
+        self._bump("failed")
+        self.emit("job_failed", job=job.id, error=msg, exit_code=exc.exit_code)

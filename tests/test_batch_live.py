@@ -454,3 +454,51 @@ def test_yaml_jobs_file(tmp_path):
         return
     jf = load_jobs_file(f)
     assert [j.id for j in jf.jobs] == ["a"] and jf.jobs[0].values == {"scale": 3}
+
+
+def test_the_only_server_lost_for_good_stops_the_batch_after_failover_after(world, comfy_server, capsys):
+    """With one server, a batch whose server stays down waits --failover-after once and stops
+    (exit 3), leaving the rest for a rerun; it does not wait the timeout out again for every
+    job left. The server's loss is real: the loopback proxy in front of it stops listening."""
+    from test_client_live import LoopbackProxy
+
+    tmp_path, proj, art = world
+    proxy = LoopbackProxy(comfy_server.url)
+    port = proxy.port
+    jobs, truth = make_jobs(tmp_path, art, proj, 8, busy=48, servers=[proxy.url])
+    journal = jobs.with_name(jobs.name + ".journal.jsonl")
+    lost_at = {}
+
+    def lose_server_after_first_deploy():
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not lost_at:
+            if journal.exists() and '"deployed"' in journal.read_text():
+                proxy.close()
+                lost_at["t"] = time.monotonic()
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=lose_server_after_first_deploy, daemon=True)
+    killer.start()
+    rc = main(["batch", str(jobs), "--failover-after", "2", "--in-flight", "1", "-q"])
+    ended = time.monotonic()
+    killer.join(5)
+    out, err = capsys.readouterr()
+    assert lost_at, "the batch never deployed a job"
+    assert rc == 3, (out, err)
+    assert ended - lost_at["t"] < 60, f"the batch went on for {ended - lost_at['t']:.0f} s after the server was lost"
+    assert f"error: the ComfyUI server {proxy.url} did not answer for 2 s; the batch stopped: " in err
+    unfinished = int(err.split("the batch stopped: ")[1].split(" job")[0])
+    recs = [json.loads(x) for x in journal.read_text().splitlines()[1:]]
+    deployed = {r["job"] for r in recs if r["state"] == "deployed"}
+    assert deployed and unfinished == 8 - len(deployed), (unfinished, deployed)
+    assert not [r for r in recs if r["state"] == "failed"], "a job lost with its server is unfinished, not failed"
+    assert f"{unfinished} unfinished" in out and "rerun the same command" in err
+
+    # The server is back (the proxy listens on the same port again): a rerun finishes the
+    # batch, and every asset is deployed exactly once.
+    back = LoopbackProxy(comfy_server.url, port=port)
+    try:
+        assert main(["batch", str(jobs), "--failover-after", "2", "-q"]) == 0, capsys.readouterr()
+    finally:
+        back.close()
+    check_exactly_once(proj, journal, truth)

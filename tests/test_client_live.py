@@ -68,7 +68,7 @@ def expected_pixels(rgb: np.ndarray, scale: int) -> np.ndarray:
 class LoopbackProxy:
     """HTTP proxy on 127.0.0.1 in front of a real ComfyUI (see the module docstring)."""
 
-    def __init__(self, upstream: str, *, hostile: bool = False, tls: tuple[str, str] | None = None):
+    def __init__(self, upstream: str, *, hostile: bool = False, tls: tuple[str, str] | None = None, port: int = 0):
         import requests
         import ssl
 
@@ -81,11 +81,12 @@ class LoopbackProxy:
         self.ws_client_bytes = 0
         self.ws_connections = 0
         self._ws_socks: list[socket.socket] = []
+        self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._session = requests.Session()
         self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._srv.bind(("127.0.0.1", 0))
+        self._srv.bind(("127.0.0.1", port))
         self._srv.listen(64)
         self.port = self._srv.getsockname()[1]
         self._tls = None
@@ -97,9 +98,18 @@ class LoopbackProxy:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
+        """Stop listening and cut every connection, kept-alive HTTP ones too: to the client
+        the server is gone."""
         self._stop = True
         self._srv.close()
         self.drop_websockets()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def drop_websockets(self) -> int:
         with self._lock:
@@ -144,8 +154,10 @@ class LoopbackProxy:
         conn = self._wrap(conn)
         if conn is None:
             return
+        with self._lock:
+            self._conns.append(conn)
         try:
-            while True:
+            while not self._stop:
                 got = self._read_head(conn, buf)
                 if got is None:
                     return

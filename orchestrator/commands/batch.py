@@ -14,7 +14,8 @@ Resumable: a journal (JOBS_FILE.journal.jsonl, or in --state-dir) records every 
 Run the same command again after a crash or Ctrl-C: finished jobs are skipped, submitted jobs
 are re-attached through /history (never submitted twice), outputs are never deployed twice.
 A server that goes down: its jobs wait for it (and are resubmitted under the same id if it
-lost them), or move to another server after --failover-after seconds.
+lost them), or move to another server after --failover-after seconds. When every server
+stays down that long the batch stops (exit 3); rerun the same command once one answers.
 
 jobs file:
   servers = ["http://127.0.0.1:8188"]     # optional
@@ -43,8 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: JOBS_FILE's stem + .out next to it)")
     p.add_argument("--state-dir", metavar="DIR", help="keep the journal here instead of next to the jobs file")
     p.add_argument("--timeout", type=float, metavar="S", help="per-job time limit in seconds (default none)")
-    p.add_argument("--failover-after", type=float, default=60.0, metavar="S",
-                   help="with several servers, move a job off a server that is down this long (default 60)")
+    p.add_argument("--failover-after", type=float, metavar="S",
+                   help="wait this long for a server that went down before moving its jobs to another one, or, "
+                        "when none is left, stopping the batch (default 60; 300 with one server)")
     p.add_argument("--detach", action="store_true",
                    help="on Ctrl-C leave submitted jobs running on the server (a rerun collects them)")
     p.add_argument("--no-retry-failed", action="store_true", help="on a rerun, do not retry jobs that failed before")
@@ -88,14 +90,22 @@ def run(args) -> int:
     else:
         print(
             f"{report.total} jobs: {report.done} ran, {report.skipped} already done, {report.deployed} deployed, "
-            f"{report.failed} failed, {report.cancelled} cancelled, {report.resubmitted} resubmitted "
-            f"in {report.elapsed_s:.1f} s; journal {report.journal}"
+            f"{report.failed} failed, {report.cancelled} cancelled, {report.resubmitted} resubmitted"
+            + (f", {report.unfinished} unfinished" if report.unfinished else "")
+            + f" in {report.elapsed_s:.1f} s; journal {report.journal}"
         )
         for jid, msg in list(report.failures.items())[:20]:
             print(f"  {jid}: {msg}", file=sys.stderr)
     if report.cancelled or cancel.is_set():
         print("interrupted: run the same command again to continue", file=sys.stderr)
         return 130
+    if report.servers_down:
+        from orchestrator.errors import ServerUnreachableError
+
+        raise ServerUnreachableError(
+            f"{report.servers_down}: {report.unfinished} job{'s' if report.unfinished != 1 else ''} unfinished",
+            hint="start ComfyUI again and rerun the same command: finished jobs are skipped and submitted ones "
+                 "are collected, never run twice (--failover-after sets the wait)")
     if report.failed:
         return 5
     return 0
