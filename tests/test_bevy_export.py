@@ -30,7 +30,7 @@ from comfy_nodes.pixel.bevy_export import (  # noqa: E402
     ron_entries,
     rust_snippet,
 )
-from comfy_nodes.pixel.errors import ExportError, InvalidArgumentError  # noqa: E402
+from comfy_nodes.pixel.errors import ExportError, InvalidArgumentError, PathEscapeError  # noqa: E402
 from comfy_nodes.pixel.sheet import build_sheet  # noqa: E402
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "bevy"
@@ -447,6 +447,50 @@ def test_ron_for_bevy_012_uses_the_old_texture_atlas_variant():
     assert tree["a.atlas"][2]["tile_size_x"] == ("num", 8.0)
 
 
+@pytest.mark.parametrize("existing", [
+    '// my assets\n({\n    "a": File (path: "a.png") // trailing comment\n})\n',
+    '({\n    "x": File (path: "x.png"),\n    /* block } */\n})\n',
+    '({\n    "x": File (path: "x.png") /* c */ , // after the comma\n    "y": File (path: "y.png")\n    // the end\n})\n',
+    '({"x": File (path: "x.png")})',
+])
+def test_merge_into_a_hand_written_file_with_comments_stays_valid_ron(existing):
+    entries = ron_entries(grid_sheet(2, 1, 4), "s/k.png", parse_bevy_version("0.16"))
+    merged = merge_ron(existing, entries)
+    pyron.loads(merged)
+    tree = ron_map(merged)
+    assert tree["k.layout"][2]["columns"] == ("num", 2.0)
+    assert set(tree) == set(ron_map(existing)) | {"k.image", "k.layout"}
+    for comment in re.findall(r"//[^\n]*|/\*.*?\*/", existing):
+        assert comment in merged
+    # merged again with the layout dropped: still valid, the layout gone, the rest kept
+    again = merge_ron(merged, {"k.image": entries["k.image"]}, drop=["k.layout"])
+    pyron.loads(again)
+    assert set(ron_map(again)) == set(ron_map(existing)) | {"k.image"}
+
+
+def test_a_shared_assets_ron_never_gives_one_key_to_two_assets(tmp_path):
+    project = make_project(tmp_path, 'bevy = "0.16"')
+    export_sheet(project, "s/knight.png", grid_sheet(3, 2, 4), assets_ron="game.assets.ron")
+    ron = project / "assets" / "game.assets.ron"
+    before = ron.read_text()
+    with pytest.raises(ExportError, match=r"game.assets.ron already has an entry 'knight.image' for s/knight.png, "
+                                          r"another asset than ui/knight.png"):
+        export_asset(project, "ui/knight.png", np.zeros((4, 4, 4), np.uint8), assets_ron="game.assets.ron")
+    assert ron.read_text() == before and not (project / "assets" / "ui" / "knight.png").exists()
+    # the same asset again, now a single image: its entry is replaced and its layout removed
+    export_asset(project, "s/knight.png", np.zeros((4, 4, 4), np.uint8), assets_ron="game.assets.ron",
+                 overwrite="replace")
+    assert set(ron_map(ron.read_text())) == {"knight.image"}
+
+
+@pytest.mark.parametrize("name", ['q/my"hero.png', "q/a|b.png", "q/what?.png", "q/<x>.png", "q/*.png"])
+def test_a_name_windows_cannot_hold_is_refused(tmp_path, name):
+    project = make_project(tmp_path)
+    with pytest.raises(PathEscapeError, match="which Windows does not allow in file names"):
+        export_sheet(project, name, grid_sheet(2, 1, 4), assets_ron=True)
+    assert not (project / "assets" / "q").exists()
+
+
 @needs_ref
 def test_merge_keeps_other_entries_and_replaces_ours():
     original = (REF / "bevy_asset_loader" / "full_dynamic_collection.assets.ron").read_text()
@@ -594,6 +638,50 @@ def test_overwrite_policies(tmp_path):
     paths = [e["path"] for e in asset_manifest.read_manifest(project)["assets"]]
     assert sorted(paths) == ["k-2.png", "k-3.png", "k.png"]
     assert asset_manifest.find_asset(project, "k.png")["exports"] == 2
+
+
+def test_a_users_file_under_a_sidecars_name_is_never_written_over(tmp_path):
+    project = make_project(tmp_path)
+    levels = project / "assets" / "levels"
+    levels.mkdir(parents=True)
+    (levels / "forest.json").write_text('{"my": "level data"}')
+    (levels / "forest-2.json").write_text('{"my": "other level"}')
+    (levels / "cave.assets.ron").write_text("({})")
+    with pytest.raises(ExportError, match=re.escape(f"{levels / 'forest.json'} already exists")):
+        export_sheet(project, "levels/forest.png", grid_sheet(2, 1, 4))
+    assert not (levels / "forest.png").exists() and (levels / "forest.json").read_text() == '{"my": "level data"}'
+    kept = export_sheet(project, "levels/forest.png", grid_sheet(2, 1, 4), overwrite="keep")
+    assert kept.skipped and not (levels / "forest.png").exists()
+    # version skips every name whose atlas would land on a user's file
+    v = export_sheet(project, "levels/forest.png", grid_sheet(2, 1, 4), overwrite="version")
+    assert v.asset_path == "levels/forest-3.png" and (levels / "forest-2.json").read_text() == '{"my": "other level"}'
+    with pytest.raises(ExportError, match="cave.assets.ron already exists"):
+        export_sheet(project, "levels/cave.png", grid_sheet(2, 1, 4), assets_ron=True)
+    # no atlas written, no clash: a single image next to a level file of the same name is fine
+    export_asset(project, "levels/forest.png", np.zeros((4, 4, 4), np.uint8))
+    assert (levels / "forest.json").read_text() == '{"my": "level data"}'
+
+
+def test_replacing_an_asset_keeps_its_sidecars_in_step_with_the_png(tmp_path):
+    project = make_project(tmp_path)
+    a = project / "assets" / "a"
+    export_sheet(project, "a/k.png", grid_sheet(3, 2, 4), assets_ron=True)
+    assert "columns: 3" in (a / "k.assets.ron").read_text()
+    # a new grid without --assets-ron: the asset's own .assets.ron follows the new grid
+    res = export_sheet(project, "a/k.png", grid_sheet(6, 1, 4), overwrite="replace")
+    assert "columns: 6" in (a / "k.assets.ron").read_text() and "rows: 1" in (a / "k.assets.ron").read_text()
+    assert {f.kind for f in res.files} == {"meta", "png", "atlas", "ron", "manifest"}
+    # a single image replaces the sheet: the atlas goes, the .assets.ron loses its layout
+    export_asset(project, "a/k.png", np.zeros((4, 4, 4), np.uint8), overwrite="replace")
+    assert not (a / "k.json").exists()
+    assert "layout" not in (a / "k.assets.ron").read_text() and '"k.image"' in (a / "k.assets.ron").read_text()
+    entry = asset_manifest.find_asset(project, "a/k.png")
+    assert sorted(f["kind"] for f in entry["files"]) == ["meta", "png", "ron"]
+    # an atlas the user edited since is theirs: it stays
+    export_sheet(project, "a/k.png", grid_sheet(2, 1, 4), overwrite="replace")
+    (a / "k.json").write_text('{"edited": true}')
+    export_asset(project, "a/k.png", np.zeros((4, 4, 4), np.uint8), overwrite="replace")
+    assert (a / "k.json").read_text() == '{"edited": true}'
 
 
 def test_single_image_export_and_upscale(tmp_path):

@@ -18,6 +18,7 @@ project lock and ends with an entry in ``assets/.dgx-pixels/manifest.json``.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -448,9 +449,11 @@ def _scan_ron_map(text: str) -> tuple[int, int, list[tuple[str, int, int]]]:
     """Locate the top-level ``({ ... })`` map of a dynamic-assets file.
 
     Returns (index just after ``{``, index of the closing ``}``, [(key, start, end)]) where
-    ``text[start:end]`` is one whole entry including its trailing comma. Raises ValueError.
+    ``text[start:end]`` is one whole entry including its trailing comma (the last entry may
+    have none: it then ends at its last character, before any comment). Raises ValueError.
     """
     i, n = 0, len(text)
+    last_sig = 0  # just after the last character that is neither blank nor in a comment
     depth = 0
     open_brace = close_brace = -1
     entries: list[tuple[str, int, int]] = []
@@ -477,7 +480,7 @@ def _scan_ron_map(text: str) -> tuple[int, int, list[tuple[str, int, int]]]:
                 raise ValueError("unterminated string")
             if depth == 2 and entry_start < 0:
                 entry_start, key = i, json.loads(text[i : j + 1])
-            i = j + 1
+            i = last_sig = j + 1
             continue
         if ch in "({[":
             depth += 1
@@ -488,7 +491,7 @@ def _scan_ron_map(text: str) -> tuple[int, int, list[tuple[str, int, int]]]:
         elif ch in ")}]":
             if depth == 2:
                 if entry_start >= 0:
-                    entries.append((key, entry_start, i))
+                    entries.append((key, entry_start, last_sig))
                     entry_start, key = -1, None
                 close_brace = i
             depth -= 1
@@ -497,29 +500,51 @@ def _scan_ron_map(text: str) -> tuple[int, int, list[tuple[str, int, int]]]:
         elif ch == "," and depth == 2 and entry_start >= 0:
             entries.append((key, entry_start, i + 1))
             entry_start, key = -1, None
+        if not ch.isspace():
+            last_sig = i + 1
         i += 1
     if open_brace < 0 or close_brace < 0 or depth != 0:
         raise ValueError("no top-level ({ ... }) map found")
     return open_brace, close_brace, entries
 
 
-def merge_ron(existing: str | None, entries: dict[str, str]) -> str:
-    """Insert or replace ``entries`` in a dynamic-assets file, keeping everything else verbatim."""
+def ron_entry_paths(text: str) -> dict[str, str]:
+    """``key -> path`` of the entries of a dynamic-assets file that name one (``path: "..."``)."""
+    _, _, found = _scan_ron_map(text)
+    out = {}
+    for key, start, end in found:
+        m = re.search(r'\bpath\s*:\s*"((?:[^"\\]|\\.)*)"', text[start:end])
+        if m:
+            out[key] = m.group(1)
+    return out
+
+
+def merge_ron(existing: str | None, entries: dict[str, str], drop: Sequence[str] = ()) -> str:
+    """Insert or replace ``entries`` in a dynamic-assets file and remove the keys in ``drop``,
+    keeping everything else verbatim (comments included)."""
     if existing is None or not existing.strip():
         return render_ron(entries)
     _, close, found = _scan_ron_map(existing)
     out = existing
     pending = dict(entries)
-    # replace from the end so earlier offsets stay valid
+    # edit from the end so earlier offsets stay valid
     for key, start, end in sorted(found, key=lambda t: -t[1]):
         if key in pending:
             out = out[:start] + f'"{key}": {pending.pop(key)},' + out[end:]
-            if end <= close:
-                close += len(f'"{key}": {entries[key]},') - (end - start)
+        elif key in drop:
+            line_start = out.rfind("\n", 0, start) + 1
+            cut = line_start if not out[line_start:start].strip() else start
+            rest = end + len(out[end:]) - len(out[end:].lstrip(" \t"))
+            rest += 1 if out[rest:rest + 1] == "\n" and cut == line_start else 0
+            out = out[:cut] + out[rest:]
     if pending:
-        head = out[:close].rstrip()
-        if head and not head.endswith((",", "{")):
-            head += ","
+        _, close, found = _scan_ron_map(out)
+        if found and out[found[-1][2] - 1] != ",":
+            # The comma goes right after the entry, before any comment that follows it.
+            last_end = found[-1][2]
+            out = out[:last_end] + "," + out[last_end:]
+            close += 1
+        head = out[:close].rstrip(" \t\n")
         add = "".join(f'\n    "{k}": {v},' for k, v in pending.items())
         out = head + add + "\n" + out[close:]
     return out
@@ -826,6 +851,25 @@ def _sidecars(rel_png: str) -> dict[str, str]:
     return {"meta": rel_png + ".meta", "atlas": stem + ".json", "ron": stem + ".assets.ron"}
 
 
+def _stale_sidecars(assets_root: Path, previous: dict[str, Any] | None, writing: set[str]) -> list[Path]:
+    """The atlas and .assets.ron an earlier export of this asset wrote that this one does not
+    (a sheet replaced by a single image, ``--no-atlas``): left behind they describe a grid the
+    PNG no longer has. Only files still as recorded go; one edited since is the user's."""
+    stale = []
+    own = _sidecars(previous["path"]) if previous else {}
+    for f in (previous or {}).get("files", []):
+        rel = f.get("path") if isinstance(f, dict) else None
+        if f.get("kind") not in ("atlas", "ron") or rel in writing or rel != own.get(f.get("kind")):
+            continue
+        path = confine(assets_root, rel)
+        try:
+            if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == f.get("sha256"):
+                stale.append(path)
+        except OSError:
+            pass
+    return stale
+
+
 def _versioned(rel_png: str, n: int) -> str:
     stem = rel_png[: -len(".png")]
     return f"{stem}-{n}.png"
@@ -974,25 +1018,40 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
 
     with asset_manifest.project_lock(project, assets_dir):
         final_rel = rel
-        def exists(r: str) -> bool:
-            # taken when the PNG or its .meta is there (a lone .meta would be adopted by a new PNG)
-            return any(os.path.lexists(confine(assets_root, p)) for p in (r, _sidecars(r)["meta"]))
+        previous = asset_manifest.find_asset(project, rel, assets_dir)
+        if overwrite == "replace" and previous is not None and not assets_ron:
+            # The game may load the asset's own .assets.ron: a replaced sheet keeps it in step
+            # rather than leaving it with the old grid.
+            assets_ron = any(f.get("kind") == "ron" and f.get("path") == _sidecars(rel)["ron"]
+                             for f in previous.get("files", []))
+        writes_atlas = sheet is not None and atlas
+        own_ron = assets_ron is True or (ron_target is None and bool(assets_ron))
 
-        if exists(rel):
+        def taken(r: str) -> str | None:
+            # The PNG, its .meta (a lone .meta would be adopted by a new PNG) and the sidecars
+            # this export writes under the same name: a user's own forest.json is no less
+            # theirs than forest.png.
+            side = _sidecars(r)
+            names = [r, side["meta"]] + ([side["atlas"]] if writes_atlas else []) + ([side["ron"]] if own_ron else [])
+            # (a folder in the way gets its own message below, whatever the policy)
+            return next((n for n in names if os.path.lexists(p := confine(assets_root, n)) and not p.is_dir()), None)
+
+        found = taken(rel)
+        if found is not None:
             if overwrite == "fail":
-                raise ExportError(f"{assets_root / rel} already exists",
+                raise ExportError(f"{assets_root / found} already exists",
                                   hint="choose an overwrite policy: replace, keep or version (writes name-2.png)")
             if overwrite == "keep":
                 return ExportResult(project, assets_root, rel, version, [], "", pixels.shape[1], pixels.shape[0],
                                     sheet, True, f"kept existing {rel} (overwrite policy 'keep'); nothing written")
             if overwrite == "version":
                 n = 2
-                while exists(_versioned(rel, n)):
+                while taken(_versioned(rel, n)) is not None:
                     n += 1
                 final_rel = _versioned(rel, n)
         side = _sidecars(final_rel)
         targets: list[tuple[str, str, bytes]] = [("meta", side["meta"], meta_bytes), ("png", final_rel, png_bytes)]
-        if sheet is not None and atlas:
+        if writes_atlas:
             doc = atlas_json(sheet, Path(final_rel).name)
             targets.append(("atlas", side["atlas"], atlas_json_bytes(doc)))
         if assets_ron:
@@ -1001,13 +1060,25 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
             ron_abs = confine(assets_root, ron_rel)
             try:
                 existing = ron_abs.read_text(encoding="utf-8") if ron_abs.is_file() else None
-                merged = merge_ron(existing, entries)
+                named = ron_entry_paths(existing) if existing and existing.strip() else {}
             except (ValueError, UnicodeDecodeError) as exc:
                 raise ExportError(f"cannot add entries to {ron_abs}: {exc}",
                                   hint="fix the file or export to a separate .assets.ron") from exc
+            for key in entries:
+                if named.get(key, final_rel) != final_rel:
+                    # keys come from the file name: ui/knight.png would take sprites/knight.png's
+                    raise ExportError(f"{ron_abs} already has an entry {key!r} for {named[key]}, "
+                                      f"another asset than {final_rel}",
+                                      hint="export under another file name, or into another .assets.ron")
+            # The keys an earlier export of this image wrote for a grid it no longer has.
+            image_key = next(iter(entries))
+            base = image_key.rsplit(".", 1)[0]
+            drop = [f"{base}.layout", f"{base}.atlas"] if named.get(image_key) == final_rel else []
+            merged = merge_ron(existing, entries, drop=[k for k in drop if k not in entries])
             targets.append(("ron", ron_rel, merged.encode("utf-8")))
 
         resolved = [(kind, r, confine(assets_root, r), data) for kind, r, data in targets]
+        stale = _stale_sidecars(assets_root, previous if final_rel == rel else None, {r for _k, r, _d in targets})
         files = [
             WrittenFile(abs_path, r, kind, len(data), hashlib.sha256(data).hexdigest())
             for kind, r, abs_path, data in resolved
@@ -1073,6 +1144,9 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
                 tmp, abs_path = staged[0]
                 os.replace(tmp, abs_path)
                 staged.pop(0)
+            for path in stale:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
         except OSError as exc:
             # the file being written, not its temp file
             temps = {str(tmp): target for tmp, target in staged}

@@ -45,6 +45,9 @@ def _refuse(path: str, root: str | os.PathLike, why: str, action: str = "write",
     return PathEscapeError(f"refusing to {action} {path!r}: {why} (allowed root: {os.fspath(root)})", hint=hint)
 
 
+_NOT_ON_WINDOWS = '"<>|*?'
+
+
 def check_relative(path: str, root: str | os.PathLike = "<root>", *, action: str = "write",
                    hint: str | None = None) -> PurePosixPath:
     """Validate the *text* of a relative asset path; return it as a ``PurePosixPath``.
@@ -76,6 +79,11 @@ def check_relative(path: str, root: str | os.PathLike = "<root>", *, action: str
             raise _refuse(path, root, f"component {part!r} ends with a space or dot", action, hint)
         if any(ord(ch) < 32 for ch in part) or ":" in part:
             raise _refuse(path, root, f"component {part!r} contains a control character or ':'", action, hint)
+        if action == "write" and any(ch in _NOT_ON_WINDOWS for ch in part):
+            # A game's assets travel to Windows; a '"' would also end the string in the
+            # Rust snippet and the .assets.ron that name the file.
+            raise _refuse(path, root, f"component {part!r} contains one of {' '.join(_NOT_ON_WINDOWS)}, "
+                                      "which Windows does not allow in file names", action, hint)
     return PurePosixPath(path)
 
 
