@@ -264,6 +264,43 @@ def test_detect_from_cargo_lock(tmp_path):
     assert v.minor == 14 and v.source.endswith("Cargo.lock")
 
 
+@pytest.mark.parametrize("dep, lock, minor, source", [
+    # a range or "*" is what the lock resolved it to (0.14 and 0.15 differ in the .meta's loader)
+    ('bevy = ">=0.14, <0.16"', "0.15.3", 15, "Cargo.lock"),
+    ('bevy = "*"', "0.14.2", 14, "Cargo.lock"),
+    # a requirement that pins a line decides, even over a stale lock
+    ('bevy = "0.16"', "0.15.3", 16, "Cargo.toml"),
+    ('bevy = { version = "~0.13.1", features = ["png"] }', "0.13.2", 13, "Cargo.toml"),
+    # git without a lock: the tag names it
+    ('bevy = { git = "https://github.com/bevyengine/bevy", tag = "v0.14.0" }', None, 14, "git tag v0.14.0"),
+    ('bevy = { git = "https://github.com/bevyengine/bevy", branch = "release-0.16.1" }', None, 16, "git branch"),
+    # a path dependency: the crate's own version
+    ('bevy = { path = "../vendor/bevy" }', None, 13, "path dependency"),
+])
+def test_detect_loose_requirements(tmp_path, dep, lock, minor, source):
+    game = tmp_path / "game"
+    game.mkdir()
+    (game / "Cargo.toml").write_text(f'[package]\nname = "game"\nversion = "0.1.0"\n[dependencies]\n{dep}\n')
+    (tmp_path / "vendor" / "bevy").mkdir(parents=True)
+    (tmp_path / "vendor" / "bevy" / "Cargo.toml").write_text('[package]\nname = "bevy"\nversion = "0.13.1"\n')
+    if lock:
+        (game / "Cargo.lock").write_text(f'[[package]]\nname = "bevy"\nversion = "{lock}"\n')
+    v = detect_bevy_version(game)
+    assert v is not None and (v.minor, source in v.source) == (minor, True), v
+
+
+def test_a_virtual_workspace_root_is_not_the_game(tmp_path):
+    (tmp_path / "Cargo.toml").write_text('[workspace]\nmembers = ["game", "tools/*"]\n')
+    for member, dep in (("game", 'bevy = "0.14"'), ("tools/cli", 'clap = "4"')):
+        (tmp_path / member).mkdir(parents=True)
+        (tmp_path / member / "Cargo.toml").write_text(f'[package]\nname = "x"\n[dependencies]\n{dep}\n')
+    with pytest.raises(ExportError, match=r"is a Cargo workspace, not a game: it has no \[package\] "
+                                          r"\(its members using bevy: game\)") as exc:
+        export_sheet(tmp_path, "s.png", grid_sheet(1, 1, 4))
+    assert str(tmp_path / "game") in exc.value.hint and not (tmp_path / "assets").exists()
+    assert export_sheet(tmp_path / "game", "s.png", grid_sheet(1, 1, 4)).bevy.minor == 14
+
+
 def test_no_cargo_gives_none(tmp_path):
     assert detect_bevy_version(tmp_path) is None
 
@@ -960,8 +997,13 @@ def test_cli_tileset_strict_and_errors(tmp_path, capsys):
     assert main(["sheet", str(tdir), "-o", str(tmp_path / "s.png"), "--animations", "walk:0-5@8"]) == 2
     assert "only 2 frames" in capsys.readouterr().err
     project = make_project(tmp_path)
-    assert main(["export", str(tdir), "--bevy", str(project), "--path", "x.png", "--bevy-version", "0.9"]) == 6
-    assert "not supported" in capsys.readouterr().err
+    assert main(["export", str(tdir), "--bevy", str(project), "--path", "x.png", "--bevy-version", "0.9"]) == 2
+    assert "error: Bevy 0.9 (override) is not supported" in capsys.readouterr().err
+    assert main(["export", str(tdir), "--bevy", str(project), "--path", "x.png", "--bevy-version", "foo"]) == 2
+    assert "error: cannot read a Bevy version from 'foo' (override)" in capsys.readouterr().err
+    (project / "Cargo.toml").write_text('[package]\nname = "g"\n[dependencies]\nbevy = "0.11"\n')
+    assert main(["export", str(tdir), "--bevy", str(project), "--path", "x.png"]) == 6  # the project's, refused
+    assert "Bevy 0.11 (" in capsys.readouterr().err
     assert not (project / "assets" / "x.png").exists()
 
 

@@ -109,16 +109,22 @@ def _dep_version(value: Any) -> tuple[str | None, bool]:
     return None, False
 
 
-def _find_bevy_dep(tables: list[dict]) -> tuple[str | None, bool]:
+def _find_bevy_value(tables: list[dict]) -> Any:
+    """The ``bevy`` dependency's value (a version string or a table), renamed ones included."""
     for table in tables:
         if not isinstance(table, dict):
             continue
         for name, value in table.items():
             pkg = value.get("package") if isinstance(value, dict) else None
             if name == "bevy" and pkg in (None, "bevy") or pkg == "bevy":
-                return _dep_version(value)
-    return None, False
+                return value
+    return None
 
+
+# A requirement that pins one 0.minor line: "0.14", "^0.14.1", "=0.14", "~0.14.2". Anything
+# else ("*", ">=0.14, <0.16", a git or path dependency) is resolved by Cargo.lock.
+_PINNED_RE = re.compile(r"^\s*[\^=~]?\s*0\.(\d+)(?:\.\d+)?(?:\.\d+)?\s*$")
+_TAG_RE = re.compile(r"^(?:v|release-|bevy-v?)?(0\.\d+)(?:\.\d+)?$")
 
 def _read_toml(path: Path) -> dict | None:
     try:
@@ -158,24 +164,31 @@ def _lock_version(path: Path) -> str | None:
 
 
 def detect_bevy_version(project: str | os.PathLike) -> BevyVersion | None:
-    """The Bevy version a project uses, from its ``Cargo.toml`` (direct, renamed or workspace
-    dependency, walking up to the workspace root) or else ``Cargo.lock``; None if not found."""
+    """The Bevy version a project builds with; None if nothing says.
+
+    A requirement in ``Cargo.toml`` (direct, renamed, or from ``[workspace.dependencies]`` up to
+    the workspace root) that pins one ``0.minor`` line decides. A looser one (``*``, a range, a
+    git or path dependency) is what ``Cargo.lock`` resolved it to; without a lock, a git tag
+    (``v0.14.0``) or the path crate's own version."""
     start = Path(project)
     doc = _read_toml(start / "Cargo.toml")
     folders = [start] + list(start.resolve().parents)[:6]
+    value, where, base = None, f"{start / 'Cargo.toml'}", start
     if doc is not None:
-        text, uses_ws = _find_bevy_dep(_dep_tables(doc))
-        ws_doc = doc if "workspace" in doc else None
-        if text is None and (uses_ws or ws_doc is not None):
+        value = _find_bevy_value(_dep_tables(doc))
+        if (value is None and "workspace" in doc) or _dep_version(value)[1]:
             for folder in folders:
                 d = doc if folder == start else _read_toml(folder / "Cargo.toml")
                 if d and isinstance(d.get("workspace"), dict):
-                    t, _ = _find_bevy_dep([d["workspace"].get("dependencies") or {}])
-                    if t:
-                        return parse_bevy_version(t, f"{folder / 'Cargo.toml'} [workspace.dependencies]")
+                    value = _find_bevy_value([d["workspace"].get("dependencies") or {}])
+                    where = f"{folder / 'Cargo.toml'} [workspace.dependencies]"
+                    base = folder
                     break
-        if text:
-            return parse_bevy_version(text, f"{start / 'Cargo.toml'}")
+            else:
+                value = None
+    text = _dep_version(value)[0]
+    if text and _PINNED_RE.match(text):
+        return parse_bevy_version(text, where)
     for folder in folders:
         lock = folder / "Cargo.lock"
         if lock.is_file():
@@ -183,7 +196,32 @@ def detect_bevy_version(project: str | os.PathLike) -> BevyVersion | None:
             if v:
                 return parse_bevy_version(v, str(lock))
             break
+    if isinstance(value, dict):
+        for key in ("tag", "branch"):
+            m = _TAG_RE.match(str(value.get(key, "")).strip())
+            if m:
+                return parse_bevy_version(m.group(1), f"{where} (git {key} {value[key]})")
+        if isinstance(value.get("path"), str):
+            crate = base / value["path"] / "Cargo.toml"
+            pkg = (_read_toml(crate) or {}).get("package") or {}
+            if isinstance(pkg.get("version"), str):
+                return parse_bevy_version(pkg["version"], f"{crate} (path dependency)")
+    if text:
+        return parse_bevy_version(text, where)
     return None
+
+
+def _workspace_members(doc: dict, root: Path) -> list[str]:
+    """The member folders of a virtual workspace that depend on bevy (their paths from ``root``)."""
+    members = []
+    for pattern in (doc.get("workspace") or {}).get("members") or []:
+        if not isinstance(pattern, str):
+            continue
+        for folder in sorted(root.glob(pattern)):
+            d = _read_toml(folder / "Cargo.toml") if (folder / "Cargo.toml").is_file() else None
+            if d and (_find_bevy_value(_dep_tables(d)) is not None):
+                members.append(folder.relative_to(root).as_posix())
+    return members
 
 
 def require_project_folder(project: str | os.PathLike) -> Path:
@@ -205,6 +243,14 @@ def check_bevy_project(project: str | os.PathLike, bevy_version: str | None = "a
     if bevy_version and str(bevy_version).strip().lower() not in ("auto", ""):
         return
     project = Path(project)
+    doc = _read_toml(project / "Cargo.toml") if (project / "Cargo.toml").is_file() else None
+    if doc is not None and "workspace" in doc and "package" not in doc:
+        # `cargo run -p game` reads game/assets, never the workspace root's
+        games = _workspace_members(doc, project)
+        raise ExportError(f"{project} is a Cargo workspace, not a game: it has no [package]"
+                          + (f" (its members using bevy: {', '.join(games)})" if games else ""),
+                          hint=f"give the game's own folder{f' ({project / games[0]})' if games else ''}, "
+                               "where its Cargo.toml and assets/ are, or a --bevy-version to export here anyway")
     if not (project / "Cargo.toml").is_file():
         inside = next((d for d in project.absolute().parents if (d / "Cargo.toml").is_file()), None)
         raise ExportError(f"{project} is not a Bevy project: it holds no Cargo.toml"
@@ -217,11 +263,15 @@ def resolve_bevy_version(project: str | os.PathLike, override: str | None = "aut
     """The override when given (not ``auto``), else the detected version, else 0.19 (noted in
     ``source``, since the .meta layout has been the same from 0.15 to 0.19)."""
     if override and str(override).strip().lower() not in ("auto", ""):
-        return parse_bevy_version(str(override), "override")
+        try:
+            return parse_bevy_version(str(override), "override")
+        except ExportError as exc:
+            # the user's own value, not the project's: bad input
+            raise InvalidArgumentError(exc.message, hint=exc.hint) from None
     found = detect_bevy_version(project)
     if found is not None:
         return found
-    return BevyVersion(DEFAULT_MINOR, f"0.{DEFAULT_MINOR}", "default: no bevy dependency found in Cargo.toml/Cargo.lock")
+    return BevyVersion(DEFAULT_MINOR, f"0.{DEFAULT_MINOR}", "default: neither Cargo.toml nor Cargo.lock names a Bevy version")
 
 
 # --- .meta -----------------------------------------------------------------------------------
