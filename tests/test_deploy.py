@@ -168,7 +168,10 @@ def test_deploy_and_history_commands(tmp_path, proj, capsys):
     assert main(["history", "--bevy", str(proj), "--asset", "nope.png"]) == 2
 
 
-@pytest.mark.parametrize("entry", ['"str"', '{"path": 5}', '{"kind": "image"}'])
+@pytest.mark.parametrize("entry", ['"str"', '{"path": 5}', '{"kind": "image"}', '{"path": "x.png", "size": "big"}',
+                                   '{"path": "x.png", "time": 5}', '{"path": "x.png", "provenance": "str"}',
+                                   '{"path": "x.png", "exports": "x"}', '{"path": "x.png", "provenance": {"source": 5}}',
+                                   '{"path": "x.png", "files": ["a.png"]}'])
 def test_a_damaged_manifest_entry_is_an_error_naming_it_in_every_command(tmp_path, proj, capsys, entry):
     f = tmp_path / "k.png"
     _png(f, 8)
@@ -213,3 +216,14 @@ def test_a_missing_project_folder_is_bad_input_with_one_message_in_every_command
             assert err.startswith(f"error: Bevy project folder {project} {what}\n"), (argv, err)
             assert "hint: give the game's folder, the one that holds Cargo.toml and assets/" in err
     assert not (tmp_path / "nope").exists()
+
+
+def test_history_shows_assets_the_comfyui_node_exported(tmp_path, proj, capsys):
+    """The Bevy Export node records its provenance source as the text "comfyui"."""
+    from comfy_nodes.pixel.bevy_export import export_asset
+
+    export_asset(proj, "ui/a.png", np.zeros((4, 4, 4), np.uint8), provenance={"source": "comfyui", "node": "12"})
+    export_asset(proj, "ui/b.png", np.zeros((4, 4, 4), np.uint8), provenance={"source": "comfyui"})
+    assert main(["history", "--bevy", str(proj)]) == 0
+    out = capsys.readouterr().out
+    assert "ui/a.png  (4x4, " in out and "<- comfyui node 12" in out and out.rstrip().endswith("<- comfyui")

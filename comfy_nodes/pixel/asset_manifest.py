@@ -102,11 +102,43 @@ def read_manifest(project: str | os.PathLike, assets_dir: str = "assets") -> dic
                           hint="move it away; the next export starts a new one")
     for i, entry in enumerate(data["assets"]):
         # every reader takes an entry's fields for granted: an edited or damaged entry is named here
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"]:
-            raise ExportError(f"the asset manifest {p} is damaged: entry {i} is {json.dumps(entry)[:80]}, "
-                              "expected an object with a 'path'",
+        problem = _entry_problem(entry)
+        if problem:
+            raise ExportError(f"the asset manifest {p} is damaged: entry {i} is {json.dumps(entry)[:80]}, {problem}",
                               hint="fix or remove that entry, or move the manifest away; the next export starts a new one")
     return data
+
+
+def _whole(v: Any, least: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+# The fields every reader (history, deploy, export) uses, and what each must be.
+_FIELDS: dict[str, tuple[Any, str]] = {
+    "size": (_whole, "a whole number of bytes"),
+    "width": (_whole, "a whole number of pixels"),
+    "height": (_whole, "a whole number of pixels"),
+    "exports": (lambda v: _whole(v, 1), "a whole number from 1"),
+    "upscale": (lambda v: _whole(v, 1), "a whole number from 1"),
+    "sha256": (lambda v: isinstance(v, str), "a string"),
+    "kind": (lambda v: isinstance(v, str), "a string"),
+    "time": (lambda v: isinstance(v, str), "a time as text"),
+    "first_time": (lambda v: isinstance(v, str), "a time as text"),
+    # "source" is an object (file, sha256...) or, from the ComfyUI node, the text "comfyui"
+    "provenance": (lambda v: isinstance(v, dict) and isinstance(v.get("source", {}), (dict, str)), "an object"),
+    "files": (lambda v: isinstance(v, list) and all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in v),
+              "a list of objects with a 'path'"),
+}
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with one manifest entry, or None."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"]:
+        return "expected an object with a 'path'"
+    for name, (ok, what) in _FIELDS.items():
+        if name in entry and entry[name] is not None and not ok(entry[name]):
+            return f"its {name!r} should be {what}"
+    return None
 
 
 def now_iso() -> str:

@@ -53,7 +53,10 @@ def run(args) -> int:
         return 0
     for e in sorted(entries, key=lambda e: e.get("time", "")):
         prov = e.get("provenance") or {}
-        src = prov.get("workflow") or (prov.get("source") or {}).get("file") or "?"
+        source = prov.get("source")
+        src = prov.get("workflow") or (source.get("file") if isinstance(source, dict) else source) or "?"
+        if source == "comfyui" and prov.get("node") is not None:
+            src = f"comfyui node {prov['node']}"
         bits = [str(src)]
         if prov.get("seed") is not None:
             bits.append(f"seed {prov['seed']}")
