@@ -699,6 +699,17 @@ def test_a_users_file_under_a_sidecars_name_is_never_written_over(tmp_path):
     assert (levels / "forest.json").read_text() == '{"my": "level data"}'
 
 
+def test_the_manifests_own_folder_is_not_an_asset_location(tmp_path):
+    project = make_project(tmp_path)
+    export_sheet(project, "k.png", grid_sheet(2, 1, 4))
+    manifest = asset_manifest.manifest_path(project)
+    before = manifest.read_bytes()
+    for kwargs in ({"asset_path": ".dgx-pixels/manifest.png"}, {"asset_path": "ok.png", "assets_ron": ".dgx-pixels/a.assets.ron"}):
+        with pytest.raises(ExportError, match=r"\.dgx-pixels/ holds DGX-Pixels' own records"):
+            export_sheet(project, sheet=grid_sheet(2, 1, 4), overwrite="replace", **kwargs)
+    assert manifest.read_bytes() == before and not (project / "assets" / "ok.png").exists()
+
+
 def test_replacing_an_asset_keeps_its_sidecars_in_step_with_the_png(tmp_path):
     project = make_project(tmp_path)
     a = project / "assets" / "a"
@@ -830,10 +841,10 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     manifest_before = (project / "assets" / ".dgx-pixels" / "manifest.json").read_bytes()
     real_stage = bevy_export._stage
 
-    def flaky(target, data):
+    def flaky(target, data, created):
         if target.name == "new.png":
             raise OSError(28, "No space left on device")
-        return real_stage(target, data)
+        return real_stage(target, data, created)
 
     monkeypatch.setattr(bevy_export, "_stage", flaky)
     # A write failure is an ExportError naming the cause (the CLI prints it, no traceback).
@@ -844,6 +855,82 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     assert not (project / "assets" / "sub" / "new.png.meta").exists()
     assert (project / "assets" / ".dgx-pixels" / "manifest.json").read_bytes() == manifest_before
     assert set(after) <= set(before)
+
+
+def test_an_interrupt_while_writing_leaves_no_temp_file_and_none_while_renaming_a_half_export(tmp_path, monkeypatch):
+    """A real SIGINT, sent to this process at two moments the test picks: while the files are
+    being written (nothing of the export may remain), and at the first rename (the export
+    completes, record included, and the interrupt arrives after it)."""
+    import os
+    import signal
+    import time
+
+    from comfy_nodes.pixel import bevy_export
+
+    project = make_project(tmp_path)
+    export_sheet(project, "keep.png", grid_sheet(1, 1, 4))
+    before = sorted(p.relative_to(project) for p in project.rglob("*") if not p.is_dir())
+    real_stage = bevy_export._stage
+
+    def interrupted_stage(target, data, created):
+        if target.name == "new.png":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.3)  # the other workers are still writing when the interrupt lands
+        return real_stage(target, data, created)
+
+    monkeypatch.setattr(bevy_export, "_stage", interrupted_stage)
+    with pytest.raises(KeyboardInterrupt):
+        export_sheet(project, "sub/new.png", grid_sheet(2, 1, 4), assets_ron=True)
+    after = sorted(p.relative_to(project) for p in project.rglob("*") if not p.is_dir())
+    assert [p for p in after if p.name.endswith(".tmp")] == []
+    assert set(after) <= set(before) | {Path("assets/.dgx-pixels/manifest.lock")}
+    assert asset_manifest.find_asset(project, "sub/new.png") is None
+
+    monkeypatch.setattr(bevy_export, "_stage", real_stage)
+    real_replace = os.replace
+    sent = []
+
+    def interrupted_replace(src, dst):
+        if not sent:
+            sent.append(dst)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(bevy_export.os, "replace", interrupted_replace)
+    with pytest.raises(KeyboardInterrupt):
+        export_sheet(project, "sub/new.png", grid_sheet(2, 1, 4), assets_ron=True)
+    monkeypatch.setattr(bevy_export.os, "replace", real_replace)
+    entry = asset_manifest.find_asset(project, "sub/new.png")
+    assert entry is not None and sorted(f["kind"] for f in entry["files"]) == ["atlas", "meta", "png", "ron"]
+    for f in entry["files"]:
+        assert (project / "assets" / f["path"]).is_file()
+    assert not [p for p in project.rglob("*.tmp")]
+
+
+def test_an_unwritable_records_folder_or_asset_folder_is_a_write_error_naming_the_file(tmp_path, monkeypatch, capsys):
+    from comfy_nodes.pixel import bevy_export
+    from orchestrator.cli import main
+
+    project = make_project(tmp_path)
+    (project / "assets").mkdir()
+    (project / "assets" / ".dgx-pixels").write_text("a file where the records folder goes")
+    src = tmp_path / "k.png"
+    Image.fromarray(np.zeros((4, 4, 4), np.uint8), "RGBA").save(src)
+    assert main(["export", str(src), "--bevy", str(project), "--path", "s/k.png"]) == 6
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {project / 'assets' / '.dgx-pixels'}") and "Traceback" not in err
+    assert not (project / "assets" / "s").exists()
+    # A read-only assets folder cannot be made for real here (these tests may run as root, whom
+    # no mode bit stops), so the file system's refusal is simulated where the file is created.
+    (project / "assets" / ".dgx-pixels").unlink()
+
+    def read_only(target):
+        raise OSError(30, "Read-only file system", str(Path(target).with_name("." + Path(target).name + ".x1y2.tmp")))
+
+    monkeypatch.setattr(bevy_export, "staged_file", read_only)
+    assert main(["export", str(src), "--bevy", str(project), "--path", "s/k.png"]) == 6
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {project / 'assets' / 's'}/k.png") and ".tmp" not in err, err
 
 
 def test_a_folder_where_a_file_goes_refuses_the_export_before_anything_is_written(tmp_path):

@@ -43,8 +43,12 @@ def project_lock(project: str | os.PathLike, assets_dir: str = "assets", timeout
     """Exclusive lock for one Bevy project (held across a whole export, so that choosing a
     versioned name, writing and recording happen as one step)."""
     lock = _lock_path(project, assets_dir)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ExportError(f"cannot write {exc.filename or lock}: {exc.strerror or exc}",
+                          hint="check that the project's assets folder is writable") from None
     try:
         deadline = time.monotonic() + timeout
         if os.name == "nt":  # pragma: no cover - exercised on Windows only

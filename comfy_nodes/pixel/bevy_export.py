@@ -925,18 +925,51 @@ def _versioned(rel_png: str, n: int) -> str:
     return f"{stem}-{n}.png"
 
 
-def _stage(target: Path, data: bytes) -> Path:
-    fd, tmp = staged_file(target)
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold SIGINT and SIGTERM until the block ends, then deliver them. Only the main thread
+    can: elsewhere (a ComfyUI worker) signals never arrive as exceptions anyway."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, lambda signum, _frame: caught.append(signum))
+        except (ValueError, OSError):  # pragma: no cover - an embedding that owns the signals
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for signum in caught[:1]:
+            signal.raise_signal(signum)
+
+
+def _stage(target: Path, data: bytes, created: list[Path]) -> Path:
+    try:
+        fd, tmp = staged_file(target)
+    except OSError as exc:
+        # named after the file the user asked for, not the temp file beside it
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
+    created.append(Path(tmp))
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
         raise
     return Path(tmp)
 
@@ -1034,6 +1067,11 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
         ron_target = check_relative(assets_ron.strip(), assets_root_hint).as_posix()
         if not ron_target.endswith(".ron"):
             raise ExportError(f"bevy_asset_loader file {assets_ron!r} must end in .ron", hint="e.g. dynamic.assets.ron")
+    for given in (rel, ron_target):
+        if given and given.split("/")[0] == asset_manifest.MANIFEST_DIR:
+            # the manifest and its lock live there: an atlas named manifest.json would replace it
+            raise ExportError(f"cannot export {given}: {asset_manifest.MANIFEST_DIR}/ holds DGX-Pixels' own records",
+                              hint="choose a path outside assets/.dgx-pixels/, e.g. sprites/knight.png")
 
     if not project.is_dir():
         if not create_project:
@@ -1171,45 +1209,40 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
             if abs_path.is_dir():
                 raise ExportError(f"cannot write {r}: a folder stands where that file goes ({abs_path})",
                                   hint="move the folder away, or export under another name")
-        staged: list[tuple[Path, Path]] = []
+        created: list[Path] = []  # every temp file, listed by the worker the moment it exists
+        renamed: set[Path] = set()
+        pool = ThreadPoolExecutor(max_workers=len(resolved))
         try:
             for _kind, _r, abs_path, _data in resolved:
                 make_parents(assets_root, abs_path)
             # Written and fsynced in parallel: the file system commits them together, which costs
             # one journal flush instead of one per file.
-            with ThreadPoolExecutor(max_workers=len(resolved)) as pool:
-                futures = [(pool.submit(_stage, abs_path, data), abs_path) for _k, _r, abs_path, data in resolved]
-            first_error: BaseException | None = None
-            for fut, abs_path in futures:
-                exc = fut.exception()
-                if exc is None:
-                    staged.append((fut.result(), abs_path))
-                elif first_error is None:
-                    first_error = exc
-            if first_error is not None:
-                raise first_error
+            futures = [pool.submit(_stage, abs_path, data, created) for _k, _r, abs_path, data in resolved]
+            errors = [exc for exc in (f.exception() for f in futures) if exc is not None]
+            if errors:
+                raise errors[0]
             # .meta first, the PNG second, the manifest last: a watcher that sees the PNG already
-            # finds its settings, and the manifest never lists a file that is not there yet.
-            while staged:
-                tmp, abs_path = staged[0]
-                os.replace(tmp, abs_path)
-                staged.pop(0)
+            # finds its settings, and the manifest never lists a file that is not there yet. An
+            # interrupt waits until all of them are in place: never a PNG without its record.
+            with _interrupts_deferred():
+                for fut, (_k, _r, abs_path, _d) in zip(futures, resolved):
+                    os.replace(fut.result(), abs_path)
+                    renamed.add(fut.result())
             for path in stale:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
         except OSError as exc:
-            # the file being written, not its temp file
-            temps = {str(tmp): target for tmp, target in staged}
-            where = temps.get(str(exc.filename), exc.filename or assets_root)
-            raise ExportError(f"cannot write {where}: {exc.strerror or exc}",
+            raise ExportError(f"cannot write {exc.filename or assets_root}: {exc.strerror or exc}",
                               hint="check that the assets folder is writable, has space, and that no file "
                                    "stands where a folder is needed") from None
         finally:
-            for tmp, _ in staged:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
+            # An interrupt (Ctrl-C, SIGTERM) may land while the workers still write: they finish
+            # first, so that no temp file appears after the clean-up.
+            pool.shutdown(wait=True)
+            for tmp in created:
+                if tmp not in renamed:
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
 
     snippet = rust_snippet(sheet, final_rel, version)
     return ExportResult(project, assets_root, final_rel, version, files, snippet, int(pixels.shape[1]),
