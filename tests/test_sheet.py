@@ -90,6 +90,21 @@ def test_pow2_sheet():
         check_layout(s)
 
 
+@pytest.mark.parametrize("scale", [2, 3, 5])
+def test_an_enlarged_pow2_sheet_stays_power_of_two_with_every_cell_in_place(scale):
+    frames = [sprite(12, 14, i) for i in range(6)]
+    s = build_sheet(frames, columns=3, padding=1, offset=2, pow2=True, trim="none")
+    big = s.scaled(scale)
+    check_layout(big)
+    h, w = big.image.shape[:2]
+    assert w & (w - 1) == 0 and h & (h - 1) == 0 and w >= s.width * scale // 2
+    for f, small in zip(big.frames, s.frames):
+        want = np.repeat(np.repeat(s.image[small.y:small.y + small.h, small.x:small.x + small.w], scale, 0), scale, 1)
+        np.testing.assert_array_equal(big.image[f.y:f.y + f.h, f.x:f.x + f.w], want)
+    ew, eh = big.grid_extent()
+    assert not big.image[:, ew:].any() and not big.image[eh:, :].any()
+
+
 def test_animation_spec_parsing():
     anims = parse_animations("idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong; hit:16", 17)
     assert anims == [

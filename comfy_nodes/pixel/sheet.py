@@ -153,11 +153,15 @@ class Sheet:
             )
             for f in self.frames
         ]
-        return Sheet(
-            img, self.cell_w * s, self.cell_h * s, self.columns, self.rows,
-            (self.padding[0] * s, self.padding[1] * s), (self.offset[0] * s, self.offset[1] * s),
-            frames, list(self.animations), self.pow2,
-        )
+        padding, offset = (self.padding[0] * s, self.padding[1] * s), (self.offset[0] * s, self.offset[1] * s)
+        if self.pow2:
+            # 3 x 64 is no power of two: the grid's pixels go onto the next one's canvas
+            ew, eh = grid_extent(self.cell_w * s, self.cell_h * s, self.columns, self.rows, padding, offset)
+            canvas = np.zeros((_next_pow2(eh), _next_pow2(ew), img.shape[2]), img.dtype)
+            canvas[:eh, :ew] = img[:eh, :ew]
+            img = canvas
+        return Sheet(img, self.cell_w * s, self.cell_h * s, self.columns, self.rows, padding, offset,
+                     frames, list(self.animations), self.pow2)
 
 
 def grid_extent(cell_w: int, cell_h: int, columns: int, rows: int,
