@@ -105,6 +105,24 @@ def test_an_enlarged_pow2_sheet_stays_power_of_two_with_every_cell_in_place(scal
     assert not big.image[:, ew:].any() and not big.image[eh:, :].any()
 
 
+def test_a_given_grid_that_leaves_sprite_pixels_outside_every_cell_is_refused():
+    sheet = np.zeros((32, 50, 4), np.uint8)
+    sheet[:, :48] = build_sheet([sprite(16, 16, i, margin=2) for i in range(6)], columns=3, trim="none").image
+    margin_only = sheet.copy()
+    assert sheet_from_image(margin_only, cell_size=(16, 16)).image.shape[:2] == (32, 48)  # transparent: cut
+    sheet[5, 49] = (255, 0, 0, 255)
+    for call in (lambda: sheet_from_image(sheet, cell_size=(16, 16)), lambda: split_sheet(sheet, cell_size=(16, 16))):
+        with pytest.raises(InvalidArgumentError, match=r"the sheet is 50x32 px but its grid \(3x2 cells of 16x16, "
+                                                       r"padding \(0, 0\), offset \(0, 0\)\) covers 48x32: the "
+                                                       r"sprite pixels in the 2 columns at the right would be lost"):
+            call()
+    below = np.zeros((35, 48, 4), np.uint8)
+    below[:32] = margin_only[:, :48]
+    below[34, 3] = 255
+    with pytest.raises(InvalidArgumentError, match="in the 3 rows at the bottom would be lost"):
+        split_sheet(below, cell_size=(16, 16))
+
+
 def test_animation_spec_parsing():
     anims = parse_animations("idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong; hit:16", 17)
     assert anims == [

@@ -624,6 +624,18 @@ def split_sheet(
         raise InvalidArgumentError(
             f"a grid of {ncols}x{nrows} cells of {cw}x{ch} with padding ({px}, {py}) does not fit the {W}x{H} sheet"
         )
+    gw, gh = ncols * cw + (ncols - 1) * px, nrows * ch + (nrows - 1) * py
+    right, below = (~bg)[:, gw:].any(), (~bg)[gh:, :].any()
+    if right or below:
+        # a grid that leaves sprite pixels outside every cell is not the sheet's grid
+        lost = " and ".join(part for part in (
+            f"{bw - gw} column{'s' if bw - gw != 1 else ''} at the right" if right else "",
+            f"{bh - gh} row{'s' if bh - gh != 1 else ''} at the bottom" if below else "") if part)
+        raise InvalidArgumentError(
+            f"the sheet is {W}x{H} px but its grid ({ncols}x{nrows} cells of {cw}x{ch}, padding ({px}, {py}), "
+            f"offset ({off[0]}, {off[1]})) covers {off[0] + gw}x{off[1] + gh}: the sprite pixels in the {lost} "
+            "would be lost",
+            hint="give the cell size, padding and offset the sheet was made with, or crop the image first")
     frames = []
     for r in range(nrows):
         for c in range(ncols):
@@ -669,7 +681,8 @@ def sheet_from_image(
     ew, eh = grid_extent(split.cell_w, split.cell_h, split.columns, split.rows, split.padding, split.offset)
     pow2 = (img.shape[1], img.shape[0]) != (ew, eh) and (img.shape[1], img.shape[0]) == (_next_pow2(ew), _next_pow2(eh))
     if (img.shape[1], img.shape[0]) != (ew, eh) and not pow2:
-        # trailing pixels the grid does not cover: cut them so the layout numbers are exact
+        # trailing pixels the grid does not cover (background only, split_sheet made sure): cut
+        # them so the layout numbers are exact
         img = img[:eh, :ew].copy()
     anims = as_animations(animations, len(rects))
     return Sheet(img, split.cell_w, split.cell_h, split.columns, split.rows, split.padding, split.offset,
