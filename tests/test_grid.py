@@ -216,12 +216,32 @@ def test_integer_upscale_with_wide_margins_round_trips_exactly(cell):
 
 def test_few_runs_sharing_a_factor_by_chance_are_no_enlargement():
     """A true-resolution icon whose few colour changes happen to fall 2 px apart is not read
-    as a 2x enlargement: with fewer than EXACT_RUNS runs the border runs must fit a cell."""
+    as a 2x enlargement: when so few runs could share the factor by chance, the border runs
+    must fit a cell. So is a flat picture of two bands (what factor they share means nothing)."""
     icon = np.zeros((9, 9, 4), np.uint8)
     icon[3:5, 3:7] = (200, 40, 40, 255)
     icon[5:7, 3:7] = (40, 40, 200, 255)
     assert G._exact_block_grid([icon]) is None
     assert G.snap(icon).image.shape == icon.shape
+    bands = np.zeros((300, 300, 4), np.uint8)
+    bands[100:140, 100:200] = (200, 40, 40, 255)
+    bands[140:180, 100:200] = (40, 40, 200, 255)
+    assert G._exact_block_grid([bands]) is None
+
+
+def test_an_enlargement_with_few_runs_of_a_large_factor_is_read_exactly():
+    """Three or more runs that are all multiples of 8 are no chance (one in 8**runs): a 16 px
+    sprite of nested squares enlarged 8x on a wide margin comes back whole, blue centre
+    included (it came back 8x8 at a 16 px cell, the centre gone)."""
+    s = np.zeros((16, 16, 4), np.uint8)
+    s[..., 3] = 255
+    s[..., :3] = (255, 0, 255)
+    s[4:12, 4:12, :3] = (200, 30, 30)
+    s[6:10, 6:10, :3] = (30, 200, 30)
+    s[7:9, 7:9, :3] = (30, 30, 200)
+    res = G.snap(np.repeat(np.repeat(s, 8, axis=0), 8, axis=1))
+    assert res.image.shape == s.shape and np.array_equal(res.image, s)
+    assert res.grid.cell_w == 8 and res.grid.confidence == 1.0
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -103,8 +103,10 @@ FINE_CELL = 4.5
 FINE_SCREEN = 3.0
 FINE_WIN = 0.7
 MAX_CELL = 64.0
-#: Runs of identical columns (rows) that must all be multiples of one size for an image with flat
-#: margins to be taken as an exact nearest-neighbour enlargement (see :func:`_exact_runs`).
+#: An image with flat margins is taken as an exact nearest-neighbour enlargement by ``g`` when
+#: its runs of identical columns (rows) are all multiples of ``g`` and ``g ** runs`` reaches
+#: ``2 ** EXACT_RUNS``: eight runs sharing a factor 2 by chance is as unlikely as three
+#: sharing 8 (see :func:`_exact_runs`).
 EXACT_RUNS = 8
 #: At most this many distinct colours: a sprite at its true resolution, not pseudo pixel art.
 TRUE_COLOURS = 256
@@ -2080,9 +2082,11 @@ def _exact_runs(change: np.ndarray, n: int, *, borders: bool = True) -> int:
     if g < 2:
         return 0
     # a border run longer than a cell is a flat margin, as an enlarged sprite's transparent
-    # surroundings are; but a few runs may share a factor by chance, so with fewer than
-    # EXACT_RUNS of them the border runs must fit in a cell too
-    if borders and (pos[0] > g or n - pos[-1] > g) and len(inner) < EXACT_RUNS:
+    # surroundings are; but a few runs may share a factor by chance (all of k runs are even
+    # one time in 2**k, all multiples of 8 one time in 8**k), so when that chance is not
+    # small the border runs must fit in a cell too
+    if borders and (pos[0] > g or n - pos[-1] > g) and (
+            len(inner) < 3 or g > MAX_CELL or len(inner) * math.log2(g) < EXACT_RUNS):
         return 0
     return g
 
