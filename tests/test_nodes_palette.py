@@ -65,7 +65,7 @@ def test_load_builtin_file_and_image(comfy_dirs):
     img[0] = [[1, 2, 3, 255], [4, 5, 6, 255], [1, 2, 3, 255]]
     pal, _, count = DGXPixelsPaletteLoad.execute(builtin="gameboy", file="pals/two.hex",
                                                  palette_image=tensor([img])).result
-    assert pal.hex_list() == ["010203", "040506"]
+    assert pal.hex_list() == ["010203", "040506", "010203"]  # a strip: one colour per pixel, repeats kept
     with pytest.raises(PathEscapeError):
         DGXPixelsPaletteLoad.execute(file="../secret.hex")
     with pytest.raises(PathEscapeError):

@@ -108,6 +108,31 @@ def test_swatch_png_detects_blocks_and_dedupes(tmp_path):
     assert read_palette(p).hex_list() == ["ff0000", "00ff00", "0000ff"]
 
 
+@pytest.mark.parametrize("swatch", [1, 3, 8])
+def test_a_palette_with_repeats_round_trips_through_png_index_for_index(tmp_path, swatch):
+    pal = Palette("dup", np.array([[255, 0, 0], [0, 255, 0], [0, 255, 0], [255, 0, 0], [0, 0, 255]], np.uint8))
+    write_palette(pal, tmp_path / "p.png", swatch=swatch)
+    assert read_palette(tmp_path / "p.png").hex_list() == pal.hex_list()
+
+
+def test_a_small_sprite_as_palette_image_gives_its_distinct_colours(tmp_path):
+    rng = np.random.default_rng(3)
+    sprite = np.zeros((16, 16, 4), np.uint8)
+    sprite[..., 3] = 255
+    sprite[..., :3] = np.array([[10, 10, 10], [200, 0, 0], [0, 0, 200]], np.uint8)[rng.integers(0, 3, (16, 16))]
+    Image.fromarray(sprite, "RGBA").save(tmp_path / "sprite.png")
+    assert sorted(read_palette(tmp_path / "sprite.png").hex_list()) == ["0000c8", "0a0a0a", "c80000"]
+
+
+def test_irregular_swatches_are_still_cut_at_colour_changes(tmp_path):
+    img = np.zeros((20, 41, 4), np.uint8)
+    img[..., 3] = 255  # black 1 px borders around 9 px swatches, as drawn by hand
+    for i, c in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]):
+        img[1:19, 1 + i * 10:1 + i * 10 + 9, :3] = c
+    Image.fromarray(img, "RGBA").save(tmp_path / "hand.png")
+    assert read_palette(tmp_path / "hand.png").hex_list() == ["000000", "ff0000", "00ff00", "0000ff", "ffff00"]
+
+
 def test_photo_is_refused_as_palette_image():
     rng = np.random.default_rng(0)
     img = np.concatenate([rng.integers(0, 256, (300, 300, 3)), np.full((300, 300, 1), 255)], axis=2).astype(np.uint8)
@@ -150,3 +175,32 @@ def test_property_round_trip(tmp_path, colors, ext):
     pal = Palette("p", dedupe_colors(colors))
     back = read_palette(write_palette(pal, tmp_path / f"rt{ext}"))
     assert back.colors.tolist() == pal.colors.tolist()
+
+
+@pytest.mark.parametrize("text, line, what", [
+    ("#ff0000\n#12345\n", 2, "expected a colour as rrggbb (6 hex digits, or 3 as in CSS), got '#12345'"),
+    ("#ff0000\n#abcdef1\n", 2, "got '#abcdef1'"),
+    ("FFFF0000\n", 1, "'FFFF0000' is read as rrggbbaa, and its alpha 00 is not opaque"),
+])
+def test_a_hex_line_of_hex_digits_that_is_no_colour_is_an_error_not_a_comment(tmp_path, text, line, what):
+    p = tmp_path / "mix.hex"
+    p.write_text(text)
+    with pytest.raises(PaletteError) as exc:
+        read_palette(p)
+    assert exc.value.message.startswith(f"{p}, line {line}: ") and what in exc.value.message
+    assert exc.value.hint == "fix or remove that line of mix.hex"
+
+
+def test_hex_shorthand_opaque_alpha_and_comments(tmp_path):
+    p = tmp_path / "ok.hex"
+    p.write_text("# exported by a tool\n#0f0\nf80\nff0000ff\n# end\n")
+    assert read_palette(p).hex_list() == ["00ff00", "ff8800", "ff0000"]
+
+
+def test_gimp3_rgba_palette(tmp_path):
+    p = tmp_path / "rgba.gpl"
+    p.write_text("GIMP Palette\nName: x\nChannels: RGBA\n255 0 0 255 Red\n0 0 255 255\n")
+    assert read_palette(p).hex_list() == ["ff0000", "0000ff"]
+    p.write_text("GIMP Palette\nChannels: RGBA\n255 0 0 128 Red\n")
+    with pytest.raises(PaletteError, match=r"line 3: alpha 128 is not opaque"):
+        read_palette(p)

@@ -2,16 +2,21 @@
 
 Formats, by extension (case-insensitive):
 
-* ``.hex`` (Lospec): one ``rrggbb`` per line, with or without '#'. Blank lines and comment
-  lines (starting with ';', '//', or '#' not followed by six hex digits) are skipped.
+* ``.hex`` (Lospec): one ``rrggbb`` per line, with or without '#' (also CSS's ``rgb``, and
+  ``rrggbbaa`` when opaque). Blank lines and comment lines (starting with ';', '//', or '#'
+  followed by more than hex digits) are skipped; a line of hex digits of another length is
+  an error.
 * ``.gpl`` (GIMP): first line ``GIMP Palette``; ``Name:`` / ``Columns:`` lines and '#' comments
-  are skipped; each other line is ``R G B [name]`` with integers 0..255.
+  are skipped; each other line is ``R G B [name]`` with integers 0..255 (``R G B A [name]``,
+  opaque, after GIMP 3's ``Channels: RGBA``).
 * ``.pal``: JASC (``JASC-PAL`` / ``0100`` / count / ``R G B`` lines) or Microsoft RIFF ``PAL``
   (binary). Written as JASC.
 * ``.png`` (or any image Pillow reads): one pixel per colour, or uniform swatches of any size.
-  The image is cut at every column and row where some pixel changes colour; each resulting
-  cell that is one opaque colour gives a colour, in reading order. Transparent cells are
-  skipped and repeated colours are kept once (first occurrence).
+  A strip of equal squares (one pixel, or g x g pixels, per colour, at most 256 of them) gives
+  one colour per square in order, repeats included, so a written palette reads back index
+  for index. Otherwise the image is cut at every column and row where some pixel
+  changes colour; each resulting cell that is one opaque colour gives a colour, in reading
+  order, and repeated colours are kept once (first occurrence). Transparent cells are skipped.
 
 Any other non-blank line is an error naming the file and the line number: a palette that
 silently lost a colour would quantise every image wrongly. A file with no colours is an error.
@@ -33,12 +38,15 @@ READ_FORMATS = (".hex", ".gpl", ".pal", ".png", ".gif", ".bmp", ".webp")
 WRITE_FORMATS = (".hex", ".gpl", ".pal", ".png")
 MAX_COLORS = 256
 
-_HEX_LINE = re.compile(r"#?([0-9a-fA-F]{6})(?:[0-9a-fA-F]{2})?")
+_HEX_LINE = re.compile(r"#?([0-9a-fA-F]+)")
 
 
 def _err(path: Path, line: int | None, what: str) -> PaletteError:
     where = f"{path}" if line is None else f"{path}, line {line}"
-    return PaletteError(f"{where}: {what}")
+    # the file is the user's own: say what to fix there, not which other palettes exist
+    return PaletteError(f"{where}: {what}",
+                        hint=f"fix or remove that line of {path.name}" if line is not None
+                        else "check that the file is a palette in the format its extension names")
 
 
 def _finish(colors: list[tuple[int, int, int]], path: Path, kind: str) -> np.ndarray:
@@ -73,6 +81,19 @@ def _rgb_line(s: str, path: Path, no: int, form: str) -> tuple[int, int, int]:
     return rgb  # type: ignore[return-value]
 
 
+def _rgba_line(s: str, path: Path, no: int) -> tuple[int, int, int]:
+    """The colour of an ``R G B A [name]`` line of an RGBA GIMP palette (GIMP 3), opaque only."""
+    try:
+        vals = tuple(int(v) for v in s.split(None, 4)[:4])
+    except ValueError:
+        vals = ()
+    if len(vals) != 4 or any(not 0 <= v <= 255 for v in vals):
+        raise _err(path, no, f"expected 'R G B A [name]' with integers 0..255, got {s[:40]!r}")
+    if vals[3] != 255:
+        raise _err(path, no, f"alpha {vals[3]} is not opaque: a palette holds opaque colours (transparency is kept apart)")
+    return vals[:3]  # type: ignore[return-value]
+
+
 def parse_hex(text: str, path: Path | str = "<hex>") -> np.ndarray:
     """Colours (N, 3) uint8 from Lospec .hex text (see module doc for the rules)."""
     path = Path(path)
@@ -84,6 +105,15 @@ def parse_hex(text: str, path: Path | str = "<hex>") -> np.ndarray:
         m = _HEX_LINE.fullmatch(s)
         if m:
             h = m.group(1)
+            if len(h) == 3:  # CSS shorthand: f80 is ff8800
+                h = "".join(c * 2 for c in h)
+            if len(h) == 8:
+                if h[6:].lower() != "ff":
+                    raise _err(path, no, f"{s!r} is read as rrggbbaa, and its alpha {h[6:]} is not opaque: a palette "
+                                         "holds opaque colours (transparency is kept apart)")
+                h = h[:6]
+            if len(h) != 6:
+                raise _err(path, no, f"expected a colour as rrggbb (6 hex digits, or 3 as in CSS), got {s[:40]!r}")
             colors.append((int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)))
             continue
         if s.startswith("#"):
@@ -100,6 +130,7 @@ def parse_gpl(text: str, path: Path | str = "<gpl>") -> tuple[np.ndarray, str | 
     if first is None or lines[first].strip() != "GIMP Palette":
         raise _err(path, (first or 0) + 1, "not a GIMP palette (first line must be 'GIMP Palette')")
     name = None
+    channels = "RGB"
     colors = []
     for no, line in enumerate(lines[first + 1 :], first + 2):
         s = line.strip()
@@ -110,6 +141,14 @@ def parse_gpl(text: str, path: Path | str = "<gpl>") -> tuple[np.ndarray, str | 
             name = s[5:].strip() or None
             continue
         if low.startswith("columns:"):
+            continue
+        if low.startswith("channels:"):
+            channels = s[9:].strip().upper()
+            if channels not in ("RGB", "RGBA"):
+                raise _err(path, no, f"unknown channels {channels!r}; GIMP palettes are RGB or RGBA")
+            continue
+        if channels == "RGBA":
+            colors.append(_rgba_line(s, path, no))
             continue
         colors.append(_rgb_line(s, path, no, "'R G B [name]'"))
     return _finish(colors, path, ".gpl"), name
@@ -172,6 +211,17 @@ def colors_from_image(rgba: np.ndarray, *, source: str = "palette image") -> np.
     # Cut wherever any row (column) changes colour; swatch edges line up across the image.
     col_cuts = np.flatnonzero((key[:, 1:] != key[:, :-1]).any(axis=0)) + 1
     row_cuts = np.flatnonzero((key[1:, :] != key[:-1, :]).any(axis=1)) + 1
+    g = int(np.gcd.reduce(np.concatenate([[a.shape[0], a.shape[1]], col_cuts, row_cuts]).astype(np.int64)))
+    if g in a.shape[:2] and (a.shape[0] // g) * (a.shape[1] // g) <= MAX_COLORS:
+        # A strip of equal squares (one pixel each, or g x g swatches) as palette_png_bytes
+        # writes it: one colour per square in order, repeats kept, so indices survive a round
+        # trip. (Not any small image: a 16x16 sprite is no list of 256 colours.)
+        cells = a[::g, ::g].reshape(-1, 4)
+        colors = cells[cells[:, 3] >= 128, :3]
+        if not len(colors):
+            raise PaletteError(f"{source}: no opaque uniform swatches found",
+                               hint="a palette image needs opaque colour cells")
+        return np.ascontiguousarray(colors, dtype=np.uint8)
     xs = np.concatenate([[0], col_cuts, [a.shape[1]]])
     ys = np.concatenate([[0], row_cuts, [a.shape[0]]])
     if (len(xs) - 1) * (len(ys) - 1) > 65536:
