@@ -286,7 +286,15 @@ def test_cli_reads_every_png_mode(capsys, tmp_path, pngs, kind):
     (["sheet", "{rgb}", "-o", "{rgb}/x.png"], 6, "cannot write"),
     (["sheet", "{rgb}", "--split", "-o", "{rgb}/d", "--cell", "4x4"], 6, "cannot write"),
     (["sheet", "{rgb}", "-o", "{tmp}/s.png", "--json", "{rgb}/x.json"], 6, "cannot write"),
-    (["sheet", "{rgb}", "--tileset", "-o", "{tmp}/t.png", "--tolerance", "nan"], 2, "seam tolerance must be 0..255"),
+    (["sheet", "{rgb}", "--tileset", "-o", "{tmp}/t.png", "--tolerance", "nan"], 2, "--tolerance must be 0..255"),
+    (["sheet", "{rgb}", "--tileset", "-o", "{tmp}/t.png", "--tolerance", "300"], 2, "--tolerance must be 0..255"),
+    # options a mode would ignore are refused, before anything is written
+    (["sheet", "{rgb}", "--tileset", "-o", "{tmp}/t.png", "--json", "{tmp}/t.json"], 2, "--json does not apply to --tileset"),
+    (["sheet", "{rgb}", "--tileset", "-o", "{tmp}/t.png", "--animations", "a:0-1", "--pow2", "--anchor", "center"], 2,
+     "--anchor, --pow2, --animations do not apply to --tileset"),
+    (["sheet", "{rgb}", "--split", "-o", "{tmp}/d", "--json", "{tmp}/x.json", "--preview", "{tmp}/p.png"], 2,
+     "--json, --preview do not apply to --split"),
+    (["sheet", "{rgb}", "-o", "{tmp}/s.png", "--count", "3", "--strict"], 2, "--count, --strict do not apply to a sprite sheet"),
     (["sheet", "{tmp}/empty", "-o", "{tmp}/s.png"], 2, "folder"),
     (["sheet", "{rgb}", "-o", "{tmp}/s.jpg"], 2, "-o {tmp}/s.jpg: the image is written as PNG, so its name must end in .png"),
     (["sheet", "{rgb}", "--tileset", "-o", "{tmp}/t"], 2, "its name must end in .png"),
@@ -315,6 +323,8 @@ def test_cli_bad_input_is_error_and_hint(capsys, tmp_path, pngs, argv, code, mes
     assert rc == code, err
     assert err.startswith("error: ") and message.format(rgb=pngs["rgb"], tmp=tmp_path) in err
     assert "\nhint: " in err
+    if code == 2:  # refused: nothing written
+        assert not [p for p in ("s.png", "t.png", "d", "x.json", "t.json", "p.png") if (tmp_path / p).exists()]
 
 
 def test_cli_subprocess_prints_no_traceback(tmp_path, pngs):

@@ -115,6 +115,37 @@ def load_frames(inputs: list[str]):
     return [f for p in expand_inputs(inputs) for f in frames_of(p)]
 
 
+def _check_mode_options(args) -> None:
+    """``InvalidArgumentError`` for options the chosen mode would ignore: a sheet made without
+    the --json, animations or padding asked for is a surprise found in the game, long after
+    the command said it was done."""
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    given = {
+        "--columns": args.columns is not None, "--rows": args.rows is not None, "--cell": args.cell is not None,
+        "--padding": args.padding is not None, "--offset": args.offset not in ("0", None),
+        "--anchor": args.anchor != "bottom-center", "--trim": args.trim != "each", "--pow2": args.pow2,
+        "--count": args.count is not None, "--animations": args.animations is not None, "--json": args.json is not None,
+        "--preview": args.preview is not None, "--preview-scale": args.preview_scale != 4,
+        "--spacing": args.spacing != 0, "--margin": args.margin != 0, "--tolerance": args.tolerance != 8.0,
+        "--strict": args.strict,
+    }
+    tileset_only = ("--spacing", "--margin", "--tolerance", "--strict")
+    if args.split:
+        mode, takes = "--split", ("--columns", "--rows", "--cell", "--padding", "--offset", "--count")
+        hint = "split the sheet first, then build a sheet or an export from its frames"
+    elif args.tileset:
+        mode, takes = "--tileset", ("--columns", "--preview", "--preview-scale") + tileset_only
+        hint = "tiles are laid out as they are; use `sheet` without --tileset for a sprite sheet"
+    else:
+        mode, takes = "a sprite sheet", tuple(k for k in given if k not in tileset_only and k != "--count")
+        hint = "--count is for --split; --spacing, --margin, --tolerance and --strict are for --tileset"
+    ignored = [k for k, v in given.items() if v and k not in takes]
+    if ignored:
+        raise InvalidArgumentError(f"{', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply to {mode}",
+                                   hint=hint)
+
+
 def run(args) -> int:
     import json
     import os
@@ -127,11 +158,14 @@ def run(args) -> int:
 
     from .outputs import check_not_replacing, check_writable, png_output, write_output
 
+    _check_mode_options(args)
     cell = parse_size(args.cell, "--cell") if args.cell else None
     padding = parse_pair(args.padding, "--padding")
     offset = parse_pair(args.offset, "--offset") or (0, 0)
     if args.preview_scale < 1 or args.preview_scale > 64:
         raise InvalidArgumentError(f"--preview-scale must be 1..64, got {args.preview_scale}")
+    if not 0 <= args.tolerance <= 255:
+        raise InvalidArgumentError(f"--tolerance must be 0..255 (colour units), got {args.tolerance:g}")
 
     if args.split:
         if len(args.inputs) != 1:
@@ -169,8 +203,8 @@ def run(args) -> int:
         from comfy_nodes.pixel.tileset import build_tileset, check_seamless
 
         ts = build_tileset(frames, columns=args.columns, spacing=args.spacing, margin=args.margin)
-        write_output(output, lambda p: save_png(ts.image, p))
         report = check_seamless(frames, args.tolerance)
+        write_output(output, lambda p: save_png(ts.image, p))
         print(f"tileset {ts.image.shape[1]}x{ts.image.shape[0]}: {ts.count} tiles of {ts.tile_w}x{ts.tile_h}, "
               f"{ts.columns} columns, spacing {ts.spacing}, margin {ts.margin} -> {output}")
         print(report.summary())
