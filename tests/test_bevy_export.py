@@ -422,6 +422,14 @@ def test_atlas_rects_match_the_pixels(trim, anchor):
 
 
 @needs_ref
+def test_atlas_frame_names_are_unique_when_an_animation_is_named_like_the_sheet():
+    sheet = build_sheet([np.full((4, 4, 4), 255, np.uint8)] * 8, trim="none", animations="walk:4-7@12")
+    names = [f["filename"] for f in atlas_json(sheet, "walk.png")["frames"]]
+    assert len(set(names)) == 8 and names[4:] == ["walk_0", "walk_1", "walk_2", "walk_3"]
+    assert names[:4] == ["walk_0_2", "walk_1_2", "walk_2_2", "walk_3_2"]
+    assert [f["filename"] for f in atlas_json(sheet, "hero.png")["frames"]][:4] == ["hero_0", "hero_1", "hero_2", "hero_3"]
+
+
 def test_atlas_json_has_the_keys_of_a_real_aseprite_export():
     witch = json.loads((REF / "aseprite" / "witch.sprite.json").read_text())
     sheet = build_sheet(frames_with_margins(4), animations="idle:0-1@10, run:2-3@12:reverse")

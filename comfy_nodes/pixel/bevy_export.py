@@ -394,11 +394,21 @@ def atlas_json(sheet: Sheet, image_name: str, *, app_version: str = "", default_
     """
     durations = frame_durations(len(sheet.frames), sheet.animations, default_ms)
     stem = Path(image_name).stem
-    names = [f"{stem}_{i}" for i in range(len(sheet.frames))]
+    names: list[str | None] = [None] * len(sheet.frames)
     for a in sheet.animations:
         for k, i in enumerate(range(a.first, a.last + 1)):
-            if names[i] == f"{stem}_{i}":
+            if names[i] is None:
                 names[i] = f"{a.name}_{k}"
+    # Loaders (Phaser, Pixi) key frames by name: a frame outside every animation must not take
+    # an animation frame's name, as walk_0 would in walk.png with 'walk:4-7'.
+    taken = set(n for n in names if n is not None)
+    for i, n in enumerate(names):
+        if n is None:
+            name, extra = f"{stem}_{i}", 2
+            while name in taken:
+                name, extra = f"{stem}_{i}_{extra}", extra + 1
+            names[i] = name
+            taken.add(name)
     frames = []
     for f, ms, name in zip(sheet.frames, durations, names):
         if f.content_w and f.content_h:
