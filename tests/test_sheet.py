@@ -279,3 +279,34 @@ def test_round_trip_property(n, w, h, cols, pad, off, anchor, trim, seed):
         got = s1.image[r.content_y : r.content_y + r.content_h, r.content_x : r.content_x + r.content_w]
         src = f[r.trim_y : r.trim_y + r.content_h, r.trim_x : r.trim_x + r.content_w]
         np.testing.assert_array_equal(got, src)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP"])
+def test_an_animated_file_plays_in_its_sheet_as_it_did_in_the_file(tmp_path, fmt):
+    """A GIF, APNG or WebP carries each frame's duration: the sheet's atlas keeps them and its
+    animation is named after the file, where every frame came out at 100 ms before."""
+    import json
+
+    from PIL import Image
+
+    from orchestrator.cli import main
+
+    frames = [Image.fromarray(sprite(8, 6, i)) for i in range(4)]
+    src = tmp_path / f"run cycle.{fmt.lower()}"
+    frames[0].save(src, format=fmt, save_all=True, append_images=frames[1:], duration=[80, 80, 120, 80], loop=0,
+                   **({"lossless": True} if fmt == "WEBP" else {}))
+    assert main(["sheet", str(src), "-o", str(tmp_path / "s.png"), "--json", str(tmp_path / "s.json")]) == 0
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert [f["duration"] for f in doc["frames"]] == [80, 80, 120, 80]
+    assert doc["meta"]["frameTags"] == [{"name": "run_cycle", "from": 0, "to": 3, "direction": "forward"}]
+    # the user's own animations win
+    assert main(["sheet", str(src), "-o", str(tmp_path / "t.png"), "--json", str(tmp_path / "t.json"),
+                 "--animations", "a:0-3@5"]) == 0
+    assert [f["duration"] for f in json.loads((tmp_path / "t.json").read_text())["frames"]] == [200] * 4
+    # and an export records the animation in the game's manifest
+    game = tmp_path / "game"
+    game.mkdir()
+    (game / "Cargo.toml").write_text('[dependencies]\nbevy = "0.16"\n')
+    assert main(["export", str(src), "--bevy", str(game), "--path", "s/run.png", "--no-snippet"]) == 0
+    atlas = json.loads((game / "assets" / "s" / "run.json").read_text())
+    assert [f["duration"] for f in atlas["frames"]] == [80, 80, 120, 80]

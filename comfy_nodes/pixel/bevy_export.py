@@ -393,6 +393,8 @@ def atlas_json(sheet: Sheet, image_name: str, *, app_version: str = "", default_
     the cell. Fully transparent frames keep the whole cell. Durations come from the animations.
     """
     durations = frame_durations(len(sheet.frames), sheet.animations, default_ms)
+    if sheet.frame_ms is not None and len(sheet.frame_ms) == len(sheet.frames):
+        durations = list(sheet.frame_ms)
     stem = Path(image_name).stem
     names: list[str | None] = [None] * len(sheet.frames)
     for a in sheet.animations:

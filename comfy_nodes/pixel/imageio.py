@@ -70,6 +70,28 @@ def load_frames(path: str | os.PathLike) -> list[np.ndarray]:
     return _read(path, all_frames=True)
 
 
+def frame_durations_ms(path: str | os.PathLike) -> list[int] | None:
+    """Milliseconds each frame of an animated GIF, APNG or WebP is shown, as the file says;
+    None for a still image, or when a frame gives no duration (a GIF without timing)."""
+    try:
+        with Image.open(path) as img:
+            n = int(getattr(img, "n_frames", 1))
+            if n < 2:
+                return None
+            out = []
+            for i in range(n):
+                img.seek(i)
+                if "duration" not in img.info:
+                    img.load()  # WebP sets a frame's duration only once the frame is decoded
+                ms = img.info.get("duration")
+                if not isinstance(ms, (int, float)) or ms <= 0:
+                    return None
+                out.append(int(round(ms)))
+            return out
+    except (OSError, SyntaxError, EOFError, ValueError, Image.DecompressionBombError):
+        return None  # load_frames names the problem; timing is only a bonus
+
+
 def _read(path: str | os.PathLike, *, all_frames: bool) -> list[np.ndarray]:
     p = Path(path)
     if p.is_dir():

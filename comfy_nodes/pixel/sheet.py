@@ -115,6 +115,9 @@ class Sheet:
     frames: list[FrameRect]
     animations: list[Animation] = field(default_factory=list)
     pow2: bool = False
+    # Milliseconds per frame when the frames came with their own timing (an animated GIF):
+    # the atlas JSON keeps it, where the animations' one fps would even it out.
+    frame_ms: list[int] | None = None
 
     @property
     def frame_count(self) -> int:
@@ -161,7 +164,7 @@ class Sheet:
             canvas[:eh, :ew] = img[:eh, :ew]
             img = canvas
         return Sheet(img, self.cell_w * s, self.cell_h * s, self.columns, self.rows, padding, offset,
-                     frames, list(self.animations), self.pow2)
+                     frames, list(self.animations), self.pow2, self.frame_ms)
 
 
 def grid_extent(cell_w: int, cell_h: int, columns: int, rows: int,
@@ -462,6 +465,16 @@ def as_animations(animations: Sequence[Animation] | str | None, frame_count: int
 
 def format_animations(anims: Sequence[Animation]) -> str:
     return ", ".join(a.to_spec() for a in anims)
+
+
+def timed_animation(name: str, durations_ms: Sequence[int]) -> Animation:
+    """One animation over all frames of a file that carries its own timing (an animated GIF):
+    named after the file, at the fps of its typical frame."""
+    clean = re.sub(r"[^A-Za-z0-9_.\-]", "_", name) or "anim"
+    if not re.match(r"[A-Za-z_]", clean):
+        clean = "anim_" + clean
+    ms = float(np.median(durations_ms))
+    return Animation(clean, 0, len(durations_ms) - 1, round(1000.0 / ms, 3))
 
 
 def frame_durations(frame_count: int, anims: Sequence[Animation], default_ms: int = 100) -> list[int]:

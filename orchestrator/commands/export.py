@@ -52,7 +52,7 @@ def run(args) -> int:
     from comfy_nodes.pixel.errors import InvalidArgumentError
     from comfy_nodes.pixel.sheet import build_sheet, sheet_from_image
 
-    from .sheet import load_frames, parse_pair, parse_size
+    from .sheet import load_frames, parse_pair, parse_size, source_timing
 
     provenance = None
     if args.provenance:
@@ -80,9 +80,12 @@ def run(args) -> int:
     elif len(frames) == 1 and not args.animations:
         result = export_asset(project, args.path, frames[0], **common)
     else:
+        timing = None if args.animations else source_timing(args.inputs, len(frames))
         sheet = build_sheet(frames, columns=args.columns, rows=args.rows, cell_size=cell, anchor=args.anchor,
                             trim=args.trim, padding=padding, offset=offset, pow2=args.pow2,
-                            animations=args.animations)
+                            animations=timing[0] if timing else args.animations)
+        if timing:
+            sheet.frame_ms = timing[1]
         result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, tile_array=args.tile_array, **common)
 
     if args.json:

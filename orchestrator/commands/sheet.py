@@ -115,6 +115,22 @@ def load_frames(inputs: list[str]):
     return [f for p in expand_inputs(inputs) for f in frames_of(p)]
 
 
+def source_timing(inputs: list[str], n_frames: int):
+    """(animations, milliseconds per frame) when the frames are one animated file with its own
+    timing (a GIF, APNG or WebP), else None: its sheet plays as the file did, with no
+    --animations to type."""
+    from pathlib import Path
+
+    from comfy_nodes.pixel.imageio import frame_durations_ms
+    from comfy_nodes.pixel.sheet import timed_animation
+
+    paths = expand_inputs(inputs)
+    ms = frame_durations_ms(paths[0]) if len(paths) == 1 else None
+    if not ms or len(ms) != n_frames:
+        return None
+    return [timed_animation(Path(paths[0]).stem, ms)], ms
+
+
 def _check_mode_options(args) -> None:
     """``InvalidArgumentError`` for options the chosen mode would ignore: a sheet made without
     the --json, animations or padding asked for is a surprise found in the game, long after
@@ -213,9 +229,12 @@ def run(args) -> int:
             write_output(preview_to, lambda p: save_png(preview, p))
         return 7 if args.strict and report.failing else 0
 
+    timing = None if args.animations else source_timing(args.inputs, len(frames))
     sheet = build_sheet(frames, columns=args.columns, rows=args.rows, cell_size=cell, anchor=args.anchor,
                         trim=args.trim, padding=padding or (0, 0), offset=offset, pow2=args.pow2,
-                        animations=args.animations)
+                        animations=timing[0] if timing else args.animations)
+    if timing:
+        sheet.frame_ms = timing[1]
     write_output(output, lambda p: save_png(sheet.image, p))
     if args.json:
         from comfy_nodes.pixel.bevy_export import atlas_json
