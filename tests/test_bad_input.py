@@ -311,6 +311,15 @@ def test_cli_reads_every_png_mode(capsys, tmp_path, pngs, kind):
     (["palette", "extract", "{rgb}", "-k", "4", "--seed", "-1", "-o", "{tmp}/x.hex"], 2, "seed must be an integer"),
     (["palette", "extract", "{rgb}", "-k", "0", "--tolerance", "0", "-o", "{tmp}/x.hex"], 2, "tolerance must be > 0"),
     (["palette", "extract", "{rgb}", "-k", "-3", "-o", "{tmp}/x.hex"], 2, "-k must be 1..256"),
+    (["palette", "extract", "{rgb}", "-k", "4", "--tolerance", "0.5", "-o", "{tmp}/x.hex"], 2,
+     "--tolerance applies with -k auto"),
+    (["palette", "extract", "{clear}", "-k", "4", "-o", "{tmp}/x.hex"], 2,
+     "{clear}: no opaque pixels to build a palette from (it is fully transparent)"),
+    (["snap", "{rgb}", "-o", "{tmp}/s.png", "--dither", "bayer4"], 2, "--dither and --dither-strength apply with --colors"),
+    (["snap", "{rgb}", "-o", "{tmp}/s.png", "--colors", "4", "--dither", "bayer3"], 2,
+     "--dither must be one of none, bayer2, bayer4, bayer8, floyd-steinberg, atkinson, got 'bayer3'"),
+    (["snap", "{rgb}", "-o", "{tmp}/s.png", "--colors", "4", "--dither-strength", "2"], 2, "--dither-strength must be 0..1"),
+    (["snap", "{rgb}", "-o", "{tmp}/s.png", "--colors", "0"], 2, "--colors must be between 1 and 256"),
     (["export", "{rgb}", "--bevy", "{tmp}/game", "--path", "sprites/a.png"], 6, "cannot write"),
 ])
 def test_cli_bad_input_is_error_and_hint(capsys, tmp_path, pngs, argv, code, message):
@@ -318,13 +327,15 @@ def test_cli_bad_input_is_error_and_hint(capsys, tmp_path, pngs, argv, code, mes
     (tmp_path / "game" / "assets").mkdir(parents=True)
     (tmp_path / "game" / "Cargo.toml").write_text('[dependencies]\nbevy = "0.15"\n')
     (tmp_path / "game" / "assets" / "sprites").write_text("a file where the sprites folder should be")
-    args = [a.format(rgb=pngs["rgb"], tmp=tmp_path) for a in argv]
+    clear = tmp_path / "clear.png"
+    Image.fromarray(np.zeros((4, 4, 4), np.uint8), "RGBA").save(clear)
+    args = [a.format(rgb=pngs["rgb"], tmp=tmp_path, clear=clear) for a in argv]
     rc, out, err = _cli(capsys, *args)
     assert rc == code, err
-    assert err.startswith("error: ") and message.format(rgb=pngs["rgb"], tmp=tmp_path) in err
+    assert err.startswith("error: ") and message.format(rgb=pngs["rgb"], tmp=tmp_path, clear=clear) in err
     assert "\nhint: " in err
     if code == 2:  # refused: nothing written
-        assert not [p for p in ("s.png", "t.png", "d", "x.json", "t.json", "p.png") if (tmp_path / p).exists()]
+        assert not [p for p in ("s.png", "t.png", "d", "x.json", "t.json", "p.png", "x.hex") if (tmp_path / p).exists()]
 
 
 def test_cli_subprocess_prints_no_traceback(tmp_path, pngs):

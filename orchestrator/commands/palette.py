@@ -106,6 +106,15 @@ def run(args: argparse.Namespace) -> int:
 
         k = _parse_k(args.colors)
         swatch = _check_swatch(args.swatch)
+        from comfy_nodes.pixel.errors import InvalidArgumentError
+
+        if k is not None and args.tolerance is not None:
+            raise InvalidArgumentError("--tolerance applies with -k auto, which picks the number of colours",
+                                       hint=f"drop --tolerance, or use -k auto instead of -k {k}")
+        if args.tolerance is not None and not args.tolerance > 0:
+            raise InvalidArgumentError(f"--tolerance must be > 0 (an OKLab distance), got {args.tolerance:g}")
+        if not 0 <= args.seed < 2**32:
+            raise InvalidArgumentError(f"--seed must be an integer 0..{2**32 - 1}, got {args.seed}")
         ext = "." + str(args.output).rsplit(".", 1)[-1].lower() if "." in str(args.output) else ""
         if ext not in palette_io.WRITE_FORMATS:
             from comfy_nodes.pixel.errors import PaletteError
@@ -118,6 +127,12 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.output)
         # every frame of an animated file: its later frames may hold colours the first lacks
         frames = [f for p in args.images for f in load_frames(p)]
+        if not any((f[..., 3] >= 128).any() for f in frames):
+            from comfy_nodes.pixel.errors import InputImageError
+
+            raise InputImageError(f"{', '.join(args.images)}: no opaque pixels to build a palette from "
+                                  f"({'it is' if len(args.images) == 1 else 'they are'} fully transparent)",
+                                  hint="give images with visible pixels")
         tol = AUTO_K_TOLERANCE if args.tolerance is None else args.tolerance
         pal = adaptive_palette(frames, k, seed=args.seed, tolerance=tol, name=_stem(args.output))
         out = palette_io.write_palette(pal, args.output, swatch=swatch)

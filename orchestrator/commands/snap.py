@@ -58,8 +58,18 @@ def _check_args(args) -> None:
                                    "(--width/--height), not both")
     if args.colors is not None and args.palette is not None:
         raise InvalidArgumentError("give either --colors or --palette, not both")
-    if args.colors is not None and not (2 <= args.colors <= 256):
-        raise InvalidArgumentError(f"--colors must be between 2 and 256, got {args.colors}")
+    if args.colors is not None and not (1 <= args.colors <= 256):
+        raise InvalidArgumentError(f"--colors must be between 1 and 256, got {args.colors}")
+    from comfy_nodes.pixel.dither import MODES
+
+    if args.dither not in MODES:
+        raise InvalidArgumentError(f"--dither must be one of {', '.join(MODES)}, got {args.dither!r}")
+    if not 0 <= args.dither_strength <= 1:
+        raise InvalidArgumentError(f"--dither-strength must be 0..1, got {args.dither_strength:g}")
+    if args.colors is None and args.palette is None and (args.dither != "none" or args.dither_strength != 1.0):
+        # dithering happens while colours are reduced: without a reduction it would do nothing
+        raise InvalidArgumentError("--dither and --dither-strength apply with --colors or --palette",
+                                   hint="add --colors K or --palette NAME|FILE")
     if args.preview_scale < 1 or args.preview_scale > 64:
         raise InvalidArgumentError(f"--preview-scale must be between 1 and 64, got {args.preview_scale}")
     for name in ("cell", "cell_w", "cell_h", "width", "height"):
