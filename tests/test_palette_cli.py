@@ -58,14 +58,14 @@ def test_extract_shared_palette_from_frames(capsys, tmp_path):
     Image.fromarray(b).save(tmp_path / "f2.png")
     out = tmp_path / "anim.hex"
     rc, msg, _ = _run(capsys, "extract", str(tmp_path / "f1.png"), str(tmp_path / "f2.png"), "-k", "8", "-o", str(out))
-    assert rc == 0 and "2 image(s)" in msg
+    assert rc == 0 and "from 2 images" in msg
     assert sorted(out.read_text().split()) == ["000000", "0000ff", "ff0000"]
     rc, _, _ = _run(capsys, "extract", str(tmp_path / "f2.png"), "-k", "auto", "--seed", "3", "-o", str(tmp_path / "a.gpl"))
     assert rc == 0 and (tmp_path / "a.gpl").read_text().count("\t#") == 2  # f2 holds red and blue only
     # an animated GIF is all of its frames: blue is only in the second
     Image.fromarray(a).save(tmp_path / "walk.gif", save_all=True, append_images=[Image.fromarray(b)])
     rc, msg, _ = _run(capsys, "extract", str(tmp_path / "walk.gif"), "-k", "8", "-o", str(out))
-    assert rc == 0 and "2 image(s)" in msg
+    assert rc == 0 and "from 2 images" in msg
     assert sorted(out.read_text().split()) == ["000000", "0000ff", "ff0000"]
 
 

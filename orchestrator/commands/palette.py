@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         swatch = _check_swatch(args.swatch)
         pal = resolve_palette(args.input)
         out = palette_io.write_palette(pal, args.output, swatch=swatch)
-        print(f"wrote {out} ({len(pal)} colours)")
+        print(f"wrote {out} ({len(pal)} colour{'' if len(pal) == 1 else 's'})")
         return 0
     if cmd == "extract":
         from comfy_nodes.pixel.imageio import load_frames
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         tol = AUTO_K_TOLERANCE if args.tolerance is None else args.tolerance
         pal = adaptive_palette(frames, k, seed=args.seed, tolerance=tol, name=_stem(args.output))
         out = palette_io.write_palette(pal, args.output, swatch=swatch)
-        print(f"wrote {out} ({len(pal)} colours from {len(frames)} image(s))")
+        print(f"wrote {out} ({len(pal)} colour{'' if len(pal) == 1 else 's'} from {len(frames)} image{'' if len(frames) == 1 else 's'})")
         return 0
     raise AssertionError(cmd)
 
