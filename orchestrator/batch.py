@@ -704,9 +704,15 @@ class BatchRunner:
         for job in self.jf.jobs:
             todo.put(job)
         n_workers = max(1, min(self.in_flight, len(self.jf.jobs)))
-        threads = []
+        finished: list[threading.Event] = []
 
-        def worker():
+        def worker(done: threading.Event):
+            try:
+                work()
+            finally:
+                done.set()
+
+        def work():
             while not self.cancel.is_set() and self._halt is None:
                 try:
                     job = todo.get_nowait()
@@ -745,18 +751,21 @@ class BatchRunner:
                         self._in_flight_now -= 1
                 self._progress()
 
+        # The main thread waits on events, not Thread.join: a join that Ctrl-C interrupts marks
+        # a thread that still runs as finished (CPython 3.11/3.12), and the batch returned at
+        # once while its job went on running on the server.
         try:
             for _ in range(n_workers):
-                t = threading.Thread(target=worker, name="dgx-pixels-batch", daemon=True)
-                t.start()
-                threads.append(t)
-            for t in threads:
-                while t.is_alive():
-                    t.join(0.2)
+                finished.append(threading.Event())
+                threading.Thread(target=worker, args=(finished[-1],), name="dgx-pixels-batch", daemon=True).start()
+            for done in finished:
+                while not done.wait(0.2):
+                    pass
         except KeyboardInterrupt:
             self.cancel.set()
-            for t in threads:
-                t.join(30)
+            deadline = time.monotonic() + 30
+            for done in finished:
+                done.wait(max(0.0, deadline - time.monotonic()))
         finally:
             self.pool.close()
             self.journal.close()

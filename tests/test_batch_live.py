@@ -502,3 +502,72 @@ def test_the_only_server_lost_for_good_stops_the_batch_after_failover_after(worl
     finally:
         back.close()
     check_exactly_once(proj, journal, truth)
+
+
+SLOW_TOML = """\
+name = "orch-slow"
+version = "1.0.0"
+description = "a second or so of CPU per job (dithered quantize of a noise image)"
+outputs = ["3"]
+[params.image]
+type = "image-file"
+targets = ["1.image"]
+required = true
+[params.colors]
+type = "int"
+targets = ["2.colors"]
+default = 200
+min = 2
+max = 256
+"""
+SLOW_API = {
+    "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+    "2": {"class_type": "ImageQuantize", "inputs": {"image": ["1", 0], "colors": 200, "dither": "floyd-steinberg"}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "slow"}},
+}
+
+
+def test_ctrl_c_stops_the_job_running_on_the_server(world, comfy_server):
+    """A real SIGINT to a `dgx-pixels batch` process: the job in flight is interrupted on the
+    server and counted as cancelled (the batch used to return at once and leave it running)."""
+    import subprocess
+    import sys
+
+    from support.live import http_json
+
+    tmp_path, proj, art = world
+    root = tmp_path / "workflows" / "orch-slow" / "1.0.0"
+    root.mkdir(parents=True)
+    (root / "workflow.toml").write_text(SLOW_TOML)
+    (root / "workflow.api.json").write_text(json.dumps(SLOW_API))
+    lines = ['[defaults]', 'workflow = "orch-slow@1"', ""]
+    for i in range(3):
+        noise = np.random.default_rng(40 + i).integers(0, 256, size=(1024, 1024, 3), dtype=np.uint8)
+        Image.fromarray(noise, "RGB").save(art / f"noise{i}.png")
+        lines += ["[[job]]", f'id = "n{i}"', f'set = {{ image = "art/noise{i}.png", colors = {250 - i} }}', ""]
+    jobs = tmp_path / "slow.toml"
+    jobs.write_text("\n".join(lines))
+    journal = jobs.with_name(jobs.name + ".journal.jsonl")
+    env = {**os.environ, "DGX_PIXELS_WORKFLOWS": str(tmp_path / "workflows"), "DGX_PIXELS_SERVER": comfy_server.url}
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "batch", str(jobs), "--in-flight", "1", "-q"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pid = _poll(lambda: journal.exists() and next((json.loads(x)["prompt_id"] for x in journal.read_text().splitlines()[1:]
+                                                       if json.loads(x).get("state") == "submitted"), None),
+                    time.monotonic() + 120, "the first job submitted")
+        _poll(lambda: any(pid == q[1] for q in http_json(f"{comfy_server.url}/queue")["queue_running"]),
+              time.monotonic() + 60, "the first job running")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert "1 cancelled" in out and "interrupted: run the same command again to continue" in err
+    # ComfyUI stops a job between nodes: the history says it was interrupted, not finished
+    entry = _poll(lambda: http_json(f"{comfy_server.url}/history/{pid}").get(pid), time.monotonic() + 60,
+                  "the interrupted job in the history")
+    assert entry["status"]["status_str"] == "error"
+    assert any(m[0] == "execution_interrupted" for m in entry["status"]["messages"])
+    states = [json.loads(x)["state"] for x in journal.read_text().splitlines()[1:]]
+    assert states == ["submitted", "cancelled"]
