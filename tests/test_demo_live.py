@@ -80,6 +80,42 @@ def test_demo_on_the_test_server(comfy_server, tmp_path, capsys):
     assert len(json.loads((project / "assets/.dgx-pixels/manifest.json").read_text())["assets"]) == 1
 
 
+def test_demo_in_a_game_of_ones_own_never_replaces_its_files(comfy_server, tmp_path, capsys):
+    game = tmp_path / "game"
+    (game / "assets" / "sprites").mkdir(parents=True)
+    (game / "Cargo.toml").write_text('[package]\nname = "my_game"\n[dependencies]\nbevy = "0.16"\n')
+    own = np.full((32, 32, 4), (255, 0, 0, 255), np.uint8)
+    Image.fromarray(own, "RGBA").save(game / "assets" / "sprites" / "knight.png")
+    before = (game / "assets" / "sprites" / "knight.png").read_bytes()
+    assert main(["demo", "--server", comfy_server.url, "--bevy", str(game)]) == 0
+    out = capsys.readouterr().out
+    assert (game / "assets" / "sprites" / "knight.png").read_bytes() == before
+    assert 'asset_server.load("sprites/knight-2.png")' in out
+    with Image.open(game / "assets" / "sprites" / "knight-2.png") as im:
+        assert im.size == (16, 16)
+    assert (game / "Cargo.toml").read_text().startswith('[package]\nname = "my_game"')
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--bevy-version", "0.9"], "Bevy 0.9 (--bevy-version) is not supported"),
+    (["--bevy-version", "abc"], "cannot read a Bevy version from 'abc'"),
+    (["--workflow", "nosuch"], "unknown workflow 'nosuch'"),
+    (["--bevy", "{file}"], "is a file, not a folder"),
+    (["--bevy", "{full}"], "is neither a Bevy project (it holds no Cargo.toml) nor empty"),
+])
+def test_demo_checks_its_options_before_it_runs_or_writes_anything(tmp_path, capsys, argv, message):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    argv = [a.format(file=tmp_path / "afile", full=tmp_path / "full") for a in argv]
+    bevy = [] if "--bevy" in argv else ["--bevy", str(tmp_path / "new")]
+    # an unreachable server: were anything run first, the error would be about the server
+    rc = main(["demo", "--server", "http://127.0.0.1:9", *bevy, *argv])
+    err = capsys.readouterr().err
+    assert rc in (2, 4) and message in err and "\nhint: " in err, err
+    assert not (tmp_path / "new").exists() and sorted(p.name for p in (tmp_path / "full").iterdir()) == ["notes.txt"]
+
+
 def test_demo_starts_the_pinned_comfyui_when_none_is_configured(comfy_install, tmp_path):
     """No --server, no $DGX_PIXELS_SERVER: the demo starts the pinned ComfyUI itself, as on a
     fresh machine, and stops it again."""

@@ -24,6 +24,33 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="progress as JSON event lines")
 
 
+DEMO_PACKAGE = "dgx_pixels_demo"
+
+
+def _check_before_work(args, project) -> None:
+    """Everything that can be wrong with the options, checked before a server starts or a file
+    is written: a failed demo must not leave a half-made project behind."""
+    from comfy_nodes.pixel.bevy_export import parse_bevy_version
+    from comfy_nodes.pixel.errors import ExportError, InvalidArgumentError
+    from orchestrator.errors import WorkflowError
+    from orchestrator.workflows import load_registry
+
+    try:
+        parse_bevy_version(args.bevy_version, "--bevy-version")
+    except ExportError as exc:
+        raise InvalidArgumentError(exc.message, hint="give a Bevy release 0.12 to 0.19, e.g. --bevy-version 0.15") from None
+    if project.exists() and not project.is_dir():
+        raise InvalidArgumentError(f"--bevy {project} is a file, not a folder",
+                                   hint="give a new folder for the demo project, or your game's folder")
+    if project.is_dir() and not (project / "Cargo.toml").is_file() and any(project.iterdir()):
+        raise InvalidArgumentError(f"--bevy {project} is neither a Bevy project (it holds no Cargo.toml) nor empty",
+                                   hint="give a new folder for the demo project, or your game's folder")
+    workflow = load_registry().get(args.workflow)
+    if "image" not in workflow.params:
+        raise WorkflowError(f"workflow {workflow.ref} takes no 'image' parameter, so the demo cannot feed it its "
+                            "sample", hint="the demo runs image workflows such as 'cleanup'")
+
+
 def _ensure_project(root, bevy_version: str) -> list:
     """Create the project's ``assets/`` and, when missing, a ``Cargo.toml`` naming Bevy; returns
     the files it wrote."""
@@ -32,11 +59,23 @@ def _ensure_project(root, bevy_version: str) -> list:
     if cargo.exists():
         return []
     cargo.write_text(
-        '[package]\nname = "dgx_pixels_demo"\nversion = "0.1.0"\nedition = "2021"\n\n'
+        f'[package]\nname = "{DEMO_PACKAGE}"\nversion = "0.1.0"\nedition = "2021"\n\n'
         f'[dependencies]\nbevy = "{bevy_version}"\n',
         encoding="utf-8",
     )
     return [cargo]
+
+
+def _overwrite_policy(project) -> str:
+    """Replace the knight of a demo project; in a game of the user's, never write over a file:
+    an existing sprites/knight.png there is theirs, and the demo writes knight-2.png beside it."""
+    import re
+
+    cargo = project / "Cargo.toml"
+    if not cargo.is_file():
+        return "replace"
+    text = cargo.read_text(encoding="utf-8", errors="replace")
+    return "replace" if re.search(rf'^\s*name\s*=\s*"{DEMO_PACKAGE}"', text, re.M) else "version"
 
 
 def run(args) -> int:
@@ -52,7 +91,8 @@ def run(args) -> int:
     from orchestrator.run import run_workflow
 
     project = Path(args.bevy).resolve()
-    written = _ensure_project(project, args.bevy_version)
+    _check_before_work(args, project)
+    written: list = []
     say = (lambda m: None) if args.json else (lambda m: print(f"demo: {m}", flush=True))
 
     server_url = args.server or os.environ.get("DGX_PIXELS_SERVER", "").split(",")[0].strip() or None
@@ -82,8 +122,11 @@ def run(args) -> int:
                 on_event=make_reporter(json_mode=args.json),
                 fresh=True,
             )
+            # The project is made only now, once there is a sprite to put in it.
+            overwrite = _overwrite_policy(project)
+            written = _ensure_project(project, args.bevy_version)
             # With the client the provenance record names the server's ComfyUI version.
-            deployed = deploy_outputs(result, project, "sprites/knight.png", overwrite="replace", client=client)
+            deployed = deploy_outputs(result, project, "sprites/knight.png", overwrite=overwrite, client=client)
         finally:
             if client is not None:
                 client.close()
