@@ -39,7 +39,7 @@ from typing import Any, Callable
 from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError, PathEscapeError
 from orchestrator.client import DISCONNECTED, PREVIEW, RECONNECTED, ComfyClient, PromptRejectedError
 from orchestrator.config import Config
-from orchestrator.errors import ExecutionError, JobTimeoutError, ServerUnreachableError, WorkflowError
+from orchestrator.errors import ExecutionError, JobTimeoutError, ParameterError, ServerUnreachableError, WorkflowError
 
 EventFn = Callable[[dict], None]
 CancelHook = Callable[[], bool]
@@ -93,6 +93,8 @@ class JobSpec:
     output_nodes: tuple[str, ...] | None = None
     models: tuple[str, ...] = ()
     uploads: tuple[str, ...] = ()  # "node_id.input" holding a local image path to upload
+    # image-file parameters left at their default: a placeholder the server may not hold
+    default_images: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -104,6 +106,7 @@ class JobSpec:
             d["output_nodes"] = tuple(d["output_nodes"])
         d["models"] = tuple(d.get("models") or ())
         d["uploads"] = tuple(d.get("uploads") or ())
+        d["default_images"] = tuple(d.get("default_images") or ())
         return cls(**d)
 
 
@@ -270,6 +273,19 @@ def prepare_job(workflow: Any, values: dict | None = None, *, fresh: bool = Fals
     return spec
 
 
+def _check_local_image(path: str, param: str) -> None:
+    """``ParameterError`` naming the local file when it is no image: uploaded as it is, the
+    server would fail on a temp name the user never gave."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ParameterError(f"parameter {param!r}: {path} is not a readable image ({exc})",
+                             hint="give a PNG, JPEG or WebP file") from None
+
+
 def _looks_like_ref(s: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9_.\-]+(@[A-Za-z0-9_.\-]+)?", s)) and not s.endswith(".json")
 
@@ -325,9 +341,12 @@ def _prepare_registered(workflow: Any, values: dict, *, fresh: bool) -> JobSpec:
                     nid, _, inp = str(target).partition(".")
                     v = (prompt.get(nid, {}).get("inputs") or {}).get(inp)
                     if isinstance(v, str) and os.path.isfile(v):
+                        _check_local_image(v, name)
                         uploads.append(f"{nid}.{inp}")
+    default_images = tuple(name for name, p in (params or {}).items()
+                           if getattr(p, "type", None) == "image-file" and name not in values) if isinstance(params, dict) else ()
     return JobSpec(prompt=prompt, workflow=ref, content_hash=getattr(wf, "content_hash", None), params=full,
-                   output_nodes=output_nodes, uploads=tuple(uploads))
+                   output_nodes=output_nodes, uploads=tuple(uploads), default_images=default_images)
 
 
 def _param_names(wf) -> set[str]:
@@ -529,6 +548,16 @@ class JobRun:
         self._q = self.client.events.subscribe(pid)
         try:
             self.client.submit(prompt, prompt_id=pid)
+        except PromptRejectedError as exc:
+            self.client.events.unsubscribe(pid)
+            for name in self.spec.default_images:
+                default = self.spec.params.get(name)
+                if isinstance(default, str) and default and default in exc.message:
+                    raise ParameterError(
+                        f"{self.spec.workflow} needs an input image: parameter {name!r} was not given, and its "
+                        f"default {default!r} is not in the server's input folder",
+                        hint=f"pass --set {name}=PATH (a local file is uploaded)") from None
+            raise
         except BaseException:
             self.client.events.unsubscribe(pid)
             raise

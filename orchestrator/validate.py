@@ -153,6 +153,19 @@ def validate_workflow(workflow: Any, object_info: dict, values: dict | None = No
     ``models``: each must be offered by the server in some model list."""
     prompt = workflow.build_prompt(values or {})
     report = validate_prompt(prompt, object_info, source=f"{workflow.name}@{workflow.version}")
+    # An input image not given yet is given at run time (`--set image=PATH`): its placeholder
+    # default missing from the server says nothing about the workflow.
+    pending = {}
+    for name, p in (getattr(workflow, "params", None) or {}).items():
+        if getattr(p, "type", None) == "image-file" and name not in (values or {}):
+            for target in p.targets:
+                pending[tuple(str(target).split(".", 1))] = name
+    for i, issue in enumerate(report.issues):
+        name = pending.get((issue.node_id, issue.input))
+        if issue.kind == "missing_file" and name:
+            report.issues[i] = Issue(issue.node_id, issue.class_type, issue.input,
+                                     f"input image not given (give it at run time with --set {name}=PATH)",
+                                     severity="warning", kind="missing_file")
     reported = {i.message.split("'")[1] for i in report.issues if i.kind == "missing_model" and "'" in i.message}
     files = server_files(object_info)
     for m in getattr(workflow, "models", []) or []:

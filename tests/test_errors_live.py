@@ -127,13 +127,44 @@ def test_missing_node_type(setup, comfy_server, tmp_path, capsys):
 
 def test_node_failing_at_run_time_is_named(setup, comfy_server, tmp_path, capsys):
     _, proj = setup
-    garbage = tmp_path / "garbage.png"
-    garbage.write_bytes(b"this is not an image at all")
-    rc, err = _run(["run", "err-postproc@1", "--set", f"image={garbage}", "--server", comfy_server.url,
+    # garbage already in the server's input folder: only running the node finds it out
+    c = ComfyClient(comfy_server.url, load_config(servers=[comfy_server.url], environ={}))
+    name = c.upload_image(b"this is not an image at all", "err-garbage.png")
+    c.close()
+    rc, err = _run(["run", "err-postproc@1", "--set", f"image={name}", "--server", comfy_server.url,
                     "--out", str(tmp_path / "o"), "--bevy", str(proj), "--asset-path", "sprites/a.png", "--fresh"], capsys)
     assert rc == 5, err
     assert "node 1 (LoadImage) failed" in err and "cannot identify image file" in err
     assert _nothing_deployed(proj)
+
+
+def test_a_local_file_that_is_no_image_is_named_before_anything_is_submitted(setup, comfy_server, tmp_path, capsys):
+    _, proj = setup
+    garbage = tmp_path / "garbage.png"
+    garbage.write_bytes(b"this is not an image at all")
+    c = ComfyClient(comfy_server.url, load_config(servers=[comfy_server.url], environ={}))
+    before = len(c._json("GET", "/history"))
+    rc, err = _run(["run", "err-postproc@1", "--set", f"image={garbage}", "--server", comfy_server.url,
+                    "--out", str(tmp_path / "o"), "--bevy", str(proj), "--asset-path", "sprites/a.png"], capsys)
+    assert rc == 4, err
+    assert err.startswith(f"error: parameter 'image': {garbage} is not a readable image") and "\nhint: " in err
+    assert len(c._json("GET", "/history")) == before and _nothing_deployed(proj)
+    c.close()
+
+
+def test_a_shipped_workflow_run_without_its_image_says_which_parameter_to_set(comfy_server, tmp_path, capsys,
+                                                                             monkeypatch):
+    rc, err = _run(["run", "cleanup", "--server", comfy_server.url, "--out", str(tmp_path / "o")], capsys)
+    assert rc == 4, err
+    assert "needs an input image: parameter 'image' was not given, and its default 'dgx-pixels-sample.png' is not " \
+           "in the server's input folder" in err
+    assert "hint: pass --set image=PATH (a local file is uploaded)" in err
+    # validating it needs no image: that is given at run time; and validate finds the server
+    # where run does, here from the environment
+    monkeypatch.setenv("DGX_PIXELS_SERVER", comfy_server.url)
+    rc = main(["workflows", "validate", "cleanup"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "warning: image: input image not given (give it at run time with --set image=PATH)" in out
 
 
 @pytest.mark.parametrize("bad", ["../outside.png", "/etc/x.png", "sprites/../../x.png", "a\\b.png"])

@@ -51,7 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _server_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--server", metavar="URL", help="ComfyUI server (default: from dgx-pixels.toml, else http://127.0.0.1:8188)")
+    from orchestrator.config import add_server_arguments
+
+    # the same connection settings as run and batch: --server, $DGX_PIXELS_SERVER, the config
+    # file, and a token for a remote server
+    add_server_arguments(s)
     s.add_argument("--object-info", metavar="FILE", help="use a saved /object_info JSON instead of a server")
 
 
@@ -73,9 +77,15 @@ def _object_info(args) -> dict:
         if not isinstance(data, dict):
             raise WorkflowError(f"{args.object_info} is not an /object_info dump (expected a JSON object)")
         return data
-    from orchestrator.validate import fetch_object_info
+    from orchestrator.client import ComfyClient
+    from orchestrator.config import config_from_args
 
-    return fetch_object_info(args.server)
+    cfg = config_from_args(args)
+    client = ComfyClient(cfg.servers[0], cfg)
+    try:
+        return client.object_info()
+    finally:
+        client.close()
 
 
 def _list(args) -> int:
