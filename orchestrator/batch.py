@@ -111,6 +111,8 @@ _JOB_KEYS = {"id", "workflow", "set", "bevy", "asset_path", "overwrite", "upscal
 def load_jobs_file(path: str | os.PathLike) -> JobsFile:
     """Parse and validate a jobs file (no server contact). Errors name the job and the key."""
     p = Path(path)
+    if p.is_dir():
+        raise InvalidArgumentError(f"{p} is a folder, not a jobs file", hint="name the .toml (or .yaml) file in it")
     if not p.is_file():
         raise InvalidArgumentError(f"jobs file not found: {p}")
     doc = _load_doc(p)
@@ -121,6 +123,7 @@ def load_jobs_file(path: str | os.PathLike) -> JobsFile:
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise InvalidArgumentError(f"{p}: [defaults] must be a table")
+    _check_types(defaults, f"{p} [defaults]")
     jobs: list[BatchJob] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_jobs, 1):
@@ -131,10 +134,9 @@ def load_jobs_file(path: str | os.PathLike) -> JobsFile:
         if unknown:
             raise InvalidArgumentError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
                                        hint="a job has: " + ", ".join(sorted(_JOB_KEYS)))
+        _check_types(raw, where)
         merged = {**defaults, **raw}
         values = {**(defaults.get("set") or {}), **(raw.get("set") or {})}
-        if not isinstance(values, dict):
-            raise InvalidArgumentError(f"{where}: 'set' must be a table of parameter values")
         if not merged.get("workflow"):
             raise InvalidArgumentError(f"{where}: no workflow", hint="give workflow = \"name@version\" in the job or [defaults]")
         values = {k: _rel_file(v, base) for k, v in values.items()}
@@ -177,17 +179,67 @@ def load_jobs_file(path: str | os.PathLike) -> JobsFile:
             overwrite=str(definition["overwrite"]), upscale=int(definition["upscale"]),
             bevy_version=str(merged.get("bevy_version", "auto")), fresh=definition["fresh"],
         ))
+    _check_targets(jobs, p)
     servers = doc.get("servers") or []
     if isinstance(servers, str):
         servers = [servers]
+    if not isinstance(servers, list) or not all(isinstance(u, str) for u in servers):
+        raise InvalidArgumentError(f"{p}: servers must be a URL or a list of URLs, got {servers!r}")
+    in_flight = doc.get("in_flight")
+    if in_flight is not None and (isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1):
+        raise InvalidArgumentError(f"{p}: in_flight must be a whole number >= 1, got {in_flight!r}")
     out = doc.get("out")
+    if out is not None and not isinstance(out, str):
+        raise InvalidArgumentError(f"{p}: out must be a folder path, got {out!r}")
     return JobsFile(
         path=p,
         jobs=jobs,
         servers=[normalize_url(s) for s in servers],
-        in_flight=int(doc["in_flight"]) if doc.get("in_flight") is not None else None,
+        in_flight=in_flight,
         out=(base / out) if out else None,
     )
+
+
+# What each key of a job (or of [defaults]) must be: a wrong type is named here, not met as a
+# traceback deep in the run.
+_KEY_TYPES: dict[str, tuple[Any, str]] = {
+    "id": (lambda v: isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip() != "", "a name"),
+    "workflow": (lambda v: isinstance(v, str) and v.strip() != "", "a workflow name@version or a .json file"),
+    "set": (lambda v: isinstance(v, dict), "a table of parameter values, e.g. { image = \"knight.png\" }"),
+    "bevy": (lambda v: isinstance(v, str), "the game's folder"),
+    "asset_path": (lambda v: isinstance(v, str), "a path under assets/, e.g. \"sprites/knight.png\""),
+    "overwrite": (lambda v: v in ("fail", "replace", "keep", "version"), "one of fail, replace, keep, version"),
+    "upscale": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64, "a whole number 1..64"),
+    "bevy_version": (lambda v: isinstance(v, str), "a version such as \"0.15\" or \"auto\""),
+    "fresh": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def _check_types(table: dict, where: str) -> None:
+    for key, (ok, what) in _KEY_TYPES.items():
+        if key in table and not ok(table[key]):
+            raise InvalidArgumentError(f"{where}: {key} must be {what}, got {table[key]!r}")
+
+
+def _check_targets(jobs: list[BatchJob], path: Path) -> None:
+    """Two jobs must not write one asset (the later would silently replace the other) nor
+    one output folder (ids that differ only in characters a folder name cannot hold)."""
+    from orchestrator.run import safe_filename
+
+    assets: dict[tuple[str, str], str] = {}
+    folders: dict[str, str] = {}
+    for job in jobs:
+        if job.bevy and job.asset_path:
+            key = (os.path.normcase(os.path.abspath(os.path.expanduser(job.bevy))), str(job.asset_path).lower())
+            if key in assets:
+                raise InvalidArgumentError(f"{path}: jobs {assets[key]!r} and {job.id!r} both deploy {job.asset_path} "
+                                           f"into {job.bevy}", hint="give each job its own asset_path")
+            assets[key] = job.id
+        folder = safe_filename(job.id, "job").lower()
+        if folder in folders:
+            raise InvalidArgumentError(f"{path}: jobs {folders[folder]!r} and {job.id!r} would share the output "
+                                       f"folder {folder}", hint="give the jobs ids that differ in letters or digits")
+        folders[folder] = job.id
 
 
 def _rel_file(v: Any, base: Path) -> Any:

@@ -150,6 +150,15 @@ def find_config_file(explicit: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
+def _table(data: dict, name: str, path: Path) -> dict:
+    """The ``[name]`` table of the settings file ({} when absent)."""
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"{path}: {name} must be a [{name}] table, got {value!r}",
+                                   hint=f"write it as a table: [{name}] on a line of its own, then key = value lines")
+    return value
+
+
 def _num(table: dict, key: str, default: float, path: Path) -> float:
     v = table.get(key, default)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -178,12 +187,21 @@ def load_config(
             data = tomllib.loads(f.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise InvalidArgumentError(f"{f} is not valid TOML: {exc}") from exc
-        srv = data.get("server", {})
-        tmo = data.get("timeouts", {})
-        bat = data.get("batch", {})
+        if isinstance(data.get("server"), str):  # server = "http://..." at the top: the URL
+            data["server"] = {"url": data["server"]}
+        srv, tmo, bat = (_table(data, name, f) for name in ("server", "timeouts", "batch"))
         urls = srv.get("urls", srv.get("url"))
         if isinstance(urls, str):
             urls = [urls]
+        if urls is not None and (not isinstance(urls, list) or not all(isinstance(u, str) for u in urls)):
+            raise InvalidArgumentError(f"{f}: [server] url must be a URL text, or urls a list of them; got {urls!r}",
+                                       hint='e.g. [server]\nurl = "http://127.0.0.1:8188"')
+        for key in ("token", "token_env", "auth_header"):
+            if key in srv and not isinstance(srv[key], str):
+                raise InvalidArgumentError(f"{f}: [server] {key} must be text, got {srv[key]!r}")
+        in_flight = bat.get("in_flight", cfg.in_flight)
+        if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1:
+            raise InvalidArgumentError(f"{f}: [batch] in_flight must be a whole number >= 1, got {in_flight!r}")
         tok = srv.get("token")
         if srv.get("token_env"):
             tok = env.get(str(srv["token_env"])) or tok
@@ -200,7 +218,7 @@ def load_config(
             job_timeout=_num(tmo, "job", cfg.job_timeout, f),
             ping_interval=_num(tmo, "ping", cfg.ping_interval, f) or cfg.ping_interval,
             poll_interval=_num(tmo, "poll", cfg.poll_interval, f) or cfg.poll_interval,
-            in_flight=int(bat.get("in_flight", cfg.in_flight)),
+            in_flight=in_flight,
             source=str(f),
         )
     if env.get("DGX_PIXELS_SERVER"):
@@ -223,6 +241,9 @@ def load_config(
     )
     if cfg.in_flight < 1:
         raise InvalidArgumentError(f"in_flight must be >= 1, got {cfg.in_flight}")
+    if cfg.job_timeout is not None and not cfg.job_timeout >= 0:
+        raise InvalidArgumentError(f"the job time limit must be >= 0 seconds (0: none), got {cfg.job_timeout:g}",
+                                   hint="--timeout S, or $DGX_PIXELS_TIMEOUT")
     return cfg
 
 

@@ -423,15 +423,15 @@ def test_jobs_file_defaults_relative_paths_and_ids(tmp_path):
     f.write_text(
         'servers = ["127.0.0.1:8188"]\nin_flight = 3\nout = "o"\n'
         '[defaults]\nworkflow = "w@1"\nbevy = "game"\nset = { scale = 2, seed = 1 }\n'
-        '[[job]]\nset = { image = "art/a.png" }\nasset_path = "sprites/a.png"\n'
-        '[[job]]\nset = { image = "art/a.png" }\nasset_path = "sprites/a.png"\n'
-        '[[job]]\nid = "named"\nset = { scale = 5, prompt = "art/none.png" }\n'
+        '[[job]]\nset = { image = "art/a.png" }\n'
+        '[[job]]\nset = { image = "art/a.png" }\n'
+        '[[job]]\nid = "named"\nset = { scale = 5, prompt = "art/none.png" }\nasset_path = "sprites/a.png"\n'
     )
     jf = load_jobs_file(f)
     assert jf.servers == ["http://127.0.0.1:8188"] and jf.in_flight == 3 and jf.out == tmp_path / "o"
     j1, j2, j3 = jf.jobs
     assert j1.values == {"scale": 2, "seed": 1, "image": str(tmp_path / "art" / "a.png")}
-    assert j1.bevy == str(tmp_path / "game") and j1.asset_path == "sprites/a.png"
+    assert j1.bevy == str(tmp_path / "game") and j3.asset_path == "sprites/a.png"
     assert j1.id != j2.id and j2.id == j1.id + "-2" and j1.key == j2.key
     assert j3.id == "named" and j3.values == {"scale": 5, "seed": 1, "prompt": "art/none.png"}
     f.write_text('[defaults]\nworkflow = "w@1"\nbevy = "game"\n[[job]]\nasset_path = "../escape.png"\n')
@@ -439,6 +439,29 @@ def test_jobs_file_defaults_relative_paths_and_ids(tmp_path):
 
     with pytest.raises(PathEscapeError, match="job #1"):
         load_jobs_file(f)
+
+
+@pytest.mark.parametrize("body, message", [
+    ('[[job]]\nworkflow = "w@1"\nset = 5\n', "job #1: set must be a table of parameter values"),
+    ('[defaults]\nset = [1, 2]\n[[job]]\nworkflow = "w@1"\n', "[defaults]: set must be a table"),
+    ('in_flight = "x"\n[[job]]\nworkflow = "w@1"\n', "in_flight must be a whole number >= 1, got 'x'"),
+    ('in_flight = 0\n[[job]]\nworkflow = "w@1"\n', "in_flight must be a whole number >= 1, got 0"),
+    ('[[job]]\nworkflow = "w@1"\nupscale = "big"\n', "job #1: upscale must be a whole number 1..64, got 'big'"),
+    ('[[job]]\nworkflow = "w@1"\noverwrite = "clobber"\n', "overwrite must be one of fail, replace, keep, version"),
+    ('[[job]]\nworkflow = 5\n', "job #1: workflow must be a workflow name@version"),
+    ('[defaults]\nworkflow = "w@1"\nbevy = "game"\n[[job]]\nid = "a"\nasset_path = "s/x.png"\n'
+     '[[job]]\nid = "b"\nset = { seed = 2 }\nasset_path = "s/x.png"\n', "jobs 'a' and 'b' both deploy s/x.png into"),
+    ('[defaults]\nworkflow = "w@1"\n[[job]]\nid = "../evil"\n[[job]]\nid = "evil"\nset = { seed = 2 }\n',
+     "jobs '../evil' and 'evil' would share the output folder evil"),
+])
+def test_a_malformed_jobs_file_is_named_not_a_traceback(tmp_path, capsys, body, message):
+    f = tmp_path / "jobs.toml"
+    f.write_text(body)
+    with pytest.raises(Exception) as exc:
+        load_jobs_file(f)
+    assert type(exc.value).__name__ == "InvalidArgumentError" and message in exc.value.message, exc.value
+    assert main(["batch", str(f)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_yaml_jobs_file(tmp_path):

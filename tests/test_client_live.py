@@ -309,6 +309,39 @@ def test_config_file_env_and_flags_merge(tmp_path):
     assert cfg.servers == ("http://d:4",) and cfg.token == "t2"
 
 
+def test_config_file_server_shorthand(tmp_path):
+    f = tmp_path / "dgx-pixels.toml"
+    f.write_text('server = "http://127.0.0.1:8299"\n')
+    assert load_config(f, environ={}).servers == ("http://127.0.0.1:8299",)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[server]\nurl = 5\n', "[server] url must be a URL text, or urls a list of them; got 5"),
+    ('server = 5\n', "server must be a [server] table, got 5"),
+    ('[batch]\nin_flight = "x"\n', "[batch] in_flight must be a whole number >= 1, got 'x'"),
+    ('timeouts = "fast"\n', "timeouts must be a [timeouts] table"),
+    ('[server]\ntoken = 5\n', "[server] token must be text, got 5"),
+])
+def test_a_malformed_config_file_is_named_not_a_traceback(tmp_path, capsys, text, message):
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+    from orchestrator.cli import main
+
+    f = tmp_path / "dgx-pixels.toml"
+    f.write_text(text)
+    with pytest.raises(InvalidArgumentError) as exc:
+        load_config(f, environ={})
+    assert exc.value.message == f"{f}: {message}" or exc.value.message.startswith(f"{f}: {message}")
+    assert main(["doctor", "--config", str(f)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_negative_job_time_limit_is_refused():
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="the job time limit must be >= 0 seconds"):
+        load_config(job_timeout=-5, environ={})
+
+
 def test_unreachable_server_is_a_clear_error_without_secrets():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
