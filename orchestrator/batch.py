@@ -516,10 +516,20 @@ class BatchRunner:
                     c.close()
             return info_cache["x"]
 
+        from comfy_nodes.pixel.bevy_export import check_bevy_project, require_project_folder, resolve_bevy_version
+        from comfy_nodes.pixel.errors import ExportError
+
+        checked: set[tuple[str, str]] = set()
         for job in self.jf.jobs:
             try:
+                if job.bevy and (job.bevy, job.bevy_version) not in checked:
+                    # a mistyped project must not surface only after its job has run
+                    require_project_folder(job.bevy)
+                    check_bevy_project(job.bevy, job.bevy_version)
+                    resolve_bevy_version(job.bevy, job.bevy_version)
+                    checked.add((job.bevy, job.bevy_version))
                 job.spec = prepare_job(job.workflow, job.values, fresh=job.fresh, object_info=object_info)
-            except (WorkflowError, InvalidArgumentError) as exc:
+            except (WorkflowError, InvalidArgumentError, ExportError) as exc:
                 problems.append((job.id, exc))
         if problems:
             first = problems[0][1]

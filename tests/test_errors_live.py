@@ -182,6 +182,37 @@ def test_escaping_asset_path_is_refused_before_running(setup, comfy_server, tmp_
     c.close()
 
 
+@pytest.mark.parametrize("bevy, out, code, message", [
+    ("{tmp}/nosuchgame", None, 2, "Bevy project folder {tmp}/nosuchgame does not exist"),
+    ("{tmp}/nocargo", None, 6, "{tmp}/nocargo is not a Bevy project: it holds no Cargo.toml"),
+    ("{proj}", "{tmp}/afile", 6, "cannot write into --out {tmp}/afile: it is a file, not a folder"),
+])
+def test_a_bad_project_or_output_folder_is_refused_before_the_job_runs(setup, comfy_server, tmp_path, capsys,
+                                                                       bevy, out, code, message):
+    img, proj = setup
+    (tmp_path / "nocargo").mkdir()
+    (tmp_path / "afile").write_text("x")
+    fmt = dict(tmp=tmp_path, proj=proj)
+    c = ComfyClient(comfy_server.url, load_config(servers=[comfy_server.url], environ={}))
+    before = len(c._json("GET", "/history"))
+    args = ["run", "err-postproc@1", "--set", f"image={img}", "--server", comfy_server.url, "--json",
+            "--bevy", bevy.format(**fmt), "--asset-path", "sprites/a.png", "--fresh"]
+    args += ["--out", out.format(**fmt) if out else str(tmp_path / "o")]
+    rc = main(args)
+    cap = capsys.readouterr()
+    assert rc == code, cap.err
+    assert message.format(**fmt) in cap.err
+    # the --json event stream carries the error too
+    assert json.loads(cap.out.strip().splitlines()[-1])["exit_code"] == code
+    assert len(c._json("GET", "/history")) == before  # nothing was submitted
+    c.close()
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(f'servers = ["{comfy_server.url}"]\n[[job]]\nworkflow = "err-postproc@1"\nbevy = "{tmp_path}/nosuchgame"\n'
+                    f'set = {{ image = "{img}" }}\nasset_path = "sprites/a.png"\n')
+    assert main(["batch", str(jobs)]) == 2
+    assert "job " in capsys.readouterr().err
+
+
 def test_batch_with_one_bad_job_submits_nothing(setup, comfy_server, tmp_path, capsys):
     img, proj = setup
     jobs = tmp_path / "jobs.toml"

@@ -9,13 +9,13 @@ EXIT_CODES = """\
 exit codes:
   0    success
   1    other error
-  2    bad usage
+  2    bad usage or input (a missing --bevy folder, an --out that is a file)
   3    server unreachable, or it refused the token (401/403)
   4    workflow invalid: unknown name/version or parameter, a --set value the parameter does
        not take, or the server rejected the prompt (node_errors, missing node type) - the
        message names node, type and input
   5    the job failed on the server (the failing node is named), or timed out
-  6    deploy refused (path outside assets/, missing project, partial outputs)
+  6    deploy refused (path outside assets/, a folder that is not the game's, partial outputs)
   130  interrupted (Ctrl-C): the job was removed from the server's queue / interrupted
 """
 
@@ -84,22 +84,11 @@ def run(args) -> int:
     from orchestrator.client import ComfyClient
     from orchestrator.config import config_from_args
 
-    if args.bevy and not args.asset_path:
-        raise InvalidArgumentError("--bevy needs --asset-path (e.g. sprites/knight.png)")
-    if args.asset_path and not args.bevy:
-        raise InvalidArgumentError("--asset-path needs --bevy PROJECT")
-    values = parse_set(args.set)
-    if args.asset_path:
-        from pathlib import Path
-
-        from comfy_nodes.pixel.safepath import check_relative
-
-        # Refuse a bad target before the job runs, not after.
-        check_relative(args.asset_path.rstrip("/") if args.asset_path.endswith("/") else args.asset_path,
-                       Path(args.bevy) / "assets")
-    cfg = config_from_args(args)
-    client = ComfyClient(cfg.server, cfg)
+    client = None
     try:
+        values = _check_before_the_job(args)
+        cfg = config_from_args(args)
+        client = ComfyClient(cfg.server, cfg)
         return _run(args, values, client, cfg)
     except DgxPixelsError as exc:
         if args.json:
@@ -110,7 +99,36 @@ def run(args) -> int:
             sys.stdout.flush()
         raise
     finally:
-        client.close()
+        if client is not None:
+            client.close()
+
+
+def _check_before_the_job(args) -> dict:
+    """The options checked before anything is submitted: a job that runs for minutes must not
+    then fail on a mistyped folder. Returns the --set values."""
+    from pathlib import Path
+
+    from comfy_nodes.pixel.errors import ExportError, InvalidArgumentError
+
+    if args.bevy and not args.asset_path:
+        raise InvalidArgumentError("--bevy needs --asset-path (e.g. sprites/knight.png)")
+    if args.asset_path and not args.bevy:
+        raise InvalidArgumentError("--asset-path needs --bevy PROJECT")
+    values = parse_set(args.set)
+    if args.bevy:
+        from comfy_nodes.pixel.bevy_export import check_bevy_project, require_project_folder, resolve_bevy_version
+        from comfy_nodes.pixel.safepath import check_relative
+
+        require_project_folder(args.bevy)
+        check_bevy_project(args.bevy, args.bevy_version)
+        resolve_bevy_version(args.bevy, args.bevy_version)
+        check_relative(args.asset_path.rstrip("/") if args.asset_path.endswith("/") else args.asset_path,
+                       Path(args.bevy) / "assets")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"cannot write into --out {out}: it is a file, not a folder",
+                          hint="name a folder for the outputs (it is created when missing)")
+    return values
 
 
 def _run(args, values, client, cfg) -> int:
