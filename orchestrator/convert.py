@@ -1251,7 +1251,35 @@ def convert_ui_to_api(
         )
     if not isinstance(object_info, dict) or not object_info:
         raise WorkflowError("object_info is empty", hint="pass the server's GET /object_info response")
-    return _Converter(_as_js_numbers(workflow), object_info, rng, now).convert()
+    _check_shape(workflow)
+    try:
+        return _Converter(_as_js_numbers(workflow), object_info, rng, now).convert()
+    except WorkflowError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        # a shape the checks above did not foresee: still the file's fault, said as such
+        raise WorkflowError(f"the editor workflow is malformed ({type(exc).__name__}: {exc})",
+                            hint="save it again from ComfyUI, or fix the part named") from None
+
+
+def _check_shape(workflow: dict) -> None:
+    """``WorkflowError`` naming the node whose saved fields are not what the editor writes."""
+    def check(nodes: Any, where: str) -> None:
+        for i, raw in enumerate(nodes or []):
+            if not isinstance(raw, dict):
+                raise WorkflowError(f"{where}node #{i} is {json.dumps(raw)[:40]}, not an object")
+            name = f"{where}node {raw.get('id', '#' + str(i))} ({raw.get('type', '?')})"
+            for key, kinds, what in (("inputs", (list,), "a list"), ("outputs", (list,), "a list"),
+                                     ("widgets_values", (list, dict), "a list or an object")):
+                if raw.get(key) is not None and not isinstance(raw[key], kinds):
+                    raise WorkflowError(f"{name}: '{key}' is {json.dumps(raw[key])[:40]}, expected {what}",
+                                        hint="save the workflow again from ComfyUI")
+    check(workflow.get("nodes"), "")
+    if not isinstance(workflow.get("links"), (list, dict, type(None))):
+        raise WorkflowError(f"'links' is {json.dumps(workflow['links'])[:40]}, expected a list")
+    for sg in ((workflow.get("definitions") or {}).get("subgraphs") or []) if isinstance(workflow.get("definitions"), dict) else []:
+        if isinstance(sg, dict):
+            check(sg.get("nodes"), f"subgraph {sg.get('name') or sg.get('id')}: ")
 
 
 def _as_js_numbers(v: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -345,6 +346,23 @@ def test_cli_convert_with_object_info_file(tmp_path, capsys):
     ui.write_text(json.dumps(g.doc()))
     assert main(["workflows", "convert", str(ui), "-o", str(out), "--object-info", str(DATA / "object_info_subset.json")]) == 4
     assert "'NoSuchNode'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("inputs", 5, "'inputs' is 5, expected a list"),
+    ("widgets_values", "x", "'widgets_values' is \"x\", expected a list or an object"),
+    ("outputs", {"a": 1}, "'outputs' is {\"a\": 1}, expected a list"),
+])
+def test_a_malformed_editor_node_is_named_not_a_traceback(tmp_path, capsys, oi, field, value, message):
+    doc = txt2img(Graph()).doc()
+    doc["nodes"][0][field] = value
+    ui = tmp_path / "bad.ui.json"
+    ui.write_text(json.dumps(doc))
+    with pytest.raises(WorkflowError, match=r"node \S+ \(\w+\): " + re.escape(message)):
+        convert_ui_to_api(doc, oi)
+    assert main(["workflows", "convert", str(ui), "--object-info", str(DATA / "object_info_subset.json")]) == 4
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and message in err
 
 
 # ------------------------------------------------------------------------------ ground truth (live server)
