@@ -207,7 +207,8 @@ def load_prompt_file(path: str | os.PathLike, object_info=None) -> dict:
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise WorkflowError(f"workflow file not found: {p}") from None
+        raise WorkflowError(f"workflow file not found: {p}",
+                            hint="check the path, or name a registered workflow (`dgx-pixels workflows list`)") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise WorkflowError(f"{p} is not a JSON workflow: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data:
@@ -257,6 +258,12 @@ def prepare_job(workflow: Any, values: dict | None = None, *, fresh: bool = Fals
         spec = JobSpec(prompt=json.loads(json.dumps(workflow)), workflow="<prompt>",
                        content_hash=_hash_prompt(workflow))
     elif isinstance(workflow, (str, os.PathLike)) and (str(workflow).endswith(".json") or os.path.sep in str(workflow)) and not _looks_like_ref(str(workflow)):
+        if os.path.isdir(workflow):
+            raise WorkflowError(f"{workflow} is a folder, not a workflow file",
+                                hint="name its workflow .json file, or a registered workflow NAME@VERSION")
+        if not os.path.isfile(workflow):
+            raise WorkflowError(f"workflow file not found: {workflow}",
+                                hint="check the path, or name a registered workflow (`dgx-pixels workflows list`)")
         if values:
             raise InvalidArgumentError(
                 f"--set needs a registered workflow (NAME@VERSION); {workflow} is a file",

@@ -104,6 +104,14 @@ def test_bad_workflow_or_parameter(setup, comfy_server, tmp_path, capsys, ref, s
     assert _nothing_deployed(proj) and not (tmp_path / "o").exists()
 
 
+def test_a_workflow_file_that_is_not_there_is_named_with_or_without_set(tmp_path, capsys):
+    for ref, message in ((tmp_path / "nosuch.json", f"workflow file not found: {tmp_path / 'nosuch.json'}"),
+                         (tmp_path, f"{tmp_path} is a folder, not a workflow file")):
+        for sets in ([], ["--set", "colors=3"]):
+            rc, err = _run(["run", str(ref), *sets, "--server", "http://127.0.0.1:9"], capsys)
+            assert rc == 4 and err.startswith(f"error: {message}") and "\nhint: " in err, err
+
+
 def test_server_down(setup, tmp_path, capsys):
     img, proj = setup
     port = _free_port()
