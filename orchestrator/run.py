@@ -496,6 +496,7 @@ class JobRun:
         self._cached_nodes: set[str] = set()
         self._seen_nodes: set[str] = set()
         self.cancel_remote_on_cancel = True
+        self.remote_stop = ""  # what became of the remote job after a cancel, in words
 
     # -- events --------------------------------------------------------------------------
     def emit(self, event: str, **fields) -> None:
@@ -597,8 +598,9 @@ class JobRun:
             return
         try:
             self.client.cancel(self.prompt_id)
+            self.remote_stop = "the server dropped it from its queue, or stops it after the running node"
         except DgxPixelsError:
-            pass
+            self.remote_stop = "the server did not answer, so it may still run it"
 
     def close(self) -> None:
         if self.prompt_id is not None:
@@ -900,7 +902,9 @@ def run_workflow(
         try:
             entry = job.wait()
         except KeyboardInterrupt:
-            raise JobCancelledError(f"job {job.prompt_id} cancelled (Ctrl-C); removed from the server's queue") from None
+            raise JobCancelledError(f"job {job.prompt_id} cancelled here (Ctrl-C or SIGTERM); "
+                                    f"{job.remote_stop or 'it was not running on the server'}",
+                                    hint="run the same command again to start it over") from None
         outputs = job.collect(entry, out_dir)
         return RunResult(
             prompt_id=job.prompt_id,

@@ -572,8 +572,10 @@ def test_ctrl_c_stops_the_job_running_on_the_server(world, comfy_server):
     jobs.write_text("\n".join(lines))
     journal = jobs.with_name(jobs.name + ".journal.jsonl")
     env = {**os.environ, "DGX_PIXELS_WORKFLOWS": str(tmp_path / "workflows"), "DGX_PIXELS_SERVER": comfy_server.url}
+    # SIGINT at its default (a test run in the background inherits it ignored)
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "batch", str(jobs), "--in-flight", "1", "-q"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         pid = _poll(lambda: journal.exists() and next((json.loads(x)["prompt_id"] for x in journal.read_text().splitlines()[1:]
                                                        if json.loads(x).get("state") == "submitted"), None),

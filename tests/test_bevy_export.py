@@ -865,7 +865,19 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     assert set(after) <= set(before)
 
 
-def test_an_interrupt_while_writing_leaves_no_temp_file_and_none_while_renaming_a_half_export(tmp_path, monkeypatch):
+@pytest.fixture
+def ctrl_c():
+    """SIGINT raises KeyboardInterrupt, as from a terminal (a test run in the background
+    inherits it ignored)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_while_writing_leaves_no_temp_file_and_none_while_renaming_a_half_export(tmp_path, monkeypatch,
+                                                                                               ctrl_c):
     """A real SIGINT, sent to this process at two moments the test picks: while the files are
     being written (nothing of the export may remain), and at the first rename (the export
     completes, record included, and the interrupt arrives after it)."""
