@@ -227,3 +227,10 @@ def test_history_shows_assets_the_comfyui_node_exported(tmp_path, proj, capsys):
     assert main(["history", "--bevy", str(proj)]) == 0
     out = capsys.readouterr().out
     assert "ui/a.png  (4x4, " in out and "<- comfyui node 12" in out and out.rstrip().endswith("<- comfyui")
+
+
+def test_history_of_an_asset_not_recorded_hints_at_the_list(tmp_path, proj, capsys):
+    assert main(["history", "--bevy", str(proj), "--asset", "sprites/nope.png"]) == 2
+    err = capsys.readouterr().err
+    assert "error: no asset 'sprites/nope.png' in " in err
+    assert f"hint: `dgx-pixels history --bevy {proj}` lists the recorded paths" in err

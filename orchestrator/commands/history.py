@@ -39,7 +39,9 @@ def run(args) -> int:
     if args.asset:
         entries = [e for e in entries if e.get("path") == args.asset]
         if not entries:
-            raise InvalidArgumentError(f"no asset {args.asset!r} in {manifest_path(project)}")
+            raise InvalidArgumentError(f"no asset {args.asset!r} in {manifest_path(project)}",
+                                       hint=f"`dgx-pixels history --bevy {args.bevy}` lists the recorded paths "
+                                            "(relative to assets/, as asset_server.load takes them)")
         print(json.dumps(entries[0], indent=2))
         return 0
     if args.json:
