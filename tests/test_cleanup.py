@@ -141,6 +141,22 @@ def test_remove_background_transparent_border_is_noop():
     assert np.array_equal(remove_background(img), img)
 
 
+def test_remove_background_keeps_a_trimmed_sprite_that_touches_the_edge():
+    """A sprite already on transparency, trimmed so its outline touches the image edge: the
+    border's opaque pixels are its own outline, not a backdrop, and must stay."""
+    img = _img(6, 6, a=0)
+    img[2:6, 1:5] = (0, 0, 0, 255)  # a black outline down to the bottom edge
+    img[3:5, 2:4] = [*RED, 255]
+    assert border_color(img) is None
+    assert np.array_equal(remove_background(img), img)
+    # a backdrop that is mostly there, with a transparent corner, is still found and removed
+    bg = _img(6, 6, (255, 255, 255))
+    bg[0, 0, 3] = 0
+    bg[2:4, 2:4] = [*RED, 255]
+    assert border_color(bg) == (255, 255, 255)
+    assert (remove_background(bg)[..., 3] > 0).sum() == 4
+
+
 def test_remove_strays_unconditional_vote_replaces_single_pixels():
     img = _img(7, 7, RED)
     img[3, 3, :3] = (0, 0, 255)  # one stray pixel inside red

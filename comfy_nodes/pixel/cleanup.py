@@ -131,14 +131,20 @@ def _image(rgba, name: str = "image") -> np.ndarray:
 
 
 def border_color(rgba, *, alpha_threshold: int = 128) -> tuple[int, int, int] | None:
-    """The most frequent opaque colour on the image border, or None if the border is transparent."""
+    """The most frequent opaque colour on the image border, or None when transparency is at
+    least as frequent there: the backdrop is transparent already, and the opaque pixels on the
+    border are the sprite's own (a trimmed sprite touches the edge; keyed on its outline, the
+    fill would eat the outline through the transparent pixels around it)."""
     img = as_rgba(rgba)
     ring = np.concatenate([img[0], img[-1], img[1:-1, 0], img[1:-1, -1]]) if img.shape[0] > 1 else img[0]
+    clear = int((ring[:, 3] < alpha_threshold).sum())
     ring = ring[ring[:, 3] >= alpha_threshold]
     if ring.size == 0:
         return None
     keys = (ring[:, 0].astype(np.int64) << 16) | (ring[:, 1].astype(np.int64) << 8) | ring[:, 2]
     vals, counts = np.unique(keys, return_counts=True)
+    if clear >= counts.max():
+        return None
     k = int(vals[np.argmax(counts)])
     return (k >> 16) & 255, (k >> 8) & 255, k & 255
 
