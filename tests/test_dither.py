@@ -53,6 +53,24 @@ def test_dither_keeps_mean_lightness_of_flat_grey(mode):
     assert abs(_mean_l(out) - _mean_l(grey)) < 0.1
 
 
+def test_ordered_dither_mixes_towards_the_side_the_colour_lies_on():
+    """Black, a dark grey and white: a grey just lighter than the dark grey has black as its
+    second nearest colour, yet lies between the dark grey and white. The white share must
+    rise from 0 as the grey gets lighter, with no flat band and no jump."""
+    pal = Palette("3", np.array([[0, 0, 0], [46, 46, 46], [255, 255, 255]], np.uint8))
+    shares = [(quantize(_flat([g] * 3), pal, dither="bayer8")[..., 0] == 255).mean() for g in range(46, 121, 8)]
+    assert shares[0] == 0 and all(b > a for a, b in zip(shares, shares[1:])), shares
+    assert max(b - a for a, b in zip(shares, shares[1:])) < 0.12, shares
+
+
+def test_a_repeated_palette_colour_does_not_switch_ordered_dithering_off():
+    dup = Palette("dup", np.array([[0, 0, 0], [0, 0, 0], [255, 255, 255]], np.uint8))
+    grey = _flat([99, 99, 99])  # OKLab L 0.5: half way
+    assert (quantize(grey, dup, dither="bayer8")[..., 0] == 255).mean() == pytest.approx(
+        (quantize(grey, BW, dither="bayer8")[..., 0] == 255).mean())
+    assert 0.4 < (quantize(grey, dup, dither="bayer8")[..., 0] == 255).mean() < 0.6
+
+
 @pytest.mark.parametrize("mode", ["bayer4", "floyd-steinberg", "atkinson"])
 def test_strength_zero_equals_nearest(mode):
     rng = np.random.default_rng(0)

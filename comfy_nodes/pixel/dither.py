@@ -2,8 +2,9 @@
 
 Both work in OKLab and return palette indices; ``palette.quantize`` turns them into colours.
 
-Ordered dithering mixes the two nearest palette colours: a pixel at position t (0..1) along
-the segment from its nearest colour c1 to its second nearest c2 takes c2 where t exceeds
+Ordered dithering mixes two palette colours: a pixel at position t (0..1) along the segment
+from its nearest colour c1 to the partner c2 whose mix with c1 comes closest to it takes c2
+where t exceeds
 0.5 + strength * (bayer - 0.5). At strength 0 that is exactly nearest-colour mapping (t > 0.5
 means c2 is nearer); at strength 1 the share of c2 pixels equals t, so areas keep their mean
 colour. Unlike adding a fixed RGB offset, this dithers across hue as well as lightness and
@@ -61,7 +62,15 @@ def bayer_matrix(n: int) -> np.ndarray:
 
 
 def _two_nearest(lab: np.ndarray, pal_lab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each row of ``lab``: nearest index, second nearest index, position t along c1->c2."""
+    """For each row of ``lab``: its nearest palette index c1, the partner c2 whose mix with c1
+    comes closest to it, and its position t (0..1) along c1 -> c2.
+
+    The partner is usually the second nearest colour, but not always: between black, a dark
+    grey and white, a mid grey nearest the dark grey has black second nearest, yet lies
+    towards white, and mixed with black it would stay flat dark grey. A repeated palette
+    colour is no partner either. Those rows (the second nearest lies behind c1, or is c1
+    again) look for the best mix among all colours.
+    """
     from .palette import _dot3
 
     m = lab.shape[0]
@@ -83,8 +92,31 @@ def _two_nearest(lab: np.ndarray, pal_lab: np.ndarray) -> tuple[np.ndarray, np.n
     c1, c2 = pal_lab[i1], pal_lab[i2]
     seg = c2 - c1
     denom = (seg**2).sum(axis=1)
-    t = np.where(denom > 0, ((lab - c1) * seg).sum(axis=1) / np.where(denom > 0, denom, 1.0), 0.0)
+    proj = ((lab - c1) * seg).sum(axis=1)
+    redo = np.flatnonzero((denom <= 1e-12) | (proj <= 0))
+    for s in range(0, redo.size, max(1, 500_000 // pal_lab.shape[0])):
+        rows = redo[s : s + max(1, 500_000 // pal_lab.shape[0])]
+        i2[rows] = _best_partner(lab[rows], pal_lab, i1[rows])
+    c2 = pal_lab[i2]
+    seg = c2 - c1
+    denom = (seg**2).sum(axis=1)
+    t = np.where(denom > 1e-12, ((lab - c1) * seg).sum(axis=1) / np.where(denom > 1e-12, denom, 1.0), 0.0)
     return i1, i2, np.clip(t, 0.0, 1.0)
+
+
+def _best_partner(lab: np.ndarray, pal_lab: np.ndarray, i1: np.ndarray) -> np.ndarray:
+    """For each row: the palette index whose segment from ``pal_lab[i1]`` passes closest to it
+    (``i1`` itself when no other colour differs from it)."""
+    c1 = pal_lab[i1]
+    seg = pal_lab[None, :, :] - c1[:, None, :]       # (k, n, 3): c1 -> every colour
+    denom = (seg**2).sum(axis=2)
+    rel = lab - c1
+    proj = (seg * rel[:, None, :]).sum(axis=2)
+    t = np.clip(np.where(denom > 1e-12, proj / np.where(denom > 1e-12, denom, 1.0), 0.0), 0.0, 1.0)
+    # squared distance from the row to the mix c1 + t (c - c1); a repeat of c1 never wins
+    resid = np.where(denom > 1e-12, (rel**2).sum(axis=1)[:, None] - 2 * t * proj + t**2 * denom, np.inf)
+    best = np.argmin(resid, axis=1)
+    return np.where(np.isfinite(resid[np.arange(len(best)), best]), best, i1)
 
 
 def ordered(img: np.ndarray, mask: np.ndarray, pal_lab: np.ndarray, size: int, strength: float) -> np.ndarray:
