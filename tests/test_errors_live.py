@@ -160,17 +160,24 @@ def test_a_local_file_that_is_no_image_is_named_before_anything_is_submitted(set
     c.close()
 
 
-def test_a_shipped_workflow_run_without_its_image_says_which_parameter_to_set(comfy_server, tmp_path, capsys,
-                                                                             monkeypatch):
-    rc, err = _run(["run", "cleanup", "--server", comfy_server.url, "--out", str(tmp_path / "o")], capsys)
+def test_a_workflow_run_without_its_image_says_which_parameter_to_set(comfy_server, tmp_path, capsys, monkeypatch):
+    """As the shipped workflows do, the image parameter has a placeholder default, one this
+    server does not hold."""
+    folder = tmp_path / "workflows" / "err-default" / "1.0.0"
+    folder.mkdir(parents=True)
+    (folder / "workflow.toml").write_text(TOML.replace("err-postproc", "err-default").replace(
+        'targets = ["1.image"]\nrequired = true', 'targets = ["1.image"]\ndefault = "no-such-placeholder-7f3a.png"'))
+    (folder / "workflow.api.json").write_text(json.dumps(API))
+    monkeypatch.setenv("DGX_PIXELS_WORKFLOWS", str(tmp_path / "workflows"))
+    rc, err = _run(["run", "err-default@1", "--server", comfy_server.url, "--out", str(tmp_path / "o")], capsys)
     assert rc == 4, err
-    assert "needs an input image: parameter 'image' was not given, and its default 'dgx-pixels-sample.png' is not " \
-           "in the server's input folder" in err
+    assert "needs an input image: parameter 'image' was not given, and its default 'no-such-placeholder-7f3a.png' " \
+           "is not in the server's input folder" in err
     assert "hint: pass --set image=PATH (a local file is uploaded)" in err
     # validating it needs no image: that is given at run time; and validate finds the server
     # where run does, here from the environment
     monkeypatch.setenv("DGX_PIXELS_SERVER", comfy_server.url)
-    rc = main(["workflows", "validate", "cleanup"])
+    rc = main(["workflows", "validate", "err-default@1"])
     out = capsys.readouterr().out
     assert rc == 0 and "warning: image: input image not given (give it at run time with --set image=PATH)" in out
 
