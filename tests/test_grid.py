@@ -1669,3 +1669,20 @@ def test_blur_is_taken_out_of_small_cells_cut_out_of_their_background(fill, seed
     monkeypatch.setattr(C, "DEBLUR_MAX_CELL", 0.0)
     plain = accuracy(G.snap(cut, grid=res.grid).image)
     assert acc >= 0.95 and acc >= plain + 0.05, (acc, plain)
+
+
+def test_a_cell_size_given_is_honoured_not_walked_away_from():
+    """--cell is the user's say: the edges place the lines, but do not move the period to the
+    art's own (a cell of 12 on art drawn at 9.5 came back at 9.5, the size unchanged)."""
+    sprite = make_sprite(24, 20, 5)
+    img, _, _ = render(sprite, 9.5, 9.5, blur=0.5, noise=2.0, seed=5)
+    h, w = img.shape[:2]
+    for cell in (12.0, 16.0):
+        g = G.detect_grid(img, cell=cell)
+        assert g.cell_w == cell and g.cell_h == cell
+        assert abs(g.cols - w / cell) <= 1 and abs(g.rows - h / cell) <= 1
+    # the art's own size, given, still gives the sprite back
+    res = G.snap(img, cell=9.5)
+    assert (res.width, res.height) == (24, 20) and accuracy(res.image, sprite) >= 0.97
+    # a size a few per cent off is refined by the edges (a drawn grid's jitter)
+    assert (G.detect_grid(img, cell=9.6).cols, G.detect_grid(img, cell=9.6).rows) == (24, 20)

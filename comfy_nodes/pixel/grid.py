@@ -108,6 +108,9 @@ MAX_CELL = 64.0
 #: ``2 ** EXACT_RUNS``: eight runs sharing a factor 2 by chance is as unlikely as three
 #: sharing 8 (see :func:`_exact_runs`).
 EXACT_RUNS = 8
+#: A cell size given by hand may be refined by the edges by at most this share (a drawn grid's
+#: jitter and drift); beyond it the given size stands.
+CELL_GIVEN_SLACK = 0.03
 #: At most this many distinct colours: a sprite at its true resolution, not pseudo pixel art.
 TRUE_COLOURS = 256
 #: JPEG's block size (px); a lattice within ``JPEG_LOCK`` px of twice it, on lines at its
@@ -802,7 +805,7 @@ def _fit_lattice(lines: np.ndarray, period: float) -> tuple[float, float, np.nda
 
 
 def _complete_lines(lines: np.ndarray, length: int, period: float,
-                    spectral_period: float | None = None) -> tuple[np.ndarray, float]:
+                    spectral_period: float | None = None, fixed: bool = False) -> tuple[np.ndarray, float]:
     """All cell boundaries over the image from the detected ones.
 
     The detected lines are fitted to a nominal lattice; the border cells are decided on that
@@ -811,10 +814,16 @@ def _complete_lines(lines: np.ndarray, length: int, period: float,
     lattice slope is the spectral period when that agrees with the lines (it integrates every
     edge of the image and beats a regression over a few jittered lines), else the regression.
     Inside the detected span each nominal line is replaced by the detected line matching it.
-    Returns (lines, period).
+    ``fixed``: the slope is ``period`` itself (a cell size the user gave); only the lattice's
+    position is fitted. Returns (lines, period).
     """
     x = np.asarray(lines, dtype=np.float64)
-    if len(x) < 3:
+    if fixed and len(x):
+        p = float(period)
+        k = np.round((x - x[0]) / p).astype(np.int64)
+        keep = np.ones(len(x), bool)
+        a = float(np.mean(x - p * k))
+    elif len(x) < 3:
         p = float(spectral_period or period)
         a = float(x[0]) if len(x) else 0.0
         k = np.arange(len(x))
@@ -1168,6 +1177,7 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
     lo, hi = int(active[0]), int(active[-1])
     if hi - lo < 2 * period:
         return _lattice_from_phase(sm, length, period, strength, count)
+    given = float(cell) if cell is not None else None
     lines, period, _ = _follow_lines(ev, lo, hi, period)
     lines = _drop_split_lines(lines, ev, period)
     # only lines that sit on real edges pin the lattice; the DP's lines across flat areas are
@@ -1185,8 +1195,14 @@ def _detect_axis(e: np.ndarray, axis: int, length: int, *, cell: float | None, c
         full, period = _complete_lines(lines, length, period, spectral_p)
     if count is not None and len(full) - 1 != count:
         full = _force_count(full, lines, length, count)
-    conf = strength
-    return _Axis(lines=full, period=period, confidence=conf)
+    if given is not None and abs(period / given - 1.0) > CELL_GIVEN_SLACK:
+        # A cell size given is the user's say: the edges may move it by the jitter of a
+        # drawn grid, not to another size (a cell of 12 came back as 9.5). The lines are
+        # then placed on the edges at that period, only the lattice's position fitted.
+        lines, _, _ = _follow_lines(ev, lo, hi, given, fixed=True)
+        on = _evidence_at(ev, lines) >= ON_EDGE
+        full, period = _complete_lines(lines[on] if on.sum() >= 2 else lines, length, given, fixed=True)
+    return _Axis(lines=full, period=period, confidence=strength)
 
 
 def _unpack_dense_lines(found: _Axis, args) -> _Axis:
@@ -1217,11 +1233,13 @@ def _unpack_dense_lines(found: _Axis, args) -> _Axis:
     return found
 
 
-def _follow_lines(ev: np.ndarray, lo: int, hi: int, period: float) -> tuple[np.ndarray, float, float]:
+def _follow_lines(ev: np.ndarray, lo: int, hi: int, period: float,
+                  fixed: bool = False) -> tuple[np.ndarray, float, float]:
     """DP lines for a start ``period`` (source px), then again following the local period of
-    the first lines (drifting grids). Returns (lines, refined period, DP score)."""
+    the first lines (drifting grids), unless the period is ``fixed``. Returns (lines, refined
+    period, DP score)."""
     lines, score = _dp_lines(ev, lo, hi, period, with_score=True)
-    if len(lines) >= 6:
+    if len(lines) >= 6 and not fixed:
         gaps = np.diff(lines)
         med = float(median(gaps))
         # only lines on real edges measure the period: the DP's lines across flat stretches
