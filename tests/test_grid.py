@@ -1686,3 +1686,16 @@ def test_a_cell_size_given_is_honoured_not_walked_away_from():
     assert (res.width, res.height) == (24, 20) and accuracy(res.image, sprite) >= 0.97
     # a size a few per cent off is refined by the edges (a drawn grid's jitter)
     assert (G.detect_grid(img, cell=9.6).cols, G.detect_grid(img, cell=9.6).rows) == (24, 20)
+
+
+@pytest.mark.parametrize("w, h", [(40, 2), (8, 2), (8, 1), (1, 8), (2, 8)])
+def test_an_enlarged_sprite_one_or_two_pixels_across_is_reduced_exactly(w, h):
+    """A health bar or a strip: its short side changes colour once or never, so only the long
+    side measures the blocks (it was refused as having no regular edges, or left unreduced)."""
+    rng = np.random.default_rng(w * 10 + h)
+    sprite = PALETTE[rng.integers(0, len(PALETTE), size=(h, w))]
+    sprite[..., 0] = np.arange(w)[None, :] * 13 % 256  # neighbours along the long side differ
+    sprite[..., 1] = np.arange(h)[:, None] * 90 % 256
+    big = np.repeat(np.repeat(sprite, 10, axis=0), 10, axis=1)
+    res = G.snap(big)
+    assert (res.width, res.height) == (w, h) and np.array_equal(res.image[..., :3], sprite[..., :3])

@@ -2109,6 +2109,13 @@ def _exact_runs(change: np.ndarray, n: int, *, borders: bool = True) -> int:
     return g
 
 
+def _fits_blocks(change: np.ndarray, n: int, g: int) -> bool:
+    """Whether an axis with at most one colour change (``change``, length ``n`` - 1) is ``g`` px
+    blocks from its start: ``n`` a multiple of ``g`` and the change, if any, on a block edge."""
+    pos = np.nonzero(change)[0] + 1
+    return len(pos) <= 1 and n % g == 0 and n // g <= 2 and bool(np.all(pos % g == 0))
+
+
 def _exact_block_grid(frames: list[np.ndarray]) -> Grid | None:
     """Grid of a clean integer nearest-neighbour upscale (constant g x g blocks, on the same
     lattice in every frame of ``frames``), else None.
@@ -2124,18 +2131,26 @@ def _exact_block_grid(frames: list[np.ndarray]) -> Grid | None:
     for p in packed:
         few_r = p[:: max(1, h // 8)]
         few_c = p[:, :: max(1, w // 8)]
-        # (a few rows may cross only a margin and one motif: their borders prove nothing)
-        if not _exact_runs(np.any(few_r[:, 1:] != few_r[:, :-1], axis=0), w, borders=False) or \
-                not _exact_runs(np.any(few_c[1:] != few_c[:-1], axis=1), h, borders=False):
-            return None
+        # (a few rows may cross only a margin and one motif: their borders prove nothing;
+        # one change or none proves nothing either way)
+        for chg, n in ((np.any(few_r[:, 1:] != few_r[:, :-1], axis=0), w), (np.any(few_c[1:] != few_c[:-1], axis=1), h)):
+            if np.count_nonzero(chg) >= 2 and not _exact_runs(chg, n, borders=False):
+                return None
     colchg = np.logical_or.reduce([np.any(p[:, 1:] != p[:, :-1], axis=0) for p in packed])
     rowchg = np.logical_or.reduce([np.any(p[1:] != p[:-1], axis=1) for p in packed])
     gx = _exact_runs(colchg, w)
     gy = _exact_runs(rowchg, h)
+    # A sprite 1 or 2 pixels tall (a health bar, a strip) changes colour once or never down
+    # its rows: they cannot measure the cell, but may take the other axis's when it fits them
+    # as an enlargement's blocks do, whole and from the image's edge.
+    if gx and not gy and _fits_blocks(rowchg, h, gx):
+        gy = gx
+    elif gy and not gx and _fits_blocks(colchg, w, gy):
+        gx = gy
     if not gx or not gy:
         return None
-    x0 = (np.nonzero(colchg)[0][0] + 1) % gx
-    y0 = (np.nonzero(rowchg)[0][0] + 1) % gy
+    x0 = (np.nonzero(colchg)[0][0] + 1) % gx if colchg.any() else 0
+    y0 = (np.nonzero(rowchg)[0][0] + 1) % gy if rowchg.any() else 0
     xl = np.arange(x0 - (gx if x0 > 0 else 0), w + gx, gx, dtype=np.float64)
     yl = np.arange(y0 - (gy if y0 > 0 else 0), h + gy, gy, dtype=np.float64)
     xl = xl[: np.searchsorted(xl, w, side="left") + 1]
