@@ -33,6 +33,7 @@ def test_snap_writes_true_resolution_png(tmp_path):
     got = np.array(Image.open(out).convert("RGB"))
     assert np.array_equal(got, s)
     assert Image.open(prev).size == (64, 56)
+    assert info["output"] == str(out) and info["preview"] == str(prev)
 
 
 def test_snap_with_cell_override(tmp_path):
@@ -288,3 +289,17 @@ def test_snap_output_folder_gets_the_inputs_name_and_other_suffixes_are_refused(
     p = run(str(src), str(second), "-o", str(tmp_path / "frames"), "--preview", str(tmp_path / "frames"))
     assert p.returncode == 2 and "the previews would replace the frames" in p.stderr, p.stderr
     assert not (tmp_path / "frames").exists()
+
+
+def test_a_preview_too_large_is_refused_before_the_sprite_is_written(tmp_path):
+    """--cell 1 keeps a 1024 px image's pixels; at --preview-scale 64 its preview would be
+    65536 px a side (a failed 256 GiB allocation after the sprite was written, before)."""
+    rng = np.random.default_rng(1)
+    src = tmp_path / "big.png"
+    Image.fromarray(rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)).save(src)
+    out, prev = tmp_path / "out.png", tmp_path / "prev.png"
+    p = run(str(src), "-o", str(out), "--cell", "1", "--preview", str(prev), "--preview-scale", "64")
+    assert p.returncode == 2, p.stderr
+    assert "error: --preview-scale 64 makes the 1024x1024 sprite a 65536x65536 preview, more than 16384 px on a side" \
+        in p.stderr and "hint: use --preview-scale 16 or less" in p.stderr and "Traceback" not in p.stderr
+    assert not out.exists() and not prev.exists()

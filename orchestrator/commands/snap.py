@@ -109,11 +109,28 @@ def run(args) -> int:
     img = result.image
     if args.colors is not None or args.palette is not None:
         img = _reduce_colours([img], args)[0]
+    if preview:
+        _check_preview_size(img, args.preview_scale)
     write_output(output, partial(save_png, img))
     if preview:
         write_output(preview, partial(save_png, upscale_nearest(img, args.preview_scale)))
-    _report(result.grid, args, {"output": str(output)}, f"{output}:")
+    _report(result.grid, args, {"output": str(output), **({"preview": str(preview)} if preview else {})},
+            f"{output}:")
     return 0
+
+
+def _check_preview_size(img, scale: int) -> None:
+    """``InvalidArgumentError`` before anything is written when the preview would pass the
+    largest image written anywhere (it was found out after the sprite, as a failed allocation)."""
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+    from comfy_nodes.pixel.imageio import MAX_PIXELS, MAX_SIDE
+
+    w, h = img.shape[1] * scale, img.shape[0] * scale
+    if max(w, h) > MAX_SIDE or w * h > MAX_PIXELS:
+        fit = max(1, min(MAX_SIDE // max(img.shape[:2]), int((MAX_PIXELS / (img.shape[0] * img.shape[1])) ** 0.5)))
+        raise InvalidArgumentError(
+            f"--preview-scale {scale} makes the {img.shape[1]}x{img.shape[0]} sprite a {w}x{h} preview, more than "
+            f"{MAX_SIDE} px on a side", hint=f"use --preview-scale {fit} or less, or leave out --preview")
 
 
 def _overrides(args) -> dict:
@@ -180,12 +197,15 @@ def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
     grid, imgs = results[0].grid, [r.image for r in results]
     if args.colors is not None or args.palette is not None:
         imgs = _reduce_colours(imgs, args)
+    if args.preview:
+        _check_preview_size(imgs[0], args.preview_scale)
     for (name, _, _), img in zip(frames, imgs):
         write_output(out_dir / name, partial(save_png, img))
         if args.preview:
             write_output(Path(args.preview) / name, partial(save_png, upscale_nearest(img, args.preview_scale)))
     written = [str(out_dir / name) for name, _, _ in frames]
-    _report(grid, args, {"outputs": written}, f"{out_dir}: {len(frames)} frames on one grid,")
+    previews = {"previews": [str(Path(args.preview) / name) for name, _, _ in frames]} if args.preview else {}
+    _report(grid, args, {"outputs": written, **previews}, f"{out_dir}: {len(frames)} frames on one grid,")
     return 0
 
 
