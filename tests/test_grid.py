@@ -1699,3 +1699,33 @@ def test_an_enlarged_sprite_one_or_two_pixels_across_is_reduced_exactly(w, h):
     big = np.repeat(np.repeat(sprite, 10, axis=0), 10, axis=1)
     res = G.snap(big)
     assert (res.width, res.height) == (w, h) and np.array_equal(res.image[..., :3], sprite[..., :3])
+
+
+def test_a_sprite_drawn_wholly_half_transparent_keeps_its_shape():
+    """Alpha is binarised at 128; a ghost drawn at alpha 110 throughout came back as an empty
+    image. With nothing at 128 or above, half the highest alpha is the cut."""
+    sprite = np.zeros((20, 24, 4), np.uint8)
+    sprite[4:16, 5:19, :3] = make_sprite(14, 12, 2)[..., :3]
+    sprite[4:16, 5:19, 3] = 110
+    big = np.repeat(np.repeat(sprite, 9, axis=0), 9, axis=1)
+    res = G.snap(big)
+    assert (res.width, res.height) == (24, 20)
+    assert np.array_equal(res.image[..., 3] == 255, sprite[..., 3] > 0) and set(np.unique(res.image[..., 3])) == {0, 255}
+    assert np.array_equal(res.image[4:16, 5:19, :3], sprite[4:16, 5:19, :3])
+
+
+def test_a_jpeg_stored_sideways_with_an_exif_turn_is_read_as_shown(tmp_path):
+    from PIL import Image
+
+    from comfy_nodes.pixel.imageio import load_image
+
+    sprite = make_sprite(20, 12, 4)
+    big = np.repeat(np.repeat(sprite, 10, axis=0), 10, axis=1)[..., :3]
+    stored = np.rot90(big, k=1)  # stored turned; orientation 6 says "turn 90 clockwise to view"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / "side.jpg", quality=95, exif=exif)
+    shown = load_image(tmp_path / "side.jpg")
+    assert shown.shape[:2] == big.shape[:2]
+    res = G.snap(shown)
+    assert (res.width, res.height) == (20, 12) and accuracy(res.image, sprite) >= 0.97

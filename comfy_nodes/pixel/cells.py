@@ -98,12 +98,13 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     # samples on the last axis: sorting 25 uint8 values per channel is the fast median
     samp = np.ascontiguousarray(samp.reshape(grid.rows, grid.cols, k * k, 4).transpose(0, 1, 3, 2))
     n = k * k
-    if (samp[:, :, 3] < 128).any():
-        srt, out = _opaque_median(samp)
+    thr = _alpha_threshold(samp[:, :, 3])
+    if (samp[:, :, 3] < thr).any():
+        srt, out = _opaque_median(samp, thr)
     else:
         srt = np.sort(samp, axis=3)
         out = srt[..., n // 2].astype(np.float64) if n % 2 else 0.5 * (srt[..., n // 2 - 1].astype(np.float64) + srt[..., n // 2])
-    opaque = out[..., 3] >= 128
+    opaque = out[..., 3] >= thr
     # a clean upscale (no noise inside cells) must round-trip exactly: only consolidate
     # colours of images whose cells are visibly noisy (median distance to the cell median)
     some = srt[:, :, :3, :: max(1, n // 5)][opaque]
@@ -227,14 +228,22 @@ def _middle(srt: np.ndarray, count: np.ndarray) -> np.ndarray:
     return 0.5 * (lo.astype(np.float64) + hi)
 
 
-def _opaque_median(samp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _alpha_threshold(alpha: np.ndarray) -> int:
+    """The alpha from which a sample counts as opaque: 128, or half the highest alpha when
+    nothing reaches 128. A sprite drawn wholly half-transparent (a ghost at alpha 110) keeps
+    its shape rather than vanishing into an empty image."""
+    top = int(alpha.max()) if alpha.size else 0
+    return 128 if top >= 128 or top == 0 else max(1, (top + 1) // 2)
+
+
+def _opaque_median(samp: np.ndarray, thr: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """Per cell, the median alpha of the samples ``samp`` (rows, cols, 4, n uint8) and the
-    median colour of those of them that are opaque (alpha >= 128; all of them where none is):
+    median colour of those of them that are opaque (alpha >= ``thr``; all of them where none is):
     the colour stored under transparency, often black or noise, is no part of the sprite.
     Returns (sorted samples, opaque ones first, as int16; medians (rows, cols, 4) float64)."""
     n = samp.shape[-1]
     alpha = samp[:, :, 3:4, :]
-    hidden = np.broadcast_to(alpha < 128, samp.shape).copy()
+    hidden = np.broadcast_to(alpha < thr, samp.shape).copy()
     hidden[:, :, 3] = False
     count = n - hidden[:, :, :1].sum(axis=-1, dtype=np.intp)
     none = count == 0

@@ -117,7 +117,14 @@ def _read(path: str | os.PathLike, *, all_frames: bool) -> list[np.ndarray]:
                     img.seek(i)
                 img.load()
                 source = str(p) if n == 1 else f"{p} frame {i}"
-                frames.append(pil_to_rgba(img, source=source))
+                frame = img
+                if n == 1 and img.getexif().get(0x0112, 1) != 1:
+                    # a photo or phone export stored sideways with an EXIF turn: the picture
+                    # as every viewer shows it, not as stored
+                    from PIL import ImageOps
+
+                    frame = ImageOps.exif_transpose(img)
+                frames.append(pil_to_rgba(frame, source=source))
             return frames
     except Image.DecompressionBombError as exc:
         raise InputImageError(f"{p} is larger than 16384x16384 pixels", hint="crop or downscale it first") from exc
