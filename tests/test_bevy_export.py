@@ -718,6 +718,21 @@ def test_the_manifests_own_folder_is_not_an_asset_location(tmp_path):
     assert manifest.read_bytes() == before and not (project / "assets" / "ok.png").exists()
 
 
+def test_a_deleted_png_whose_own_sidecars_remain_is_exported_again_under_its_name(tmp_path):
+    project = make_project(tmp_path)
+    a = project / "assets" / "s"
+    export_sheet(project, "s/k.png", grid_sheet(2, 1, 4))
+    (a / "k.png").unlink()  # the .meta and the atlas stay, as this export wrote them
+    for policy in ("fail", "version"):
+        assert export_sheet(project, "s/k.png", grid_sheet(2, 1, 4), overwrite=policy).asset_path == "s/k.png"
+        (a / "k.png").unlink()
+    # a sidecar edited since is someone's: then the name is taken
+    (a / "k.json").write_text('{"edited": true}')
+    with pytest.raises(ExportError, match="k.json already exists"):
+        export_sheet(project, "s/k.png", grid_sheet(2, 1, 4))
+    assert export_sheet(project, "s/k.png", grid_sheet(2, 1, 4), overwrite="version").asset_path == "s/k-2.png"
+
+
 def test_replacing_an_asset_keeps_its_sidecars_in_step_with_the_png(tmp_path):
     project = make_project(tmp_path)
     a = project / "assets" / "a"

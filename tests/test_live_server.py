@@ -198,3 +198,60 @@ def test_invalid_scale_is_rejected_by_the_server(comfy_server):
     assert resp.status_code == 400
     errors = resp.json()["node_errors"]["2"]["errors"]
     assert any("scale" in json.dumps(e) and "64" in json.dumps(e) for e in errors), errors
+
+
+@pytest.mark.parametrize("bevy", [False, True], ids=["palette-save", "bevy-export"])
+def test_a_save_node_runs_again_only_when_its_file_is_gone(comfy_server, bevy):
+    """ComfyUI skips a node whose inputs did not change; a save node must not then claim a
+    file that was deleted meanwhile. An unchanged graph queued again writes nothing new."""
+    from orchestrator.client import ComfyClient
+
+    if comfy_server.output_dir is None:
+        pytest.skip("needs the test harness's own ComfyUI (its output folder)")
+    name = f"palettes/fp-{uuid.uuid4().hex[:8]}"
+    prompt = {
+        "1": {"class_type": "DGXPixelsPaletteLoad", "inputs": {"builtin": "gameboy", "file": ""}},
+        "2": {"class_type": "DGXPixelsPaletteSave",
+              "inputs": {"palette": ["1", 0], "filename": name, "format": "hex", "swatch": 1, "overwrite": False}},
+    }
+    project = f"fp-{uuid.uuid4().hex[:8]}"
+    if bevy:
+        prompt["2"] = {"class_type": "DGXPixelsBevyExport",
+                       "inputs": {"image": ["1", 1], "project": project, "asset_path": "sprites/swatch.png",
+                                  "bevy_version": "auto", "overwrite": "version", "upscale": 1, "animations": "",
+                                  "write_atlas_json": True, "write_assets_ron": False}}
+    client = ComfyClient(comfy_server.url)
+
+    def run_once():
+        pid = client.submit(prompt)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            entry = client.history(pid)
+            if entry is not None and entry.get("status", {}).get("completed"):
+                return [m[0] for m in entry["status"]["messages"]], entry
+            time.sleep(0.1)
+        pytest.fail("the palette prompt did not finish")
+
+    try:
+        if bevy:
+            folder = comfy_server.output_dir / "bevy" / project / "assets" / "sprites"
+            run_once()
+            assert (folder / "swatch.png").is_file() and (folder / "swatch.png.meta").is_file()
+            run_once()  # unchanged: no swatch-2.png under the default 'version' policy
+            assert sorted(p.name for p in folder.iterdir()) == ["swatch.png", "swatch.png.meta"]
+            (folder / "swatch.png").unlink()
+            run_once()
+            assert sorted(p.name for p in folder.iterdir()) == ["swatch.png", "swatch.png.meta"]
+            return
+        folder = comfy_server.output_dir / "palettes"
+        target = comfy_server.output_dir / f"{name}.hex"
+        run_once()
+        assert target.read_text().split() == ["0f380f", "306230", "8bac0f", "9bbc0f"]
+        _, entry = run_once()  # unchanged: nothing written again, no palettes/fp-..._001.hex
+        assert sorted(p.name for p in folder.glob(f"{target.stem}*")) == [target.name]
+        target.unlink()
+        _, entry = run_once()  # the file is gone: the node runs and writes it again
+        assert target.is_file() and entry["outputs"]["2"]["text"] == [f"{name}.hex (4 colours)"]
+        assert sorted(p.name for p in folder.glob(f"{target.stem}*")) == [target.name]
+    finally:
+        client.close()

@@ -21,6 +21,7 @@ from ..pixel.bevy_export import OVERWRITE_POLICIES, SUPPORTED_MINORS, export_ass
 from ..pixel.errors import ExportError, InvalidArgumentError
 from ..pixel.safepath import PACK_CONFIG_NAME, USER_CONFIG_NAME, load_root_config, resolve_project
 from ..pixel.sheet import build_sheet
+from . import _written
 from ._tensor import input_frames
 from .nodes_sheet import SheetType, check_sheet
 
@@ -90,6 +91,20 @@ class DGXPixelsBevyExport(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, project: str = "my_game", asset_path: str = "sprites/sprite.png", **_) -> tuple | float:
+        """Runs again when the files it exported were deleted or changed, or the roots
+        configuration or the game's Cargo files were edited (see ``_written``)."""
+        import folder_paths
+
+        try:
+            project_dir = resolve_project(project, root_config())
+        except Exception:  # noqa: BLE001 - execute names the problem; never cached meanwhile
+            return float("nan")
+        steering = [Path(folder_paths.get_user_directory()) / USER_CONFIG_NAME, PACK_ROOT / PACK_CONFIG_NAME,
+                    project_dir / "Cargo.toml", project_dir / "Cargo.lock"]
+        return _written.fingerprint(("bevy", _written.key_path(project_dir), str(asset_path)), steering)
+
+    @classmethod
     def execute(cls, project: str = "my_game", asset_path: str = "sprites/sprite.png", bevy_version: str = "auto",
                 overwrite: str = "version", upscale: int = 1, animations: str = "", write_atlas_json: bool = True,
                 write_assets_ron: bool = False, image=None, sheet_data=None, alpha_mask=None,
@@ -124,6 +139,7 @@ class DGXPixelsBevyExport(io.ComfyNode):
                                       tile_array=bool(tile_array), **common)
         else:
             raise InvalidArgumentError("connect an image (or a batch of frames) or sheet data to Bevy Export")
+        _written.record(("bevy", _written.key_path(project_dir), str(asset_path)), result.paths())
         written = "\n".join(str(p) for p in result.paths()) if not result.skipped else result.message
         # Shown on the node (and kept in the history): what was written, and the code to paste.
         texts = [result.summary()] + ([result.snippet] if result.snippet else [])

@@ -22,6 +22,7 @@ from ..pixel.palette import AUTO_K_TOLERANCE, Palette, adaptive_palette, palette
 from ..pixel.palettes_builtin import builtin as builtin_palette
 from ..pixel.palettes_builtin import list_builtin
 from ..pixel.safepath import confine, make_parents
+from . import _written
 from ._tensor import given_mask, image_channels, input_frames, map_frames, rgba_list_to_image, rgba_to_mask
 
 #: Custom socket type carrying a ``comfy_nodes.pixel.palette.Palette``.
@@ -176,6 +177,11 @@ class DGXPixelsPaletteSave(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, filename: str = "palettes/palette", format: str = "hex", **_) -> tuple:
+        """Runs again when the file it saved was deleted or changed (see ``_written``)."""
+        return _written.fingerprint(("palette", _written.key_path(_folder("output")), str(filename), str(format)))
+
+    @classmethod
     def execute(cls, palette, filename: str = "palettes/palette", format: str = "hex", swatch: int = 1,
                 overwrite: bool = False) -> io.NodeOutput:
         pal = check_palette(palette)
@@ -208,6 +214,7 @@ class DGXPixelsPaletteSave(io.ComfyNode):
             raise ExportError(f"cannot write {rel} in ComfyUI's output folder: {exc.strerror or exc}",
                               hint="check that no file stands where a folder is needed, and that the name is not "
                                    "too long") from None
+        _written.record(("palette", _written.key_path(root), str(filename), str(format)), [target])
         return io.NodeOutput(rel, ui={"text": [f"{rel} ({len(pal)} colours)"]})
 
 

@@ -1118,7 +1118,8 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
 
     with asset_manifest.project_lock(project, assets_dir):
         final_rel = rel
-        previous = asset_manifest.find_asset(project, rel, assets_dir)
+        recorded = {e["path"]: e for e in asset_manifest.read_manifest(project, assets_dir)["assets"]}
+        previous = recorded.get(rel)
         if overwrite == "replace" and previous is not None and not assets_ron:
             # The game may load the asset's own .assets.ron: a replaced sheet keeps it in step
             # rather than leaving it with the old grid.
@@ -1133,8 +1134,18 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
             # theirs than forest.png.
             side = _sidecars(r)
             names = [r, side["meta"]] + ([side["atlas"]] if writes_atlas else []) + ([side["ron"]] if own_ron else [])
-            # (a folder in the way gets its own message below, whatever the policy)
-            return next((n for n in names if os.path.lexists(p := confine(assets_root, n)) and not p.is_dir()), None)
+            # A sidecar this project's record says an export of r wrote, and still as written,
+            # is no one else's: left behind by a PNG deleted since, it is simply rewritten.
+            ours = {f["path"]: f.get("sha256") for f in (recorded.get(r) or {}).get("files", [])}
+            for n in names:
+                p = confine(assets_root, n)
+                # (a folder in the way gets its own message below, whatever the policy)
+                if not os.path.lexists(p) or p.is_dir():
+                    continue
+                if n != r and n in ours and p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest() == ours[n]:
+                    continue
+                return n
+            return None
 
         found = taken(rel)
         if found is not None:
