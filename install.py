@@ -17,9 +17,11 @@ Three ways, all supported:
        python install.py --comfyui PATH [--copy] [--python PY] [--boot-check]
 
    links (or copies) this pack into ``PATH/custom_nodes/dgx-pixels``, installs missing
-   requirements into ``PY`` (the Python that runs that ComfyUI; default: this one, only when
-   ``--python`` is given) and, with ``--boot-check``, starts that ComfyUI on a free loopback
-   port to prove the nodes load.
+   requirements into ``PY``, the Python that runs that ComfyUI (default: the virtual
+   environment inside PATH, ``venv/`` or ``.venv/``, or the portable build's
+   ``python_embeded/`` beside it; when there is none, it says what is missing and asks for
+   ``--python``) and, with ``--boot-check``, starts that ComfyUI on a free loopback port to
+   prove the nodes load.
 """
 from __future__ import annotations
 
@@ -267,6 +269,17 @@ def link_into(comfyui: Path, *, copy: bool, force: bool) -> Path:
     return dest
 
 
+def comfyui_python(comfyui: Path) -> Path | None:
+    """The Python of a ComfyUI install: its own virtual environment, or the portable
+    (Windows) build's embedded Python beside it; None when there is neither."""
+    for cand in (comfyui / "venv" / "bin" / "python", comfyui / ".venv" / "bin" / "python",
+                 comfyui / "venv" / "Scripts" / "python.exe", comfyui / ".venv" / "Scripts" / "python.exe",
+                 comfyui.parent / "python_embeded" / "python.exe"):
+        if cand.is_file():
+            return cand
+    return None
+
+
 def boot_check(comfyui: Path, python: str, pack: Path) -> None:
     """Start ComfyUI from ``comfyui`` with ``python`` on a free port and require our nodes."""
     sys.path.insert(0, str(PACK_DIR))
@@ -292,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--comfyui", metavar="PATH", help="ComfyUI folder to install the pack into (custom_nodes/dgx-pixels)")
     p.add_argument("--copy", action="store_true", help="copy the pack instead of linking it")
     p.add_argument("--force", action="store_true", help="replace an existing custom_nodes/dgx-pixels that is not ours")
-    p.add_argument("--python", metavar="PY", help="Python that runs ComfyUI (default: this one)")
+    p.add_argument("--python", metavar="PY", help="Python that runs ComfyUI (default: this one; with --comfyui, the "
+                   "venv/ or .venv/ inside it, or the portable build's python_embeded/)")
     p.add_argument("--boot-check", action="store_true", help="start that ComfyUI once and check the nodes load")
     p.add_argument("--dry-run", action="store_true", help="only say what is missing")
     return p
@@ -312,12 +326,23 @@ def main(argv: list[str] | None = None) -> int:
 
             try:
                 comfyui = check_comfyui_dir(args.comfyui)
+                found = None if args.python else comfyui_python(comfyui)
+                if found is not None:
+                    python = str(found)
+                    say(f"ComfyUI's Python: {python}")
                 if args.dry_run:
                     install_requirements(python, req_file, dry_run=True)
                     return 0
                 dest = link_into(comfyui, copy=args.copy, force=args.force)
-                if args.python:
+                if args.python or found is not None:
                     install_requirements(python, req_file)
+                else:
+                    # This Python may not be the one that runs that ComfyUI: installing into it
+                    # could change someone else's environment, so only say what it lacks.
+                    plan = install_requirements(python, req_file, dry_run=True)
+                    if plan.install:
+                        say(f"not installed: {', '.join(r.line for r in plan.install)}; {comfyui} has no venv/ of its own, "
+                            "so run again with --python /path/to/the/python/that/runs/ComfyUI")
                 if args.boot_check:
                     boot_check(comfyui, python, dest)
             except DgxPixelsError as exc:

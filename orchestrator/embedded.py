@@ -577,7 +577,7 @@ def install_pack(custom_nodes: Path, pack: Path = REPO_ROOT, *, name: str = PACK
             pack,
             dest,
             symlinks=True,
-            ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", "tests", "bench"),
+            ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis", ".ci", "tests", "bench", "demo-bevy", "dgx-pixels-out"),
         )
     else:
         dest.symlink_to(Path(pack).resolve(), target_is_directory=True)

@@ -245,6 +245,31 @@ def test_c_boot_check_reports_a_pack_that_cannot_load(tmp_path, repo_root, comfy
     assert "hint:" in run.stderr
 
 
+def test_c_finds_comfyuis_own_venv_or_says_what_is_missing(tmp_path, repo_root, comfy_install, fresh_python):
+    """Without --python, the Python of that ComfyUI is its venv/ (as its install guide makes
+    it); with none, nothing is installed into this Python, and the run says what is missing."""
+    home = tmp_path / "ComfyUI"
+    for part in ("comfy", "custom_nodes"):
+        (home / part).mkdir(parents=True)
+    for f in ("main.py", "nodes.py", "folder_paths.py"):
+        (home / f).write_text("")
+    # run by a Python that lacks scikit-learn, as a system python3 would
+    bare = subprocess.run([str(fresh_python), str(repo_root / "install.py"), "--comfyui", str(home), "--copy"],
+                          capture_output=True, text=True, env=embedded._pip_env(), timeout=300)
+    assert bare.returncode == 0, bare.stdout + bare.stderr
+    assert "not installed: " in bare.stdout and "scikit-learn" in bare.stdout
+    assert "so run again with --python /path/to/the/python/that/runs/ComfyUI" in bare.stdout
+    assert _has_sklearn(fresh_python) is None
+    copied = {p.name for p in (home / "custom_nodes" / "dgx-pixels").iterdir()}
+    assert {"comfy_nodes", "install.py", "requirements.txt", "pyproject.toml"} <= copied
+    assert not copied & {".git", ".venv", ".hypothesis", ".ci", ".pytest_cache", "tests", "bench"}
+    py = embedded.make_overlay_venv(home / "venv", comfy_install, with_pip=False, progress=lambda _m: None)
+    run = subprocess.run([sys.executable, str(repo_root / "install.py"), "--comfyui", str(home), "--dry-run"],
+                         capture_output=True, text=True, env=embedded._pip_env(), timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"ComfyUI's Python: {py}" in run.stdout and f"missing in {py}: " in run.stdout and "scikit-learn" in run.stdout
+
+
 def test_c_not_a_comfyui_path_is_a_clear_error(tmp_path, repo_root):
     run = subprocess.run(
         [sys.executable, str(repo_root / "install.py"), "--comfyui", str(tmp_path)], capture_output=True, text=True
