@@ -1,6 +1,8 @@
 """Palette nodes called directly through ``execute`` (no server)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -199,3 +201,20 @@ def test_palette_graph_on_real_comfyui(comfy_server):
     if comfy_server.output_dir is not None:
         saved = comfy_server.output_dir / prefix / "pal.gpl"
         assert saved.is_file() and saved.read_text().startswith("GIMP Palette")
+
+
+def test_the_pack_puts_its_sample_where_the_shipped_templates_load_it(comfy_dirs, repo_root):
+    """The templates' LoadImage names dgx-pixels-sample.png: the pack provides it in the
+    input folder at start, and never replaces a file of that name."""
+    from comfy_nodes.nodes import SAMPLE, provide_sample
+
+    inp, _ = comfy_dirs
+    target = provide_sample()
+    assert target == inp / "dgx-pixels-sample.png" and target.read_bytes() == SAMPLE.read_bytes()
+    for template in (repo_root / "example_workflows").glob("*.json"):
+        for node in json.loads(template.read_text())["nodes"]:
+            if node["type"] == "LoadImage":
+                assert node["widgets_values"][0] == target.name, template.name
+    target.write_bytes(b"the user's own file")
+    provide_sample()
+    assert target.read_bytes() == b"the user's own file"

@@ -5,6 +5,10 @@ Node ids (``DGXPixels...``) are public API: never rename one.
 """
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 from comfy_api.latest import ComfyExtension, io
 
 from . import nodes_bevy, nodes_cleanup, nodes_grid, nodes_palette, nodes_preview, nodes_sheet
@@ -21,5 +25,26 @@ class DGXPixelsExtension(ComfyExtension):
         return all_nodes()
 
 
+SAMPLE = Path(__file__).resolve().parent.parent / "assets" / "dgx-pixels-sample.png"
+
+
+def provide_sample() -> Path | None:
+    """Put the pack's sample (pseudo pixel art of a 16x16 knight) into ComfyUI's input folder
+    when it is not there: the shipped templates and workflows load it, and should run as
+    shipped. Never replaces a file; a read-only input folder only means no sample."""
+    try:
+        import folder_paths
+
+        target = Path(folder_paths.get_input_directory()) / SAMPLE.name
+        if not target.exists():
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            shutil.copyfile(SAMPLE, tmp)
+            os.replace(tmp, target)
+        return target
+    except Exception:  # noqa: BLE001 - a missing sample must never keep the nodes from loading
+        return None
+
+
 async def comfy_entrypoint() -> DGXPixelsExtension:
+    provide_sample()
     return DGXPixelsExtension()
