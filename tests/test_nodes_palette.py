@@ -218,3 +218,16 @@ def test_the_pack_puts_its_sample_where_the_shipped_templates_load_it(comfy_dirs
     target.write_bytes(b"the user's own file")
     provide_sample()
     assert target.read_bytes() == b"the user's own file"
+
+
+def test_palette_load_skips_the_cells_loadimages_mask_says_are_transparent():
+    """LoadImage hands the colours without alpha and the alpha as a MASK (1 = transparent)."""
+    img = np.zeros((1, 2, 3, 4), np.uint8)
+    img[0, 0] = [[200, 50, 50, 255], [50, 200, 50, 255], [0, 0, 0, 0]]
+    img[0, 1] = [[50, 50, 200, 255], [0, 0, 0, 0], [0, 0, 0, 0]]
+    rgb = tensor([img[0][..., :3]])
+    mask = torch.from_numpy((img[..., 3] == 0).astype(np.float32))
+    pal, _, count = DGXPixelsPaletteLoad.execute(palette_image=rgb, palette_mask=mask).result
+    assert pal.hex_list() == ["c83232", "32c832", "3232c8"] and count == 3
+    # without the mask the transparent cells' black would count as a colour
+    assert "000000" in DGXPixelsPaletteLoad.execute(palette_image=rgb).result[0].hex_list()

@@ -89,14 +89,17 @@ class DGXPixelsPaletteLoad(io.ComfyNode):
                                tooltip="A palette as an image: one pixel or one uniform square per colour "
                                        "(Lospec PNG exports). Transparent cells are skipped; of a batch, the "
                                        "first image is used."),
+                io.Mask.Input("palette_mask", optional=True,
+                              tooltip="The palette image's transparency (LoadImage's MASK output: 1 = transparent), "
+                                      "so its transparent cells are skipped; LoadImage gives the colours without alpha."),
             ],
             outputs=_palette_outputs("The palette, for Palette Quantize / Save / Preview.", "Number of colours."),
         )
 
     @classmethod
-    def execute(cls, builtin: str = "pico-8", file: str = "", palette_image=None) -> io.NodeOutput:
+    def execute(cls, builtin: str = "pico-8", file: str = "", palette_image=None, palette_mask=None) -> io.NodeOutput:
         if palette_image is not None:
-            frames = input_frames(palette_image, name="palette_image")
+            frames = input_frames(palette_image, palette_mask, name="palette_image", mask_name="palette_mask")
             pal = Palette("image", palette_io.colors_from_image(frames[0], source="palette_image"), "palette_image input")
         elif file and file.strip():
             path = confine(_folder("input"), file.strip(), action="read",
