@@ -528,12 +528,19 @@ def test_a_shared_assets_ron_never_gives_one_key_to_two_assets(tmp_path):
     assert set(ron_map(ron.read_text())) == {"knight.image"}
 
 
-@pytest.mark.parametrize("name", ['q/my"hero.png', "q/a|b.png", "q/what?.png", "q/<x>.png", "q/*.png"])
-def test_a_name_windows_cannot_hold_is_refused(tmp_path, name):
+@pytest.mark.parametrize("name, message", [
+    ('q/my"hero.png', "which Windows does not allow in file names"), ("q/a|b.png", "which Windows does not allow"),
+    ("q/what?.png", "which Windows does not allow"), ("q/<x>.png", "which Windows does not allow"),
+    ("q/*.png", "which Windows does not allow"), ("q/con.png", "is a device name on Windows"),
+    ("nul/x.png", "is a device name on Windows"), ("q/COM1.tar.png", "is a device name on Windows"),
+    ("q/#1.png", "Bevy reads '#' in an asset path as the start of a label"), ("q/.png", "has no file name before .png"),
+    (".DGX-PIXELS/manifest.png", "holds DGX-Pixels' own records"), ("q/" + "x" * 300 + ".png", "File name too long"),
+])
+def test_a_name_windows_or_bevy_cannot_take_is_refused(tmp_path, name, message):
     project = make_project(tmp_path)
-    with pytest.raises(PathEscapeError, match="which Windows does not allow in file names"):
+    with pytest.raises((PathEscapeError, ExportError), match=re.escape(message)):
         export_sheet(project, name, grid_sheet(2, 1, 4), assets_ron=True)
-    assert not (project / "assets" / "q").exists()
+    assert not [p for p in (project / "assets").rglob("*") if p.is_file() and ".dgx-pixels" not in p.parts]
 
 
 @needs_ref

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from . import asset_manifest
-from .errors import ExportError, InvalidArgumentError
+from .errors import DgxPixelsError, ExportError, InvalidArgumentError
 from .imageio import MAX_PIXELS, MAX_SIDE, as_rgba, staged_file
 from .safepath import check_relative, confine, make_parents
 from .sheet import Animation, Sheet, as_animations, build_sheet, check_layout, frame_durations
@@ -1053,8 +1053,20 @@ def export_asset(
                    assets_dir=assets_dir, create_project=create_project)
 
 
-def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upscale, atlas, assets_ron,
-            provenance, assets_dir, create_project, tile_array=False) -> ExportResult:
+def _export(project, asset_path, image, sheet, **options) -> ExportResult:
+    try:
+        return _export_checked(project, asset_path, image, sheet, **options)
+    except DgxPixelsError:
+        raise  # PathEscapeError is an OSError too, and says what it refused itself
+    except OSError as exc:
+        # a file-system refusal no check foresaw (a name too long for it, a read-only disk):
+        # said as a write error naming the file, never as a bare OSError
+        raise ExportError(f"cannot write {exc.filename or project}: {exc.strerror or exc}",
+                          hint="check the names (length, characters), the free space and the permissions") from None
+
+
+def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrite, upscale, atlas, assets_ron,
+                    provenance, assets_dir, create_project, tile_array=False) -> ExportResult:
     overwrite = (overwrite or "fail").lower()
     if overwrite not in OVERWRITE_POLICIES:
         raise InvalidArgumentError(f"unknown overwrite policy {overwrite!r}; use fail, replace, keep or version")
@@ -1080,10 +1092,17 @@ def _export(project, asset_path, image, sheet, *, bevy_version, overwrite, upsca
         if not ron_target.endswith(".ron"):
             raise ExportError(f"bevy_asset_loader file {assets_ron!r} must end in .ron", hint="e.g. dynamic.assets.ron")
     for given in (rel, ron_target):
-        if given and given.split("/")[0] == asset_manifest.MANIFEST_DIR:
-            # the manifest and its lock live there: an atlas named manifest.json would replace it
+        if given and given.split("/")[0].lower() == asset_manifest.MANIFEST_DIR:
+            # the manifest and its lock live there (on macOS and Windows whatever the case): an
+            # atlas named manifest.json would replace it
             raise ExportError(f"cannot export {given}: {asset_manifest.MANIFEST_DIR}/ holds DGX-Pixels' own records",
                               hint="choose a path outside assets/.dgx-pixels/, e.g. sprites/knight.png")
+        if given and "#" in given:
+            # AssetPath::parse takes what follows '#' as a label inside the file
+            raise ExportError(f"cannot export {given}: Bevy reads '#' in an asset path as the start of a label",
+                              hint="leave '#' out of the name, e.g. sprites/knight_1.png")
+    if Path(rel).name.lower() == ".png":
+        raise ExportError(f"asset path {asset_path!r} has no file name before .png", hint="e.g. sprites/knight.png")
 
     if not project.is_dir():
         if not create_project:

@@ -46,6 +46,7 @@ def _refuse(path: str, root: str | os.PathLike, why: str, action: str = "write",
 
 
 _NOT_ON_WINDOWS = '"<>|*?'
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
 def check_relative(path: str, root: str | os.PathLike = "<root>", *, action: str = "write",
@@ -79,6 +80,9 @@ def check_relative(path: str, root: str | os.PathLike = "<root>", *, action: str
             raise _refuse(path, root, f"component {part!r} ends with a space or dot", action, hint)
         if any(ord(ch) < 32 for ch in part) or ":" in part:
             raise _refuse(path, root, f"component {part!r} contains a control character or ':'", action, hint)
+        if action == "write" and part.split(".")[0].upper() in _WINDOWS_DEVICES:
+            raise _refuse(path, root, f"component {part!r} is a device name on Windows (CON, NUL, COM1...), "
+                                      "where no file can be called that", action, hint)
         if action == "write" and any(ch in _NOT_ON_WINDOWS for ch in part):
             # A game's assets travel to Windows; a '"' would also end the string in the
             # Rust snippet and the .assets.ron that name the file.
