@@ -1,6 +1,8 @@
 """Pixel Grid Snap node: called directly through ``execute`` (no server)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -90,10 +92,27 @@ def test_modes_cell_and_size():
 
 def test_no_grid_error_or_passthrough():
     flat = torch.full((1, 40, 50, 3), 0.5)
-    with pytest.raises(NoGridFoundError):
+    with pytest.raises(NoGridFoundError) as exc:
         DGXPixelsGridSnap.execute(image=flat)
+    # the hint speaks of this node's inputs, not the command line's
+    assert "mode to 'cell' (cell_size) or 'size'" in exc.value.hint and "--" not in exc.value.hint
     out = DGXPixelsGridSnap.execute(image=flat, on_no_grid="passthrough")
     assert tuple(out.result[0].shape) == (1, 40, 50, 4)
+    tiny = torch.full((1, 1, 1, 3), 0.5)
+    assert tuple(DGXPixelsGridSnap.execute(image=tiny, on_no_grid="passthrough").result[0].shape) == (1, 1, 1, 4)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"mode": "cell", "cell_size": 256.0}, "cell_size 256 is larger than the 96x80 image"),
+    ({"mode": "cell", "cell_size": 0.5}, "cell_size must be at least 1 source pixel in mode 'cell', got 0.5"),
+    ({"mode": "size", "target_width": 4096, "target_height": 10},
+     "target_width x target_height 4096x10 is larger than the 96x80 image"),
+])
+def test_override_errors_name_this_nodes_inputs(kw, message):
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=re.escape(message)):
+        DGXPixelsGridSnap.execute(image=as_tensor([up(sprite(1), 8)]), **kw)
 
 
 def test_grid_snap_runs_on_real_comfyui(comfy_server):

@@ -310,3 +310,11 @@ def test_an_animated_file_plays_in_its_sheet_as_it_did_in_the_file(tmp_path, fmt
     assert main(["export", str(src), "--bevy", str(game), "--path", "s/run.png", "--no-snippet"]) == 0
     atlas = json.loads((game / "assets" / "s" / "run.json").read_text())
     assert [f["duration"] for f in atlas["frames"]] == [80, 80, 120, 80]
+
+
+def test_split_with_more_columns_or_rows_than_pixels_says_so():
+    sheet = build_sheet([sprite(8, 8, i) for i in range(4)], columns=2, trim="none").image
+    with pytest.raises(InvalidArgumentError, match=r"^1024 columns do not fit the sheet's width of 16 px"):
+        split_sheet(sheet, columns=1024, rows=2)
+    with pytest.raises(InvalidArgumentError, match=r"^99 rows do not fit the sheet's height of 16 px"):
+        split_sheet(sheet, rows=99)

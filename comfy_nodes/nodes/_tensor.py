@@ -128,6 +128,12 @@ def input_frames(image: torch.Tensor, mask: torch.Tensor | None = None, *, name:
         if m.ndim != 3 or tuple(m.shape[1:]) != (h, w) or m.shape[0] not in (1, b):
             got = f"{int(mask.shape[-1])}x{int(mask.shape[-2])}" if mask.ndim >= 2 else str(tuple(mask.shape))
             batch = "1" if b == 1 else f"1 or {b}"
+            if m.ndim == 3 and tuple(m.shape[1:]) == (h, w):
+                # the sizes agree; the number of masks does not
+                raise InputImageError(
+                    f"{mask_name} holds {int(m.shape[0])} masks but {name} holds {b} images: expected {batch} "
+                    f"mask{'s' if b > 1 else ''} of {w}x{h}",
+                    hint="use the mask batch that belongs to these images (one mask, or one per image)")
             raise InputImageError(
                 f"{mask_name} is {got} (shape {tuple(mask.shape)}) but {name} is {w}x{h}: expected a mask of "
                 f"shape ({batch}, {h}, {w})",

@@ -36,19 +36,35 @@ class GridInfo:
                 "confidence": self.confidence}
 
 
-def _overrides(mode: str, cell_size: float, target_width: int, target_height: int) -> dict:
+def _overrides(mode: str, cell_size: float, target_width: int, target_height: int, w: int, h: int) -> dict:
+    """The grid overrides of ``mode``, checked here against the ``w`` x ``h`` image so that a
+    refusal names this node's inputs."""
     if mode == "auto":
         return {}
     if mode == "cell":
-        if cell_size <= 0:
-            raise InvalidArgumentError(f"cell_size must be > 0 in mode 'cell', got {cell_size}")
+        if not cell_size >= 1:
+            raise InvalidArgumentError(f"cell_size must be at least 1 source pixel in mode 'cell', got {cell_size}",
+                                       hint="a cell of 1 keeps the image's own pixels")
+        if cell_size > max(w, h):
+            raise InvalidArgumentError(f"cell_size {cell_size:g} is larger than the {w}x{h} image",
+                                       hint="give the size of one fake pixel, in source pixels")
         return {"cell": float(cell_size)}
     if mode == "size":
         if target_width < 1 or target_height < 1:
             raise InvalidArgumentError(
                 f"target_width and target_height must be >= 1 in mode 'size', got {target_width}x{target_height}")
+        if target_width > w or target_height > h:
+            raise InvalidArgumentError(
+                f"target_width x target_height {target_width}x{target_height} is larger than the {w}x{h} image",
+                hint="give the sprite's true size, at most the image's")
         return {"width": int(target_width), "height": int(target_height)}
     raise InvalidArgumentError(f"mode must be auto, cell or size, got {mode!r}")
+
+
+def _node_hint(exc: NoGridFoundError) -> NoGridFoundError:
+    """``exc`` with the hint in this node's terms (the core's speaks of the CLI's options)."""
+    return NoGridFoundError(exc.message, hint="set mode to 'cell' (cell_size) or 'size' (target_width, "
+                                              "target_height), or on_no_grid to 'passthrough'")
 
 
 class DGXPixelsGridSnap(io.ComfyNode):
@@ -109,7 +125,7 @@ class DGXPixelsGridSnap(io.ComfyNode):
         if alpha not in ("keep", "transparent_background"):
             raise InvalidArgumentError(f"alpha must be 'keep' or 'transparent_background', got {alpha!r}")
         frames = input_frames(image, mask)
-        kw = _overrides(mode, cell_size, target_width, target_height)
+        kw = _overrides(mode, cell_size, target_width, target_height, frames[0].shape[1], frames[0].shape[0])
         background = "transparent" if alpha == "transparent_background" else "keep"
         pbar = _progress(len(frames))
         results: list[G.SnapResult] = []
@@ -119,19 +135,21 @@ class DGXPixelsGridSnap(io.ComfyNode):
             # every frame's edges count: an empty or faint frame alone has no grid to find
             try:
                 shared = G.detect_grid_batch(frames, **kw)
-            except NoGridFoundError:
+            except NoGridFoundError as exc:
                 if on_no_grid == "error":
-                    raise
+                    raise _node_hint(exc) from None
         for i, rgba in enumerate(frames):
             src = f"image {i}" if len(frames) > 1 else "image"
             try:
-                if one_grid:
+                if on_no_grid == "passthrough" and min(rgba.shape[:2]) < 2:
+                    res = None  # too small to hold a grid: passed through as asked
+                elif one_grid:
                     res = G.snap(rgba, shared, background=background, source=src) if shared else None
                 else:
                     res = G.snap(rgba, background=background, source=src, **kw)
-            except NoGridFoundError:
+            except NoGridFoundError as exc:
                 if on_no_grid == "error":
-                    raise
+                    raise _node_hint(exc) from None
                 res = None
             if res is None:
                 res = _passthrough(rgba, background)

@@ -87,12 +87,12 @@ def parse_bevy_version(text: str, source: str = "option") -> BevyVersion:
     m = _VERSION_RE.search(text or "")
     if not m:
         raise ExportError(f"cannot read a Bevy version from {text!r} ({source})",
-                          hint="give the version explicitly, e.g. --bevy-version 0.15")
+                          hint="give the Bevy version explicitly: --bevy-version 0.15 (the node: bevy_version)")
     major, minor = int(m.group(1)), int(m.group(2))
     if major != 0 or minor not in SUPPORTED_MINORS:
         raise ExportError(
             f"Bevy {m.group(0)} ({source}) is not supported: the exporter knows the formats of 0.12 to 0.{SUPPORTED_MINORS[-1]}",
-            hint="override with --bevy-version 0.N if the .meta format is unchanged for your version",
+            hint="override it (--bevy-version 0.N, the node: bevy_version) if the .meta format is unchanged for your version",
         )
     return BevyVersion(minor, m.group(0), source)
 
@@ -139,7 +139,7 @@ def _read_toml(path: Path) -> dict | None:
     try:
         return _toml.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ExportError(f"{path} is not valid TOML: {exc}", hint="fix it or pass --bevy-version") from exc
+        raise ExportError(f"{path} is not valid TOML: {exc}", hint="fix it, or give the Bevy version (--bevy-version, the node: bevy_version)") from exc
 
 
 def _dep_tables(doc: dict) -> list[dict]:
@@ -354,7 +354,7 @@ def _array_layout_line(v: BevyVersion, layout: tuple) -> str:
     if kind == "rows":
         if v.minor < 18:
             raise ExportError(f"array-texture tilesets need Bevy 0.18 or newer (project uses {v.short})",
-                              hint="export without --tile-array and build the array in code")
+                              hint="export without the array texture (--tile-array, the node: tile_array) and build it in code")
         return f"            array_layout: Some(RowCount(rows: {int(layout[1])})),\n"
     if kind == "grid":
         if v.minor < 19:
@@ -369,7 +369,7 @@ def tile_array_layout(sheet: Sheet, version: BevyVersion) -> tuple:
     """The array layout for a tileset sheet: a grid of tiles on 0.19, one column on 0.18."""
     if version.minor < 18:
         raise ExportError(f"array-texture tilesets need Bevy 0.18 or newer (project uses {version.short})",
-                          hint="export without --tile-array (tile_array) and build the array in code")
+                          hint="export without the array texture (--tile-array, the node: tile_array) and build it in code")
     if sheet.padding != (0, 0) or sheet.offset != (0, 0) or sheet.pow2:
         raise ExportError("an array-texture tileset needs spacing 0, margin 0 and no power-of-two margin",
                           hint="rebuild the tileset with spacing 0 and margin 0")

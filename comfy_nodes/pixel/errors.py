@@ -42,7 +42,7 @@ class NoGridFoundError(DgxPixelsError):
     """Grid detection found no pseudo-pixel grid in the image."""
 
     exit_code = 3
-    default_hint = "give the cell size (--cell) or the target size (--width/--height)"
+    default_hint = "give the cell size or the target size (--cell, or --width and --height)"
 
 
 class PaletteError(DgxPixelsError, ValueError):

@@ -604,6 +604,10 @@ def split_sheet(
 
     def solve(axis_len, cell, n, p, occupied, name):
         nonlocal detected
+        if n and n > axis_len:
+            what = "columns" if name == "width" else "rows"
+            raise InvalidArgumentError(f"{n} {what} do not fit the sheet's {name} of {axis_len} px (after the offset)",
+                                       hint=f"give the number of {what} the sheet has, or its cell size")
         if cell and n:
             return cell, n, (p if p is not None else 0)
         if cell:
@@ -624,7 +628,7 @@ def split_sheet(
         if not cands:
             raise NoGridFoundError(
                 f"no uniform grid found along the sheet's {name}: sprites are not separated by empty gutters",
-                hint="give the cell size (e.g. --cell 32x32) or the number of columns and rows",
+                hint="give the cell size (e.g. 32x32) or the number of columns and rows",
             )
         return cands[0]
 
