@@ -81,6 +81,11 @@ def test_per_frame_sizes_must_match():
     assert "different sizes" in str(ei.value)
 
 
+def test_the_grid_output_reads_as_words():
+    grid = DGXPixelsGridSnap.execute(image=as_tensor([up(sprite(6), 8)])).result[3]
+    assert str(grid) == repr(grid) == "12x10 cells of 8.00 x 8.00 source px, confidence 1.00"
+
+
 def test_modes_cell_and_size():
     s = sprite(6)
     img = as_tensor([up(s, 8)])

@@ -73,7 +73,7 @@ class DGXPixelsBevyExport(io.ComfyNode):
                 io.Combo.Input("bevy_version", options=VERSIONS, default="auto",
                                tooltip="auto reads bevy from the project's Cargo.toml / Cargo.lock; pick a version to override."),
                 io.Combo.Input("overwrite", options=list(OVERWRITE_POLICIES), default="version",
-                               tooltip="If the asset exists: replace it, keep it (write nothing), or write a new version (knight-2.png)."),
+                               tooltip="If the asset exists: fail (an error), replace it, keep it (write nothing), or write a new version (knight-2.png)."),
                 io.Int.Input("upscale", default=1, min=1, max=16, tooltip="Whole-number nearest-neighbour enlargement of the written PNG (layout numbers follow)."),
                 io.String.Input("animations", default="",
                                 tooltip="Named animations (overrides the sheet's): name:first-last@fps[:direction], e.g. idle:0-3@8, walk:4-11@12."),

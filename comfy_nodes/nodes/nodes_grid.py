@@ -35,6 +35,14 @@ class GridInfo:
         return {"cell_w": self.cell_w, "cell_h": self.cell_h, "cols": self.cols, "rows": self.rows,
                 "confidence": self.confidence}
 
+    def __str__(self) -> str:
+        # what a Preview Any node shows: the grid in words, not arrays of line positions
+        frames = f", {len(self.grids)} frames" if len(self.grids) > 1 else ""
+        return (f"{self.cols}x{self.rows} cells of {self.cell_w:.2f} x {self.cell_h:.2f} source px, "
+                f"confidence {self.confidence:.2f}{frames}")
+
+    __repr__ = __str__
+
 
 def _overrides(mode: str, cell_size: float, target_width: int, target_height: int, w: int, h: int) -> dict:
     """The grid overrides of ``mode``, checked here against the ``w`` x ``h`` image so that a

@@ -288,7 +288,7 @@ def adaptive_palette(
     if values.size == 0:
         raise InputImageError(
             "the images have no opaque pixels to build a palette from",
-            hint="check the alpha channel or lower alpha_threshold",
+            hint="check the alpha channel (or the mask) of the images: every pixel is transparent",
         )
     label = name or ("adaptive-auto" if k is None else f"adaptive-{k}")
     source = f"k-means in OKLab over {len(frames)} image(s), seed {seed}"
