@@ -319,6 +319,7 @@ def test_cli_reads_every_png_mode(capsys, tmp_path, pngs, kind):
     (["snap", "{rgb}", "-o", "{tmp}/s.png", "--colors", "4", "--dither", "bayer3"], 2,
      "--dither must be one of none, bayer2, bayer4, bayer8, floyd-steinberg, atkinson, got 'bayer3'"),
     (["snap", "{rgb}", "-o", "{tmp}/s.png", "--colors", "4", "--dither-strength", "2"], 2, "--dither-strength must be 0..1"),
+    (["snap", "{rgb}", "-o", "{tmp}/s.png", "--dither", "fs"], 2, "--dither and --dither-strength apply with --colors"),
     (["snap", "{rgb}", "-o", "{tmp}/s.png", "--colors", "0"], 2, "--colors must be between 1 and 256"),
     (["export", "{rgb}", "--bevy", "{tmp}/game", "--path", "sprites/a.png"], 6, "cannot write"),
 ])

@@ -60,10 +60,12 @@ def _check_args(args) -> None:
         raise InvalidArgumentError("give either --colors or --palette, not both")
     if args.colors is not None and not (1 <= args.colors <= 256):
         raise InvalidArgumentError(f"--colors must be between 1 and 256, got {args.colors}")
-    from comfy_nodes.pixel.dither import MODES
+    from comfy_nodes.pixel.dither import MODES, normalise_mode
 
-    if args.dither not in MODES:
-        raise InvalidArgumentError(f"--dither must be one of {', '.join(MODES)}, got {args.dither!r}")
+    try:
+        args.dither = normalise_mode(args.dither)  # the core's spellings too: fs, bayer, Floyd-Steinberg
+    except InvalidArgumentError:
+        raise InvalidArgumentError(f"--dither must be one of {', '.join(MODES)}, got {args.dither!r}") from None
     if not 0 <= args.dither_strength <= 1:
         raise InvalidArgumentError(f"--dither-strength must be 0..1, got {args.dither_strength:g}")
     if args.colors is None and args.palette is None and (args.dither != "none" or args.dither_strength != 1.0):
