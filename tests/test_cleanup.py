@@ -339,3 +339,17 @@ def test_property_trim_keeps_all_content(img, pad):
     l, t, rr, b = r.box
     assert r.image.shape[:2] == (b - t, rr - l)
     assert np.array_equal(crop_box(img, r.box), r.image)
+
+
+def test_auto_outline_of_a_one_colour_silhouette_is_a_visible_darker_shade():
+    from comfy_nodes.pixel.color import srgb_to_oklab
+
+    img = _img(8, 8, a=0)
+    img[2:6, 2:6] = [*RED, 255]
+    out = add_outline(img)
+    ring = out[1, 2, :3]
+    assert out[1, 2, 3] == 255 and tuple(ring) != RED
+    assert srgb_to_oklab(np.array([RED], np.uint8))[0, 0] - srgb_to_oklab(ring[None])[0, 0] >= 0.1
+    # a sprite with a darker part of its own is outlined in that colour, as before
+    img[3, 3, :3] = (10, 10, 10)
+    assert tuple(add_outline(img)[1, 2, :3]) == (10, 10, 10)

@@ -349,6 +349,27 @@ def _keys_lab(keys: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- outline
 
 
+#: OKLab lightness the automatic outline colour must lie below the colours it borders; a
+#: smaller step is hardly seen.
+OUTLINE_CONTRAST = 0.1
+
+
+def _adjacent_colours(img: np.ndarray, opaque: np.ndarray, ring: np.ndarray, offsets, inside: bool) -> np.ndarray:
+    """(N, 3) uint8: for each ``ring`` pixel the colour of the content it outlines (its own
+    with ``inside``, else the first opaque neighbour among ``offsets``)."""
+    if inside:
+        return img[..., :3][ring]
+    src = np.zeros_like(img[..., :3])
+    found = np.zeros_like(opaque)
+    for dy, dx in offsets:
+        nb_op = _shifted(opaque, dy, dx, False)
+        nb_rgb = _shifted(img[..., :3], dy, dx, 0)
+        take = ring & nb_op & ~found
+        src[take] = nb_rgb[take]
+        found |= take
+    return src[ring]
+
+
 def add_outline(
     rgba,
     *,
@@ -365,7 +386,9 @@ def add_outline(
     of the sprite does not grow.
 
     ``color``: a hex string or (r, g, b); None or 'auto' uses the darkest opaque colour of the
-    image (OKLab L), which keeps the outline inside the sprite's palette; 'darken' uses, per
+    image (OKLab L), which keeps the outline inside the sprite's palette, unless the outline
+    would hardly differ from what it borders (a one-colour silhouette: then that colour
+    darkened as 'darken' does); 'darken' uses, per
     outline pixel, a darker version (OKLab L x 0.45, chroma x 0.8) of the adjacent content colour
     (a 'selective outline'; adds colours, so quantise afterwards to stay on a palette).
     """
@@ -396,21 +419,20 @@ def add_outline(
 
         vals, _, _ = _key_histogram(_rgb_keys(img)[opaque])
         urgb = _unpack_rgb(vals)
-        img[ring, :3] = urgb[np.argmin(srgb_to_oklab(urgb)[:, 0])]
-    elif mode == "darken":
-        if inside:
-            src = img[..., :3]
+        lab = srgb_to_oklab(urgb)
+        darkest = lab[np.argmin(lab[:, 0])]
+        # The darkest colour outlines a sprite that has darker parts; drawn around its own
+        # fill (a one-colour silhouette) it would only grow it, so it is darkened then.
+        beside = srgb_to_oklab(_adjacent_colours(img, opaque, ring, offsets, inside))[:, 0]
+        if float(np.median(beside - darkest[0])) < OUTLINE_CONTRAST:
+            dark = darkest.copy()
+            dark[0] *= 0.45
+            dark[1:] *= 0.8
+            img[ring, :3] = oklab_to_srgb8(dark[None, :])[0]
         else:
-            # Colour of an adjacent content pixel (first found among the offsets).
-            src = np.zeros_like(img[..., :3])
-            found = np.zeros_like(opaque)
-            for dy, dx in offsets:
-                nb_op = _shifted(opaque, dy, dx, False)
-                nb_rgb = _shifted(img[..., :3], dy, dx, 0)
-                take = ring & nb_op & ~found
-                src[take] = nb_rgb[take]
-                found |= take
-        lab = srgb_to_oklab(src[ring])
+            img[ring, :3] = urgb[np.argmin(lab[:, 0])]
+    elif mode == "darken":
+        lab = srgb_to_oklab(_adjacent_colours(img, opaque, ring, offsets, inside))
         lab[:, 0] *= 0.45
         lab[:, 1:] *= 0.8
         img[ring, :3] = oklab_to_srgb8(lab)
