@@ -353,3 +353,16 @@ def test_auto_outline_of_a_one_colour_silhouette_is_a_visible_darker_shade():
     # a sprite with a darker part of its own is outlined in that colour, as before
     img[3, 3, :3] = (10, 10, 10)
     assert tuple(add_outline(img)[1, 2, :3]) == (10, 10, 10)
+
+
+def test_a_floating_speck_of_two_colours_is_cleared_like_one_of_one_colour():
+    img = _img(9, 9, a=0)
+    img[1, 1] = [*RED, 255]
+    img[1, 2] = [0, 0, 255, 255]  # two colours far apart, floating together
+    img[5:8, 5:8] = [*RED, 255]
+    img[6, 6] = [250, 250, 250, 255]  # an eye: one pixel, high contrast, inside the sprite
+    out = remove_strays(img, min_size=3)
+    assert out[1, 1, 3] == 0 and out[1, 2, 3] == 0
+    assert np.array_equal(out[5:8, 5:8], img[5:8, 5:8])
+    # a blob of min_size pixels or more stays
+    assert remove_strays(img, min_size=2)[1, 1, 3] == 255

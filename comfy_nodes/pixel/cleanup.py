@@ -251,7 +251,8 @@ def remove_strays(
     vote more than doubles it (0.0699).
 
     Transparent regions are never filled. ``min_size=1`` changes nothing. One pass: islands are
-    judged on the input.
+    judged on the input. A speck of several colours floating in transparency, smaller than
+    ``min_size`` as a whole, is cleared too.
     """
     if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 1:
         raise InvalidArgumentError(f"min_size must be an integer >= 1 (pixels), got {min_size!r}")
@@ -336,6 +337,15 @@ def remove_strays(
     img[to_color, 1] = (t >> 8) & 255
     img[to_color, 2] = t & 255
     img[to_color, 3] = 255
+    if max_difference is not None:
+        # A speck of several colours floating in transparency: each colour has the other as a
+        # neighbour too different to take, so the vote kept it. As a whole it is still a speck.
+        opaque = img[..., 3] >= alpha_threshold
+        blobs, nb = label_regions(np.where(opaque, 1, -1).astype(np.int8), connectivity)
+        blob_sizes = np.bincount(blobs.reshape(-1), minlength=nb)
+        tiny = (blob_sizes < min_size) & np.bincount(blobs.reshape(-1), weights=opaque.reshape(-1), minlength=nb).astype(bool)
+        if tiny.any():
+            img[tiny[blobs]] = 0
     return img
 
 
