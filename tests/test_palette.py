@@ -250,3 +250,19 @@ def test_property_adaptive_palette(img, k, seed):
     if len(distinct) <= k:
         assert {tuple(c) for c in p.colors.tolist()} == distinct  # transparent colours never included
     assert p == adaptive_palette(img, k=k, seed=seed)
+
+
+def test_auto_k_keeps_a_small_area_that_noise_spread_over_many_shades():
+    """More than 256 colours (noise): a 4x4 red patch is 16 one-pixel variants, none of which
+    counted alone, and the automatic palette was grey only."""
+    from comfy_nodes.pixel.palette import adaptive_palette, quantize
+
+    rng = np.random.default_rng(0)
+    img = np.zeros((32, 32, 4), np.uint8)
+    img[..., 3] = 255
+    img[..., :3] = 128 + rng.integers(-3, 4, (32, 32, 3))
+    img[10:14, 10:14, :3] = np.array([200, 40, 40]) + rng.integers(-3, 4, (4, 4, 3))
+    pal = adaptive_palette(img, None)
+    assert len(pal) == 2
+    out = quantize(img, pal)
+    assert abs(int(out[12, 12, 0]) - 200) <= 6 and abs(int(out[20, 20, 0]) - 128) <= 4

@@ -256,8 +256,9 @@ def adaptive_palette(
     palette so they do not flicker). Only pixels with alpha >= ``alpha_threshold`` count.
 
     ``k``: 1..256 colours, or ``None`` for automatic k: the smallest k (up to ``max_k``, found by
-    bisection) for which every significant colour (at least 2 pixels and 0.01 % of the opaque
-    pixels; every colour of an image of at most ``AUTO_K_CLEAN`` distinct colours) lies within
+    bisection) for which every significant colour (with its near shades, within half the
+    tolerance, at least 2 pixels and 0.01 % of the opaque pixels; every colour of an image of
+    at most ``AUTO_K_CLEAN`` distinct colours) lies within
     ``tolerance`` (OKLab distance) of its palette colour.
     ``n_init``: k-means restarts (1 by default: k-means++ seeding is already good on colour data
     and each restart costs a full run; raise it for a slightly lower error).
@@ -314,7 +315,13 @@ def adaptive_palette(
         if values.size <= AUTO_K_CLEAN:
             significant = np.ones(len(weights), bool)
         else:
-            significant = weights >= max(2.0, AUTO_K_MIN_SHARE * float(weights.sum()))
+            # A colour's weight is that of its near shades too: noise spreads a small area
+            # (a 4x4 patch) over one-pixel variants, none of which would count alone.
+            q = np.floor(lab / (tolerance / 2.0)).astype(np.int64)
+            keys = (q[:, 0] * 1_000_003 + q[:, 1]) * 1_000_003 + q[:, 2]
+            _, bin_of = np.unique(keys, return_inverse=True)
+            bin_mass = np.bincount(bin_of.reshape(-1), weights=weights)
+            significant = bin_mass[bin_of.reshape(-1)] >= max(2.0, AUTO_K_MIN_SHARE * float(weights.sum()))
         if not significant.any():
             significant[:] = True
 
