@@ -1729,3 +1729,20 @@ def test_a_jpeg_stored_sideways_with_an_exif_turn_is_read_as_shown(tmp_path):
     assert shown.shape[:2] == big.shape[:2]
     res = G.snap(shown)
     assert (res.width, res.height) == (20, 12) and accuracy(res.image, sprite) >= 0.97
+
+
+@pytest.mark.parametrize("cw, ch", [(7.3, 11.1), (11.1, 7.3), (9.3, 13.95), (9.3, 15.81)])
+def test_a_clean_enlargement_with_non_square_cells_keeps_its_size(cw, ch):
+    """Noise-free: the true cells are perfectly flat, so a finer square reading cannot be
+    flatter; it used to pass as 'no less flat' and split every row (32 x 32 came back 41 x 64)."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:32, :32]
+    blob = ((xx - 15.5) / 13.4) ** 2 + ((yy - 15.5) / 13.4) ** 2 < 1  # a round sprite on transparency
+    sprite = np.zeros((32, 32, 4), np.uint8)
+    sprite[blob, :3] = PALETTE[rng.integers(0, len(PALETTE), size=(32, 32))][blob]
+    sprite[blob, 3] = 255
+    h, w = int(round(32 * ch)), int(round(32 * cw))
+    ys = np.floor((np.arange(h) + 0.5) / ch).astype(int).clip(0, 31)
+    xs = np.floor((np.arange(w) + 0.5) / cw).astype(int).clip(0, 31)
+    res = G.snap(sprite[ys][:, xs])
+    assert (res.width, res.height) == (32, 32) and np.array_equal(res.image, sprite)

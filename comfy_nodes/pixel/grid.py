@@ -2542,7 +2542,7 @@ def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay
         r, n, q = _pair_score(frames, size, *pair)
         if r < base[0] - RETRY_MARGIN and n < base[1] and q >= base[2]:
             tries.append((r, pair))
-        elif finer and not _not_pixel_art(base) and n <= SQUARE_FLAT * base[1] and q >= base[2] and r < SQUARE_FLAT_PHASE:
+        elif finer and not _not_pixel_art(base) and n < SQUARE_FLAT * base[1] and q >= base[2] and r < SQUARE_FLAT_PHASE:
             tries.append((r, pair))
     return min(tries, key=lambda t: t[0])[1] if tries else (ax, ay)
 
