@@ -1746,3 +1746,28 @@ def test_a_clean_enlargement_with_non_square_cells_keeps_its_size(cw, ch):
     xs = np.floor((np.arange(w) + 0.5) / cw).astype(int).clip(0, 31)
     res = G.snap(sprite[ys][:, xs])
     assert (res.width, res.height) == (32, 32) and np.array_equal(res.image, sprite)
+
+
+def test_frames_drawn_out_of_phase_come_back_at_their_size_not_doubled():
+    """Frames a model drew one by one sit on lattices half a cell apart; summed, their edges
+    read as one lattice of half the cell, and every frame came back at double resolution."""
+    frames, sprites = [], []
+    for i, (ox, oy) in enumerate(((5, 5), (10, 10), (5, 5))):
+        sprite = np.zeros((20, 24, 4), np.uint8)
+        sprite[1:19, 1:23, :3] = make_sprite(22, 18, 30 + i)[..., :3]
+        sprite[1:19, 1:23, 3] = 255
+        ys = np.floor((np.arange(190) + 0.5) / 9.5).astype(int)
+        xs = np.floor((np.arange(228) + 0.5) / 9.5).astype(int)
+        canvas = np.zeros((210, 240, 4), np.uint8)
+        canvas[oy:oy + 190, ox:ox + 228] = sprite[ys][:, xs]
+        frames.append(canvas)
+        sprites.append(sprite)
+    results = G.snap_batch(frames)
+    assert {(r.width, r.height) for r in results} == {(results[0].width, results[0].height)}
+    assert abs(results[0].grid.cell_w - 9.5) < 0.3 and abs(results[0].width - 25) <= 1
+    for r, (ox, oy), sprite in zip(results, ((5, 5), (10, 10), (5, 5)), sprites):
+        # each frame's sprite is there at its size (a cut border cell may add a row or column)
+        assert abs(int((r.image[..., 3] > 0).sum()) - int((sprite[..., 3] > 0).sum())) <= 24
+    in_phase = [frames[0], frames[2], frames[0]]
+    grids = G.frame_grids(in_phase)
+    assert grids[0] is grids[1] is grids[2]

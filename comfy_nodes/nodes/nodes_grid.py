@@ -137,12 +137,13 @@ class DGXPixelsGridSnap(io.ComfyNode):
         background = "transparent" if alpha == "transparent_background" else "keep"
         pbar = _progress(len(frames))
         results: list[G.SnapResult] = []
-        shared: G.Grid | None = None
+        grids: list[G.Grid] | None = None
         one_grid = batch_shared_grid and len(frames) > 1
         if one_grid:
             # every frame's edges count: an empty or faint frame alone has no grid to find
             try:
-                shared = G.detect_grid_batch(frames, **kw)
+                # one size for all; each frame's own lines when their lattices are out of phase
+                grids = G.frame_grids(frames, **kw)
             except NoGridFoundError as exc:
                 if on_no_grid == "error":
                     raise _node_hint(exc) from None
@@ -152,7 +153,7 @@ class DGXPixelsGridSnap(io.ComfyNode):
                 if on_no_grid == "passthrough" and min(rgba.shape[:2]) < 2:
                     res = None  # too small to hold a grid: passed through as asked
                 elif one_grid:
-                    res = G.snap(rgba, shared, background=background, source=src) if shared else None
+                    res = G.snap(rgba, grids[i], background=background, source=src) if grids else None
                 else:
                     res = G.snap(rgba, background=background, source=src, **kw)
             except NoGridFoundError as exc:

@@ -2621,19 +2621,42 @@ def detect_grid_batch(frames, *, cell: float | None = None, cell_w: float | None
     return _find_grid(views, w, h, cw, ch, tw, th, "the frames")
 
 
+def frame_grids(frames, **overrides) -> list[Grid]:
+    """One grid per frame, of one size: the grid all ``frames`` share (:func:`detect_grid_batch`)
+    or, when their lattices are out of phase, each frame's own lines at that shared size.
+
+    Frames drawn one by one by a model rarely sit on one lattice to the pixel. Summed, the
+    edges of two lattices half a cell apart read as one of half the cell, and every frame came
+    back at double resolution. So in automatic mode the shared grid must agree with frame 0's
+    own (cell sizes within ``SQUARE_TOLERANCE``); when it does not, every frame is read alone
+    at frame 0's number of columns and rows.
+    """
+    frames = list(frames)
+    shared = detect_grid_batch(frames, **overrides)
+    if len(frames) < 2 or any(v is not None for v in overrides.values()) or shared.confidence >= 1.0:
+        return [shared] * len(frames)
+    try:
+        own = detect_grid(frames[0], source="frame 0")
+    except NoGridFoundError:
+        return [shared] * len(frames)  # a faint frame 0: the frames together are the better judge
+    if _agree(own.cell_w, shared.cell_w) and _agree(own.cell_h, shared.cell_h):
+        return [shared] * len(frames)
+    return [own] + [detect_grid(f, width=own.cols, height=own.rows, source=f"frame {i}")
+                    for i, f in enumerate(frames[1:], 1)]
+
+
 def snap_batch(frames, grid: Grid | None = None, **kwargs) -> list[SnapResult]:
-    """Snap every frame on one shared grid (detected with :func:`detect_grid_batch` if not given)."""
+    """Snap every frame at one size: on ``grid`` when given, else on :func:`frame_grids`."""
     frames = list(frames)
     overrides = {k: kwargs.pop(k) for k in ("cell", "cell_w", "cell_h", "width", "height") if k in kwargs}
-    if grid is None:
-        grid = detect_grid_batch(frames, **overrides)
+    grids = [grid] * len(frames) if grid is not None else frame_grids(frames, **overrides)
     out = []
-    for i, f in enumerate(frames):
+    for i, (f, g) in enumerate(zip(frames, grids)):
         a = _validate(f, f"frame {i}")
-        if a.shape[:2] != (grid.source_size[1], grid.source_size[0]):
+        if a.shape[:2] != (g.source_size[1], g.source_size[0]):
             raise InputImageError(f"frame {i} is {a.shape[1]}x{a.shape[0]}, the grid was found on "
-                                  f"{grid.source_size[0]}x{grid.source_size[1]}")
-        out.append(snap(a, grid, source=f"frame {i}", **kwargs))
+                                  f"{g.source_size[0]}x{g.source_size[1]}")
+        out.append(snap(a, g, source=f"frame {i}", **kwargs))
     return out
 
 
