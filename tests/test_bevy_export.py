@@ -1180,3 +1180,10 @@ def test_export_tileset_as_array_texture(tmp_path):
     for p in (p17, p18):
         assert not (p / "assets" / "tiles" / "two.png").exists()
     assert not (p17 / "assets" / "tiles").exists()
+
+
+def test_an_assets_folder_outside_the_project_is_refused_with_the_right_root():
+    with pytest.raises(PathEscapeError) as exc:
+        export_asset(Path("/tmp/nowhere-project"), "a.png", np.zeros((2, 2, 4), np.uint8), assets_dir="../x",
+                     create_project=True)
+    assert exc.value.hint == "give the assets folder relative to the project folder, e.g. assets"

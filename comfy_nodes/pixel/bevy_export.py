@@ -1080,7 +1080,7 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
             hint="lower upscale (the .meta's nearest filtering keeps pixels crisp at any display size)",
         )
     project = Path(project).absolute()
-    check_relative(assets_dir, project)
+    check_relative(assets_dir, project, hint="give the assets folder relative to the project folder, e.g. assets")
     assets_root_hint = project / assets_dir
     rel = check_relative(asset_path, assets_root_hint).as_posix()
     if not rel.lower().endswith(".png"):
