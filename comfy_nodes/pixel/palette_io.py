@@ -70,25 +70,25 @@ def _read_text(path: Path) -> str:
     return raw.decode("utf-8-sig", errors="replace")
 
 
+def _int_line(s: str, path: Path, no: int, n: int, form: str) -> tuple[int, ...]:
+    """The ``n`` integers 0..255 a text line starts with (anything after them is a name)."""
+    try:
+        vals = tuple(int(v) for v in s.split(None, n)[:n])
+    except ValueError:
+        vals = ()
+    if len(vals) != n or any(not 0 <= v <= 255 for v in vals):
+        raise _err(path, no, f"expected {form} with integers 0..255, got {s[:40]!r}")
+    return vals
+
+
 def _rgb_line(s: str, path: Path, no: int, form: str) -> tuple[int, int, int]:
     """The colour of a text line starting with three integers 0..255 (anything after is ignored)."""
-    try:
-        rgb = tuple(int(v) for v in s.split(None, 3)[:3])
-    except ValueError:
-        rgb = ()
-    if len(rgb) != 3 or any(not 0 <= v <= 255 for v in rgb):
-        raise _err(path, no, f"expected {form} with integers 0..255, got {s[:40]!r}")
-    return rgb  # type: ignore[return-value]
+    return _int_line(s, path, no, 3, form)  # type: ignore[return-value]
 
 
 def _rgba_line(s: str, path: Path, no: int) -> tuple[int, int, int]:
     """The colour of an ``R G B A [name]`` line of an RGBA GIMP palette (GIMP 3), opaque only."""
-    try:
-        vals = tuple(int(v) for v in s.split(None, 4)[:4])
-    except ValueError:
-        vals = ()
-    if len(vals) != 4 or any(not 0 <= v <= 255 for v in vals):
-        raise _err(path, no, f"expected 'R G B A [name]' with integers 0..255, got {s[:40]!r}")
+    vals = _int_line(s, path, no, 4, "'R G B A [name]'")
     if vals[3] != 255:
         raise _err(path, no, f"alpha {vals[3]} is not opaque: a palette holds opaque colours (transparency is kept apart)")
     return vals[:3]  # type: ignore[return-value]
