@@ -94,7 +94,10 @@ def _load_doc(path: Path) -> dict:
         except yaml.YAMLError as exc:
             raise InvalidArgumentError(f"{path} is not valid YAML: {exc}") from None
     else:
-        import tomllib
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10: the same parser, installed as tomli
+            import tomli as tomllib  # type: ignore[no-redef]
 
         try:
             doc = tomllib.loads(text)

@@ -177,7 +177,10 @@ def load_config(
     environ: dict[str, str] | None = None,
 ) -> Config:
     """Merge defaults, the settings file, environment and explicit arguments into a ``Config``."""
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same parser, installed as tomli
+        import tomli as tomllib  # type: ignore[no-redef]
 
     env = os.environ if environ is None else environ
     cfg = Config()

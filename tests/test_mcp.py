@@ -597,3 +597,17 @@ def test_stdio_server_stops_on_a_signal_after_a_tool_call_without_stdin_closing(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_mcp_without_its_optional_library_is_a_clear_error(tmp_path):
+    """A plain install lacks the 'mcp' extra. A fresh interpreter has the import of fastmcp
+    blocked (how Python reports a package that is not installed, without uninstalling it)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['fastmcp'] = None; from orchestrator.cli import main; "
+            f"sys.exit(main(['mcp', '--bevy-root', {str(tmp_path)!r}]))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert "error: the MCP server needs the 'fastmcp' package, which is not installed" in p.stderr
+    assert "hint: pip install 'dgx-pixels[mcp]'" in p.stderr and "Traceback" not in p.stderr

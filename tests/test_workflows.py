@@ -341,3 +341,16 @@ def test_newest_shipped_workflows_clean_strays_8_connected_and_save_their_output
                                               for n in ui), f"{name}@{wf.version} editor file"
         for o in wf.outputs:
             assert wf.api_prompt[o.node]["class_type"] == "SaveImage", f"{name}@{wf.version} output {o.node}"
+
+
+def test_workflows_list_with_none_found_is_an_error(tmp_path, monkeypatch, capsys):
+    from orchestrator.cli import main
+
+    # as after a plain `pip install .`: the shipped folder is not where the package looks
+    import orchestrator.workflows as wf
+
+    monkeypatch.setattr(wf, "default_root", lambda: tmp_path)
+    monkeypatch.delenv("DGX_PIXELS_WORKFLOWS", raising=False)
+    assert main(["workflows", "list"]) == 4
+    err = capsys.readouterr().err
+    assert f"error: no workflows found in {tmp_path}" in err and "pip install -e ." in err

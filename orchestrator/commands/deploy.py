@@ -11,8 +11,9 @@ assets/, written atomically, .meta first, manifest entry). The provenance record
 file's sha256 and, for a PNG saved by ComfyUI, the seed and model names of its embedded
 prompt; --provenance adds your own JSON fields. `dgx-pixels history` lists the records.
 
-exit codes: 0 deployed, 2 bad arguments or image, 6 refused (path escapes assets/, no
-project, asset exists with --overwrite fail).
+exit codes: 0 deployed, 2 bad arguments or image (a missing project folder too), 6 refused
+(a path that escapes assets/ or is no .png, a folder that is not the game's, the asset exists
+with --overwrite fail).
 """
 
 

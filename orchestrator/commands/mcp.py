@@ -28,7 +28,17 @@ def run(args) -> int:
 
     from comfy_nodes.pixel.errors import InvalidArgumentError
     from orchestrator.config import load_config
-    from orchestrator.mcp_server import ServerSettings, build_server
+    from orchestrator.errors import SetupError
+
+    try:
+        from orchestrator.mcp_server import ServerSettings, build_server
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in ("fastmcp", "mcp"):
+            raise
+        # an optional part: the offline commands need no MCP library
+        raise SetupError(f"the MCP server needs the '{exc.name}' package, which is not installed",
+                         hint="pip install 'dgx-pixels[mcp]' (in a checkout: pip install '.[mcp]'); "
+                              "the .venv that dev.py makes has it") from None
 
     cfg = load_config(servers=args.server or None)
     # A service manager stops the server with SIGTERM, whose default action ends the process

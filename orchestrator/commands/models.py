@@ -13,7 +13,7 @@ DESCRIPTION = (
 
 def _where(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--comfyui", metavar="PATH", help="ComfyUI folder (the one with main.py); models go to PATH/models")
+    g.add_argument("--comfyui", metavar="PATH", help="ComfyUI folder (the one with main.py and folder_paths.py); models go to PATH/models")
     g.add_argument("--models-dir", metavar="PATH", help="ComfyUI models folder (holds checkpoints/, loras/)")
     p.add_argument("--manifest", metavar="FILE", help="model manifest (default: models/manifest.toml of this project)")
 

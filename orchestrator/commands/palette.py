@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ex = sub.add_parser("extract", help="one shared palette of K colours from one or more images")
     ex.add_argument("images", nargs="+", metavar="IMAGE", help="images (e.g. all frames of an animation)")
     ex.add_argument("-k", "--colors", required=True, metavar="K",
-                    help="number of colours 1..256, or 'auto' (smallest k within the error tolerance)")
+                    help="number of colours 1..256, or 'auto' or 0 (the smallest k within the error tolerance)")
     ex.add_argument("--seed", type=int, default=0, metavar="S", help="k-means seed (default 0; same seed, same palette)")
     ex.add_argument("--tolerance", type=float, default=None, metavar="T",
                     help="with -k auto: largest OKLab distance from any real colour to its palette colour (default 0.04)")

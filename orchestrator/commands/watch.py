@@ -14,7 +14,8 @@ content is deployed once. A state file remembers what was deployed, so a restart
 what is new; on the first start the files already in DIR are left alone unless --existing.
 Stops cleanly on Ctrl-C or SIGTERM.
 
-exit codes: 0 stopped cleanly, 2 bad arguments, 6 the project or path is refused.
+exit codes: 0 stopped cleanly, 1 the watched folder was lost, 2 bad arguments (a missing folder, one that overlaps
+the game's assets/), 6 the project or an asset path is refused.
 """
 
 

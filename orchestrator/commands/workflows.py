@@ -100,8 +100,11 @@ def _list(args) -> int:
                            "description": w.description, "content_hash": w.content_hash} for w in items], indent=2))
         return 0
     if not items:
-        print("no workflows found in " + ", ".join(str(r) for r in reg.roots))
-        return 0
+        from orchestrator.errors import WorkflowError
+
+        raise WorkflowError("no workflows found in " + ", ".join(str(r) for r in reg.roots),
+                            hint="install with `pip install -e .` in the checkout (it reads workflows/ there), or "
+                                 "point $DGX_PIXELS_WORKFLOWS at a folder of workflows")
     rows = [(w.name, w.version, (w.description.splitlines() or [""])[0]) for w in items]
     wn = max(len(r[0]) for r in rows + [("NAME", "", "")])
     wv = max(len(r[1]) for r in rows + [("", "VERSION", "")])
