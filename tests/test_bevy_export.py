@@ -289,6 +289,22 @@ def test_detect_loose_requirements(tmp_path, dep, lock, minor, source):
     assert v is not None and (v.minor, source in v.source) == (minor, True), v
 
 
+def test_a_rust_project_without_bevy_is_not_a_game(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    tool = make_project(tmp_path, 'clap = "4"', name="tool")
+    with pytest.raises(ExportError, match="is a Rust project without bevy: its Cargo.toml"):
+        export_sheet(tool, "s.png", grid_sheet(1, 1, 4))
+    assert not (tool / "assets").exists()
+    assert export_sheet(tool, "s.png", grid_sheet(1, 1, 4), bevy_version="0.16").bevy.minor == 16
+    # bevy from a path, with no lock yet: a game, written for the newest layout
+    game = make_project(tmp_path, 'bevy = { path = "../bevy-src" }', name="game")
+    assert export_sheet(game, "s.png", grid_sheet(1, 1, 4)).bevy.source.startswith("default")
+    # doctor reads the project as export does
+    assert main(["doctor", "--bevy", str(tool), "--server", "http://127.0.0.1:9"]) != 0
+    assert "is a Rust project without bevy" in capsys.readouterr().out
+
+
 def test_a_virtual_workspace_root_is_not_the_game(tmp_path):
     (tmp_path / "Cargo.toml").write_text('[workspace]\nmembers = ["game", "tools/*"]\n')
     for member, dep in (("game", 'bevy = "0.14"'), ("tools/cli", 'clap = "4"')):

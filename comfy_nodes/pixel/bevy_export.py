@@ -211,6 +211,20 @@ def detect_bevy_version(project: str | os.PathLike) -> BevyVersion | None:
     return None
 
 
+def has_bevy_dependency(project: str | os.PathLike) -> bool:
+    """Whether the project depends on bevy at all: in its Cargo.toml (renamed, or from the
+    workspace's dependencies, any form: version, git, path) or its Cargo.lock."""
+    start = Path(project)
+    doc = _read_toml(start / "Cargo.toml")
+    if doc is not None and _find_bevy_value(_dep_tables(doc)) is not None:
+        return True
+    for folder in [start] + list(start.resolve().parents)[:6]:
+        lock = folder / "Cargo.lock"
+        if lock.is_file():
+            return _lock_version(lock) is not None
+    return False
+
+
 def _workspace_members(doc: dict, root: Path) -> list[str]:
     """The member folders of a virtual workspace that depend on bevy (their paths from ``root``)."""
     members = []
@@ -251,6 +265,10 @@ def check_bevy_project(project: str | os.PathLike, bevy_version: str | None = "a
                           + (f" (its members using bevy: {', '.join(games)})" if games else ""),
                           hint=f"give the game's own folder{f' ({project / games[0]})' if games else ''}, "
                                "where its Cargo.toml and assets/ are, or a --bevy-version to export here anyway")
+    if (project / "Cargo.toml").is_file() and not has_bevy_dependency(project):
+        raise ExportError(f"{project} is a Rust project without bevy: its Cargo.toml (and Cargo.lock) name no bevy "
+                          "dependency", hint="give the game's folder, or a --bevy-version (the node: bevy_version) "
+                                             "to export into this one anyway")
     if not (project / "Cargo.toml").is_file():
         inside = next((d for d in project.absolute().parents if (d / "Cargo.toml").is_file()), None)
         raise ExportError(f"{project} is not a Bevy project: it holds no Cargo.toml"

@@ -186,14 +186,13 @@ def _check_bevy(project, add) -> None:
         add("bevy", "fail", f"{project} has no Cargo.toml: not a Rust/Bevy project")
         return
     try:
-        from comfy_nodes.pixel.bevy_export import detect_bevy_version
+        from comfy_nodes.pixel.bevy_export import check_bevy_project, resolve_bevy_version
 
-        v = detect_bevy_version(project)
+        # the same reading as export and deploy make
+        check_bevy_project(project)
+        v = resolve_bevy_version(project)
     except DgxPixelsError as exc:
         add("bevy", "fail", exc.message)
-        return
-    if v is None:
-        add("bevy", "fail", f"{project / 'Cargo.toml'} has no bevy dependency")
         return
     assets = project / "assets"
     add("bevy", "ok", f"Bevy {v.short} ({v.source}); assets/ {'present' if assets.is_dir() else 'will be created'}")
