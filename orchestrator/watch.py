@@ -92,15 +92,26 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _asset_component(name: str) -> str:
+    """One path component as an asset name: letters and digits of any script kept (a game's
+    assets may well be named 勇者.png or Ärger.png), anything else but ``. _ -`` made ``_``,
+    no leading dot or dash, in one Unicode form (macOS writes accents decomposed)."""
+    import re
+    import unicodedata
+
+    name = unicodedata.normalize("NFC", name)
+    out = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+    return re.sub(r"_+", "_", out).lstrip("._-")[:120]
+
+
 def asset_path_for(rel: str, asset_dir: str) -> str:
     """``<asset_dir>/<rel>`` with every component made safe and a ``.png`` extension."""
-    from orchestrator.run import safe_filename
-
-    parts = [safe_filename(p) for p in rel.replace("\\", "/").split("/") if p not in ("", ".", "..")]
-    if not parts:
-        raise InvalidArgumentError(f"cannot name an asset after {rel!r}")
-    stem = parts[-1].rsplit(".", 1)[0] if "." in parts[-1] else parts[-1]
-    parts[-1] = stem + ".png"
+    raw = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    # the extension goes first: made safe with the rest, "勇者.png" would lose its name to it
+    parts = [_asset_component(p) for p in raw[:-1]] + ([_asset_component(os.path.splitext(raw[-1])[0])] if raw else [])
+    if not parts or not all(parts):
+        raise InvalidArgumentError(f"cannot name an asset after {rel!r}", hint="give the file a name with letters or digits")
+    parts[-1] += ".png"
     prefix = asset_dir.strip("/")
     return "/".join(([prefix] if prefix else []) + parts)
 
@@ -408,7 +419,21 @@ class Watcher:
             for rel in self._ready():
                 if self._stop.is_set():
                     break
-                self._deploy(rel)
+                try:
+                    self._deploy(rel)
+                except BrokenPipeError:
+                    # whoever read the events is gone (a `| head`): nobody sees what is deployed
+                    self.lost = True
+                    self._stop.set()
+                    break
+                except Exception as exc:  # noqa: BLE001 - one file's surprise must not end watching
+                    self.stats.failed += 1
+                    try:
+                        self.emit("failed", file=str(self.folder / rel), error=f"{type(exc).__name__}: {exc}")
+                    except BrokenPipeError:
+                        self.lost = True
+                        self._stop.set()
+                        break
             if not self.folder.is_dir():
                 # deleted (or unmounted) under the watcher: its events stop, silently
                 self.lost = True

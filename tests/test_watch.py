@@ -411,3 +411,42 @@ def test_same_content_name_clashes_and_a_lost_folder(dirs):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_file_names_in_any_script_keep_their_letters():
+    from orchestrator.watch import asset_path_for
+
+    assert asset_path_for("勇者.png", "sprites") == "sprites/勇者.png"
+    assert asset_path_for("魔王.webp", "sprites") == "sprites/魔王.png"
+    assert asset_path_for("Ärger.png", "") == "Ärger.png"
+    # the decomposed form macOS writes is the same name
+    assert asset_path_for("A\u0308rger.png", "") == "Ärger.png"
+    assert asset_path_for("ünï cødé (1).png", "s") == "s/ünï_cødé_1_.png"
+    with pytest.raises(Exception, match="cannot name an asset after"):
+        asset_path_for("!!!.png", "s")
+
+
+def test_a_surprise_while_deploying_one_file_is_reported_and_watching_goes_on(dirs, tmp_path):
+    """The state file cannot be written (a file stands where its folder goes): that file's
+    deploy is reported failed, and the next one is still deployed (the thread died before)."""
+    drop, proj = dirs
+    blocker = tmp_path / "st"
+    rec = Recorder()
+    w = Watcher(drop, proj, state_file=blocker / "state.json", debounce=0.1, on_event=rec)
+    w.start()
+    try:
+        rec.wait_for("ready")
+        import shutil
+
+        shutil.rmtree(blocker, ignore_errors=True)
+        blocker.write_text("a file where the state folder goes")
+        (drop / "one.png").write_bytes(png_bytes(11))
+        rec.wait_for("failed", 1)
+        blocker.unlink()
+        (drop / "two.png").write_bytes(png_bytes(12))
+        rec.wait_for("deployed", 1)
+    finally:
+        w.stop()
+    assert "FileExistsError" in rec.of("failed")[0]["error"] or "NotADirectoryError" in rec.of("failed")[0]["error"]
+    (deployed,) = rec.of("deployed")
+    assert deployed["asset"].endswith("two.png") and (proj / "assets" / deployed["asset"]).is_file()
