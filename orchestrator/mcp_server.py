@@ -140,10 +140,15 @@ class Confinement:
 
 
 def _preview_png(rgba) -> bytes:
-    """A nearest-upscaled PNG no larger than PREVIEW_MAX_SIDE (or the image itself if larger)."""
+    """A PNG no larger than PREVIEW_MAX_SIDE a side: a small sprite enlarged by a whole factor
+    (nearest), a larger image shrunk by keeping every n-th pixel. An assistant needs to see the
+    sprite, and a full-size preview (1536x1024 quantised, 1.7 MB of base64) floods its context."""
     from comfy_nodes.pixel.imageio import png_bytes, upscale_nearest
 
     h, w = rgba.shape[:2]
+    if max(h, w) > PREVIEW_MAX_SIDE:
+        step = -(-max(h, w) // PREVIEW_MAX_SIDE)
+        return png_bytes(rgba[::step, ::step])
     scale = max(1, PREVIEW_MAX_SIDE // max(h, w))
     return png_bytes(upscale_nearest(rgba, scale))
 
@@ -331,9 +336,16 @@ class PixelMCP:
                        colors: int | None = None) -> tuple[dict, bytes]:
         from comfy_nodes.pixel.imageio import load_image, save_png
 
+        from comfy_nodes.pixel.imageio import load_frames
+
         src = self.paths.file(path)
         dst = self._png_output(output, src)
-        img = _reduce([load_image(src)], colors, palette, self.paths, dither=dither)[0]
+        frames = load_frames(src)
+        if len(frames) > 1:
+            # one result for an animation would silently drop every frame but the first
+            raise InvalidArgumentError(f"{src} has {len(frames)} frames; quantize_image takes one image",
+                                       hint="snap_image with colors or palette reads every frame, on one palette")
+        img = _reduce(frames, colors, palette, self.paths, dither=dither)[0]
         info = {"input": str(src), "width": int(img.shape[1]), "height": int(img.shape[0]), "palette": palette}
         if dst is not None:
             save_png(img, dst)
@@ -372,8 +384,16 @@ class PixelMCP:
 
         src = self.paths.file(file)
         project = self.paths.project(bevy_project)
+        target = (project / "assets" / asset_path.strip()).resolve() if asset_path and asset_path.strip() else None
+        if target is not None and target == src.resolve():
+            # deployed onto itself, its record would name the asset as its own source
+            raise InvalidArgumentError(f"file {file!r} is the asset {asset_path!r} itself: nothing to deploy",
+                                       hint="deploy the source image, or give another asset_path")
         d = deploy_file(src, project, asset_path, overwrite=overwrite)
         version = resolve_bevy_version(project)
+        if d.skipped:
+            return {"asset_path": d.asset_path, "kept": True, "written": [],
+                    "message": f"kept the existing {d.asset_path} (overwrite 'keep'); nothing written"}
         return {"asset_path": d.asset_path, "written": _written(project, d.path),
                 "snippet": rust_snippet(None, d.asset_path, version)}
 

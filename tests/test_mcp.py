@@ -611,3 +611,44 @@ def test_mcp_without_its_optional_library_is_a_clear_error(tmp_path):
     assert p.returncode == 1, p.stderr
     assert "error: the MCP server needs the 'fastmcp' package, which is not installed" in p.stderr
     assert "hint: pip install 'dgx-pixels[mcp]'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_stdio_previews_stay_small_keep_is_said_and_no_asset_is_deployed_onto_itself(tmp_path):
+    """A large image's preview is shrunk to at most 256 px a side (a 1536x1024 quantised image
+    came back whole, 1.7 MB of base64); deploy with 'keep' says it kept the asset; deploying an
+    asset onto itself would make it its own source, and an animation is not quantised as its
+    first frame alone."""
+    import io
+
+    game = _project(tmp_path)
+    rng = np.random.default_rng(4)
+    save_png(rng.integers(0, 256, (1024, 1536, 3), dtype=np.uint8), game / "big.png")
+    save_png(samples.sprites()["potion"], game / "potion.png")
+    save_png(samples.sprites()["coin"], game / "coin.png")
+    frames = [Image.fromarray(samples.sprites()[n]) for n in ("potion", "coin")]
+    frames[0].save(game / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+
+    async def go():
+        out = {}
+        async with Client(_stdio(game, "http://127.0.0.1:9")) as c:
+            out["big"] = _image_blocks(await c.call_tool("quantize_image", {"path": "big.png", "palette": "pico-8"}))
+            out["first"] = (await c.call_tool("deploy", {"file": "potion.png", "bevy_project": "game",
+                                                         "asset_path": "s/k.png"})).structured_content
+            out["keep"] = (await c.call_tool("deploy", {"file": "coin.png", "bevy_project": "game",
+                                                        "asset_path": "s/k.png", "overwrite": "keep"})).structured_content
+            out["errors"] = await _tool_errors(c, [
+                ("self", "deploy", {"file": "assets/s/k.png", "bevy_project": "game", "asset_path": "s/k.png"}),
+                ("anim", "quantize_image", {"path": "anim.gif", "palette": "pico-8"}),
+            ])
+        return out
+
+    out = _run(go())
+    import base64
+
+    (block,) = out["big"]
+    assert max(Image.open(io.BytesIO(base64.b64decode(block.data))).size) <= 256
+    assert out["keep"]["kept"] is True and out["keep"]["written"] == []
+    with Image.open(game / "assets" / "s" / "k.png") as im:
+        assert im.size == (samples.sprites()["potion"].shape[1], samples.sprites()["potion"].shape[0])
+    assert "is the asset 's/k.png' itself" in out["errors"]["self"]
+    assert "has 2 frames; quantize_image takes one image" in out["errors"]["anim"]
