@@ -177,8 +177,11 @@ class Watcher:
             raise InvalidArgumentError(f"debounce must be 0..60 seconds, got {debounce!r}")
         if overwrite not in OVERWRITE_POLICIES:
             raise InvalidArgumentError(f"unknown overwrite policy {overwrite!r}; use one of {', '.join(OVERWRITE_POLICIES)}")
-        if asset_dir.strip("/"):
-            check_relative(asset_dir.strip("/"), self.project / "assets")
+        # "/abs" is no folder under assets/: taken as "abs", it would put the assets elsewhere
+        # than the option says
+        if asset_dir.strip() and asset_dir.strip() != "/":
+            check_relative(asset_dir.rstrip("/"), self.project / "assets",
+                           hint="give a folder under the game's assets/, e.g. sprites/")
         self.asset_dir = asset_dir
         digest = hashlib.sha256(str(self.folder).encode()).hexdigest()[:10]
         self.state_path = Path(state_file) if state_file else self.project / "assets" / ".dgx-pixels" / f"watch-{digest}.json"

@@ -450,3 +450,11 @@ def test_a_surprise_while_deploying_one_file_is_reported_and_watching_goes_on(di
     assert "FileExistsError" in rec.of("failed")[0]["error"] or "NotADirectoryError" in rec.of("failed")[0]["error"]
     (deployed,) = rec.of("deployed")
     assert deployed["asset"].endswith("two.png") and (proj / "assets" / deployed["asset"]).is_file()
+
+
+def test_an_absolute_asset_folder_is_refused_not_read_as_relative(dirs):
+    from comfy_nodes.pixel.errors import PathEscapeError
+
+    drop, proj = dirs
+    with pytest.raises(PathEscapeError, match="absolute paths are not allowed"):
+        Watcher(drop, proj, asset_dir="/abs")
