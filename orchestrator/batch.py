@@ -615,13 +615,11 @@ class BatchRunner:
         batch) when every server has."""
         with self._counts_lock:
             self._lost.add(url)
-            lost = set(self._lost)
-        if lost >= set(self.pool.order):
-            # one may have come back while this job waited for another
-            back = [u for u in self.pool.order if self.pool.client(u).ping()]
+            every = self._lost >= set(self.pool.order)
+        # one may have come back while this job waited for another
+        back = [u for u in self.pool.order if self.pool.client(u).ping()] if every else []
         with self._counts_lock:
-            if lost >= set(self.pool.order):
-                self._lost.difference_update(back)
+            self._lost.difference_update(back)
             if self._halt is None and self._lost >= set(self.pool.order):
                 names = ", ".join(self.pool.clients[u].display_url for u in self.pool.order)
                 self._halt = ServerUnreachableError(

@@ -176,14 +176,15 @@ def _check_entry(entry: dict[str, Any]) -> None:
 
 
 def updated_manifest(project: str | os.PathLike, entry: dict[str, Any],
-                     assets_dir: str = "assets") -> tuple[bytes, dict[str, Any]]:
+                     assets_dir: str = "assets", data: dict[str, Any] | None = None) -> tuple[bytes, dict[str, Any]]:
     """The manifest file content with ``entry`` added or replaced, and the stored entry.
 
     For callers that write the manifest themselves together with other files; they must hold
-    ``project_lock`` from this call until the bytes are written.
+    ``project_lock`` from this call until the bytes are written. ``data``: the manifest as
+    ``read_manifest`` gave it under that lock, when already read (it is updated in place).
     """
     _check_entry(entry)
-    data = read_manifest(project, assets_dir)
+    data = read_manifest(project, assets_dir) if data is None else data
     stored = _merge(data, entry)
     text = json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
     return text.encode("utf-8"), stored

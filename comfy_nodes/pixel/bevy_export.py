@@ -1155,7 +1155,8 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
 
     with asset_manifest.project_lock(project, assets_dir):
         final_rel = rel
-        recorded = {e["path"]: e for e in asset_manifest.read_manifest(project, assets_dir)["assets"]}
+        manifest = asset_manifest.read_manifest(project, assets_dir)
+        recorded = {e["path"]: e for e in manifest["assets"]}
         previous = recorded.get(rel)
         if overwrite == "replace" and previous is not None and not assets_ron:
             # The game may load the asset's own .assets.ron: a replaced sheet keeps it in step
@@ -1257,7 +1258,7 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
             entry["array_layout"] = list(array_layout)
         if provenance:
             entry["provenance"] = provenance
-        mbytes, stored = asset_manifest.updated_manifest(project, entry, assets_dir)
+        mbytes, stored = asset_manifest.updated_manifest(project, entry, assets_dir, data=manifest)
         mrel = f"{asset_manifest.MANIFEST_DIR}/{asset_manifest.MANIFEST_NAME}"
         mpath = confine(assets_root, mrel)
         resolved.append(("manifest", mrel, mpath, mbytes))

@@ -89,18 +89,20 @@ def _two_nearest(lab: np.ndarray, pal_lab: np.ndarray) -> tuple[np.ndarray, np.n
         d[np.arange(d.shape[0]), a] = np.inf
         i1[s : s + chunk] = a
         i2[s : s + chunk] = np.argmin(d, axis=1)
-    c1, c2 = pal_lab[i1], pal_lab[i2]
-    seg = c2 - c1
+    c1 = pal_lab[i1]
+    seg = pal_lab[i2] - c1
     denom = (seg**2).sum(axis=1)
     proj = ((lab - c1) * seg).sum(axis=1)
     redo = np.flatnonzero((denom <= 1e-12) | (proj <= 0))
-    for s in range(0, redo.size, max(1, 500_000 // pal_lab.shape[0])):
-        rows = redo[s : s + max(1, 500_000 // pal_lab.shape[0])]
+    step = max(1, 500_000 // pal_lab.shape[0])
+    for s in range(0, redo.size, step):
+        rows = redo[s : s + step]
         i2[rows] = _best_partner(lab[rows], pal_lab, i1[rows])
-    c2 = pal_lab[i2]
-    seg = c2 - c1
-    denom = (seg**2).sum(axis=1)
-    t = np.where(denom > 1e-12, ((lab - c1) * seg).sum(axis=1) / np.where(denom > 1e-12, denom, 1.0), 0.0)
+    if redo.size:  # only the rows whose partner changed
+        seg_r = pal_lab[i2[redo]] - c1[redo]
+        denom[redo] = (seg_r**2).sum(axis=1)
+        proj[redo] = ((lab[redo] - c1[redo]) * seg_r).sum(axis=1)
+    t = np.where(denom > 1e-12, proj / np.where(denom > 1e-12, denom, 1.0), 0.0)
     return i1, i2, np.clip(t, 0.0, 1.0)
 
 
