@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -186,6 +187,41 @@ def installed_versions(python: str, names: list[str]) -> dict[str, str | None]:
     return json.loads(proc.stdout)
 
 
+def check_python(python: str) -> None:
+    """Refuse ``python`` unless it runs as a Python 3.10+ interpreter; called before anything
+    is changed, so a wrong ``--python`` leaves custom_nodes as it was."""
+    path = Path(python)
+    if not path.exists():
+        raise InstallError(f"Python not found: {python}", hint="give the python executable that runs ComfyUI")
+    if path.is_dir() or not os.access(path, os.X_OK):
+        raise InstallError(f"{python} is not a Python interpreter (not an executable file)",
+                           hint="give the python executable that runs ComfyUI, e.g. ComfyUI/venv/bin/python")
+    try:
+        proc = subprocess.run([python, "-c", "import sys; print(sys.version_info[0] * 100 + sys.version_info[1])"],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise InstallError(f"{python} is not a Python interpreter ({exc})",
+                           hint="give the python executable that runs ComfyUI, e.g. ComfyUI/venv/bin/python") from None
+    out = proc.stdout.strip()
+    if proc.returncode != 0 or not out.isdigit():
+        raise InstallError(f"{python} is not a Python interpreter (it did not run a Python one-liner)",
+                           hint="give the python executable that runs ComfyUI, e.g. ComfyUI/venv/bin/python")
+    if int(out) < 310:
+        raise InstallError(f"{python} is Python {int(out) // 100}.{int(out) % 100}; DGX-Pixels needs 3.10 or newer",
+                           hint="give the python executable that runs ComfyUI")
+
+
+def check_pip(python: str, req_file: Path) -> None:
+    """Refuse to go on when ``python`` has no pip (a venv made by ``uv venv`` has none)."""
+    proc = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise InstallError(
+            f"pip is not installed in {python}, so the missing requirements cannot be installed",
+            hint=f"run `{python} -m ensurepip --upgrade` and then this again, or install them with uv: "
+                 f"`uv pip install --python {python} -r {req_file}`",
+        )
+
+
 @dataclass
 class Plan:
     install: list[Requirement]
@@ -220,6 +256,7 @@ def install_requirements(python: str, req_file: Path, *, dry_run: bool = False) 
     say(f"missing in {python}: {', '.join(wanted)}")
     if dry_run:
         return plan
+    check_pip(python, req_file)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="dgx-pixels-constraints-", delete=False) as fh:
         for name, version in sorted(plan.protected_pins.items()):
             fh.write(f"{name}=={version}\n")
@@ -233,8 +270,9 @@ def install_requirements(python: str, req_file: Path, *, dry_run: bool = False) 
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         pinned = ", ".join(f"{k} {v}" for k, v in sorted(plan.protected_pins.items()))
+        keeping = f" without changing {pinned}" if pinned else ""
         raise InstallError(
-            f"pip could not install {', '.join(wanted)} without changing {pinned}:\n{tail}",
+            f"pip could not install {', '.join(wanted)}{keeping}:\n{tail}",
             hint="install a version of those packages that fits your torch/numpy by hand",
         )
     after = installed_versions(python, sorted(plan.protected_pins))
@@ -248,23 +286,78 @@ def install_requirements(python: str, req_file: Path, *, dry_run: bool = False) 
 # ----------------------------------------------------------------------------- linking
 
 
-def link_into(comfyui: Path, *, copy: bool, force: bool) -> Path:
-    """Link (or copy) this pack to ``comfyui/custom_nodes/dgx-pixels``; return that path."""
+COPY_MARKER = ".dgx-pixels-copy"  # written into a copy made by --copy: such a copy is ours to refresh
+
+
+def _is_our_copy(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and (path / COPY_MARKER).is_file()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def link_into(comfyui: Path, *, copy: bool, force: bool) -> Path | None:
+    """Link (or copy) this pack to ``comfyui/custom_nodes/dgx-pixels``; return that path, or
+    None when the pack already sits in that custom_nodes under another name.
+
+    What is replaced without ``--force``: a link to this pack, a copy an earlier ``--copy``
+    made (it holds ``COPY_MARKER``) and a dangling link. Anything else (a folder, a file, a
+    link to another folder) is someone else's and needs ``--force``.
+    """
     sys.path.insert(0, str(PACK_DIR))
     from orchestrator.embedded import install_pack
 
-    dest = comfyui / "custom_nodes" / PACK_NAME
-    if dest.exists() and dest.resolve() == PACK_DIR:
-        if copy:
-            raise InstallError(f"{dest} is this pack itself; nothing to copy")
+    custom_nodes = comfyui / "custom_nodes"
+    dest = custom_nodes / PACK_NAME
+    cn_resolved = custom_nodes.resolve()
+    if PACK_DIR.parent == cn_resolved and PACK_DIR.name != PACK_NAME:
+        # Cloned under another name (ComfyUI-Manager uses the repository's): ComfyUI already
+        # loads it, and a second entry would register every node twice.
+        if dest.is_symlink() and dest.resolve() == PACK_DIR:
+            dest.unlink()
+            say(f"removed {dest}: it linked to {PACK_DIR}, which ComfyUI already loads")
+        say(f"this pack already is {PACK_DIR} in {custom_nodes}; not adding {PACK_NAME} beside it")
+        return None
+    if copy and _inside(cn_resolved, PACK_DIR):
+        raise InstallError(
+            f"{custom_nodes} is inside this pack ({PACK_DIR}): a copy would copy itself without end",
+            hint="install into a ComfyUI outside the pack folder, or link it (leave out --copy)",
+        )
+    is_link = dest.is_symlink()
+    if not is_link and dest.exists() and dest.resolve() == PACK_DIR:
+        say(f"{dest} already is this pack{' (nothing to copy)' if copy else ''}")
+        return dest
+    ours_link = is_link and dest.resolve() == PACK_DIR
+    dangling = is_link and not dest.exists()
+    if ours_link and not copy:
         say(f"{dest} already is this pack")
         return dest
-    if dest.exists() and not dest.is_symlink() and not force:
+    if is_link and not ours_link and not dangling and not force:
         raise InstallError(
-            f"{dest} already exists and is not a link to this pack",
+            f"{dest} already exists and links to another folder ({os.readlink(dest)}), not this pack",
+            hint="remove it, or pass --force to replace the link (the folder it points to is kept)",
+        )
+    if not is_link and dest.exists() and not _is_our_copy(dest) and not force:
+        raise InstallError(
+            f"{dest} already exists and is not a link to this pack or a copy of it made by install.py",
             hint="remove it, or pass --force to replace it",
         )
-    install_pack(comfyui / "custom_nodes", PACK_DIR, name=PACK_NAME, copy=copy)
+    if dangling:
+        say(f"replacing the dangling link {dest} -> {os.readlink(dest)}")
+    if copy:
+        # Copy beside it first, then swap: a failed copy leaves the old install in place.
+        # ".disabled" keeps a ComfyUI starting meanwhile from loading the half-made folder.
+        staging = custom_nodes / f".{PACK_NAME}-new.disabled"
+        install_pack(custom_nodes, PACK_DIR, name=staging.name, copy=True)
+        (staging / COPY_MARKER).write_text(f"copied by install.py from {PACK_DIR}\n", encoding="utf-8")
+        if dest.is_symlink() or dest.is_file():
+            dest.unlink()
+        elif dest.is_dir():
+            shutil.rmtree(dest)
+        os.replace(staging, dest)
+    else:
+        install_pack(custom_nodes, PACK_DIR, name=PACK_NAME, copy=False)
     say(f"{'copied' if copy else 'linked'} {PACK_DIR} -> {dest}")
     return dest
 
@@ -317,8 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     python = args.python or sys.executable
     req_file = PACK_DIR / "requirements.txt"
     try:
-        if args.python and not Path(args.python).exists():
-            raise InstallError(f"Python not found: {args.python}", hint="give the python executable that runs ComfyUI")
+        if args.python:
+            check_python(args.python)
         if args.comfyui:
             sys.path.insert(0, str(PACK_DIR))
             from orchestrator.embedded import check_comfyui_dir
@@ -330,12 +423,18 @@ def main(argv: list[str] | None = None) -> int:
                 if found is not None:
                     python = str(found)
                     say(f"ComfyUI's Python: {python}")
+                    check_python(python)
                 if args.dry_run:
                     install_requirements(python, req_file, dry_run=True)
                     return 0
                 dest = link_into(comfyui, copy=args.copy, force=args.force)
                 if args.python or found is not None:
-                    install_requirements(python, req_file)
+                    try:
+                        install_requirements(python, req_file)
+                    except InstallError as exc:
+                        if dest is not None:
+                            exc.message += f"\n(the pack itself is in place: {dest}; only its requirements are missing)"
+                        raise
                 else:
                     # This Python may not be the one that runs that ComfyUI: installing into it
                     # could change someone else's environment, so only say what it lacks.
@@ -344,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
                         say(f"not installed: {', '.join(r.line for r in plan.install)}; {comfyui} has no venv/ of its own, "
                             "so run again with --python /path/to/the/python/that/runs/ComfyUI")
                 if args.boot_check:
-                    boot_check(comfyui, python, dest)
+                    boot_check(comfyui, python, dest or PACK_DIR)
             except DgxPixelsError as exc:
                 raise InstallError(exc.message, exc.hint) from exc
         else:

@@ -277,3 +277,114 @@ def test_c_not_a_comfyui_path_is_a_clear_error(tmp_path, repo_root):
     assert run.returncode == 1
     assert f"error: {tmp_path} is not a ComfyUI folder (missing main.py, comfy, nodes.py)" in run.stderr
     assert "hint:" in run.stderr and "Traceback" not in run.stderr
+
+
+# ----------------------------------------------------------------------------- c. reruns and refusals
+
+
+def _bare_comfyui(root: Path) -> Path:
+    """The three names check_comfyui_dir looks for, and an empty custom_nodes/."""
+    for part in ("comfy", "custom_nodes"):
+        (root / part).mkdir(parents=True, exist_ok=True)
+    for f in ("main.py", "nodes.py", "folder_paths.py"):
+        (root / f).write_text("")
+    return root
+
+
+def _install(install_py: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(install_py), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_c_copy_is_refreshed_on_rerun_and_link_and_copy_switch(tmp_path, repo_root):
+    home = _bare_comfyui(tmp_path / "ComfyUI")
+    dest = home / "custom_nodes" / "dgx-pixels"
+    common = ("--comfyui", str(home), "--python", sys.executable)
+    run = _install(repo_root / "install.py", *common, "--copy")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert dest.is_dir() and not dest.is_symlink() and (dest / ".dgx-pixels-copy").is_file()
+    (dest / "stale-from-an-old-version.py").write_text("")
+    again = _install(repo_root / "install.py", *common, "--copy")  # how a copy is updated after `git pull`
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert not (dest / "stale-from-an-old-version.py").exists() and (dest / "install.py").is_file()
+    assert not [p for p in (home / "custom_nodes").iterdir() if p.name != "dgx-pixels"]  # no staging left
+    to_link = _install(repo_root / "install.py", *common)
+    assert to_link.returncode == 0, to_link.stderr
+    assert dest.is_symlink() and dest.resolve() == repo_root.resolve()
+    to_copy = _install(repo_root / "install.py", *common, "--copy")
+    assert to_copy.returncode == 0, to_copy.stderr
+    assert dest.is_dir() and not dest.is_symlink()
+    assert repo_root.resolve().is_dir() and (repo_root / "install.py").is_file()  # the link's target untouched
+
+
+def test_c_a_link_to_another_folder_needs_force(tmp_path, repo_root):
+    home = _bare_comfyui(tmp_path / "ComfyUI")
+    other = tmp_path / "otherpack"
+    other.mkdir()
+    (other / "__init__.py").write_text("print('other')\n")
+    dest = home / "custom_nodes" / "dgx-pixels"
+    dest.symlink_to(other, target_is_directory=True)
+    refused = _install(repo_root / "install.py", "--comfyui", str(home), "--python", sys.executable)
+    assert refused.returncode == 1
+    assert f"{dest} already exists and links to another folder ({other}), not this pack" in refused.stderr
+    assert "--force" in refused.stderr and dest.resolve() == other
+    forced = _install(repo_root / "install.py", "--comfyui", str(home), "--python", sys.executable, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert dest.resolve() == repo_root.resolve() and (other / "__init__.py").is_file()
+    # a dangling link is nobody's: replaced, and said so
+    dest.unlink()
+    dest.symlink_to(tmp_path / "gone", target_is_directory=True)
+    run = _install(repo_root / "install.py", "--comfyui", str(home), "--python", sys.executable)
+    assert run.returncode == 0 and "replacing the dangling link" in run.stdout
+
+
+def test_c_a_copy_into_a_comfyui_inside_the_pack_is_refused(tmp_path):
+    pack = _pack_copy(tmp_path / "somewhere")
+    home = _bare_comfyui(pack / "ComfyUI")
+    run = _install(pack / "install.py", "--comfyui", str(home), "--python", sys.executable, "--copy", timeout=60)
+    assert run.returncode == 1
+    assert f"{home / 'custom_nodes'} is inside this pack ({pack}): a copy would copy itself" in run.stderr
+    assert "Traceback" not in run.stderr and list((home / "custom_nodes").iterdir()) == []
+
+
+def test_c_a_pack_cloned_under_another_name_is_not_added_twice(tmp_path):
+    home = _bare_comfyui(tmp_path / "ComfyUI")
+    pack = _pack_copy(home / "custom_nodes")
+    pack = pack.rename(home / "custom_nodes" / "ComfyUI-DGX-Pixels")
+    (home / "custom_nodes" / "dgx-pixels").symlink_to(pack, target_is_directory=True)  # left by an older install.py
+    run = _install(pack / "install.py", "--comfyui", str(home), "--python", sys.executable)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "not adding dgx-pixels beside it" in run.stdout
+    assert sorted(p.name for p in (home / "custom_nodes").iterdir()) == ["ComfyUI-DGX-Pixels"]
+
+
+@pytest.mark.parametrize("bad", ["/etc/hostname", "a folder", "a script"])
+def test_c_a_python_that_is_not_one_is_refused_before_anything_changes(tmp_path, repo_root, bad):
+    home = _bare_comfyui(tmp_path / "ComfyUI")
+    mine = home / "custom_nodes" / "dgx-pixels"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    if bad == "a folder":
+        bad = str(tmp_path)
+    elif bad == "a script":
+        script = tmp_path / "python"
+        script.write_text("#!/bin/sh\necho not python\n")
+        script.chmod(0o755)
+        bad = str(script)
+    elif not Path(bad).is_file():
+        pytest.skip(f"{bad} is absent here")
+    run = _install(repo_root / "install.py", "--comfyui", str(home), "--python", bad, "--force", timeout=60)
+    assert run.returncode == 1
+    assert f"error: {bad} is not a Python interpreter" in run.stderr and "Traceback" not in run.stderr
+    assert (mine / "keep.txt").read_text() == "mine"
+
+
+def test_c_a_venv_without_pip_is_named_with_the_fix(tmp_path, repo_root):
+    home = _bare_comfyui(tmp_path / "ComfyUI")
+    # the way `uv venv` makes them: no pip inside
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "venv")], check=True, timeout=120)
+    run = _install(repo_root / "install.py", "--comfyui", str(home))
+    assert run.returncode == 1
+    py = home / "venv" / "bin" / "python"
+    assert f"error: pip is not installed in {py}" in run.stderr
+    assert "-m ensurepip" in run.stderr and f"uv pip install --python {py} -r" in run.stderr
+    assert "without changing :" not in run.stderr and "Traceback" not in run.stderr

@@ -136,44 +136,73 @@ def _check_workflows(client, info: dict, add) -> None:
     if not folders:
         add("models", "ok", "the shipped workflows load no model files")
         return
-    missing = []
-    present = 0
-    listing: dict[str, set] = {}
+    # None = the server would not list that folder (an auth proxy, an older ComfyUI): then the
+    # files in it are unknown, not missing, and nobody should be sent to download gigabytes.
+    listing: dict[str, set | None] = {}
+    unlisted: dict[str, str] = {}
 
-    def files_in(folder: str) -> set:
+    def files_in(folder: str) -> set | None:
         if folder not in listing:
             try:
                 resp = client._request("GET", f"/models/{folder}")
-                listing[folder] = set(resp.json()) if resp.status_code == 200 else set()
-            except (DgxPixelsError, ValueError):
-                listing[folder] = set()
+                if resp.status_code == 200:
+                    listing[folder] = set(resp.json())
+                else:
+                    listing[folder] = None
+                    unlisted[folder] = f"HTTP {resp.status_code}"
+            except (DgxPixelsError, ValueError, TypeError) as exc:
+                listing[folder] = None
+                unlisted[folder] = getattr(exc, "message", None) or f"not a JSON list: {exc}"
         return listing[folder]
 
-    all_folders = None
+    all_folders: list | None = None  # stays None when the server would not list its folders
+    asked_all = False
+    present: set[str] = set()
+    missing: dict[str, list] = {}
+    unknown: dict[str, list] = {}
     for folder, needs in sorted(folders.items()):
         for ref, name in needs:
+            key = f"{folder}/{name}" if folder else name
             if folder:
-                found = name in files_in(folder)
+                have = files_in(folder)
+                found = None if have is None else name in have
             else:
                 # No folder declared: any model folder will do.
-                if all_folders is None:
+                if not asked_all:
+                    asked_all = True
                     try:
-                        all_folders = list(client._request("GET", "/models").json())
-                    except (DgxPixelsError, ValueError):
-                        all_folders = []
-                found = any(name in files_in(f) for f in all_folders)
+                        resp = client._request("GET", "/models")
+                        if resp.status_code == 200:
+                            all_folders = [str(f) for f in resp.json()]
+                        else:
+                            unlisted[""] = f"HTTP {resp.status_code}"
+                    except (DgxPixelsError, ValueError, TypeError) as exc:
+                        unlisted[""] = getattr(exc, "message", None) or f"not a JSON list: {exc}"
+                listings = [files_in(f) for f in all_folders or []]
+                if any(name in have for have in listings if have is not None):
+                    found = True
+                elif all_folders is None or any(have is None for have in listings):
+                    found = None
+                else:
+                    found = False
             if found:
-                present += 1
+                present.add(key)
             else:
-                missing.append((f"{folder + '/' if folder else ''}{name}", ref))
+                (missing if found is False else unknown).setdefault(key, []).append(ref)
+
+    def named(files: dict[str, list]) -> str:
+        return "; ".join(f"{f} (for {', '.join(sorted(set(refs)))})" for f, refs in sorted(files.items()))
+
+    why = ", ".join(f"/models{'/' + f if f else ''} ({reason})" for f, reason in sorted(unlisted.items()))
     if missing:
-        by_file: dict[str, list] = {}
-        for f, ref in missing:
-            by_file.setdefault(f, []).append(ref)
-        text = "; ".join(f"{f} (for {', '.join(sorted(set(refs)))})" for f, refs in sorted(by_file.items()))
-        add("models", "fail", f"missing: {text} - `dgx-pixels models pull` downloads them")
+        text = f"missing: {named(missing)} - `dgx-pixels models pull` downloads them"
+        if unknown:
+            text += f"; could not check {named(unknown)}: the server would not list {why}"
+        add("models", "fail", text)
+    elif unknown:
+        add("models", "warn", f"could not check {named(unknown)}: the server would not list {why}")
     else:
-        add("models", "ok", f"{present} model file(s) present")
+        add("models", "ok", f"{len(present)} model file(s) present")
 
 
 def _check_bevy(project, add) -> None:

@@ -7,7 +7,9 @@ HELP = "list, download (resumable, sha256-checked) and verify the models the wor
 DESCRIPTION = (
     "Models are listed in models/manifest.toml with a pinned URL, size and sha256. `pull` downloads "
     "into the ComfyUI models folder (<file>.part, resumed with HTTP Range after an interruption), "
-    "checks the sha256 and only then moves the file into place."
+    "checks the sha256 and only then moves the file into place. Two pulls of the same file never "
+    "write at once: the second waits for the first. Bad input (an unknown model name, a malformed "
+    "manifest) exits with 2."
 )
 
 
@@ -25,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("pull", help="download models (all when none is named)")
     p.add_argument("names", nargs="*", metavar="NAME", help="model names from `models list`")
     p.add_argument("--required-only", action="store_true", help="only the models a workflow cannot run without")
-    p.add_argument("--retries", type=int, default=3, help="retries after a dropped connection (default 3)")
+    p.add_argument("--retries", type=int, default=3, help="retries after a dropped or refused connection or a temporary server error "
+                   "(HTTP 408, 429, 5xx), waiting 1, 2, 4... s or as the server asks (default 3)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     _where(p)
     p = sub.add_parser("verify", help="check size and sha256 of installed models")
@@ -71,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
                 detail = f" (expected {e.size} bytes, got {r.actual_size})"
             elif r.status == "partial":
                 detail = f" ({r.actual_size} bytes in {r.path.name}.part; `pull` resumes it)"
+            elif r.status == "unverified":
+                detail = (f" (the manifest publishes no sha256{' and no size' if e.size is None else ''}: "
+                          f"nothing to check it against; sha256 {r.actual_sha256})")
             print(f"{e.name:<14} {r.status}{detail}  {r.path}")
             if not r.ok and (e.required or r.status in ("wrong_hash", "wrong_size") or args.names):
                 bad += 1
@@ -78,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
     # pull
     if args.required_only:
+        for e in chosen:
+            if not e.required and args.names:
+                print(f"{e.name}: optional, skipped (--required-only)", file=sys.stderr)
         chosen = [e for e in chosen if e.required]
     quiet = args.quiet or not sys.stderr.isatty()
     last = [0.0]
@@ -100,8 +109,12 @@ def run(args: argparse.Namespace) -> int:
         rep = m.download(e, models_dir, retries=args.retries, progress=progress, note=note)
         if not quiet:
             print("", file=sys.stderr)
-        if rep.already_present:
+        if rep.already_present and e.sha256 is None:
+            print(f"{e.name}: already installed, unverified (the manifest publishes no sha256)", file=sys.stderr)
+        elif rep.already_present:
             print(f"{e.name}: already installed and verified", file=sys.stderr)
+        elif e.sha256 is None:
+            print(f"{e.name}: placed unverified (the manifest publishes no sha256; got {rep.sha256})", file=sys.stderr)
         else:
             print(f"{e.name}: ok (sha256 {rep.sha256})", file=sys.stderr)
     return 0
