@@ -788,6 +788,17 @@ def test_single_image_export_and_upscale(tmp_path):
     assert "asset_usage" in (project / "assets" / "items" / "gem.png.meta").read_text()
 
 
+@pytest.mark.parametrize("upscale,shown", [(1, "4.0"), (2, "2.0"), (8, "0.5"), (64, "0.0625")])
+def test_snippet_shows_an_upscaled_export_at_the_same_size_on_screen(tmp_path, upscale, shown):
+    """The snippet shows the true sprite 4x: an image already enlarged 2x gets 2.0, not 4.0
+    (which showed it 8x). Still images and sheets alike."""
+    project = make_project(tmp_path)
+    res = export_asset(project, "gem.png", np.full((4, 4, 4), 255, np.uint8), upscale=upscale)
+    assert f"Vec3::splat({shown})" in res.snippet and "Vec3::splat(4.0)" not in res.snippet.replace(shown, "")
+    res = export_sheet(project, "s.png", grid_sheet(2, 1, 4), upscale=upscale)
+    assert f"Vec3::splat({shown})" in res.snippet
+
+
 def test_upscaled_sheet_layout_numbers_follow(tmp_path):
     project = make_project(tmp_path)
     sheet = grid_sheet(3, 2, 8, padding=1, offset=2)

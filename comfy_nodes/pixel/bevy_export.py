@@ -644,9 +644,20 @@ def rust_names(stem: str) -> tuple[str, str]:
     return snake, camel
 
 
-def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, display_scale: float = 4.0) -> str:
+def _rust_float(v: float) -> str:
+    """``v`` as a Rust f32 literal (``4.0``, ``0.5``, ``0.0625``): a bare ``4`` is an integer there."""
+    text = f"{v:.6g}"
+    return text if any(c in text for c in ".e") else text + ".0"
+
+
+#: On-screen pixels per true sprite pixel in the Rust snippet (pixel art shown at 1:1 is tiny).
+DISPLAY_SCALE = 4.0
+
+
+def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, display_scale: float = DISPLAY_SCALE) -> str:
     """Rust code for the project's Bevy version that loads ``asset_path``, builds the grid
-    layout and plays the sheet's animations (a single still image when ``sheet`` is None)."""
+    layout and plays the sheet's animations (a single still image when ``sheet`` is None);
+    ``display_scale``: screen pixels per image pixel in the spawned ``Transform``."""
     snake, camel = rust_names(Path(asset_path).stem)
     up = snake.upper()
     v = version.minor
@@ -659,10 +670,10 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
         head.append(f"// turns .meta reading off (AssetMetaCheck::Never), add instead: {nearest}")
         head.append("use bevy::prelude::*;\n")
         if v >= 15:
-            spawn = f'    commands.spawn((\n        Sprite::from_image(asset_server.load("{asset_path}")),\n        Transform::from_scale(Vec3::splat({display_scale:.1f})),\n    ));'
+            spawn = f'    commands.spawn((\n        Sprite::from_image(asset_server.load("{asset_path}")),\n        Transform::from_scale(Vec3::splat({_rust_float(display_scale)})),\n    ));'
         else:
             spawn = (f'    commands.spawn(SpriteBundle {{\n        texture: asset_server.load("{asset_path}"),\n'
-                     f'        transform: Transform::from_scale(Vec3::splat({display_scale:.1f})),\n        ..default()\n    }});')
+                     f'        transform: Transform::from_scale(Vec3::splat({_rust_float(display_scale)})),\n        ..default()\n    }});')
         return "\n".join(head) + (
             f"pub fn spawn_{snake}(mut commands: Commands, asset_server: Res<AssetServer>) {{\n{spawn}\n}}\n"
         )
@@ -761,7 +772,7 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
         "",
     ]
     first_clip = anims[0].name
-    scale = f"Transform::from_scale(Vec3::splat({display_scale:.1f}))"
+    scale = f"Transform::from_scale(Vec3::splat({_rust_float(display_scale)}))"
 
     def spawn_with_layout(components: list[str]) -> list[str]:
         # Bevy 0.13+: the image and a TextureAtlasLayout asset, spawned with the animation.
@@ -1305,6 +1316,7 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
                     with contextlib.suppress(FileNotFoundError):
                         tmp.unlink()
 
-    snippet = rust_snippet(sheet, final_rel, version)
+    # the snippet shows the sprite 4x its true size: an image already enlarged needs less
+    snippet = rust_snippet(sheet, final_rel, version, display_scale=DISPLAY_SCALE / upscale)
     return ExportResult(project, assets_root, final_rel, version, files, snippet, int(pixels.shape[1]),
                         int(pixels.shape[0]), sheet, False, "", stored)
