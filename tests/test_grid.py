@@ -1716,6 +1716,21 @@ def test_blur_is_taken_out_of_small_cells_cut_out_of_their_background(fill, seed
     assert acc >= 0.94 and acc >= plain + 0.05, (acc, plain)
 
 
+def test_one_side_of_the_size_given_keeps_the_cells_square():
+    """--width alone sets the cell height too (pixel art's cells are square): 48 columns over
+    art drawn at 12 px cells give 48x40 at 6 px, not 48x20 (the automatic rows, every art
+    pixel drawn 2:1). --height alone alike; both given, each side is its own."""
+    sprite = make_sprite(24, 20, 5)
+    img, _, _ = render(sprite, 12.0, 12.0, blur=0.5, noise=2.0, seed=5)
+    h, w = img.shape[:2]
+    g = G.detect_grid(img, width=48)
+    assert (g.cols, g.rows) == (48, 40) and g.cell_h == pytest.approx(w / 48, rel=0.04)
+    g = G.detect_grid(img, height=40)
+    assert (g.cols, g.rows) == (48, 40)
+    g = G.detect_grid(img, width=48, height=20)
+    assert (g.cols, g.rows) == (48, 20)
+
+
 def test_a_cell_size_given_is_honoured_not_walked_away_from():
     """--cell is the user's say: the edges place the lines, but do not move the period to the
     art's own (a cell of 12 on art drawn at 9.5 came back at 9.5, the size unchanged)."""

@@ -31,8 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cell", type=float, metavar="N", help="cell size in source pixels, both axes (may be fractional)")
     g.add_argument("--cell-w", type=float, metavar="W", help="cell width in source pixels")
     g.add_argument("--cell-h", type=float, metavar="H", help="cell height in source pixels")
-    g.add_argument("--width", type=int, metavar="W", help="target width in true pixels")
-    g.add_argument("--height", type=int, metavar="H", help="target height in true pixels")
+    g.add_argument("--width", type=int, metavar="W", help="target width in true pixels: the whole image's, background included (alone, the height follows with square cells)")
+    g.add_argument("--height", type=int, metavar="H", help="target height in true pixels: the whole image's (alone, the width follows with square cells)")
     c = p.add_argument_group("colours")
     c.add_argument("--colors", type=int, metavar="K", help="reduce to an adaptive palette of K colours")
     c.add_argument("--palette", metavar="NAME|FILE", help="map to a named palette or a .hex/.gpl/.pal/.png file")
@@ -238,7 +238,8 @@ def _flat_note(g, args) -> str:
              if n >= FLAT_NOTE and not given]
     if not parts:
         return ""
-    return "; " + " and ".join(parts) + " (give --width/--height if you know the size)"
+    missing = "/".join(flag for flag, given in (("--width", args.width), ("--height", args.height)) if not given)
+    return "; " + " and ".join(parts) + f" (give {missing} if you know the size)"
 
 
 def _single_threaded_blas() -> None:
