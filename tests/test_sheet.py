@@ -49,16 +49,44 @@ def test_trim_each_and_anchor_bottom_center():
     a[2:6, 3:7] = (255, 0, 0, 255)  # 4x4 visible
     b = np.zeros((16, 16, 4), np.uint8)
     b[0:10, 0:6] = (0, 255, 0, 255)  # 6x10 visible
-    s = build_sheet([a, b], anchor="bottom-center")
+    s = build_sheet([a, b], anchor="bottom-center", trim="each")
     assert (s.cell_w, s.cell_h) == (6, 10)  # largest trimmed frame
     r0 = s.frames[0]
     assert (r0.content_x - r0.x, r0.content_y - r0.y, r0.content_w, r0.content_h) == (1, 6, 4, 4)
     np.testing.assert_array_equal(s.image[r0.content_y : r0.content_y + 4, r0.content_x : r0.content_x + 4], a[2:6, 3:7])
     assert (r0.trim_x, r0.trim_y) == (3, 2)
-    c = build_sheet([a, b], anchor="center")
+    c = build_sheet([a, b], anchor="center", trim="each")
     assert (c.frames[0].content_x, c.frames[0].content_y) == (1, 3)
-    t = build_sheet([a, b], anchor="top-left")
+    t = build_sheet([a, b], anchor="top-left", trim="each")
     assert (t.frames[0].content_x, t.frames[0].content_y) == (0, 0)
+
+
+def test_default_trim_keeps_an_animation_registered_and_packs_sprites_of_different_sizes():
+    """Frames of one size are an animation drawn on one canvas: by default they are cropped by
+    one shared box, so a frame whose leg sticks out does not move the body (cropped each on its
+    own and placed bottom-centre, a fixed eye pixel landed at x = 3, 1, 3, 1). Frames of
+    different sizes are separate sprites: each is cropped to its own pixels."""
+    frames = []
+    for leg in (False, True, False, True):
+        f = np.zeros((16, 16, 4), np.uint8)
+        f[4:12, 4:10] = (200, 100, 50, 255)  # body
+        f[6, 6] = (0, 0, 0, 255)  # eye
+        if leg:
+            f[10:12, 10:14] = (200, 100, 50, 255)  # a leg reaching out to the right
+        frames.append(f)
+    s = build_sheet(frames, columns=4)
+
+    def eye(i):
+        ys, xs = np.nonzero((s.cell(i)[..., :3] == 0).all(-1) & (s.cell(i)[..., 3] == 255))
+        return int(xs[0]), int(ys[0])
+
+    assert len({eye(i) for i in range(4)}) == 1
+    jitter = build_sheet(frames, columns=4, trim="each")
+    assert len({(r.trim_x, r.content_x - r.x) for r in jitter.frames}) > 1  # what "each" does to it
+    small = np.zeros((8, 8, 4), np.uint8)
+    small[2:4, 2:4] = 255
+    mixed = build_sheet([frames[0], small])
+    assert (mixed.cell_w, mixed.cell_h) == (6, 8)  # each cropped to its own pixels
 
 
 def test_trim_union_keeps_relative_motion():

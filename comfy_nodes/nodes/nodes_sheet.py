@@ -86,8 +86,8 @@ class DGXPixelsSpriteSheet(io.ComfyNode):
                 io.Int.Input("cell_height", default=0, min=0, max=4096, tooltip="Cell height in pixels; 0 = the tallest (trimmed) frame."),
                 io.Combo.Input("anchor", options=list(ANCHORS), default="bottom-center",
                                tooltip="Where a smaller frame sits in its cell: bottom-center keeps feet on one line (characters), center for items, top-left for tiles."),
-                io.Combo.Input("trim", options=list(TRIM_MODES), default="each",
-                               tooltip="each: crop every frame to its visible pixels; union: crop all frames by one shared box (keeps motion such as a jump); none: keep frames as they are."),
+                io.Combo.Input("trim", options=list(TRIM_MODES), default="auto",
+                               tooltip="auto: union for frames of one size (an animation: it does not jitter), each for frames of different sizes; each: crop every frame to its visible pixels; union: crop all frames by one shared box (keeps motion such as a jump); none: keep frames as they are."),
                 io.Int.Input("padding", default=0, min=0, max=256, tooltip="Transparent pixels between cells (Bevy's padding)."),
                 io.Int.Input("offset", default=0, min=0, max=256, tooltip="Transparent pixels before the first cell, left and top (Bevy's offset)."),
                 io.Boolean.Input("power_of_two", default=False, tooltip="Enlarge the sheet to power-of-two sides (transparent margin right/bottom)."),
@@ -104,7 +104,7 @@ class DGXPixelsSpriteSheet(io.ComfyNode):
 
     @classmethod
     def execute(cls, frames, columns: int = 0, rows: int = 0, cell_width: int = 0, cell_height: int = 0,
-                anchor: str = "bottom-center", trim: str = "each", padding: int = 0, offset: int = 0,
+                anchor: str = "bottom-center", trim: str = "auto", padding: int = 0, offset: int = 0,
                 power_of_two: bool = False, animations: str = "", preview_scale: int = 4,
                 alpha_mask=None) -> io.NodeOutput:
         imgs = _frames(frames, alpha_mask, "frames")

@@ -23,7 +23,7 @@ from .errors import InputImageError, InvalidArgumentError, NoGridFoundError
 from .imageio import MAX_PIXELS, MAX_SIDE, as_rgba
 
 ANCHORS = ("bottom-center", "center", "top-left")
-TRIM_MODES = ("each", "union", "none")
+TRIM_MODES = ("auto", "each", "union", "none")
 DIRECTIONS = ("forward", "reverse", "pingpong")
 DEFAULT_FPS = 10.0
 # Largest preview sheet_preview draws (pixels); 4096 x 4096 RGBA is 64 MB.
@@ -278,7 +278,7 @@ def build_sheet(
     rows: int | None = None,
     cell_size: tuple[int, int] | None = None,
     anchor: str = "bottom-center",
-    trim: str = "each",
+    trim: str = "auto",
     padding: int | Sequence[int] = 0,
     offset: int | Sequence[int] = 0,
     pow2: bool = False,
@@ -289,7 +289,9 @@ def build_sheet(
     - ``trim``: ``each`` crops every frame to its own visible pixels; ``union`` crops all frames
       by the union of their visible boxes (frames must share one size; keeps motion inside the
       frame, e.g. a jump); ``none`` keeps frames as given, as every mode does when no frame has
-      a visible pixel.
+      a visible pixel; ``auto`` (default) is ``union`` for frames of one size (an animation
+      drawn on one canvas: cropped each on its own, a frame whose leg sticks out moves its body
+      and the animation jitters) and ``each`` for frames of different sizes.
     - ``cell_size``: (w, h) in pixels; default the largest (trimmed) frame. A frame larger than
       the cell is an error, never cropped or scaled.
     - ``anchor``: ``bottom-center``, ``center`` or ``top-left``: where a smaller frame sits in its cell.
@@ -307,6 +309,8 @@ def build_sheet(
     pad = _pair(padding, "padding")
     off = _pair(offset, "offset")
     imgs = [as_rgba(f, source=f"frame {i}") for i, f in enumerate(frames)]
+    if trim == "auto":
+        trim = "union" if len({im.shape for im in imgs}) == 1 else "each"
 
     # (trim_x, trim_y, w, h) of the kept part of every frame
     boxes: list[tuple[int, int, int, int]] = []

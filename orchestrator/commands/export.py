@@ -134,7 +134,7 @@ def _check_sheet_options(args, n_frames: int) -> None:
     if args.sheet_cell and args.detect_grid:
         raise InvalidArgumentError("give --sheet-cell or --detect-grid, not both",
                                    hint="--sheet-cell when you know the cell size, --detect-grid to find it")
-    layout = {"--cell": args.cell, "--anchor": args.anchor != "bottom-center", "--trim": args.trim != "each",
+    layout = {"--cell": args.cell, "--anchor": args.anchor != "bottom-center", "--trim": args.trim != "auto",
               "--pow2": args.pow2}
     grid = {"--columns": args.columns, "--rows": args.rows, "--padding": args.padding, "--offset": args.offset != "0",
             "--tile-array": args.tile_array}

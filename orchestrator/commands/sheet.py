@@ -50,7 +50,7 @@ def add_grid_arguments(g, *, split: bool = False) -> None:
     g.add_argument("--padding", metavar="N|X,Y", help="pixels between cells (default 0" + ("; --split: detected)" if split else ")"))
     g.add_argument("--offset", metavar="N|X,Y", default="0", help="pixels before the first cell (default 0)")
     g.add_argument("--anchor", default="bottom-center", help="bottom-center (characters, default), center (items) or top-left")
-    g.add_argument("--trim", default="each", help="each (default), union (keep motion inside the frame) or none")
+    g.add_argument("--trim", default="auto", help="auto (default: union for frames of one size, an animation, so it does not jitter; each for frames of different sizes), each (every frame to its own pixels), union (all frames by the union of their pixels: keeps motion inside the frame) or none")
     g.add_argument("--pow2", action="store_true", help="enlarge the sheet to power-of-two sides")
 
 
@@ -140,7 +140,7 @@ def _check_mode_options(args) -> None:
     given = {
         "--columns": args.columns is not None, "--rows": args.rows is not None, "--cell": args.cell is not None,
         "--padding": args.padding is not None, "--offset": args.offset not in ("0", None),
-        "--anchor": args.anchor != "bottom-center", "--trim": args.trim != "each", "--pow2": args.pow2,
+        "--anchor": args.anchor != "bottom-center", "--trim": args.trim != "auto", "--pow2": args.pow2,
         "--count": args.count is not None, "--animations": args.animations is not None, "--json": args.json is not None,
         "--preview": args.preview is not None, "--preview-scale": args.preview_scale != 4,
         "--spacing": args.spacing != 0, "--margin": args.margin != 0, "--tolerance": args.tolerance != 8.0,
