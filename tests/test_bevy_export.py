@@ -618,6 +618,27 @@ def test_snippet_uses_the_api_of_each_version(version, must, must_not):
     assert code.count("{") == code.count("}") and code.count("(") == code.count(")")
 
 
+@pytest.mark.parametrize("version", ["0.12", "0.13", "0.14", "0.16"])
+def test_snippet_keeps_each_frames_own_duration(version):
+    """An idle whose first frame holds 1 s (a GIF's timing: 1000, 100, 100, 100 ms) plays it so:
+    one frame rate from the median made it a flat 10 fps, a 0.4 s loop instead of 1.3 s.
+    Frames of one duration keep the clips' fps."""
+    sheet = grid_sheet(cols=4, rows=1)
+    from comfy_nodes.pixel.sheet import parse_animations
+
+    sheet.animations = parse_animations("idle:0-3@10", 4)
+    sheet.frame_ms = [1000, 100, 100, 250]
+    code = rust_snippet(sheet, "sprites/knight.png", parse_bevy_version(version))
+    assert "pub const KNIGHT_FRAME_SECS: &[f32] = &[1.0, 0.1, 0.1, 0.25];" in code
+    assert "KNIGHT_FRAME_SECS[animation.index()]" in code  # the first frame's own time
+    step = code[code.index("animation.step += 1;"):]
+    assert step.index("set_duration(std::time::Duration::from_secs_f32(KNIGHT_FRAME_SECS[index]))") < step.index("}")
+    assert code.count("{") == code.count("}") and code.count("(") == code.count(")")
+    sheet.frame_ms = [100] * 4
+    plain = rust_snippet(sheet, "sprites/knight.png", parse_bevy_version(version))
+    assert "FRAME_SECS" not in plain and "1.0 / KNIGHT_CLIPS[clip].fps" in plain
+
+
 def test_snippet_padding_offset_and_identifiers():
     sheet = grid_sheet(cols=2, rows=2, cell=8, padding=1, offset=3)
     code = rust_snippet(sheet, "ui/2-knight v2.png", parse_bevy_version("0.16"))

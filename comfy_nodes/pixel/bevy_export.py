@@ -735,9 +735,36 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
             f'    {camel}Clip {{ name: "{a.name}", first: {a.first}, last: {a.last}, fps: {float(a.fps):.1f}, '
             f"play: {camel}Play::{play[a.direction]} }},"
         )
+    head += ["];", ""]
+    # frames that hold for different times (a GIF's idle: a long first frame) keep their own
+    # durations; one frame rate for all would flatten the hold
+    ms = sheet.frame_ms
+    timed = ms is not None and len(ms) == len(sheet.frames) and len(set(ms)) > 1
+    if timed:
+        head += [
+            "/// How long each atlas frame shows, in seconds (the source animation's own timing;",
+            "/// it overrides the clips' fps).",
+            f"pub const {up}_FRAME_SECS: &[f32] = &[" + ", ".join(_rust_float(round(m / 1000.0, 4)) for m in ms) + "];",
+            "",
+        ]
+        start = [
+            "        let mut animation = Self { clip, step: 0, timer: Timer::from_seconds(1.0, TimerMode::Repeating) };",
+            f"        animation.timer = Timer::from_seconds({up}_FRAME_SECS[animation.index()], TimerMode::Repeating);",
+            "        animation",
+        ]
+    else:
+        start = [
+            f"        let secs = 1.0 / {up}_CLIPS[clip].fps;",
+            "        Self { clip, step: 0, timer: Timer::from_seconds(secs, TimerMode::Repeating) }",
+        ]
+
+    def retime(indent: str) -> list[str]:
+        # the frame just shown sets how long until the next step
+        if not timed:
+            return []
+        return [f"{indent}animation.timer.set_duration(std::time::Duration::from_secs_f32({up}_FRAME_SECS[index]));"]
+
     head += [
-        "];",
-        "",
         "/// The clip an entity plays and how far it got.",
         "#[derive(Component)]",
         f"pub struct {camel}Animation {{",
@@ -750,8 +777,7 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
         "    /// Play the clip called `name` (the first clip if there is none by that name).",
         "    pub fn new(name: &str) -> Self {",
         f"        let clip = {up}_CLIPS.iter().position(|c| c.name == name).unwrap_or(0);",
-        f"        let secs = 1.0 / {up}_CLIPS[clip].fps;",
-        "        Self { clip, step: 0, timer: Timer::from_seconds(secs, TimerMode::Repeating) }",
+        *start,
         "    }",
         "",
         "    /// Atlas index of the current step.",
@@ -805,6 +831,7 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
             "        if animation.timer.just_finished() {",
             "            animation.step += 1;",
             "            let index = animation.index();",
+            *retime("            "),
             "            if let Some(atlas) = &mut sprite.texture_atlas {",
             "                atlas.index = index;",
             "            }",
@@ -837,7 +864,9 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
             "        animation.timer.tick(time.delta());",
             "        if animation.timer.just_finished() {",
             "            animation.step += 1;",
-            "            atlas.index = animation.index();",
+            "            let index = animation.index();",
+            *retime("            "),
+            "            atlas.index = index;",
             "        }",
             "    }",
             "}",
@@ -872,7 +901,9 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
             "        animation.timer.tick(time.delta());",
             "        if animation.timer.just_finished() {",
             "            animation.step += 1;",
-            "            sprite.index = animation.index();",
+            "            let index = animation.index();",
+            *retime("            "),
+            "            sprite.index = index;",
             "        }",
             "    }",
             "}",
