@@ -1215,15 +1215,18 @@ def test_export_tileset_as_array_texture(tmp_path):
     meta = (p19 / "assets" / "tiles" / "grass.png.meta").read_text()
     assert "GridSize(tile_width_pixels: 16, tile_height_pixels: 16)" in meta
     assert res.manifest_entry["array_layout"] == ["grid", 16, 16]
+    # an array texture is a tilemap's tileset: the snippet does not spawn it as a sprite sheet
+    assert 'pub fn grass_tileset(asset_server: &AssetServer) -> Handle<Image>' in res.snippet
+    assert "TextureAtlasLayout" not in res.snippet and "Sprite::" not in res.snippet
     p18 = make_project(tmp_path, 'bevy = "0.18"', "g18")
     export_sheet(p18, "tiles/grass.png", build_tileset(tiles, columns=1).as_sheet(), tile_array=True)
     assert "RowCount(rows: 4)" in (p18 / "assets" / "tiles" / "grass.png.meta").read_text()
-    with pytest.raises(ExportError, match="one column"):
+    with pytest.raises(InvalidArgumentError, match="one column"):
         export_sheet(p18, "tiles/two.png", build_tileset(tiles, columns=2).as_sheet(), tile_array=True)
     p17 = make_project(tmp_path, 'bevy = "0.17"', "g17")
-    with pytest.raises(ExportError, match="0.18 or newer"):
+    with pytest.raises(InvalidArgumentError, match="0.18 or newer"):
         export_sheet(p17, "tiles/grass.png", build_tileset(tiles, columns=1).as_sheet(), tile_array=True)
-    with pytest.raises(ExportError, match="spacing 0"):
+    with pytest.raises(InvalidArgumentError, match="spacing 0"):
         export_sheet(p19, "tiles/sp.png", build_tileset(tiles, columns=2, spacing=1).as_sheet(), tile_array=True)
     for p in (p17, p18):
         assert not (p / "assets" / "tiles" / "two.png").exists()

@@ -371,12 +371,12 @@ def _array_layout_line(v: BevyVersion, layout: tuple) -> str:
     kind = layout[0]
     if kind == "rows":
         if v.minor < 18:
-            raise ExportError(f"array-texture tilesets need Bevy 0.18 or newer (project uses {v.short})",
+            raise InvalidArgumentError(f"array-texture tilesets need Bevy 0.18 or newer (project uses {v.short})",
                               hint="export without the array texture (--tile-array, the node: tile_array) and build it in code")
         return f"            array_layout: Some(RowCount(rows: {int(layout[1])})),\n"
     if kind == "grid":
         if v.minor < 19:
-            raise ExportError(f"array textures cut by tile size need Bevy 0.19 (project uses {v.short})",
+            raise InvalidArgumentError(f"array textures cut by tile size need Bevy 0.19 (project uses {v.short})",
                               hint="lay the tiles out in one column (columns 1) to use RowCount on 0.18")
         return (f"            array_layout: Some(GridSize(tile_width_pixels: {int(layout[1])}, "
                 f"tile_height_pixels: {int(layout[2])})),\n")
@@ -386,15 +386,15 @@ def _array_layout_line(v: BevyVersion, layout: tuple) -> str:
 def tile_array_layout(sheet: Sheet, version: BevyVersion) -> tuple:
     """The array layout for a tileset sheet: a grid of tiles on 0.19, one column on 0.18."""
     if version.minor < 18:
-        raise ExportError(f"array-texture tilesets need Bevy 0.18 or newer (project uses {version.short})",
+        raise InvalidArgumentError(f"array-texture tilesets need Bevy 0.18 or newer (project uses {version.short})",
                           hint="export without the array texture (--tile-array, the node: tile_array) and build it in code")
     if sheet.padding != (0, 0) or sheet.offset != (0, 0) or sheet.pow2:
-        raise ExportError("an array-texture tileset needs spacing 0, margin 0 and no power-of-two margin",
+        raise InvalidArgumentError("an array-texture tileset needs spacing 0, margin 0 and no power-of-two margin",
                           hint="rebuild the tileset with spacing 0 and margin 0")
     if version.minor >= 19:
         return ("grid", sheet.cell_w, sheet.cell_h)
     if sheet.columns != 1:
-        raise ExportError(f"on Bevy {version.short} array-texture tiles must be stacked in one column "
+        raise InvalidArgumentError(f"on Bevy {version.short} array-texture tiles must be stacked in one column "
                           f"(this tileset has {sheet.columns})",
                           hint="set columns to 1, or use Bevy 0.19 whose .meta can cut a grid")
     return ("rows", sheet.rows)
@@ -654,10 +654,13 @@ def _rust_float(v: float) -> str:
 DISPLAY_SCALE = 4.0
 
 
-def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, display_scale: float = DISPLAY_SCALE) -> str:
+def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, display_scale: float = DISPLAY_SCALE,
+                 tile_array: bool = False) -> str:
     """Rust code for the project's Bevy version that loads ``asset_path``, builds the grid
     layout and plays the sheet's animations (a single still image when ``sheet`` is None);
-    ``display_scale``: screen pixels per image pixel in the spawned ``Transform``."""
+    ``display_scale``: screen pixels per image pixel in the spawned ``Transform``;
+    ``tile_array``: the image loads as an array texture (one layer per tile), which only a
+    tilemap's tileset can show, not a sprite or an atlas."""
     snake, camel = rust_names(Path(asset_path).stem)
     up = snake.upper()
     v = version.minor
@@ -665,6 +668,18 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
     head = [
         f"// DGX-Pixels export for Bevy {version.short}: \"{asset_path}\"",
     ]
+    if tile_array and sheet is not None:
+        head += [
+            f"// An array texture: {len(sheet.frames)} tiles of {sheet.cell_w}x{sheet.cell_h} px, one layer each (the",
+            "// .png.meta sets array_layout). Give it to a tilemap as its tileset (Bevy's TilemapChunk,",
+            "// its `tileset` field); a Sprite or a TextureAtlas cannot show an array texture.",
+            "use bevy::prelude::*;",
+            "",
+            f"pub fn {snake}_tileset(asset_server: &AssetServer) -> Handle<Image> {{",
+            f'    asset_server.load("{asset_path}")',
+            "}",
+        ]
+        return "\n".join(head) + "\n"
     if sheet is None:
         head.append("// The .png.meta next to the image selects nearest (pixel-crisp) filtering. If your app")
         head.append(f"// turns .meta reading off (AssetMetaCheck::Never), add instead: {nearest}")
@@ -1348,6 +1363,7 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
                         tmp.unlink()
 
     # the snippet shows the sprite 4x its true size: an image already enlarged needs less
-    snippet = rust_snippet(sheet, final_rel, version, display_scale=DISPLAY_SCALE / upscale)
+    snippet = rust_snippet(sheet, final_rel, version, display_scale=DISPLAY_SCALE / upscale,
+                           tile_array=array_layout is not None)
     return ExportResult(project, assets_root, final_rel, version, files, snippet, int(pixels.shape[1]),
                         int(pixels.shape[0]), sheet, False, "", stored)
