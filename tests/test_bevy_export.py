@@ -777,6 +777,23 @@ def test_a_deleted_png_whose_own_sidecars_remain_is_exported_again_under_its_nam
     assert export_sheet(project, "s/k.png", grid_sheet(2, 1, 4), overwrite="version").asset_path == "s/k-2.png"
 
 
+def test_replace_does_not_overwrite_a_file_beside_the_asset_that_no_export_wrote(tmp_path):
+    """Re-exporting an image as a sheet with replace wrote the atlas over the user's own
+    ogre.json (level data next to the PNG): replace is asked for the asset, not for that."""
+    project = make_project(tmp_path)
+    a = project / "assets" / "chars"
+    a.mkdir(parents=True)
+    (a / "ogre.json").write_text('{"my": "level data"}')
+    export_asset(project, "chars/ogre.png", np.full((4, 4, 4), 255, np.uint8))
+    with pytest.raises(ExportError, match=r"ogre.json is in the way and no export of chars/ogre.png wrote it"):
+        export_sheet(project, "chars/ogre.png", grid_sheet(2, 1, 4), overwrite="replace")
+    assert (a / "ogre.json").read_text() == '{"my": "level data"}'
+    # a sheet export's own atlas is replaced as before
+    export_sheet(project, "chars/troll.png", grid_sheet(2, 1, 4))
+    export_sheet(project, "chars/troll.png", grid_sheet(3, 1, 4), overwrite="replace")
+    assert json.loads((a / "troll.json").read_text())["meta"]["size"] == {"w": 12, "h": 4}
+
+
 def test_replacing_an_asset_keeps_its_sidecars_in_step_with_the_png(tmp_path):
     project = make_project(tmp_path)
     a = project / "assets" / "a"

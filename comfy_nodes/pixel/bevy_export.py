@@ -1223,12 +1223,13 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
         writes_atlas = sheet is not None and atlas
         own_ron = assets_ron is True or (ron_target is None and bool(assets_ron))
 
-        def taken(r: str) -> str | None:
+        def taken(r: str, sidecars_only: bool = False) -> str | None:
             # The PNG, its .meta (a lone .meta would be adopted by a new PNG) and the sidecars
             # this export writes under the same name: a user's own forest.json is no less
             # theirs than forest.png.
             side = _sidecars(r)
-            names = [r, side["meta"]] + ([side["atlas"]] if writes_atlas else []) + ([side["ron"]] if own_ron else [])
+            names = [] if sidecars_only else [r, side["meta"]]
+            names += ([side["atlas"]] if writes_atlas else []) + ([side["ron"]] if own_ron else [])
             # A sidecar this project's record says an export of r wrote, and still as written,
             # is no one else's: left behind by a PNG deleted since, it is simply rewritten.
             ours = {f["path"]: f.get("sha256") for f in (recorded.get(r) or {}).get("files", [])}
@@ -1247,6 +1248,13 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
             if overwrite == "fail":
                 raise ExportError(f"{assets_root / found} already exists",
                                   hint="choose an overwrite policy: replace, keep or version (writes name-2.png)")
+            foreign = taken(rel, sidecars_only=True) if overwrite == "replace" else None
+            if foreign is not None:
+                # replace is asked for the asset named; a file beside it that no export of it
+                # wrote (the user's own level data as ogre.json) was not
+                raise ExportError(f"{assets_root / foreign} is in the way and no export of {rel} wrote it; "
+                                  "replace would overwrite it",
+                                  hint="move that file, or use overwrite policy version (writes name-2.png and its own files)")
             if overwrite == "keep":
                 return ExportResult(project, assets_root, rel, version, [], "", pixels.shape[1], pixels.shape[0],
                                     sheet, True, f"kept existing {rel} (overwrite policy 'keep'); nothing written")
