@@ -99,6 +99,22 @@ def test_remove_background_keeps_enclosed_background():
     assert (out[..., 3] == 0).sum() == 400 - 144
 
 
+def test_remove_background_clears_enclosed_background_of_a_given_size():
+    """holes=N: enclosed background regions of at least N pixels go too (the gap between the
+    legs that a shadow closes off), smaller ones (an eye's white) stay; 0 keeps all."""
+    img = _img(20, 20)
+    img[2:18, 2:18, :3] = RED
+    img[4:12, 4:6, :3] = BG  # a 16-pixel gap, enclosed
+    img[14, 14, :3] = BG  # a 1-pixel eye
+    assert remove_background(img)[5, 4, 3] == 255  # the default keeps every enclosed region
+    out = remove_background(img, holes=4)
+    assert (out[4:12, 4:6, 3] == 0).all() and out[14, 14].tolist() == [*BG, 255]
+    assert (out[..., 3] == 0).sum() == 400 - 256 + 16
+    assert (remove_background(img, holes=1)[..., 3] == 0).sum() == 400 - 256 + 17
+    with pytest.raises(InvalidArgumentError, match="holes"):
+        remove_background(img, holes=-1)
+
+
 def test_remove_background_tolerance_in_oklab():
     img = _img(10, 10)
     img[0, 5, :3] = (44, 204, 44)  # a slightly different green on the border

@@ -56,6 +56,12 @@ def test_background_remove_outputs_rgba_and_mask():
     assert float(mask[0, 5, 5]) == 0.0  # red touches no border: kept
     with pytest.raises(InvalidArgumentError, match="connectivity"):
         DGXPixelsBackgroundRemove.execute(image=tensor([sprite_on_bg()]), connectivity="6")
+    ring = sprite_on_bg()
+    ring[5:7, 5:7] = ring[0, 0]  # background colour enclosed by the red sprite
+    img, mask = DGXPixelsBackgroundRemove.execute(image=tensor([ring])).result
+    assert float(mask[0, 5, 5]) == 0.0
+    img, mask = DGXPixelsBackgroundRemove.execute(image=tensor([ring]), holes=4).result
+    assert float(mask[0, 5, 5]) == 1.0 and float(mask[0, 4, 4]) == 0.0
 
 
 def test_chain_stray_outline_trim():

@@ -106,6 +106,26 @@ def test_transparent_background_and_colour_reduction(tmp_path):
     assert len(np.unique(rgb, axis=0)) <= 3
 
 
+def test_holes_clears_enclosed_background_with_transparent_bg_only(tmp_path):
+    """--holes N with --transparent-bg clears enclosed background regions of N or more true
+    pixels (a gap between the legs); without --transparent-bg it is refused (exit 2)."""
+    s = np.full((14, 16, 3), (90, 200, 210), np.uint8)
+    s[2:12, 3:13] = sprite()[2:12, 3:13]  # no backdrop colour in it
+    s[4:10, 7:9] = (90, 200, 210)  # 12 enclosed background pixels
+    src = tmp_path / "in.png"
+    Image.fromarray(np.repeat(np.repeat(s, 8, axis=0), 8, axis=1)).save(src)
+    out = tmp_path / "h.png"
+    assert run(str(src), "-o", str(out), "--transparent-bg").returncode == 0
+    assert (np.array(Image.open(out).convert("RGBA"))[4:10, 7:9, 3] == 255).all()
+    p = run(str(src), "-o", str(out), "--transparent-bg", "--holes", "6")
+    assert p.returncode == 0, p.stderr
+    a = np.array(Image.open(out).convert("RGBA"))
+    assert (a[4:10, 7:9, 3] == 0).all() and (a[2:4, 3:13, 3] == 255).all()
+    p = run(str(src), "-o", str(tmp_path / "x.png"), "--holes", "6")
+    assert p.returncode == 2 and "--holes" in p.stderr and "--transparent-bg" in p.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_snap_says_when_a_size_is_counted_over_flat_background(tmp_path):
     """A sprite with wide flat margins left and right: those columns are counted from the cell
     size, not seen, and a person is told so (not when the width was given)."""

@@ -70,7 +70,7 @@ class DGXPixelsBackgroundRemove(io.ComfyNode):
             description=(
                 "Makes the flat background transparent: a flood fill from the image border over pixels close to "
                 "the background colour (the most common border colour, or the key colour you give). Regions of "
-                "that colour enclosed by the sprite (eyes, gaps) are kept."
+                "that colour enclosed by the sprite (eyes, gaps) are kept, unless holes is set."
             ),
             inputs=_image_inputs() + [
                 io.Float.Input("tolerance", default=0.06, min=0.0, max=1.0, step=0.005,
@@ -82,6 +82,10 @@ class DGXPixelsBackgroundRemove(io.ComfyNode):
                 io.Combo.Input("connectivity", options=CONNECTIVITY, default="4",
                                tooltip="4: the fill spreads to side neighbours only (keeps diagonal outlines "
                                        "closed). 8: also diagonally."),
+                io.Int.Input("holes", default=0, min=0, max=1 << 24, optional=True,
+                             tooltip="Enclosed regions of the background colour with at least this many pixels "
+                                     "become transparent too (a gap between the legs that a shadow closes off); "
+                                     "smaller ones, such as an eye's white, stay. 0 keeps every enclosed region."),
                 _mask_input(),
             ],
             outputs=_image_outputs(),
@@ -89,10 +93,11 @@ class DGXPixelsBackgroundRemove(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, tolerance: float = 0.06, key: str = "", connectivity: str = "4",
-                mask=None) -> io.NodeOutput:
+                holes: int = 0, mask=None) -> io.NodeOutput:
         conn = _conn(connectivity)
         k = key.strip() if isinstance(key, str) and key.strip() else None
-        return _apply(image, mask, lambda f: C.remove_background(f, tolerance=tolerance, key=k, connectivity=conn))
+        return _apply(image, mask, lambda f: C.remove_background(f, tolerance=tolerance, key=k, connectivity=conn,
+                                                                 holes=int(holes or 0)))
 
 
 class DGXPixelsStrayCleanup(io.ComfyNode):

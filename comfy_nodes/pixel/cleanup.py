@@ -156,6 +156,7 @@ def background_mask(
     key=None,
     connectivity: int = 4,
     alpha_threshold: int = 128,
+    holes: int = 0,
 ) -> np.ndarray:
     """Boolean (H, W): the background region connected to the image border.
 
@@ -163,11 +164,15 @@ def background_mask(
     ``tolerance`` (already transparent pixels count too). The key is ``key`` (hex string or
     (r, g, b)) or, when None, the most frequent opaque border colour. Only background-coloured
     regions touching the border are returned; enclosed ones (an eye, a hole in a ring that does
-    not reach the edge) are not.
+    not reach the edge) are not, unless ``holes`` > 0: then enclosed background-coloured regions
+    of at least ``holes`` pixels are background too (the gap between a character's legs that its
+    shadow closes off), and smaller ones (an eye's white) stay.
     """
     from .palette import _key_histogram, _rgb_keys, _unpack_rgb, as_rgb_color
 
     _check_connectivity(connectivity)
+    if isinstance(holes, bool) or not isinstance(holes, (int, np.integer)) or holes < 0:
+        raise InvalidArgumentError(f"holes must be a whole number of pixels >= 0 (0 keeps every enclosed region), got {holes!r}")
     try:
         tolerance = float(tolerance)
     except (TypeError, ValueError):
@@ -196,6 +201,9 @@ def background_mask(
         (labels[:, -1], candidate[:, -1]),
     ):
         border[edge_labels[edge_cand]] = True
+    if holes:
+        sizes = np.bincount(labels[candidate].ravel(), minlength=n)
+        border |= sizes >= holes
     return border[labels] & candidate
 
 
@@ -206,14 +214,17 @@ def remove_background(
     key=None,
     connectivity: int = 4,
     alpha_threshold: int = 128,
+    holes: int = 0,
 ) -> np.ndarray:
-    """Make the border-connected background transparent (RGBA 0, 0, 0, 0); see ``background_mask``.
+    """Make the border-connected background transparent (RGBA 0, 0, 0, 0); see ``background_mask``
+    (``holes``: enclosed background regions of at least that many pixels go too; 0 keeps them).
 
     ``tolerance`` is an OKLab distance (0 = exactly the key colour; 0.06 absorbs JPEG-ish noise
     and soft shading of a flat backdrop). Returns a new (H, W, 4) uint8 array.
     """
     img = _image(rgba)
-    bg = background_mask(img, tolerance=tolerance, key=key, connectivity=connectivity, alpha_threshold=alpha_threshold)
+    bg = background_mask(img, tolerance=tolerance, key=key, connectivity=connectivity, alpha_threshold=alpha_threshold,
+                         holes=holes)
     img[bg] = 0
     return img
 

@@ -2720,6 +2720,7 @@ def snap(
     height: int | None = None,
     background: str = "keep",
     bg_tolerance: float = 0.06,
+    bg_holes: int = 0,
     source: str = "image",
 ) -> SnapResult:
     """Snap pseudo pixel art to its true resolution.
@@ -2727,7 +2728,8 @@ def snap(
     With ``grid`` given it is used as is; otherwise :func:`detect_grid` runs with the same
     overrides. ``background``: ``"keep"`` (input alpha, binarised) or ``"transparent"``
     (the border-connected background colour becomes transparent, via
-    ``comfy_nodes.pixel.cleanup.remove_background`` with ``bg_tolerance``).
+    ``comfy_nodes.pixel.cleanup.remove_background`` with ``bg_tolerance``; enclosed regions
+    of the background colour of at least ``bg_holes`` true pixels go too, 0 keeps them).
     Returns a :class:`SnapResult` whose ``image`` is (rows, cols, 4) uint8.
     """
     if background not in ("keep", "transparent"):
@@ -2737,11 +2739,11 @@ def snap(
         grid = detect_grid(a, cell=cell, cell_w=cell_w, cell_h=cell_h, width=width, height=height, source=source)
     img = sample_cells(a, grid, inner=SMOOTH_INNER if grid.smooth else 0.5)
     if background == "transparent":
-        img = _remove_background(img, bg_tolerance)
+        img = _remove_background(img, bg_tolerance, bg_holes)
     return SnapResult(image=img, grid=grid)
 
 
-def _remove_background(img: np.ndarray, tolerance: float) -> np.ndarray:
+def _remove_background(img: np.ndarray, tolerance: float, holes: int = 0) -> np.ndarray:
     try:
         from .cleanup import remove_background
     except ImportError as exc:
@@ -2749,4 +2751,4 @@ def _remove_background(img: np.ndarray, tolerance: float) -> np.ndarray:
             "background removal needs comfy_nodes.pixel.cleanup, which is not available",
             hint="snap without the transparent-background option",
         ) from exc
-    return remove_background(img, tolerance=tolerance, key=None)
+    return remove_background(img, tolerance=tolerance, key=None, holes=holes)

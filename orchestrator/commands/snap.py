@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--dither", default="none", metavar="MODE", help="dithering for --colors/--palette (default none)")
     c.add_argument("--dither-strength", type=float, default=1.0, metavar="S", help="dither strength 0..1 (default 1)")
     c.add_argument("--transparent-bg", action="store_true", help="make the background colour transparent")
+    c.add_argument("--holes", type=int, default=0, metavar="N",
+                   help="with --transparent-bg: enclosed regions of the background colour of at least N true pixels "
+                        "go too (a gap between the legs that a shadow closes off); default 0 keeps them all")
     v = p.add_argument_group("output")
     v.add_argument("--preview", metavar="PATH", help="also write a nearest-neighbour enlarged preview PNG "
                    "(for several frames: a folder, one preview per frame)")
@@ -58,6 +61,10 @@ def _check_args(args) -> None:
                                    "(--width/--height), not both")
     if args.colors is not None and args.palette is not None:
         raise InvalidArgumentError("give either --colors or --palette, not both")
+    if args.holes < 0:
+        raise InvalidArgumentError(f"--holes must be 0 or more pixels, got {args.holes}")
+    if args.holes and not args.transparent_bg:
+        raise InvalidArgumentError("--holes clears enclosed background; it needs --transparent-bg")
     if args.colors is not None and not (1 <= args.colors <= 256):
         raise InvalidArgumentError(f"--colors must be between 1 and 256, got {args.colors}")
     from comfy_nodes.pixel.dither import MODES, normalise_mode
@@ -106,7 +113,7 @@ def run(args) -> int:
     preview = None
     if args.preview:
         preview = png_output(args.preview, "--preview", f"{name[:-4]}_preview.png", keep + [("the sprite", output)])
-    result = G.snap(rgba, background="transparent" if args.transparent_bg else "keep", source=source,
+    result = G.snap(rgba, background="transparent" if args.transparent_bg else "keep", bg_holes=args.holes, source=source,
                     **_overrides(args))
     img = result.image
     if args.colors is not None or args.palette is not None:
@@ -194,7 +201,7 @@ def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
             raise InputImageError(f"{source} is {img.shape[1]}x{img.shape[0]} but {first} is {w}x{h}; "
                                   "frames snapped together share one grid and must have one size",
                                   hint="snap frames of different sizes in separate runs")
-    results = G.snap_batch([img for _, _, img in frames], background="transparent" if args.transparent_bg else "keep",
+    results = G.snap_batch([img for _, _, img in frames], background="transparent" if args.transparent_bg else "keep", bg_holes=args.holes,
                            **_overrides(args))
     grid, imgs = results[0].grid, [r.image for r in results]
     if args.colors is not None or args.palette is not None:
