@@ -5,8 +5,10 @@ Every asset goes through the export transaction of ``comfy_nodes.pixel.bevy_expo
 policy, manifest entry under the project lock). This module adds:
 
 - all-or-nothing checks BEFORE the first write: every output file exists, has the sha256 it
-  had when it was downloaded, decodes as an image, and every target asset path is confined;
-  a job with a missing or changed output deploys nothing;
+  had when it was downloaded, decodes as one still image (not an animation, of which the PNG
+  would keep the first frame), is not the target asset itself, and every target asset path is
+  confined; with overwrite policy ``replace`` each target in the way is one dgx-pixels wrote
+  and nobody edited since; a job with a missing or changed output deploys nothing;
 - a provenance record per asset in the manifest entry: workflow ``name@version`` and content
   hash, parameters, seed, model files (with sha256 when the server is on this machine and the
   file can be found, else names only), ComfyUI version, node pack version, server, prompt id,
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
-from comfy_nodes.pixel.errors import DgxPixelsError, ExportError, InputImageError
+from comfy_nodes.pixel.errors import DgxPixelsError, ExportError, InputImageError, InvalidArgumentError
 
 EventFn = Callable[[dict], None]
 
@@ -225,6 +227,72 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def frame_count(path: str | os.PathLike) -> int:
+    """Frames in an image file: 1 for a still image, n for an animated GIF, APNG or WebP (or a
+    multi-page TIFF); 1 when Pillow cannot tell (decoding the file reports that itself)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return max(1, int(getattr(img, "n_frames", 1)))
+    except Exception:  # noqa: BLE001 - unreadable: load_image names the problem
+        return 1
+
+
+def _animation_refused(path: Path, frames: int) -> str:
+    return (f"{path} is an animation of {frames} frames, and deploy writes one still image "
+            "(only its first frame would reach the game)")
+
+
+def _animation_hint(path: Path) -> str:
+    return (f"lay its frames out as a sprite sheet: `dgx-pixels export {path} --bevy PROJECT --path sprites/NAME.png` "
+            "(atlas JSON and its animation included)")
+
+
+def check_not_onto_itself(source: str | os.PathLike, project: str | os.PathLike, asset_path: str,
+                          assets_dir: str = "assets", *, shown: str | None = None) -> None:
+    """``InvalidArgumentError`` when ``source`` is the very file ``asset_path`` names in the
+    project: deployed onto itself, an asset would be rewritten from itself (an upscale
+    compounding on every run) and its record would name it as its own source, losing the
+    provenance it had. ``shown``: the file as the user gave it, for the message."""
+    text = (asset_path or "").strip()
+    if not text:
+        return
+    src = Path(source)
+    target = Path(project) / assets_dir / text
+    try:
+        same = target.resolve() == src.resolve() or (target.exists() and src.exists() and os.path.samefile(src, target))
+    except OSError:
+        return  # a path the export refuses with its own message
+    if same:
+        raise InvalidArgumentError(f"file {shown if shown is not None else str(src)!r} is the asset {text!r} itself: "
+                                   "nothing to deploy",
+                                   hint="deploy the image it was made from, or give another asset path")
+
+
+def _check_replaceable(assets_root: Path, rel: str, entry: dict | None) -> None:
+    """``ExportError`` unless overwrite policy ``replace`` may write ``rel`` (and its ``.meta``):
+    replace stands for "update what dgx-pixels deployed here", so a file the project's manifest
+    does not record (the user's own art) or one edited since it was written is refused, not
+    overwritten without a word."""
+    hint = ("move or rename that file, or deploy with overwrite policy 'version' (--overwrite version: "
+            "writes NAME-2.png beside it)")
+    recorded = {f.get("path"): f.get("sha256") for f in (entry or {}).get("files", []) if isinstance(f, dict)}
+    if entry is not None and isinstance(entry.get("sha256"), str):
+        recorded[rel] = entry["sha256"]
+    for name in (rel, rel + ".meta"):
+        path = assets_root / name
+        if not path.is_file():
+            continue
+        if entry is None:
+            raise ExportError(f"{path} exists and dgx-pixels never wrote it (the project's manifest has no record of "
+                              f"{rel}); replace would overwrite it", hint=hint)
+        want = recorded.get(name)
+        if want is not None and _sha256_file(path) != want:
+            raise ExportError(f"{path} was changed since dgx-pixels wrote it (its sha256 is not the recorded one); "
+                              "replace would overwrite that edit", hint=hint)
+
+
 def _deployed_ids(project: Path, assets_dir: str) -> dict[str, dict]:
     from comfy_nodes.pixel.asset_manifest import read_manifest
 
@@ -266,12 +334,15 @@ def _deploy_items(
     from comfy_nodes.pixel.safepath import check_relative, confine
     from orchestrator.sheet_deploy import sheet_from_output
 
+    from comfy_nodes.pixel.asset_manifest import read_manifest
+
     project = Path(project)
     if not create_project:
         bevy_export.require_project_folder(project)
     # Everything is checked before anything is written.
     images = []
     for it in items:
+        check_not_onto_itself(it.source, project, it.asset_path, assets_dir)
         if not it.source.is_file():
             raise ExportError(f"output {it.source} is missing; nothing deployed", hint="run the job again")
         actual = _sha256_file(it.source)
@@ -282,6 +353,9 @@ def _deploy_items(
             img = it.image if it.image is not None else load_image(it.source)
         except InputImageError as exc:
             raise ExportError(f"output {it.source} is not a usable image ({exc.message}); nothing deployed") from None
+        if it.image is None and (n := frame_count(it.source)) > 1:
+            raise ExportError(f"output {_animation_refused(it.source, n)}; nothing deployed",
+                              hint=_animation_hint(it.source))
         if it.sheet_layout is not None:
             try:
                 img = sheet_from_output(img, it.sheet_layout, it.animations)
@@ -295,6 +369,13 @@ def _deploy_items(
         if (project / assets_dir).exists():
             confine(project / assets_dir, rel)
     done_ids = _deployed_ids(project, assets_dir) if project.is_dir() else {}
+    if overwrite == "replace" and (project / assets_dir).is_dir():
+        recorded = {e["path"]: e for e in read_manifest(project, assets_dir)["assets"]}
+        for it in items:
+            if not (it.deploy_id and it.deploy_id in done_ids):
+                rel = check_relative(it.asset_path, project / assets_dir).as_posix()
+                rel = rel[:-4] + ".png"  # the name the export writes (sprites/K.PNG -> sprites/K.png)
+                _check_replaceable(project / assets_dir, rel, recorded.get(rel))
     results = []
     for it, img in zip(items, images):
         prior = done_ids.get(it.deploy_id) if it.deploy_id else None
@@ -386,7 +467,12 @@ def deploy_file(
     on_event: EventFn | None = None,
 ) -> DeployedAsset:
     """Deploy a local image file (``dgx-pixels deploy``, ``watch``). Provenance: the file itself
-    (name, sha256) plus what ComfyUI wrote into a PNG's text chunks, plus ``provenance``."""
+    (name, sha256) plus what ComfyUI wrote into a PNG's text chunks, plus ``provenance``.
+
+    Refused: an animated GIF, APNG or WebP (``InputImageError``: one still image would hold only
+    its first frame), the asset file itself as ``path`` (``InvalidArgumentError``), and with
+    ``overwrite="replace"`` a file at the asset path that dgx-pixels did not write or that was
+    edited since (``ExportError``)."""
     from comfy_nodes.pixel.asset_manifest import now_iso
     from comfy_nodes.pixel.imageio import load_image
 
@@ -398,6 +484,9 @@ def deploy_file(
         pixels = load_image(p)  # before anything else: an unreadable file is bad input, not a refused deploy
     except InputImageError as exc:
         raise InputImageError(exc.message, hint="deploy takes an image file (PNG, or any format Pillow reads)") from None
+    frames = frame_count(p)
+    if frames > 1:
+        raise InputImageError(_animation_refused(p, frames), hint=_animation_hint(p))
     digest = _sha256_file(p)
     prov = {"source": {"file": str(p.resolve()), "sha256": digest, "size": p.stat().st_size},
             "node_pack_version": node_pack_version(), "time": now_iso(), "deploy_id": deploy_id}

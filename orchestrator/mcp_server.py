@@ -380,15 +380,11 @@ class PixelMCP:
 
     def deploy(self, file: str, bevy_project: str, asset_path: str, overwrite: str = "replace") -> dict:
         from comfy_nodes.pixel.bevy_export import resolve_bevy_version, rust_snippet
-        from orchestrator.deploy import deploy_file
+        from orchestrator.deploy import check_not_onto_itself, deploy_file
 
         src = self.paths.file(file)
         project = self.paths.project(bevy_project)
-        target = (project / "assets" / asset_path.strip()).resolve() if asset_path and asset_path.strip() else None
-        if target is not None and target == src.resolve():
-            # deployed onto itself, its record would name the asset as its own source
-            raise InvalidArgumentError(f"file {file!r} is the asset {asset_path!r} itself: nothing to deploy",
-                                       hint="deploy the source image, or give another asset_path")
+        check_not_onto_itself(src, project, asset_path, shown=file)
         d = deploy_file(src, project, asset_path, overwrite=overwrite)
         version = resolve_bevy_version(project)
         if d.skipped:

@@ -234,3 +234,130 @@ def test_history_of_an_asset_not_recorded_hints_at_the_list(tmp_path, proj, caps
     err = capsys.readouterr().err
     assert "error: no asset 'sprites/nope.png' in " in err
     assert f"hint: `dgx-pixels history --bevy {proj}` lists the recorded paths" in err
+
+
+def _animation(path: Path, n: int = 4, **save) -> None:
+    frames = []
+    for i in range(n):
+        a = np.zeros((16, 16, 4), np.uint8)
+        a[4:16, 5:11] = (200, 40 * i, 40, 255)
+        frames.append(Image.fromarray(a, "RGBA"))
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0, **save)
+
+
+def test_deploy_of_an_animation_is_refused_naming_the_file_and_its_frames(tmp_path, proj, capsys):
+    """One still PNG would hold only an animation's first frame: the other frames never reached
+    the game, and the deploy said nothing."""
+    _animation(tmp_path / "run.gif", disposal=2)
+    _animation(tmp_path / "run_apng.png")
+    _animation(tmp_path / "run.webp", n=3, lossless=True)
+    for name, n in (("run.gif", 4), ("run_apng.png", 4), ("run.webp", 3)):
+        src = tmp_path / name
+        assert main(["deploy", str(src), "--bevy", str(proj), "--asset-path", "sprites/run.png"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {src} is an animation of {n} frames, and deploy writes one still image")
+        assert f"hint: lay its frames out as a sprite sheet: `dgx-pixels export {src} --bevy" in err
+    assert not (proj / "assets" / "sprites").exists()
+    # a job's output is checked the same way, before anything of the job is written
+    still = tmp_path / "still.png"
+    _png(still, 1)
+    with pytest.raises(ExportError, match=r"run\.webp is an animation of 3 frames.*nothing deployed"):
+        deploy_outputs(_result([_output(still), _output(tmp_path / "run.webp")]), proj, "sprites/x.png")
+    assert not (proj / "assets" / "sprites").exists()
+
+
+def test_replace_refuses_a_file_dgx_pixels_did_not_write_or_that_was_edited_since(tmp_path, proj, capsys):
+    f, g = tmp_path / "k.png", tmp_path / "g.png"
+    _png(f, 8)
+    _png(g, 9)
+    sprites = proj / "assets" / "sprites"
+    sprites.mkdir()
+    (sprites / "mine.png").write_bytes(b"hand-made")
+    # the default overwrite policy (replace) leaves the user's own file alone
+    assert main(["deploy", str(f), "--bevy", str(proj), "--asset-path", "sprites/mine.png"]) == 6
+    err = capsys.readouterr().err
+    assert f"error: {sprites / 'mine.png'} exists and dgx-pixels never wrote it" in err and "--overwrite version" in err
+    assert (sprites / "mine.png").read_bytes() == b"hand-made" and not (sprites / "mine.png.meta").exists()
+    assert main(["deploy", str(f), "--bevy", str(proj), "--asset-path", "sprites/mine.png", "--overwrite", "version"]) == 0
+    assert (sprites / "mine-2.png").is_file() and (sprites / "mine.png").read_bytes() == b"hand-made"
+    capsys.readouterr()
+    # what dgx-pixels wrote, still as written, is replaced
+    assert main(["deploy", str(f), "--bevy", str(proj), "--asset-path", "sprites/k.png"]) == 0
+    assert main(["deploy", str(g), "--bevy", str(proj), "--asset-path", "sprites/k.png"]) == 0
+    assert np.array_equal(np.asarray(Image.open(sprites / "k.png").convert("RGBA")),
+                          np.asarray(Image.open(g).convert("RGBA")))
+    # edited by hand since: refused, the edit kept
+    (sprites / "k.png").write_bytes(f.read_bytes())
+    capsys.readouterr()
+    assert main(["deploy", str(g), "--bevy", str(proj), "--asset-path", "sprites/k.png"]) == 6
+    assert f"error: {sprites / 'k.png'} was changed since dgx-pixels wrote it" in capsys.readouterr().err
+    assert (sprites / "k.png").read_bytes() == f.read_bytes()
+    # and its .meta the same (a sampler the user changed)
+    (sprites / "k.png").unlink()
+    (sprites / "k.png.meta").write_text("(my own settings)")
+    assert main(["deploy", str(g), "--bevy", str(proj), "--asset-path", "sprites/k.png"]) == 6
+    assert f"{sprites / 'k.png.meta'} was changed since dgx-pixels wrote it" in capsys.readouterr().err
+
+
+def test_deploy_of_an_asset_onto_itself_is_refused(tmp_path, proj, capsys):
+    """Deployed onto itself, --upscale enlarged the asset on every run and the record named the
+    asset as its own source, losing its seed and workflow."""
+    f = tmp_path / "k.png"
+    _png(f, 8, size=16)
+    assert main(["deploy", str(f), "--bevy", str(proj), "--asset-path", "sprites/hero.png",
+                 "--provenance", '{"seed": 7, "workflow": "sprite@1.0.0"}']) == 0
+    asset = proj / "assets" / "sprites" / "hero.png"
+    before = asset.read_bytes()
+    capsys.readouterr()
+    for given in (str(asset), str(proj / "assets" / "sprites" / ".." / "sprites" / "hero.png")):
+        assert main(["deploy", given, "--bevy", str(proj), "--asset-path", "sprites/hero.png", "--upscale", "2"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: file {given!r} is the asset 'sprites/hero.png' itself: nothing to deploy")
+    assert asset.read_bytes() == before
+    prov = _manifest(proj)[0]["provenance"]
+    assert prov["seed"] == 7 and prov["source"]["file"] == str(f.resolve())
+
+
+def test_history_marks_missing_and_changed_assets(tmp_path, proj, capsys):
+    for i, name in enumerate(("a", "b", "c")):
+        _png(tmp_path / f"{name}.png", 20 + i)
+        assert main(["deploy", str(tmp_path / f"{name}.png"), "--bevy", str(proj), "--asset-path", f"s/{name}.png",
+                     "--provenance", '{"seed": 7}']) == 0
+    (proj / "assets" / "s" / "b.png").unlink()
+    (proj / "assets" / "s" / "c.png").write_bytes((tmp_path / "a.png").read_bytes())
+    capsys.readouterr()
+    assert main(["history", "--bevy", str(proj)]) == 0
+    lines = {ln.split()[1]: ln for ln in capsys.readouterr().out.splitlines()}
+    assert lines["s/a.png"].endswith("seed 7")
+    assert lines["s/b.png"].endswith("seed 7  [missing]")
+    assert lines["s/c.png"].endswith("seed 7  [changed since deploy]")
+    assert main(["history", "--bevy", str(proj), "--json"]) == 0
+    assert {e["path"]: e["status"] for e in json.loads(capsys.readouterr().out)} == {
+        "s/a.png": "ok", "s/b.png": "missing", "s/c.png": "changed"}
+    assert main(["history", "--bevy", str(proj), "--asset", "s/c.png"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "changed"
+
+
+def test_history_of_a_folder_that_is_no_project_is_bad_input(tmp_path, proj, capsys):
+    """A mistyped --bevy that happens to exist read as "nothing deployed yet"."""
+    other = tmp_path / "not_a_game"
+    other.mkdir()
+    assert main(["history", "--bevy", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {other} is not a Bevy project: it holds no Cargo.toml and no asset manifest")
+    assert main(["history", "--bevy", str(proj)]) == 0  # a game with nothing deployed yet
+    assert "no deployed assets recorded" in capsys.readouterr().out
+
+
+def test_history_workflow_matches_whole_version_components(tmp_path, proj, capsys):
+    for i, wf in enumerate(("sprite@1.0.0", "sprite@1.2.0", "sprite@10.0.0", "sprites@1.0.0")):
+        _png(tmp_path / f"{i}.png", 30 + i)
+        assert main(["deploy", str(tmp_path / f"{i}.png"), "--bevy", str(proj), "--asset-path", f"s/{i}.png",
+                     "--provenance", json.dumps({"workflow": wf})]) == 0
+    capsys.readouterr()
+    for ref, want in (("sprite", ["0", "1", "2"]), ("sprite@1", ["0", "1"]), ("sprite@1.2", ["1"]),
+                      ("sprite@1.0.0", ["0"]), ("sprite@10", ["2"]), ("sprite@2", [])):
+        assert main(["history", "--bevy", str(proj), "--workflow", ref, "--json"]) == 0
+        assert sorted(e["path"][2:-4] for e in json.loads(capsys.readouterr().out)) == want, ref
+    assert main(["history", "--bevy", str(proj), "--workflow", "sprite@1.x"]) == 2
+    assert "is not a version or version prefix" in capsys.readouterr().err

@@ -218,17 +218,69 @@ def test_detect_opaque_sheet_with_colored_gutters():
     assert (det.cell_w, det.columns, det.rows, det.padding) == (8, 3, 2, (1, 1))
 
 
-def test_detect_without_gutters_gives_one_cell_or_a_clear_error():
+def test_detect_without_gutters_is_no_grid_never_the_whole_sheet_as_one_frame():
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, (16, 16, 4), dtype=np.uint8)
     img[..., 3] = 255
-    res = split_sheet(img)  # no gutter anywhere: the only grid that cuts no sprite is one cell
-    assert (res.columns, res.rows, res.cell_w, res.cell_h) == (1, 1, 16, 16)
-    # a sprite running across every possible boundary of 3 columns: no grid fits
+    # no gutter anywhere: the only grid that cuts no sprite is the whole sheet, which is no split
+    with pytest.raises(NoGridFoundError, match="no frame grid found in the 16x16 sheet") as err:
+        split_sheet(img)
+    assert "--columns" in err.value.hint
+    # the default sheet (padding 0, frames trimmed to touch) cannot be read back without its grid
+    gapless = build_sheet([sprite(14, 9, i) for i in range(8)], columns=3).image
+    with pytest.raises(NoGridFoundError, match="no frame grid found"):
+        split_sheet(gapless, offset=None)
+    # a sprite running across every possible boundary of 3 columns: no grid fits, and the
+    # message says the count given does not divide the sheet
     img = np.zeros((8, 20, 4), np.uint8)
     img[:, 3:17, 3] = 255
-    with pytest.raises(NoGridFoundError, match="width"):
+    with pytest.raises(NoGridFoundError, match=r"width \(20 px\) does not split into 3 columns") as err:
         split_sheet(img, columns=3)
+    assert "--padding" in err.value.hint and "number of columns and rows" not in err.value.hint
+
+
+def test_given_columns_and_rows_split_a_sheet_without_gutters():
+    frames = [sprite(14, 9, i) for i in range(8)]
+    s = build_sheet(frames, columns=3)
+    assert (s.width, s.height, s.padding) == (27, 42, (0, 0))
+    for offset in (0, None):
+        res = split_sheet(s.image, columns=3, rows=3, offset=offset)
+        assert (res.cell_w, res.cell_h, res.padding, res.offset, len(res.frames)) == (9, 14, (0, 0), (0, 0), 8)
+        for a, b in zip(res.frames, frames):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_detect_a_margin_before_the_first_cell_from_the_gutters():
+    # itch.io style: 2 px margin, 2 px spacing, magenta everywhere between the 16x16 sprites
+    img = np.zeros((36, 54, 4), np.uint8)
+    img[...] = (255, 0, 255, 255)
+    for i in range(6):
+        r, c = divmod(i, 3)
+        x, y = 2 + c * 18, 2 + r * 18
+        img[y:y + 16, x:x + 16] = (30, 30, 30, 255)
+        img[y + 2:y + 14, x + 3:x + 13] = (200, 100, 50, 255)
+    res = split_sheet(img, offset=None)
+    assert (res.cell_w, res.cell_h, res.columns, res.rows, res.padding, res.offset) == (16, 16, 3, 2, (2, 2), (2, 2))
+    for f in res.frames:
+        assert not (f[..., :3] == (255, 0, 255)).all(-1).any()  # no gutter colour in any frame
+    # transparent gutters: a sheet made with a margin splits back into its own frames
+    frames = [sprite(16, 16, i, margin=3) for i in range(8)]
+    s = build_sheet(frames, columns=4, padding=2, offset=3, trim="none")
+    res = split_sheet(s.image, offset=None)
+    assert (res.cell_w, res.cell_h, res.columns, res.rows, res.padding, res.offset) == (16, 16, 4, 2, (2, 2), (3, 3))
+    for a, b in zip(res.frames, frames):
+        np.testing.assert_array_equal(a, b)
+    # a 1 px border as wide as the 1 px spacing (margin = spacing), transparent
+    frames = [sprite(16, 16, i, margin=2) for i in range(12)]
+    s = build_sheet(frames, columns=4, padding=1, offset=1, trim="none")
+    res = split_sheet(s.image, offset=None)
+    assert (res.cell_w, res.cell_h, res.columns, res.rows, res.padding, res.offset) == (16, 16, 4, 3, (1, 1), (1, 1))
+    for a, b in zip(res.frames, frames):
+        np.testing.assert_array_equal(a, b)
+    # a sprite centred in a larger transparent cell is no margin: the cell is kept whole
+    s = build_sheet([sprite(24, 24, i, margin=4) for i in range(4)], columns=2, trim="none")
+    res = split_sheet(s.image, offset=None)
+    assert (res.cell_w, res.cell_h, res.padding, res.offset) == (24, 24, (0, 0), (0, 0))
 
 
 def test_sheet_from_image_describes_without_moving_pixels():
@@ -346,3 +398,60 @@ def test_split_with_more_columns_or_rows_than_pixels_says_so():
         split_sheet(sheet, columns=1024, rows=2)
     with pytest.raises(InvalidArgumentError, match=r"^99 rows do not fit the sheet's height of 16 px"):
         split_sheet(sheet, rows=99)
+
+
+def test_cli_split_of_a_gapless_sheet_with_its_columns_and_rows_and_without(tmp_path, capsys):
+    """`sheet --split --columns 3 --rows 3` on the tool's own default sheet (no gutters) said
+    "no uniform grid found" and hinted to give the columns and rows; without them it wrote the
+    whole sheet as one frame and exited 0."""
+    from PIL import Image
+
+    from orchestrator.cli import main
+
+    frames = [sprite(14, 9, i) for i in range(8)]
+    for i, f in enumerate(frames):
+        Image.fromarray(f, "RGBA").save(tmp_path / f"walk_{i}.png")
+    sheet = tmp_path / "walk.png"
+    assert main(["sheet", *(str(tmp_path / f"walk_{i}.png") for i in range(8)), "-o", str(sheet)]) == 0
+    capsys.readouterr()
+    assert main(["sheet", "--split", str(sheet), "-o", str(tmp_path / "split"), "--columns", "3", "--rows", "3"]) == 0
+    assert "8 frames of 9x14 px (given grid: 3x3, padding 0,0, offset 0,0)" in capsys.readouterr().out
+    for i, f in enumerate(frames):
+        got = Image.open(tmp_path / "split" / f"frame_{i:03d}.png").convert("RGBA")
+        np.testing.assert_array_equal(np.asarray(got), f)
+    assert main(["sheet", "--split", str(sheet), "-o", str(tmp_path / "one")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: no frame grid found in the 27x42 sheet") and "--columns/--rows" in err
+    assert not (tmp_path / "one").exists()
+    # a margin and spacing around the cells are found from the gutters when --offset is not given
+    (tmp_path / "icons").mkdir()
+    icons = [sprite(16, 16, i, margin=3) for i in range(8)]
+    for i, f in enumerate(icons):
+        Image.fromarray(f, "RGBA").save(tmp_path / "icons" / f"icon_{i}.png")
+    padded = tmp_path / "padded.png"
+    assert main(["sheet", str(tmp_path / "icons"), "-o", str(padded), "--columns", "4", "--padding", "2",
+                 "--offset", "3", "--trim", "none"]) == 0
+    capsys.readouterr()
+    assert main(["sheet", "--split", str(padded), "-o", str(tmp_path / "sp")]) == 0
+    assert "8 frames of 16x16 px (detected grid: 4x2, padding 2,2, offset 3,3)" in capsys.readouterr().out
+    for i, f in enumerate(icons):
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "sp" / f"frame_{i:03d}.png").convert("RGBA")), f)
+
+
+def test_cli_trim_union_of_frames_of_different_sizes_names_the_files(tmp_path, capsys):
+    from PIL import Image
+
+    from orchestrator.cli import main
+
+    Image.fromarray(sprite(16, 16, 1), "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(sprite(32, 24, 2), "RGBA").save(tmp_path / "b.png")
+    game = tmp_path / "game"
+    game.mkdir()
+    (game / "Cargo.toml").write_text('[dependencies]\nbevy = "0.15"\n')
+    for argv in (["sheet", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "s.png")],
+                 ["export", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--bevy", str(game), "--path", "s.png"]):
+        assert main([*argv, "--trim", "union"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --trim union needs frames of one size; {tmp_path / 'b.png'} is 24x32, "
+                              f"{tmp_path / 'a.png'} is 16x16"), err
+    assert not (tmp_path / "s.png").exists() and not (game / "assets" / "s.png").exists()

@@ -458,3 +458,26 @@ def test_an_absolute_asset_folder_is_refused_not_read_as_relative(dirs):
     drop, proj = dirs
     with pytest.raises(PathEscapeError, match="absolute paths are not allowed"):
         Watcher(drop, proj, asset_dir="/abs")
+
+
+def test_an_animated_file_is_reported_not_deployed_as_its_first_frame(dirs):
+    """An animated WebP or APNG (ComfyUI's SaveAnimatedWEBP / SaveAnimatedPNG) used to reach the
+    game as its first frame alone, reported as deployed."""
+    drop, proj = dirs
+    frames = [Image.fromarray(np.full((8, 8, 4), (40 * i, 90, 200, 255), np.uint8), "RGBA") for i in range(3)]
+    rec = Recorder()
+    w = Watcher(drop, proj, asset_dir="sprites/", debounce=0.1, on_event=rec)
+    w.start()
+    try:
+        rec.wait_for("ready")
+        frames[0].save(drop / "run.webp", save_all=True, append_images=frames[1:], duration=100, lossless=True)
+        rec.wait_for("failed", 1)
+        (drop / "still.png").write_bytes(png_bytes(40))
+        rec.wait_for("deployed", 1)
+    finally:
+        w.stop()
+    (failed,) = rec.of("failed")
+    assert failed["file"] == str(drop / "run.webp")
+    assert "is an animation of 3 frames, and deploy writes one still image" in failed["error"]
+    assert [e["asset"] for e in rec.of("deployed")] == ["sprites/still.png"]
+    assert not (proj / "assets" / "sprites" / "run.png").exists()

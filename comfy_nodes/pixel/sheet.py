@@ -568,6 +568,54 @@ def _axis_candidates(occupied: np.ndarray, length: int, given_cell: int | None,
     return found
 
 
+# Widest margin (px) looked for before the first cell when the offset is not given.
+MAX_DETECTED_MARGIN = 16
+
+
+def _axis_grids(occupied: np.ndarray, given_count: int | None, given_pad: int | None,
+                find_margin: bool, keyed: bool) -> list[tuple[int, int, int, int]]:
+    """Valid (cell, count, pad, margin) along one axis (all in pixels but count), best first.
+
+    ``find_margin``: also try a margin before the first cell (up to the first sprite pixel and
+    ``MAX_DETECTED_MARGIN``), with nothing or as much again after the last cell. Ranking:
+    most cells; then sprites at one place in every cell (a wrong stride shifts them a little
+    more in each cell, so their spread across cells grows); for a colour-keyed sheet (no
+    transparency), then the fewest key-colour lines shared by every cell at its edges (those
+    are gutters: a frame must not carry them). Where a grid without margin ranks as well so
+    far, only it and grids whose margin is as wide as their gutters (the usual "margin =
+    spacing" border) stay: a transparent sprite centred in its cell looks the same as a
+    margin and wider gutters around a smaller cell, so such a margin counts only when the
+    ranking above shows it. Then the cell size with the most factors of two, the smallest
+    padding, the smallest margin.
+    """
+    length = int(occupied.size)
+    hits = np.flatnonzero(occupied)
+    first = int(hits[0]) if hits.size else 0
+    margins = range(0, min(first, MAX_DETECTED_MARGIN) + 1) if find_margin else (0,)
+    idx = np.flatnonzero(np.diff(np.concatenate(([0], occupied.astype(np.int8), [0]))))
+    starts, ends = idx[0::2].astype(np.int64), idx[1::2].astype(np.int64)
+    ranked: dict[tuple[int, int, int, int], tuple] = {}
+    for m in margins:
+        for t in sorted({0, m}):
+            if m + t >= length or (t and occupied[length - t:].any()):
+                continue
+            for c, n, p in _axis_candidates(occupied[m:length - t], length - m - t, None, given_count, given_pad):
+                k = (starts - m) // (c + p)
+                rel_s, rel_e = starts - m - k * (c + p), ends - m - k * (c + p)
+                spread = int(rel_e.max() - rel_s.min()) if starts.size else 0
+                edge = int(rel_s.min() + c - rel_e.max()) if keyed and starts.size else 0
+                ranked.setdefault((c, n, p, m), (-n, spread, edge))
+    # (-n, spread, edge) prefixes that a grid without margin reaches
+    plain = {key for (_c, _n, _p, m), key in ranked.items() if m == 0}
+
+    def rank(grid: tuple[int, int, int, int]) -> tuple:
+        c, _n, p, m = grid
+        unshown = ranked[grid] in plain and m > 0 and m != p
+        return (*ranked[grid], unshown, -_pow2_factor(c), p, m)
+
+    return sorted(ranked, key=rank)
+
+
 def split_sheet(
     image: np.ndarray,
     *,
@@ -575,20 +623,25 @@ def split_sheet(
     columns: int | None = None,
     rows: int | None = None,
     padding: int | Sequence[int] | None = None,
-    offset: int | Sequence[int] = 0,
+    offset: int | Sequence[int] | None = 0,
     count: int | None = None,
     keep_empty: bool = False,
 ) -> SplitResult:
     """Cut a sheet back into frames (each exactly one cell, pixels untouched).
 
-    Give the grid (``cell_size`` and/or ``columns``/``rows``, ``padding``, ``offset``) or let it
-    be detected from transparent gutters between the sprites (for opaque sheets: gutters of the
-    top-left colour). ``count`` keeps only the first frames; otherwise trailing empty cells of the
-    last row are dropped unless ``keep_empty``. Raises ``NoGridFoundError`` when no grid fits.
+    Give the grid (``cell_size`` and/or ``columns``/``rows``, ``padding``, ``offset``, all in
+    pixels but the counts) or let it be detected from transparent gutters between the sprites
+    (for opaque sheets: gutters of the colour that fills whole rows or columns). ``offset=None``
+    also detects a margin before the first cell. Given ``columns``/``rows`` without
+    ``padding`` on a sheet with no gutters, cells that touch (padding 0) are taken when they
+    divide the sheet exactly. ``count`` keeps only the first frames; otherwise trailing empty
+    cells of the last row are dropped unless ``keep_empty``. Raises ``NoGridFoundError`` when no
+    grid fits, or when detection finds nothing finer than the whole sheet as one cell.
     """
     img = as_rgba(image, source="sheet")
     H, W = img.shape[:2]
-    off = _pair(offset, "offset")
+    find_margin = offset is None
+    off = (0, 0) if find_margin else _pair(offset, "offset")
     pad = _pair(padding, "padding") if padding is not None else None
     if off[0] >= W or off[1] >= H:
         raise InvalidArgumentError(
@@ -606,41 +659,63 @@ def split_sheet(
     given_w = int(cell_size[0]) if cell_size else None
     given_h = int(cell_size[1]) if cell_size else None
 
+    keyed = not (body[..., 3] == 0).any()
+
     def solve(axis_len, cell, n, p, occupied, name):
+        """(cell, count, padding, margin) along one axis, in pixels but the count."""
         nonlocal detected
+        what = "columns" if name == "width" else "rows"
         if n and n > axis_len:
-            what = "columns" if name == "width" else "rows"
             raise InvalidArgumentError(f"{n} {what} do not fit the sheet's {name} of {axis_len} px (after the offset)",
                                        hint=f"give the number of {what} the sheet has, or its cell size")
         if cell and n:
-            return cell, n, (p if p is not None else 0)
+            return cell, n, (p if p is not None else 0), 0
         if cell:
             pp = p or 0
             nn = (axis_len + pp) // (cell + pp)
             if nn < 1:
                 raise InvalidArgumentError(f"cell {name} {cell} is larger than the sheet ({axis_len} px)")
-            return cell, nn, pp
+            return cell, nn, pp, 0
         if n and p is not None:
             span = axis_len - (n - 1) * p
             if span <= 0 or span % n:
                 raise InvalidArgumentError(
                     f"the sheet's {name} ({axis_len} px after the offset) does not divide into {n} cells with padding {p}"
                 )
-            return span // n, n, p
-        detected = True
-        cands = _axis_candidates(occupied, axis_len, None, n, p)
-        if not cands:
+            return span // n, n, p, 0
+        cands = _axis_grids(occupied, n, p, find_margin, keyed)
+        if cands:
+            detected = True
+            return cands[0]
+        if n and axis_len % n == 0:
+            # sprites that touch leave no gutter to find: the count given, cells side by side
+            return axis_len // n, n, 0, 0
+        if n:
             raise NoGridFoundError(
-                f"no uniform grid found along the sheet's {name}: sprites are not separated by empty gutters",
-                hint="give the cell size (e.g. 32x32) or the number of columns and rows",
+                f"the sheet's {name} ({axis_len} px) does not split into {n} {what} of equal size, and no padding "
+                f"between them keeps every sprite inside one cell",
+                hint=f"check the number of {what}, or give the sheet's --padding and --offset (or its --cell size)",
             )
-        return cands[0]
+        raise NoGridFoundError(
+            f"no uniform grid found along the sheet's {name}: sprites are not separated by empty gutters",
+            hint="give the cell size (e.g. 32x32) or the number of columns and rows",
+        )
 
     bg = _background_mask(body)
     occ_x = (~bg).any(axis=0)
     occ_y = (~bg).any(axis=1)
-    cw, ncols, px = solve(bw, given_w, columns, pad[0] if pad else None, occ_x, "width")
-    ch, nrows, py = solve(bh, given_h, rows, pad[1] if pad else None, occ_y, "height")
+    cw, ncols, px, mx = solve(bw, given_w, columns, pad[0] if pad else None, occ_x, "width")
+    ch, nrows, py, my = solve(bh, given_h, rows, pad[1] if pad else None, occ_y, "height")
+    if detected and (ncols, nrows) == (1, 1) and not (columns or rows or cell_size):
+        # the whole sheet as its one frame is what a sheet without gutters gives: no split at all
+        raise NoGridFoundError(
+            f"no frame grid found in the {W}x{H} sheet: nothing separates its sprites (no empty gutters)",
+            hint="give the number of columns and rows (--columns/--rows) or the cell size (--cell)",
+        )
+    if mx or my:
+        off = (off[0] + mx, off[1] + my)
+        body, bg = body[my:, mx:], bg[my:, mx:]
+        bh, bw = body.shape[:2]
     if ncols * cw + (ncols - 1) * px > bw or nrows * ch + (nrows - 1) * py > bh:
         raise InvalidArgumentError(
             f"a grid of {ncols}x{nrows} cells of {cw}x{ch} with padding ({px}, {py}) does not fit the {W}x{H} sheet"

@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--animations", metavar="SPEC", help="named animations, e.g. 'idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong'")
     add_grid_arguments(g)
     g.add_argument("--sheet-cell", metavar="WxH", help="the single input is already a sheet with this cell size")
-    g.add_argument("--detect-grid", action="store_true", help="the single input is already a sheet: find its grid")
+    g.add_argument("--detect-grid", action="store_true",
+                   help="the single input is already a sheet: find its grid (and its margin, unless --offset is given)")
     g.add_argument("--tile-array", action="store_true",
                    help="tileset for Bevy's TilemapChunk: the .meta loads one array layer per cell (Bevy 0.18+)")
     o = p.add_argument_group("outputs")
@@ -52,7 +53,7 @@ def run(args) -> int:
     from comfy_nodes.pixel.errors import InvalidArgumentError
     from comfy_nodes.pixel.sheet import build_sheet, sheet_from_image
 
-    from .sheet import load_frames, parse_pair, parse_size, source_timing
+    from .sheet import check_union_sizes, load_named_frames, parse_pair, parse_size, source_timing
 
     provenance = None
     if args.provenance:
@@ -63,7 +64,8 @@ def run(args) -> int:
         if not isinstance(provenance, dict):
             raise InvalidArgumentError("--provenance must be a JSON object")
     provenance = {"source": _sources(args.inputs), **(provenance or {})}
-    frames = load_frames(args.inputs)
+    named = load_named_frames(args.inputs)
+    frames = [f for _name, f in named]
     _check_sheet_options(args, len(frames))
     common = dict(bevy_version=args.bevy_version, overwrite=args.overwrite, upscale=args.upscale,
                   assets_ron=args.assets_ron, provenance=provenance, assets_dir=args.assets_dir)
@@ -75,11 +77,13 @@ def run(args) -> int:
         sheet = sheet_from_image(frames[0], cell_size=parse_size(args.sheet_cell, "--sheet-cell") if args.sheet_cell else None,
                                  columns=args.columns, rows=args.rows,
                                  padding=parse_pair(args.padding, "--padding") if args.padding else (0 if args.sheet_cell else None),
-                                 offset=offset, animations=args.animations)
+                                 offset=offset if args.offset is not None or args.sheet_cell else None,
+                                 animations=args.animations)
         result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, tile_array=args.tile_array, **common)
     elif len(frames) == 1 and not args.animations:
         result = export_asset(project, args.path, frames[0], **common)
     else:
+        check_union_sizes(named, args.trim)
         timing = None if args.animations else source_timing(args.inputs, len(frames))
         sheet = build_sheet(frames, columns=args.columns, rows=args.rows, cell_size=cell, anchor=args.anchor,
                             trim=args.trim, padding=padding, offset=offset, pow2=args.pow2,
@@ -136,8 +140,8 @@ def _check_sheet_options(args, n_frames: int) -> None:
                                    hint="--sheet-cell when you know the cell size, --detect-grid to find it")
     layout = {"--cell": args.cell, "--anchor": args.anchor != "bottom-center", "--trim": args.trim != "auto",
               "--pow2": args.pow2}
-    grid = {"--columns": args.columns, "--rows": args.rows, "--padding": args.padding, "--offset": args.offset != "0",
-            "--tile-array": args.tile_array}
+    grid = {"--columns": args.columns, "--rows": args.rows, "--padding": args.padding,
+            "--offset": args.offset not in ("0", None), "--tile-array": args.tile_array}
     cut = args.sheet_cell or args.detect_grid
     if n_frames > 1 and cut:
         raise InvalidArgumentError(f"--sheet-cell and --detect-grid cut one sheet image; these are {n_frames} frames",

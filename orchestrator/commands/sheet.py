@@ -48,7 +48,8 @@ def add_grid_arguments(g, *, split: bool = False) -> None:
     g.add_argument("--cell", metavar="WxH", help="cell size in pixels, e.g. 32x32 (default: largest trimmed frame"
                    + (" / detected)" if split else ")"))
     g.add_argument("--padding", metavar="N|X,Y", help="pixels between cells (default 0" + ("; --split: detected)" if split else ")"))
-    g.add_argument("--offset", metavar="N|X,Y", default="0", help="pixels before the first cell (default 0)")
+    g.add_argument("--offset", metavar="N|X,Y", help="pixels before the first cell (default 0"
+                   + ("; --split: detected)" if split else ")"))
     g.add_argument("--anchor", default="bottom-center", help="bottom-center (characters, default), center (items) or top-left")
     g.add_argument("--trim", default="auto", help="auto (default: union for frames of one size, an animation, so it does not jitter; each for frames of different sizes), each (every frame to its own pixels), union (all frames by the union of their pixels: keeps motion inside the frame) or none")
     g.add_argument("--pow2", action="store_true", help="enlarge the sheet to power-of-two sides")
@@ -108,11 +109,37 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     return out
 
 
-def load_frames(inputs: list[str]):
-    """The frames of ``inputs`` in order; an animated GIF, APNG or WebP gives all of its frames."""
+def load_named_frames(inputs: list[str]) -> list[tuple[str, object]]:
+    """``(name, frame)`` for every frame of ``inputs`` in order: the file's path, or
+    ``path frame N`` (from 0) for a frame of an animated GIF, APNG or WebP."""
     from comfy_nodes.pixel.imageio import load_frames as frames_of
 
-    return [f for p in expand_inputs(inputs) for f in frames_of(p)]
+    out = []
+    for p in expand_inputs(inputs):
+        frames = frames_of(p)
+        out += [(p if len(frames) == 1 else f"{p} frame {i}", f) for i, f in enumerate(frames)]
+    return out
+
+
+def load_frames(inputs: list[str]):
+    """The frames of ``inputs`` in order; an animated GIF, APNG or WebP gives all of its frames."""
+    return [f for _name, f in load_named_frames(inputs)]
+
+
+def check_union_sizes(named: list[tuple[str, object]], trim: str) -> None:
+    """``InvalidArgumentError`` naming the files when ``--trim union`` is given frames of
+    different sizes (the sheet functions see frames only, and could name only their numbers)."""
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    if not isinstance(trim, str) or trim.lower() != "union" or not named:
+        return
+    first_name, first = named[0]
+    for name, frame in named[1:]:
+        if frame.shape[:2] != first.shape[:2]:
+            raise InvalidArgumentError(
+                f"--trim union needs frames of one size; {name} is {frame.shape[1]}x{frame.shape[0]}, "
+                f"{first_name} is {first.shape[1]}x{first.shape[0]}",
+                hint="use --trim auto or each for frames of different sizes, or give frames drawn on one canvas size")
 
 
 def source_timing(inputs: list[str], n_frames: int):
@@ -191,7 +218,7 @@ def run(args) -> int:
         img = load_image(args.inputs[0])
         res = split_sheet(img, cell_size=cell, columns=args.columns, rows=args.rows,
                           padding=padding if padding is not None else (0 if cell else None),
-                          offset=offset, count=args.count)
+                          offset=offset if args.offset is not None else None, count=args.count)
         out = Path(args.output)
         if out.suffix.lower() == ".png":
             raise InvalidArgumentError("with --split, -o names a folder for the frames, not a .png file")
@@ -214,7 +241,8 @@ def run(args) -> int:
     if args.json:
         check_not_replacing(args.json, f"--json {args.json}", keep + ([("the preview", preview_to)] if preview_to else []))
         check_writable(args.json)
-    frames = load_frames(args.inputs)
+    named = load_named_frames(args.inputs)
+    frames = [f for _name, f in named]
     if args.tileset:
         from comfy_nodes.pixel.tileset import build_tileset, check_seamless
 
@@ -228,6 +256,8 @@ def run(args) -> int:
             preview = sheet_preview(ts.image, scale=args.preview_scale, grid=ts.as_sheet())
             write_output(preview_to, lambda p: save_png(preview, p))
         return 7 if args.strict and report.failing else 0
+
+    check_union_sizes(named, args.trim)
 
     timing = None if args.animations else source_timing(args.inputs, len(frames))
     sheet = build_sheet(frames, columns=args.columns, rows=args.rows, cell_size=cell, anchor=args.anchor,
