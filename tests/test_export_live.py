@@ -159,7 +159,7 @@ def test_export_node_on_live_server_and_cli(managed_comfy_server, tmp_path):
                                               "bevy_version": "auto", "overwrite": "fail", "upscale": 1, "animations": "",
                                               "write_atlas_json": True, "write_assets_ron": True}}
         entry = queue_and_wait(server.url, prompt)
-        expected = build_sheet(frames, columns=4, padding=1, animations=ANIMS)
+        expected = build_sheet(frames, columns=4, padding=1, animations=ANIMS, trim="each")
         for i, (v, proj) in enumerate(projects.items()):
             check_export(proj, v, frames, expected)
             texts = entry["outputs"][str(10 + i)]["text"]
@@ -219,7 +219,7 @@ def test_export_node_on_live_server_and_cli(managed_comfy_server, tmp_path):
         proj = make_project(cli_root, f"game_{v.replace('.', '_')}", dep)
         r = subprocess.run([sys.executable, "-m", "orchestrator", "export", str(frame_dir), "--bevy", str(proj),
                             "--path", "sprites/knight.png", "--columns", "4", "--padding", "1",
-                            "--animations", ANIMS, "--assets-ron"],
+                            "--animations", ANIMS, "--assets-ron", "--trim", "each"],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         assert SNIPPET[v] in r.stdout and f"for Bevy {v}" in r.stderr
