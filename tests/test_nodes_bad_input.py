@@ -191,10 +191,12 @@ def test_load_image_placeholder_mask_means_no_mask(node, call, name, mask_name):
         return [o.hex_list() if hasattr(o, "hex_list") else o for o in out.result if isinstance(o, torch.Tensor)
                 or hasattr(o, "hex_list")]
 
-    with_placeholder = call(sprite_batch(), torch.zeros(1, 64, 64))
-    without = call(sprite_batch(), None)
-    for a, b in zip(plain(with_placeholder), plain(without)):
-        assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+    # one placeholder, or one per frame as LoadImage gives an animated GIF or PNG without alpha
+    for frames in (1, 3):
+        without = call(sprite_batch(frames), None)
+        with_placeholder = call(sprite_batch(frames), torch.zeros(frames, 64, 64))
+        for a, b in zip(plain(with_placeholder), plain(without)):
+            assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
     with pytest.raises(InputImageError, match=rf"^{mask_name} is 64x64"):
         call(sprite_batch(), torch.ones(1, 64, 64))
 

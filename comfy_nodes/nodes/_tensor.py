@@ -146,9 +146,11 @@ def input_frames(image: torch.Tensor, mask: torch.Tensor | None = None, *, name:
 
 def given_mask(mask):
     """``mask``, or None where it is what ComfyUI's LoadImage outputs for an image without
-    alpha: a 64x64 mask of zeros, whatever the image's size. Wired to a node's mask input (as
-    the tooltips suggest), that means "no mask", not a mask of the wrong size."""
-    if isinstance(mask, torch.Tensor) and tuple(mask.shape) in ((64, 64), (1, 64, 64)) and not bool(mask.any()):
+    alpha: a 64x64 mask of zeros, whatever the image's size, one per frame of an animated GIF
+    or PNG. Wired to a node's mask input (as the tooltips suggest), that means "no mask", not a
+    mask of the wrong size."""
+    if (isinstance(mask, torch.Tensor) and (mask.ndim == 2 or (mask.ndim == 3 and mask.shape[0] >= 1))
+            and tuple(mask.shape[-2:]) == (64, 64) and not bool(mask.any())):
         return None
     return mask
 
