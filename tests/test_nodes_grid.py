@@ -36,6 +36,24 @@ def test_schema_ids_and_outputs():
     assert all(i.tooltip for i in schema.inputs)
 
 
+def test_a_preview_scale_too_large_for_the_sprite_is_lowered_and_nearest_upscale_refuses_it():
+    """preview_scale 64 on a 1536x1024 'sprite' (mode cell, cell 1) asked numpy for 24 GiB and
+    failed deep inside it: the preview is lowered to what fits 4096x4096 pixels, and the Nearest
+    Upscale node, whose output is the enlargement, refuses by name with the largest scale."""
+    from comfy_nodes.nodes.nodes_preview import DGXPixelsNearestUpscale
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    big = np.random.default_rng(0).integers(0, 256, (1024, 1536, 3), dtype=np.uint8)
+    out = DGXPixelsGridSnap.execute(image=as_tensor([big]), mode="cell", cell_size=1.0, preview_scale=64)
+    image, _mask, preview, *_ = out.result
+    assert tuple(image.shape) == (1, 1024, 1536, 4) and tuple(preview.shape) == (1, 3072, 4608, 4)
+    with pytest.raises(InvalidArgumentError, match=r"scale 64 makes the 1536x1024 image 98304x65536 pixels") as exc:
+        DGXPixelsNearestUpscale.execute(image=as_tensor([big]), scale=64)
+    assert "use scale 6 or less" in exc.value.hint
+    small = DGXPixelsNearestUpscale.execute(image=as_tensor([big[:16, :16]]), scale=64).result[0]
+    assert tuple(small.shape) == (1, 1024, 1024, 3)
+
+
 def test_auto_snap_outputs_sprite_mask_preview_grid():
     s = sprite(1)
     out = DGXPixelsGridSnap.execute(image=as_tensor([up(s, 9)]), preview_scale=3)

@@ -13,7 +13,8 @@ from comfy_api.latest import io, ui
 
 from ..pixel import grid as G
 from ..pixel.errors import InputImageError, InvalidArgumentError, NoGridFoundError
-from ..pixel.imageio import upscale_nearest
+from ..pixel.imageio import largest_nearest_scale, upscale_nearest
+from ..pixel.sheet import PREVIEW_MAX_PIXELS
 from ._tensor import input_frames, rgba_list_to_image, rgba_to_mask
 
 #: Custom socket type carrying a detected grid between nodes.
@@ -112,7 +113,8 @@ class DGXPixelsGridSnap(io.ComfyNode):
                                tooltip="keep: input alpha, made binary. transparent_background: the background "
                                        "colour touching the border becomes transparent."),
                 io.Int.Input("preview_scale", default=8, min=1, max=64,
-                             tooltip="Whole-number enlargement of the preview output (nearest neighbour)."),
+                             tooltip="Whole-number enlargement of the preview output (nearest neighbour); lowered when the "
+                                     "preview would pass 4096x4096 pixels in all."),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="True-resolution sprite batch (RGBA)."),
@@ -174,7 +176,8 @@ class DGXPixelsGridSnap(io.ComfyNode):
         sprites = [r.image for r in results]
         out = rgba_list_to_image(sprites, keep_alpha=True)
         m = rgba_to_mask(sprites)
-        scale = int(preview_scale)
+        # the preview only shows the sprite: a scale too large for it is lowered, not an error
+        scale = min(int(preview_scale), largest_nearest_scale(*sprites[0].shape[:2], PREVIEW_MAX_PIXELS))
         preview = rgba_list_to_image([upscale_nearest(s, scale) for s in sprites], keep_alpha=True)
         g0 = results[0].grid
         info = GridInfo(cell_w=float(g0.cell_w), cell_h=float(g0.cell_h), cols=int(g0.cols), rows=int(g0.rows),

@@ -10,6 +10,9 @@ from comfy_api.latest import io
 from ..pixel.imageio import upscale_nearest
 from ._tensor import image_channels, image_to_rgba_list, rgba_list_to_image
 
+#: Largest enlarged frame, in pixels (64 million: 1 GiB as a float32 RGBA IMAGE).
+NODE_MAX_PIXELS = 1 << 26
+
 
 class DGXPixelsNearestUpscale(io.ComfyNode):
     @classmethod
@@ -40,7 +43,8 @@ class DGXPixelsNearestUpscale(io.ComfyNode):
     @classmethod
     def execute(cls, image, scale: int) -> io.NodeOutput:
         keep_alpha = image_channels(image) == 4
-        frames = [upscale_nearest(rgba, int(scale)) for rgba in image_to_rgba_list(image)]
+        # a ComfyUI IMAGE holds 16 bytes a pixel: keep one enlarged frame within about 1 GiB
+        frames = [upscale_nearest(rgba, int(scale), max_pixels=NODE_MAX_PIXELS) for rgba in image_to_rgba_list(image)]
         return io.NodeOutput(rgba_list_to_image(frames, keep_alpha=keep_alpha))
 
 

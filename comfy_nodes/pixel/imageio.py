@@ -6,6 +6,7 @@ writes PNGs atomically so a watcher (Bevy hot reload, ``dgx-pixels watch``) neve
 """
 from __future__ import annotations
 
+import math
 import os
 import stat
 import tempfile
@@ -243,12 +244,28 @@ def save_png(rgba: np.ndarray, path: str | os.PathLike) -> Path:
     return p
 
 
-def upscale_nearest(rgba: np.ndarray, scale: int) -> np.ndarray:
-    """Nearest-neighbour integer upscale (scale >= 1): each pixel becomes a scale x scale block."""
-    if scale < 1:
-        from .errors import InvalidArgumentError
+def largest_nearest_scale(h: int, w: int, max_pixels: int = MAX_PIXELS) -> int:
+    """The largest whole scale (at least 1) that keeps an ``h`` x ``w`` image within MAX_SIDE px
+    a side and ``max_pixels`` pixels once enlarged."""
+    return max(1, min(MAX_SIDE // max(1, h, w), math.isqrt(max(1, int(max_pixels) // max(1, h * w)))))
 
-        raise InvalidArgumentError(f"scale must be an integer >= 1, got {scale}")
+
+def upscale_nearest(rgba: np.ndarray, scale: int, *, max_pixels: int = MAX_PIXELS, name: str = "scale") -> np.ndarray:
+    """Nearest-neighbour integer upscale (scale >= 1): each pixel becomes a scale x scale block.
+
+    An enlargement past MAX_SIDE px a side or ``max_pixels`` pixels is refused before anything
+    is allocated (``name`` is the option the message names): a scale of 64 on a 1536x1024
+    image asked numpy for 24 GiB."""
+    from .errors import InvalidArgumentError
+
+    if scale < 1:
+        raise InvalidArgumentError(f"{name} must be an integer >= 1, got {scale}")
     if scale == 1:
         return rgba
+    h, w = rgba.shape[:2]
+    if max(h, w) * scale > MAX_SIDE or h * w * scale * scale > max_pixels:
+        raise InvalidArgumentError(
+            f"{name} {scale} makes the {w}x{h} image {w * scale}x{h * scale} pixels, more than this allows "
+            f"({MAX_SIDE} px a side, {max_pixels // 1_000_000} million pixels)",
+            hint=f"use {name} {largest_nearest_scale(h, w, max_pixels)} or less for this image")
     return np.repeat(np.repeat(rgba, scale, axis=0), scale, axis=1)

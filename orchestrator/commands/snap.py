@@ -132,11 +132,11 @@ def _check_preview_size(img, scale: int) -> None:
     """``InvalidArgumentError`` before anything is written when the preview would pass the
     largest image written anywhere (it was found out after the sprite, as a failed allocation)."""
     from comfy_nodes.pixel.errors import InvalidArgumentError
-    from comfy_nodes.pixel.imageio import MAX_PIXELS, MAX_SIDE
+    from comfy_nodes.pixel.imageio import MAX_PIXELS, MAX_SIDE, largest_nearest_scale
 
     w, h = img.shape[1] * scale, img.shape[0] * scale
     if max(w, h) > MAX_SIDE or w * h > MAX_PIXELS:
-        fit = max(1, min(MAX_SIDE // max(img.shape[:2]), int((MAX_PIXELS / (img.shape[0] * img.shape[1])) ** 0.5)))
+        fit = largest_nearest_scale(img.shape[0], img.shape[1])
         raise InvalidArgumentError(
             f"--preview-scale {scale} makes the {img.shape[1]}x{img.shape[0]} sprite a {w}x{h} preview, more than "
             f"{MAX_SIDE} px on a side", hint=f"use --preview-scale {fit} or less, or leave out --preview")
