@@ -148,6 +148,27 @@ def test_resolve_project_with_and_without_configuration(tmp_path):
             resolve_project(bad, none)
 
 
+def test_a_project_whose_assets_folder_links_out_of_the_roots_is_refused(tmp_path):
+    """The project is inside the roots, its assets/ is a symlink to a folder outside them:
+    every file went there. A link that stays inside the roots is fine."""
+    games, outside = tmp_path / "games", tmp_path / "outside"
+    (games / "linked").mkdir(parents=True)
+    outside.mkdir()
+    (games / "linked" / "assets").symlink_to(outside, target_is_directory=True)
+    c = load_root_config(env={ENV_ROOTS: str(games)}, default_root=tmp_path / "out")
+    with pytest.raises(PathEscapeError, match=r"its assets/ folder is a symlink leading outside the allowed roots"):
+        resolve_project("linked", c)
+    (games / "shared_assets").mkdir()
+    (games / "ok").mkdir()
+    (games / "ok" / "assets").symlink_to(games / "shared_assets", target_is_directory=True)
+    assert resolve_project("ok", c) == (games / "ok").resolve()
+    none = load_root_config(env={}, default_root=tmp_path / "out")
+    (tmp_path / "out" / "game").mkdir(parents=True)
+    (tmp_path / "out" / "game" / "assets").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(PathEscapeError, match="symlink leading outside"):
+        resolve_project("game", none)
+
+
 def test_manifest_folder_symlinked_outside_is_refused(tmp_path):
     project = tmp_path / "game"
     (project / "assets").mkdir(parents=True)

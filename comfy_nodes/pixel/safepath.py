@@ -205,13 +205,31 @@ def load_root_config(
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
-def resolve_project(project: str, config: RootConfig) -> Path:
+def resolve_project(project: str, config: RootConfig, assets_dir: str = "assets") -> Path:
     """The Bevy project folder named by a node input, validated against ``config``.
 
     - configured roots: ``project`` is an absolute folder equal to or inside a root, or a plain
       name: a root whose folder name it is, else ``<first root where it exists>/<name>``;
     - no configuration: ``project`` must be a plain name and maps to ``<default_root>/<name>``.
+
+    The project's ``assets_dir`` must lead inside the roots too: a symlink there to a folder
+    outside them would take every write with it.
     """
+    path = _project_path(project, config)
+    assets = path / assets_dir
+    if os.path.lexists(assets):
+        real = Path(os.path.realpath(assets))
+        roots = list(config.roots) or ([config.default_root] if config.default_root is not None else [])
+        if not any(_inside(real, Path(os.path.realpath(r))) for r in roots):
+            raise PathEscapeError(
+                f"refusing project {str(project).strip()!r}: its {assets_dir}/ folder is a symlink leading outside "
+                f"the allowed roots (to {real})",
+                hint="replace the link by a folder, or add its target to the allowed roots")
+    return path
+
+
+def _project_path(project: str, config: RootConfig) -> Path:
+    """:func:`resolve_project` without the check of the assets folder."""
     text = (project or "").strip()
     if not text:
         raise PathEscapeError("no Bevy project given", hint="enter a project name or folder")
