@@ -220,6 +220,9 @@ def test_a_save_node_runs_again_only_when_its_file_is_gone(comfy_server, bevy):
                        "inputs": {"image": ["1", 1], "project": project, "asset_path": "sprites/swatch.png",
                                   "bevy_version": "auto", "overwrite": "version", "upscale": 1, "animations": "",
                                   "write_atlas_json": True, "write_assets_ron": False}}
+        # a second export into the same project: the manifest both write is no reason to re-run
+        prompt["3"] = {"class_type": "DGXPixelsBevyExport",
+                       "inputs": {**prompt["2"]["inputs"], "asset_path": "sprites/other.png"}}
     client = ComfyClient(comfy_server.url)
 
     def run_once():
@@ -235,13 +238,21 @@ def test_a_save_node_runs_again_only_when_its_file_is_gone(comfy_server, bevy):
     try:
         if bevy:
             folder = comfy_server.output_dir / "bevy" / project / "assets" / "sprites"
+            both = ["other.png", "other.png.meta", "swatch.png", "swatch.png.meta"]
             run_once()
             assert (folder / "swatch.png").is_file() and (folder / "swatch.png.meta").is_file()
             run_once()  # unchanged: no swatch-2.png under the default 'version' policy
-            assert sorted(p.name for p in folder.iterdir()) == ["swatch.png", "swatch.png.meta"]
+            assert sorted(p.name for p in folder.iterdir()) == both
             (folder / "swatch.png").unlink()
             run_once()
-            assert sorted(p.name for p in folder.iterdir()) == ["swatch.png", "swatch.png.meta"]
+            assert sorted(p.name for p in folder.iterdir()) == both
+            # the game's Cargo.toml edited: the node runs again and refreshes its own files in
+            # place (it wrote swatch-2.png and other-2.png beside the unchanged ones)
+            cargo = folder.parent.parent / "Cargo.toml"
+            cargo.write_text((cargo.read_text() if cargo.is_file() else "") + "\n# edited\n")
+            _, entry = run_once()
+            assert sorted(p.name for p in folder.iterdir()) == both
+            assert "sprites/swatch.png" in entry["outputs"]["2"]["text"][0]
             return
         folder = comfy_server.output_dir / "palettes"
         target = comfy_server.output_dir / f"{name}.hex"

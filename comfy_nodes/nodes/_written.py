@@ -6,7 +6,10 @@ queue again, and the node would report a write that never happens. So these node
 what they wrote: the same value while the files are as the node left them (a second queue of
 an unchanged graph writes nothing, as ComfyUI's own Save Image does), a new one once any of
 them was deleted or changed, or a file that steers the export (the roots configuration, the
-game's Cargo files) was edited.
+game's Cargo files) was edited. Such a run rewrites the node's own files in place (``intact``):
+with the ``version`` policy it wrote knight-2.png beside an unchanged knight.png. Files other
+exports share (the project's manifest) are not the node's: another export writing them is no
+reason to run again.
 
 The value cannot simply be the files' state: it is taken before the node runs, so the first
 re-queue would always see the node's own fresh files as a change and, with the ``version``
@@ -39,6 +42,16 @@ def record(key: tuple, paths: Iterable[str | os.PathLike]) -> None:
     with _lock:
         rec = _records.setdefault(key, {"files": {}, "generation": 0})
         rec["files"] = {str(p): file_state(p) for p in paths}
+
+
+def intact(key: tuple) -> list[str]:
+    """The files the last run for ``key`` wrote, when every one is still as it left them (a run
+    that only a steering file set off refreshes those in place); else an empty list."""
+    with _lock:
+        rec = _records.get(key)
+        if not rec or not rec["files"] or any(file_state(p) != st for p, st in rec["files"].items()):
+            return []
+        return list(rec["files"])
 
 
 def fingerprint(key: tuple, steering: Iterable[str | os.PathLike] = ()) -> tuple:

@@ -112,6 +112,16 @@ class DGXPixelsBevyExport(io.ComfyNode):
         config = root_config()
         project_dir = resolve_project(project, config)
         animations = animations.strip() if isinstance(animations, str) else animations
+        key = ("bevy", _written.key_path(project_dir), str(asset_path))
+        own = [Path(p) for p in _written.intact(key) if p.endswith(".png")]
+        if own and overwrite != "keep":
+            # run again only because the Cargo files or the roots changed: the asset this node
+            # wrote, untouched since, is refreshed where it is (not written again as NAME-2.png)
+            try:
+                asset_path = own[0].relative_to(project_dir / "assets").as_posix()
+                overwrite = "replace"
+            except ValueError:
+                pass
         common = dict(bevy_version=bevy_version, overwrite=overwrite, upscale=int(upscale),
                       assets_ron=bool(write_assets_ron), provenance=_provenance(cls),
                       create_project=not config.configured)
@@ -139,7 +149,7 @@ class DGXPixelsBevyExport(io.ComfyNode):
                                       tile_array=bool(tile_array), **common)
         else:
             raise InvalidArgumentError("connect an image (or a batch of frames) or sheet data to Bevy Export")
-        _written.record(("bevy", _written.key_path(project_dir), str(asset_path)), result.paths())
+        _written.record(key, [f.path for f in result.files if f.kind != "manifest"])
         written = "\n".join(str(p) for p in result.paths()) if not result.skipped else result.message
         # Shown on the node (and kept in the history): what was written, and the code to paste.
         texts = [result.summary()] + ([result.snippet] if result.snippet else [])
