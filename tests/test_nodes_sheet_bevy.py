@@ -112,6 +112,13 @@ def test_bevy_export_node_default_root_is_output_bevy(comfy_dirs):
     # the default overwrite policy of the node is "version"
     _, written2 = DGXPixelsBevyExport.execute(project="my_game", asset_path="sprites/knight.png", sheet_data=data).result
     assert "knight-2.png" in written2
+    # run again with the same content (ComfyUI does so when only the game's Cargo.toml or the
+    # roots changed): its own untouched files are refreshed in place, no knight-3.png
+    _, written3 = DGXPixelsBevyExport.execute(project="my_game", asset_path="sprites/knight.png", sheet_data=data).result
+    assert "knight-2.png" in written3 and not (base / "sprites" / "knight-3.png").exists()
+    other = DGXPixelsSpriteSheet.execute(frames=t, columns=2, animations="idle:0-5@8").result[1]
+    _, written4 = DGXPixelsBevyExport.execute(project="my_game", asset_path="sprites/knight.png", sheet_data=other).result
+    assert "knight-3.png" in written4  # new content: the node's 'version' policy again
     for bad in ("/tmp", "../x", "a/b"):
         with pytest.raises(PathEscapeError):
             DGXPixelsBevyExport.execute(project=bad, asset_path="k.png", sheet_data=data)

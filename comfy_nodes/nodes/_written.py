@@ -6,8 +6,9 @@ queue again, and the node would report a write that never happens. So these node
 what they wrote: the same value while the files are as the node left them (a second queue of
 an unchanged graph writes nothing, as ComfyUI's own Save Image does), a new one once any of
 them was deleted or changed, or a file that steers the export (the roots configuration, the
-game's Cargo files) was edited. Such a run rewrites the node's own files in place (``intact``):
-with the ``version`` policy it wrote knight-2.png beside an unchanged knight.png. Files other
+game's Cargo files) was edited. Such a run, with the same content, rewrites the node's own
+files in place (``intact``): with the ``version`` policy it wrote knight-2.png beside an
+unchanged knight.png. Files other
 exports share (the project's manifest) are not the node's: another export writing them is no
 reason to run again.
 
@@ -37,19 +38,22 @@ def file_state(path: str | os.PathLike) -> tuple | None:
     return (st.st_size, st.st_mtime_ns)
 
 
-def record(key: tuple, paths: Iterable[str | os.PathLike]) -> None:
-    """Remember the files a run of the node for ``key`` just wrote."""
+def record(key: tuple, paths: Iterable[str | os.PathLike], content: str | None = None) -> None:
+    """Remember the files a run of the node for ``key`` just wrote, and from what ``content``."""
     with _lock:
         rec = _records.setdefault(key, {"files": {}, "generation": 0})
         rec["files"] = {str(p): file_state(p) for p in paths}
+        rec["content"] = content
 
 
-def intact(key: tuple) -> list[str]:
-    """The files the last run for ``key`` wrote, when every one is still as it left them (a run
-    that only a steering file set off refreshes those in place); else an empty list."""
+def intact(key: tuple, content: str) -> list[str]:
+    """The files the last run for ``key`` wrote from the same ``content`` (a digest of what the
+    node writes), when every one is still as it left them: a run that only a steering file set
+    off refreshes those in place. Else an empty list (new content follows the node's policy)."""
     with _lock:
         rec = _records.get(key)
-        if not rec or not rec["files"] or any(file_state(p) != st for p, st in rec["files"].items()):
+        if (not rec or not rec["files"] or rec.get("content") != content
+                or any(file_state(p) != st for p, st in rec["files"].items())):
             return []
         return list(rec["files"])
 

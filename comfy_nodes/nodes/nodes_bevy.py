@@ -12,15 +12,17 @@ name). Without any configuration the node writes only to ``<ComfyUI output>/bevy
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 from comfy_api.latest import io
 
 from ..pixel.bevy_export import OVERWRITE_POLICIES, SUPPORTED_MINORS, export_asset, export_sheet
 from ..pixel.errors import ExportError, InvalidArgumentError
 from ..pixel.safepath import PACK_CONFIG_NAME, USER_CONFIG_NAME, load_root_config, resolve_project
-from ..pixel.sheet import build_sheet
+from ..pixel.sheet import Sheet, build_sheet
 from . import _written
 from ._tensor import input_frames
 from .nodes_sheet import SheetType, check_sheet
@@ -113,10 +115,12 @@ class DGXPixelsBevyExport(io.ComfyNode):
         project_dir = resolve_project(project, config)
         animations = animations.strip() if isinstance(animations, str) else animations
         key = ("bevy", _written.key_path(project_dir), str(asset_path))
-        own = [Path(p) for p in _written.intact(key) if p.endswith(".png")]
+        content = _content_digest(image, alpha_mask, sheet_data, (bevy_version, overwrite, upscale, animations,
+                                                                  write_atlas_json, write_assets_ron, tile_array))
+        own = [Path(p) for p in _written.intact(key, content) if p.endswith(".png")]
         if own and overwrite != "keep":
-            # run again only because the Cargo files or the roots changed: the asset this node
-            # wrote, untouched since, is refreshed where it is (not written again as NAME-2.png)
+            # the same content run again only because the Cargo files or the roots changed: the
+            # asset this node wrote, untouched since, is refreshed where it is (not NAME-2.png)
             try:
                 asset_path = own[0].relative_to(project_dir / "assets").as_posix()
                 overwrite = "replace"
@@ -149,11 +153,27 @@ class DGXPixelsBevyExport(io.ComfyNode):
                                       tile_array=bool(tile_array), **common)
         else:
             raise InvalidArgumentError("connect an image (or a batch of frames) or sheet data to Bevy Export")
-        _written.record(key, [f.path for f in result.files if f.kind != "manifest"])
+        _written.record(key, [f.path for f in result.files if f.kind != "manifest"], content)
         written = "\n".join(str(p) for p in result.paths()) if not result.skipped else result.message
         # Shown on the node (and kept in the history): what was written, and the code to paste.
         texts = [result.summary()] + ([result.snippet] if result.snippet else [])
         return io.NodeOutput(result.snippet, written, ui={"text": texts})
+
+
+def _content_digest(image, alpha_mask, sheet_data, options: tuple) -> str:
+    """A digest of everything an export writes from: the pixels, the sheet's layout and the
+    options (two runs with one digest write the same files)."""
+    h = hashlib.sha256(repr(options).encode("utf-8"))
+    for t in (image, alpha_mask):
+        if t is not None:
+            h.update(repr(tuple(t.shape)).encode("ascii"))
+            h.update(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes())
+    if isinstance(sheet_data, Sheet):
+        h.update(np.ascontiguousarray(sheet_data.image).tobytes())
+        h.update(repr((sheet_data.image.shape, sheet_data.columns, sheet_data.rows, sheet_data.cell_w,
+                       sheet_data.cell_h, sheet_data.padding, sheet_data.offset, sheet_data.frames,
+                       sheet_data.animations, sheet_data.pow2, sheet_data.frame_ms)).encode("utf-8"))
+    return h.hexdigest()
 
 
 NODES = [DGXPixelsBevyExport]
