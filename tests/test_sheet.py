@@ -263,20 +263,16 @@ def test_detect_a_margin_before_the_first_cell_from_the_gutters():
     assert (res.cell_w, res.cell_h, res.columns, res.rows, res.padding, res.offset) == (16, 16, 3, 2, (2, 2), (2, 2))
     for f in res.frames:
         assert not (f[..., :3] == (255, 0, 255)).all(-1).any()  # no gutter colour in any frame
-    # transparent gutters: a sheet made with a margin splits back into its own frames
-    frames = [sprite(16, 16, i, margin=3) for i in range(8)]
-    s = build_sheet(frames, columns=4, padding=2, offset=3, trim="none")
-    res = split_sheet(s.image, offset=None)
-    assert (res.cell_w, res.cell_h, res.columns, res.rows, res.padding, res.offset) == (16, 16, 4, 2, (2, 2), (3, 3))
-    for a, b in zip(res.frames, frames):
-        np.testing.assert_array_equal(a, b)
-    # a 1 px border as wide as the 1 px spacing (margin = spacing), transparent
-    frames = [sprite(16, 16, i, margin=2) for i in range(12)]
-    s = build_sheet(frames, columns=4, padding=1, offset=1, trim="none")
-    res = split_sheet(s.image, offset=None)
-    assert (res.cell_w, res.cell_h, res.columns, res.rows, res.padding, res.offset) == (16, 16, 4, 3, (1, 1), (1, 1))
-    for a, b in zip(res.frames, frames):
-        np.testing.assert_array_equal(a, b)
+    # transparent gutters: a sheet made with a margin splits back into its own frames, also
+    # a 1 px border as wide as the 1 px spacing (margin = spacing)
+    for margin, count, rows, pad, off in ((3, 8, 2, 2, 3), (2, 12, 3, 1, 1)):
+        frames = [sprite(16, 16, i, margin=margin) for i in range(count)]
+        s = build_sheet(frames, columns=4, padding=pad, offset=off, trim="none")
+        res = split_sheet(s.image, offset=None)
+        assert (res.cell_w, res.cell_h, res.columns, res.rows, res.padding, res.offset) == \
+            (16, 16, 4, rows, (pad, pad), (off, off))
+        for a, b in zip(res.frames, frames):
+            np.testing.assert_array_equal(a, b)
     # a sprite centred in a larger transparent cell is no margin: the cell is kept whole
     s = build_sheet([sprite(24, 24, i, margin=4) for i in range(4)], columns=2, trim="none")
     res = split_sheet(s.image, offset=None)
