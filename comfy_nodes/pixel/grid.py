@@ -1574,8 +1574,8 @@ def _checked_overrides(w: int, h: int, cell, cell_w, cell_h, width, height) -> t
             raise InvalidArgumentError(f"{name} {c} is under one source pixel",
                                        hint="a cell is at least 1 source pixel; a cell of 1 keeps the image's own pixels")
     # one side of the size given: pixel art's cells are square, so the other side's cell
-    # follows (read alone, it kept the automatic reading: 46 columns over 24 rows drew the
-    # sprite stretched 2:1 when the automatic size was 23x24)
+    # follows; read on its own, that side may be read at another scale (46 given columns over
+    # the 24 automatic rows of a 23x24 sprite draw every pixel 2:1)
     if tw is not None and th is None and ch is None:
         ch = w / tw
     if th is not None and tw is None and cw is None:
