@@ -541,6 +541,27 @@ def test_tiny_true_resolution_sprite_is_returned_as_is():
     assert np.array_equal(G.snap(sprite, cell=1).image, sprite)
 
 
+def test_flat_cells_whose_colours_differ_by_a_level_are_one_colour_each():
+    """A diffusion model's flat cells can differ by a level or two from cell to cell (an outline
+    as #1b1326, #1b1327, #1a1326): the snap gives one colour each, the most common variant.
+    A nearest-neighbour enlargement, an image at true resolution and cell 1 keep every colour
+    they have, near-identical or not."""
+    sprite = make_sprite(24, 20, 8)
+    rng = np.random.default_rng(8)
+    shaded = np.clip(sprite[..., :3].astype(int) + rng.integers(-1, 2, sprite[..., :3].shape), 0, 255).astype(np.uint8)
+    img, _, _ = render(shaded, 9.5, 9.5)
+    out = G.snap(img).image
+    assert out.shape[:2] == (20, 24)
+    base = {tuple(c) for c in sprite[..., :3].reshape(-1, 3)}
+    got = {tuple(c) for c in out[..., :3].reshape(-1, 3)}
+    assert len(got) == len(base) < len({tuple(c) for c in shaded.reshape(-1, 3)})
+    assert np.abs(out[..., :3].astype(int) - sprite[..., :3]).max() <= 2
+    exact = np.repeat(np.repeat(shaded, 4, axis=0), 4, axis=1)
+    assert np.array_equal(G.snap(exact).image[..., :3], shaded)
+    assert np.array_equal(G.snap(shaded).image[..., :3], shaded)
+    assert np.array_equal(G.snap(shaded, cell=1).image[..., :3], shaded)
+
+
 def test_size_prior_only_breaks_ties():
     """An uncertain border cell flips towards a multiple of 8; a clear one never does."""
     p = 10.0

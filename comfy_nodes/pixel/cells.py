@@ -43,6 +43,12 @@ DRIFT_SIGMA = 3.0
 DRIFT_SIGMA_FAST = 2.0
 CAST_STRONG = 0.008
 CAST_FAST = 0.0033
+#: Flat cells (no noise inside them) whose colours lie closer than this in OKLab are one colour
+#: (``merge_near_duplicates``): about one just-noticeable difference, well under the closest
+#: steps of a hand-made palette ramp.
+SAME_COLOUR = 0.012
+#: More distinct colours than this among flat cells is no pixel art: nothing is merged.
+SAME_COLOUR_MAX = 4096
 #: A cell farther than tau and this many median distances from its cluster mean is an outlier.
 OUTLIER_NOISE = 6.0
 #: A cluster's leader is the densest colour within this fraction of tau. At half of tau the
@@ -114,6 +120,10 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
         if not grid.smooth and min(grid.cell_w, grid.cell_h) < DEBLUR_MAX_CELL:
             out[..., :3] = _deblurred(a, grid, out[..., :3], xs, ys, opaque)
         out[..., :3] = consolidate_colours(out[..., :3], opaque)
+    elif consolidate and not getattr(grid, "exact", False) and min(grid.cell_w, grid.cell_h) > 1.0:
+        # flat cells whose colours differ by a level or two from cell to cell (a diffusion
+        # model's outline as #1b1326, #1b1327, #1a1326...): one colour each
+        out[..., :3] = merge_near_duplicates(out[..., :3], opaque)
     out = np.round(out).astype(np.uint8)
     # pixel art has no half-transparent pixels; what lies under transparency is not kept
     out[..., 3] = np.where(opaque, 255, 0).astype(np.uint8)
@@ -291,6 +301,40 @@ def _leader_clusters(lab: np.ndarray, tau: float, density_radius: float = 1.0) -
         label[members] = nxt
         nxt += 1
     return label[inv]
+
+
+def merge_near_duplicates(rgb: np.ndarray, mask: np.ndarray, *, tol: float = SAME_COLOUR) -> np.ndarray:
+    """Cells whose colours no eye tells apart (OKLab distance under ``tol``) take the most common
+    of those colours. ``rgb`` (rows, cols, 3) float 0..255, ``mask`` the cells to use; returns
+    a copy (the input itself when nothing merges or there are more than SAME_COLOUR_MAX
+    colours: that is no flat pixel art)."""
+    from .color import srgb_to_oklab
+
+    if not mask.any():
+        return rgb
+    vals = np.clip(np.round(rgb[mask]), 0, 255).astype(np.int64)
+    keys = (vals[:, 0] << 16) | (vals[:, 1] << 8) | vals[:, 2]
+    uniq, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    if len(uniq) < 2 or len(uniq) > SAME_COLOUR_MAX:
+        return rgb
+    cols = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1)
+    lab = srgb_to_oklab(cols / 255.0)
+    leader = np.empty(len(uniq), dtype=np.int64)
+    leaders: list[int] = []
+    for i in np.argsort(-counts, kind="stable").tolist():
+        if leaders:
+            d = np.sqrt(((lab[leaders] - lab[i]) ** 2).sum(axis=1))
+            j = int(np.argmin(d))
+            if d[j] < tol:
+                leader[i] = leaders[j]
+                continue
+        leaders.append(i)
+        leader[i] = i
+    if len(leaders) == len(uniq):
+        return rgb
+    out = rgb.copy()
+    out[mask] = cols[leader[inv.reshape(-1)]].astype(np.float64)
+    return out
 
 
 def consolidate_colours(rgb: np.ndarray, mask: np.ndarray, *, tau: float = 0.035, sigma: float | None = None,

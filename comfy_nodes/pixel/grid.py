@@ -278,6 +278,8 @@ class Grid:
     background no line is seen, so their count is the border's extent divided by the cell
     size; the more of them, the likelier a size off by one on a grid whose cell size drifts
     (give ``width``/``height`` to be sure).
+    ``exact``: read off whole-pixel blocks (a nearest-neighbour enlargement, or an image already
+    at true resolution): its cells hold the sprite's own colours, kept exactly as they are.
     """
 
     cell_w: float
@@ -291,6 +293,7 @@ class Grid:
     source_size: tuple[int, int] = (0, 0)
     smooth: bool = False
     flat_border: tuple[int, int, int, int] = (0, 0, 0, 0)
+    exact: bool = False
 
     @property
     def size(self) -> tuple[int, int]:
@@ -2121,7 +2124,7 @@ def _half_shifted(lines: np.ndarray) -> np.ndarray:
 def identity_grid(w: int, h: int, *, confidence: float = 1.0) -> Grid:
     """The grid of an image that already is at true resolution: one cell per source pixel."""
     return Grid(cell_w=1.0, cell_h=1.0, cols=w, rows=h, x_lines=np.arange(w + 1, dtype=np.float64),
-                y_lines=np.arange(h + 1, dtype=np.float64), confidence=confidence, source_size=(w, h))
+                y_lines=np.arange(h + 1, dtype=np.float64), confidence=confidence, source_size=(w, h), exact=True)
 
 
 def _looks_true_resolution(a: np.ndarray) -> bool:
@@ -2205,7 +2208,7 @@ def _exact_block_grid(frames: list[np.ndarray]) -> Grid | None:
     xl = xl[: np.searchsorted(xl, w, side="left") + 1]
     yl = yl[: np.searchsorted(yl, h, side="left") + 1]
     return Grid(cell_w=float(gx), cell_h=float(gy), cols=len(xl) - 1, rows=len(yl) - 1, x_lines=xl, y_lines=yl,
-                confidence=1.0, phase=(float(x0), float(y0)), source_size=(w, h))
+                confidence=1.0, phase=(float(x0), float(y0)), source_size=(w, h), exact=True)
 
 
 def _stride(h: int, w: int) -> int:
