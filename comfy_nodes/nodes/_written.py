@@ -8,9 +8,8 @@ an unchanged graph writes nothing, as ComfyUI's own Save Image does), a new one 
 them was deleted or changed, or a file that steers the export (the roots configuration, the
 game's Cargo files) was edited. Such a run, with the same content, rewrites the node's own
 files in place (``intact``): with the ``version`` policy it wrote knight-2.png beside an
-unchanged knight.png. Files other
-exports share (the project's manifest) are not the node's: another export writing them is no
-reason to run again.
+unchanged knight.png. Files other exports share (the project's manifest) are not the node's:
+another export writing them is no reason to run again.
 
 The value cannot simply be the files' state: it is taken before the node runs, so the first
 re-queue would always see the node's own fresh files as a change and, with the ``version``
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Iterable
 
 _lock = threading.Lock()
-# target key -> {"files": {path: state}, "generation": int}
+# target key -> {"files": {path: state}, "generation": int, "content": digest of what was written}
 _records: dict[tuple, dict] = {}
 
 

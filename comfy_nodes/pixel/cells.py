@@ -120,7 +120,7 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
         if not grid.smooth and min(grid.cell_w, grid.cell_h) < DEBLUR_MAX_CELL:
             out[..., :3] = _deblurred(a, grid, out[..., :3], xs, ys, opaque)
         out[..., :3] = consolidate_colours(out[..., :3], opaque)
-    elif consolidate and not getattr(grid, "exact", False) and min(grid.cell_w, grid.cell_h) > 1.0:
+    elif consolidate and not grid.exact and min(grid.cell_w, grid.cell_h) > 1.0:
         # flat cells whose colours differ by a level or two from cell to cell (a diffusion
         # model's outline as #1b1326, #1b1327, #1a1326...): one colour each
         out[..., :3] = merge_near_duplicates(out[..., :3], opaque)
@@ -309,15 +309,15 @@ def merge_near_duplicates(rgb: np.ndarray, mask: np.ndarray, *, tol: float = SAM
     a copy (the input itself when nothing merges or there are more than SAME_COLOUR_MAX
     colours: that is no flat pixel art)."""
     from .color import srgb_to_oklab
+    from .palette import _key_histogram, _pack_rgb, _unpack_rgb
 
     if not mask.any():
         return rgb
-    vals = np.clip(np.round(rgb[mask]), 0, 255).astype(np.int64)
-    keys = (vals[:, 0] << 16) | (vals[:, 1] << 8) | vals[:, 2]
-    uniq, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    keys = _pack_rgb(np.clip(np.round(rgb[mask]), 0, 255).astype(np.uint8))
+    uniq, counts, inv = _key_histogram(keys, want_inverse=True)
     if len(uniq) < 2 or len(uniq) > SAME_COLOUR_MAX:
         return rgb
-    cols = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1)
+    cols = _unpack_rgb(uniq)
     lab = srgb_to_oklab(cols / 255.0)
     leader = np.empty(len(uniq), dtype=np.int64)
     leaders: list[int] = []
@@ -333,7 +333,7 @@ def merge_near_duplicates(rgb: np.ndarray, mask: np.ndarray, *, tol: float = SAM
     if len(leaders) == len(uniq):
         return rgb
     out = rgb.copy()
-    out[mask] = cols[leader[inv.reshape(-1)]].astype(np.float64)
+    out[mask] = cols[leader[inv]].astype(np.float64)
     return out
 
 

@@ -56,10 +56,9 @@ def workflow_matcher(ref: str):
 def disk_status(project, entry: dict) -> str:
     """``ok``, ``missing`` (the asset file is gone) or ``changed`` (its sha256 is no longer the
     one recorded when it was written) for one manifest entry."""
-    import hashlib
-
     from comfy_nodes.pixel.errors import DgxPixelsError
     from comfy_nodes.pixel.safepath import confine
+    from orchestrator.models import sha256_file
 
     try:
         path = confine(project / "assets", entry["path"], action="read")
@@ -68,7 +67,7 @@ def disk_status(project, entry: dict) -> str:
     if not path.is_file():
         return "missing"
     want = entry.get("sha256")
-    if isinstance(want, str) and want and hashlib.sha256(path.read_bytes()).hexdigest() != want:
+    if isinstance(want, str) and want and sha256_file(path) != want:
         return "changed"
     return "ok"
 
