@@ -126,6 +126,28 @@ def test_holes_clears_enclosed_background_with_transparent_bg_only(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_transparent_bg_on_a_scene_says_so(tmp_path):
+    """A scene (sky over varied ground) keeps most of its border under --transparent-bg: its sky
+    goes and the report says the input looks like a scene; a sprite on a backdrop, whose whole
+    border is cleared, gets no such note. --json gives the share either way."""
+    scene = sprite()
+    scene[:5] = (90, 160, 230)  # sky along the top; the ground below touches the other borders
+    sprite_on_backdrop = np.full((14, 16, 3), (90, 200, 210), np.uint8)
+    sprite_on_backdrop[2:12, 3:13] = sprite()[2:12, 3:13]
+    for name, img, scene_like in (("scene", scene, True), ("sprite", sprite_on_backdrop, False)):
+        src = tmp_path / f"{name}.png"
+        Image.fromarray(np.repeat(np.repeat(img, 8, axis=0), 8, axis=1)).save(src)
+        p = run(str(src), "-o", str(tmp_path / f"{name}-out.png"), "--transparent-bg")
+        assert p.returncode == 0, p.stderr
+        assert ("looks like a scene" in p.stderr) is scene_like, p.stderr
+        p = run(str(src), "-o", str(tmp_path / f"{name}-out.png"), "--transparent-bg", "--json")
+        a = np.array(Image.open(tmp_path / f"{name}-out.png").convert("RGBA"))
+        ring = np.concatenate([a[0, :, 3], a[-1, :, 3], a[1:-1, 0, 3], a[1:-1, -1, 3]])
+        assert json.loads(p.stdout)["border_cleared"] == round(float((ring == 0).mean()), 3)
+        assert (json.loads(p.stdout)["border_cleared"] < 0.5) is scene_like
+    assert "border_cleared" not in json.loads(run(str(src), "-o", str(tmp_path / "k.png"), "--json").stdout)
+
+
 def test_snap_says_when_a_size_is_counted_over_flat_background(tmp_path):
     """A sprite with wide flat margins left and right: those columns are counted from the cell
     size, not seen, and a person is told so (not when the width was given)."""
