@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import threading
 import time
 import uuid
@@ -153,9 +154,31 @@ def _preview_png(rgba) -> bytes:
     return png_bytes(upscale_nearest(rgba, scale))
 
 
-def _tool_error(exc: DgxPixelsError) -> ToolError:
-    text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
-    return ToolError(text)
+# The core's messages name its own arguments (and the CLI's --set), which a tool's caller never
+# sees: per tool, each core name passed a tool parameter under another name -> that parameter.
+SNAP_IMAGE_NAMES = {"cell_w": "cell", "cell_h": "cell", "k": "colors"}
+GENERATE_NAMES = {"--set": "params"}
+_LEADING_NAME = re.compile(r"(--)?[A-Za-z_]\w*(?=\s)")
+_SET_VALUE = re.compile(r"--set (\w+)=VALUE")
+
+
+def _renamed(text: str, names: dict[str, str]) -> str:
+    """``text`` with the core names of ``names`` replaced: as the subject a message starts
+    with ("k must be 1..256"), and in a ``--set NAME=VALUE`` example. Only there, so a file
+    name or a word elsewhere in the text that happens to match is left alone."""
+    if not text or not names:
+        return text
+    m = _LEADING_NAME.match(text)
+    if m and m.group(0) in names:
+        text = names[m.group(0)] + text[m.end():]
+    if "--set" in names:
+        text = _SET_VALUE.sub(lambda v: f'{names["--set"]}={{"{v.group(1)}": VALUE}}', text)
+    return text
+
+
+def _tool_error(exc: DgxPixelsError, names: dict[str, str] | None = None) -> ToolError:
+    message, hint = _renamed(exc.message, names or {}), _renamed(exc.hint, names or {})
+    return ToolError(message + (f" (hint: {hint})" if hint else ""))
 
 
 class PixelMCP:
@@ -513,11 +536,11 @@ def build_server(settings: ServerSettings):
         ),
     )
 
-    def guarded(fn, *args, **kwargs):
+    def guarded(fn, *args, names: dict[str, str] | None = None, **kwargs):
         try:
             return fn(*args, **kwargs)
         except DgxPixelsError as exc:
-            raise _tool_error(exc) from None
+            raise _tool_error(exc, names) from None
         except OSError as exc:
             # a file-system failure no tool checks for: a message naming the file, no traceback
             where = f"{exc.filename}: " if exc.filename else ""
@@ -567,7 +590,7 @@ def build_server(settings: ServerSettings):
         Returns the files written (PNG, .meta, atlas JSON), Rust code for the project's Bevy
         version, and a nearest-upscaled preview image.
         """
-        job = guarded(core.start_job, workflow, params, bevy_project, asset_path, animations)
+        job = guarded(core.start_job, workflow, params, bevy_project, asset_path, animations, names=GENERATE_NAMES)
         if not wait:
             return ToolResult(content=[TextContent(type="text", text=json.dumps({"job_id": job.id, "state": job.state}))],
                               structured_content={"job_id": job.id, "state": job.state})
@@ -632,7 +655,8 @@ def build_server(settings: ServerSettings):
         transparent_background: turn the background colour connected to the border transparent.
         Returns the detected grid and a nearest-upscaled preview (an animation's first frames side by side).
         """
-        info, png = guarded(core.snap_image, path, output, cell, width, height, colors, palette, transparent_background)
+        info, png = guarded(core.snap_image, path, output, cell, width, height, colors, palette, transparent_background,
+                            names=SNAP_IMAGE_NAMES)
         return with_preview(info, png)
 
     @mcp.tool

@@ -17,7 +17,10 @@ sha256: the same image saved twice is deployed once. A state file (default
 ``<project>/assets/.dgx-pixels/watch-<hash of folder>.json``, replaced atomically) remembers
 what was seen and deployed, so a restart deploys only files that are new or changed since;
 on the very first start the files already there are the baseline (not deployed) unless
-``existing=True``. ``stop()`` (Ctrl-C, SIGTERM) finishes the deploy in progress and returns.
+``existing=True``. A file whose own bytes cannot be deployed (unreadable, an animation) is kept
+there too, with its sha256: while it is unchanged a restart reports it as ``skipped`` instead
+of failing it again; once it is edited or replaced it is tried again. ``stop()`` (Ctrl-C,
+SIGTERM) finishes the deploy in progress and returns.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError
+from comfy_nodes.pixel.errors import DgxPixelsError, InputImageError, InvalidArgumentError
 
 EventFn = Callable[[dict], None]
 
@@ -131,6 +134,7 @@ class WatchStats:
     duplicates: int = 0
     ignored: int = 0
     failed: int = 0
+    skipped: int = 0  # failed in an earlier run and unchanged since: not tried again
     latencies_ms: list = field(default_factory=list)
 
 
@@ -138,7 +142,7 @@ class Watcher:
     """Watch ``folder`` and deploy finished images into ``project``'s ``assets/<asset_dir>``.
 
     ``debounce`` (s): quiet time after the last event before a file counts as finished.
-    ``on_event``: dicts with ``event`` = deployed / duplicate / failed / ignored / ready.
+    ``on_event``: dicts with ``event`` = deployed / duplicate / failed / skipped / ignored / ready.
     """
 
     def __init__(
@@ -207,12 +211,14 @@ class Watcher:
             data = json.loads(self.state_path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and isinstance(data.get("files"), dict):
                 data.setdefault("hashes", {})
+                if not isinstance(data.get("failed"), dict):
+                    data["failed"] = {}  # a state file from before failures were kept
                 return data
         except FileNotFoundError:
             pass
         except (OSError, ValueError):
             pass  # unreadable state: start a new one (the manifest's deploy ids still prevent repeats)
-        return {"version": 1, "folder": str(self.folder), "files": {}, "hashes": {}, "new": True}
+        return {"version": 1, "folder": str(self.folder), "files": {}, "hashes": {}, "failed": {}, "new": True}
 
     def _save_state(self) -> None:
         from comfy_nodes.pixel.imageio import atomic_write_bytes
@@ -278,8 +284,15 @@ class Watcher:
         return Handler()
 
     # -- scanning ------------------------------------------------------------------------
-    def _scan_existing(self) -> None:
+    def _scan_existing(self) -> list[tuple[str, dict]]:
+        """Arm the files new or changed since the last run; the unchanged ones that failed then
+        are returned instead, to be reported as skipped."""
         first_start = self._state.get("new", False)
+        failed = self._state["failed"]
+        gone = [rel for rel in failed if not (self.folder / rel).is_file()]
+        for rel in gone:
+            del failed[rel]
+        skipped = []
         for root, dirs, files in os.walk(self.folder):
             dirs[:] = [d for d in dirs if not d.startswith(".")] if self.recursive else []
             for name in files:
@@ -291,8 +304,12 @@ class Watcher:
                     st = full.stat()
                 except OSError:
                     continue
+                bad = failed.get(rel)
+                if bad and bad.get("size") == st.st_size and bad.get("mtime_ns") == st.st_mtime_ns:
+                    skipped.append((rel, bad))
+                    continue
                 known = self._state["files"].get(rel)
-                if known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns:
+                if not bad and known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns:
                     continue
                 if first_start and not self.existing:
                     if is_complete_image(full):
@@ -300,9 +317,15 @@ class Watcher:
                                                      "sha256": _sha256(full), "baseline": True}
                     continue
                 self.notice(str(full))
-        if first_start:
+        if first_start or gone:
             self._state.pop("new", None)
             self._save_state()
+        return skipped
+
+    def _skip(self, rel: str, bad: dict) -> None:
+        self.stats.skipped += 1
+        self.emit("skipped", file=str(self.folder / rel), reason="failed before and unchanged since; "
+                  "edit or replace it to try again", error=bad.get("error"))
 
     # -- deploying -----------------------------------------------------------------------
     def _ready(self) -> list[str]:
@@ -354,6 +377,17 @@ class Watcher:
             digest = _sha256(full)
         except OSError:
             return
+        bad = self._state["failed"].get(rel)
+        if bad and bad.get("sha256") == digest:
+            # touched but the same bytes: they would fail the same way
+            if (bad.get("size"), bad.get("mtime_ns")) != (st.st_size, st.st_mtime_ns):
+                bad.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+                self._save_state()
+            self._skip(rel, bad)
+            return
+        if bad:
+            del self._state["failed"][rel]
+            self._save_state()
         known = self._state["files"].get(rel)
         if known and known.get("sha256") == digest:
             return  # touched but unchanged
@@ -384,6 +418,12 @@ class Watcher:
             )
         except DgxPixelsError as exc:
             self.stats.failed += 1
+            # Only a failure of the file's own bytes is kept: a refused deploy (an edited asset,
+            # --overwrite fail) depends on the game's files and may pass on the next start.
+            if isinstance(exc, InputImageError) and full.is_file():
+                self._state["failed"][rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest,
+                                              "error": exc.message}
+                self._save_state()
             self.emit("failed", file=str(full), error=exc.message)
             return
         self._state["files"][rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest, "asset": deployed.asset_path}
@@ -407,10 +447,12 @@ class Watcher:
         self._observer = Observer()
         self._observer.schedule(self._handler(), str(self.folder), recursive=self.recursive)
         self._observer.start()
-        self._scan_existing()
+        skipped = self._scan_existing()
         self._thread = threading.Thread(target=self._loop, name="dgx-pixels-watch", daemon=True)
         self._thread.start()
         self.emit("ready", folder=str(self.folder), project=str(self.project), state=str(self.state_path))
+        for rel, bad in skipped:
+            self._skip(rel, bad)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -55,6 +55,13 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n"}
+# int()/float() also take "1_0", full-width or Arabic-Indic digits and "nan"; a --set typo like
+# that must not silently become a number, so text only counts as one in this plain ASCII form.
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_INT_RE = re.compile(r"[+-]?\d+", re.ASCII)
+_ASCII_SPACE = " \t\r\n\f\v"
+_NUMBER_FORMS = {"int": "ASCII digits with an optional sign, e.g. 42 or -3",
+                 "float": "ASCII digits with an optional sign, point and exponent, e.g. 4.5, -0.25 or 1e-3"}
 
 
 def default_root() -> Path:
@@ -149,8 +156,11 @@ class Param:
 
     def _error(self, value: Any, expected: str) -> ParameterError:
         extra = f" ({', '.join(str(c) for c in self.choices)})" if self.choices else ""
+        form = _NUMBER_FORMS.get(self.type) if isinstance(value, str) else None
+        hint = f"write {self.name} with {form}; {ParameterError.default_hint}" if form else None
         return ParameterError(
             f"parameter {self.name!r}: expected {expected} ({self.describe_type()}), got {value!r}{extra}",
+            hint=hint,
         )
 
 
@@ -168,15 +178,11 @@ def _to_int(value: Any) -> int | None:
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
     if isinstance(value, str):
-        s = value.strip().replace("_", "")
-        try:
+        s = value.strip(_ASCII_SPACE)
+        if _INT_RE.fullmatch(s):
             return int(s, 10)
-        except ValueError:
-            try:
-                f = float(s)
-            except ValueError:
-                return None
-            return int(f) if f.is_integer() else None
+        f = _to_float(s)
+        return int(f) if f is not None and f.is_integer() else None
     return None
 
 
@@ -186,11 +192,11 @@ def _to_float(value: Any) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
-        try:
-            f = float(value.strip())
-        except ValueError:
+        s = value.strip(_ASCII_SPACE)
+        if not _NUMBER_RE.fullmatch(s):
             return None
-        return f if f == f and f not in (float("inf"), float("-inf")) else None
+        f = float(s)
+        return f if f not in (float("inf"), float("-inf")) else None
     return None
 
 

@@ -1152,6 +1152,44 @@ def test_cli_sheet_split_and_export_existing_sheet(tmp_path, capsys):
     assert "none of the 2 assets recorded in" in capsys.readouterr().out
 
 
+def test_cli_export_warns_when_the_assets_ron_name_is_not_what_the_loader_reads(tmp_path):
+    """bevy_asset_loader reads ``*.assets.ron`` unless the game configures other endings: another
+    ``.ron`` name is still written (such a game loads it), with a warning naming the suffix."""
+    import subprocess
+    import sys
+
+    project = make_project(tmp_path)
+    sprite = tmp_path / "knight.png"
+    Image.fromarray(np.full((8, 8, 4), 200, np.uint8), "RGBA").save(sprite)
+
+    def export(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "orchestrator", "export", str(sprite), "--bevy", str(project),
+                               "--overwrite", "replace", *extra], capture_output=True, text=True, timeout=120)
+
+    plain = export("--path", "s/knight.png", "--assets-ron", "sprites.ron")
+    assert plain.returncode == 0, plain.stderr
+    assert ("warning: --assets-ron 'sprites.ron' does not end in .assets.ron: bevy_asset_loader's standard dynamic "
+            "assets load only *.assets.ron files by default") in plain.stderr
+    assert "set_standard_dynamic_asset_collection_file_endings; name it e.g. sprites.assets.ron" in plain.stderr
+    assert "knight.image" in ron_map((project / "assets" / "sprites.ron").read_text())
+
+    as_json = export("--path", "s/knight.png", "--assets-ron", "levels/cave.ron", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    doc = json.loads(as_json.stdout)  # stdout stays one JSON document
+    assert len(doc["warnings"]) == 1 and "name it e.g. cave.assets.ron" in doc["warnings"][0]
+    assert "warning: --assets-ron 'levels/cave.ron'" in as_json.stderr
+
+    for extra in (["--assets-ron", "game.assets.ron"], ["--assets-ron"], []):
+        fine = export("--path", "s/knight.png", "--json", *extra)
+        assert fine.returncode == 0 and "warning" not in fine.stderr, (extra, fine.stderr)
+        assert json.loads(fine.stdout)["warnings"] == []
+    assert "knight.image" in ron_map((project / "assets" / "game.assets.ron").read_text())
+    assert (project / "assets" / "s" / "knight.assets.ron").is_file()
+    # the help says why and names the suffix
+    helped = subprocess.run([sys.executable, "-m", "orchestrator", "export", "--help"], capture_output=True, text=True)
+    assert "only *.assets.ron files unless the game" in " ".join(helped.stdout.split())
+
+
 def test_cli_export_refuses_options_it_would_ignore(tmp_path, capsys):
     from orchestrator.cli import main
 

@@ -212,6 +212,75 @@ def test_stdio_snaps_an_animation_on_one_grid_and_one_palette(tmp_path):
     assert "its name must be NAME.png" in errors["noname"] and not (game / "assets" / ".png").exists()
 
 
+def test_stdio_errors_name_the_tools_own_parameters(tmp_path):
+    """A bad value of a tool parameter the core takes under another name (snap_image's ``cell``
+    is the core's ``cell_w``/``cell_h``, ``colors`` its ``k``; generate's ``params`` the CLI's
+    ``--set``) is reported under the tool's name. No ComfyUI is needed: all of these are refused
+    before a job starts."""
+    game = _project(tmp_path)
+    coin = samples.degrade(samples.sprites()["coin"], cell=9.0, seed=3).image
+    save_png(coin, game / "coin.png")
+    frames = [Image.fromarray(samples.degrade(samples.sprites()["coin"], cell=9.0, seed=s).image) for s in (1, 2)]
+    frames[0].save(game / "spin.png", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    # a user workflow with a parameter that has no default, and a workflow file in the project
+    folder = tmp_path / "wf" / "needs" / "0.1.0"
+    folder.mkdir(parents=True)
+    (folder / "api.json").write_text(json.dumps({"1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}}}))
+    (folder / "workflow.json").write_text(json.dumps({
+        "name": "needs", "version": "0.1.0", "description": "needs an image", "outputs": ["1"],
+        "params": {"image": {"type": "string", "required": True, "help": "the input", "targets": [["1", "image"]]}},
+    }))
+    (game / "api.json").write_text((folder / "api.json").read_text())
+    env = {**_server_env(), "DGX_PIXELS_WORKFLOWS": str(tmp_path / "wf")}
+    transport = StdioTransport(command=sys.executable, env=env, cwd=str(game),
+                               args=["-m", "orchestrator.cli", "mcp", "--bevy-root", str(game), "--server", "http://127.0.0.1:9"])
+    target = {"bevy_project": "game", "asset_path": "sprites/x.png"}
+    before = _files(tmp_path)
+
+    async def go():
+        async with Client(transport) as c:
+            return await _tool_errors(c, [
+                ("cell_zero", "snap_image", {"path": "coin.png", "cell": 0}),
+                ("cell_small", "snap_image", {"path": "coin.png", "cell": 0.5}),
+                ("cell_big", "snap_image", {"path": "coin.png", "cell": 5000}),
+                ("cell_frames", "snap_image", {"path": "spin.png", "cell": -2}),
+                ("colors_zero", "snap_image", {"path": "coin.png", "colors": 0}),
+                ("colors_big", "snap_image", {"path": "spin.png", "colors": 300}),
+                ("required", "generate", {"workflow": "needs", **target}),
+                ("file_params", "generate", {"workflow": str(game / "api.json"), **target, "params": {"seed": 1}}),
+            ])
+
+    errors = _run(go())
+    assert errors["cell_zero"].startswith("cell must be > 0, got 0"), errors["cell_zero"]
+    assert errors["cell_small"].startswith("cell 0.5 is under one source pixel"), errors["cell_small"]
+    assert errors["cell_big"].startswith("cell 5000"), errors["cell_big"]
+    assert "larger than the image" in errors["cell_big"]
+    assert errors["cell_frames"].startswith("cell must be > 0, got -2"), errors["cell_frames"]
+    assert errors["colors_zero"].startswith("colors must be 1..256"), errors["colors_zero"]
+    assert errors["colors_big"].startswith("colors must be 1..256"), errors["colors_big"]
+    assert "needs a value for parameter 'image'" in errors["required"]
+    assert 'pass params={"image": VALUE}; the input' in errors["required"], errors["required"]
+    assert errors["file_params"].startswith("params needs a registered workflow"), errors["file_params"]
+    for label, text in errors.items():
+        for core_name in ("cell_w", "cell_h", "k must", "--set"):
+            assert core_name not in text, (label, text)
+    assert _files(tmp_path) == before, "a refused call wrote something"
+
+
+def test_tool_error_renames_only_the_core_names():
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+    from orchestrator.mcp_server import SNAP_IMAGE_NAMES, _tool_error
+
+    def message(text: str, names: dict | None = SNAP_IMAGE_NAMES) -> str:
+        return str(_tool_error(InvalidArgumentError(text, hint=""), names))
+
+    assert message("k must be 1..256, got 0") == "colors must be 1..256, got 0"
+    # a file name or a word that only looks like a core name stays as it is
+    for text in ("file not found: k cell_w.png", "k-means found 3 colours", "kmeans k"):
+        assert message(text) == text
+    assert message("k must be 1..256, got 0", None) == "k must be 1..256, got 0"
+
+
 def test_stdio_workflow_palette_deploy_and_asset_tools(tmp_path):
     """Every tool that needs no ComfyUI, and the resources, through one stdio session."""
     from comfy_nodes.pixel import palettes_builtin

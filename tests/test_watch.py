@@ -3,6 +3,7 @@ are deployed, partial / temporary / hidden files are not, duplicates deploy once
 deploys only what is new, and the command stops cleanly on SIGTERM and on Ctrl-C (SIGINT)."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -481,3 +482,96 @@ def test_an_animated_file_is_reported_not_deployed_as_its_first_frame(dirs):
     assert "is an animation of 3 frames, and deploy writes one still image" in failed["error"]
     assert [e["asset"] for e in rec.of("deployed")] == ["sprites/still.png"]
     assert not (proj / "assets" / "sprites" / "run.png").exists()
+
+
+def corrupt_png(seed: int) -> bytes:
+    """A PNG whose signature, chunk CRCs and IEND are right (so it looks finished) but whose
+    image data is no zlib stream: the kind of file no restart will make readable."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    junk = np.random.default_rng(seed).integers(0, 256, size=64, dtype=np.uint8).tobytes()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 6, 0, 0, 0))
+            + chunk(b"IDAT", b"no zlib" + junk) + chunk(b"IEND", b""))
+
+
+def test_a_corrupt_file_is_reported_once_across_restarts_until_it_changes(dirs):
+    drop, proj = dirs
+    state_dir = proj / "assets" / ".dgx-pixels"
+    # Run 1: the corrupt file fails and the failure is kept in the state file.
+    proc, lines = _watch_cli(drop, proj, debounce=0.1)
+    try:
+        (drop / "bad.png").write_bytes(corrupt_png(1))
+        ev = lines.next_event()
+        assert ev["event"] == "failed" and ev["file"] == str(drop / "bad.png")
+        assert "is not a readable image" in ev["error"]
+    finally:
+        rc, err = _interrupt(proc)
+    assert rc == 0 and "stopped: 0 deployed, 0 duplicates, 1 failed, 0 ignored\n" in err, err
+
+    # Run 2 (plain output): the unchanged file is said to be skipped, not failed again.
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "watch", str(drop), "--bevy", str(proj),
+                             "--debounce", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = Lines(proc.stderr)
+    try:
+        first = said.q.get(timeout=60)
+        assert first.startswith("watching "), first
+        line = said.q.get(timeout=20)
+        time.sleep(0.5)  # room for a stray second report
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=20)
+    said.t.join(10)
+    rest = "".join(said.q.get() for _ in range(said.q.qsize()))
+    assert rc == 0
+    assert line.startswith(f"skipped {drop / 'bad.png'}: failed before and unchanged since; edit or replace it "
+                           f"to try again (it failed with: {drop / 'bad.png'} is not a readable image"), line
+    assert "FAILED" not in rest and "stopped: 0 deployed, 0 duplicates, 0 failed, 0 ignored, 1 skipped as failed before" in rest
+    # kept by content, in the state file replaced atomically (no temporary file left beside it)
+    (state,) = state_dir.glob("watch-*.json")
+    kept = json.loads(state.read_text())["failed"]["bad.png"]
+    assert kept["sha256"] == hashlib.sha256(corrupt_png(1)).hexdigest()
+    assert [p.name for p in state_dir.iterdir()] == [state.name]
+
+    # Run 3: replaced while down by other broken bytes, it is tried (and fails) again; then
+    # replaced by a good image while watching, it is deployed and forgotten as a failure.
+    (drop / "bad.png").write_bytes(corrupt_png(2))
+    proc, lines = _watch_cli(drop, proj, debounce=0.1)
+    try:
+        ev = lines.next_event()
+        assert ev["event"] == "failed" and ev["file"] == str(drop / "bad.png"), ev
+        (drop / "bad.png").write_bytes(png_bytes(60))
+        ev = lines.next_event()
+        assert ev["event"] == "deployed" and ev["asset"] == "sprites/bad.png", ev
+    finally:
+        rc, err = _interrupt(proc)
+    assert rc == 0 and "1 deployed, 0 duplicates, 1 failed" in err, err
+    assert json.loads(state.read_text())["failed"] == {}
+
+
+def test_touching_a_failed_file_does_not_fail_it_again(dirs):
+    """Within one run too: the same bytes saved again say skipped; a state file from before
+    failures were kept still loads."""
+    drop, proj = dirs
+    state = proj / "state.json"
+    state.write_text(json.dumps({"version": 1, "folder": str(drop.resolve()), "files": {}, "hashes": {}}))
+    rec = Recorder()
+    w = Watcher(drop, proj, state_file=state, debounce=0.05, on_event=rec)
+    w.start()
+    try:
+        rec.wait_for("ready")
+        (drop / "bad.png").write_bytes(corrupt_png(3))
+        rec.wait_for("failed", 1)
+        time.sleep(0.05)  # a new mtime, whatever the file system's time resolution
+        (drop / "bad.png").write_bytes(corrupt_png(3))  # saved again, the same bytes
+        rec.wait_for("skipped", 1)
+    finally:
+        w.stop()
+    assert len(rec.of("failed")) == 1 and w.stats.failed == 1 and w.stats.skipped == 1
+    (skipped,) = rec.of("skipped")
+    assert skipped["file"] == str(drop / "bad.png") and "is not a readable image" in skipped["error"]
+    kept = json.loads(state.read_text())["failed"]["bad.png"]
+    assert kept["mtime_ns"] == (drop / "bad.png").stat().st_mtime_ns

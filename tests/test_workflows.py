@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -163,9 +166,25 @@ def test_bool_rejects_other_text():
     assert "true or false" in exc.value.message
 
 
-@pytest.mark.parametrize("raw, expected", [("3", 3), ("1_000", 1000), ("1e3", 1000), (5.0, 5)])
+@pytest.mark.parametrize("raw, expected", [("3", 3), ("-3", -3), ("+3", 3), (" 7 ", 7), ("1e3", 1000), ("3.0", 3),
+                                           ("18446744073709551615", 18446744073709551615), (5.0, 5)])
 def test_int_coercion(raw, expected):
     assert Param("n", "int", ["1.x"]).coerce(raw) == expected
+
+
+@pytest.mark.parametrize("raw, expected", [("4.5", 4.5), ("-.5", -0.5), ("2", 2.0), ("1e-3", 0.001)])
+def test_float_coercion(raw, expected):
+    assert Param("x", "float", ["1.x"]).coerce(raw) == expected
+
+
+# int() and float() take all of these; as --set text they are typos, not numbers
+@pytest.mark.parametrize("raw", ["1_000", "\uff11\uff12", "\u0663", "\u00b2", "1__0", "\u30007", "nan", "inf", "0x10", ""])
+@pytest.mark.parametrize("kind", ["int", "float"])
+def test_numbers_only_in_plain_ascii(raw, kind):
+    with pytest.raises(ParameterError) as exc:
+        Param("n", kind, ["1.x"]).coerce(raw)
+    assert exc.value.message.startswith("parameter 'n': expected ") and repr(raw) in exc.value.message
+    assert "ASCII digits with an optional sign" in exc.value.hint
 
 
 def test_int_rejects_fraction_and_bool():
@@ -322,6 +341,26 @@ def test_cli_list_show_lock(monkeypatch, root, capsys):
     assert main(["workflows", "lock", "--root", str(root)]) == 4
     assert "released workflow versions changed" in capsys.readouterr().err
     assert main(["workflows", "lock", "--root", str(root), "--check"]) == 4
+
+
+def test_cli_set_refuses_underscored_and_full_width_digits(tmp_path, root):
+    """`--set` through the real command line: only the plain ASCII spelling reaches validation."""
+    env = {**os.environ, "DGX_PIXELS_WORKFLOWS": str(root)}
+
+    def validate(value: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "orchestrator", "workflows", "validate", "txt2img@1.0.0",
+                               "--set", f"size={value}", "--object-info", str(DATA.parent / "object_info_subset.json")],
+                              capture_output=True, text=True, encoding="utf-8", env=env, timeout=120)
+
+    for bad in ("1_28", "\uff11\uff12\uff18"):
+        proc = validate(bad)
+        assert proc.returncode == 4, proc.stderr
+        assert f"error: parameter 'size': expected an integer (int[64..2048]), got {bad!r}" in proc.stderr
+        assert "hint: write size with ASCII digits with an optional sign" in proc.stderr
+    proc = validate("128")
+    assert "parameter 'size'" not in proc.stderr and "got" not in proc.stderr
+    # past the parameters: the fixture's checkpoint is not in the saved /object_info
+    assert proc.stdout.startswith("txt2img@1.0.0: 1 error(s)") and "tiny-test.safetensors" in proc.stdout
 
 
 def test_newest_shipped_workflows_clean_strays_8_connected_and_save_their_outputs():

@@ -8,6 +8,9 @@ import argparse
 
 from .sheet import add_grid_arguments
 
+#: What bevy_asset_loader's standard dynamic asset collections load by default.
+RON_SUFFIX = ".assets.ron"
+
 HELP = "export a sprite or frames into a Bevy project (PNG + .meta + atlas JSON + Rust snippet)"
 DESCRIPTION = (
     "Write IMAGE (one sprite) or FRAMES (laid out as a sprite sheet) into PROJECT/assets/PATH with a "
@@ -38,7 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("outputs")
     o.add_argument("--no-atlas", action="store_true", help="do not write the atlas JSON")
     o.add_argument("--assets-ron", nargs="?", const=True, default=False, metavar="FILE",
-                   help="write bevy_asset_loader entries: NAME.assets.ron next to the PNG, or merge into FILE (relative to assets/)")
+                   help="write bevy_asset_loader entries: NAME.assets.ron next to the PNG, or merge into FILE "
+                        f"(relative to assets/). bevy_asset_loader loads only *{RON_SUFFIX} files unless the game "
+                        "sets other endings (LoadingState::set_standard_dynamic_asset_collection_file_endings), "
+                        "so any other .ron name is written with a warning")
     o.add_argument("--no-snippet", action="store_true", help="do not print the Rust snippet")
     o.add_argument("--json", action="store_true", help="print the result (files, version, snippet) as JSON")
     o.add_argument("--provenance", metavar="JSON", help="JSON object stored with the manifest entry (workflow, seed...)")
@@ -92,6 +98,7 @@ def run(args) -> int:
             sheet.frame_ms = timing[1]
         result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, tile_array=args.tile_array, **common)
 
+    warnings = _ron_name_warnings(args.assets_ron)
     if args.json:
         doc = {
             "asset_path": result.asset_path,
@@ -104,13 +111,32 @@ def run(args) -> int:
             "files": [{"path": str(f.path), "asset_path": f.asset_path, "kind": f.kind, "size": f.size,
                        "sha256": f.sha256} for f in result.files],
             "snippet": result.snippet,
+            "warnings": warnings,
         }
         print(json.dumps(doc, indent=2))
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
         return 0
     print(result.summary(), file=sys.stderr)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     if not result.skipped and not args.no_snippet:
         print(result.snippet)
     return 0
+
+
+def _ron_name_warnings(assets_ron: bool | str) -> list[str]:
+    """A warning for an ``--assets-ron FILE`` the game's loader will not pick up by default.
+
+    Not an error: a game that configured other endings (``.ron``, ``.my-assets.ron``) loads
+    it, and nothing this command sees says which endings the game configured."""
+    if not isinstance(assets_ron, str) or not assets_ron.strip() or assets_ron.strip().endswith(RON_SUFFIX):
+        return []
+    name = assets_ron.strip()
+    stem = name.rsplit("/", 1)[-1].removesuffix(".ron") or "sprites"
+    return [f"--assets-ron {name!r} does not end in {RON_SUFFIX}: bevy_asset_loader's standard dynamic assets "
+            f"load only *{RON_SUFFIX} files by default, so the game will not find these entries unless it sets "
+            f"LoadingState::set_standard_dynamic_asset_collection_file_endings; name it e.g. {stem}{RON_SUFFIX}"]
 
 
 def _sources(inputs: list[str]) -> dict:

@@ -12,6 +12,8 @@ ComfyUI prompt). Temporary and hidden files (.tmp, .part, ~, dotfiles) are ignor
 is deployed only after it stops changing and its bytes form a complete image. The same
 content is deployed once. A state file remembers what was deployed, so a restart deploys only
 what is new; on the first start the files already in DIR are left alone unless --existing.
+A file that failed because of its own bytes (unreadable, an animation) is remembered too: a
+restart reports it as skipped while it is unchanged, and tries it again once edited or replaced.
 Stops cleanly on Ctrl-C or SIGTERM.
 
 exit codes: 0 stopped cleanly, 1 the watched folder was lost, 2 bad arguments (a missing folder, one that overlaps
@@ -59,6 +61,8 @@ def run(args) -> int:
             print(f"FAILED {ev['file']}: {ev['error']}", file=sys.stderr, flush=True)
         elif e == "ignored":
             print(f"ignored {ev['file']}: {ev['reason']}", file=sys.stderr, flush=True)
+        elif e == "skipped":
+            print(f"skipped {ev['file']}: {ev['reason']} (it failed with: {ev['error']})", file=sys.stderr, flush=True)
         elif e == "ready":
             print(f"watching {ev['folder']} -> {ev['project']} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
@@ -78,5 +82,6 @@ def run(args) -> int:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
     print(f"stopped: {stats.deployed} deployed, {stats.duplicates} duplicates, {stats.failed} failed, "
-          f"{stats.ignored} ignored", file=sys.stderr)
+          f"{stats.ignored} ignored" + (f", {stats.skipped} skipped as failed before" if stats.skipped else ""),
+          file=sys.stderr)
     return 1 if w.lost else 0
