@@ -21,7 +21,7 @@ Three ways, all supported:
    environment inside PATH, ``venv/`` or ``.venv/``, or the portable build's
    ``python_embeded/`` beside it; when there is none, it says what is missing and asks for
    ``--python``) and, with ``--boot-check``, starts that ComfyUI on a free loopback port to
-   prove the nodes load.
+   prove the nodes load; a failed check names the server's log, kept in the cache's ``logs/``.
 """
 from __future__ import annotations
 

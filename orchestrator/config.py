@@ -16,18 +16,21 @@ Settings come from, lowest priority first: built-in defaults, a ``dgx-pixels.tom
     job = 0                             # 0 = no limit for one job
     ping = 15                           # websocket keep-alive
     poll = 5                            # /history check when the websocket is quiet
+    download = 30                       # `models pull`: connecting, or waiting for more bytes
 
     [batch]
     in_flight = 4
 
 Environment: ``DGX_PIXELS_SERVER`` (comma-separated URLs), ``DGX_PIXELS_TOKEN``,
-``DGX_PIXELS_AUTH_HEADER``, ``DGX_PIXELS_TIMEOUT`` (job timeout), ``DGX_PIXELS_CONFIG``.
+``DGX_PIXELS_AUTH_HEADER``, ``DGX_PIXELS_TIMEOUT`` (job timeout),
+``DGX_PIXELS_DOWNLOAD_TIMEOUT`` (model downloads), ``DGX_PIXELS_CONFIG``.
 
 Secrets never reach a log line: ``Config.mask`` replaces the token and any password in a
 URL with ``***``; every error the client raises goes through it.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -38,6 +41,9 @@ from comfy_nodes.pixel.errors import InvalidArgumentError
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
 CONFIG_NAME = "dgx-pixels.toml"
+# Seconds one network operation of a model download may take: long enough for a busy CDN to
+# send its first byte, short enough that a dead connection is noticed and resumed unattended.
+DOWNLOAD_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class Config:
     Times are seconds. ``job_timeout`` 0 means a job may run forever (the websocket is kept
     alive by pings every ``ping_interval``); ``poll_interval`` is how long the client waits
     without any websocket message about a job before asking ``/history`` directly.
+    ``download_timeout`` bounds each network operation of ``models pull``.
     """
 
     servers: tuple[str, ...] = (DEFAULT_SERVER,)
@@ -58,6 +65,7 @@ class Config:
     job_timeout: float = 0.0
     ping_interval: float = 15.0
     poll_interval: float = 5.0
+    download_timeout: float = DOWNLOAD_TIMEOUT
     in_flight: int = 4
     source: str = "defaults"
     secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -166,6 +174,21 @@ def _num(table: dict, key: str, default: float, path: Path) -> float:
     return float(v)
 
 
+def positive_seconds(value: object, name: str) -> float:
+    """``value`` as a float number of seconds above 0, else ``InvalidArgumentError`` naming
+    ``name``: the flag, setting or variable it came from.
+
+    A timeout of 0 would fail every read at once, and an infinite one would let a dead
+    connection hang for ever instead of being noticed and retried.
+    """
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and value > 0):
+        shown = f"{value:g}" if number else repr(value)
+        raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {shown}",
+                                   hint=f"e.g. 120 for a slow link (default {DOWNLOAD_TIMEOUT:g})")
+    return float(value)
+
+
 def load_config(
     path: str | os.PathLike | None = None,
     *,
@@ -174,6 +197,7 @@ def load_config(
     auth_header: str | None = None,
     job_timeout: float | None = None,
     in_flight: int | None = None,
+    download_timeout: float | None = None,
     environ: dict[str, str] | None = None,
 ) -> Config:
     """Merge defaults, the settings file, environment and explicit arguments into a ``Config``."""
@@ -221,6 +245,7 @@ def load_config(
             job_timeout=_num(tmo, "job", cfg.job_timeout, f),
             ping_interval=_num(tmo, "ping", cfg.ping_interval, f) or cfg.ping_interval,
             poll_interval=_num(tmo, "poll", cfg.poll_interval, f) or cfg.poll_interval,
+            download_timeout=positive_seconds(tmo.get("download", cfg.download_timeout), f"{f}: [timeouts] download"),
             in_flight=in_flight,
             source=str(f),
         )
@@ -235,12 +260,22 @@ def load_config(
             cfg = replace(cfg, job_timeout=float(env["DGX_PIXELS_TIMEOUT"]))
         except ValueError as exc:
             raise InvalidArgumentError(f"DGX_PIXELS_TIMEOUT={env['DGX_PIXELS_TIMEOUT']!r} is not a number of seconds") from exc
+    if env.get("DGX_PIXELS_DOWNLOAD_TIMEOUT"):
+        raw: str | float = env["DGX_PIXELS_DOWNLOAD_TIMEOUT"]
+        try:
+            raw = float(raw)
+        except ValueError:
+            pass  # named as it was written, below
+        cfg = replace(cfg, download_timeout=positive_seconds(raw, "DGX_PIXELS_DOWNLOAD_TIMEOUT"))
+    if download_timeout is not None:
+        download_timeout = positive_seconds(download_timeout, "download_timeout")
     cfg = cfg.with_overrides(
         servers=servers or None,
         token=token,
         auth_header=auth_header,
         job_timeout=job_timeout,
         in_flight=in_flight,
+        download_timeout=download_timeout,
     )
     if cfg.in_flight < 1:
         raise InvalidArgumentError(f"in_flight must be >= 1, got {cfg.in_flight}")

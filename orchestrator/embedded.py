@@ -17,6 +17,7 @@ Cache layout (``$DGX_PIXELS_CACHE`` or ``~/.cache/dgx-pixels``)::
         venv/           Python with torch + ComfyUI requirements (bin/python)
         .pin            hash of everything that decides the content; rebuilt when it changes
         .lock           flock: one provisioning at a time, across processes
+    logs/               logs of servers that failed to start (the newest 20)
 
 A rebuild happens in a temporary folder next to the cache and is renamed into place, so a
 reader never sees half a ``src/`` or half a ``venv/``.
@@ -58,6 +59,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PINS_FILE = Path(__file__).resolve().parent / "comfyui-pins.txt"
 NODES_DIR = REPO_ROOT / "comfy_nodes" / "nodes"
 PACK_DIR_NAME = "dgx-pixels"
+# Logs of failed starts kept in log_dir(); older ones are removed as new ones arrive.
+KEPT_LOGS = 20
 
 Progress = Callable[[str], None]
 
@@ -73,6 +76,11 @@ def cache_root() -> Path:
     """Root of every DGX-Pixels cache: ``$DGX_PIXELS_CACHE`` or ``~/.cache/dgx-pixels``."""
     env = os.environ.get("DGX_PIXELS_CACHE")
     return Path(env).expanduser().resolve() if env else Path.home() / ".cache" / "dgx-pixels"
+
+
+def log_dir() -> Path:
+    """Where the log of a server that failed to start is kept: ``<cache>/logs``."""
+    return cache_root() / "logs"
 
 
 def comfyui_home() -> Path:
@@ -426,18 +434,30 @@ def check_nodes_loaded(url: str, log_text: str = "", expected: list[str] | None 
     ComfyUI keeps running when a node pack fails to import, so a server that answers is not
     proof that our nodes are there. ``log_text`` (the server log) supplies the traceback.
     """
+    missing = missing_node_ids(url, expected)
+    if missing:
+        raise nodes_not_loaded(url, missing, log_text)
+
+
+def missing_node_ids(url: str, expected: list[str] | None = None) -> list[str]:
+    """The DGX-Pixels node ids (default: all this checkout declares) absent from the
+    server's ``/object_info``. Raises urllib errors when the server does not answer."""
     expected = declared_node_ids() if expected is None else expected
     info = http_json(f"{url.rstrip('/')}/object_info", timeout=30)
-    missing = [nid for nid in expected if nid not in info]  # type: ignore[operator]
-    if not missing:
-        return
+    return [nid for nid in expected if nid not in info]  # type: ignore[operator]
+
+
+def nodes_not_loaded(url: str, missing: list[str], log_text: str = "", log_path: Path | None = None) -> SetupError:
+    """The error for a server without the nodes ``missing``, with the import traceback from
+    ``log_text`` and, when given, where the whole log is."""
     excerpt = import_error_excerpt(log_text)
     shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-    raise SetupError(
-        f"ComfyUI at {url} started but the DGX-Pixels nodes did not load (missing {shown})"
+    where = f"; log {log_path}" if log_path is not None else ""
+    return SetupError(
+        f"ComfyUI at {url} started but the DGX-Pixels nodes did not load (missing {shown}){where}"
         + (f"\n{excerpt}" if excerpt else ""),
         hint="install the pack's requirements into ComfyUI's Python (`python install.py` in the pack folder) "
-        "and read the server log for the import error",
+        f"and read the server log{' named above' if log_path is not None else ''} for the import error",
     )
 
 
@@ -528,8 +548,12 @@ class ServerHandle:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the server by PID, SIGKILL it if it is still there after ``timeout`` s."""
+    def stop(self, timeout: float = 15.0, *, keep_log: bool = False) -> None:
+        """SIGTERM the server by PID, SIGKILL it if it is still there after ``timeout`` s.
+
+        ``keep_log``: the server failed, so its log is moved out of a temporary base folder
+        (which this deletes) into :func:`log_dir`, and ``log_path`` names it there.
+        """
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
@@ -539,16 +563,54 @@ class ServerHandle:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
+        if keep_log:
+            self._keep_log()
         if self.tmp_dir is not None:
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
         if self.owns_base_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def _keep_log(self) -> None:
+        if not self.owns_base_dir or self.base_dir not in self.log_path.parents:
+            return  # a folder the caller gave is not deleted, and a kept log is kept already
+        folder = log_dir()
+        name: str | None = None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f"comfyui-{time.strftime('%Y%m%d-%H%M%S')}-{self.port}-",
+                                        suffix=".log", dir=folder)
+            with os.fdopen(fd, "wb") as out, open(self.log_path, "rb") as log:
+                shutil.copyfileobj(log, out)
+        except OSError:
+            if name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)
+            # No cache folder to write to: leave the whole temporary folder, log included,
+            # rather than name a file that is about to be deleted.
+            self.owns_base_dir = False
+            return
+        self.log_path = Path(name)
+        _prune_logs(folder)
 
     def __enter__(self) -> "ServerHandle":
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _prune_logs(folder: Path) -> None:
+    """Remove all but the newest ``KEPT_LOGS`` kept logs: failures must not fill the cache."""
+
+    def age(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:  # removed meanwhile by another run's pruning
+            return 0.0
+
+    for stale in sorted(folder.glob("comfyui-*.log"), key=age)[:-KEPT_LOGS]:
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def default_python() -> Path:
@@ -602,7 +664,8 @@ def start_server(
 
     - ``port``: None picks a free one; a busy port raises ``SetupError``.
     - ``base_dir``: ComfyUI's ``--base-directory`` (models, input, output, custom_nodes, user);
-      None makes a temporary one that :meth:`ServerHandle.stop` deletes.
+      None makes a temporary one that :meth:`ServerHandle.stop` deletes. A start that fails
+      keeps the server's log in :func:`log_dir`, where its error message names it.
     - ``pack``: the DGX-Pixels pack folder to install as ``custom_nodes/dgx-pixels`` (a symlink,
       or a copy with ``copy_pack``); default this checkout; None installs no pack.
     - ``custom_nodes``: more node pack folders to link into ``<base_dir>/custom_nodes``.
@@ -655,10 +718,13 @@ def start_server(
             raise
         if check_pack and pack is not None:
             try:
-                check_nodes_loaded(handle.url, handle.log_text(), expected)
+                missing = missing_node_ids(handle.url, expected)
             except BaseException:
                 handle.stop()
                 raise
+            if missing:
+                handle.stop(keep_log=True)
+                raise nodes_not_loaded(handle.url, missing, handle.log_text(), handle.log_path)
         return handle
     assert last_error is not None
     raise last_error
@@ -736,6 +802,8 @@ def _wait_ready(handle: ServerHandle, timeout: float) -> None:
                     f"ComfyUI could not listen on port {handle.port}: address already in use",
                     hint="stop whatever listens there, or let DGX-Pixels pick a free port",
                 )
+            # The message names the log: move it out of the folder that stop() deletes.
+            handle.stop(keep_log=True)
             raise SetupError(
                 f"ComfyUI exited during start-up (exit {handle.process.returncode}); log {handle.log_path}:\n{tail}",
                 hint="read the log above; `python3 dev.py test` re-provisions a broken cache",
@@ -745,6 +813,7 @@ def _wait_ready(handle: ServerHandle, timeout: float) -> None:
             return
         except ServerUnreachableError:
             time.sleep(0.25)
+    handle.stop(keep_log=True)
     tail = "\n".join(handle.log_text().strip().splitlines()[-20:])
     raise SetupError(
         f"ComfyUI did not answer on {handle.url} within {timeout:.0f} s; log {handle.log_path}:\n{tail}",

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from comfy_nodes.pixel.errors import InvalidArgumentError
+from orchestrator.config import DOWNLOAD_TIMEOUT, positive_seconds
 from orchestrator.errors import ModelError, SetupError
 
 MANIFEST_PATH = Path(__file__).resolve().parent.parent / "models" / "manifest.toml"
@@ -496,7 +497,7 @@ def download(
     models_dir: str | os.PathLike,
     *,
     retries: int = 3,
-    timeout: float = 30.0,
+    timeout: float = DOWNLOAD_TIMEOUT,
     progress: ProgressFn | None = None,
     note: Callable[[str], None] | None = None,
     retry_wait: float = 1.0,
@@ -507,15 +508,19 @@ def download(
     A dropped or refused connection and a temporary HTTP error (408, 429, most 5xx) are retried
     up to ``retries`` times, each time from the bytes already on disk, after ``retry_wait``
     seconds doubled per try (at most 30 s), or the server's ``Retry-After`` when that is at
-    most 60 s. ``timeout`` is in seconds per network operation. A pull of the same file by
-    another process is waited for (checked every ``lock_poll`` seconds), then the file it
-    placed is verified like any installed one.
+    most 60 s. ``timeout`` is in seconds per network operation (connecting, or waiting for the
+    next bytes of the body), a positive number; a read that runs out of it is retried like a
+    dropped connection, from every byte received so far. A pull of the same file by another
+    process is waited for (checked every ``lock_poll`` seconds), then the file it placed is
+    verified like any installed one.
 
     Raises ``ModelError`` on HTTP errors (404 named as such), a full disk, a size or sha256
     mismatch (the bad ``.part`` is deleted so the next run starts clean), a folder where the
     file goes, and a body whose end cannot be checked (no length from the server and neither
-    size nor sha256 in the manifest; the ``.part`` is kept).
+    size nor sha256 in the manifest; the ``.part`` is kept). A ``timeout`` that is not a
+    positive number is ``InvalidArgumentError``.
     """
+    timeout = positive_seconds(timeout, "timeout")
     target = entry.target(Path(models_dir))
     report = DownloadReport(path=target)
 
@@ -578,9 +583,10 @@ def _download_locked(entry: ModelEntry, target: Path, report: DownloadReport, sa
             if attempt > retries:
                 if cut.error is not None:
                     raise cut.error from None
+                slow = f"; on a slow or busy link raise --timeout (now {timeout:g} s)" if cut.stalled else ""
                 raise ModelError(
                     f"download of {entry.file} interrupted ({cut}) at {_human(offset)} of {_human(entry.size)}",
-                    hint="run `dgx-pixels models pull` again: it resumes from the partial file",
+                    hint=f"run `dgx-pixels models pull` again: it resumes from the partial file{slow}",
                 ) from None
             wait = cut.retry_after if cut.retry_after is not None else min(retry_wait * 2 ** (attempt - 1), _MAX_BACKOFF)
             report.restarts += 1
@@ -621,13 +627,16 @@ class _Retryable(Exception):
     """A failure a later request may not meet: a dropped or refused connection, HTTP 429/5xx.
 
     ``error`` is what to raise once the retries are used up (None: a dropped connection,
-    reported with how far it got); ``retry_after`` is the server's requested pause in seconds.
+    reported with how far it got); ``retry_after`` is the server's requested pause in seconds;
+    ``stalled`` says the network timeout ran out, which a longer timeout may cure.
     """
 
-    def __init__(self, reason: str, error: ModelError | None = None, retry_after: float | None = None):
+    def __init__(self, reason: str, error: ModelError | None = None, retry_after: float | None = None,
+                 stalled: bool = False):
         super().__init__(reason)
         self.error = error
         self.retry_after = retry_after
+        self.stalled = stalled
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -663,7 +672,8 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)$")
 
 
-def _fetch(entry, part: Path, offset: int, timeout, progress, report: DownloadReport, say) -> bool:
+def _fetch(entry: ModelEntry, part: Path, offset: int, timeout: float, progress: ProgressFn | None,
+           report: DownloadReport, say: Callable[[str], None]) -> bool:
     """One HTTP request appending to ``part`` from ``offset``.
 
     Returns True when the end of the body was checked (a declared length was reached, or a
@@ -711,7 +721,9 @@ def _fetch(entry, part: Path, offset: int, timeout, progress, report: DownloadRe
             raise _Retryable("connection refused", ModelError(
                 f"cannot reach {entry.url}: {reason}",
                 hint="check the network, a proxy, or the URL in the manifest")) from None
-        if isinstance(reason, (socket.timeout, ConnectionError, TimeoutError)):
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            raise _Retryable(f"no answer within {timeout:g} s", stalled=True) from None
+        if isinstance(reason, ConnectionError):
             raise _Retryable(str(reason)) from None
         raise ModelError(f"cannot reach {entry.url}: {reason}",
                          hint="check the network, a proxy, or the URL in the manifest") from None
@@ -745,19 +757,32 @@ def _fetch(entry, part: Path, offset: int, timeout, progress, report: DownloadRe
         written = offset
         try:
             with _open_part(part, append) as out:
-                while True:
-                    try:
-                        block = resp.read(_CHUNK)
-                    except (http.client.IncompleteRead, ConnectionError, socket.timeout, TimeoutError) as exc:
-                        out.flush()
-                        raise _Retryable(type(exc).__name__) from None
-                    if not block:
-                        break
+                def keep(block: bytes) -> None:
+                    nonlocal written
                     out.write(block)
                     written += len(block)
                     report.bytes_fetched += len(block)
                     if progress:
                         progress(written, total)
+
+                while True:
+                    # read1, not read: read(n) waits to fill all n bytes, and a timeout or a
+                    # reset on the way throws away everything it gathered (up to _CHUNK), which
+                    # the resume then has to fetch again. read1 returns what one receive
+                    # brought, so each byte reaches the .part as it arrives and a retry starts
+                    # from the true received length.
+                    try:
+                        block = resp.read1(_CHUNK)
+                    except http.client.IncompleteRead as exc:
+                        keep(exc.partial or b"")
+                        raise _Retryable(f"body cut off after {written} bytes") from None
+                    except (socket.timeout, TimeoutError):
+                        raise _Retryable(f"no data for {timeout:g} s", stalled=True) from None
+                    except ConnectionError as exc:
+                        raise _Retryable(exc.strerror or type(exc).__name__) from None
+                    if not block:
+                        break
+                    keep(block)
                 out.flush()
                 os.fsync(out.fileno())
         except OSError as exc:

@@ -7,6 +7,7 @@ a traceback. The servers and sockets here are real (loopback).
 from __future__ import annotations
 
 import http.server
+import os
 import shutil
 import socket
 import subprocess
@@ -124,6 +125,30 @@ def test_not_a_comfyui_folder_is_a_clear_error(tmp_path):
         embedded.check_comfyui_dir(tmp_path / "nope")
 
 
+def test_a_failed_start_keeps_its_log_and_only_the_newest_logs(tmp_path, monkeypatch):
+    # A real process as ComfyUI's main.py, one that dies at start-up; the server's base folder
+    # is a temporary one that stop() deletes, so the log must move before that.
+    home = tmp_path / "ComfyUI"
+    (home / "comfy").mkdir(parents=True)
+    (home / "nodes.py").write_text("")
+    (home / "main.py").write_text("print('fake ComfyUI: cannot start', flush=True)\nraise SystemExit(4)\n")
+    monkeypatch.setenv("DGX_PIXELS_CACHE", str(tmp_path / "cache"))
+    logs = embedded.log_dir()
+    logs.mkdir(parents=True)
+    for i in range(embedded.KEPT_LOGS + 3):
+        old = logs / f"comfyui-20000101-000000-{i}-x.log"
+        old.write_text("old\n")
+        os.utime(old, (1_000_000 + i, 1_000_000 + i))
+    with pytest.raises(SetupError, match=r"ComfyUI exited during start-up \(exit 4\); log ") as info:
+        embedded.start_server(comfyui_dir=home, python=sys.executable, pack=None)
+    log = Path(info.value.message.split("; log ", 1)[1].split(":\n", 1)[0])
+    assert log.parent == logs and log.read_text() == "fake ComfyUI: cannot start\n"
+    kept = sorted(p.name for p in logs.iterdir())
+    assert len(kept) == embedded.KEPT_LOGS and log.name in kept
+    assert "comfyui-20000101-000000-0-x.log" not in kept and "comfyui-20000101-000000-3-x.log" not in kept
+    assert "comfyui-20000101-000000-4-x.log" in kept
+
+
 def test_unreachable_server_is_a_clear_error():
     port = embedded.free_port()
     with pytest.raises(ServerUnreachableError, match=rf"ComfyUI at http://127.0.0.1:{port} is not reachable"):
@@ -169,6 +194,9 @@ def test_pack_that_fails_to_import_is_a_clear_error(comfy_server_factory, tmp_pa
     assert "Traceback (most recent call last)" in msg
     assert "nodes_preview.py" in msg and "SyntaxError" in msg
     assert "install.py" in info.value.hint
+    # the message names the whole log; the base folder was the caller's, so the log stays in it
+    log = Path(info.value.message.split("; log ", 1)[1].split("\n", 1)[0])
+    assert log.is_relative_to(tmp_path.parent) and "SyntaxError" in log.read_text()
 
 
 def test_server_stop_ends_the_process(comfy_server_factory):

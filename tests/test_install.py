@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -235,13 +236,16 @@ def test_c_boot_check_reports_a_pack_that_cannot_load(tmp_path, repo_root, comfy
     shutil.copytree(repo_root, pack, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "tests", "bench"))
     target = pack / "comfy_nodes" / "nodes" / "nodes_preview.py"
     target.write_text(target.read_text() + "\nimport dgx_pixels_no_such_module\n")
+    # the log of the failed start is kept in the cache: this test's own, not the user's
+    env = {**__import__("os").environ, "DGX_PIXELS_CACHE": str(tmp_path / "cache")}
     run = subprocess.run(
         [sys.executable, str(pack / "install.py"), "--comfyui", str(home), "--boot-check"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, env=env,
     )
     assert run.returncode == 1
     assert "did not load" in run.stderr
     assert "No module named 'dgx_pixels_no_such_module'" in run.stderr
+    assert len(list((tmp_path / "cache" / "logs").glob("comfyui-*.log"))) == 1
     assert "hint:" in run.stderr
 
 
@@ -388,3 +392,63 @@ def test_c_a_venv_without_pip_is_named_with_the_fix(tmp_path, repo_root):
     assert f"error: pip is not installed in {py}" in run.stderr
     assert "-m ensurepip" in run.stderr and f"uv pip install --python {py} -r" in run.stderr
     assert "without changing :" not in run.stderr and "Traceback" not in run.stderr
+
+
+# ----------------------------------------------------------------------------- a failed boot check keeps its log
+
+# Stand-ins for ComfyUI's main.py, run as real processes by the boot check. The first dies at
+# start-up; the second answers like a ComfyUI whose node packs failed to import.
+_DYING_MAIN = """
+import sys
+print("fake ComfyUI: starting on", sys.argv[sys.argv.index("--port") + 1], flush=True)
+print("fake ComfyUI: RuntimeError: no usable torch build, giving up", flush=True)
+sys.exit(3)
+"""
+_NO_NODES_MAIN = """
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+print("Traceback (most recent call last):", flush=True)
+print("ModuleNotFoundError: No module named 'fake_missing_dependency'", flush=True)
+print("Cannot import /x/custom_nodes/dgx-pixels module for custom nodes: fake_missing_dependency", flush=True)
+
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        body = json.dumps({"system": {}} if self.path == "/system_stats" else {}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+HTTPServer(("127.0.0.1", int(sys.argv[sys.argv.index("--port") + 1])), H).serve_forever()
+"""
+
+
+@pytest.mark.parametrize("main_py, says, logged", [
+    (_DYING_MAIN, "ComfyUI exited during start-up (exit 3)", "RuntimeError: no usable torch build"),
+    (_NO_NODES_MAIN, "the DGX-Pixels nodes did not load", "No module named 'fake_missing_dependency'"),
+])
+def test_c_boot_check_failure_names_a_log_that_is_still_there(tmp_path, repo_root, main_py, says, logged):
+    home = tmp_path / "ComfyUI"
+    (home / "comfy").mkdir(parents=True)
+    (home / "custom_nodes").mkdir()
+    (home / "nodes.py").write_text("")
+    (home / "main.py").write_text(main_py)
+    cache = tmp_path / "cache"
+    env = {**embedded._pip_env(), "DGX_PIXELS_CACHE": str(cache)}
+    run = subprocess.run(
+        [sys.executable, str(repo_root / "install.py"), "--comfyui", str(home), "--python", sys.executable,
+         "--boot-check"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert says in run.stderr, run.stderr
+    named = re.search(r"; log (\S+\.log)", run.stderr)
+    assert named, run.stderr
+    log = Path(named.group(1))
+    # the boot check's server is gone, and so is its temporary folder: the log is not in it
+    assert log.is_file(), run.stderr
+    assert log.parent == cache.resolve() / "logs"
+    assert logged in log.read_text()

@@ -2,9 +2,10 @@
 
 Downloads go to a real HTTP server on loopback (stdlib ``http.server``) that honours
 ``Range``; one route really closes the socket in the middle of the body, one ignores Range,
-one is missing, others send no length, a chunked body, 503/429 with ``Retry-After``, or hold
-the body back until the test lets it go. A full disk is the real ENOSPC of a small tmpfs
-mounted in a user namespace (``unshare``).
+one is missing, others send no length, a chunked body, 503/429 with ``Retry-After``, hold
+the body back until the test lets it go, or fall silent in the middle of the body with the
+connection open. A full disk is the real ENOSPC of a small tmpfs mounted in a user namespace
+(``unshare``).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from orchestrator.errors import ModelError, SetupError
 PAYLOAD = bytes((i * 7 + (i >> 8) * 13) % 256 for i in range(300_000))
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 CUT_AT = 123_457
+STALL_AT = 200_003  # mid-body, and no multiple of any buffer size
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -58,7 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(PAYLOAD if self.path.startswith("/nolength-full") else PAYLOAD[:CUT_AT])
             self.close_connection = True
             return
-        if self.path.startswith("/chunked"):
+        if self.path.startswith("/chunked"):  # no Range support
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
@@ -89,7 +91,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = PAYLOAD[start:]
-        self.send_header("Content-Length", str(len(body)))
+        chunked = "chunked" in self.path
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
         self.send_header("Accept-Ranges", "bytes" if honour_range else "none")
         self.end_headers()
         if self.path.startswith("/held"):
@@ -98,6 +104,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             srv.gate.wait(60)
             self.wfile.write(body[1000:])
+            return
+        if self.path.startswith("/stall") and srv.stalls_left > 0:
+            srv.stalls_left -= 1
+            # Part of the body, then silence longer than the client's timeout: the connection
+            # stays open, so only the client's own clock can end this read.
+            part = body[: max(0, STALL_AT - start)]
+            if chunked:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            else:
+                self.wfile.write(part)
+            self.wfile.flush()
+            srv.unstall.wait(60)
+            self.close_connection = True
+            return
+        if chunked:
+            for i in range(0, len(body), 65536):
+                block = body[i:i + 65536]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
+            self.wfile.write(b"0\r\n\r\n")
             return
         if self.path.startswith("/cut") and srv.cuts_left > 0:
             srv.cuts_left -= 1
@@ -117,11 +142,14 @@ def server():
     srv.cuts_left = 0
     srv.busy_left = 0
     srv.gate = threading.Event()
+    srv.stalls_left = 0
+    srv.unstall = threading.Event()
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
     yield srv
     srv.gate.set()
+    srv.unstall.set()
     srv.shutdown()
     srv.server_close()
 
@@ -213,6 +241,104 @@ def test_dropped_connection_is_retried_within_one_pull(server, tmp_path):
     assert (tmp_path / "loras" / "tiny.safetensors").read_bytes() == PAYLOAD
     ranges = [r for p, r in server.requests]
     assert ranges == [None, f"bytes={CUT_AT}-", f"bytes={CUT_AT}-"]
+
+
+@pytest.mark.parametrize("route", ["/stall.bin", "/stall-chunked.bin"])
+def test_a_stalled_read_keeps_every_byte_received_and_resumes_from_there(server, tmp_path, route):
+    # The server sends STALL_AT bytes and then nothing, connection open, so the read times out.
+    # The bytes already received must be in the .part: the retry asks for exactly the rest.
+    server.stalls_left = 1
+    notes: list[str] = []
+    rep = m.download(_entry(server.base + route), tmp_path, retries=1, retry_wait=0, timeout=1.0,
+                     note=notes.append)
+    assert server.requests == [(route, None), (route, f"bytes={STALL_AT}-")]
+    assert rep.restarts == 1 and rep.bytes_fetched == len(PAYLOAD)
+    assert any(f"trying again in 0 s from {m._human(STALL_AT)}" in n for n in notes), notes
+    target = tmp_path / "loras" / "tiny.safetensors"
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == SHA == rep.sha256
+
+
+def test_a_stalled_read_that_uses_up_the_retries_leaves_what_it_received_for_the_next_pull(server, tmp_path):
+    server.stalls_left = 1
+    entry = _entry(server.base + "/stall.bin")
+    with pytest.raises(ModelError, match=f"interrupted .* at {re.escape(m._human(STALL_AT))} of"):
+        m.download(entry, tmp_path, retries=0, timeout=1.0)
+    part = tmp_path / "loras" / "tiny.safetensors.part"
+    assert part.read_bytes() == PAYLOAD[:STALL_AT]
+    rep = m.download(entry, tmp_path, retries=0, timeout=1.0)
+    assert rep.resumed_from == STALL_AT and server.requests[-1] == ("/stall.bin", f"bytes={STALL_AT}-")
+    assert (tmp_path / "loras" / "tiny.safetensors").read_bytes() == PAYLOAD and rep.sha256 == SHA
+
+
+# ----------------------------------------------------------------------------- network timeout
+
+
+def test_pull_timeout_comes_from_the_flag_the_environment_or_the_settings_file(server, tmp_path, capsys, monkeypatch):
+    # A server that stalls mid-body shows which timeout the pull used: the error names it.
+    monkeypatch.delenv("DGX_PIXELS_DOWNLOAD_TIMEOUT", raising=False)
+    manifest = _write_manifest(tmp_path / "manifest.toml", server.base + "/stall.bin")
+    settings = tmp_path / "dgx-pixels.toml"
+    settings.write_text("[timeouts]\ndownload = 1.5\n")
+    args = ["models", "pull", "--manifest", str(manifest), "--models-dir", str(tmp_path / "m"), "--retries", "0",
+            "--config", str(settings)]
+
+    def stalled_after(extra: list[str]) -> str:
+        server.stalls_left = 1
+        assert cli.main([*args, *extra]) == 1
+        return capsys.readouterr().err
+
+    err = stalled_after([])
+    assert "interrupted (no data for 1.5 s) at " in err, err
+    assert "raise --timeout (now 1.5 s)" in err
+    monkeypatch.setenv("DGX_PIXELS_DOWNLOAD_TIMEOUT", "1")
+    assert "interrupted (no data for 1 s) at " in stalled_after([])
+    assert "interrupted (no data for 0.5 s) at " in stalled_after(["--timeout", "0.5"])
+    # every byte that came before a stall is kept, whichever timeout ended it
+    assert (tmp_path / "m" / "loras" / "tiny.safetensors.part").read_bytes() == PAYLOAD[:STALL_AT]
+    assert cli.main([*args, "--timeout", "5"]) == 0
+    assert (tmp_path / "m" / "loras" / "tiny.safetensors").read_bytes() == PAYLOAD
+    assert server.requests[-1] == ("/stall.bin", f"bytes={STALL_AT}-")
+
+
+@pytest.mark.parametrize("value, shown", [("0", "0"), ("-2", "-2"), ("nan", "nan"), ("inf", "inf")])
+def test_a_timeout_that_is_not_a_positive_number_is_bad_input_naming_the_option(
+        server, tmp_path, capsys, monkeypatch, value, shown):
+    monkeypatch.delenv("DGX_PIXELS_DOWNLOAD_TIMEOUT", raising=False)
+    manifest = _write_manifest(tmp_path / "manifest.toml", server.base + "/good.bin")
+    args = ["models", "pull", "--manifest", str(manifest), "--models-dir", str(tmp_path / "m")]
+    assert cli.main([*args, f"--timeout={value}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --timeout must be a positive number of seconds, got {shown}\nhint: "), err
+
+    monkeypatch.setenv("DGX_PIXELS_DOWNLOAD_TIMEOUT", value)
+    assert cli.main(args) == 2
+    assert f"error: DGX_PIXELS_DOWNLOAD_TIMEOUT must be a positive number of seconds, got {shown}\n" \
+        in capsys.readouterr().err
+    monkeypatch.setenv("DGX_PIXELS_DOWNLOAD_TIMEOUT", "soon")
+    assert cli.main(args) == 2
+    assert "DGX_PIXELS_DOWNLOAD_TIMEOUT must be a positive number of seconds, got 'soon'" in capsys.readouterr().err
+    monkeypatch.delenv("DGX_PIXELS_DOWNLOAD_TIMEOUT")
+
+    settings = tmp_path / "dgx-pixels.toml"
+    settings.write_text(f"[timeouts]\ndownload = {value}\n")  # TOML spells nan and inf the same
+    assert cli.main([*args, "--config", str(settings)]) == 2
+    assert f"error: {settings}: [timeouts] download must be a positive number of seconds, got {shown}\n" \
+        in capsys.readouterr().err
+    settings.write_text('[timeouts]\ndownload = "60"\n')
+    assert cli.main([*args, "--config", str(settings)]) == 2
+    assert "[timeouts] download must be a positive number of seconds, got '60'" in capsys.readouterr().err
+
+    with pytest.raises(InvalidArgumentError, match="timeout must be a positive number of seconds"):
+        m.download(_entry(server.base + "/good.bin"), tmp_path / "lib", timeout=float(value))
+    assert server.requests == [] and not (tmp_path / "m").exists()
+
+
+def test_pull_help_documents_the_timeout(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["models", "pull", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--timeout SECONDS" in out
+    assert "DGX_PIXELS_DOWNLOAD_TIMEOUT" in out and "[timeouts] download" in out and "else 30)" in out
 
 
 def test_server_without_range_support_restarts_from_zero(server, tmp_path):

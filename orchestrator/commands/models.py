@@ -8,8 +8,9 @@ DESCRIPTION = (
     "Models are listed in models/manifest.toml with a pinned URL, size and sha256. `pull` downloads "
     "into the ComfyUI models folder (<file>.part, resumed with HTTP Range after an interruption), "
     "checks the sha256 and only then moves the file into place. Two pulls of the same file never "
-    "write at once: the second waits for the first. Bad input (an unknown model name, a malformed "
-    "manifest) exits with 2."
+    "write at once: the second waits for the first. A connection that sends nothing for --timeout "
+    "seconds is retried from the bytes already received. Bad input (an unknown model name, a "
+    "malformed manifest, a --timeout that is not a positive number) exits with 2."
 )
 
 
@@ -21,6 +22,8 @@ def _where(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from orchestrator.config import CONFIG_NAME, DOWNLOAD_TIMEOUT
+
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
     p = sub.add_parser("list", help="show the manifest (and what is installed when a folder is given)")
     _where(p)
@@ -29,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--required-only", action="store_true", help="only the models a workflow cannot run without")
     p.add_argument("--retries", type=int, default=3, help="retries after a dropped or refused connection or a temporary server error "
                    "(HTTP 408, 429, 5xx), waiting 1, 2, 4... s or as the server asks (default 3)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="how long to wait for the server to connect or to send more of the file before "
+                        "retrying from the bytes received; a positive number (default: $DGX_PIXELS_DOWNLOAD_TIMEOUT, "
+                        f"else [timeouts] download in {CONFIG_NAME}, else {DOWNLOAD_TIMEOUT:g})")
+    p.add_argument("--config", metavar="PATH", help=f"settings file (default ./{CONFIG_NAME} or ~/.config/dgx-pixels/{CONFIG_NAME})")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     _where(p)
     p = sub.add_parser("verify", help="check size and sha256 of installed models")
@@ -45,6 +53,14 @@ def run(args: argparse.Namespace) -> int:
     if action is None:
         print("usage: dgx-pixels models {list,pull,verify} [--comfyui PATH | --models-dir PATH]", file=sys.stderr)
         return 2
+    if action == "pull":
+        from orchestrator.config import load_config, positive_seconds
+
+        # The flag is checked under its own name; the settings file and the environment are
+        # checked by load_config, each error naming where the bad value came from.
+        if args.timeout is not None:
+            positive_seconds(args.timeout, "--timeout")
+        timeout = load_config(args.config, download_timeout=args.timeout).download_timeout
     entries = m.load_manifest(args.manifest)
 
     if action == "list":
@@ -106,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
     for e in chosen:
         print(f"{e.name}: {e.file} -> {e.target(models_dir)}  ({m._human(e.size)}, license {e.license})", file=sys.stderr)
-        rep = m.download(e, models_dir, retries=args.retries, progress=progress, note=note)
+        rep = m.download(e, models_dir, retries=args.retries, timeout=timeout, progress=progress, note=note)
         if not quiet:
             print("", file=sys.stderr)
         if rep.already_present and e.sha256 is None:
