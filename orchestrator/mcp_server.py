@@ -218,8 +218,12 @@ class PixelMCP:
                   animations: str | None = None) -> Job:
         """Validate everything that can be validated up front, then run the job in a thread."""
         from comfy_nodes.pixel.safepath import check_relative
-        from orchestrator.run import prepare_job
+        from orchestrator.run import is_workflow_file, prepare_job
 
+        if is_workflow_file(workflow):
+            # a workflow file is read and sent to ComfyUI: only one inside the roots, like any
+            # other file a tool reads
+            workflow = str(self.paths.file(workflow))
         project = self.paths.project(bevy_project)
         check_relative(asset_path, project / "assets")
         if not asset_path.lower().endswith(".png"):

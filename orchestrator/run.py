@@ -257,7 +257,7 @@ def prepare_job(workflow: Any, values: dict | None = None, *, fresh: bool = Fals
             raise InvalidArgumentError("--set needs a registered workflow (NAME@VERSION), not a raw prompt")
         spec = JobSpec(prompt=json.loads(json.dumps(workflow)), workflow="<prompt>",
                        content_hash=_hash_prompt(workflow))
-    elif isinstance(workflow, (str, os.PathLike)) and (str(workflow).endswith(".json") or os.path.sep in str(workflow)) and not _looks_like_ref(str(workflow)):
+    elif is_workflow_file(workflow):
         if os.path.isdir(workflow):
             raise WorkflowError(f"{workflow} is a folder, not a workflow file",
                                 hint="name its workflow .json file, or a registered workflow NAME@VERSION")
@@ -291,6 +291,13 @@ def _check_local_image(path: str, param: str) -> None:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ParameterError(f"parameter {param!r}: {path} is not a readable image ({exc})",
                              hint="give a PNG, JPEG or WebP file") from None
+
+
+def is_workflow_file(workflow: Any) -> bool:
+    """Whether ``workflow`` names a workflow .json file (a path) rather than a registered
+    NAME@VERSION."""
+    return (isinstance(workflow, (str, os.PathLike)) and (str(workflow).endswith(".json") or os.path.sep in str(workflow))
+            and not _looks_like_ref(str(workflow)))
 
 
 def _looks_like_ref(s: str) -> bool:

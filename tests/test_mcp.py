@@ -248,6 +248,8 @@ def test_stdio_errors_name_the_tools_own_parameters(tmp_path):
                 ("colors_big", "snap_image", {"path": "spin.png", "colors": 300}),
                 ("required", "generate", {"workflow": "needs", **target}),
                 ("file_params", "generate", {"workflow": str(game / "api.json"), **target, "params": {"seed": 1}}),
+                # a workflow file is read and sent to ComfyUI: outside the roots it is refused
+                ("file_outside", "generate", {"workflow": str(folder / "api.json"), **target}),
             ])
 
     errors = _run(go())
@@ -261,6 +263,7 @@ def test_stdio_errors_name_the_tools_own_parameters(tmp_path):
     assert "needs a value for parameter 'image'" in errors["required"]
     assert 'pass params={"image": VALUE}; the input' in errors["required"], errors["required"]
     assert errors["file_params"].startswith("params needs a registered workflow"), errors["file_params"]
+    assert "outside the allowed Bevy roots" in errors["file_outside"], errors["file_outside"]
     for label, text in errors.items():
         for core_name in ("cell_w", "cell_h", "k must", "--set"):
             assert core_name not in text, (label, text)
