@@ -176,8 +176,20 @@ def _renamed(text: str, names: dict[str, str]) -> str:
     return text
 
 
+# The core's default hints point at the CLI (--help, --cell, `dgx-pixels palette list`); a
+# tool's caller has the tool descriptions and list_palettes instead.
+TOOL_HINTS = {
+    "InvalidArgumentError": "the tool's description says what each parameter takes",
+    "NoGridFoundError": "give snap_image the cell size (cell) or the target size (width and height)",
+    "PaletteError": "use a built-in name (list_palettes) or a .hex/.gpl/.pal/.png file inside the allowed Bevy roots",
+}
+
+
 def _tool_error(exc: DgxPixelsError, names: dict[str, str] | None = None) -> ToolError:
-    message, hint = _renamed(exc.message, names or {}), _renamed(exc.hint, names or {})
+    hint = exc.hint
+    if hint and hint == type(exc).default_hint:
+        hint = next((TOOL_HINTS[c.__name__] for c in type(exc).__mro__ if c.__name__ in TOOL_HINTS), hint)
+    message, hint = _renamed(exc.message, names or {}), _renamed(hint, names or {})
     return ToolError(message + (f" (hint: {hint})" if hint else ""))
 
 

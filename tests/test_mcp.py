@@ -284,6 +284,20 @@ def test_tool_error_renames_only_the_core_names():
     assert message("k must be 1..256, got 0", None) == "k must be 1..256, got 0"
 
 
+def test_tool_errors_replace_the_cores_cli_hints():
+    """A core error with its default hint (which names CLI flags and commands) gets the tool's
+    own; a hint written for the case stays."""
+    from comfy_nodes.pixel.errors import InvalidArgumentError, NoGridFoundError, PaletteError
+    from orchestrator.mcp_server import _tool_error
+
+    for exc in (InvalidArgumentError("cell must be > 0"), NoGridFoundError("no pixel grid found"),
+                PaletteError("unknown palette 'x'")):
+        text = str(_tool_error(exc))
+        assert "(hint: " in text and "--" not in text and "dgx-pixels" not in text, text
+    assert "list_palettes" in str(_tool_error(PaletteError("unknown palette 'x'")))
+    assert str(_tool_error(InvalidArgumentError("bad", hint="give 1..4"))) == "bad (hint: give 1..4)"
+
+
 def test_stdio_workflow_palette_deploy_and_asset_tools(tmp_path):
     """Every tool that needs no ComfyUI, and the resources, through one stdio session."""
     from comfy_nodes.pixel import palettes_builtin
