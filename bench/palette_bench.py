@@ -5,6 +5,7 @@
     python bench/palette_bench.py --json out.json --repeat 7
     python bench/palette_bench.py --quality     # also: automatic palette size and background
                                                 # removal on ../shared/bench/snap-dev (if present)
+    python bench/palette_bench.py --real-only   # only the full-resolution stray cleanup below
 
 Inputs are generated (deterministic, no files needed):
 
@@ -13,6 +14,10 @@ Inputs are generated (deterministic, no files needed):
 * ``frame1024``: the same sprite enlarged x4 to 1024x1024 with soft edges and noise, on an opaque
   backdrop (a raw diffusion-style frame: ~100k distinct colours, the worst case);
 * ``flat1024``: the sprite enlarged x4 with nearest neighbour (few colours, 1024x1024).
+
+Plus ``remove_strays`` with its defaults on each full-resolution AI image of
+``../shared/bench/real`` (``$DGX_PIXELS_SHARED/bench/real``; skipped when absent): what the Stray
+Cleanup node costs when it is given a raw generated frame (nearly every pixel its own island).
 
 Every operation runs ``--repeat`` times; the median CPU time and wall time are reported in
 milliseconds. BLAS/OpenMP threads are pinned to 1 before numpy loads, so CPU time is the cost
@@ -84,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     ap.add_argument("--quality", action="store_true",
                     help="also score automatic palette size and background removal on the snap-dev cases")
+    ap.add_argument("--real", metavar="DIR", default=str(_shared() / "real"),
+                    help="full-resolution images for the stray-cleanup timing (default ../shared/bench/real)")
+    ap.add_argument("--real-only", action="store_true", help="time only the stray cleanup of --real")
     ap.add_argument("--cases", metavar="DIR", default=str(Path(__file__).resolve().parents[2] / "shared" / "bench"
                                                               / "snap-dev" / "cases"),
                     help="snap-dev case folder for --quality (default ../shared/bench/snap-dev/cases)")
@@ -93,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     import sklearn.cluster  # noqa: F401  (timed once: the first adaptive palette pays it)
 
     sklearn_import_ms = (time.perf_counter() - t) * 1000.0
-    imgs = make_inputs()
+    imgs = {} if args.real_only else make_inputs()
     db32 = builtin("dawnbringer-32")
     rows = []
     for name, img in imgs.items():
@@ -119,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"input": name, "size": f"{img.shape[1]}x{img.shape[0]}", "distinct_colours": distinct,
                          "op": op, "cpu_ms": round(cpu_ms, 2), "wall_ms": round(wall_ms, 2)})
 
+    rows += real_rows(Path(args.real), args.repeat)
+
     print(f"sklearn import (once per process): {sklearn_import_ms:.0f} ms")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (wall times mean little when it exceeds the cores)")
-    print(f"{'input':<10} {'size':>9} {'colours':>8}  {'operation':<32} {'cpu ms':>9} {'wall ms':>9}")
+    print(f"{'input':<18} {'size':>9} {'colours':>8}  {'operation':<32} {'cpu ms':>9} {'wall ms':>9}")
     for r in rows:
-        print(f"{r['input']:<10} {r['size']:>9} {r['distinct_colours']:>8}  {r['op']:<32} "
+        print(f"{r['input']:<18} {r['size']:>9} {r['distinct_colours']:>8}  {r['op']:<32} "
               f"{r['cpu_ms']:>9.2f} {r['wall_ms']:>9.2f}")
     result = {"sklearn_import_ms": round(sklearn_import_ms, 1), "rows": rows}
     if args.quality:
@@ -131,6 +141,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
+
+
+def _shared() -> Path:
+    """The shared benchmark folder: $DGX_PIXELS_SHARED/bench, else ../shared/bench next to the repo."""
+    root = os.environ.get("DGX_PIXELS_SHARED")
+    return (Path(root) if root else Path(__file__).resolve().parents[2] / "shared") / "bench"
+
+
+def real_rows(folder: Path, repeat: int) -> list[dict]:
+    """``remove_strays`` (defaults) on every PNG of ``folder``: one row each, median ms of ``repeat``
+    runs after one untimed run (the first call in a process also pays for page faults)."""
+    from comfy_nodes.pixel.imageio import load_image
+
+    if not folder.is_dir():
+        print(f"{folder} not found: full-resolution stray cleanup skipped")
+        return []
+    rows = []
+    for path in sorted(folder.glob("*.png")):
+        img = load_image(path)
+        rgb = img[..., :3].astype(np.int32)
+        keys = (rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2])[img[..., 3] > 0]
+        C.remove_strays(img)
+        cpu_ms, wall_ms = timed(lambda: C.remove_strays(img), repeat)
+        rows.append({"input": path.stem, "size": f"{img.shape[1]}x{img.shape[0]}",
+                     "distinct_colours": int(np.unique(keys).size), "op": "remove_strays (full resolution)",
+                     "cpu_ms": round(cpu_ms, 2), "wall_ms": round(wall_ms, 2)})
+    return rows
 
 
 def quality(cases: Path) -> dict | None:

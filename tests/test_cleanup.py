@@ -382,3 +382,130 @@ def test_a_floating_speck_of_two_colours_is_cleared_like_one_of_one_colour():
     assert np.array_equal(out[5:8, 5:8], img[5:8, 5:8])
     # a blob of min_size pixels or more stays
     assert remove_strays(img, min_size=2)[1, 1, 3] == 255
+
+
+# ----------------------------------------------------------------------------- the stray vote
+
+
+def _strays_reference(img, min_size, connectivity, max_difference, alpha_threshold=128):
+    """``remove_strays`` as its docstring reads, island by island, for comparison."""
+    from collections import Counter
+
+    from comfy_nodes.pixel.color import srgb_to_oklab
+
+    h, w = img.shape[:2]
+    key = (img[..., 0].astype(int) << 16) | (img[..., 1].astype(int) << 8) | img[..., 2]
+    key[img[..., 3] < alpha_threshold] = -1
+    lab, n = _flood_reference(key, connectivity)
+    offs = [(-1, 0), (1, 0), (0, -1), (0, 1)] + ([(-1, -1), (-1, 1), (1, -1), (1, 1)] if connectivity == 8 else [])
+    out = img.copy()
+    if min_size == 1:
+        return out
+    decided, any_vote = {}, False
+    for i in range(n):
+        ys, xs = np.nonzero(lab == i)
+        own = int(key[ys[0], xs[0]])
+        if own < 0 or ys.size >= min_size:
+            continue
+        votes = [int(key[y + dy, x + dx]) for y, x in zip(ys, xs) for dy, dx in offs
+                 if 0 <= y + dy < h and 0 <= x + dx < w and lab[y + dy, x + dx] != i]
+        any_vote |= bool(votes)
+        has_opaque = any(v >= 0 for v in votes)
+        if max_difference is not None:
+            votes = [v for v in votes if v >= 0]
+        if not votes:
+            decided[i] = None if max_difference is None or has_opaque else -1
+            continue
+        counts = Counter(votes)
+        top = max(counts.values())
+        win = min(v for v, c in counts.items() if c == top)
+        if max_difference is not None:
+            rgb = np.array([[(k >> 16) & 255, (k >> 8) & 255, k & 255] for k in (own, win)], np.uint8)
+            a, b = srgb_to_oklab(rgb)
+            if np.sqrt(((a - b) ** 2).sum()) > max_difference + 1e-12:
+                win = None
+        decided[i] = win
+    if not any_vote:
+        return out  # the whole image is one small island: nothing around it to judge it by
+    for i, win in decided.items():
+        m = lab == i
+        if win == -1:
+            out[m] = 0
+        elif win is not None:
+            out[m] = [(win >> 16) & 255, (win >> 8) & 255, win & 255, 255]
+    if max_difference is not None:
+        opaque = out[..., 3] >= alpha_threshold
+        blobs, nb = _flood_reference(opaque, connectivity)
+        for i in range(nb):
+            m = blobs == i
+            if opaque[m].all() and m.sum() < min_size:
+                out[m] = 0
+    return out
+
+
+# Two pairs of near shades (within 0.05 OKLab of each other), one far colour, transparency.
+_VOTE_COLOURS = np.array([[200, 40, 40, 255], [203, 41, 40, 255], [40, 200, 40, 255], [41, 202, 40, 255],
+                          [250, 250, 250, 255], [0, 0, 0, 0]], np.uint8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    idx=arrays(np.int8, st.tuples(st.integers(1, 9), st.integers(1, 9)), elements=st.integers(0, 5)),
+    min_size=st.integers(1, 6),
+    conn=st.sampled_from([4, 8]),
+    diff=st.sampled_from([None, 0.0, 0.05, 0.3]),
+)
+def test_property_remove_strays_matches_the_plain_vote(idx, min_size, conn, diff):
+    img = _VOTE_COLOURS[idx]
+    out = remove_strays(img, min_size=min_size, connectivity=conn, max_difference=diff)
+    assert np.array_equal(out, _strays_reference(img, min_size, conn, diff))
+
+
+def _modes_reference(rows, no_vote):
+    from collections import Counter
+
+    out = []
+    for r in rows.tolist():
+        c = Counter(v for v in r if v != no_vote)
+        out.append(min(v for v, k in c.items() if k == max(c.values())) if c else no_vote)
+    return np.array(out, np.int32)
+
+
+@pytest.mark.parametrize("width", [4, 8, 3, 16, 24])
+def test_vote_counting_picks_the_most_frequent_then_the_lowest(width):
+    from comfy_nodes.pixel.cleanup import _NO_VOTE, _column_modes, _row_modes
+
+    rng = np.random.default_rng(width)
+    # Few values, so ties are common; -1 (transparent) and the no-vote mark among them.
+    rows = rng.choice(np.array([-1, 0, 5, 7, _NO_VOTE], np.int32), size=(3000, width))
+    rows[0] = _NO_VOTE
+    want = _modes_reference(rows, _NO_VOTE)
+    assert np.array_equal(_row_modes(rows), want)
+    assert np.array_equal(_column_modes(np.ascontiguousarray(rows.T)), want)
+    if width in (4, 8):
+        # Every 0/1 column: a network that sorts these sorts everything (the 0-1 principle), and a
+        # column left unsorted splits a run of equal values, which changes the counts.
+        bits = ((np.arange(2**width)[:, None] >> np.arange(width)) & 1).astype(np.int32)
+        assert np.array_equal(_column_modes(np.ascontiguousarray(bits.T)), _modes_reference(bits, _NO_VOTE))
+
+
+def test_remove_strays_calls_check_between_stages_and_lets_its_error_through():
+    rng = np.random.default_rng(0)
+    img = _img(16, 16)
+    img[..., :3] += rng.integers(0, 3, (16, 16, 3), dtype=np.uint8)
+    calls = []
+    out = remove_strays(img, check=lambda: calls.append(1))
+    assert len(calls) >= 4 and np.array_equal(out, remove_strays(img))
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_on_second_call():
+        calls.append(1)
+        if len(calls) == 2:
+            raise Cancelled
+
+    calls.clear()
+    with pytest.raises(Cancelled):
+        remove_strays(img, check=cancel_on_second_call)
+    assert len(calls) == 2

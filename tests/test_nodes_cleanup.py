@@ -111,3 +111,65 @@ def test_stray_cleanup_min_size_and_outline_darken():
     img, _ = DGXPixelsOutline.execute(image=tensor([a]), color="darken", inside=True).result
     edge = u8(img[0, 1, 3])
     assert edge[3] == 255 and edge[:3].sum() < sum(RED)
+
+
+# ----------------------------------------------------------------------------- cancelling
+
+from support.comfy_cancel import cancel_flag  # noqa: E402,F401  (a fixture)
+
+
+def _noise(seed: int, size: int = 24) -> np.ndarray:
+    """An opaque frame of near shades: nearly every pixel an island of its own, all voting."""
+    rng = np.random.default_rng(seed)
+    return np.full((size, size, 3), 120, np.uint8) + rng.integers(0, 3, (size, size, 3), dtype=np.uint8)
+
+
+def test_stray_cleanup_stops_inside_a_frame_when_the_user_cancels(cancel_flag, monkeypatch):
+    """One large frame can take a second or more; Cancel must not wait for it to finish. The
+    flag is ComfyUI's own (what /interrupt sets); only the moment of the press is arranged, by
+    setting it as the frame's regions come back from labelling."""
+    from comfy_nodes.pixel import cleanup as C
+
+    labelled = []
+    real_label = C.label_regions
+
+    def label_then_cancel(*args, **kwargs):
+        labelled.append(1)
+        out = real_label(*args, **kwargs)
+        cancel_flag.interrupt_current_processing(True)
+        return out
+
+    monkeypatch.setattr(C, "label_regions", label_then_cancel)
+    with pytest.raises(cancel_flag.InterruptProcessingException):
+        DGXPixelsStrayCleanup.execute(image=tensor([_noise(0)]))
+    # Stopped after the first labelling: the vote and the second labelling (specks) never ran.
+    assert labelled == [1]
+    assert not cancel_flag.processing_interrupted()  # consumed, as ComfyUI expects
+
+
+def test_stray_cleanup_stops_between_frames_when_the_user_cancels(cancel_flag, monkeypatch):
+    """A batch stops before its next frame, with or without a progress bar (unit tests have no
+    server, hence no progress hook). The press is arranged as in the test above, after frame 0."""
+    from comfy_nodes.pixel import cleanup as C
+
+    done = []
+    real = C.remove_strays
+
+    def strays_then_cancel(*args, **kwargs):
+        out = real(*args, **kwargs)
+        done.append(1)
+        cancel_flag.interrupt_current_processing(True)
+        return out
+
+    monkeypatch.setattr(C, "remove_strays", strays_then_cancel)
+    with pytest.raises(cancel_flag.InterruptProcessingException):
+        DGXPixelsStrayCleanup.execute(image=tensor([_noise(1), _noise(2), _noise(3)]))
+    assert done == [1]
+
+
+def test_stray_cleanup_runs_to_the_end_without_a_cancel(cancel_flag):
+    from comfy_nodes.pixel.cleanup import remove_strays
+
+    frame = _noise(4)
+    img, _ = DGXPixelsStrayCleanup.execute(image=tensor([frame])).result
+    assert np.array_equal(u8(img[0]), remove_strays(np.dstack([frame, np.full(frame.shape[:2], 255, np.uint8)])))

@@ -231,3 +231,63 @@ def test_palette_load_skips_the_cells_loadimages_mask_says_are_transparent():
     assert pal.hex_list() == ["c83232", "32c832", "3232c8"] and count == 3
     # without the mask the transparent cells' black would count as a colour
     assert "000000" in DGXPixelsPaletteLoad.execute(palette_image=rgb).result[0].hex_list()
+
+
+# ----------------------------------------------------------------------------- cancelling
+
+from support.comfy_cancel import cancel_flag  # noqa: E402,F401  (a fixture)
+
+
+def _many_colours(seed: int) -> np.ndarray:
+    """Six flat colours with a little noise: hundreds of distinct colours that a handful of
+    palette colours cover, so automatic k bisects over several k-means runs."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(30, 220, (6, 3))
+    img = base[rng.integers(0, 6, (32, 32))] + rng.integers(-2, 3, (32, 32, 3))
+    return img.astype(np.uint8)
+
+
+def test_palette_extract_stops_between_k_means_runs_when_the_user_cancels(cancel_flag, monkeypatch):
+    """Automatic k runs k-means several times (bisection); Cancel must stop it at the next run,
+    not after all of them. The flag is ComfyUI's own (what /interrupt sets); only the moment of
+    the press is arranged, by setting it as the first k-means run returns."""
+    from comfy_nodes.pixel import palette as P
+
+    runs = []
+    real = P._kmeans
+
+    def kmeans_then_cancel(*args, **kwargs):
+        out = real(*args, **kwargs)
+        runs.append(1)
+        cancel_flag.interrupt_current_processing(True)
+        return out
+
+    monkeypatch.setattr(P, "_kmeans", kmeans_then_cancel)
+    with pytest.raises(cancel_flag.InterruptProcessingException):
+        DGXPixelsPaletteExtract.execute(image=tensor([_many_colours(0)]), colors=0)
+    assert runs == [1]
+    assert not cancel_flag.processing_interrupted()  # consumed, as ComfyUI expects
+
+
+def test_palette_extract_stops_between_frames_when_the_user_cancels(cancel_flag, monkeypatch):
+    """Counting the colours of a long batch stops at the next frame; arranged as above, the
+    press comes as frame 0's colours are read."""
+    from comfy_nodes.pixel import palette as P
+
+    read = []
+    real = P._rgb_keys
+
+    def keys_then_cancel(img):
+        read.append(1)
+        cancel_flag.interrupt_current_processing(True)
+        return real(img)
+
+    monkeypatch.setattr(P, "_rgb_keys", keys_then_cancel)
+    with pytest.raises(cancel_flag.InterruptProcessingException):
+        DGXPixelsPaletteExtract.execute(image=tensor([_many_colours(1), _many_colours(2), _many_colours(3)]),
+                                        colors=8)
+    assert read == [1]
+    # Without a cancel the same node gives its palette.
+    monkeypatch.setattr(P, "_rgb_keys", real)
+    pal, _, count = DGXPixelsPaletteExtract.execute(image=tensor([_many_colours(1)]), colors=8).result
+    assert count == 8 == len(pal)

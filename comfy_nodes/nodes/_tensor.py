@@ -9,6 +9,9 @@ rounding rules are the same everywhere: floats are scaled by 255 and rounded hal
 """
 from __future__ import annotations
 
+import sys
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -168,11 +171,26 @@ def progress_bar(total: int):
         return None
 
 
-def map_frames(frames: list[np.ndarray], fn) -> list[np.ndarray]:
-    """``[fn(f) for f in frames]``, advancing a progress bar for a batch."""
+def throw_if_interrupted() -> None:
+    """Raise ComfyUI's ``InterruptProcessingException`` once the user has cancelled the prompt.
+
+    Pass it as the ``check`` of the pixel core's long functions so they stop inside a frame,
+    not only between frames. ``comfy.model_management`` is looked up, not imported: a server
+    loads it before any node runs, while importing it elsewhere (scripts, unit tests) would set
+    up a torch device, and there is no prompt to cancel there anyway.
+    """
+    mm = sys.modules.get("comfy.model_management")
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+
+
+def map_frames(frames: list[np.ndarray], fn: Callable[[np.ndarray], np.ndarray]) -> list[np.ndarray]:
+    """``[fn(f) for f in frames]``, stopping before the next frame once the user cancels, and
+    advancing a progress bar for a batch."""
     pbar = progress_bar(len(frames))
     out = []
     for f in frames:
+        throw_if_interrupted()
         out.append(fn(f))
         if pbar is not None:
             pbar.update(1)

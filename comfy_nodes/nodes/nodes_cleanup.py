@@ -13,7 +13,7 @@ from comfy_api.latest import io
 
 from ..pixel import cleanup as C
 from ..pixel.errors import InputImageError, InvalidArgumentError
-from ._tensor import input_frames, map_frames, rgba_outputs
+from ._tensor import input_frames, map_frames, rgba_outputs, throw_if_interrupted
 
 CONNECTIVITY = ["4", "8"]
 
@@ -134,7 +134,8 @@ class DGXPixelsStrayCleanup(io.ComfyNode):
                 max_difference: float = 0.05) -> io.NodeOutput:
         conn = _conn(connectivity)
         return _apply(image, mask, lambda f: C.remove_strays(f, min_size=int(min_size), connectivity=conn,
-                                                             max_difference=float(max_difference)))
+                                                             max_difference=float(max_difference),
+                                                             check=throw_if_interrupted))
 
 
 class DGXPixelsOutline(io.ComfyNode):

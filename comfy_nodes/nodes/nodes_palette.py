@@ -23,7 +23,15 @@ from ..pixel.palettes_builtin import builtin as builtin_palette
 from ..pixel.palettes_builtin import list_builtin
 from ..pixel.safepath import confine, make_parents
 from . import _written
-from ._tensor import given_mask, image_channels, input_frames, map_frames, rgba_list_to_image, rgba_to_mask
+from ._tensor import (
+    given_mask,
+    image_channels,
+    input_frames,
+    map_frames,
+    rgba_list_to_image,
+    rgba_to_mask,
+    throw_if_interrupted,
+)
 
 #: Custom socket type carrying a ``comfy_nodes.pixel.palette.Palette``.
 PaletteType = io.Custom("DGX_PALETTE")
@@ -147,7 +155,7 @@ class DGXPixelsPaletteExtract(io.ComfyNode):
         frames = input_frames(image, mask)
         k = None if colors == 0 else int(colors)
         pal = adaptive_palette(frames, k, seed=int(seed), tolerance=float(tolerance),
-                               name="extracted" if k is None else f"extracted-{k}")
+                               name="extracted" if k is None else f"extracted-{k}", check=throw_if_interrupted)
         return io.NodeOutput(pal, _swatch_tensor(pal), len(pal))
 
 

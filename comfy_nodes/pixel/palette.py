@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -226,10 +226,14 @@ def nearest_indices(lab: np.ndarray, palette_lab: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- adaptive palettes
 
 
-def _color_histogram(frames: list[np.ndarray], alpha_threshold: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct opaque colours of all frames (packed uint32, sorted) and their pixel counts."""
+def _color_histogram(frames: list[np.ndarray], alpha_threshold: int | None,
+                     check: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct opaque colours of all frames (packed uint32, sorted) and their pixel counts;
+    ``check`` (see ``adaptive_palette``) is called before each frame."""
     parts = []
     for f in frames:
+        if check is not None:
+            check()
         mask = _opaque_mask(f, alpha_threshold)
         if mask.any():
             parts.append(_rgb_keys(f)[mask])
@@ -249,6 +253,7 @@ def adaptive_palette(
     max_k: int = AUTO_K_MAX,
     n_init: int = 1,
     name: str | None = None,
+    check: Callable[[], None] | None = None,
 ) -> Palette:
     """One palette of at most ``k`` colours shared by all ``images``.
 
@@ -268,6 +273,11 @@ def adaptive_palette(
     count; with more than 10 000 distinct colours, 10 000 pixels drawn by a ``seed``-driven
     generator stand in for the image.
     The result is deterministic for a given seed. Colours are ordered by pixel count, largest first.
+
+    ``check``, when given, is called without arguments before each frame is counted and before
+    each k-means run (automatic k runs up to 1 + log2(``max_k``) of them);
+    whatever it raises propagates, so a host application can abandon the work when its user
+    cancels.
     """
     if k is not None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
@@ -285,7 +295,7 @@ def adaptive_palette(
         raise InvalidArgumentError(f"seed must be an integer 0..{2**32 - 1}, got {seed!r}")
     _check_threshold(alpha_threshold)
     frames = _as_frames(images)
-    values, counts = _color_histogram(frames, alpha_threshold)
+    values, counts = _color_histogram(frames, alpha_threshold, check)
     if values.size == 0:
         raise InputImageError(
             "the images have no opaque pixels to build a palette from",
@@ -327,6 +337,8 @@ def adaptive_palette(
 
         def run(kk: int) -> tuple[np.ndarray, float]:
             if kk not in cache:
+                if check is not None:
+                    check()
                 centers_k, _ = _kmeans(lab, weights, kk, seed, n_init)
                 d = np.linalg.norm(lab[significant] - centers_k[nearest_indices(lab[significant], centers_k)], axis=1)
                 cache[kk] = (centers_k, float(d.max()))
@@ -349,6 +361,8 @@ def adaptive_palette(
         centers = run(chosen)[0]
         source += f", automatic k = {chosen} (every significant colour within {tolerance} OKLab, or k = {upper})"
     else:
+        if check is not None:
+            check()
         centers, _ = _kmeans(lab, weights, k, seed, n_init)
 
     return _palette_from_centers(centers, lab, weights, label, source)

@@ -1,0 +1,34 @@
+"""ComfyUI's own cancel flag, for node unit tests that press Cancel while a node works."""
+from __future__ import annotations
+
+import pytest
+
+
+def model_management():
+    """``comfy.model_management`` as a running server has it, so a test can set the very flag
+    that the server's /interrupt sets; skips when ComfyUI's source is not available.
+
+    The module picks its torch device on import: the CPU is forced for that moment (the tests run
+    without a GPU) and the setting is put back afterwards.
+    """
+    pytest.importorskip("comfy_api.latest")
+    import comfy.cli_args
+
+    old = comfy.cli_args.args.cpu
+    comfy.cli_args.args.cpu = True
+    try:
+        import comfy.model_management as mm
+    except Exception as exc:  # noqa: BLE001 - any import failure means "not testable here"
+        pytest.skip(f"comfy.model_management does not import here: {exc}")
+    finally:
+        comfy.cli_args.args.cpu = old
+    return mm
+
+
+@pytest.fixture
+def cancel_flag():
+    """ComfyUI's ``comfy.model_management``, its cancel flag cleared before and after the test."""
+    mm = model_management()
+    mm.interrupt_current_processing(False)
+    yield mm
+    mm.interrupt_current_processing(False)
