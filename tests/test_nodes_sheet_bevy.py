@@ -19,7 +19,7 @@ from comfy_nodes.nodes.nodes_sheet import (  # noqa: E402
     DGXPixelsSpriteSheet,
     DGXPixelsTileset,
 )
-from comfy_nodes.pixel.errors import ExportError, InvalidArgumentError, PathEscapeError  # noqa: E402
+from comfy_nodes.pixel.errors import ExportError, InvalidArgumentError, NoGridFoundError, PathEscapeError  # noqa: E402
 from comfy_nodes.pixel.safepath import ENV_ROOTS  # noqa: E402
 
 
@@ -74,6 +74,18 @@ def test_split_node_round_trip():
     again = DGXPixelsSpriteSheet.execute(frames=frames, columns=3, padding=2, trim="none").result[0]
     np.testing.assert_array_equal(to_u8(again), to_u8(sheet))
     assert data.columns == 3 and data.padding == (2, 2)
+
+
+def test_split_node_no_grid_hint_names_the_nodes_inputs():
+    """A sheet whose sprites touch has no gutters to find: the error's hint names this node's
+    inputs, not the CLI's options."""
+    rng = np.random.default_rng(5)
+    sheet = rng.integers(0, 256, (1, 24, 40, 4)).astype(np.uint8)
+    sheet[..., 3] = 255
+    with pytest.raises(NoGridFoundError) as info:
+        DGXPixelsSheetSplit.execute(sheet=torch.from_numpy(sheet.astype(np.float32) / 255.0))
+    assert "columns and rows" in info.value.hint and "cell_width" in info.value.hint
+    assert "--" not in str(info.value)
 
 
 def test_tileset_node_reports_seams():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
-from ..pixel.errors import InvalidArgumentError
+from ..pixel.errors import InvalidArgumentError, NoGridFoundError
 from ..pixel.sheet import (
     ANCHORS,
     TRIM_MODES,
@@ -160,8 +160,13 @@ class DGXPixelsSheetSplit(io.ComfyNode):
         pad = None if padding < 0 else int(padding)
         if pad is None and cell is not None:
             pad = 0
-        res = split_sheet(img, cell_size=cell, columns=_opt(columns), rows=_opt(rows), padding=pad,
-                          offset=int(offset), count=_opt(count))
+        try:
+            res = split_sheet(img, cell_size=cell, columns=_opt(columns), rows=_opt(rows), padding=pad,
+                              offset=int(offset), count=_opt(count))
+        except NoGridFoundError as exc:
+            # the core's hint names the CLI's options
+            raise NoGridFoundError(exc.message, hint="set columns and rows, or cell_width and cell_height (with padding "
+                                   "and offset when the sheet has gutters or a margin)") from None
         data = sheet_from_image(img, cell_size=(res.cell_w, res.cell_h), columns=res.columns, rows=res.rows,
                                 padding=res.padding, offset=res.offset, count=len(res.frames),
                                 animations=animations or None)
