@@ -688,28 +688,45 @@ def start_server(
         )
     owns = base_dir is None
     base = Path(tempfile.mkdtemp(prefix="dgx-pixels-comfy-")) if owns else Path(base_dir).resolve()
-    for sub in ("custom_nodes", "input", "output", "models", "user", "temp"):
-        (base / sub).mkdir(parents=True, exist_ok=True)
-    if pack is not None:
-        install_pack(base / "custom_nodes", Path(pack), copy=copy_pack)
-    for extra in custom_nodes or []:
-        extra_path = Path(extra).resolve()
-        link = base / "custom_nodes" / extra_path.name
-        if not link.exists():
-            link.symlink_to(extra_path, target_is_directory=extra_path.is_dir())
 
-    # Read the ids before the server imports the pack: they describe the code it loads.
-    expected = declared_node_ids(Path(pack) / "comfy_nodes" / "nodes") if pack is not None else []
+    def unowned_failure() -> None:
+        # Until a handle owns the temporary base folder (and removes it in stop()), a failure
+        # or an interrupt (Ctrl-C, SIGTERM turned into one) must not leave it behind.
+        if owns:
+            shutil.rmtree(base, ignore_errors=True)
+
+    try:
+        for sub in ("custom_nodes", "input", "output", "models", "user", "temp"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        if pack is not None:
+            install_pack(base / "custom_nodes", Path(pack), copy=copy_pack)
+        for extra in custom_nodes or []:
+            extra_path = Path(extra).resolve()
+            link = base / "custom_nodes" / extra_path.name
+            if not link.exists():
+                link.symlink_to(extra_path, target_is_directory=extra_path.is_dir())
+        # Read the ids before the server imports the pack: they describe the code it loads.
+        expected = declared_node_ids(Path(pack) / "comfy_nodes" / "nodes") if pack is not None else []
+    except BaseException:
+        unowned_failure()
+        raise
     attempts = 1 if port is not None else 3
     last_error: SetupError | None = None
     for _ in range(attempts):
         p = int(port) if port is not None else free_port()
-        handle = _spawn(src, py, base, p, extra_args or [], owns)
+        try:
+            handle = _spawn(src, py, base, p, extra_args or [], owns)
+        except BaseException:
+            unowned_failure()
+            raise
         try:
             _wait_ready(handle, boot_timeout)
         except SetupError as exc:
+            retry = "address already in use" in str(exc).lower() and port is None
+            if retry:
+                handle.owns_base_dir = False  # the next attempt starts in the same base folder
             handle.stop()
-            if "address already in use" in str(exc).lower() and port is None:
+            if retry:
                 last_error = exc  # another process took the port between pick and bind
                 continue
             raise
@@ -727,6 +744,7 @@ def start_server(
                 raise nodes_not_loaded(handle.url, missing, handle.log_text(), handle.log_path)
         return handle
     assert last_error is not None
+    unowned_failure()
     raise last_error
 
 

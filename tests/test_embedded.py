@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import zipfile
 from pathlib import Path
@@ -147,6 +148,55 @@ def test_a_failed_start_keeps_its_log_and_only_the_newest_logs(tmp_path, monkeyp
     assert len(kept) == embedded.KEPT_LOGS and log.name in kept
     assert "comfyui-20000101-000000-0-x.log" not in kept and "comfyui-20000101-000000-3-x.log" not in kept
     assert "comfyui-20000101-000000-4-x.log" in kept
+
+
+_PORT_TAKEN_MAIN = """
+import pathlib, sys
+base = pathlib.Path(sys.argv[sys.argv.index("--base-directory") + 1])
+with open(pathlib.Path(__file__).parent / "attempts.txt", "a") as f:
+    f.write(f"{(base / 'custom_nodes').is_dir()}\\n")
+print("OSError: [Errno 98] error while attempting to bind: address already in use", flush=True)
+raise SystemExit(1)
+"""
+
+
+def test_a_port_taken_at_start_is_retried_in_an_intact_base_folder_and_nothing_is_left(tmp_path, monkeypatch):
+    """A free port taken by another process before the server binds it is retried on another
+    port, in the same base folder, whole (the first attempt's stop() used to delete it, so the
+    retries ran without custom_nodes/); when every attempt fails, the temporary folder goes."""
+    home = tmp_path / "ComfyUI"
+    (home / "comfy").mkdir(parents=True)
+    (home / "nodes.py").write_text("")
+    (home / "main.py").write_text(_PORT_TAKEN_MAIN)
+    monkeypatch.setenv("DGX_PIXELS_CACHE", str(tmp_path / "cache"))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    with pytest.raises(SetupError, match="address already in use"):
+        embedded.start_server(comfyui_dir=home, python=sys.executable, pack=None)
+    assert (home / "attempts.txt").read_text().split() == ["True", "True", "True"]
+    assert list(tmp.iterdir()) == []
+
+
+def test_an_interrupt_before_the_server_runs_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM, which the CLI turns into it) can land between making the temporary
+    base folder and the server process owning it. That moment cannot be hit reliably for real,
+    so the interrupt is raised from the spawn step here: the folder must still go."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(embedded, "_spawn", interrupted)
+    home = tmp_path / "ComfyUI"
+    (home / "comfy").mkdir(parents=True)
+    (home / "nodes.py").write_text("")
+    (home / "main.py").write_text("")
+    with pytest.raises(KeyboardInterrupt):
+        embedded.start_server(comfyui_dir=home, python=sys.executable, pack=None)
+    assert list(tmp.iterdir()) == []
 
 
 def test_unreachable_server_is_a_clear_error():
