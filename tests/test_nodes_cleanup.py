@@ -115,7 +115,7 @@ def test_stray_cleanup_min_size_and_outline_darken():
 
 # ----------------------------------------------------------------------------- cancelling
 
-from support.comfy_cancel import cancel_flag  # noqa: E402,F401  (a fixture)
+from support.comfy_cancel import cancel_flag, press_cancel_after  # noqa: E402,F401  (cancel_flag: a fixture)
 
 
 def _noise(seed: int, size: int = 24) -> np.ndarray:
@@ -130,16 +130,7 @@ def test_stray_cleanup_stops_inside_a_frame_when_the_user_cancels(cancel_flag, m
     setting it as the frame's regions come back from labelling."""
     from comfy_nodes.pixel import cleanup as C
 
-    labelled = []
-    real_label = C.label_regions
-
-    def label_then_cancel(*args, **kwargs):
-        labelled.append(1)
-        out = real_label(*args, **kwargs)
-        cancel_flag.interrupt_current_processing(True)
-        return out
-
-    monkeypatch.setattr(C, "label_regions", label_then_cancel)
+    labelled = press_cancel_after(monkeypatch, C, "label_regions", cancel_flag)
     with pytest.raises(cancel_flag.InterruptProcessingException):
         DGXPixelsStrayCleanup.execute(image=tensor([_noise(0)]))
     # Stopped after the first labelling: the vote and the second labelling (specks) never ran.
@@ -152,16 +143,7 @@ def test_stray_cleanup_stops_between_frames_when_the_user_cancels(cancel_flag, m
     server, hence no progress hook). The press is arranged as in the test above, after frame 0."""
     from comfy_nodes.pixel import cleanup as C
 
-    done = []
-    real = C.remove_strays
-
-    def strays_then_cancel(*args, **kwargs):
-        out = real(*args, **kwargs)
-        done.append(1)
-        cancel_flag.interrupt_current_processing(True)
-        return out
-
-    monkeypatch.setattr(C, "remove_strays", strays_then_cancel)
+    done = press_cancel_after(monkeypatch, C, "remove_strays", cancel_flag)
     with pytest.raises(cancel_flag.InterruptProcessingException):
         DGXPixelsStrayCleanup.execute(image=tensor([_noise(1), _noise(2), _noise(3)]))
     assert done == [1]

@@ -235,7 +235,7 @@ def test_palette_load_skips_the_cells_loadimages_mask_says_are_transparent():
 
 # ----------------------------------------------------------------------------- cancelling
 
-from support.comfy_cancel import cancel_flag  # noqa: E402,F401  (a fixture)
+from support.comfy_cancel import cancel_flag, press_cancel_after  # noqa: E402,F401  (cancel_flag: a fixture)
 
 
 def _many_colours(seed: int) -> np.ndarray:
@@ -253,16 +253,7 @@ def test_palette_extract_stops_between_k_means_runs_when_the_user_cancels(cancel
     the press is arranged, by setting it as the first k-means run returns."""
     from comfy_nodes.pixel import palette as P
 
-    runs = []
-    real = P._kmeans
-
-    def kmeans_then_cancel(*args, **kwargs):
-        out = real(*args, **kwargs)
-        runs.append(1)
-        cancel_flag.interrupt_current_processing(True)
-        return out
-
-    monkeypatch.setattr(P, "_kmeans", kmeans_then_cancel)
+    runs = press_cancel_after(monkeypatch, P, "_kmeans", cancel_flag)
     with pytest.raises(cancel_flag.InterruptProcessingException):
         DGXPixelsPaletteExtract.execute(image=tensor([_many_colours(0)]), colors=0)
     assert runs == [1]
@@ -274,15 +265,8 @@ def test_palette_extract_stops_between_frames_when_the_user_cancels(cancel_flag,
     press comes as frame 0's colours are read."""
     from comfy_nodes.pixel import palette as P
 
-    read = []
     real = P._rgb_keys
-
-    def keys_then_cancel(img):
-        read.append(1)
-        cancel_flag.interrupt_current_processing(True)
-        return real(img)
-
-    monkeypatch.setattr(P, "_rgb_keys", keys_then_cancel)
+    read = press_cancel_after(monkeypatch, P, "_rgb_keys", cancel_flag)
     with pytest.raises(cancel_flag.InterruptProcessingException):
         DGXPixelsPaletteExtract.execute(image=tensor([_many_colours(1), _many_colours(2), _many_colours(3)]),
                                         colors=8)

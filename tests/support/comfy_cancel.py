@@ -32,3 +32,19 @@ def cancel_flag():
     mm.interrupt_current_processing(False)
     yield mm
     mm.interrupt_current_processing(False)
+
+
+def press_cancel_after(monkeypatch, owner, name: str, mm) -> list:
+    """Replace ``owner.name`` so that the user's Cancel is pressed (ComfyUI's flag ``mm``) as
+    each call returns; returns the list that gets one entry per call made."""
+    calls = []
+    real = getattr(owner, name)
+
+    def then_cancel(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(1)
+        mm.interrupt_current_processing(True)
+        return out
+
+    monkeypatch.setattr(owner, name, then_cancel)
+    return calls
