@@ -181,7 +181,7 @@ def _renamed(text: str, names: dict[str, str]) -> str:
 TOOL_HINTS = {
     "InvalidArgumentError": "the tool's description says what each parameter takes",
     "NoGridFoundError": "give snap_image the cell size (cell) or the target size (width and height)",
-    "PaletteError": "use a built-in name (list_palettes) or a .hex/.gpl/.pal/.png file inside the allowed Bevy roots",
+    "PaletteError": "use a built-in name (list_palettes) or a .hex/.gpl/.pal/.txt/.png file inside the allowed Bevy roots",
 }
 
 
@@ -493,7 +493,7 @@ def _palette(name: str, paths: Confinement):
         raise PaletteError(
             f"unknown palette {name!r}: not a built-in name and no palette file {path}",
             hint="built-in palettes: " + ", ".join(palettes_builtin.list_builtin())
-            + "; or a .hex/.gpl/.pal/.png file inside the allowed Bevy roots",
+            + "; or a .hex/.gpl/.pal/.txt/.png file inside the allowed Bevy roots",
         )
     return P.resolve_palette(str(path))
 
@@ -679,7 +679,7 @@ def build_server(settings: ServerSettings):
     def quantize_image(path: str, palette: str, output: str | None = None, dither: str = "none") -> ToolResult:
         """Map an image onto a palette (offline).
 
-        palette: a built-in name (list_palettes) or a .hex/.gpl/.pal/.png file inside an allowed project.
+        palette: a built-in name (list_palettes) or a .hex/.gpl/.pal/.txt/.png file inside an allowed project.
         dither: none, bayer2, bayer4, bayer8, floyd-steinberg or atkinson.
         """
         info, png = guarded(core.quantize_image, path, palette, output, dither)

@@ -86,3 +86,36 @@ def test_errors_are_clear(capsys, tmp_path):
     assert rc == 2 and "missing.png" in err
     rc, _, err = _run(capsys, "convert", "db16", str(tmp_path / "x.pal"), "--swatch", "0")
     assert rc == 2 and "--swatch" in err
+
+
+def test_show_says_colour_for_one(capsys, tmp_path):
+    f = tmp_path / "one.hex"
+    f.write_text("#123456\n")
+    rc, out, _ = _run(capsys, "show", str(f))
+    assert rc == 0 and out.splitlines()[0] == "# one: 1 colour"
+
+
+def test_convert_keeps_gimp_colour_names_and_reads_paintnet(capsys, tmp_path):
+    src = tmp_path / "named.gpl"
+    src.write_text("GIMP Palette\nName: Named\n255 0 0 Fire Red\n0 0 255 Deep Blue\n")
+    out = tmp_path / "copy.gpl"
+    rc, _, _ = _run(capsys, "convert", str(src), str(out))
+    assert rc == 0
+    assert [ln.split("\t")[1] for ln in out.read_text().splitlines() if "\t" in ln] == ["Fire Red", "Deep Blue"]
+    pdn = tmp_path / "lospec.txt"
+    pdn.write_text(";paint.net Palette File\nFFFF0000\nFF0000FF\n")
+    rc, msg, _ = _run(capsys, "convert", str(pdn), str(tmp_path / "p.hex"))
+    assert rc == 0 and (tmp_path / "p.hex").read_text() == "ff0000\n0000ff\n"
+
+
+def test_unreadable_formats_are_clear_errors_not_tracebacks(capsys, tmp_path):
+    ase = tmp_path / "swatches.ase"
+    ase.write_bytes(b"ASEF\x00\x01\x00\x00")
+    rc, _, err = _run(capsys, "show", str(ase))
+    assert rc == 2 and "Adobe Swatch Exchange" in err and ".gpl" in err and "Traceback" not in err
+    rc, _, err = _run(capsys, "show", str(tmp_path / "missing.ase"))
+    assert rc == 2 and "Adobe Swatch Exchange" in err
+    d = tmp_path / "folder.gpl"
+    d.mkdir()
+    rc, _, err = _run(capsys, "show", str(d))
+    assert rc == 2 and "is a folder" in err

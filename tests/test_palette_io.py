@@ -1,4 +1,4 @@
-"""Palette files: .hex, .gpl, JASC/RIFF .pal and palette PNGs, read and write."""
+"""Palette files: .hex, .gpl, JASC/RIFF .pal, Paint.NET .txt and palette PNGs, read and write."""
 from __future__ import annotations
 
 import struct
@@ -130,7 +130,8 @@ def test_irregular_swatches_are_still_cut_at_colour_changes(tmp_path):
     for i, c in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]):
         img[1:19, 1 + i * 10:1 + i * 10 + 9, :3] = c
     Image.fromarray(img, "RGBA").save(tmp_path / "hand.png")
-    assert read_palette(tmp_path / "hand.png").hex_list() == ["000000", "ff0000", "00ff00", "0000ff", "ffff00"]
+    # the black border and gutters are no palette colour
+    assert read_palette(tmp_path / "hand.png").hex_list() == ["ff0000", "00ff00", "0000ff", "ffff00"]
 
 
 def test_photo_is_refused_as_palette_image():
@@ -142,7 +143,7 @@ def test_photo_is_refused_as_palette_image():
 
 def test_unknown_extension_and_missing_file(tmp_path):
     with pytest.raises(PaletteError, match="unknown palette format"):
-        read_palette(tmp_path / "x.txt")
+        read_palette(tmp_path / "x.doc")
     with pytest.raises(PaletteError, match="not found"):
         read_palette(tmp_path / "x.gpl")
     with pytest.raises(PaletteError, match="cannot write"):
@@ -203,4 +204,203 @@ def test_gimp3_rgba_palette(tmp_path):
     assert read_palette(p).hex_list() == ["ff0000", "0000ff"]
     p.write_text("GIMP Palette\nChannels: RGBA\n255 0 0 128 Red\n")
     with pytest.raises(PaletteError, match=r"line 3: alpha 128 is not opaque"):
+        read_palette(p)
+
+
+# --------------------------------------------------------------- real-world files and their quirks
+
+
+def _grid(colors, *, swatch=10, gap=2, border=2, cols=4, gutter=(0, 0, 0)):
+    rows = -(-len(colors) // cols)
+    h, w = border * 2 + rows * swatch + (rows - 1) * gap, border * 2 + cols * swatch + (cols - 1) * gap
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:] = gutter
+    for i, c in enumerate(colors):
+        y, x = divmod(i, cols)
+        y0, x0 = border + y * (swatch + gap), border + x * (swatch + gap)
+        img[y0:y0 + swatch, x0:x0 + swatch] = c
+    return img
+
+
+@pytest.mark.parametrize("gutter", [(0, 0, 0), (255, 255, 255)])
+def test_swatch_grid_with_border_and_gutters_gives_the_swatches_only(tmp_path, gutter):
+    cols = DB16.colors.copy()
+    img = _grid(cols, gutter=gutter)
+    Image.fromarray(img).save(tmp_path / "grid.png")
+    assert read_palette(tmp_path / "grid.png").hex_list() == DB16.hex_list()
+    # a swatch of the gutter's own colour is still a swatch
+    cols[5] = gutter
+    Image.fromarray(_grid(cols, gutter=gutter)).save(tmp_path / "grid2.png")
+    assert read_palette(tmp_path / "grid2.png").colors.tolist() == cols.tolist()
+
+
+def test_one_narrow_swatch_in_a_strip_is_kept(tmp_path):
+    img = np.zeros((8, 24, 3), np.uint8)
+    img[:, :10] = (255, 0, 0)
+    img[:, 10:20] = (0, 255, 0)
+    img[:, 20:] = (0, 0, 255)  # 4 px wide: narrow, yet a colour
+    Image.fromarray(img).save(tmp_path / "s.png")
+    assert read_palette(tmp_path / "s.png").hex_list() == ["ff0000", "00ff00", "0000ff"]
+
+
+def test_a_large_photo_is_refused_fast(tmp_path):
+    import time
+
+    rng = np.random.default_rng(1)
+    img = np.concatenate([rng.integers(0, 256, (1024, 1024, 3)), np.full((1024, 1024, 1), 255)], axis=2).astype(np.uint8)
+    t = time.perf_counter()
+    with pytest.raises(PaletteError, match=r"photo\.png: does not look like a palette image \(1024x1024"):
+        colors_from_image(img, source="photo.png")
+    assert time.perf_counter() - t < 1.0  # counting its colours for the message took seconds
+
+
+def test_more_than_256_colours_in_an_image_says_what_to_do(tmp_path):
+    rng = np.random.default_rng(2)
+    cols = rng.choice(1 << 24, 300, replace=False)
+    strip = np.stack([cols >> 16, (cols >> 8) & 255, cols & 255], axis=1).astype(np.uint8)[None]
+    Image.fromarray(strip).save(tmp_path / "many.png")
+    with pytest.raises(PaletteError, match="300 colours") as exc:
+        read_palette(tmp_path / "many.png")
+    assert "256" in exc.value.hint
+
+
+def test_hex_colour_followed_by_a_name_is_read_not_skipped(tmp_path):
+    p = tmp_path / "named.hex"
+    p.write_text("#ff0000 red\n#00ff00\t// green\n0000ff ; blue\n# 3 colours\n#1 is red\n")
+    assert read_palette(p).hex_list() == ["ff0000", "00ff00", "0000ff"]
+    p.write_text("#ff0000\n#fff white\n")
+    with pytest.raises(PaletteError, match=r"named\.hex, line 2: '#fff white' is a colour followed by other text"):
+        read_palette(p)
+
+
+@pytest.mark.parametrize("raw", [
+    b"\xef\xbb\xbfff0000\r\n00ff00\r\n0000ff\r\n",  # UTF-8 BOM, CRLF
+    b"ff0000\r00ff00\r0000ff\r",  # old Mac CR
+    b"ff0000  \t\n00FF00\t\n#0000Ff \n",  # trailing blanks, any case
+    "\ufeffff0000\r\n00ff00\r\n0000ff\r\n".encode("utf-16-le"),  # Notepad's "Unicode"
+    "\ufeffff0000\n00ff00\n0000ff\n".encode("utf-16-be"),
+])
+def test_hex_encodings_and_line_ends(tmp_path, raw):
+    p = tmp_path / "e.hex"
+    p.write_bytes(raw)
+    assert read_palette(p).hex_list() == ["ff0000", "00ff00", "0000ff"]
+
+
+def test_non_utf8_names_are_read_as_latin1_and_binary_files_are_refused(tmp_path):
+    p = tmp_path / "old.gpl"
+    p.write_bytes(b"GIMP Palette\nName: Caf\xe9\n1 2 3 r\xe9d\n")
+    pal = read_palette(p)
+    assert pal.name == "Caf\u00e9" and pal.names == ("r\u00e9d",) and pal.hex_list() == ["010203"]
+    b = tmp_path / "swatches.hex"
+    b.write_bytes(b"ASEF\x00\x01\x00\x00\x00\x02")
+    with pytest.raises(PaletteError, match=r"swatches\.hex: a binary file, not a text palette"):
+        read_palette(b)
+
+
+def test_paintnet_txt_palette(tmp_path):
+    p = tmp_path / "lospec.txt"
+    p.write_text(";paint.net Palette File\r\n;Downloaded from Lospec.com/palette-list\r\n;Palette Name: X\r\n"
+                 ";Colors: 3\r\nFFFF0000\r\nFF00FF00\r\n0000ff\r\n")
+    assert read_palette(p).hex_list() == ["ff0000", "00ff00", "0000ff"]
+    # the same file saved as .hex is still Paint.NET's aarrggbb, not rrggbbaa
+    h = tmp_path / "lospec.hex"
+    h.write_bytes(p.read_bytes())
+    assert read_palette(h).hex_list() == ["ff0000", "00ff00", "0000ff"]
+    p.write_text(";paint.net Palette File\nFF00FF00\n80FF0000\n")
+    with pytest.raises(PaletteError, match=r"lospec\.txt, line 3: '80FF0000' is aarrggbb, and its alpha 80"):
+        read_palette(p)
+    p.write_text("FF00FF00\nred\n")
+    with pytest.raises(PaletteError, match=r"lospec\.txt, line 2: expected a colour as aarrggbb"):
+        read_palette(p)
+
+
+@pytest.mark.parametrize("ext, what", [(".ase", "Adobe Swatch Exchange"), (".aco", "Photoshop"), (".act", "Color Table")])
+def test_adobe_swatches_say_they_are_not_read_and_what_is(tmp_path, ext, what):
+    p = tmp_path / f"sw{ext}"
+    p.write_bytes(b"ASEF\x00\x01\x00\x00")
+    with pytest.raises(PaletteError, match=what) as exc:
+        read_palette(p)
+    assert str(p) in exc.value.message
+    for fmt in (".hex", ".gpl", ".pal", ".txt", ".png"):
+        assert fmt in exc.value.hint
+
+
+def test_folder_given_as_palette(tmp_path):
+    for ext in (".hex", ".pal", ".png"):
+        d = tmp_path / f"dir{ext}"
+        d.mkdir()
+        with pytest.raises(PaletteError, match="is a folder, not a palette file"):
+            read_palette(d)
+
+
+@pytest.mark.parametrize("text, line, what", [
+    ("JASC-PAL\r\n0200\r\n1\r\n1 2 3\r\n", 2, "expected the JASC-PAL version 0100, got '0200'"),
+    ("JASC-PAL\n16\n1 2 3\n", 2, "expected the JASC-PAL version 0100, got '16'"),
+    ("JASC-PAL\n0100\n", 3, "the file ends inside the JASC header"),
+    ("JASC-PAL\n0100\n0\n", 3, "the header says 0 colours"),
+    ("JASC-PAL\r\n0100\r\n1\r\n1 2 3\r\n4 5 6\r\n", 5, "more colour lines than the 1 the header announces"),
+])
+def test_jasc_header_problems_name_the_line(tmp_path, text, line, what):
+    p = tmp_path / "j.pal"
+    p.write_bytes(text.encode())
+    with pytest.raises(PaletteError) as exc:
+        read_palette(p)
+    assert exc.value.message.startswith(f"{p}, line {line}: ") and what in exc.value.message
+
+
+def test_jasc_fewer_colours_than_announced_says_how_to_fix(tmp_path):
+    p = tmp_path / "few.pal"
+    p.write_bytes(b"\xef\xbb\xbfJASC-PAL\r0100\r2\r1 2 3\r")
+    with pytest.raises(PaletteError, match="announces 2 colours") as exc:
+        read_palette(p)
+    assert "line 3 of few.pal" in exc.value.hint
+
+
+def test_gpl_colour_names_survive_a_round_trip(tmp_path):
+    p = tmp_path / "n.gpl"
+    p.write_bytes(b"GIMP Palette\r\nName: My Pal\r\nColumns: 8\r\n#\r\n255\t0\t0\tRed Thing\r\n"
+                  b"  0   255    0    Green   guy  \r\n0 0 255\r\n")
+    pal = read_palette(p)
+    assert pal.name == "My Pal" and pal.names == ("Red Thing", "Green   guy", "")
+    back = read_palette(write_palette(pal, tmp_path / "out.gpl"))
+    assert back.name == "My Pal" and back.names == ("Red Thing", "Green   guy", "#0000ff")
+    assert back.colors.tolist() == pal.colors.tolist()
+    # a name can never break the file's lines
+    odd = Palette("two\nlines", np.array([[1, 2, 3]], np.uint8), names=("a\nb\tc",))
+    text = (tmp_path / "odd.gpl")
+    write_palette(odd, text)
+    assert text.read_text().splitlines()[1] == "Name: two lines"
+    assert read_palette(text).names == ("a b c",)
+
+
+def test_palette_names_must_match_colours():
+    with pytest.raises(PaletteError, match="2 colour names for 1 colours"):
+        Palette("x", np.array([[1, 2, 3]], np.uint8), names=("a", "b"))
+
+
+def test_a_failed_write_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    import os
+
+    from comfy_nodes.pixel.errors import ExportError
+
+    target = tmp_path / "keep.gpl"
+    write_palette(DB16, target)
+    before = target.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(ExportError, match="No space left on device"):
+        write_palette(builtin("db32"), target)
+    assert target.read_bytes() == before
+    assert [f.name for f in tmp_path.iterdir()] == ["keep.gpl"]
+
+
+def test_gpl_header_fields_of_other_tools_are_skipped(tmp_path):
+    p = tmp_path / "k.gpl"
+    p.write_text("GIMP Palette\nName: K\nDescription: exported by some tool\nColumns: 2\n#\n1 2 3 a\n4 5 6 b\n")
+    assert read_palette(p).hex_list() == ["010203", "040506"]
+    p.write_text("GIMP Palette\n1 2 3\nred\n")
+    with pytest.raises(PaletteError, match=r"k\.gpl, line 3: expected 'R G B \[name\]'"):
         read_palette(p)

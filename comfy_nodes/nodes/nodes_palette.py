@@ -83,7 +83,7 @@ class DGXPixelsPaletteLoad(io.ComfyNode):
             category="DGX-Pixels/Palette",
             description=(
                 "Loads a palette: a built-in one (PICO-8, NES, Game Boy, DawnBringer 16/32, Endesga 32, AAP-64, "
-                "Sweetie 16, ...), a palette file from ComfyUI's input folder (.hex, .gpl, .pal, .png), or a "
+                "Sweetie 16, ...), a palette file from ComfyUI's input folder (.hex, .gpl, .pal, .txt, .png), or a "
                 "palette image (one pixel or one uniform square per colour). Priority: palette_image, then "
                 "file, then builtin."
             ),
@@ -92,7 +92,7 @@ class DGXPixelsPaletteLoad(io.ComfyNode):
                                tooltip="Built-in palette, used when no file and no palette_image are given."),
                 io.String.Input("file", default="",
                                 tooltip="Palette file relative to ComfyUI's input folder, e.g. 'palettes/mine.hex' "
-                                        "(.hex, .gpl, .pal or .png). Empty: use the built-in palette."),
+                                        "(.hex, .gpl, .pal, .txt or .png). Empty: use the built-in palette."),
                 io.Image.Input("palette_image", optional=True,
                                tooltip="A palette as an image: one pixel or one uniform square per colour "
                                        "(Lospec PNG exports). Transparent cells are skipped; of a batch, the "

@@ -49,7 +49,7 @@ class PaletteError(DgxPixelsError, ValueError):
     """A palette name, file or value is unusable."""
 
     exit_code = 2
-    default_hint = "use a built-in name (`dgx-pixels palette list`) or a .hex/.gpl/.pal/.png file"
+    default_hint = "use a built-in name (`dgx-pixels palette list`) or a .hex/.gpl/.pal/.txt/.png file"
 
 
 class PathEscapeError(DgxPixelsError, PermissionError):

@@ -49,12 +49,14 @@ class Palette:
     palette images never do, and matching picks the first of equal colours).
 
     ``colors`` is an (N, 3) uint8 sRGB array (N >= 1); ``source`` says where the palette comes
-    from (author, URL, licence note, or the file it was read from).
+    from (author, URL, licence note, or the file it was read from); ``names`` optionally gives
+    each colour a name (a GIMP palette's colour names), one per colour.
     """
 
     name: str
     colors: np.ndarray
     source: str = ""
+    names: tuple[str, ...] | None = None
     _lab: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +71,11 @@ class Palette:
             c = c.astype(np.uint8)
         self.colors = np.ascontiguousarray(c)
         self.colors.setflags(write=False)
+        if self.names is not None:
+            names = tuple(str(n) for n in self.names)
+            if len(names) != len(self.colors):
+                raise PaletteError(f"palette {self.name!r} has {len(names)} colour names for {len(self.colors)} colours")
+            self.names = names
 
     def __len__(self) -> int:
         return int(self.colors.shape[0])
@@ -89,7 +96,7 @@ class Palette:
         return [f"{r:02x}{g:02x}{b:02x}" for r, g, b in self.colors.tolist()]
 
     def with_name(self, name: str, source: str | None = None) -> "Palette":
-        return Palette(name, self.colors, self.source if source is None else source)
+        return Palette(name, self.colors, self.source if source is None else source, names=self.names)
 
 
 def dedupe_colors(colors: np.ndarray) -> np.ndarray:
@@ -502,7 +509,7 @@ def palette_swatch(palette: Palette, *, swatch: int = 16, columns: int | None = 
 
 
 def resolve_palette(name_or_path, *, base_dir=None) -> Palette:
-    """A ``Palette`` from a built-in name, a palette file (.hex/.gpl/.pal/.png), or a Palette.
+    """A ``Palette`` from a built-in name, a palette file (.hex/.gpl/.pal/.txt/.png), or a Palette.
 
     Built-in names are matched case-insensitively ignoring spaces, '-' and '_'. A string that
     is not a built-in name is read as a file path (relative paths against ``base_dir`` if given).
@@ -521,10 +528,10 @@ def resolve_palette(name_or_path, *, base_dir=None) -> Palette:
     p = Path(text).expanduser()
     if base_dir is not None and not p.is_absolute():
         p = Path(base_dir) / p
-    if p.suffix.lower() in palette_io.READ_FORMATS or p.exists():
+    if p.suffix.lower() in palette_io.READ_FORMATS or p.suffix.lower() in palette_io.OTHER_FORMATS or p.exists():
         return palette_io.read_palette(p)
     raise PaletteError(
         f"unknown palette {text!r}: not a built-in name and not a palette file",
-        hint="built-in palettes: " + ", ".join(palettes_builtin.list_builtin()) + "; or a .hex/.gpl/.pal/.png file",
+        hint="built-in palettes: " + ", ".join(palettes_builtin.list_builtin()) + "; or a .hex/.gpl/.pal/.txt/.png file",
     )
 

@@ -9,8 +9,8 @@ import argparse
 HELP = "list built-in palettes, show or convert palette files, extract a shared palette from images"
 DESCRIPTION = (
     "Palettes are built-in names (pico-8, nes, gameboy, db16, db32, endesga-32, aap-64, sweetie-16, ...; "
-    "case and '-'/'_' ignored) or files: .hex (Lospec), .gpl (GIMP), .pal (JASC; RIFF read too) and "
-    ".png (one pixel or one uniform square per colour). "
+    "case and '-'/'_' ignored) or files: .hex (Lospec), .gpl (GIMP), .pal (JASC; RIFF read too), "
+    ".txt (Paint.NET, read only) and .png (one pixel or one uniform square per colour). "
     "'list' shows the built-ins with colour counts and sources; 'show' prints a palette as hex; "
     "'convert' rewrites a palette in the format of the output extension; 'extract' builds ONE palette "
     "shared by all given images (animation frames stay consistent) by k-means in OKLab."
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"name": pal.name, "source": pal.source, "colors": ["#" + h for h in pal.hex_list()]}, indent=2))
         else:
-            print(f"# {pal.name}: {len(pal)} colours")
+            print(f"# {pal.name}: {len(pal)} colour{'' if len(pal) == 1 else 's'}")
             if pal.source:
                 print(f"# {' '.join(pal.source.split())}")
             for h in pal.hex_list():

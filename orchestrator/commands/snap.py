@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--height", type=int, metavar="H", help="target height in true pixels: the whole image's (alone, the width follows with square cells)")
     c = p.add_argument_group("colours")
     c.add_argument("--colors", type=int, metavar="K", help="reduce to an adaptive palette of K colours")
-    c.add_argument("--palette", metavar="NAME|FILE", help="map to a named palette or a .hex/.gpl/.pal/.png file")
+    c.add_argument("--palette", metavar="NAME|FILE", help="map to a named palette or a .hex/.gpl/.pal/.txt/.png file")
     c.add_argument("--dither", default="none", metavar="MODE", help="dithering for --colors/--palette (default none)")
     c.add_argument("--dither-strength", type=float, default=1.0, metavar="S", help="dither strength 0..1 (default 1)")
     c.add_argument("--transparent-bg", action="store_true", help="make the background colour transparent")
