@@ -170,7 +170,7 @@ def _run(cmd: list[str], what: str, **kw) -> subprocess.CompletedProcess:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise SetupError(
             f"{what} failed (exit {proc.returncode}):\n{tail}",
-            hint="check network access to PyPI and free disk space (about 6 GB), then run again",
+            hint="check network access to PyPI and free disk space (about 7.5 GB), then run again",
         )
     return proc
 

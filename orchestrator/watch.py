@@ -39,7 +39,7 @@ from comfy_nodes.pixel.errors import DgxPixelsError, InputImageError, InvalidArg
 
 EventFn = Callable[[dict], None]
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".swp", ".lock", "~")
 
 
@@ -78,6 +78,20 @@ def is_complete_image(path: Path) -> bool:
         try:
             with Image.open(path) as img:
                 img.load()
+        except Exception:  # noqa: BLE001 - any decoder complaint means: not finished yet
+            return False
+        return True
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        # the trailer ';' may also be a data byte of a frame still being written: only a file
+        # whose every frame decodes is whole
+        if not tail.endswith(b";"):
+            return False
+        from PIL import Image, ImageSequence
+
+        try:
+            with Image.open(path) as img:
+                for _ in ImageSequence.Iterator(img):
+                    img.load()
         except Exception:  # noqa: BLE001 - any decoder complaint means: not finished yet
             return False
         return True

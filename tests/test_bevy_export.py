@@ -268,6 +268,11 @@ def test_detect_from_cargo_lock(tmp_path):
     # a range or "*" is what the lock resolved it to (0.14 and 0.15 differ in the .meta's loader)
     ('bevy = ">=0.14, <0.16"', "0.15.3", 15, "Cargo.lock"),
     ('bevy = "*"', "0.14.2", 14, "Cargo.lock"),
+    # with no lock yet, the newest version it allows, as Cargo will pick ("*" was refused, a range
+    # read as its lower bound)
+    ('bevy = "*"', None, 19, "no Cargo.lock yet"),
+    ('bevy = ">=0.14, <0.16"', None, 15, "no Cargo.lock yet"),
+    ('bevy = { git = "https://github.com/bevyengine/bevy", version = ">=0.13" }', None, 19, "no Cargo.lock yet"),
     # a requirement that pins a line decides, even over a stale lock
     ('bevy = "0.16"', "0.15.3", 16, "Cargo.toml"),
     ('bevy = { version = "~0.13.1", features = ["png"] }', "0.13.2", 13, "Cargo.toml"),

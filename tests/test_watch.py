@@ -484,6 +484,39 @@ def test_an_animated_file_is_reported_not_deployed_as_its_first_frame(dirs):
     assert not (proj / "assets" / "sprites" / "run.png").exists()
 
 
+def test_gif_files_are_watched_an_animated_one_reported_a_still_one_deployed(dirs, tmp_path):
+    """A .gif was not looked at: an animated GIF was never reported (the README: watch reports an
+    animated GIF, APNG or WebP and goes on) and a still one never deployed."""
+    assert is_candidate_name("walk.gif") and is_candidate_name("sub/Idle.GIF")
+    frames = [Image.fromarray(np.full((8, 8, 3), (40 * i, 90, 200), np.uint8), "RGB") for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    whole = buf.getvalue()
+    part = tmp_path / "part.gif"
+    part.write_bytes(whole[: len(whole) - 20] + b";")
+    assert not is_complete_image(part)
+    part.write_bytes(whole)
+    assert is_complete_image(part)
+
+    drop, proj = dirs
+    rec = Recorder()
+    w = Watcher(drop, proj, asset_dir="sprites/", debounce=0.1, on_event=rec)
+    w.start()
+    try:
+        rec.wait_for("ready")
+        (drop / "walk.gif").write_bytes(whole)
+        rec.wait_for("failed", 1)
+        frames[1].save(drop / "still.gif")
+        rec.wait_for("deployed", 1)
+    finally:
+        w.stop()
+    (failed,) = rec.of("failed")
+    assert failed["file"] == str(drop / "walk.gif")
+    assert "is an animation of 3 frames, and deploy writes one still image" in failed["error"]
+    assert [e["asset"] for e in rec.of("deployed")] == ["sprites/still.png"]
+    assert Image.open(proj / "assets" / "sprites" / "still.png").format == "PNG"
+
+
 def corrupt_png(seed: int) -> bytes:
     """A PNG whose signature, chunk CRCs and IEND are right (so it looks finished) but whose
     image data is no zlib stream: the kind of file no restart will make readable."""

@@ -169,7 +169,8 @@ def detect_bevy_version(project: str | os.PathLike) -> BevyVersion | None:
     A requirement in ``Cargo.toml`` (direct, renamed, or from ``[workspace.dependencies]`` up to
     the workspace root) that pins one ``0.minor`` line decides. A looser one (``*``, a range, a
     git or path dependency) is what ``Cargo.lock`` resolved it to; without a lock, a git tag
-    (``v0.14.0``) or the path crate's own version."""
+    (``v0.14.0``), the path crate's own version, or the newest version the requirement allows
+    (what Cargo will pick: ``"*"`` is 0.19)."""
     start = Path(project)
     doc = _read_toml(start / "Cargo.toml")
     folders = [start] + list(start.resolve().parents)[:6]
@@ -207,8 +208,44 @@ def detect_bevy_version(project: str | os.PathLike) -> BevyVersion | None:
             if isinstance(pkg.get("version"), str):
                 return parse_bevy_version(pkg["version"], f"{crate} (path dependency)")
     if text:
+        newest = _newest_allowed_minor(text)
+        if newest is not None:
+            return BevyVersion(newest, f"0.{newest}", f"{where}: {text!r} with no Cargo.lock yet, the newest it allows")
         return parse_bevy_version(text, where)
     return None
+
+
+_COMPARATOR_RE = re.compile(r"^\s*(>=|<=|>|<|=|\^|~)?\s*0\.(\d+|\*)(?:\.(\d+|\*))?(?:\.\d+)?\s*$")
+
+
+def _allows(op: str, a: int, patch: str | None, n: int) -> bool:
+    """Whether the comparator ``op 0.a[.patch]`` lets some ``0.n.x`` release through."""
+    bare = patch in (None, "*")  # "0.14" stands for every 0.14.x
+    if op == ">=":
+        return n >= a
+    if op == ">":
+        return n > a if bare else n >= a
+    if op == "<":
+        return n < a if bare or int(patch) == 0 else n <= a
+    if op == "<=":
+        return n <= a
+    return n == a  # ^, ~, = and a bare version each pin one 0.minor line
+
+
+def _newest_allowed_minor(requirement: str) -> int | None:
+    """The newest supported ``0.minor`` that a Cargo requirement which is not yet locked allows
+    (``"*"`` -> 19, ``">=0.14, <0.16"`` -> 15), as Cargo would pick the newest release; None when
+    the text is not such a requirement or allows none of them."""
+    allowed = set(SUPPORTED_MINORS)
+    for part in requirement.split(","):
+        if part.strip() == "*":
+            continue
+        m = _COMPARATOR_RE.match(part)
+        if not m:
+            return None
+        if m.group(2) != "*":
+            allowed = {n for n in allowed if _allows(m.group(1) or "^", int(m.group(2)), m.group(3), n)}
+    return max(allowed) if allowed else None
 
 
 def has_bevy_dependency(project: str | os.PathLike) -> bool:

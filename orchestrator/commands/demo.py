@@ -109,7 +109,7 @@ def run(args) -> int:
                 from orchestrator import embedded
 
                 say("no ComfyUI configured: starting the pinned ComfyUI "
-                    f"{embedded.COMFYUI_VERSION} on loopback (first run provisions it, ~6 GB)")
+                    f"{embedded.COMFYUI_VERSION} on loopback (first run provisions it, ~7.5 GB)")
                 handle = embedded.start_server(progress=say)
                 server_url = handle.url
                 say(f"ComfyUI is up at {server_url}")
