@@ -443,6 +443,27 @@ def test_photo_like_image_is_no_grid_not_a_garbage_size(seed):
         G.detect_grid_batch([img, painting(seed + 10)])
 
 
+def _wavy_gradient(seed: int) -> np.ndarray:
+    """400x300: red across, green down, blue a product of slow waves (100 px across, 150 down),
+    with pixel noise: smooth, nothing drawn in cells."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:300, 0:400].astype(float)
+    b = 128 + 60 * np.sin(2 * np.pi * x / 100 + 1.0) * np.sin(2 * np.pi * y / 150 + 0.5)
+    a = np.stack([x / 400 * 255, y / 300 * 255, b], -1) + rng.normal(0, 6.0, (300, 400, 3))
+    return np.clip(np.round(a), 0, 255).astype(np.uint8)
+
+
+def test_a_lattice_of_cells_4_to_1_is_no_grid():
+    """A smooth gradient under noise can offer a lattice of 49 x 12 px cells that its colours
+    do not rule out; no pseudo pixel art draws cells more than 3 times as wide as tall, so in
+    automatic mode that is "no pixel grid found" (a size the user gives is still taken)."""
+    img = _wavy_gradient(0)
+    with pytest.raises(NoGridFoundError, match=r"px cells \(\d\.\d:1\), which no pseudo pixel art draws"):
+        G.detect_grid(img)
+    g = G.detect_grid(img, cell_w=48.0, cell_h=12.0)
+    assert (g.cols, g.rows) == (8, 25)
+
+
 def test_phase_ratio_separates_pseudo_pixels_from_their_half_shifted_lattice():
     """Rendered pseudo pixel art: one colour per found cell reconstructs it far better than the
     lattice shifted by half a cell; the shifted lattice's own ratio is the inverse side (> 1)."""
@@ -1701,6 +1722,7 @@ def test_small_sprite_at_hard_settings_is_not_read_with_one_axis_several_cells_w
     diff = np.abs(res.image[..., :3].astype(int) - canvas[..., :3].astype(int)).max(-1)
     assert (diff[opaque] <= 24).mean() >= 0.95
     monkeypatch.setattr(G, "SQUARE_FLAT", 0.0)
+    monkeypatch.setattr(G, "MAX_CELL_RATIO", float("inf"))  # that reading itself, not its refusal
     long_cells = G.detect_grid(d.image)
     assert max(long_cells.cell_w, long_cells.cell_h) > 1.5 * min(long_cells.cell_w, long_cells.cell_h)
 

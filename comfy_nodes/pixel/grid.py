@@ -260,6 +260,9 @@ SPLIT_MAX = 0.5
 #: ... and, in blocks of about four cells where a half-cell shift costs something, at the 90th
 #: percentile below this share (split grids: 0.3-0.7; true grids: 0.98 or more).
 SPLIT_LOCAL_MAX = 0.85
+#: In automatic mode a grid whose cells are more than this many times as wide as tall (or as
+#: tall as wide) is no pseudo pixel grid (see _find_grid).
+MAX_CELL_RATIO = 3.0
 
 
 @dataclass
@@ -1648,6 +1651,20 @@ def _inside_blocks(frames: list[np.ndarray], exact: Grid, source: str) -> Grid:
 
 
 def _find_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source: str) -> Grid:
+    """:func:`_find_any_grid`, refused in automatic mode when its cells are more than
+    ``MAX_CELL_RATIO`` times as wide as tall or as tall as wide: no pseudo pixel art draws such
+    cells (2:1 at most, as wide-pixel modes do), while a smooth gradient under noise can offer a
+    lattice of 54 x 10 px cells."""
+    grid = _find_any_grid(frames, w, h, cw, ch, tw, th, source)
+    auto = cw is None and ch is None and tw is None and th is None
+    ratio = max(grid.cell_w / grid.cell_h, grid.cell_h / grid.cell_w)
+    if auto and ratio > MAX_CELL_RATIO:
+        raise NoGridFoundError(f"no pixel grid found in {source}: the best lattice has {grid.cell_w:.1f} x "
+                               f"{grid.cell_h:.1f} px cells ({ratio:.1f}:1), which no pseudo pixel art draws")
+    return grid
+
+
+def _find_any_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source: str) -> Grid:
     """The grid of ``frames`` (one size, as :func:`_detection_view` reads them) with the
     checked overrides. In automatic mode a smooth enlargement is read on its cells' centres
     (:func:`_smooth_candidate`), and the grid found on the edges must hold the colours
