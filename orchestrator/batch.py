@@ -25,7 +25,11 @@ JSON lines, fsync'ed after every record. Each job moves pending → submitted(pr
 written BEFORE ``POST /prompt`` with the prompt id chosen here, so after a crash a rerun asks
 the server about exactly that id: found → re-attach (never a second submission); unknown to
 both ``/queue`` and ``/history`` → submitted again under the same id. Deploys carry the id
-``<journal id>:<job>:<output>``; one already in the project's manifest is not repeated.
+``<journal id>:<job>:<job key>:<output>``; one already in the project's manifest is not
+repeated, and a job edited between runs (a new key) is deployed again. A job whose deploy
+failed (``failed`` with ``phase: "deploy"``) is deployed from its collected outputs on a rerun,
+not generated again. The journal is locked while a batch runs: a second process on the same
+jobs file stops at once (``BatchBusyError``) rather than running every job twice.
 """
 from __future__ import annotations
 
@@ -272,8 +276,15 @@ class Journal:
         self.states: dict[str, dict] = {}
         self.id: str | None = None
         self._lock = threading.Lock()
-        self._load()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            # One batch per journal: a second process on the same jobs file (another terminal,
+            # a cron run) would submit every unfinished job a second time.
+            _lock_exclusive(self._fd, self.path)
+            self._load()
+        except BaseException:
+            self.close()
+            raise
         if self._torn:
             os.write(self._fd, b"\n")  # end the torn line so the next record stands alone
         if self.id is None:
@@ -307,6 +318,8 @@ class Journal:
     def _append(self, rec: dict) -> None:
         line = (json.dumps(rec, default=str, separators=(",", ":")) + "\n").encode()
         with self._lock:
+            if self._fd is None:
+                raise OSError(9, f"the journal {self.path} is closed")
             os.write(self._fd, line)
             os.fsync(self._fd)
 
@@ -321,10 +334,49 @@ class Journal:
         return self.states.get(job, {})
 
     def close(self) -> None:
+        with self._lock:
+            fd, self._fd = getattr(self, "_fd", None), None
+        if fd is None:
+            return
         try:
-            os.close(self._fd)
+            os.close(fd)  # releases the lock
         except OSError:
             pass
+
+    def __del__(self):  # a Journal dropped unclosed must not keep its jobs file locked
+        self.close()
+
+
+class BatchBusyError(DgxPixelsError):
+    """Another process runs the same batch (its journal is locked)."""
+
+    exit_code = 1
+
+
+def _lock_exclusive(fd: int, path: Path) -> None:
+    """Lock the journal open on ``fd`` for this process, or ``BatchBusyError`` at once."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            busy = True
+        else:
+            busy = False
+    else:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            busy = True
+        else:
+            busy = False
+    if busy:
+        raise BatchBusyError(
+            f"another dgx-pixels batch is running this jobs file (its journal {path} is locked)",
+            hint="let it finish, or stop it and rerun; two runs of one batch would run its jobs twice")
 
 
 def journal_path_for(jobs_file: Path, state_dir: str | os.PathLike | None = None) -> Path:
@@ -496,6 +548,7 @@ class BatchRunner:
         # stops: every further job would only wait out the same timeout again.
         self._lost: set[str] = set()
         self._halt: ServerUnreachableError | None = None
+        self._deploying: set[str] = set()  # jobs between "done" and "deployed"
 
     def emit(self, event: str, **fields) -> None:
         if self.on_event is not None:
@@ -568,6 +621,10 @@ class BatchRunner:
         state = st.get("state", "pending")
         if state == "failed" and not self.retry_failed:
             raise _PreviouslyFailed(st.get("error", "failed in an earlier run"))
+        if state == "failed" and st.get("phase") == "deploy" and st.get("prompt_id"):
+            # It ran and was downloaded; only writing into the project failed (a folder in the
+            # way, no space): deploy what was collected, not a second generation of it.
+            state = "done"
         if state == "deployed" or (state == "done" and not job.bevy and _outputs_intact(st.get("outputs", []))):
             return "skipped"
         result: RunResult | None = None
@@ -580,12 +637,18 @@ class BatchRunner:
         if job.bevy and job.asset_path:
             from orchestrator.deploy import deploy_outputs
 
+            with self._counts_lock:
+                self._deploying.add(job.id)
+            # The job's key is part of the id: a job edited between runs is a new deploy, not
+            # one the manifest already has (which would leave the old asset in the game).
             assets = deploy_outputs(
                 result, job.bevy, job.asset_path, overwrite=job.overwrite, upscale=job.upscale,
                 bevy_version=job.bevy_version, client=client,
-                deploy_id=f"{self.journal.id}:{job.id}", on_event=self.on_event, label=job.id,
+                deploy_id=f"{self.journal.id}:{job.id}:{job.key}", on_event=self.on_event, label=job.id,
                 prompt=job.spec.prompt,
             )
+            with self._counts_lock:
+                self._deploying.discard(job.id)
             self.journal.record(job.id, "deployed", key=job.key, assets=[a.to_json() for a in assets])
             self._bump("deployed")
         return "ran"
@@ -806,7 +869,8 @@ class BatchRunner:
                 except Exception as exc:  # noqa: BLE001 - one job's bug must not stop the batch
                     msg = self.config.mask(f"{type(exc).__name__}: {exc}")
                     self.failures[job.id] = msg
-                    self.journal.record(job.id, "failed", key=job.key, error=msg, exit_code=1)
+                    self.journal.record(job.id, "failed", key=job.key, error=msg, exit_code=1,
+                                        phase=self._failed_phase(job))
                     self._bump("failed")
                     self.emit("job_failed", job=job.id, error=msg, exit_code=1)
                 finally:
@@ -845,6 +909,17 @@ class BatchRunner:
     def _failed(self, job: BatchJob, exc: DgxPixelsError) -> None:
         msg = self.config.mask(exc.message)
         self.failures[job.id] = msg
-        self.journal.record(job.id, "failed", key=job.key, error=msg, exit_code=exc.exit_code)
+        # (not retried this time: the phase it failed in stays as recorded)
+        phase = (self.journal.state(job.id).get("phase", "run") if isinstance(exc, _PreviouslyFailed)
+                 else self._failed_phase(job))
+        self.journal.record(job.id, "failed", key=job.key, error=msg, exit_code=exc.exit_code, phase=phase)
         self._bump("failed")
         self.emit("job_failed", job=job.id, error=msg, exit_code=exc.exit_code)
+
+    def _failed_phase(self, job: BatchJob) -> str:
+        """"deploy" when ``job`` failed writing its collected outputs into the project (a rerun
+        deploys them again), else "run" (a rerun runs the job again)."""
+        with self._counts_lock:
+            deploying = job.id in self._deploying
+            self._deploying.discard(job.id)
+        return "deploy" if deploying else "run"

@@ -23,6 +23,8 @@ policy, manifest entry under the project lock). This module adds:
 """
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import ipaddress
 import json
@@ -304,6 +306,115 @@ def _deployed_ids(project: Path, assets_dir: str) -> dict[str, dict]:
     return out
 
 
+def _recorded_files(project: Path, assets_dir: str) -> dict[str, str | None]:
+    """Every file the project's manifest records (asset path → sha256)."""
+    from comfy_nodes.pixel.asset_manifest import read_manifest
+
+    out: dict[str, str | None] = {}
+    for e in read_manifest(project, assets_dir)["assets"]:
+        for f in e.get("files") or []:
+            if isinstance(f, dict) and isinstance(f.get("path"), str):
+                out[f["path"]] = f.get("sha256")
+        if isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str):
+            out.setdefault(e["path"], e["sha256"])
+    return out
+
+
+_MAX_VERSIONS_SCANNED = 200
+
+
+def _clear_interrupted(project: Path, assets_dir: str, it: "_Item", img: Any, *, upscale: int,
+                       bevy_version: str | None) -> None:
+    """Remove what a deploy of ``it`` killed half way through its commit left in the project,
+    so that deploying it again (a resumed batch, the same ``run --bevy``) finishes it.
+
+    The export renames its files into place one by one (.meta, PNG, atlas JSON) and the
+    manifest last: a SIGKILL, a power loss or a second Ctrl-C in between leaves files that the
+    manifest does not record (or records with other bytes). Every later deploy refused them as
+    the user's own ("dgx-pixels never wrote it"), or stepped around them (policy version), and
+    a resumed batch could never finish that job. Under the project lock (no export is between
+    its first and last rename then): a file at one of this item's targets that the manifest
+    does not record as it is, and whose bytes are exactly the ones this deploy writes there,
+    is that torn commit and is removed (the export writes it again, with its record); so are
+    the temp files of a killed export. A file with any other content is left as it is.
+    """
+    from comfy_nodes.pixel import asset_manifest, bevy_export
+    from comfy_nodes.pixel.safepath import check_relative
+
+    assets_root = project / assets_dir
+    try:
+        rel = check_relative(it.asset_path, assets_root).as_posix()
+    except DgxPixelsError:
+        return  # refused with its own message by the export
+    if not rel.lower().endswith(".png"):
+        return
+    rel = rel[:-4] + ".png"
+    stem = rel[:-4]
+    bases = [rel]
+    for n in range(2, _MAX_VERSIONS_SCANNED):
+        v = f"{stem}-{n}.png"
+        if not any((assets_root / name).exists() for name in (v, v + ".meta")):
+            break
+        bases.append(v)
+
+    def names(base: str) -> list[str]:
+        return [base, base + ".meta", base[:-4] + ".json"]
+
+    mdir = assets_root / asset_manifest.MANIFEST_DIR
+
+    def debris() -> list[Path]:
+        found = list(mdir.glob(glob.escape(f".{asset_manifest.MANIFEST_NAME}.") + "*.tmp")) if mdir.is_dir() else []
+        for base in bases:
+            for name in names(base):
+                p = assets_root / name
+                if p.parent.is_dir():
+                    found += p.parent.glob(glob.escape(f".{p.name}.") + "*.tmp")
+        return found
+
+    def suspects(recorded: dict[str, str | None]) -> dict[str, list[tuple[str, Path]]]:
+        out: dict[str, list[tuple[str, Path]]] = {}
+        for base in bases:
+            for name in names(base):
+                p = assets_root / name
+                if p.is_file() and not p.is_symlink() and (name not in recorded or _sha256_file(p) != recorded[name]):
+                    out.setdefault(base, []).append((name, p))
+        return out
+
+    try:
+        if not suspects(_recorded_files(project, assets_dir)) and not debris():
+            return
+        version = bevy_export.resolve_bevy_version(project, bevy_version).short
+    except (DgxPixelsError, OSError):
+        return  # the export itself reports what is wrong
+    import tempfile
+
+    # What this deploy writes at each candidate name, from an export into a scratch project.
+    expected: dict[str, str] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="dgx-pixels-redo-") as scratch:
+            for i, base in enumerate(bases):
+                common = dict(bevy_version=version, overwrite="fail", upscale=upscale, create_project=True)
+                where = Path(scratch) / str(i)
+                if it.sheet_layout is not None:
+                    res = bevy_export.export_sheet(where, base, img, atlas=True, **common)
+                else:
+                    res = bevy_export.export_asset(where, base, img, **common)
+                for f in res.files:
+                    if f.kind != "manifest":
+                        expected[f.asset_path] = f.sha256
+    except (DgxPixelsError, OSError):
+        return
+    with asset_manifest.project_lock(project, assets_dir):
+        for tmp in debris():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        for found in suspects(_recorded_files(project, assets_dir)).values():
+            for name, p in found:
+                if expected.get(name) is not None and _sha256_file(p) == expected[name]:
+                    with contextlib.suppress(FileNotFoundError):
+                        p.unlink()
+
+
 @dataclass
 class _Item:
     source: Path
@@ -369,6 +480,10 @@ def _deploy_items(
         if (project / assets_dir).exists():
             confine(project / assets_dir, rel)
     done_ids = _deployed_ids(project, assets_dir) if project.is_dir() else {}
+    if (project / assets_dir).is_dir():
+        for it, img in zip(items, images):
+            if not (it.deploy_id and it.deploy_id in done_ids):
+                _clear_interrupted(project, assets_dir, it, img, upscale=upscale, bevy_version=bevy_version)
     if overwrite == "replace" and (project / assets_dir).is_dir():
         recorded = {e["path"]: e for e in read_manifest(project, assets_dir)["assets"]}
         for it in items:

@@ -504,6 +504,7 @@ class JobRun:
         self._seen_nodes: set[str] = set()
         self.cancel_remote_on_cancel = True
         self.remote_stop = ""  # what became of the remote job after a cancel, in words
+        self._found_done: dict | None = None  # history entry of a job attach() found finished
 
     # -- events --------------------------------------------------------------------------
     def emit(self, event: str, **fields) -> None:
@@ -588,9 +589,13 @@ class JobRun:
         self.prompt_id = prompt_id
         self._q = self.client.events.subscribe(prompt_id)
         self.emit("attached", workflow=self.spec.workflow)
-        state, _ = self.client.locate(prompt_id)
+        state, entry = self.client.locate(prompt_id)
         if state == "unknown":
             self._resubmit("the server does not know this job (it restarted, or the submission never arrived)")
+        elif state == "done":
+            # finished while nobody followed it: wait() returns it at once, not after a quiet
+            # poll interval (a resumed batch re-attaching to its finished jobs took 5 s each)
+            self._found_done = entry
         return prompt_id
 
     def _resubmit(self, why: str) -> None:
@@ -641,7 +646,15 @@ class JobRun:
         """
         assert self._q is not None and self.prompt_id is not None, "submit() or attach() first"
         try:
-            return self._finish(self._wait())
+            try:
+                return self._finish(self._wait())
+            except JobInterruptedError as exc:
+                if self.cancelled is not None and self.cancelled():
+                    # Stopped while we were stopping it ourselves: ComfyUI's interrupt is a flag
+                    # on whatever runs, so another job of this batch being cancelled can land on
+                    # this one. Either way a cancel, which a rerun runs again, not a failure.
+                    raise JobCancelledError(f"job {self.prompt_id} cancelled") from exc
+                raise
         except JobTimeoutError:
             self._cancel_remote()
             raise
@@ -655,6 +668,9 @@ class JobRun:
     def _wait(self) -> dict:
         import queue as _queue
 
+        if self._found_done is not None:
+            entry, self._found_done = self._found_done, None
+            return entry
         poll = self.client.config.poll_interval
         deadline = self._t0 + self.timeout if self.timeout else None
         last_check = time.monotonic()

@@ -102,7 +102,7 @@ def check_exactly_once(proj: Path, journal_path: Path, truth: dict) -> None:
     for job, (asset, pixels) in truth.items():
         e = by_path[asset]
         assert e["exports"] == 1, f"{asset} deployed {e['exports']} times"
-        assert e["provenance"]["deploy_id"] == f"{jid}:{job}:0"
+        assert e["provenance"]["deploy_id"] == f"{jid}:{job}:{last[job]['key']}:0"
         st = last[job]
         assert st["state"] == "deployed"
         assert st["assets"][0]["asset_path"] == asset
@@ -596,3 +596,235 @@ def test_ctrl_c_stops_the_job_running_on_the_server(world, comfy_server):
     assert any(m[0] == "execution_interrupted" for m in entry["status"]["messages"])
     states = [json.loads(x)["state"] for x in journal.read_text().splitlines()[1:]]
     assert states == ["submitted", "cancelled"]
+
+
+# --------------------------------------------------------------------------- resume after faults
+
+KILL_AFTER_RENAME = """\
+import os, signal, sys
+real = os.replace
+def replace(src, dst, *a, **k):
+    real(src, dst, *a, **k)
+    d = str(dst).replace(os.sep, "/")
+    if "/assets/" in d and d.endswith(sys.argv[1]) and "/.dgx-pixels/" not in d:
+        os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace
+from orchestrator.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _no_debris(assets: Path) -> None:
+    left = [p.relative_to(assets).as_posix() for p in assets.rglob("*") if p.name.endswith(".tmp")]
+    assert left == [], f"temp files left in assets/: {left}"
+
+
+@pytest.mark.parametrize("after", [".png", ".png.meta"])
+def test_a_batch_killed_in_the_middle_of_a_deploy_commit_is_finished_by_the_rerun(world, comfy_server, repo_root, after):
+    """SIGKILL between the renames of one export (.meta, PNG, then the manifest) leaves files the
+    manifest does not record. The rerun used to refuse them as the user's own ("dgx-pixels never
+    wrote it", exit 5) for good; now it sees they are byte for byte what this deploy writes,
+    removes them and the temp files of the killed commit, and deploys the job once.
+
+    The process and its SIGKILL are real; only the moment is pinned (the kill is sent from
+    inside os.replace), since between two renames is microseconds wide."""
+    import subprocess
+    import sys
+
+    tmp_path, proj, art = world
+    jobs, truth = make_jobs(tmp_path, art, proj, 3, servers=[comfy_server.url], seed0=300)
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
+    proc = subprocess.run([sys.executable, "-c", KILL_AFTER_RENAME, after, "batch", str(jobs), "--in-flight", "1", "-q"],
+                          env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == -signal.SIGKILL, (proc.stdout, proc.stderr)
+    assets = proj / "assets"
+    torn = [p for p in (assets / "sprites").iterdir() if p.name.endswith(after)]
+    assert torn, "the kill left nothing to recover from"
+    rc = main(["batch", str(jobs), "-q"])
+    assert rc == 0
+    check_exactly_once(proj, jobs.with_name(jobs.name + ".journal.jsonl"), truth)
+    _no_debris(assets)
+    on_disk = sorted(p.relative_to(assets).as_posix() for p in assets.rglob("*") if p.is_file()
+                     and ".dgx-pixels" not in p.parts)
+    assert on_disk == sorted([a for a, _ in truth.values()] + [a + ".meta" for a, _ in truth.values()])
+
+
+def test_run_bevy_killed_in_the_middle_of_its_deploy_commit_can_be_run_again(world, comfy_server, repo_root):
+    """The same torn commit from `run --bevy` (no journal): running the same command again
+    deploys the asset instead of refusing the half-written one."""
+    import subprocess
+    import sys
+
+    tmp_path, proj, art = world
+    rgb = np.random.default_rng(7).integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
+    Image.fromarray(rgb, "RGB").save(art / "one.png")
+    args = ["run", "orch-batch@1", "--server", comfy_server.url, "--set", f"image={art / 'one.png'}", "--set", "scale=3",
+            "--bevy", str(proj), "--asset-path", "sprites/one.png", "--out", str(tmp_path / "run-out")]
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
+    proc = subprocess.run([sys.executable, "-c", KILL_AFTER_RENAME, ".png", *args], env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == -signal.SIGKILL, (proc.stdout, proc.stderr)
+    assert (proj / "assets" / "sprites" / "one.png").is_file()
+    assert main(args) == 0
+    manifest = json.loads((proj / "assets" / ".dgx-pixels" / "manifest.json").read_text())["assets"]
+    assert [e["path"] for e in manifest] == ["sprites/one.png"] and manifest[0]["exports"] == 1
+    got = np.asarray(Image.open(proj / "assets" / "sprites" / "one.png").convert("RGB"))
+    np.testing.assert_array_equal(got, np.repeat(np.repeat(255 - rgb, 3, axis=0), 3, axis=1))
+    _no_debris(proj / "assets")
+
+
+def test_a_users_own_file_in_the_way_is_still_refused(world, comfy_server):
+    """The clean-up after a torn commit only removes files identical to what the deploy writes:
+    the user's own art at the asset path is kept and the job fails as before."""
+    tmp_path, proj, art = world
+    jobs, _ = make_jobs(tmp_path, art, proj, 1, servers=[comfy_server.url], seed0=320)
+    (proj / "assets" / "sprites").mkdir()
+    mine = proj / "assets" / "sprites" / "s000.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8), "RGB").save(mine)
+    before = mine.read_bytes()
+    assert main(["batch", str(jobs), "-q"]) == 5
+    assert mine.read_bytes() == before
+
+
+def test_a_second_batch_on_the_same_jobs_file_stops_at_once(world, comfy_server, capsys):
+    """Two processes on one jobs file (a second terminal, a cron run): the second used to run
+    every unfinished job a second time on the server and report them all as deployed. Now it
+    stops at once (exit 1) and the first finishes the batch alone."""
+    import subprocess
+    import sys
+
+    tmp_path, proj, art = world
+    jobs, truth = make_jobs(tmp_path, art, proj, 6, busy=24, servers=[comfy_server.url], seed0=340)
+    journal = jobs.with_name(jobs.name + ".journal.jsonl")
+    first = subprocess.Popen([sys.executable, "-m", "orchestrator", "batch", str(jobs), "--in-flight", "1", "-q"],
+                             env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _poll(lambda: journal.exists() and '"submitted"' in journal.read_text(), time.monotonic() + 120,
+              "the first batch submitting")
+        t0 = time.monotonic()
+        rc = main(["batch", str(jobs), "-q"])
+        err = capsys.readouterr().err
+        assert rc == 1 and time.monotonic() - t0 < 20, err
+        assert "another dgx-pixels batch is running this jobs file" in err
+        out, err = first.communicate(timeout=240)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, (out, err)
+    recs = [json.loads(x) for x in journal.read_text().splitlines()[1:]]
+    submitted = [r["job"] for r in recs if r["state"] == "submitted"]
+    assert sorted(submitted) == sorted(truth), "a job was submitted twice"
+    check_exactly_once(proj, journal, truth)
+
+
+def test_a_job_edited_between_runs_reaches_the_game(world, comfy_server):
+    """Editing a job (another image, another asset path) makes it a new job: it runs again
+    and its new output is deployed. It used to run again but find its old deploy id in the
+    manifest and deploy nothing: the game kept the old sprite and the new asset path stayed empty."""
+    tmp_path, proj, art = world
+    jobs, truth = make_jobs(tmp_path, art, proj, 3, servers=[comfy_server.url], seed0=360)
+    assert main(["batch", str(jobs), "-q"]) == 0
+    text = jobs.read_text()
+    # j000 takes j001's image (scale 1 -> j001's 2 as well), j002 moves to a new asset path
+    text = text.replace('image = "art/s360.png", scale = 1', 'image = "art/s361.png", scale = 2')
+    text = text.replace('asset_path = "sprites/s002.png"', 'asset_path = "sprites/moved.png"')
+    jobs.write_text(text)
+    assert main(["batch", str(jobs), "-q"]) == 0
+    assets = proj / "assets"
+    got = np.asarray(Image.open(assets / "sprites" / "s000.png").convert("RGB"))
+    np.testing.assert_array_equal(got, truth["j001"][1])
+    got = np.asarray(Image.open(assets / "sprites" / "moved.png").convert("RGB"))
+    np.testing.assert_array_equal(got, truth["j002"][1])
+    by_path = {e["path"]: e for e in json.loads((assets / ".dgx-pixels" / "manifest.json").read_text())["assets"]}
+    assert by_path["sprites/s000.png"]["exports"] == 2 and by_path["sprites/s001.png"]["exports"] == 1
+    assert by_path["sprites/s000.png"]["provenance"]["params"]["image"].endswith("s361.png")
+
+
+def test_a_failed_deploy_is_deployed_from_the_collected_outputs_on_the_rerun(world, comfy_server, capsys):
+    """A deploy that failed (a file where the sprites folder goes) after the job ran and was
+    downloaded: the rerun deploys what was collected. It used to run every job again on the
+    server (minutes of GPU each, and another image for an unseeded workflow)."""
+    tmp_path, proj, art = world
+    jobs, truth = make_jobs(tmp_path, art, proj, 3, servers=[comfy_server.url], seed0=380)
+    blocker = proj / "assets" / "sprites"
+    blocker.write_text("not a folder")
+    assert main(["batch", str(jobs), "--json"]) == 5
+    capsys.readouterr()
+    blocker.unlink()
+    assert main(["batch", str(jobs), "--json"]) == 0
+    events = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert not [ev for ev in events if ev["event"] in ("submitted", "attached", "resubmitted")]
+    assert events[-1]["deployed"] == 3
+    check_exactly_once(proj, jobs.with_name(jobs.name + ".journal.jsonl"), truth)
+    assert len(list((tmp_path / "jobs.out" / "j000").iterdir())) == 1  # one generation, deployed
+
+
+def test_reattaching_to_a_finished_job_does_not_wait_a_poll_interval(world, comfy_server):
+    """A rerun re-attaching to a job that finished while no one followed it collects it at once;
+    it used to wait the whole quiet poll interval first (5 s by default, per job)."""
+    from orchestrator.run import prepare_job
+
+    tmp_path, proj, art = world
+    rgb = np.random.default_rng(9).integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
+    Image.fromarray(rgb, "RGB").save(art / "f.png")
+    cfg = load_config(servers=[comfy_server.url], environ={}).with_overrides(poll_interval=30.0)
+    spec = prepare_job("orch-batch@1", {"image": str(art / "f.png")})
+    c = ComfyClient(comfy_server.url, cfg)
+    try:
+        first = JobRun(c, spec)
+        pid = first.submit()
+        first.wait()
+        again = JobRun(c, spec)
+        t0 = time.monotonic()
+        again.attach(pid)
+        entry = again.wait()
+        assert time.monotonic() - t0 < 10
+        assert again.output_refs(entry) and again.resubmitted == 0
+    finally:
+        c.close()
+
+
+def test_an_interrupt_landing_while_the_batch_cancels_is_a_cancel_not_a_failure():
+    """ComfyUI's /interrupt raises a flag that whatever runs next picks up, so cancelling one
+    job of a batch can interrupt another one just as Ctrl-C is being handled. That job was
+    recorded failed ("interrupted on the server"), and skipped by --no-retry-failed for good.
+
+    Fakes: the moment (our cancel set while the websocket delivers execution_interrupted, within
+    one 0.25 s wait) cannot be produced on demand with a real server."""
+    import queue as _queue
+
+    from orchestrator.run import JobCancelledError, JobSpec
+
+    cancel = threading.Event()
+
+    class Q(_queue.SimpleQueue):
+        def get(self, block=True, timeout=None):
+            cancel.set()  # Ctrl-C arrives while this job waits for its events...
+            return {"type": "execution_interrupted", "data": {"node_id": "1", "node_type": "LoadImage"}}
+
+    class Events:
+        connected = True
+
+        def subscribe(self, pid):
+            return Q()
+
+        def unsubscribe(self, pid):
+            pass
+
+    class Client:
+        events = Events()
+        config = load_config(servers=["http://127.0.0.1:9"], environ={})
+        display_url = "http://127.0.0.1:9"
+        cancelled = []
+
+        def submit(self, prompt, prompt_id=None):
+            return prompt_id
+
+        def cancel(self, pid):
+            self.cancelled.append(pid)
+
+    spec = JobSpec(prompt={"1": {"class_type": "LoadImage", "inputs": {}}}, workflow="w@1")
+    run = JobRun(Client(), spec, cancel=cancel)
+    run.submit()
+    with pytest.raises(JobCancelledError):
+        run.wait()
