@@ -44,10 +44,20 @@ def _load(name: str):
         raise
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors end with a hint as every other error does."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        print(f"hint: `{self.prog} --help` lists every option", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from orchestrator import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dgx-pixels",
         description="AI pixel art that is really pixel art: snap, palette, sheets, Bevy export, ComfyUI runs.",
     )

@@ -428,3 +428,16 @@ def test_cli_outputs_that_cannot_be_written_are_refused_before_any_is_written(ca
         assert rc == 6 and message in err, err
     assert not (tmp_path / "s.png").exists()
     assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["frame_002.png"]
+
+
+@pytest.mark.parametrize("argv, prog", [(["deploy", "x.png"], "dgx-pixels deploy"), (["nosuch"], "dgx-pixels"),
+                                        (["palette", "extract"], "dgx-pixels palette extract"),
+                                        (["snap", "in.png", "-o", "o.png", "--cell", "big"], "dgx-pixels snap")])
+def test_usage_errors_end_with_a_hint_like_every_error(capsys, argv, prog):
+    """A missing or malformed option is argparse's error; it still says where to look (exit 2)."""
+    with pytest.raises(SystemExit) as ei:
+        main(argv)
+    err = capsys.readouterr().err
+    assert ei.value.code == 2
+    assert f"{prog}: error: " in err
+    assert err.rstrip().endswith(f"hint: `{prog} --help` lists every option"), err
