@@ -1185,7 +1185,8 @@ def test_cli_export_warns_when_the_assets_ron_name_is_not_what_the_loader_reads(
     assert "warning: --assets-ron 'levels/cave.ron'" in as_json.stderr
 
     for extra in (["--assets-ron", "game.assets.ron"], ["--assets-ron"], []):
-        fine = export("--path", "s/knight.png", "--json", *extra)
+        # --asset-path, as deploy and run spell it, is the same option
+        fine = export("--asset-path", "s/knight.png", "--json", *extra)
         assert fine.returncode == 0 and "warning" not in fine.stderr, (extra, fine.stderr)
         assert json.loads(fine.stdout)["warnings"] == []
     assert "knight.image" in ron_map((project / "assets" / "game.assets.ron").read_text())

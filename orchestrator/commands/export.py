@@ -24,7 +24,8 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FRAMES", help="one image, several frames, or folders of frames")
     p.add_argument("--bevy", required=True, metavar="PROJECT", help="the Bevy project folder (holds Cargo.toml and assets/)")
-    p.add_argument("--path", required=True, metavar="ASSET_PATH", help="path inside assets/, e.g. sprites/knight.png")
+    p.add_argument("--path", "--asset-path", dest="path", required=True, metavar="ASSET_PATH",
+                   help="path inside assets/, e.g. sprites/knight.png (--asset-path, as deploy and run call it, works too)")
     p.add_argument("--bevy-version", default="auto", metavar="V", help="auto (default: from Cargo.toml/Cargo.lock) or 0.12 ... 0.19")
     p.add_argument("--overwrite", default="fail", choices=("fail", "replace", "keep", "version"),
                    help="when the asset exists: fail (default), replace, keep (write nothing) or version (knight-2.png)")
