@@ -461,6 +461,10 @@ def run_bench(a) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1))
     print(f"\nresults: {out_dir}", file=sys.stderr)
+    if any(r.tool == "ours" for r in skipped):
+        # a run without our row is no benchmark result, whatever the peers did
+        print("error: ours was skipped (see above); run the script with the project's venv", file=sys.stderr)
+        return 1
     return 0
 
 
