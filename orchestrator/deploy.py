@@ -264,8 +264,8 @@ def check_not_onto_itself(source: str | os.PathLike, project: str | os.PathLike,
     target = Path(project) / assets_dir / text
     try:
         same = target.resolve() == src.resolve() or (target.exists() and src.exists() and os.path.samefile(src, target))
-    except OSError:
-        return  # a path the export refuses with its own message
+    except (OSError, ValueError):
+        return  # a path the export refuses with its own message (ValueError: a NUL byte)
     if same:
         raise InvalidArgumentError(f"file {shown if shown is not None else str(src)!r} is the asset {text!r} itself: "
                                    "nothing to deploy",
@@ -282,8 +282,11 @@ def _check_replaceable(assets_root: Path, rel: str, entry: dict | None) -> None:
     recorded = {f.get("path"): f.get("sha256") for f in (entry or {}).get("files", []) if isinstance(f, dict)}
     if entry is not None and isinstance(entry.get("sha256"), str):
         recorded[rel] = entry["sha256"]
+    from comfy_nodes.pixel.safepath import confine
+
     for name in (rel, rel + ".meta"):
-        path = assets_root / name
+        # confined: a .meta that is a symlink leading out is neither read nor reported on
+        path = confine(assets_root, name, action="read")
         if not path.is_file():
             continue
         if entry is None:
@@ -339,7 +342,7 @@ def _clear_interrupted(project: Path, assets_dir: str, it: "_Item", img: Any, *,
     the temp files of a killed export. A file with any other content is left as it is.
     """
     from comfy_nodes.pixel import asset_manifest, bevy_export
-    from comfy_nodes.pixel.safepath import check_relative
+    from comfy_nodes.pixel.safepath import check_relative, confine
 
     assets_root = project / assets_dir
     try:
@@ -360,13 +363,14 @@ def _clear_interrupted(project: Path, assets_dir: str, it: "_Item", img: Any, *,
     def names(base: str) -> list[str]:
         return [base, base + ".meta", base[:-4] + ".json"]
 
-    mdir = assets_root / asset_manifest.MANIFEST_DIR
-
     def debris() -> list[Path]:
+        # every folder searched (and every file then removed) is confined to the assets folder:
+        # a .dgx-pixels/ or an asset folder that is a symlink leading out is never swept
+        mdir = confine(assets_root, asset_manifest.MANIFEST_DIR)
         found = list(mdir.glob(glob.escape(f".{asset_manifest.MANIFEST_NAME}.") + "*.tmp")) if mdir.is_dir() else []
         for base in bases:
             for name in names(base):
-                p = assets_root / name
+                p = confine(assets_root, name)
                 if p.parent.is_dir():
                     found += p.parent.glob(glob.escape(f".{p.name}.") + "*.tmp")
         return found
@@ -375,8 +379,8 @@ def _clear_interrupted(project: Path, assets_dir: str, it: "_Item", img: Any, *,
         out: dict[str, list[tuple[str, Path]]] = {}
         for base in bases:
             for name in names(base):
-                p = assets_root / name
-                if p.is_file() and not p.is_symlink() and (name not in recorded or _sha256_file(p) != recorded[name]):
+                p = confine(assets_root, name, action="read")
+                if p.is_file() and not (assets_root / name).is_symlink() and (name not in recorded or _sha256_file(p) != recorded[name]):
                     out.setdefault(base, []).append((name, p))
         return out
 

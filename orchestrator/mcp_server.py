@@ -118,13 +118,18 @@ class Confinement:
                                        hint=f"name a project folder inside the allowed Bevy roots ({self._describe()})")
         return project
 
-    def file(self, path: str, *, must_exist: bool = True) -> Path:
-        """A file named by the user: absolute inside a root, or relative to the first root."""
+    def file(self, path: str, *, must_exist: bool = True, write: bool | None = None) -> Path:
+        """A file named by the user: absolute inside a root, or relative to the first root.
+        ``write`` (default: ``not must_exist``): a file a tool writes, never in ``.dgx-pixels/``."""
+        write = (not must_exist) if write is None else write
         from comfy_nodes.pixel.safepath import confine
 
         text = (path or "").strip()
         if not text:
             raise InvalidArgumentError("no file path given")
+        if "\x00" in text:
+            raise PathEscapeError(f"refusing {text!r}: the path contains a NUL byte",
+                                  hint="name a file inside one of the roots the server was started with")
         expanded = os.path.expanduser(text)
         if os.path.isabs(expanded):
             real = Path(os.path.realpath(expanded))
@@ -133,11 +138,24 @@ class Confinement:
                                       hint="name a file inside one of the roots the server was started with")
             target = real
         else:
-            target = confine(self.roots[0], text, action="read" if must_exist else "write",
+            target = confine(self.roots[0], text, action="write" if write else "read",
                              hint=f"give a path relative to {self.roots[0]} (or absolute inside a root), without '..'")
+        if write:
+            self._not_bookkeeping(text, target)
         if must_exist and not target.is_file():
             raise InvalidArgumentError(f"file not found: {target}")
         return target
+
+    def _not_bookkeeping(self, text: str, target: Path) -> None:
+        """A tool never writes into a project's ``assets/.dgx-pixels/`` (the manifest, its lock,
+        a watcher's state): those files are DGX-Pixels' own records."""
+        from comfy_nodes.pixel.asset_manifest import MANIFEST_DIR
+
+        root = next((r for r in self.roots if _inside(target, r)), None)
+        parts = target.relative_to(root).parts if root is not None else target.parts
+        if any(part.lower() == MANIFEST_DIR for part in parts[:-1]):
+            raise PathEscapeError(f"refusing to write {text!r}: {MANIFEST_DIR}/ holds DGX-Pixels' own records",
+                                  hint=f"choose a path outside {MANIFEST_DIR}/")
 
 
 def _preview_png(rgba) -> bytes:
@@ -238,6 +256,11 @@ class PixelMCP:
             workflow = str(self.paths.file(workflow))
         project = self.paths.project(bevy_project)
         check_relative(asset_path, project / "assets")
+        from comfy_nodes.pixel.asset_manifest import MANIFEST_DIR
+
+        if asset_path.split("/")[0].lower() == MANIFEST_DIR:
+            raise PathEscapeError(f"refusing asset path {asset_path!r}: {MANIFEST_DIR}/ holds DGX-Pixels' own records",
+                                  hint="choose a path outside assets/.dgx-pixels/, e.g. sprites/knight.png")
         if not asset_path.lower().endswith(".png"):
             raise InvalidArgumentError(f"asset path {asset_path!r} must end in .png", hint="e.g. sprites/knight.png")
         spec = prepare_job(workflow, self._confine_files(workflow, dict(params or {})))
@@ -488,7 +511,7 @@ def _palette(name: str, paths: Confinement):
 
     if palettes_builtin.is_builtin(name):
         return palettes_builtin.builtin(name)
-    path = paths.file(name, must_exist=False)
+    path = paths.file(name, must_exist=False, write=False)
     if not path.is_file():
         raise PaletteError(
             f"unknown palette {name!r}: not a built-in name and no palette file {path}",

@@ -202,7 +202,9 @@ class Watcher:
                            hint="give a folder under the game's assets/, e.g. sprites/")
         self.asset_dir = asset_dir
         digest = hashlib.sha256(str(self.folder).encode()).hexdigest()[:10]
-        self.state_path = Path(state_file) if state_file else self.project / "assets" / ".dgx-pixels" / f"watch-{digest}.json"
+        self._state_name = None if state_file else f"watch-{digest}.json"
+        self.state_path = Path(state_file) if state_file else self.project / "assets" / ".dgx-pixels" / self._state_name
+        self._confined_state_path()  # a .dgx-pixels/ symlinked out of the project is refused at the start
         self.debounce = debounce
         self.existing = existing
         self.overwrite = overwrite
@@ -238,8 +240,18 @@ class Watcher:
         from comfy_nodes.pixel.imageio import atomic_write_bytes
 
         data = {k: v for k, v in self._state.items() if k != "new"}
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.state_path, (json.dumps(data, indent=1) + "\n").encode())
+        target = self._confined_state_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, (json.dumps(data, indent=1) + "\n").encode())
+
+    def _confined_state_path(self) -> Path:
+        """Where the state is written: the default one inside the project's ``.dgx-pixels/``
+        is checked (again at every save) not to lead out of the assets folder through a symlink."""
+        if self._state_name is None:
+            return self.state_path  # --state-file: the user's own choice
+        from comfy_nodes.pixel.asset_manifest import bookkeeping_path
+
+        return bookkeeping_path(self.project, self._state_name)
 
     def emit(self, event: str, **fields) -> None:
         if self.on_event is not None:

@@ -361,3 +361,43 @@ def test_history_workflow_matches_whole_version_components(tmp_path, proj, capsy
         assert sorted(e["path"][2:-4] for e in json.loads(capsys.readouterr().out)) == want, ref
     assert main(["history", "--bevy", str(proj), "--workflow", "sprite@1.x"]) == 2
     assert "is not a version or version prefix" in capsys.readouterr().err
+
+
+def test_a_symlinked_records_folder_is_refused_and_nothing_outside_is_touched(tmp_path, proj):
+    """Clearing what a killed deploy left behind looks for temp files in assets/.dgx-pixels/:
+    when that folder is a symlink leading out, nothing there is removed (nor a lock made)."""
+    f = tmp_path / "k.png"
+    _png(f, 8)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / ".manifest.json.abc123.tmp").write_text("not ours")
+    (proj / "assets" / ".dgx-pixels").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(PathEscapeError, match="symlink leading outside"):
+        deploy_file(f, proj, "sprites/k.png")
+    assert sorted(p.name for p in outside.iterdir()) == [".manifest.json.abc123.tmp"]
+    assert not (proj / "assets" / "sprites" / "k.png").exists()
+
+
+def test_replace_does_not_read_a_meta_symlinked_outside(tmp_path, proj):
+    """Whether a .meta may be replaced is decided on the file inside the project: one that is a
+    symlink leading out is refused, not hashed (its sha256 compared with the record) or reported on."""
+    f, g = tmp_path / "k.png", tmp_path / "g.png"
+    _png(f, 8)
+    _png(g, 9)
+    deploy_file(f, proj, "sprites/k.png")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.txt").write_text("private")
+    meta = proj / "assets" / "sprites" / "k.png.meta"
+    meta.unlink()
+    meta.symlink_to(outside / "private.txt")
+    with pytest.raises(PathEscapeError, match="symlink leading outside"):
+        deploy_file(g, proj, "sprites/k.png")
+    assert (outside / "private.txt").read_text() == "private"
+
+
+def test_a_nul_byte_in_the_asset_path_is_a_refusal_not_a_crash(tmp_path, proj):
+    f = tmp_path / "k.png"
+    _png(f, 8)
+    with pytest.raises(PathEscapeError, match="NUL"):
+        deploy_file(f, proj, "sprites/k\x00.png")

@@ -738,3 +738,77 @@ def test_stdio_previews_stay_small_keep_is_said_and_no_asset_is_deployed_onto_it
         assert im.size == (samples.sprites()["potion"].shape[1], samples.sprites()["potion"].shape[0])
     assert "is the asset 's/k.png' itself" in out["errors"]["self"]
     assert "has 2 frames; quantize_image takes one image" in out["errors"]["anim"]
+
+
+def _core(tmp_path: Path):
+    from orchestrator.mcp_server import PixelMCP, ServerSettings
+
+    return PixelMCP(ServerSettings(servers=["http://127.0.0.1:1"], bevy_roots=[tmp_path], out_dir=tmp_path / "jobs"))
+
+
+def test_list_assets_reads_no_manifest_outside_the_roots(tmp_path):
+    """A manifest (or its .dgx-pixels/ folder) that is a symlink leading out of the roots is not
+    read: list_assets would return that file's content, or quote a damaged entry of it."""
+    from comfy_nodes.pixel.errors import PathEscapeError
+
+    root = tmp_path / "roots"
+    game = _project(root)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "manifest.json").write_text(json.dumps({"assets": [{"path": "SECRET"}]}))
+    core = _core(root)
+    records = game / "assets" / ".dgx-pixels"
+    records.mkdir()
+    (records / "manifest.json").symlink_to(outside / "manifest.json")
+    with pytest.raises(PathEscapeError) as exc:
+        core.list_assets("game")
+    assert "SECRET" not in str(exc.value)
+    (records / "manifest.json").unlink()
+    records.rmdir()
+    records.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(PathEscapeError):
+        core.list_assets("game")
+    # deploy refuses too, and leaves nothing (no lock file) outside
+    save_png(samples.sprites()["coin"], game / "coin.png")
+    with pytest.raises(PathEscapeError):
+        core.deploy("game/coin.png", "game", "sprites/coin.png")
+    assert sorted(p.name for p in outside.iterdir()) == ["manifest.json"]
+
+
+def test_tools_write_nothing_into_the_records_folder(tmp_path):
+    """snap_image / quantize_image outputs never land in assets/.dgx-pixels/, whatever the
+    spelling (relative, absolute, another case), and generate refuses such an asset path
+    before any job runs."""
+    from comfy_nodes.pixel.errors import PathEscapeError
+
+    game = _project(tmp_path)
+    save_png(samples.degrade(samples.sprites()["coin"], cell=9.0, seed=3).image, game / "in.png")
+    core = _core(tmp_path)
+    for out in ("game/assets/.dgx-pixels/x.png", str(game / "assets" / ".dgx-pixels" / "x.png"),
+                "game/assets/.DGX-Pixels/x.png"):
+        with pytest.raises(PathEscapeError, match="own records"):
+            core.snap_image("game/in.png", output=out)
+        with pytest.raises(PathEscapeError, match="own records"):
+            core.quantize_image("game/in.png", "pico-8", output=out)
+    with pytest.raises(PathEscapeError, match="own records"):
+        core.start_job("sprite", {"prompt": "a knight"}, "game", ".dgx-pixels/knight.png")
+    assert not core.jobs
+    assert not (game / "assets" / ".dgx-pixels").exists() and not (game / "assets" / ".DGX-Pixels").exists()
+
+
+@pytest.mark.parametrize("call", ["snap", "snap_out", "palette", "deploy_asset"])
+def test_a_nul_byte_in_any_path_argument_is_a_refusal(tmp_path, call):
+    """A NUL byte made os.path raise ValueError, which no tool turned into a clear tool error."""
+    from comfy_nodes.pixel.errors import PathEscapeError
+
+    game = _project(tmp_path)
+    save_png(samples.degrade(samples.sprites()["coin"], cell=9.0, seed=3).image, game / "in.png")
+    core = _core(tmp_path)
+    calls = {
+        "snap": lambda: core.snap_image(str(game / "in\x00.png")),
+        "snap_out": lambda: core.snap_image("game/in.png", output=str(game / "o\x00.png")),
+        "palette": lambda: core.quantize_image("game/in.png", str(game / "p\x00.hex")),
+        "deploy_asset": lambda: core.deploy("game/in.png", "game", "sprites/k\x00.png"),
+    }
+    with pytest.raises(PathEscapeError, match="NUL"):
+        calls[call]()

@@ -186,3 +186,16 @@ def test_bevy_export_node_keeps_the_sheets_animations_under_blank_text_and_names
     with pytest.raises(ExportError, match=r"^cannot create the Bevy project folder .*blocked") as exc:
         DGXPixelsBevyExport.execute(project="blocked", asset_path="s.png", sheet_data=data)
     assert "another project name" in exc.value.hint
+
+
+def test_bevy_export_node_unconfigured_refuses_an_output_bevy_symlinked_out(tmp_path, comfy_dirs):
+    """Without configured roots the node writes under ComfyUI's output folder: an output/bevy
+    that is a symlink leading elsewhere is refused, not followed."""
+    out, _, _ = comfy_dirs
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "bevy").symlink_to(elsewhere, target_is_directory=True)
+    _, t = frames_batch(1)
+    with pytest.raises(PathEscapeError, match="symlink leading outside"):
+        DGXPixelsBevyExport.execute(project="my_game", asset_path="sprites/k.png", image=t)
+    assert list(elsewhere.iterdir()) == []

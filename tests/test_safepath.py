@@ -194,3 +194,102 @@ def test_a_project_outside_the_roots_gets_the_hint_of_where_the_roots_come_from(
     with pytest.raises(PathEscapeError) as exc:
         resolve_project(str(outside), RootConfig((root,), None, ("DGX_PIXELS_BEVY_ROOTS",)))
     assert "DGX_PIXELS_BEVY_ROOTS" in exc.value.hint
+
+
+# --- DGX-Pixels' own records in assets/.dgx-pixels/ --------------------------------------------
+
+
+def _game_with_outside(tmp_path):
+    project = tmp_path / "game"
+    (project / "assets" / ".dgx-pixels").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    return project, outside
+
+
+def test_a_manifest_symlinked_outside_is_not_read(tmp_path):
+    """The manifest is read (list_assets, history, every deploy) only inside the assets folder:
+    through a symlink its content, a damaged entry quoted in the error, or even whether the
+    file exists would tell what lies outside."""
+    from comfy_nodes.pixel.asset_manifest import read_manifest
+
+    project, outside = _game_with_outside(tmp_path)
+    (outside / "secret.json").write_text(json.dumps({"assets": [{"path": "SECRET"}]}))
+    link = project / "assets" / ".dgx-pixels" / "manifest.json"
+    for target in (outside / "secret.json", outside / "missing.json"):
+        if os.path.lexists(link):
+            link.unlink()
+        link.symlink_to(target)
+        with pytest.raises(PathEscapeError, match="symlink leading outside") as exc:
+            read_manifest(project)
+        assert "SECRET" not in str(exc.value)
+    link.unlink()
+    (project / "assets" / ".dgx-pixels").rmdir()
+    (project / "assets" / ".dgx-pixels").symlink_to(outside, target_is_directory=True)
+    (outside / "manifest.json").write_text(json.dumps({"assets": [{"path": "SECRET"}]}))
+    with pytest.raises(PathEscapeError, match="symlink leading outside"):
+        read_manifest(project)
+
+
+def test_the_lock_never_creates_a_file_outside(tmp_path, monkeypatch):
+    from comfy_nodes.pixel import asset_manifest, safepath
+
+    project, outside = _game_with_outside(tmp_path)
+    lock = project / "assets" / ".dgx-pixels" / "manifest.lock"
+    lock.symlink_to(outside / "made-by-the-lock")
+    with pytest.raises(PathEscapeError, match="symlink leading outside"):
+        with asset_manifest.project_lock(project):
+            pass
+    assert list(outside.iterdir()) == []
+    # a symlink put there between the check and the open is not followed either
+    lock.unlink()
+    checked = safepath.make_parents
+
+    def then_a_link(root, target):
+        checked(root, target)
+        target.symlink_to(outside / "made-by-the-lock")
+
+    monkeypatch.setattr(safepath, "make_parents", then_a_link)
+    with pytest.raises(PathEscapeError, match="symlink"):
+        with asset_manifest.project_lock(project):
+            pass
+    assert list(outside.iterdir()) == []
+
+
+def test_a_manifest_written_by_record_asset_stays_inside(tmp_path):
+    from comfy_nodes.pixel.asset_manifest import record_asset
+
+    project, outside = _game_with_outside(tmp_path)
+    (project / "assets" / ".dgx-pixels" / "manifest.json").symlink_to(outside / "manifest.json")
+    with pytest.raises(PathEscapeError):
+        record_asset(project, {"path": "k.png"})
+    assert list(outside.iterdir()) == []
+
+
+def test_the_watchers_state_is_not_written_through_a_symlinked_records_folder(tmp_path):
+    from orchestrator.watch import Watcher
+
+    project, outside = _game_with_outside(tmp_path)
+    (project / "Cargo.toml").write_text('[dependencies]\nbevy = "0.15"\n')
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (project / "assets" / ".dgx-pixels").rmdir()
+    (project / "assets" / ".dgx-pixels").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(PathEscapeError, match="symlink leading outside"):
+        Watcher(drop, project)
+    # swapped in after the watcher started: its next save refuses
+    (project / "assets" / ".dgx-pixels").unlink()
+    w = Watcher(drop, project)
+    (project / "assets" / ".dgx-pixels").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(PathEscapeError):
+        w._save_state()
+    assert list(outside.iterdir()) == []
+
+
+def test_a_nul_byte_in_a_project_is_refused_not_a_crash(tmp_path):
+    from comfy_nodes.pixel.safepath import RootConfig
+
+    (tmp_path / "game").mkdir()
+    for text in ("game\x00", str(tmp_path / "game") + "\x00"):
+        with pytest.raises(PathEscapeError, match="NUL"):
+            resolve_project(text, RootConfig((tmp_path,), None, ("--bevy-root",)))

@@ -12,6 +12,7 @@ name). Without any configuration the node writes only to ``<ComfyUI output>/bevy
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -21,7 +22,7 @@ from comfy_api.latest import io
 
 from ..pixel.bevy_export import OVERWRITE_POLICIES, SUPPORTED_MINORS, export_asset, export_sheet
 from ..pixel.errors import ExportError, InvalidArgumentError
-from ..pixel.safepath import PACK_CONFIG_NAME, USER_CONFIG_NAME, load_root_config, resolve_project
+from ..pixel.safepath import ENV_ROOTS, PACK_CONFIG_NAME, USER_CONFIG_NAME, confine, load_root_config, resolve_project
 from ..pixel.sheet import Sheet, build_sheet
 from . import _written
 from ._tensor import input_frames
@@ -37,7 +38,14 @@ def root_config():
     import folder_paths
 
     files = [Path(folder_paths.get_user_directory()) / USER_CONFIG_NAME, PACK_ROOT / PACK_CONFIG_NAME]
-    return load_root_config(config_files=files, default_root=Path(folder_paths.get_output_directory()) / "bevy")
+    config = load_root_config(config_files=files)
+    if config.configured:
+        return config
+    # Unconfigured, the node writes under ComfyUI's output folder: an output/bevy that is a
+    # symlink leading out of it would take every export elsewhere (PathEscapeError).
+    output = folder_paths.get_output_directory()
+    confine(output, "bevy", hint=f"replace output/bevy by a plain folder, or set {ENV_ROOTS} to your Bevy project folders")
+    return dataclasses.replace(config, default_root=Path(output) / "bevy")
 
 
 def _provenance(cls) -> dict | None:

@@ -13,6 +13,7 @@ lost and a reader never sees half a file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import time
@@ -20,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import ExportError
+from .errors import ExportError, PathEscapeError
 from .imageio import atomic_write_bytes
 
 MANIFEST_DIR = ".dgx-pixels"
@@ -34,19 +35,34 @@ def manifest_path(project: str | os.PathLike, assets_dir: str = "assets") -> Pat
     return Path(project) / assets_dir / MANIFEST_DIR / MANIFEST_NAME
 
 
-def _lock_path(project: str | os.PathLike, assets_dir: str) -> Path:
-    return Path(project) / assets_dir / MANIFEST_DIR / LOCK_NAME
+def bookkeeping_path(project: str | os.PathLike, name: str, assets_dir: str = "assets", *,
+                     action: str = "write") -> Path:
+    """``<project>/<assets_dir>/.dgx-pixels/<name>``, checked to stay inside the assets folder:
+    a ``.dgx-pixels`` folder or a file in it that is a symlink leading elsewhere would take
+    the manifest, its lock or a watcher's state out of the project (``PathEscapeError``)."""
+    from .safepath import confine
+
+    return confine(Path(project) / assets_dir, f"{MANIFEST_DIR}/{name}", action=action,
+                   hint=f"replace the symlink by a plain folder or file: {MANIFEST_DIR}/ holds DGX-Pixels' own records")
 
 
 @contextlib.contextmanager
 def project_lock(project: str | os.PathLike, assets_dir: str = "assets", timeout: float = 30.0) -> Iterator[None]:
     """Exclusive lock for one Bevy project (held across a whole export, so that choosing a
     versioned name, writing and recording happen as one step)."""
-    lock = _lock_path(project, assets_dir)
+    from .safepath import make_parents
+
+    lock = bookkeeping_path(project, LOCK_NAME, assets_dir)
     try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        make_parents(Path(project) / assets_dir, lock)
+        # O_NOFOLLOW: a symlink put there after the check above does not create a file elsewhere
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except PathEscapeError:
+        raise
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PathEscapeError(f"refusing to open the lock {lock}: it is a symlink",
+                                  hint="remove it; DGX-Pixels creates the lock file itself") from None
         raise ExportError(f"cannot write {exc.filename or lock}: {exc.strerror or exc}",
                           hint="check that the project's assets folder is writable") from None
     try:
@@ -93,7 +109,7 @@ def _empty() -> dict[str, Any]:
 
 def read_manifest(project: str | os.PathLike, assets_dir: str = "assets") -> dict[str, Any]:
     """The manifest as a dict (``{"format", "version", "assets": [...]}``); empty when absent."""
-    p = manifest_path(project, assets_dir)
+    p = bookkeeping_path(project, MANIFEST_NAME, assets_dir, action="read")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -202,7 +218,7 @@ def record_asset(project: str | os.PathLike, entry: dict[str, Any], assets_dir: 
     ctx = contextlib.nullcontext() if locked else project_lock(project, assets_dir)
     with ctx:
         data, stored = updated_manifest(project, entry, assets_dir)
-        atomic_write_bytes(manifest_path(project, assets_dir), data)
+        atomic_write_bytes(bookkeeping_path(project, MANIFEST_NAME, assets_dir), data)
     return stored
 
 

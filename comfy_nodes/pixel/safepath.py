@@ -233,6 +233,8 @@ def _project_path(project: str, config: RootConfig) -> Path:
     text = (project or "").strip()
     if not text:
         raise PathEscapeError("no Bevy project given", hint="enter a project name or folder")
+    if "\x00" in text:
+        raise PathEscapeError(f"refusing project {text!r}: it contains a NUL byte", hint="enter a project name or folder")
     if not config.roots:
         if config.default_root is None:
             raise PathEscapeError("no Bevy roots are configured and there is no default output folder",
