@@ -653,6 +653,86 @@ def test_snippet_padding_offset_and_identifiers():
     assert "Some(Vec2::new(1.0, 1.0)), Some(Vec2::new(3.0, 3.0))" in code13
 
 
+def test_single_sprite_snippet_says_where_it_goes_and_how_to_run_it():
+    """The still-image snippet used to be a bare ``pub fn spawn_hero``: nothing said where to
+    paste it, that it is a startup system, or that the app needs a camera. Pinned whole for the
+    default version (this text compiled in a game crate, pasted below main() and as its own
+    module, with no warnings); 0.14 names its camera bundle."""
+    code = rust_snippet(None, "sprites/hero.png", parse_bevy_version("0.19"))
+    assert code == (
+        '// DGX-Pixels export for Bevy 0.19: "sprites/hero.png"\n'
+        "// The .png.meta next to the image selects nearest (pixel-crisp) filtering. If your app\n"
+        "// turns .meta reading off (AssetMetaCheck::Never), add instead: "
+        "DefaultPlugins.set(ImagePlugin::default_nearest())\n"
+        "//\n"
+        "// Where it goes: below main() in src/main.rs (leave out the `use` line main.rs already has),\n"
+        "// or in a file of its own, src/hero.rs, with `mod hero;` and `use hero::*;` in main.rs.\n"
+        "// Use: app.add_systems(Startup, spawn_hero); it spawns the sprite once at startup. The app\n"
+        "// needs a 2D camera, e.g. in a startup system:\n"
+        "//     commands.spawn(Camera2d);\n"
+        "use bevy::prelude::*;\n"
+        "\n"
+        "pub fn spawn_hero(mut commands: Commands, asset_server: Res<AssetServer>) {\n"
+        "    commands.spawn((\n"
+        '        Sprite::from_image(asset_server.load("sprites/hero.png")),\n'
+        "        Transform::from_scale(Vec3::splat(4.0)),\n"
+        "    ));\n"
+        "}\n"
+    )
+    old = rust_snippet(None, "sprites/hero.png", parse_bevy_version("0.14"))
+    assert "//     commands.spawn(Camera2dBundle::default());\n" in old
+    assert "app.add_systems(Startup, spawn_hero)" in old and "SpriteBundle {" in old
+
+
+@pytest.mark.parametrize("stem, module", [("knight", "knight"), ("main", "main_sprite"), ("type", "type_sprite"),
+                                          ("bevy", "bevy_sprite"), ("2-knight v2", "sprite_2_knight_v2")])
+def test_every_snippet_names_a_module_file_rust_accepts(stem, module):
+    """``mod main;`` in main.rs loads itself, ``mod type;`` is not Rust and ``mod bevy;`` makes the
+    snippet's own ``use bevy::prelude::*`` ambiguous: those stems get a ``_sprite`` module."""
+    sheet = grid_sheet(cols=2, rows=1)
+    from comfy_nodes.pixel.sheet import parse_animations
+
+    sheet.animations = parse_animations("idle:0-1@4", 2)
+    line = f"// or in a file of its own, src/{module}.rs, with `mod {module};` and `use {module}::*;` in main.rs."
+    for code in (rust_snippet(None, f"s/{stem}.png", parse_bevy_version("0.19")),
+                 rust_snippet(sheet, f"s/{stem}.png", parse_bevy_version("0.16")),
+                 rust_snippet(sheet, f"s/{stem}.png", parse_bevy_version("0.19"), tile_array=True)):
+        assert line in code.splitlines()
+
+
+def test_sheet_snippet_as_its_own_module_has_no_dead_code_warnings():
+    """In a module file (``mod knight;``) rustc warns about play modes no clip uses and, when the
+    frames carry their own durations, the unread ``fps``: the snippet allows both, nothing more."""
+    sheet = grid_sheet(cols=4, rows=1)
+    from comfy_nodes.pixel.sheet import parse_animations
+
+    sheet.animations = parse_animations("idle:0-3@10", 4)
+    code = rust_snippet(sheet, "sprites/knight.png", parse_bevy_version("0.19"))
+    assert ("#[derive(Clone, Copy, PartialEq, Eq, Debug)]\n"
+            "#[allow(dead_code)] // the clips below may use only some of the modes\n"
+            "pub enum KnightPlay {\n") in code
+    assert code.count("#[allow(dead_code)]") == 1
+    sheet.frame_ms = [1000, 100, 100, 250]
+    timed = rust_snippet(sheet, "sprites/knight.png", parse_bevy_version("0.19"))
+    assert ("#[allow(dead_code)] // fps: the frames' own durations below time this sheet\n"
+            "pub struct KnightClip {\n") in timed
+    assert timed.count("#[allow(dead_code)]") == 2
+
+
+def test_tile_array_snippet_shows_the_call():
+    from comfy_nodes.pixel.tileset import build_tileset
+
+    tiles = [np.full((16, 16, 4), 30 * i, np.uint8) for i in range(4)]
+    code = rust_snippet(build_tileset(tiles, columns=2).as_sheet(), "tiles/grass.png", parse_bevy_version("0.19"),
+                        tile_array=True)
+    assert ("// Use, in a system that takes asset_server: Res<AssetServer>:\n"
+            "//     let tileset = grass_tileset(&asset_server);\n"
+            "use bevy::prelude::*;\n\n"
+            "pub fn grass_tileset(asset_server: &AssetServer) -> Handle<Image> {\n"
+            '    asset_server.load("tiles/grass.png")\n'
+            "}\n") in code
+
+
 # ------------------------------------------------------------------ the export transaction
 
 

@@ -687,6 +687,15 @@ def _rust_float(v: float) -> str:
     return text if any(c in text for c in ".e") else text + ".0"
 
 
+#: Names a module of the game named after the sprite must not take: Rust's keywords, the crate
+#: roots (``mod main;`` in main.rs loads itself) and crates the code names (``mod bevy;`` makes
+#: ``use bevy::prelude::*`` ambiguous).
+_RESERVED_MODULES = frozenset("""main lib bevy std core alloc
+as async await break const continue crate dyn else enum extern false fn for if impl in let loop match mod move mut pub
+ref return self static struct super trait true type unsafe use where while abstract become box do final gen macro
+override priv try typeof unsized virtual yield""".split())
+
+
 #: On-screen pixels per true sprite pixel in the Rust snippet (pixel art shown at 1:1 is tiny).
 DISPLAY_SCALE = 4.0
 
@@ -705,11 +714,21 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
     head = [
         f"// DGX-Pixels export for Bevy {version.short}: \"{asset_path}\"",
     ]
+    # Where the code goes: a newcomer pasting it needs to know both places work.
+    module = snake if snake not in _RESERVED_MODULES else f"{snake}_sprite"
+    where = [
+        "// Where it goes: below main() in src/main.rs (leave out the `use` line main.rs already has),",
+        f"// or in a file of its own, src/{module}.rs, with `mod {module};` and `use {module}::*;` in main.rs.",
+    ]
+    camera = "Camera2d" if v >= 15 else "Camera2dBundle::default()"
     if tile_array and sheet is not None:
         head += [
             f"// An array texture: {len(sheet.frames)} tiles of {sheet.cell_w}x{sheet.cell_h} px, one layer each (the",
             "// .png.meta sets array_layout). Give it to a tilemap as its tileset (Bevy's TilemapChunk,",
             "// its `tileset` field); a Sprite or a TextureAtlas cannot show an array texture.",
+            *where,
+            "// Use, in a system that takes asset_server: Res<AssetServer>:",
+            f"//     let tileset = {snake}_tileset(&asset_server);",
             "use bevy::prelude::*;",
             "",
             f"pub fn {snake}_tileset(asset_server: &AssetServer) -> Handle<Image> {{",
@@ -720,13 +739,21 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
     if sheet is None:
         head.append("// The .png.meta next to the image selects nearest (pixel-crisp) filtering. If your app")
         head.append(f"// turns .meta reading off (AssetMetaCheck::Never), add instead: {nearest}")
-        head.append("use bevy::prelude::*;\n")
+        head += [
+            "//",
+            *where,
+            f"// Use: app.add_systems(Startup, spawn_{snake}); it spawns the sprite once at startup. The app",
+            "// needs a 2D camera, e.g. in a startup system:",
+            f"//     commands.spawn({camera});",
+            "use bevy::prelude::*;",
+            "",
+        ]
         if v >= 15:
             spawn = f'    commands.spawn((\n        Sprite::from_image(asset_server.load("{asset_path}")),\n        Transform::from_scale(Vec3::splat({_rust_float(display_scale)})),\n    ));'
         else:
             spawn = (f'    commands.spawn(SpriteBundle {{\n        texture: asset_server.load("{asset_path}"),\n'
                      f'        transform: Transform::from_scale(Vec3::splat({_rust_float(display_scale)})),\n        ..default()\n    }});')
-        return "\n".join(head) + (
+        return "\n".join(head) + "\n" + (
             f"pub fn spawn_{snake}(mut commands: Commands, asset_server: Res<AssetServer>) {{\n{spawn}\n}}\n"
         )
 
@@ -742,6 +769,10 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
         pad = "None" if not (px or py) else f"Some(Vec2::new({px:.1f}, {py:.1f}))"
         off = "None" if not (ox or oy) else f"Some(Vec2::new({ox:.1f}, {oy:.1f}))"
     grid_args = f"{tile}, {sheet.columns}, {sheet.rows}, {pad}, {off}"
+    # frames that hold for different times (a GIF's idle: a long first frame) keep their own
+    # durations; one frame rate for all would flatten the hold
+    ms = sheet.frame_ms
+    timed = ms is not None and len(ms) == len(sheet.frames) and len(set(ms)) > 1
 
     head += [
         f"// {len(sheet.frames)} frames on a {sheet.columns}x{sheet.rows} grid of {sheet.cell_w}x{sheet.cell_h} px "
@@ -749,9 +780,10 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
         "// The .png.meta next to the image selects nearest (pixel-crisp) filtering. If your app",
         f"// turns .meta reading off (AssetMetaCheck::Never), add instead: {nearest}",
         "//",
+        *where,
         "// Use: app.add_plugins(" + camel + "SpritePlugin); it spawns the sprite at startup and plays the",
         "// clip given to " + camel + "Animation::new. The app needs a 2D camera, e.g. in a startup system:",
-        "//     commands.spawn(" + ("Camera2d" if v >= 15 else "Camera2dBundle::default()") + ");",
+        f"//     commands.spawn({camera});",
         "use bevy::prelude::*;",
         "",
         f"pub struct {camel}SpritePlugin;",
@@ -764,6 +796,7 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
         "}",
         "",
         "#[derive(Clone, Copy, PartialEq, Eq, Debug)]",
+        "#[allow(dead_code)] // the clips below may use only some of the modes",
         f"pub enum {camel}Play {{",
         "    Forward,",
         "    Reverse,",
@@ -771,6 +804,7 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
         "}",
         "",
         "/// One named animation: atlas indices `first..=last` at `fps` frames per second.",
+        *(["#[allow(dead_code)] // fps: the frames' own durations below time this sheet"] if timed else []),
         f"pub struct {camel}Clip {{",
         "    pub name: &'static str,",
         "    pub first: usize,",
@@ -788,10 +822,6 @@ def rust_snippet(sheet: Sheet | None, asset_path: str, version: BevyVersion, *, 
             f"play: {camel}Play::{play[a.direction]} }},"
         )
     head += ["];", ""]
-    # frames that hold for different times (a GIF's idle: a long first frame) keep their own
-    # durations; one frame rate for all would flatten the hold
-    ms = sheet.frame_ms
-    timed = ms is not None and len(ms) == len(sheet.frames) and len(set(ms)) > 1
     if timed:
         head += [
             "/// How long each atlas frame shows, in seconds (the source animation's own timing;",
