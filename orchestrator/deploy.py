@@ -342,7 +342,7 @@ def _clear_interrupted(project: Path, assets_dir: str, it: "_Item", img: Any, *,
     the temp files of a killed export. A file with any other content is left as it is.
     """
     from comfy_nodes.pixel import asset_manifest, bevy_export
-    from comfy_nodes.pixel.safepath import check_relative, confine
+    from comfy_nodes.pixel.safepath import check_relative, confine, remove_confined
 
     assets_root = project / assets_dir
     try:
@@ -409,14 +409,15 @@ def _clear_interrupted(project: Path, assets_dir: str, it: "_Item", img: Any, *,
     except (DgxPixelsError, OSError):
         return
     with asset_manifest.project_lock(project, assets_dir):
+        # removed by name inside their folder, never through one swapped for a symlink since
         for tmp in debris():
             with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+                remove_confined(assets_root, tmp)
         for found in suspects(_recorded_files(project, assets_dir)).values():
             for name, p in found:
                 if expected.get(name) is not None and _sha256_file(p) == expected[name]:
                     with contextlib.suppress(FileNotFoundError):
-                        p.unlink()
+                        remove_confined(assets_root, p)
 
 
 @dataclass

@@ -146,6 +146,21 @@ class Confinement:
             raise InvalidArgumentError(f"file not found: {target}")
         return target
 
+    def write_png(self, target: Path, rgba) -> Path:
+        """Write an image as PNG to ``target`` (a path :meth:`file` gave) atomically. The write
+        does not follow a folder on the way swapped for a symlink after :meth:`file` checked it
+        (the whole snap runs in between): ``PathEscapeError``, nothing written outside."""
+        from comfy_nodes.pixel.imageio import png_bytes
+        from comfy_nodes.pixel.safepath import write_confined
+
+        root = next((r for r in self.roots if _inside(target, r)), None)
+        if root is None:
+            raise PathEscapeError(f"refusing to write {str(target)!r}: it is outside the allowed Bevy roots "
+                                  f"({self._describe()})",
+                                  hint="name a file inside one of the roots the server was started with")
+        return write_confined(root, target, png_bytes(rgba),
+                              hint="name a file inside one of the roots the server was started with")
+
     def _not_bookkeeping(self, text: str, target: Path) -> None:
         """A tool never writes into a project's ``assets/.dgx-pixels/`` (the manifest, its lock,
         a watcher's state): those files are DGX-Pixels' own records."""
@@ -341,7 +356,7 @@ class PixelMCP:
                    width: int | None = None, height: int | None = None, colors: int | None = None,
                    palette: str | None = None, transparent_background: bool = False) -> tuple[dict, bytes]:
         from comfy_nodes.pixel import grid
-        from comfy_nodes.pixel.imageio import load_frames, save_png
+        from comfy_nodes.pixel.imageio import load_frames
 
         src = self.paths.file(path)
         frames = load_frames(src)
@@ -357,7 +372,7 @@ class PixelMCP:
         info = {"input": str(src), "width": int(img.shape[1]), "height": int(img.shape[0]),
                 "grid": res.grid.to_dict()}
         if dst is not None:
-            save_png(img, dst)
+            self.paths.write_png(dst, img)
             info["output"] = str(dst)
         return info, _preview_png(img)
 
@@ -369,7 +384,6 @@ class PixelMCP:
         import numpy as np
 
         from comfy_nodes.pixel import grid
-        from comfy_nodes.pixel.imageio import save_png
 
         names = [f"{src.stem}_{i:03d}.png" for i in range(len(frames))]
         dsts = []
@@ -390,14 +404,12 @@ class PixelMCP:
                 "height": int(imgs[0].shape[0]), "grid": g.to_dict()}
         if dsts:
             for img, dst in zip(imgs, dsts):
-                save_png(img, dst)
+                self.paths.write_png(dst, img)
             info["outputs"] = [str(d) for d in dsts]
         return info, _preview_png(np.concatenate(imgs[:PREVIEW_FRAMES], axis=1))
 
     def quantize_image(self, path: str, palette: str, output: str | None = None, dither: str = "none",
                        colors: int | None = None) -> tuple[dict, bytes]:
-        from comfy_nodes.pixel.imageio import load_image, save_png
-
         from comfy_nodes.pixel.imageio import load_frames
 
         src = self.paths.file(path)
@@ -410,7 +422,7 @@ class PixelMCP:
         img = _reduce(frames, colors, palette, self.paths, dither=dither)[0]
         info = {"input": str(src), "width": int(img.shape[1]), "height": int(img.shape[0]), "palette": palette}
         if dst is not None:
-            save_png(img, dst)
+            self.paths.write_png(dst, img)
             info["output"] = str(dst)
         return info, _preview_png(img)
 

@@ -238,11 +238,18 @@ class Watcher:
 
     def _save_state(self) -> None:
         from comfy_nodes.pixel.imageio import atomic_write_bytes
+        from comfy_nodes.pixel.safepath import write_confined
 
         data = {k: v for k, v in self._state.items() if k != "new"}
         target = self._confined_state_path()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(target, (json.dumps(data, indent=1) + "\n").encode())
+        body = (json.dumps(data, indent=1) + "\n").encode()
+        if self._state_name is None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(target, body)  # --state-file: the user's own choice
+        else:
+            # relative to the assets folder, never through a .dgx-pixels/ swapped for a symlink
+            # after the check above
+            write_confined(self.project / "assets", target, body)
 
     def _confined_state_path(self) -> Path:
         """Where the state is written: the default one inside the project's ``.dgx-pixels/``

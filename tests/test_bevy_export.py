@@ -781,9 +781,9 @@ def test_meta_is_renamed_before_png(tmp_path, monkeypatch):
     order = []
     real_replace = os.replace
 
-    def spy(src, dst):
+    def spy(src, dst, **kw):  # kw: the folder descriptors the names are relative to
         order.append(Path(dst).name)
-        return real_replace(src, dst)
+        return real_replace(src, dst, **kw)
 
     monkeypatch.setattr(os, "replace", spy)
     export_sheet(project, "a/b.png", grid_sheet(2, 1, 4))
@@ -1082,11 +1082,11 @@ def test_an_interrupt_while_writing_leaves_no_temp_file_and_none_while_renaming_
     real_replace = os.replace
     sent = []
 
-    def interrupted_replace(src, dst):
+    def interrupted_replace(src, dst, **kw):
         if not sent:
             sent.append(dst)
             os.kill(os.getpid(), signal.SIGINT)
-        return real_replace(src, dst)
+        return real_replace(src, dst, **kw)
 
     monkeypatch.setattr(bevy_export.os, "replace", interrupted_replace)
     with pytest.raises(KeyboardInterrupt):
@@ -1116,10 +1116,10 @@ def test_an_unwritable_records_folder_or_asset_folder_is_a_write_error_naming_th
     # no mode bit stops), so the file system's refusal is simulated where the file is created.
     (project / "assets" / ".dgx-pixels").unlink()
 
-    def read_only(target):
-        raise OSError(30, "Read-only file system", str(Path(target).with_name("." + Path(target).name + ".x1y2.tmp")))
+    def read_only(folder, name, data):
+        raise OSError(30, "Read-only file system", str(folder.path / f".{name}.x1y2.tmp"))
 
-    monkeypatch.setattr(bevy_export, "staged_file", read_only)
+    monkeypatch.setattr(bevy_export.ConfinedFolder, "stage", read_only)
     assert main(["export", str(src), "--bevy", str(project), "--path", "s/k.png"]) == 6
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot write {project / 'assets' / 's'}/k.png") and ".tmp" not in err, err
@@ -1157,7 +1157,7 @@ def test_manifest_is_renamed_last(tmp_path, monkeypatch):
     project = make_project(tmp_path)
     order = []
     real_replace = os.replace
-    monkeypatch.setattr(os, "replace", lambda s, d: (order.append(Path(d).name), real_replace(s, d)))
+    monkeypatch.setattr(os, "replace", lambda s, d, **kw: (order.append(Path(d).name), real_replace(s, d, **kw)))
     export_sheet(project, "k.png", grid_sheet(2, 1, 4), assets_ron=True)
     assert order == ["k.png.meta", "k.png", "k.json", "k.assets.ron", "manifest.json"]
 
@@ -1379,3 +1379,58 @@ def test_an_assets_folder_outside_the_project_is_refused_with_the_right_root():
         export_asset(Path("/tmp/nowhere-project"), "a.png", np.zeros((2, 2, 4), np.uint8), assets_dir="../x",
                      create_project=True)
     assert exc.value.hint == "give the assets folder relative to the project folder, e.g. assets"
+
+
+# The moment between the checks and the writes cannot be hit reliably from outside: these tests
+# swap the folder from a hook the export calls in between (a monkeypatched function).
+
+
+def _swap_for_link(folder: Path, outside: Path) -> None:
+    folder.rename(folder.with_name(folder.name + ".moved"))
+    folder.symlink_to(outside, target_is_directory=True)
+
+
+def test_an_asset_folder_swapped_for_a_symlink_while_the_files_are_staged_takes_nothing_out(tmp_path, monkeypatch):
+    """The swap lands after the folders were made and checked, as the first file is staged:
+    nothing is written outside, nothing renamed into place, no temp file left."""
+    from comfy_nodes.pixel import bevy_export
+
+    project = make_project(tmp_path)
+    (project / "assets" / "sub").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    real_stage = bevy_export._stage
+    swapped = threading.Lock()
+
+    def stage_after_a_swap(target, *rest):
+        with swapped:
+            if not (project / "assets" / "sub").is_symlink():
+                _swap_for_link(project / "assets" / "sub", outside)
+        return real_stage(target, *rest)
+
+    monkeypatch.setattr(bevy_export, "_stage", stage_after_a_swap)
+    with pytest.raises(PathEscapeError, match="sub"):
+        export_sheet(project, "sub/new.png", grid_sheet(2, 1, 4), assets_ron=True)
+    assert list(outside.iterdir()) == []
+    assert not [p for p in project.rglob("*") if p.name.endswith(".tmp")]
+    assert asset_manifest.find_asset(project, "sub/new.png") is None
+
+
+def test_an_asset_folder_swapped_for_a_symlink_after_the_checks_is_a_path_escape(tmp_path, monkeypatch):
+    """The swap lands after every path was checked, before any folder is opened for writing."""
+    project = make_project(tmp_path)
+    (project / "assets" / "sub").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    real = asset_manifest.updated_manifest
+
+    def updated_then_swapped(*a, **k):
+        out = real(*a, **k)
+        _swap_for_link(project / "assets" / "sub", outside)
+        return out
+
+    monkeypatch.setattr(asset_manifest, "updated_manifest", updated_then_swapped)
+    with pytest.raises(PathEscapeError, match=r"sub is a symlink"):
+        export_sheet(project, "sub/new.png", grid_sheet(2, 1, 4))
+    assert list(outside.iterdir()) == []
+    assert not (project / "assets" / ".dgx-pixels" / "manifest.json").exists()

@@ -812,3 +812,39 @@ def test_a_nul_byte_in_any_path_argument_is_a_refusal(tmp_path, call):
     }
     with pytest.raises(PathEscapeError, match="NUL"):
         calls[call]()
+
+
+@pytest.mark.parametrize("tool", ["snap_image", "quantize_image"])
+def test_an_output_folder_swapped_for_a_symlink_during_the_work_takes_nothing_out(tmp_path, monkeypatch, tool):
+    """The output's folder is checked first, then the image is snapped or quantized, then
+    written: a folder swapped for a symlink in between (from a hook on that work: the moment
+    cannot be hit reliably otherwise) is refused, and nothing lands outside."""
+    from comfy_nodes.pixel import grid
+    from comfy_nodes.pixel.errors import PathEscapeError
+    from orchestrator import mcp_server
+
+    game = _project(tmp_path)
+    save_png(samples.degrade(samples.sprites()["coin"], cell=9.0, seed=3).image, game / "in.png")
+    (game / "out").mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    core = _core(tmp_path)
+
+    def swapping(real):
+        def work(*a, **k):
+            result = real(*a, **k)
+            if not (game / "out").is_symlink():
+                (game / "out").rename(game / "out.moved")
+                (game / "out").symlink_to(outside, target_is_directory=True)
+            return result
+        return work
+
+    if tool == "snap_image":
+        monkeypatch.setattr(grid, "snap", swapping(grid.snap))
+        call = lambda: core.snap_image("game/in.png", output="game/out/snapped.png")  # noqa: E731
+    else:
+        monkeypatch.setattr(mcp_server, "_reduce", swapping(mcp_server._reduce))
+        call = lambda: core.quantize_image("game/in.png", "pico-8", output="game/out/q.png")  # noqa: E731
+    with pytest.raises(PathEscapeError, match="out is a symlink"):
+        call()
+    assert list(outside.iterdir()) == []

@@ -275,3 +275,28 @@ def test_palette_extract_stops_between_frames_when_the_user_cancels(cancel_flag,
     monkeypatch.setattr(P, "_rgb_keys", real)
     pal, _, count = DGXPixelsPaletteExtract.execute(image=tensor([_many_colours(1)]), colors=8).result
     assert count == 8 == len(pal)
+
+
+def test_save_does_not_write_through_a_folder_swapped_for_a_symlink_after_the_check(comfy_dirs, monkeypatch):
+    """The swap lands from a hook the node calls between its check of the path and the write
+    (encoding the palette): the moment cannot be hit reliably otherwise."""
+    from comfy_nodes.pixel import palette_io
+
+    _, out = comfy_dirs
+    (out / "pals").mkdir()
+    outside = out.parent / "outside"
+    outside.mkdir()
+    real = palette_io.format_hex
+
+    def encoded_then_swapped(*a, **k):
+        text = real(*a, **k)
+        if not (out / "pals").is_symlink():
+            (out / "pals").rename(out / "pals.moved")
+            (out / "pals").symlink_to(outside, target_is_directory=True)
+        return text
+
+    monkeypatch.setattr(palette_io, "format_hex", encoded_then_swapped)
+    pal = Palette("bw", np.array([[0, 0, 0], [255, 255, 255]], np.uint8))
+    with pytest.raises(PathEscapeError, match="pals is a symlink"):
+        DGXPixelsPaletteSave.execute(palette=pal, filename="pals/hero", format="hex")
+    assert list(outside.iterdir()) == []

@@ -243,13 +243,14 @@ def test_the_lock_never_creates_a_file_outside(tmp_path, monkeypatch):
     assert list(outside.iterdir()) == []
     # a symlink put there between the check and the open is not followed either
     lock.unlink()
-    checked = safepath.make_parents
+    opened = safepath.open_folder
 
-    def then_a_link(root, target):
-        checked(root, target)
-        target.symlink_to(outside / "made-by-the-lock")
+    def then_a_link(root, folder, **kw):
+        found = opened(root, folder, **kw)
+        lock.symlink_to(outside / "made-by-the-lock")
+        return found
 
-    monkeypatch.setattr(safepath, "make_parents", then_a_link)
+    monkeypatch.setattr(safepath, "open_folder", then_a_link)
     with pytest.raises(PathEscapeError, match="symlink"):
         with asset_manifest.project_lock(project):
             pass
@@ -293,3 +294,177 @@ def test_a_nul_byte_in_a_project_is_refused_not_a_crash(tmp_path):
     for text in ("game\x00", str(tmp_path / "game") + "\x00"):
         with pytest.raises(PathEscapeError, match="NUL"):
             resolve_project(text, RootConfig((tmp_path,), None, ("--bevy-root",)))
+
+
+# --- a folder swapped for a symlink between the check and the write -------------------------
+#
+# The moment between ``confine`` and the write cannot be hit reliably from outside, so these
+# tests swap the folder at a fixed point: right before calling the writer, or from a hook the
+# writer calls after its check (a monkeypatched function it uses in between).
+
+
+def _swap_for_link(folder, outside):
+    """Replace ``folder`` (a real folder, or nothing) by a symlink to ``outside``."""
+    if folder.is_dir() and not folder.is_symlink():
+        folder.rename(folder.with_name(folder.name + ".moved"))
+    folder.symlink_to(outside, target_is_directory=True)
+
+
+@pytest.mark.parametrize("before", ["folder", "absent", "nested"])
+def test_write_confined_does_not_follow_a_folder_swapped_for_a_symlink_after_the_check(tmp_path, before):
+    from comfy_nodes.pixel.safepath import write_confined
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    rel = "a/sub2/g.txt" if before == "nested" else "sub2/g.txt"
+    if before != "absent":
+        (root / rel).parent.mkdir(parents=True)
+    p = confine(root, rel)
+    _swap_for_link(p.parent, outside)
+    with pytest.raises(PathEscapeError, match=r"sub2 is a symlink") as exc:
+        write_confined(root, p, b"x")
+    assert rel in str(exc.value)
+    assert list(outside.iterdir()) == []
+    assert not [f for f in listing(root) if f.endswith(".tmp")]
+
+
+def test_write_confined_refuses_a_symlink_put_at_a_folder_it_was_about_to_create(tmp_path, monkeypatch):
+    """The folder is created and then opened without following a link: one put there in
+    between is refused, not followed."""
+    from comfy_nodes.pixel import safepath
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    real_mkdir = os.mkdir
+
+    def mkdir_then_link(path, mode=0o777, *, dir_fd=None):
+        real_mkdir(path, mode, dir_fd=dir_fd)
+        _swap_for_link(root / "new", outside)
+
+    monkeypatch.setattr(safepath.os, "mkdir", mkdir_then_link)
+    with pytest.raises(PathEscapeError, match="symlink"):
+        safepath.write_confined(root, "new/g.txt", b"x")
+    assert list(outside.iterdir()) == []
+
+
+def test_write_confined_writes_nested_new_folders_replaces_files_and_keeps_modes(tmp_path):
+    from comfy_nodes.pixel.safepath import write_confined
+
+    root = tmp_path / "root"
+    old = os.umask(0o022)
+    try:
+        p = write_confined(root, "a/b/c/k.json", b"one")
+        assert p == root.resolve() / "a" / "b" / "c" / "k.json" and p.read_bytes() == b"one"
+        assert oct(p.stat().st_mode & 0o777) == oct(0o644)
+        p.chmod(0o640)
+        assert write_confined(root, p, b"two") == p  # an absolute path as confine gives it
+        assert p.read_bytes() == b"two" and oct(p.stat().st_mode & 0o777) == oct(0o640)
+        # a symlink inside the root that stays inside is resolved by confine and written through
+        (root / "alias").symlink_to(root / "a", target_is_directory=True)
+        write_confined(root, "alias/b/c/k.json", b"three")
+        assert p.read_bytes() == b"three" and (root / "alias").is_symlink()
+    finally:
+        os.umask(old)
+    assert sorted(os.path.relpath(f, root) for f in listing(root)) == ["a", "a/b", "a/b/c", "a/b/c/k.json", "alias"]
+
+
+def test_write_confined_leaves_nothing_behind_on_failure_and_names_the_file(tmp_path, monkeypatch):
+    from comfy_nodes.pixel import safepath
+
+    root = tmp_path / "root"
+    safepath.write_confined(root, "k.txt", b"old")
+    (root / "f").write_text("a file where a folder is needed")
+    with pytest.raises(NotADirectoryError) as exc:
+        safepath.write_confined(root, "f/x.txt", b"x")
+    assert exc.value.filename == str(root.resolve() / "f")
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safepath.os, "replace", boom)
+    with pytest.raises(OSError, match="No space left") as exc:
+        safepath.write_confined(root, "k.txt", b"new")
+    assert exc.value.filename == str(root.resolve() / "k.txt")
+    assert (root / "k.txt").read_bytes() == b"old"
+    assert sorted(p.name for p in root.iterdir()) == ["f", "k.txt"]
+
+
+def test_write_confined_without_dir_fd_falls_back_to_checked_paths(tmp_path, monkeypatch):
+    """Where the system cannot open files relative to a folder (Windows), folders are created
+    and then re-checked by their real path, as before."""
+    from comfy_nodes.pixel import safepath
+
+    monkeypatch.setattr(safepath, "DIR_FD_WRITES", False)
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    p = safepath.write_confined(root, "a/b/k.txt", b"one")
+    assert p.read_bytes() == b"one"
+    safepath.write_confined(root, "a/b/k.txt", b"two")
+    assert p.read_bytes() == b"two" and sorted(x.name for x in p.parent.iterdir()) == ["k.txt"]
+    p = confine(root, "sub2/g.txt")
+    _swap_for_link(p.parent, outside)
+    with pytest.raises(PathEscapeError):
+        safepath.write_confined(root, p, b"x")
+    assert list(outside.iterdir()) == []
+
+
+def test_remove_confined_does_not_follow_a_folder_swapped_for_a_symlink(tmp_path):
+    from comfy_nodes.pixel.safepath import remove_confined
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (root / "sub" / "k.tmp").write_text("ours")
+    (outside / "k.tmp").write_text("not ours")
+    p = confine(root, "sub/k.tmp")
+    remove_confined(root, p)
+    assert not p.exists()
+    (root / "sub" / "k.tmp").write_text("ours")
+    _swap_for_link(p.parent, outside)
+    with pytest.raises(PathEscapeError):
+        remove_confined(root, p)
+    assert (outside / "k.tmp").read_text() == "not ours"
+
+
+def test_record_asset_does_not_write_through_a_records_folder_swapped_after_the_check(tmp_path, monkeypatch):
+    from comfy_nodes.pixel import asset_manifest
+
+    project, outside = _game_with_outside(tmp_path)
+    real = asset_manifest.bookkeeping_path
+
+    def checked_then_swapped(project_, name, assets_dir="assets", *, action="write"):
+        path = real(project_, name, assets_dir, action=action)
+        if name == asset_manifest.MANIFEST_NAME and action == "write":
+            _swap_for_link(project / "assets" / ".dgx-pixels", outside)
+        return path
+
+    monkeypatch.setattr(asset_manifest, "bookkeeping_path", checked_then_swapped)
+    with pytest.raises(PathEscapeError, match=r"\.dgx-pixels is a symlink"):
+        asset_manifest.record_asset(project, {"path": "k.png"})
+    assert list(outside.iterdir()) == []
+
+
+def test_the_watchers_state_is_not_written_through_a_records_folder_swapped_after_the_check(tmp_path, monkeypatch):
+    from orchestrator.watch import Watcher
+
+    project, outside = _game_with_outside(tmp_path)
+    (project / "Cargo.toml").write_text('[dependencies]\nbevy = "0.15"\n')
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    w = Watcher(drop, project)
+    w._save_state()
+    state = w.state_path
+    assert state.is_file()
+    real = w._confined_state_path
+
+    def checked_then_swapped():
+        path = real()
+        _swap_for_link(project / "assets" / ".dgx-pixels", outside)
+        return path
+
+    monkeypatch.setattr(w, "_confined_state_path", checked_then_swapped)
+    with pytest.raises(PathEscapeError, match="symlink"):
+        w._save_state()
+    assert list(outside.iterdir()) == []

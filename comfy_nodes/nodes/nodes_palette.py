@@ -21,7 +21,7 @@ from ..pixel.errors import DgxPixelsError, ExportError, InvalidArgumentError, Pa
 from ..pixel.palette import AUTO_K_TOLERANCE, Palette, adaptive_palette, palette_swatch, quantize
 from ..pixel.palettes_builtin import builtin as builtin_palette
 from ..pixel.palettes_builtin import list_builtin
-from ..pixel.safepath import confine, make_parents
+from ..pixel.safepath import confine, write_confined
 from . import _written
 from ._tensor import (
     given_mask,
@@ -217,8 +217,9 @@ class DGXPixelsPaletteSave(io.ComfyNode):
                     rel = f"{name}_{n:03d}.{format}"
                     target = confine(root, rel, hint=where)
                     n += 1
-            make_parents(root, target)
-            palette_io.write_palette(pal, target, swatch=int(swatch))
+            # written relative to the output folder, never through a folder on the way swapped
+            # for a symlink after the check above
+            write_confined(root, target, palette_io.palette_file_bytes(pal, target, swatch=int(swatch)), hint=where)
         except DgxPixelsError:
             raise  # a path escaping the output folder says so itself
         except OSError as exc:

@@ -22,13 +22,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import ExportError, PathEscapeError
-from .imageio import atomic_write_bytes
+from .safepath import write_confined
 
 MANIFEST_DIR = ".dgx-pixels"
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = "manifest.lock"
 FORMAT = "dgx-pixels-asset-manifest"
 FORMAT_VERSION = 1
+
+
+_RECORDS_HINT = f"replace the symlink by a plain folder or file: {MANIFEST_DIR}/ holds DGX-Pixels' own records"
 
 
 def manifest_path(project: str | os.PathLike, assets_dir: str = "assets") -> Path:
@@ -42,21 +45,26 @@ def bookkeeping_path(project: str | os.PathLike, name: str, assets_dir: str = "a
     the manifest, its lock or a watcher's state out of the project (``PathEscapeError``)."""
     from .safepath import confine
 
-    return confine(Path(project) / assets_dir, f"{MANIFEST_DIR}/{name}", action=action,
-                   hint=f"replace the symlink by a plain folder or file: {MANIFEST_DIR}/ holds DGX-Pixels' own records")
+    return confine(Path(project) / assets_dir, f"{MANIFEST_DIR}/{name}", action=action, hint=_RECORDS_HINT)
 
 
 @contextlib.contextmanager
 def project_lock(project: str | os.PathLike, assets_dir: str = "assets", timeout: float = 30.0) -> Iterator[None]:
     """Exclusive lock for one Bevy project (held across a whole export, so that choosing a
     versioned name, writing and recording happen as one step)."""
-    from .safepath import make_parents
+    from .safepath import open_folder
 
     lock = bookkeeping_path(project, LOCK_NAME, assets_dir)
     try:
-        make_parents(Path(project) / assets_dir, lock)
-        # O_NOFOLLOW: a symlink put there after the check above does not create a file elsewhere
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        # the folder is opened without following a symlink swapped in after the check (POSIX),
+        # and the lock created in it by name; O_NOFOLLOW: a symlink put at the lock's own name
+        # after the check does not create a file elsewhere either
+        with open_folder(Path(project) / assets_dir, lock.parent, hint=_RECORDS_HINT, what=str(lock)) as folder:
+            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+            if folder.fd is not None:
+                fd = os.open(LOCK_NAME, flags, 0o644, dir_fd=folder.fd)
+            else:
+                fd = os.open(lock, flags, 0o644)
     except PathEscapeError:
         raise
     except OSError as exc:
@@ -218,7 +226,8 @@ def record_asset(project: str | os.PathLike, entry: dict[str, Any], assets_dir: 
     ctx = contextlib.nullcontext() if locked else project_lock(project, assets_dir)
     with ctx:
         data, stored = updated_manifest(project, entry, assets_dir)
-        atomic_write_bytes(bookkeeping_path(project, MANIFEST_NAME, assets_dir), data)
+        write_confined(Path(project) / assets_dir, bookkeeping_path(project, MANIFEST_NAME, assets_dir), data,
+                       hint=_RECORDS_HINT)
     return stored
 
 

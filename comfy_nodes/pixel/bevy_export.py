@@ -33,9 +33,9 @@ import numpy as np
 from PIL import Image
 
 from . import asset_manifest
-from .errors import DgxPixelsError, ExportError, InvalidArgumentError
-from .imageio import MAX_PIXELS, MAX_SIDE, as_rgba, staged_file
-from .safepath import check_relative, confine, make_parents
+from .errors import DgxPixelsError, ExportError, InvalidArgumentError, PathEscapeError
+from .imageio import MAX_PIXELS, MAX_SIDE, as_rgba
+from .safepath import ConfinedFolder, check_relative, confine, open_folder, remove_confined
 from .sheet import Animation, Sheet, as_animations, build_sheet, check_layout, frame_durations
 
 SUPPORTED_MINORS = tuple(range(12, 20))  # Bevy 0.12 .. 0.19
@@ -1105,27 +1105,46 @@ def _interrupts_deferred():
             signal.raise_signal(signum)
 
 
-def _stage(target: Path, data: bytes, created: list[Path]) -> Path:
+class _Staging:
+    """The folders an export writes into, each opened from the assets folder without following
+    a symlink (``safepath.open_folder``), and every temp file staged in them."""
+
+    def __init__(self) -> None:
+        self.folders: dict[Path, ConfinedFolder] = {}
+        self.created: list[tuple[ConfinedFolder, str]] = []  # listed by the worker the moment it exists
+        self.renamed: set[tuple[ConfinedFolder, str]] = set()
+
+    def folder(self, assets_root: Path, target: Path, rel: str) -> ConfinedFolder:
+        if target.parent not in self.folders:
+            self.folders[target.parent] = open_folder(assets_root, target.parent, what=rel)
+        return self.folders[target.parent]
+
+    def commit(self, tmp: str, target: Path) -> None:
+        folder = self.folders[target.parent]
+        folder.commit(tmp, target.name)
+        self.renamed.add((folder, tmp))
+
+    def clean_up(self) -> None:
+        """Remove every temp file not renamed into place, and close the folders."""
+        for folder, tmp in self.created:
+            if (folder, tmp) not in self.renamed:
+                with contextlib.suppress(OSError):
+                    folder.discard(tmp)
+        for folder in self.folders.values():
+            folder.close()
+
+
+def _stage(target: Path, data: bytes, staging: _Staging) -> str:
+    """Write ``data`` to a temp file beside ``target``, in its folder as ``staging`` opened it;
+    returns the temp file's name in that folder."""
+    folder = staging.folders[target.parent]
     try:
-        fd, tmp = staged_file(target)
+        tmp = folder.stage(target.name, data)
     except OSError as exc:
         # named after the file the user asked for, not the temp file beside it
         raise OSError(exc.errno, exc.strerror, str(target)) from None
-    created.append(Path(tmp))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise OSError(exc.errno, exc.strerror, str(target)) from None
-        raise
-    return Path(tmp)
+    staging.created.append((folder, tmp))
+    return tmp
 
 
 def export_sheet(
@@ -1402,28 +1421,36 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
             if abs_path.is_dir():
                 raise ExportError(f"cannot write {r}: a folder stands where that file goes ({abs_path})",
                                   hint="move the folder away, or export under another name")
-        created: list[Path] = []  # every temp file, listed by the worker the moment it exists
-        renamed: set[Path] = set()
+        # Each target's folder, created where missing and opened from the assets folder without
+        # following a symlink (POSIX): the files are then staged and renamed by name in it, so a
+        # folder swapped for a symlink after the checks above cannot take them out.
+        staging = _Staging()
         pool = ThreadPoolExecutor(max_workers=len(resolved))
         try:
-            for _kind, _r, abs_path, _data in resolved:
-                make_parents(assets_root, abs_path)
+            for _kind, r, abs_path, _data in resolved:
+                staging.folder(assets_root, abs_path, r)
             # Written and fsynced in parallel: the file system commits them together, which costs
             # one journal flush instead of one per file.
-            futures = [pool.submit(_stage, abs_path, data, created) for _k, _r, abs_path, data in resolved]
+            futures = [pool.submit(_stage, abs_path, data, staging) for _k, _r, abs_path, data in resolved]
             errors = [exc for exc in (f.exception() for f in futures) if exc is not None]
             if errors:
                 raise errors[0]
             # .meta first, the PNG second, the manifest last: a watcher that sees the PNG already
             # finds its settings, and the manifest never lists a file that is not there yet. An
             # interrupt waits until all of them are in place: never a PNG without its record.
+            # A folder swapped (for a symlink, say) while the files were staged is refused here,
+            # before anything is renamed into place: the staged files are in the folder that was
+            # opened, wherever it now is.
+            for folder in staging.folders.values():
+                folder.check_in_place()
             with _interrupts_deferred():
                 for fut, (_k, _r, abs_path, _d) in zip(futures, resolved):
-                    os.replace(fut.result(), abs_path)
-                    renamed.add(fut.result())
+                    staging.commit(fut.result(), abs_path)
             for path in stale:
                 with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                    remove_confined(assets_root, path)
+        except PathEscapeError:
+            raise  # a folder swapped for a symlink says so itself
         except OSError as exc:
             raise ExportError(f"cannot write {exc.filename or assets_root}: {exc.strerror or exc}",
                               hint="check that the assets folder is writable, has space, and that no file "
@@ -1432,10 +1459,7 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
             # An interrupt (Ctrl-C, SIGTERM) may land while the workers still write: they finish
             # first, so that no temp file appears after the clean-up.
             pool.shutdown(wait=True)
-            for tmp in created:
-                if tmp not in renamed:
-                    with contextlib.suppress(FileNotFoundError):
-                        tmp.unlink()
+            staging.clean_up()
 
     # the snippet shows the sprite 4x its true size: an image already enlarged needs less
     snippet = rust_snippet(sheet, final_rel, version, display_scale=DISPLAY_SCALE / upscale,

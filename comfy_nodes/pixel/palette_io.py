@@ -462,6 +462,21 @@ def palette_png_bytes(palette: Palette, *, swatch: int = 1) -> bytes:
 def write_palette(palette: Palette, path, *, swatch: int = 1) -> Path:
     """Write ``palette`` to ``path`` in the format of its extension (.hex, .gpl, .pal, .png)."""
     p = Path(path)
+    data = palette_file_bytes(palette, p, swatch=swatch)
+    try:
+        atomic_write_bytes(p, data)
+    except OSError as exc:
+        from .errors import ExportError
+
+        raise ExportError(f"cannot write palette file {p}: {exc.strerror or exc}",
+                          hint="check that the folder is writable and that no file stands where a folder is needed") from None
+    return p
+
+
+def palette_file_bytes(palette: Palette, path, *, swatch: int = 1) -> bytes:
+    """The content of a palette file named ``path``, in the format of its extension (.hex,
+    .gpl, .pal, .png): what :func:`write_palette` writes there."""
+    p = Path(path)
     ext = p.suffix.lower()
     if isinstance(swatch, bool) or not isinstance(swatch, (int, np.integer)) or swatch < 1:
         from .errors import InvalidArgumentError
@@ -480,11 +495,4 @@ def write_palette(palette: Palette, path, *, swatch: int = 1) -> Path:
             f"{p}: cannot write palette format {ext or '(no extension)'!r}",
             hint="use one of: " + ", ".join(WRITE_FORMATS),
         )
-    try:
-        atomic_write_bytes(p, data)
-    except OSError as exc:
-        from .errors import ExportError
-
-        raise ExportError(f"cannot write palette file {p}: {exc.strerror or exc}",
-                          hint="check that the folder is writable and that no file stands where a folder is needed") from None
-    return p
+    return data

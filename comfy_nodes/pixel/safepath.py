@@ -23,9 +23,11 @@ Two layers:
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Mapping
@@ -269,3 +271,292 @@ def _project_path(project: str, config: RootConfig) -> Path:
         if (root / text).is_dir():
             return confine(root, text)
     return confine(config.roots[0], text)
+
+
+# --- writing without following a symlink put there after the check (POSIX) -------------------
+#
+# ``confine`` checks a path, and the write comes later: a folder on the way replaced by a
+# symlink in between would take the write out of the root. Where the system opens files
+# relative to an open folder (``dir_fd``: Linux, macOS, the BSDs), the writers below never use
+# the path again: they open the root, then each folder from there with O_NOFOLLOW, and create,
+# rename and remove files by name inside the last one. A symlink met on the way is refused.
+# Elsewhere (Windows) they fall back to paths, checked as ``make_parents`` does.
+
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+#: whether writes go through folder file descriptors (False: paths, as on Windows)
+DIR_FD_WRITES = bool(_O_DIRECTORY and _O_NOFOLLOW) and all(
+    f in os.supports_dir_fd for f in (os.open, os.mkdir, os.rename, os.unlink, os.stat))
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux 4.7+)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _parts_inside(root: str | os.PathLike, path: str | os.PathLike, *, action: str = "write",
+                  hint: str | None = None) -> tuple[Path, tuple[str, ...]]:
+    """(real root, components of ``path`` under it). ``path``: relative text, checked with
+    :func:`confine`; or an absolute path as ``confine`` returned it, which must lie in the real
+    root (it is not resolved again: a symlink on it now is refused by the walk)."""
+    root_real = Path(os.path.realpath(os.fspath(root)))
+    text = os.fspath(path)
+    if os.path.isabs(text):
+        target = Path(os.path.normpath(text))
+    else:
+        target = confine(root, text, action=action, hint=hint)
+    if not _inside(target, root_real):
+        raise _refuse(text, root, "it is outside the root", action, hint)
+    return root_real, target.relative_to(root_real).parts
+
+
+def _open_dir(name: str, dir_fd: int | None) -> int:
+    return os.open(name, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dir_fd)
+
+
+def _walk_error(exc: OSError, part: str, parent_fd: int, shown: Path, what: str, root: str | os.PathLike,
+                action: str, hint: str | None) -> OSError:
+    """The error for a folder component that did not open: a symlink (O_NOFOLLOW refused it) is
+    an escape; anything else (a file where a folder goes) is the plain OSError, naming it."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+        try:
+            link = stat.S_ISLNK(os.stat(part, dir_fd=parent_fd, follow_symlinks=False).st_mode)
+        except OSError:
+            link = exc.errno == errno.ELOOP
+        if link:
+            return _refuse(what, root, f"{shown} is a symlink, not the folder that was checked; "
+                                       "nothing is written through it", action, hint)
+    return type(exc)(exc.errno, exc.strerror, str(shown))
+
+
+class ConfinedFolder:
+    """A folder inside a root in which files are written, renamed and removed by name.
+
+    With ``fd`` (POSIX) it is an open file descriptor reached from the root without following
+    any symlink, so the folder cannot be swapped for a link to elsewhere under the writer; with
+    ``fd`` None (Windows) the same methods work on ``path``. Use it as a context manager, or
+    call :meth:`close`."""
+
+    def __init__(self, path: Path, fd: int | None, root: str | os.PathLike | None = None, what: str | None = None):
+        self.path = path
+        self.fd = fd
+        self.root = root if root is not None else path
+        self.what = what if what is not None else os.fspath(path)
+
+    def check_in_place(self) -> None:
+        """``PathEscapeError`` when the folder opened is no longer the one at :attr:`path`
+        (moved away and replaced, by a symlink or anything else, since it was opened): what is
+        then written in it would not be where the caller thinks. No-op without ``fd``."""
+        if self.fd is None:
+            return
+        mine = os.fstat(self.fd)
+        try:
+            with open_folder(self.root, self.path, create=False, what=self.what) as now:
+                there = os.fstat(now.fd)
+        except FileNotFoundError:
+            there = None
+        if there is None or (there.st_dev, there.st_ino) != (mine.st_dev, mine.st_ino):
+            raise _refuse(self.what, self.root, f"{self.path} was replaced while it was being written to; "
+                                                "nothing was written through the replacement")
+
+    def __enter__(self) -> "ConfinedFolder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+
+    def _where(self, name: str) -> str | int:
+        return name if self.fd is not None else os.fspath(self.path / name)
+
+    def mode_for(self, name: str) -> int:
+        """The mode a file written as ``name`` gets: the replaced file's, or 0o666 less the
+        umask as a plain ``open`` gives."""
+        try:
+            if self.fd is not None:
+                st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode):
+                    return stat.S_IMODE(st.st_mode)
+            else:
+                return stat.S_IMODE(os.stat(self.path / name).st_mode)
+        except OSError:
+            pass
+        return 0o666 & ~_umask()
+
+    def stage(self, name: str, data: bytes) -> str:
+        """Write ``data`` to a new temp file ``.<name>.XXXXXXXX.tmp`` in this folder, fsynced,
+        with the mode ``name`` will have; returns the temp file's name. Nothing is left behind
+        on error."""
+        import secrets
+        import tempfile
+
+        mode = self.mode_for(name)
+        if self.fd is None:
+            fd, tmp_path = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.path)
+            tmp = os.path.basename(tmp_path)
+        else:
+            for _ in range(100):
+                tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+                try:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600,
+                                 dir_fd=self.fd)
+                    break
+                except FileExistsError:
+                    continue
+            else:  # pragma: no cover - 100 collisions of 32 random bits
+                raise FileExistsError(errno.EEXIST, "no free temp file name", str(self.path / name))
+        try:
+            try:
+                if hasattr(os, "fchmod"):
+                    os.fchmod(fd, mode)
+                else:
+                    os.chmod(self.path / tmp, mode)
+            except OSError:
+                pass  # a file system without modes (FAT) keeps its own
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            self.discard(tmp)
+            raise
+        return tmp
+
+    def commit(self, tmp: str, name: str) -> None:
+        """Rename the temp file ``tmp`` onto ``name`` (atomically, both in this folder)."""
+        if self.fd is not None:
+            os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        else:
+            os.replace(self.path / tmp, self.path / name)
+
+    def discard(self, name: str) -> None:
+        """Remove the file ``name`` from this folder; one already gone is no error."""
+        try:
+            if self.fd is not None:
+                os.unlink(name, dir_fd=self.fd)
+            else:
+                os.unlink(self.path / name)
+        except FileNotFoundError:
+            pass
+
+    def write(self, name: str, data: bytes) -> Path:
+        """``data`` written to ``name`` in this folder atomically (temp file, fsync, rename)."""
+        tmp = self.stage(name, data)
+        try:
+            self.check_in_place()
+            self.commit(tmp, name)
+        except BaseException:
+            self.discard(tmp)
+            raise
+        return self.path / name
+
+
+def open_folder(root: str | os.PathLike, folder: str | os.PathLike, *, create: bool = True,
+                action: str = "write", hint: str | None = None, what: str | None = None) -> ConfinedFolder:
+    """The folder ``folder`` inside ``root`` (relative text, or an absolute path as
+    :func:`confine` gave it), opened for writing by name; missing folders are created when
+    ``create``. On POSIX every component is opened from the real root with O_NOFOLLOW: a symlink
+    on the way (one swapped in after ``confine`` checked the path) raises ``PathEscapeError``
+    naming it, and nothing is created past it. ``folder`` equal to the root opens the root.
+    ``what``: the path an error message names (default ``folder``)."""
+    text = os.fspath(folder)
+    what = text if what is None else what
+    root_real = Path(os.path.realpath(os.fspath(root)))
+    if os.path.isabs(text) and Path(os.path.normpath(text)) == root_real:
+        parts: tuple[str, ...] = ()
+    else:
+        root_real, parts = _parts_inside(root, folder, action=action, hint=hint)
+    path = root_real.joinpath(*parts)
+    if not DIR_FD_WRITES:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        real = Path(os.path.realpath(path))
+        if not _inside(real, root_real):
+            raise _refuse(what, root, f"{path} resolves to {real}, outside the root", action, hint)
+        return ConfinedFolder(path, None, root, what)
+    try:
+        fd = os.open(root_real, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    except FileNotFoundError:
+        if not create:
+            raise
+        root_real.mkdir(parents=True, exist_ok=True)  # the root itself, as the user named it
+        fd = os.open(root_real, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    shown = root_real
+    try:
+        for part in parts:
+            shown = shown / part
+            try:
+                try:
+                    nfd = _open_dir(part, fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    try:
+                        os.mkdir(part, 0o777, dir_fd=fd)
+                    except FileExistsError:
+                        pass  # made meanwhile: opened (and checked) below like any other
+                    nfd = _open_dir(part, fd)
+            except OSError as exc:
+                raise _walk_error(exc, part, fd, shown, what, root, action, hint) from None
+            os.close(fd)
+            fd = nfd
+    except BaseException:
+        os.close(fd)
+        raise
+    return ConfinedFolder(path, fd, root, what)
+
+
+def write_confined(root: str | os.PathLike, path: str | os.PathLike, data: bytes, *,
+                   hint: str | None = None) -> Path:
+    """Write ``data`` to ``path`` inside ``root`` atomically (temp file in the same folder,
+    fsync, rename; no partial file is left on error) and return where it went.
+
+    ``path``: a relative asset path (checked with :func:`confine`) or an absolute path as
+    ``confine`` returned it. Missing folders are created. Unlike ``confine`` + a plain write, a
+    folder on the way swapped for a symlink after the check cannot carry the write out of the
+    root: on POSIX the folders are walked with O_NOFOLLOW from the real root and the file is
+    created and renamed relative to the last one (``PathEscapeError``); where the system lacks
+    that (Windows) folders are re-checked after being created, as ``make_parents`` does.
+    """
+    root_real, parts = _parts_inside(root, path, hint=hint)
+    if not parts:
+        raise _refuse(os.fspath(path), root, "it does not name a file inside the root", "write", hint)
+    with open_folder(root, root_real.joinpath(*parts[:-1]), hint=hint, what=os.fspath(path)) as folder:
+        try:
+            return folder.write(parts[-1], data)
+        except PathEscapeError:
+            raise
+        except OSError as exc:
+            # named after the file asked for, not the temp file beside it
+            raise type(exc)(exc.errno, exc.strerror, str(folder.path / parts[-1])) from None
+
+
+def remove_confined(root: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Remove the file ``path`` inside ``root`` (as :func:`write_confined` takes it) without
+    following a folder on the way swapped for a symlink after the check (``PathEscapeError``):
+    a removal through one would delete a file outside the root. ``FileNotFoundError`` when the
+    file or one of its folders is not there."""
+    root_real, parts = _parts_inside(root, path, action="remove")
+    if not parts:
+        raise _refuse(os.fspath(path), root, "it does not name a file inside the root", "remove")
+    with open_folder(root, root_real.joinpath(*parts[:-1]), create=False, action="remove",
+                     what=os.fspath(path)) as folder:
+        if folder.fd is not None:
+            os.unlink(parts[-1], dir_fd=folder.fd)
+        else:
+            os.unlink(folder.path / parts[-1])
