@@ -605,7 +605,10 @@ import os, signal, sys
 real = os.replace
 def replace(src, dst, *a, **k):
     real(src, dst, *a, **k)
-    d = str(dst).replace(os.sep, "/")
+    d = str(dst)
+    if k.get("dst_dir_fd") is not None:  # renamed by name inside an opened folder
+        d = os.path.join(os.readlink(f"/proc/self/fd/{k['dst_dir_fd']}"), d)
+    d = d.replace(os.sep, "/")
     if "/assets/" in d and d.endswith(sys.argv[1]) and "/.dgx-pixels/" not in d:
         os.kill(os.getpid(), signal.SIGKILL)
 os.replace = replace
@@ -694,17 +697,23 @@ def test_a_second_batch_on_the_same_jobs_file_stops_at_once(world, comfy_server,
     import sys
 
     tmp_path, proj, art = world
-    jobs, truth = make_jobs(tmp_path, art, proj, 6, busy=24, servers=[comfy_server.url], seed0=340)
+    # enough work that the first batch is surely still running when the second starts (each job
+    # blurs a 1200 px image on the server's CPU)
+    jobs, truth = make_jobs(tmp_path, art, proj, 10, busy=200, servers=[comfy_server.url], seed0=340)
     journal = jobs.with_name(jobs.name + ".journal.jsonl")
     first = subprocess.Popen([sys.executable, "-m", "orchestrator", "batch", str(jobs), "--in-flight", "1", "-q"],
                              env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _poll(lambda: journal.exists() and '"submitted"' in journal.read_text(), time.monotonic() + 120,
-              "the first batch submitting")
+              "the first batch submitting", interval=0.05)
         t0 = time.monotonic()
         rc = main(["batch", str(jobs), "-q"])
         err = capsys.readouterr().err
-        assert rc == 1 and time.monotonic() - t0 < 20, err
+        if rc != 1:
+            first_out = first.communicate(timeout=240) if first.poll() is None else first.communicate()
+            raise AssertionError(f"second batch: exit {rc}, {err!r}; first batch: exit {first.returncode}, "
+                                 f"{first_out!r}; journal: {journal.read_text()!r}")
+        assert time.monotonic() - t0 < 20, err
         assert "another dgx-pixels batch is running this jobs file" in err
         out, err = first.communicate(timeout=240)
     finally:
