@@ -461,26 +461,37 @@ def test_an_absolute_asset_folder_is_refused_not_read_as_relative(dirs):
         Watcher(drop, proj, asset_dir="/abs")
 
 
-def test_an_animated_file_is_reported_not_deployed_as_its_first_frame(dirs):
-    """An animated WebP or APNG (ComfyUI's SaveAnimatedWEBP / SaveAnimatedPNG) used to reach the
-    game as its first frame alone, reported as deployed."""
+def _animated_reported_still_deployed(dirs, animated: str, write_animated, write_still) -> Path:
+    """Watch ``dirs``: ``write_animated(path)`` makes ``animated`` in the drop folder, then
+    ``write_still(folder)`` a still ``still.*``; the first must be reported as an animation and
+    not deployed, the second deployed as sprites/still.png. Returns the project."""
     drop, proj = dirs
-    frames = [Image.fromarray(np.full((8, 8, 4), (40 * i, 90, 200, 255), np.uint8), "RGBA") for i in range(3)]
     rec = Recorder()
     w = Watcher(drop, proj, asset_dir="sprites/", debounce=0.1, on_event=rec)
     w.start()
     try:
         rec.wait_for("ready")
-        frames[0].save(drop / "run.webp", save_all=True, append_images=frames[1:], duration=100, lossless=True)
+        write_animated(drop / animated)
         rec.wait_for("failed", 1)
-        (drop / "still.png").write_bytes(png_bytes(40))
+        write_still(drop)
         rec.wait_for("deployed", 1)
     finally:
         w.stop()
     (failed,) = rec.of("failed")
-    assert failed["file"] == str(drop / "run.webp")
+    assert failed["file"] == str(drop / animated)
     assert "is an animation of 3 frames, and deploy writes one still image" in failed["error"]
     assert [e["asset"] for e in rec.of("deployed")] == ["sprites/still.png"]
+    return proj
+
+
+def test_an_animated_file_is_reported_not_deployed_as_its_first_frame(dirs):
+    """An animated WebP or APNG (ComfyUI's SaveAnimatedWEBP / SaveAnimatedPNG) used to reach the
+    game as its first frame alone, reported as deployed."""
+    frames = [Image.fromarray(np.full((8, 8, 4), (40 * i, 90, 200, 255), np.uint8), "RGBA") for i in range(3)]
+    proj = _animated_reported_still_deployed(
+        dirs, "run.webp",
+        lambda p: frames[0].save(p, save_all=True, append_images=frames[1:], duration=100, lossless=True),
+        lambda folder: (folder / "still.png").write_bytes(png_bytes(40)))
     assert not (proj / "assets" / "sprites" / "run.png").exists()
 
 
@@ -498,22 +509,8 @@ def test_gif_files_are_watched_an_animated_one_reported_a_still_one_deployed(dir
     part.write_bytes(whole)
     assert is_complete_image(part)
 
-    drop, proj = dirs
-    rec = Recorder()
-    w = Watcher(drop, proj, asset_dir="sprites/", debounce=0.1, on_event=rec)
-    w.start()
-    try:
-        rec.wait_for("ready")
-        (drop / "walk.gif").write_bytes(whole)
-        rec.wait_for("failed", 1)
-        frames[1].save(drop / "still.gif")
-        rec.wait_for("deployed", 1)
-    finally:
-        w.stop()
-    (failed,) = rec.of("failed")
-    assert failed["file"] == str(drop / "walk.gif")
-    assert "is an animation of 3 frames, and deploy writes one still image" in failed["error"]
-    assert [e["asset"] for e in rec.of("deployed")] == ["sprites/still.png"]
+    proj = _animated_reported_still_deployed(dirs, "walk.gif", lambda p: p.write_bytes(whole),
+                                             lambda folder: frames[1].save(folder / "still.gif"))
     assert Image.open(proj / "assets" / "sprites" / "still.png").format == "PNG"
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputImageError
+from .safepath import current_umask
 
 # Pillow refuses larger images by default as a decompression-bomb guard; 16k x 16k is the
 # largest we promise to handle, so allow exactly that and no more.
@@ -182,27 +183,13 @@ def staged_file(target: Path) -> tuple[int, str]:
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
-        mode = 0o666 & ~_umask()
+        mode = 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.chmod(tmp, mode)
     except OSError:
         pass  # a file system without modes (FAT) keeps its own
     return fd, tmp
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where the system tells it (Linux 4.7+)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    old = os.umask(0o022)
-    os.umask(old)
-    return old
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

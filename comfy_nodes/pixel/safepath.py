@@ -291,7 +291,7 @@ DIR_FD_WRITES = bool(_O_DIRECTORY and _O_NOFOLLOW) and all(
     f in os.supports_dir_fd for f in (os.open, os.mkdir, os.rename, os.unlink, os.stat))
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process's umask, read without changing it where the system tells it (Linux 4.7+)."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
@@ -396,7 +396,7 @@ class ConfinedFolder:
                 return stat.S_IMODE(os.stat(self.path / name).st_mode)
         except OSError:
             pass
-        return 0o666 & ~_umask()
+        return 0o666 & ~current_umask()
 
     def stage(self, name: str, data: bytes) -> str:
         """Write ``data`` to a new temp file ``.<name>.XXXXXXXX.tmp`` in this folder, fsynced,
