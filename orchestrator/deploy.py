@@ -279,7 +279,7 @@ def _check_replaceable(assets_root: Path, rel: str, entry: dict | None) -> None:
     overwritten without a word."""
     hint = ("move or rename that file, or deploy with overwrite policy 'version' (--overwrite version: "
             "writes NAME-2.png beside it)")
-    recorded = {f.get("path"): f.get("sha256") for f in (entry or {}).get("files", []) if isinstance(f, dict)}
+    recorded = _entry_files(entry or {})
     if entry is not None and isinstance(entry.get("sha256"), str):
         recorded[rel] = entry["sha256"]
     from comfy_nodes.pixel.safepath import confine
@@ -309,15 +309,19 @@ def _deployed_ids(project: Path, assets_dir: str) -> dict[str, dict]:
     return out
 
 
+def _entry_files(entry: dict) -> dict[str, str | None]:
+    """The files one manifest entry records (asset path -> sha256)."""
+    return {f["path"]: f.get("sha256") for f in entry.get("files") or []
+            if isinstance(f, dict) and isinstance(f.get("path"), str)}
+
+
 def _recorded_files(project: Path, assets_dir: str) -> dict[str, str | None]:
     """Every file the project's manifest records (asset path → sha256)."""
     from comfy_nodes.pixel.asset_manifest import read_manifest
 
     out: dict[str, str | None] = {}
     for e in read_manifest(project, assets_dir)["assets"]:
-        for f in e.get("files") or []:
-            if isinstance(f, dict) and isinstance(f.get("path"), str):
-                out[f["path"]] = f.get("sha256")
+        out.update(_entry_files(e))
         if isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str):
             out.setdefault(e["path"], e["sha256"])
     return out

@@ -271,9 +271,9 @@ class PixelMCP:
             workflow = str(self.paths.file(workflow))
         project = self.paths.project(bevy_project)
         check_relative(asset_path, project / "assets")
-        from comfy_nodes.pixel.asset_manifest import MANIFEST_DIR
+        from comfy_nodes.pixel.asset_manifest import MANIFEST_DIR, in_bookkeeping
 
-        if asset_path.split("/")[0].lower() == MANIFEST_DIR:
+        if in_bookkeeping(asset_path):
             raise PathEscapeError(f"refusing asset path {asset_path!r}: {MANIFEST_DIR}/ holds DGX-Pixels' own records",
                                   hint="choose a path outside assets/.dgx-pixels/, e.g. sprites/knight.png")
         if not asset_path.lower().endswith(".png"):

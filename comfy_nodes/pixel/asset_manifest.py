@@ -34,6 +34,13 @@ FORMAT_VERSION = 1
 _RECORDS_HINT = f"replace the symlink by a plain folder or file: {MANIFEST_DIR}/ holds DGX-Pixels' own records"
 
 
+def in_bookkeeping(rel: str) -> bool:
+    """Whether the asset path ``rel`` (relative to assets/, '/'-separated) lies in
+    ``.dgx-pixels/``, in any letter case (macOS and Windows ignore it): DGX-Pixels' own records,
+    never an asset."""
+    return rel.split("/")[0].lower() == MANIFEST_DIR
+
+
 def manifest_path(project: str | os.PathLike, assets_dir: str = "assets") -> Path:
     return Path(project) / assets_dir / MANIFEST_DIR / MANIFEST_NAME
 

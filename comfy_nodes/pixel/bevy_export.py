@@ -1253,7 +1253,7 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
         if not ron_target.endswith(".ron"):
             raise ExportError(f"bevy_asset_loader file {assets_ron!r} must end in .ron", hint="e.g. dynamic.assets.ron")
     for given in (rel, ron_target):
-        if given and given.split("/")[0].lower() == asset_manifest.MANIFEST_DIR:
+        if given and asset_manifest.in_bookkeeping(given):
             # the manifest and its lock live there (on macOS and Windows whatever the case): an
             # atlas named manifest.json would replace it
             raise ExportError(f"cannot export {given}: {asset_manifest.MANIFEST_DIR}/ holds DGX-Pixels' own records",
