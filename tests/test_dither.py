@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from comfy_nodes.pixel.color import srgb_to_oklab
+from comfy_nodes.pixel.color import ciede2000, oklab_to_cielab, srgb_to_oklab
 from comfy_nodes.pixel.dither import KERNELS, bayer_matrix, normalise_mode
 from comfy_nodes.pixel.errors import InvalidArgumentError
 from comfy_nodes.pixel.palette import Palette, quantize
@@ -98,15 +98,17 @@ def test_ordered_pattern_of_half_grey_is_checker_like():
 
 
 def _reference_error_diffusion(img, pal, kernel):
-    """Plain raster-order loop, the textbook algorithm, to check the wavefront version."""
+    """Plain raster-order loop, the textbook algorithm, to check the wavefront version: the
+    error is carried in OKLab, each pixel takes the CIEDE2000-nearest of all the colours."""
     lab = srgb_to_oklab(img[..., :3]).copy()
     pl = pal.to_oklab()
+    pl_cie = oklab_to_cielab(pl)
     h, w = lab.shape[:2]
     out = np.zeros((h, w), int)
     for y in range(h):
         for x in range(w):
             v = lab[y, x]
-            q = int(np.argmin(((pl - v) ** 2).sum(axis=1)))
+            q = int(np.argmin(ciede2000(oklab_to_cielab(v)[None], pl_cie)))
             out[y, x] = q
             e = v - pl[q]
             for dy, dx, wt in kernel:

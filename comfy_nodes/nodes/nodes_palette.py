@@ -266,7 +266,8 @@ class DGXPixelsPaletteQuantize(io.ComfyNode):
             display_name="Pixel Palette Quantize",
             category="DGX-Pixels/Palette",
             description=(
-                "Maps every opaque pixel of the batch to the palette (nearest colour in OKLab), optionally "
+                "Maps every opaque pixel of the batch to the palette (nearest colour by CIEDE2000, so hues "
+                "survive a small palette), optionally "
                 "dithered: Bayer 2/4/8 ordered patterns, or Floyd-Steinberg / Atkinson error diffusion. Every "
                 "frame uses the same palette. Alpha becomes binary (pixels below alpha_threshold turn fully "
                 "transparent). Output colours are exactly palette colours."

@@ -1,13 +1,13 @@
 """Dithering to a palette: ordered (Bayer) and error diffusion (Floyd-Steinberg, Atkinson).
 
-Both work in OKLab and return palette indices; ``palette.quantize`` turns them into colours.
+Both mix colours in OKLab, pick the nearest colour as ``match`` does (CIEDE2000 among the
+nearest in OKLab) and return palette indices; ``palette.quantize`` turns them into colours.
 
-Ordered dithering mixes two palette colours: a pixel at position t (0..1) along the segment
-from its nearest colour c1 to the partner c2 whose mix with c1 comes closest to it takes c2
-where t exceeds
-0.5 + strength * (bayer - 0.5). At strength 0 that is exactly nearest-colour mapping (t > 0.5
-means c2 is nearer); at strength 1 the share of c2 pixels equals t, so areas keep their mean
-colour. Unlike adding a fixed RGB offset, this dithers across hue as well as lightness and
+Ordered dithering mixes two palette colours: a pixel at position t (0..1) along the OKLab
+segment from its nearest colour c1 to the partner c2 whose mix with c1 comes closest to it
+takes c2 where t exceeds c + strength * (bayer - c), with c = 0.5, or 1 where t is past the
+middle (c1 is still the nearer by CIEDE2000). At strength 0 that is exactly nearest-colour
+mapping; at strength 1 the share of c2 pixels equals t, so areas keep their mean colour. Unlike adding a fixed RGB offset, this dithers across hue as well as lightness and
 never adds noise to pixels that already sit on a palette colour.
 
 Error diffusion is sequential in raster order. It runs as a wavefront: every pixel on the line
@@ -19,8 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from .color import srgb_to_oklab
 from .errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from .match import PaletteMatcher
 
 MODES = ("none", "bayer2", "bayer4", "bayer8", "floyd-steinberg", "atkinson")
 _ALIASES = {
@@ -61,9 +66,9 @@ def bayer_matrix(n: int) -> np.ndarray:
     return (m + 0.5) / (n * n)
 
 
-def _two_nearest(lab: np.ndarray, pal_lab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each row of ``lab``: its nearest palette index c1, the partner c2 whose mix with c1
-    comes closest to it, and its position t (0..1) along c1 -> c2.
+def _two_nearest(lab: np.ndarray, matcher: "PaletteMatcher") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each row of ``lab``: its nearest palette index c1 (as ``match`` judges it), the
+    partner c2 whose mix with c1 comes closest to it, and its position t (0..1) along c1 -> c2.
 
     The partner is usually the second nearest colour, but not always: between black, a dark
     grey and white, a mid grey nearest the dark grey has black second nearest, yet lies
@@ -71,21 +76,18 @@ def _two_nearest(lab: np.ndarray, pal_lab: np.ndarray) -> tuple[np.ndarray, np.n
     colour is no partner either. Those rows (the second nearest lies behind c1, or is c1
     again) look for the best mix among all colours.
     """
-    from .palette import _dot3
-
+    pal_lab = matcher.lab
     m = lab.shape[0]
     if pal_lab.shape[0] == 1:
         z = np.zeros(m, dtype=np.intp)
         return z, z, np.zeros(m)
     i1 = np.empty(m, dtype=np.intp)
     i2 = np.empty(m, dtype=np.intp)
-    p2 = (pal_lab**2).sum(axis=1)
-    pt = -2.0 * pal_lab.T
     chunk = max(1, 2_000_000 // pal_lab.shape[0])
     for s in range(0, m, chunk):
-        d = _dot3(lab[s : s + chunk], pt)
-        d += p2
-        a = np.argmin(d, axis=1)
+        part = lab[s : s + chunk]
+        d = matcher.distances(part)
+        a = matcher.pick(part, d)
         d[np.arange(d.shape[0]), a] = np.inf
         i1[s : s + chunk] = a
         i2[s : s + chunk] = np.argmin(d, axis=1)
@@ -121,7 +123,7 @@ def _best_partner(lab: np.ndarray, pal_lab: np.ndarray, i1: np.ndarray) -> np.nd
     return np.where(np.isfinite(resid[np.arange(len(best)), best]), best, i1)
 
 
-def ordered(img: np.ndarray, mask: np.ndarray, pal_lab: np.ndarray, size: int, strength: float) -> np.ndarray:
+def ordered(img: np.ndarray, mask: np.ndarray, matcher: "PaletteMatcher", size: int, strength: float) -> np.ndarray:
     """Palette indices (H, W) with Bayer ordered dithering of the given ``size`` (2, 4, 8)."""
     h, w = img.shape[:2]
     idx = np.zeros((h, w), dtype=np.intp)
@@ -130,17 +132,22 @@ def ordered(img: np.ndarray, mask: np.ndarray, pal_lab: np.ndarray, size: int, s
     from .palette import _key_histogram, _rgb_keys, _unpack_rgb
 
     values, _, inverse = _key_histogram(_rgb_keys(img)[mask], want_inverse=True)
-    i1, i2, t = _two_nearest(srgb_to_oklab(_unpack_rgb(values)), pal_lab)
+    i1, i2, t = _two_nearest(srgb_to_oklab(_unpack_rgb(values)), matcher)
+    # c1 is the nearest colour, yet up to half way to c2 in OKLab (t <= 0.5) or past it, where
+    # CIEDE2000 still prefers c1: the threshold leans from c1's side (never c2) at strength 0
+    # to the Bayer value at strength 1
+    centre = np.where(t > 0.5, 1.0, 0.5)[inverse]
     thr_tile = bayer_matrix(size)
     ys, xs = np.nonzero(mask)
-    thr = 0.5 + strength * (thr_tile[ys % size, xs % size] - 0.5)
+    thr = centre + strength * (thr_tile[ys % size, xs % size] - centre)
     choose2 = t[inverse] > thr
     idx[ys, xs] = np.where(choose2, i2[inverse], i1[inverse])
     return idx
 
 
-def error_diffusion(img: np.ndarray, mask: np.ndarray, pal_lab: np.ndarray, mode: str, strength: float) -> np.ndarray:
-    """Palette indices (H, W) by Floyd-Steinberg or Atkinson error diffusion in OKLab.
+def error_diffusion(img: np.ndarray, mask: np.ndarray, matcher: "PaletteMatcher", mode: str, strength: float) -> np.ndarray:
+    """Palette indices (H, W) by Floyd-Steinberg or Atkinson error diffusion in OKLab; each
+    pixel (its colour plus the error it received) takes the nearest colour as ``match`` judges it.
 
     ``strength`` 0..1 scales the error passed on (0 = nearest colour, 1 = full diffusion).
 
@@ -150,8 +157,6 @@ def error_diffusion(img: np.ndarray, mask: np.ndarray, pal_lab: np.ndarray, mode
     indexed by row. Slots are cleared after use; error aimed outside the image lands in cells
     that are never read.
     """
-    from .palette import _dot3
-
     kernel = KERNELS[mode]
     h, w = img.shape[:2]
     idx = np.zeros((h, w), dtype=np.intp)
@@ -168,8 +173,7 @@ def error_diffusion(img: np.ndarray, mask: np.ndarray, pal_lab: np.ndarray, mode
     span = 5
     assert all(dx + 2 * dy < span for dy, dx, _ in kernel)
     ring = np.zeros((span, h + 2, 3), dtype=np.float64)
-    p2 = (pal_lab**2).sum(axis=1)
-    pt = -2.0 * pal_lab.T
+    pal_lab = matcher.lab
     taps = [(dy, (dx + 2 * dy), wt * strength) for dy, dx, wt in kernel]
     stride = w - 2
     for u in range(w + 2 * (h - 1)):
@@ -185,9 +189,7 @@ def error_diffusion(img: np.ndarray, mask: np.ndarray, pal_lab: np.ndarray, mode
             sel = start + np.arange(n) * stride
         cur = ring[u % span]
         val = lab[sel] + cur[ylo : yhi + 1]
-        d = _dot3(val, pt)
-        d += p2
-        q = np.argmin(d, axis=1)
+        q = matcher.pick(val, matcher.distances(val))
         flat_idx[sel] = q
         e = val - pal_lab[q]
         e *= keep[sel][:, None]  # transparent pixels pass on no error

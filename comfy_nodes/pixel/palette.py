@@ -1,8 +1,10 @@
 """Palettes: the ``Palette`` type, adaptive palettes by k-means, and quantisation to a palette.
 
-All colour decisions happen in OKLab (``comfy_nodes.pixel.color``): nearest-colour matching,
-k-means clustering and the dithering offsets. Distances quoted in this module are Euclidean
-OKLab distances, where L runs 0..1 and a just-noticeable difference is about 0.02.
+Colours are clustered and mixed in OKLab (``comfy_nodes.pixel.color``): k-means and the
+dithering offsets. Distances quoted in this module are Euclidean OKLab distances, where L runs
+0..1 and a just-noticeable difference is about 0.02. Mapping a colour to a palette takes the
+nearest by CIEDE2000 among its nearest in OKLab (``comfy_nodes.pixel.match``): a palette's
+colours are far apart, and there OKLab alone trades hue for lightness.
 
 Transparent pixels (alpha below the threshold, 128 by default) never count as a colour: they
 are left out of adaptive palettes and come out of ``quantize`` as RGBA (0, 0, 0, 0).
@@ -19,10 +21,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .color import srgb_to_oklab
+from .color import _dot3, srgb_to_oklab
 from .dither import MODES as DITHER_MODES  # noqa: F401  (re-exported for callers)
 from .errors import InputImageError, InvalidArgumentError, PaletteError
 from .imageio import as_rgba
+from .match import PaletteMatcher
 
 
 # Automatic k: the smallest k for which every significant colour lies within this OKLab distance
@@ -202,16 +205,6 @@ def _as_frames(images, what: str = "images") -> list[np.ndarray]:
     if not frames:
         raise InputImageError(f"{what} is empty (no images)", hint="give at least one image")
     return [as_rgba(f, source=f"{what}[{i}]") for i, f in enumerate(frames)]
-
-
-def _dot3(x: np.ndarray, pt: np.ndarray) -> np.ndarray:
-    """x (M, 3) times pt (3, N) -> (M, N) without BLAS.
-
-    Skinny products like this gain nothing from BLAS, and a multi-threaded BLAS on a busy
-    machine makes them up to 100x slower (thread hand-off); einsum without ``optimize`` runs
-    its own single-threaded loop.
-    """
-    return np.einsum("ij,jk->ik", x, pt)
 
 
 def nearest_indices(lab: np.ndarray, palette_lab: np.ndarray) -> np.ndarray:
@@ -423,7 +416,8 @@ def quantize(
 ) -> np.ndarray:
     """Map every opaque pixel to a palette colour; returns (H, W, 4) uint8 RGBA.
 
-    Opaque pixels (alpha >= ``alpha_threshold``) get the nearest palette colour in OKLab, or a
+    Opaque pixels (alpha >= ``alpha_threshold``) get the nearest palette colour (CIEDE2000, see
+    ``match``), or a
     dithered choice (``dither``: 'none', 'bayer2', 'bayer4', 'bayer8', 'floyd-steinberg',
     'atkinson'); ``strength`` 0..1 scales the dither (0 = plain nearest colour). Output alpha is
     binary: 255 for those pixels, 0 (with RGB 0) for the others. With ``alpha_threshold=None``
@@ -445,14 +439,14 @@ def quantize(
     img = as_rgba(rgba, source="image")
     h, w = img.shape[:2]
     mask = _opaque_mask(img, alpha_threshold)
-    pal_lab = palette.to_oklab()
+    matcher = PaletteMatcher(palette.to_oklab())
 
     if mode == "none" or strength == 0.0:
-        idx = _map_nearest(img, mask, pal_lab)
+        idx = _map_nearest(img, mask, matcher)
     elif mode.startswith("bayer"):
-        idx = _dither.ordered(img, mask, pal_lab, int(mode[5:]), strength)
+        idx = _dither.ordered(img, mask, matcher, int(mode[5:]), strength)
     else:
-        idx = _dither.error_diffusion(img, mask, pal_lab, mode, strength)
+        idx = _dither.error_diffusion(img, mask, matcher, mode, strength)
 
     # One gather through an RGBA table whose extra last row is the transparent pixel.
     table = np.zeros((len(palette) + 1, 4), dtype=np.uint8)
@@ -465,13 +459,13 @@ def quantize(
     return out
 
 
-def _map_nearest(img: np.ndarray, mask: np.ndarray, pal_lab: np.ndarray) -> np.ndarray:
-    """Nearest palette index per pixel (H, W); computed once per distinct colour."""
+def _map_nearest(img: np.ndarray, mask: np.ndarray, matcher: PaletteMatcher) -> np.ndarray:
+    """Nearest palette index per pixel (H, W) (see ``match``); computed once per distinct colour."""
     idx = np.zeros(img.shape[:2], dtype=np.intp)
     if not mask.any():
         return idx
     values, _, inverse = _key_histogram(_rgb_keys(img)[mask], want_inverse=True)
-    nearest = nearest_indices(srgb_to_oklab(_unpack_rgb(values)), pal_lab)
+    nearest = matcher.nearest(srgb_to_oklab(_unpack_rgb(values)))
     idx[mask] = nearest[inverse]
     return idx
 
