@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import ipaddress
 import json
 import os
@@ -38,6 +37,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 from comfy_nodes.pixel.errors import DgxPixelsError, ExportError, InputImageError, InvalidArgumentError
+from orchestrator.models import sha256_file
 
 EventFn = Callable[[dict], None]
 
@@ -137,11 +137,7 @@ def _model_sha256(path: Path) -> str:
                 return e.sha256
     except Exception:  # noqa: BLE001 - no manifest: hash the file
         pass
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    _hash_cache[key] = h.hexdigest()
+    _hash_cache[key] = sha256_file(path)
     return _hash_cache[key]
 
 
@@ -221,14 +217,6 @@ def asset_paths_for(names: list[str], asset_path: str) -> list[str]:
     return [f"{stem}-{i}.png" for i in range(1, len(names) + 1)]
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def frame_count(path: str | os.PathLike) -> int:
     """Frames in an image file: 1 for a still image, n for an animated GIF, APNG or WebP (or a
     multi-page TIFF); 1 when Pillow cannot tell (decoding the file reports that itself)."""
@@ -293,7 +281,7 @@ def _check_replaceable(assets_root: Path, rel: str, entry: dict | None) -> None:
             raise ExportError(f"{path} exists and dgx-pixels never wrote it (the project's manifest has no record of "
                               f"{rel}); replace would overwrite it", hint=hint)
         want = recorded.get(name)
-        if want is not None and _sha256_file(path) != want:
+        if want is not None and sha256_file(path) != want:
             raise ExportError(f"{path} was changed since dgx-pixels wrote it (its sha256 is not the recorded one); "
                               "replace would overwrite that edit", hint=hint)
 
@@ -384,7 +372,7 @@ def _clear_interrupted(project: Path, assets_dir: str, it: "_Item", img: Any, *,
         for base in bases:
             for name in names(base):
                 p = confine(assets_root, name, action="read")
-                if p.is_file() and not (assets_root / name).is_symlink() and (name not in recorded or _sha256_file(p) != recorded[name]):
+                if p.is_file() and not (assets_root / name).is_symlink() and (name not in recorded or sha256_file(p) != recorded[name]):
                     out.setdefault(base, []).append((name, p))
         return out
 
@@ -419,7 +407,7 @@ def _clear_interrupted(project: Path, assets_dir: str, it: "_Item", img: Any, *,
                 remove_confined(assets_root, tmp)
         for found in suspects(_recorded_files(project, assets_dir)).values():
             for name, p in found:
-                if expected.get(name) is not None and _sha256_file(p) == expected[name]:
+                if expected.get(name) is not None and sha256_file(p) == expected[name]:
                     with contextlib.suppress(FileNotFoundError):
                         remove_confined(assets_root, p)
 
@@ -465,7 +453,7 @@ def _deploy_items(
         check_not_onto_itself(it.source, project, it.asset_path, assets_dir)
         if not it.source.is_file():
             raise ExportError(f"output {it.source} is missing; nothing deployed", hint="run the job again")
-        actual = _sha256_file(it.source)
+        actual = sha256_file(it.source)
         if actual != it.sha256:
             raise ExportError(f"output {it.source} changed since it was downloaded (sha256 {actual[:12]} != {it.sha256[:12]}); nothing deployed",
                               hint="run the job again")
@@ -611,7 +599,7 @@ def deploy_file(
     frames = frame_count(p)
     if frames > 1:
         raise InputImageError(_animation_refused(p, frames), hint=_animation_hint(p))
-    digest = _sha256_file(p)
+    digest = sha256_file(p)
     prov = {"source": {"file": str(p.resolve()), "sha256": digest, "size": p.stat().st_size},
             "node_pack_version": node_pack_version(), "time": now_iso(), "deploy_id": deploy_id}
     prov.update(png_workflow_facts(p))
