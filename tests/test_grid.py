@@ -1874,3 +1874,37 @@ def test_frames_drawn_out_of_phase_come_back_at_their_size_not_doubled():
     in_phase = [frames[0], frames[2], frames[0]]
     grids = G.frame_grids(in_phase)
     assert grids[0] is grids[1] is grids[2]
+
+
+def test_shared_frame_colours_gives_a_colour_one_value_over_the_frames():
+    """A colour read a level or two apart in each frame becomes one colour; two near colours of
+    one frame stay two; a colour no other frame has keeps its value; alpha is untouched."""
+    a = np.zeros((4, 4, 4), np.uint8)
+    a[..., 3] = 255
+    a[:2, :, :3] = (177, 62, 83)
+    a[2:, :, :3] = (26, 28, 44)
+    a[3, 3] = (30, 30, 30, 0)  # transparent: left as it is
+    b = a.copy()
+    b[:2, :, :3] = (175, 61, 84)
+    b[2:, :3, :3] = (25, 27, 43)
+    b[2:, 3, :3] = (24, 29, 45)  # near the outline too, but in the same frame as its other reading
+    b[3, 3] = (30, 30, 30, 0)
+    c = a.copy()
+    c[0, 0, :3] = (0, 120, 255)  # a colour of this frame only
+    orig = [f.copy() for f in (a, b, c)]
+    from comfy_nodes.pixel.cells import shared_frame_colours
+
+    out = shared_frame_colours([a, b, c])
+    for f, o in zip((a, b, c), orig):
+        np.testing.assert_array_equal(f, o)  # inputs untouched
+    red = {tuple(o[1, 1, :3]) for o in out}
+    assert len(red) == 1 and max(abs(int(x) - y) for x, y in zip(red.pop(), (176, 61, 83))) <= 1
+    assert len({tuple(o[2, 0, :3]) for o in out}) == 1
+    assert tuple(out[1][2, 3, :3]) != tuple(out[1][2, 0, :3])
+    assert tuple(out[2][0, 0]) == (0, 120, 255, 255)
+    for o in out:
+        assert tuple(o[3, 3]) == (30, 30, 30, 0)
+        assert (o[..., 3] == a[..., 3]).all()
+    assert [o.shape for o in shared_frame_colours([a, np.zeros((2, 3, 4), np.uint8)])] == [(4, 4, 4), (2, 3, 4)]
+    with pytest.raises(InvalidArgumentError, match="tolerance"):
+        shared_frame_colours([a, b], tolerance=-1)

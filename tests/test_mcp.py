@@ -212,6 +212,36 @@ def test_stdio_snaps_an_animation_on_one_grid_and_one_palette(tmp_path):
     assert "its name must be NAME.png" in errors["noname"] and not (game / "assets" / ".png").exists()
 
 
+
+def test_stdio_snap_of_animation_frames_gives_one_set_of_colours(tmp_path):
+    """Frames drawn one by one (each its own grid phase, noise and colour drift) snapped with
+    no colour reduction: every colour of the sprite comes out as one value in all frames."""
+    game = _project(tmp_path)
+    truth = samples.knight_walk()
+    frames = []
+    for i, t in enumerate(truth):
+        d = samples.degrade(t, cell=11.3, seed=100 + i, pad=4)
+        canvas = np.empty((192, 192, 3), np.uint8)
+        canvas[:] = (214, 208, 196)
+        canvas[: d.image.shape[0], : d.image.shape[1]] = d.image
+        frames.append(Image.fromarray(canvas))
+    frames[0].save(game / "walk.png", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+    async def go():
+        async with Client(_stdio(game, "http://127.0.0.1:9")) as c:
+            return await c.call_tool("snap_image", {"path": "walk.png", "output": "assets/walk",
+                                                    "transparent_background": True})
+
+    info = _run(go()).structured_content
+    assert (info["frames"], info["width"], info["height"]) == (4, 16, 16)
+    seen: dict = {}
+    for i, t in enumerate(truth):
+        g = np.asarray(Image.open(game / "assets" / "walk" / f"walk_{i:03d}.png").convert("RGBA"))
+        assert ((t[..., 3] > 0) == (g[..., 3] > 0)).all()
+        for tc, gc in zip(t[t[..., 3] > 0][:, :3], g[t[..., 3] > 0][:, :3]):
+            seen.setdefault(tuple(tc), set()).add(tuple(gc))
+    assert len(seen) == 7 and all(len(v) == 1 for v in seen.values()), seen
+
 def test_stdio_errors_name_the_tools_own_parameters(tmp_path):
     """A bad value of a tool parameter the core takes under another name (snap_image's ``cell``
     is the core's ``cell_w``/``cell_h``, ``colors`` its ``k``; generate's ``params`` the CLI's

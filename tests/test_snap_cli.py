@@ -345,3 +345,68 @@ def test_a_preview_too_large_is_refused_before_the_sprite_is_written(tmp_path):
     assert "error: --preview-scale 64 makes the 1024x1024 sprite a 65536x65536 preview, more than 16384 px on a side" \
         in p.stderr and "hint: use --preview-scale 16 or less" in p.stderr and "Traceback" not in p.stderr
     assert not out.exists() and not prev.exists()
+
+
+def _walk_frames(tmp_path, n: int = 4) -> tuple[list, list]:
+    """The sample knight's walk cycle degraded frame by frame, as a model draws each frame: the
+    same cell size, but each frame its own grid phase, jitter, noise and colour drift, on one
+    192 x 192 canvas. Returns (true RGBA frames, input paths)."""
+    from orchestrator import samples
+
+    truth = samples.knight_walk()[:n]
+    srcs = []
+    for i, t in enumerate(truth):
+        d = samples.degrade(t, cell=11.3, seed=100 + i, pad=4)
+        canvas = np.empty((192, 192, 3), np.uint8)
+        canvas[:] = (214, 208, 196)
+        canvas[: d.image.shape[0], : d.image.shape[1]] = d.image
+        srcs.append(tmp_path / f"walk_{i:02d}.png")
+        Image.fromarray(canvas).save(srcs[-1])
+    return truth, srcs
+
+
+def _outputs_per_true_colour(truth: list, got: list) -> dict:
+    """Each true colour -> the set of colours it came out as, over all frames."""
+    seen: dict = {}
+    for t, g in zip(truth, got):
+        both = (t[..., 3] > 0) & (g[..., 3] > 0)
+        for tc, gc in zip(t[both][:, :3], g[both][:, :3]):
+            seen.setdefault(tuple(tc), set()).add(tuple(gc))
+    return seen
+
+
+def test_snap_frames_without_colours_do_not_flicker(tmp_path):
+    """Without --colors each frame's colours are read afresh, a level or two apart from the
+    next frame's: the frames still share one set of colours, and --colors K above the sprite's
+    count does not split one of them between frames."""
+    truth, srcs = _walk_frames(tmp_path)
+    out = tmp_path / "snapped"
+    for extra in ([], ["--colors", "8"]):
+        p = run(*map(str, srcs), "-o", str(out), "--transparent-bg", *extra)
+        assert p.returncode == 0, p.stderr
+        got = [np.array(Image.open(out / s.name).convert("RGBA")) for s in srcs]
+        assert {g.shape for g in got} == {(16, 16, 4)}
+        for t, g in zip(truth, got):
+            assert ((t[..., 3] > 0) == (g[..., 3] > 0)).all()
+        seen = _outputs_per_true_colour(truth, got)
+        assert len(seen) == 7
+        assert all(len(v) == 1 for v in seen.values()), (extra, {k: v for k, v in seen.items() if len(v) > 1})
+        opaque = np.concatenate([g[g[..., 3] > 0][:, :3] for g in got])
+        assert len(np.unique(opaque, axis=0)) == 7
+
+
+def test_snap_frames_at_whole_pixel_blocks_keep_their_own_near_shades(tmp_path):
+    """Frames enlarged by whole pixels hold the artist's own colours: a highlight two levels
+    brighter in one frame (a flash) is kept, not merged with the other frames' colour."""
+    base = sprite()
+    flash = base.copy()
+    flash[(base == 240).all(-1)] = (243, 243, 243)
+    srcs = []
+    for i, f in enumerate((base, flash)):
+        srcs.append(tmp_path / f"f{i}.png")
+        Image.fromarray(np.repeat(np.repeat(f, 6, axis=0), 6, axis=1)).save(srcs[-1])
+    out = tmp_path / "o"
+    p = run(*map(str, srcs), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    assert np.array_equal(np.array(Image.open(out / "f0.png").convert("RGB")), base)
+    assert np.array_equal(np.array(Image.open(out / "f1.png").convert("RGB")), flash)

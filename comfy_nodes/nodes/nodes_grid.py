@@ -12,6 +12,7 @@ import numpy as np
 from comfy_api.latest import io, ui
 
 from ..pixel import grid as G
+from ..pixel.cells import shared_frame_colours
 from ..pixel.errors import InputImageError, InvalidArgumentError, NoGridFoundError
 from ..pixel.imageio import largest_nearest_scale, upscale_nearest
 from ..pixel.sheet import PREVIEW_MAX_PIXELS
@@ -104,8 +105,9 @@ class DGXPixelsGridSnap(io.ComfyNode):
                              tooltip="Height of the sprite in art pixels (mode 'size')."),
                 io.Boolean.Input("batch_shared_grid", default=True,
                                  tooltip="Detect one grid on the first frame and use it for every frame "
-                                         "(animation frames must share a grid). Off: each frame is detected "
-                                         "on its own and all must come out the same size."),
+                                         "(animation frames must share a grid), and give the frames one set of "
+                                         "colours (a colour does not flicker between frames). Off: each frame is "
+                                         "detected on its own and all must come out the same size."),
                 io.Combo.Input("on_no_grid", options=["error", "passthrough"], default="error",
                                tooltip="When no grid is found: stop with an error, or pass the image through "
                                        "unchanged (cell size 1)."),
@@ -174,6 +176,10 @@ class DGXPixelsGridSnap(io.ComfyNode):
                 f"the frames snapped to different sizes ({listing}); one IMAGE batch needs one size",
                 hint="turn on batch_shared_grid, or use mode 'size' with a target width and height")
         sprites = [r.image for r in results]
+        if one_grid and not all(r.grid.exact for r in results):
+            # frames of one animation: a colour read a level or two apart in each frame would
+            # flicker. Frames read off whole-pixel blocks keep their own colours, near shades included.
+            sprites = shared_frame_colours(sprites)
         out = rgba_list_to_image(sprites, keep_alpha=True)
         m = rgba_to_mask(sprites)
         # the preview only shows the sprite: a scale too large for it is lowered, not an error

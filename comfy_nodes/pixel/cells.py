@@ -11,10 +11,11 @@ a true colour get one colour again.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .errors import InvalidArgumentError
 from .imageio import as_rgba
 from .stats import median
 
@@ -467,3 +468,75 @@ def _blur2(a: np.ndarray, sigma: float) -> np.ndarray:
     wr, wc = mat(r), mat(c)
     t = (wr @ a.reshape(r, c * ch)).reshape(r, c, ch)
     return np.matmul(wc, t)  # (c, c) @ (r, c, ch) -> blur along the columns per row
+
+
+#: Frames' colours closer than this (Euclidean OKLab) are one colour of the animation: the
+#: radius within which snap already merges one frame's cells, and well above the 1-3 levels a
+#: re-drawn frame's noise moves a colour (white at 244 comes back anywhere in 236..249).
+SHARED_COLOUR_TOLERANCE = 0.035
+#: Frames with more distinct colours than this are scenes or gradients, not palette art: their
+#: colours are left as they are (matching them would cost a colours x clusters matrix).
+MAX_SHARED_COLOURS = 1024
+
+
+def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHARED_COLOUR_TOLERANCE) -> list[np.ndarray]:
+    """One set of colours for all ``frames`` (animation frames, (H, W, 4) uint8 each; sizes
+    may differ), so that the same colour does not flicker from one frame to the next.
+
+    Snapping reads every frame's colours afresh, so a colour of the sprite comes back a level
+    or two off in each frame (noise and drift differ per frame). Here each colour of a frame is
+    matched to the nearest colour already seen in earlier frames within ``tolerance``
+    (Euclidean OKLab) and takes the pixel-weighted mean of its matches; two colours of one frame
+    are never merged (the frame itself tells them apart). Pixels with alpha 0 are left as they
+    are; alpha is never changed. Frames with more than ``MAX_SHARED_COLOURS`` distinct colours
+    are returned unchanged. Returns new arrays; the inputs are not modified.
+    """
+    from .color import oklab_to_srgb8, srgb_to_oklab
+
+    if not tolerance >= 0:
+        raise InvalidArgumentError(f"tolerance must be >= 0 (OKLab distance), got {tolerance}")
+    imgs = [as_rgba(f, source=f"frames[{i}]").copy() for i, f in enumerate(frames)]
+    if len(imgs) < 2:
+        return imgs
+    per_frame = []
+    for img in imgs:
+        seen = img[..., 3] > 0
+        keys = (img[..., 0].astype(np.int32) << 16) | (img[..., 1].astype(np.int32) << 8) | img[..., 2]
+        uniq, inv, counts = np.unique(keys[seen], return_inverse=True, return_counts=True)
+        if len(uniq) > MAX_SHARED_COLOURS:
+            return imgs
+        per_frame.append((seen, uniq, inv, counts))
+    sums = np.zeros((0, 3))  # per cluster: pixel-weighted sum of OKLab colours
+    weights = np.zeros(0)
+    labels = []
+    for _, uniq, _, counts in per_frame:
+        rgb = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.uint8)
+        lab = srgb_to_oklab(rgb)
+        lbl = np.full(len(uniq), -1, np.intp)
+        if len(weights) and len(uniq):
+            centres = sums / weights[:, None]
+            d = np.sqrt(((lab[:, None, :] - centres[None, :, :]) ** 2).sum(-1))
+            ci, ki = np.nonzero(d <= tolerance)
+            # nearest pairs first, each colour and each cluster used once per frame
+            taken = np.zeros(len(weights), bool)
+            for j in np.argsort(d[ci, ki], kind="stable"):
+                c, k = ci[j], ki[j]
+                if lbl[c] < 0 and not taken[k]:
+                    lbl[c] = k
+                    taken[k] = True
+        fresh = np.flatnonzero(lbl < 0)
+        lbl[fresh] = len(weights) + np.arange(len(fresh))
+        sums = np.concatenate([sums, np.zeros((len(fresh), 3))])
+        weights = np.concatenate([weights, np.zeros(len(fresh))])
+        np.add.at(sums, lbl, lab * counts[:, None])
+        np.add.at(weights, lbl, counts)
+        labels.append((lbl, rgb))
+    merged = np.bincount(np.concatenate([lbl for lbl, _ in labels]), minlength=len(weights)) > 1
+    shared = oklab_to_srgb8(sums / np.maximum(weights, 1)[:, None])
+    out = []
+    for img, (seen, _, inv, _), (lbl, rgb) in zip(imgs, per_frame, labels):
+        # a colour no other frame shares keeps its exact value (no OKLab round trip)
+        colours = np.where(merged[lbl][:, None], shared[lbl], rgb)
+        img[seen, :3] = colours[inv]
+        out.append(img)
+    return out

@@ -89,7 +89,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cells import sample_cells, sample_coords
+from .cells import sample_cells, sample_coords, shared_frame_colours
 from .errors import InputImageError, InvalidArgumentError, NoGridFoundError
 from .imageio import as_rgba
 from .stats import median, quantile
@@ -2715,7 +2715,13 @@ def frame_grids(frames, **overrides) -> list[Grid]:
 
 
 def snap_batch(frames, grid: Grid | None = None, **kwargs) -> list[SnapResult]:
-    """Snap every frame at one size: on ``grid`` when given, else on :func:`frame_grids`."""
+    """Snap every frame at one size: on ``grid`` when given, else on :func:`frame_grids`.
+
+    The frames are one animation, so they get one set of colours
+    (:func:`~comfy_nodes.pixel.cells.shared_frame_colours`): each frame's colours are read
+    afresh, a level or two apart from the last frame's, and would flicker. Frames read off
+    whole-pixel blocks (every grid exact) keep their own colours, near shades included.
+    """
     frames = list(frames)
     overrides = {k: kwargs.pop(k) for k in ("cell", "cell_w", "cell_h", "width", "height") if k in kwargs}
     grids = [grid] * len(frames) if grid is not None else frame_grids(frames, **overrides)
@@ -2726,6 +2732,9 @@ def snap_batch(frames, grid: Grid | None = None, **kwargs) -> list[SnapResult]:
             raise InputImageError(f"frame {i} is {a.shape[1]}x{a.shape[0]}, the grid was found on "
                                   f"{g.source_size[0]}x{g.source_size[1]}")
         out.append(snap(a, g, source=f"frame {i}", **kwargs))
+    if len(out) > 1 and not all(r.grid.exact for r in out):
+        shared = shared_frame_colours([r.image for r in out])
+        out = [dataclasses.replace(r, image=img) for r, img in zip(out, shared)]
     return out
 
 

@@ -207,6 +207,8 @@ def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
                                   hint="snap frames of different sizes in separate runs")
     results = G.snap_batch([img for _, _, img in frames], background="transparent" if args.transparent_bg else "keep", bg_holes=args.holes,
                            **_overrides(args))
+    # snap_batch gives the frames one set of colours before any reduction (which would
+    # otherwise split a colour between frames)
     grid, imgs = results[0].grid, [r.image for r in results]
     if args.colors is not None or args.palette is not None:
         imgs = _reduce_colours(imgs, args)
