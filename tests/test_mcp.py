@@ -216,15 +216,11 @@ def test_stdio_snaps_an_animation_on_one_grid_and_one_palette(tmp_path):
 def test_stdio_snap_of_animation_frames_gives_one_set_of_colours(tmp_path):
     """Frames drawn one by one (each its own grid phase, noise and colour drift) snapped with
     no colour reduction: every colour of the sprite comes out as one value in all frames."""
+    from support.animation import drawn_walk_frames, outputs_per_true_colour
+
     game = _project(tmp_path)
-    truth = samples.knight_walk()
-    frames = []
-    for i, t in enumerate(truth):
-        d = samples.degrade(t, cell=11.3, seed=100 + i, pad=4)
-        canvas = np.empty((192, 192, 3), np.uint8)
-        canvas[:] = (214, 208, 196)
-        canvas[: d.image.shape[0], : d.image.shape[1]] = d.image
-        frames.append(Image.fromarray(canvas))
+    truth, drawn = drawn_walk_frames()
+    frames = [Image.fromarray(f) for f in drawn]
     frames[0].save(game / "walk.png", save_all=True, append_images=frames[1:], duration=100, loop=0)
 
     async def go():
@@ -234,12 +230,11 @@ def test_stdio_snap_of_animation_frames_gives_one_set_of_colours(tmp_path):
 
     info = _run(go()).structured_content
     assert (info["frames"], info["width"], info["height"]) == (4, 16, 16)
-    seen: dict = {}
-    for i, t in enumerate(truth):
-        g = np.asarray(Image.open(game / "assets" / "walk" / f"walk_{i:03d}.png").convert("RGBA"))
+    got = [np.asarray(Image.open(game / "assets" / "walk" / f"walk_{i:03d}.png").convert("RGBA"))
+           for i in range(len(truth))]
+    for t, g in zip(truth, got):
         assert ((t[..., 3] > 0) == (g[..., 3] > 0)).all()
-        for tc, gc in zip(t[t[..., 3] > 0][:, :3], g[t[..., 3] > 0][:, :3]):
-            seen.setdefault(tuple(tc), set()).add(tuple(gc))
+    seen = outputs_per_true_colour(truth, got)
     assert len(seen) == 7 and all(len(v) == 1 for v in seen.values()), seen
 
 def test_stdio_errors_name_the_tools_own_parameters(tmp_path):

@@ -196,22 +196,13 @@ def test_placeholder_mask_from_load_image_is_ignored():
 def test_batch_frames_share_one_set_of_colours():
     """Frames drawn one by one (each its own grid phase, noise and colour drift) come out of a
     shared-grid batch with one value per colour of the sprite, in every frame."""
-    from orchestrator import samples
+    from support.animation import drawn_walk_frames, outputs_per_true_colour
 
-    truth = samples.knight_walk()
-    imgs = []
-    for i, t in enumerate(truth):
-        d = samples.degrade(t, cell=11.3, seed=100 + i, pad=4)
-        canvas = np.empty((192, 192, 3), np.uint8)
-        canvas[:] = (214, 208, 196)
-        canvas[: d.image.shape[0], : d.image.shape[1]] = d.image
-        imgs.append(canvas)
+    truth, imgs = drawn_walk_frames()
     img, *_ = DGXPixelsGridSnap.execute(as_tensor(imgs), alpha="transparent_background").result
     got = np.round(img.numpy() * 255).astype(np.uint8)
     assert got.shape == (4, 16, 16, 4)
-    seen: dict = {}
     for t, g in zip(truth, got):
         assert ((t[..., 3] > 0) == (g[..., 3] > 0)).all()
-        for tc, gc in zip(t[t[..., 3] > 0][:, :3], g[t[..., 3] > 0][:, :3]):
-            seen.setdefault(tuple(tc), set()).add(tuple(gc))
+    seen = outputs_per_true_colour(truth, list(got))
     assert len(seen) == 7 and all(len(v) == 1 for v in seen.values()), seen

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 from PIL import Image
+from support.animation import drawn_walk_frames, outputs_per_true_colour
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -347,32 +348,14 @@ def test_a_preview_too_large_is_refused_before_the_sprite_is_written(tmp_path):
     assert not out.exists() and not prev.exists()
 
 
-def _walk_frames(tmp_path, n: int = 4) -> tuple[list, list]:
-    """The sample knight's walk cycle degraded frame by frame, as a model draws each frame: the
-    same cell size, but each frame its own grid phase, jitter, noise and colour drift, on one
-    192 x 192 canvas. Returns (true RGBA frames, input paths)."""
-    from orchestrator import samples
-
-    truth = samples.knight_walk()[:n]
+def _walk_frames(tmp_path) -> tuple[list, list]:
+    """The walk cycle drawn frame by frame (support.animation), saved as PNGs: (truth, paths)."""
+    truth, frames = drawn_walk_frames()
     srcs = []
-    for i, t in enumerate(truth):
-        d = samples.degrade(t, cell=11.3, seed=100 + i, pad=4)
-        canvas = np.empty((192, 192, 3), np.uint8)
-        canvas[:] = (214, 208, 196)
-        canvas[: d.image.shape[0], : d.image.shape[1]] = d.image
+    for i, f in enumerate(frames):
         srcs.append(tmp_path / f"walk_{i:02d}.png")
-        Image.fromarray(canvas).save(srcs[-1])
+        Image.fromarray(f).save(srcs[-1])
     return truth, srcs
-
-
-def _outputs_per_true_colour(truth: list, got: list) -> dict:
-    """Each true colour -> the set of colours it came out as, over all frames."""
-    seen: dict = {}
-    for t, g in zip(truth, got):
-        both = (t[..., 3] > 0) & (g[..., 3] > 0)
-        for tc, gc in zip(t[both][:, :3], g[both][:, :3]):
-            seen.setdefault(tuple(tc), set()).add(tuple(gc))
-    return seen
 
 
 def test_snap_frames_without_colours_do_not_flicker(tmp_path):
@@ -388,7 +371,7 @@ def test_snap_frames_without_colours_do_not_flicker(tmp_path):
         assert {g.shape for g in got} == {(16, 16, 4)}
         for t, g in zip(truth, got):
             assert ((t[..., 3] > 0) == (g[..., 3] > 0)).all()
-        seen = _outputs_per_true_colour(truth, got)
+        seen = outputs_per_true_colour(truth, got)
         assert len(seen) == 7
         assert all(len(v) == 1 for v in seen.values()), (extra, {k: v for k, v in seen.items() if len(v) > 1})
         opaque = np.concatenate([g[g[..., 3] > 0][:, :3] for g in got])
