@@ -1908,3 +1908,25 @@ def test_shared_frame_colours_gives_a_colour_one_value_over_the_frames():
     assert [o.shape for o in shared_frame_colours([a, np.zeros((2, 3, 4), np.uint8)])] == [(4, 4, 4), (2, 3, 4)]
     with pytest.raises(InvalidArgumentError, match="tolerance"):
         shared_frame_colours([a, b], tolerance=-1)
+
+
+def test_shared_frame_colours_leaves_frames_of_unrelated_colours_alone(monkeypatch):
+    """Frames whose colours stay apart in more groups than MAX_SHARED_GROUPS have no palette to
+    share (and would cost a large matrix): they come back as they are, near colours included."""
+    from comfy_nodes.pixel import cells
+
+    rng = np.random.default_rng(4)
+    frames = []
+    for i in range(3):
+        f = np.zeros((2, 5, 4), np.uint8)
+        f[..., 3] = 255
+        f[0, :, :3] = rng.integers(0, 256, (5, 3))
+        f[1, :, :3] = np.clip(f[0, :, :3].astype(int) + 1, 0, 255)  # a level off: would merge across frames
+        frames.append(f)
+    frames[1][0, :, :3] = np.clip(frames[0][0, :, :3].astype(int) + 2, 0, 255)  # frame 0's colours, 2 levels off
+    monkeypatch.setattr(cells, "MAX_SHARED_GROUPS", 12)
+    out = cells.shared_frame_colours(frames)
+    assert all(np.array_equal(o, f) for o, f in zip(out, frames)) and all(o is not f for o, f in zip(out, frames))
+    monkeypatch.setattr(cells, "MAX_SHARED_GROUPS", 8192)
+    out = cells.shared_frame_colours(frames)
+    assert not all(np.array_equal(o, f) for o, f in zip(out, frames))

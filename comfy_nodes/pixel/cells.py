@@ -477,6 +477,10 @@ SHARED_COLOUR_TOLERANCE = 0.035
 #: Frames with more distinct colours than this are scenes or gradients, not palette art: their
 #: colours are left as they are (matching them would cost a colours x clusters matrix).
 MAX_SHARED_COLOURS = 1024
+#: ... and frames whose colours, taken together, stay apart in more groups than this (each
+#: frame its own colours: no shared palette to restore) are returned as they are; it also
+#: bounds the frame-by-groups distance matrix (32 MB).
+MAX_SHARED_GROUPS = 8192
 
 
 def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHARED_COLOUR_TOLERANCE) -> list[np.ndarray]:
@@ -488,8 +492,9 @@ def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHA
     matched to the nearest colour already seen in earlier frames within ``tolerance``
     (Euclidean OKLab) and takes the pixel-weighted mean of its matches; two colours of one frame
     are never merged (the frame itself tells them apart). Pixels with alpha 0 are left as they
-    are; alpha is never changed. Frames with more than ``MAX_SHARED_COLOURS`` distinct colours
-    are returned unchanged. Returns new arrays; the inputs are not modified.
+    are; alpha is never changed. Frames with more than ``MAX_SHARED_COLOURS`` distinct colours,
+    or more than ``MAX_SHARED_GROUPS`` colours apart over all frames, are returned unchanged.
+    Returns new arrays; the inputs are not modified.
     """
     from .color import oklab_to_srgb8, srgb_to_oklab
 
@@ -514,8 +519,10 @@ def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHA
         lab = srgb_to_oklab(rgb)
         lbl = np.full(len(uniq), -1, np.intp)
         if len(weights) and len(uniq):
-            centres = sums / weights[:, None]
-            d = np.sqrt(((lab[:, None, :] - centres[None, :, :]) ** 2).sum(-1))
+            centres = (sums / weights[:, None]).astype(np.float32)
+            lab32 = lab.astype(np.float32)
+            d2 = (lab32 * lab32).sum(1)[:, None] + (centres * centres).sum(1)[None, :] - 2.0 * (lab32 @ centres.T)
+            d = np.sqrt(np.maximum(d2, 0.0))
             ci, ki = np.nonzero(d <= tolerance)
             # nearest pairs first, each colour and each cluster used once per frame
             taken = np.zeros(len(weights), bool)
@@ -531,6 +538,8 @@ def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHA
         np.add.at(sums, lbl, lab * counts[:, None])
         np.add.at(weights, lbl, counts)
         labels.append((lbl, rgb))
+        if len(weights) > MAX_SHARED_GROUPS:
+            return imgs
     merged = np.bincount(np.concatenate([lbl for lbl, _ in labels]), minlength=len(weights)) > 1
     shared = oklab_to_srgb8(sums / np.maximum(weights, 1)[:, None])
     out = []
