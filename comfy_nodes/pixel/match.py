@@ -11,8 +11,9 @@ formula and the one the benchmark scores, gives 0.0 % and 0.1 % there (CGA 5.3 %
 
 CIEDE2000 costs some forty array operations per pair, so each colour is compared with the
 ``SHORTLIST`` colours nearest to it in OKLab only: for uniformly random colours the
-CIEDE2000-nearest is among them 99.1-100 % of the time on the built-in palettes (NES, Endesga 32 and
-AAP-64 lowest), and the rest are near-ties.
+CIEDE2000-nearest is among them for 100 % of them on the 16-colour palettes and DawnBringer 32,
+99.97 % on Endesga 32, 99.99 % on AAP-64 and 99.87 % on NES; where it is not, the colour
+taken is at most 4.5 (CIEDE2000) farther than the best.
 """
 from __future__ import annotations
 
