@@ -120,3 +120,15 @@ def test_exact_ties_go_to_the_lower_index_and_small_palettes_are_exact():
     assert m.nearest(lab).tolist() == [0, 0, 1]
     assert PaletteMatcher(pal.to_oklab()[:1]).nearest(lab).tolist() == [0, 0, 0]
     assert m.nearest(np.zeros((0, 3))).shape == (0,)
+
+
+def test_colours_far_outside_the_colour_solid_get_a_colour_without_warnings():
+    import warnings
+
+    pal = builtin("gameboy")
+    far = np.array([[50.0, 80.0, -90.0], [-40.0, 0.0, 0.0], [1e6, -1e6, 1e6], [0.5, 0.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = PaletteMatcher(pal.to_oklab()).nearest(far)
+    assert got.shape == (4,) and ((got >= 0) & (got < len(pal))).all()
+    assert got[1] == int(np.argmin(pal.to_oklab()[:, 0]))  # far below black: the darkest green

@@ -23,6 +23,9 @@ from .color import _dot3, ciede2000, oklab_to_cielab
 
 #: how many OKLab-nearest palette colours each colour's CIEDE2000 comparison covers
 SHORTLIST = 16
+#: OKLab box the colours compared by CIEDE2000 are clipped to (sRGB spans L 0..1, a/b +-0.32)
+_LAB_MIN = np.array([-0.5, -1.0, -1.0])
+_LAB_MAX = np.array([1.5, 1.0, 1.0])
 #: colours x candidates compared per chunk (bounds the temporaries to a few tens of MB)
 _CHUNK_PAIRS = 400_000
 
@@ -57,7 +60,10 @@ class PaletteMatcher:
             cand = np.sort(np.argpartition(d, SHORTLIST - 1, axis=1)[:, :SHORTLIST], axis=1)
         else:
             cand = np.broadcast_to(np.arange(k), (m, k))
-        de = ciede2000(oklab_to_cielab(lab).astype(np.float32)[:, None, :], self.cielab[cand])
+        # far outside the colour solid only the direction matters, and the cube in the
+        # conversion would overflow float32
+        near = np.clip(lab, _LAB_MIN, _LAB_MAX)
+        de = ciede2000(oklab_to_cielab(near).astype(np.float32)[:, None, :], self.cielab[cand])
         return cand[np.arange(m), np.argmin(de, axis=1)]
 
     def nearest(self, lab: np.ndarray) -> np.ndarray:
