@@ -4,7 +4,8 @@ Colours are clustered and mixed in OKLab (``comfy_nodes.pixel.color``): k-means 
 dithering offsets. Distances quoted in this module are Euclidean OKLab distances, where L runs
 0..1 and a just-noticeable difference is about 0.02. Mapping a colour to a palette takes the
 nearest by CIEDE2000 among its nearest in OKLab (``comfy_nodes.pixel.match``): a palette's
-colours are far apart, and there OKLab alone trades hue for lightness.
+colours are far apart, and there OKLab alone trades hue for lightness. Error diffusion is the
+exception: it picks in OKLab, the space its error is carried in (see ``dither``).
 
 Transparent pixels (alpha below the threshold, 128 by default) never count as a colour: they
 are left out of adaptive palettes and come out of ``quantize`` as RGBA (0, 0, 0, 0).
@@ -417,12 +418,11 @@ def quantize(
     """Map every opaque pixel to a palette colour; returns (H, W, 4) uint8 RGBA.
 
     Opaque pixels (alpha >= ``alpha_threshold``) get the nearest palette colour (CIEDE2000, see
-    ``match``), or a
-    dithered choice (``dither``: 'none', 'bayer2', 'bayer4', 'bayer8', 'floyd-steinberg',
-    'atkinson'); ``strength`` 0..1 scales the dither (0 = plain nearest colour). Output alpha is
-    binary: 255 for those pixels, 0 (with RGB 0) for the others. With ``alpha_threshold=None``
-    alpha is kept as it is and every pixel with alpha > 0 is mapped. Every output colour with
-    alpha > 0 is exactly a palette colour.
+    ``match``), or a dithered choice (``dither``: 'none', 'bayer2', 'bayer4', 'bayer8',
+    'floyd-steinberg', 'atkinson'); ``strength`` 0..1 scales the dither (0 = plain nearest
+    colour). Output alpha is binary: 255 for those pixels, 0 (with RGB 0) for the others. With
+    ``alpha_threshold=None`` alpha is kept as it is and every pixel with alpha > 0 is mapped.
+    Every output colour with alpha > 0 is exactly a palette colour.
     """
     from . import dither as _dither
 
