@@ -152,3 +152,21 @@ def test_error_diffusion_keeps_a_ramps_lightness_on_a_palette_of_other_hues(mode
         want = srgb_to_oklab(ramp[..., :3])[..., 0].reshape(32, 16, 16).mean(axis=(0, 2))
         got = srgb_to_oklab(out[..., :3])[..., 0].reshape(32, 16, 16).mean(axis=(0, 2))
         assert np.abs(want - got).mean() < most, (name, np.abs(want - got).mean())
+
+
+def test_ordered_dither_leans_from_the_nearest_colour_as_strength_grows():
+    """A dark brown on PICO-8: black is its nearest colour by CIEDE2000, yet it lies 85 % of
+    the way from black to navy in OKLab. A light dither keeps it black (the threshold leans from
+    the nearest colour's side, not from the OKLab midpoint, which turned it all navy); at full
+    strength navy takes its OKLab share of the pixels."""
+    from comfy_nodes.pixel.palettes_builtin import builtin
+
+    img = _flat([57, 32, 31], 8, 8)
+    black, navy = [0, 0, 0], [29, 43, 83]
+    assert quantize(img, builtin("pico-8"))[0, 0, :3].tolist() == black
+    light = quantize(img, builtin("pico-8"), dither="bayer4", strength=0.05)
+    assert (light[..., :3] == black).all()
+    full = quantize(img, builtin("pico-8"), dither="bayer4", strength=1.0)
+    share = (full[..., :3] == navy).all(-1).mean()
+    assert ((full[..., :3] == navy).all(-1) | (full[..., :3] == black).all(-1)).all()
+    assert 0.75 <= share <= 0.95, share
