@@ -170,3 +170,20 @@ def test_ordered_dither_leans_from_the_nearest_colour_as_strength_grows():
     share = (full[..., :3] == navy).all(-1).mean()
     assert ((full[..., :3] == navy).all(-1) | (full[..., :3] == black).all(-1)).all()
     assert 0.75 <= share <= 0.95, share
+
+
+@pytest.mark.parametrize("strength", [0.25, 0.5, 1.0])
+def test_ordered_dither_share_grows_smoothly_along_a_ramp(strength):
+    """Colours from black towards navy (PICO-8): the share of navy pixels never falls as the
+    colour moves towards navy, at any strength (no bands where the nearest colour changes)."""
+    from comfy_nodes.pixel.color import oklab_to_srgb8
+    from comfy_nodes.pixel.palettes_builtin import builtin
+
+    black, navy = srgb_to_oklab(np.array([0, 0, 0], np.uint8)), srgb_to_oklab(np.array([29, 43, 83], np.uint8))
+    shares = []
+    for t in np.linspace(0.0, 1.0, 21):
+        img = _flat(oklab_to_srgb8(black + t * (navy - black)).tolist(), 16, 16)
+        out = quantize(img, builtin("pico-8"), dither="bayer4", strength=strength)
+        shares.append(float((out[..., :3] == [29, 43, 83]).all(-1).mean()))
+    assert all(b >= a - 1e-9 for a, b in zip(shares, shares[1:])), shares
+    assert shares[0] == 0.0 and shares[-1] == 1.0

@@ -6,9 +6,11 @@ colours.
 Ordered dithering mixes two palette colours: a pixel at position t (0..1) along the OKLab
 segment from its nearest colour c1 (as ``match`` judges it: CIEDE2000 among the nearest in
 OKLab) to the partner c2 whose mix with c1 comes closest to it takes c2 where t exceeds
-c + strength * (bayer - c), with c = 0.5, or 1 where t is past the middle (c1 is still the
-nearer by CIEDE2000). At strength 0 that is exactly nearest-colour mapping; at strength 1 the
-share of c2 pixels equals t, so areas keep their mean colour. Unlike adding a fixed RGB
+c + strength * (bayer - c), c being where the colour would turn nearer c2 by CIEDE2000 if it
+moved along the segment (``match.PaletteMatcher.flip_points``; 0.5 for every colour by OKLab's
+reckoning). At strength 0 that is exactly
+nearest-colour mapping; at strength 1 the share of c2 pixels equals t, so areas keep their
+mean colour; in between it grows smoothly with t and the strength. Unlike adding a fixed RGB
 offset, this dithers across hue as well as lightness and never adds noise to pixels that
 already sit on a palette colour.
 
@@ -134,11 +136,12 @@ def ordered(img: np.ndarray, mask: np.ndarray, matcher: "PaletteMatcher", size: 
     from .palette import _key_histogram, _rgb_keys, _unpack_rgb
 
     values, _, inverse = _key_histogram(_rgb_keys(img)[mask], want_inverse=True)
-    i1, i2, t = _two_nearest(srgb_to_oklab(_unpack_rgb(values)), matcher)
-    # c1 is the nearest colour, yet up to half way to c2 in OKLab (t <= 0.5) or past it, where
-    # CIEDE2000 still prefers c1: the threshold leans from c1's side (never c2) at strength 0
-    # to the Bayer value at strength 1
-    centre = np.where(t > 0.5, 1.0, 0.5)[inverse]
+    lab = srgb_to_oklab(_unpack_rgb(values))
+    i1, i2, t = _two_nearest(lab, matcher)
+    # The threshold leans from the point where the colour would turn nearer c2 by CIEDE2000
+    # (OKLab would put it at 0.5 for every colour) at strength 0 to the Bayer value at strength
+    # 1: the share of c2 then grows smoothly with the strength and the colour, from none.
+    centre = matcher.flip_points(lab, i1, i2, t)[inverse]
     thr_tile = bayer_matrix(size)
     ys, xs = np.nonzero(mask)
     thr = centre + strength * (thr_tile[ys % size, xs % size] - centre)

@@ -66,6 +66,38 @@ class PaletteMatcher:
         de = ciede2000(oklab_to_cielab(near).astype(np.float32)[:, None, :], self.cielab[cand])
         return cand[np.arange(m), np.argmin(de, axis=1)]
 
+    def flip_points(self, lab: np.ndarray, i1: np.ndarray, i2: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Where each colour would turn nearer its partner: the position u (``t``..1) along the
+        OKLab segment from palette colour ``i1`` (0) to ``i2`` (1) at which the colour, moved
+        along that segment from its own position ``t`` (its projection), becomes nearer ``i2``
+        by CIEDE2000; 1 when it never does. For a colour on the segment this is the point where
+        the two are equally near (0.5 where OKLab would say). ``i1`` must be each colour's
+        nearest (:meth:`nearest`), so the answer is never below ``t``."""
+        lab = np.asarray(lab, dtype=np.float64).reshape(-1, 3)
+        t = np.asarray(t, dtype=np.float64)
+        out = np.ones(len(lab))
+        live = np.flatnonzero(i1 != i2)
+        if not len(live):
+            return out
+        a, b = self.lab[i1[live]], self.lab[i2[live]]
+        ca, cb = self.cielab[i1[live]], self.cielab[i2[live]]
+        base = lab[live] - t[live, None] * (b - a)  # the colour moved back to position 0
+
+        def nearer_b(u: np.ndarray) -> np.ndarray:
+            x = oklab_to_cielab(np.clip(base + u[:, None] * (b - a), _LAB_MIN, _LAB_MAX)).astype(np.float32)
+            return ciede2000(x, cb) < ciede2000(x, ca)
+
+        lo, hi = t[live].copy(), np.ones(len(live))
+        flips = nearer_b(hi)
+        # bisection to 1/4096 of the segment, far finer than the 1/64 steps of a Bayer 8x8
+        for _ in range(12):
+            mid = 0.5 * (lo + hi)
+            nb = nearer_b(mid)
+            hi = np.where(nb, mid, hi)
+            lo = np.where(nb, lo, mid)
+        out[live] = np.where(flips, hi, 1.0)
+        return out
+
     def nearest(self, lab: np.ndarray) -> np.ndarray:
         """The nearest palette index (M,) for each row of ``lab`` (M, 3, OKLab)."""
         lab = np.asarray(lab, dtype=np.float64).reshape(-1, 3)
