@@ -1930,3 +1930,52 @@ def test_shared_frame_colours_leaves_frames_of_unrelated_colours_alone(monkeypat
     monkeypatch.setattr(cells, "MAX_SHARED_GROUPS", 8192)
     out = cells.shared_frame_colours(frames)
     assert not all(np.array_equal(o, f) for o, f in zip(out, frames))
+
+
+def _grey_frame(levels_counts: list[tuple[int, int]]) -> np.ndarray:
+    """One row of opaque greys: (level, how many pixels) each."""
+    vals = np.concatenate([np.full(n, v, np.uint8) for v, n in levels_counts])
+    f = np.zeros((1, len(vals), 4), np.uint8)
+    f[0, :, :3] = vals[:, None]
+    f[0, :, 3] = 255
+    return f
+
+
+def test_shared_frame_colours_never_makes_two_colours_of_a_frame_one():
+    """Groups are running means: two of them can drift onto one value. A frame's two colours
+    that would meet there keep their own values."""
+    from comfy_nodes.pixel.cells import shared_frame_colours
+
+    frames = [_grey_frame([(100, 1), (104, 1)]), _grey_frame([(104, 50), (106, 50)]),
+              _grey_frame([(104, 50), (103, 50)])]
+    for o in shared_frame_colours(frames):
+        assert len(np.unique(o[0, :, 0])) == 2, o[0, :, 0]
+
+
+def test_shared_frame_colours_moves_no_colour_further_than_the_tolerance():
+    """A slow fade (2 levels a frame over 40 frames) is held in steps, each group at most a
+    tolerance wide (every colour within it of the group's first), so no colour moves much
+    more than half a tolerance (running means alone let a group chain on: 0.032 moved)."""
+    from comfy_nodes.pixel.cells import SHARED_COLOUR_TOLERANCE, shared_frame_colours
+    from comfy_nodes.pixel.color import srgb_to_oklab
+
+    frames = [_grey_frame([(60 + 2 * k, 4)]) for k in range(40)]
+    out = shared_frame_colours(frames)
+    for f, o in zip(frames, out):
+        moved = np.linalg.norm(srgb_to_oklab(f[0, :, :3]) - srgb_to_oklab(o[0, :, :3]), axis=1)
+        assert moved.max() <= 0.6 * SHARED_COLOUR_TOLERANCE, (f[0, 0, 0], o[0, 0, 0])
+    assert len({int(o[0, 0, 0]) for o in out}) < 40  # still shared: fewer values than frames
+
+
+def test_a_frame_of_many_colours_keeps_them_and_the_others_still_share():
+    from comfy_nodes.pixel.cells import MAX_SHARED_COLOURS, shared_frame_colours
+
+    a, b = _grey_frame([(100, 5), (200, 5)]), _grey_frame([(102, 5), (198, 5)])
+    rng = np.random.default_rng(0)
+    busy = np.zeros((40, 40, 4), np.uint8)
+    busy[..., :3] = rng.integers(0, 256, (40, 40, 3))
+    busy[..., 3] = 255
+    assert len(np.unique(busy[..., :3].reshape(-1, 3), axis=0)) > MAX_SHARED_COLOURS
+    out = shared_frame_colours([a, busy, b])
+    assert np.array_equal(out[1], busy)
+    assert np.array_equal(out[0][0, :, 0], out[2][0, :, 0])

@@ -206,3 +206,21 @@ def test_batch_frames_share_one_set_of_colours():
         assert ((t[..., 3] > 0) == (g[..., 3] > 0)).all()
     seen = outputs_per_true_colour(truth, list(got))
     assert len(seen) == 7 and all(len(v) == 1 for v in seen.values()), seen
+
+
+def test_frames_passed_through_keep_their_colours_in_a_shared_batch():
+    """Frames with no grid, passed through as asked, come out as they came: the colour sharing
+    of a snapped batch does not touch them."""
+    yy, xx = np.mgrid[0:48, 0:48]
+    frames = []
+    for k in range(2):
+        f = np.zeros((48, 48, 3), np.uint8)
+        f[..., 0] = (xx + yy) * 2 + k  # a smooth diagonal ramp of 95 colours: no pixel grid
+        f[..., 1] = 60
+        f[..., 2] = 40 + k
+        frames.append(f)
+    img, _, _, info, *_ = DGXPixelsGridSnap.execute(as_tensor(frames), on_no_grid="passthrough").result
+    assert [g.confidence for g in info.grids] == [0.0, 0.0]
+    got = np.round(img.numpy() * 255).astype(np.uint8)
+    for f, g in zip(frames, got):
+        assert np.array_equal(g[..., :3], f)

@@ -141,6 +141,7 @@ class DGXPixelsGridSnap(io.ComfyNode):
         background = "transparent" if alpha == "transparent_background" else "keep"
         pbar = _progress(len(frames))
         results: list[G.SnapResult] = []
+        passed: list[int] = []  # frames passed through unchanged (no grid)
         grids: list[G.Grid] | None = None
         one_grid = batch_shared_grid and len(frames) > 1
         if one_grid:
@@ -166,6 +167,7 @@ class DGXPixelsGridSnap(io.ComfyNode):
                 res = None
             if res is None:
                 res = _passthrough(rgba, background)
+                passed.append(i)
             results.append(res)
             if pbar is not None:
                 pbar.update(1)
@@ -176,10 +178,13 @@ class DGXPixelsGridSnap(io.ComfyNode):
                 f"the frames snapped to different sizes ({listing}); one IMAGE batch needs one size",
                 hint="turn on batch_shared_grid, or use mode 'size' with a target width and height")
         sprites = [r.image for r in results]
-        if one_grid and not all(r.grid.exact for r in results):
-            # frames of one animation: a colour read a level or two apart in each frame would
-            # flicker. Frames read off whole-pixel blocks keep their own colours, near shades included.
-            sprites = shared_frame_colours(sprites)
+        # frames of one animation: a colour read a level or two apart in each frame would
+        # flicker. Frames read off whole-pixel blocks keep their own colours, near shades
+        # included, and frames passed through (no grid) stay as they came.
+        snapped = [i for i in range(len(results)) if i not in passed]
+        if one_grid and len(snapped) > 1 and not all(results[i].grid.exact for i in snapped):
+            for i, img in zip(snapped, shared_frame_colours([sprites[i] for i in snapped])):
+                sprites[i] = img
         out = rgba_list_to_image(sprites, keep_alpha=True)
         m = rgba_to_mask(sprites)
         # the preview only shows the sprite: a scale too large for it is lowered, not an error

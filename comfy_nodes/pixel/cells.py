@@ -472,15 +472,17 @@ def _blur2(a: np.ndarray, sigma: float) -> np.ndarray:
 
 #: Frames' colours closer than this (Euclidean OKLab) are one colour of the animation: the
 #: radius within which snap already merges one frame's cells, and well above the 1-3 levels a
-#: re-drawn frame's noise moves a colour (white at 244 comes back anywhere in 236..249).
+#: re-drawn frame's noise moves a colour.
 SHARED_COLOUR_TOLERANCE = 0.035
-#: Frames with more distinct colours than this are scenes or gradients, not palette art: their
-#: colours are left as they are (matching them would cost a colours x clusters matrix).
+#: A frame with more distinct colours than this is a scene or a gradient (or an explosion), not
+#: palette art: it keeps its colours, and the other frames share theirs.
 MAX_SHARED_COLOURS = 1024
-#: ... and frames whose colours, taken together, stay apart in more groups than this (each
-#: frame its own colours: no shared palette to restore) are returned as they are; it also
-#: bounds the frame-by-groups distance matrix (32 MB).
+#: Frames whose colours, taken together, stay apart in more groups than this (each frame its
+#: own colours: no shared palette to restore) are returned as they are. It also bounds each
+#: colours x groups distance matrix to 1024 x 8192 float32 (32 MB).
 MAX_SHARED_GROUPS = 8192
+#: Frames larger than this many pixels are first checked for too many colours on a sample.
+_COLOUR_SAMPLE = 1 << 16
 
 
 def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHARED_COLOUR_TOLERANCE) -> list[np.ndarray]:
@@ -489,12 +491,16 @@ def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHA
 
     Snapping reads every frame's colours afresh, so a colour of the sprite comes back a level
     or two off in each frame (noise and drift differ per frame). Here each colour of a frame is
-    matched to the nearest colour already seen in earlier frames within ``tolerance``
-    (Euclidean OKLab) and takes the pixel-weighted mean of its matches; two colours of one frame
-    are never merged (the frame itself tells them apart). Pixels with alpha 0 are left as they
-    are; alpha is never changed. Frames with more than ``MAX_SHARED_COLOURS`` distinct colours,
-    or more than ``MAX_SHARED_GROUPS`` colours apart over all frames, are returned unchanged.
-    Returns new arrays; the inputs are not modified.
+    matched to the nearest group of colours of earlier frames whose mean and whose first colour
+    both lie within ``tolerance`` (Euclidean OKLab), and takes the pixel-weighted mean of its
+    group. So a group never spreads wider than twice ``tolerance`` however many frames join
+    it, and a colour that changes slowly over many frames (a fade of a level or two a frame) is
+    held in steps of about ``tolerance``.
+    Two colours of one frame never become one (the frame itself tells them apart). Pixels with
+    alpha 0 are left as they are; alpha is never changed. A frame with more than
+    ``MAX_SHARED_COLOURS`` distinct colours keeps its own; all frames keep theirs when their
+    colours stay apart in more than ``MAX_SHARED_GROUPS`` groups. Returns new arrays; the
+    inputs are not modified.
     """
     from .color import oklab_to_srgb8, srgb_to_oklab
 
@@ -503,28 +509,31 @@ def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHA
     imgs = [as_rgba(f, source=f"frames[{i}]").copy() for i, f in enumerate(frames)]
     if len(imgs) < 2:
         return imgs
-    per_frame = []
-    for img in imgs:
+    taking = []  # (frame index, opaque mask, distinct colours, their index per pixel, counts)
+    for i, img in enumerate(imgs):
         seen = img[..., 3] > 0
-        keys = (img[..., 0].astype(np.int32) << 16) | (img[..., 1].astype(np.int32) << 8) | img[..., 2]
-        uniq, inv, counts = np.unique(keys[seen], return_inverse=True, return_counts=True)
-        if len(uniq) > MAX_SHARED_COLOURS:
-            return imgs
-        per_frame.append((seen, uniq, inv, counts))
-    sums = np.zeros((0, 3))  # per cluster: pixel-weighted sum of OKLab colours
+        keys = _rgb_keys(img[seen])
+        if keys.size > _COLOUR_SAMPLE and len(np.unique(keys[:: keys.size // _COLOUR_SAMPLE])) > MAX_SHARED_COLOURS:
+            continue  # a sample already holds too many colours: no need to sort them all
+        uniq, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        if len(uniq) <= MAX_SHARED_COLOURS:
+            taking.append((i, seen, uniq, inv.astype(np.uint16), counts))
+    if len(taking) < 2:
+        return imgs
+    sums = np.zeros((0, 3))  # per group: pixel-weighted sum of OKLab colours
     weights = np.zeros(0)
+    anchors = np.zeros((0, 3), np.float32)  # per group: its first colour
     labels = []
-    for _, uniq, _, counts in per_frame:
+    for _, _, uniq, _, counts in taking:
         rgb = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.uint8)
         lab = srgb_to_oklab(rgb)
         lbl = np.full(len(uniq), -1, np.intp)
         if len(weights) and len(uniq):
-            centres = (sums / weights[:, None]).astype(np.float32)
             lab32 = lab.astype(np.float32)
-            d2 = (lab32 * lab32).sum(1)[:, None] + (centres * centres).sum(1)[None, :] - 2.0 * (lab32 @ centres.T)
-            d = np.sqrt(np.maximum(d2, 0.0))
-            ci, ki = np.nonzero(d <= tolerance)
-            # nearest pairs first, each colour and each cluster used once per frame
+            d = _distances32(lab32, (sums / weights[:, None]).astype(np.float32))
+            ok = (d <= tolerance) & (_distances32(lab32, anchors) <= tolerance)
+            ci, ki = np.nonzero(ok)
+            # nearest pairs first, each colour and each group used once per frame
             taken = np.zeros(len(weights), bool)
             for j in np.argsort(d[ci, ki], kind="stable"):
                 c, k = ci[j], ki[j]
@@ -535,6 +544,7 @@ def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHA
         lbl[fresh] = len(weights) + np.arange(len(fresh))
         sums = np.concatenate([sums, np.zeros((len(fresh), 3))])
         weights = np.concatenate([weights, np.zeros(len(fresh))])
+        anchors = np.concatenate([anchors, lab[fresh].astype(np.float32)])
         np.add.at(sums, lbl, lab * counts[:, None])
         np.add.at(weights, lbl, counts)
         labels.append((lbl, rgb))
@@ -542,10 +552,27 @@ def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHA
             return imgs
     merged = np.bincount(np.concatenate([lbl for lbl, _ in labels]), minlength=len(weights)) > 1
     shared = oklab_to_srgb8(sums / np.maximum(weights, 1)[:, None])
-    out = []
-    for img, (seen, _, inv, _), (lbl, rgb) in zip(imgs, per_frame, labels):
+    for (i, seen, _, inv, _), (lbl, rgb) in zip(taking, labels):
         # a colour no other frame shares keeps its exact value (no OKLab round trip)
         colours = np.where(merged[lbl][:, None], shared[lbl], rgb)
-        img[seen, :3] = colours[inv]
-        out.append(img)
-    return out
+        out_keys = _rgb_keys(colours)
+        u, n = np.unique(out_keys, return_counts=True)
+        if (n > 1).any():
+            # two groups' means met on colours of this frame: those keep their own values
+            colours = np.where(np.isin(out_keys, u[n > 1])[:, None], rgb, colours)
+            if len(np.unique(_rgb_keys(colours))) < len(colours):
+                colours = rgb
+        imgs[i][seen, :3] = colours[inv]
+    return imgs
+
+
+def _rgb_keys(rgb: np.ndarray) -> np.ndarray:
+    """One int32 per colour of ``rgb`` (..., >= 3) uint8: r << 16 | g << 8 | b."""
+    return (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+
+
+def _distances32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances (len(a), len(b)) between float32 rows, by dot products: no
+    (len(a), len(b), 3) temporary."""
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.sqrt(np.maximum(d2, 0.0))
