@@ -276,9 +276,10 @@ class DGXPixelsPaletteQuantize(io.ComfyNode):
                 io.Image.Input("image", tooltip="True-resolution sprite or batch of frames."),
                 PaletteType.Input("palette", tooltip="Palette from Pixel Palette Load or Pixel Palette Extract."),
                 io.Combo.Input("dither", options=list(DITHER_MODES), default="none",
-                               tooltip="none: nearest colour. bayerN: ordered NxN pattern (retro look, stable "
-                                       "across frames). floyd-steinberg / atkinson: error diffusion (smoother "
-                                       "gradients; Atkinson keeps highlights cleaner)."),
+                               tooltip="none: nearest colour (CIEDE2000). bayerN: ordered NxN pattern (retro "
+                                       "look, stable across frames). floyd-steinberg / atkinson: error diffusion "
+                                       "(smoother gradients; Atkinson keeps highlights cleaner); it picks colours "
+                                       "in OKLab, where its error is carried."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.05,
                                tooltip="Dither strength: 0 = plain nearest colour, 1 = full dithering."),
                 io.Int.Input("alpha_threshold", default=128, min=1, max=255,
