@@ -1979,3 +1979,12 @@ def test_a_frame_of_many_colours_keeps_them_and_the_others_still_share():
     out = shared_frame_colours([a, busy, b])
     assert np.array_equal(out[1], busy)
     assert np.array_equal(out[0][0, :, 0], out[2][0, :, 0])
+
+
+def test_shared_frame_colours_joins_frames_of_different_sizes():
+    from comfy_nodes.pixel.cells import shared_frame_colours
+
+    small, big = _grey_frame([(100, 2), (200, 1)]), _grey_frame([(103, 6), (197, 3)])
+    out = shared_frame_colours([small, big])
+    assert [o.shape for o in out] == [small.shape, big.shape]
+    assert set(out[0][0, :, 0].tolist()) == set(out[1][0, :, 0].tolist()) and len(set(out[0][0, :, 0].tolist())) == 2

@@ -132,3 +132,13 @@ def test_colours_far_outside_the_colour_solid_get_a_colour_without_warnings():
         got = PaletteMatcher(pal.to_oklab()).nearest(far)
     assert got.shape == (4,) and ((got >= 0) & (got < len(pal))).all()
     assert got[1] == int(np.argmin(pal.to_oklab()[:, 0]))  # far below black: the darkest green
+
+
+def test_exact_ties_go_to_the_lower_index_on_the_shortlist_too():
+    rng = np.random.default_rng(9)
+    cols = rng.integers(0, 256, (SHORTLIST + 8, 3)).astype(np.uint8)
+    cols[SHORTLIST + 5] = cols[3]  # a repeat far down the palette
+    m = PaletteMatcher(Palette("p", cols).to_oklab())
+    near = srgb_to_oklab(np.clip(cols[3].astype(int) + [2, -1, 1], 0, 255).astype(np.uint8)[None])
+    assert m.nearest(srgb_to_oklab(cols[3][None])).tolist() == [3]
+    assert m.nearest(near).tolist() == [3]
