@@ -187,3 +187,24 @@ def test_ordered_dither_share_grows_smoothly_along_a_ramp(strength):
         shares.append(float((out[..., :3] == [29, 43, 83]).all(-1).mean()))
     assert all(b >= a - 1e-9 for a, b in zip(shares, shares[1:])), shares
     assert shares[0] == 0.0 and shares[-1] == 1.0
+
+
+def test_ordered_dither_of_many_colours_bins_its_flip_points(monkeypatch):
+    """Above FLIP_EXACT_MAX colours the flip points are found per colour bin: a faint dither
+    still keeps nearly every colour's nearest, and the result matches the exact one nearly
+    everywhere."""
+    import comfy_nodes.pixel.dither as D
+    from comfy_nodes.pixel.palettes_builtin import builtin
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (64, 128, 4)).astype(np.uint8)
+    img[..., 3] = 255
+    assert len(np.unique(img[..., :3].reshape(-1, 3), axis=0)) > D.FLIP_EXACT_MAX
+    pal = builtin("pico-8")
+    plain = quantize(img, pal)
+    # a faint dither changes only colours within a hair of their flip point (80 of 8192 here)
+    assert (quantize(img, pal, dither="bayer4", strength=0.02) != plain).any(-1).mean() < 0.02
+    binned = quantize(img, pal, dither="bayer4", strength=0.5)
+    monkeypatch.setattr(D, "FLIP_EXACT_MAX", 1 << 20)
+    exact = quantize(img, pal, dither="bayer4", strength=0.5)
+    assert (binned == exact).all(-1).mean() > 0.98

@@ -67,12 +67,12 @@ class PaletteMatcher:
         return cand[np.arange(m), np.argmin(de, axis=1)]
 
     def flip_points(self, lab: np.ndarray, i1: np.ndarray, i2: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Where each colour would turn nearer its partner: the position u (``t``..1) along the
-        OKLab segment from palette colour ``i1`` (0) to ``i2`` (1) at which the colour, moved
-        along that segment from its own position ``t`` (its projection), becomes nearer ``i2``
-        by CIEDE2000; 1 when it never does. For a colour on the segment this is the point where
-        the two are equally near (0.5 where OKLab would say). ``i1`` must be each colour's
-        nearest (:meth:`nearest`), so the answer is never below ``t``."""
+        """Where each colour would turn nearer its partner: the position u (``t``..2) along the
+        OKLab line from palette colour ``i1`` (0) to ``i2`` (1) at which the colour, moved along
+        that line from its own position ``t`` (its projection, 0..1), becomes nearer ``i2`` by
+        CIEDE2000; 2 when it does not before a segment's length past ``i2``. For a colour on the
+        segment this is the point where the two are equally near (0.5 where OKLab would say).
+        ``i1`` must be each colour's nearest (:meth:`nearest`), so the answer is not below ``t``."""
         lab = np.asarray(lab, dtype=np.float64).reshape(-1, 3)
         t = np.asarray(t, dtype=np.float64)
         out = np.ones(len(lab))
@@ -87,15 +87,15 @@ class PaletteMatcher:
             x = oklab_to_cielab(np.clip(base + u[:, None] * (b - a), _LAB_MIN, _LAB_MAX)).astype(np.float32)
             return ciede2000(x, cb) < ciede2000(x, ca)
 
-        lo, hi = t[live].copy(), np.ones(len(live))
+        lo, hi = t[live].copy(), np.full(len(live), 2.0)
         flips = nearer_b(hi)
-        # bisection to 1/4096 of the segment, far finer than the 1/64 steps of a Bayer 8x8
+        # bisection to 1/2048 of the segment, far finer than the 1/64 steps of a Bayer 8x8
         for _ in range(12):
             mid = 0.5 * (lo + hi)
             nb = nearer_b(mid)
             hi = np.where(nb, mid, hi)
             lo = np.where(nb, lo, mid)
-        out[live] = np.where(flips, hi, 1.0)
+        out[live] = np.where(flips, hi, 2.0)
         return out
 
     def nearest(self, lab: np.ndarray) -> np.ndarray:
