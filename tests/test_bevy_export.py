@@ -32,6 +32,7 @@ from comfy_nodes.pixel.bevy_export import (  # noqa: E402
 )
 from comfy_nodes.pixel.errors import ExportError, InvalidArgumentError, PathEscapeError  # noqa: E402
 from comfy_nodes.pixel.sheet import build_sheet  # noqa: E402
+from support.symlinks import swap_for_link  # noqa: E402
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "bevy"
 ALL_VERSIONS = [f"0.{m}" for m in range(12, 20)]
@@ -1385,11 +1386,6 @@ def test_an_assets_folder_outside_the_project_is_refused_with_the_right_root():
 # swap the folder from a hook the export calls in between (a monkeypatched function).
 
 
-def _swap_for_link(folder: Path, outside: Path) -> None:
-    folder.rename(folder.with_name(folder.name + ".moved"))
-    folder.symlink_to(outside, target_is_directory=True)
-
-
 def test_an_asset_folder_swapped_for_a_symlink_while_the_files_are_staged_takes_nothing_out(tmp_path, monkeypatch):
     """The swap lands after the folders were made and checked, as the first file is staged:
     nothing is written outside, nothing renamed into place, no temp file left."""
@@ -1405,7 +1401,7 @@ def test_an_asset_folder_swapped_for_a_symlink_while_the_files_are_staged_takes_
     def stage_after_a_swap(target, *rest):
         with swapped:
             if not (project / "assets" / "sub").is_symlink():
-                _swap_for_link(project / "assets" / "sub", outside)
+                swap_for_link(project / "assets" / "sub", outside)
         return real_stage(target, *rest)
 
     monkeypatch.setattr(bevy_export, "_stage", stage_after_a_swap)
@@ -1426,7 +1422,7 @@ def test_an_asset_folder_swapped_for_a_symlink_after_the_checks_is_a_path_escape
 
     def updated_then_swapped(*a, **k):
         out = real(*a, **k)
-        _swap_for_link(project / "assets" / "sub", outside)
+        swap_for_link(project / "assets" / "sub", outside)
         return out
 
     monkeypatch.setattr(asset_manifest, "updated_manifest", updated_then_swapped)

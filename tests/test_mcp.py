@@ -30,6 +30,7 @@ from fastmcp.exceptions import ToolError  # noqa: E402
 
 from comfy_nodes.pixel.imageio import save_png  # noqa: E402
 from orchestrator import samples  # noqa: E402
+from support.symlinks import swap_for_link  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -859,8 +860,7 @@ def test_an_output_folder_swapped_for_a_symlink_during_the_work_takes_nothing_ou
         def work(*a, **k):
             result = real(*a, **k)
             if not (game / "out").is_symlink():
-                (game / "out").rename(game / "out.moved")
-                (game / "out").symlink_to(outside, target_is_directory=True)
+                swap_for_link(game / "out", outside)
             return result
         return work
 

@@ -20,6 +20,7 @@ from comfy_nodes.nodes.nodes_palette import (  # noqa: E402
 from comfy_nodes.pixel.errors import InvalidArgumentError, PaletteError, PathEscapeError  # noqa: E402
 from comfy_nodes.pixel.palette import Palette  # noqa: E402
 from comfy_nodes.pixel.palette_io import read_palette  # noqa: E402
+from support.symlinks import swap_for_link  # noqa: E402
 
 
 def tensor(frames):
@@ -291,8 +292,7 @@ def test_save_does_not_write_through_a_folder_swapped_for_a_symlink_after_the_ch
     def encoded_then_swapped(*a, **k):
         text = real(*a, **k)
         if not (out / "pals").is_symlink():
-            (out / "pals").rename(out / "pals.moved")
-            (out / "pals").symlink_to(outside, target_is_directory=True)
+            swap_for_link(out / "pals", outside)
         return text
 
     monkeypatch.setattr(palette_io, "format_hex", encoded_then_swapped)

@@ -11,6 +11,7 @@ from comfy_nodes.pixel.bevy_export import export_sheet
 from comfy_nodes.pixel.errors import PathEscapeError
 from comfy_nodes.pixel.safepath import ENV_ROOTS, confine, load_root_config, resolve_project
 from comfy_nodes.pixel.sheet import build_sheet
+from support.symlinks import swap_for_link
 
 
 def listing(root):
@@ -303,13 +304,6 @@ def test_a_nul_byte_in_a_project_is_refused_not_a_crash(tmp_path):
 # writer calls after its check (a monkeypatched function it uses in between).
 
 
-def _swap_for_link(folder, outside):
-    """Replace ``folder`` (a real folder, or nothing) by a symlink to ``outside``."""
-    if folder.is_dir() and not folder.is_symlink():
-        folder.rename(folder.with_name(folder.name + ".moved"))
-    folder.symlink_to(outside, target_is_directory=True)
-
-
 @pytest.mark.parametrize("before", ["folder", "absent", "nested"])
 def test_write_confined_does_not_follow_a_folder_swapped_for_a_symlink_after_the_check(tmp_path, before):
     from comfy_nodes.pixel.safepath import write_confined
@@ -321,7 +315,7 @@ def test_write_confined_does_not_follow_a_folder_swapped_for_a_symlink_after_the
     if before != "absent":
         (root / rel).parent.mkdir(parents=True)
     p = confine(root, rel)
-    _swap_for_link(p.parent, outside)
+    swap_for_link(p.parent, outside)
     with pytest.raises(PathEscapeError, match=r"sub2 is a symlink") as exc:
         write_confined(root, p, b"x")
     assert rel in str(exc.value)
@@ -341,7 +335,7 @@ def test_write_confined_refuses_a_symlink_put_at_a_folder_it_was_about_to_create
 
     def mkdir_then_link(path, mode=0o777, *, dir_fd=None):
         real_mkdir(path, mode, dir_fd=dir_fd)
-        _swap_for_link(root / "new", outside)
+        swap_for_link(root / "new", outside)
 
     monkeypatch.setattr(safepath.os, "mkdir", mkdir_then_link)
     with pytest.raises(PathEscapeError, match="symlink"):
@@ -404,7 +398,7 @@ def test_write_confined_without_dir_fd_falls_back_to_checked_paths(tmp_path, mon
     safepath.write_confined(root, "a/b/k.txt", b"two")
     assert p.read_bytes() == b"two" and sorted(x.name for x in p.parent.iterdir()) == ["k.txt"]
     p = confine(root, "sub2/g.txt")
-    _swap_for_link(p.parent, outside)
+    swap_for_link(p.parent, outside)
     with pytest.raises(PathEscapeError):
         safepath.write_confined(root, p, b"x")
     assert list(outside.iterdir()) == []
@@ -422,7 +416,7 @@ def test_remove_confined_does_not_follow_a_folder_swapped_for_a_symlink(tmp_path
     remove_confined(root, p)
     assert not p.exists()
     (root / "sub" / "k.tmp").write_text("ours")
-    _swap_for_link(p.parent, outside)
+    swap_for_link(p.parent, outside)
     with pytest.raises(PathEscapeError):
         remove_confined(root, p)
     assert (outside / "k.tmp").read_text() == "not ours"
@@ -437,7 +431,7 @@ def test_record_asset_does_not_write_through_a_records_folder_swapped_after_the_
     def checked_then_swapped(project_, name, assets_dir="assets", *, action="write"):
         path = real(project_, name, assets_dir, action=action)
         if name == asset_manifest.MANIFEST_NAME and action == "write":
-            _swap_for_link(project / "assets" / ".dgx-pixels", outside)
+            swap_for_link(project / "assets" / ".dgx-pixels", outside)
         return path
 
     monkeypatch.setattr(asset_manifest, "bookkeeping_path", checked_then_swapped)
@@ -461,7 +455,7 @@ def test_the_watchers_state_is_not_written_through_a_records_folder_swapped_afte
 
     def checked_then_swapped():
         path = real()
-        _swap_for_link(project / "assets" / ".dgx-pixels", outside)
+        swap_for_link(project / "assets" / ".dgx-pixels", outside)
         return path
 
     monkeypatch.setattr(w, "_confined_state_path", checked_then_swapped)

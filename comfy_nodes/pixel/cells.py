@@ -503,6 +503,7 @@ def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHA
     inputs are not modified.
     """
     from .color import oklab_to_srgb8, srgb_to_oklab
+    from .palette import _key_histogram, _pack_rgb, _rgb_keys, _unpack_rgb
 
     if not tolerance >= 0:
         raise InvalidArgumentError(f"tolerance must be >= 0 (OKLab distance), got {tolerance}")
@@ -512,10 +513,10 @@ def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHA
     taking = []  # (frame index, opaque mask, distinct colours, their index per pixel, counts)
     for i, img in enumerate(imgs):
         seen = img[..., 3] > 0
-        keys = _rgb_keys(img[seen])
+        keys = _rgb_keys(img)[seen]
         if keys.size > _COLOUR_SAMPLE and len(np.unique(keys[:: keys.size // _COLOUR_SAMPLE])) > MAX_SHARED_COLOURS:
             continue  # a sample already holds too many colours: no need to sort them all
-        uniq, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        uniq, counts, inv = _key_histogram(keys, want_inverse=True)
         if len(uniq) <= MAX_SHARED_COLOURS:
             taking.append((i, seen, uniq, inv.astype(np.uint16), counts))
     if len(taking) < 2:
@@ -525,7 +526,7 @@ def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHA
     anchors = np.zeros((0, 3), np.float32)  # per group: its first colour
     labels = []
     for _, _, uniq, _, counts in taking:
-        rgb = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.uint8)
+        rgb = _unpack_rgb(uniq)
         lab = srgb_to_oklab(rgb)
         lbl = np.full(len(uniq), -1, np.intp)
         if len(weights) and len(uniq):
@@ -555,20 +556,15 @@ def shared_frame_colours(frames: Sequence[np.ndarray], *, tolerance: float = SHA
     for (i, seen, _, inv, _), (lbl, rgb) in zip(taking, labels):
         # a colour no other frame shares keeps its exact value (no OKLab round trip)
         colours = np.where(merged[lbl][:, None], shared[lbl], rgb)
-        out_keys = _rgb_keys(colours)
+        out_keys = _pack_rgb(colours)
         u, n = np.unique(out_keys, return_counts=True)
         if (n > 1).any():
             # two groups' means met on colours of this frame: those keep their own values
             colours = np.where(np.isin(out_keys, u[n > 1])[:, None], rgb, colours)
-            if len(np.unique(_rgb_keys(colours))) < len(colours):
+            if len(np.unique(_pack_rgb(colours))) < len(colours):
                 colours = rgb
         imgs[i][seen, :3] = colours[inv]
     return imgs
-
-
-def _rgb_keys(rgb: np.ndarray) -> np.ndarray:
-    """One int32 per colour of ``rgb`` (..., >= 3) uint8: r << 16 | g << 8 | b."""
-    return (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
 
 
 def _distances32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
