@@ -63,6 +63,27 @@ def test_ordered_dither_mixes_towards_the_side_the_colour_lies_on():
     assert max(b - a for a, b in zip(shares, shares[1:])) < 0.12, shares
 
 
+def test_ordered_dither_keeps_a_dark_red_red_on_pico8():
+    """PICO-8 has no dark red: a dark red is nearest its dark purple, and the second nearest
+    colour, navy, turned it into a purple and navy checker that reads blue (three quarters
+    navy). Black mixes the red's darkness without its hue."""
+    from comfy_nodes.pixel.palettes_builtin import builtin
+
+    out = quantize(_flat([60, 10, 10]), builtin("pico-8"), dither="bayer4")[..., :3].reshape(-1, 3)
+    colours = {tuple(int(v) for v in c) for c in np.unique(out, axis=0)}
+    assert colours == {(0, 0, 0), (126, 37, 83)}, colours
+
+
+def test_ordered_dither_prefers_a_calm_mix_to_scattered_specks():
+    """A grey tinged with magenta lies almost on the segment from the dark grey to magenta,
+    whose mix would match it best on average, but as bright magenta specks on dark grey. The
+    partner weighs the pattern's contrast too: the light grey, a few shades off, no specks."""
+    pal = Palette("3", np.array([[60, 60, 60], [150, 150, 150], [255, 0, 255]], np.uint8))
+    out = quantize(_flat([78, 62, 78]), pal, dither="bayer8")[..., :3].reshape(-1, 3)
+    assert not (out == [255, 0, 255]).all(axis=1).any()
+    assert 0 < (out == [150, 150, 150]).all(axis=1).mean() < 0.5
+
+
 def test_a_repeated_palette_colour_does_not_switch_ordered_dithering_off():
     dup = Palette("dup", np.array([[0, 0, 0], [0, 0, 0], [255, 255, 255]], np.uint8))
     grey = _flat([99, 99, 99])  # OKLab L 0.5: half way
