@@ -234,6 +234,19 @@ def test_swatch_grid_with_border_and_gutters_gives_the_swatches_only(tmp_path, g
     assert read_palette(tmp_path / "grid2.png").colors.tolist() == cols.tolist()
 
 
+@pytest.mark.parametrize("gutter", [(0, 0, 0), (255, 255, 255)])
+def test_free_slots_of_a_last_row_in_the_gutter_colour_are_no_colour(tmp_path, gutter):
+    """13 colours in rows of 4: the last row's three free slots show the gutter colour, and
+    were read as a 14th colour."""
+    cols = DB16.colors[:13].copy()
+    Image.fromarray(_grid(cols, gutter=gutter)).save(tmp_path / "grid.png")
+    assert read_palette(tmp_path / "grid.png").hex_list() == DB16.hex_list()[:13]
+    # before the free slots, a swatch of the gutter's colour is still a swatch
+    cols[11] = gutter
+    Image.fromarray(_grid(cols, gutter=gutter)).save(tmp_path / "grid2.png")
+    assert read_palette(tmp_path / "grid2.png").colors.tolist() == cols.tolist()
+
+
 def test_one_narrow_swatch_in_a_strip_is_kept(tmp_path):
     img = np.zeros((8, 24, 3), np.uint8)
     img[:, :10] = (255, 0, 0)

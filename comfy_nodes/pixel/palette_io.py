@@ -24,6 +24,8 @@ Formats, by extension (case-insensitive):
   order, and repeated colours are kept once (first occurrence). Transparent cells are skipped,
   and so are borders and gutters between swatches: bands at most half as thick as the
   thickest band that are one colour from end to end (when all such bands share that colour).
+  Cells of the gutter colour at the end (the free slots of a last row that is not full) are
+  empty slots, not colours.
 
 Text files may be UTF-8 (with or without BOM) or UTF-16 with a BOM; bytes that are not UTF-8
 are read as Latin-1 (they can only be in names and comments). Line ends may be LF, CRLF or CR.
@@ -363,7 +365,7 @@ def colors_from_image(rgba: np.ndarray, *, source: str = "palette image") -> np.
             if (cell == cell[0, 0]).all():
                 cell_key[i, j] = int(cell[0, 0])
     skip_rows, skip_cols = _gutters(cell_key, np.diff(ys), np.diff(xs))
-    colors = []
+    colors, keys = [], []
     for i, y0 in enumerate(ys[:-1]):
         if skip_rows[i]:
             continue
@@ -373,6 +375,14 @@ def colors_from_image(rgba: np.ndarray, *, source: str = "palette image") -> np.
             px = a[y0, x0]
             if px[3] >= 128:
                 colors.append(px[:3])
+                keys.append(int(cell_key[i, j]))
+    if skip_rows.any() or skip_cols.any():
+        # a grid whose last row is not full leaves its free slots in the gutter colour: they
+        # are empty, not swatches of that colour
+        gutter = int(cell_key[np.flatnonzero(skip_rows)[0], 0] if skip_rows.any() else cell_key[0, np.flatnonzero(skip_cols)[0]])
+        while len(keys) > 1 and keys[-1] == gutter:
+            keys.pop()
+            colors.pop()
     if not colors:
         raise PaletteError(f"{source}: no opaque uniform swatches found", hint="a palette image needs opaque colour cells")
     out = dedupe_colors(np.array(colors, dtype=np.uint8))
