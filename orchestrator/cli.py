@@ -4,7 +4,8 @@ Sub-commands live in ``orchestrator.commands.<name>``; every error the project r
 purpose (``DgxPixelsError``) is printed as ``error: ...`` / ``hint: ...`` with its exit code,
 never as a traceback. Exit codes: 0 ok, 1 other error, 2 bad input or usage, 3 no grid /
 server unreachable, 4 workflow invalid, 5 the server failed the job, 6 deploy refused,
-130 interrupted.
+130 interrupted (Ctrl-C), 143 stopped by SIGTERM (128 + the signal, as a shell reports a process
+the signal ended), both after the clean-up.
 """
 from __future__ import annotations
 
@@ -74,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _terminated.clear()
+    rc = _main(argv)
+    # a command stopped by SIGTERM ends as its clean-up allows (130, like Ctrl-C), reported as
+    # a shell would report the signal: service managers and scripts tell a stop from a failure
+    return 128 + signal.SIGTERM if rc == 130 and _terminated.is_set() else rc
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -88,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("terminated" if _terminated.is_set() else "interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 1
@@ -114,7 +123,11 @@ def _sigterm_as_interrupt():
     return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
+_terminated = threading.Event()
+
+
 def _raise_interrupt(signum, frame) -> None:
+    _terminated.set()
     raise KeyboardInterrupt
 
 

@@ -124,6 +124,40 @@ def test_server_down(setup, tmp_path, capsys):
     assert rc == 3
 
 
+@pytest.mark.parametrize("sig, code, word", [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")])
+def test_a_stop_signal_while_waiting_on_a_server_gives_its_exit_code(tmp_path, sig, code, word):
+    """Stopped while a server keeps it waiting (it accepts the connection and never answers):
+    Ctrl-C exits 130, SIGTERM 143 (128 + 15, as a shell reports a process the signal ended),
+    each after the clean-up and with one line saying so, no traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "DGX_PIXELS_SERVER"}
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", "cleanup", "--server",
+                                 f"http://127.0.0.1:{port}", "--out", str(tmp_path / "o")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                # SIGINT at its default (a test run in the background inherits it ignored)
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            silent.settimeout(60)
+            conn, _ = silent.accept()  # the command is now waiting on the server
+            with conn:
+                proc.send_signal(getattr(signal, sig))
+                out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == code, (out, err)
+    assert err.strip() == word, err
+
+
 def test_missing_node_type(setup, comfy_server, tmp_path, capsys):
     img, proj = setup
     rc, err = _run(["run", "err-missing-node@1", "--set", f"image={img}", "--server", comfy_server.url,

@@ -30,7 +30,7 @@ jobs file:
 
 exit codes: 0 all jobs done, 1 other error, 2 bad jobs file, 3 no server reachable,
 4 a workflow/parameter is invalid (nothing was submitted), 5 some jobs failed (see the
-journal), 130 interrupted (rerun to continue).
+journal), 130 interrupted (143 by SIGTERM; rerun to continue).
 """
 
 

@@ -16,7 +16,7 @@ exit codes:
        message names node, type and input
   5    the job failed on the server (the failing node is named), or timed out
   6    deploy refused (path outside assets/, a folder that is not the game's, partial outputs)
-  130  interrupted (Ctrl-C or SIGTERM): the job was removed from the server's queue / interrupted
+  130  interrupted (Ctrl-C; 143 for SIGTERM): the job was removed from the server's queue / interrupted
 """
 
 DESCRIPTION = f"""\
