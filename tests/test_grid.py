@@ -1952,6 +1952,30 @@ def test_shared_frame_colours_never_makes_two_colours_of_a_frame_one():
         assert len(np.unique(o[0, :, 0])) == 2, o[0, :, 0]
 
 
+def test_colours_pair_with_groups_nearest_first_each_once():
+    """The matching in rounds is the walk down the pairs, nearest first, taking each pair whose
+    colour and group are both still free, on crowded random pairs with ties."""
+    from comfy_nodes.pixel.cells import _greedy_pairs
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        nc, ng = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        ok = rng.random((nc, ng)) < rng.uniform(0.05, 0.9)
+        d = rng.integers(0, 6, (nc, ng)).astype(float)  # few values: many ties
+        ci, ki = np.nonzero(ok)
+        order = np.argsort(d[ci, ki], kind="stable")
+        ci, ki = ci[order], ki[order]
+        want = np.full(nc, -1)
+        taken = set()
+        for c, k in zip(ci.tolist(), ki.tolist()):
+            if want[c] < 0 and k not in taken:
+                want[c] = k
+                taken.add(k)
+        got = np.full(nc, -1)
+        _greedy_pairs(ci, ki, got, ng)
+        assert got.tolist() == want.tolist()
+
+
 def test_shared_frame_colours_moves_no_colour_further_than_the_tolerance():
     """A slow fade (2 levels a frame over 40 frames) is held in steps, each group at most a
     tolerance wide (every colour within it of the group's first), so no colour moves much
