@@ -1952,6 +1952,35 @@ def test_shared_frame_colours_never_makes_two_colours_of_a_frame_one():
         assert len(np.unique(o[0, :, 0])) == 2, o[0, :, 0]
 
 
+def test_near_blacks_that_oklab_spreads_apart_are_merged_by_ciede2000():
+    """OKLab's cube root puts (0,0,0), (0,0,2), (1,2,0) and (2,0,0) several clustering radii
+    apart, though no eye tells them apart (CIEDE2000 under 1); a dark blue 6 away stays."""
+    from comfy_nodes.pixel.cells import NOISY_SAME_COLOUR_DE00, merge_near_duplicates
+
+    cells = np.array([[[1, 2, 0]] * 5 + [[0, 0, 0], [0, 0, 2], [2, 0, 0], [22, 20, 40], [22, 20, 40]]], float)
+    mask = np.ones(cells.shape[:2], bool)
+    assert merge_near_duplicates(cells, mask) is cells  # OKLab: nothing is that close
+    out = merge_near_duplicates(cells, mask, de00=NOISY_SAME_COLOUR_DE00)
+    assert out[0, :8].tolist() == [[1, 2, 0]] * 8
+    assert out[0, 8:].tolist() == [[22, 20, 40]] * 2
+
+
+def test_a_true_black_comes_back_as_one_colour_from_noisy_cells():
+    """A 16x16 sprite of black, grey, orange and skin, degraded by the project's degrader (seed
+    1): the black came back as four shades, (0,0,0) and tints a level or two off it."""
+    from orchestrator import samples
+
+    rng = np.random.default_rng(1)
+    pal = np.array([[0, 0, 0], [163, 163, 163], [211, 132, 65], [237, 199, 176]], np.uint8)
+    idx = rng.integers(0, 4, (16, 16))
+    sprite = np.dstack([pal[idx], np.full((16, 16), 255, np.uint8)])
+    d = samples.degrade(sprite, cell=9.0, seed=1, noise=6.0, blur=1.0, jpeg_quality=80, colour_drift=4.0)
+    out = G.snap(d.image).image
+    assert out.shape == (16, 16, 4)
+    blacks = np.unique(out[..., :3][idx == 0], axis=0)
+    assert len(blacks) == 1 and blacks.max() <= 4, blacks
+
+
 def test_colours_pair_with_groups_nearest_first_each_once():
     """The matching in rounds is the walk down the pairs, nearest first, taking each pair whose
     colour and group are both still free, on crowded random pairs with ties."""

@@ -50,6 +50,13 @@ CAST_FAST = 0.0033
 SAME_COLOUR = 0.012
 #: More distinct colours than this among flat cells is no pixel art: nothing is merged.
 SAME_COLOUR_MAX = 4096
+#: After consolidating noisy cells, colours closer than this (CIEDE2000) are one colour. OKLab's
+#: cube root spreads the darkest colours: a true black came back as (0,0,0), (0,0,2), (1,2,0)
+#: and (2,0,0), each a cluster of its own, CIEDE2000 under 1 apart. On snap-dev's sprites of at
+#: most 16 true colours the output had 518 colours for their 377 (2.5: 462); true colours more
+#: than 5 apart that came out as one rose by 10 pairs in 14,638, pixel accuracy 0.9882 ->
+#: 0.9881. Hand-made ramps step 5 and more; 4 merged 2,236 more such pairs.
+NOISY_SAME_COLOUR_DE00 = 2.5
 #: A cell farther than tau and this many median distances from its cluster mean is an outlier.
 OUTLIER_NOISE = 6.0
 #: A cluster's leader is the densest colour within this fraction of tau. At half of tau the
@@ -121,6 +128,7 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
         if not grid.smooth and min(grid.cell_w, grid.cell_h) < DEBLUR_MAX_CELL:
             out[..., :3] = _deblurred(a, grid, out[..., :3], xs, ys, opaque)
         out[..., :3] = consolidate_colours(out[..., :3], opaque)
+        out[..., :3] = merge_near_duplicates(out[..., :3], opaque, de00=NOISY_SAME_COLOUR_DE00)
     elif consolidate and not grid.exact and min(grid.cell_w, grid.cell_h) > 1.0:
         # flat cells whose colours differ by a level or two from cell to cell (a diffusion
         # model's outline as #1b1326, #1b1327, #1a1326...): one colour each
@@ -304,12 +312,13 @@ def _leader_clusters(lab: np.ndarray, tau: float, density_radius: float = 1.0) -
     return label[inv]
 
 
-def merge_near_duplicates(rgb: np.ndarray, mask: np.ndarray, *, tol: float = SAME_COLOUR) -> np.ndarray:
-    """Cells whose colours no eye tells apart (OKLab distance under ``tol``) take the most common
-    of those colours. ``rgb`` (rows, cols, 3) float 0..255, ``mask`` the cells to use; returns
-    a copy (the input itself when nothing merges or there are more than SAME_COLOUR_MAX
-    colours: that is no flat pixel art)."""
-    from .color import srgb_to_oklab
+def merge_near_duplicates(rgb: np.ndarray, mask: np.ndarray, *, tol: float = SAME_COLOUR,
+                          de00: float | None = None) -> np.ndarray:
+    """Cells whose colours no eye tells apart (OKLab distance under ``tol``, or CIEDE2000 under
+    ``de00`` when given) take the most common of those colours. ``rgb`` (rows, cols, 3) float
+    0..255, ``mask`` the cells to use; returns a copy (the input itself when nothing merges or
+    there are more than SAME_COLOUR_MAX colours: that is no flat pixel art)."""
+    from .color import ciede2000, srgb_to_cielab, srgb_to_oklab
     from .palette import _key_histogram, _pack_rgb, _unpack_rgb
 
     if not mask.any():
@@ -319,14 +328,28 @@ def merge_near_duplicates(rgb: np.ndarray, mask: np.ndarray, *, tol: float = SAM
     if len(uniq) < 2 or len(uniq) > SAME_COLOUR_MAX:
         return rgb
     cols = _unpack_rgb(uniq)
-    lab = srgb_to_oklab(cols / 255.0)
+    if de00 is None:
+        lab = srgb_to_oklab(cols / 255.0)
+
+        def dist(i: int, to: list[int]) -> np.ndarray:
+            return np.sqrt(((lab[to] - lab[i]) ** 2).sum(axis=1))
+        limit = tol
+    else:
+        lab = srgb_to_cielab(cols)
+        # CIEDE2000 costs some forty array operations per call: for the few colours left
+        # after consolidation, one call for all pairs, not one per colour
+        table = ciede2000(lab[:, None, :], lab[None, :, :]) if len(cols) <= 512 else None
+
+        def dist(i: int, to: list[int]) -> np.ndarray:
+            return table[i, to] if table is not None else ciede2000(lab[i][None, :], lab[to])
+        limit = de00
     leader = np.empty(len(uniq), dtype=np.int64)
     leaders: list[int] = []
     for i in np.argsort(-counts, kind="stable").tolist():
         if leaders:
-            d = np.sqrt(((lab[leaders] - lab[i]) ** 2).sum(axis=1))
+            d = dist(i, leaders)
             j = int(np.argmin(d))
-            if d[j] < tol:
+            if d[j] < limit:
                 leader[i] = leaders[j]
                 continue
         leaders.append(i)
