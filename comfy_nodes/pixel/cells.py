@@ -592,10 +592,10 @@ def _greedy_pairs(ci: np.ndarray, ki: np.ndarray, lbl: np.ndarray, n_groups: int
 
     The same matching as walking the pairs in order and taking each whose colour and group
     are both free, in rounds instead of a loop per pair (16 frames of 1,000 close colours:
-    2.6 s -> 1.1 s): a pair that comes first among its colour's pairs and first among its group's
-    would be taken by that walk (every pair before it involves other colours and groups), and
-    the pairs that touch what it took would be skipped; what remains is walked alike. The
-    first pair of each round always qualifies.
+    2.6 s -> 1.1 s): a pair that comes first among its colour's pairs and first among its
+    group's would be taken by that walk (every pair before it involves other colours and
+    groups), and the pairs that touch what it took would be skipped; what remains is walked
+    alike. The first pair of each round always qualifies.
     """
     used_c = np.zeros(len(lbl), bool)
     used_k = np.zeros(n_groups, bool)
