@@ -65,13 +65,14 @@ def test_ordered_dither_mixes_towards_the_side_the_colour_lies_on():
 
 def test_ordered_dither_keeps_a_dark_red_red_on_pico8():
     """PICO-8 has no dark red: a dark red is nearest its dark purple, and the second nearest
-    colour, navy, turned it into a purple and navy checker that reads blue (three quarters
-    navy). Black mixes the red's darkness without its hue."""
+    colour, navy, turned it into a purple and navy checker that reads blue (up to three
+    quarters navy). Black mixes the red's darkness without its hue."""
     from comfy_nodes.pixel.palettes_builtin import builtin
 
-    out = quantize(_flat([60, 10, 10]), builtin("pico-8"), dither="bayer4")[..., :3].reshape(-1, 3)
-    colours = {tuple(int(v) for v in c) for c in np.unique(out, axis=0)}
-    assert colours == {(0, 0, 0), (126, 37, 83)}, colours
+    for red in ([60, 10, 10], [70, 15, 15], [80, 10, 10]):
+        out = quantize(_flat(red), builtin("pico-8"), dither="bayer4")[..., :3].reshape(-1, 3)
+        colours = {tuple(int(v) for v in c) for c in np.unique(out, axis=0)}
+        assert colours == {(0, 0, 0), (126, 37, 83)}, (red, colours)
 
 
 def test_ordered_dither_prefers_a_calm_mix_to_scattered_specks():
@@ -176,21 +177,24 @@ def test_error_diffusion_keeps_a_ramps_lightness_on_a_palette_of_other_hues(mode
 
 
 def test_ordered_dither_leans_from_the_nearest_colour_as_strength_grows():
-    """A dark brown on PICO-8: black is its nearest colour by CIEDE2000, yet it lies 85 % of
-    the way from black to navy in OKLab. A light dither keeps it black (the threshold leans from
-    the nearest colour's side, not from the OKLab midpoint, which turned it all navy); at full
-    strength navy takes its OKLab share of the pixels."""
+    """A dark brown on PICO-8: black is its nearest colour by CIEDE2000, yet it lies over half
+    way from black to its partner, the warm dark grey (navy, the partner by plain OKLab, gave
+    it a blue cast). A light dither keeps it black (the threshold leans from the nearest
+    colour's side, not from the midpoint, which turned it all into the partner); the partner's
+    share grows with the strength up to the colour's position along the pair."""
     from comfy_nodes.pixel.palettes_builtin import builtin
 
     img = _flat([57, 32, 31], 8, 8)
-    black, navy = [0, 0, 0], [29, 43, 83]
+    black, grey = [0, 0, 0], [95, 87, 79]
     assert quantize(img, builtin("pico-8"))[0, 0, :3].tolist() == black
     light = quantize(img, builtin("pico-8"), dither="bayer4", strength=0.05)
     assert (light[..., :3] == black).all()
-    full = quantize(img, builtin("pico-8"), dither="bayer4", strength=1.0)
-    share = (full[..., :3] == navy).all(-1).mean()
-    assert ((full[..., :3] == navy).all(-1) | (full[..., :3] == black).all(-1)).all()
-    assert 0.75 <= share <= 0.95, share
+    shares = []
+    for strength in (0.25, 0.5, 1.0):
+        out = quantize(img, builtin("pico-8"), dither="bayer4", strength=strength)[..., :3]
+        assert ((out == grey).all(-1) | (out == black).all(-1)).all()
+        shares.append((out == grey).all(-1).mean())
+    assert shares[0] < shares[1] < shares[2] and 0.5 <= shares[2] <= 0.8, shares
 
 
 @pytest.mark.parametrize("strength", [0.25, 0.5, 1.0])

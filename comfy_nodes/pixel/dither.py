@@ -3,10 +3,10 @@
 Both mix colours in OKLab and return palette indices; ``palette.quantize`` turns them into
 colours.
 
-Ordered dithering mixes two palette colours: a pixel at position t (0..1) along the OKLab
-segment from its nearest colour c1 (as ``match`` judges it: CIEDE2000 among the nearest in
-OKLab) to its partner c2 (the colour whose mix with c1 comes closest to it, a calm pattern
-weighed against a close mix) takes c2 where t exceeds
+Ordered dithering mixes two palette colours: a pixel at position t (0..1) along the segment
+from its nearest colour c1 (as ``match`` judges it: CIEDE2000 among the nearest in OKLab) to
+its partner c2 (the colour whose mix with c1 comes closest to it, a calm pattern weighed
+against a close mix, in OKLab with a and b doubled) takes c2 where t exceeds
 c + strength * (bayer - c), c being where the colour would turn nearer c2 by CIEDE2000 if it
 moved along the segment (``match.PaletteMatcher.flip_points``; 0.5 for every colour by OKLab's
 reckoning). At strength 0 that is exactly
@@ -74,21 +74,28 @@ def bayer_matrix(n: int) -> np.ndarray:
 #: Weight of the mix's pattern variance against its colour error when choosing the partner
 #: (see :func:`_two_nearest`). Measured on the 9 real images (snapped), Bayer 4x4 on PICO-8,
 #: NES, CGA, DawnBringer 16 and 32, Endesga 32 and Sweetie 16: with the second nearest colour
-#: as partner, 0.82 % of pixels came out more than 30 CIEDE2000 off their colour (PICO-8
-#: 2.0 %), the 3x3 local mean was 11.1 off (CIELAB) and the 5x5 one 9.8; with 0.4, 0.36 %
-#: (PICO-8 0.6 %), 10.5 and 9.3, and the pattern no busier (3 % calmer). 0.2 brings the means
-#: closer still but scatters more specks (PICO-8 3.4 %); 0.6 and 1.0 lose both.
+#: as partner (by OKLab), 0.82 % of pixels came out more than 30 CIEDE2000 off their colour
+#: (PICO-8 2.0 %), the 3x3 local mean was 11.1 off (CIELAB) and the 5x5 one 9.8; with 0.4 in
+#: ``MIX_SPACE``, 0.45 % (PICO-8 0.7 %), 9.1 and 7.9, and the pattern 5 % calmer. 0.3 brings
+#: the means closer still but scatters more specks (Sweetie 16 1.9 %); 0.5 loses the means.
 MIX_NOISE = 0.4
+#: The partner is judged in OKLab with a and b doubled (Ottosson's fit of OKLab to the COMBVD
+#: and OSA-UCS colour-difference data: 2.016 and 2.045). Plain OKLab weighs lightness too much
+#: against hue here too: a dark red on PICO-8 took navy for a partner (a blue-ish mix), where
+#: black keeps it red. Against plain OKLab: local means 10.5 -> 9.1 (3x3) and 9.3 -> 7.9 (5x5),
+#: specks 0.36 -> 0.45 %, the pattern as calm.
+MIX_SPACE = np.array([1.0, 2.0, 2.0])
 
 
 def _two_nearest(lab: np.ndarray, matcher: "PaletteMatcher") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each row of ``lab``: its nearest palette index c1 (as ``match`` judges it), its
-    partner c2 and its position t (0..1) along c1 -> c2 (OKLab).
+    """For each row of ``lab`` (OKLab): its nearest palette index c1 (as ``match`` judges it),
+    its partner c2 and its position t (0..1) along c1 -> c2.
 
-    The partner minimises ``|x - mix|^2 + MIX_NOISE * t (1 - t) |c2 - c1|^2``: the squared
-    error of the mix c1 + t (c2 - c1) that the pattern shows from afar, plus the weighted
-    variance of the pattern itself (how hard its two colours flicker against each other), as
-    Yliluoma's ordered dithering weighs a pair's error against the two colours' difference.
+    The partner minimises ``|x - mix|^2 + MIX_NOISE * t (1 - t) |c2 - c1|^2`` (in
+    ``MIX_SPACE``): the squared error of the mix c1 + t (c2 - c1) that the pattern shows from
+    afar, plus the weighted variance of the pattern itself (how hard its two colours flicker
+    against each other), as Yliluoma's ordered dithering weighs a pair's error against the two
+    colours' difference; t is the colour's position along c1 -> c2 in that space.
     The second nearest colour is often no good partner: a dark red nearest PICO-8's dark
     purple has navy second nearest, and a purple and navy mix stays blue-ish, where purple and
     black keep the red; and a partner far off at small t mixes well on average but as
@@ -103,8 +110,9 @@ def _two_nearest(lab: np.ndarray, matcher: "PaletteMatcher") -> tuple[np.ndarray
     i2 = np.empty(m, dtype=np.intp)
     t = np.empty(m)
     step = max(1, 500_000 // pal_lab.shape[0])
+    mix_lab, mix_pal = lab * MIX_SPACE, pal_lab * MIX_SPACE
     for s in range(0, m, step):
-        i2[s : s + step], t[s : s + step] = _best_partner(lab[s : s + step], pal_lab, i1[s : s + step])
+        i2[s : s + step], t[s : s + step] = _best_partner(mix_lab[s : s + step], mix_pal, i1[s : s + step])
     return i1, i2, t
 
 
