@@ -176,6 +176,24 @@ def test_error_diffusion_keeps_a_ramps_lightness_on_a_palette_of_other_hues(mode
         assert np.abs(want - got).mean() < most, (name, np.abs(want - got).mean())
 
 
+def test_ordered_dither_keeps_a_ramps_lightness_on_a_palette_of_other_hues():
+    """The same grey ramp on the Game Boy greens, Bayer 4x4: each 16-px band keeps about its
+    mean lightness, as plain mapping does (0.087 off per band; Bayer 0.093). Judging the
+    partner with a and b doubled took the less saturated greens for their hue and lost the
+    lightness (0.115 off)."""
+    from comfy_nodes.pixel.palettes_builtin import builtin
+
+    ramp = np.zeros((32, 256, 4), np.uint8)
+    ramp[..., :3] = np.arange(256)[None, :, None]
+    ramp[..., 3] = 255
+    want = srgb_to_oklab(ramp[..., :3])[..., 0].reshape(32, 16, 16).mean(axis=(0, 2))
+    off = {}
+    for dither in ("none", "bayer4"):
+        got = srgb_to_oklab(quantize(ramp, builtin("gameboy"), dither=dither)[..., :3])[..., 0]
+        off[dither] = np.abs(want - got.reshape(32, 16, 16).mean(axis=(0, 2))).mean()
+    assert off["bayer4"] < 0.1 and off["none"] < 0.1, off
+
+
 def test_ordered_dither_leans_from_the_nearest_colour_as_strength_grows():
     """A dark brown on PICO-8: black is its nearest colour by CIEDE2000, yet it lies over half
     way from black to its partner, the warm dark grey (navy, the partner by plain OKLab, gave

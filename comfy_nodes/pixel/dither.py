@@ -6,7 +6,7 @@ colours.
 Ordered dithering mixes two palette colours: a pixel at position t (0..1) along the segment
 from its nearest colour c1 (as ``match`` judges it: CIEDE2000 among the nearest in OKLab) to
 its partner c2 (the colour whose mix with c1 comes closest to it, a calm pattern weighed
-against a close mix, in OKLab with a and b doubled) takes c2 where t exceeds
+against a close mix, in OKLab with a and b stretched, ``MIX_SPACE``) takes c2 where t exceeds
 c + strength * (bayer - c), c being where the colour would turn nearer c2 by CIEDE2000 if it
 moved along the segment (``match.PaletteMatcher.flip_points``; 0.5 for every colour by OKLab's
 reckoning). At strength 0 that is exactly
@@ -76,15 +76,17 @@ def bayer_matrix(n: int) -> np.ndarray:
 #: NES, CGA, DawnBringer 16 and 32, Endesga 32 and Sweetie 16: with the second nearest colour
 #: as partner (by OKLab), 0.82 % of pixels came out more than 30 CIEDE2000 off their colour
 #: (PICO-8 2.0 %), the 3x3 local mean was 11.1 off (CIELAB) and the 5x5 one 9.8; with 0.4 in
-#: ``MIX_SPACE``, 0.45 % (PICO-8 0.7 %), 9.1 and 7.9, and the pattern 5 % calmer. 0.3 brings
-#: the means closer still but scatters more specks (Sweetie 16 1.9 %); 0.5 loses the means.
+#: ``MIX_SPACE``, 0.17 % (PICO-8 0.1 %), 9.7 and 8.4, and the pattern 4 % calmer. 0.3 brings
+#: the means closer but scatters more specks; 0.5 loses the means.
 MIX_NOISE = 0.4
-#: The partner is judged in OKLab with a and b doubled (Ottosson's fit of OKLab to the COMBVD
-#: and OSA-UCS colour-difference data: 2.016 and 2.045). Plain OKLab weighs lightness too much
-#: against hue here too: a dark red on PICO-8 took navy for a partner (a blue-ish mix), where
-#: black keeps it red. Against plain OKLab: local means 10.5 -> 9.1 (3x3) and 9.3 -> 7.9 (5x5),
-#: specks 0.36 -> 0.45 %, the pattern as calm.
-MIX_SPACE = np.array([1.0, 2.0, 2.0])
+#: The partner is judged in OKLab with a and b scaled by this. Plain OKLab weighs lightness too
+#: much against hue here too: a dark red on PICO-8 took navy for a partner (a blue-ish mix),
+#: where black keeps it red. Ottosson's fit of OKLab to colour-difference data (COMBVD, OSA-UCS)
+#: scales a and b by 2; measured as above, 2 brings the 5x5 means to 7.9 (1.5: 8.4, plain
+#: OKLab 9.3) but gives up lightness where no hue can match: a grey ramp on the Game Boy
+#: greens came out 0.115 off in OKLab lightness per band (plain mapping 0.087, plain OKLab
+#: 0.075, 1.5: 0.093). 1.5 also scatters the fewest specks (0.17 %; 2: 0.45 %, 1: 0.36 %).
+MIX_SPACE = np.array([1.0, 1.5, 1.5])
 
 
 def _two_nearest(lab: np.ndarray, matcher: "PaletteMatcher") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
