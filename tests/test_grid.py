@@ -1965,6 +1965,31 @@ def test_near_blacks_that_oklab_spreads_apart_are_merged_by_ciede2000():
     assert out[0, 8:].tolist() == [[22, 20, 40]] * 2
 
 
+@pytest.mark.parametrize("de00", [None, 2.5, 6.0])
+def test_close_colour_pairs_are_all_found_through_the_lightness_window(de00):
+    """Only colours within reach in lightness are compared; every pair a full comparison finds
+    under the limit must still be found (dark, saturated and grey colours alike)."""
+    from comfy_nodes.pixel.cells import SAME_COLOUR, _close_pairs
+    from comfy_nodes.pixel.color import ciede2000, srgb_to_cielab, srgb_to_oklab
+
+    rng = np.random.default_rng(7)
+    cols = np.concatenate([rng.integers(0, 256, (300, 3)), rng.integers(0, 12, (100, 3)),
+                           np.repeat(rng.integers(0, 256, (60, 1)), 3, axis=1)]).astype(np.uint8)
+    cols = np.unique(cols, axis=0)
+    if de00 is None:
+        lab = srgb_to_oklab(cols / 255.0)
+        full = np.sqrt(((lab[:, None] - lab[None]) ** 2).sum(-1))
+        limit = SAME_COLOUR * 4
+    else:
+        lab = srgb_to_cielab(cols)
+        full = ciede2000(lab[:, None], lab[None])
+        limit = de00
+    want = {(i, j) for i, j in zip(*np.nonzero(full < limit)) if i != j}
+    near = _close_pairs(cols, limit if de00 is None else SAME_COLOUR, de00)
+    got = {(i, j) for i, lst in enumerate(near) for j, _ in lst}
+    assert len(want) > 20 and got == want
+
+
 def test_a_true_black_comes_back_as_one_colour_from_noisy_cells():
     """A 16x16 sprite of black, grey, orange and skin, degraded by the project's degrader (seed
     1): the black came back as four shades, (0,0,0) and tints a level or two off it."""
