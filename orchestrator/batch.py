@@ -112,6 +112,8 @@ def _load_doc(path: Path) -> dict:
     return doc
 
 
+#: After Ctrl-C, how long (s) the batch waits for its running jobs to leave the server.
+CANCEL_WAIT_S = 30.0
 _JOB_KEYS = {"id", "workflow", "set", "bevy", "asset_path", "overwrite", "upscale", "bevy_version", "fresh"}
 
 
@@ -276,6 +278,7 @@ class Journal:
         self.states: dict[str, dict] = {}
         self.id: str | None = None
         self._lock = threading.Lock()
+        self._frozen = False
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             # One batch per journal: a second process on the same jobs file (another terminal,
@@ -318,6 +321,8 @@ class Journal:
     def _append(self, rec: dict) -> None:
         line = (json.dumps(rec, default=str, separators=(",", ":")) + "\n").encode()
         with self._lock:
+            if self._frozen:
+                return
             if self._fd is None:
                 raise OSError(9, f"the journal {self.path} is closed")
             os.write(self._fd, line)
@@ -332,6 +337,12 @@ class Journal:
 
     def state(self, job: str) -> dict:
         return self.states.get(job, {})
+
+    def freeze(self) -> None:
+        """Record nothing more: the journal keeps the states as they are now (a batch the user
+        quit while jobs still ran)."""
+        with self._lock:
+            self._frozen = True
 
     def close(self) -> None:
         with self._lock:
@@ -890,9 +901,23 @@ class BatchRunner:
                     pass
         except KeyboardInterrupt:
             self.cancel.set()
-            deadline = time.monotonic() + 30
-            for done in finished:
-                done.wait(max(0.0, deadline - time.monotonic()))
+            with self._counts_lock:
+                running = self._in_flight_now
+            if running:
+                what = "leaving them on the server (--detach)" if self.detach_on_cancel else "taking them off the server"
+                self.emit("info", message=f"stopping: {running} job(s) running, {what}; Ctrl-C again to quit at once")
+            deadline = time.monotonic() + CANCEL_WAIT_S
+            try:
+                for done in finished:
+                    done.wait(max(0.0, deadline - time.monotonic()))
+            except KeyboardInterrupt:
+                # A second Ctrl-C (or SIGTERM) quits without waiting. The jobs still running stay
+                # 'submitted' in the journal, so a rerun finds them on the server and collects
+                # them: what their threads do from now on (failing as the connections close) is
+                # neither recorded nor shown.
+                self.emit("info", message="quitting: jobs still running stay on the server; a rerun collects them")
+                self.on_event = None
+                self.journal.freeze()
         finally:
             self.pool.close()
             self.journal.close()

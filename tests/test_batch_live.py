@@ -598,6 +598,74 @@ def test_ctrl_c_stops_the_job_running_on_the_server(world, comfy_server):
     assert states == ["submitted", "cancelled"]
 
 
+def test_a_second_ctrl_c_quits_at_once_and_a_rerun_finishes_the_job(world, comfy_server):
+    """Ctrl-C while the server hangs (its process stopped with SIGSTOP: taking the job off the
+    server waits on it): the batch says what it waits for and how to stop waiting; a second
+    Ctrl-C quits at once, with no traceback, the job still 'submitted' in the journal (nothing
+    its abandoned thread did afterwards recorded), and a rerun finishes the job."""
+    import subprocess
+    import sys
+    import threading
+
+    from support.live import http_json
+
+    if not getattr(comfy_server, "pid", None):
+        pytest.skip("stops the server's process; a ComfyUI of the user's own is not ours to stop")
+    tmp_path, proj, art = world
+    root = tmp_path / "workflows" / "orch-slow" / "1.0.0"
+    root.mkdir(parents=True)
+    (root / "workflow.toml").write_text(SLOW_TOML)
+    (root / "workflow.api.json").write_text(json.dumps(SLOW_API))
+    noise = np.random.default_rng(7).integers(0, 256, size=(1024, 1024, 3), dtype=np.uint8)
+    Image.fromarray(noise, "RGB").save(art / "big.png")
+    jobs = tmp_path / "slow1.toml"
+    jobs.write_text('[defaults]\nworkflow = "orch-slow@1"\n\n[[job]]\nid = "big"\nset = { image = "art/big.png", colors = 256 }\n')
+    journal = jobs.with_name(jobs.name + ".journal.jsonl")
+    env = {**os.environ, "DGX_PIXELS_WORKFLOWS": str(tmp_path / "workflows"), "DGX_PIXELS_SERVER": comfy_server.url}
+    cmd = [sys.executable, "-m", "orchestrator", "batch", str(jobs), "--in-flight", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    err_lines: list[str] = []
+    reader = threading.Thread(target=lambda: err_lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
+    stopped = False
+    try:
+        pid = _poll(lambda: journal.exists() and next((json.loads(x)["prompt_id"] for x in journal.read_text().splitlines()[1:]
+                                                       if json.loads(x).get("state") == "submitted"), None),
+                    time.monotonic() + 120, "the job submitted")
+        _poll(lambda: any(pid == q[1] for q in http_json(f"{comfy_server.url}/queue")["queue_running"]),
+              time.monotonic() + 60, "the job running")
+        os.kill(comfy_server.pid, signal.SIGSTOP)
+        stopped = True
+        proc.send_signal(signal.SIGINT)
+        _poll(lambda: any(line.startswith("stopping:") for line in err_lines), time.monotonic() + 30,
+              "the batch saying it stops")
+        time.sleep(1.0)
+        assert proc.poll() is None  # still waiting on the hung server
+        proc.send_signal(signal.SIGINT)
+        t = time.monotonic()
+        proc.wait(timeout=60)
+        quit_s = time.monotonic() - t
+        out = proc.stdout.read()
+    finally:
+        if stopped:
+            os.kill(comfy_server.pid, signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(10)
+    err = "".join(err_lines)
+    assert proc.returncode == 130, (out, err)
+    assert "stopping: 1 job(s) running, taking them off the server; Ctrl-C again to quit at once" in err, err
+    assert "quitting: jobs still running stay on the server; a rerun collects them" in err, err
+    assert "interrupted: run the same command again to continue" in err and "Traceback" not in err, err
+    assert "1 jobs:" in out and quit_s < 5, (out, quit_s)
+    assert [json.loads(x)["state"] for x in journal.read_text().splitlines()[1:]] == ["submitted"]
+    # the rerun finds the job on the server again and sees it to the end
+    rerun = subprocess.run(cmd + ["-q"], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
+    assert json.loads(journal.read_text().splitlines()[-1])["state"] == "done"
+
+
 # --------------------------------------------------------------------------- resume after faults
 
 KILL_AFTER_RENAME = """\

@@ -13,6 +13,8 @@ and jobs with a `bevy` + `asset_path` are deployed into that project with proven
 Resumable: a journal (JOBS_FILE.journal.jsonl, or in --state-dir) records every job's state.
 Run the same command again after a crash or Ctrl-C: finished jobs are skipped, submitted jobs
 are re-attached through /history (never submitted twice), outputs are never deployed twice.
+Ctrl-C takes the running jobs off the server first (up to 30 s on a server that hangs); a
+second Ctrl-C quits at once and leaves them there for the rerun.
 A server that goes down: its jobs wait for it (and are resubmitted under the same id if it
 lost them), or move to another server after --failover-after seconds. When every server
 stays down that long the batch stops (exit 3); rerun the same command once one answers.
