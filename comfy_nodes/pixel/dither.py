@@ -75,10 +75,10 @@ def bayer_matrix(n: int) -> np.ndarray:
 #: (see :func:`_two_nearest`). Measured by ``bench/palette_quality.py`` (the 9 real images
 #: snapped, Bayer 4x4 on PICO-8, NES, CGA, DawnBringer 16 and 32, Endesga 32 and Sweetie 16):
 #: with the second nearest colour as partner (by OKLab), 0.82 % of pixels came out more than
-#: 30 CIEDE2000 off their colour
-#: (PICO-8 2.0 %), the 3x3 local mean was 11.1 off (CIELAB) and the 5x5 one 9.8; with 0.4 in
-#: ``MIX_SPACE``, 0.17 % (PICO-8 0.1 %), 9.7 and 8.4, and the pattern 4 % calmer. 0.3 brings
-#: the 5x5 means to 8.0 with 0.58 % specks and a busier pattern; 0.5 leaves them at 8.8.
+#: 30 CIEDE2000 off their colour (PICO-8 2.0 %), the 3x3 local mean was 11.1 off (CIELAB) and
+#: the 5x5 one 9.8; with 0.4 in ``MIX_SPACE``, 0.17 % (PICO-8 0.1 %), 9.7 and 8.4, and the
+#: pattern 4 % calmer. 0.3 brings the 5x5 means to 8.0 with 0.58 % specks and a busier
+#: pattern; 0.5 leaves them at 8.8.
 MIX_NOISE = 0.4
 #: The partner is judged in OKLab with a and b scaled by this. Plain OKLab weighs lightness too
 #: much against hue here too: a dark red on PICO-8 took navy for a partner (a blue-ish mix),
