@@ -7,7 +7,7 @@ OKLab weighs lightness too heavily against hue and chroma: mapping the 9 real AI
 by more than 90 degrees (a dark red demon turned navy) and 5.3 % lost their colour to a grey
 (CGA 15.5 %, DawnBringer 16 7.9 %). CIEDE2000 (CIE 142-2001), the standard colour-difference
 formula and the one the benchmark scores, gives 0.0 % and 0.1 % there (CGA 5.3 %, DawnBringer
-16 1.4 %) and a lower mean difference on every built-in palette.
+16 1.4 %) and a lower mean difference on every built-in palette (``bench/palette_quality.py``).
 
 CIEDE2000 costs some forty array operations per pair, so each colour is compared with the
 ``SHORTLIST`` colours nearest to it in OKLab only: for 100,000 uniformly random colours the
