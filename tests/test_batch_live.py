@@ -550,6 +550,25 @@ SLOW_API = {
 }
 
 
+def _install_slow_workflow(tmp_path: Path) -> None:
+    root = tmp_path / "workflows" / "orch-slow" / "1.0.0"
+    root.mkdir(parents=True)
+    (root / "workflow.toml").write_text(SLOW_TOML)
+    (root / "workflow.api.json").write_text(json.dumps(SLOW_API))
+
+
+def _first_job_running(journal: Path, url: str) -> str:
+    """The prompt id of the batch's first submitted job, once the server runs it."""
+    from support.live import http_json
+
+    pid = _poll(lambda: journal.exists() and next((json.loads(x)["prompt_id"] for x in journal.read_text().splitlines()[1:]
+                                                   if json.loads(x).get("state") == "submitted"), None),
+                time.monotonic() + 120, "the first job submitted")
+    _poll(lambda: any(pid == q[1] for q in http_json(f"{url}/queue")["queue_running"]),
+          time.monotonic() + 60, "the first job running")
+    return pid
+
+
 def test_ctrl_c_stops_the_job_running_on_the_server(world, comfy_server):
     """A real SIGINT to a `dgx-pixels batch` process: the job in flight is interrupted on the
     server and counted as cancelled (the batch used to return at once and leave it running)."""
@@ -559,10 +578,7 @@ def test_ctrl_c_stops_the_job_running_on_the_server(world, comfy_server):
     from support.live import http_json
 
     tmp_path, proj, art = world
-    root = tmp_path / "workflows" / "orch-slow" / "1.0.0"
-    root.mkdir(parents=True)
-    (root / "workflow.toml").write_text(SLOW_TOML)
-    (root / "workflow.api.json").write_text(json.dumps(SLOW_API))
+    _install_slow_workflow(tmp_path)
     lines = ['[defaults]', 'workflow = "orch-slow@1"', ""]
     for i in range(3):
         noise = np.random.default_rng(40 + i).integers(0, 256, size=(1024, 1024, 3), dtype=np.uint8)
@@ -577,11 +593,7 @@ def test_ctrl_c_stops_the_job_running_on_the_server(world, comfy_server):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        pid = _poll(lambda: journal.exists() and next((json.loads(x)["prompt_id"] for x in journal.read_text().splitlines()[1:]
-                                                       if json.loads(x).get("state") == "submitted"), None),
-                    time.monotonic() + 120, "the first job submitted")
-        _poll(lambda: any(pid == q[1] for q in http_json(f"{comfy_server.url}/queue")["queue_running"]),
-              time.monotonic() + 60, "the first job running")
+        pid = _first_job_running(journal, comfy_server.url)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -607,15 +619,10 @@ def test_a_second_ctrl_c_quits_at_once_and_a_rerun_finishes_the_job(world, comfy
     import sys
     import threading
 
-    from support.live import http_json
-
     if not getattr(comfy_server, "pid", None):
         pytest.skip("stops the server's process; a ComfyUI of the user's own is not ours to stop")
     tmp_path, proj, art = world
-    root = tmp_path / "workflows" / "orch-slow" / "1.0.0"
-    root.mkdir(parents=True)
-    (root / "workflow.toml").write_text(SLOW_TOML)
-    (root / "workflow.api.json").write_text(json.dumps(SLOW_API))
+    _install_slow_workflow(tmp_path)
     noise = np.random.default_rng(7).integers(0, 256, size=(1024, 1024, 3), dtype=np.uint8)
     Image.fromarray(noise, "RGB").save(art / "big.png")
     jobs = tmp_path / "slow1.toml"
@@ -630,11 +637,7 @@ def test_a_second_ctrl_c_quits_at_once_and_a_rerun_finishes_the_job(world, comfy
     reader.start()
     stopped = False
     try:
-        pid = _poll(lambda: journal.exists() and next((json.loads(x)["prompt_id"] for x in journal.read_text().splitlines()[1:]
-                                                       if json.loads(x).get("state") == "submitted"), None),
-                    time.monotonic() + 120, "the job submitted")
-        _poll(lambda: any(pid == q[1] for q in http_json(f"{comfy_server.url}/queue")["queue_running"]),
-              time.monotonic() + 60, "the job running")
+        _first_job_running(journal, comfy_server.url)
         os.kill(comfy_server.pid, signal.SIGSTOP)
         stopped = True
         proc.send_signal(signal.SIGINT)
