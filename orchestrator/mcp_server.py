@@ -402,6 +402,9 @@ class PixelMCP:
             imgs = _reduce(imgs, colors, palette, self.paths)
         info = {"input": str(src), "frames": len(imgs), "width": int(imgs[0].shape[1]),
                 "height": int(imgs[0].shape[0]), "grid": g.to_dict()}
+        off = {f"frame {i}": r.off_grid for i, r in enumerate(results) if r.off_grid}
+        if off:
+            info["off_grid"] = off  # frames that are no pixel art on the grid the others share
         if dsts:
             for img, dst in zip(imgs, dsts):
                 self.paths.write_png(dst, img)

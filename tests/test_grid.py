@@ -2006,6 +2006,24 @@ def test_a_true_black_comes_back_as_one_colour_from_noisy_cells():
     assert len(blacks) == 1 and blacks.max() <= 4, blacks
 
 
+def test_a_frame_that_is_no_pixel_art_on_the_shared_grid_is_named():
+    """The frames of a batch decide the grid together; a frame of noise among them used to come
+    back as noise on that grid without a word. Its result now says why; the drawn frames, a
+    blank frame and whole-pixel blocks raise nothing."""
+    from support.animation import drawn_walk_frames
+
+    _, frames = drawn_walk_frames()
+    blank = np.full_like(frames[0], 200)
+    noise = np.random.default_rng(3).integers(0, 256, frames[0].shape).astype(np.uint8)
+    res = G.snap_batch(frames + [blank, noise])
+    assert [r.off_grid for r in res[:5]] == [None] * 5
+    assert res[5].off_grid == "its colours do not change at the lines of its grid"
+    assert res[5].image.shape == res[0].image.shape  # still snapped, as the others
+    sprite = np.random.default_rng(4).integers(0, 256, (12, 12, 3)).astype(np.uint8)
+    blocks = [np.kron(np.roll(sprite, k, axis=0), np.ones((6, 6, 1), np.uint8)) for k in range(3)]
+    assert [r.off_grid for r in G.snap_batch(blocks)] == [None] * 3
+
+
 def test_colours_pair_with_groups_nearest_first_each_once():
     """The matching in rounds is the walk down the pairs, nearest first, taking each pair whose
     colour and group are both still free, on crowded random pairs with ties."""

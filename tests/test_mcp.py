@@ -237,6 +237,25 @@ def test_stdio_snap_of_animation_frames_gives_one_set_of_colours(tmp_path):
         assert ((t[..., 3] > 0) == (g[..., 3] > 0)).all()
     seen = outputs_per_true_colour(truth, got)
     assert len(seen) == 7 and all(len(v) == 1 for v in seen.values()), seen
+    assert "off_grid" not in info
+
+
+def test_stdio_snap_names_a_frame_that_is_no_pixel_art_on_the_frames_grid(tmp_path):
+    from support.animation import drawn_walk_frames
+
+    game = _project(tmp_path)
+    _, drawn = drawn_walk_frames()
+    noise = np.random.default_rng(1).integers(0, 256, drawn[0].shape).astype(np.uint8)
+    frames = [Image.fromarray(f) for f in drawn[:2] + [noise]]
+    frames[0].save(game / "mixed.png", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+    async def go():
+        async with Client(_stdio(game, "http://127.0.0.1:9")) as c:
+            return await c.call_tool("snap_image", {"path": "mixed.png"})
+
+    info = _run(go()).structured_content
+    assert info["frames"] == 3
+    assert info["off_grid"] == {"frame 2": "its colours do not change at the lines of its grid"}
 
 def test_stdio_errors_name_the_tools_own_parameters(tmp_path):
     """A bad value of a tool parameter the core takes under another name (snap_image's ``cell``

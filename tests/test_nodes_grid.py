@@ -208,6 +208,19 @@ def test_batch_frames_share_one_set_of_colours():
     assert len(seen) == 7 and all(len(v) == 1 for v in seen.values()), seen
 
 
+def test_a_frame_that_is_no_pixel_art_on_the_shared_grid_is_logged(caplog):
+    from support.animation import drawn_walk_frames
+
+    _, imgs = drawn_walk_frames()
+    noise = np.random.default_rng(1).integers(0, 256, imgs[0].shape).astype(np.uint8)
+    with caplog.at_level("WARNING"):
+        img, *_ = DGXPixelsGridSnap.execute(as_tensor(imgs[:2] + [noise])).result
+    assert img.shape[0] == 3
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["DGX-Pixels Grid Snap: image 2: its colours do not change at the lines of its grid, so it is no "
+                      "pixel art on the grid the frames share; it was snapped on it anyway"]
+
+
 def test_frames_passed_through_keep_their_colours_in_a_shared_batch():
     """Frames with no grid, passed through as asked, come out as they came: the colour sharing
     of a snapped batch does not touch them."""

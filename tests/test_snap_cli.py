@@ -229,6 +229,23 @@ def test_snap_frames_share_one_grid_and_one_palette(tmp_path):
     assert Image.open(out / "walk0.png").size == (8, 7)
 
 
+def test_snap_frames_name_a_frame_that_is_no_pixel_art_on_their_grid(tmp_path):
+    truth, drawn = drawn_walk_frames()
+    srcs = []
+    for i, f in enumerate(drawn[:2] + [np.random.default_rng(1).integers(0, 256, drawn[0].shape).astype(np.uint8)]):
+        srcs.append(tmp_path / f"f{i}.png")
+        Image.fromarray(f).save(srcs[-1])
+    out = tmp_path / "out"
+    p = run(*map(str, srcs), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    assert (f"warning: {srcs[2]}: its colours do not change at the lines of its grid, so it is no pixel art on the "
+            "grid the frames share; it was snapped on it anyway") in p.stderr
+    assert str(srcs[0]) not in p.stderr and str(srcs[1]) not in p.stderr
+    assert sorted(q.name for q in out.iterdir()) == ["f0.png", "f1.png", "f2.png"]
+    info = json.loads(run(*map(str, srcs), "-o", str(out), "--json").stdout)
+    assert info["off_grid"] == {str(srcs[2]): "its colours do not change at the lines of its grid"}
+
+
 def test_snap_reads_every_frame_of_an_animated_gif(tmp_path):
     colours = np.array([[20, 20, 30], [200, 40, 40], [40, 190, 60], [240, 230, 210]], np.uint8)
     sprite = colours[np.random.default_rng(2).integers(0, 4, size=(12, 15))]

@@ -6,6 +6,7 @@ frames: ``batch_shared_grid``) or every frame must snap to the same size.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,6 +160,11 @@ class DGXPixelsGridSnap(io.ComfyNode):
                     res = None  # too small to hold a grid: passed through as asked
                 elif one_grid:
                     res = G.snap(rgba, grids[i], background=background, source=src) if grids else None
+                    why = G.off_grid(rgba, grids[i]) if grids else None
+                    if why:
+                        # the frames together decided the grid: say which one is no pixel art on it
+                        logging.warning("DGX-Pixels Grid Snap: %s: %s, so it is no pixel art on the grid the frames "
+                                        "share; it was snapped on it anyway", src, why)
                 else:
                     res = G.snap(rgba, background=background, source=src, **kw)
             except NoGridFoundError as exc:

@@ -326,6 +326,9 @@ class SnapResult:
 
     image: np.ndarray  # (rows, cols, 4) uint8 RGBA
     grid: Grid
+    #: in a batch (:func:`snap_batch`): why this frame's colours ignore the grid it was snapped
+    #: on (it is no pseudo pixel art on that grid: another picture, scale or phase), else None
+    off_grid: str | None = None
 
     @property
     def width(self) -> int:
@@ -2714,8 +2717,25 @@ def frame_grids(frames, **overrides) -> list[Grid]:
                     for i, f in enumerate(frames[1:], 1)]
 
 
+def off_grid(rgba: np.ndarray, grid: Grid) -> str | None:
+    """Why ``rgba`` ((H, W, 4) uint8, the size ``grid`` was found on) is no pseudo pixel art on
+    ``grid`` (its colours ignore the grid's lines, or vary inside its cells, as
+    :func:`detect_grid` judges a lattice), else None.
+
+    For the frames of a batch snapped on the grid they share: the frames together decided it,
+    and one frame that is no pixel art on it (a stray picture, another scale or phase) would
+    come back as noise without a word. A blank frame has no lines to miss and passes; so does
+    a grid read off whole-pixel blocks."""
+    if grid.exact:
+        return None
+    return _not_pixel_art(_lattice_score([_detection_view(_validate(rgba, "frame"))], grid), "its grid")
+
+
 def snap_batch(frames, grid: Grid | None = None, **kwargs) -> list[SnapResult]:
     """Snap every frame at one size: on ``grid`` when given, else on :func:`frame_grids`.
+
+    A frame that is no pixel art on its grid (:func:`off_grid`) is still snapped on it, and its
+    result says why in ``off_grid``.
 
     The frames are one animation, so they get one set of colours
     (:func:`~comfy_nodes.pixel.cells.shared_frame_colours`): each frame's colours are read
@@ -2731,7 +2751,9 @@ def snap_batch(frames, grid: Grid | None = None, **kwargs) -> list[SnapResult]:
         if a.shape[:2] != (g.source_size[1], g.source_size[0]):
             raise InputImageError(f"frame {i} is {a.shape[1]}x{a.shape[0]}, the grid was found on "
                                   f"{g.source_size[0]}x{g.source_size[1]}")
-        out.append(snap(a, g, source=f"frame {i}", **kwargs))
+        r = snap(a, g, source=f"frame {i}", **kwargs)
+        why = off_grid(a, g) if len(frames) > 1 else None
+        out.append(dataclasses.replace(r, off_grid=why) if why else r)
     if len(out) > 1 and not all(r.grid.exact for r in out):
         shared = shared_frame_colours([r.image for r in out])
         out = [dataclasses.replace(r, image=img) for r, img in zip(out, shared)]

@@ -220,7 +220,15 @@ def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
             write_output(Path(args.preview) / name, partial(save_png, upscale_nearest(img, args.preview_scale)))
     written = [str(out_dir / name) for name, _, _ in frames]
     previews = {"previews": [str(Path(args.preview) / name) for name, _, _ in frames]} if args.preview else {}
-    _report(grid, args, {"outputs": written, **previews}, f"{out_dir}: {len(frames)} frames on one grid,", imgs)
+    off = {source: r.off_grid for (_, source, _), r in zip(frames, results) if r.off_grid}
+    _report(grid, args, {"outputs": written, **previews, **({"off_grid": off} if off else {})},
+            f"{out_dir}: {len(frames)} frames on one grid,", imgs)
+    if off and not args.json:
+        import sys
+
+        for source, why in off.items():
+            print(f"warning: {source}: {why}, so it is no pixel art on the grid the frames share; it was snapped on it "
+                  "anyway (snap it on its own, or leave it out)", file=sys.stderr)
     return 0
 
 
