@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -45,15 +44,11 @@ from comfy_nodes.pixel.grid import snap  # noqa: E402
 from comfy_nodes.pixel.imageio import load_image  # noqa: E402
 from comfy_nodes.pixel.palette import quantize  # noqa: E402
 from comfy_nodes.pixel.palettes_builtin import builtin, list_builtin  # noqa: E402
+from palette_bench import _shared  # noqa: E402  (bench/ is this script's folder)
 
 DITHER_PALETTES = ("pico-8", "nes", "cga", "dawnbringer-16", "dawnbringer-32", "endesga-32", "sweetie-16")
 MODES = ("none", "bayer4", "bayer8", "floyd-steinberg", "atkinson")
 SPECK_DE00 = 30.0
-
-
-def _shared() -> Path:
-    root = os.environ.get("DGX_PIXELS_SHARED")
-    return (Path(root) if root else Path(__file__).resolve().parents[2] / "shared") / "bench"
 
 
 def _box_mean(a: np.ndarray, r: int) -> np.ndarray:

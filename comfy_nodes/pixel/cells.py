@@ -645,5 +645,7 @@ def _greedy_pairs(ci: np.ndarray, ki: np.ndarray, lbl: np.ndarray, n_groups: int
 def _distances32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Euclidean distances (len(a), len(b)) between float32 rows, by dot products: no
     (len(a), len(b), 3) temporary."""
-    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    from .color import _dot3
+
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * _dot3(a, b.T)
     return np.sqrt(np.maximum(d2, 0.0))

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .color import _dot3, srgb_to_oklab
+from .color import srgb_to_oklab
 from .dither import MODES as DITHER_MODES  # noqa: F401  (re-exported for callers)
 from .errors import InputImageError, InvalidArgumentError, PaletteError
 from .imageio import as_rgba
@@ -214,13 +214,9 @@ def nearest_indices(lab: np.ndarray, palette_lab: np.ndarray) -> np.ndarray:
     out = np.empty(m, dtype=np.intp)
     # Chunked so a million distinct colours against 256 palette entries stays within ~50 MB.
     chunk = max(1, 2_000_000 // max(1, palette_lab.shape[0]))
-    p2 = (palette_lab**2).sum(axis=1)
-    pt = -2.0 * palette_lab.T
+    matcher = PaletteMatcher(palette_lab)
     for s in range(0, m, chunk):
-        # |x-p|^2 = |x|^2 - 2 x.p + |p|^2 ; |x|^2 is constant per row and can be dropped.
-        d = _dot3(lab[s : s + chunk], pt)
-        d += p2
-        out[s : s + chunk] = np.argmin(d, axis=1)
+        out[s : s + chunk] = np.argmin(matcher.distances(lab[s : s + chunk]), axis=1)
     return out
 
 
