@@ -701,6 +701,45 @@ def test_sigterm_stops_the_server_and_removes_its_temporary_folder(tmp_path, tra
     assert list(tmp.iterdir()) == []
 
 
+_SIGNAL_IN_TASK_GROUP = """
+import os, signal, sys
+import anyio
+import orchestrator.mcp_server as mcp_server
+from orchestrator.cli import main
+
+class StandIn:
+    # stands in for the FastMCP server only to place the signal: inside the stdio transport's
+    # task group, where it lands when it comes while the server is still starting
+    def run(self, transport, show_banner):
+        async def serve():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(anyio.sleep_forever)
+                os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+                await anyio.sleep(30)
+        anyio.run(serve)
+
+mcp_server.build_server = lambda settings: StandIn()
+sys.exit(main(["mcp", "--bevy-root", sys.argv[2]]))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_inside_the_transports_task_group_is_still_a_clean_stop(tmp_path, sig):
+    """A signal that arrives while the stdio transport starts is raised inside its anyio task
+    group, which wraps it in an exception group: it is still a stop (exit 0, temporary folder
+    removed), not an error with a traceback. The signal is real; the server is a stand-in only
+    because no outside action can place a signal at that moment on purpose."""
+    game = _project(tmp_path)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(_server_env(), TMPDIR=str(tmp))
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_IN_TASK_GROUP, sig, str(game)], env=env,
+                          stdin=subprocess.PIPE, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp.iterdir()) == []
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stdio_server_stops_on_a_signal_after_a_tool_call_without_stdin_closing(tmp_path, sig):
     """After a tool call the stdio transport's reader thread waits on stdin; a stop signal must
@@ -709,7 +748,7 @@ def test_stdio_server_stops_on_a_signal_after_a_tool_call_without_stdin_closing(
     game = _project(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "mcp", "--bevy-root", str(game)],
                             env=_server_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, bufsize=1)
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
 
     def send(obj):
         proc.stdin.write(json.dumps(obj) + "\n")
@@ -724,6 +763,8 @@ def test_stdio_server_stops_on_a_signal_after_a_tool_call_without_stdin_closing(
         assert "pico-8" in proc.stdout.readline().lower()
         proc.send_signal(sig)
         assert proc.wait(10) == 0
+        # fastmcp's INFO start-up notice is kept out of the assistant's log
+        assert "Starting MCP server" not in proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -1,6 +1,8 @@
 """``dgx-pixels mcp``: the MCP server for AI assistants (stdio, or streamable HTTP)."""
 from __future__ import annotations
 
+import threading
+
 HELP = "serve the tools over the Model Context Protocol (stdio by default, or --http HOST:PORT)"
 DESCRIPTION = (
     "Starts an MCP server that lets an assistant list workflows, generate sprites on ComfyUI "
@@ -30,6 +32,10 @@ def run(args) -> int:
     from orchestrator.config import load_config
     from orchestrator.errors import SetupError
 
+    if not args.http:
+        # fastmcp reads its settings when it is imported; on stdio its start-up notice would
+        # only add noise to the client's log
+        os.environ.setdefault("FASTMCP_LOG_LEVEL", "WARNING")
     try:
         from orchestrator.mcp_server import ServerSettings, build_server
     except ImportError as exc:
@@ -56,14 +62,16 @@ def run(args) -> int:
                 raise InvalidArgumentError(f"--http {args.http!r} is not HOST:PORT", hint="e.g. --http 127.0.0.1:8765")
             server.run(transport="http", host=host, port=int(port), show_banner=False)
         else:
-            os.environ.setdefault("FASTMCP_LOG_LEVEL", "WARNING")
             # Ctrl-C as SIGTERM: asyncio's own handler would cancel the loop and then wait for
             # the stdin reader, which only the client's closing stdin ends
             signal.signal(signal.SIGINT, _exit_on_sigterm)
             try:
                 server.run(transport="stdio", show_banner=False)
-            except (KeyboardInterrupt, SystemExit):
-                pass  # SIGINT / SIGTERM: a stop asked for, not an error
+            except BaseException:
+                # A signal that lands inside the transport's task group (while it starts, say)
+                # comes out wrapped in an exception group, not as the bare SystemExit
+                if not _stop_asked.is_set():
+                    raise
             stdio = True
     if not args.http and stdio:
         # The temporary folder is gone; what is left is the stdio transport's reader thread,
@@ -74,5 +82,9 @@ def run(args) -> int:
     return 0
 
 
+_stop_asked = threading.Event()
+
+
 def _exit_on_sigterm(signum, frame) -> None:
+    _stop_asked.set()
     raise SystemExit(0)
