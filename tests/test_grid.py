@@ -562,6 +562,61 @@ def test_tiny_true_resolution_sprite_is_returned_as_is():
     assert np.array_equal(G.snap(sprite, cell=1).image, sprite)
 
 
+def _on_canvas(sprite: np.ndarray, pad: int, background: tuple[int, int, int] | None) -> np.ndarray:
+    """``sprite`` in the middle of a canvas ``pad`` px wider on each side, transparent or opaque."""
+    h, w = sprite.shape[:2]
+    canvas = np.zeros((h + 2 * pad, w + 2 * pad, 4), np.uint8)
+    if background is not None:
+        canvas[..., :3] = background
+        canvas[..., 3] = 255
+    solid = sprite[..., 3] > 0
+    canvas[pad:pad + h, pad:pad + w][solid] = sprite[solid]
+    return canvas
+
+
+@pytest.mark.parametrize("background", [None, (40, 120, 60)])
+@pytest.mark.parametrize("pad", [8, 16, 24])
+@pytest.mark.parametrize("name", ["knight", "potion", "slime", "coin"])
+def test_a_sprite_at_true_resolution_on_a_wider_canvas_is_not_reduced_to_a_few_cells(name, pad, background):
+    """A 16x16 sprite on a 48x48 or 64x64 canvas offers lattices of 2x2 or 5x5 cells (its art in
+    one or two of them); taken, they reduced the sprite to a handful of pixels. Automatic mode
+    returns it as it is."""
+    from orchestrator import samples
+
+    image = _on_canvas(samples.sprites()[name], pad, background)
+    res = G.snap(image)
+    assert res.image.shape == image.shape
+    assert np.array_equal(res.image, image)
+    assert res.grid.cell_w == res.grid.cell_h == 1.0
+
+
+def test_frames_at_true_resolution_snapped_together_come_back_as_they_are():
+    """A walk cycle already at its true resolution, snapped as a batch (one shared grid), as a
+    single frame of it is: not on a lattice of a few large cells, and not refused."""
+    from orchestrator import samples
+
+    frames = [_on_canvas(f, 16, (40, 120, 60)) for f in samples.knight_walk()]
+    grid = G.detect_grid_batch(frames)
+    assert (grid.cols, grid.rows) == (48, 48) and grid.cell_w == 1.0
+    for res, frame in zip(G.snap_batch(frames), frames):
+        assert np.array_equal(res.image, frame)
+
+
+def test_a_lattice_with_its_art_in_a_few_cells_is_no_grid():
+    """A picture with no true-resolution fallback (too many colours) whose best lattice holds its
+    art in under MIN_GRID_CELLS cells across is refused, naming the count, rather than snapped
+    to a few pixels."""
+    from orchestrator import samples
+
+    rng = np.random.default_rng(3)
+    image = _on_canvas(samples.sprites()["knight"], 16, (40, 120, 60))
+    noisy = image.copy()
+    noisy[..., :3] = np.clip(image[..., :3].astype(int) + rng.integers(-3, 4, image[..., :3].shape), 0, 255)
+    assert G._colour_count([noisy]) > G.TRUE_COLOURS
+    with pytest.raises(NoGridFoundError, match=r"no pixel grid found in image: .*only \d+ x \d+ cells"):
+        G.snap(noisy)
+
+
 def test_flat_cells_whose_colours_differ_by_a_level_are_one_colour_each():
     """A diffusion model's flat cells can differ by a level or two from cell to cell (an outline
     as #1b1326, #1b1327, #1a1326): the snap gives one colour each, the most common variant.
@@ -1722,7 +1777,9 @@ def test_small_sprite_at_hard_settings_is_not_read_with_one_axis_several_cells_w
     diff = np.abs(res.image[..., :3].astype(int) - canvas[..., :3].astype(int)).max(-1)
     assert (diff[opaque] <= 24).mean() >= 0.95
     monkeypatch.setattr(G, "SQUARE_FLAT", 0.0)
-    monkeypatch.setattr(G, "MAX_CELL_RATIO", float("inf"))  # that reading itself, not its refusal
+    # that reading itself, not its refusal (too long, or its art in too few cells across)
+    monkeypatch.setattr(G, "MAX_CELL_RATIO", float("inf"))
+    monkeypatch.setattr(G, "MIN_GRID_CELLS", 0)
     long_cells = G.detect_grid(d.image)
     assert max(long_cells.cell_w, long_cells.cell_h) > 1.5 * min(long_cells.cell_w, long_cells.cell_h)
 

@@ -263,6 +263,14 @@ SPLIT_LOCAL_MAX = 0.85
 #: In automatic mode a grid whose cells are more than this many times as wide as tall (or as
 #: tall as wide) is no pseudo pixel grid (see _find_grid).
 MAX_CELL_RATIO = 3.0
+#: ... nor is one of fewer cells than this across its art (between the flat borders) on either
+#: axis: a sprite already at its true resolution (48x48, its art 16 px across) offers lattices
+#: of 2x2 cells of 24 px, or of 8x9 with the art in 2 of them, which would reduce it to a few
+#: pixels. Of the 144 true sprites of snap-dev (as they are and composited on their
+#: background) 24 came out a few pixels wide so, now 5 (cells of 3.9-4.6 px, their art 4-7
+#: cells across); the pseudo pixel art of snap-dev, the other-sources bench and the real
+#: images has 8 or more.
+MIN_GRID_CELLS = 4
 
 
 @dataclass
@@ -1664,6 +1672,12 @@ def _find_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, source:
     if auto and ratio > MAX_CELL_RATIO:
         raise NoGridFoundError(f"no pixel grid found in {source}: the best lattice has {grid.cell_w:.1f} x "
                                f"{grid.cell_h:.1f} px cells ({ratio:.1f}:1), which no pseudo pixel art draws")
+    left, right, top, bottom = grid.flat_border
+    across, down = grid.cols - left - right, grid.rows - top - bottom
+    if auto and min(across, down) < MIN_GRID_CELLS:
+        raise NoGridFoundError(f"no pixel grid found in {source}: the best lattice ({grid.cell_w:.1f} x "
+                               f"{grid.cell_h:.1f} px cells) puts its art in only {across} x {down} cells, "
+                               "too few for a sprite")
     return grid
 
 
@@ -2690,7 +2704,13 @@ def detect_grid_batch(frames, *, cell: float | None = None, cell_w: float | None
             return _inside_blocks(views, exact, "the frames")
     if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
-    return _find_grid(views, w, h, cw, ch, tw, th, "the frames")
+    try:
+        return _find_grid(views, w, h, cw, ch, tw, th, "the frames")
+    except NoGridFoundError:
+        # frames at their true resolution, as one of them alone is taken (see detect_grid)
+        if cw is None and ch is None and tw is None and th is None and all(_looks_true_resolution(v) for v in views):
+            return identity_grid(w, h, confidence=0.0)
+        raise
 
 
 def frame_grids(frames, **overrides) -> list[Grid]:
