@@ -617,15 +617,65 @@ def test_a_lattice_with_its_art_in_a_few_cells_is_no_grid():
         G.snap(noisy)
 
 
+def _nearest(sprite: np.ndarray, factor: float) -> np.ndarray:
+    """``sprite`` enlarged ``factor`` times by nearest neighbour, as a viewer or an editor
+    does: output pixel x shows source pixel floor(x / factor)."""
+    h, w = sprite.shape[:2]
+    ys = (np.arange(int(h * factor)) / factor).astype(int)
+    xs = (np.arange(int(w * factor)) / factor).astype(int)
+    return sprite[ys][:, xs]
+
+
+@pytest.mark.parametrize("factor", [2.5, 3.3, 5.37, 1024 / 48])
+@pytest.mark.parametrize("name", ["knight", "slime", "potion"])
+def test_a_crisp_enlargement_by_a_non_integer_factor_snaps_back_pixel_for_pixel(name, factor):
+    """Cells of alternating widths (2 and 3 px at 2.5x; 21 and 22 px for 48 px shown at 1024)
+    with no blur or noise: every colour change lies on one lattice, so the sprite comes back
+    exactly. At 2.5x the edge statistics read cells twice as wide, or none at all."""
+    from orchestrator import samples
+
+    sprite = _on_canvas(samples.sprites()[name], 16, (40, 120, 60))
+    res = G.snap(_nearest(sprite, factor))
+    assert res.image.shape == sprite.shape
+    assert np.array_equal(res.image, sprite)
+    assert res.grid.exact and abs(res.grid.cell_w - factor) < 0.05
+
+
+def test_frames_enlarged_by_a_non_integer_factor_share_the_exact_lattice():
+    from orchestrator import samples
+
+    frames = [_on_canvas(f, 8, None) for f in samples.knight_walk()]
+    results = G.snap_batch([_nearest(f, 2.5) for f in frames])
+    for res, frame in zip(results, frames):
+        assert np.array_equal(res.image, frame)
+
+
+def test_the_exact_lattice_needs_every_change_on_it():
+    """Speckles a colour reduction leaves inside cells (changes off the lattice), or too few
+    changes to tell a lattice from chance, give no exact lattice: the edge statistics decide."""
+    from orchestrator import samples
+
+    up = _nearest(_on_canvas(samples.sprites()["knight"], 16, (40, 120, 60)), 3.3)
+    assert G._exact_lattice_grid([up]) is not None
+    speckled = up.copy()
+    speckled[40, 41] = (255, 0, 255, 255)
+    assert G._exact_lattice_grid([speckled]) is None
+    few = np.zeros((60, 60, 4), np.uint8)
+    few[..., 3] = 255
+    few[20:40, 25:35, :3] = 200  # a block: two changes per axis
+    assert G._exact_lattice_grid([few]) is None
+
+
 def test_flat_cells_whose_colours_differ_by_a_level_are_one_colour_each():
     """A diffusion model's flat cells can differ by a level or two from cell to cell (an outline
     as #1b1326, #1b1327, #1a1326): the snap gives one colour each, the most common variant.
-    A nearest-neighbour enlargement, an image at true resolution and cell 1 keep every colour
-    they have, near-identical or not."""
+    A nearest-neighbour enlargement (by a whole or a fractional factor, its cells on one exact
+    lattice), an image at true resolution and cell 1 keep every colour they have,
+    near-identical or not."""
     sprite = make_sprite(24, 20, 8)
     rng = np.random.default_rng(8)
     shaded = np.clip(sprite[..., :3].astype(int) + rng.integers(-1, 2, sprite[..., :3].shape), 0, 255).astype(np.uint8)
-    img, _, _ = render(shaded, 9.5, 9.5)
+    img, _, _ = render(shaded, 9.5, 9.5, jitter=1)  # uneven cells: no enlargement's lattice
     out = G.snap(img).image
     assert out.shape[:2] == (20, 24)
     base = {tuple(c) for c in sprite[..., :3].reshape(-1, 3)}
@@ -634,6 +684,7 @@ def test_flat_cells_whose_colours_differ_by_a_level_are_one_colour_each():
     assert np.abs(out[..., :3].astype(int) - sprite[..., :3]).max() <= 2
     exact = np.repeat(np.repeat(shaded, 4, axis=0), 4, axis=1)
     assert np.array_equal(G.snap(exact).image[..., :3], shaded)
+    assert np.array_equal(G.snap(render(shaded, 9.5, 9.5)[0]).image[..., :3], shaded)
     assert np.array_equal(G.snap(shaded).image[..., :3], shaded)
     assert np.array_equal(G.snap(shaded, cell=1).image[..., :3], shaded)
 

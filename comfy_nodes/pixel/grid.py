@@ -113,6 +113,9 @@ EXACT_RUNS = 8
 CELL_GIVEN_SLACK = 0.03
 #: At most this many distinct colours: a sprite at its true resolution, not pseudo pixel art.
 TRUE_COLOURS = 256
+#: A lattice that a crisp image's colour changes fit (see _lattice_fit) is taken when changes
+#: that many would fit one by chance less often than this.
+EXACT_LATTICE_CHANCE = 1e-3
 #: JPEG's block size (px); a lattice within ``JPEG_LOCK`` px of twice it, on lines at its
 #: multiples, is read again without those blocks (see :func:`_on_jpeg_blocks`).
 JPEG_BLOCK = 8
@@ -1625,6 +1628,9 @@ def detect_grid(
         exact = _exact_block_grid([a])
         if exact is not None:
             return _inside_blocks([a], exact, source)
+        exact = _exact_lattice_grid([a])
+        if exact is not None:
+            return exact
     if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
     try:
@@ -2245,6 +2251,113 @@ def _exact_block_grid(frames: list[np.ndarray]) -> Grid | None:
                 confidence=1.0, phase=(float(x0), float(y0)), source_size=(w, h), exact=True)
 
 
+def _lattice_fit(changes: np.ndarray, n: int) -> tuple[float, float] | None:
+    """(cell, offset) of the lattice that the colour changes of a crisp, non-integer
+    nearest-neighbour enlargement sit on along one axis (``changes``: length ``n`` - 1, True
+    where pixel i + 1 differs from pixel i), else None.
+
+    Such an enlargement by ``f`` starts cell k at pixel ceil(k f + c): every change lies within
+    one pixel of k f + c, and nowhere else. The largest ``f`` (from 2 px) whose lattice holds
+    every change that way is the cell (a finer lattice holds them too); ``offset`` puts the
+    lines half a pixel before each cell's first pixel. Too few changes for a fit to be more
+    than chance (``EXACT_LATTICE_CHANCE``) give None.
+    """
+    b = np.nonzero(changes)[0].astype(np.float64) + 1.0
+    if len(b) < 4:
+        return None
+    gmin = float(np.min(np.diff(b)))
+    if gmin < 2:
+        return None
+    best = None
+    some = b if len(b) <= 256 else b[np.linspace(0, len(b) - 1, 256).astype(np.intp)]
+    # the smallest gap is m cells (m = 1 when the art has a single-cell detail) rounded to whole
+    # pixels: f lies in [(gmin - 1) / m, (gmin + 1) / m]; the largest f that fits is the cell
+    for m in range(1, int((gmin + 1) // 2) + 1):
+        hi, lo = (gmin + 1) / m, max(2.0, (gmin - 1) / m)
+        if hi < lo:
+            break
+        # steps fine enough that the lattice drifts under 0.1 px over the whole axis, tried in
+        # chunks on at most 256 of the changes (all of them are checked after)
+        step = 0.1 * lo / n
+        every = np.arange(hi, lo - step, -step)
+        for i in range(0, len(every), 2048):
+            fs = every[i : i + 2048, None]
+            r = np.mod(some[None, :], fs)
+            # circular spread of the residuals: changes straddling the wrap are shifted by f
+            r_sorted = np.sort(r, axis=1)
+            gaps = np.diff(np.concatenate([r_sorted, r_sorted[:, :1] + fs], axis=1), axis=1)
+            ok = np.nonzero(fs[:, 0] - gaps.max(axis=1) < 1.0 + 0.2)[0]
+            if ok.size:
+                best = float(fs[ok[0], 0])
+                break
+        if best is not None:
+            break
+    if best is None:
+        return None
+    # refine on the changes' own lattice indices; their residuals span under a pixel
+    k = np.round((b - b[0]) / best)
+    kc = k - k.mean()
+    f = float(kc @ (b - b.mean()) / (kc @ kc)) if (kc @ kc) > 0 else best
+    res = b - k * f
+    width = float(res.max() - res.min())
+    if width >= 1.0 + 0.2 or f < 2.0:
+        return None
+    # the chance that this many changes fall in a window that narrow by accident, over the
+    # lattices the range holds that differ by a pixel somewhere on the axis: a sprite with few
+    # changes proves no lattice
+    lattices = (hi - lo) * n / (lo * lo) + 1.0
+    if ((width + 0.1) / f) ** (len(b) - 1) * lattices >= EXACT_LATTICE_CHANCE:
+        return None
+    return f, float(0.5 * (res.max() + res.min()) - 0.5) % f
+
+
+def _exact_lattice_grid(frames: list[np.ndarray]) -> Grid | None:
+    """Grid of a crisp enlargement by a non-integer factor (a 48 px sprite shown at 1024 px:
+    cells of 21 and 22 px), whose colours change only on one lattice in every frame of
+    ``frames`` (:func:`_lattice_fit`), else None. Its cells hold the sprite's own colours, kept
+    exactly. Blur, noise or JPEG put changes everywhere, which fails the fit (at once, on a
+    few rows and columns)."""
+    h, w = frames[0].shape[:2]
+    if h * w * len(frames) > 4096 * 4096:
+        return None
+    packed = [np.ascontiguousarray(a).view(np.uint32).reshape(h, w) for a in frames]
+    # cheap rejection first: on such an enlargement no two neighbouring pixels of a row or a
+    # column both start a cell, where noise makes them do so everywhere
+    for p in packed:
+        for chg in (p[:: max(1, h // 8), 1:] != p[:: max(1, h // 8), :-1],
+                    (p[1:, :: max(1, w // 8)] != p[:-1, :: max(1, w // 8)]).T):
+            if (chg[:, 1:] & chg[:, :-1]).any():
+                return None
+    colchg = np.logical_or.reduce([np.any(p[:, 1:] != p[:, :-1], axis=0) for p in packed])
+    rowchg = np.logical_or.reduce([np.any(p[1:] != p[:-1], axis=1) for p in packed])
+    fx, fy = _lattice_fit(colchg, w), _lattice_fit(rowchg, h)
+    if fx is None or fy is None:
+        return None
+    (cw, ox), (ch, oy) = fx, fy
+    if max(cw / ch, ch / cw) > MAX_CELL_RATIO or max(cw, ch) > MAX_CELL:
+        return None
+    lines = []
+    for cell, off, n in ((cw, ox, w), (ch, oy, h)):
+        k0 = int(math.floor(-off / cell))
+        k1 = int(math.ceil((n - off) / cell))
+        x = off + cell * np.arange(k0, k1 + 1, dtype=np.float64)
+        # border cells by the half-inside rule, as everywhere else
+        while len(x) > 2 and 0.5 * (x[0] + x[1]) < 0:
+            x = x[1:]
+        while len(x) > 2 and 0.5 * (x[-2] + x[-1]) >= n:
+            x = x[:-1]
+        lines.append(x)
+    xl, yl = lines
+    return Grid(cell_w=cw, cell_h=ch, cols=len(xl) - 1, rows=len(yl) - 1, x_lines=xl, y_lines=yl,
+                confidence=1.0, phase=(float(xl[0] % cw), float(yl[0] % ch)), source_size=(w, h), exact=True)
+
+
+def _same_lattice(a: Grid | None, b: Grid) -> bool:
+    """Whether ``a`` has ``b``'s lines (within half a pixel each)."""
+    return (a is not None and len(a.x_lines) == len(b.x_lines) and len(a.y_lines) == len(b.y_lines)
+            and bool(np.all(np.abs(a.x_lines - b.x_lines) < 0.5)) and bool(np.all(np.abs(a.y_lines - b.y_lines) < 0.5)))
+
+
 def _stride(h: int, w: int) -> int:
     """Row (column) step of the edge maps: at most ``MAX_ANALYSIS_LINES`` rows and columns."""
     stride = 2 if max(h, w) > 256 else 1
@@ -2702,6 +2815,11 @@ def detect_grid_batch(frames, *, cell: float | None = None, cell_w: float | None
         exact = _exact_block_grid(views)
         if exact is not None:
             return _inside_blocks(views, exact, "the frames")
+        # every frame on the one lattice: frames drawn out of phase would sum to a lattice of
+        # half their cell, which the edge statistics (frame_grids) tell apart
+        exact = _exact_lattice_grid(views)
+        if exact is not None and all(_same_lattice(_exact_lattice_grid([v]), exact) for v in views):
+            return exact
     if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
     try:
