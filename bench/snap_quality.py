@@ -4,7 +4,7 @@
     python bench/snap_quality.py [--cases DIR] [--only SUBSTR] [--verbose] [--json OUT]
     python bench/snap_quality.py --scales 0.9,0.95,1.05,1.1     # also on rescaled inputs
     python bench/snap_quality.py --scales 2.0 --resample nearest  # as a viewer enlarges them
-    python bench/snap_quality.py --exact-upscales                 # true sprites x2..x8 round trip
+    python bench/snap_quality.py --exact-upscales                 # true sprites x2..x21.3 round trip
 
 Runs ``comfy_nodes.pixel.grid.snap`` on every case of the shared snap-dev set (no subprocess,
 so it is quick to iterate on), scores it with the shared metric code and, per case, says which
@@ -21,7 +21,8 @@ these cases rather than solving the problem. Line diagnostics are left out for r
 ``--scales``: ``--scales 2.0 --resample nearest`` is the cases as a viewer enlarges them, whose
 exact blocks hold pseudo pixel art (``grid._inside_blocks``).
 
-``--exact-upscales`` instead enlarges every other case's true sprite 2, 3, 4, 5 and 8 times by
+``--exact-upscales`` instead enlarges every other case's true sprite 2, 3, 4, 5 and 8 times, and
+2.5, 3.3, 5.37, 7.9 and 21.3 times (cells of alternating widths), by
 nearest neighbour, with its transparency and composited on a colour, and counts the snaps that
 give it back pixel for pixel.
 
@@ -93,29 +94,45 @@ def redegraded(c: Path, level: str, seed: int, cells: tuple[float, float] | None
     return d.image, {"level": level, "gt_size": [w, h], "cell_x": cell, "cell_y": cell_h}
 
 
+#: Factors of ``--exact-upscales``: whole ones, and fractional ones whose cells alternate in
+#: width (2 and 3 px at 2.5x; 21 and 22 px for a 48 px sprite shown at 1024 px).
+UPSCALES = (2, 3, 4, 5, 8, 2.5, 3.3, 5.37, 7.9, 1024 / 48)
+
+
+def _nearest(sprite: np.ndarray, k: float) -> np.ndarray:
+    """``sprite`` enlarged ``k`` times by nearest neighbour (pixel x shows floor(x / k))."""
+    ys = (np.arange(int(sprite.shape[0] * k)) / k).astype(int)
+    xs = (np.arange(int(sprite.shape[1] * k)) / k).astype(int)
+    return sprite[ys][:, xs]
+
+
 def exact_upscales(cases: list[Path]) -> int:
     """Every other case's true sprite, with its transparency and composited on a colour,
-    enlarged 2, 3, 4, 5 and 8 times by nearest neighbour: how many snaps give it back pixel
-    for pixel (colours of its opaque pixels, and which pixels are opaque)."""
+    enlarged by each of ``UPSCALES`` by nearest neighbour: how many snaps give it back pixel
+    for pixel (colours of its opaque pixels, and which pixels are opaque), per factor."""
     good = total = 0
+    per: dict[float, list[int]] = {}
     for c in cases[::2]:
         gt = load_image(c / "gt.png")
         flat = gt.copy()
         flat[flat[..., 3] == 0] = (90, 140, 200, 255)
         for sprite in (gt, flat):
             opaque = sprite[..., 3] > 0
-            for k in (2, 3, 4, 5, 8):
+            for k in UPSCALES:
                 total += 1
+                per.setdefault(k, [0, 0])[1] += 1
                 try:
-                    out = G.snap(np.repeat(np.repeat(sprite, k, axis=0), k, axis=1)).image
+                    out = G.snap(_nearest(sprite, k)).image
                 except DgxPixelsError as exc:
                     print(f"{c.name} x{k}: {exc}")
                     continue
                 same = out.shape == sprite.shape and np.array_equal(out[..., 3] > 0, opaque) \
                     and np.array_equal(out[opaque], sprite[opaque])
                 good += same
+                per[k][0] += same
                 if not same:
-                    print(f"{c.name} x{k}{' (transparency)' if sprite is gt else ''}: {out.shape[1]}x{out.shape[0]}")
+                    print(f"{c.name} x{k:g}{' (transparency)' if sprite is gt else ''}: {out.shape[1]}x{out.shape[0]}")
+    print("  ".join(f"x{k:.4g} {g}/{n}" for k, (g, n) in per.items()))
     print(f"exact upscales: {good} of {total} snapped back pixel for pixel")
     return 0
 
