@@ -451,3 +451,158 @@ def test_cli_trim_union_of_frames_of_different_sizes_names_the_files(tmp_path, c
         assert err.startswith(f"error: --trim union needs frames of one size; {tmp_path / 'b.png'} is 24x32, "
                               f"{tmp_path / 'a.png'} is 16x16"), err
     assert not (tmp_path / "s.png").exists() and not (game / "assets" / "s.png").exists()
+
+
+def _cli_sheet(tmp_path, n: int = 6):
+    """A 3-column sheet of ``n`` distinct 10x15 frames written by `sheet --cell 10x15`, and the frames."""
+    from PIL import Image
+
+    from orchestrator.cli import main
+
+    frames = [sprite(15, 10, i) for i in range(n)]
+    (tmp_path / "frames").mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f, "RGBA").save(tmp_path / "frames" / f"f{i}.png")
+    sheet = tmp_path / "sheet.png"
+    assert main(["sheet", str(tmp_path / "frames"), "-o", str(sheet), "--columns", "3", "--cell", "10x15"]) == 0
+    return sheet, frames
+
+
+def test_cli_split_refuses_to_write_over_its_input_sheet(tmp_path, capsys):
+    """`sheet --split sp/frame_000.png -o sp` replaced the 30x30 sheet with its own frame 0
+    (exit 0); `snap`, `sheet` and `palette` refuse such an output, and so must --split, before
+    writing anything."""
+    from orchestrator.cli import main
+
+    sheet, _frames = _cli_sheet(tmp_path)
+    folder = tmp_path / "sp"
+    folder.mkdir()
+    inside = folder / "frame_000.png"
+    inside.write_bytes(sheet.read_bytes())
+    capsys.readouterr()
+    assert main(["sheet", "--split", str(inside), "-o", str(folder), "--cell", "10x15"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: -o {folder}: writing {inside} would replace the input {inside}"), err
+    assert "\nhint: " in err
+    assert inside.read_bytes() == sheet.read_bytes() and sorted(p.name for p in folder.iterdir()) == ["frame_000.png"]
+
+
+def test_cli_split_removes_the_older_frames_of_an_earlier_split_and_nothing_else(tmp_path, capsys):
+    """A split of 6 frames and then of 2 into one folder left frame_002..frame_005 of the first,
+    and `sheet FOLDER` then made a sheet of 6 frames. The folder now holds exactly the new
+    frames; files not named as a split names its frames stay; a sheet there that would be
+    removed is refused."""
+    from PIL import Image
+
+    from orchestrator.cli import main
+
+    sheet, frames = _cli_sheet(tmp_path)
+    out = tmp_path / "st"
+    assert main(["sheet", "--split", str(sheet), "-o", str(out), "--cell", "10x15"]) == 0
+    assert len(list(out.iterdir())) == 6
+    for name in ("notes.txt", "frame_7.png", "Frame_009.png", "frame_004.png.bak", "my_frame_004.png"):
+        (out / name).write_text("mine")
+    capsys.readouterr()
+    assert main(["sheet", "--split", str(sheet), "-o", str(out), "--cell", "10x15", "--count", "2"]) == 0
+    said = capsys.readouterr().out
+    assert "removed 4 older frames of an earlier split (frame_002.png..frame_005.png)" in said, said
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["frame_000.png", "frame_001.png", "notes.txt", "frame_7.png", "Frame_009.png", "frame_004.png.bak",
+         "my_frame_004.png"])
+    for i in range(2):
+        np.testing.assert_array_equal(np.asarray(Image.open(out / f"frame_{i:03d}.png").convert("RGBA")), frames[i])
+    # a sheet built from the folder again has the 2 frames (frame_7.png is an image of ours too)
+    for name in ("frame_7.png", "Frame_009.png", "my_frame_004.png"):
+        (out / name).unlink()
+    assert main(["sheet", str(out), "-o", str(tmp_path / "again.png")]) == 0
+    assert "2 frames" in capsys.readouterr().out
+    # the sheet being split is never removed as an "older frame"
+    kept = out / "frame_004.png"
+    kept.write_bytes(sheet.read_bytes())
+    assert main(["sheet", "--split", str(kept), "-o", str(out), "--cell", "10x15", "--count", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: -o {out}: this split removes the older frames of an earlier split there, which would remove " \
+           f"the input {kept}" in err and "\nhint: " in err
+    assert kept.read_bytes() == sheet.read_bytes()
+
+
+def test_cli_hidden_files_in_a_frames_folder_are_not_frames(tmp_path, capsys):
+    """A macOS AppleDouble `._f0.png` made `sheet FOLDER` fail with "not a readable image", and a
+    valid `.thumb.png` silently became an extra first frame."""
+    from PIL import Image
+
+    from orchestrator.cli import main
+
+    frames = [sprite(15, 10, i) for i in range(3)]
+    folder = tmp_path / "mixd"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f, "RGBA").save(folder / f"f{i}.png")
+    (folder / "._f0.png").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 60)
+    Image.fromarray(sprite(20, 20, 9), "RGBA").save(folder / ".thumb.png")
+    out = tmp_path / "s.png"
+    capsys.readouterr()
+    assert main(["sheet", str(folder), "-o", str(out), "--columns", "3"]) == 0, capsys.readouterr().err
+    assert "sheet 30x15: 3 frames" in capsys.readouterr().out
+    got = np.asarray(Image.open(out).convert("RGBA"))
+    for i, f in enumerate(frames):
+        np.testing.assert_array_equal(got[:, 10 * i:10 * i + 10], f)
+    # a folder of hidden files only holds no frames, and says why
+    only = tmp_path / "only"
+    only.mkdir()
+    Image.fromarray(frames[0], "RGBA").save(only / ".thumb.png")
+    assert main(["sheet", str(only), "-o", str(tmp_path / "o.png")]) == 2
+    assert "holds no images (hidden files, starting with '.', are skipped)" in capsys.readouterr().err
+
+
+def test_rate_conflicts_name_the_animations_and_frames():
+    from comfy_nodes.pixel.sheet import duration_conflicts
+
+    anims = parse_animations("idle:0-2@8, back:0-5@7:reverse, hit:4@3, same:0-1@8.0001")
+    got = duration_conflicts(6, anims)
+    assert len(got) == 2, got
+    assert got[0].startswith("animation 'back' (7 fps) shares frames 0-2 with 'idle' (8 fps): the atlas JSON has "
+                             "one duration per frame and gives them the 125 ms of 'idle', so 'back' plays them at "
+                             "8 fps, not 7"), got[0]
+    assert got[1].startswith("animation 'hit' (3 fps) shares frame 4 with 'back' (7 fps)"), got[1]
+    assert duration_conflicts(6, parse_animations("a:0-2@8, b:3-5@7, c:0-2@8, d:4@7")) == []
+
+
+def test_cli_json_warns_when_animations_that_share_frames_differ_in_fps(tmp_path, capsys):
+    """`--animations 'idle:0-2@8, back:0-5@7:reverse' --json` wrote durations
+    [125,125,125,143,143,143] (back played partly at 8 fps in an Aseprite-JSON loader) and said
+    nothing."""
+    import json
+
+    from orchestrator.cli import main
+
+    sheet, _frames = _cli_sheet(tmp_path)
+    folder = tmp_path / "frames"
+    capsys.readouterr()
+    assert main(["sheet", str(folder), "-o", str(tmp_path / "an.png"), "--json", str(tmp_path / "an.json"),
+                 "--animations", "idle:0-2@8, back:0-5@7:reverse"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: --json {tmp_path / 'an.json'}: animation 'back' (7 fps) shares frames 0-2 with 'idle' " \
+           "(8 fps)" in err, err
+    doc = json.loads((tmp_path / "an.json").read_text())
+    assert [f["duration"] for f in doc["frames"]] == [125, 125, 125, 143, 143, 143]
+    assert main(["sheet", str(folder), "-o", str(tmp_path / "ok.png"), "--json", str(tmp_path / "ok.json"),
+                 "--animations", "idle:0-2@8, back:3-5@7"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tops", [(1, 1, 1, 0, 1, 1), (1, 1, 1, 1, 1, 0), (2, 1, 1, 0, 0, 0), (1, 1, 1, 1, 1, 1)])
+def test_detect_keeps_one_padding_both_ways_when_sprites_leave_their_top_rows_empty(tops):
+    """`sheet --padding 4 --columns 3` of 10x15 frames, then `sheet --split`: detected as 10x16
+    cells with padding 4,2 (or 4,1 and offset 0,1): a cell a pixel taller fits sprites whose
+    top row is empty as well, and 16 has more factors of two, so the frames came out shifted."""
+    frames = []
+    for i, top in enumerate(tops):
+        f = sprite(15, 10, i)
+        f[:top] = 0
+        frames.append(f)
+    s = build_sheet(frames, columns=3, padding=4, trim="none")
+    res = split_sheet(s.image, offset=None)
+    assert (res.cell_w, res.cell_h, res.columns, res.rows, res.padding, res.offset) == (10, 15, 3, 2, (4, 4), (0, 0))
+    for got, want in zip(res.frames, frames):
+        np.testing.assert_array_equal(got, want)

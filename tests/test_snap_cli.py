@@ -410,3 +410,20 @@ def test_snap_frames_at_whole_pixel_blocks_keep_their_own_near_shades(tmp_path):
     assert p.returncode == 0, p.stderr
     assert np.array_equal(np.array(Image.open(out / "f0.png").convert("RGB")), base)
     assert np.array_equal(np.array(Image.open(out / "f1.png").convert("RGB")), flash)
+
+
+def test_snap_of_a_folder_skips_hidden_files(tmp_path):
+    """A macOS AppleDouble `._walk0.png` made `snap FOLDER` fail with "not a readable image";
+    a valid `.thumb.png` was snapped as one more frame."""
+    colours = np.array([[20, 20, 30], [200, 40, 40], [40, 190, 60], [240, 230, 210], [60, 80, 220]], np.uint8)
+    src = tmp_path / "mixd"
+    src.mkdir()
+    for i, f in enumerate(_frames(2, colours)):
+        Image.fromarray(np.repeat(np.repeat(f, 6, axis=0), 6, axis=1)).save(src / f"walk{i}.png")
+    (src / "._walk0.png").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 60)
+    Image.fromarray(np.repeat(np.repeat(_frames(1, colours)[0], 6, axis=0), 6, axis=1)).save(src / ".thumb.png")
+    out = tmp_path / "out"
+    p = run(str(src), "-o", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["outputs"] == [str(out / "walk0.png"), str(out / "walk1.png")]
+    assert sorted(q.name for q in out.iterdir()) == ["walk0.png", "walk1.png"]

@@ -493,6 +493,52 @@ def frame_durations(frame_count: int, anims: Sequence[Animation], default_ms: in
     return out
 
 
+def duration_conflicts(frame_count: int, anims: Sequence[Animation], default_ms: int = 100) -> list[str]:
+    """Warnings for frames that animations with different frame rates share: an Aseprite atlas
+    JSON holds one duration (ms) per frame, and :func:`frame_durations` gives a shared frame
+    the first animation's, so every later animation over it plays those frames at the first
+    one's rate in a loader that times frames from the JSON. Each warning names both animations,
+    their fps and the frames. Empty when every shared frame keeps every animation's duration
+    (rates that round to the same whole milliseconds agree)."""
+    written = frame_durations(frame_count, anims, default_ms)
+    owner: list[Animation | None] = [None] * frame_count
+    for a in anims:
+        for i in range(a.first, min(a.last, frame_count - 1) + 1):
+            if owner[i] is None:
+                owner[i] = a
+    out = []
+    for a in anims:
+        lost: dict[str, list[int]] = {}
+        for i in range(a.first, min(a.last, frame_count - 1) + 1):
+            first = owner[i]
+            if first is not None and first is not a and written[i] != a.duration_ms:
+                lost.setdefault(first.name, []).append(i)
+        for name, idx in lost.items():
+            first = next(b for b in anims if b.name == name)
+            them = "them" if len(idx) > 1 else "it"
+            out.append(
+                f"animation {a.name!r} ({a.fps:g} fps) shares frame{'s' if len(idx) > 1 else ''} {_ranges(idx)} "
+                f"with {name!r} ({first.fps:g} fps): the atlas JSON has one duration per frame and gives {them} "
+                f"the {first.duration_ms} ms of {name!r}, so {a.name!r} plays {them} at {first.fps:g} fps, not "
+                f"{a.fps:g}, in a loader that times frames from the JSON; give animations that share frames one "
+                "fps, or give each its own frames")
+    return out
+
+
+def _ranges(indices: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"`` (frame numbers as the animation spec writes them)."""
+    parts: list[str] = []
+    start = prev = indices[0]
+    for i in list(indices[1:]) + [None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    return ", ".join(parts)
+
+
 # --- split ------------------------------------------------------------------------------------
 
 @dataclass
@@ -573,7 +619,7 @@ MAX_DETECTED_MARGIN = 16
 
 
 def _axis_grids(occupied: np.ndarray, given_count: int | None, given_pad: int | None,
-                find_margin: bool, keyed: bool) -> list[tuple[int, int, int, int]]:
+                find_margin: bool, keyed: bool, prefer_pad: int | None = None) -> list[tuple[int, int, int, int]]:
     """Valid (cell, count, pad, margin) along one axis (all in pixels but count), best first.
 
     ``find_margin``: also try a margin before the first cell (up to the first sprite pixel and
@@ -585,8 +631,11 @@ def _axis_grids(occupied: np.ndarray, given_count: int | None, given_pad: int | 
     far, only it and grids whose margin is as wide as their gutters (the usual "margin =
     spacing" border) stay: a transparent sprite centred in its cell looks the same as a
     margin and wider gutters around a smaller cell, so such a margin counts only when the
-    ranking above shows it. Then the cell size with the most factors of two, the smallest
-    padding, the smallest margin.
+    ranking above shows it. Then, with ``prefer_pad`` (the padding found along the other
+    axis), that padding: sheets are drawn with one padding both ways, and a sprite whose top
+    row is empty in every cell of a row leaves a gutter as wide as its cell's padding plus one,
+    which a cell one pixel larger with a smaller padding fits as well. Then the cell size with
+    the most factors of two, the smallest padding, the smallest margin.
     """
     length = int(occupied.size)
     hits = np.flatnonzero(occupied)
@@ -611,7 +660,8 @@ def _axis_grids(occupied: np.ndarray, given_count: int | None, given_pad: int | 
     def rank(grid: tuple[int, int, int, int]) -> tuple:
         c, _n, p, m = grid
         unshown = ranked[grid] in plain and m > 0 and m != p
-        return (*ranked[grid], unshown, -_pow2_factor(c), p, m)
+        other = prefer_pad is not None and p != prefer_pad
+        return (*ranked[grid], unshown, other, -_pow2_factor(c), p, m)
 
     return sorted(ranked, key=rank)
 
@@ -661,8 +711,9 @@ def split_sheet(
 
     keyed = not (body[..., 3] == 0).any()
 
-    def solve(axis_len, cell, n, p, occupied, name):
-        """(cell, count, padding, margin) along one axis, in pixels but the count."""
+    def solve(axis_len, cell, n, p, occupied, name, prefer_pad=None):
+        """(cell, count, padding, margin) along one axis, in pixels but the count; ``prefer_pad``:
+        among detected grids that fit the sprites equally well, the one with this padding."""
         nonlocal detected
         what = "columns" if name == "width" else "rows"
         if n and n > axis_len:
@@ -683,7 +734,7 @@ def split_sheet(
                     f"the sheet's {name} ({axis_len} px after the offset) does not divide into {n} cells with padding {p}"
                 )
             return span // n, n, p, 0
-        cands = _axis_grids(occupied, n, p, find_margin, keyed)
+        cands = _axis_grids(occupied, n, p, find_margin, keyed, prefer_pad)
         if cands:
             detected = True
             return cands[0]
@@ -706,6 +757,18 @@ def split_sheet(
     occ_y = (~bg).any(axis=1)
     cw, ncols, px, mx = solve(bw, given_w, columns, pad[0] if pad else None, occ_x, "width")
     ch, nrows, py, my = solve(bh, given_h, rows, pad[1] if pad else None, occ_y, "height")
+    if pad is None and cell_size is None and px != py:
+        # Both paddings detected, and they differ: where the other axis has a grid with the same
+        # padding that fits its sprites as well, take it. A sheet of 10x15 cells with padding 4
+        # whose sprites all leave their top row empty was read as 10x16 cells with padding 4,1
+        # (16 has more factors of two than 15), and the frames came out shifted by a pixel.
+        ch2, nrows2, py2, my2 = solve(bh, given_h, rows, None, occ_y, "height", prefer_pad=px)
+        if py2 == px:
+            ch, nrows, py, my = ch2, nrows2, py2, my2
+        else:
+            cw2, ncols2, px2, mx2 = solve(bw, given_w, columns, None, occ_x, "width", prefer_pad=py)
+            if px2 == py:
+                cw, ncols, px, mx = cw2, ncols2, px2, mx2
     if detected and (ncols, nrows) == (1, 1) and not (columns or rows or cell_size):
         # the whole sheet as its one frame is what a sheet without gutters gives: no split at all
         raise NoGridFoundError(

@@ -5,6 +5,10 @@ Top-level imports stay light (argparse only); numpy/Pillow load inside ``run``.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 HELP = "assemble frames into a sprite sheet (or --split a sheet into frames, or build a --tileset)"
 DESCRIPTION = (
@@ -24,7 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="sheet/tileset PNG to write (or a folder, existing or ending in /, to write sheet.png or "
                         "tileset.png into); with --split: the folder for the frames")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--split", action="store_true", help="cut the input sheet into frames")
+    mode.add_argument("--split", action="store_true",
+                      help="cut the input sheet into frames: -o FOLDER gets frame_000.png, frame_001.png...; "
+                           "frame_NNN.png files of an earlier split there that this one does not write are removed "
+                           "(no other file is touched), so the folder holds exactly this sheet's frames. A sheet "
+                           "inside that folder with such a name is refused, never replaced")
     mode.add_argument("--tileset", action="store_true", help="lay out equal-size tiles and check them for seams")
     g = p.add_argument_group("grid")
     add_grid_arguments(g, split=True)
@@ -87,7 +95,12 @@ def parse_pair(text: str | None, what: str) -> tuple[int, int] | None:
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:
-    """Files as given; folders become their image files sorted naturally (frame2 before frame10)."""
+    """Files as given; folders become their image files sorted naturally (frame2 before frame10).
+
+    Hidden files in a folder (a name starting with '.') are skipped: macOS leaves ``._f0.png``
+    AppleDouble files (not images at all) beside every frame copied to a foreign disk, and a
+    ``.thumb.png`` a viewer left there would silently become an extra frame. A hidden file
+    named on its own is used as given."""
     import os
     import re
 
@@ -99,9 +112,10 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     out: list[str] = []
     for item in inputs:
         if os.path.isdir(item):
-            names = [n for n in os.listdir(item) if n.lower().endswith((".png", ".webp", ".gif", ".jpg", ".jpeg", ".bmp"))]
+            names = [n for n in os.listdir(item)
+                     if not n.startswith(".") and n.lower().endswith((".png", ".webp", ".gif", ".jpg", ".jpeg", ".bmp"))]
             if not names:
-                raise InputImageError(f"folder {item} holds no images",
+                raise InputImageError(f"folder {item} holds no images (hidden files, starting with '.', are skipped)",
                                       hint="put the frames in it as .png/.webp/.gif/.jpg/.bmp files, or name the files")
             out += [os.path.join(item, n) for n in sorted(names, key=natural)]
         else:
@@ -158,6 +172,48 @@ def source_timing(inputs: list[str], n_frames: int):
     return [timed_animation(Path(paths[0]).stem, ms)], ms
 
 
+#: The names ``--split`` writes: ``frame_`` and the index, zero-padded to at least 3 digits.
+SPLIT_FRAME = r"frame_\d{3,}\.png"
+
+
+def split_targets(out: str | Path, n_frames: int) -> tuple[list[Path], list[Path]]:
+    """(files to write, older files to remove) for ``--split`` of ``n_frames`` frames into the
+    folder ``out``: ``frame_000.png`` on (more digits from 1000 frames on), and every file
+    already there named as a split names its frames (``frame_`` + 3 or more digits + ``.png``)
+    that this split does not write. Left there, an earlier split's frames beyond this one's
+    count would join the next ``sheet FOLDER`` as extra frames."""
+    import os
+    import re
+    from pathlib import Path
+
+    out = Path(out)
+    width = max(3, len(str(n_frames - 1)))
+    targets = [out / f"frame_{i:0{width}d}.png" for i in range(n_frames)]
+    if not out.is_dir():
+        return targets, []
+    keep = {t.name for t in targets}
+    stale = [out / n for n in os.listdir(out)
+             if re.fullmatch(SPLIT_FRAME, n) and n not in keep and not (out / n).is_dir()]
+    stale.sort(key=lambda p: (int(p.name[6:-4]), p.name))
+    return targets, stale
+
+
+def check_not_removing(stale: list[Path], option: str, keep: list[tuple[str, str]]) -> None:
+    """An ``InvalidArgumentError`` naming ``option`` when one of the older frames a split would
+    remove (``stale``) is one of the files in ``keep`` ((what, path) pairs, e.g. the sheet
+    being split): the run must never delete its own input."""
+    from pathlib import Path
+
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    for old in stale:
+        for what, p in keep:
+            if Path(old).resolve() == Path(p).resolve():
+                raise InvalidArgumentError(
+                    f"{option}: this split removes the older frames of an earlier split there, which would remove "
+                    f"{what} {p}", hint="split into another folder, or move the sheet out of it first")
+
+
 def _check_mode_options(args) -> None:
     """``InvalidArgumentError`` for options the chosen mode would ignore: a sheet made without
     the --json, animations or padding asked for is a surprise found in the game, long after
@@ -197,7 +253,7 @@ def run(args) -> int:
 
     from comfy_nodes.pixel.errors import InvalidArgumentError
     from comfy_nodes.pixel.imageio import save_png
-    from comfy_nodes.pixel.sheet import build_sheet, format_animations, sheet_preview, split_sheet
+    from comfy_nodes.pixel.sheet import build_sheet, duration_conflicts, format_animations, sheet_preview, split_sheet
 
     from .outputs import check_not_replacing, check_writable, png_output, write_output
 
@@ -222,15 +278,23 @@ def run(args) -> int:
         out = Path(args.output)
         if out.suffix.lower() == ".png":
             raise InvalidArgumentError("with --split, -o names a folder for the frames, not a .png file")
-        width = max(3, len(str(len(res.frames) - 1)))
-        for i in range(len(res.frames)):
-            check_writable(out / f"frame_{i:0{width}d}.png")
+        targets, stale = split_targets(out, len(res.frames))
+        sheet_in = [("the input", args.inputs[0])]
+        for target in targets:
+            check_not_replacing(target, f"-o {args.output}", sheet_in)
+            check_writable(target)
+        check_not_removing(stale, f"-o {args.output}", sheet_in)
         write_output(out, lambda p: p.mkdir(parents=True, exist_ok=True))
-        for i, f in enumerate(res.frames):
-            write_output(out / f"frame_{i:0{width}d}.png", lambda p: save_png(f, p))
+        for target, f in zip(targets, res.frames):
+            write_output(target, lambda p: save_png(f, p))
+        for old in stale:
+            # only after every new frame is in place: a failed run leaves the old frames whole
+            write_output(old, lambda p: p.unlink(missing_ok=True))
         how = "detected" if res.detected else "given"
+        gone = f"; removed {len(stale)} older frame{'s' if len(stale) != 1 else ''} of an earlier split " \
+               f"({stale[0].name}{'..' + stale[-1].name if len(stale) > 1 else ''})" if stale else ""
         print(f"{len(res.frames)} frames of {res.cell_w}x{res.cell_h} px ({how} grid: {res.columns}x{res.rows}, "
-              f"padding {res.padding[0]},{res.padding[1]}, offset {res.offset[0]},{res.offset[1]}) -> {out}")
+              f"padding {res.padding[0]},{res.padding[1]}, offset {res.offset[0]},{res.offset[1]}) -> {out}{gone}")
         return 0
 
     kind = "tileset" if args.tileset else "sheet"
@@ -273,6 +337,9 @@ def run(args) -> int:
         rel = os.path.relpath(os.path.abspath(output), os.path.dirname(os.path.abspath(args.json)))
         doc = atlas_json(sheet, Path(rel).as_posix())
         write_output(args.json, lambda p: atomic_write_bytes(p, (json.dumps(doc, indent=1) + "\n").encode("utf-8")))
+        if not sheet.frame_ms:  # a file's own timing is written frame by frame, nothing is lost
+            for w in duration_conflicts(len(sheet.frames), sheet.animations):
+                print(f"warning: --json {args.json}: {w}", file=sys.stderr)
     if args.preview:
         preview = sheet_preview(sheet.image, scale=args.preview_scale, grid=sheet)
         write_output(preview_to, lambda p: save_png(preview, p))
