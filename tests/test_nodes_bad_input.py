@@ -270,3 +270,100 @@ def test_palette_save_turns_os_failures_into_errors_naming_the_file(tmp_path, mo
         with pytest.raises(InvalidArgumentError, match="has no file name, only a folder"):
             DGXPixelsPaletteSave.execute(PICO, filename=name)
     assert sorted(p.name for p in out.iterdir()) == ["palettes"]
+
+
+def _tooltip(node, name: str) -> str:
+    return next(i.tooltip for i in node.define_schema().inputs if i.id == name)
+
+
+# (id, node, call, the input the error is about, the start of its message)
+ARGUMENT_ERRORS = [
+    ("grid-preview-scale", "grid", lambda: _grid().execute(sprite_batch(1, 16, 16), mode="cell", cell_size=1.0,
+                                                           preview_scale=0),
+     "preview_scale", "preview_scale must be a whole number >= 1, got 0"),
+    ("sheet-preview-scale", DGXPixelsSpriteSheet, lambda: DGXPixelsSpriteSheet.execute(sprite_batch(), preview_scale=0),
+     "preview_scale", "preview_scale must be a whole number >= 1, got 0"),
+    ("tileset-preview-scale", DGXPixelsTileset, lambda: DGXPixelsTileset.execute(sprite_batch(), preview_scale=0),
+     "preview_scale", "preview_scale must be a whole number >= 1, got 0"),
+    ("sheet-preview", DGXPixelsSheetPreview, lambda: DGXPixelsSheetPreview.execute(image=sprite_batch(), scale=0),
+     "scale", "scale must be a whole number >= 1, got 0"),
+    ("anchor", DGXPixelsSpriteSheet, lambda: DGXPixelsSpriteSheet.execute(sprite_batch(), anchor="left"),
+     "anchor", "unknown anchor 'left'"),
+    ("colors", DGXPixelsPaletteExtract, lambda: DGXPixelsPaletteExtract.execute(sprite_batch(), colors=300),
+     "colors", "colors must be 0 (automatic) or 1..256, got 300"),
+    ("dither", DGXPixelsPaletteQuantize, lambda: DGXPixelsPaletteQuantize.execute(sprite_batch(), PICO, dither="x"),
+     "dither", "dither must be one of"),
+    ("split-cell", DGXPixelsSheetSplit, lambda: DGXPixelsSheetSplit.execute(sprite_batch(), cell_width=40,
+                                                                            cell_height=40),
+     "cell_width", "cell width 40 is larger than the sheet"),
+]
+
+
+def _grid():
+    from comfy_nodes.nodes.nodes_grid import DGXPixelsGridSnap
+
+    return DGXPixelsGridSnap
+
+
+@pytest.mark.parametrize("node, call, name, message", [a[1:] for a in ARGUMENT_ERRORS],
+                         ids=[a[0] for a in ARGUMENT_ERRORS])
+def test_argument_errors_hint_at_the_node_input_not_at_the_command_line(node, call, name, message):
+    """The core's InvalidArgumentError hint says "the command's --help (or the node input's
+    tooltip) says what it takes", and Grid Snap's preview_scale 0 said "scale must be an integer
+    >= 1": on a node, the error names the input and the hint gives that input's tooltip."""
+    node = _grid() if node == "grid" else node
+    with pytest.raises(InvalidArgumentError) as exc:
+        call()
+    assert exc.value.message.startswith(message)
+    assert exc.value.hint == f"check the node's {name} input; its tooltip says: {_tooltip(node, name)}"
+    assert "--" not in str(exc.value) and "command" not in str(exc.value)
+
+
+def test_the_command_lines_hints_stay_as_they_were():
+    """Only errors raised through a node change their hint: the core's (the CLI's) are kept."""
+    from comfy_nodes.pixel.imageio import upscale_nearest
+
+    with pytest.raises(InvalidArgumentError, match=r"^scale must be an integer >= 1, got 0") as exc:
+        upscale_nearest(np.zeros((2, 2, 4), np.uint8), 0)
+    assert exc.value.hint == InvalidArgumentError.default_hint and "--help" in exc.value.hint
+
+
+def test_palette_load_missing_file_hint_names_the_file_input(tmp_path, monkeypatch):
+    """A missing palette file suggested `dgx-pixels palette list`, a command a ComfyUI user has
+    not got: the hint now names the node's file and builtin inputs."""
+    import folder_paths
+
+    from comfy_nodes.pixel.errors import PaletteError
+
+    (tmp_path / "in").mkdir()
+    monkeypatch.setattr(folder_paths, "get_input_directory", lambda: str(tmp_path / "in"))
+    with pytest.raises(PaletteError, match=r"^palette file not found: .*missing\.hex \(hint: ") as exc:
+        DGXPixelsPaletteLoad.execute(file="missing.hex")
+    assert exc.value.hint.startswith("check the file input: a path relative to ComfyUI's input folder")
+    assert "builtin" in exc.value.hint and "dgx-pixels" not in str(exc.value)
+    # a file of a format not read keeps the core's hint: it is about the file, not the CLI
+    with pytest.raises(PaletteError, match=r"unknown palette format '\.xyz'") as exc:
+        DGXPixelsPaletteLoad.execute(file="missing.xyz")
+    assert ".hex" in exc.value.hint and "dgx-pixels" not in exc.value.hint
+
+
+def test_node_hint_translates_the_commands_options_into_the_nodes_inputs():
+    """A core hint naming options (--padding) names the node's inputs of the same name; an option
+    the node has not got sends the user to the input the message names."""
+    from types import SimpleNamespace
+
+    from comfy_nodes.nodes._hints import node_hint
+    from comfy_nodes.pixel.errors import NoGridFoundError, PaletteError
+
+    inputs = [SimpleNamespace(id="padding", tooltip="Pixels between cells."),
+              SimpleNamespace(id="offset", tooltip="Pixels before the first cell."),
+              SimpleNamespace(id="cell_width", tooltip="Cell width in pixels.")]
+    node = SimpleNamespace(define_schema=lambda: SimpleNamespace(inputs=inputs))
+    exc = NoGridFoundError("no gutters", hint="give the sheet's --padding and --offset")
+    assert node_hint(exc, node) == "give the sheet's padding and offset"
+    exc = NoGridFoundError("cell width 40 is too large", hint="give the --cell size")
+    assert node_hint(exc, node) == "check the node's cell_width input; its tooltip says: Cell width in pixels."
+    exc = PaletteError("unknown palette", hint="use a built-in name (`dgx-pixels palette list`) or a .hex file")
+    assert node_hint(exc, node) == "use a built-in name from the builtin list of Pixel Palette Load or a .hex file"
+    # hints without the command line's words are kept
+    assert node_hint(NoGridFoundError("x", hint="set columns and rows"), node) is None

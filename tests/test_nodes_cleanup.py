@@ -155,3 +155,31 @@ def test_stray_cleanup_runs_to_the_end_without_a_cancel(cancel_flag):
     frame = _noise(4)
     img, _ = DGXPixelsStrayCleanup.execute(image=tensor([frame])).result
     assert np.array_equal(u8(img[0]), remove_strays(np.dstack([frame, np.full(frame.shape[:2], 255, np.uint8)])))
+
+
+@pytest.mark.parametrize("n", [64, 65])
+def test_an_all_zero_mask_means_no_mask_at_every_size(n):
+    """A MASK of zeros masks nothing. It was ignored only when 64x64 (LoadImage's placeholder
+    for an image without alpha): on a 64x64 RGBA image its own alpha stayed, on a 65x65 one
+    the mask made every pixel opaque. Now the image's own alpha stays at both sizes, for one
+    mask or one per frame; a mask that masks something still sets the alpha."""
+    rng = np.random.default_rng(n)
+    a = np.zeros((2, n, n, 4), np.uint8)
+    a[..., :3] = rng.integers(1, 256, (2, n, n, 3))
+    a[:, : n // 2, :, 3] = 255  # top half opaque, bottom half transparent
+    img = torch.from_numpy(a.astype(np.float32) / 255.0)
+    without = DGXPixelsBackgroundRemove.execute(image=img, key="#000000", tolerance=0.0).result
+    for zeros in (torch.zeros(1, n, n), torch.zeros(2, n, n), torch.zeros(n, n)):
+        image, mask = DGXPixelsBackgroundRemove.execute(image=img, mask=zeros, key="#000000", tolerance=0.0).result
+        assert torch.equal(image, without[0]) and torch.equal(mask, without[1])
+        assert tuple(mask.shape) == (2, n, n)
+        assert float(mask.mean()) == pytest.approx((n - n // 2) / n)  # the bottom half, transparent
+        assert bool((mask[:, n // 2:] == 1).all()) and bool((mask[:, : n // 2] == 0).all())
+    # a mask that masks something is the alpha: the right column transparent, the rest opaque
+    some = torch.zeros(1, n, n)
+    some[0, :, -1] = 1
+    mask = DGXPixelsBackgroundRemove.execute(image=img, mask=some, key="#000000", tolerance=0.0).result[1]
+    assert bool((mask[:, :, -1] == 1).all()) and bool((mask[:, :, :-1] == 0).all())
+    # a zero mask of another image's size is still refused by name (a wiring mistake)
+    with pytest.raises(InputImageError, match=rf"^mask is 5x5 \(shape \(1, 5, 5\)\) but image is {n}x{n}"):
+        DGXPixelsBackgroundRemove.execute(image=img, mask=torch.zeros(1, 5, 5), key="#000000", tolerance=0.0)

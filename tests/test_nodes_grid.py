@@ -54,6 +54,33 @@ def test_a_preview_scale_too_large_for_the_sprite_is_lowered_and_nearest_upscale
     assert tuple(small.shape) == (1, 1024, 1024, 3)
 
 
+def test_the_preview_limit_holds_for_the_whole_batch(monkeypatch):
+    """The limit was per frame: 4 frames of 512x512 at cell 1 made a (4, 4096, 4096, 4) preview
+    (1 GiB). The tooltip promises 4096x4096 pixels in all; here the limit is made 64x64 so the
+    batch is small: 4 frames of 16x16 may be enlarged 2x (4 * 32 * 32 = 64 * 64), not 4x."""
+    import comfy_nodes.nodes.nodes_grid as nodes_grid
+
+    monkeypatch.setattr(nodes_grid, "PREVIEW_MAX_PIXELS", 64 * 64)
+    frames = [sprite(i, 16, 16) for i in range(4)]
+    image, _mask, preview, *_ = DGXPixelsGridSnap.execute(
+        image=as_tensor(frames), mode="cell", cell_size=1.0, preview_scale=8).result
+    assert tuple(image.shape) == (4, 16, 16, 4)
+    assert tuple(preview.shape) == (4, 32, 32, 4)
+    assert preview.shape[0] * preview.shape[1] * preview.shape[2] <= 64 * 64
+    # still nearest neighbour: every sprite pixel is a 2x2 block of the preview
+    assert torch.equal(preview[:, ::2, ::2], image) and torch.equal(preview[:, 1::2, 1::2], image)
+    # one frame alone may use the whole budget: 16 * 4 = 64
+    one = DGXPixelsGridSnap.execute(image=as_tensor(frames[:1]), mode="cell", cell_size=1.0,
+                                    preview_scale=8).result[2]
+    assert tuple(one.shape) == (1, 64, 64, 4)
+    # a batch past the limit at scale 1 is shown at scale 1 (the preview is never an error)
+    many = DGXPixelsGridSnap.execute(image=as_tensor([sprite(i, 16, 16) for i in range(20)]), mode="cell",
+                                     cell_size=1.0, preview_scale=8).result[2]
+    assert tuple(many.shape) == (20, 16, 16, 4)
+    tip = next(i.tooltip for i in DGXPixelsGridSnap.define_schema().inputs if i.id == "preview_scale")
+    assert "all frames together" in tip and "4096x4096" in tip
+
+
 def test_auto_snap_outputs_sprite_mask_preview_grid():
     s = sprite(1)
     out = DGXPixelsGridSnap.execute(image=as_tensor([up(s, 9)]), preview_scale=3)

@@ -111,6 +111,19 @@ def test_quantize_batch_rgb_stays_rgb_and_mask_gives_alpha():
         DGXPixelsPaletteQuantize.execute(image=tensor(frames), palette="pico-8")
 
 
+@pytest.mark.parametrize("n", [64, 65])
+def test_quantize_an_all_zero_mask_adds_no_alpha_at_every_size(n):
+    """A MASK of zeros masks nothing: an RGB image stays RGB with it, as without it. It was so
+    only for a 64x64 mask (LoadImage's placeholder); a 65x65 one made the output RGBA."""
+    rng = np.random.default_rng(n)
+    frame = rng.integers(0, 256, (n, n, 3)).astype(np.uint8)
+    pal, _, _ = DGXPixelsPaletteLoad.execute(builtin="pico-8").result
+    without = DGXPixelsPaletteQuantize.execute(image=tensor([frame]), palette=pal).result
+    img, mask = DGXPixelsPaletteQuantize.execute(image=tensor([frame]), palette=pal, mask=torch.zeros(1, n, n)).result
+    assert tuple(img.shape) == (1, n, n, 3) and float(mask.max()) == 0.0
+    assert torch.equal(img, without[0]) and torch.equal(mask, without[1])
+
+
 def test_save_writes_inside_output_and_numbers_files(comfy_dirs):
     _, out = comfy_dirs
     pal, _, _ = DGXPixelsPaletteLoad.execute(builtin="db16").result
@@ -300,3 +313,29 @@ def test_save_does_not_write_through_a_folder_swapped_for_a_symlink_after_the_ch
     with pytest.raises(PathEscapeError, match="pals is a symlink"):
         DGXPixelsPaletteSave.execute(palette=pal, filename="pals/hero", format="hex")
     assert list(outside.iterdir()) == []
+
+
+def test_extract_logs_a_warning_when_automatic_colors_stop_at_the_cap(caplog):
+    """colors = 0 with a tolerance that 64 colours cannot meet gave the 64 without a word: the
+    node now logs a warning with the error reached (the palette is still output)."""
+    import logging
+    import re
+
+    from comfy_nodes.pixel.palette import AUTO_K_MAX
+
+    noise = np.random.default_rng(5).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    with caplog.at_level(logging.WARNING):
+        pal, _, count = DGXPixelsPaletteExtract.execute(image=tensor([noise]), colors=0, tolerance=0.005).result
+    assert count == len(pal) <= AUTO_K_MAX
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    m = re.fullmatch(rf"DGX-Pixels Palette Extract: automatic colors stopped at its cap of {AUTO_K_MAX} without "
+                     r"meeting tolerance 0\.005: a colour of the images is still (\d\.\d{4}) OKLab from its palette "
+                     r"colour; set colors to a number \(up to 256\) for more colours, or raise tolerance", warnings[0])
+    assert m and float(m.group(1)) > 0.005
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        DGXPixelsPaletteExtract.execute(image=tensor([noise]), colors=0, tolerance=0.3)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    tip = next(i.tooltip for i in DGXPixelsPaletteExtract.define_schema().inputs if i.id == "colors")
+    assert f"at most {AUTO_K_MAX}" in tip

@@ -199,3 +199,31 @@ def test_bevy_export_node_unconfigured_refuses_an_output_bevy_symlinked_out(tmp_
     with pytest.raises(PathEscapeError, match="symlink leading outside"):
         DGXPixelsBevyExport.execute(project="my_game", asset_path="sprites/k.png", image=t)
     assert list(elsewhere.iterdir()) == []
+
+
+def test_bevy_export_node_reads_bfloat16_and_refuses_a_non_tensor_image_by_name(comfy_dirs):
+    """The content digest read the raw tensor before any check: bfloat16 crashed in numpy
+    (unsupported ScalarType BFloat16) and a list with an AttributeError. The image now goes
+    through input_frames first: bfloat16 is exported like float32, a list is refused naming
+    `image`, and nothing is written for it."""
+    from PIL import Image
+
+    from comfy_nodes.pixel.errors import InputImageError
+
+    out, _, _ = comfy_dirs
+    a, t = frames_batch(1)
+    _, written = DGXPixelsBevyExport.execute(project="g", asset_path="s.png", image=t.bfloat16()).result
+    png = out / "bevy" / "g" / "assets" / "s.png"
+    assert str(png) in written.splitlines()
+    # the frame's values are k/255: bfloat16 keeps 8 bits of mantissa, so round-tripping may
+    # move a level by one, not more; the layout (size, alpha) is exact
+    got = np.asarray(Image.open(png).convert("RGBA"))
+    assert got.shape == (16, 16, 4)
+    np.testing.assert_array_equal(got[..., 3], a[0, ..., 3])
+    assert np.abs(got.astype(int) - a[0].astype(int)).max() <= 1
+    with pytest.raises(InputImageError, match=r"^image is a list, expected an IMAGE tensor"):
+        DGXPixelsBevyExport.execute(project="g", asset_path="l.png", image=[t])
+    with pytest.raises(InputImageError, match=r"^alpha_mask is a str, expected a MASK tensor"):
+        DGXPixelsBevyExport.execute(project="g", asset_path="m.png", image=t, alpha_mask="mask")
+    assert not (out / "bevy" / "g" / "assets" / "l.png").exists()
+    assert not (out / "bevy" / "g" / "assets" / "m.png").exists()

@@ -266,3 +266,29 @@ def test_auto_k_keeps_a_small_area_that_noise_spread_over_many_shades():
     assert len(pal) == 2
     out = quantize(img, pal)
     assert abs(int(out[12, 12, 0]) - 200) <= 6 and abs(int(out[20, 20, 0]) - 128) <= 4
+
+
+def _many_colours() -> np.ndarray:
+    """16x16 pixels of random colours (256 distinct ones): no 64 colours come within a tight
+    tolerance of them all."""
+    return _rgba(np.random.default_rng(5).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+
+
+def test_auto_k_says_when_it_stops_at_its_cap_without_meeting_the_tolerance():
+    """Automatic k stops at AUTO_K_MAX colours: with a tolerance those cannot meet, the palette
+    was the cap's, with no word of it. ``auto_k`` now says how it ended and the error reached."""
+    from comfy_nodes.pixel.palette import AUTO_K_MAX
+
+    img = _many_colours()
+    assert len(distinct_colors(img)) > AUTO_K_MAX
+    p = adaptive_palette(img, k=None, tolerance=0.001)
+    assert len(p) <= AUTO_K_MAX and p.auto_k is not None
+    assert p.auto_k.capped and (p.auto_k.k, p.auto_k.max_k, p.auto_k.tolerance) == (AUTO_K_MAX, AUTO_K_MAX, 0.001)
+    # the error reached: the farthest colour of the image from its palette colour
+    lab, pal_lab = srgb_to_oklab(img[..., :3].reshape(-1, 3)), p.to_oklab()
+    farthest = np.sqrt(((lab[:, None] - pal_lab[None]) ** 2).sum(-1)).min(1).max()
+    assert 0.001 < p.auto_k.error and p.auto_k.error == pytest.approx(farthest, abs=0.01)
+    # a tolerance that is met: no cap, the error within it
+    loose = adaptive_palette(img, k=None, tolerance=0.3)
+    assert not loose.auto_k.capped and loose.auto_k.error <= 0.3 and loose.auto_k.k < AUTO_K_MAX
+    assert adaptive_palette(img, k=8).auto_k is None

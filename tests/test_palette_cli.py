@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from orchestrator.cli import main
@@ -119,3 +121,26 @@ def test_unreadable_formats_are_clear_errors_not_tracebacks(capsys, tmp_path):
     d.mkdir()
     rc, _, err = _run(capsys, "show", str(d))
     assert rc == 2 and "is a folder" in err
+
+
+def test_extract_auto_warns_when_its_cap_does_not_meet_the_tolerance(capsys, tmp_path):
+    """`-k auto --tolerance 0.001` wrote 64 colours with no word that the tolerance was not met,
+    and the help never named the cap: it does now, and stderr says so with the error reached."""
+    from comfy_nodes.pixel.palette import AUTO_K_MAX
+
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "n.png")
+    out = tmp_path / "t.hex"
+    rc, msg, err = _run(capsys, "extract", "-k", "auto", "--tolerance", "0.001", "-o", str(out), str(tmp_path / "n.png"))
+    assert rc == 0 and msg.startswith(f"wrote {out} (") and len(out.read_text().split()) <= AUTO_K_MAX
+    m = re.fullmatch(rf"warning: -k auto stopped at its cap of {AUTO_K_MAX} colours without meeting --tolerance "
+                     r"0\.001: a colour of the images is still (\d\.\d{4}) OKLab from its palette colour; give -k N "
+                     r"\(up to 256\) for more colours, or a larger --tolerance\n", err)
+    assert m and float(m.group(1)) > 0.001
+    # met: no warning
+    rc, _, err = _run(capsys, "extract", "-k", "auto", "--tolerance", "0.3", "-o", str(out), str(tmp_path / "n.png"))
+    assert rc == 0 and err == ""
+    # the help says the cap, for -k and for --tolerance
+    with pytest.raises(SystemExit):
+        main(["palette", "extract", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert f"at most {AUTO_K_MAX}" in helptext and f"when {AUTO_K_MAX} colours do not meet it" in helptext

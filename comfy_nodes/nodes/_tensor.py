@@ -122,9 +122,9 @@ def input_frames(image: torch.Tensor, mask: torch.Tensor | None = None, *, name:
     image = _check_image(image, name)
     if not torch.isfinite(image).all():
         raise InputImageError(f"{name} contains NaN or infinite values", hint="check the node that produced it")
-    mask = given_mask(mask)
+    b, h, w = int(image.shape[0]), int(image.shape[1]), int(image.shape[2])
+    mask = given_mask(mask, (b, h, w))
     if mask is not None:
-        b, h, w = int(image.shape[0]), int(image.shape[1]), int(image.shape[2])
         if not isinstance(mask, torch.Tensor):
             raise InputImageError(f"{mask_name} is a {type(mask).__name__}, expected a MASK tensor")
         m = mask.unsqueeze(0) if mask.ndim == 2 else mask
@@ -147,13 +147,24 @@ def input_frames(image: torch.Tensor, mask: torch.Tensor | None = None, *, name:
     return image_to_rgba_list(image, mask, name=name)
 
 
-def given_mask(mask):
-    """``mask``, or None where it is what ComfyUI's LoadImage outputs for an image without
-    alpha: a 64x64 mask of zeros, whatever the image's size, one per frame of an animated GIF
-    or PNG. Wired to a node's mask input (as the tooltips suggest), that means "no mask", not a
-    mask of the wrong size."""
-    if (isinstance(mask, torch.Tensor) and (mask.ndim == 2 or (mask.ndim == 3 and mask.shape[0] >= 1))
-            and tuple(mask.shape[-2:]) == (64, 64) and not bool(mask.any())):
+def given_mask(mask, size: tuple[int, int, int] | None = None):
+    """``mask``, or None where it masks nothing: a MASK of zeros (1 = masked) that is either
+    ComfyUI LoadImage's placeholder for an image without alpha (64x64 whatever the image's size,
+    one per frame of an animated GIF or PNG, so any number of them) or, with ``size`` = the
+    image batch's (batch, height, width), a mask that fits it (one mask or one per image).
+
+    Such a mask means "no mask": the image keeps its own alpha (opaque for RGB). The rule is
+    one for every size because a 64x64 placeholder and a 64x64 mask of zeros cannot be told
+    apart: before, a zero mask was ignored on a 64x64 image but made a 65x65 RGBA image opaque.
+    For LoadImage's RGB outputs both readings give the same opaque image. A zero mask of any
+    other shape is kept, so that a mask wired from another image is still refused by size."""
+    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3) or mask.numel() == 0:
+        return mask
+    hw = tuple(int(d) for d in mask.shape[-2:])
+    count = 1 if mask.ndim == 2 else int(mask.shape[0])
+    placeholder = hw == (64, 64)
+    fits = size is not None and hw == (int(size[1]), int(size[2])) and count in (1, int(size[0]))
+    if (placeholder or fits) and not bool(mask.any()):
         return None
     return mask
 

@@ -25,6 +25,7 @@ from ..pixel.errors import ExportError, InvalidArgumentError
 from ..pixel.safepath import ENV_ROOTS, PACK_CONFIG_NAME, USER_CONFIG_NAME, confine, load_root_config, resolve_project
 from ..pixel.sheet import Sheet, build_sheet
 from . import _written
+from ._hints import node_errors
 from ._tensor import input_frames
 from .nodes_sheet import SheetType, check_sheet
 
@@ -115,16 +116,23 @@ class DGXPixelsBevyExport(io.ComfyNode):
         return _written.fingerprint(("bevy", _written.key_path(project_dir), str(asset_path)), steering)
 
     @classmethod
+    @node_errors
     def execute(cls, project: str = "my_game", asset_path: str = "sprites/sprite.png", bevy_version: str = "auto",
                 overwrite: str = "version", upscale: int = 1, animations: str = "", write_atlas_json: bool = True,
                 write_assets_ron: bool = False, image=None, sheet_data=None, alpha_mask=None,
                 tile_array: bool = False) -> io.NodeOutput:
+        # the image is checked (and read as RGBA frames) first, through the path every node
+        # uses: a bfloat16 tensor is converted, anything else is refused naming `image`, before
+        # the digest or the project folder is touched. Ignored when sheet_data is connected.
+        frames = None
+        if sheet_data is None and image is not None:
+            frames = input_frames(image, alpha_mask, mask_name="alpha_mask")
         config = root_config()
         project_dir = resolve_project(project, config)
         animations = animations.strip() if isinstance(animations, str) else animations
         key = ("bevy", _written.key_path(project_dir), str(asset_path))
-        content = _content_digest(image, alpha_mask, sheet_data, (bevy_version, overwrite, upscale, animations,
-                                                                  write_atlas_json, write_assets_ron, tile_array))
+        content = _content_digest(frames, sheet_data, (bevy_version, overwrite, upscale, animations,
+                                                       write_atlas_json, write_assets_ron, tile_array))
         own = [Path(p) for p in _written.intact(key, content) if p.endswith(".png")]
         if own and overwrite != "keep":
             # the same content run again only because the Cargo files or the roots changed: the
@@ -151,8 +159,7 @@ class DGXPixelsBevyExport(io.ComfyNode):
         if sheet_data is not None:
             result = export_sheet(project_dir, asset_path, check_sheet(sheet_data), animations=animations or None,
                                   atlas=bool(write_atlas_json), tile_array=bool(tile_array), **common)
-        elif image is not None:
-            frames = input_frames(image, alpha_mask, mask_name="alpha_mask")
+        elif frames is not None:
             if len(frames) == 1 and not animations:
                 result = export_asset(project_dir, asset_path, frames[0], **common)
             else:
@@ -168,14 +175,15 @@ class DGXPixelsBevyExport(io.ComfyNode):
         return io.NodeOutput(result.snippet, written, ui={"text": texts})
 
 
-def _content_digest(image, alpha_mask, sheet_data, options: tuple) -> str:
+def _content_digest(frames: list[np.ndarray] | None, sheet_data, options: tuple) -> str:
     """A digest of everything an export writes from: the pixels, the sheet's layout and the
-    options (two runs with one digest write the same files)."""
+    options (two runs with one digest write the same files). ``frames`` are the image's RGBA
+    frames as ``input_frames`` read them (the mask already in their alpha): the digest is of
+    the pixels written, whatever the tensor's dtype or device."""
     h = hashlib.sha256(repr(options).encode("utf-8"))
-    for t in (image, alpha_mask):
-        if t is not None:
-            h.update(repr(tuple(t.shape)).encode("ascii"))
-            h.update(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes())
+    for f in frames or ():
+        h.update(repr(f.shape).encode("ascii"))
+        h.update(np.ascontiguousarray(f).tobytes())
     if isinstance(sheet_data, Sheet):
         h.update(np.ascontiguousarray(sheet_data.image).tobytes())
         h.update(repr((sheet_data.image.shape, sheet_data.columns, sheet_data.rows, sheet_data.cell_w,

@@ -13,6 +13,7 @@ from comfy_api.latest import io
 
 from ..pixel import cleanup as C
 from ..pixel.errors import InputImageError, InvalidArgumentError
+from ._hints import node_errors
 from ._tensor import input_frames, map_frames, rgba_outputs, throw_if_interrupted
 
 CONNECTIVITY = ["4", "8"]
@@ -92,6 +93,7 @@ class DGXPixelsBackgroundRemove(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, image, tolerance: float = 0.06, key: str = "", connectivity: str = "4",
                 holes: int = 0, mask=None) -> io.NodeOutput:
         conn = _conn(connectivity)
@@ -130,6 +132,7 @@ class DGXPixelsStrayCleanup(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, image, min_size: int = 2, connectivity: str = "8", mask=None,
                 max_difference: float = 0.05) -> io.NodeOutput:
         conn = _conn(connectivity)
@@ -164,6 +167,7 @@ class DGXPixelsOutline(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, image, color: str = "auto", connectivity: str = "4", inside: bool = False,
                 mask=None) -> io.NodeOutput:
         conn = _conn(connectivity)
@@ -201,6 +205,7 @@ class DGXPixelsTrim(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, image, padding: int = 0, batch_mode: str = "union", mask=None) -> io.NodeOutput:
         if batch_mode not in ("union", "per_frame"):
             raise InvalidArgumentError(f"batch_mode must be 'union' or 'per_frame', got {batch_mode!r}")

@@ -17,6 +17,7 @@ from ..pixel.cells import shared_frame_colours
 from ..pixel.errors import InputImageError, InvalidArgumentError, NoGridFoundError
 from ..pixel.imageio import largest_nearest_scale, upscale_nearest
 from ..pixel.sheet import PREVIEW_MAX_PIXELS
+from ._hints import node_errors, whole_number
 from ._tensor import input_frames, rgba_list_to_image, rgba_to_mask
 
 #: Custom socket type carrying a detected grid between nodes.
@@ -72,6 +73,16 @@ def _overrides(mode: str, cell_size: float, target_width: int, target_height: in
     raise InvalidArgumentError(f"mode must be auto, cell or size, got {mode!r}")
 
 
+def preview_scale_for(sprites: list[np.ndarray], preview_scale: int) -> int:
+    """``preview_scale``, lowered so that the preview of the whole batch holds at most
+    PREVIEW_MAX_PIXELS pixels (never below 1). The preview only shows the sprite, so a scale too
+    large is lowered, not an error; and it is one tensor of all frames at 16 bytes a pixel, so
+    the limit is on the batch: a per-frame limit let 4 frames of 512x512 make a 1 GiB preview."""
+    h, w = sprites[0].shape[:2]  # one IMAGE batch: every frame has this size
+    per_frame = max(1, PREVIEW_MAX_PIXELS // len(sprites))
+    return min(int(preview_scale), largest_nearest_scale(h, w, per_frame))
+
+
 def _node_hint(exc: NoGridFoundError) -> NoGridFoundError:
     """``exc`` with the hint in this node's terms (the core's speaks of the CLI's options)."""
     return NoGridFoundError(exc.message, hint="set mode to 'cell' (cell_size) or 'size' (target_width, "
@@ -116,8 +127,9 @@ class DGXPixelsGridSnap(io.ComfyNode):
                                tooltip="keep: input alpha, made binary. transparent_background: the background "
                                        "colour touching the border becomes transparent."),
                 io.Int.Input("preview_scale", default=8, min=1, max=64,
-                             tooltip="Whole-number enlargement of the preview output (nearest neighbour); lowered when the "
-                                     "preview would pass 4096x4096 pixels in all."),
+                             tooltip="Whole-number enlargement of the preview output (nearest neighbour); lowered "
+                                     "(down to 1) when the preview of all frames together would pass 4096x4096 "
+                                     "pixels."),
             ],
             outputs=[
                 io.Image.Output(display_name="image", tooltip="True-resolution sprite batch (RGBA)."),
@@ -130,6 +142,7 @@ class DGXPixelsGridSnap(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, image, mode: str = "auto", cell_size: float = 8.0, target_width: int = 64,
                 target_height: int = 64, batch_shared_grid: bool = True, on_no_grid: str = "error",
                 alpha: str = "keep", preview_scale: int = 8, mask=None) -> io.NodeOutput:
@@ -137,6 +150,8 @@ class DGXPixelsGridSnap(io.ComfyNode):
             raise InvalidArgumentError(f"on_no_grid must be 'error' or 'passthrough', got {on_no_grid!r}")
         if alpha not in ("keep", "transparent_background"):
             raise InvalidArgumentError(f"alpha must be 'keep' or 'transparent_background', got {alpha!r}")
+        # checked here, before the snap: the core's check at the end would name its own `scale`
+        preview_scale = whole_number(preview_scale, "preview_scale")
         frames = input_frames(image, mask)
         kw = _overrides(mode, cell_size, target_width, target_height, frames[0].shape[1], frames[0].shape[0])
         background = "transparent" if alpha == "transparent_background" else "keep"
@@ -193,8 +208,7 @@ class DGXPixelsGridSnap(io.ComfyNode):
                 sprites[i] = img
         out = rgba_list_to_image(sprites, keep_alpha=True)
         m = rgba_to_mask(sprites)
-        # the preview only shows the sprite: a scale too large for it is lowered, not an error
-        scale = min(int(preview_scale), largest_nearest_scale(*sprites[0].shape[:2], PREVIEW_MAX_PIXELS))
+        scale = preview_scale_for(sprites, preview_scale)
         preview = rgba_list_to_image([upscale_nearest(s, scale) for s in sprites], keep_alpha=True)
         g0 = results[0].grid
         info = GridInfo(cell_w=float(g0.cell_w), cell_h=float(g0.cell_h), cols=int(g0.cols), rows=int(g0.rows),

@@ -13,16 +13,19 @@ inside its output folder (a graph can come from anyone who reaches the server).
 """
 from __future__ import annotations
 
+import logging
+
 from comfy_api.latest import io, ui
 
 from ..pixel import palette_io
 from ..pixel.dither import MODES as DITHER_MODES
 from ..pixel.errors import DgxPixelsError, ExportError, InvalidArgumentError, PaletteError
-from ..pixel.palette import AUTO_K_TOLERANCE, Palette, adaptive_palette, palette_swatch, quantize
+from ..pixel.palette import AUTO_K_MAX, AUTO_K_TOLERANCE, Palette, adaptive_palette, palette_swatch, quantize
 from ..pixel.palettes_builtin import builtin as builtin_palette
 from ..pixel.palettes_builtin import list_builtin
 from ..pixel.safepath import confine, write_confined
 from . import _written
+from ._hints import node_errors
 from ._tensor import (
     given_mask,
     image_channels,
@@ -105,6 +108,7 @@ class DGXPixelsPaletteLoad(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, builtin: str = "pico-8", file: str = "", palette_image=None, palette_mask=None) -> io.NodeOutput:
         if palette_image is not None:
             frames = input_frames(palette_image, palette_mask, name="palette_image", mask_name="palette_mask")
@@ -112,7 +116,15 @@ class DGXPixelsPaletteLoad(io.ComfyNode):
         elif file and file.strip():
             path = confine(_folder("input"), file.strip(), action="read",
                            hint="give the file relative to ComfyUI's input folder, e.g. palettes/mine.hex")
-            pal = palette_io.read_palette(path)
+            try:
+                pal = palette_io.read_palette(path)
+            except PaletteError as exc:
+                if path.exists() or path.suffix.lower() not in palette_io.READ_FORMATS:
+                    raise
+                # the core's hint for a missing file names the CLI's list command
+                raise PaletteError(exc.message, hint="check the file input: a path relative to ComfyUI's input "
+                                                     "folder, e.g. palettes/mine.hex; or empty it to use the "
+                                                     "palette chosen in builtin") from None
         else:
             pal = builtin_palette(builtin)
         return io.NodeOutput(pal, _swatch_tensor(pal), len(pal))
@@ -129,18 +141,21 @@ class DGXPixelsPaletteExtract(io.ComfyNode):
                 "Builds ONE palette shared by the whole image batch (animation frames then never flicker) by "
                 "k-means in the OKLab colour space. Transparent pixels are ignored. When the images have no more "
                 "distinct colours than asked, those exact colours are returned. colors = 0 picks the number "
-                "automatically: the smallest number that keeps every real colour of the images within the tolerance."
+                "automatically: the smallest number that keeps every real colour of the images within the tolerance, "
+                f"at most {AUTO_K_MAX} (past that the console log says how far off the colours stayed)."
             ),
             inputs=[
                 io.Image.Input("image", tooltip="One image or a batch of frames; all frames share the palette."),
                 io.Int.Input("colors", default=16, min=0, max=256,
-                             tooltip="Number of palette colours 1..256; 0 = automatic."),
+                             tooltip=f"Number of palette colours 1..256; 0 = automatic (the fewest within the "
+                                     f"tolerance, at most {AUTO_K_MAX})."),
                 io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=False,
                              tooltip="k-means seed: the same images and seed always give the same palette."),
                 io.Float.Input("tolerance", default=AUTO_K_TOLERANCE, min=0.005, max=0.5, step=0.005,
                                tooltip="Automatic mode only: how far (OKLab distance) any real colour of the images may be "
                                        "from its palette colour; 0.02 is about one just-noticeable difference. "
-                                       "Smaller = more colours."),
+                                       f"Smaller = more colours, up to {AUTO_K_MAX}: when those do not meet it, "
+                                       f"the {AUTO_K_MAX} are used and a warning is logged."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="Optional alpha as a ComfyUI mask (1 = transparent); masked pixels are ignored."),
             ],
@@ -148,6 +163,7 @@ class DGXPixelsPaletteExtract(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, image, colors: int = 16, seed: int = 0, tolerance: float = AUTO_K_TOLERANCE,
                 mask=None) -> io.NodeOutput:
         if colors < 0 or colors > 256:
@@ -156,6 +172,13 @@ class DGXPixelsPaletteExtract(io.ComfyNode):
         k = None if colors == 0 else int(colors)
         pal = adaptive_palette(frames, k, seed=int(seed), tolerance=float(tolerance),
                                name="extracted" if k is None else f"extracted-{k}", check=throw_if_interrupted)
+        if pal.auto_k is not None and pal.auto_k.capped:
+            # the palette is still the best of the cap: a warning, not an error
+            a = pal.auto_k
+            logging.warning("DGX-Pixels Palette Extract: automatic colors stopped at its cap of %d without meeting "
+                            "tolerance %g: a colour of the images is still %.4f OKLab from its palette colour; set "
+                            "colors to a number (up to 256) for more colours, or raise tolerance",
+                            a.max_k, a.tolerance, a.error)
         return io.NodeOutput(pal, _swatch_tensor(pal), len(pal))
 
 
@@ -193,6 +216,7 @@ class DGXPixelsPaletteSave(io.ComfyNode):
         return _written.fingerprint(("palette", _written.key_path(_folder("output")), str(filename), str(format)))
 
     @classmethod
+    @node_errors
     def execute(cls, palette, filename: str = "palettes/palette", format: str = "hex", swatch: int = 1,
                 overwrite: bool = False) -> io.NodeOutput:
         pal = check_palette(palette)
@@ -251,6 +275,7 @@ class DGXPixelsPalettePreview(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, palette, swatch: int = 16, columns: int = 16) -> io.NodeOutput:
         pal = check_palette(palette)
         img = _swatch_tensor(pal, int(swatch), int(columns))
@@ -294,11 +319,14 @@ class DGXPixelsPaletteQuantize(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, image, palette, dither: str = "none", strength: float = 1.0, alpha_threshold: int = 128,
                 mask=None) -> io.NodeOutput:
         pal = check_palette(palette)
-        keep_alpha = given_mask(mask) is not None or image_channels(image, "image") == 4
         frames = input_frames(image, mask)
+        # a mask that masks nothing (see given_mask) adds no alpha channel to an RGB image
+        size = (len(frames), *frames[0].shape[:2])
+        keep_alpha = given_mask(mask, size) is not None or image_channels(image, "image") == 4
         out = map_frames(frames, lambda f: quantize(f, pal, dither=dither, strength=strength,
                                                     alpha_threshold=int(alpha_threshold)))
         keep_alpha = keep_alpha or any((o[..., 3] < 255).any() for o in out)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..pixel.imageio import upscale_nearest
+from ._hints import node_errors
 from ._tensor import image_channels, image_to_rgba_list, rgba_list_to_image
 
 #: Largest enlarged frame, in pixels (64 million: 1 GiB as a float32 RGBA IMAGE).
@@ -41,6 +42,7 @@ class DGXPixelsNearestUpscale(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, image, scale: int) -> io.NodeOutput:
         keep_alpha = image_channels(image) == 4
         # a ComfyUI IMAGE holds 16 bytes a pixel: keep one enlarged frame within about 1 GiB

@@ -19,6 +19,7 @@ from ..pixel.sheet import (
     split_sheet,
 )
 from ..pixel.tileset import build_tileset, check_seamless
+from ._hints import node_errors, whole_number
 from ._tensor import input_frames, rgba_list_to_image
 
 SheetType = io.Custom("DGX_SHEET")
@@ -93,7 +94,9 @@ class DGXPixelsSpriteSheet(io.ComfyNode):
                 io.Boolean.Input("power_of_two", default=False, tooltip="Enlarge the sheet to power-of-two sides (transparent margin right/bottom)."),
                 io.String.Input("animations", default="", multiline=False,
                                 tooltip="Named animations: name:first-last@fps[:direction], comma-separated, e.g. idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong."),
-                io.Int.Input("preview_scale", default=4, min=1, max=16, tooltip="Enlargement of the preview shown on the node."),
+                io.Int.Input("preview_scale", default=4, min=1, max=16,
+                             tooltip="Enlargement of the preview shown on the node; lowered when the preview would "
+                                     "pass 4096x4096 pixels."),
             ],
             outputs=[
                 io.Image.Output(display_name="sheet", tooltip="The sheet image (RGBA)."),
@@ -103,10 +106,12 @@ class DGXPixelsSpriteSheet(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, frames, columns: int = 0, rows: int = 0, cell_width: int = 0, cell_height: int = 0,
                 anchor: str = "bottom-center", trim: str = "auto", padding: int = 0, offset: int = 0,
                 power_of_two: bool = False, animations: str = "", preview_scale: int = 4,
                 alpha_mask=None) -> io.NodeOutput:
+        preview_scale = whole_number(preview_scale, "preview_scale")
         imgs = _frames(frames, alpha_mask, "frames")
         if (cell_width > 0) != (cell_height > 0):
             raise InvalidArgumentError("give both cell_width and cell_height, or leave both at 0")
@@ -115,7 +120,7 @@ class DGXPixelsSpriteSheet(io.ComfyNode):
                             trim=trim, padding=int(padding), offset=int(offset), pow2=bool(power_of_two),
                             animations=animations or None)
         out = rgba_list_to_image([sheet.image], keep_alpha=True)
-        return io.NodeOutput(out, sheet, sheet_info(sheet), ui=_preview(cls, sheet.image, sheet, int(preview_scale)))
+        return io.NodeOutput(out, sheet, sheet_info(sheet), ui=_preview(cls, sheet.image, sheet, preview_scale))
 
 
 class DGXPixelsSheetSplit(io.ComfyNode):
@@ -150,6 +155,7 @@ class DGXPixelsSheetSplit(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, sheet, cell_width: int = 0, cell_height: int = 0, columns: int = 0, rows: int = 0,
                 padding: int = -1, offset: int = 0, count: int = 0, animations: str = "",
                 alpha_mask=None) -> io.NodeOutput:
@@ -195,7 +201,9 @@ class DGXPixelsTileset(io.ComfyNode):
                 io.Int.Input("margin", default=0, min=0, max=64, tooltip="Pixels around the whole tileset."),
                 io.Float.Input("tolerance", default=8.0, min=0.0, max=255.0, step=0.5,
                                tooltip="How much more (0-255 colour units) the wrap-around seam may differ than the tile's inner neighbours."),
-                io.Int.Input("preview_scale", default=4, min=1, max=16, tooltip="Enlargement of the preview."),
+                io.Int.Input("preview_scale", default=4, min=1, max=16,
+                             tooltip="Enlargement of the preview shown on the node; lowered when the preview would "
+                                     "pass 4096x4096 pixels."),
             ],
             outputs=[
                 io.Image.Output(display_name="tileset", tooltip="The tileset image (RGBA)."),
@@ -205,14 +213,16 @@ class DGXPixelsTileset(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, tiles, columns: int = 0, spacing: int = 0, margin: int = 0, tolerance: float = 8.0,
                 preview_scale: int = 4, alpha_mask=None) -> io.NodeOutput:
+        preview_scale = whole_number(preview_scale, "preview_scale")
         imgs = _frames(tiles, alpha_mask, "tiles")
         ts = build_tileset(imgs, columns=_opt(columns), spacing=int(spacing), margin=int(margin))
         report = check_seamless(imgs, float(tolerance))
         sheet = ts.as_sheet()
         out = rgba_list_to_image([ts.image], keep_alpha=True)
-        return io.NodeOutput(out, sheet, report.summary(), ui=_preview(cls, ts.image, sheet, int(preview_scale)))
+        return io.NodeOutput(out, sheet, report.summary(), ui=_preview(cls, ts.image, sheet, preview_scale))
 
 
 class DGXPixelsSheetPreview(io.ComfyNode):
@@ -229,7 +239,8 @@ class DGXPixelsSheetPreview(io.ComfyNode):
             inputs=[
                 io.Image.Input("image", optional=True, tooltip="A sheet image (used when no sheet data is connected)."),
                 SheetType.Input("sheet_data", optional=True, tooltip="Sheet data from Sprite Sheet / Split / Tileset (draws the grid)."),
-                io.Int.Input("scale", default=4, min=1, max=16, tooltip="Enlargement factor."),
+                io.Int.Input("scale", default=4, min=1, max=16,
+                             tooltip="Enlargement factor; lowered when the preview would pass 4096x4096 pixels."),
                 io.Boolean.Input("grid", default=True, tooltip="Outline every cell (needs sheet data)."),
             ],
             outputs=[io.Image.Output(display_name="preview", tooltip="The enlarged preview (RGB).")],
@@ -237,14 +248,16 @@ class DGXPixelsSheetPreview(io.ComfyNode):
         )
 
     @classmethod
+    @node_errors
     def execute(cls, scale: int = 4, grid: bool = True, image=None, sheet_data=None) -> io.NodeOutput:
+        scale = whole_number(scale, "scale")
         if sheet_data is not None:
             rgba = check_sheet(sheet_data).image
         elif image is not None:
             rgba = _frames(image, None, "image")[0]
         else:
             raise InvalidArgumentError("connect a sheet image or sheet data")
-        big = sheet_preview(rgba, scale=int(scale), grid=sheet_data if grid else None)
+        big = sheet_preview(rgba, scale=scale, grid=sheet_data if grid else None)
         out = rgba_list_to_image([big], keep_alpha=False)
         return io.NodeOutput(out, ui=ui.PreviewImage(out, cls=cls))
 

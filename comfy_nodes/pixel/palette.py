@@ -47,6 +47,23 @@ AUTO_K_MAX = 64
 MAX_KMEANS_SAMPLES = 10000
 
 
+@dataclass(frozen=True)
+class AutoK:
+    """How automatic k ended: ``k`` colours of at most ``max_k``, and ``error``, the largest
+    OKLab distance of a significant colour to its palette colour at that k. ``capped`` when k
+    stopped at ``max_k`` with that error still above ``tolerance``: the palette is the best of
+    ``max_k`` colours, not one within the tolerance, and its user should be told so."""
+
+    k: int
+    max_k: int
+    tolerance: float
+    error: float
+
+    @property
+    def capped(self) -> bool:
+        return self.k >= self.max_k and self.error > self.tolerance
+
+
 @dataclass(eq=False)
 class Palette:
     """An ordered list of opaque colours (a palette file may repeat one; adaptive palettes and
@@ -61,6 +78,8 @@ class Palette:
     colors: np.ndarray
     source: str = ""
     names: tuple[str, ...] | None = None
+    #: set by ``adaptive_palette`` with automatic k: how it ended (see ``AutoK``)
+    auto_k: AutoK | None = field(default=None, repr=False)
     _lab: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -261,7 +280,9 @@ def adaptive_palette(
     bisection) for which every significant colour (with its near shades, within half the
     tolerance, at least 2 pixels and 0.01 % of the opaque pixels; every colour of an image of
     at most ``AUTO_K_CLEAN`` distinct colours) lies within
-    ``tolerance`` (OKLab distance) of its palette colour.
+    ``tolerance`` (OKLab distance) of its palette colour. When even ``max_k`` colours leave a
+    colour farther than that, the palette has ``max_k`` colours and its ``auto_k.capped`` is
+    true (with the error reached in ``auto_k.error``): callers tell their user.
     ``n_init``: k-means restarts (1 by default: k-means++ seeding is already good on colour data
     and each restart costs a full run; raise it for a slightly lower error).
     If the images have at most k distinct colours, those colours are returned exactly (most
@@ -355,13 +376,15 @@ def adaptive_palette(
         if chosen >= values.size:
             order = np.lexsort((values, -counts))
             return Palette(label, _unpack_rgb(values[order]), f"the {values.size} distinct colours of {len(frames)} image(s)")
-        centers = run(chosen)[0]
+        centers, error = run(chosen)
         source += f", automatic k = {chosen} (every significant colour within {tolerance} OKLab, or k = {upper})"
-    else:
-        if check is not None:
-            check()
-        centers, _ = _kmeans(lab, weights, k, seed, n_init)
-
+        pal = _palette_from_centers(centers, lab, weights, label, source)
+        # upper < max_k only when the images have fewer colours than max_k: never a cap then
+        pal.auto_k = AutoK(k=chosen, max_k=int(max_k), tolerance=float(tolerance), error=error)
+        return pal
+    if check is not None:
+        check()
+    centers, _ = _kmeans(lab, weights, k, seed, n_init)
     return _palette_from_centers(centers, lab, weights, label, source)
 
 

@@ -32,10 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ex = sub.add_parser("extract", help="one shared palette of K colours from one or more images")
     ex.add_argument("images", nargs="+", metavar="IMAGE", help="images (e.g. all frames of an animation)")
     ex.add_argument("-k", "--colors", required=True, metavar="K",
-                    help="number of colours 1..256, or 'auto' or 0 (the smallest k within the error tolerance)")
+                    help="number of colours 1..256, or 'auto' or 0 (the smallest k within the error tolerance, "
+                         "at most 64: past that a warning gives the error reached; give a number for more)")
     ex.add_argument("--seed", type=int, default=0, metavar="S", help="k-means seed (default 0; same seed, same palette)")
     ex.add_argument("--tolerance", type=float, default=None, metavar="T",
-                    help="with -k auto: largest OKLab distance from any real colour to its palette colour (default 0.04)")
+                    help="with -k auto: largest OKLab distance from any real colour to its palette colour (default "
+                         "0.04); when 64 colours do not meet it, 64 are written with a warning")
     ex.add_argument("-o", "--output", required=True, metavar="OUT", help="palette file to write: .hex, .gpl, .pal or .png")
     ex.add_argument("--swatch", type=int, default=1, metavar="N", help="PNG output: N x N pixels per colour (default 1)")
 
@@ -137,6 +139,14 @@ def run(args: argparse.Namespace) -> int:
         pal = adaptive_palette(frames, k, seed=args.seed, tolerance=tol, name=_stem(args.output))
         out = palette_io.write_palette(pal, args.output, swatch=swatch)
         print(f"wrote {out} ({len(pal)} colour{'' if len(pal) == 1 else 's'} from {len(frames)} image{'' if len(frames) == 1 else 's'})")
+        if pal.auto_k is not None and pal.auto_k.capped:
+            # the palette is written (the best of the cap), but it is not what --tolerance asked for
+            import sys
+
+            a = pal.auto_k
+            print(f"warning: -k auto stopped at its cap of {a.max_k} colours without meeting --tolerance {a.tolerance:g}: "
+                  f"a colour of the images is still {a.error:.4f} OKLab from its palette colour; give -k N (up to 256) "
+                  f"for more colours, or a larger --tolerance", file=sys.stderr)
         return 0
     raise AssertionError(cmd)
 
