@@ -1260,6 +1260,10 @@ def convert_ui_to_api(
         # a shape the checks above did not foresee: still the file's fault, said as such
         raise WorkflowError(f"the editor workflow is malformed ({type(exc).__name__}: {exc})",
                             hint="save it again from ComfyUI, or fix the part named") from None
+    except RecursionError:
+        # values nested deeper than Python's stack (a document read without loads_json's limit)
+        raise WorkflowError("the editor workflow is malformed: its values are nested too deeply to convert",
+                            hint="save it again from ComfyUI") from None
 
 
 def _check_shape(workflow: dict) -> None:
@@ -1334,5 +1338,9 @@ def normalize_prompt(prompt: dict) -> dict:
 
 
 def load_json(path: str) -> Any:
+    """The JSON in the file ``path``: ``ValueError`` for invalid JSON, JSON nested too deeply
+    to read or use included (see ``loads_json``)."""
+    from comfy_nodes.pixel.asset_manifest import loads_json
+
     with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+        return loads_json(fh.read())

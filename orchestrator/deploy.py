@@ -439,12 +439,15 @@ def _deploy_items(
 ) -> list[DeployedAsset]:
     from comfy_nodes.pixel import bevy_export
     from comfy_nodes.pixel.imageio import load_image
-    from comfy_nodes.pixel.safepath import check_relative, confine
+    from comfy_nodes.pixel.safepath import check_relative, confine, confine_assets_dir
     from orchestrator.sheet_deploy import sheet_from_output
 
     from comfy_nodes.pixel.asset_manifest import read_manifest
 
     project = Path(project)
+    # before the manifest there is read or a torn commit swept: an assets folder leading out of
+    # the project through a symlink would have them read and remove files elsewhere
+    confine_assets_dir(project, assets_dir)
     if not create_project:
         bevy_export.require_project_folder(project)
     # Everything is checked before anything is written.
@@ -590,8 +593,10 @@ def deploy_file(
 
     p = Path(path)
     if not p.is_file():
-        raise InputImageError(f"{p} is a folder, not an image file" if p.is_dir() else f"file not found: {p}",
-                              hint="deploy takes one image file; `dgx-pixels export` lays a folder of frames out as a sheet")
+        # a device or a pipe (/dev/zero) exists: "not found" would send the user looking for it
+        why = (f"{p} is a folder, not an image file" if p.is_dir() else
+               f"{p} is not a regular file (a device, pipe or socket)" if p.exists() else f"file not found: {p}")
+        raise InputImageError(why, hint="deploy takes one image file; `dgx-pixels export` lays a folder of frames out as a sheet")
     try:
         pixels = load_image(p)  # before anything else: an unreadable file is bad input, not a refused deploy
     except InputImageError as exc:
@@ -612,6 +617,28 @@ def deploy_file(
                          on_event=on_event)[0]
 
 
+def parse_provenance_option(text: str, option: str = "--provenance") -> dict:
+    """The JSON object of a ``--provenance`` option (export, deploy), stored in the manifest.
+
+    ``InvalidArgumentError`` naming the option for invalid JSON, JSON nested too deeply to read
+    (which ``json`` reports as a RecursionError), NaN / Infinity (Python reads them, but the
+    manifest would then be no JSON for the game's tools: Rust's serde_json, JavaScript) and
+    anything but an object."""
+    from comfy_nodes.pixel.asset_manifest import NotFiniteError, loads_json
+
+    try:
+        value = loads_json(text, finite=True)
+    except NotFiniteError as exc:
+        raise InvalidArgumentError(f"{option} is not valid JSON: {exc}",
+                                   hint="write a number, or null, in its place") from None
+    except ValueError as exc:
+        raise InvalidArgumentError(f"{option} is not valid JSON: {exc}",
+                                   hint=f"give a JSON object, e.g. {option} '{{\"seed\": 7, \"note\": \"hand-fixed\"}}'") from None
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"{option} must be a JSON object", hint=f"e.g. {option} '{{\"seed\": 7}}'")
+    return value
+
+
 def png_workflow_facts(path: Path) -> dict:
     """Seed and model names from the prompt ComfyUI's SaveImage embeds in a PNG, when present."""
     from PIL import Image
@@ -624,8 +651,12 @@ def png_workflow_facts(path: Path) -> dict:
     raw = text.get("prompt")
     if not raw:
         return {}
+    from comfy_nodes.pixel.asset_manifest import loads_json
+
     try:
-        prompt = json.loads(raw)
+        # finite: a NaN seed would make the manifest no JSON; nested past reading: unreadable,
+        # ignored like any other broken prompt (the deploy itself does not depend on it)
+        prompt = loads_json(raw, finite=True)
     except ValueError:
         return {}
     if not isinstance(prompt, dict):

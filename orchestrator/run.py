@@ -203,14 +203,18 @@ def load_prompt_file(path: str | os.PathLike, object_info=None) -> dict:
     ``object_info`` (the server's ``/object_info`` dict, or a function returning it) is needed
     only for editor files: the meaning of their widget values depends on the node definitions.
     """
+    from comfy_nodes.pixel.asset_manifest import loads_json
+
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = loads_json(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise WorkflowError(f"workflow file not found: {p}",
                             hint="check the path, or name a registered workflow (`dgx-pixels workflows list`)") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise WorkflowError(f"{p} is not a JSON workflow: {exc}") from None
+        raise WorkflowError(f"{p} is not a JSON workflow: {exc}",
+                            hint="give an API-format prompt (ComfyUI: Workflow > Export (API)) or a workflow saved "
+                                 "from ComfyUI's editor") from None
     if isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data:
         try:
             from orchestrator import convert

@@ -286,8 +286,8 @@ def _canonical_bytes(path: Path) -> bytes:
     if path.suffix == ".json":
         try:
             return json.dumps(json.loads(raw.decode("utf-8")), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        except (UnicodeDecodeError, ValueError):
-            return raw
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return raw  # not JSON (or nested past reading): hashed as it is
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -325,10 +325,15 @@ def _load_toml(path: Path) -> dict:
 
 
 def _load_json(path: Path) -> Any:
+    from comfy_nodes.pixel.asset_manifest import loads_json
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        # loads_json: JSON nested past reading is invalid JSON too, not a RecursionError
+        return loads_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise WorkflowError(f"{path}: not valid JSON: {exc}") from None
+        raise WorkflowError(f"{path}: not valid JSON: {exc}",
+                            hint="fix the file (the message gives the line and column), or move its version "
+                                 "folder out of the workflow folders") from None
 
 
 def _first(folder: Path, names: tuple) -> Path | None:
@@ -435,10 +440,34 @@ def _parse_param(name: str, spec: Any, prompt: dict, where: str) -> Param:
 # registry
 
 
+def version_key(version: str) -> tuple:
+    """Sort key of a version folder's name: semantic versions numerically, then other names
+    (a broken folder may be called anything) as text."""
+    m = _VERSION_RE.match(version)
+    return (0, tuple(int(g) for g in m.groups())) if m else (1, version)
+
+
 @dataclass
 class Registry:
     roots: list[Path]
     workflows: dict[str, dict[str, Workflow]] = field(default_factory=dict)  # name -> version -> wf
+    #: versions that cannot be used, name -> version -> why: a file that does not parse, a check
+    #: that failed, the same version twice with other content. One broken version leaves every
+    #: other workflow usable; asking for it (or for its name, when it is the newest) raises this.
+    broken: dict[str, dict[str, WorkflowError]] = field(default_factory=dict)
+
+    def broken_refs(self) -> list[tuple[str, WorkflowError]]:
+        """``("name@version", error)`` for every version that cannot be used, by name and version."""
+        return [(f"{n}@{v}", self.broken[n][v]) for n in sorted(self.broken)
+                for v in sorted(self.broken[n], key=version_key)]
+
+    def _broken_error(self, name: str, version: str) -> WorkflowError:
+        exc = self.broken[name][version]
+        ref = f"{name}@{version}"
+        message = exc.message if exc.message.startswith(ref) else f"{ref} cannot be used: {exc.message}"
+        usable = self.versions(name)
+        hint = exc.hint + (f"; the other versions work, e.g. {name}@{usable[-1]}" if usable else "")
+        return WorkflowError(message, hint=hint)
 
     def list(self) -> list[Workflow]:
         """The newest version of every workflow, by name."""
@@ -457,21 +486,34 @@ class Registry:
     def get(self, ref: str) -> Workflow:
         """``name``, ``name@X.Y.Z`` or a prefix ``name@X`` / ``name@X.Y`` (newest match)."""
         name, _, ver = str(ref).strip().partition("@")
-        if name not in self.workflows:
+        broken = self.broken.get(name, {})
+        if name not in self.workflows and not broken:
             known = ", ".join(sorted(self.workflows)) or "(none)"
             raise WorkflowError(f"unknown workflow {name!r}", hint=f"available workflows: {known}")
         versions = self.versions(name)
+        # a broken version still counts when resolving: `sprite` must not quietly run an older
+        # version than the newest one on disk
+        candidates = sorted(set(versions) | {v for v in broken if _VERSION_RE.match(v)}, key=parse_version)
+        if ver in broken:
+            raise self._broken_error(name, ver)
         if not ver:
-            return self.workflows[name][versions[-1]]
-        parts = ver.split(".")
-        if len(parts) > 3 or not all(p.isdigit() for p in parts):
-            raise WorkflowError(f"{ref!r}: {ver!r} is not a version or version prefix",
-                                hint=f"available versions of {name}: {', '.join(versions)}")
-        want = tuple(int(p) for p in parts)
-        matches = [v for v in versions if parse_version(v)[: len(want)] == want]
-        if not matches:
-            raise WorkflowError(f"{name} has no version {ver}", hint=f"available versions of {name}: {', '.join(versions)}")
-        return self.workflows[name][matches[-1]]
+            if not candidates:
+                raise self._broken_error(name, sorted(broken, key=version_key)[-1])
+            chosen = candidates[-1]
+        else:
+            parts = ver.split(".")
+            if len(parts) > 3 or not all(p.isdigit() for p in parts):
+                raise WorkflowError(f"{ref!r}: {ver!r} is not a version or version prefix",
+                                    hint=f"available versions of {name}: {', '.join(versions)}")
+            want = tuple(int(p) for p in parts)
+            matches = [v for v in candidates if parse_version(v)[: len(want)] == want]
+            if not matches:
+                raise WorkflowError(f"{name} has no version {ver}",
+                                    hint=f"available versions of {name}: {', '.join(versions)}")
+            chosen = matches[-1]
+        if chosen in broken:
+            raise self._broken_error(name, chosen)
+        return self.workflows[name][chosen]
 
     def __contains__(self, ref: str) -> bool:
         try:
@@ -530,20 +572,48 @@ def load_registry(root: str | os.PathLike | Iterable | None = None) -> Registry:
     for r in roots:
         if not r.is_dir():
             if r != default_root():
-                raise WorkflowError(f"workflow folder {r} does not exist", hint=f"check ${ENV_VAR}")
+                # the hint names where the folder came from: $DGX_PIXELS_WORKFLOWS, or the caller
+                # (`workflows lock --root`)
+                what = "is not a folder" if r.exists() else "does not exist"
+                raise WorkflowError(f"workflow folder {r} {what}",
+                                    hint=f"check ${ENV_VAR}" if root is None else
+                                    "give a folder that holds NAME/VERSION/workflow.toml folders")
             continue
         folders = sorted({m.parent for n in META_NAMES for m in r.glob(f"*/*/{n}")})
         for folder in folders:
-            wf = _load_cached(folder)
-            have = reg.workflows.setdefault(wf.name, {}).get(wf.version)
+            try:
+                wf = _load_cached(folder)
+            except WorkflowError as exc:
+                _mark_broken(reg, folder.parent.name, folder.name, exc)
+                continue
+            except OSError as exc:
+                _mark_broken(reg, folder.parent.name, folder.name,
+                             WorkflowError(f"{folder}: cannot be read: {exc.strerror or exc}",
+                                           hint="check the folder's permissions"))
+                continue
+            if wf.version in reg.broken.get(wf.name, {}):
+                continue  # one copy of this version is broken: it stays so, whatever the others hold
+            have = reg.workflows.get(wf.name, {}).get(wf.version)
             if have is not None and have.content_hash != wf.content_hash:
-                raise WorkflowError(
+                # the integrity check stays, for this version only: neither copy can be trusted
+                _mark_broken(reg, wf.name, wf.version, WorkflowError(
                     f"{wf.ref} exists twice with different content: {have.path} and {wf.path}",
                     hint="give the user copy a new version number",
-                )
-            if have is None:
-                reg.workflows[wf.name][wf.version] = wf
+                ))
+            elif have is None:
+                reg.workflows.setdefault(wf.name, {})[wf.version] = wf
     return reg
+
+
+def _mark_broken(reg: Registry, name: str, version: str, exc: WorkflowError) -> None:
+    """Record ``name@version`` as unusable (the first error found for it is kept) and drop a
+    copy of it loaded from another root: which of the two was meant cannot be told."""
+    reg.broken.setdefault(name, {}).setdefault(version, exc)
+    usable = reg.workflows.get(name)
+    if usable is not None:
+        usable.pop(version, None)
+        if not usable:
+            del reg.workflows[name]
 
 
 # --------------------------------------------------------------------------------------------
@@ -562,7 +632,10 @@ def read_lock(root: Path | None = None) -> dict[str, str]:
     path = Path(root or default_root()) / LOCK_NAME
     if not path.is_file():
         return {}
-    data = _load_json(path)
+    try:
+        data = _load_json(path)
+    except WorkflowError as exc:
+        raise WorkflowError(exc.message, hint="fix it, or restore it from version control") from None
     entries = data.get("workflows") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
         raise WorkflowError(f"{path}: expected {{\"workflows\": {{\"name@version\": \"sha256:...\"}}}}")
@@ -575,10 +648,13 @@ def check_lock(root: Path | None = None) -> list[str]:
     root = Path(root or default_root())
     lock = read_lock(root)
     reg = load_registry(root)
-    problems = []
+    problems = [f"{ref} cannot be loaded: {exc.message}" for ref, exc in reg.broken_refs()]
+    broken = {ref for ref, _exc in reg.broken_refs()}
     on_disk = {wf.ref: wf for wf in reg.all()}
     for ref, h in sorted(lock.items()):
         wf = on_disk.get(ref)
+        if ref in broken:
+            continue  # said above
         if wf is None:
             problems.append(f"{ref} is locked but missing on disk (released versions must not be deleted)")
         elif wf.content_hash != h:
@@ -594,6 +670,13 @@ def update_lock(root: Path | None = None) -> LockResult:
     root = Path(root or default_root())
     lock = read_lock(root)
     reg = load_registry(root)
+    if reg.broken:
+        # its content hash would lock a version nobody can run
+        raise WorkflowError(
+            "cannot lock while workflow versions cannot be loaded: "
+            + "; ".join(f"{ref} ({exc.message})" for ref, exc in reg.broken_refs()),
+            hint=f"fix them, or move their folders out of {root}",
+        )
     on_disk = {wf.ref: wf for wf in reg.all()}
     bad = []
     for ref, h in sorted(lock.items()):

@@ -1430,3 +1430,113 @@ def test_an_asset_folder_swapped_for_a_symlink_after_the_checks_is_a_path_escape
         export_sheet(project, "sub/new.png", grid_sheet(2, 1, 4))
     assert list(outside.iterdir()) == []
     assert not (project / "assets" / ".dgx-pixels" / "manifest.json").exists()
+
+
+# ------------------------------------------------------------------ an assets folder below a link leading out
+
+
+def test_an_assets_dir_through_a_symlink_leading_out_is_refused_and_nothing_is_written_there(tmp_path, capsys):
+    """``--assets-dir assets/link``, the link leading out of the project: every file went
+    through it (PNG, .meta, manifest), although ``--path link/a.png`` is refused. Refused the
+    same way now, by name, before anything is written on either side of the link; an assets
+    folder that is a plain folder below assets/ still works."""
+    from orchestrator.cli import main
+
+    project = make_project(tmp_path)
+    (project / "assets").mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (project / "assets" / "link").symlink_to(outside, target_is_directory=True)
+    src = tmp_path / "goose.png"
+    Image.fromarray(np.full((4, 4, 4), 255, np.uint8), "RGBA").save(src)
+    for assets_dir in ("assets/link", "assets/link/deeper"):
+        rc = main(["export", str(src), "--bevy", str(project), "--path", "t/a.png", "--assets-dir", assets_dir])
+        err = capsys.readouterr().err
+        assert rc == 6, err
+        assert f"refusing the assets folder {assets_dir!r}" in err and "symlink leading outside" in err, err
+        assert str(project / "assets" / "link") in err and "Traceback" not in err
+        assert list(outside.iterdir()) == []
+        assert sorted(p.name for p in (project / "assets").iterdir()) == ["link"]
+    with pytest.raises(PathEscapeError, match="symlink leading outside"):
+        export_asset(project, "a.png", np.zeros((2, 2, 4), np.uint8), assets_dir="assets/link")
+    assert list(outside.iterdir()) == []
+    (project / "assets" / "real").mkdir()
+    assert main(["export", str(src), "--bevy", str(project), "--path", "t/a.png", "--assets-dir", "assets/real",
+                 "--no-snippet"]) == 0
+    assert (project / "assets" / "real" / "t" / "a.png.meta").is_file()
+    assert (project / "assets" / "real" / ".dgx-pixels" / "manifest.json").is_file()
+
+
+def test_cli_tile_array_keeps_the_tile_size(tmp_path, capsys):
+    """`export TILES --tile-array` trimmed three 16x16 tiles with a transparent border to 10x12
+    array layers (a 10x36 PNG) where `sheet --tileset` keeps 16x16: a tile array keeps its
+    tiles' size by default; an explicit --trim is still honoured."""
+    from orchestrator.cli import main
+
+    project = make_project(tmp_path, cargo='bevy = "0.18"')
+    tiles = []
+    for i in range(3):
+        t = np.zeros((16, 16, 4), np.uint8)
+        t[2:14, 3:13] = (50 * i, 100, 20, 255)
+        tiles.append(t)
+    fdir = save_frames(tmp_path / "ftiles", tiles)
+    assert main(["export", str(fdir), "--bevy", str(project), "--path", "tl/f.png", "--tile-array", "--columns", "1",
+                 "--no-snippet"]) == 0
+    capsys.readouterr()
+    got = np.asarray(Image.open(project / "assets" / "tl" / "f.png").convert("RGBA"))
+    assert got.shape == (48, 16, 4)
+    for i, t in enumerate(tiles):
+        np.testing.assert_array_equal(got[16 * i:16 * i + 16], t)
+    atlas = json.loads((project / "assets" / "tl" / "f.json").read_text())
+    assert {(f["frame"]["w"], f["frame"]["h"]) for f in atlas["frames"]} == {(16, 16)}
+    assert main(["export", str(fdir), "--bevy", str(project), "--path", "tl/u.png", "--tile-array", "--columns", "1",
+                 "--trim", "union", "--no-snippet"]) == 0
+    assert Image.open(project / "assets" / "tl" / "u.png").size == (10, 36)
+    # without --tile-array a sheet of frames is still trimmed as before
+    assert main(["export", str(fdir), "--bevy", str(project), "--path", "tl/s.png", "--columns", "1",
+                 "--no-snippet"]) == 0
+    assert Image.open(project / "assets" / "tl" / "s.png").size == (10, 36)
+
+
+def test_cli_export_of_a_folder_skips_hidden_files(tmp_path, capsys):
+    """A macOS `._f0.png` in a frames folder made `export FOLDER` fail with "not a readable image"."""
+    from orchestrator.cli import main
+
+    project = make_project(tmp_path)
+    frames = [np.full((8, 8, 4), 90 + 40 * i, np.uint8) for i in range(3)]
+    fdir = save_frames(tmp_path / "mixd", frames)
+    (fdir / "._f0.png").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 60)
+    Image.fromarray(np.full((8, 8, 4), 7, np.uint8), "RGBA").save(fdir / ".thumb.png")
+    assert main(["export", str(fdir), "--bevy", str(project), "--path", "m.png", "--columns", "3",
+                 "--no-snippet"]) == 0, capsys.readouterr().err
+    got = np.asarray(Image.open(project / "assets" / "m.png").convert("RGBA"))
+    assert got.shape == (8, 24, 4)
+    for i, f in enumerate(frames):
+        np.testing.assert_array_equal(got[:, 8 * i:8 * i + 8], f)
+
+
+def test_cli_export_warns_when_animations_that_share_frames_differ_in_fps(tmp_path, capsys):
+    """The atlas JSON holds one duration per frame: `export --animations 'idle:0-2@8,
+    back:0-5@7:reverse'` gives frames 0-2 idle's 125 ms, so back plays them at 8 fps in a loader
+    that times frames from the JSON. export says so on stderr, as `sheet --json` does; rates
+    that do not conflict, or no atlas JSON at all, say nothing."""
+    from orchestrator.cli import main
+
+    project = make_project(tmp_path)
+    frames = []
+    for i in range(6):
+        f = np.zeros((12, 10, 4), np.uint8)
+        f[2:10, 2:8] = (40 * i, 90, 200, 255)
+        frames.append(f)
+    fdir = save_frames(tmp_path / "walk", frames)
+    capsys.readouterr()
+    assert main(["export", str(fdir), "--bevy", str(project), "--path", "a/walk.png", "--no-snippet",
+                 "--animations", "idle:0-2@8, back:0-5@7:reverse"]) == 0
+    err = capsys.readouterr().err
+    assert "animation 'back' (7 fps) shares frames 0-2 with 'idle' (8 fps)" in err, err
+    atlas = json.loads((project / "assets" / "a" / "walk.json").read_text())
+    assert [f["duration"] for f in atlas["frames"]] == [125, 125, 125, 143, 143, 143]
+    for extra in (["--animations", "idle:0-2@8, back:3-5@7"], ["--animations", "idle:0-2@8, back:0-5@7", "--no-atlas"]):
+        assert main(["export", str(fdir), "--bevy", str(project), "--path", "a/ok.png", "--no-snippet",
+                     "--overwrite", "replace", *extra]) == 0
+        assert "shares frames" not in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -20,6 +21,7 @@ from orchestrator.convert import (
     convert_ui_to_api,
     is_api_format,
     is_editor_format,
+    load_json,
     normalize_prompt,
     process_dynamic_prompt,
     to_api,
@@ -504,3 +506,77 @@ def test_big_integers_become_what_the_browser_sends(oi):
     assert api["3"]["inputs"]["seed"] == 18446744073709552000
     g.nodes[3]["widgets_values"][0] = 2**53 - 1  # exactly representable: unchanged
     assert convert_ui_to_api(g.doc(), oi)["3"]["inputs"]["seed"] == 2**53 - 1
+
+
+# ------------------------------------------------------------------------------ CLI: where -o writes, what it reads
+
+
+def _ui_file(tmp_path) -> Path:
+    ui = tmp_path / "ui1.json"
+    g = txt2img(Graph())
+    g.link(4, 0, 3, "model", "MODEL")
+    ui.write_text(json.dumps(g.doc()))
+    return ui
+
+
+def test_cli_convert_refuses_to_write_over_its_input_however_named(tmp_path, capsys, monkeypatch):
+    """`convert ui1.json -o ui1.json` replaced the editor workflow by the API prompt, which
+    cannot be turned back into it. Refused like snap's -o (exit 2), under another spelling of
+    the path, through a symlink and through a hard link too; the input is left as it was."""
+    ui = _ui_file(tmp_path)
+    before = ui.read_bytes()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.json").symlink_to(ui)
+    os.link(ui, tmp_path / "hard.json")
+    monkeypatch.chdir(tmp_path)
+    oi = str(DATA / "object_info_subset.json")
+    for out in (str(ui), "ui1.json", "./sub/../ui1.json", str(tmp_path / "link.json"), str(tmp_path / "hard.json")):
+        assert main(["workflows", "convert", "ui1.json", "-o", out, "--object-info", oi]) == 2, out
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: -o {out}: writing {out} would replace the input ui1.json"), err
+        assert "hint: give another file name, e.g. -o ui1.api.json" in err
+        assert ui.read_bytes() == before
+    assert main(["workflows", "convert", "ui1.json", "-o", "ui1.api.json", "--object-info", oi]) == 0
+    assert json.loads((tmp_path / "ui1.api.json").read_text())["3"]["class_type"] == "KSampler"
+
+
+def test_cli_convert_into_a_folder_names_the_folder_not_a_temp_file(tmp_path, capsys):
+    """-o naming a folder failed at the rename, "error: .../.adir.XXXX.tmp: Is a directory",
+    exit 1. Now: bad usage (exit 2) naming the folder given, with a file name to use instead;
+    nothing is left in the folder. A write the file system refuses names -o, exit 6."""
+    ui = _ui_file(tmp_path)
+    adir = tmp_path / "adir"
+    adir.mkdir()
+    oi = str(DATA / "object_info_subset.json")
+    assert main(["workflows", "convert", str(ui), "-o", str(adir), "--object-info", oi]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: -o {adir}: it is a folder; convert writes one file"), err
+    assert f"-o {adir / 'ui1.api.json'}" in err and ".tmp" not in err
+    assert list(adir.iterdir()) == []
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder goes")
+    out = blocker / "x.api.json"
+    assert main(["workflows", "convert", str(ui), "-o", str(out), "--object-info", oi]) == 6
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write -o {out}: ") and ".tmp" not in err and "Traceback" not in err, err
+
+
+def test_json_nested_past_reading_is_invalid_json_in_every_workflow_file_read(tmp_path, capsys):
+    """A workflow or /object_info file of 100,000 nested '[' made json raise RecursionError, a
+    traceback; one nested a few hundred deep parsed and broke the conversion. Both are invalid
+    JSON now, with the file named (a workflow: exit 4; an --object-info file: bad usage, 2)."""
+    ui = _ui_file(tmp_path)
+    oi = str(DATA / "object_info_subset.json")
+    deep = tmp_path / "deep.json"
+    for text in ("[" * 100000, '{"nodes": [], "links": [], "extra": ' + "[" * 400 + "]" * 400 + "}"):
+        deep.write_text(text)
+        assert main(["workflows", "convert", str(deep), "--object-info", oi]) == 4
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot read workflow {deep}: arrays or objects are nested"), err
+        assert main(["workflows", "validate", str(deep), "--object-info", oi]) == 4
+        assert f"cannot read workflow {deep}: arrays or objects are nested" in capsys.readouterr().err
+        assert main(["workflows", "convert", str(ui), "--object-info", str(deep)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --object-info {deep}: cannot read it as JSON: arrays or objects are nested"), err
+    with pytest.raises(ValueError, match="nested"):
+        load_json(str(deep))

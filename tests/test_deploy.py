@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -401,3 +402,108 @@ def test_a_nul_byte_in_the_asset_path_is_a_refusal_not_a_crash(tmp_path, proj):
     _png(f, 8)
     with pytest.raises(PathEscapeError, match="NUL"):
         deploy_file(f, proj, "sprites/k\x00.png")
+
+
+def test_an_assets_folder_below_a_symlink_leading_out_is_refused_before_anything_is_read_or_swept(tmp_path, proj):
+    """``assets_dir="assets/link"`` with the link leading out of the project: the deploy read
+    the manifest there, swept a killed export's temp files there and wrote the asset there.
+    Refused now, naming the link; nothing outside is touched."""
+    f = tmp_path / "k.png"
+    _png(f, 8)
+    outside = tmp_path / "outside"
+    (outside / ".dgx-pixels").mkdir(parents=True)
+    (outside / ".dgx-pixels" / ".manifest.json.abc123.tmp").write_text("not ours")
+    (proj / "assets" / "link").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(PathEscapeError, match=r"refusing the assets folder 'assets/link': .*link is a symlink "
+                                              r"leading outside"):
+        deploy_file(f, proj, "sprites/k.png", assets_dir="assets/link")
+    assert [p.relative_to(outside).as_posix() for p in sorted(outside.rglob("*"))] == [
+        ".dgx-pixels", ".dgx-pixels/.manifest.json.abc123.tmp"]
+    assert sorted(p.name for p in (proj / "assets").iterdir()) == ["link"]
+
+
+def test_json_nested_past_reading_is_invalid_json_not_a_traceback(tmp_path, proj, capsys):
+    """JSON nested thousands deep made json raise RecursionError: a traceback (exit 1) from
+    --provenance of deploy and export, from a PNG whose embedded ComfyUI prompt is that deep,
+    and from a manifest that deep. Now: --provenance is invalid JSON (exit 2, naming the
+    option), the embedded prompt is ignored as unreadable like any broken one, the manifest is
+    an unreadable manifest (exit 6, naming it)."""
+    f = tmp_path / "k.png"
+    _png(f, 8)
+    deep = "[" * 30000
+    for cmd in (["deploy", str(f), "--bevy", str(proj), "--asset-path", "a/k.png"],
+                ["export", str(f), "--bevy", str(proj), "--path", "a/k.png"]):
+        assert main([*cmd, "--provenance", deep]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --provenance is not valid JSON: arrays or objects are nested too deeply"), err
+        assert "Traceback" not in err
+        # nested less, but past what the copies made of it later survive
+        assert main([*cmd, "--provenance", '{"a": ' + "[" * 150 + "]" * 150 + "}"]) == 2
+        assert "nested more than 100 levels deep" in capsys.readouterr().err
+    assert not (proj / "assets" / "a").exists()
+    g = tmp_path / "cf_deep.png"
+    _png(g, 9, text={"prompt": "[" * 100000})
+    assert main(["deploy", str(g), "--bevy", str(proj), "--asset-path", "cf/x.png"]) == 0
+    capsys.readouterr()
+    prov = _manifest(proj)[0]["provenance"]
+    assert prov["source"]["sha256"] == hashlib.sha256(g.read_bytes()).hexdigest() and "embedded_prompt" not in prov
+    manifest = proj / "assets" / ".dgx-pixels" / "manifest.json"
+    manifest.write_text('{"assets": ' + "[" * 100000)
+    assert main(["deploy", str(f), "--bevy", str(proj), "--asset-path", "a/k.png"]) == 6
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the asset manifest {manifest} is unreadable: arrays or objects are nested too "
+                          "deeply"), err
+
+
+def test_nan_and_infinity_never_reach_the_manifest(tmp_path, proj, capsys):
+    """Python reads and writes NaN and Infinity, JSON has neither: a manifest holding them is
+    refused by the game's tools (Rust's serde_json, JavaScript). --provenance with them is
+    invalid JSON now (exit 2); an embedded prompt with a NaN seed is ignored; a provenance
+    record with one from the library is an ExportError; and the manifest is written strictly."""
+    f = tmp_path / "k.png"
+    _png(f, 8)
+    for cmd in (["deploy", str(f), "--bevy", str(proj), "--asset-path", "a/k.png"],
+                ["export", str(f), "--bevy", str(proj), "--path", "a/k.png"]):
+        for bad, word in (('{"a": NaN}', "NaN"), ('{"b": Infinity}', "Infinity"), ('{"c": [-Infinity]}', "-Infinity")):
+            assert main([*cmd, "--provenance", bad]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"error: --provenance is not valid JSON: {word} is not a number JSON allows"), err
+            assert "hint: write a number, or null, in its place" in err
+    assert not (proj / "assets" / "a").exists()
+    g = tmp_path / "nan.png"
+    _png(g, 9, text={"prompt": '{"3": {"class_type": "KSampler", "inputs": {"seed": NaN}}}'})
+    assert main(["deploy", str(g), "--bevy", str(proj), "--asset-path", "a/nan.png"]) == 0
+    with pytest.raises(ExportError, match="holds NaN or Infinity"):
+        deploy_file(f, proj, "a/k.png", provenance={"x": float("nan")})
+    assert not (proj / "assets" / "a" / "k.png").exists()
+    text = (proj / "assets" / ".dgx-pixels" / "manifest.json").read_text()
+    assert "NaN" not in text and json.loads(text, parse_constant=lambda c: pytest.fail(c))
+
+
+def test_a_manifest_with_nan_from_an_older_version_is_not_written_again_with_it(tmp_path, proj, capsys):
+    f = tmp_path / "k.png"
+    _png(f, 8)
+    assert main(["deploy", str(f), "--bevy", str(proj), "--asset-path", "a/k.png"]) == 0
+    manifest = proj / "assets" / ".dgx-pixels" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"provenance": {', '"provenance": {"old": NaN, ', 1))
+    before = manifest.read_text()
+    assert main(["deploy", str(f), "--bevy", str(proj), "--asset-path", "a/k2.png"]) == 6
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the asset manifest {manifest} holds NaN or Infinity in an older entry"), err
+    assert "replace those values by null" in err
+    assert manifest.read_text() == before and not (proj / "assets" / "a" / "k2.png").exists()
+
+
+def test_deploy_of_a_device_or_pipe_says_it_is_not_a_regular_file(tmp_path, proj, capsys):
+    """`deploy /dev/zero` said "file not found" of a file that is there."""
+    fifo = tmp_path / "pipe.png"
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    os.mkfifo(fifo)
+    for given in (str(fifo), "/dev/zero"):
+        if not os.path.exists(given):
+            continue
+        assert main(["deploy", given, "--bevy", str(proj), "--asset-path", "z.png"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {given} is not a regular file (a device, pipe or socket)"), err
+    assert not (proj / "assets" / "z.png").exists()

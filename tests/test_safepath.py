@@ -462,3 +462,42 @@ def test_the_watchers_state_is_not_written_through_a_records_folder_swapped_afte
     with pytest.raises(PathEscapeError, match="symlink"):
         w._save_state()
     assert list(outside.iterdir()) == []
+
+
+def test_an_assets_folder_is_confined_below_the_projects_top_folder(tmp_path):
+    """``confine_assets_dir``: the text is checked like an asset path; the project's own top
+    folder may be a link (the game's layout), a link below it leading out of it is refused,
+    one that stays inside it is fine, and nothing is created."""
+    from comfy_nodes.pixel.safepath import confine_assets_dir
+
+    project, outside = tmp_path / "game", tmp_path / "outside"
+    (project / "assets" / "real").mkdir(parents=True)
+    outside.mkdir()
+    (project / "assets" / "out").symlink_to(outside, target_is_directory=True)
+    (project / "assets" / "alias").symlink_to(project / "assets" / "real", target_is_directory=True)
+    assert confine_assets_dir(project, "assets") == project / "assets"
+    assert confine_assets_dir(project, "assets/alias/new") == project / "assets" / "alias" / "new"
+    assert confine_assets_dir(project, "fresh/folder") == project / "fresh" / "folder"
+    for bad in ("assets/out", "assets/out/deeper", "assets/alias/../out"):
+        with pytest.raises(PathEscapeError) as exc:
+            confine_assets_dir(project, bad)
+        assert ("symlink leading outside" in exc.value.message) != (".." in bad), exc.value.message
+    (project / "linked_top").symlink_to(tmp_path / "shared", target_is_directory=True)
+    (tmp_path / "shared").mkdir()
+    assert confine_assets_dir(project, "linked_top") == project / "linked_top"
+    assert listing(outside) == [] and not (project / "fresh").exists()
+
+
+def test_a_colon_is_refused_as_a_colon_not_as_an_absolute_path(tmp_path):
+    """``a:b.png`` was refused as "absolute paths are not allowed", which it is not: it is the
+    ':' (a drive on Windows, or a file's hidden stream) that no file name may hold there."""
+    for bad, part in (("a:b.png", "a:b.png"), ("sprites/x.png:y", "x.png:y")):
+        with pytest.raises(PathEscapeError) as exc:
+            confine(tmp_path, bad)
+        assert f"component {part!r} contains ':', which Windows does not allow in file names" in exc.value.message
+        assert "absolute" not in exc.value.message
+    for absolute in ("C:/x.png", "C:"):
+        with pytest.raises(PathEscapeError, match="absolute paths are not allowed"):
+            confine(tmp_path, absolute)
+    with pytest.raises(PathEscapeError, match=r"component 'a\\x01' contains a control character"):
+        confine(tmp_path, "a\x01/x.png")

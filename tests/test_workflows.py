@@ -207,8 +207,9 @@ def test_required_parameter_without_value(root):
 def test_target_must_exist(root):
     toml = root / "txt2img" / "2.0.0" / "workflow.toml"
     toml.write_text(toml.read_text().replace('targets = ["5.cfg"]', 'targets = ["99.cfg"]'))
+    reg = load_registry(root)  # the other versions stay usable
     with pytest.raises(WorkflowError) as exc:
-        load_registry(root)
+        reg.get("txt2img@2.0.0")
     assert "params.cfg" in exc.value.message and "'99'" in exc.value.message
 
 
@@ -216,7 +217,7 @@ def test_folder_and_declared_version_must_agree(root):
     toml = root / "txt2img" / "2.0.0" / "workflow.toml"
     toml.write_text(toml.read_text().replace('version = "2.0.0"', 'version = "2.0.1"'))
     with pytest.raises(WorkflowError) as exc:
-        load_registry(root)
+        load_registry(root).get("txt2img")
     assert "2.0.1" in exc.value.message and "txt2img/2.0.0" in exc.value.message
 
 
@@ -252,9 +253,12 @@ def test_same_version_with_other_content_is_refused(tmp_path, root):
     shutil.copytree(root, other)
     api = other / "txt2img" / "1.0.0" / "workflow.api.json"
     api.write_text(api.read_text().replace('"steps": 20', '"steps": 21'))
+    reg = load_registry([root, other])
     with pytest.raises(WorkflowError) as exc:
-        load_registry([root, other])
+        reg.get("txt2img@1.0.0")
     assert "txt2img@1.0.0 exists twice" in exc.value.message
+    assert exc.value.hint.startswith("give the user copy a new version number")
+    assert reg.get("txt2img@1.2").version == "1.2.0"  # only the version concerned
     # identical copies are fine
     assert load_registry([root, DATA]).get("txt2img@1.0").version == "1.0.0"
 
@@ -393,3 +397,108 @@ def test_workflows_list_with_none_found_is_an_error(tmp_path, monkeypatch, capsy
     assert main(["workflows", "list"]) == 4
     err = capsys.readouterr().err
     assert f"error: no workflows found in {tmp_path}" in err and "pip install -e ." in err
+
+
+# ------------------------------------------------------------------------------ a broken workflow among good ones
+
+
+def test_one_broken_workflow_leaves_the_others_usable(monkeypatch, root, capsys):
+    """A user folder with one version whose JSON does not parse made every workflow command
+    fail (list, show of any workflow, run), with a hint pointing at `workflows list`, the
+    command that had just failed. Now list shows the usable ones and marks the broken version
+    with its error (exit 0); asking for that version, or for its name while it is the newest,
+    fails naming the file and the versions that work; any other workflow works."""
+    bad = root / "txt2img" / "2.0.0" / "workflow.api.json"
+    bad.write_text("{bad")
+    monkeypatch.setenv("DGX_PIXELS_WORKFLOWS", str(root))
+    assert main(["workflows", "list"]) == 0
+    out, err = capsys.readouterr()
+    rows = {tuple(line.split()[:2]): line for line in out.splitlines()[1:]}
+    assert ("txt2img", "1.2.0") in rows and ("sprite", max(load_registry(default_root()).versions("sprite"))) in rows
+    assert rows[("txt2img", "2.0.0")].split(None, 2)[2].startswith(f"BROKEN: {bad}: not valid JSON")
+    assert f"warning: txt2img@2.0.0 cannot be used: {bad}: not valid JSON" in err
+    assert "workflows list" not in err
+    assert main(["workflows", "list", "--all", "--json"]) == 0
+    docs = {(d["name"], d["version"]): d for d in json.loads(capsys.readouterr().out)}
+    assert docs[("txt2img", "2.0.0")]["error"].startswith(f"{bad}: not valid JSON")
+    assert docs[("txt2img", "2.0.0")]["content_hash"] is None and docs[("txt2img", "1.0.0")]["error"] is None
+    assert docs[("txt2img", "1.0.0")]["versions"] == ["1.0.0", "1.2.0"]
+    # an unrelated workflow, and an older version of the broken one, work
+    assert main(["workflows", "show", "sprite"]) == 0
+    assert main(["workflows", "show", "txt2img@1.2"]) == 0
+    capsys.readouterr()
+    for ref in ("txt2img", "txt2img@2", "txt2img@2.0.0"):
+        assert main(["workflows", "show", ref]) == 4, ref
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: txt2img@2.0.0 cannot be used: {bad}: not valid JSON"), err
+        hint = err.split("hint: ", 1)[1]
+        assert "workflows list" not in hint and "fix the file" in hint and "e.g. txt2img@1.2.0" in hint, hint
+    # what `run` and the MCP server do: get() of another workflow
+    assert load_registry().get("sprite").name == "sprite"
+
+
+def test_a_broken_version_is_named_by_lock_and_check(root):
+    (root / "txt2img" / "2.0.0" / "workflow.api.json").write_text("[" * 100000)
+    problems = check_lock(root)
+    assert problems[0].startswith("txt2img@2.0.0 cannot be loaded: ") and "nested too deeply" in problems[0]
+    assert not any("missing on disk" in p for p in problems)
+    with pytest.raises(WorkflowError) as exc:
+        update_lock(root)
+    assert "cannot lock while workflow versions cannot be loaded: txt2img@2.0.0" in exc.value.message
+    assert exc.value.hint == f"fix them, or move their folders out of {root}"
+
+
+def test_json_nested_past_reading_in_a_workflow_folder_is_invalid_json(root):
+    """A workflow file nested past reading (json: RecursionError) or deep enough to break the
+    copies made of it is "not valid JSON" naming the file; a deep file beside the workflow
+    is hashed as it is, not a traceback."""
+    api = root / "txt2img" / "2.0.0" / "workflow.api.json"
+    keep = api.read_text()
+    for text in ("[" * 100000, '{"1": {"class_type": "X", "inputs": {"a": ' + "[" * 300 + "]" * 300 + "}}}"):
+        api.write_text(text)
+        with pytest.raises(WorkflowError) as exc:
+            load_registry(root).get("txt2img@2.0.0")
+        assert exc.value.message.startswith(f"txt2img@2.0.0 cannot be used: {api}: not valid JSON: arrays or objects "
+                                             "are nested")
+    api.write_text(keep)
+    (root / "txt2img" / "2.0.0" / "notes.json").write_text("[" * 100000)
+    assert content_hash(root / "txt2img" / "2.0.0").startswith("sha256:")
+    assert load_registry(root).get("txt2img@2.0.0").version == "2.0.0"
+
+
+def test_lock_root_and_object_info_given_wrong_are_bad_usage_said_as_what_they_are(tmp_path, capsys):
+    """`lock --root` of a missing folder hinted "check $DGX_PIXELS_WORKFLOWS" (not used there)
+    and called a file "does not exist"; `validate --object-info nope.json` was a workflow error
+    (exit 4) hinting at `workflows list`. All are bad usage now (exit 2), said as what they are."""
+    f = tmp_path / "some.png"
+    f.write_bytes(b"png")
+    for given, what in ((str(tmp_path / "nonexist"), "does not exist"), (str(f), "is not a folder")):
+        assert main(["workflows", "lock", "--root", given]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --root {given} {what}"), err
+        assert "DGX_PIXELS_WORKFLOWS" not in err
+        with pytest.raises(WorkflowError) as exc:
+            load_registry(given)
+        assert exc.value.message == f"workflow folder {given} {what}" and "DGX_PIXELS" not in exc.value.hint
+    assert main(["workflows", "validate", "sprite", "--object-info", str(tmp_path / "nope.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --object-info {tmp_path / 'nope.json'}: no such file"), err
+    assert "workflows list" not in err and "/object_info" in err.split("hint: ", 1)[1]
+    f.write_text("{not json")
+    assert main(["workflows", "validate", "sprite", "--object-info", str(f)]) == 2
+    assert f"--object-info {f}: cannot read it as JSON" in capsys.readouterr().err
+
+
+def test_a_workflow_file_nested_past_reading_is_refused_by_name(tmp_path):
+    """`run FILE.json` with arrays nested 100,000 deep ended in a RecursionError traceback; now
+    the file is named as no JSON workflow. `--set` values nested as deep stay text."""
+    from orchestrator.commands.run import parse_set
+    from orchestrator.run import load_prompt_file
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(WorkflowError, match=r"deep\.json is not a JSON workflow: .*nested too deeply") as err:
+        load_prompt_file(deep)
+    assert "Export (API)" in err.value.hint
+    text = "[" * 100_000 + "]" * 100_000
+    assert parse_set([f"x={text}", "seed=7"]) == {"x": text, "seed": 7}

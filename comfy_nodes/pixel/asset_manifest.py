@@ -33,6 +33,43 @@ FORMAT_VERSION = 1
 
 _RECORDS_HINT = f"replace the symlink by a plain folder or file: {MANIFEST_DIR}/ holds DGX-Pixels' own records"
 
+#: How deep JSON a user hands in (a --provenance, a workflow file, a PNG's embedded prompt) may
+#: nest. No workflow, /object_info or provenance record comes near it; a deeper document parses
+#: but breaks the copies and conversions made of it later (RecursionError), far from the file.
+MAX_JSON_DEPTH = 100
+
+
+class NotFiniteError(ValueError):
+    """JSON text holds ``NaN``, ``Infinity`` or ``-Infinity`` (refused by ``loads_json(finite=True)``)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise NotFiniteError(f"{name} is not a number JSON allows (strict readers such as Rust's serde_json "
+                     "and JavaScript's JSON.parse refuse it)")
+
+
+def loads_json(text: str | bytes, *, max_depth: int | None = MAX_JSON_DEPTH, finite: bool = False) -> Any:
+    """``json.loads`` for JSON from outside: raises ``ValueError``, as for any invalid JSON,
+    also where ``json.loads`` raises ``RecursionError`` (arrays or objects nested thousands
+    deep), for a document nesting deeper than ``max_depth`` (None: no limit), and with
+    ``finite`` for ``NaN`` / ``Infinity``, which Python reads and writes but JSON has not. Every
+    caller turns ``ValueError`` into its "not valid JSON" error, so each of these reads as one."""
+    try:
+        data = json.loads(text, parse_constant=_no_constant if finite else None)
+    except RecursionError:
+        raise ValueError("arrays or objects are nested too deeply"
+                         + (f" (more than {max_depth} levels)" if max_depth is not None else "")) from None
+    if max_depth is not None:
+        # iterative: a recursive walk would hit the very limit this check is for
+        todo = [(data, 1)]
+        while todo:
+            node, depth = todo.pop()
+            if isinstance(node, (dict, list)):
+                if depth > max_depth:
+                    raise ValueError(f"arrays or objects are nested more than {max_depth} levels deep")
+                todo.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return data
+
 
 def in_bookkeeping(rel: str) -> bool:
     """Whether the asset path ``rel`` (relative to assets/, '/'-separated) lies in
@@ -126,7 +163,9 @@ def read_manifest(project: str | os.PathLike, assets_dir: str = "assets") -> dic
     """The manifest as a dict (``{"format", "version", "assets": [...]}``); empty when absent."""
     p = bookkeeping_path(project, MANIFEST_NAME, assets_dir, action="read")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        # no depth limit for our own record (a --provenance of up to MAX_JSON_DEPTH levels sits
+        # a few levels down in it), only the RecursionError of one nested past reading
+        data = loads_json(p.read_text(encoding="utf-8"), max_depth=None)
     except FileNotFoundError:
         return _empty()
     except (OSError, ValueError) as exc:
@@ -201,9 +240,13 @@ def _merge(data: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
 
 def _check_entry(entry: dict[str, Any]) -> None:
     try:
-        json.dumps(entry)
-    except (TypeError, ValueError) as exc:
-        raise ExportError(f"manifest entry for {entry.get('path')!r} is not JSON-serialisable: {exc}") from exc
+        json.dumps(entry, allow_nan=False)
+    except ValueError as exc:
+        # NaN and Infinity: Python writes them, but the game's tools (Rust's serde_json, JS) cannot read the file then
+        raise ExportError(f"manifest entry for {entry.get('path')!r} holds NaN or Infinity, which JSON has not "
+                          f"({exc})", hint="give those fields a number or null") from None
+    except (TypeError, RecursionError) as exc:
+        raise ExportError(f"manifest entry for {entry.get('path')!r} is not JSON-serialisable: {exc}") from None
 
 
 def updated_manifest(project: str | os.PathLike, entry: dict[str, Any],
@@ -217,7 +260,15 @@ def updated_manifest(project: str | os.PathLike, entry: dict[str, Any],
     _check_entry(entry)
     data = read_manifest(project, assets_dir) if data is None else data
     stored = _merge(data, entry)
-    text = json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    try:
+        # allow_nan=False: a manifest with NaN or Infinity is no JSON for the game's own tools
+        text = json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError as exc:
+        where = manifest_path(project, assets_dir)
+        raise ExportError(f"the asset manifest {where} holds NaN or Infinity in an older entry ({exc}), which JSON "
+                          "has not; nothing was written",
+                          hint="replace those values by null in the file, or move it away; the next export starts "
+                               "a new one") from None
     return text.encode("utf-8"), stored
 
 

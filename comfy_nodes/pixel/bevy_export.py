@@ -35,7 +35,7 @@ from PIL import Image
 from . import asset_manifest
 from .errors import DgxPixelsError, ExportError, InvalidArgumentError, PathEscapeError
 from .imageio import MAX_PIXELS, MAX_SIDE, as_rgba
-from .safepath import ConfinedFolder, check_relative, confine, open_folder, remove_confined
+from .safepath import ConfinedFolder, check_relative, confine, confine_assets_dir, open_folder, remove_confined
 from .sheet import Animation, Sheet, as_animations, build_sheet, check_layout, frame_durations
 
 SUPPORTED_MINORS = tuple(range(12, 20))  # Bevy 0.12 .. 0.19
@@ -1241,7 +1241,8 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
             hint="lower upscale (the .meta's nearest filtering keeps pixels crisp at any display size)",
         )
     project = Path(project).absolute()
-    check_relative(assets_dir, project, hint="give the assets folder relative to the project folder, e.g. assets")
+    # a symlink inside the project's asset folder leading out is refused here, as it is in an asset path
+    confine_assets_dir(project, assets_dir)
     assets_root_hint = project / assets_dir
     rel = check_relative(asset_path, assets_root_hint).as_posix()
     if not rel.lower().endswith(".png"):
@@ -1297,6 +1298,7 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
     meta_bytes = render_meta(version, array_layout=array_layout).encode("utf-8")
 
     with asset_manifest.project_lock(project, assets_dir):
+        confine_assets_dir(project, assets_dir)  # again: a link swapped in since the first check
         final_rel = rel
         manifest = asset_manifest.read_manifest(project, assets_dir)
         recorded = {e["path"]: e for e in manifest["assets"]}

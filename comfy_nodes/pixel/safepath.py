@@ -67,7 +67,8 @@ def check_relative(path: str, root: str | os.PathLike = "<root>", *, action: str
         raise _refuse(path, root, "the path contains a NUL byte", action, hint)
     if "\\" in path:
         raise _refuse(path, root, "backslashes are not allowed (use '/')", action, hint)
-    if path.startswith("/") or _DRIVE.match(path) or path.startswith("~"):
+    # "C:/x" is absolute on Windows; "a:b.png" is not (it is said below, as the ':' it holds)
+    if path.startswith("/") or (_DRIVE.match(path) and path[2:3] in ("/", "")) or path.startswith("~"):
         raise _refuse(path, root, "absolute paths are not allowed; give a path relative to the root", action, hint)
     parts = path.split("/")
     for part in parts:
@@ -80,8 +81,12 @@ def check_relative(path: str, root: str | os.PathLike = "<root>", *, action: str
         if part != part.strip() or part.endswith("."):
             # Windows silently drops trailing dots/spaces, which would alias another file.
             raise _refuse(path, root, f"component {part!r} ends with a space or dot", action, hint)
-        if any(ord(ch) < 32 for ch in part) or ":" in part:
-            raise _refuse(path, root, f"component {part!r} contains a control character or ':'", action, hint)
+        if any(ord(ch) < 32 for ch in part):
+            raise _refuse(path, root, f"component {part!r} contains a control character", action, hint)
+        if ":" in part:
+            raise _refuse(path, root, f"component {part!r} contains ':', which Windows does not allow in file names "
+                                      "(it reads 'a:' as a drive and 'x.png:y' as a hidden stream of x.png)",
+                          action, hint)
         if action == "write" and part.split(".")[0].upper() in _WINDOWS_DEVICES:
             raise _refuse(path, root, f"component {part!r} is a device name on Windows (CON, NUL, COM1...), "
                                       "where no file can be called that", action, hint)
@@ -123,6 +128,42 @@ def confine(root: str | os.PathLike, relative: str, *, action: str = "write", hi
     return cur
 
 
+ASSETS_DIR_HINT = "give the assets folder relative to the project folder, e.g. assets"
+
+
+def confine_assets_dir(project: str | os.PathLike, assets_dir: str, *, hint: str | None = ASSETS_DIR_HINT) -> Path:
+    """``<project>/<assets_dir>``, the folder every asset of an export goes under; raises
+    ``PathEscapeError`` when it could lead out of the project. Creates nothing.
+
+    Its text is checked as an asset path's is (no ``..``, no absolute path...; ``hint`` for
+    those errors). The project's own top folder (``assets``) may be a symlink: that is the
+    game's layout, which Bevy loads through too, and which the ComfyUI node checks against its
+    allowed roots (:func:`resolve_project`). Below that folder every existing component must stay
+    inside it, as the components of an asset path must: otherwise ``assets_dir="assets/link"``
+    would carry every write through a link that the asset path ``link/x.png`` is refused for.
+    """
+    rel = check_relative(assets_dir, project, hint=hint)
+    base = Path(project)
+    top = base / rel.parts[0]
+    if not os.path.lexists(top):
+        return base / rel  # nothing below it exists either; it is created as plain folders
+    top_real = Path(os.path.realpath(top))
+    cur = top_real
+    for i, part in enumerate(rel.parts[1:], start=2):
+        cur = cur / part
+        if not os.path.lexists(cur):
+            break
+        real = Path(os.path.realpath(cur))
+        if not _inside(real, top_real):
+            shown = base.joinpath(*rel.parts[:i])
+            raise PathEscapeError(
+                f"refusing the assets folder {os.fspath(assets_dir)!r}: {shown} is a symlink leading outside "
+                f"{top} (to {real})",
+                hint=f"replace the link {shown} by a folder, or export into the project that holds {real} (--bevy)")
+        cur = real
+    return base / rel
+
+
 def make_parents(root: str | os.PathLike, target: Path) -> None:
     """Create ``target``'s missing parent folders, re-checking confinement after creating them
     (a folder swapped for a symlink meanwhile is caught here)."""
@@ -160,7 +201,7 @@ def _roots_from_file(path: Path) -> list[Path]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return []
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested past reading
         raise PathEscapeError(f"cannot read the roots configuration {path}: {exc}",
                               hint=f'it must be JSON like {{"{CONFIG_KEY}": ["/home/me/games/my_game"]}}') from exc
     roots = data.get(CONFIG_KEY, []) if isinstance(data, dict) else []

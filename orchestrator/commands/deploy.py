@@ -37,17 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import json
 
-    from comfy_nodes.pixel.errors import InvalidArgumentError
-    from orchestrator.deploy import deploy_file
+    from orchestrator.deploy import deploy_file, parse_provenance_option
 
-    extra = None
-    if args.provenance:
-        try:
-            extra = json.loads(args.provenance)
-        except ValueError as exc:
-            raise InvalidArgumentError(f"--provenance is not JSON: {exc}") from None
-        if not isinstance(extra, dict):
-            raise InvalidArgumentError("--provenance must be a JSON object")
+    extra = parse_provenance_option(args.provenance) if args.provenance else None
     d = deploy_file(args.file, args.bevy, args.asset_path, overwrite=args.overwrite, upscale=args.upscale,
                     bevy_version=args.bevy_version, provenance=extra)
     if args.json:

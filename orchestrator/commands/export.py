@@ -30,7 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", default="fail", choices=("fail", "replace", "keep", "version"),
                    help="when the asset exists: fail (default), replace, keep (write nothing) or version (knight-2.png)")
     p.add_argument("--upscale", type=int, default=1, metavar="N", help="whole-number nearest enlargement of the PNG (default 1)")
-    p.add_argument("--assets-dir", default="assets", metavar="DIR", help="the project's asset folder (default assets)")
+    p.add_argument("--assets-dir", default="assets", metavar="DIR",
+                   help="the project's asset folder (default assets); a symlink below the project's top folder "
+                        "leading out of it is refused")
     g = p.add_argument_group("sheet (several frames, or one sheet image with --sheet-cell/--detect-grid)")
     g.add_argument("--animations", metavar="SPEC", help="named animations, e.g. 'idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong'")
     add_grid_arguments(g)
@@ -38,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--detect-grid", action="store_true",
                    help="the single input is already a sheet: find its grid (and its margin, unless --offset is given)")
     g.add_argument("--tile-array", action="store_true",
-                   help="tileset for Bevy's TilemapChunk: the .meta loads one array layer per cell (Bevy 0.18+)")
+                   help="tileset for Bevy's TilemapChunk: the .meta loads one array layer per cell (Bevy 0.18+); "
+                        "tiles keep their size (--trim defaults to none here; an explicit --trim is honoured)")
     o = p.add_argument_group("outputs")
     o.add_argument("--no-atlas", action="store_true", help="do not write the atlas JSON")
     o.add_argument("--assets-ron", nargs="?", const=True, default=False, metavar="FILE",
@@ -57,19 +60,12 @@ def run(args) -> int:
     from pathlib import Path
 
     from comfy_nodes.pixel.bevy_export import export_asset, export_sheet
-    from comfy_nodes.pixel.errors import InvalidArgumentError
-    from comfy_nodes.pixel.sheet import build_sheet, sheet_from_image
+    from comfy_nodes.pixel.sheet import build_sheet, duration_conflicts, sheet_from_image
+    from orchestrator.deploy import parse_provenance_option
 
     from .sheet import check_union_sizes, load_named_frames, parse_pair, parse_size, source_timing
 
-    provenance = None
-    if args.provenance:
-        try:
-            provenance = json.loads(args.provenance)
-        except ValueError as exc:
-            raise InvalidArgumentError(f"--provenance is not valid JSON: {exc}") from None
-        if not isinstance(provenance, dict):
-            raise InvalidArgumentError("--provenance must be a JSON object")
+    provenance = parse_provenance_option(args.provenance) if args.provenance else None
     provenance = {"source": _sources(args.inputs), **(provenance or {})}
     named = load_named_frames(args.inputs)
     frames = [f for _name, f in named]
@@ -88,18 +84,25 @@ def run(args) -> int:
                                  animations=args.animations)
         result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, tile_array=args.tile_array, **common)
     elif len(frames) == 1 and not args.animations:
+        sheet = None
         result = export_asset(project, args.path, frames[0], **common)
     else:
-        check_union_sizes(named, args.trim)
+        # a tile array's layers are the map's tiles: trimmed to their visible pixels, 16x16 tiles with
+        # a transparent border became 10x12 layers that no longer fill their grid squares
+        trim = "none" if args.tile_array and args.trim == "auto" else args.trim
+        check_union_sizes(named, trim)
         timing = None if args.animations else source_timing(args.inputs, len(frames))
         sheet = build_sheet(frames, columns=args.columns, rows=args.rows, cell_size=cell, anchor=args.anchor,
-                            trim=args.trim, padding=padding, offset=offset, pow2=args.pow2,
+                            trim=trim, padding=padding, offset=offset, pow2=args.pow2,
                             animations=timing[0] if timing else args.animations)
         if timing:
             sheet.frame_ms = timing[1]
         result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, tile_array=args.tile_array, **common)
 
     warnings = _ron_name_warnings(args.assets_ron)
+    if sheet is not None and not sheet.frame_ms and not args.no_atlas:
+        # the atlas JSON holds one duration per frame (a file's own timing is written as it is)
+        warnings += duration_conflicts(len(sheet.frames), sheet.animations)
     if args.json:
         doc = {
             "asset_path": result.asset_path,

@@ -36,8 +36,7 @@ outputs are returned); --fresh makes the server run it again.
 def parse_set(items: list[str] | None) -> dict:
     """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}``: JSON values (numbers, true/false, lists,
     quoted strings) are decoded, anything else stays a string."""
-    import json
-
+    from comfy_nodes.pixel.asset_manifest import loads_json
     from comfy_nodes.pixel.errors import InvalidArgumentError
 
     out: dict = {}
@@ -47,8 +46,8 @@ def parse_set(items: list[str] | None) -> dict:
         if not sep or not key:
             raise InvalidArgumentError(f"--set {item!r} is not key=value", hint="e.g. --set seed=42 --set prompt='a knight'")
         try:
-            value = json.loads(raw)
-        except ValueError:
+            value = loads_json(raw)
+        except ValueError:  # not JSON (or nested past reading): the text itself
             value = raw
         if isinstance(value, float) and raw.strip().lower() in ("nan", "infinity", "-infinity"):
             value = raw

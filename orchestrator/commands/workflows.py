@@ -10,14 +10,16 @@ Versioned workflows live in workflows/<name>/<version>/ (plus folders in $DGX_PI
 and are addressed as NAME@VERSION; NAME alone is the newest version, NAME@1 or NAME@1.2 the
 newest version starting with that prefix.
 
-  list                         name, newest version, description
+  list                         name, newest version, description; a version that cannot be
+                               loaded is marked BROKEN with its error (the others stay usable)
   show NAME[@VER]              parameters (name, type, default, help), nodes, models, outputs
   validate NAME[@VER]|FILE     check against a live server's /object_info (exit 4 on errors)
   convert UI.json -o API.json  editor format -> API format (needs --server or --object-info)
   lock                         record the content hash of new versions in workflows.lock;
                                refuses when a released version changed
 
-exit codes: 0 ok, 2 bad usage, 3 server unreachable, 4 workflow invalid or unknown
+exit codes: 0 ok, 2 bad usage, 3 server unreachable, 4 workflow invalid or unknown,
+6 the output file cannot be written
 """
 
 
@@ -63,19 +65,38 @@ def run(args: argparse.Namespace) -> int:
     return {"list": _list, "show": _show, "validate": _validate, "convert": _convert, "lock": _lock}[args.action](args)
 
 
-def _object_info(args) -> dict:
-    import json
+_OBJECT_INFO_HINT = ("give a file saved from the server's /object_info (e.g. curl http://127.0.0.1:8188/object_info "
+                     "-o object_info.json), or leave --object-info out to ask the server")
 
-    from orchestrator.errors import WorkflowError
+
+def _read_json(path: str) -> object:
+    """The JSON in the file ``path``; ``ValueError`` (with ``json``'s words) for invalid JSON,
+    JSON nested past reading included (``json`` raises RecursionError there), ``OSError``
+    when the file cannot be read."""
+    from comfy_nodes.pixel.asset_manifest import loads_json
+
+    with open(path, encoding="utf-8") as fh:
+        return loads_json(fh.read())
+
+
+def _object_info(args) -> dict:
+    from comfy_nodes.pixel.errors import InvalidArgumentError
 
     if getattr(args, "object_info", None):
+        # a file the user named on the command line: bad usage (exit 2), not a bad workflow
         try:
-            with open(args.object_info, encoding="utf-8") as fh:
-                data = json.load(fh)
+            data = _read_json(args.object_info)
+        except FileNotFoundError:
+            raise InvalidArgumentError(f"--object-info {args.object_info}: no such file", hint=_OBJECT_INFO_HINT) from None
+        except IsADirectoryError:
+            raise InvalidArgumentError(f"--object-info {args.object_info}: it is a folder, not a file",
+                                       hint=_OBJECT_INFO_HINT) from None
         except (OSError, ValueError) as exc:
-            raise WorkflowError(f"cannot read object_info file {args.object_info}: {exc}") from None
+            raise InvalidArgumentError(f"--object-info {args.object_info}: cannot read it as JSON: {exc}",
+                                       hint=_OBJECT_INFO_HINT) from None
         if not isinstance(data, dict):
-            raise WorkflowError(f"{args.object_info} is not an /object_info dump (expected a JSON object)")
+            raise InvalidArgumentError(f"--object-info {args.object_info} is not an /object_info dump "
+                                       "(expected a JSON object)", hint=_OBJECT_INFO_HINT)
         return data
     from orchestrator.client import ComfyClient
     from orchestrator.config import config_from_args
@@ -89,29 +110,46 @@ def _object_info(args) -> dict:
 
 
 def _list(args) -> int:
+    """The usable workflows, and every version that cannot be used marked BROKEN with its error
+    (a warning on stderr too): one bad folder must not hide the others. Exit 0 while any
+    workflow is usable, 4 when none is."""
     import json
+    import sys
 
-    from orchestrator.workflows import load_registry
+    from orchestrator.workflows import load_registry, version_key
 
     reg = load_registry()
     items = reg.all() if args.all else reg.list()
+    broken = reg.broken_refs()
+    for ref, exc in broken:
+        print(f"warning: {ref} cannot be used: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""),
+              file=sys.stderr)
     if args.json:
-        print(json.dumps([{"name": w.name, "version": w.version, "versions": reg.versions(w.name),
-                           "description": w.description, "content_hash": w.content_hash} for w in items], indent=2))
-        return 0
-    if not items:
+        # "error" is null for a usable version; a broken one has no description or hash to give
+        docs = [{"name": w.name, "version": w.version, "versions": reg.versions(w.name),
+                 "description": w.description, "content_hash": w.content_hash, "error": None} for w in items]
+        for ref, exc in broken:
+            name, _, version = ref.partition("@")
+            docs.append({"name": name, "version": version, "versions": reg.versions(name), "description": None,
+                         "content_hash": None, "error": exc.message})
+        docs.sort(key=lambda d: (d["name"], version_key(d["version"])))
+        print(json.dumps(docs, indent=2))
+        return 0 if items or not broken else 4
+    if not items and not broken:
         from orchestrator.errors import WorkflowError
 
         raise WorkflowError("no workflows found in " + ", ".join(str(r) for r in reg.roots),
                             hint="install with `pip install -e .` in the checkout (it reads workflows/ there), or "
                                  "point $DGX_PIXELS_WORKFLOWS at a folder of workflows")
     rows = [(w.name, w.version, (w.description.splitlines() or [""])[0]) for w in items]
+    rows += [(*ref.split("@", 1), "BROKEN: " + exc.message) for ref, exc in broken]
+    rows.sort(key=lambda r: (r[0], version_key(r[1])))
     wn = max(len(r[0]) for r in rows + [("NAME", "", "")])
     wv = max(len(r[1]) for r in rows + [("", "VERSION", "")])
     print(f"{'NAME':<{wn}}  {'VERSION':<{wv}}  DESCRIPTION")
     for n, v, d in rows:
         print(f"{n:<{wn}}  {v:<{wv}}  {d}")
-    return 0
+    return 0 if items else 4
 
 
 def _show(args) -> int:
@@ -176,10 +214,9 @@ def _validate(args) -> int:
         if values:
             raise WorkflowError("--set needs a registered workflow (NAME@VERSION), not a file")
         try:
-            with open(ref, encoding="utf-8") as fh:
-                doc = json.load(fh)
+            doc = _read_json(ref)
         except (OSError, ValueError) as exc:
-            raise WorkflowError(f"cannot read workflow {ref}: {exc}") from None
+            raise WorkflowError(f"cannot read workflow {ref}: {exc}", hint=_FILE_HINT) from None
         info = _object_info(args)
         report = validate_prompt(to_api(doc, info), info, source=ref)
         source = ref
@@ -197,17 +234,44 @@ def _validate(args) -> int:
     return 0 if report.ok else 4
 
 
+_FILE_HINT = "give a workflow saved from ComfyUI (Save, or Export (API)) as a JSON file"
+
+
+def _check_convert_output(src: str, out: str) -> None:
+    """``InvalidArgumentError`` (bad usage, exit 2) before any work when ``-o`` cannot take the
+    prompt: a folder (the write would fail on a temp file's name), or the input itself under
+    any spelling, through a symlink or a hard link (the editor workflow, which the API prompt
+    cannot be turned back into, would be lost)."""
+    import os
+
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    stem = os.path.splitext(os.path.basename(src))[0] or "workflow"
+    if os.path.isdir(out):
+        raise InvalidArgumentError(f"-o {out}: it is a folder; convert writes one file",
+                                   hint=f"give a file name, e.g. -o {os.path.join(out, stem + '.api.json')}")
+    try:
+        same = os.path.samefile(src, out)  # the same file however reached (also a hard link)
+    except OSError:
+        same = os.path.realpath(src) == os.path.realpath(out)
+    if same:
+        raise InvalidArgumentError(f"-o {out}: writing {out} would replace the input {src}",
+                                   hint=f"give another file name, e.g. -o {stem}.api.json")
+
+
 def _convert(args) -> int:
     import json
 
+    from comfy_nodes.pixel.errors import ExportError
     from orchestrator.convert import convert_ui_to_api, is_api_format, is_editor_format
     from orchestrator.errors import WorkflowError
 
     try:
-        with open(args.input, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        doc = _read_json(args.input)
     except (OSError, ValueError) as exc:
-        raise WorkflowError(f"cannot read workflow {args.input}: {exc}") from None
+        raise WorkflowError(f"cannot read workflow {args.input}: {exc}", hint=_FILE_HINT) from None
+    if args.output and args.output != "-":
+        _check_convert_output(args.input, args.output)
     if is_api_format(doc):
         prompt = doc
     elif is_editor_format(doc):
@@ -223,7 +287,12 @@ def _convert(args) -> int:
         return 0
     from comfy_nodes.pixel.imageio import atomic_write_bytes
 
-    atomic_write_bytes(args.output, text.encode("utf-8"))
+    try:
+        atomic_write_bytes(args.output, text.encode("utf-8"))
+    except OSError as exc:
+        # named after -o, never after the temp file beside it
+        raise ExportError(f"cannot write -o {args.output}: {exc.strerror or exc}",
+                          hint="check that its folder can be made and written to") from None
     print(f"wrote {args.output} ({len(prompt)} nodes)")
     return 0
 
@@ -231,9 +300,15 @@ def _convert(args) -> int:
 def _lock(args) -> int:
     from pathlib import Path
 
+    from comfy_nodes.pixel.errors import InvalidArgumentError
     from orchestrator.workflows import check_lock, default_root, update_lock
 
     root = Path(args.root) if args.root else default_root()
+    if args.root and not root.is_dir():
+        # the folder the user typed: bad usage (exit 2), said as what it is
+        raise InvalidArgumentError(f"--root {args.root} " + ("is not a folder" if root.exists() else "does not exist"),
+                                   hint="give the folder that holds the NAME/VERSION/ workflow folders and "
+                                        "workflows.lock (default: the shipped workflows/)")
     if args.check:
         problems = check_lock(root)
         for p in problems:
