@@ -1467,6 +1467,17 @@ def test_an_assets_dir_through_a_symlink_leading_out_is_refused_and_nothing_is_w
     assert (project / "assets" / "real" / ".dgx-pixels" / "manifest.json").is_file()
 
 
+def _boxed(n: int, size: tuple[int, int], box: tuple[slice, slice], colour) -> list[np.ndarray]:
+    """``n`` transparent RGBA frames of ``size`` (h, w), each with the opaque ``box`` in
+    ``colour(i)``."""
+    frames = []
+    for i in range(n):
+        f = np.zeros((*size, 4), np.uint8)
+        f[box] = colour(i)
+        frames.append(f)
+    return frames
+
+
 def test_cli_tile_array_keeps_the_tile_size(tmp_path, capsys):
     """`export TILES --tile-array` trimmed three 16x16 tiles with a transparent border to 10x12
     array layers (a 10x36 PNG) where `sheet --tileset` keeps 16x16: a tile array keeps its
@@ -1474,11 +1485,7 @@ def test_cli_tile_array_keeps_the_tile_size(tmp_path, capsys):
     from orchestrator.cli import main
 
     project = make_project(tmp_path, cargo='bevy = "0.18"')
-    tiles = []
-    for i in range(3):
-        t = np.zeros((16, 16, 4), np.uint8)
-        t[2:14, 3:13] = (50 * i, 100, 20, 255)
-        tiles.append(t)
+    tiles = _boxed(3, (16, 16), (slice(2, 14), slice(3, 13)), lambda i: (50 * i, 100, 20, 255))
     fdir = save_frames(tmp_path / "ftiles", tiles)
     assert main(["export", str(fdir), "--bevy", str(project), "--path", "tl/f.png", "--tile-array", "--columns", "1",
                  "--no-snippet"]) == 0
@@ -1523,11 +1530,7 @@ def test_cli_export_warns_when_animations_that_share_frames_differ_in_fps(tmp_pa
     from orchestrator.cli import main
 
     project = make_project(tmp_path)
-    frames = []
-    for i in range(6):
-        f = np.zeros((12, 10, 4), np.uint8)
-        f[2:10, 2:8] = (40 * i, 90, 200, 255)
-        frames.append(f)
+    frames = _boxed(6, (12, 10), (slice(2, 10), slice(2, 8)), lambda i: (40 * i, 90, 200, 255))
     fdir = save_frames(tmp_path / "walk", frames)
     capsys.readouterr()
     assert main(["export", str(fdir), "--bevy", str(project), "--path", "a/walk.png", "--no-snippet",
