@@ -1,8 +1,6 @@
 """``dgx-pixels mcp``: the MCP server for AI assistants (stdio, or streamable HTTP)."""
 from __future__ import annotations
 
-import threading
-
 HELP = "serve the tools over the Model Context Protocol (stdio by default, or --http HOST:PORT)"
 DESCRIPTION = (
     "Starts an MCP server that lets an assistant list workflows, generate sprites on ComfyUI "
@@ -24,7 +22,6 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import os
     import signal
-    import sys
     import tempfile
     from pathlib import Path
 
@@ -47,44 +44,61 @@ def run(args) -> int:
                               "the .venv that dev.py makes has it") from None
 
     cfg = load_config(servers=args.server or None)
-    # A service manager stops the server with SIGTERM, whose default action ends the process
-    # at once (the HTTP transport re-raises it after its graceful shutdown): as an exit, the
-    # job outputs downloaded into the temporary folder are removed with it.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    stdio = False
+    if args.http:
+        # A service manager stops the server with SIGTERM, whose default action ends the
+        # process at once (the HTTP transport re-raises it after its graceful shutdown): as an
+        # exit, the job outputs downloaded into the temporary folder are removed with it.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        host, _, port = args.http.rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidArgumentError(f"--http {args.http!r} is not HOST:PORT", hint="e.g. --http 127.0.0.1:8765")
+    else:
+        # On stdio, a stop signal (SIGTERM, or Ctrl-C) ends the process from its handler: an
+        # exception raised wherever the signal lands must unwind asyncio, whose shutdown then
+        # waits for the transport's stdin reader thread, which only the client's closing stdin
+        # ends (a signal during start-up hung there), or is wrapped in an exception group.
+        stop = _HardStop()
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
     with tempfile.TemporaryDirectory(prefix="dgx-pixels-mcp-") as tmp:
+        if not args.http:
+            stop.folder = tmp
         settings = ServerSettings(servers=list(cfg.servers), bevy_roots=[Path(r) for r in args.bevy_root],
                                   out_dir=Path(tmp), timeout=args.timeout)
-        server = build_server(settings)
         if args.http:
-            host, _, port = args.http.rpartition(":")
-            if not host or not port.isdigit():
-                raise InvalidArgumentError(f"--http {args.http!r} is not HOST:PORT", hint="e.g. --http 127.0.0.1:8765")
-            server.run(transport="http", host=host, port=int(port), show_banner=False)
-        else:
-            # Ctrl-C as SIGTERM: asyncio's own handler would cancel the loop and then wait for
-            # the stdin reader, which only the client's closing stdin ends
-            signal.signal(signal.SIGINT, _exit_on_sigterm)
-            try:
-                server.run(transport="stdio", show_banner=False)
-            except BaseException:
-                # A signal that lands inside the transport's task group (while it starts, say)
-                # comes out wrapped in an exception group, not as the bare SystemExit
-                if not _stop_asked.is_set():
-                    raise
-            stdio = True
-    if not args.http and stdio:
-        # The temporary folder is gone; what is left is the stdio transport's reader thread,
-        # blocked on stdin until the client closes it, which would keep the process alive.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    return 0
+            build_server(settings).run(transport="http", host=host, port=int(port), show_banner=False)
+            return 0
+        build_server(settings).run(transport="stdio", show_banner=False)
+    # stdin closed: the temporary folder is gone; what is left is the stdio transport's reader
+    # thread, which would keep the process alive
+    _exit_now()
 
 
-_stop_asked = threading.Event()
+class _HardStop:
+    """A stop signal's handler for the stdio server: removes the temporary ``folder`` (once it
+    exists) and ends the process at once, exit 0."""
+
+    folder: str | None = None
+
+    def __call__(self, signum, frame) -> None:
+        import shutil
+
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        _exit_now()
+
+
+def _exit_now() -> None:
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, RuntimeError):  # closed, or a write the signal interrupted
+            pass
+    os._exit(0)
 
 
 def _exit_on_sigterm(signum, frame) -> None:
-    _stop_asked.set()
     raise SystemExit(0)
