@@ -755,6 +755,36 @@ def test_a_stop_signal_while_the_transport_starts_is_still_a_clean_stop(tmp_path
     assert list(tmp.iterdir()) == []
 
 
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc to see the import under way")
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_a_stop_signal_while_fastmcp_is_imported_is_a_clean_stop(tmp_path, transport):
+    """A client that starts the server and stops it at once sends SIGTERM while fastmcp is still
+    being imported (about half a second): the CLI's general handler answered with exit 143,
+    "terminated", where a stopped server exits 0. The signal goes the moment pydantic's
+    compiled core (which fastmcp imports first, the CLI never) is mapped into the process."""
+    game = _project(tmp_path)
+    args = [sys.executable, "-m", "orchestrator.cli", "mcp", "--bevy-root", str(game)]
+    if transport == "http":
+        args += ["--http", f"127.0.0.1:{_free_port()}"]
+    proc = subprocess.Popen(args, env=_server_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        maps = Path(f"/proc/{proc.pid}/maps")
+        while time.monotonic() < deadline and "pydantic_core" not in maps.read_text():
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read()
+    assert rc == 0, err
+    assert "terminated" not in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stdio_server_stops_on_a_signal_after_a_tool_call_without_stdin_closing(tmp_path, sig):
     """After a tool call the stdio transport's reader thread waits on stdin; a stop signal must

@@ -29,7 +29,21 @@ def run(args) -> int:
     from orchestrator.config import load_config
     from orchestrator.errors import SetupError
 
-    if not args.http:
+    # the stop handlers come first: the CLI's own (SIGTERM as an interrupt, exit 143) would
+    # otherwise answer a client that stops the server while fastmcp is still being imported
+    if args.http:
+        # A service manager stops the server with SIGTERM, whose default action ends the
+        # process at once (the HTTP transport re-raises it after its graceful shutdown): as an
+        # exit, the job outputs downloaded into the temporary folder are removed with it.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    else:
+        # On stdio, a stop signal (SIGTERM, or Ctrl-C) ends the process from its handler: an
+        # exception raised wherever the signal lands must unwind asyncio, whose shutdown then
+        # waits for the transport's stdin reader thread, which only the client's closing stdin
+        # ends (a signal during start-up hung there), or is wrapped in an exception group.
+        stop = _HardStop()
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         # fastmcp reads its settings when it is imported; on stdio its start-up notice would
         # only add noise to the client's log
         os.environ.setdefault("FASTMCP_LOG_LEVEL", "WARNING")
@@ -45,21 +59,9 @@ def run(args) -> int:
 
     cfg = load_config(servers=args.server or None)
     if args.http:
-        # A service manager stops the server with SIGTERM, whose default action ends the
-        # process at once (the HTTP transport re-raises it after its graceful shutdown): as an
-        # exit, the job outputs downloaded into the temporary folder are removed with it.
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         host, _, port = args.http.rpartition(":")
         if not host or not port.isdigit():
             raise InvalidArgumentError(f"--http {args.http!r} is not HOST:PORT", hint="e.g. --http 127.0.0.1:8765")
-    else:
-        # On stdio, a stop signal (SIGTERM, or Ctrl-C) ends the process from its handler: an
-        # exception raised wherever the signal lands must unwind asyncio, whose shutdown then
-        # waits for the transport's stdin reader thread, which only the client's closing stdin
-        # ends (a signal during start-up hung there), or is wrapped in an exception group.
-        stop = _HardStop()
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
     with tempfile.TemporaryDirectory(prefix="dgx-pixels-mcp-") as tmp:
         if not args.http:
             stop.folder = tmp
