@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import re
 import threading
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fastmcp import Context, FastMCP
-from fastmcp.exceptions import ToolError
+from fastmcp.exceptions import ResourceError, ToolError
 from fastmcp.tools.base import ToolResult
 from mcp.types import ImageContent, TextContent
 
@@ -223,7 +224,9 @@ def _tool_error(exc: DgxPixelsError, names: dict[str, str] | None = None) -> Too
     if hint and hint == type(exc).default_hint:
         hint = next((TOOL_HINTS[c.__name__] for c in type(exc).__mro__ if c.__name__ in TOOL_HINTS), hint)
     message, hint = _renamed(exc.message, names or {}), _renamed(hint, names or {})
-    return ToolError(message + (f" (hint: {hint})" if hint else ""))
+    # a refusal is the client's answer, not the server's failure: logged below the server's
+    # level, so its log gets no "Error calling tool" line (nor, for a resource, a traceback)
+    return ToolError(message + (f" (hint: {hint})" if hint else ""), log_level=logging.DEBUG)
 
 
 class PixelMCP:
@@ -278,6 +281,11 @@ class PixelMCP:
                                   hint="choose a path outside assets/.dgx-pixels/, e.g. sprites/knight.png")
         if not asset_path.lower().endswith(".png"):
             raise InvalidArgumentError(f"asset path {asset_path!r} must end in .png", hint="e.g. sprites/knight.png")
+        if animations:
+            # its syntax now, not after a GPU run (its frame ranges need the job's frame count)
+            from comfy_nodes.pixel.sheet import parse_animations
+
+            parse_animations(animations)
         spec = prepare_job(workflow, self._confine_files(workflow, dict(params or {})))
         job = Job(id=uuid.uuid4().hex[:12], workflow=spec.workflow or workflow)
         with self._lock:
@@ -741,20 +749,27 @@ def build_server(settings: ServerSettings):
         """The assets DGX-Pixels deployed into a Bevy project, each with its provenance (workflow, seed, models...)."""
         return guarded(core.list_assets, bevy_project)
 
+    def read(fn, *args):
+        """``guarded`` for a resource: its refusals as resource errors."""
+        try:
+            return guarded(fn, *args)
+        except ToolError as exc:
+            raise ResourceError(str(exc), log_level=exc.log_level) from None
+
     @mcp.resource("dgx-pixels://workflows", mime_type="application/json")
     def workflows_resource() -> str:
         """Every versioned workflow with its parameters."""
-        return json.dumps([guarded(core.describe_workflow, w["ref"]) for w in guarded(core.list_workflows)], default=str)
+        return json.dumps([read(core.describe_workflow, w["ref"]) for w in read(core.list_workflows)], default=str)
 
     @mcp.resource("dgx-pixels://palettes", mime_type="application/json")
     def palettes_resource() -> str:
         """The built-in palettes."""
-        return json.dumps(guarded(core.list_palettes))
+        return json.dumps(read(core.list_palettes))
 
     @mcp.resource("dgx-pixels://assets/{project}", mime_type="application/json")
     def assets_resource(project: str) -> str:
         """The asset manifest of a configured Bevy project (by folder name)."""
-        return json.dumps(guarded(core.list_assets, project), default=str)
+        return json.dumps(read(core.list_assets, project), default=str)
 
     mcp.core = core  # for in-process tests and the benchmark
     return mcp

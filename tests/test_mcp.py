@@ -105,6 +105,8 @@ def _refused_calls(outside: Path) -> list[tuple[str, str, dict]]:
         ("asset_escape", "generate", {"workflow": "cleanup", "bevy_project": "game", "asset_path": "../../x.png"}),
         ("project_escape", "deploy", {"file": "link/secret.png", "bevy_project": str(outside), "asset_path": "x.png"}),
         ("upload_escape", "generate", {"workflow": "cleanup", **target, "params": {"image": str(outside / "secret.png")}}),
+        # a typo in the animations is said before the job runs (it used to fail after a GPU run)
+        ("animations", "generate", {"workflow": "cleanup", **target, "animations": "bad::"}),
     ]
 
 
@@ -112,6 +114,7 @@ def _assert_refusals_are_clear(errors: dict[str, str]) -> None:
     assert "no-such-workflow" in errors["workflow"] and "cleanup" in errors["workflow"]
     assert "no_such_param" in errors["param"]
     assert "cell_size" in errors["param_type"]
+    assert "'bad::' is not name:first-last@fps" in errors["animations"]
     for label in ("abs", "dotdot", "symlink", "project_escape", "upload_escape", "asset_escape"):
         assert "refus" in errors[label] or "outside" in errors[label], (label, errors[label])
     # an input is read, not written, and is named relative to the project root
@@ -783,6 +786,39 @@ def test_a_stop_signal_while_fastmcp_is_imported_is_a_clean_stop(tmp_path, trans
     err = proc.stderr.read()
     assert rc == 0, err
     assert "terminated" not in err and "Traceback" not in err
+
+
+def test_a_refused_call_or_read_leaves_no_traceback_in_the_servers_log(tmp_path):
+    """A refusal is the client's answer: reading the manifest resource of a project that is not
+    there put a full traceback on the stdio server's stderr (the assistant's log), a refused
+    tool call an "Error calling tool" line. Both still reach the client as errors."""
+    game = _project(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "mcp", "--bevy-root", str(game)],
+                            env=_server_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
+
+    def ask(obj):
+        proc.stdin.write(json.dumps(obj) + "\n")
+        proc.stdin.flush()
+        return json.loads(proc.stdout.readline()) if "id" in obj else None
+
+    try:
+        ask({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+             "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
+        ask({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        read = ask({"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": "dgx-pixels://assets/nosuch"}})
+        call = ask({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                    "params": {"name": "snap_image", "arguments": {"path": "../outside.png"}}})
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "nosuch" in json.dumps(read["error"])
+    assert call["result"]["isError"] and "refusing" in json.dumps(call["result"])
+    log = proc.stderr.read()
+    assert "Traceback" not in log and "Error reading resource" not in log and "Error calling tool" not in log, log
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
