@@ -598,13 +598,46 @@ class BatchRunner:
                 job.spec = prepare_job(job.workflow, job.values, fresh=job.fresh, object_info=object_info)
             except (WorkflowError, InvalidArgumentError, ExportError) as exc:
                 problems.append((job.id, exc))
+        if not problems:
+            problems = self._missing_models(info_cache)
         if problems:
             first = problems[0][1]
-            lines = [f"job {jid}: {exc.message}" for jid, exc in problems[:10]]
+            lines = [f"job{'s' if ', ' in jid else ''} {jid}: {exc.message}" for jid, exc in problems[:10]]
             if len(problems) > 10:
                 lines.append(f"... and {len(problems) - 10} more")
             err = type(first)("; ".join(lines) if len(problems) > 1 else lines[0], hint=first.hint)
             raise err
+
+    def _missing_models(self, info_cache: dict) -> list[tuple[str, DgxPixelsError]]:
+        """(job id, ``MissingModelError``) for each job loading a model file that a server of
+        the batch does not have. Checked before anything is submitted: otherwise each job is
+        rejected on its own (a "failed" job, exit 5) and the batch stops half done, where its
+        help promises exit 4 with nothing submitted for a workflow that cannot run."""
+        from orchestrator.client import MissingModelError
+        from orchestrator.validate import missing_models_hint, missing_models_message, validate_prompt
+
+        jobs = [j for j in self.jf.jobs if j.spec is not None and j.spec.models]
+        if not jobs:
+            return []
+        found: dict[str, tuple[list[str], str]] = {}  # message -> (job ids, hint): one line per message
+        for url in self.urls:
+            if url == self.urls[0] and "x" in info_cache:
+                info = info_cache["x"]
+            else:
+                c = ComfyClient(url, self.config)
+                try:
+                    info = c.object_info()
+                except ServerUnreachableError:
+                    continue  # run() reports servers that do not answer; a job sent there waits
+                finally:
+                    c.close()
+            where = f" (on {self.config.mask(url)})" if len(self.urls) > 1 else ""
+            for job in jobs:
+                missing = validate_prompt(job.spec.prompt, info).missing_model_files()
+                if missing and not any(job.id in ids for ids, _ in found.values()):
+                    ids, _ = found.setdefault(missing_models_message(missing) + where, ([], missing_models_hint(missing)))
+                    ids.append(job.id)
+        return [(", ".join(ids), MissingModelError(msg, hint=hint)) for msg, (ids, hint) in found.items()]
 
     # -- one job -------------------------------------------------------------------------
     def _bump(self, key: str, n: int = 1) -> None:

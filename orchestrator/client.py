@@ -44,6 +44,13 @@ class PromptRejectedError(ExecutionError):
     exit_code = 4
 
 
+class MissingModelError(PromptRejectedError):
+    """A node loads a model file the server does not have (found by the server's rejection, or
+    before submitting by its ``/object_info``)."""
+
+    default_hint = "`dgx-pixels models list` shows the model files and `dgx-pixels models pull` downloads them"
+
+
 class AuthError(ServerUnreachableError):
     """The server answered 401/403: the token is missing or wrong."""
 
@@ -69,6 +76,22 @@ def _short(value: Any, limit: int = 200) -> str:
     s = value if isinstance(value, str) else json.dumps(value, default=str)
     s = " ".join(s.split())
     return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+NOT_COMFYUI_HINT = ("check --server: the address of ComfyUI itself, e.g. http://127.0.0.1:8188, with no path "
+                    "after the port (`dgx-pixels doctor --server URL` checks it)")
+# Answers that mean "no such route here": another web server, or ComfyUI under a wrong path.
+_NO_ROUTE = (404, 405, 501)
+
+
+def _answer_text(resp) -> str:
+    """A short excerpt of an error answer for a message: never a web page (HTML says nothing
+    a terminal can show), else its first 200 characters."""
+    ctype = (resp.headers.get("Content-Type") or "").lower()
+    text = resp.text or ""
+    if "html" in ctype or text.lstrip()[:1] == "<":
+        return ""
+    return _short(text, 200)
 
 
 def describe_node_errors(body: dict, prompt: dict | None = None) -> str:
@@ -401,18 +424,27 @@ class ComfyClient:
             raise AuthError(self.config.mask(f"{self.url} refused the request ({resp.status_code} {resp.reason}) [{method} {path.split('?')[0]}]"))
         return resp
 
+    def not_comfyui(self, method: str, path: str, resp) -> ServerUnreachableError:
+        """The error for an answer no ComfyUI gives (a missing route, a web page): exit 3, as
+        for a server that is not there, with the status and never the page itself."""
+        text = _answer_text(resp)
+        return ServerUnreachableError(
+            self.config.mask(f"{self.url} is not a ComfyUI server (or not at this path): {method} "
+                             f"{path.split('?')[0]} answered HTTP {resp.status_code} {resp.reason or ''}".rstrip()
+                             + (f": {text}" if text and (resp.reason or "\0") not in text else "")),
+            hint=NOT_COMFYUI_HINT,
+        )
+
     def _json(self, method: str, path: str, **kw) -> Any:
         resp = self._request(method, path, **kw)
         if resp.status_code != 200:
-            raise ServerUnreachableError(
-                self.config.mask(f"{self.url}{path.split('?')[0]} answered HTTP {resp.status_code}: {_short(resp.text, 200)}"),
-                hint="is this a ComfyUI server (0.3.75 or newer)?",
-            )
+            raise self.not_comfyui(method, path, resp)
         try:
             return resp.json()
         except ValueError:
             raise ServerUnreachableError(
-                self.config.mask(f"{self.url}{path} did not answer JSON"), hint="is this a ComfyUI server?"
+                self.config.mask(f"{self.url} is not a ComfyUI server (or not at this path): {method} "
+                                 f"{path.split('?')[0]} did not answer JSON"), hint=NOT_COMFYUI_HINT,
             ) from None
 
     def ping(self) -> bool:
@@ -473,17 +505,28 @@ class ComfyClient:
         if front:
             body["front"] = True
         resp = self._request("POST", "/prompt", data=json.dumps(body), headers={"Content-Type": "application/json"})
+        if resp.status_code in _NO_ROUTE:
+            raise self.not_comfyui("POST", "/prompt", resp)
         try:
             data = resp.json()
         except ValueError:
-            data = {"error": resp.text}
+            if resp.status_code == 400 or resp.status_code == 200:
+                raise self.not_comfyui("POST", "/prompt", resp) from None
+            data = {"error": _answer_text(resp)}
         if resp.status_code == 400 or (resp.status_code == 200 and "prompt_id" not in data):
-            raise PromptRejectedError(
+            if isinstance(data, dict):
+                _raise_missing_models(data, prompt, self.config)
+            exc = PromptRejectedError(
                 self.config.mask(f"the server rejected the workflow: {describe_node_errors(data, prompt)}"),
                 hint="fix the named node input (or install the missing node pack), then run again",
             )
+            exc.body = data if isinstance(data, dict) else {}  # for callers that know what the inputs meant
+            raise exc
         if resp.status_code != 200:
-            raise ServerUnreachableError(self.config.mask(f"POST /prompt answered HTTP {resp.status_code}: {_short(resp.text)}"))
+            raise ServerUnreachableError(self.config.mask(
+                f"{self.url}: POST /prompt answered HTTP {resp.status_code} {resp.reason or ''}".rstrip()
+                + (f": {_answer_text(resp)}" if _answer_text(resp) else "")),
+                hint="check the server's log; run again once it answers")
         return str(data["prompt_id"])
 
     def interrupt(self, prompt_id: str | None = None) -> None:
@@ -537,14 +580,43 @@ class ComfyClient:
             return self._uploaded[key]
         files = {"image": (name, data, "application/octet-stream")}
         resp = self._request("POST", "/upload/image", files=files, data={"subfolder": subfolder, "overwrite": "true", "type": "input"})
+        if resp.status_code in _NO_ROUTE or (resp.status_code != 200 and not _answer_text(resp)):
+            raise self.not_comfyui("POST", "/upload/image", resp)
         if resp.status_code != 200:
-            raise ExecutionError(self.config.mask(f"uploading {name} to {self.url} failed: HTTP {resp.status_code} {_short(resp.text)}"))
-        info = resp.json()
+            # ComfyUI's own refusal (400: no image in the request, 413: larger than its limit)
+            raise ExecutionError(
+                self.config.mask(f"uploading {name} to {self.url} failed: HTTP {resp.status_code} {resp.reason or ''}"
+                                 f": {_answer_text(resp)}"),
+                hint="check the image file (ComfyUI refuses uploads over --max-upload-size MB) and the server's log")
+        try:
+            info = resp.json()
+        except ValueError:
+            raise self.not_comfyui("POST", "/upload/image", resp) from None
+        if not isinstance(info, dict):
+            raise self.not_comfyui("POST", "/upload/image", resp)
         ref = info.get("name", name)
         if info.get("subfolder"):
             ref = f"{info['subfolder']}/{ref}"
         self._uploaded[key] = ref
         return ref
+
+
+def _raise_missing_models(body: dict, prompt: dict, config: Config) -> None:
+    """``MissingModelError`` when the rejection is (also) about model files the server lacks:
+    the server's "Value not in list" names neither that a file is missing nor where it belongs."""
+    from orchestrator.validate import missing_models_hint, missing_models_in_rejection, missing_models_message
+
+    missing = missing_models_in_rejection(body, prompt)
+    if not missing:
+        return
+    rest = {}
+    for nid, info in (body.get("node_errors") or {}).items():
+        errs = [e for e in (info.get("errors") or []) if not any(
+            m.node_id == str(nid) and m.input == (e.get("extra_info") or {}).get("input_name") for m in missing)]
+        if errs:
+            rest[nid] = {**info, "errors": errs}
+    others = describe_node_errors({"node_errors": rest}, prompt) if rest else ""
+    raise MissingModelError(config.mask(missing_models_message(missing, others)), hint=missing_models_hint(missing))
 
 
 def server_version(client: ComfyClient) -> str | None:

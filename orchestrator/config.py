@@ -109,21 +109,36 @@ def mask_url_passwords(text: str) -> str:
     return _URL_PW.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
-def normalize_url(url: str) -> str:
+def normalize_url(url: str, where: str = "server URL") -> str:
     """``host:port`` or ``http(s)://host[:port][/prefix]`` → ``http(s)://host:port[/prefix]``.
 
-    Raises ``InvalidArgumentError`` for anything that is not an http(s) URL.
+    Raises ``InvalidArgumentError`` for anything that is not an http(s) URL, or whose port is
+    not a number from 1 to 65535. ``where`` names the setting in the message (``--server``).
     """
     u = url.strip()
     if not u:
-        raise InvalidArgumentError("empty server URL", hint="use e.g. http://127.0.0.1:8188")
+        raise InvalidArgumentError(f"empty {where}", hint="use e.g. http://127.0.0.1:8188")
     if "://" not in u:
         u = "http://" + u
     parts = urlsplit(u)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgumentError(
-            f"server URL {mask_url_passwords(url)!r} is not an http(s) URL",
+            f"{where} {mask_url_passwords(url)!r} is not an http(s) URL",
             hint="use e.g. http://127.0.0.1:8188 or https://host:8443",
+        )
+    # Checked here: a bad port otherwise surfaces only at the first request, as "server not
+    # reachable (InvalidURL)" (exit 3), which sends the user looking for a server that is fine.
+    hostport = parts.netloc.rpartition("@")[2]
+    raw_port = hostport.rpartition(":")[2] if ":" in hostport.rpartition("]")[2] else None
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if raw_port and (port is None or not 1 <= port <= 65535):
+        raise InvalidArgumentError(
+            f"{where} {mask_url_passwords(url)!r} has an invalid port {raw_port!r}: a port is a whole number "
+            "from 1 to 65535",
+            hint="e.g. http://127.0.0.1:8188 (ComfyUI's default port is 8188)",
         )
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
@@ -236,7 +251,7 @@ def load_config(
         if not isinstance(verify, (bool, str)):
             raise InvalidArgumentError(f"{f}: [server] verify_tls must be true, false or a CA bundle path")
         cfg = Config(
-            servers=tuple(normalize_url(u) for u in urls) if urls else cfg.servers,
+            servers=tuple(normalize_url(u, f"{f}: [server] url") for u in urls) if urls else cfg.servers,
             token=tok,
             auth_header=str(srv.get("auth_header", cfg.auth_header)),
             verify_tls=verify,
@@ -250,7 +265,8 @@ def load_config(
             source=str(f),
         )
     if env.get("DGX_PIXELS_SERVER"):
-        cfg = replace(cfg, servers=tuple(normalize_url(u) for u in env["DGX_PIXELS_SERVER"].split(",") if u.strip()))
+        cfg = replace(cfg, servers=tuple(normalize_url(u, "DGX_PIXELS_SERVER") for u in env["DGX_PIXELS_SERVER"].split(",")
+                                         if u.strip()))
     if env.get("DGX_PIXELS_TOKEN"):
         cfg = replace(cfg, token=env["DGX_PIXELS_TOKEN"])
     if env.get("DGX_PIXELS_AUTH_HEADER"):
@@ -304,6 +320,8 @@ def config_from_args(args) -> Config:
     server = getattr(args, "server", None)
     if isinstance(server, str):
         server = [server]
+    if server:
+        server = [normalize_url(u, "--server") for u in server]  # a bad one is named as the flag
     return load_config(
         getattr(args, "config", None),
         servers=server,

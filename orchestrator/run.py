@@ -95,6 +95,9 @@ class JobSpec:
     uploads: tuple[str, ...] = ()  # "node_id.input" holding a local image path to upload
     # image-file parameters left at their default: a placeholder the server may not hold
     default_images: tuple[str, ...] = ()
+    # "param|node_id.input" of image-file values that look like local paths but name no local
+    # file: the server's input folder may hold them, and if it does not, its rejection is a typo
+    maybe_local: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -107,6 +110,7 @@ class JobSpec:
         d["models"] = tuple(d.get("models") or ())
         d["uploads"] = tuple(d.get("uploads") or ())
         d["default_images"] = tuple(d.get("default_images") or ())
+        d["maybe_local"] = tuple(d.get("maybe_local") or ())
         return cls(**d)
 
 
@@ -351,6 +355,7 @@ def _prepare_registered(workflow: Any, values: dict, *, fresh: bool) -> JobSpec:
                 if inp in node_inputs and not _is_link(node_inputs[inp]):
                     full[name] = node_inputs[inp]
     uploads = []
+    maybe_local = []
     params = getattr(wf, "params", None)
     if isinstance(params, dict):
         for name, p in params.items():
@@ -361,10 +366,23 @@ def _prepare_registered(workflow: Any, values: dict, *, fresh: bool) -> JobSpec:
                     if isinstance(v, str) and os.path.isfile(v):
                         _check_local_image(v, name)
                         uploads.append(f"{nid}.{inp}")
+                    elif name in values and looks_like_local_path(v):
+                        maybe_local.append(f"{name}|{nid}.{inp}")
     default_images = tuple(name for name, p in (params or {}).items()
                            if getattr(p, "type", None) == "image-file" and name not in values) if isinstance(params, dict) else ()
     return JobSpec(prompt=prompt, workflow=ref, content_hash=getattr(wf, "content_hash", None), params=full,
-                   output_nodes=output_nodes, uploads=tuple(uploads), default_images=default_images)
+                   output_nodes=output_nodes, uploads=tuple(uploads), default_images=default_images,
+                   maybe_local=tuple(maybe_local))
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+
+
+def looks_like_local_path(value: Any) -> bool:
+    """Whether an image parameter's value reads as a path on this machine (a folder part or an
+    image file extension) rather than a name only the server knows."""
+    return isinstance(value, str) and bool(value) and (
+        "/" in value or os.sep in value or value.lower().endswith(_IMAGE_SUFFIXES))
 
 
 def _param_names(wf) -> set[str]:
@@ -570,6 +588,7 @@ class JobRun:
             self.client.submit(prompt, prompt_id=pid)
         except PromptRejectedError as exc:
             self.client.events.unsubscribe(pid)
+            self._explain_missing_local(exc)
             for name in self.spec.default_images:
                 default = self.spec.params.get(name)
                 if isinstance(default, str) and default and default in exc.message:
@@ -584,6 +603,26 @@ class JobRun:
         self._submitted_prompt = prompt
         self.emit("submitted", workflow=self.spec.workflow, nodes=self.nodes_total)
         return pid
+
+    def _explain_missing_local(self, exc: PromptRejectedError) -> None:
+        """``InvalidArgumentError`` (bad usage, exit 2) when the server rejected an image
+        parameter that reads as a local path and names no local file: a mistyped path, which
+        the server's "Invalid image file" (with a hint about node packs) does not say. Only
+        the rejection can tell: ComfyUI's /object_info lists the top of its input folder, not
+        the subfolders LoadImage also reads."""
+        body = getattr(exc, "body", None) or {}
+        for item in self.spec.maybe_local:
+            name, _, target = item.partition("|")
+            nid, _, inp = target.partition(".")
+            value = (self.spec.prompt.get(nid, {}).get("inputs") or {}).get(inp)
+            errors = ((body.get("node_errors") or {}).get(nid) or {}).get("errors") or []
+            if any((e.get("extra_info") or {}).get("input_name") in (inp, None) for e in errors if isinstance(e, dict)) \
+                    and isinstance(value, str) and value in exc.message:
+                raise InvalidArgumentError(
+                    f"parameter {name!r}: no such local file {value} (nor in the server's input folder)",
+                    hint="check the path (a relative one is read from the current folder, in a jobs file from "
+                         "the file's folder); a local image is uploaded, a plain name is looked up in ComfyUI's "
+                         "input folder") from None
 
     def attach(self, prompt_id: str) -> str:
         """Follow a job submitted earlier (by this or another process) under ``prompt_id``.

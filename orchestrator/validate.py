@@ -15,6 +15,16 @@ from orchestrator.convert import _valid_connection
 
 _MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx", ".pt2")
 
+# The ComfyUI models sub-folder (folder_paths name, 0.3.75) each model-name input lists.
+MODEL_FOLDERS = {
+    "ckpt_name": "checkpoints", "lora_name": "loras", "vae_name": "vae", "unet_name": "diffusion_models",
+    "clip_name": "text_encoders", "clip_name1": "text_encoders", "clip_name2": "text_encoders",
+    "clip_name3": "text_encoders", "control_net_name": "controlnet", "style_model_name": "style_models",
+    "gligen_name": "gligen", "upscale_model": "upscale_models",
+}
+# "model_name" is generic; only these node types say which folder it lists.
+_CLASS_MODEL_FOLDERS = {("UpscaleModelLoader", "model_name"): "upscale_models"}
+
 
 @dataclass
 class Issue:
@@ -26,6 +36,7 @@ class Issue:
     # unknown_node, missing_input, out_of_range, not_in_list, missing_model, missing_file,
     # bad_link, wrong_type, extra_input
     kind: str = "invalid"
+    value: Any = None  # the offending value (the file name of a missing_model)
 
     def __str__(self) -> str:
         where = f"node {self.node_id} ({self.class_type})"
@@ -57,6 +68,12 @@ class ValidationReport:
     @property
     def missing_models(self) -> list[str]:
         return sorted({i.message.split("'")[1] for i in self.issues if i.kind == "missing_model" and "'" in i.message})
+
+    def missing_model_files(self) -> list["MissingModel"]:
+        """Each model file a node input names that the server does not offer (node inputs only,
+        not the workflow's declared list)."""
+        return [MissingModel(i.node_id, i.class_type, i.input, str(i.value)) for i in self.issues
+                if i.kind == "missing_model" and i.input and isinstance(i.value, str)]
 
     def by_node(self) -> dict[str, list[Issue]]:
         out: dict[str, list[Issue]] = {}
@@ -235,7 +252,7 @@ def _check_value(nid, ct, name, spec, value, add) -> None:
         elif isinstance(value, str) and value.lower().endswith(_MODEL_SUFFIXES):
             add(Issue(nid, ct, name, f"model file {value!r} is not on the server "
                                      f"({len(choices)} file(s) available" + (f", e.g. {choices[0]!r})" if choices else ")"),
-                      kind="missing_model"))
+                      kind="missing_model", value=value))
         else:
             shown = ", ".join(map(repr, choices[:8])) + (", ..." if len(choices) > 8 else "")
             add(Issue(nid, ct, name, f"{_short(value)} is not one of the allowed values: {shown or '(none)'}",
@@ -262,6 +279,85 @@ def _check_value(nid, ct, name, spec, value, add) -> None:
         if t in ("IMAGE", "LATENT", "MODEL", "CLIP", "VAE", "CONDITIONING", "MASK", "CONTROL_NET", "CLIP_VISION",
                  "CLIP_VISION_OUTPUT", "NOISE", "SAMPLER", "SIGMAS", "GUIDER", "AUDIO", "VIDEO"):
             add(Issue(nid, ct, name, f"expects a link from a {t} output, got the value {_short(value)}", kind="wrong_type"))
+
+
+@dataclass(frozen=True)
+class MissingModel:
+    """A model file a node loads that the server does not have."""
+
+    node_id: str
+    class_type: str
+    input: str
+    file: str
+
+    @property
+    def folder(self) -> str | None:
+        """The models sub-folder ComfyUI lists for this input (None when the input is unknown)."""
+        return _CLASS_MODEL_FOLDERS.get((self.class_type, self.input)) or MODEL_FOLDERS.get(self.input)
+
+    def __str__(self) -> str:
+        where = f"models/{self.folder}/" if self.folder else "one of its models/ folders"
+        return f"{self.file!r} for node {self.node_id} ({self.class_type}), input {self.input!r}: " \
+               f"the server looks for it in {where}"
+
+
+def is_model_input(class_type: str, input_name: str | None, value: Any) -> bool:
+    """Whether ``input_name`` of a ``class_type`` node names a model file (by the input's name,
+    or, for a custom node's input, by the value's model-file extension)."""
+    if input_name in MODEL_FOLDERS or (class_type, input_name) in _CLASS_MODEL_FOLDERS:
+        return True
+    return isinstance(value, str) and value.lower().endswith(_MODEL_SUFFIXES)
+
+
+def missing_models_in_rejection(body: dict, prompt: dict | None = None) -> list[MissingModel]:
+    """The model files a ``POST /prompt`` 400 answer rejects as "Value not in list": the server
+    has no such file in the folder that input lists."""
+    out: list[MissingModel] = []
+    node_errors = body.get("node_errors") if isinstance(body, dict) else None
+    for nid, info in (node_errors or {}).items():
+        if not isinstance(info, dict):
+            continue
+        ct = str(info.get("class_type") or (prompt or {}).get(nid, {}).get("class_type") or "?")
+        for err in info.get("errors") or []:
+            if not isinstance(err, dict) or err.get("type") != "value_not_in_list":
+                continue
+            extra = err.get("extra_info") or {}
+            inp = extra.get("input_name")
+            value = extra.get("received_value", ((prompt or {}).get(nid, {}).get("inputs") or {}).get(inp))
+            if isinstance(inp, str) and isinstance(value, str) and is_model_input(ct, inp, value):
+                out.append(MissingModel(str(nid), ct, inp, value))
+    return out
+
+
+def missing_models_hint(missing: list[MissingModel]) -> str:
+    """How to get the files: ``dgx-pixels models pull NAME...`` for those the model manifest
+    lists, else where to put them."""
+    names: list[str] = []
+    try:
+        from orchestrator.models import load_manifest
+
+        by_file = {e.file: e.name for e in load_manifest()}
+    except Exception:  # noqa: BLE001 - an unreadable manifest must not hide the real error
+        by_file = {}
+    for m in missing:
+        if m.file in by_file and by_file[m.file] not in names:
+            names.append(by_file[m.file])
+    folders = sorted({f"models/{m.folder}/" for m in missing if m.folder and m.file not in by_file})
+    parts = []
+    if names:
+        parts.append(f"`dgx-pixels models pull {' '.join(names)}` downloads "
+                     + ("it" if len(names) == 1 else "them") + " into ComfyUI's models folder (--comfyui PATH)")
+    if folders or not names:
+        parts.append("put your own file into the server's " + (", ".join(folders) if folders else "models folder")
+                     + " (`dgx-pixels models list` shows the files the shipped workflows use)")
+    return "; ".join(parts) + ", then run again"
+
+
+def missing_models_message(missing: list[MissingModel], others: str = "") -> str:
+    """One line naming each missing model file, its node and the folder the server expects it in."""
+    head = "the server has no model file " if len(missing) == 1 else "the server is missing model files: "
+    msg = head + "; ".join(map(str, missing))
+    return msg + (f" (also: {others})" if others else "")
 
 
 def _check_range(nid, ct, name, opts, value, add) -> None:

@@ -645,3 +645,58 @@ def test_https_with_a_ca_bundle_and_a_clear_error_without(comfy_server, tmp_path
             c.close()
     finally:
         proxy.close()
+
+
+@pytest.fixture
+def plain_web_server(tmp_path):
+    """A real web server that is not ComfyUI (Python's http.server: GET only, HTML errors)."""
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep the test output clean
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: Quiet(*a, directory=str(tmp_path)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_a_server_that_is_not_comfyui_is_exit_3_with_or_without_an_upload(plain_web_server, comfy_server, tmp_path,
+                                                                          capsys):
+    """Another web server, or ComfyUI under a wrong path: whether the first request that meets
+    it is the image upload or the prompt, the same exit 3 with a hint to check --server, and
+    no web page in the message."""
+    from orchestrator.cli import main
+
+    img = _write_png(tmp_path / "knight.png", _sprite(3))
+    for url, status in ((plain_web_server, "HTTP 501"), (comfy_server.url + "/some/path", "HTTP 405")):
+        for sets, route in ((["--set", f"image={img}"], "POST /upload/image"), ([], "POST /prompt")):
+            rc = main(["run", "cleanup", *sets, "--server", url, "--out", str(tmp_path / "o")])
+            err = capsys.readouterr().err
+            assert rc == 3, err
+            assert err.startswith(f"error: {url} is not a ComfyUI server (or not at this path): {route} answered {status}"), err
+            assert "<" not in err and err.count(status[5:]) == 1, err
+            assert "\nhint: check --server: the address of ComfyUI itself" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("url, port", [("http://127.0.0.1:99999", "99999"), ("http://127.0.0.1:0", "0"),
+                                       ("127.0.0.1:80a", "80a")])
+def test_a_server_url_with_an_invalid_port_is_bad_usage_naming_the_flag(tmp_path, capsys, url, port):
+    """Not "server not reachable (InvalidURL)", exit 3: the URL itself is wrong (exit 2)."""
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+    from orchestrator.cli import main
+
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('[[job]]\nworkflow = "cleanup@1"\n')
+    for args in (["run", "cleanup"], ["doctor"], ["batch", str(jobs)]):
+        rc = main([*args, "--server", url])
+        err = capsys.readouterr().err
+        assert rc == 2, err
+        assert err.startswith(f"error: --server {url!r} has an invalid port {port!r}: a port is a whole number "
+                              "from 1 to 65535\nhint: "), err
+    assert load_config(servers=["http://127.0.0.1:8188/"], environ={}).servers == ("http://127.0.0.1:8188",)
+    with pytest.raises(InvalidArgumentError, match="DGX_PIXELS_SERVER 'http://h:65536' has an invalid port"):
+        load_config(environ={"DGX_PIXELS_SERVER": "http://h:65536"})

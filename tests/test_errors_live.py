@@ -297,3 +297,69 @@ def test_json_mode_reports_the_error_as_an_event(setup, comfy_server, tmp_path, 
     last = json.loads(cap.out.strip().splitlines()[-1])
     assert rc == 4 and last["event"] == "error" and last["exit_code"] == 4
     assert "node 2 (DGXPixelsNotInstalled)" in last["message"] and last["kind"] == "PromptRejectedError"
+
+
+def _history_len(url: str) -> int:
+    c = ComfyClient(url, load_config(servers=[url], environ={}))
+    try:
+        return len(c._json("GET", "/history"))
+    finally:
+        c.close()
+
+
+def test_a_missing_model_names_the_file_its_folder_and_the_models_command(comfy_server, tmp_path, capsys, monkeypatch):
+    """The shipped sprite workflow on a server without its SDXL checkpoint and LoRA: run and
+    batch both say which file is missing for which node and where the server looks for it,
+    exit 4, and nothing runs (batch finds it before submitting any job)."""
+    monkeypatch.delenv("DGX_PIXELS_WORKFLOWS", raising=False)
+    c = ComfyClient(comfy_server.url, load_config(servers=[comfy_server.url], environ={}))
+    ckpts = c.object_info("CheckpointLoaderSimple")["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0]
+    c.close()
+    if "sd_xl_base_1.0.safetensors" in ckpts:
+        pytest.skip("this server has the SDXL checkpoint")
+    proj = tmp_path / "game"
+    (proj / "assets").mkdir(parents=True)
+    (proj / "Cargo.toml").write_text('[dependencies]\nbevy = "0.15"\n')
+    words = ["'sd_xl_base_1.0.safetensors' for node 1 (CheckpointLoaderSimple), input 'ckpt_name': "
+             "the server looks for it in models/checkpoints/",
+             "'pixel-art-xl.safetensors' for node 2 (LoraLoader), input 'lora_name': "
+             "the server looks for it in models/loras/",
+             "\nhint: `dgx-pixels models pull sdxl-base pixel-art-xl` downloads them"]
+    before = _history_len(comfy_server.url)
+    rc, err = _run(["run", "sprite", "--set", "prompt=a knight", "--server", comfy_server.url,
+                    "--out", str(tmp_path / "o"), "--bevy", str(proj), "--asset-path", "sprites/k2.png"], capsys)
+    assert rc == 4, err
+    assert err.startswith("error: the server is missing model files: ") and "Value not in list" not in err
+    for w in words:
+        assert w in err, err
+    assert "install the missing node pack" not in err and _nothing_deployed(proj)
+
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(f'servers = ["{comfy_server.url}"]\n[defaults]\nworkflow = "sprite@1"\nbevy = "{proj}"\n'
+                    '[[job]]\nid = "a"\nasset_path = "sprites/a.png"\n'
+                    '[[job]]\nid = "b"\nset = { prompt = "a knight" }\nasset_path = "sprites/b.png"\n')
+    rc, err = _run(["batch", str(jobs)], capsys)
+    assert rc == 4, err
+    assert err.startswith("error: jobs a, b: the server is missing model files: "), err
+    for w in words:
+        assert w in err, err
+    journal = tmp_path / "jobs.toml.journal.jsonl"
+    recs = [json.loads(x) for x in journal.read_text().splitlines()] if journal.exists() else []
+    assert not [r for r in recs if r.get("state") in ("submitted", "failed")]
+    assert _history_len(comfy_server.url) == before and _nothing_deployed(proj)
+
+
+@pytest.mark.parametrize("value", ["art/nonexist.png", "nonexist-7f3a.png"])
+def test_a_mistyped_local_image_path_is_bad_usage_not_a_node_pack_problem(setup, comfy_server, tmp_path, capsys,
+                                                                          monkeypatch, value):
+    """A path that names no local file, and that the server's input folder (which the server's
+    rejection speaks for) does not hold either, is a typo: exit 2, saying so."""
+    _, proj = setup
+    monkeypatch.chdir(tmp_path)
+    before = _history_len(comfy_server.url)
+    rc, err = _run(["run", "err-postproc@1", "--set", f"image={value}", "--server", comfy_server.url,
+                    "--out", str(tmp_path / "o"), "--bevy", str(proj), "--asset-path", "sprites/a.png"], capsys)
+    assert rc == 2, err
+    assert err.startswith(f"error: parameter 'image': no such local file {value} (nor in the server's input folder)")
+    assert "\nhint: check the path" in err and "node pack" not in err
+    assert _history_len(comfy_server.url) == before and _nothing_deployed(proj)

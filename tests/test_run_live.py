@@ -400,3 +400,76 @@ def test_server_restart_mid_job_resubmits_once_under_the_same_id(comfy_server_fa
     assert "server_down" in kinds or "reconnecting" in kinds
     assert res.resubmitted == 1 and all(e["prompt_id"] == res.prompt_id for e in events)
     assert len(res.outputs) == 1 and Path(res.outputs[0].path).is_file()
+
+
+def _history_len(client) -> int:
+    return len(client._json("GET", "/history"))
+
+
+def test_an_asset_the_policy_refuses_is_refused_before_the_job_is_submitted(wf_root, sprite, client, comfy_server,
+                                                                             tmp_path, capsys):
+    """An asset dgx-pixels deployed: --overwrite fail, or the default replace once it was edited
+    by hand, is refused (exit 6) before anything reaches the server, the same judgement the
+    deploy makes afterwards; so is an asset path that is no .png. A file the manifest does not
+    record may be what a killed deploy of this very job left: only the deploy, with the job's
+    bytes, tells that from the user's own art, which it then refuses naming the kept output."""
+    path, _ = sprite
+    proj = _bevy(tmp_path)
+    base = ["run", "orch-postproc@1", "--set", f"image={path}", "--server", comfy_server.url, "--fresh",
+            "--out", str(tmp_path / "o"), "--bevy", str(proj)]
+    assert main(base + ["--asset-path", "sprites/hero.png", "-q"]) == 0
+    capsys.readouterr()
+    hero = proj / "assets" / "sprites" / "hero.png"
+    before = _history_len(client)
+    cases = [
+        (["--asset-path", "sprites/hero.png", "--overwrite", "fail"], f"{hero} already exists (--overwrite fail)"),
+        (["--asset-path", "sprites/knight.gif"], "asset path 'sprites/knight.gif' must end in .png"),
+    ]
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(hero)  # edited by hand since its deploy
+    hero_bytes = hero.read_bytes()
+    cases.append((["--asset-path", "sprites/hero.png", "--set", "scale=5"], f"{hero} was changed since dgx-pixels wrote it"))
+    for extra, message in cases:
+        rc = main(base + extra)
+        err = capsys.readouterr().err
+        assert rc == 6, err
+        assert err.startswith(f"error: {message}") and "nothing was submitted" in err and "\nhint: " in err, err
+    assert _history_len(client) == before and hero.read_bytes() == hero_bytes
+
+    hand = proj / "assets" / "sprites" / "knight.png"
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(hand)
+    hand_bytes = hand.read_bytes()
+    rc = main(base + ["--asset-path", "sprites/knight.png", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 6 and err.startswith(f"error: {hand} exists and dgx-pixels never wrote it"), err
+    assert "the job's output is kept in " + str(tmp_path / "o") in err
+    assert hand.read_bytes() == hand_bytes
+
+
+def test_a_deploy_refused_after_the_job_says_where_the_output_was_kept(wf_root, sprite, comfy_server, tmp_path,
+                                                                       capsys, monkeypatch):
+    """The asset appears while the job runs: the deploy (which checks again) refuses it, and
+    even with -q the error names the downloaded output. Someone placing the file exactly
+    while the job runs cannot be timed from outside, so the real download step is wrapped to
+    place it right after the outputs are collected (the server and the job are real)."""
+    from orchestrator import run as run_mod
+
+    path, _ = sprite
+    proj = _bevy(tmp_path)
+    target = proj / "assets" / "sprites" / "late.png"
+    collect = run_mod.JobRun.collect
+
+    def collect_then_place(self, entry, out_dir):
+        files = collect(self, entry, out_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4), (5, 5, 5)).save(target)
+        return files
+
+    monkeypatch.setattr(run_mod.JobRun, "collect", collect_then_place)
+    rc = main(["run", "orch-postproc@1", "--set", f"image={path}", "--server", comfy_server.url, "--fresh", "-q",
+               "--out", str(tmp_path / "o"), "--bevy", str(proj), "--asset-path", "sprites/late.png",
+               "--overwrite", "fail"])
+    cap = capsys.readouterr()
+    assert rc == 6, cap.err
+    kept = list((tmp_path / "o").iterdir())
+    assert len(kept) == 1 and kept[0].suffix == ".png"
+    assert cap.err.startswith(f"error: {target} already exists") and f"the job's output is kept in {kept[0]}" in cap.err

@@ -31,8 +31,9 @@ jobs file:
   asset_path = "sprites/knight.png"
 
 exit codes: 0 all jobs done, 1 other error, 2 bad jobs file, 3 no server reachable,
-4 a workflow/parameter is invalid (nothing was submitted), 5 some jobs failed (see the
-journal), 130 interrupted (143 by SIGTERM; rerun to continue).
+4 a workflow/parameter is invalid or a model file a job loads is missing on a server (nothing
+was submitted), 5 some jobs failed (see the journal), 130 interrupted (143 by SIGTERM; rerun
+to continue).
 """
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 HELP = "run a named, versioned workflow on ComfyUI and collect its outputs"
 
@@ -9,13 +10,17 @@ EXIT_CODES = """\
 exit codes:
   0    success
   1    other error
-  2    bad usage or input (a missing --bevy folder, an --out that is a file)
-  3    server unreachable, or it refused the token (401/403)
+  2    bad usage or input (a missing --bevy folder, an --out that is a file, a --server URL
+       with an invalid port, an image path that is neither a local file nor on the server)
+  3    server unreachable, not a ComfyUI server (or not at that path), or it refused the
+       token (401/403)
   4    workflow invalid: unknown name/version or parameter, a --set value the parameter does
-       not take, or the server rejected the prompt (node_errors, missing node type) - the
-       message names node, type and input
+       not take, or the server rejected the prompt (node_errors, missing node type, a model
+       file it does not have) - the message names node, type and input
   5    the job failed on the server (the failing node is named), or timed out
-  6    deploy refused (path outside assets/, a folder that is not the game's, partial outputs)
+  6    deploy refused (path outside assets/, a folder that is not the game's, partial outputs,
+       an existing asset the --overwrite policy refuses: for one dgx-pixels deployed, checked
+       before the job is submitted)
   130  interrupted (Ctrl-C; 143 for SIGTERM): the job was removed from the server's queue / interrupted
 """
 
@@ -130,6 +135,57 @@ def _check_before_the_job(args) -> dict:
     return values
 
 
+def _single_output(spec) -> bool:
+    """Whether the job writes one image, so that ``--asset-path`` is the very asset deployed
+    (several outputs become NAME-1.png, NAME-2.png..., a folder path keeps the output names)."""
+    nodes = spec.output_nodes or tuple(nid for nid, n in spec.prompt.items()
+                                       if str(n.get("class_type", "")).startswith("SaveImage"))
+    batches = [v for n in spec.prompt.values() for k, v in (n.get("inputs") or {}).items()
+               if k in ("batch_size", "amount") and not isinstance(v, list)]
+    return len(nodes) == 1 and all(isinstance(b, int) and b <= 1 for b in batches)
+
+
+def check_asset_policy(project: str, asset_path: str, overwrite: str) -> None:
+    """Refuse BEFORE the job runs what the deploy would surely refuse after it, for an asset
+    the project's manifest records: with ``fail`` that it is there at all, with ``replace``
+    that it was edited since it was deployed. A file the manifest does not record is left to
+    the deploy: it may be the user's own art (refused then) or what a deploy of this very job
+    killed half way through its commit left (swept then), which only the job's bytes tell
+    apart. The deploy checks everything again: the asset may appear while the job runs."""
+    from pathlib import Path
+
+    from comfy_nodes.pixel.errors import ExportError
+    from comfy_nodes.pixel.safepath import check_relative, confine
+
+    if asset_path.endswith("/"):
+        return  # the names come from the outputs
+    assets = Path(project) / "assets"
+    rel = check_relative(asset_path, assets).as_posix()
+    if not rel.lower().endswith(".png"):
+        raise ExportError(f"asset path {asset_path!r} must end in .png; nothing was submitted",
+                          hint="e.g. sprites/knight.png")
+    if overwrite not in ("fail", "replace") or not assets.is_dir():
+        return  # keep and version never refuse
+    rel = rel[:-4] + ".png"  # the name the export writes (sprites/K.PNG -> sprites/K.png)
+    from comfy_nodes.pixel.asset_manifest import read_manifest
+    from orchestrator.deploy import _check_replaceable
+
+    entry = {e["path"]: e for e in read_manifest(Path(project), "assets")["assets"]}.get(rel)
+    if entry is None:
+        return
+    if overwrite == "fail":
+        path = confine(assets, rel, action="read")
+        if os.path.lexists(path):
+            raise ExportError(f"{path} already exists (--overwrite fail); nothing was submitted",
+                              hint="choose another --overwrite policy: replace, keep or version (writes name-2.png)")
+        return
+    try:
+        # the same test the deploy makes
+        _check_replaceable(assets, rel, entry)
+    except ExportError as exc:
+        raise ExportError(f"{exc.message}; nothing was submitted", hint=exc.hint) from None
+
+
 def _run(args, values, client, cfg) -> int:
     import json
     import sys
@@ -140,16 +196,26 @@ def _run(args, values, client, cfg) -> int:
     reporter = None
     try:
         spec = prepare_job(args.workflow, values, fresh=args.fresh, object_info=client.object_info)
+        if args.bevy and _single_output(spec):
+            check_asset_policy(args.bevy, args.asset_path, args.overwrite)
         reporter = make_reporter(json_mode=args.json, quiet=args.quiet)
         result = run_workflow(None, spec=spec, client=client, out_dir=args.out, on_event=reporter)
         deployed = []
         if args.bevy:
+            from comfy_nodes.pixel.errors import DgxPixelsError
             from orchestrator.deploy import deploy_outputs
 
-            deployed = deploy_outputs(
-                result, args.bevy, args.asset_path, overwrite=args.overwrite, upscale=args.upscale,
-                bevy_version=args.bevy_version, client=client, on_event=reporter, prompt=spec.prompt,
-            )
+            try:
+                deployed = deploy_outputs(
+                    result, args.bevy, args.asset_path, overwrite=args.overwrite, upscale=args.upscale,
+                    bevy_version=args.bevy_version, client=client, on_event=reporter, prompt=spec.prompt,
+                )
+            except DgxPixelsError as exc:
+                # The job ran: say where its output is (with -q or --json nothing printed the
+                # paths), so it can be deployed by hand (`dgx-pixels deploy`) rather than run again.
+                kept = ", ".join(o.path for o in result.outputs)
+                exc.message = f"{exc.message}; the job's output is kept in {kept}"
+                raise
     finally:
         if reporter is not None:
             reporter.close()
