@@ -731,6 +731,23 @@ sys.exit(main(["mcp", "--bevy-root", sys.argv[2]]))
 """
 
 
+def _stopped_cleanly(proc: subprocess.Popen, timeout: float) -> str:
+    """Wait for ``proc`` (killed when it outlives ``timeout`` s) and assert a clean stop: exit 0
+    and no traceback. Returns its stderr."""
+    try:
+        rc = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        rc = None  # hung
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read()
+    assert rc == 0, err
+    assert "Traceback" not in err
+    return err
+
+
 @pytest.mark.parametrize("where", ["task-group", "reader"])
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
 def test_a_stop_signal_while_the_transport_starts_is_still_a_clean_stop(tmp_path, sig, where):
@@ -746,15 +763,7 @@ def test_a_stop_signal_while_the_transport_starts_is_still_a_clean_stop(tmp_path
     env = dict(_server_env(), TMPDIR=str(tmp))
     proc = subprocess.Popen([sys.executable, "-c", _SIGNAL_IN_TASK_GROUP, sig, str(game), where], env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        rc = proc.wait(20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = proc.stderr.read()
-    assert rc == 0, err
-    assert "Traceback" not in err
+    _stopped_cleanly(proc, 20)
     assert list(tmp.iterdir()) == []
 
 
@@ -771,41 +780,46 @@ def test_a_stop_signal_while_fastmcp_is_imported_is_a_clean_stop(tmp_path, trans
         args += ["--http", f"127.0.0.1:{_free_port()}"]
     proc = subprocess.Popen(args, env=_server_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        maps = Path(f"/proc/{proc.pid}/maps")
-        while time.monotonic() < deadline and "pydantic_core" not in maps.read_text():
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.005)
+    deadline = time.monotonic() + 30
+    maps = Path(f"/proc/{proc.pid}/maps")
+    while proc.poll() is None and time.monotonic() < deadline and "pydantic_core" not in maps.read_text():
+        time.sleep(0.005)
+    if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    err = proc.stderr.read()
-    assert rc == 0, err
-    assert "terminated" not in err and "Traceback" not in err
+    assert "terminated" not in _stopped_cleanly(proc, 30)
+
+
+def _raw_stdio(game: Path):
+    """``dgx-pixels mcp`` on stdio spoken to line by line, initialised: (process, ask), where
+    ``ask(message)`` sends one JSON-RPC message and returns the answer (None for a notification).
+    Its stderr, the assistant's log, stays readable."""
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "mcp", "--bevy-root", str(game)],
+                            env=_server_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
+
+    def ask(obj: dict):
+        proc.stdin.write(json.dumps(obj) + "\n")
+        proc.stdin.flush()
+        return json.loads(proc.stdout.readline()) if "id" in obj else None
+
+    try:
+        assert ask({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                    "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                               "clientInfo": {"name": "t", "version": "0"}}})["id"] == 1
+        ask({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, ask
 
 
 def test_a_refused_call_or_read_leaves_no_traceback_in_the_servers_log(tmp_path):
     """A refusal is the client's answer: reading the manifest resource of a project that is not
     there put a full traceback on the stdio server's stderr (the assistant's log), a refused
     tool call an "Error calling tool" line. Both still reach the client as errors."""
-    game = _project(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "mcp", "--bevy-root", str(game)],
-                            env=_server_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1)
-
-    def ask(obj):
-        proc.stdin.write(json.dumps(obj) + "\n")
-        proc.stdin.flush()
-        return json.loads(proc.stdout.readline()) if "id" in obj else None
-
+    proc, ask = _raw_stdio(_project(tmp_path))
     try:
-        ask({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-             "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
-        ask({"jsonrpc": "2.0", "method": "notifications/initialized"})
         read = ask({"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": "dgx-pixels://assets/nosuch"}})
         call = ask({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
                     "params": {"name": "snap_image", "arguments": {"path": "../outside.png"}}})
@@ -826,22 +840,10 @@ def test_stdio_server_stops_on_a_signal_after_a_tool_call_without_stdin_closing(
     """After a tool call the stdio transport's reader thread waits on stdin; a stop signal must
     still end the server at once (exit 0, as the README says for mcp), not when the client
     finally closes stdin."""
-    game = _project(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "mcp", "--bevy-root", str(game)],
-                            env=_server_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1)
-
-    def send(obj):
-        proc.stdin.write(json.dumps(obj) + "\n")
-        proc.stdin.flush()
-
+    proc, ask = _raw_stdio(_project(tmp_path))
     try:
-        send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-              "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
-        assert json.loads(proc.stdout.readline())["id"] == 1
-        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_palettes", "arguments": {}}})
-        assert "pico-8" in proc.stdout.readline().lower()
+        answer = ask({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list_palettes", "arguments": {}}})
+        assert "pico-8" in json.dumps(answer).lower()
         proc.send_signal(sig)
         assert proc.wait(10) == 0
         # fastmcp's INFO start-up notice is kept out of the assistant's log
