@@ -108,6 +108,11 @@ def parse_requirements(path: Path) -> list[Requirement]:
 
 def _marker_applies(marker: str) -> bool:
     # Only the markers a node pack realistically uses; anything else counts as "applies".
+    v = re.match(r"""^python_version\s*(<=|>=|==|!=|<|>)\s*["']([\d.]+)["']$""", marker)
+    if v:
+        have = _cmp(tuple(sys.version_info[:2]), tuple(int(x) for x in v.group(2).split(".")))
+        return {"<": have < 0, "<=": have <= 0, ">": have > 0, ">=": have >= 0,
+                "==": have == 0, "!=": have != 0}[v.group(1)]
     m = re.match(r"""^(sys_platform|platform_system)\s*(==|!=)\s*["']([^"']+)["']$""", marker)
     if not m:
         return True

@@ -96,6 +96,22 @@ def test_requirements_file_parses(repo_root, tmp_path):
     assert [(r.name, r.specs) for r in reqs] == [("baz", (("==", "3.*"),))]
 
 
+def test_requirements_follow_the_python_version_markers(repo_root, tmp_path):
+    """tomli is the nodes' TOML reader before Python 3.11 (tomllib after): requirements.txt asks
+    for it there only, as pyproject.toml does, and the installer reads the marker instead of
+    taking every marker it does not know as "applies"."""
+    import sys
+
+    inst = _load_install_module(repo_root)
+    names = {r.name for r in inst.parse_requirements(repo_root / "requirements.txt")}
+    assert ("tomli" in names) == (sys.version_info < (3, 11))
+    f = tmp_path / "req.txt"
+    now = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    f.write_text(f'a; python_version < "{now}"\nb; python_version >= "{now}"\nc; python_version == "{now}"\n'
+                 f'd; python_version != "{now}"\ne; python_version > "2.7"\n')
+    assert [r.name for r in inst.parse_requirements(f)] == ["b", "c", "e"]
+
+
 # ----------------------------------------------------------------------------- a. git clone
 
 
