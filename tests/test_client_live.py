@@ -539,6 +539,24 @@ def test_doctor_reports_each_check(comfy_server, tmp_path, capsys):
     assert rc == 1 and "FAIL  bevy" in out and "not found" in out
 
 
+def test_doctor_names_a_workflow_version_that_cannot_be_loaded(comfy_server, tmp_path, monkeypatch, capsys):
+    """A user workflow whose file is no JSON leaves the others usable, but `run NAME` of it
+    fails: doctor, run before a batch, says so (FAIL, exit 1) naming the version and the file."""
+    from orchestrator.cli import main
+
+    root = tmp_path / "wf" / "sprite" / "9.9.9"
+    root.mkdir(parents=True)
+    (root / "workflow.toml").write_text('name = "sprite"\nversion = "9.9.9"\ndescription = "x"\noutputs = ["2"]\n')
+    (root / "workflow.api.json").write_text("{bad")
+    monkeypatch.setenv("DGX_PIXELS_WORKFLOWS", str(tmp_path / "wf"))
+    rc = main(["doctor", "--server", comfy_server.url, "--json"])
+    checks = [c for c in json.loads(capsys.readouterr().out) if c["check"] == "workflows"]
+    assert rc == 1
+    bad = [c for c in checks if c["status"] == "fail"]
+    assert len(bad) == 1 and "sprite@9.9.9" in bad[0]["detail"] and "workflow.api.json" in bad[0]["detail"], checks
+    assert any(c["status"] == "ok" and "cleanup@" in c["detail"] for c in checks), checks
+
+
 def test_doctor_models_check_names_missing_files_and_finds_added_ones(managed_comfy_server, tmp_path, monkeypatch, capsys):
     from orchestrator.cli import main
     from orchestrator.workflows import load_registry

@@ -10,7 +10,7 @@ Checks, each on its own line (ok / WARN / FAIL):
   server      reachable, ComfyUI / Python / PyTorch versions and devices (/system_stats)
   websocket   the event socket opens (auth and proxies included)
   nodes       every DGXPixels* node of this version is loaded (/object_info)
-  workflows   node types of the shipped workflows exist on the server
+  workflows   every workflow version loads, and its node types exist on the server
   models      model files the shipped workflows load are present (/models/<folder>)
   bevy        the project has Cargo.toml with a Bevy dependency, its version, assets/
 
@@ -112,10 +112,16 @@ def _check_workflows(client, info: dict, add) -> None:
     try:
         from orchestrator.workflows import load_registry
 
-        wfs = load_registry().list()
+        reg = load_registry()
+        wfs = reg.list()
     except (ImportError, DgxPixelsError) as exc:
         add("workflows", "warn", f"cannot read the workflow registry: {getattr(exc, 'message', exc)}")
         return
+    broken = reg.broken_refs()
+    if broken:
+        # a version that cannot be loaded fails `run NAME` when it is the newest: said here, where
+        # the user looks before a batch, not at its first job
+        add("workflows", "fail", "cannot be loaded: " + "; ".join(f"{ref} ({exc.message})" for ref, exc in broken))
     if not wfs:
         add("workflows", "warn", "no workflows registered")
         return
