@@ -578,8 +578,13 @@ def deploy_result(result, project: Path, asset_path: str, *, prompt: dict | None
     first = next((d for d in deployed if d.kind == "sheet"), deployed[0])
     written = [str(Path(f).relative_to(project)) for d in deployed for f in d.files] or _written(project, first.path)
     snippet = first.snippet or rust_snippet(None, first.asset_path, resolve_bevy_version(project))
-    return {"asset_path": first.asset_path, "written": written, "snippet": snippet,
-            "preview": _preview_png(load_image(first.path))}
+    out = {"asset_path": first.asset_path, "written": written, "snippet": snippet,
+           "preview": _preview_png(load_image(first.path))}
+    if animations and not any(d.kind == "sheet" for d in deployed):
+        # said, not dropped without a word: the assistant asked for animations it did not get
+        out["warnings"] = [f"animations {animations!r} were not used: the job made one image, not frames "
+                           "(a workflow that makes several frames, such as animation, lays them out as a sheet)"]
+    return out
 
 
 def build_server(settings: ServerSettings):

@@ -470,8 +470,10 @@ def test_stdio_generate_deploys_into_the_bevy_project(tmp_path, comfy_server):
 
     async def go():
         async with Client(_stdio(game, comfy_server.url), progress_handler=on_progress) as c:
+            # animations asked of a workflow that makes one image: deployed, and the result says
+            # they were not used (they were dropped without a word)
             res = await c.call_tool("generate", {"workflow": "cleanup", "bevy_project": "game",
-                                                 "asset_path": "sprites/potion.png",
+                                                 "asset_path": "sprites/potion.png", "animations": "idle:0-0@8",
                                                  "params": {"image": str(src)}}, timeout=300)
             job_id = res.structured_content["job_id"]
             status = (await c.call_tool("job_status", {"job_id": job_id})).structured_content
@@ -489,6 +491,7 @@ def test_stdio_generate_deploys_into_the_bevy_project(tmp_path, comfy_server):
     png = np.asarray(Image.open(game / "assets/sprites/potion.png").convert("RGBA"))
     assert png.shape[:2] == (16, 16)
     assert 'asset_server.load("sprites/potion.png")' in info["snippet"]
+    assert len(info["warnings"]) == 1 and "'idle:0-0@8' were not used: the job made one image" in info["warnings"][0]
     assert _image_blocks(res), "generate must return a preview image"
     assert progress, "no MCP progress notification arrived"
     for st in (status, cancelled):
