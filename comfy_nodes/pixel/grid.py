@@ -2817,8 +2817,8 @@ def detect_grid_batch(frames, *, cell: float | None = None, cell_w: float | None
             return _inside_blocks(views, exact, "the frames")
         # every frame on the one lattice: frames drawn out of phase would sum to a lattice of
         # half their cell, which the edge statistics (frame_grids) tell apart
-        exact = _exact_lattice_grid(views)
-        if exact is not None and all(_same_lattice(_exact_lattice_grid([v]), exact) for v in views):
+        exact = _exact_lattice_grid(views[:1])
+        if exact is not None and all(_same_lattice(_exact_lattice_grid([v]), exact) for v in views[1:]):
             return exact
     if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)

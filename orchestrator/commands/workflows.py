@@ -69,23 +69,14 @@ _OBJECT_INFO_HINT = ("give a file saved from the server's /object_info (e.g. cur
                      "-o object_info.json), or leave --object-info out to ask the server")
 
 
-def _read_json(path: str) -> object:
-    """The JSON in the file ``path``; ``ValueError`` (with ``json``'s words) for invalid JSON,
-    JSON nested past reading included (``json`` raises RecursionError there), ``OSError``
-    when the file cannot be read."""
-    from comfy_nodes.pixel.asset_manifest import loads_json
-
-    with open(path, encoding="utf-8") as fh:
-        return loads_json(fh.read())
-
-
 def _object_info(args) -> dict:
     from comfy_nodes.pixel.errors import InvalidArgumentError
+    from orchestrator.convert import load_json
 
     if getattr(args, "object_info", None):
         # a file the user named on the command line: bad usage (exit 2), not a bad workflow
         try:
-            data = _read_json(args.object_info)
+            data = load_json(args.object_info)
         except FileNotFoundError:
             raise InvalidArgumentError(f"--object-info {args.object_info}: no such file", hint=_OBJECT_INFO_HINT) from None
         except IsADirectoryError:
@@ -203,7 +194,7 @@ def _validate(args) -> int:
     import os
 
     from orchestrator.commands.run import parse_set
-    from orchestrator.convert import to_api
+    from orchestrator.convert import load_json, to_api
     from orchestrator.errors import WorkflowError
     from orchestrator.validate import validate_prompt, validate_workflow
     from orchestrator.workflows import load_registry
@@ -214,7 +205,7 @@ def _validate(args) -> int:
         if values:
             raise WorkflowError("--set needs a registered workflow (NAME@VERSION), not a file")
         try:
-            doc = _read_json(ref)
+            doc = load_json(ref)
         except (OSError, ValueError) as exc:
             raise WorkflowError(f"cannot read workflow {ref}: {exc}", hint=_FILE_HINT) from None
         info = _object_info(args)
@@ -263,11 +254,11 @@ def _convert(args) -> int:
     import json
 
     from comfy_nodes.pixel.errors import ExportError
-    from orchestrator.convert import convert_ui_to_api, is_api_format, is_editor_format
+    from orchestrator.convert import convert_ui_to_api, is_api_format, is_editor_format, load_json
     from orchestrator.errors import WorkflowError
 
     try:
-        doc = _read_json(args.input)
+        doc = load_json(args.input)
     except (OSError, ValueError) as exc:
         raise WorkflowError(f"cannot read workflow {args.input}: {exc}", hint=_FILE_HINT) from None
     if args.output and args.output != "-":
