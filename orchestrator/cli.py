@@ -128,7 +128,26 @@ _terminated = threading.Event()
 
 def _raise_interrupt(signum, frame) -> None:
     _terminated.set()
-    raise KeyboardInterrupt
+    raise_in_main(KeyboardInterrupt, signum, frame)
+
+
+def raise_in_main(exc_type: type[BaseException], signum: int, frame) -> None:
+    """Raise ``exc_type`` from a signal handler, where the command's own code will see it.
+
+    A handler runs wherever the main thread happens to be, also inside an object's finaliser
+    (``__del__``, a weakref callback) that the garbage collector runs there; an exception
+    raised in one is printed as "Exception ignored" and dropped, and the command went on as if
+    never stopped (a demo SIGTERMed while ComfyUI started ran to its end). There the signal is
+    sent again a moment later, to land in the command's code."""
+    f = frame
+    while f is not None:
+        if f.f_code.co_name == "__del__" or (f.f_code.co_name == "__call__" and f.f_code.co_filename.endswith("weakref.py")):
+            import os
+
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+            return
+        f = f.f_back
+    raise exc_type
 
 
 if __name__ == "__main__":
