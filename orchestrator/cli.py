@@ -16,6 +16,7 @@ import sys
 import threading
 
 from comfy_nodes.pixel.errors import DgxPixelsError
+from orchestrator.interrupts import raise_in_main
 
 # Ordered as shown in --help. Each name is a module in orchestrator.commands.
 COMMANDS = (
@@ -88,7 +89,7 @@ def _main(argv: list[str] | None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    previous = _sigterm_as_interrupt()
+    previous = _stop_signals_as_interrupt()
     try:
         return int(args._run(args) or 0)
     except DgxPixelsError as exc:
@@ -109,45 +110,34 @@ def _main(argv: list[str] | None) -> int:
         print("hint: check the paths given, the free space and the permissions", file=sys.stderr)
         return 1
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def _sigterm_as_interrupt():
+def _stop_signals_as_interrupt() -> dict[int, object]:
     """SIGTERM (a service manager, ``kill``) stops any command as Ctrl-C does, so its clean-up
     runs: a job is taken off the server's queue, a started ComfyUI is stopped and temporary
-    folders are removed. Commands with their own handler (watch, mcp) replace it. Returns the
-    previous handler (None off the main thread, where no handler can be set)."""
+    folders are removed. Both go through :func:`orchestrator.interrupts.raise_in_main`, so a
+    section that must not be cut in half can hold them. Commands with their own handler
+    (watch, mcp) replace these. Returns the previous handlers, to put back (none off the main
+    thread, where no handler can be set)."""
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_interrupt)
+        return {}
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupt)}
+    # Ctrl-C only where Python raises it already: a SIGINT ignored (a job started in the
+    # background by a shell) stays ignored
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_interrupt)
+    return previous
 
 
 _terminated = threading.Event()
 
 
 def _raise_interrupt(signum, frame) -> None:
-    _terminated.set()
+    if signum == signal.SIGTERM:
+        _terminated.set()
     raise_in_main(KeyboardInterrupt, signum, frame)
-
-
-def raise_in_main(exc_type: type[BaseException], signum: int, frame) -> None:
-    """Raise ``exc_type`` from a signal handler, where the command's own code will see it.
-
-    A handler runs wherever the main thread happens to be, also inside an object's finaliser
-    (``__del__``, a weakref callback) that the garbage collector runs there; an exception
-    raised in one is printed as "Exception ignored" and dropped, and the command went on as if
-    never stopped (a demo SIGTERMed while ComfyUI started ran to its end). There the signal is
-    sent again a moment later, to land in the command's code."""
-    f = frame
-    while f is not None:
-        if f.f_code.co_name == "__del__" or (f.f_code.co_name == "__call__" and f.f_code.co_filename.endswith("weakref.py")):
-            import os
-
-            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
-            return
-        f = f.f_back
-    raise exc_type
 
 
 if __name__ == "__main__":

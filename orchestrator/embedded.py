@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from orchestrator import interrupts
 from orchestrator.errors import ServerUnreachableError, SetupError
 
 COMFYUI_VERSION = "0.3.75"
@@ -714,10 +715,18 @@ def start_server(
     last_error: SetupError | None = None
     for _ in range(attempts):
         p = int(port) if port is not None else free_port()
+        handle = None
         try:
-            handle = _spawn(src, py, base, p, extra_args or [], owns)
+            # A stop signal during the start waits until a handle owns the child: raised in
+            # the middle of Popen it would orphan a started server (or be dropped, in a fork
+            # callback), and the command would go on or leave the server running.
+            with interrupts.held():
+                handle = _spawn(src, py, base, p, extra_args or [], owns)
         except BaseException:
-            unowned_failure()
+            if handle is not None:
+                handle.stop()
+            else:
+                unowned_failure()
             raise
         try:
             _wait_ready(handle, boot_timeout)

@@ -103,6 +103,6 @@ def _exit_now() -> None:
 
 
 def _exit_on_sigterm(signum, frame) -> None:
-    from orchestrator.cli import raise_in_main
+    from orchestrator.interrupts import raise_in_main
 
     raise_in_main(SystemExit, signum, frame)
