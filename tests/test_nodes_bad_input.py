@@ -17,6 +17,7 @@ from comfy_nodes.nodes.nodes_cleanup import (  # noqa: E402
     DGXPixelsStrayCleanup,
     DGXPixelsTrim,
 )
+from comfy_nodes.nodes.nodes_preview import NODE_MAX_PIXELS, DGXPixelsNearestUpscale  # noqa: E402
 from comfy_nodes.nodes.nodes_palette import (  # noqa: E402
     DGXPixelsPaletteExtract,
     DGXPixelsPaletteLoad,
@@ -118,6 +119,23 @@ def test_long_thin_image_is_processed_without_blowing_up():
     assert tuple(s.shape) == (1, 1, 16384, 4)
     out = DGXPixelsSpriteSheet.execute(img, trim="none", preview_scale=16)
     assert tuple(out.result[0].shape) == (1, 1, 16384, 4)
+
+
+def test_nearest_upscale_limits_the_whole_batch_not_each_frame():
+    """Each of 2 frames of 1024x1024 at scale 6 (38 M pixels) passed the limit on its own; the
+    batch made 1.2 GiB. The limit holds for the batch, and the hint names a scale that fits."""
+    img = torch.zeros(2, 1024, 1024, 3)
+    with pytest.raises(InvalidArgumentError) as exc:
+        DGXPixelsNearestUpscale.execute(img, scale=6)
+    assert str(exc.value).startswith("scale 6 makes the batch of 2 frames of 1024x1024 6144x6144 pixels each, "
+                                     "75 million pixels in all, more than this allows (67 million pixels for the "
+                                     "whole batch)")
+    assert "use scale 5 or less for this batch" in exc.value.hint
+    assert "scale" in exc.value.hint and "--" not in exc.value.hint  # the node's input, not a CLI option
+    # the scale the hint names fits, and one frame alone still takes scale 6
+    assert 2 * (1024 * 5) ** 2 <= NODE_MAX_PIXELS
+    out = DGXPixelsNearestUpscale.execute(img[:1], scale=6).result[0]
+    assert tuple(out.shape) == (1, 6144, 6144, 3)
 
 
 def test_batch_mask_of_wrong_batch_size():
