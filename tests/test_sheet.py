@@ -1,8 +1,11 @@
 """Sprite sheet assembly, animations spec, split (given and detected grid), preview."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from comfy_nodes.pixel.errors import InvalidArgumentError, NoGridFoundError
 from comfy_nodes.pixel.sheet import (
@@ -415,7 +418,18 @@ def test_cli_split_of_a_gapless_sheet_with_its_columns_and_rows_and_without(tmp_
     for i, f in enumerate(frames):
         got = Image.open(tmp_path / "split" / f"frame_{i:03d}.png").convert("RGBA")
         np.testing.assert_array_equal(np.asarray(got), f)
-    assert main(["sheet", "--split", str(sheet), "-o", str(tmp_path / "one")]) == 3
+    # without them, the grid the sheet recorded when it was made cuts it back, 8 frames and
+    # not the 9 cells (the last one empty)
+    assert main(["sheet", "--split", str(sheet), "-o", str(tmp_path / "own")]) == 0
+    assert "8 frames of 9x14 px (recorded grid: 3x3, padding 0,0, offset 0,0)" in capsys.readouterr().out
+    for i, f in enumerate(frames):
+        got = Image.open(tmp_path / "own" / f"frame_{i:03d}.png").convert("RGBA")
+        np.testing.assert_array_equal(np.asarray(got), f)
+    assert sorted(p.name for p in (tmp_path / "own").iterdir()) == [f"frame_{i:03d}.png" for i in range(8)]
+    # the same pixels saved by another program, without the record: no gutter to find
+    stripped = tmp_path / "stripped.png"
+    Image.open(sheet).save(stripped)
+    assert main(["sheet", "--split", str(stripped), "-o", str(tmp_path / "one")]) == 3
     err = capsys.readouterr().err
     assert err.startswith("error: no frame grid found in the 27x42 sheet") and "--columns/--rows" in err
     assert not (tmp_path / "one").exists()
@@ -428,10 +442,135 @@ def test_cli_split_of_a_gapless_sheet_with_its_columns_and_rows_and_without(tmp_
     assert main(["sheet", str(tmp_path / "icons"), "-o", str(padded), "--columns", "4", "--padding", "2",
                  "--offset", "3", "--trim", "none"]) == 0
     capsys.readouterr()
+    Image.open(padded).save(padded)  # without the grid it records
     assert main(["sheet", "--split", str(padded), "-o", str(tmp_path / "sp")]) == 0
     assert "8 frames of 16x16 px (detected grid: 4x2, padding 2,2, offset 3,3)" in capsys.readouterr().out
     for i, f in enumerate(icons):
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "sp" / f"frame_{i:03d}.png").convert("RGBA")), f)
+
+
+def _frames_in(folder) -> list[np.ndarray]:
+    from PIL import Image
+
+    return [np.asarray(Image.open(f).convert("RGBA")) for f in sorted(Path(folder).glob("frame_*.png"))]
+
+
+def _resave(src, dst, text: dict[str, str] | None = None, crop=None) -> None:
+    """The sheet's pixels (cropped to ``crop``) saved again, with ``text`` as its only chunks."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    img = Image.open(src)
+    if crop:
+        img = img.crop(crop)
+    info = PngInfo()
+    for k, v in (text or {}).items():
+        info.add_text(k, v)
+    img.save(dst, pnginfo=info)
+
+
+def test_cli_split_of_an_own_sheet_takes_its_recorded_grid_and_count(tmp_path, capsys):
+    """A sheet of touching sprites with padding and an offset, and empty cells after its 7
+    frames: cut back exactly, 7 frames, without any option; --count keeps the first ones; a
+    grid given on the command line wins over the record."""
+    from orchestrator.cli import main
+
+    frames = [sprite(15, 10, i) for i in range(7)]
+    (tmp_path / "f").mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f, "RGBA").save(tmp_path / "f" / f"f{i}.png")
+    sheet = tmp_path / "sheet.png"
+    assert main(["sheet", str(tmp_path / "f"), "-o", str(sheet), "--columns", "4", "--padding", "1,2",
+                 "--offset", "3,1", "--pow2"]) == 0
+    assert main(["sheet", "--split", str(sheet), "-o", str(tmp_path / "a")]) == 0
+    assert "7 frames of 10x15 px (recorded grid: 4x2, padding 1,2, offset 3,1)" in capsys.readouterr().out
+    got = _frames_in(tmp_path / "a")
+    assert len(got) == 7 and all(np.array_equal(g, f) for g, f in zip(got, frames))
+    assert main(["sheet", "--split", str(sheet), "-o", str(tmp_path / "b"), "--count", "3"]) == 0
+    assert len(_frames_in(tmp_path / "b")) == 3
+    assert main(["sheet", "--split", str(sheet), "-o", str(tmp_path / "c"), "--count", "9"]) == 2
+    assert "error: --count must be 1..8 for this sheet's grid, got 9" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+    # given numbers are taken as given (here: the whole sheet as one cell)
+    w, h = Image.open(sheet).size
+    assert main(["sheet", "--split", str(sheet), "-o", str(tmp_path / "d"), "--cell", f"{w}x{h}"]) == 0
+    assert f"px (given grid: 1x1, padding 0,0, offset 0,0)" in capsys.readouterr().out
+    assert [g.shape for g in _frames_in(tmp_path / "d")] == [(h, w, 4)]
+
+
+@pytest.mark.parametrize("change, why", [
+    ("crop", "the grid it records (4x2 cells of 10x15, 40x30 px) does not fit its 30x30 px: the sheet was changed since"),
+    ("drawn", "it has sprite pixels outside the grid it records: the sheet was changed since"),
+    ("not json", "its dgx-pixels:sheet record is not JSON"),
+    ("not a grid", "its dgx-pixels:sheet record is not a grid this version reads"),
+    ("too long", "its dgx-pixels:sheet record is 5000 characters long, more than a grid needs"),
+])
+def test_cli_split_says_why_a_record_is_not_used_and_detects_instead(tmp_path, capsys, change, why):
+    """A record that no longer describes the pixels (cropped, drawn on outside its grid) or that
+    is damaged is not trusted: a warning names the sheet and why, and the grid is detected
+    from the gutters as for any sheet."""
+    from orchestrator.cli import main
+    from comfy_nodes.pixel.sheet import LAYOUT_KEY
+
+    frames = [sprite(15, 10, i, margin=2) for i in range(8)]  # gutters to detect
+    (tmp_path / "f").mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f, "RGBA").save(tmp_path / "f" / f"f{i}.png")
+    sheet = tmp_path / "sheet.png"
+    assert main(["sheet", str(tmp_path / "f"), "-o", str(sheet), "--columns", "4", "--trim", "none"]) == 0
+    record = Image.open(sheet).text[LAYOUT_KEY]
+    changed = tmp_path / "changed.png"
+    if change == "crop":
+        _resave(sheet, changed, {LAYOUT_KEY: record}, crop=(0, 0, 30, 30))
+    elif change == "drawn":
+        img = np.asarray(Image.open(sheet).convert("RGBA")).copy()
+        big = np.zeros((img.shape[0] + 6, img.shape[1], 4), np.uint8)
+        big[: img.shape[0]] = img
+        big[-3, 5] = (255, 0, 0, 255)  # below the grid
+        from PIL.PngImagePlugin import PngInfo
+        info = PngInfo()
+        info.add_text(LAYOUT_KEY, record)
+        Image.fromarray(big, "RGBA").save(changed, pnginfo=info)
+    else:
+        text = {"not json": "{cell: 4", "not a grid": record.replace('"columns":4', '"columns":true'),
+                "too long": " " * 5000}[change]
+        _resave(sheet, changed, {LAYOUT_KEY: text})
+    capsys.readouterr()
+    rc = main(["sheet", "--split", str(changed), "-o", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert f"warning: {changed}: {why}; detecting the grid instead" in err
+    # the same as for the pixels without any record
+    bare = tmp_path / "bare.png"
+    _resave(changed, bare)
+    assert main(["sheet", "--split", str(bare), "-o", str(tmp_path / "bare")]) == rc == 0
+    bare_out, bare_err = capsys.readouterr()
+    assert "detected grid" in out and out.split(" -> ")[0] == bare_out.split(" -> ")[0]
+    assert "warning" not in bare_err
+    got, expected = _frames_in(tmp_path / "out"), _frames_in(tmp_path / "bare")
+    assert len(got) == len(expected) >= 3 and all(np.array_equal(g, f) for g, f in zip(got, expected))
+
+
+def test_exported_sheets_record_their_grid_for_split(tmp_path, capsys):
+    """`export` writes the same record into the Bevy asset: at --upscale 2 the split gives the
+    frames enlarged, on the enlarged grid."""
+    from orchestrator.cli import main
+
+    frames = [sprite(15, 10, i) for i in range(5)]
+    (tmp_path / "f").mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f, "RGBA").save(tmp_path / "f" / f"f{i}.png")
+    game = tmp_path / "game"
+    game.mkdir()
+    (game / "Cargo.toml").write_text('[dependencies]\nbevy = "0.15"\n')
+    assert main(["export", str(tmp_path / "f"), "--bevy", str(game), "--path", "hero.png", "--upscale", "2",
+                 "--columns", "3", "--no-snippet"]) == 0
+    capsys.readouterr()
+    assert main(["sheet", "--split", str(game / "assets" / "hero.png"), "-o", str(tmp_path / "out")]) == 0
+    assert "5 frames of 20x30 px (recorded grid: 3x2, padding 0,0, offset 0,0)" in capsys.readouterr().out
+    got = _frames_in(tmp_path / "out")
+    assert len(got) == 5
+    for g, f in zip(got, frames):
+        np.testing.assert_array_equal(g, np.repeat(np.repeat(f, 2, axis=0), 2, axis=1))
 
 
 def test_cli_trim_union_of_frames_of_different_sizes_names_the_files(tmp_path, capsys):

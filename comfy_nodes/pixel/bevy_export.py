@@ -34,9 +34,9 @@ from PIL import Image
 
 from . import asset_manifest
 from .errors import DgxPixelsError, ExportError, InvalidArgumentError, PathEscapeError
-from .imageio import MAX_PIXELS, MAX_SIDE, as_rgba
+from .imageio import MAX_PIXELS, MAX_SIDE, as_rgba, png_info
 from .safepath import ConfinedFolder, check_relative, confine, confine_assets_dir, open_folder, remove_confined
-from .sheet import Animation, Sheet, as_animations, build_sheet, check_layout, frame_durations
+from .sheet import LAYOUT_KEY, Animation, Sheet, as_animations, build_sheet, check_layout, frame_durations, layout_text
 
 SUPPORTED_MINORS = tuple(range(12, 20))  # Bevy 0.12 .. 0.19
 DEFAULT_MINOR = 19
@@ -1042,11 +1042,11 @@ class ExportResult:
         return "\n".join(lines)
 
 
-def _encode_png(rgba: np.ndarray) -> bytes:
+def _encode_png(rgba: np.ndarray, text: dict[str, str] | None = None) -> bytes:
     buf = io.BytesIO()
     # Always RGBA: engines and checkers expect the alpha channel even on opaque sprites.
     # zlib level 3: for flat pixel art within ~10% of level 6's size at about half the time.
-    Image.fromarray(rgba, "RGBA").save(buf, format="PNG", compress_level=3)
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG", compress_level=3, pnginfo=png_info(text))
     return buf.getvalue()
 
 
@@ -1293,7 +1293,8 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
     confine(assets_root, f"{asset_manifest.MANIFEST_DIR}/{asset_manifest.MANIFEST_NAME}")
     confine(assets_root, rel)
 
-    png_bytes = _encode_png(pixels)
+    # a sheet records its grid, so that `sheet --split` cuts it back exactly
+    png_bytes = _encode_png(pixels, {LAYOUT_KEY: layout_text(sheet)} if sheet is not None else None)
     array_layout = tile_array_layout(sheet, version) if (tile_array and sheet is not None) else None
     meta_bytes = render_meta(version, array_layout=array_layout).encode("utf-8")
 

@@ -211,8 +211,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def png_bytes(rgba: np.ndarray) -> bytes:
-    """Encode an (H, W, 4) uint8 array as PNG bytes (RGBA, or RGB when fully opaque)."""
+def png_bytes(rgba: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """Encode an (H, W, 4) uint8 array as PNG bytes (RGBA, or RGB when fully opaque).
+    ``text``: keyword -> value, written as tEXt chunks (Latin-1 keywords of 1-79 characters)."""
     import io
 
     a = as_rgba(rgba)
@@ -220,14 +221,39 @@ def png_bytes(rgba: np.ndarray) -> bytes:
     if (a[..., 3] == 255).all():
         img = img.convert("RGB")
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False, compress_level=6)
+    img.save(buf, format="PNG", optimize=False, compress_level=6, pnginfo=png_info(text))
     return buf.getvalue()
 
 
-def save_png(rgba: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write an RGBA array as PNG atomically; returns the path written."""
+def png_info(text: dict[str, str] | None):
+    """Pillow's ``PngInfo`` holding ``text`` as tEXt chunks, or None for no text."""
+    if not text:
+        return None
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)
+    return info
+
+
+def png_text(path: str | os.PathLike) -> dict[str, str]:
+    """The text chunks of a PNG file (keyword -> value); {} for another kind of file, or one
+    that cannot be read (``load_image`` names that problem)."""
+    try:
+        with Image.open(path) as img:
+            if img.format != "PNG":
+                return {}
+            img.load()  # chunks after the pixels are read only with them
+            return {str(k): str(v) for k, v in getattr(img, "text", {}).items()}
+    except (OSError, SyntaxError, EOFError, ValueError, Image.DecompressionBombError):
+        return {}
+
+
+def save_png(rgba: np.ndarray, path: str | os.PathLike, text: dict[str, str] | None = None) -> Path:
+    """Write an RGBA array as PNG atomically (``text``: see :func:`png_bytes`); returns the path written."""
     p = Path(path)
-    atomic_write_bytes(p, png_bytes(rgba))
+    atomic_write_bytes(p, png_bytes(rgba, text))
     return p
 
 

@@ -12,6 +12,7 @@ feet stay on one line, centre for items, top-left for tiles).
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -537,6 +538,71 @@ def _ranges(indices: Sequence[int]) -> str:
         if i is not None:
             start = prev = i
     return ", ".join(parts)
+
+
+# --- the grid recorded in a sheet's PNG ---------------------------------------------------------
+
+#: PNG text keyword under which a sheet written here records its grid. Sprites that touch leave
+#: no gutter for split_sheet to find, and a trailing empty frame cannot be told from filler:
+#: read back, the record cuts the sheet exactly as it was laid out.
+LAYOUT_KEY = "dgx-pixels:sheet"
+#: Longest record read (a few hundred characters are written).
+LAYOUT_MAX_CHARS = 4096
+
+
+@dataclass(frozen=True)
+class RecordedLayout:
+    """The grid a sheet's PNG recorded: pixels but the counts; ``frames`` <= columns * rows."""
+
+    cell_w: int
+    cell_h: int
+    columns: int
+    rows: int
+    padding: tuple[int, int]
+    offset: tuple[int, int]
+    frames: int
+
+
+def layout_text(sheet: Sheet) -> str:
+    """The sheet's grid as the JSON its PNG records under LAYOUT_KEY."""
+    return json.dumps({"format": 1, "cell": [sheet.cell_w, sheet.cell_h], "columns": sheet.columns,
+                       "rows": sheet.rows, "padding": list(sheet.padding), "offset": list(sheet.offset),
+                       "frames": sheet.frame_count}, separators=(",", ":"))
+
+
+def recorded_layout(text: dict[str, str], width: int, height: int) -> tuple[RecordedLayout | None, str | None]:
+    """The grid recorded in a PNG's ``text`` chunks (see :func:`layout_text`), for a sheet of
+    ``width`` x ``height`` px: ``(layout, None)``; ``(None, None)`` when there is no record;
+    ``(None, why)`` when there is one that cannot be used (damaged, or a grid that does not
+    fit the image: the sheet was cropped or scaled since)."""
+    raw = text.get(LAYOUT_KEY)
+    if raw is None:
+        return None, None
+    if len(raw) > LAYOUT_MAX_CHARS:
+        return None, f"its {LAYOUT_KEY} record is {len(raw)} characters long, more than a grid needs"
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None, f"its {LAYOUT_KEY} record is not JSON"
+
+    def count(v, least: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and least <= v <= MAX_SIDE
+
+    def pair(v, least: int) -> bool:
+        return isinstance(v, list) and len(v) == 2 and all(count(x, least) for x in v)
+
+    if not (isinstance(doc, dict) and doc.get("format") == 1 and pair(doc.get("cell"), 1)
+            and count(doc.get("columns"), 1) and count(doc.get("rows"), 1) and pair(doc.get("padding"), 0)
+            and pair(doc.get("offset"), 0) and count(doc.get("frames"), 1)
+            and doc["frames"] <= doc["columns"] * doc["rows"]):
+        return None, f"its {LAYOUT_KEY} record is not a grid this version reads"
+    layout = RecordedLayout(doc["cell"][0], doc["cell"][1], doc["columns"], doc["rows"], tuple(doc["padding"]),
+                            tuple(doc["offset"]), doc["frames"])
+    ew, eh = grid_extent(layout.cell_w, layout.cell_h, layout.columns, layout.rows, layout.padding, layout.offset)
+    if ew > width or eh > height:
+        return None, (f"the grid it records ({layout.columns}x{layout.rows} cells of {layout.cell_w}x{layout.cell_h}, "
+                      f"{ew}x{eh} px) does not fit its {width}x{height} px: the sheet was changed since")
+    return layout, None
 
 
 # --- split ------------------------------------------------------------------------------------

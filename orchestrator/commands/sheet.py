@@ -16,7 +16,8 @@ DESCRIPTION = (
     "frame unless --cell is given, frames anchored in their cell, optional padding/offset (Bevy's "
     "TextureAtlasLayout::from_grid numbers) and named animations "
     "(--animations 'idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong'). "
-    "--split cuts a sheet back into frames (grid given or detected from empty gutters); "
+    "--split cuts a sheet back into frames (grid given, recorded in a sheet made here, or detected from "
+    "empty gutters); "
     "--tileset lays equal tiles out and reports tiles that are not seamless."
 )
 
@@ -214,6 +215,36 @@ def check_not_removing(stale: list[Path], option: str, keep: list[tuple[str, str
                     f"{what} {p}", hint="split into another folder, or move the sheet out of it first")
 
 
+def split_recorded(path: str, img, count: int | None):
+    """The split of the sheet ``img`` (read from ``path``) on the grid its PNG recorded when
+    it was made here (see ``sheet.LAYOUT_KEY``), or None when it recorded none: exact where
+    detection needs empty gutters, and the frame count without guessing which empty cells are
+    filler. A record that no longer fits the image is said, and the grid detected instead."""
+    import sys
+
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+    from comfy_nodes.pixel.imageio import png_text
+    from comfy_nodes.pixel.sheet import recorded_layout, split_sheet
+
+    layout, why = recorded_layout(png_text(path), img.shape[1], img.shape[0])
+    if layout is not None:
+        try:
+            res = split_sheet(img, cell_size=(layout.cell_w, layout.cell_h), columns=layout.columns,
+                              rows=layout.rows, padding=layout.padding, offset=layout.offset, keep_empty=True)
+        except InvalidArgumentError:
+            # pixels outside the recorded grid: drawn on since
+            why = "it has sprite pixels outside the grid it records: the sheet was changed since"
+        else:
+            n = layout.frames if count is None else count
+            if not 1 <= n <= len(res.frames):
+                raise InvalidArgumentError(f"--count must be 1..{len(res.frames)} for this sheet's grid, got {n}")
+            res.frames = res.frames[:n]
+            return res
+    if why:
+        print(f"warning: {path}: {why}; detecting the grid instead", file=sys.stderr)
+    return None
+
+
 def _check_mode_options(args) -> None:
     """``InvalidArgumentError`` for options the chosen mode would ignore: a sheet made without
     the --json, animations or padding asked for is a surprise found in the game, long after
@@ -253,7 +284,15 @@ def run(args) -> int:
 
     from comfy_nodes.pixel.errors import InvalidArgumentError
     from comfy_nodes.pixel.imageio import save_png
-    from comfy_nodes.pixel.sheet import build_sheet, duration_conflicts, format_animations, sheet_preview, split_sheet
+    from comfy_nodes.pixel.sheet import (
+        LAYOUT_KEY,
+        build_sheet,
+        duration_conflicts,
+        format_animations,
+        layout_text,
+        sheet_preview,
+        split_sheet,
+    )
 
     from .outputs import check_not_replacing, check_writable, png_output, write_output
 
@@ -272,9 +311,15 @@ def run(args) -> int:
         from comfy_nodes.pixel.imageio import load_image
 
         img = load_image(args.inputs[0])
-        res = split_sheet(img, cell_size=cell, columns=args.columns, rows=args.rows,
-                          padding=padding if padding is not None else (0 if cell else None),
-                          offset=offset if args.offset is not None else None, count=args.count)
+        grid_given = cell is not None or padding is not None or args.offset is not None \
+            or args.columns is not None or args.rows is not None
+        res = None if grid_given else split_recorded(args.inputs[0], img, args.count)
+        how = "recorded"
+        if res is None:
+            res = split_sheet(img, cell_size=cell, columns=args.columns, rows=args.rows,
+                              padding=padding if padding is not None else (0 if cell else None),
+                              offset=offset if args.offset is not None else None, count=args.count)
+            how = "detected" if res.detected else "given"
         out = Path(args.output)
         if out.suffix.lower() == ".png":
             raise InvalidArgumentError("with --split, -o names a folder for the frames, not a .png file")
@@ -290,7 +335,6 @@ def run(args) -> int:
         for old in stale:
             # only after every new frame is in place: a failed run leaves the old frames whole
             write_output(old, lambda p: p.unlink(missing_ok=True))
-        how = "detected" if res.detected else "given"
         gone = f"; removed {len(stale)} older frame{'s' if len(stale) != 1 else ''} of an earlier split " \
                f"({stale[0].name}{'..' + stale[-1].name if len(stale) > 1 else ''})" if stale else ""
         print(f"{len(res.frames)} frames of {res.cell_w}x{res.cell_h} px ({how} grid: {res.columns}x{res.rows}, "
@@ -329,7 +373,7 @@ def run(args) -> int:
                         animations=timing[0] if timing else args.animations)
     if timing:
         sheet.frame_ms = timing[1]
-    write_output(output, lambda p: save_png(sheet.image, p))
+    write_output(output, lambda p: save_png(sheet.image, p, {LAYOUT_KEY: layout_text(sheet)}))
     if args.json:
         from comfy_nodes.pixel.bevy_export import atlas_json
         from comfy_nodes.pixel.imageio import atomic_write_bytes
