@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from comfy_nodes.pixel.asset_manifest import loads_json
 from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError
 from orchestrator.client import ComfyClient
 from orchestrator.config import Config, normalize_url
@@ -303,9 +304,9 @@ class Journal:
         self._torn = bool(data) and not data.endswith(b"\n")
         for line in data.splitlines():
             try:
-                rec = json.loads(line)
+                rec = loads_json(line)
             except ValueError:
-                continue  # torn write
+                continue  # torn write (or a line nested past reading: never one this wrote)
             if not isinstance(rec, dict):
                 continue
             if "journal" in rec and self.id is None:

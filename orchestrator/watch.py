@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from comfy_nodes.pixel.asset_manifest import loads_json
 from comfy_nodes.pixel.errors import DgxPixelsError, InputImageError, InvalidArgumentError
 
 EventFn = Callable[[dict], None]
@@ -224,7 +225,7 @@ class Watcher:
     # -- state ---------------------------------------------------------------------------
     def _load_state(self) -> dict:
         try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+            data = loads_json(self.state_path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and isinstance(data.get("files"), dict):
                 data.setdefault("hashes", {})
                 if not isinstance(data.get("failed"), dict):

@@ -416,6 +416,20 @@ def test_journal_ignores_a_torn_last_line(tmp_path):
     assert Journal(p).state("a")["state"] == "deployed"  # the record after the torn line survives
 
 
+def test_journal_skips_a_line_nested_past_reading(tmp_path):
+    """A journal line of arrays nested thousands deep (never one the journal wrote) raised
+    RecursionError out of the journal's reader; it is skipped as a torn line is."""
+    p = tmp_path / "j.jsonl"
+    j = Journal(p)
+    j.record("a", "done", outputs=[])
+    j.close()
+    with open(p, "ab") as fh:
+        fh.write(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    j2 = Journal(p)
+    assert j2.state("a")["state"] == "done"
+    j2.close()
+
+
 def test_jobs_file_defaults_relative_paths_and_ids(tmp_path):
     (tmp_path / "art").mkdir()
     (tmp_path / "art" / "a.png").write_bytes(b"x")

@@ -504,6 +504,7 @@ def test_cli_split_of_an_own_sheet_takes_its_recorded_grid_and_count(tmp_path, c
     ("not json", "its dgx-pixels:sheet record is not JSON"),
     ("not a grid", "its dgx-pixels:sheet record is not a grid this version reads"),
     ("too long", "its dgx-pixels:sheet record is 5000 characters long, more than a grid needs"),
+    ("too deep", "its dgx-pixels:sheet record is not JSON"),
 ])
 def test_cli_split_says_why_a_record_is_not_used_and_detects_instead(tmp_path, capsys, change, why):
     """A record that no longer describes the pixels (cropped, drawn on outside its grid) or that
@@ -533,7 +534,7 @@ def test_cli_split_says_why_a_record_is_not_used_and_detects_instead(tmp_path, c
         Image.fromarray(big, "RGBA").save(changed, pnginfo=info)
     else:
         text = {"not json": "{cell: 4", "not a grid": record.replace('"columns":4', '"columns":true'),
-                "too long": " " * 5000}[change]
+                "too long": " " * 5000, "too deep": "[" * 2000 + "]" * 2000}[change]
         _resave(sheet, changed, {LAYOUT_KEY: text})
     capsys.readouterr()
     rc = main(["sheet", "--split", str(changed), "-o", str(tmp_path / "out")])

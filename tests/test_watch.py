@@ -211,6 +211,18 @@ def test_lost_state_file_still_deploys_once(dirs):
     assert [e["exports"] for e in manifest(proj)] == [1]
 
 
+def test_a_state_file_nested_past_reading_is_a_fresh_start_not_a_traceback(dirs):
+    """The state file is ours, but a disk or a hand can break it: arrays nested thousands deep
+    raised RecursionError out of the watcher's constructor. It is read as unreadable: a new
+    state (the manifest still keeps deploys from repeating)."""
+    drop, proj = dirs
+    w = Watcher(drop, proj, debounce=0.05)
+    w.state_path.parent.mkdir(parents=True, exist_ok=True)
+    w.state_path.write_text("[" * 100_000 + "]" * 100_000)
+    w2 = Watcher(drop, proj, debounce=0.05)
+    assert w2._state["files"] == {} and w2._state.get("new") is True
+
+
 def test_cli_stops_cleanly_on_sigterm(dirs):
     drop, proj = dirs
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "watch", str(drop), "--bevy", str(proj), "--json"],

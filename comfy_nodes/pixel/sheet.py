@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .asset_manifest import loads_json
 from .errors import InputImageError, InvalidArgumentError, NoGridFoundError
 from .imageio import MAX_PIXELS, MAX_SIDE, as_rgba
 
@@ -581,8 +582,8 @@ def recorded_layout(text: dict[str, str], width: int, height: int) -> tuple[Reco
     if len(raw) > LAYOUT_MAX_CHARS:
         return None, f"its {LAYOUT_KEY} record is {len(raw)} characters long, more than a grid needs"
     try:
-        doc = json.loads(raw)
-    except ValueError:
+        doc = loads_json(raw)
+    except ValueError:  # also nested past reading
         return None, f"its {LAYOUT_KEY} record is not JSON"
 
     def count(v, least: int) -> bool:
