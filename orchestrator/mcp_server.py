@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ResourceError, ToolError
@@ -98,6 +98,12 @@ def _inside(child: Path, root: Path) -> bool:
     return child == root or root in child.parents
 
 
+#: deploy's policies for an asset path that is taken (as the CLI's --overwrite)
+OVERWRITE_POLICIES = ("replace", "keep", "version", "fail")
+Overwrite = Literal["replace", "keep", "version", "fail"]
+Dither = Literal["none", "bayer2", "bayer4", "bayer8", "floyd-steinberg", "atkinson"]
+
+
 class Confinement:
     """Resolves every path a tool receives against the configured roots, or refuses it."""
 
@@ -161,6 +167,28 @@ class Confinement:
                                   hint="name a file inside one of the roots the server was started with")
         return write_confined(root, target, png_bytes(rgba),
                               hint="name a file inside one of the roots the server was started with")
+
+    def check_output(self, text: str, target: Path, overwrite: bool) -> None:
+        """Refuse an output file a tool would write over: any existing file unless
+        ``overwrite``, and never an asset a project's manifest records (its .meta and
+        provenance would then describe other pixels: ``deploy`` replaces an asset with them)."""
+        from comfy_nodes.pixel.asset_manifest import read_manifest
+
+        for assets in (d for d in target.parents if d.name == "assets"):
+            project = assets.parent
+            if not any(_inside(project, r) for r in self.roots):
+                break
+            rel = target.relative_to(assets).as_posix()
+            if any(e.get("path") == rel for e in read_manifest(project, "assets").get("assets", [])):
+                raise InvalidArgumentError(
+                    f"output {text!r} is the asset {rel} that dgx-pixels deployed into {project}: written over, its "
+                    ".meta and provenance record would describe other pixels",
+                    hint="write the image elsewhere, then deploy it to that asset path (deploy replaces an asset "
+                         "together with its records)")
+            break
+        if not overwrite and os.path.lexists(target):
+            raise InvalidArgumentError(f"output {text!r} exists ({target}): a tool replaces a file only when asked",
+                                       hint="give overwrite=true to replace it, or another output name")
 
     def _not_bookkeeping(self, text: str, target: Path) -> None:
         """A tool never writes into a project's ``assets/.dgx-pixels/`` (the manifest, its lock,
@@ -263,7 +291,7 @@ class PixelMCP:
     # --- generate --------------------------------------------------------------------------
 
     def start_job(self, workflow: str, params: dict | None, bevy_project: str, asset_path: str,
-                  animations: str | None = None) -> Job:
+                  animations: str | None = None, overwrite: str = "replace") -> Job:
         """Validate everything that can be validated up front, then run the job in a thread."""
         from comfy_nodes.pixel.safepath import check_relative
         from orchestrator.run import is_workflow_file, prepare_job
@@ -281,6 +309,19 @@ class PixelMCP:
                                   hint="choose a path outside assets/.dgx-pixels/, e.g. sprites/knight.png")
         if not asset_path.lower().endswith(".png"):
             raise InvalidArgumentError(f"asset path {asset_path!r} must end in .png", hint="e.g. sprites/knight.png")
+        if overwrite not in OVERWRITE_POLICIES:
+            raise InvalidArgumentError(f"overwrite must be one of {', '.join(OVERWRITE_POLICIES)}, got {overwrite!r}")
+        # what the deploy would surely refuse, refused before a GPU run whose images no tool
+        # could reach afterwards (they wait in the server's temporary folder)
+        from comfy_nodes.pixel.bevy_export import check_bevy_project
+        from orchestrator.commands.run import check_asset_policy
+
+        try:
+            check_bevy_project(project)
+        except DgxPixelsError as exc:
+            raise type(exc)(exc.message + "; nothing was submitted",
+                            hint="name the game's folder, the one that holds Cargo.toml and assets/") from None
+        check_asset_policy(str(project), asset_path, overwrite)
         if animations:
             # its syntax now, not after a GPU run (its frame ranges need the job's frame count)
             from comfy_nodes.pixel.sheet import parse_animations
@@ -290,7 +331,7 @@ class PixelMCP:
         job = Job(id=uuid.uuid4().hex[:12], workflow=spec.workflow or workflow)
         with self._lock:
             self.jobs[job.id] = job
-        threading.Thread(target=self._run_job, args=(job, spec, project, asset_path, animations),
+        threading.Thread(target=self._run_job, args=(job, spec, project, asset_path, animations, overwrite),
                          name=f"dgx-pixels-job-{job.id}", daemon=True).start()
         return job
 
@@ -308,7 +349,8 @@ class PixelMCP:
                 params[name] = str(self.paths.file(value))
         return params
 
-    def _run_job(self, job: Job, spec, project: Path, asset_path: str, animations: str | None) -> None:
+    def _run_job(self, job: Job, spec, project: Path, asset_path: str, animations: str | None,
+                 overwrite: str = "replace") -> None:
         from orchestrator.run import JobCancelledError, run_workflow
 
         def on_event(ev: dict) -> None:
@@ -326,7 +368,8 @@ class PixelMCP:
                                   server=self.settings.servers[0], out_dir=self.settings.out_dir / job.id,
                                   on_event=on_event, cancel=job.cancel, timeout=self.settings.timeout)
             job.message = "deploying"
-            job.result = deploy_result(result, project, asset_path, prompt=spec.prompt, animations=animations)
+            job.result = deploy_result(result, project, asset_path, prompt=spec.prompt, animations=animations,
+                                       overwrite=overwrite)
             job.state = "done"
             job.message = "done"
         except JobCancelledError:
@@ -362,16 +405,22 @@ class PixelMCP:
 
     def snap_image(self, path: str, output: str | None = None, cell: float | None = None,
                    width: int | None = None, height: int | None = None, colors: int | None = None,
-                   palette: str | None = None, transparent_background: bool = False) -> tuple[dict, bytes]:
+                   palette: str | None = None, transparent_background: bool = False,
+                   overwrite: bool = False) -> tuple[dict, bytes]:
         from comfy_nodes.pixel import grid
         from comfy_nodes.pixel.imageio import load_frames
 
+        # what the CLI refuses as usage, refused here too rather than one of the two dropped
+        if cell is not None and (width is not None or height is not None):
+            raise InvalidArgumentError("give either a cell size (cell) or a target size (width/height), not both")
+        if colors is not None and palette:
+            raise InvalidArgumentError("give either colors or palette, not both")
         src = self.paths.file(path)
         frames = load_frames(src)
         if len(frames) > 1:
             return self._snap_frames(src, frames, output, cell, width, height, colors, palette,
-                                     transparent_background)
-        dst = self._png_output(output, src)
+                                     transparent_background, overwrite)
+        dst = self._png_output(output, src, overwrite)
         res = grid.snap(frames[0], cell=cell, width=width, height=height,
                         background="transparent" if transparent_background else "keep", source=str(src))
         img = res.image
@@ -385,7 +434,7 @@ class PixelMCP:
         return info, _preview_png(img)
 
     def _snap_frames(self, src: Path, frames: list, output: str | None, cell, width, height, colors, palette,
-                     transparent_background: bool) -> tuple[dict, bytes]:
+                     transparent_background: bool, overwrite: bool = False) -> tuple[dict, bytes]:
         """The frames of an animated file on one grid (and one palette), written as
         ``output``/NAME_000.png...; the preview shows them side by side. Every path is checked
         and every frame snapped before the first file is written."""
@@ -401,8 +450,9 @@ class PixelMCP:
                                            f"and output {output!r} names a PNG file",
                                            hint=f"give a folder, e.g. {Path(output).stem}/")
             dsts = [self.paths.file(str(Path(output) / name), must_exist=False) for name in names]
-            for dst in dsts:
+            for name, dst in zip(names, dsts):
                 check_writable(dst)
+                self.paths.check_output(str(Path(output) / name), dst, overwrite)
         results = grid.snap_batch(frames, cell=cell, width=width, height=height,
                                   background="transparent" if transparent_background else "keep")
         g, imgs = results[0].grid, [r.image for r in results]
@@ -420,11 +470,11 @@ class PixelMCP:
         return info, _preview_png(np.concatenate(imgs[:PREVIEW_FRAMES], axis=1))
 
     def quantize_image(self, path: str, palette: str, output: str | None = None, dither: str = "none",
-                       colors: int | None = None) -> tuple[dict, bytes]:
+                       colors: int | None = None, overwrite: bool = False) -> tuple[dict, bytes]:
         from comfy_nodes.pixel.imageio import load_frames
 
         src = self.paths.file(path)
-        dst = self._png_output(output, src)
+        dst = self._png_output(output, src, overwrite)
         frames = load_frames(src)
         if len(frames) > 1:
             # one result for an animation would silently drop every frame but the first
@@ -437,9 +487,10 @@ class PixelMCP:
             info["output"] = str(dst)
         return info, _preview_png(img)
 
-    def _png_output(self, output: str | None, src: Path) -> Path | None:
+    def _png_output(self, output: str | None, src: Path, overwrite: bool = False) -> Path | None:
         """The checked file ``output`` names inside the roots (None for no output): a .png
-        (the image is written as PNG) that is not the input ``src``, which a tool never replaces."""
+        (the image is written as PNG) that is not the input ``src``, which a tool never replaces,
+        nor another existing file unless ``overwrite`` (see :meth:`Confinement.check_output`)."""
         if not output:
             return None
         if not output.strip().lower().endswith(".png") or Path(output.strip()).name.lower() == ".png":
@@ -450,6 +501,7 @@ class PixelMCP:
             raise InvalidArgumentError(f"output {output!r} is the input: a tool never writes over its input",
                                        hint="give another file name")
         check_writable(dst)
+        self.paths.check_output(output, dst, overwrite)
         return dst
 
     def list_palettes(self) -> list[dict]:
@@ -475,8 +527,8 @@ class PixelMCP:
         if d.skipped:
             return {"asset_path": d.asset_path, "kept": True, "written": [],
                     "message": f"kept the existing {d.asset_path} (overwrite 'keep'); nothing written"}
-        return {"asset_path": d.asset_path, "written": _written(project, d.path),
-                "snippet": rust_snippet(None, d.asset_path, version)}
+        written = [str(Path(f).relative_to(project)) for f in d.files] if d.files else _written(project, d.path)
+        return {"asset_path": d.asset_path, "written": written, "snippet": rust_snippet(None, d.asset_path, version)}
 
     def list_assets(self, bevy_project: str) -> dict:
         from comfy_nodes.pixel.asset_manifest import read_manifest
@@ -551,7 +603,7 @@ def _written(project: Path, png_path: str) -> list[str]:
 
 
 def deploy_result(result, project: Path, asset_path: str, *, prompt: dict | None = None,
-                  animations: str | None = None) -> dict:
+                  animations: str | None = None, overwrite: str = "replace") -> dict:
     """Deploy a finished job into ``project``: a sheet (from a Sprite Sheet / Tileset node, or
     several frames) with its atlas JSON, or a single sprite.
 
@@ -570,16 +622,21 @@ def deploy_result(result, project: Path, asset_path: str, *, prompt: dict | None
         # Several frames and no sheet node: the frames become one sheet here.
         sheet = [load_image(o.path) for o in images]
         spec = animations or f"{Path(asset_path).stem}:0-{len(images) - 1}@8"
-        res = export_sheet(project, asset_path, sheet, animations=spec, overwrite="replace",
+        res = export_sheet(project, asset_path, sheet, animations=spec, overwrite=overwrite,
                            provenance=build_provenance(result, images[0]))
         return {"asset_path": res.asset_path, "written": [str(f.path.relative_to(project)) for f in res.files],
                 "snippet": res.snippet, "preview": _preview_png(res.sheet.image)}
-    deployed = deploy_outputs(result, project, asset_path, overwrite="replace", prompt=prompt, animations=animations)
+    deployed = deploy_outputs(result, project, asset_path, overwrite=overwrite, prompt=prompt, animations=animations)
     first = next((d for d in deployed if d.kind == "sheet"), deployed[0])
-    written = [str(Path(f).relative_to(project)) for d in deployed for f in d.files] or _written(project, first.path)
+    kept = all(d.skipped for d in deployed)
+    written = [] if kept else ([str(Path(f).relative_to(project)) for d in deployed for f in d.files]
+                               or _written(project, first.path))
     snippet = first.snippet or rust_snippet(None, first.asset_path, resolve_bevy_version(project))
     out = {"asset_path": first.asset_path, "written": written, "snippet": snippet,
            "preview": _preview_png(load_image(first.path))}
+    if kept:
+        out["kept"] = True
+        out["message"] = f"kept the existing {first.asset_path} (overwrite 'keep'); nothing written"
     if animations and not any(d.kind == "sheet" for d in deployed):
         # said, not dropped without a word: the assistant asked for animations it did not get
         out["warnings"] = [f"animations {animations!r} were not used: the job made one image, not frames "
@@ -592,8 +649,11 @@ def build_server(settings: ServerSettings):
     import json
 
     core = PixelMCP(settings)
+    from orchestrator import __version__
+
     mcp = FastMCP(
         "dgx-pixels",
+        version=__version__,
         instructions=(
             "Generates true-grid pixel art with ComfyUI and deploys it into Bevy projects. "
             "Use list_workflows / describe_workflow to see what can be generated, then generate(...) "
@@ -618,7 +678,8 @@ def build_server(settings: ServerSettings):
         import base64
 
         return ToolResult(
-            content=[TextContent(type="text", text=json.dumps(info, indent=1, default=str)),
+            # one line: an indented dump put each of a grid's hundreds of line positions on its own
+            content=[TextContent(type="text", text=json.dumps(info, default=str, ensure_ascii=False)),
                      ImageContent(type="image", data=base64.b64encode(png).decode("ascii"), mimeType="image/png")],
             structured_content=info,
         )
@@ -643,6 +704,7 @@ def build_server(settings: ServerSettings):
         asset_path: str,
         params: dict[str, Any] | None = None,
         animations: str | None = None,
+        overwrite: Overwrite = "replace",
         wait: bool = True,
         ctx: Context | None = None,
     ) -> ToolResult:
@@ -653,11 +715,14 @@ def build_server(settings: ServerSettings):
         asset_path: where to put it under assets/, e.g. 'sprites/knight.png' (what asset_server.load takes).
         params: workflow parameters, e.g. {"prompt": "a knight", "seed": 7, "frames": 4}.
         animations: for several frames, named animations like 'idle:0-3@8, walk:4-7@12'.
+        overwrite: when asset_path is taken: replace (default; only an asset dgx-pixels deployed and
+        nobody edited since), keep, version (knight-2.png) or fail. Checked before the job runs.
         wait: false returns a job id at once (poll job_status, stop with cancel).
         Returns the files written (PNG, .meta, atlas JSON), Rust code for the project's Bevy
         version, and a nearest-upscaled preview image.
         """
-        job = guarded(core.start_job, workflow, params, bevy_project, asset_path, animations, names=GENERATE_NAMES)
+        job = guarded(core.start_job, workflow, params, bevy_project, asset_path, animations, overwrite,
+                      names=GENERATE_NAMES)
         if not wait:
             return ToolResult(content=[TextContent(type="text", text=json.dumps({"job_id": job.id, "state": job.state}))],
                               structured_content={"job_id": job.id, "state": job.state})
@@ -710,6 +775,7 @@ def build_server(settings: ServerSettings):
         colors: int | None = None,
         palette: str | None = None,
         transparent_background: bool = False,
+        overwrite: bool = False,
     ) -> ToolResult:
         """Snap AI pseudo pixel art to its true pixel grid (offline, no ComfyUI needed).
 
@@ -720,20 +786,23 @@ def build_server(settings: ServerSettings):
         cell: force the fake-pixel size in source pixels; width/height: force the true size.
         colors: reduce to N colours; palette: a built-in palette name (see list_palettes) or a palette file.
         transparent_background: turn the background colour connected to the border transparent.
+        overwrite: replace an existing output file (never an asset deployed into a project: use deploy).
         Returns the detected grid and a nearest-upscaled preview (an animation's first frames side by side).
         """
         info, png = guarded(core.snap_image, path, output, cell, width, height, colors, palette, transparent_background,
-                            names=SNAP_IMAGE_NAMES)
+                            overwrite, names=SNAP_IMAGE_NAMES)
         return with_preview(info, png)
 
     @mcp.tool
-    def quantize_image(path: str, palette: str, output: str | None = None, dither: str = "none") -> ToolResult:
+    def quantize_image(path: str, palette: str, output: str | None = None, dither: Dither = "none",
+                       overwrite: bool = False) -> ToolResult:
         """Map an image onto a palette (offline).
 
         palette: a built-in name (list_palettes) or a .hex/.gpl/.pal/.txt/.png file inside an allowed project.
         dither: none, bayer2, bayer4, bayer8, floyd-steinberg or atkinson.
+        overwrite: replace an existing output file (never an asset deployed into a project: use deploy).
         """
-        info, png = guarded(core.quantize_image, path, palette, output, dither)
+        info, png = guarded(core.quantize_image, path, palette, output, dither, overwrite=overwrite)
         return with_preview(info, png)
 
     @mcp.tool
@@ -742,7 +811,7 @@ def build_server(settings: ServerSettings):
         return guarded(core.list_palettes)
 
     @mcp.tool
-    def deploy(file: str, bevy_project: str, asset_path: str, overwrite: str = "replace") -> dict:
+    def deploy(file: str, bevy_project: str, asset_path: str, overwrite: Overwrite = "replace") -> dict:
         """Copy an existing image into a Bevy project's assets/ with a nearest-filter .meta and a provenance record.
 
         overwrite: replace, keep, version (knight-2.png) or fail.

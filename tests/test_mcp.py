@@ -137,6 +137,11 @@ def test_stdio_lists_tools_and_snaps_a_benchmark_input(tmp_path, benchmark_input
     async def go():
         async with Client(_stdio(game, "http://127.0.0.1:9")) as c:
             names = {t.name for t in await c.list_tools()}
+            # the server names itself and its own version (not its MCP library's)
+            from orchestrator import __version__
+
+            info = c.server_info
+            assert (info.name, info.version) == ("dgx-pixels", __version__)
             res = await c.call_tool("snap_image", {"path": "ai.png", "output": "assets/sprites/ai.png"})
             resources = {str(r.uri) for r in await c.list_resources()}
             errors = await _tool_errors(c, [
@@ -419,7 +424,9 @@ def test_stdio_workflow_palette_deploy_and_asset_tools(tmp_path):
     assert used <= set(four) and len(used) > 1, used
     assert (out["four"]["width"], out["four"]["height"]) == Image.open(game / "coin-ai.png").size
 
-    assert set(out["deploy"]["written"]) == {"assets/items/potion.png", "assets/items/potion.png.meta"}
+    # exactly the files the deploy wrote, its record in the manifest included
+    assert set(out["deploy"]["written"]) == {"assets/items/potion.png", "assets/items/potion.png.meta",
+                                             "assets/.dgx-pixels/manifest.json"}
     assert Image.open(game / "assets/items/potion.png").tobytes() == Image.open(sprite).tobytes()
     assert "Nearest" in (game / "assets/items/potion.png.meta").read_text()
     assert 'asset_server.load("items/potion.png")' in out["deploy"]["snippet"]
@@ -602,6 +609,36 @@ def test_streamable_http_errors_are_tool_errors_and_write_nothing(http_mcp):
     _assert_refusals_are_clear(errors)
     assert "/etc/hostname" in errors["etc"] and "outside the allowed Bevy roots" in errors["etc"]
     assert _files(http_mcp.root) == before, "a refused call wrote something"
+
+
+def test_streamable_http_refuses_another_host_or_a_web_pages_origin(http_mcp):
+    """A web page the user opens can reach a loopback port through DNS rebinding (Host: the
+    page's own name) or a cross-site request (Origin: the page's): the server answered both
+    and wrote into the Bevy roots. Both are refused before any MCP session; the right host
+    is still served."""
+    import urllib.error
+    import urllib.request
+
+    before = _files(http_mcp.root)
+    port = http_mcp.url.split(":")[2].split("/")[0]
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                       "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                  "clientInfo": {"name": "page", "version": "1"}}}).encode()
+
+    def post(headers: dict) -> int:
+        req = urllib.request.Request(http_mcp.url, data=body, method="POST", headers={
+            "Content-Type": "application/json", "Accept": "application/json, text/event-stream", **headers})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert post({"Host": f"evil.example:{port}"}) == 421
+    assert post({"Origin": "http://evil.example"}) == 403
+    assert post({}) == 200
+    assert post({"Origin": f"http://127.0.0.1:{port}"}) == 200
+    assert _files(http_mcp.root) == before
 
 
 def _sheet_params(server, **overrides) -> dict:
@@ -966,6 +1003,97 @@ def test_tools_write_nothing_into_the_records_folder(tmp_path):
         core.start_job("sprite", {"prompt": "a knight"}, "game", ".dgx-pixels/knight.png")
     assert not core.jobs
     assert not (game / "assets" / ".dgx-pixels").exists() and not (game / "assets" / ".DGX-Pixels").exists()
+
+
+def test_tool_outputs_replace_a_file_only_when_asked_and_never_a_deployed_asset(tmp_path):
+    """snap_image and quantize_image wrote over any PNG in the roots: a hand-drawn file, or a
+    deployed asset whose .meta and provenance then described other pixels. An existing output
+    is now replaced only with overwrite=true, and a deployed asset never (deploy replaces one)."""
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    game = _project(tmp_path)
+    save_png(samples.degrade(samples.sprites()["coin"], cell=9.0, seed=3).image, game / "in.png")
+    # two degraded frames of one sprite, as an animated PNG
+    frames = [Image.fromarray(samples.degrade(samples.sprites()["coin"], cell=9.0, seed=s).image) for s in (1, 2)]
+    frames[0].save(game / "walk.png", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    mine = game / "assets" / "hand" / "mine.png"
+    save_png(samples.sprites()["potion"], mine)
+    hand = mine.read_bytes()
+    core = _core(tmp_path)
+    core.deploy("game/in.png", "game", "sprites/hero.png")
+    hero = game / "assets" / "sprites" / "hero.png"
+    deployed = hero.read_bytes()
+    (game / "frames").mkdir()
+    (game / "frames" / "walk_001.png").write_bytes(hand)
+
+    for call in (lambda **kw: core.snap_image("game/in.png", output="game/assets/hand/mine.png", **kw),
+                 lambda **kw: core.quantize_image("game/in.png", "pico-8", output="game/assets/hand/mine.png", **kw)):
+        with pytest.raises(InvalidArgumentError, match=r"^output 'game/assets/hand/mine.png' exists \(") as exc:
+            call()
+        assert "overwrite=true" in exc.value.hint
+        assert mine.read_bytes() == hand
+        call(overwrite=True)
+        assert mine.read_bytes() != hand
+        mine.write_bytes(hand)
+    for call in (lambda: core.snap_image("game/in.png", output="game/assets/sprites/hero.png", overwrite=True),
+                 lambda: core.quantize_image("game/in.png", "pico-8", output=str(hero), overwrite=True)):
+        with pytest.raises(InvalidArgumentError, match="is the asset sprites/hero.png that dgx-pixels deployed") as exc:
+            call()
+        assert "deploy" in exc.value.hint
+    assert hero.read_bytes() == deployed
+    # an animation's frames: every one is checked before the first is written
+    with pytest.raises(InvalidArgumentError, match=r"^output 'game/frames/walk_001.png' exists"):
+        core.snap_image("game/walk.png", output="game/frames")
+    assert sorted(p.name for p in (game / "frames").iterdir()) == ["walk_001.png"]
+    core.snap_image("game/walk.png", output="game/frames", overwrite=True)
+    assert sorted(p.name for p in (game / "frames").iterdir()) == ["walk_000.png", "walk_001.png"]
+
+
+def test_snap_image_refuses_arguments_that_cannot_both_be_followed(tmp_path):
+    """cell with width/height, or colors with palette: one of the two was dropped without a
+    word; the CLI refuses both pairs as usage."""
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+
+    game = _project(tmp_path)
+    save_png(samples.degrade(samples.sprites()["coin"], cell=9.0, seed=3).image, game / "in.png")
+    core = _core(tmp_path)
+    with pytest.raises(InvalidArgumentError, match=r"^give either a cell size \(cell\) or a target size"):
+        core.snap_image("game/in.png", output="game/a.png", cell=6, width=16, height=16)
+    with pytest.raises(InvalidArgumentError, match=r"^give either colors or palette, not both"):
+        core.snap_image("game/in.png", output="game/a.png", colors=2, palette="pico-8")
+    assert not (game / "a.png").exists()
+
+
+def test_generate_refuses_a_project_or_an_asset_it_could_not_deploy_to_before_submitting(tmp_path):
+    """A folder without Cargo.toml, or an asset the overwrite policy keeps, was found only after
+    the whole ComfyUI job, whose images then waited where no tool reaches. Both are refused
+    before anything is submitted (the server here is not even reachable)."""
+    from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError
+
+    game = _project(tmp_path)
+    (tmp_path / "other").mkdir()
+    save_png(samples.sprites()["coin"], game / "coin.png")
+    core = _core(tmp_path)
+    core.deploy("game/coin.png", "game", "sprites/coin.png")
+    with pytest.raises(DgxPixelsError) as exc:
+        core.start_job("sprite", {"prompt": "a knight"}, "other", "sprites/knight.png")
+    assert str(exc.value).startswith(f"{tmp_path / 'other'} is not a Bevy project: it holds no Cargo.toml; "
+                                     "nothing was submitted")
+    assert "Cargo.toml" in exc.value.hint and "--" not in exc.value.hint
+    with pytest.raises(DgxPixelsError, match=r"coin.png already exists \(--overwrite fail\); nothing was submitted"):
+        core.start_job("sprite", {"prompt": "a knight"}, "game", "sprites/coin.png", overwrite="fail")
+    with pytest.raises(InvalidArgumentError, match=r"^overwrite must be one of replace, keep, version, fail, got 'nope'"):
+        core.start_job("sprite", {"prompt": "a knight"}, "game", "sprites/coin.png", overwrite="nope")
+    assert not core.jobs
+
+
+def test_http_port_out_of_range_is_bad_usage_not_a_traceback(tmp_path):
+    game = _project(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "mcp", "--bevy-root", str(game),
+                           "--http", "127.0.0.1:99999"], env=_server_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: --http '127.0.0.1:99999': port 99999 is not 1..65535")
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("call", ["snap", "snap_out", "palette", "deploy_asset"])

@@ -22,6 +22,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import os
     import signal
+    import sys
     import tempfile
     from pathlib import Path
 
@@ -62,13 +63,24 @@ def run(args) -> int:
         host, _, port = args.http.rpartition(":")
         if not host or not port.isdigit():
             raise InvalidArgumentError(f"--http {args.http!r} is not HOST:PORT", hint="e.g. --http 127.0.0.1:8765")
+        if not 1 <= int(port) <= 65535:
+            raise InvalidArgumentError(f"--http {args.http!r}: port {int(port)} is not 1..65535",
+                                       hint="e.g. --http 127.0.0.1:8765")
+        if host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
+            # no authentication: whoever reaches the port can write into the Bevy roots
+            print(f"warning: --http {args.http} listens beyond this machine's loopback, and the MCP server has no "
+                  "authentication: anyone who can reach the port can generate and write into the Bevy roots",
+                  file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="dgx-pixels-mcp-") as tmp:
         if not args.http:
             stop.folder = tmp
         settings = ServerSettings(servers=list(cfg.servers), bevy_roots=[Path(r) for r in args.bevy_root],
                                   out_dir=Path(tmp), timeout=args.timeout)
         if args.http:
-            build_server(settings).run(transport="http", host=host, port=int(port), show_banner=False)
+            # Host and Origin headers are checked (a web page the user opens must not reach a
+            # loopback server through DNS rebinding); "auto" checks them on a loopback address
+            build_server(settings).run(transport="http", host=host, port=int(port), show_banner=False,
+                                       host_origin_protection="auto")
             return 0
         build_server(settings).run(transport="stdio", show_banner=False)
     # stdin closed: the temporary folder is gone; what is left is the stdio transport's reader
