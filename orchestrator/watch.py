@@ -36,12 +36,15 @@ from pathlib import Path
 from typing import Callable
 
 from comfy_nodes.pixel.asset_manifest import loads_json
-from comfy_nodes.pixel.errors import DgxPixelsError, InputImageError, InvalidArgumentError
+from comfy_nodes.pixel.errors import DgxPixelsError, InputImageError, InvalidArgumentError, PathEscapeError
 
 EventFn = Callable[[dict], None]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".swp", ".lock", "~")
+#: A candidate that has stayed an incomplete image this long (s) is given to the deploy, which
+#: names what is wrong with it (a writer that died, a cut-off download).
+INCOMPLETE_S = 600.0
 
 
 def is_candidate_name(rel: str) -> bool:
@@ -102,6 +105,22 @@ def is_complete_image(path: Path) -> bool:
     return False
 
 
+#: How the image files a watcher takes begin (PNG, JPEG, GIF, WebP's RIFF).
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"GIF87a", b"GIF89a", b"RIFF")
+
+
+def is_not_an_image(path: Path) -> bool:
+    """Whether the file's first bytes already rule out every image format a watcher takes
+    (a text file named .png): no writer can make it one by adding bytes, so it fails at once
+    (and is remembered) instead of waiting as an image still being written."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return False
+    return len(head) >= 12 and not head.startswith(IMAGE_SIGNATURES)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -143,9 +162,16 @@ class _Pending:
     checked: float = 0.0
 
 
+class WatchBusyError(DgxPixelsError):
+    """Another watcher keeps the same state (the same folder into the same game)."""
+
+    exit_code = 1
+
+
 @dataclass
 class WatchStats:
     deployed: int = 0
+    kept: int = 0  # --overwrite keep left an existing asset: nothing written
     duplicates: int = 0
     ignored: int = 0
     failed: int = 0
@@ -201,6 +227,12 @@ class Watcher:
         if asset_dir.strip() and asset_dir.strip() != "/":
             check_relative(asset_dir.rstrip("/"), self.project / "assets",
                            hint="give a folder under the game's assets/, e.g. sprites/")
+            from comfy_nodes.pixel.asset_manifest import MANIFEST_DIR, in_bookkeeping
+
+            if in_bookkeeping(asset_dir.strip().rstrip("/") + "/x.png"):
+                # refused now, not as a failure of every file
+                raise PathEscapeError(f"refusing asset folder {asset_dir!r}: {MANIFEST_DIR}/ holds DGX-Pixels' own records",
+                                      hint="give a folder under the game's assets/, e.g. sprites/")
         self.asset_dir = asset_dir
         digest = hashlib.sha256(str(self.folder).encode()).hexdigest()[:10]
         self._state_name = None if state_file else f"watch-{digest}.json"
@@ -220,6 +252,7 @@ class Watcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._observer = None
+        self._lock_fd: int | None = None
         self._state = self._load_state()
 
     # -- state ---------------------------------------------------------------------------
@@ -231,17 +264,39 @@ class Watcher:
                 if not isinstance(data.get("failed"), dict):
                     data["failed"] = {}  # a state file from before failures were kept
                 return data
+            why = "it holds no watch state"
         except FileNotFoundError:
-            pass
-        except (OSError, ValueError):
-            pass  # unreadable state: start a new one (the manifest's deploy ids still prevent repeats)
-        return {"version": 1, "folder": str(self.folder), "files": {}, "hashes": {}, "failed": {}, "new": True}
+            why = None
+            if self._watched_before():
+                why = "it is gone, and the game's manifest holds assets this folder gave"
+        except (OSError, ValueError) as exc:
+            why = f"it cannot be read ({exc})"
+        fresh = {"version": 1, "folder": str(self.folder), "files": {}, "hashes": {}, "failed": {}, "new": True}
+        if why is not None:
+            # What was deployed is unknown: every file in the folder is looked at again (as with
+            # --existing), and the manifest's deploy ids keep the deployed ones from repeating,
+            # where a first start would take them, and whatever came while watching was down,
+            # as its baseline and never deploy them.
+            fresh["lost"] = f"the watch state {self.state_path}: {why}; every image in the folder is checked again"
+        return fresh
+
+    def _watched_before(self) -> bool:
+        """Whether the game's manifest records an asset deployed from this watched folder."""
+        from comfy_nodes.pixel.asset_manifest import read_manifest
+
+        try:
+            entries = read_manifest(self.project).get("assets", [])
+        except (DgxPixelsError, OSError, ValueError):
+            return False
+        folder = str(self.folder)
+        return any(isinstance(e, dict) and isinstance(e.get("provenance"), dict)
+                   and e["provenance"].get("watch_folder") == folder for e in entries)
 
     def _save_state(self) -> None:
         from comfy_nodes.pixel.imageio import atomic_write_bytes
         from comfy_nodes.pixel.safepath import write_confined
 
-        data = {k: v for k, v in self._state.items() if k != "new"}
+        data = {k: v for k, v in self._state.items() if k not in ("new", "lost")}
         target = self._confined_state_path()
         body = (json.dumps(data, indent=1) + "\n").encode()
         if self._state_name is None:
@@ -345,7 +400,7 @@ class Watcher:
                 known = self._state["files"].get(rel)
                 if not bad and known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns:
                     continue
-                if first_start and not self.existing:
+                if first_start and not self.existing and not self._state.get("lost"):
                     if is_complete_image(full):
                         self._state["files"][rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
                                                      "sha256": _sha256(full), "baseline": True}
@@ -389,13 +444,11 @@ class Watcher:
                 p.size, p.mtime_ns = st.st_size, st.st_mtime_ns
                 p.last_event = now
                 continue
-            if is_complete_image(full):
+            if is_complete_image(full) or is_not_an_image(full) or now - p.first > INCOMPLETE_S:
+                # whole; or bytes that no writer can still make an image; or an image no writer
+                # has finished for INCOMPLETE_S: the deploy names what is wrong with such a file,
+                # and a failure of its own bytes is remembered, not waited for again
                 out.append(rel)
-            elif now - p.first > 600:
-                with self._lock:
-                    self._pending.pop(rel, None)
-                self.stats.ignored += 1
-                self.emit("ignored", file=str(full), reason="incomplete image for 10 minutes")
             else:
                 p.last_event = now  # still incomplete: keep waiting
         return out
@@ -434,7 +487,12 @@ class Watcher:
             self.stats.duplicates += 1
             self.emit("duplicate", file=str(full), asset=prior)
             return
-        asset = asset_path_for(rel, self.asset_dir)
+        try:
+            asset = asset_path_for(rel, self.asset_dir)
+        except DgxPixelsError as exc:
+            self.stats.failed += 1
+            self.emit("failed", file=str(full), error=exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
+            return
         owner = next((r for r, f in self._state["files"].items()
                       if r != rel and f.get("asset") == asset and (self.folder / r).is_file()), None)
         if owner is not None:
@@ -460,6 +518,15 @@ class Watcher:
                 self._save_state()
             self.emit("failed", file=str(full), error=exc.message)
             return
+        if deployed.skipped:
+            # the game keeps its own file: recorded as handled (not tried again on every start),
+            # but neither as this file's asset nor as content the game holds
+            self._state["files"][rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest,
+                                         "kept": deployed.asset_path}
+            self._save_state()
+            self.stats.kept += 1
+            self.emit("kept", file=str(full), asset=deployed.asset_path, path=deployed.path)
+            return
         self._state["files"][rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest, "asset": deployed.asset_path}
         # the asset now holds this content only: what it held before is in the game no more
         for h in [h for h, a in self._state["hashes"].items() if a == deployed.asset_path]:
@@ -474,16 +541,44 @@ class Watcher:
                   already=deployed.already, latency_ms=round(latency, 1) if latency is not None else None)
 
     # -- lifecycle -----------------------------------------------------------------------
+    def _take_lock(self) -> None:
+        """One watcher per state file: a second one on the same folder and game deployed every
+        file again beside the first, and each wrote over the other's state. The lock file sits
+        beside the state (the state itself is replaced at each save, its lock with it)."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no second-watcher guard
+            return
+        if self._state_name is None:
+            lock = self.state_path.with_name(self.state_path.name + ".lock")
+        else:
+            from comfy_nodes.pixel.asset_manifest import bookkeeping_path
+
+            lock = bookkeeping_path(self.project, self._state_name + ".lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise WatchBusyError(f"another dgx-pixels watch is deploying {self.folder} into {self.project} "
+                                 f"(its state {self.state_path} is locked)",
+                                 hint="stop that one first; two would deploy every file twice") from None
+        self._lock_fd = fd
+
     def start(self) -> None:
         """Start watching (non-blocking); pair with ``run_until_stopped`` or ``stop``."""
         from watchdog.observers import Observer
 
+        self._take_lock()
         self._observer = Observer()
         self._observer.schedule(self._handler(), str(self.folder), recursive=self.recursive)
         self._observer.start()
         skipped = self._scan_existing()
         self._thread = threading.Thread(target=self._loop, name="dgx-pixels-watch", daemon=True)
         self._thread.start()
+        if self._state.get("lost"):
+            self.emit("warning", message=self._state["lost"])
         self.emit("ready", folder=str(self.folder), project=str(self.project), state=str(self.state_path))
         for rel, bad in skipped:
             self._skip(rel, bad)
@@ -528,6 +623,9 @@ class Watcher:
         t = getattr(self, "_thread", None)
         if t is not None and t is not threading.current_thread():
             t.join(timeout=30)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # the lock goes with it
+            self._lock_fd = None
 
     def run_until_stopped(self, stop: threading.Event) -> WatchStats:
         """Block until ``stop`` is set, then shut down cleanly."""

@@ -507,3 +507,24 @@ def test_deploy_of_a_device_or_pipe_says_it_is_not_a_regular_file(tmp_path, proj
         err = capsys.readouterr().err
         assert err.startswith(f"error: {given} is not a regular file (a device, pipe or socket)"), err
     assert not (proj / "assets" / "z.png").exists()
+
+
+def test_keep_with_only_a_sidecar_there_is_refused_not_said_kept(tmp_path, proj, capsys):
+    """`deploy --overwrite keep` with only the user's own sprites/orphan.png.meta there (no PNG)
+    said "kept existing" and exited 0: the game has no such image to keep."""
+    src = tmp_path / "src.png"
+    _png(src, 1)
+    meta = proj / "assets" / "sprites" / "orphan.png.meta"
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text("(my own meta)")
+    rc = main(["deploy", str(src), "--bevy", str(proj), "--asset-path", "sprites/orphan.png", "--overwrite", "keep"])
+    err = capsys.readouterr().err
+    assert rc == 6, err
+    assert f"error: {meta} is in the way, but sprites/orphan.png itself does not exist: keep would leave the game " \
+           "without the image" in err
+    assert meta.read_text() == "(my own meta)" and not (proj / "assets" / "sprites" / "orphan.png").exists()
+    # with the PNG there too, keep keeps both, as before
+    _png(proj / "assets" / "sprites" / "orphan.png", 2)
+    assert main(["deploy", str(src), "--bevy", str(proj), "--asset-path", "sprites/orphan.png",
+                 "--overwrite", "keep"]) == 0
+    assert "(kept existing)" in capsys.readouterr().out

@@ -576,7 +576,8 @@ def test_a_corrupt_file_is_reported_once_across_restarts_until_it_changes(dirs):
     (state,) = state_dir.glob("watch-*.json")
     kept = json.loads(state.read_text())["failed"]["bad.png"]
     assert kept["sha256"] == hashlib.sha256(corrupt_png(1)).hexdigest()
-    assert [p.name for p in state_dir.iterdir()] == [state.name]
+    # (and the lock that keeps a second watcher off this state)
+    assert sorted(p.name for p in state_dir.iterdir()) == [state.name, state.name + ".lock"]
 
     # Run 3: replaced while down by other broken bytes, it is tried (and fails) again; then
     # replaced by a good image while watching, it is deployed and forgotten as a failure.
@@ -617,3 +618,127 @@ def test_touching_a_failed_file_does_not_fail_it_again(dirs):
     assert skipped["file"] == str(drop / "bad.png") and "is not a readable image" in skipped["error"]
     kept = json.loads(state.read_text())["failed"]["bad.png"]
     assert kept["mtime_ns"] == (drop / "bad.png").stat().st_mtime_ns
+
+
+def _run_watcher(drop: Path, proj: Path, act, until: str, n: int = 1, **kw) -> Recorder:
+    """A watcher started on ``drop``, ``act()`` once it is ready, stopped after ``n`` ``until`` events."""
+    rec = Recorder()
+    w = Watcher(drop, proj, debounce=0.05, on_event=rec, **kw)
+    w.start()
+    try:
+        rec.wait_for("ready")
+        act()
+        rec.wait_for(until, n)
+    finally:
+        w.stop()
+    rec.stats = w.stats
+    return rec
+
+
+def test_a_file_that_is_no_image_fails_at_once_and_is_remembered(dirs):
+    """A text file named .png waited silently for 10 minutes as an image still being written,
+    then was "ignored", and so again after every restart. Its first bytes rule out every
+    image format: it fails at once, naming the problem, and a restart reports it as skipped."""
+    drop, proj = dirs
+    t0 = time.monotonic()
+    rec = _run_watcher(drop, proj, lambda: (drop / "notes.png").write_text("hello, these are my notes\n"), "failed")
+    assert time.monotonic() - t0 < 10
+    (ev,) = rec.of("failed")
+    assert ev["file"] == str(drop / "notes.png") and "is not a readable image" in ev["error"]
+    rec2 = _run_watcher(drop, proj, lambda: None, "skipped")
+    assert rec2.of("skipped")[0]["file"] == str(drop / "notes.png") and not rec2.of("failed")
+
+
+def test_overwrite_keep_says_kept_not_deployed_and_does_not_try_again(dirs):
+    """With --overwrite keep and the game's own sprites/hero.png, the watcher said "deployed"
+    while the game kept its file; it says "kept", counts it apart, and a restart leaves it."""
+    drop, proj = dirs
+    mine = proj / "assets" / "sprites" / "hero.png"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(png_bytes(1))
+    before = mine.read_bytes()
+    rec = _run_watcher(drop, proj, lambda: (drop / "hero.png").write_bytes(png_bytes(2)), "kept", overwrite="keep")
+    assert [e["asset"] for e in rec.of("kept")] == ["sprites/hero.png"] and not rec.of("deployed")
+    assert (rec.stats.kept, rec.stats.deployed) == (1, 0)
+    assert mine.read_bytes() == before and manifest(proj) == []
+    rec2 = Recorder()
+    w = Watcher(drop, proj, debounce=0.05, on_event=rec2, overwrite="keep")
+    w.start()
+    try:
+        rec2.wait_for("ready")
+        time.sleep(0.5)
+    finally:
+        w.stop()
+    assert not rec2.of("kept") and not rec2.of("deployed")
+
+
+@pytest.mark.parametrize("damage", ["cut", "deleted"])
+def test_a_damaged_or_lost_state_checks_every_image_again(dirs, damage):
+    """A state file cut short (or deleted) was read as a first start: the images in the folder
+    became its baseline, and one that arrived while the watcher was down never reached the
+    game. Now it is said, and every image is checked again: the new one is deployed, and the
+    one deployed before is found in the manifest (no second export)."""
+    drop, proj = dirs
+    rec = _run_watcher(drop, proj, lambda: (drop / "one.png").write_bytes(png_bytes(3)), "deployed")
+    state = Watcher(drop, proj).state_path
+    (drop / "while_down.png").write_bytes(png_bytes(4))
+    if damage == "cut":
+        state.write_bytes(state.read_bytes()[:50])
+    else:
+        state.unlink()
+    rec2 = _run_watcher(drop, proj, lambda: None, "deployed", n=2)
+    (warning,) = rec2.of("warning")
+    why = "it cannot be read" if damage == "cut" else "it is gone, and the game's manifest holds assets this folder gave"
+    assert warning["message"].startswith(f"the watch state {state}: {why}")
+    got = {e["asset"]: e["already"] for e in rec2.of("deployed")}
+    assert got == {"sprites/one.png": True, "sprites/while_down.png": False}
+    assert {e["path"]: e["exports"] for e in manifest(proj)} == {"sprites/one.png": 1, "sprites/while_down.png": 1}
+
+
+def test_a_genuine_first_start_leaves_the_folder_alone_without_a_warning(dirs):
+    drop, proj = dirs
+    (drop / "old.png").write_bytes(png_bytes(5))
+    rec = Recorder()
+    w = Watcher(drop, proj, debounce=0.05, on_event=rec)
+    w.start()
+    try:
+        rec.wait_for("ready")
+        time.sleep(0.4)
+    finally:
+        w.stop()
+    assert not rec.of("warning") and not rec.of("deployed")
+
+
+def test_an_asset_folder_in_the_records_folder_is_refused_at_the_start(dirs):
+    from comfy_nodes.pixel.errors import PathEscapeError
+
+    drop, proj = dirs
+    for bad in (".dgx-pixels/", ".DGX-Pixels/sub/"):
+        with pytest.raises(PathEscapeError, match="holds DGX-Pixels' own records"):
+            Watcher(drop, proj, asset_dir=bad)
+
+
+def test_a_second_watcher_on_the_same_folder_and_game_is_refused(dirs):
+    """Two watchers of one folder into one game each deployed every file and wrote over each
+    other's state; the second is refused while the first runs, and starts once it stopped."""
+    from orchestrator.watch import WatchBusyError
+
+    drop, proj = dirs
+    first = Watcher(drop, proj, debounce=0.05)
+    first.start()
+    try:
+        second = Watcher(drop, proj, debounce=0.05)
+        with pytest.raises(WatchBusyError, match=r"^another dgx-pixels watch is deploying .* \(its state .* is locked\)"):
+            second.start()
+    finally:
+        first.stop()
+    third = Watcher(drop, proj, debounce=0.05)
+    third.start()
+    third.stop()
+
+
+def test_a_file_name_no_asset_can_take_is_said_without_a_class_name(dirs):
+    drop, proj = dirs
+    rec = _run_watcher(drop, proj, lambda: (drop / "___.png").write_bytes(png_bytes(6)), "failed")
+    (ev,) = rec.of("failed")
+    assert ev["error"].startswith("cannot name an asset after '___.png'"), ev["error"]

@@ -1344,6 +1344,12 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
                 raise ExportError(f"{assets_root / foreign} is in the way and no export of {rel} wrote it; "
                                   "replace would overwrite it",
                                   hint="move that file, or use overwrite policy version (writes name-2.png and its own files)")
+            if overwrite == "keep" and not os.path.lexists(confine(assets_root, rel)):
+                # only a file beside it is there: "kept existing" would name an image the game
+                # does not have
+                raise ExportError(f"{assets_root / found} is in the way, but {rel} itself does not exist: keep "
+                                  "would leave the game without the image",
+                                  hint="move that file, or use overwrite policy version (writes name-2.png and its own files)")
             if overwrite == "keep":
                 return ExportResult(project, assets_root, rel, version, [], "", pixels.shape[1], pixels.shape[0],
                                     sheet, True, f"kept existing {rel} (overwrite policy 'keep'); nothing written")

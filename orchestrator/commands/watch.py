@@ -55,8 +55,12 @@ def run(args) -> int:
             print(f"already deployed {ev['asset']} <- {ev['file']} (found in the manifest; nothing written)", flush=True)
         elif e == "deployed":
             print(f"deployed {ev['asset']} <- {ev['file']}" + (f" ({ev['latency_ms']:.0f} ms)" if ev.get("latency_ms") else ""), flush=True)
+        elif e == "kept":
+            print(f"kept the existing {ev['asset']} (--overwrite keep; nothing written) <- {ev['file']}", flush=True)
         elif e == "duplicate":
             print(f"same content as {ev['asset']}, skipped: {ev['file']}", flush=True)
+        elif e == "warning":
+            print(f"warning: {ev['message']}", file=sys.stderr, flush=True)
         elif e == "failed":
             print(f"FAILED {ev['file']}: {ev['error']}", file=sys.stderr, flush=True)
         elif e == "ignored":
@@ -81,7 +85,8 @@ def run(args) -> int:
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
-    print(f"stopped: {stats.deployed} deployed, {stats.duplicates} duplicates, {stats.failed} failed, "
+    print(f"stopped: {stats.deployed} deployed, " + (f"{stats.kept} kept existing, " if stats.kept else "")
+          + f"{stats.duplicates} duplicates, {stats.failed} failed, "
           f"{stats.ignored} ignored" + (f", {stats.skipped} skipped as failed before" if stats.skipped else ""),
           file=sys.stderr)
     return 1 if w.lost else 0
