@@ -749,6 +749,11 @@ def _fetch(entry: ModelEntry, part: Path, offset: int, timeout: float, progress:
         length = resp.headers.get("Content-Length")
         if length and length.isdigit():
             declared = offset + int(length)
+        if declared is not None and entry.size is not None and declared != entry.size:
+            # said before the body is fetched: for a checkpoint, gigabytes that could only be
+            # thrown away
+            raise ModelError(f"{entry.file}: the server announces {declared} bytes but the manifest says {entry.size}",
+                             hint="the URL no longer serves the file the manifest pins; check the URL, or a mirror")
         # http.client raises IncompleteRead when a chunked body stops before its terminator,
         # so a chunked body that reaches its end here is whole.
         chunked = bool(getattr(resp, "chunked", False))

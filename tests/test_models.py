@@ -766,3 +766,31 @@ def test_doctor_says_it_could_not_check_models_and_counts_files_not_uses():
         client.close()
         srv.shutdown()
         srv.server_close()
+
+
+def test_a_size_the_server_announces_against_the_manifest_is_refused_before_the_body(server, tmp_path):
+    """A 200 whose Content-Length is not the manifest's size was refused only after the whole
+    body had been fetched (for SDXL, 6.5 GiB thrown away). It is refused on the headers."""
+    with pytest.raises(ModelError, match=rf"tiny.safetensors: the server announces {len(PAYLOAD)} bytes but the "
+                                         rf"manifest says {len(PAYLOAD) + 5}") as exc:
+        m.download(_entry(server.base + "/good.bin", size=len(PAYLOAD) + 5), tmp_path)
+    assert "check the URL" in exc.value.hint
+    assert [p.name for p in (tmp_path / "loras").iterdir() if p.stat().st_size > 0] == []
+
+
+def test_negative_retries_and_the_list_label(server, tmp_path, capsys):
+    manifest = _write_manifest(tmp_path / "manifest.toml", server.base + "/good.bin")
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    assert cli.main(["models", "pull", "--manifest", str(manifest), "--models-dir", str(models_dir),
+                     "--retries", "-1"]) == 2
+    assert "error: --retries must be 0 or more, got -1" in capsys.readouterr().err
+    assert not (models_dir / "loras").exists()
+    assert cli.main(["models", "pull", "--manifest", str(manifest), "--models-dir", str(models_dir)]) == 0
+    # one byte changed, the size the same: list (which reads no hash) does not call it ok
+    with open(models_dir / "loras" / "tiny.safetensors", "r+b") as fh:
+        fh.write(b"X")
+    capsys.readouterr()
+    assert cli.main(["models", "list", "--manifest", str(manifest), "--models-dir", str(models_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "[present, size matches; `models verify` checks its sha256]" in out and "[ok]" not in out

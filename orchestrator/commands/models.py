@@ -70,12 +70,18 @@ def run(args: argparse.Namespace) -> int:
         for e in entries:
             state = ""
             if models_dir is not None:
-                state = "  [" + m.verify(e, models_dir, check_hash=False).status + "]"
+                status = m.verify(e, models_dir, check_hash=False).status
+                # without its hash read, a file of the right size is present, not proven whole
+                state = "  [" + ("present, size matches; `models verify` checks its sha256" if status == "ok" else status) + "]"
             need = "required" if e.required else "optional"
             print(f"{e.name:<14} {e.folder}/{e.file}  {m._human(e.size)}  {need}  license: {e.license}{state}")
             print(f"{'':<14} sha256 {e.sha256 or 'unknown'}  {e.url}")
         return 0
 
+    if getattr(args, "retries", 0) < 0:
+        from comfy_nodes.pixel.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"--retries must be 0 or more, got {args.retries}")
     models_dir = m.resolve_models_dir(args.comfyui, args.models_dir, must_exist=action == "verify")
     chosen = m.select(entries, args.names)
 
