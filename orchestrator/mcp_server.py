@@ -21,12 +21,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ResourceError, ToolError
 from fastmcp.tools.base import ToolResult
 from mcp.types import ImageContent, TextContent
+from pydantic import Field
 
 from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError, PathEscapeError
 from orchestrator.commands.outputs import check_writable
@@ -97,6 +98,17 @@ class Job:
 def _inside(child: Path, root: Path) -> bool:
     return child == root or root in child.parents
 
+
+# The parameters' descriptions in the tools' schemas, shared by the tools that take them.
+FILE_DOC = "inside an allowed Bevy project folder: absolute, or relative to the first one"
+PROJECT_DOC = "a configured Bevy project: its folder path, or its folder name"
+ASSET_PATH_DOC = "where it goes under the project's assets/, e.g. 'sprites/knight.png' (what asset_server.load takes)"
+ANIMATIONS_DOC = ("named frame ranges with frames per second, e.g. 'idle:0-3@8, walk:4-7@12, jump:8-11@10:pingpong' "
+                  "(direction forward, reverse or pingpong)")
+PALETTE_DOC = ("a built-in palette name (list_palettes: pico-8, nes, gameboy...) or a .hex/.gpl/.pal/.txt/.png palette "
+               "file " + FILE_DOC)
+OUTPUT_OVERWRITE_DOC = "replace an existing output file (never an asset deployed into a project: use deploy for that)"
+WORKFLOW_DOC = "'sprite', 'animation', 'tileset', 'pixelize', 'cleanup' (list_workflows), optionally with '@version'"
 
 #: deploy's policies for an asset path that is taken (as the CLI's --overwrite)
 OVERWRITE_POLICIES = ("replace", "keep", "version", "fail")
@@ -242,6 +254,10 @@ def _renamed(text: str, names: dict[str, str]) -> str:
 # tool's caller has the tool descriptions and list_palettes instead.
 TOOL_HINTS = {
     "InvalidArgumentError": "the tool's description says what each parameter takes",
+    "ServerUnreachableError": "start ComfyUI, or give this MCP server the ComfyUI it should use (dgx-pixels mcp "
+                              "--server URL; default http://127.0.0.1:8188)",
+    "ParameterError": "describe_workflow lists the parameters with types and defaults",
+    "WorkflowError": "list_workflows shows the workflows and their versions",
     "NoGridFoundError": "give snap_image the cell size (cell) or the target size (width and height)",
     "PaletteError": "use a built-in name (list_palettes) or a .hex/.gpl/.pal/.txt/.png file inside the allowed Bevy roots",
 }
@@ -359,7 +375,7 @@ class PixelMCP:
                 job.progress, job.total = float(ev.get("value", 0)), float(ev.get("max", 0) or 0)
             if ev.get("node") is not None:
                 job.node = str(ev.get("node"))
-            job.message = _event_text(ev)
+            job.message = _event_text(ev, spec.prompt)
             job.changed()
 
         job.state = "running"
@@ -530,6 +546,59 @@ class PixelMCP:
         written = [str(Path(f).relative_to(project)) for f in d.files] if d.files else _written(project, d.path)
         return {"asset_path": d.asset_path, "written": written, "snippet": rust_snippet(None, d.asset_path, version)}
 
+    def export_sprite(self, frames: list[str], bevy_project: str, asset_path: str, animations: str | None = None,
+                      columns: int | None = None, padding: int = 0, anchor: str = "bottom-center",
+                      trim: str = "auto", upscale: int = 1, overwrite: str = "fail") -> tuple[dict, bytes]:
+        """One image, or frames laid out as a sprite sheet, exported into a Bevy project (as the
+        CLI's ``export``): PNG, .meta, atlas JSON with the animations, manifest record."""
+        from comfy_nodes.pixel.bevy_export import export_asset, export_sheet
+        from comfy_nodes.pixel.imageio import load_frames
+        from comfy_nodes.pixel.sheet import build_sheet, duration_conflicts
+
+        from orchestrator.commands.sheet import expand_inputs, source_timing
+
+        if isinstance(frames, str):
+            frames = [frames]
+        if not frames:
+            raise InvalidArgumentError("frames is empty: give one image, several frames, or a folder of frames")
+        if overwrite not in OVERWRITE_POLICIES:
+            raise InvalidArgumentError(f"overwrite must be one of {', '.join(OVERWRITE_POLICIES)}, got {overwrite!r}")
+        project = self.paths.project(bevy_project)
+        files: list[Path] = []
+        for item in frames:
+            target = self.paths.file(item, must_exist=False, write=False)
+            if target.is_dir():
+                # every file a folder lists is confined again: one may be a symlink leading out
+                files += [self.paths.file(f) for f in expand_inputs([str(target)])]
+            else:
+                files.append(self.paths.file(item))
+        images = [img for f in files for img in load_frames(f)]
+        source = {"files": [str(f) for f in files]}
+        common = dict(overwrite=overwrite, upscale=upscale, provenance={"source": source})
+        warnings: list[str] = []
+        if len(images) == 1 and not animations:
+            res = export_asset(project, asset_path, images[0], **common)
+            preview = images[0]
+        else:
+            timing = None if animations else source_timing([str(f) for f in files], len(images))
+            sheet = build_sheet(images, columns=columns, anchor=anchor, trim=trim, padding=(padding, padding),
+                                animations=timing[0] if timing else animations)
+            if timing:
+                sheet.frame_ms = timing[1]
+            else:
+                warnings += duration_conflicts(len(sheet.frames), sheet.animations)
+            res = export_sheet(project, asset_path, sheet, **common)
+            preview = sheet.image
+        info = {"asset_path": res.asset_path, "written": [str(f.path.relative_to(project)) for f in res.files],
+                "width": res.width, "height": res.height, "frames": len(images), "snippet": res.snippet,
+                "bevy_version": res.bevy.short}
+        if res.skipped:
+            info["kept"] = True
+            info["message"] = res.message
+        if warnings:
+            info["warnings"] = warnings
+        return info, _preview_png(preview)
+
     def list_assets(self, bevy_project: str) -> dict:
         from comfy_nodes.pixel.asset_manifest import read_manifest
 
@@ -554,12 +623,18 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _event_text(ev: dict) -> str:
+def _event_text(ev: dict, prompt: dict | None = None) -> str:
+    """A progress message, the node named by its title (or class) in ``prompt``, not its number only."""
     kind = ev.get("event", "")
+    node = ev.get("node")
+    if node is not None and isinstance((prompt or {}).get(str(node)), dict):
+        n = prompt[str(node)]
+        title = (n.get("_meta") or {}).get("title") if isinstance(n.get("_meta"), dict) else None
+        node = f"{node} ({title or n.get('class_type', '?')})"
     if kind == "progress":
-        return f"node {ev.get('node')}: step {ev.get('value')}/{ev.get('max')}"
-    if ev.get("node") is not None:
-        return f"{kind} node {ev.get('node')}"
+        return f"node {node}: step {ev.get('value')}/{ev.get('max')}"
+    if node is not None:
+        return f"{kind} node {node}"
     return str(kind)
 
 
@@ -690,34 +765,26 @@ def build_server(settings: ServerSettings):
         return guarded(core.list_workflows)
 
     @mcp.tool
-    def describe_workflow(name: str) -> dict:
-        """Describe one workflow: its parameters with type, default, range and help, and the models it needs.
-
-        name: 'sprite', 'animation', 'tileset', 'pixelize', 'cleanup', optionally with '@version'.
-        """
+    def describe_workflow(name: Annotated[str, Field(description=WORKFLOW_DOC)]) -> dict:
+        """Describe one workflow: its parameters with type, default, range and help, and the models it needs."""
         return guarded(core.describe_workflow, name)
 
     @mcp.tool
     async def generate(
-        workflow: str,
-        bevy_project: str,
-        asset_path: str,
-        params: dict[str, Any] | None = None,
-        animations: str | None = None,
-        overwrite: Overwrite = "replace",
-        wait: bool = True,
+        workflow: Annotated[str, Field(description="'name' or 'name@version' (see list_workflows)")],
+        bevy_project: Annotated[str, Field(description=PROJECT_DOC)],
+        asset_path: Annotated[str, Field(description=ASSET_PATH_DOC)],
+        params: Annotated[dict[str, Any] | None, Field(
+            description='workflow parameters (describe_workflow lists them), e.g. {"prompt": "a knight", "seed": 7}')] = None,
+        animations: Annotated[str | None, Field(description="for several frames: " + ANIMATIONS_DOC)] = None,
+        overwrite: Annotated[Overwrite, Field(description=(
+            "when asset_path is taken: replace (only an asset dgx-pixels deployed and nobody edited since), "
+            "keep, version (knight-2.png) or fail; checked before the job runs"))] = "replace",
+        wait: Annotated[bool, Field(description="false returns a job id at once (poll job_status, stop with cancel)")] = True,
         ctx: Context | None = None,
     ) -> ToolResult:
         """Run a workflow on ComfyUI and deploy the result into a Bevy project's assets/ folder.
 
-        workflow: 'name' or 'name@version' (see list_workflows).
-        bevy_project: a configured Bevy project (its folder path or folder name).
-        asset_path: where to put it under assets/, e.g. 'sprites/knight.png' (what asset_server.load takes).
-        params: workflow parameters, e.g. {"prompt": "a knight", "seed": 7, "frames": 4}.
-        animations: for several frames, named animations like 'idle:0-3@8, walk:4-7@12'.
-        overwrite: when asset_path is taken: replace (default; only an asset dgx-pixels deployed and
-        nobody edited since), keep, version (knight-2.png) or fail. Checked before the job runs.
-        wait: false returns a job id at once (poll job_status, stop with cancel).
         Returns the files written (PNG, .meta, atlas JSON), Rust code for the project's Bevy
         version, and a nearest-upscaled preview image.
         """
@@ -750,7 +817,7 @@ def build_server(settings: ServerSettings):
         return with_preview(info, job.result["preview"])
 
     @mcp.tool
-    def job_status(job_id: str) -> dict:
+    def job_status(job_id: Annotated[str, Field(description="the id generate returned")]) -> dict:
         """State of a generate job: queued, running (with progress), done (with result), failed or cancelled."""
         status = guarded(core.job_status, job_id)
         if status.get("result"):
@@ -758,7 +825,7 @@ def build_server(settings: ServerSettings):
         return status
 
     @mcp.tool
-    def cancel(job_id: str) -> dict:
+    def cancel(job_id: Annotated[str, Field(description="the id generate returned")]) -> dict:
         """Cancel a running generate job; the job is also interrupted on the ComfyUI server."""
         status = guarded(core.cancel, job_id)
         if status.get("result"):
@@ -767,26 +834,25 @@ def build_server(settings: ServerSettings):
 
     @mcp.tool
     def snap_image(
-        path: str,
-        output: str | None = None,
-        cell: float | None = None,
-        width: int | None = None,
-        height: int | None = None,
-        colors: int | None = None,
-        palette: str | None = None,
-        transparent_background: bool = False,
-        overwrite: bool = False,
+        path: Annotated[str, Field(description=(
+            "the input image, " + FILE_DOC + "; an animated GIF, APNG or WebP is snapped frame by frame "
+            "on one grid (and one palette)"))],
+        output: Annotated[str | None, Field(description=(
+            "PNG file to write the true-resolution sprite to (same rules); for an animation a folder, "
+            "which gets NAME_000.png, NAME_001.png..."))] = None,
+        cell: Annotated[float | None, Field(description=(
+            "the fake-pixel size, in source pixels (e.g. 6.4); default: detected"))] = None,
+        width: Annotated[int | None, Field(description="the true width in pixels; default: detected")] = None,
+        height: Annotated[int | None, Field(description="the true height in pixels; default: detected")] = None,
+        colors: Annotated[int | None, Field(description="reduce to this many colours (1..256)")] = None,
+        palette: Annotated[str | None, Field(description=PALETTE_DOC)] = None,
+        transparent_background: Annotated[bool, Field(
+            description="turn the background colour connected to the border transparent")] = False,
+        overwrite: Annotated[bool, Field(description=OUTPUT_OVERWRITE_DOC)] = False,
     ) -> ToolResult:
         """Snap AI pseudo pixel art to its true pixel grid (offline, no ComfyUI needed).
 
-        path: the input image, inside an allowed Bevy project (absolute, or relative to the first one).
-        An animated GIF, APNG or WebP is snapped frame by frame on one grid (and one palette).
-        output: optional PNG path to write the true-resolution sprite to (same rules); for an
-        animation a folder, which gets NAME_000.png, NAME_001.png...
-        cell: force the fake-pixel size in source pixels; width/height: force the true size.
-        colors: reduce to N colours; palette: a built-in palette name (see list_palettes) or a palette file.
-        transparent_background: turn the background colour connected to the border transparent.
-        overwrite: replace an existing output file (never an asset deployed into a project: use deploy).
+        Give at most one of cell and width/height, and at most one of colors and palette.
         Returns the detected grid and a nearest-upscaled preview (an animation's first frames side by side).
         """
         info, png = guarded(core.snap_image, path, output, cell, width, height, colors, palette, transparent_background,
@@ -794,14 +860,14 @@ def build_server(settings: ServerSettings):
         return with_preview(info, png)
 
     @mcp.tool
-    def quantize_image(path: str, palette: str, output: str | None = None, dither: Dither = "none",
-                       overwrite: bool = False) -> ToolResult:
-        """Map an image onto a palette (offline).
-
-        palette: a built-in name (list_palettes) or a .hex/.gpl/.pal/.txt/.png file inside an allowed project.
-        dither: none, bayer2, bayer4, bayer8, floyd-steinberg or atkinson.
-        overwrite: replace an existing output file (never an asset deployed into a project: use deploy).
-        """
+    def quantize_image(
+        path: Annotated[str, Field(description="the input image, " + FILE_DOC)],
+        palette: Annotated[str, Field(description=PALETTE_DOC)],
+        output: Annotated[str | None, Field(description="PNG file to write the result to (same rules)")] = None,
+        dither: Annotated[Dither, Field(description="none, ordered Bayer 2x2/4x4/8x8, or error diffusion")] = "none",
+        overwrite: Annotated[bool, Field(description=OUTPUT_OVERWRITE_DOC)] = False,
+    ) -> ToolResult:
+        """Map an image onto a palette (offline); colours are matched in a perceptual space."""
         info, png = guarded(core.quantize_image, path, palette, output, dither, overwrite=overwrite)
         return with_preview(info, png)
 
@@ -811,15 +877,46 @@ def build_server(settings: ServerSettings):
         return guarded(core.list_palettes)
 
     @mcp.tool
-    def deploy(file: str, bevy_project: str, asset_path: str, overwrite: Overwrite = "replace") -> dict:
-        """Copy an existing image into a Bevy project's assets/ with a nearest-filter .meta and a provenance record.
-
-        overwrite: replace, keep, version (knight-2.png) or fail.
-        """
+    def deploy(
+        file: Annotated[str, Field(description="the image, " + FILE_DOC)],
+        bevy_project: Annotated[str, Field(description=PROJECT_DOC)],
+        asset_path: Annotated[str, Field(description=ASSET_PATH_DOC)],
+        overwrite: Annotated[Overwrite, Field(description=(
+            "when asset_path is taken: replace (only an asset dgx-pixels deployed and nobody edited since), "
+            "keep, version (knight-2.png) or fail"))] = "replace",
+    ) -> dict:
+        """Copy an existing image into a Bevy project's assets/ with a nearest-filter .meta and a provenance record."""
         return guarded(core.deploy, file, bevy_project, asset_path, overwrite)
 
     @mcp.tool
-    def list_assets(bevy_project: str) -> dict:
+    def export_sprite(
+        frames: Annotated[list[str], Field(description=(
+            "images in frame order, each " + FILE_DOC + "; a folder gives its images sorted by name, an "
+            "animated GIF/APNG/WebP its frames and their timing"))],
+        bevy_project: Annotated[str, Field(description=PROJECT_DOC)],
+        asset_path: Annotated[str, Field(description=ASSET_PATH_DOC)],
+        animations: Annotated[str | None, Field(description=ANIMATIONS_DOC)] = None,
+        columns: Annotated[int | None, Field(description="cells per row; default near-square")] = None,
+        padding: Annotated[int, Field(description="pixels between cells")] = 0,
+        anchor: Annotated[Literal["bottom-center", "center", "top-left"], Field(description=(
+            "where a trimmed frame sits in its cell: bottom-center (characters), center (items), top-left"))]
+            = "bottom-center",
+        trim: Annotated[Literal["auto", "each", "union", "none"], Field(description=(
+            "auto: one box for frames of one size (an animation does not jitter), each frame to its own "
+            "pixels for frames of different sizes"))] = "auto",
+        upscale: Annotated[int, Field(description="whole-number nearest enlargement, 1..64")] = 1,
+        overwrite: Annotated[Overwrite, Field(description="when asset_path is taken: fail, replace, keep or version")]
+            = "fail",
+    ) -> ToolResult:
+        """Export one image, or frames laid out as a sprite sheet, into a Bevy project (offline):
+        PNG, a nearest-filter .meta for the project's Bevy version, an atlas JSON with the animations,
+        a provenance record, and Rust code that loads it and plays the animations."""
+        info, png = guarded(core.export_sprite, frames, bevy_project, asset_path, animations, columns, padding,
+                            anchor, trim, upscale, overwrite)
+        return with_preview(info, png)
+
+    @mcp.tool
+    def list_assets(bevy_project: Annotated[str, Field(description=PROJECT_DOC)]) -> dict:
         """The assets DGX-Pixels deployed into a Bevy project, each with its provenance (workflow, seed, models...)."""
         return guarded(core.list_assets, bevy_project)
 

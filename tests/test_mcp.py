@@ -156,7 +156,7 @@ def test_stdio_lists_tools_and_snaps_a_benchmark_input(tmp_path, benchmark_input
     assert "output 'ai.png' is the input" in errors["self"] and "output 'ai.png' is the input" in errors["qself"]
     assert (game / "ai.png").read_bytes() == before and not (game / "assets" / "sprites" / "ai.jpg").exists()
     assert {"list_workflows", "describe_workflow", "generate", "snap_image", "quantize_image", "list_palettes",
-            "deploy", "list_assets", "job_status", "cancel"} <= names
+            "deploy", "export_sprite", "list_assets", "job_status", "cancel"} <= names
     assert {"dgx-pixels://workflows", "dgx-pixels://palettes"} <= resources
     info = res.structured_content
     assert (info["width"], info["height"]) == (gt.shape[1], gt.shape[0])
@@ -349,6 +349,14 @@ def test_tool_errors_replace_the_cores_cli_hints():
         assert "(hint: " in text and "--" not in text and "dgx-pixels" not in text, text
     assert "list_palettes" in str(_tool_error(PaletteError("unknown palette 'x'")))
     assert str(_tool_error(InvalidArgumentError("bad", hint="give 1..4"))) == "bad (hint: give 1..4)"
+    # the workflow commands' hints name the tools that do their job
+    from orchestrator.errors import ParameterError, ServerUnreachableError, WorkflowError
+
+    assert "describe_workflow" in str(_tool_error(ParameterError("no parameter 'x'")))
+    assert "list_workflows" in str(_tool_error(WorkflowError("unknown workflow 'x'")))
+    for exc in (ParameterError("p"), WorkflowError("w"), ServerUnreachableError("s")):
+        assert "dgx-pixels workflows" not in str(_tool_error(exc)) and "pass --server" not in str(_tool_error(exc))
+    assert "give this MCP server the ComfyUI" in str(_tool_error(ServerUnreachableError("not reachable")))
 
 
 def test_stdio_workflow_palette_deploy_and_asset_tools(tmp_path):
@@ -501,6 +509,8 @@ def test_stdio_generate_deploys_into_the_bevy_project(tmp_path, comfy_server):
     assert len(info["warnings"]) == 1 and "'idle:0-0@8' were not used: the job made one image" in info["warnings"][0]
     assert _image_blocks(res), "generate must return a preview image"
     assert progress, "no MCP progress notification arrived"
+    # nodes are named by their class (or title), not by their number only
+    assert any(m and m.startswith("executing node ") and "(" in m for _v, _t, m in progress), progress
     for st in (status, cancelled):
         assert (st["id"], st["state"], st["error"]) == (info["job_id"], "done", None), st
         assert st["workflow"].startswith("cleanup") and st["result"]["written"] == info["written"]
@@ -1047,6 +1057,76 @@ def test_tool_outputs_replace_a_file_only_when_asked_and_never_a_deployed_asset(
     assert sorted(p.name for p in (game / "frames").iterdir()) == ["walk_001.png"]
     core.snap_image("game/walk.png", output="game/frames", overwrite=True)
     assert sorted(p.name for p in (game / "frames").iterdir()) == ["walk_000.png", "walk_001.png"]
+
+
+def test_export_sprite_lays_frames_out_as_a_sheet_with_animations_in_the_game(tmp_path):
+    """What the CLI's export does, as a tool: a folder of frames becomes one sheet with its
+    atlas JSON (the animations in it), .meta and record; one image stays one image; an
+    animated file brings its frames and timing; a frame linked from outside the roots is
+    refused; the default policy keeps an existing asset from being replaced."""
+    from comfy_nodes.pixel.errors import ExportError, PathEscapeError
+
+    game = _project(tmp_path / "roots")
+    core = _core(tmp_path / "roots")
+    (game / "walk").mkdir()
+    sprite = samples.sprites()["potion"]
+    for i in range(4):
+        save_png(np.roll(sprite, i, axis=1), game / "walk" / f"f{i}.png")
+    info, png = core.export_sprite(["game/walk"], "game", "sprites/walk.png", animations="walk:0-3@12", columns=2)
+    assert info["frames"] == 4 and info["asset_path"] == "sprites/walk.png"
+    assert set(info["written"]) == {"assets/sprites/walk.png", "assets/sprites/walk.png.meta",
+                                    "assets/sprites/walk.json", "assets/.dgx-pixels/manifest.json"}
+    atlas = json.loads((game / "assets" / "sprites" / "walk.json").read_text())
+    assert [t["name"] for t in atlas["meta"]["frameTags"]] == ["walk"]
+    assert (info["width"], info["height"]) == Image.open(game / "assets" / "sprites" / "walk.png").size
+    assert 'asset_server.load("sprites/walk.png")' in info["snippet"] and png.startswith(b"\x89PNG")
+    # one image: one asset, no atlas
+    info, _ = core.export_sprite(["game/walk/f0.png"], "game", "items/potion.png")
+    assert info["frames"] == 1 and "assets/items/potion.json" not in info["written"]
+    np.testing.assert_array_equal(np.asarray(Image.open(game / "assets" / "items" / "potion.png").convert("RGBA")),
+                                  sprite)
+    # an animated file: its frames and its own timing
+    Image.fromarray(sprite).save(game / "blink.png", save_all=True, append_images=[Image.fromarray(sprite[::-1])],
+                                 duration=[120, 480], loop=0)
+    core.export_sprite(["game/blink.png"], "game", "fx/blink.png")
+    durations = [f["duration"] for f in json.loads((game / "assets" / "fx" / "blink.json").read_text())["frames"]]
+    assert durations == [120, 480]
+    # taken: refused by default
+    with pytest.raises(ExportError, match="already exists"):
+        core.export_sprite(["game/walk"], "game", "sprites/walk.png")
+    # a frame in the folder that links out of the roots
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    save_png(sprite, outside / "secret.png")
+    (game / "walk" / "f9.png").symlink_to(outside / "secret.png")
+    with pytest.raises(PathEscapeError):
+        core.export_sprite(["game/walk"], "game", "sprites/walk2.png")
+    assert not (game / "assets" / "sprites" / "walk2.png").exists()
+
+
+def test_every_tool_parameter_is_described_in_the_schema(tmp_path):
+    """An assistant reads the tools' input schemas: every parameter says what it takes, and the
+    policies are enums, not free strings."""
+    from orchestrator.mcp_server import ServerSettings, build_server
+
+    mcp = build_server(ServerSettings(servers=["http://127.0.0.1:1"], bevy_roots=[tmp_path], out_dir=tmp_path / "j"))
+
+    async def go():
+        async with Client(mcp) as c:
+            return await c.list_tools()
+
+    tools = {t.name: t.input_schema for t in _run(go())}
+    assert len(tools) >= 11
+    undescribed = [(name, prop) for name, schema in tools.items() for prop, spec in schema["properties"].items()
+                   if not spec.get("description")]
+    assert undescribed == []
+
+    def enum(spec: dict) -> list:
+        return spec.get("enum") or next((a["enum"] for a in spec.get("anyOf", []) if "enum" in a), [])
+
+    for tool in ("generate", "deploy", "export_sprite"):
+        assert set(enum(tools[tool]["properties"]["overwrite"])) == {"replace", "keep", "version", "fail"}, tool
+    assert "floyd-steinberg" in enum(tools["quantize_image"]["properties"]["dither"])
 
 
 def test_snap_image_refuses_arguments_that_cannot_both_be_followed(tmp_path):
