@@ -825,8 +825,11 @@ def test_a_users_file_under_a_sidecars_name_is_never_written_over(tmp_path):
     with pytest.raises(ExportError, match=re.escape(f"{levels / 'forest.json'} already exists")):
         export_sheet(project, "levels/forest.png", grid_sheet(2, 1, 4))
     assert not (levels / "forest.png").exists() and (levels / "forest.json").read_text() == '{"my": "level data"}'
-    kept = export_sheet(project, "levels/forest.png", grid_sheet(2, 1, 4), overwrite="keep")
-    assert kept.skipped and not (levels / "forest.png").exists()
+    # keep has no forest.png to keep: said, not reported as kept
+    with pytest.raises(ExportError, match=re.escape(f"{levels / 'forest.json'} is in the way, but levels/forest.png "
+                                                    "itself does not exist")):
+        export_sheet(project, "levels/forest.png", grid_sheet(2, 1, 4), overwrite="keep")
+    assert not (levels / "forest.png").exists() and (levels / "forest.json").read_text() == '{"my": "level data"}'
     # version skips every name whose atlas would land on a user's file
     v = export_sheet(project, "levels/forest.png", grid_sheet(2, 1, 4), overwrite="version")
     assert v.asset_path == "levels/forest-3.png" and (levels / "forest-2.json").read_text() == '{"my": "other level"}'

@@ -320,21 +320,27 @@ def test_deploy_of_an_asset_onto_itself_is_refused(tmp_path, proj, capsys):
 
 
 def test_history_marks_missing_and_changed_assets(tmp_path, proj, capsys):
-    for i, name in enumerate(("a", "b", "c")):
+    for i, name in enumerate(("a", "b", "c", "d", "e")):
         _png(tmp_path / f"{name}.png", 20 + i)
         assert main(["deploy", str(tmp_path / f"{name}.png"), "--bevy", str(proj), "--asset-path", f"s/{name}.png",
                      "--provenance", '{"seed": 7}']) == 0
     (proj / "assets" / "s" / "b.png").unlink()
     (proj / "assets" / "s" / "c.png").write_bytes((tmp_path / "a.png").read_bytes())
+    # the .meta sets the sampler: edited (or gone), the game no longer shows what was deployed
+    with open(proj / "assets" / "s" / "d.png.meta", "a") as fh:
+        fh.write("// my tweak\n")
+    (proj / "assets" / "s" / "e.png.meta").unlink()
     capsys.readouterr()
     assert main(["history", "--bevy", str(proj)]) == 0
     lines = {ln.split()[1]: ln for ln in capsys.readouterr().out.splitlines()}
     assert lines["s/a.png"].endswith("seed 7")
     assert lines["s/b.png"].endswith("seed 7  [missing]")
     assert lines["s/c.png"].endswith("seed 7  [changed since deploy]")
+    assert lines["s/d.png"].endswith("seed 7  [changed since deploy]")
+    assert lines["s/e.png"].endswith("seed 7  [changed since deploy]")
     assert main(["history", "--bevy", str(proj), "--json"]) == 0
     assert {e["path"]: e["status"] for e in json.loads(capsys.readouterr().out)} == {
-        "s/a.png": "ok", "s/b.png": "missing", "s/c.png": "changed"}
+        "s/a.png": "ok", "s/b.png": "missing", "s/c.png": "changed", "s/d.png": "changed", "s/e.png": "changed"}
     assert main(["history", "--bevy", str(proj), "--asset", "s/c.png"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "changed"
 

@@ -9,8 +9,8 @@ DESCRIPTION = """\
 Read PROJECT/assets/.dgx-pixels/manifest.json and list every asset: path, size, time, and
 where it came from (workflow@version, seed, server, prompt id or source file). An asset whose
 file is gone is marked [missing], one whose content is no longer what was deployed (edited or
-replaced by hand) [changed since deploy]: the record describes what was written, not what is
-there now. --json prints the entries with a "status" field (ok, missing, changed); --asset
+replaced by hand, or its .meta or atlas JSON edited or gone) [changed since deploy]: the record
+describes what was written, not what is there now. --json prints the entries with a "status" field (ok, missing, changed); --asset
 shows one asset's full record. --workflow sprite@1 matches versions 1.x.y, not 10.0.0.
 
 exit codes: 0 ok, 2 bad arguments (a project folder that does not exist, or a folder with
@@ -55,7 +55,9 @@ def workflow_matcher(ref: str):
 
 def disk_status(project, entry: dict) -> str:
     """``ok``, ``missing`` (the asset file is gone) or ``changed`` (its sha256 is no longer the
-    one recorded when it was written) for one manifest entry."""
+    one recorded when it was written, or that of a file written with it: its .meta, which sets
+    the sampler, or its atlas JSON) for one manifest entry. A shared ``.assets.ron`` is left
+    out: other exports add their entries to it."""
     from comfy_nodes.pixel.errors import DgxPixelsError
     from comfy_nodes.pixel.safepath import confine
     from orchestrator.models import sha256_file
@@ -69,6 +71,15 @@ def disk_status(project, entry: dict) -> str:
     want = entry.get("sha256")
     if isinstance(want, str) and want and sha256_file(path) != want:
         return "changed"
+    for f in entry.get("files") or []:
+        if not isinstance(f, dict) or f.get("kind") not in ("meta", "atlas") or not isinstance(f.get("sha256"), str):
+            continue
+        try:
+            side = confine(project / "assets", str(f.get("path")), action="read")
+        except DgxPixelsError:
+            continue
+        if not side.is_file() or sha256_file(side) != f["sha256"]:
+            return "changed"
     return "ok"
 
 
