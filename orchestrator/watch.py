@@ -253,6 +253,7 @@ class Watcher:
         self._stop = threading.Event()
         self._observer = None
         self._lock_fd: int | None = None
+        self.baseline = 0  # images that were in the folder at its first start, left alone (no --existing)
         self._state = self._load_state()
 
     # -- state ---------------------------------------------------------------------------
@@ -399,11 +400,17 @@ class Watcher:
                     continue
                 known = self._state["files"].get(rel)
                 if not bad and known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns:
-                    continue
+                    # --existing on a later start deploys what a first start left alone too
+                    if not (self.existing and known.get("baseline")):
+                        if known.get("baseline"):
+                            self.baseline += 1
+                        continue
+                    del self._state["files"][rel]  # no longer "seen": a file to deploy
                 if first_start and not self.existing and not self._state.get("lost"):
                     if is_complete_image(full):
                         self._state["files"][rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
                                                      "sha256": _sha256(full), "baseline": True}
+                        self.baseline += 1
                     continue
                 self.notice(str(full))
         if first_start or gone:
@@ -579,7 +586,8 @@ class Watcher:
         self._thread.start()
         if self._state.get("lost"):
             self.emit("warning", message=self._state["lost"])
-        self.emit("ready", folder=str(self.folder), project=str(self.project), state=str(self.state_path))
+        self.emit("ready", folder=str(self.folder), project=str(self.project), state=str(self.state_path),
+                  left_alone=self.baseline)
         for rel, bad in skipped:
             self._skip(rel, bad)
 

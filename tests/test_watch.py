@@ -742,3 +742,47 @@ def test_a_file_name_no_asset_can_take_is_said_without_a_class_name(dirs):
     rec = _run_watcher(drop, proj, lambda: (drop / "___.png").write_bytes(png_bytes(6)), "failed")
     (ev,) = rec.of("failed")
     assert ev["error"].startswith("cannot name an asset after '___.png'"), ev["error"]
+
+
+def test_the_images_a_first_start_left_alone_are_counted_and_a_later_existing_deploys_them(dirs):
+    """A first start without --existing left the folder's images alone without a word, and a
+    later --existing was silently ignored; now the start counts them and --existing on a later
+    start deploys them."""
+    drop, proj = dirs
+    (drop / "old1.png").write_bytes(png_bytes(41))
+    (drop / "old2.png").write_bytes(png_bytes(42))
+    rec = Recorder()
+    w = Watcher(drop, proj, debounce=0.05, on_event=rec)
+    w.start()
+    try:
+        rec.wait_for("ready")
+        time.sleep(0.3)
+    finally:
+        w.stop()
+    assert rec.of("ready")[0]["left_alone"] == 2 and not rec.of("deployed")
+    rec2 = _run_watcher(drop, proj, lambda: None, "deployed", n=2, existing=True)
+    assert sorted(e["asset"] for e in rec2.of("deployed")) == ["sprites/old1.png", "sprites/old2.png"]
+    assert rec2.of("ready")[0]["left_alone"] == 0
+
+
+def test_cli_watch_takes_a_bevy_version_for_a_plain_folder(tmp_path):
+    """The refusal of a folder without Cargo.toml hinted at --bevy-version, which watch did not
+    have; it has it now, as export does."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    cmd = [sys.executable, "-m", "orchestrator", "watch", str(drop), "--bevy", str(plain), "--json", "--debounce", "0.05"]
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 6 and "--bevy-version" in refused.stderr, refused.stderr
+    proc = subprocess.Popen(cmd + ["--bevy-version", "0.15"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = Lines(proc.stdout)
+    try:
+        assert lines.next_event(60)["event"] == "ready"
+        (drop / "a.png").write_bytes(png_bytes(43))
+        ev = lines.next_event(30)
+        assert ev["event"] == "deployed" and ev["asset"] == "sprites/a.png", ev
+    finally:
+        rc, err = _interrupt(proc)
+    assert rc == 0, err
+    assert "Nearest" in (plain / "assets" / "sprites" / "a.png.meta").read_text()

@@ -11,7 +11,8 @@ PROJECT/assets/<--asset-dir> (.meta, manifest entry with provenance from the PNG
 ComfyUI prompt). Temporary and hidden files (.tmp, .part, ~, dotfiles) are ignored; a file
 is deployed only after it stops changing and its bytes form a complete image. The same
 content is deployed once. A state file remembers what was deployed, so a restart deploys only
-what is new; on the first start the files already in DIR are left alone unless --existing.
+what is new; on the first start the files already in DIR are left alone (and counted) unless
+--existing, which on a later start deploys those too.
 A file that failed because of its own bytes (unreadable, an animation) is remembered too: a
 restart reports it as skipped while it is unchanged, and tries it again once edited or replaced.
 Stops cleanly on Ctrl-C or SIGTERM.
@@ -26,7 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", metavar="DIR", help="folder to watch (sub-folders too)")
     p.add_argument("--bevy", metavar="PROJECT", required=True, help="Bevy project folder (holds Cargo.toml and assets/)")
     p.add_argument("--asset-dir", default="sprites/", metavar="PATH", help="folder under assets/ for deployed images (default sprites/)")
-    p.add_argument("--existing", action="store_true", help="on the first start also deploy the images already in DIR")
+    p.add_argument("--existing", action="store_true",
+                   help="also deploy the images already in DIR (that a first start without it left alone)")
+    p.add_argument("--bevy-version", default="auto", metavar="V",
+                   help="auto (default: from Cargo.toml/Cargo.lock) or 0.12 ... 0.19; given, PROJECT may be any folder")
     p.add_argument("--debounce", type=float, default=0.1, metavar="S", help="quiet time before a file counts as finished (default 0.1)")
     p.add_argument("--state", metavar="FILE", help="state file (default PROJECT/assets/.dgx-pixels/watch-<hash>.json)")
     p.add_argument("--overwrite", choices=("replace", "keep", "version", "fail"), default="replace", help="when the asset exists (default replace)")
@@ -68,7 +72,10 @@ def run(args) -> int:
         elif e == "skipped":
             print(f"skipped {ev['file']}: {ev['reason']} (it failed with: {ev['error']})", file=sys.stderr, flush=True)
         elif e == "ready":
-            print(f"watching {ev['folder']} -> {ev['project']} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+            n = ev.get("left_alone") or 0
+            alone = (f"; {n} image{'s' if n != 1 else ''} already there left alone, as at the first start "
+                     "(--existing deploys them)") if n else ""
+            print(f"watching {ev['folder']} -> {ev['project']} (Ctrl-C to stop){alone}", file=sys.stderr, flush=True)
 
     def handle(signum, frame):
         stop.set()
@@ -78,7 +85,7 @@ def run(args) -> int:
     try:
         w = Watcher(
             args.dir, args.bevy, asset_dir=args.asset_dir, state_file=args.state, debounce=args.debounce,
-            existing=args.existing, overwrite=args.overwrite, upscale=args.upscale,
+            existing=args.existing, overwrite=args.overwrite, upscale=args.upscale, bevy_version=args.bevy_version,
             recursive=not args.no_recursive, on_event=on_event,
         )
         stats = w.run_until_stopped(stop)
