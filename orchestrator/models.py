@@ -80,7 +80,8 @@ class ModelEntry:
 @dataclass(frozen=True)
 class VerifyResult:
     """State of one model file on disk: ``ok``, ``missing``, ``partial`` (a ``.part`` exists),
-    ``wrong_size``, ``wrong_hash`` or ``unverified`` (present, no published hash)."""
+    ``wrong_size``, ``wrong_hash``, ``unverified`` (present, no published hash) or ``blocked``
+    (a folder stands at the file's name, or a file at its folder's)."""
 
     entry: ModelEntry
     path: Path
@@ -273,6 +274,9 @@ def verify(entry: ModelEntry, models_dir: Path, *, check_hash: bool = True) -> V
     read through, never written through.
     """
     path = entry.target(models_dir)
+    if path.is_dir() or path.parent.is_file():
+        # something else stands where the file (or its folder) goes: not simply "missing"
+        return VerifyResult(entry, path, "blocked")
     if not path.is_file():
         part_size = _regular_size(_part_path(path))
         return VerifyResult(entry, path, "partial" if part_size is not None else "missing", part_size)
@@ -532,10 +536,14 @@ def download(
     if target.is_dir() and not target.is_symlink():
         raise ModelError(f"{target} is a folder; the model file {entry.file} goes there",
                          hint="move or remove that folder, then run pull again")
+    if target.parent.is_file():
+        raise ModelError(f"{target.parent} is a file; it must be the folder the model file {entry.file} goes into",
+                         hint="move or remove that file, then run pull again")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ModelError(f"cannot create {target.parent}: {exc.strerror}") from exc
+        raise ModelError(f"cannot create {target.parent}: {exc.strerror}",
+                         hint="check that the models folder is writable and no file stands in the way") from exc
     lock = _DownloadLock(_lock_path(target))
     report.waited_for_lock = lock.acquire(say, lock_poll)
     try:

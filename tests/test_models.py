@@ -794,3 +794,23 @@ def test_negative_retries_and_the_list_label(server, tmp_path, capsys):
     assert cli.main(["models", "list", "--manifest", str(manifest), "--models-dir", str(models_dir)]) == 0
     out = capsys.readouterr().out
     assert "[present, size matches; `models verify` checks its sha256]" in out and "[ok]" not in out
+
+
+def test_a_folder_or_file_in_the_way_is_named_by_verify_and_pull(server, tmp_path, capsys):
+    """verify said "missing" for a model name that is a folder, or whose folder is a file; pull
+    said "cannot create md/checkpoints: File exists" with no hint."""
+    manifest = _write_manifest(tmp_path / "manifest.toml", server.base + "/good.bin")
+    md = tmp_path / "md"
+    (md / "loras" / "tiny.safetensors").mkdir(parents=True)
+    assert cli.main(["models", "verify", "--manifest", str(manifest), "--models-dir", str(md)]) == 1
+    assert f"blocked ({md / 'loras' / 'tiny.safetensors'} is a folder)" in capsys.readouterr().out
+    (md / "loras" / "tiny.safetensors").rmdir()
+    (md / "loras").rmdir()
+    (md / "loras").write_text("not a folder")
+    assert cli.main(["models", "verify", "--manifest", str(manifest), "--models-dir", str(md)]) == 1
+    assert f"blocked ({md / 'loras'} is a file where its folder goes)" in capsys.readouterr().out
+    assert cli.main(["models", "pull", "--manifest", str(manifest), "--models-dir", str(md)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {md / 'loras'} is a file; it must be the folder the model file tiny.safetensors goes into" in err
+    assert "hint: move or remove that file" in err
+    assert (md / "loras").read_text() == "not a folder"

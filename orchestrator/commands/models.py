@@ -94,13 +94,16 @@ def run(args: argparse.Namespace) -> int:
                 detail = f" (expected {e.sha256}, got {r.actual_sha256})"
             elif r.status == "wrong_size":
                 detail = f" (expected {e.size} bytes, got {r.actual_size})"
+            elif r.status == "blocked":
+                detail = (f" ({r.path} is a folder)" if r.path.is_dir()
+                          else f" ({r.path.parent} is a file where its folder goes)")
             elif r.status == "partial":
                 detail = f" ({r.actual_size} bytes in {r.path.name}.part; `pull` resumes it)"
             elif r.status == "unverified":
                 detail = (f" (the manifest publishes no sha256{' and no size' if e.size is None else ''}: "
                           f"nothing to check it against; sha256 {r.actual_sha256})")
             print(f"{e.name:<14} {r.status}{detail}  {r.path}")
-            if not r.ok and (e.required or r.status in ("wrong_hash", "wrong_size") or args.names):
+            if not r.ok and (e.required or r.status in ("wrong_hash", "wrong_size", "blocked") or args.names):
                 bad += 1
         return 1 if bad else 0
 
