@@ -635,6 +635,19 @@ def _run_watcher(drop: Path, proj: Path, act, until: str, n: int = 1, **kw) -> R
     return rec
 
 
+def _idle_watcher(drop: Path, proj: Path, seconds: float, **kw) -> Recorder:
+    """A watcher started on ``drop`` and stopped ``seconds`` after it is ready: what it said."""
+    rec = Recorder()
+    w = Watcher(drop, proj, debounce=0.05, on_event=rec, **kw)
+    w.start()
+    try:
+        rec.wait_for("ready")
+        time.sleep(seconds)
+    finally:
+        w.stop()
+    return rec
+
+
 def test_a_file_that_is_no_image_fails_at_once_and_is_remembered(dirs):
     """A text file named .png waited silently for 10 minutes as an image still being written,
     then was "ignored", and so again after every restart. Its first bytes rule out every
@@ -661,14 +674,7 @@ def test_overwrite_keep_says_kept_not_deployed_and_does_not_try_again(dirs):
     assert [e["asset"] for e in rec.of("kept")] == ["sprites/hero.png"] and not rec.of("deployed")
     assert (rec.stats.kept, rec.stats.deployed) == (1, 0)
     assert mine.read_bytes() == before and manifest(proj) == []
-    rec2 = Recorder()
-    w = Watcher(drop, proj, debounce=0.05, on_event=rec2, overwrite="keep")
-    w.start()
-    try:
-        rec2.wait_for("ready")
-        time.sleep(0.5)
-    finally:
-        w.stop()
+    rec2 = _idle_watcher(drop, proj, 0.5, overwrite="keep")
     assert not rec2.of("kept") and not rec2.of("deployed")
 
 
@@ -698,14 +704,7 @@ def test_a_damaged_or_lost_state_checks_every_image_again(dirs, damage):
 def test_a_genuine_first_start_leaves_the_folder_alone_without_a_warning(dirs):
     drop, proj = dirs
     (drop / "old.png").write_bytes(png_bytes(5))
-    rec = Recorder()
-    w = Watcher(drop, proj, debounce=0.05, on_event=rec)
-    w.start()
-    try:
-        rec.wait_for("ready")
-        time.sleep(0.4)
-    finally:
-        w.stop()
+    rec = _idle_watcher(drop, proj, 0.4)
     assert not rec.of("warning") and not rec.of("deployed")
 
 
@@ -751,14 +750,7 @@ def test_the_images_a_first_start_left_alone_are_counted_and_a_later_existing_de
     drop, proj = dirs
     (drop / "old1.png").write_bytes(png_bytes(41))
     (drop / "old2.png").write_bytes(png_bytes(42))
-    rec = Recorder()
-    w = Watcher(drop, proj, debounce=0.05, on_event=rec)
-    w.start()
-    try:
-        rec.wait_for("ready")
-        time.sleep(0.3)
-    finally:
-        w.stop()
+    rec = _idle_watcher(drop, proj, 0.3)
     assert rec.of("ready")[0]["left_alone"] == 2 and not rec.of("deployed")
     rec2 = _run_watcher(drop, proj, lambda: None, "deployed", n=2, existing=True)
     assert sorted(e["asset"] for e in rec2.of("deployed")) == ["sprites/old1.png", "sprites/old2.png"]
