@@ -629,7 +629,8 @@ def _event_text(ev: dict, prompt: dict | None = None) -> str:
     node = ev.get("node")
     if node is not None and isinstance((prompt or {}).get(str(node)), dict):
         n = prompt[str(node)]
-        title = (n.get("_meta") or {}).get("title") if isinstance(n.get("_meta"), dict) else None
+        meta = n.get("_meta")
+        title = meta.get("title") if isinstance(meta, dict) else None
         node = f"{node} ({title or n.get('class_type', '?')})"
     if kind == "progress":
         return f"node {node}: step {ev.get('value')}/{ev.get('max')}"
@@ -723,9 +724,9 @@ def build_server(settings: ServerSettings):
     """The FastMCP server object with every tool and resource registered."""
     import json
 
-    core = PixelMCP(settings)
     from orchestrator import __version__
 
+    core = PixelMCP(settings)
     mcp = FastMCP(
         "dgx-pixels",
         version=__version__,
