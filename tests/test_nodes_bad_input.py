@@ -385,3 +385,69 @@ def test_node_hint_translates_the_commands_options_into_the_nodes_inputs():
     assert node_hint(exc, node) == "use a built-in name from the builtin list of Pixel Palette Load or a .hex file"
     # hints without the command line's words are kept
     assert node_hint(NoGridFoundError("x", hint="set columns and rows"), node) is None
+
+
+def test_bevy_export_with_nothing_connected_says_so_before_looking_at_the_project(tmp_path, monkeypatch):
+    """With no image and no sheet data, the node named a project folder that does not exist
+    (the default my_game under a configured root) instead of the missing input."""
+    monkeypatch.setenv("DGX_PIXELS_BEVY_ROOTS", str(tmp_path / "games"))
+    with pytest.raises(InvalidArgumentError, match=r"^connect an image \(or a batch of frames\) or sheet data"):
+        DGXPixelsBevyExport.execute(project="my_game", asset_path="a.png")
+
+
+def test_hints_name_the_input_a_message_names_in_the_singular_and_no_option():
+    """"animation 'idle:0-9@8' uses frame 9" is about the animations input (the hint sent the
+    user to frames); the core's "a --bevy-version (the node: bevy_version)" names the input only."""
+    from comfy_nodes.nodes._hints import node_hint
+    from comfy_nodes.pixel.errors import ExportError
+
+    with pytest.raises(InvalidArgumentError) as exc:
+        DGXPixelsSpriteSheet.execute(sprite_batch(4), animations="idle:0-9@8")
+    assert exc.value.hint.startswith("check the node's animations input"), exc.value.hint
+    with pytest.raises(InvalidArgumentError, match=r"uses frame 3 but there is only 1 frame \(0-0\)"):
+        DGXPixelsSpriteSheet.execute(sprite_batch(1), animations="idle:0-3@8")
+    for core, node in (
+            ("give the game's folder, or a --bevy-version (the node: bevy_version) to export here anyway",
+             "give the game's folder, or the bevy_version input to export here anyway"),
+            ("export without the array texture (--tile-array, the node: tile_array) and build it in code",
+             "export without the array texture (the tile_array input) and build it in code"),
+            ("give the Bevy version explicitly: --bevy-version 0.15 (the node: bevy_version)",
+             "give the Bevy version explicitly: bevy_version 0.15")):
+        assert node_hint(ExportError("x", hint=core), DGXPixelsBevyExport) == node
+
+
+def test_outline_and_trim_of_an_opaque_image_without_a_mask_say_why_nothing_changes(caplog):
+    """Load Image gives a PNG's alpha as a separate MASK; with only its IMAGE connected the
+    outline found no edge and the run succeeded without a word."""
+    import logging
+
+    img = sprite_batch()
+    with caplog.at_level(logging.WARNING):
+        out = DGXPixelsOutline.execute(img).result[0]
+    assert torch.equal(out[..., :3], img)
+    assert "Pixel Outline: the image is fully opaque and no mask is connected" in caplog.text
+    assert "Connect Load Image's MASK to mask" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        DGXPixelsTrim.execute(img)
+    assert "Pixel Trim: the image is fully opaque" in caplog.text
+    caplog.clear()
+    mask = torch.zeros(1, 8, 8)
+    mask[:, :2] = 1.0  # a transparent band: there is an edge now
+    with caplog.at_level(logging.WARNING):
+        DGXPixelsOutline.execute(img, mask=mask)
+    assert "fully opaque" not in caplog.text
+
+
+def test_errors_are_shown_under_the_packs_name_not_its_file_path():
+    """ComfyUI shows an error's type as its module and name, and names a node pack's modules by
+    their file path ("/home/me/ComfyUI/custom_nodes/dgx-pixels.comfy_nodes.pixel.errors...")."""
+    from comfy_nodes.pixel.errors import NoGridFoundError
+    from orchestrator.errors import ServerUnreachableError
+
+    def full_type_name(klass) -> str:  # as ComfyUI's execution.py builds it
+        return klass.__qualname__ if klass.__module__ == "builtins" else f"{klass.__module__}.{klass.__qualname__}"
+
+    assert full_type_name(NoGridFoundError) == "dgx_pixels.NoGridFoundError"
+    assert full_type_name(InvalidArgumentError) == "dgx_pixels.InvalidArgumentError"
+    assert full_type_name(ServerUnreachableError) == "dgx_pixels.ServerUnreachableError"

@@ -21,6 +21,10 @@ from ..pixel.errors import DgxPixelsError, InvalidArgumentError
 #: Words of a hint meant for the command line: an option (--cell), the program, its --help.
 _CLI = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*|\bdgx-pixels\b|the command's")
 _OPTION = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
+#: The core's hints that name an option and the node's input beside it, in its three forms.
+_NODE_ARTICLE = re.compile(r"\ban? --[a-z0-9-]+(?: [\w.]+)? \(the node: (\w+)\)")
+_NODE_PAREN = re.compile(r"\(--[a-z0-9-]+(?: [\w.]+)?, the node: (\w+)\)")
+_NODE_BARE = re.compile(r"--[a-z0-9-]+(?: ([\w.]+))? \(the node: (\w+)\)")
 #: ``dgx-pixels palette list``, as the core's palette hints quote it.
 _PALETTE_LIST = re.compile(r"\(?`dgx-pixels palette list`\)?")
 
@@ -39,6 +43,10 @@ def named_input(message: str, inputs: dict[str, str]) -> str | None:
     found = []
     for name in inputs:
         words = r"[ _]".join(re.escape(part) for part in name.split("_"))
+        # a plural input named in the singular too ("animation 'idle:0-9@8' uses frame 9"
+        # is about ``animations``)
+        if name.endswith("s") and len(name) > 3:
+            words += "?"
         m = re.search(rf"(?<![\w-]){words}(?![\w-])", message)
         if m:
             found.append((m.start(), -len(name), name))
@@ -62,7 +70,11 @@ def node_hint(exc: DgxPixelsError, cls) -> str | None:
     if hint == InvalidArgumentError.default_hint or "the command's" in hint:
         return input_hint(named_input(exc.message, inputs), inputs)
     if "the node:" in hint:
-        return None  # the core already names the node's input beside the option
+        # the core names the node's input beside the option: only the input, here
+        hint = _NODE_ARTICLE.sub(r"the \1 input", hint)  # "a --bevy-version (the node: bevy_version)"
+        hint = _NODE_PAREN.sub(r"(the \1 input)", hint)  # "(--tile-array, the node: tile_array)"
+        hint = _NODE_BARE.sub(lambda m: f"{m.group(2)} {m.group(1) or ''}".strip(), hint)  # "--bevy-version 0.15 (the node: ...)"
+        return hint if not _CLI.search(hint) and hint != exc.hint else None
     # the palette names the node offers in place of the command that lists them
     hint = _PALETTE_LIST.sub("from the builtin list of Pixel Palette Load", hint)
     # an option of the command that is also an input of this node: the input's name

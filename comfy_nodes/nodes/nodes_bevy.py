@@ -125,7 +125,11 @@ class DGXPixelsBevyExport(io.ComfyNode):
         # uses: a bfloat16 tensor is converted, anything else is refused naming `image`, before
         # the digest or the project folder is touched. Ignored when sheet_data is connected.
         frames = None
-        if sheet_data is None and image is not None:
+        if sheet_data is None and image is None:
+            # said before the project is looked at: a project that does not exist yet would
+            # otherwise be the error on a node with nothing to export
+            raise InvalidArgumentError("connect an image (or a batch of frames) or sheet data to Bevy Export")
+        if sheet_data is None:
             frames = input_frames(image, alpha_mask, mask_name="alpha_mask")
         config = root_config()
         project_dir = resolve_project(project, config)

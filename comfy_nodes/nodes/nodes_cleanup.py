@@ -7,6 +7,7 @@ nodes chain in any order and alpha survives the trip.
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 from comfy_api.latest import io
@@ -29,9 +30,13 @@ def _conn(value) -> int:
     return c
 
 
-def _apply(image, mask, fn) -> io.NodeOutput:
-    """Run ``fn`` on every frame of the IMAGE (alpha from ``mask``); RGBA IMAGE + MASK out."""
-    return io.NodeOutput(*rgba_outputs(map_frames(_binary_alpha(input_frames(image, mask)), fn)))
+def _apply(image, mask, fn, opaque: tuple[str, str] | None = None) -> io.NodeOutput:
+    """Run ``fn`` on every frame of the IMAGE (alpha from ``mask``); RGBA IMAGE + MASK out.
+    ``opaque``: (node, what it cannot do) to log for fully opaque frames (``_warn_if_opaque``)."""
+    frames = _binary_alpha(input_frames(image, mask))
+    if opaque is not None:
+        _warn_if_opaque(frames, mask, *opaque)
+    return io.NodeOutput(*rgba_outputs(map_frames(frames, fn)))
 
 
 def _binary_alpha(frames: list) -> list:
@@ -41,6 +46,15 @@ def _binary_alpha(frames: list) -> list:
     for f in frames:
         f[..., 3] = np.where(f[..., 3] >= 128, 255, 0)
     return frames
+
+
+def _warn_if_opaque(frames: list, mask, node: str, what: str) -> None:
+    """Log why ``node`` changes nothing on fully opaque frames with no mask: ComfyUI's Load
+    Image gives a PNG's transparency as a separate MASK, and an IMAGE alone has none, so an
+    outline (or a trim) finds no sprite edge; the run would otherwise succeed silently."""
+    if mask is None and all((f[..., 3] == 255).all() for f in frames):
+        logging.warning("DGX-Pixels %s: the image is fully opaque and no mask is connected, so %s. Connect Load "
+                        "Image's MASK to mask, or run Pixel Background Remove first.", node, what)
 
 
 def _image_inputs():
@@ -172,7 +186,8 @@ class DGXPixelsOutline(io.ComfyNode):
                 mask=None) -> io.NodeOutput:
         conn = _conn(connectivity)
         col = color.strip() if isinstance(color, str) and color.strip() else "auto"
-        return _apply(image, mask, lambda f: C.add_outline(f, color=col, connectivity=conn, inside=bool(inside)))
+        return _apply(image, mask, lambda f: C.add_outline(f, color=col, connectivity=conn, inside=bool(inside)),
+                      opaque=("Pixel Outline", "there is no sprite edge to outline"))
 
 
 class DGXPixelsTrim(io.ComfyNode):
@@ -210,6 +225,7 @@ class DGXPixelsTrim(io.ComfyNode):
         if batch_mode not in ("union", "per_frame"):
             raise InvalidArgumentError(f"batch_mode must be 'union' or 'per_frame', got {batch_mode!r}")
         frames = _binary_alpha(input_frames(image, mask))
+        _warn_if_opaque(frames, mask, "Pixel Trim", "there is no transparent border to trim")
         results = C.trim_batch(frames, padding=int(padding), union=batch_mode == "union")
         if all(r.empty for r in results):
             raise InputImageError(

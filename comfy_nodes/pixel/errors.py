@@ -7,6 +7,12 @@ and exits with ``exit_code``; ComfyUI shows the message on the failing node.
 from __future__ import annotations
 
 
+#: The module every error of the project names as its own. ComfyUI shows an error's type as
+#: module + name, and names a custom node pack's modules by their file path: the type read
+#: "/home/me/ComfyUI/custom_nodes/dgx-pixels.comfy_nodes.pixel.errors.NoGridFoundError".
+ERROR_MODULE = "dgx_pixels"
+
+
 class DgxPixelsError(Exception):
     """Base of every error the project raises on purpose."""
 
@@ -17,6 +23,10 @@ class DgxPixelsError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint if hint is not None else self.default_hint
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.__module__ = ERROR_MODULE
 
     def __str__(self) -> str:
         if self.hint:
@@ -63,3 +73,6 @@ class ExportError(DgxPixelsError):
     """Writing assets (PNG, .meta, atlas, manifest) failed or was refused."""
 
     exit_code = 6
+
+
+DgxPixelsError.__module__ = ERROR_MODULE

@@ -450,7 +450,8 @@ def validate_animations(anims: Sequence[Animation], frame_count: int | None) -> 
             raise InvalidArgumentError(f"animation {a.to_spec()!r}: invalid range {a.first}-{a.last}")
         if frame_count is not None and a.last >= frame_count:
             raise InvalidArgumentError(
-                f"animation {a.to_spec()!r} uses frame {a.last} but there are only {frame_count} frames (0-{frame_count - 1})"
+                f"animation {a.to_spec()!r} uses frame {a.last} but there {'is' if frame_count == 1 else 'are'} only "
+                f"{frame_count} frame{'' if frame_count == 1 else 's'} (0-{frame_count - 1})"
             )
 
 
