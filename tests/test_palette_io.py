@@ -339,7 +339,8 @@ def test_adobe_swatches_say_they_are_not_read_and_what_is(tmp_path, ext, what):
 
 
 def test_folder_given_as_palette(tmp_path):
-    for ext in (".hex", ".pal", ".png"):
+    # a folder without an extension too (Palette Load's file=palettes said "unknown palette format")
+    for ext in (".hex", ".pal", ".png", ""):
         d = tmp_path / f"dir{ext}"
         d.mkdir()
         with pytest.raises(PaletteError, match="is a folder, not a palette file"):

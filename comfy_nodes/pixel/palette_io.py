@@ -396,6 +396,9 @@ def read_palette(path, *, name: str | None = None) -> Palette:
     """Read a palette file; the format comes from the extension (see the module doc)."""
     p = Path(path)
     ext = p.suffix.lower()
+    if p.is_dir():
+        # before its name is read as a format: a folder has no extension to speak of
+        raise PaletteError(f"{p} is a folder, not a palette file", hint="give the palette file inside it")
     if ext in OTHER_FORMATS:
         raise PaletteError(f"{p}: {OTHER_FORMATS[ext]} files are not read",
                            hint=f"export the palette from that program as {_SUPPORTED}")
@@ -406,8 +409,6 @@ def read_palette(path, *, name: str | None = None) -> Palette:
         )
     if not p.exists():
         raise PaletteError(f"palette file not found: {p}", hint="check the path, or use a built-in name (`dgx-pixels palette list`)")
-    if p.is_dir():
-        raise PaletteError(f"{p} is a folder, not a palette file", hint="give the palette file inside it")
     label = name or p.stem
     src = f"file {p.name}"
     if ext == ".hex":
