@@ -170,6 +170,14 @@ def load_jobs_file(path: str | os.PathLike) -> JobsFile:
         definition = {"workflow": workflow, "set": values, "bevy": bevy, "asset_path": asset_path,
                       "overwrite": merged.get("overwrite", "replace"), "upscale": merged.get("upscale", 1),
                       "fresh": bool(merged.get("fresh", False))}
+        # what the job's outputs depend on beyond its text: an input image edited since, or
+        # another Bevy version's .meta, is a new job (the finished one was skipped, and the
+        # game kept the old art)
+        inputs = _local_file_digests(values)
+        if inputs:
+            definition["inputs"] = inputs
+        if str(merged.get("bevy_version", "auto")) != "auto":
+            definition["bevy_version"] = str(merged["bevy_version"])
         key = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:16]
         jid = raw.get("id")
         if jid is not None:
@@ -223,6 +231,22 @@ _KEY_TYPES: dict[str, tuple[Any, str]] = {
     "bevy_version": (lambda v: isinstance(v, str), "a version such as \"0.15\" or \"auto\""),
     "fresh": (lambda v: isinstance(v, bool), "true or false"),
 }
+
+
+def _local_file_digests(values: dict) -> dict[str, str]:
+    """sha256 of each parameter value that names a local file (an image to upload)."""
+    out = {}
+    for name, v in values.items():
+        if isinstance(v, str) and v and os.path.isfile(v):
+            h = hashlib.sha256()
+            try:
+                with open(v, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+            except OSError:
+                continue  # unreadable: the job's own run names it
+            out[name] = h.hexdigest()
+    return out
 
 
 def _check_types(table: dict, where: str) -> None:
@@ -392,10 +416,14 @@ def _lock_exclusive(fd: int, path: Path) -> None:
 
 
 def journal_path_for(jobs_file: Path, state_dir: str | os.PathLike | None = None) -> Path:
+    """The journal of a jobs file: named after the file itself, links resolved (the same jobs
+    reached through a symlink or another path must find the same journal, and its lock: two
+    journals ran every job twice)."""
+    real = jobs_file.resolve()
     if state_dir:
-        digest = hashlib.sha256(str(jobs_file.resolve()).encode()).hexdigest()[:8]
-        return Path(state_dir) / f"{jobs_file.stem}-{digest}.journal.jsonl"
-    return jobs_file.with_name(jobs_file.name + ".journal.jsonl")
+        digest = hashlib.sha256(str(real).encode()).hexdigest()[:8]
+        return Path(state_dir) / f"{real.stem}-{digest}.journal.jsonl"
+    return real.with_name(real.name + ".journal.jsonl")
 
 
 # --------------------------------------------------------------------------- servers
@@ -587,9 +615,17 @@ class BatchRunner:
         from comfy_nodes.pixel.bevy_export import check_bevy_project, require_project_folder, resolve_bevy_version
         from comfy_nodes.pixel.errors import ExportError
 
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            # found before anything runs, not as every job's failure after its generation
+            raise InvalidArgumentError(f"the output folder {self.out_dir} is a file; nothing was submitted",
+                                       hint="move that file, or give another folder with --out (or out = in the jobs file)")
         checked: set[tuple[str, str]] = set()
         for job in self.jf.jobs:
             try:
+                if job.asset_path and not str(job.asset_path).endswith("/") \
+                        and not str(job.asset_path).lower().endswith(".png"):
+                    raise InvalidArgumentError(f"asset path {job.asset_path!r} must end in .png (or / for a folder "
+                                               "that keeps the output names)", hint="e.g. sprites/knight.png")
                 if job.bevy and (job.bevy, job.bevy_version) not in checked:
                     # a mistyped project must not surface only after its job has run
                     require_project_folder(job.bevy)

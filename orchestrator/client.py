@@ -579,7 +579,10 @@ class ComfyClient:
         if key in self._uploaded:
             return self._uploaded[key]
         files = {"image": (name, data, "application/octet-stream")}
-        resp = self._request("POST", "/upload/image", files=files, data={"subfolder": subfolder, "overwrite": "true", "type": "input"})
+        # No overwrite: the name pins the content, and ComfyUI keeps a file of that name with the
+        # same bytes instead of writing it again. Rewritten under a LoadImage of another batch
+        # reading it, the image was read half written and the job failed as "no pixel grid".
+        resp = self._request("POST", "/upload/image", files=files, data={"subfolder": subfolder, "type": "input"})
         if resp.status_code in _NO_ROUTE or (resp.status_code != 200 and not _answer_text(resp)):
             raise self.not_comfyui("POST", "/upload/image", resp)
         if resp.status_code != 200:

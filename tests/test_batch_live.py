@@ -922,3 +922,66 @@ def test_an_interrupt_landing_while_the_batch_cancels_is_a_cancel_not_a_failure(
     run.submit()
     with pytest.raises(JobCancelledError):
         run.wait()
+
+
+def test_the_same_jobs_file_through_a_symlink_shares_its_journal_and_lock(tmp_path):
+    """The journal was named after the path given: the same jobs through a symlink had a
+    journal (and lock) of its own, and two runs at once ran every job twice."""
+    from orchestrator.batch import BatchBusyError, journal_path_for
+
+    real = tmp_path / "jobs.toml"
+    real.write_text('[[job]]\nworkflow = "cleanup@1"\n')
+    (tmp_path / "links").mkdir()
+    link = tmp_path / "links" / "other.toml"
+    link.symlink_to(real)
+    assert journal_path_for(link) == journal_path_for(real) == tmp_path / "jobs.toml.journal.jsonl"
+    assert journal_path_for(link, tmp_path / "state") == journal_path_for(real, tmp_path / "state")
+    first = Journal(journal_path_for(real))
+    try:
+        with pytest.raises(BatchBusyError):
+            Journal(journal_path_for(link))
+    finally:
+        first.close()
+
+
+def test_an_edited_input_image_makes_a_new_job(tmp_path):
+    """The job's key hashed the image's path, not its content: a rerun after the art was
+    edited said "already done", and the game kept the old asset."""
+    art = tmp_path / "art.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(art)
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('[[job]]\nid = "a"\nworkflow = "cleanup@1"\nset = { image = "art.png" }\n'
+                    '[[job]]\nworkflow = "cleanup@1"\nset = { image = "art.png", seed = 2 }\n')
+    before = load_jobs_file(jobs).jobs
+    assert load_jobs_file(jobs).jobs[0].key == before[0].key  # the same bytes: the same job
+    Image.fromarray(np.full((4, 4, 3), 200, np.uint8)).save(art)
+    after = load_jobs_file(jobs).jobs
+    assert after[0].id == "a" and after[0].key != before[0].key
+    assert after[1].key != before[1].key and after[1].id != before[1].id  # an id-less job's id is its key
+
+
+def test_an_image_already_on_the_server_is_not_written_again(comfy_server, tmp_path):
+    """Uploads are named by their content, and were sent with overwrite: a second batch
+    uploading the same image rewrote the file while the first one's LoadImage read it (a job
+    failed as "no pixel grid"). The server now keeps the file it has."""
+    cfg = load_config(servers=[comfy_server.url], environ={})
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(7).integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(buf, "PNG")
+    png = buf.getvalue()
+    name = f"dedupe-{os.getpid()}-{time.monotonic_ns()}.png"
+    c1 = ComfyClient(comfy_server.url, cfg)
+    try:
+        ref = c1.upload_image(png, name)
+    finally:
+        c1.close()
+    stored = Path(comfy_server.input_dir) / ref
+    stamp = stored.stat().st_mtime_ns
+    time.sleep(0.05)
+    c2 = ComfyClient(comfy_server.url, cfg)  # another process's client: no cache of the first upload
+    try:
+        assert c2.upload_image(png, name) == ref
+    finally:
+        c2.close()
+    assert stored.stat().st_mtime_ns == stamp and stored.read_bytes() == png

@@ -364,3 +364,27 @@ def test_a_mistyped_local_image_path_is_bad_usage_not_a_node_pack_problem(setup,
     assert "\nhint: check the path" in err and "node pack" not in err
     assert _history_len(comfy_server.url) == before and _nothing_deployed(proj)
 
+
+
+@pytest.mark.parametrize("bad", ["out_file", "asset_path"])
+def test_batch_refuses_an_output_file_in_the_way_or_an_asset_path_without_png_before_submitting(
+        setup, comfy_server, tmp_path, capsys, bad):
+    """A file named like the batch's output folder, or an asset path that is no .png, failed
+    every job only after it had run on the server (exit 5); both are now bad usage found
+    before anything is submitted."""
+    img, proj = setup
+    jobs = tmp_path / "jobs.toml"
+    asset = "sprites/odd" if bad == "asset_path" else "sprites/a.png"
+    jobs.write_text(f'servers = ["{comfy_server.url}"]\n[defaults]\nworkflow = "err-postproc@1"\nbevy = "{proj}"\n'
+                    f'[[job]]\nid = "a"\nset = {{ image = "{img}" }}\nasset_path = "{asset}"\n')
+    if bad == "out_file":
+        (tmp_path / "jobs.out").write_text("my notes")
+    before = _history_len(comfy_server.url)
+    rc, err = _run(["batch", str(jobs)], capsys)
+    assert rc == 2, err
+    if bad == "out_file":
+        assert f"error: the output folder {tmp_path / 'jobs.out'} is a file; nothing was submitted" in err
+        assert (tmp_path / "jobs.out").read_text() == "my notes"
+    else:
+        assert "job a: asset path 'sprites/odd' must end in .png (or / for a folder" in err
+    assert _history_len(comfy_server.url) == before and _nothing_deployed(proj)

@@ -30,10 +30,12 @@ jobs file:
   set = { image = "art/knight.png" }
   asset_path = "sprites/knight.png"
 
-exit codes: 0 all jobs done, 1 other error, 2 bad jobs file, 3 no server reachable,
-4 a workflow/parameter is invalid or a model file a job loads is missing on a server (nothing
-was submitted), 5 some jobs failed (see the journal), 130 interrupted (143 by SIGTERM; rerun
-to continue).
+exit codes: 0 all jobs done, 1 other error, 2 bad jobs file (or its output folder is a file),
+3 no server reachable, 4 a workflow/parameter is invalid or a model file a job loads is missing
+on a server (nothing was submitted), 5 some jobs failed (see the journal), 6 a job's asset path
+or project is refused (nothing was submitted), 130 interrupted (143 by SIGTERM; rerun to
+continue). The journal sits beside the jobs file (links resolved); a job whose input image
+changed since it ran is run again.
 """
 
 
