@@ -34,11 +34,13 @@ class Issue:
     message: str
     severity: str = "error"  # "error" | "warning"
     # unknown_node, missing_input, out_of_range, not_in_list, missing_model, missing_file,
-    # bad_link, wrong_type, extra_input
+    # bad_link, wrong_type, extra_input, no_output
     kind: str = "invalid"
     value: Any = None  # the offending value (the file name of a missing_model)
 
     def __str__(self) -> str:
+        if self.node_id == "-":
+            return self.message  # about the whole workflow, no node
         where = f"node {self.node_id} ({self.class_type})"
         if self.input:
             where += f" input {self.input!r}"
@@ -150,6 +152,12 @@ def validate_prompt(prompt: dict, object_info: dict, *, source: str = "") -> Val
                 _check_link(prompt, object_info, nid, ct, name, spec, value, add)
             else:
                 _check_value(nid, ct, name, spec, value, add)
+    known = [n for n in prompt.values() if isinstance(n, dict) and isinstance(object_info.get(str(n.get("class_type") or "")), dict)]
+    if len(known) == len(prompt) and not any(object_info[str(n["class_type"])].get("output_node") for n in known):
+        # the server refuses such a prompt ("Prompt has no outputs"): an empty graph, or one
+        # whose Save/Preview/Export node was left out
+        add(Issue("-", "-", None, "the workflow has no output node (Save Image, Preview Image, Bevy Export...): the "
+                  "server refuses a prompt without one", kind="no_output"))
     return report
 
 

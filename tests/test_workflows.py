@@ -502,3 +502,24 @@ def test_a_workflow_file_nested_past_reading_is_refused_by_name(tmp_path):
     assert "Export (API)" in err.value.hint
     text = "[" * 100_000 + "]" * 100_000
     assert parse_set([f"x={text}", "seed=7"]) == {"x": text, "seed": 7}
+
+
+def test_validate_refuses_a_graph_without_an_output_node():
+    """`workflows validate` said OK for a graph the server then refuses ("Prompt has no
+    outputs"): an empty graph, or one whose Save/Preview node was left out."""
+    import json
+    from pathlib import Path
+
+    from orchestrator.validate import validate_prompt
+
+    info = json.loads((Path(__file__).parent / "data" / "object_info_subset.json").read_text())
+    no_output = {"1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}},
+                 "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}}}
+    for prompt in (no_output, {}):
+        report = validate_prompt(prompt, info)
+        assert not report.ok
+        assert [str(i) for i in report.issues if i.kind == "no_output"] == [
+            "the workflow has no output node (Save Image, Preview Image, Bevy Export...): the server refuses a "
+            "prompt without one"]
+    saved = {**no_output, "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}}
+    assert not [i for i in validate_prompt(saved, info).issues if i.kind == "no_output"]
