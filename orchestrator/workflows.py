@@ -679,16 +679,23 @@ def update_lock(root: Path | None = None) -> LockResult:
         )
     on_disk = {wf.ref: wf for wf in reg.all()}
     bad = []
+    changed: list[str] = []
     for ref, h in sorted(lock.items()):
         wf = on_disk.get(ref)
         if wf is None:
             bad.append(f"{ref} (deleted)")
         elif wf.content_hash != h:
             bad.append(f"{ref} ({wf.path})")
+            changed.append(wf.name)
     if bad:
+        example = "e.g. 1.0.1"
+        if changed:
+            # the next patch after the workflow's newest version, not a fixed 1.0.1
+            major, minor, patch = max(parse_version(v) for v in reg.workflows.get(changed[0], {}) or ["0.0.0"])
+            example = f"e.g. {changed[0]}/{major}.{minor}.{patch + 1}"
         raise WorkflowError(
             "released workflow versions changed: " + ", ".join(bad),
-            hint="restore them (git checkout) and put the change in a new version folder, e.g. 1.0.1",
+            hint=f"restore them (git checkout) and put the change in a new version folder, {example}",
         )
     added = sorted(set(on_disk) - set(lock), key=lambda r: (r.split("@")[0], parse_version(r.split("@")[1])))
     unchanged = sorted(lock)

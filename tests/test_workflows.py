@@ -343,7 +343,10 @@ def test_cli_list_show_lock(monkeypatch, root, capsys):
     api = root / "txt2img" / "1.0.0" / "workflow.api.json"
     api.write_text(api.read_text().replace('"steps": 20', '"steps": 22'))
     assert main(["workflows", "lock", "--root", str(root)]) == 4
-    assert "released workflow versions changed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "released workflow versions changed" in err
+    # the new version it suggests follows the workflow's newest (2.0.0), not a fixed 1.0.1
+    assert "put the change in a new version folder, e.g. txt2img/2.0.1" in err
     assert main(["workflows", "lock", "--root", str(root), "--check"]) == 4
 
 
