@@ -235,17 +235,15 @@ _KEY_TYPES: dict[str, tuple[Any, str]] = {
 
 def _local_file_digests(values: dict) -> dict[str, str]:
     """sha256 of each parameter value that names a local file (an image to upload)."""
+    from orchestrator.models import sha256_file
+
     out = {}
     for name, v in values.items():
         if isinstance(v, str) and v and os.path.isfile(v):
-            h = hashlib.sha256()
             try:
-                with open(v, "rb") as fh:
-                    for block in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(block)
+                out[name] = sha256_file(Path(v))
             except OSError:
                 continue  # unreadable: the job's own run names it
-            out[name] = h.hexdigest()
     return out
 
 

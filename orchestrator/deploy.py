@@ -617,6 +617,44 @@ def deploy_file(
                          on_event=on_event)[0]
 
 
+def check_asset_policy(project: str, asset_path: str, overwrite: str) -> None:
+    """Refuse BEFORE the job runs what the deploy would surely refuse after it, for an asset
+    the project's manifest records: with ``fail`` that it is there at all, with ``replace``
+    that it was edited since it was deployed. A file the manifest does not record is left to
+    the deploy: it may be the user's own art (refused then) or what a deploy of this very job
+    killed half way through its commit left (swept then), which only the job's bytes tell
+    apart. The deploy checks everything again: the asset may appear while the job runs."""
+    from comfy_nodes.pixel.errors import ExportError
+    from comfy_nodes.pixel.safepath import check_relative, confine
+
+    if asset_path.endswith("/"):
+        return  # the names come from the outputs
+    assets = Path(project) / "assets"
+    rel = check_relative(asset_path, assets).as_posix()
+    if not rel.lower().endswith(".png"):
+        raise ExportError(f"asset path {asset_path!r} must end in .png; nothing was submitted",
+                          hint="e.g. sprites/knight.png")
+    if overwrite not in ("fail", "replace") or not assets.is_dir():
+        return  # keep and version never refuse
+    rel = rel[:-4] + ".png"  # the name the export writes (sprites/K.PNG -> sprites/K.png)
+    from comfy_nodes.pixel.asset_manifest import read_manifest
+
+    entry = {e["path"]: e for e in read_manifest(Path(project), "assets")["assets"]}.get(rel)
+    if entry is None:
+        return
+    if overwrite == "fail":
+        path = confine(assets, rel, action="read")
+        if os.path.lexists(path):
+            raise ExportError(f"{path} already exists (--overwrite fail); nothing was submitted",
+                              hint="choose another --overwrite policy: replace, keep or version (writes name-2.png)")
+        return
+    try:
+        # the same test the deploy makes
+        _check_replaceable(assets, rel, entry)
+    except ExportError as exc:
+        raise ExportError(f"{exc.message}; nothing was submitted", hint=exc.hint) from None
+
+
 def parse_provenance_option(text: str, option: str = "--provenance") -> dict:
     """The JSON object of a ``--provenance`` option (export, deploy), stored in the manifest.
 

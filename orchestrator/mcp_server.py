@@ -330,7 +330,7 @@ class PixelMCP:
         # what the deploy would surely refuse, refused before a GPU run whose images no tool
         # could reach afterwards (they wait in the server's temporary folder)
         from comfy_nodes.pixel.bevy_export import check_bevy_project
-        from orchestrator.commands.run import check_asset_policy
+        from orchestrator.deploy import check_asset_policy
 
         try:
             check_bevy_project(project)

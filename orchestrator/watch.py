@@ -556,12 +556,8 @@ class Watcher:
             import fcntl
         except ImportError:  # pragma: no cover - Windows: no second-watcher guard
             return
-        if self._state_name is None:
-            lock = self.state_path.with_name(self.state_path.name + ".lock")
-        else:
-            from comfy_nodes.pixel.asset_manifest import bookkeeping_path
-
-            lock = bookkeeping_path(self.project, self._state_name + ".lock")
+        state = self._confined_state_path()
+        lock = state.with_name(state.name + ".lock")
         lock.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:

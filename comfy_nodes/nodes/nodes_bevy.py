@@ -124,13 +124,11 @@ class DGXPixelsBevyExport(io.ComfyNode):
         # the image is checked (and read as RGBA frames) first, through the path every node
         # uses: a bfloat16 tensor is converted, anything else is refused naming `image`, before
         # the digest or the project folder is touched. Ignored when sheet_data is connected.
-        frames = None
         if sheet_data is None and image is None:
             # said before the project is looked at: a project that does not exist yet would
             # otherwise be the error on a node with nothing to export
             raise InvalidArgumentError("connect an image (or a batch of frames) or sheet data to Bevy Export")
-        if sheet_data is None:
-            frames = input_frames(image, alpha_mask, mask_name="alpha_mask")
+        frames = input_frames(image, alpha_mask, mask_name="alpha_mask") if sheet_data is None else None
         config = root_config()
         project_dir = resolve_project(project, config)
         animations = animations.strip() if isinstance(animations, str) else animations
@@ -163,15 +161,12 @@ class DGXPixelsBevyExport(io.ComfyNode):
         if sheet_data is not None:
             result = export_sheet(project_dir, asset_path, check_sheet(sheet_data), animations=animations or None,
                                   atlas=bool(write_atlas_json), tile_array=bool(tile_array), **common)
-        elif frames is not None:
-            if len(frames) == 1 and not animations:
-                result = export_asset(project_dir, asset_path, frames[0], **common)
-            else:
-                sheet = build_sheet(frames, trim="none", anchor="top-left", animations=animations or None)
-                result = export_sheet(project_dir, asset_path, sheet, atlas=bool(write_atlas_json),
-                                      tile_array=bool(tile_array), **common)
+        elif len(frames) == 1 and not animations:
+            result = export_asset(project_dir, asset_path, frames[0], **common)
         else:
-            raise InvalidArgumentError("connect an image (or a batch of frames) or sheet data to Bevy Export")
+            sheet = build_sheet(frames, trim="none", anchor="top-left", animations=animations or None)
+            result = export_sheet(project_dir, asset_path, sheet, atlas=bool(write_atlas_json),
+                                  tile_array=bool(tile_array), **common)
         _written.record(key, [f.path for f in result.files if f.kind != "manifest"], content)
         written = "\n".join(str(p) for p in result.paths()) if not result.skipped else result.message
         # Shown on the node (and kept in the history): what was written, and the code to paste.

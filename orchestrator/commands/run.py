@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 HELP = "run a named, versioned workflow on ComfyUI and collect its outputs"
 
@@ -145,47 +144,6 @@ def _single_output(spec) -> bool:
     return len(nodes) == 1 and all(isinstance(b, int) and b <= 1 for b in batches)
 
 
-def check_asset_policy(project: str, asset_path: str, overwrite: str) -> None:
-    """Refuse BEFORE the job runs what the deploy would surely refuse after it, for an asset
-    the project's manifest records: with ``fail`` that it is there at all, with ``replace``
-    that it was edited since it was deployed. A file the manifest does not record is left to
-    the deploy: it may be the user's own art (refused then) or what a deploy of this very job
-    killed half way through its commit left (swept then), which only the job's bytes tell
-    apart. The deploy checks everything again: the asset may appear while the job runs."""
-    from pathlib import Path
-
-    from comfy_nodes.pixel.errors import ExportError
-    from comfy_nodes.pixel.safepath import check_relative, confine
-
-    if asset_path.endswith("/"):
-        return  # the names come from the outputs
-    assets = Path(project) / "assets"
-    rel = check_relative(asset_path, assets).as_posix()
-    if not rel.lower().endswith(".png"):
-        raise ExportError(f"asset path {asset_path!r} must end in .png; nothing was submitted",
-                          hint="e.g. sprites/knight.png")
-    if overwrite not in ("fail", "replace") or not assets.is_dir():
-        return  # keep and version never refuse
-    rel = rel[:-4] + ".png"  # the name the export writes (sprites/K.PNG -> sprites/K.png)
-    from comfy_nodes.pixel.asset_manifest import read_manifest
-    from orchestrator.deploy import _check_replaceable
-
-    entry = {e["path"]: e for e in read_manifest(Path(project), "assets")["assets"]}.get(rel)
-    if entry is None:
-        return
-    if overwrite == "fail":
-        path = confine(assets, rel, action="read")
-        if os.path.lexists(path):
-            raise ExportError(f"{path} already exists (--overwrite fail); nothing was submitted",
-                              hint="choose another --overwrite policy: replace, keep or version (writes name-2.png)")
-        return
-    try:
-        # the same test the deploy makes
-        _check_replaceable(assets, rel, entry)
-    except ExportError as exc:
-        raise ExportError(f"{exc.message}; nothing was submitted", hint=exc.hint) from None
-
-
 def _run(args, values, client, cfg) -> int:
     import json
     import sys
@@ -197,6 +155,8 @@ def _run(args, values, client, cfg) -> int:
     try:
         spec = prepare_job(args.workflow, values, fresh=args.fresh, object_info=client.object_info)
         if args.bevy and _single_output(spec):
+            from orchestrator.deploy import check_asset_policy
+
             check_asset_policy(args.bevy, args.asset_path, args.overwrite)
         reporter = make_reporter(json_mode=args.json, quiet=args.quiet)
         result = run_workflow(None, spec=spec, client=client, out_dir=args.out, on_event=reporter)
