@@ -556,11 +556,13 @@ def _load_cached(folder: Path) -> Workflow:
     return wf
 
 
-def load_registry(root: str | os.PathLike | Iterable | None = None) -> Registry:
+def load_registry(root: str | os.PathLike | Iterable | None = None, *, enforce_lock: bool = True) -> Registry:
     """Load every workflow under the roots.
 
     ``root`` None: the shipped ``workflows/`` folder plus the folders in ``$DGX_PIXELS_WORKFLOWS``.
-    A path (or a list of paths): only those folders.
+    A path (or a list of paths): only those folders. ``enforce_lock``: a released version
+    (in its root's ``workflows.lock``) whose files no longer match the locked hash is broken:
+    its runs would be recorded under a name and version whose content they did not run.
     """
     if root is None:
         roots = [default_root(), *_env_roots()]
@@ -580,6 +582,7 @@ def load_registry(root: str | os.PathLike | Iterable | None = None) -> Registry:
                                     "give a folder that holds NAME/VERSION/workflow.toml folders")
             continue
         folders = sorted({m.parent for n in META_NAMES for m in r.glob(f"*/*/{n}")})
+        lock = read_lock(r) if enforce_lock else {}
         for folder in folders:
             try:
                 wf = _load_cached(folder)
@@ -593,6 +596,10 @@ def load_registry(root: str | os.PathLike | Iterable | None = None) -> Registry:
                 continue
             if wf.version in reg.broken.get(wf.name, {}):
                 continue  # one copy of this version is broken: it stays so, whatever the others hold
+            locked = lock.get(wf.ref)
+            if locked is not None and locked != wf.content_hash:
+                _mark_broken(reg, wf.name, wf.version, _changed_release(wf, r))
+                continue
             have = reg.workflows.get(wf.name, {}).get(wf.version)
             if have is not None and have.content_hash != wf.content_hash:
                 # the integrity check stays, for this version only: neither copy can be trusted
@@ -603,6 +610,21 @@ def load_registry(root: str | os.PathLike | Iterable | None = None) -> Registry:
             elif have is None:
                 reg.workflows.setdefault(wf.name, {})[wf.version] = wf
     return reg
+
+
+def _next_patch(versions: Iterable[str], name: str) -> str:
+    """``name/X.Y.Z+1`` after the newest of ``versions``: where a change to a released version goes."""
+    major, minor, patch = max((parse_version(v) for v in versions if _VERSION_RE.match(v)), default=(0, 0, 0))
+    return f"{name}/{major}.{minor}.{patch + 1}"
+
+
+def _changed_release(wf: Workflow, root: Path) -> WorkflowError:
+    versions = [p.name for p in Path(wf.path).parent.iterdir() if p.is_dir()]
+    return WorkflowError(
+        f"{wf.ref} changed after release: {wf.path} no longer matches its hash in {root / LOCK_NAME}",
+        hint=f"restore it (git checkout -- {wf.path}), or copy it to a new version folder, "
+             f"e.g. {_next_patch(versions, wf.name)}, and run `dgx-pixels workflows lock`",
+    )
 
 
 def _mark_broken(reg: Registry, name: str, version: str, exc: WorkflowError) -> None:
@@ -647,7 +669,7 @@ def check_lock(root: Path | None = None) -> list[str]:
     versions, and versions not locked yet. Empty when everything matches."""
     root = Path(root or default_root())
     lock = read_lock(root)
-    reg = load_registry(root)
+    reg = load_registry(root, enforce_lock=False)
     problems = [f"{ref} cannot be loaded: {exc.message}" for ref, exc in reg.broken_refs()]
     broken = {ref for ref, _exc in reg.broken_refs()}
     on_disk = {wf.ref: wf for wf in reg.all()}
@@ -669,7 +691,7 @@ def update_lock(root: Path | None = None) -> LockResult:
     or disappeared: a released version is immutable, publish a new version instead."""
     root = Path(root or default_root())
     lock = read_lock(root)
-    reg = load_registry(root)
+    reg = load_registry(root, enforce_lock=False)
     if reg.broken:
         # its content hash would lock a version nobody can run
         raise WorkflowError(
@@ -691,8 +713,7 @@ def update_lock(root: Path | None = None) -> LockResult:
         example = "e.g. 1.0.1"
         if changed:
             # the next patch after the workflow's newest version, not a fixed 1.0.1
-            major, minor, patch = max(parse_version(v) for v in reg.workflows.get(changed[0], {}) or ["0.0.0"])
-            example = f"e.g. {changed[0]}/{major}.{minor}.{patch + 1}"
+            example = "e.g. " + _next_patch(reg.workflows.get(changed[0], {}), changed[0])
         raise WorkflowError(
             "released workflow versions changed: " + ", ".join(bad),
             hint=f"restore them (git checkout) and put the change in a new version folder, {example}",

@@ -38,6 +38,14 @@ def root(tmp_path):
     return dest
 
 
+@pytest.fixture
+def draft_root(root):
+    """``root`` without its lock: versions being drafted, free to edit (a locked one that
+    changed is refused, see test_an_edited_release_cannot_be_run_under_its_version)."""
+    (root / "workflows.lock").unlink()
+    return root
+
+
 # ------------------------------------------------------------------------------ addressing
 
 
@@ -194,7 +202,8 @@ def test_int_rejects_fraction_and_bool():
             p.coerce(bad)
 
 
-def test_required_parameter_without_value(root):
+def test_required_parameter_without_value(draft_root):
+    root = draft_root
     toml = root / "txt2img" / "2.0.0" / "workflow.toml"
     toml.write_text(toml.read_text() + '\n[params.negative]\ntype = "str"\nrequired = true\ntargets = ["3.text"]\n')
     wf = load_registry(root).get("txt2img@2")
@@ -251,6 +260,7 @@ def test_env_var_adds_user_folder(monkeypatch, root):
 def test_same_version_with_other_content_is_refused(tmp_path, root):
     other = tmp_path / "other"
     shutil.copytree(root, other)
+    (other / "workflows.lock").unlink()  # a user folder with no lock of its own
     api = other / "txt2img" / "1.0.0" / "workflow.api.json"
     api.write_text(api.read_text().replace('"steps": 20', '"steps": 21'))
     reg = load_registry([root, other])
@@ -305,6 +315,36 @@ def test_lock_refuses_changed_release(root):
     assert "new version" in exc.value.hint
     assert (root / "workflows.lock").read_text() == lock_text
     assert any("txt2img@1.2.0 changed after release" in p for p in check_lock(root))
+
+
+def test_an_edited_release_cannot_be_run_under_its_version(root, monkeypatch, capsys):
+    """A locked version edited in place ran as if unchanged: its outputs were recorded as
+    txt2img@1.2.0 while they came from other content. Now the version is refused (by name,
+    path and lock) and the hint names the way out; the other versions still run."""
+    api = root / "txt2img" / "1.2.0" / "workflow.api.json"
+    api.write_text(api.read_text().replace('"steps": 12', '"steps": 13'))
+    reg = load_registry(root)
+    with pytest.raises(WorkflowError) as exc:
+        reg.get("txt2img@1.2.0")
+    assert exc.value.message == (f"txt2img@1.2.0 changed after release: {root / 'txt2img' / '1.2.0'} "
+                                 f"no longer matches its hash in {root / 'workflows.lock'}")
+    assert "copy it to a new version folder, e.g. txt2img/2.0.1, and run `dgx-pixels workflows lock`" in exc.value.hint
+    # `txt2img@1` resolves to the changed version: refused, not quietly 1.0.0
+    with pytest.raises(WorkflowError):
+        reg.get("txt2img@1")
+    assert reg.get("txt2img").version == "2.0.0" and reg.get("txt2img@1.0").version == "1.0.0"
+    # the lock commands still see it as a changed release, not as unloadable
+    assert any(p.startswith("txt2img@1.2.0 changed after release (") for p in check_lock(root))
+    monkeypatch.setenv("DGX_PIXELS_WORKFLOWS", str(root))
+    assert main(["workflows", "list", "--all"]) == 0
+    assert "BROKEN: txt2img@1.2.0 changed after release" in capsys.readouterr().out
+    assert main(["workflows", "show", "txt2img@1.2.0"]) == 4
+    assert "error: txt2img@1.2.0 changed after release" in capsys.readouterr().err
+    # an unlocked version may be edited freely (work in progress)
+    lock = json.loads((root / "workflows.lock").read_text())
+    del lock["workflows"]["txt2img@1.2.0"]
+    (root / "workflows.lock").write_text(json.dumps(lock))
+    assert load_registry(root).get("txt2img@1.2.0").api_prompt["5"]["inputs"]["steps"] == 13
 
 
 def test_lock_refuses_deleted_release(root):
@@ -451,10 +491,11 @@ def test_a_broken_version_is_named_by_lock_and_check(root):
     assert exc.value.hint == f"fix them, or move their folders out of {root}"
 
 
-def test_json_nested_past_reading_in_a_workflow_folder_is_invalid_json(root):
+def test_json_nested_past_reading_in_a_workflow_folder_is_invalid_json(draft_root):
     """A workflow file nested past reading (json: RecursionError) or deep enough to break the
     copies made of it is "not valid JSON" naming the file; a deep file beside the workflow
     is hashed as it is, not a traceback."""
+    root = draft_root
     api = root / "txt2img" / "2.0.0" / "workflow.api.json"
     keep = api.read_text()
     for text in ("[" * 100000, '{"1": {"class_type": "X", "inputs": {"a": ' + "[" * 300 + "]" * 300 + "}}}"):
