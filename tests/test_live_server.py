@@ -210,7 +210,7 @@ def test_a_save_node_runs_again_only_when_its_file_is_gone(comfy_server, bevy):
         pytest.skip("needs the test harness's own ComfyUI (its output folder)")
     name = f"palettes/fp-{uuid.uuid4().hex[:8]}"
     prompt = {
-        "1": {"class_type": "DGXPixelsPaletteLoad", "inputs": {"builtin": "gameboy", "file": ""}},
+        "1": {"class_type": "DGXPixelsPaletteLoad", "inputs": {"builtin": "gameboy", "file": "none"}},
         "2": {"class_type": "DGXPixelsPaletteSave",
               "inputs": {"palette": ["1", 0], "filename": name, "format": "hex", "swatch": 1, "overwrite": False}},
     }

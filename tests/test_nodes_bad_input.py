@@ -348,7 +348,7 @@ def test_the_command_lines_hints_stay_as_they_were():
 
 def test_palette_load_missing_file_hint_names_the_file_input(tmp_path, monkeypatch):
     """A missing palette file suggested `dgx-pixels palette list`, a command a ComfyUI user has
-    not got: the hint now names the node's file and builtin inputs."""
+    not got: the hint now says how to refresh the file list, or to use the builtin input."""
     import folder_paths
 
     from comfy_nodes.pixel.errors import PaletteError
@@ -357,7 +357,7 @@ def test_palette_load_missing_file_hint_names_the_file_input(tmp_path, monkeypat
     monkeypatch.setattr(folder_paths, "get_input_directory", lambda: str(tmp_path / "in"))
     with pytest.raises(PaletteError, match=r"^palette file not found: .*missing\.hex \(hint: ") as exc:
         DGXPixelsPaletteLoad.execute(file="missing.hex")
-    assert exc.value.hint.startswith("check the file input: a path relative to ComfyUI's input folder")
+    assert exc.value.hint.startswith("the file is gone: press R to refresh the list and choose another")
     assert "builtin" in exc.value.hint and "dgx-pixels" not in str(exc.value)
     # a file of a format not read keeps the core's hint: it is about the file, not the CLI
     with pytest.raises(PaletteError, match=r"unknown palette format '\.xyz'") as exc:

@@ -77,6 +77,33 @@ def test_load_builtin_file_and_image(comfy_dirs):
         DGXPixelsPaletteLoad.execute(file="missing.gpl")
 
 
+def test_load_offers_the_palette_files_of_the_input_and_output_folders(comfy_dirs):
+    """The file input was free text: a user had to know and type the path. It is a list of the
+    palette files found (read again whenever the editor asks), output files marked as
+    LoadImage marks them, so a palette written by Palette Save loads back."""
+    inp, out = comfy_dirs
+
+    def options():
+        return next(i for i in DGXPixelsPaletteLoad.define_schema().inputs if i.id == "file").options
+
+    assert options() == ["none"]
+    (inp / "palettes").mkdir()
+    (inp / "palettes" / "mine.hex").write_text("ff0000\n00ff00\n")
+    (inp / "picture.png").write_bytes(b"not offered")
+    path = DGXPixelsPaletteSave.execute(Palette("two", np.array([[1, 2, 3], [4, 5, 6]], np.uint8)),
+                                        filename="palettes/saved", format="gpl").result[0]
+    assert path == "palettes/saved.gpl"
+    assert options() == ["none", "palettes/mine.hex", "palettes/saved.gpl [output]"]
+    pal, _, count = DGXPixelsPaletteLoad.execute(builtin="gameboy", file="palettes/saved.gpl [output]").result
+    assert count == 2 and pal.hex_list() == ["010203", "040506"]
+    pal, _, count = DGXPixelsPaletteLoad.execute(builtin="gameboy", file="palettes/mine.hex").result
+    assert pal.hex_list() == ["ff0000", "00ff00"]
+    assert DGXPixelsPaletteLoad.execute(builtin="gameboy", file="none").result[2] == 4
+    with pytest.raises(PathEscapeError) as exc:
+        DGXPixelsPaletteLoad.execute(file="../in/palettes/mine.hex [output]")
+    assert "ComfyUI's output folder" in exc.value.hint
+
+
 def test_extract_shared_palette_and_auto():
     a = np.zeros((4, 4, 3), np.uint8)
     a[:2] = (255, 0, 0)
@@ -176,7 +203,7 @@ def test_palette_graph_on_real_comfyui(comfy_server):
     prefix = f"dgx-pal-{uuid.uuid4().hex[:8]}"
     workflow = {
         "1": {"class_type": "LoadImage", "inputs": {"image": up.json()["name"]}},
-        "2": {"class_type": "DGXPixelsPaletteLoad", "inputs": {"builtin": "sweetie-16", "file": ""}},
+        "2": {"class_type": "DGXPixelsPaletteLoad", "inputs": {"builtin": "sweetie-16", "file": "none"}},
         "3": {"class_type": "DGXPixelsPaletteQuantize",
               "inputs": {"image": ["1", 0], "palette": ["2", 0], "dither": "none", "strength": 1.0,
                          "alpha_threshold": 128}},
@@ -215,6 +242,62 @@ def test_palette_graph_on_real_comfyui(comfy_server):
     if comfy_server.output_dir is not None:
         saved = comfy_server.output_dir / prefix / "pal.gpl"
         assert saved.is_file() and saved.read_text().startswith("GIMP Palette")
+
+
+def test_a_palette_file_put_in_the_input_folder_is_offered_and_loads_on_real_comfyui(comfy_server):
+    """Uploaded into input/palettes (as any file is), the palette appears in the node's list that
+    the editor reads from /object_info, and a prompt choosing it shows its colours; a name that
+    is not in the list fails at the node with the file named."""
+    import io as stdio
+    import time
+    import uuid
+
+    import requests
+
+    name = f"dgx-{uuid.uuid4().hex[:8]}.hex"
+    up = requests.post(f"{comfy_server.url}/upload/image", files={"image": (name, b"#ff0000\n#0000ff\n", "text/plain")},
+                       data={"type": "input", "subfolder": "palettes", "overwrite": "true"}, timeout=30)
+    assert up.status_code == 200, up.text
+    info = requests.get(f"{comfy_server.url}/object_info/DGXPixelsPaletteLoad", timeout=30).json()
+    spec = info["DGXPixelsPaletteLoad"]["input"]["required"]["file"]
+    options = spec[1]["options"] if spec[0] == "COMBO" else spec[0]
+    assert options[0] == "none" and f"palettes/{name}" in options
+    workflow = {
+        "1": {"class_type": "DGXPixelsPaletteLoad", "inputs": {"builtin": "pico-8", "file": f"palettes/{name}"}},
+        "2": {"class_type": "DGXPixelsPalettePreview", "inputs": {"palette": ["1", 0], "swatch": 4, "columns": 16}},
+    }
+    resp = requests.post(f"{comfy_server.url}/prompt", json={"prompt": workflow}, timeout=30)
+    assert resp.status_code == 200 and resp.json().get("node_errors") == {}, resp.text
+    pid = resp.json()["prompt_id"]
+    deadline = time.monotonic() + 60
+    hist = {}
+    while time.monotonic() < deadline:
+        hist = requests.get(f"{comfy_server.url}/history/{pid}", timeout=30).json()
+        if pid in hist and hist[pid].get("status", {}).get("completed") is not None:
+            break
+        time.sleep(0.3)
+    assert hist[pid]["status"]["status_str"] == "success", hist[pid]["status"]
+    shown = hist[pid]["outputs"]["2"]["images"][0]
+    view = requests.get(f"{comfy_server.url}/view", params={k: shown[k] for k in ("filename", "subfolder", "type")},
+                        timeout=30)
+    from PIL import Image
+
+    got = np.array(Image.open(stdio.BytesIO(view.content)).convert("RGB"))
+    assert got.shape == (4, 8, 3)
+    assert {tuple(p) for p in got.reshape(-1, 3).tolist()} == {(255, 0, 0), (0, 0, 255)}
+    # a name off the list (an API prompt, a file deleted since) fails at the node, saying so
+    workflow["1"]["inputs"]["file"] = "palettes/not-there.hex"
+    pid = requests.post(f"{comfy_server.url}/prompt", json={"prompt": workflow}, timeout=30).json()["prompt_id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        hist = requests.get(f"{comfy_server.url}/history/{pid}", timeout=30).json()
+        if pid in hist and hist[pid].get("status", {}).get("completed") is not None:
+            break
+        time.sleep(0.3)
+    assert hist[pid]["status"]["status_str"] == "error"
+    error = next(m[1] for m in hist[pid]["status"]["messages"] if m[0] == "execution_error")
+    assert error["exception_message"].startswith("palette file not found: ")
+    assert "not-there.hex" in error["exception_message"] and "press R to refresh the list" in error["exception_message"]
 
 
 def test_the_pack_puts_its_sample_where_the_shipped_templates_load_it(comfy_dirs, repo_root):

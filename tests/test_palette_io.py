@@ -418,3 +418,26 @@ def test_gpl_header_fields_of_other_tools_are_skipped(tmp_path):
     p.write_text("GIMP Palette\n1 2 3\nred\n")
     with pytest.raises(PaletteError, match=r"k\.gpl, line 3: expected 'R G B \[name\]'"):
         read_palette(p)
+
+
+def test_palette_files_are_listed_as_palette_load_offers_them(tmp_path):
+    """Palette-only formats anywhere, text and images only in palettes/; hidden files and links
+    out of the folder are not offered (they could not be read through it)."""
+    from comfy_nodes.pixel.palette_io import list_palette_files
+
+    root = tmp_path / "input"
+    (root / "palettes" / "retro").mkdir(parents=True)
+    (root / "art").mkdir()
+    (root / ".cache").mkdir()
+    for rel in ("a.hex", "art/b.GPL", "art/c.pal", "palettes/d.txt", "palettes/retro/e.png", "palettes/f.hex",
+                "art/prompt.txt", "art/picture.png", ".cache/g.hex", "palettes/.h.hex", "palettes/notes.md"):
+        (root / rel).write_text("ff0000\n")
+    outside = tmp_path / "secret.hex"
+    outside.write_text("00ff00\n")
+    (root / "link.hex").symlink_to(outside)
+    (root / "palettes" / "inside.hex").symlink_to(root / "a.hex")
+    (root / "elsewhere").symlink_to(tmp_path, target_is_directory=True)
+    assert list_palette_files(root) == ["a.hex", "art/b.GPL", "art/c.pal", "palettes/d.txt", "palettes/f.hex",
+                                        "palettes/inside.hex", "palettes/retro/e.png"]
+    assert list_palette_files(root, limit=2) == ["a.hex", "art/b.GPL"]
+    assert list_palette_files(tmp_path / "missing") == []

@@ -8,12 +8,14 @@ Dithering is an option of Palette Quantize rather than a node of its own: error 
 decides each pixel's palette colour as it goes, so it cannot run before or after the mapping,
 only as part of it.
 
-Files: Palette Load reads only inside ComfyUI's input folder and Palette Save writes only
-inside its output folder (a graph can come from anyone who reaches the server).
+Files: Palette Load reads only inside ComfyUI's input and output folders (its list shows the
+palette files found there) and Palette Save writes only inside the output folder (a graph can
+come from anyone who reaches the server).
 """
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from comfy_api.latest import io, ui
 
@@ -77,6 +79,29 @@ def _folder(kind: str) -> str:
     return folder_paths.get_input_directory() if kind == "input" else folder_paths.get_output_directory()
 
 
+#: Palette Load's ``file`` when no file is chosen; a file of the output folder is named as
+#: ComfyUI's LoadImage names one: ``path [output]``.
+NO_FILE = "none"
+OUTPUT_MARK = " [output]"
+
+
+def _palette_file_options() -> list[str]:
+    """Palette Load's file list, read again each time the editor asks for the node list."""
+    try:
+        inputs = palette_io.list_palette_files(_folder("input"))
+        outputs = palette_io.list_palette_files(_folder("output"))
+    except (ImportError, OSError):
+        inputs, outputs = [], []
+    return [NO_FILE, *inputs, *(f + OUTPUT_MARK for f in outputs)]
+
+
+def _palette_file(file: str) -> Path:
+    """The path of Palette Load's ``file`` choice, confined to its folder."""
+    kind, rel = ("output", file[: -len(OUTPUT_MARK)]) if file.endswith(OUTPUT_MARK) else ("input", file)
+    return confine(_folder(kind), rel.strip(), action="read",
+                   hint=f"choose a file from the list (files in ComfyUI's {kind} folder)")
+
+
 class DGXPixelsPaletteLoad(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -86,16 +111,20 @@ class DGXPixelsPaletteLoad(io.ComfyNode):
             category="DGX-Pixels/Palette",
             description=(
                 "Loads a palette: a built-in one (PICO-8, NES, Game Boy, DawnBringer 16/32, Endesga 32, AAP-64, "
-                "Sweetie 16, ...), a palette file from ComfyUI's input folder (.hex, .gpl, .pal, .txt, .png), or a "
+                "Sweetie 16, ...), a palette file from ComfyUI's input or output folder (.hex, .gpl, .pal; .txt and "
+                "palette images in a palettes/ folder), or a "
                 "palette image (one pixel or one uniform square per colour). Priority: palette_image, then "
                 "file, then builtin."
             ),
             inputs=[
                 io.Combo.Input("builtin", options=list_builtin(), default="pico-8",
                                tooltip="Built-in palette, used when no file and no palette_image are given."),
-                io.String.Input("file", default="",
-                                tooltip="Palette file relative to ComfyUI's input folder, e.g. 'palettes/mine.hex' "
-                                        "(.hex, .gpl, .pal, .txt or .png). Empty: use the built-in palette."),
+                io.Combo.Input("file", options=_palette_file_options(), default=NO_FILE,
+                               tooltip="A palette file: .hex, .gpl and .pal files anywhere in ComfyUI's input "
+                                       "folder, and any palette format (.txt and palette images too) in its "
+                                       "palettes/ folder; '[output]' marks one in the output folder (what "
+                                       "Palette Save wrote). Put files there and press R to refresh the list. "
+                                       "'none': use the built-in palette."),
                 io.Image.Input("palette_image", optional=True,
                                tooltip="A palette as an image: one pixel or one uniform square per colour "
                                        "(Lospec PNG exports). Transparent cells are skipped; of a batch, the "
@@ -109,22 +138,20 @@ class DGXPixelsPaletteLoad(io.ComfyNode):
 
     @classmethod
     @node_errors
-    def execute(cls, builtin: str = "pico-8", file: str = "", palette_image=None, palette_mask=None) -> io.NodeOutput:
+    def execute(cls, builtin: str = "pico-8", file: str = NO_FILE, palette_image=None, palette_mask=None) -> io.NodeOutput:
         if palette_image is not None:
             frames = input_frames(palette_image, palette_mask, name="palette_image", mask_name="palette_mask")
             pal = Palette("image", palette_io.colors_from_image(frames[0], source="palette_image"), "palette_image input")
-        elif file and file.strip():
-            path = confine(_folder("input"), file.strip(), action="read",
-                           hint="give the file relative to ComfyUI's input folder, e.g. palettes/mine.hex")
+        elif file and file.strip() and file != NO_FILE:
+            path = _palette_file(file)
             try:
                 pal = palette_io.read_palette(path)
             except PaletteError as exc:
                 if path.exists() or path.suffix.lower() not in palette_io.READ_FORMATS:
                     raise
                 # the core's hint for a missing file names the CLI's list command
-                raise PaletteError(exc.message, hint="check the file input: a path relative to ComfyUI's input "
-                                                     "folder, e.g. palettes/mine.hex; or empty it to use the "
-                                                     "palette chosen in builtin") from None
+                raise PaletteError(exc.message, hint="the file is gone: press R to refresh the list and choose "
+                                                     "another, or 'none' for the palette chosen in builtin") from None
         else:
             pal = builtin_palette(builtin)
         return io.NodeOutput(pal, _swatch_tensor(pal), len(pal))

@@ -36,6 +36,7 @@ Writes are atomic (temp file + rename).
 """
 from __future__ import annotations
 
+import os
 import re
 import struct
 from pathlib import Path
@@ -47,6 +48,12 @@ from .imageio import atomic_write_bytes
 from .palette import Palette, dedupe_colors
 
 READ_FORMATS = (".hex", ".gpl", ".pal", ".txt", ".png", ".gif", ".bmp", ".webp")
+#: Files that can only be palettes: listed wherever they are. Plain text and images are listed
+#: only inside a ``palettes`` folder (an input folder is full of prompts and pictures).
+PALETTE_ONLY_FORMATS = (".hex", ".gpl", ".pal")
+PALETTES_FOLDER = "palettes"
+#: A listing stops here: a drop-down of more entries is no use, and the walk must stay quick.
+MAX_LISTED = 2000
 WRITE_FORMATS = (".hex", ".gpl", ".pal", ".png")
 MAX_COLORS = 256
 
@@ -507,3 +514,33 @@ def palette_file_bytes(palette: Palette, path, *, swatch: int = 1) -> bytes:
             hint="use one of: " + ", ".join(WRITE_FORMATS),
         )
     return data
+
+
+def list_palette_files(root, *, limit: int = MAX_LISTED) -> list[str]:
+    """Palette files under the folder ``root``, as sorted ``/``-separated paths relative to it.
+
+    ``.hex``, ``.gpl`` and ``.pal`` files anywhere below ``root``; every readable format
+    (``.txt`` and images too) inside its ``palettes`` folder. Hidden files and folders are
+    skipped, and so are links that lead out of ``root`` (they could not be read through it).
+    At most ``limit`` entries; a missing ``root`` lists nothing.
+    """
+    top = os.path.realpath(os.fspath(root))
+    if not os.path.isdir(top):
+        return []
+    found: list[str] = []
+    for here, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(here, d)))
+        rel_dir = os.path.relpath(here, top)
+        in_palettes = rel_dir == PALETTES_FOLDER or rel_dir.startswith(PALETTES_FOLDER + os.sep)
+        formats = READ_FORMATS if in_palettes else PALETTE_ONLY_FORMATS
+        for f in sorted(files):
+            if f.startswith(".") or not f.lower().endswith(formats):
+                continue
+            full = os.path.join(here, f)
+            real = os.path.realpath(full)
+            if os.path.commonpath([top, real]) != top or not os.path.isfile(real):
+                continue
+            found.append(Path(os.path.relpath(full, top)).as_posix())
+            if len(found) >= limit:
+                return sorted(found)
+    return sorted(found)
