@@ -26,7 +26,9 @@ written BEFORE ``POST /prompt`` with the prompt id chosen here, so after a crash
 the server about exactly that id: found → re-attach (never a second submission); unknown to
 both ``/queue`` and ``/history`` → submitted again under the same id. Deploys carry the id
 ``<journal id>:<job>:<job key>:<output>``; one already in the project's manifest is not
-repeated, and a job edited between runs (a new key) is deployed again. A job whose deploy
+repeated, and a job edited between runs (a new key) is deployed again. The key covers what
+the job's text does not say too: its input files' content, the release ``sprite@1`` resolves
+to, a workflow file's content. A job whose deploy
 failed (``failed`` with ``phase: "deploy"``) is deployed from its collected outputs on a rerun,
 not generated again. The journal is locked while a batch runs: a second process on the same
 jobs file stops at once (``BatchBusyError``) rather than running every job twice.
@@ -136,6 +138,7 @@ def load_jobs_file(path: str | os.PathLike) -> JobsFile:
     _check_types(defaults, f"{p} [defaults]")
     jobs: list[BatchJob] = []
     seen: dict[str, int] = {}
+    registry: list = []  # loaded on first use, once per file
     for i, raw in enumerate(raw_jobs, 1):
         where = f"{p} job #{i}"
         if not isinstance(raw, dict):
@@ -176,6 +179,11 @@ def load_jobs_file(path: str | os.PathLike) -> JobsFile:
         inputs = _local_file_digests(values)
         if inputs:
             definition["inputs"] = inputs
+        # ... and so is a job whose workflow is other content now: `sprite@1` resolving to a
+        # newer release, or a workflow file edited since (an exact release cannot change)
+        runs = _workflow_identity(str(workflow), registry)
+        if runs:
+            definition["runs"] = runs
         if str(merged.get("bevy_version", "auto")) != "auto":
             definition["bevy_version"] = str(merged["bevy_version"])
         key = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -245,6 +253,29 @@ def _local_file_digests(values: dict) -> dict[str, str]:
             except OSError:
                 continue  # unreadable: the job's own run names it
     return out
+
+
+def _workflow_identity(workflow: str, registry: list) -> str | None:
+    """What a job's ``workflow`` runs, where the text alone does not say: the release a name or
+    version prefix resolves to, or a workflow file's sha256. None for an exact release (its
+    content is locked) and for a workflow that cannot be resolved (the run names the problem)."""
+    from comfy_nodes.pixel.errors import DgxPixelsError
+    from orchestrator.models import sha256_file
+
+    if os.path.isfile(workflow):
+        try:
+            return "file " + sha256_file(Path(workflow))
+        except OSError:
+            return None
+    try:
+        if not registry:
+            from orchestrator.workflows import load_registry
+
+            registry.append(load_registry())
+        ref = registry[0].get(workflow).ref
+    except DgxPixelsError:
+        return None
+    return None if ref == workflow.strip() else ref
 
 
 def _check_types(table: dict, where: str) -> None:

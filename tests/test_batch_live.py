@@ -960,6 +960,32 @@ def test_an_edited_input_image_makes_a_new_job(tmp_path):
     assert after[1].key != before[1].key and after[1].id != before[1].id  # an id-less job's id is its key
 
 
+def test_a_job_whose_workflow_is_other_content_now_is_a_new_job(tmp_path, monkeypatch):
+    """A job of `txt2img@1` finished on 1.0.0; once 1.2.0 was released, a rerun said "already
+    done" and the game kept 1.0.0's art. The release a name or prefix resolves to, and a
+    workflow file's content, are part of the job's key; an exact release's key is unchanged."""
+    import shutil
+
+    root = tmp_path / "workflows"
+    shutil.copytree(Path(__file__).parent / "data" / "workflows", root)
+    newer = tmp_path / "held-back"
+    shutil.move(root / "txt2img" / "1.2.0", newer)
+    monkeypatch.setenv("DGX_PIXELS_WORKFLOWS", str(root))
+    flow = tmp_path / "flow.json"
+    flow.write_text(json.dumps({"1": {"class_type": "EmptyImage", "inputs": {"width": 8}}}))
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('[[job]]\nid = "prefix"\nworkflow = "txt2img@1"\n'
+                    '[[job]]\nid = "exact"\nworkflow = "txt2img@1.0.0"\n'
+                    '[[job]]\nid = "file"\nworkflow = "flow.json"\n')
+    before = {j.id: j.key for j in load_jobs_file(jobs).jobs}
+    assert {j.id: j.key for j in load_jobs_file(jobs).jobs} == before
+    shutil.move(newer, root / "txt2img" / "1.2.0")
+    flow.write_text(json.dumps({"1": {"class_type": "EmptyImage", "inputs": {"width": 16}}}))
+    after = {j.id: j.key for j in load_jobs_file(jobs).jobs}
+    assert after["prefix"] != before["prefix"] and after["file"] != before["file"]
+    assert after["exact"] == before["exact"]
+
+
 def test_an_image_already_on_the_server_is_not_written_again(comfy_server, tmp_path):
     """Uploads are named by their content, and were sent with overwrite: a second batch
     uploading the same image rewrote the file while the first one's LoadImage read it (a job
