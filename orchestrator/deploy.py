@@ -261,29 +261,11 @@ def check_not_onto_itself(source: str | os.PathLike, project: str | os.PathLike,
 
 
 def _check_replaceable(assets_root: Path, rel: str, entry: dict | None) -> None:
-    """``ExportError`` unless overwrite policy ``replace`` may write ``rel`` (and its ``.meta``):
-    replace stands for "update what dgx-pixels deployed here", so a file the project's manifest
-    does not record (the user's own art) or one edited since it was written is refused, not
-    overwritten without a word."""
-    hint = ("move or rename that file, or deploy with overwrite policy 'version' (--overwrite version: "
-            "writes NAME-2.png beside it)")
-    recorded = _entry_files(entry or {})
-    if entry is not None and isinstance(entry.get("sha256"), str):
-        recorded[rel] = entry["sha256"]
-    from comfy_nodes.pixel.safepath import confine
+    """Every item's replace is checked before the first is written (the export checks again,
+    under the project's lock): a deploy of several outputs is refused whole, not half done."""
+    from comfy_nodes.pixel import bevy_export
 
-    for name in (rel, rel + ".meta"):
-        # confined: a .meta that is a symlink leading out is neither read nor reported on
-        path = confine(assets_root, name, action="read")
-        if not path.is_file():
-            continue
-        if entry is None:
-            raise ExportError(f"{path} exists and dgx-pixels never wrote it (the project's manifest has no record of "
-                              f"{rel}); replace would overwrite it", hint=hint)
-        want = recorded.get(name)
-        if want is not None and sha256_file(path) != want:
-            raise ExportError(f"{path} was changed since dgx-pixels wrote it (its sha256 is not the recorded one); "
-                              "replace would overwrite that edit", hint=hint)
+    bevy_export.check_replaceable(assets_root, rel, entry)
 
 
 def _deployed_ids(project: Path, assets_dir: str) -> dict[str, dict]:

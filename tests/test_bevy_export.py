@@ -1546,3 +1546,48 @@ def test_cli_export_warns_when_animations_that_share_frames_differ_in_fps(tmp_pa
         assert main(["export", str(fdir), "--bevy", str(project), "--path", "a/ok.png", "--no-snippet",
                      "--overwrite", "replace", *extra]) == 0
         assert "shares frames" not in capsys.readouterr().err
+
+
+def test_replace_never_overwrites_art_that_dgx_pixels_did_not_write_or_that_was_edited(tmp_path):
+    """export --overwrite replace (and the Bevy Export node) replaced a hand-edited asset and a
+    PNG no export ever wrote, silently; deploy refused both. The export refuses them itself now,
+    under the project's lock, and leaves every file as it was."""
+    project = make_project(tmp_path)
+    one = np.zeros((4, 4, 4), np.uint8)
+    one[..., 3] = 255
+    two = one.copy()
+    two[..., 0] = 200
+    export_asset(project, "sprites/knight.png", one)
+    png = project / "assets" / "sprites" / "knight.png"
+    export_asset(project, "sprites/knight.png", two, overwrite="replace")  # its own, unedited: replaced
+    assert np.array(Image.open(png))[0, 0, 0] == 200
+    Image.fromarray(one, "RGBA").save(png)  # the artist's edit
+    with pytest.raises(ExportError, match=r"knight\.png was changed since dgx-pixels wrote it") as exc:
+        export_asset(project, "sprites/knight.png", two, overwrite="replace")
+    assert "--overwrite version" in exc.value.hint
+    assert np.array(Image.open(png))[0, 0, 0] == 0
+    hand = project / "assets" / "sprites" / "hand.png"
+    Image.fromarray(one, "RGBA").save(hand)
+    with pytest.raises(ExportError, match=r"hand\.png exists and dgx-pixels never wrote it"):
+        export_asset(project, "sprites/hand.png", two, overwrite="replace")
+    assert hand.read_bytes() == png.read_bytes() and not (project / "assets" / "sprites" / "hand.png.meta").exists()
+    assert export_asset(project, "sprites/hand.png", two, overwrite="version").asset_path == "sprites/hand-2.png"
+
+
+def test_cli_export_refuses_the_asset_itself_as_its_input(tmp_path, capsys):
+    """Exported onto itself with --upscale 2 the asset grew on every run (16, 32, 64 px) and the
+    original was lost; deploy refused it. export refuses it too, naming the file."""
+    from orchestrator.cli import main
+
+    project = make_project(tmp_path)
+    src = tmp_path / "k.png"
+    Image.fromarray(np.full((4, 4, 4), 255, np.uint8), "RGBA").save(src)
+    assert main(["export", str(src), "--bevy", str(project), "--path", "s/k.png", "--no-snippet"]) == 0
+    asset = project / "assets" / "s" / "k.png"
+    before = asset.read_bytes()
+    for given in (str(asset), str(project / "assets" / "s")):
+        assert main(["export", given, "--bevy", str(project), "--path", "s/k.png", "--overwrite", "replace",
+                     "--upscale", "2"]) == 2
+        err = capsys.readouterr().err
+        assert f"is the asset 's/k.png' itself" in err, err
+    assert asset.read_bytes() == before and Image.open(asset).size == (4, 4)

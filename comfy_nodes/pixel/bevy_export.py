@@ -1226,6 +1226,41 @@ def _export(project, asset_path, image, sheet, **options) -> ExportResult:
                           hint="check the names (length, characters), the free space and the permissions") from None
 
 
+REPLACE_HINT = ("move or rename that file, or use overwrite policy 'version' (--overwrite version: writes NAME-2.png "
+                "beside it)")
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_replaceable(assets_root: Path, rel: str, entry: dict | None) -> None:
+    """``ExportError`` unless overwrite policy ``replace`` may write ``rel`` (and its ``.meta``)
+    under ``assets_root``: replace stands for "update what dgx-pixels exported here", so a file
+    the project's manifest does not record (``entry`` None: the user's own art) or one edited
+    since it was written is refused, not overwritten without a word."""
+    recorded = {f["path"]: f.get("sha256") for f in (entry or {}).get("files") or []
+                if isinstance(f, dict) and isinstance(f.get("path"), str)}
+    if entry is not None and isinstance(entry.get("sha256"), str):
+        recorded[rel] = entry["sha256"]
+    for name in (rel, rel + ".meta"):
+        # confined: a .meta that is a symlink leading out is neither read nor reported on
+        path = confine(assets_root, name, action="read")
+        if not path.is_file():
+            continue
+        if entry is None:
+            raise ExportError(f"{path} exists and dgx-pixels never wrote it (the project's manifest has no record of "
+                              f"{rel}); replace would overwrite it", hint=REPLACE_HINT)
+        want = recorded.get(name)
+        if want is not None and _file_sha256(path) != want:
+            raise ExportError(f"{path} was changed since dgx-pixels wrote it (its sha256 is not the recorded one); "
+                              "replace would overwrite that edit", hint=REPLACE_HINT)
+
+
 def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrite, upscale, atlas, assets_ron,
                     provenance, assets_dir, create_project, tile_array=False) -> ExportResult:
     overwrite = (overwrite or "fail").lower()
@@ -1337,6 +1372,8 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
             if overwrite == "fail":
                 raise ExportError(f"{assets_root / found} already exists",
                                   hint="choose an overwrite policy: replace, keep or version (writes name-2.png)")
+            if overwrite == "replace":
+                check_replaceable(assets_root, rel, previous)
             foreign = taken(rel, sidecars_only=True) if overwrite == "replace" else None
             if foreign is not None:
                 # replace is asked for the asset named; a file beside it that no export of it

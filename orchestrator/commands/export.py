@@ -61,10 +61,15 @@ def run(args) -> int:
 
     from comfy_nodes.pixel.bevy_export import export_asset, export_sheet
     from comfy_nodes.pixel.sheet import build_sheet, duration_conflicts, sheet_from_image
-    from orchestrator.deploy import parse_provenance_option
+    from orchestrator.deploy import check_not_onto_itself, parse_provenance_option
 
     from .sheet import check_union_sizes, load_named_frames, parse_pair, parse_size, source_timing
 
+    from .sheet import expand_inputs
+
+    for source in expand_inputs(args.inputs):
+        # exported onto itself, an asset is rewritten from itself: --upscale compounds on each run
+        check_not_onto_itself(source, args.bevy, args.path, args.assets_dir)
     provenance = parse_provenance_option(args.provenance) if args.provenance else None
     provenance = {"source": _sources(args.inputs), **(provenance or {})}
     named = load_named_frames(args.inputs)
