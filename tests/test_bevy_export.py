@@ -1591,3 +1591,28 @@ def test_cli_export_refuses_the_asset_itself_as_its_input(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"is the asset 's/k.png' itself" in err, err
     assert asset.read_bytes() == before and Image.open(asset).size == (4, 4)
+
+
+def test_cli_sheet_written_into_its_frames_folder_is_not_taken_for_a_frame(tmp_path, capsys):
+    """`sheet frames/ -o frames/` puts sheet.png among the frames; the next run laid it out as a
+    fifth frame (the cells grew to its size). A sheet made here records its grid: in a folder it
+    is skipped with a note; named on its own it is used."""
+    from orchestrator.cli import main
+
+    frames = [np.full((8, 8, 4), 60 + 40 * i, np.uint8) for i in range(4)]
+    fdir = save_frames(tmp_path / "walk", frames)
+    assert main(["sheet", str(fdir), "-o", f"{fdir}/", "--columns", "4"]) == 0
+    first = np.asarray(Image.open(fdir / "sheet.png").convert("RGBA"))
+    assert first.shape == (8, 32, 4)
+    capsys.readouterr()
+    assert main(["sheet", str(fdir), "-o", str(tmp_path / "again.png"), "--columns", "4"]) == 0
+    out, err = capsys.readouterr()
+    assert f"note: skipped {fdir / 'sheet.png'}: a sprite sheet made by dgx-pixels" in err and "4 frames" in out
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "again.png").convert("RGBA")), first)
+    only = tmp_path / "only"
+    only.mkdir()
+    (fdir / "sheet.png").rename(only / "sheet.png")
+    assert main(["sheet", str(only), "-o", str(tmp_path / "x.png")]) == 2
+    assert f"folder {only} holds only sprite sheets made by dgx-pixels" in capsys.readouterr().err
+    assert main(["sheet", str(only / "sheet.png"), "--split", "-o", str(tmp_path / "cut")]) == 0
+    assert len(list((tmp_path / "cut").glob("*.png"))) == 4

@@ -427,3 +427,34 @@ def test_snap_of_a_folder_skips_hidden_files(tmp_path):
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["outputs"] == [str(out / "walk0.png"), str(out / "walk1.png")]
     assert sorted(q.name for q in out.iterdir()) == ["walk0.png", "walk1.png"]
+
+
+def test_a_write_that_fails_half_way_leaves_no_output_behind(tmp_path, monkeypatch, capsys):
+    """The sprite was written and then the preview failed (a full disk): exit 6, yet the sprite
+    stayed, and a rerun found an output that the failed run had reported as not made. All the
+    files of a run are staged first and renamed together. A disk that fills between two files
+    cannot be made here, so the second file's staging is made to fail with ENOSPC."""
+    from comfy_nodes.pixel import imageio
+    from orchestrator.cli import main
+
+    src = tmp_path / "in.png"
+    Image.fromarray(np.repeat(np.repeat(sprite(), 11, axis=0), 11, axis=1)).save(src)
+    real = imageio.staged_file
+
+    def full_disk_for_previews(target):
+        if target.name == "prev.png" or target.parent.name == "prev":
+            raise OSError(28, "No space left on device", str(target))
+        return real(target)
+
+    monkeypatch.setattr(imageio, "staged_file", full_disk_for_previews)
+    out, prev = tmp_path / "out.png", tmp_path / "prev.png"
+    assert main(["snap", str(src), "-o", str(out), "--preview", str(prev)]) == 6
+    assert f"error: cannot write {prev}: No space left on device" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+    # frames: none of the folder's files is left either
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        Image.open(src).save(frames / f"f{i}.png")
+    assert main(["snap", str(frames), "-o", str(tmp_path / "snapped"), "--preview", str(tmp_path / "prev")]) == 6
+    assert not any((tmp_path / "snapped").glob("*")) and not any((tmp_path / "prev").glob("*"))

@@ -12,13 +12,51 @@ from pathlib import Path
 def write_output(path, write) -> None:
     """Run ``write(path)``; a failure (missing permission, a file where a folder is needed, a full
     disk) becomes an ``ExportError`` naming the path instead of a traceback."""
-    from comfy_nodes.pixel.errors import ExportError
-
     try:
         write(path)
     except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}",
-                          hint="check that the folder is writable and that no file stands where a folder is needed") from None
+        raise _write_error(path, exc) from None
+
+
+def _write_error(path, exc: OSError):
+    from comfy_nodes.pixel.errors import ExportError
+
+    return ExportError(f"cannot write {path}: {exc.strerror or exc}",
+                       hint="check that the folder is writable and that no file stands where a folder is needed")
+
+
+def write_all(files) -> None:
+    """Write every one of ``files`` ((path, bytes) pairs) or none: each is staged in a temporary
+    file beside its target, and only when all are staged are they renamed into place. A run
+    whose second file fails (a full disk, a read-only folder) left its first one written,
+    reported as failed yet half done. A failure is an ``ExportError`` naming the path."""
+    import os
+    from pathlib import Path
+
+    from comfy_nodes.pixel.imageio import staged_file
+
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in files:
+            target = Path(path)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = staged_file(target)
+                staged.append((tmp, target))
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                raise _write_error(target, exc) from None
+        for tmp, target in staged:
+            write_output(target, lambda p, t=tmp: os.replace(t, p))
+    finally:
+        for tmp, _ in staged:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
 
 
 def png_output(path: str, flag: str, name: str, keep=()) -> Path:

@@ -101,9 +101,12 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     Hidden files in a folder (a name starting with '.') are skipped: macOS leaves ``._f0.png``
     AppleDouble files (not images at all) beside every frame copied to a foreign disk, and a
     ``.thumb.png`` a viewer left there would silently become an extra frame. A hidden file
-    named on its own is used as given."""
+    named on its own is used as given. So is a sheet this tool made (it records its grid):
+    ``sheet frames/ -o frames/`` puts ``sheet.png`` among the frames, and the next run took it
+    for one more frame; in a folder it is skipped, with a note."""
     import os
     import re
+    import sys
 
     from comfy_nodes.pixel.errors import InputImageError
 
@@ -118,10 +121,34 @@ def expand_inputs(inputs: list[str]) -> list[str]:
             if not names:
                 raise InputImageError(f"folder {item} holds no images (hidden files, starting with '.', are skipped)",
                                       hint="put the frames in it as .png/.webp/.gif/.jpg/.bmp files, or name the files")
-            out += [os.path.join(item, n) for n in sorted(names, key=natural)]
+            files = [os.path.join(item, n) for n in sorted(names, key=natural)]
+            sheets = [f for f in files if _made_sheet(f)]
+            for f in sheets:
+                print(f"note: skipped {f}: a sprite sheet made by dgx-pixels (it records its grid), not a frame",
+                      file=sys.stderr)
+            if sheets and len(sheets) == len(files):
+                raise InputImageError(f"folder {item} holds only sprite sheets made by dgx-pixels, no frames",
+                                      hint="name the sheet file itself to use it")
+            out += [f for f in files if f not in sheets]
         else:
             out.append(item)
     return out
+
+
+def _made_sheet(path: str) -> bool:
+    """Whether ``path`` is a PNG carrying the grid record of a sheet made here (read from the
+    chunks before the pixels, where it is written: nothing is decoded)."""
+    from PIL import Image
+
+    from comfy_nodes.pixel.sheet import LAYOUT_KEY
+
+    if not path.lower().endswith(".png"):
+        return False
+    try:
+        with Image.open(path) as img:
+            return img.format == "PNG" and LAYOUT_KEY in img.info
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False  # load_image names the problem
 
 
 def load_named_frames(inputs: list[str]) -> list[tuple[str, object]]:
@@ -283,7 +310,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from comfy_nodes.pixel.errors import InvalidArgumentError
-    from comfy_nodes.pixel.imageio import save_png
+    from comfy_nodes.pixel.imageio import png_bytes
     from comfy_nodes.pixel.sheet import (
         LAYOUT_KEY,
         build_sheet,
@@ -294,7 +321,7 @@ def run(args) -> int:
         split_sheet,
     )
 
-    from .outputs import check_not_replacing, check_writable, png_output, write_output
+    from .outputs import check_not_replacing, check_writable, png_output, write_all, write_output
 
     _check_mode_options(args)
     cell = parse_size(args.cell, "--cell") if args.cell else None
@@ -330,8 +357,7 @@ def run(args) -> int:
             check_writable(target)
         check_not_removing(stale, f"-o {args.output}", sheet_in)
         write_output(out, lambda p: p.mkdir(parents=True, exist_ok=True))
-        for target, f in zip(targets, res.frames):
-            write_output(target, lambda p: save_png(f, p))
+        write_all([(target, png_bytes(f)) for target, f in zip(targets, res.frames)])
         for old in stale:
             # only after every new frame is in place: a failed run leaves the old frames whole
             write_output(old, lambda p: p.unlink(missing_ok=True))
@@ -356,13 +382,13 @@ def run(args) -> int:
 
         ts = build_tileset(frames, columns=args.columns, spacing=args.spacing, margin=args.margin)
         report = check_seamless(frames, args.tolerance)
-        write_output(output, lambda p: save_png(ts.image, p))
+        files = [(output, png_bytes(ts.image))]
+        if args.preview:
+            files.append((preview_to, png_bytes(sheet_preview(ts.image, scale=args.preview_scale, grid=ts.as_sheet()))))
+        write_all(files)
         print(f"tileset {ts.image.shape[1]}x{ts.image.shape[0]}: {ts.count} tiles of {ts.tile_w}x{ts.tile_h}, "
               f"{ts.columns} columns, spacing {ts.spacing}, margin {ts.margin} -> {output}")
         print(report.summary())
-        if args.preview:
-            preview = sheet_preview(ts.image, scale=args.preview_scale, grid=ts.as_sheet())
-            write_output(preview_to, lambda p: save_png(preview, p))
         return 7 if args.strict and report.failing else 0
 
     check_union_sizes(named, args.trim)
@@ -373,20 +399,19 @@ def run(args) -> int:
                         animations=timing[0] if timing else args.animations)
     if timing:
         sheet.frame_ms = timing[1]
-    write_output(output, lambda p: save_png(sheet.image, p, {LAYOUT_KEY: layout_text(sheet)}))
+    files = [(output, png_bytes(sheet.image, {LAYOUT_KEY: layout_text(sheet)}))]
     if args.json:
         from comfy_nodes.pixel.bevy_export import atlas_json
-        from comfy_nodes.pixel.imageio import atomic_write_bytes
 
         rel = os.path.relpath(os.path.abspath(output), os.path.dirname(os.path.abspath(args.json)))
         doc = atlas_json(sheet, Path(rel).as_posix())
-        write_output(args.json, lambda p: atomic_write_bytes(p, (json.dumps(doc, indent=1) + "\n").encode("utf-8")))
-        if not sheet.frame_ms:  # a file's own timing is written frame by frame, nothing is lost
-            for w in duration_conflicts(len(sheet.frames), sheet.animations):
-                print(f"warning: --json {args.json}: {w}", file=sys.stderr)
+        files.append((Path(args.json), (json.dumps(doc, indent=1) + "\n").encode("utf-8")))
     if args.preview:
-        preview = sheet_preview(sheet.image, scale=args.preview_scale, grid=sheet)
-        write_output(preview_to, lambda p: save_png(preview, p))
+        files.append((preview_to, png_bytes(sheet_preview(sheet.image, scale=args.preview_scale, grid=sheet))))
+    write_all(files)
+    if args.json and not sheet.frame_ms:  # a file's own timing is written frame by frame, nothing is lost
+        for w in duration_conflicts(len(sheet.frames), sheet.animations):
+            print(f"warning: --json {args.json}: {w}", file=sys.stderr)
     anims = format_animations(sheet.animations)
     print(f"sheet {sheet.width}x{sheet.height}: {len(sheet.frames)} frames, {sheet.columns}x{sheet.rows} cells of "
           f"{sheet.cell_w}x{sheet.cell_h}, padding {sheet.padding[0]},{sheet.padding[1]}, "

@@ -104,12 +104,10 @@ def run(args) -> int:
     frames = [f for path in paths for f in _named_frames(path, load_frames(path))]
     if len(frames) > 1 or any(os.path.isdir(p) for p in args.input):
         return _run_frames(args, paths, frames)
-    from functools import partial
-
     from comfy_nodes.pixel import grid as G
-    from comfy_nodes.pixel.imageio import save_png, upscale_nearest
+    from comfy_nodes.pixel.imageio import png_bytes, upscale_nearest
 
-    from .outputs import png_output, write_output
+    from .outputs import png_output, write_all
 
     name, source, rgba = frames[0]
     keep = [("the input", paths[0])]
@@ -124,9 +122,10 @@ def run(args) -> int:
         img = _reduce_colours([img], args)[0]
     if preview:
         _check_preview_size(img, args.preview_scale)
-    write_output(output, partial(save_png, img))
+    files = [(output, png_bytes(img))]
     if preview:
-        write_output(preview, partial(save_png, upscale_nearest(img, args.preview_scale)))
+        files.append((preview, png_bytes(upscale_nearest(img, args.preview_scale))))
+    write_all(files)
     _report(result.grid, args, {"output": str(output), **({"preview": str(preview)} if preview else {})},
             f"{output}:", [img])
     return 0
@@ -164,15 +163,14 @@ def _named_frames(path: str, imgs: list) -> list[tuple]:
 def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
     """Animation frames (of the input files ``paths``): one grid found on all of them, one
     palette, one folder of PNGs. Everything is checked and computed before the first file is
-    written."""
-    from functools import partial
+    written, and the files are written all or none."""
     from pathlib import Path
 
     from comfy_nodes.pixel import grid as G
     from comfy_nodes.pixel.errors import InputImageError, InvalidArgumentError
-    from comfy_nodes.pixel.imageio import save_png, upscale_nearest
+    from comfy_nodes.pixel.imageio import png_bytes, upscale_nearest
 
-    from .outputs import check_writable, write_output
+    from .outputs import check_writable, write_all
 
     out_dir = Path(args.output)
     folders = [("-o", out_dir)] + ([("--preview", Path(args.preview))] if args.preview else [])
@@ -214,10 +212,12 @@ def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
         imgs = _reduce_colours(imgs, args)
     if args.preview:
         _check_preview_size(imgs[0], args.preview_scale)
+    files = []
     for (name, _, _), img in zip(frames, imgs):
-        write_output(out_dir / name, partial(save_png, img))
+        files.append((out_dir / name, png_bytes(img)))
         if args.preview:
-            write_output(Path(args.preview) / name, partial(save_png, upscale_nearest(img, args.preview_scale)))
+            files.append((Path(args.preview) / name, png_bytes(upscale_nearest(img, args.preview_scale))))
+    write_all(files)
     written = [str(out_dir / name) for name, _, _ in frames]
     previews = {"previews": [str(Path(args.preview) / name) for name, _, _ in frames]} if args.preview else {}
     off = {source: r.off_grid for (_, source, _), r in zip(frames, results) if r.off_grid}
