@@ -317,6 +317,25 @@ def test_the_pack_puts_its_sample_where_the_shipped_templates_load_it(comfy_dirs
     assert target.read_bytes() == b"the user's own file"
 
 
+def test_the_pack_says_at_start_which_requirement_is_missing(comfy_dirs, monkeypatch, caplog):
+    """Without the requirements (a plain git clone) the nodes load and the first k-means fails
+    half way through a graph; the start-up log now names what is missing and how to install it.
+    A module that does not exist stands for the missing one."""
+    import asyncio
+    import logging
+
+    from comfy_nodes import nodes
+
+    assert nodes.missing_requirements() == []
+    monkeypatch.setitem(nodes.LAZY_REQUIREMENTS, "dgx_pixels_no_such_module", "no-such-package")
+    assert nodes.missing_requirements() == ["no-such-package"]
+    with caplog.at_level(logging.WARNING):
+        ext = asyncio.run(nodes.comfy_entrypoint())
+    assert len(asyncio.run(ext.get_node_list())) == len(nodes.all_nodes())
+    assert "DGX-Pixels: no-such-package not installed" in caplog.text
+    assert "python -m pip install -r requirements.txt" in caplog.text
+
+
 def test_palette_load_skips_the_cells_loadimages_mask_says_are_transparent():
     """LoadImage hands the colours without alpha and the alpha as a MASK (1 = transparent)."""
     img = np.zeros((1, 2, 3, 4), np.uint8)

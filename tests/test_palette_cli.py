@@ -144,3 +144,23 @@ def test_extract_auto_warns_when_its_cap_does_not_meet_the_tolerance(capsys, tmp
         main(["palette", "extract", "--help"])
     helptext = " ".join(capsys.readouterr().out.split())
     assert f"at most {AUTO_K_MAX}" in helptext and f"when {AUTO_K_MAX} colours do not meet it" in helptext
+
+
+def test_without_scikit_learn_k_means_names_the_package_to_install(tmp_path):
+    """A plain `git clone` into custom_nodes installs no requirements: the first colour
+    reduction by k-means failed with "ModuleNotFoundError: No module named 'sklearn'" and a
+    hint about the node's input. It names the package and how to install it. The package is
+    made unimportable for real in a child Python (``sys.modules['sklearn'] = None``)."""
+    import subprocess
+    import sys
+
+    img = tmp_path / "many.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(img)
+    code = ("import sys; sys.modules['sklearn'] = None\n"
+            "from orchestrator.cli import main\n"
+            f"sys.exit(main(['palette', 'extract', {str(img)!r}, '--colors', '4', '-o', {str(tmp_path / 'p.hex')!r}]))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.startswith("error: reducing colours by k-means needs the scikit-learn package"), p.stderr
+    assert "python -m pip install -r requirements.txt" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "p.hex").exists()

@@ -45,6 +45,26 @@ def provide_sample() -> Path | None:
         return None
 
 
+#: What the nodes import only when they need it, so its absence shows only then, on a node
+#: half way through a graph: said once at start instead (requirements.txt lists them).
+LAZY_REQUIREMENTS = {"sklearn": "scikit-learn"}
+
+
+def missing_requirements() -> list[str]:
+    """The pip names of the lazily imported requirements this Python lacks."""
+    import importlib.util
+
+    return [pip for module, pip in LAZY_REQUIREMENTS.items() if importlib.util.find_spec(module) is None]
+
+
 async def comfy_entrypoint() -> DGXPixelsExtension:
     provide_sample()
+    missing = missing_requirements()
+    if missing:
+        import logging
+
+        from ..pixel.errors import MissingDependencyError
+
+        logging.warning("DGX-Pixels: %s not installed: Palette Extract and colour reduction by k-means will fail; %s",
+                        ", ".join(missing), MissingDependencyError.default_hint)
     return DGXPixelsExtension()

@@ -75,4 +75,13 @@ class ExportError(DgxPixelsError):
     exit_code = 6
 
 
+class MissingDependencyError(DgxPixelsError, ImportError):
+    """A package the pack needs is not installed in this Python (a plain ``git clone`` into
+    ``custom_nodes`` installs no requirements)."""
+
+    exit_code = 1
+    default_hint = ("install the pack's requirements with ComfyUI's own Python, in custom_nodes/dgx-pixels: "
+                    "python -m pip install -r requirements.txt (or python install.py), then restart ComfyUI")
+
+
 DgxPixelsError.__module__ = ERROR_MODULE

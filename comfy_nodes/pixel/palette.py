@@ -392,7 +392,13 @@ def _kmeans(lab: np.ndarray, weights: np.ndarray, k: int, seed: int, n_init: int
     """Weighted k-means in OKLab; returns (centres (k, 3), weighted RMS distance to the centres)."""
     if k >= lab.shape[0]:
         return lab.copy(), 0.0
-    from sklearn.cluster import KMeans  # lazy: heavy import, only needed here
+    try:
+        from sklearn.cluster import KMeans  # lazy: heavy import, only needed here
+    except ImportError:
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError("reducing colours by k-means needs the scikit-learn package, which this "
+                                     "Python does not have") from None
 
     km = KMeans(n_clusters=k, n_init=int(n_init), random_state=int(seed) % (2**32))
     km.fit(lab, sample_weight=weights)
