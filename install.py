@@ -302,6 +302,30 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _other_copies(custom_nodes: Path, dest: Path) -> list[Path]:
+    """Entries of ``custom_nodes`` other than ``dest`` that hold this pack (a clone or copy of
+    it under another name, a link to it): ComfyUI would load each of them, and the nodes of
+    one would silently shadow the other's (two versions: whichever loads last wins)."""
+    found = []
+    try:
+        entries = sorted(custom_nodes.iterdir())
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.name == dest.name or entry.name.startswith(".") or entry.name.endswith(".disabled"):
+            continue
+        try:
+            if entry.resolve() == PACK_DIR:
+                found.append(entry)
+                continue
+            text = (entry / "pyproject.toml").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if re.search(r'(?m)^name\s*=\s*"' + re.escape(PACK_NAME) + r'"\s*$', text) and (entry / "comfy_nodes").is_dir():
+            found.append(entry)
+    return found
+
+
 def link_into(comfyui: Path, *, copy: bool, force: bool) -> Path | None:
     """Link (or copy) this pack to ``comfyui/custom_nodes/dgx-pixels``; return that path, or
     None when the pack already sits in that custom_nodes under another name.
@@ -324,6 +348,14 @@ def link_into(comfyui: Path, *, copy: bool, force: bool) -> Path | None:
             say(f"removed {dest}: it linked to {PACK_DIR}, which ComfyUI already loads")
         say(f"this pack already is {PACK_DIR} in {custom_nodes}; not adding {PACK_NAME} beside it")
         return None
+    others = _other_copies(custom_nodes, dest)
+    if others:
+        raise InstallError(
+            f"{custom_nodes} already holds DGX-Pixels as {', '.join(o.name for o in others)}: ComfyUI would load "
+            f"it twice, and one copy's nodes would hide the other's",
+            hint=f"update that copy instead (git pull in {others[0]}, then python install.py there), or remove it "
+                 "and run this again",
+        )
     if copy and _inside(cn_resolved, PACK_DIR):
         raise InstallError(
             f"{custom_nodes} is inside this pack ({PACK_DIR}): a copy would copy itself without end",

@@ -377,6 +377,20 @@ def test_c_a_pack_cloned_under_another_name_is_not_added_twice(tmp_path):
     assert sorted(p.name for p in (home / "custom_nodes").iterdir()) == ["ComfyUI-DGX-Pixels"]
 
 
+def test_c_a_second_copy_beside_one_the_manager_cloned_is_refused(tmp_path, repo_root):
+    """install.py --comfyui from another checkout linked dgx-pixels beside the Manager's clone
+    ComfyUI-DGX-Pixels: ComfyUI loaded both, one hid the other's nodes and every template was
+    listed twice. It refuses, naming the copy there, and changes nothing."""
+    home = _bare_comfyui(tmp_path / "ComfyUI")
+    clone = _pack_copy(home / "custom_nodes").rename(home / "custom_nodes" / "ComfyUI-DGX-Pixels")
+    run = _install(repo_root / "install.py", "--comfyui", str(home), "--python", sys.executable)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"{home / 'custom_nodes'} already holds DGX-Pixels as ComfyUI-DGX-Pixels: ComfyUI would load it twice" \
+        in run.stderr
+    assert f"git pull in {clone}" in run.stderr and "Traceback" not in run.stderr
+    assert sorted(p.name for p in (home / "custom_nodes").iterdir()) == ["ComfyUI-DGX-Pixels"]
+
+
 @pytest.mark.parametrize("bad", ["/etc/hostname", "a folder", "a script"])
 def test_c_a_python_that_is_not_one_is_refused_before_anything_changes(tmp_path, repo_root, bad):
     home = _bare_comfyui(tmp_path / "ComfyUI")
