@@ -482,3 +482,27 @@ def test_c_boot_check_failure_names_a_log_that_is_still_there(tmp_path, repo_roo
     assert log.is_file(), run.stderr
     assert log.parent == cache.resolve() / "logs"
     assert logged in log.read_text()
+
+
+def test_the_registry_archive_leaves_out_development_files_only(repo_root):
+    """`comfy node pack` archives the git-tracked files less .comfyignore's patterns: the tests
+    and benchmarks were most of the archive. They are left out; nothing ComfyUI, install.py or
+    the templates read is (checked against every tracked file, with the patterns as the
+    archive applies them: a folder pattern covers what is under it)."""
+    import subprocess
+
+    patterns = [line.strip() for line in (repo_root / ".comfyignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    tracked = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        return any(path.startswith(p) if p.endswith("/") else path == p for p in patterns)
+
+    left_out = {p.split("/")[0] for p in tracked if ignored(p)}
+    assert {"tests", "bench", "dev.py"} <= left_out
+    needed = [p for p in tracked if p.startswith(("comfy_nodes/", "orchestrator/", "workflows/", "example_workflows/",
+                                                  "models/")) or p in ("__init__.py", "install.py", "requirements.txt",
+                                                                       "pyproject.toml", "docs/icon.png", "LICENSE")]
+    assert needed and not [p for p in needed if ignored(p)]
