@@ -154,6 +154,23 @@ def test_a_given_grid_that_leaves_sprite_pixels_outside_every_cell_is_refused():
         split_sheet(below, cell_size=(16, 16))
 
 
+def test_a_cell_size_given_alone_still_finds_the_gutters_and_the_margin():
+    """`sheet --split --cell 16x16` of a sheet packed with padding 2 and a margin of 2 was cut
+    at padding 0 from the first pixel ("pixels would be lost"), though --split finds padding
+    and offset. With the cell given they are found as without it, when cells side by side
+    would cut sprites; cells that already fit are taken as they are."""
+    frames = [sprite(16, 16, i) for i in range(8)]
+    packed = build_sheet(frames, columns=4, padding=2, offset=2, trim="none")
+    img = np.zeros((packed.image.shape[0] + 2, packed.image.shape[1] + 2, 4), np.uint8)
+    img[: packed.image.shape[0], : packed.image.shape[1]] = packed.image  # the margin on every side
+    res = split_sheet(img, cell_size=(16, 16), offset=None)
+    assert (res.columns, res.rows, res.padding, res.offset) == (4, 2, (2, 2), (2, 2))
+    assert len(res.frames) == 8 and all(np.array_equal(a, b) for a, b in zip(res.frames, frames))
+    touching = build_sheet(frames, columns=4, trim="none").image
+    res = split_sheet(touching, cell_size=(16, 16), offset=None)
+    assert (res.columns, res.rows, res.padding, res.offset) == (4, 2, (0, 0), (0, 0))
+
+
 def test_animation_spec_parsing():
     anims = parse_animations("idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong; hit:16", 17)
     assert anims == [

@@ -142,7 +142,8 @@ class DGXPixelsSheetSplit(io.ComfyNode):
                 io.Int.Input("cell_height", default=0, min=0, max=4096, tooltip="Cell height in pixels; 0 = detect."),
                 io.Int.Input("columns", default=0, min=0, max=1024, tooltip="Cells per row; 0 = detect or derive from the cell width."),
                 io.Int.Input("rows", default=0, min=0, max=1024, tooltip="Rows of cells; 0 = detect or derive from the cell height."),
-                io.Int.Input("padding", default=-1, min=-1, max=256, tooltip="Pixels between cells; -1 = detect (0 when the cell size is given)."),
+                io.Int.Input("padding", default=-1, min=-1, max=256, tooltip="Pixels between cells; -1 = detect (with the cell size given: 0 unless cells side "
+                                     "by side would cut sprites)."),
                 io.Int.Input("offset", default=0, min=0, max=256, tooltip="Pixels before the first cell, left and top."),
                 io.Int.Input("count", default=0, min=0, max=65536, tooltip="Frames to keep; 0 = all, without trailing empty cells."),
                 io.String.Input("animations", default="", tooltip="Optional animations to attach to the sheet data, e.g. idle:0-3@8."),
@@ -164,8 +165,6 @@ class DGXPixelsSheetSplit(io.ComfyNode):
             raise InvalidArgumentError("give both cell_width and cell_height, or leave both at 0")
         cell = (int(cell_width), int(cell_height)) if cell_width > 0 else None
         pad = None if padding < 0 else int(padding)
-        if pad is None and cell is not None:
-            pad = 0
         try:
             res = split_sheet(img, cell_size=cell, columns=_opt(columns), rows=_opt(rows), padding=pad,
                               offset=int(offset), count=_opt(count))

@@ -686,8 +686,17 @@ def _axis_candidates(occupied: np.ndarray, length: int, given_cell: int | None,
 MAX_DETECTED_MARGIN = 16
 
 
+def _runs_cut(occupied: np.ndarray, cell: int) -> bool:
+    """Whether cells of ``cell`` px side by side from the axis's first pixel cut a run of
+    occupied pixels (one that starts in a cell and goes on past its end)."""
+    idx = np.flatnonzero(np.diff(np.concatenate(([0], occupied.astype(np.int8), [0]))))
+    starts, ends = idx[0::2].astype(np.int64), idx[1::2].astype(np.int64)
+    return bool((starts % cell + (ends - starts) > cell).any())
+
+
 def _axis_grids(occupied: np.ndarray, given_count: int | None, given_pad: int | None,
-                find_margin: bool, keyed: bool, prefer_pad: int | None = None) -> list[tuple[int, int, int, int]]:
+                find_margin: bool, keyed: bool, prefer_pad: int | None = None,
+                given_cell: int | None = None) -> list[tuple[int, int, int, int]]:
     """Valid (cell, count, pad, margin) along one axis (all in pixels but count), best first.
 
     ``find_margin``: also try a margin before the first cell (up to the first sprite pixel and
@@ -716,7 +725,7 @@ def _axis_grids(occupied: np.ndarray, given_count: int | None, given_pad: int | 
         for t in sorted({0, m}):
             if m + t >= length or (t and occupied[length - t:].any()):
                 continue
-            for c, n, p in _axis_candidates(occupied[m:length - t], length - m - t, None, given_count, given_pad):
+            for c, n, p in _axis_candidates(occupied[m:length - t], length - m - t, given_cell, given_count, given_pad):
                 k = (starts - m) // (c + p)
                 rel_s, rel_e = starts - m - k * (c + p), ends - m - k * (c + p)
                 spread = int(rel_e.max() - rel_s.min()) if starts.size else 0
@@ -789,6 +798,16 @@ def split_sheet(
                                        hint=f"give the number of {what} the sheet has, or its cell size")
         if cell and n:
             return cell, n, (p if p is not None else 0), 0
+        if cell and p is None and _runs_cut(occupied, cell):
+            # the cell size given, its gutters and margin not, and cells side by side from the
+            # first pixel cut sprites: the gutters and margin are found as they are without it
+            # (a sheet with padding 2 and a margin of 2 was cut at padding 0: frames split). Not
+            # for pixels past the last whole cell: those are said to be lost, not fitted by
+            # shifting every cell.
+            cands = _axis_grids(occupied, None, None, find_margin, keyed, prefer_pad, given_cell=cell)
+            if cands:
+                detected = True
+                return cands[0]
         if cell:
             pp = p or 0
             nn = (axis_len + pp) // (cell + pp)

@@ -344,7 +344,7 @@ def run(args) -> int:
         how = "recorded"
         if res is None:
             res = split_sheet(img, cell_size=cell, columns=args.columns, rows=args.rows,
-                              padding=padding if padding is not None else (0 if cell else None),
+                              padding=padding,
                               offset=offset if args.offset is not None else None, count=args.count)
             how = "detected" if res.detected else "given"
         out = Path(args.output)
