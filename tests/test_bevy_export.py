@@ -1506,6 +1506,14 @@ def test_cli_tile_array_keeps_the_tile_size(tmp_path, capsys):
     assert main(["export", str(fdir), "--bevy", str(project), "--path", "tl/s.png", "--columns", "1",
                  "--no-snippet"]) == 0
     assert Image.open(project / "assets" / "tl" / "s.png").size == (10, 36)
+    # on 0.18 the layers go in one column without being told (the default layout was refused)
+    assert main(["export", str(fdir), "--bevy", str(project), "--path", "tl/d.png", "--tile-array",
+                 "--no-snippet"]) == 0, capsys.readouterr().err
+    assert Image.open(project / "assets" / "tl" / "d.png").size == (16, 48)
+    # on 0.19 the .meta cuts a grid: the default layout stays
+    p19 = make_project(tmp_path, cargo='bevy = "0.19"', name="g19")
+    assert main(["export", str(fdir), "--bevy", str(p19), "--path", "tl/d.png", "--tile-array", "--no-snippet"]) == 0
+    assert Image.open(p19 / "assets" / "tl" / "d.png").size == (32, 32)  # 2x2 cells, as without --tile-array
 
 
 def test_cli_export_of_a_folder_skips_hidden_files(tmp_path, capsys):

@@ -97,7 +97,10 @@ def run(args) -> int:
         trim = "none" if args.tile_array and args.trim == "auto" else args.trim
         check_union_sizes(named, trim)
         timing = None if args.animations else source_timing(args.inputs, len(frames))
-        sheet = build_sheet(frames, columns=args.columns, rows=args.rows, cell_size=cell, anchor=args.anchor,
+        columns = args.columns
+        if args.tile_array and columns is None and args.rows is None and _bevy_minor(project, args.bevy_version) == 18:
+            columns = 1  # Bevy 0.18's .meta stacks the array's layers in one column
+        sheet = build_sheet(frames, columns=columns, rows=args.rows, cell_size=cell, anchor=args.anchor,
                             trim=trim, padding=padding, offset=offset, pow2=args.pow2,
                             animations=timing[0] if timing else args.animations)
         if timing:
@@ -132,6 +135,17 @@ def run(args) -> int:
     if not result.skipped and not args.no_snippet:
         print(result.snippet)
     return 0
+
+
+def _bevy_minor(project, bevy_version: str) -> int | None:
+    """The project's Bevy minor version, or None when it cannot be told (the export names why)."""
+    from comfy_nodes.pixel.bevy_export import resolve_bevy_version
+    from comfy_nodes.pixel.errors import DgxPixelsError
+
+    try:
+        return resolve_bevy_version(project, bevy_version).minor
+    except (DgxPixelsError, OSError):
+        return None
 
 
 def _ron_name_warnings(assets_ron: bool | str) -> list[str]:
