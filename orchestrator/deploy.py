@@ -458,7 +458,7 @@ def _deploy_items(
         images.append(img)
         rel = check_relative(it.asset_path, project / assets_dir).as_posix()
         if not rel.lower().endswith(".png"):
-            raise ExportError(f"asset path {it.asset_path!r} must end in .png", hint="e.g. sprites/knight.png")
+            raise InvalidArgumentError(f"asset path {it.asset_path!r} must end in .png", hint="e.g. sprites/knight.png")
         if (project / assets_dir).exists():
             confine(project / assets_dir, rel)
     done_ids = _deployed_ids(project, assets_dir) if project.is_dir() else {}
@@ -614,8 +614,8 @@ def check_asset_policy(project: str, asset_path: str, overwrite: str) -> None:
     assets = Path(project) / "assets"
     rel = check_relative(asset_path, assets).as_posix()
     if not rel.lower().endswith(".png"):
-        raise ExportError(f"asset path {asset_path!r} must end in .png; nothing was submitted",
-                          hint="e.g. sprites/knight.png")
+        raise InvalidArgumentError(f"asset path {asset_path!r} must end in .png; nothing was submitted",
+                                   hint="e.g. sprites/knight.png")
     if overwrite not in ("fail", "replace") or not assets.is_dir():
         return  # keep and version never refuse
     rel = rel[:-4] + ".png"  # the name the export writes (sprites/K.PNG -> sprites/K.png)

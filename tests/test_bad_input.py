@@ -322,6 +322,12 @@ def test_cli_reads_every_png_mode(capsys, tmp_path, pngs, kind):
     (["snap", "{rgb}", "-o", "{tmp}/s.png", "--dither", "fs"], 2, "--dither and --dither-strength apply with --colors"),
     (["snap", "{rgb}", "-o", "{tmp}/s.png", "--colors", "0"], 2, "--colors must be between 1 and 256"),
     (["export", "{rgb}", "--bevy", "{tmp}/game", "--path", "sprites/a.png"], 6, "cannot write"),
+    # usage, not a failed write (was exit 6); what was wrong named as what it is
+    (["export", "{rgb}", "--bevy", "{tmp}/game", "--path", "a.jpg"], 2, "asset path 'a.jpg' must end in .png"),
+    (["palette", "convert", "pico-8", "{tmp}/empty/"], 2, "{tmp}/empty/ is a folder: the palette is written to a file"),
+    (["palette", "convert", "pico-8", "{tmp}/x.hex", "--swatch", "4"], 2, "--swatch applies to a .png palette"),
+    (["sheet", "{rgb}", "-o", "{tmp}/s.png", "--animations", ",,"], 2, "animation spec ',,' holds no animation"),
+    (["snap", "/dev/null", "-o", "{tmp}/s.png"], 2, "input image /dev/null is a device, not an image file"),
 ])
 def test_cli_bad_input_is_error_and_hint(capsys, tmp_path, pngs, argv, code, message):
     (tmp_path / "empty").mkdir()

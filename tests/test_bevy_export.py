@@ -1624,3 +1624,25 @@ def test_cli_sheet_written_into_its_frames_folder_is_not_taken_for_a_frame(tmp_p
     assert f"folder {only} holds only sprite sheets made by dgx-pixels" in capsys.readouterr().err
     assert main(["sheet", str(only / "sheet.png"), "--split", "-o", str(tmp_path / "cut")]) == 0
     assert len(list((tmp_path / "cut").glob("*.png"))) == 4
+
+
+def test_cli_sheet_warns_when_columns_leave_its_row_mostly_empty(tmp_path, capsys):
+    """`--columns 100` for 4 frames made a 900-px wide sheet without a word."""
+    from orchestrator.cli import main
+
+    fdir = save_frames(tmp_path / "f", [np.full((8, 8, 4), 200, np.uint8) for _ in range(4)])
+    assert main(["sheet", str(fdir), "-o", str(tmp_path / "s.png"), "--columns", "10"]) == 0
+    assert "warning: --columns 10 for 4 frames: the sheet has 6 empty cells in its row; --columns 4 fits them" \
+        in capsys.readouterr().err
+    assert Image.open(tmp_path / "s.png").size == (80, 8)
+    assert main(["sheet", str(fdir), "-o", str(tmp_path / "t.png"), "--columns", "4"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_rust_names_keep_the_base_letter_of_accented_names():
+    """'ü ber.png' gave the Rust types `Ber...`: the ü was dropped with its accent."""
+    from comfy_nodes.pixel.bevy_export import rust_names
+
+    assert rust_names("über") == ("uber", "Uber")
+    assert rust_names("ü ber") == ("u_ber", "UBer")
+    assert rust_names("日本") == ("sprite", "Sprite")

@@ -164,3 +164,17 @@ def test_without_scikit_learn_k_means_names_the_package_to_install(tmp_path):
     assert p.stderr.startswith("error: reducing colours by k-means needs the scikit-learn package"), p.stderr
     assert "python -m pip install -r requirements.txt" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "p.hex").exists()
+
+
+def test_extract_takes_a_folder_of_frames_as_the_other_commands_do(capsys, tmp_path):
+    """`palette extract frames/` was "is a folder, not an image file" where snap, sheet and
+    export take the folder's images; hidden files in it are skipped as there."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, colour in enumerate([(255, 0, 0), (0, 0, 255)]):
+        Image.fromarray(np.full((4, 4, 3), colour, np.uint8)).save(frames / f"f{i}.png")
+    Image.fromarray(np.full((4, 4, 3), (0, 255, 0), np.uint8)).save(frames / ".thumb.png")
+    rc, out, err = _run(capsys, "extract", str(frames), "-k", "4", "-o", str(tmp_path / "p.hex"))
+    assert rc == 0, err
+    assert "2 colours from 2 images" in out
+    assert sorted((tmp_path / "p.hex").read_text().split()) == ["0000ff", "ff0000"]

@@ -670,7 +670,11 @@ def merge_ron(existing: str | None, entries: dict[str, str], drop: Sequence[str]
 # --- Rust snippet ----------------------------------------------------------------------------------
 
 def rust_names(stem: str) -> tuple[str, str]:
-    """(snake_case, CamelCase) Rust identifiers from a file stem."""
+    """(snake_case, CamelCase) Rust identifiers from a file stem. Accented letters keep their
+    base letter ('über' -> 'uber'), not dropped with the accent."""
+    import unicodedata
+
+    stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
     words = [w for w in re.split(r"[^A-Za-z0-9]+", stem) if w]
     if not words:
         words = ["sprite"]
@@ -1281,7 +1285,7 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
     assets_root_hint = project / assets_dir
     rel = check_relative(asset_path, assets_root_hint).as_posix()
     if not rel.lower().endswith(".png"):
-        raise ExportError(f"asset path {asset_path!r} must end in .png", hint="e.g. sprites/knight.png")
+        raise InvalidArgumentError(f"asset path {asset_path!r} must end in .png", hint="e.g. sprites/knight.png")
     rel = rel[:-4] + ".png"
     ron_target: str | None = None
     if isinstance(assets_ron, str) and assets_ron.strip():

@@ -94,12 +94,25 @@ def frame_durations_ms(path: str | os.PathLike) -> list[int] | None:
         return None  # load_frames names the problem; timing is only a bonus
 
 
+def _not_a_file(p: Path) -> str:
+    """Why ``p``, which is no folder and no regular file, cannot be read as an image."""
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        if p.is_symlink():
+            return f"input image {p} is a link that leads nowhere ({exc.strerror or exc})"
+        return f"input image not found: {p}"
+    kind = "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else \
+        "a pipe" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file"
+    return f"input image {p} is {kind}, not an image file"
+
+
 def _read(path: str | os.PathLike, *, all_frames: bool) -> list[np.ndarray]:
     p = Path(path)
     if p.is_dir():
         raise InputImageError(f"{p} is a folder, not an image file", hint="name one image file in it")
     if not p.is_file():
-        raise InputImageError(f"input image not found: {p}", hint="check the path")
+        raise InputImageError(_not_a_file(p), hint="check the path")
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its limit; a small file must not unpack to gigabytes.

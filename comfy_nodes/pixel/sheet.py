@@ -404,6 +404,11 @@ def parse_animations(spec: str | None, frame_count: int | None = None) -> list[A
     """
     if spec is None or not spec.strip():
         return []
+    if not re.sub(r"[,;\s]", "", spec):
+        # only separators: a spec whose names were lost (a template variable left empty), not
+        # "no animations"
+        raise InvalidArgumentError(f"animation spec {spec!r} holds no animation",
+                                   hint="example: idle:0-3@8, walk:4-11@12; or leave it empty for none")
     out: list[Animation] = []
     for raw in re.split(r"[,;\n]", spec):
         token = raw.strip()

@@ -63,7 +63,14 @@ def run(args) -> int:
     from comfy_nodes.pixel.sheet import build_sheet, duration_conflicts, sheet_from_image
     from orchestrator.deploy import check_not_onto_itself, parse_provenance_option
 
-    from .sheet import check_union_sizes, load_named_frames, parse_pair, parse_size, source_timing
+    from .sheet import (
+        check_union_sizes,
+        empty_columns_warning,
+        load_named_frames,
+        parse_pair,
+        parse_size,
+        source_timing,
+    )
 
     from .sheet import expand_inputs
 
@@ -108,6 +115,8 @@ def run(args) -> int:
         result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, tile_array=args.tile_array, **common)
 
     warnings = _ron_name_warnings(args.assets_ron)
+    if sheet is not None and not (args.sheet_cell or args.detect_grid):
+        warnings += [w for w in [empty_columns_warning(args.columns, len(frames))] if w]
     if sheet is not None and not sheet.frame_ms and not args.no_atlas:
         # the atlas JSON holds one duration per frame (a file's own timing is written as it is)
         warnings += duration_conflicts(len(sheet.frames), sheet.animations)

@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     cv.add_argument("output", metavar="OUT", help="file to write: .hex, .gpl, .pal or .png")
     cv.add_argument("--swatch", type=int, default=1, metavar="N", help="PNG output: N x N pixels per colour (default 1)")
     ex = sub.add_parser("extract", help="one shared palette of K colours from one or more images")
-    ex.add_argument("images", nargs="+", metavar="IMAGE", help="images (e.g. all frames of an animation)")
+    ex.add_argument("images", nargs="+", metavar="IMAGE", help="images or folders of them (e.g. all frames of an animation)")
     ex.add_argument("-k", "--colors", required=True, metavar="K",
                     help="number of colours 1..256, or 'auto' or 0 (the smallest k within the error tolerance, "
                          "at most 64: past that a warning gives the error reached; give a number for more)")
@@ -48,6 +48,27 @@ def _check_swatch(n: int) -> int:
     if n < 1 or n > 256:
         raise InvalidArgumentError(f"--swatch must be 1..256 pixels, got {n}")
     return n
+
+
+def _check_output(output: str, swatch: int) -> None:
+    """Refuse, before any work, an output that is a folder, of a format not written, or a
+    --swatch that a text format would ignore (an ignored option is a surprise found later)."""
+    import os
+
+    from comfy_nodes.pixel import palette_io
+    from comfy_nodes.pixel.errors import InvalidArgumentError, PaletteError
+
+    if os.path.isdir(output) or str(output).endswith(("/", os.sep)):
+        raise InvalidArgumentError(f"{output} is a folder: the palette is written to a file",
+                                   hint=f"name the file, e.g. {os.path.join(output, 'palette.hex')}")
+    name = os.path.basename(str(output))
+    ext = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if ext not in palette_io.WRITE_FORMATS:
+        raise PaletteError(f"{output}: cannot write palette format {ext or '(no extension)'!r}",
+                           hint="use one of: " + ", ".join(palette_io.WRITE_FORMATS))
+    if swatch != 1 and ext != ".png":
+        raise InvalidArgumentError(f"--swatch applies to a .png palette; {output} is {ext}",
+                                   hint="leave out --swatch, or write a .png")
 
 
 def _parse_k(text: str):
@@ -98,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if cmd == "convert":
         swatch = _check_swatch(args.swatch)
+        _check_output(args.output, swatch)
         pal = resolve_palette(args.input)
         out = palette_io.write_palette(pal, args.output, swatch=swatch)
         print(f"wrote {out} ({len(pal)} colour{'' if len(pal) == 1 else 's'})")
@@ -117,18 +139,15 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidArgumentError(f"--tolerance must be > 0 (an OKLab distance), got {args.tolerance:g}")
         if not 0 <= args.seed < 2**32:
             raise InvalidArgumentError(f"--seed must be an integer 0..{2**32 - 1}, got {args.seed}")
-        ext = "." + str(args.output).rsplit(".", 1)[-1].lower() if "." in str(args.output) else ""
-        if ext not in palette_io.WRITE_FORMATS:
-            from comfy_nodes.pixel.errors import PaletteError
-
-            raise PaletteError(f"{args.output}: cannot write palette format {ext or '(no extension)'!r}",
-                               hint="use one of: " + ", ".join(palette_io.WRITE_FORMATS))
+        _check_output(args.output, swatch)
         from .outputs import check_not_replacing, check_writable
+        from .sheet import expand_inputs
 
-        check_not_replacing(args.output, f"-o {args.output}", [("the input", p) for p in args.images])
+        images = expand_inputs(args.images)  # a folder of frames, as snap, sheet and export take
+        check_not_replacing(args.output, f"-o {args.output}", [("the input", p) for p in images])
         check_writable(args.output)
         # every frame of an animated file: its later frames may hold colours the first lacks
-        frames = [f for p in args.images for f in load_frames(p)]
+        frames = [f for p in images for f in load_frames(p)]
         if not any((f[..., 3] >= 128).any() for f in frames):
             from comfy_nodes.pixel.errors import InputImageError
 

@@ -135,6 +135,19 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     return out
 
 
+def _frames(n: int) -> str:
+    return f"{n} frame{'' if n == 1 else 's'}"
+
+
+def empty_columns_warning(columns: int | None, frames: int) -> str | None:
+    """A warning for ``--columns`` larger than the number of frames: a row of empty cells (an
+    '--columns 100' for 4 frames made a sheet 25 times wider than its frames)."""
+    if columns and columns > frames:
+        return (f"--columns {columns} for {_frames(frames)}: the sheet has {columns - frames} empty cell"
+                f"{'' if columns - frames == 1 else 's'} in its row; --columns {frames} fits them")
+    return None
+
+
 def _made_sheet(path: str) -> bool:
     """Whether ``path`` is a PNG carrying the grid record of a sheet made here (read from the
     chunks before the pixels, where it is written: nothing is decoded)."""
@@ -363,7 +376,7 @@ def run(args) -> int:
             write_output(old, lambda p: p.unlink(missing_ok=True))
         gone = f"; removed {len(stale)} older frame{'s' if len(stale) != 1 else ''} of an earlier split " \
                f"({stale[0].name}{'..' + stale[-1].name if len(stale) > 1 else ''})" if stale else ""
-        print(f"{len(res.frames)} frames of {res.cell_w}x{res.cell_h} px ({how} grid: {res.columns}x{res.rows}, "
+        print(f"{_frames(len(res.frames))} of {res.cell_w}x{res.cell_h} px ({how} grid: {res.columns}x{res.rows}, "
               f"padding {res.padding[0]},{res.padding[1]}, offset {res.offset[0]},{res.offset[1]}) -> {out}{gone}")
         return 0
 
@@ -399,6 +412,9 @@ def run(args) -> int:
                         animations=timing[0] if timing else args.animations)
     if timing:
         sheet.frame_ms = timing[1]
+    wide = empty_columns_warning(args.columns, len(frames))
+    if wide:
+        print(f"warning: {wide}", file=sys.stderr)
     files = [(output, png_bytes(sheet.image, {LAYOUT_KEY: layout_text(sheet)}))]
     if args.json:
         from comfy_nodes.pixel.bevy_export import atlas_json
@@ -413,7 +429,7 @@ def run(args) -> int:
         for w in duration_conflicts(len(sheet.frames), sheet.animations):
             print(f"warning: --json {args.json}: {w}", file=sys.stderr)
     anims = format_animations(sheet.animations)
-    print(f"sheet {sheet.width}x{sheet.height}: {len(sheet.frames)} frames, {sheet.columns}x{sheet.rows} cells of "
+    print(f"sheet {sheet.width}x{sheet.height}: {_frames(len(sheet.frames))}, {sheet.columns}x{sheet.rows} cells of "
           f"{sheet.cell_w}x{sheet.cell_h}, padding {sheet.padding[0]},{sheet.padding[1]}, "
           f"offset {sheet.offset[0]},{sheet.offset[1]}" + (f"; animations {anims}" if anims else "")
           + f" -> {output}", file=sys.stdout)
