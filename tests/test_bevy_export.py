@@ -967,7 +967,7 @@ def test_version_override_and_default(tmp_path):
     assert res.bevy.minor == 19 and res.bevy.source.startswith("default")
     with pytest.raises(InvalidArgumentError, match="does not exist"):
         export_sheet(tmp_path / "missing", "s.png", grid_sheet(1, 1, 4))
-    with pytest.raises(ExportError, match=r"\.png"):
+    with pytest.raises(InvalidArgumentError, match=r"must end in \.png"):
         export_sheet(project, "s.gif", grid_sheet(1, 1, 4))
 
 
