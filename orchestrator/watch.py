@@ -37,6 +37,7 @@ from typing import Callable
 
 from comfy_nodes.pixel.asset_manifest import loads_json
 from comfy_nodes.pixel.errors import DgxPixelsError, InputImageError, InvalidArgumentError, PathEscapeError
+from orchestrator.models import sha256_file
 
 EventFn = Callable[[dict], None]
 
@@ -119,14 +120,6 @@ def is_not_an_image(path: Path) -> bool:
     except OSError:
         return False
     return len(head) >= 12 and not head.startswith(IMAGE_SIGNATURES)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _asset_component(name: str) -> str:
@@ -409,7 +402,7 @@ class Watcher:
                 if first_start and not self.existing and not self._state.get("lost"):
                     if is_complete_image(full):
                         self._state["files"][rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                                                     "sha256": _sha256(full), "baseline": True}
+                                                     "sha256": sha256_file(full), "baseline": True}
                         self.baseline += 1
                     continue
                 self.notice(str(full))
@@ -468,7 +461,7 @@ class Watcher:
             p = self._pending.pop(rel, None)
         try:
             st = full.stat()
-            digest = _sha256(full)
+            digest = sha256_file(full)
         except OSError:
             return
         bad = self._state["failed"].get(rel)

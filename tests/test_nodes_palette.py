@@ -249,10 +249,10 @@ def test_a_palette_file_put_in_the_input_folder_is_offered_and_loads_on_real_com
     the editor reads from /object_info, and a prompt choosing it shows its colours; a name that
     is not in the list fails at the node with the file named."""
     import io as stdio
-    import time
     import uuid
 
     import requests
+    from support.live import output_images, queue_and_wait
 
     name = f"dgx-{uuid.uuid4().hex[:8]}.hex"
     up = requests.post(f"{comfy_server.url}/upload/image", files={"image": (name, b"#ff0000\n#0000ff\n", "text/plain")},
@@ -266,18 +266,7 @@ def test_a_palette_file_put_in_the_input_folder_is_offered_and_loads_on_real_com
         "1": {"class_type": "DGXPixelsPaletteLoad", "inputs": {"builtin": "pico-8", "file": f"palettes/{name}"}},
         "2": {"class_type": "DGXPixelsPalettePreview", "inputs": {"palette": ["1", 0], "swatch": 4, "columns": 16}},
     }
-    resp = requests.post(f"{comfy_server.url}/prompt", json={"prompt": workflow}, timeout=30)
-    assert resp.status_code == 200 and resp.json().get("node_errors") == {}, resp.text
-    pid = resp.json()["prompt_id"]
-    deadline = time.monotonic() + 60
-    hist = {}
-    while time.monotonic() < deadline:
-        hist = requests.get(f"{comfy_server.url}/history/{pid}", timeout=30).json()
-        if pid in hist and hist[pid].get("status", {}).get("completed") is not None:
-            break
-        time.sleep(0.3)
-    assert hist[pid]["status"]["status_str"] == "success", hist[pid]["status"]
-    shown = hist[pid]["outputs"]["2"]["images"][0]
+    shown = output_images(queue_and_wait(comfy_server.url, workflow, 60), "2")[0]
     view = requests.get(f"{comfy_server.url}/view", params={k: shown[k] for k in ("filename", "subfolder", "type")},
                         timeout=30)
     from PIL import Image
@@ -287,15 +276,8 @@ def test_a_palette_file_put_in_the_input_folder_is_offered_and_loads_on_real_com
     assert {tuple(p) for p in got.reshape(-1, 3).tolist()} == {(255, 0, 0), (0, 0, 255)}
     # a name off the list (an API prompt, a file deleted since) fails at the node, saying so
     workflow["1"]["inputs"]["file"] = "palettes/not-there.hex"
-    pid = requests.post(f"{comfy_server.url}/prompt", json={"prompt": workflow}, timeout=30).json()["prompt_id"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        hist = requests.get(f"{comfy_server.url}/history/{pid}", timeout=30).json()
-        if pid in hist and hist[pid].get("status", {}).get("completed") is not None:
-            break
-        time.sleep(0.3)
-    assert hist[pid]["status"]["status_str"] == "error"
-    error = next(m[1] for m in hist[pid]["status"]["messages"] if m[0] == "execution_error")
+    failed = queue_and_wait(comfy_server.url, workflow, 60, fails=True)
+    error = next(m[1] for m in failed["status"]["messages"] if m[0] == "execution_error")
     assert error["exception_message"].startswith("palette file not found: ")
     assert "not-there.hex" in error["exception_message"] and "press R to refresh the list" in error["exception_message"]
 

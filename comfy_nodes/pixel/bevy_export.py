@@ -1071,7 +1071,7 @@ def _stale_sidecars(assets_root: Path, previous: dict[str, Any] | None, writing:
             continue
         path = confine(assets_root, rel)
         try:
-            if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == f.get("sha256"):
+            if path.is_file() and file_sha256(path) == f.get("sha256"):
                 stale.append(path)
         except OSError:
             pass
@@ -1234,7 +1234,8 @@ REPLACE_HINT = ("move or rename that file, or use overwrite policy 'version' (--
                 "beside it)")
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of the file at ``path``, read in blocks (a large PNG is not read whole)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -1260,7 +1261,7 @@ def check_replaceable(assets_root: Path, rel: str, entry: dict | None) -> None:
             raise ExportError(f"{path} exists and dgx-pixels never wrote it (the project's manifest has no record of "
                               f"{rel}); replace would overwrite it", hint=REPLACE_HINT)
         want = recorded.get(name)
-        if want is not None and _file_sha256(path) != want:
+        if want is not None and file_sha256(path) != want:
             raise ExportError(f"{path} was changed since dgx-pixels wrote it (its sha256 is not the recorded one); "
                               "replace would overwrite that edit", hint=REPLACE_HINT)
 
@@ -1366,7 +1367,7 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
                 # (a folder in the way gets its own message below, whatever the policy)
                 if not os.path.lexists(p) or p.is_dir():
                     continue
-                if n != r and n in ours and p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest() == ours[n]:
+                if n != r and n in ours and p.is_file() and file_sha256(p) == ours[n]:
                     continue
                 return n
             return None

@@ -32,10 +32,11 @@ def install_test_models(server) -> tuple[str, str]:
     return ckpt.name, lora.name
 
 
-def queue_and_wait(url: str, prompt: dict, timeout: float = 300.0) -> dict:
+def queue_and_wait(url: str, prompt: dict, timeout: float = 300.0, *, fails: bool = False) -> dict:
     """POST the prompt, poll /history until it is done; return the history entry.
 
-    A rejected prompt (node_errors) or a failed execution fails with the server's own words.
+    A rejected prompt (node_errors) or a failed execution fails with the server's own words;
+    with ``fails`` it is a prompt that ran and succeeded that fails the test.
     """
     client_id = uuid.uuid4().hex
     try:
@@ -49,9 +50,10 @@ def queue_and_wait(url: str, prompt: dict, timeout: float = 300.0) -> dict:
         if pid in hist:
             entry = hist[pid]
             status = entry.get("status", {})
-            if status.get("status_str") != "success":
+            if (status.get("status_str") != "success") != fails:
                 msgs = [m for m in status.get("messages", []) if m[0] == "execution_error"]
-                raise AssertionError(f"prompt failed: {json.dumps(msgs)[:4000]}")
+                raise AssertionError(f"prompt succeeded, a failure was expected" if fails else
+                                     f"prompt failed: {json.dumps(msgs)[:4000]}")
             return entry
         time.sleep(0.1)
     raise AssertionError(f"prompt {pid} did not finish in {timeout} s")
