@@ -109,13 +109,13 @@ def test_extract_shared_palette_and_auto():
     a[:2] = (255, 0, 0)
     b = a.copy()
     b[2:] = (0, 255, 0)
-    pal, sw, count = DGXPixelsPaletteExtract.execute(image=tensor([a, b]), colors=8, seed=1).result
+    pal, sw, count, _info = DGXPixelsPaletteExtract.execute(image=tensor([a, b]), colors=8, seed=1).result
     assert set(pal.hex_list()) == {"ff0000", "000000", "00ff00"} and count == 3
-    pal, _, count = DGXPixelsPaletteExtract.execute(image=tensor([a, b]), colors=0).result
+    pal, _, count, _info = DGXPixelsPaletteExtract.execute(image=tensor([a, b]), colors=0).result
     assert count == 3
     m = torch.zeros(2, 4, 4)
     m[:, :2] = 1.0  # hide the red rows
-    pal, _, _ = DGXPixelsPaletteExtract.execute(image=tensor([a, b]), colors=8, mask=m).result
+    pal, _, _, _info = DGXPixelsPaletteExtract.execute(image=tensor([a, b]), colors=8, mask=m).result
     assert "ff0000" not in pal.hex_list()
     with pytest.raises(InvalidArgumentError, match="colors"):
         DGXPixelsPaletteExtract.execute(image=tensor([a]), colors=-1)
@@ -371,7 +371,7 @@ def test_palette_extract_stops_between_frames_when_the_user_cancels(cancel_flag,
     assert read == [1]
     # Without a cancel the same node gives its palette.
     monkeypatch.setattr(P, "_rgb_keys", real)
-    pal, _, count = DGXPixelsPaletteExtract.execute(image=tensor([_many_colours(1)]), colors=8).result
+    pal, _, count, _info = DGXPixelsPaletteExtract.execute(image=tensor([_many_colours(1)]), colors=8).result
     assert count == 8 == len(pal)
 
 
@@ -409,7 +409,7 @@ def test_extract_logs_a_warning_when_automatic_colors_stop_at_the_cap(caplog):
 
     noise = np.random.default_rng(5).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     with caplog.at_level(logging.WARNING):
-        pal, _, count = DGXPixelsPaletteExtract.execute(image=tensor([noise]), colors=0, tolerance=0.005).result
+        pal, _, count, info = DGXPixelsPaletteExtract.execute(image=tensor([noise]), colors=0, tolerance=0.005).result
     assert count == len(pal) <= AUTO_K_MAX
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -417,9 +417,13 @@ def test_extract_logs_a_warning_when_automatic_colors_stop_at_the_cap(caplog):
                      r"meeting tolerance 0\.005: a colour of the images is still (\d\.\d{4}) OKLab from its palette "
                      r"colour; set colors to a number \(up to 256\) for more colours, or raise tolerance", warnings[0])
     assert m and float(m.group(1)) > 0.005
+    # the log is read by few: the node's info output says it in the graph too
+    assert info == f"{AUTO_K_MAX} colours; warning: " + warnings[0].removeprefix("DGX-Pixels Palette Extract: ")
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        DGXPixelsPaletteExtract.execute(image=tensor([noise]), colors=0, tolerance=0.3)
+        _, _, count, info = DGXPixelsPaletteExtract.execute(image=tensor([noise]), colors=0, tolerance=0.3).result
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert info == f"{count} colours: automatic, every colour within 0.3 OKLab of its palette colour"
+    assert DGXPixelsPaletteExtract.execute(image=tensor([noise]), colors=5, seed=3).result[3] == "5 colours: k-means, seed 3"
     tip = next(i.tooltip for i in DGXPixelsPaletteExtract.define_schema().inputs if i.id == "colors")
     assert f"at most {AUTO_K_MAX}" in tip

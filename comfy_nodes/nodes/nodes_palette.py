@@ -186,7 +186,11 @@ class DGXPixelsPaletteExtract(io.ComfyNode):
                 io.Mask.Input("mask", optional=True,
                               tooltip="Optional alpha as a ComfyUI mask (1 = transparent); masked pixels are ignored."),
             ],
-            outputs=_palette_outputs("The shared palette, most used colour first.", "Number of colours found."),
+            outputs=_palette_outputs("The shared palette, most used colour first.", "Number of colours found.") + [
+                io.String.Output(display_name="info",
+                                 tooltip="How the colours were chosen; in automatic mode, whether the tolerance was met "
+                                         "(connect a Preview Any node to read it)."),
+            ],
         )
 
     @classmethod
@@ -199,14 +203,20 @@ class DGXPixelsPaletteExtract(io.ComfyNode):
         k = None if colors == 0 else int(colors)
         pal = adaptive_palette(frames, k, seed=int(seed), tolerance=float(tolerance),
                                name="extracted" if k is None else f"extracted-{k}", check=throw_if_interrupted)
+        n = len(pal)
+        info = f"{n} colour{'' if n == 1 else 's'}: " + ("k-means, seed " + str(int(seed)) if k is not None else "automatic")
         if pal.auto_k is not None and pal.auto_k.capped:
-            # the palette is still the best of the cap: a warning, not an error
+            # the palette is still the best of the cap: a warning, not an error (the log, and the
+            # info output for whoever reads the graph rather than the console)
             a = pal.auto_k
-            logging.warning("DGX-Pixels Palette Extract: automatic colors stopped at its cap of %d without meeting "
-                            "tolerance %g: a colour of the images is still %.4f OKLab from its palette colour; set "
-                            "colors to a number (up to 256) for more colours, or raise tolerance",
-                            a.max_k, a.tolerance, a.error)
-        return io.NodeOutput(pal, _swatch_tensor(pal), len(pal))
+            said = (f"automatic colors stopped at its cap of {a.max_k} without meeting tolerance {a.tolerance:g}: "
+                    f"a colour of the images is still {a.error:.4f} OKLab from its palette colour; set colors to a "
+                    "number (up to 256) for more colours, or raise tolerance")
+            logging.warning("DGX-Pixels Palette Extract: %s", said)
+            info = f"{n} colours; warning: {said}"
+        elif pal.auto_k is not None:
+            info += f", every colour within {pal.auto_k.tolerance:g} OKLab of its palette colour"
+        return io.NodeOutput(pal, _swatch_tensor(pal), n, info)
 
 
 class DGXPixelsPaletteSave(io.ComfyNode):
