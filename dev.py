@@ -191,7 +191,8 @@ def main(argv: list[str]) -> int:
             say("pytest collected no tests: counting that as a failure")
             return 1
         return rc
-    return subprocess.call([str(VENV / "bin" / "dgx-pixels"), "demo", *rest], cwd=ROOT, env=env)
+    # from where the user is: `--bevy my_game` and ./demo-bevy mean their folder, not the checkout
+    return subprocess.call([str(VENV / "bin" / "dgx-pixels"), "demo", *rest], env=env)
 
 
 if __name__ == "__main__":

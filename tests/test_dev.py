@@ -71,3 +71,15 @@ def test_missing_modules_of_a_bare_venv_and_of_this_one(dev, tmp_path):
     assert missing == ["pytest", "hypothesis", "python-ron", "fastmcp", "playwright"]
     if (REPO / ".venv" / "bin" / "python").exists():
         assert dev.missing_modules(REPO / ".venv" / "bin" / "python") == []
+
+
+def test_demo_takes_relative_paths_from_where_it_is_run(tmp_path):
+    """`python3 ~/dgx-pixels/dev.py demo --bevy my_game` run from ~/games made the demo in the
+    checkout: dev.py ran the command from the checkout's folder. It runs it from the caller's:
+    here `--bevy afile` names the file in the caller's folder, refused before any work."""
+    (tmp_path / "afile").write_text("not a folder")
+    p = subprocess.run([sys.executable, str(REPO / "dev.py"), "demo", "--server", "http://127.0.0.1:9",
+                        "--bevy", "afile"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert f"error: --bevy {tmp_path / 'afile'} is a file, not a folder" in p.stderr
+    assert not (REPO / "afile").exists()
