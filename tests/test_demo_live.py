@@ -68,9 +68,11 @@ def _check_project(project: Path, out: str) -> None:
 def test_demo_on_the_test_server(comfy_server, tmp_path, capsys):
     project = tmp_path / "demo-bevy"
     assert main(["demo", "--server", comfy_server.url, "--bevy", str(project)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     _check_project(project, out)
     assert "ComfyUI is up" not in out  # the given server was used, none was started
+    # no path of the run's temporary folder, gone when the demo ends (it printed "output /tmp/...")
+    assert "dgx-pixels-demo-" not in out + err
 
     # a second run replaces the sprite in place: same files, one manifest entry
     assert main(["demo", "--server", comfy_server.url, "--bevy", str(project)]) == 0

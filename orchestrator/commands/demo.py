@@ -51,6 +51,16 @@ def _check_before_work(args, project) -> None:
                             "sample", hint="the demo runs image workflows such as 'cleanup'")
 
 
+def _without_outputs(report):
+    """``report`` less the run's "output" events: the demo collects them into a temporary folder
+    that is gone when it ends (it printed paths that no longer existed); what it deployed is
+    listed instead."""
+    def on_event(ev: dict) -> None:
+        if ev.get("event") != "output":
+            report(ev)
+    return on_event
+
+
 def _ensure_project(root, bevy_version: str) -> list:
     """Create the project's ``assets/`` and, when missing, a ``Cargo.toml`` naming Bevy; returns
     the files it wrote."""
@@ -119,7 +129,7 @@ def run(args) -> int:
                 {"image": str(src)},
                 client=client,
                 out_dir=tmp / "out",
-                on_event=make_reporter(json_mode=args.json),
+                on_event=_without_outputs(make_reporter(json_mode=args.json)),
                 fresh=True,
             )
             # The project is made only now, once there is a sprite to put in it.
