@@ -231,13 +231,17 @@ def test_escaping_asset_path_is_refused_before_running(setup, comfy_server, tmp_
     c.close()
 
 
-@pytest.mark.parametrize("bevy, out, code, message", [
-    ("{tmp}/nosuchgame", None, 2, "Bevy project folder {tmp}/nosuchgame does not exist"),
-    ("{tmp}/nocargo", None, 6, "{tmp}/nocargo is not a Bevy project: it holds no Cargo.toml"),
-    ("{proj}", "{tmp}/afile", 6, "cannot write into --out {tmp}/afile: it is a file, not a folder"),
+@pytest.mark.parametrize("bevy, out, code, message, extra", [
+    ("{tmp}/nosuchgame", None, 2, "Bevy project folder {tmp}/nosuchgame does not exist", []),
+    ("{tmp}/nocargo", None, 6, "{tmp}/nocargo is not a Bevy project: it holds no Cargo.toml", []),
+    # usage, as `run --help` says (was exit 6)
+    ("{proj}", "{tmp}/afile", 2, "cannot write into --out {tmp}/afile: it is a file, not a folder", []),
+    # refused only after the job had run on the server
+    ("{proj}", None, 2, "--upscale must be a whole number 1..64, got 100; nothing was submitted", ["--upscale", "100"]),
+    ("{proj}", None, 2, "--upscale must be a whole number 1..64, got 0; nothing was submitted", ["--upscale", "0"]),
 ])
 def test_a_bad_project_or_output_folder_is_refused_before_the_job_runs(setup, comfy_server, tmp_path, capsys,
-                                                                       bevy, out, code, message):
+                                                                       bevy, out, code, message, extra):
     img, proj = setup
     (tmp_path / "nocargo").mkdir()
     (tmp_path / "afile").write_text("x")
@@ -246,7 +250,7 @@ def test_a_bad_project_or_output_folder_is_refused_before_the_job_runs(setup, co
     before = len(c._json("GET", "/history"))
     args = ["run", "err-postproc@1", "--set", f"image={img}", "--server", comfy_server.url, "--json",
             "--bevy", bevy.format(**fmt), "--asset-path", "sprites/a.png", "--fresh"]
-    args += ["--out", out.format(**fmt) if out else str(tmp_path / "o")]
+    args += ["--out", out.format(**fmt) if out else str(tmp_path / "o"), *extra]
     rc = main(args)
     cap = capsys.readouterr()
     assert rc == code, cap.err

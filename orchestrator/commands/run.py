@@ -9,8 +9,10 @@ EXIT_CODES = """\
 exit codes:
   0    success
   1    other error
-  2    bad usage or input (a missing --bevy folder, an --out that is a file, a --server URL
-       with an invalid port, an image path that is neither a local file nor on the server)
+  2    bad usage or input (a missing --bevy folder, an --out that is a file, an --upscale out
+       of range, a --server URL with an invalid port, a --set image path that is neither a
+       local file nor on the server; an image named inside a workflow file that the server
+       lacks is its rejection of the prompt, 4)
   3    server unreachable, not a ComfyUI server (or not at that path), or it refused the
        token (401/403)
   4    workflow invalid: unknown name/version or parameter, a --set value the parameter does
@@ -111,7 +113,7 @@ def _check_before_the_job(args) -> dict:
     then fail on a mistyped folder. Returns the --set values."""
     from pathlib import Path
 
-    from comfy_nodes.pixel.errors import ExportError, InvalidArgumentError
+    from comfy_nodes.pixel.errors import InvalidArgumentError
 
     if args.bevy and not args.asset_path:
         raise InvalidArgumentError("--bevy needs --asset-path (e.g. sprites/knight.png)")
@@ -127,10 +129,15 @@ def _check_before_the_job(args) -> dict:
         resolve_bevy_version(args.bevy, args.bevy_version)
         check_relative(args.asset_path.rstrip("/") if args.asset_path.endswith("/") else args.asset_path,
                        Path(args.bevy) / "assets")
+    if not 1 <= args.upscale <= 64:
+        raise InvalidArgumentError(f"--upscale must be a whole number 1..64, got {args.upscale}; nothing was submitted")
+    if args.upscale != 1 and not args.bevy:
+        raise InvalidArgumentError("--upscale enlarges what is deployed, and nothing is without --bevy",
+                                   hint="give --bevy PROJECT --asset-path PATH, or leave out --upscale")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise ExportError(f"cannot write into --out {out}: it is a file, not a folder",
-                          hint="name a folder for the outputs (it is created when missing)")
+        raise InvalidArgumentError(f"cannot write into --out {out}: it is a file, not a folder",
+                                   hint="name a folder for the outputs (it is created when missing)")
     return values
 
 
