@@ -51,7 +51,16 @@ from comfy_nodes.pixel.errors import DgxPixelsError, InvalidArgumentError
 from orchestrator.client import ComfyClient
 from orchestrator.config import Config, normalize_url
 from orchestrator.errors import ServerUnreachableError, WorkflowError
-from orchestrator.run import JobCancelledError, JobRun, JobSpec, OutputFile, RunResult, ServerLostError, prepare_job
+from orchestrator.run import (
+    JobCancelledError,
+    JobRun,
+    JobSpec,
+    OutputFile,
+    RunResult,
+    ServerLostError,
+    drop_server_exports,
+    prepare_job,
+)
 
 EventFn = Callable[[dict], None]
 
@@ -662,6 +671,8 @@ class BatchRunner:
                     resolve_bevy_version(job.bevy, job.bevy_version)
                     checked.add((job.bevy, job.bevy_version))
                 job.spec = prepare_job(job.workflow, job.values, fresh=job.fresh, object_info=object_info)
+                if job.bevy:
+                    drop_server_exports(job.spec)
             except (WorkflowError, InvalidArgumentError, ExportError) as exc:
                 problems.append((job.id, exc))
         if not problems:

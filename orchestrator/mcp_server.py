@@ -310,7 +310,7 @@ class PixelMCP:
                   animations: str | None = None, overwrite: str = "replace") -> Job:
         """Validate everything that can be validated up front, then run the job in a thread."""
         from comfy_nodes.pixel.safepath import check_relative
-        from orchestrator.run import is_workflow_file, prepare_job
+        from orchestrator.run import drop_server_exports, is_workflow_file, prepare_job
 
         if is_workflow_file(workflow):
             # a workflow file is read and sent to ComfyUI: only one inside the roots, like any
@@ -344,6 +344,7 @@ class PixelMCP:
 
             parse_animations(animations)
         spec = prepare_job(workflow, self._confine_files(workflow, dict(params or {})))
+        drop_server_exports(spec)  # the job is deployed here: no second copy on the server
         job = Job(id=uuid.uuid4().hex[:12], workflow=spec.workflow or workflow)
         with self._lock:
             self.jobs[job.id] = job

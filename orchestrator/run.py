@@ -301,6 +301,30 @@ def _check_local_image(path: str, param: str) -> None:
                              hint="give a PNG, JPEG or WebP file") from None
 
 
+#: Nodes that write a game's assets on the ComfyUI machine: left out of a job whose outputs are
+#: deployed here (``drop_server_exports``).
+SERVER_EXPORT_NODES = ("DGXPixelsBevyExport",)
+
+
+def drop_server_exports(spec: JobSpec) -> list[str]:
+    """Leave the graph's own Bevy Export nodes out of a job whose outputs this machine deploys
+    (``run --bevy``, ``batch``, ``demo``, the MCP server's ``generate``): they wrote a second
+    copy on the server (``output/bevy/my_game``), one more file with every run under the
+    shipped graphs' "version" policy. Only nodes nothing else reads, and only while another
+    output node is left (the server refuses a graph without one). Returns the ids left out."""
+    prompt = spec.prompt
+    linked = {str(v[0]) for n in prompt.values() for v in (n.get("inputs") or {}).values() if _is_link(v)}
+    drop = [nid for nid, n in prompt.items()
+            if n.get("class_type") in SERVER_EXPORT_NODES and nid not in linked and nid not in (spec.output_nodes or ())]
+    left = [nid for nid in (spec.output_nodes or ()) if nid not in drop] or [
+        nid for nid, n in prompt.items() if nid not in drop and str(n.get("class_type", "")).startswith(("SaveImage", "PreviewImage"))]
+    if not drop or not left:
+        return []
+    for nid in drop:
+        del prompt[nid]
+    return drop
+
+
 def is_workflow_file(workflow: Any) -> bool:
     """Whether ``workflow`` names a workflow .json file (a path) rather than a registered
     NAME@VERSION."""

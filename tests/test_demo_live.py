@@ -65,6 +65,34 @@ def _check_project(project: Path, out: str) -> None:
     assert prov["source"]["node_type"] == "SaveImage" and len(prov["source"]["sha256"]) == 64
 
 
+def _server_exports(server) -> set[str]:
+    """What the graphs' own Bevy Export nodes wrote on the server (its output/bevy)."""
+    root = server.output_dir / "bevy" if server.output_dir is not None else None
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} if root and root.is_dir() else set()
+
+
+def test_a_job_deployed_here_writes_no_second_copy_on_the_server(comfy_server, tmp_path, capsys):
+    """The shipped graphs end in a Bevy Export node writing into the server's output/bevy/my_game
+    with overwrite 'version': every `run --bevy` and every demo left one more copy there
+    (cleaned.png ... cleaned-4.png). A job whose outputs are deployed here leaves that node out."""
+    if comfy_server.output_dir is None:
+        pytest.skip("the server's output folder is not known")
+    before = _server_exports(comfy_server)
+    assert main(["demo", "--server", comfy_server.url, "--bevy", str(tmp_path / "demo-bevy")]) == 0
+    art = tmp_path / "art.png"
+    Image.fromarray(samples.degrade(samples.sprites()["knight"], cell=12.0, seed=3).image).save(art)
+    game = tmp_path / "demo-bevy"
+    assert main(["run", "cleanup", "--set", f"image={art}", "--server", comfy_server.url, "--fresh", "-q",
+                 "--out", str(tmp_path / "o"), "--bevy", str(game), "--asset-path", "sprites/r.png"]) == 0, \
+        capsys.readouterr().err
+    assert (game / "assets" / "sprites" / "r.png").is_file()
+    assert _server_exports(comfy_server) == before
+    # without --bevy the graph runs whole: its export node writes on the server as designed
+    assert main(["run", "cleanup", "--set", f"image={art}", "--server", comfy_server.url, "--fresh", "-q",
+                 "--out", str(tmp_path / "o2")]) == 0
+    assert len(_server_exports(comfy_server) - before) >= 1
+
+
 def test_demo_on_the_test_server(comfy_server, tmp_path, capsys):
     project = tmp_path / "demo-bevy"
     assert main(["demo", "--server", comfy_server.url, "--bevy", str(project)]) == 0

@@ -98,7 +98,7 @@ def run(args) -> int:
     from orchestrator.client import ComfyClient
     from orchestrator.deploy import deploy_outputs
     from orchestrator.progress import make_reporter
-    from orchestrator.run import run_workflow
+    from orchestrator.run import drop_server_exports, prepare_job, run_workflow
 
     project = Path(args.bevy).resolve()
     _check_before_work(args, project)
@@ -124,9 +124,11 @@ def run(args) -> int:
                 server_url = handle.url
                 say(f"ComfyUI is up at {server_url}")
             client = ComfyClient(server_url)
+            spec = prepare_job(args.workflow, {"image": str(src)}, fresh=True)
+            drop_server_exports(spec)  # deployed here, not also into the server's output folder
             result = run_workflow(
-                args.workflow,
-                {"image": str(src)},
+                None,
+                spec=spec,
                 client=client,
                 out_dir=tmp / "out",
                 on_event=_without_outputs(make_reporter(json_mode=args.json)),

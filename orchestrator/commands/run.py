@@ -32,6 +32,8 @@ lines otherwise, or JSON lines with --json. Outputs are downloaded into --out (f
 the server are sanitised) and, with --bevy, deployed into the project's assets/ with its
 .meta and a provenance record (`dgx-pixels history`); an output saved from a Sprite Sheet or
 Tileset node is deployed as a sheet, with the atlas JSON of its grid (rebuilt from the graph).
+With --bevy the graph's own Bevy Export node is left out: the outputs go into the game from
+here, not also into a project on the server.
 
 An identical prompt is answered from ComfyUI's cache (no new file is written; the earlier
 outputs are returned); --fresh makes the server run it again.
@@ -156,11 +158,13 @@ def _run(args, values, client, cfg) -> int:
     import sys
 
     from orchestrator.progress import make_reporter
-    from orchestrator.run import prepare_job, run_workflow
+    from orchestrator.run import drop_server_exports, prepare_job, run_workflow
 
     reporter = None
     try:
         spec = prepare_job(args.workflow, values, fresh=args.fresh, object_info=client.object_info)
+        if args.bevy:
+            drop_server_exports(spec)
         if args.bevy and _single_output(spec):
             from orchestrator.deploy import check_asset_policy
 
