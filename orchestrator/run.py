@@ -186,10 +186,16 @@ def find_models(prompt: dict) -> tuple[str, ...]:
 
 
 def find_seed(prompt: dict, params: dict | None = None) -> int | None:
-    """The seed the job uses: the ``seed`` parameter, else the first seed input of the graph."""
+    """The seed the job generates with: the ``seed`` parameter, else the first seed input of a
+    sampler or noise node. Another node's seed (Palette Extract's k-means) is part of the
+    locked graph, not the generation's: recorded as "seed 0", it made a model-free cleanup
+    look generated."""
     if params and isinstance(params.get("seed"), int):
         return int(params["seed"])
     for nid in sorted(prompt, key=_node_order):
+        kind = str(prompt[nid].get("class_type", "")).lower()
+        if "sampler" not in kind and "noise" not in kind:
+            continue
         for k in SEED_INPUTS:
             v = (prompt[nid].get("inputs") or {}).get(k)
             if isinstance(v, int) and not isinstance(v, bool):

@@ -121,6 +121,21 @@ def test_partial_or_changed_outputs_deploy_nothing(tmp_path, proj):
     assert not (proj / "assets" / "sprites").exists()
 
 
+def test_the_recorded_seed_is_the_generations_not_another_nodes():
+    """A model-free cleanup was recorded (and shown by history) as "seed 0": Palette Extract's
+    k-means seed, which belongs to the locked graph. Only a sampler's or noise node's seed, or
+    the workflow's seed parameter, is the job's seed."""
+    from orchestrator.run import find_seed
+
+    cleanup = {"4": {"class_type": "DGXPixelsPaletteExtract", "inputs": {"seed": 0, "colors": 16}}}
+    assert find_seed(cleanup) is None
+    generated = {**cleanup, "9": {"class_type": "KSampler", "inputs": {"seed": 1234}},
+                 "12": {"class_type": "RandomNoise", "inputs": {"noise_seed": 99}}}
+    assert find_seed(generated) == 1234
+    assert find_seed({**cleanup, "12": generated["12"]}) == 99
+    assert find_seed(cleanup, {"seed": 5}) == 5
+
+
 def test_deploy_file_reads_comfyui_prompt_from_png(tmp_path, proj):
     prompt = {"3": {"class_type": "KSampler", "inputs": {"seed": 1234, "model": ["4", 0]}},
               "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "pixel.safetensors"}}}
