@@ -119,6 +119,10 @@ def normalize_url(url: str, where: str = "server URL") -> str:
     if not u:
         raise InvalidArgumentError(f"empty {where}", hint="use e.g. http://127.0.0.1:8188")
     if "://" not in u:
+        if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/", u):
+            # "htp:/host", "http:/host": a scheme with a slip, not a host named "htp"
+            raise InvalidArgumentError(f"{where} {mask_url_passwords(url)!r} is not an http(s) URL",
+                                       hint="use e.g. http://127.0.0.1:8188 or https://host:8443")
         u = "http://" + u
     parts = urlsplit(u)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -134,7 +138,7 @@ def normalize_url(url: str, where: str = "server URL") -> str:
         port = parts.port
     except ValueError:
         port = None
-    if raw_port and (port is None or not 1 <= port <= 65535):
+    if raw_port is not None and (port is None or not 1 <= port <= 65535):
         raise InvalidArgumentError(
             f"{where} {mask_url_passwords(url)!r} has an invalid port {raw_port!r}: a port is a whole number "
             "from 1 to 65535",

@@ -700,8 +700,21 @@ def test_a_server_that_is_not_comfyui_is_exit_3_with_or_without_an_upload(plain_
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("url", ["htp:/127.0.0.1:8188", "http:/localhost:8188"])
+def test_a_server_url_with_a_mistyped_scheme_is_bad_usage(capsys, url):
+    """`--server htp:/bad` was taken for a host named "htp" and reported as a server that does
+    not answer (exit 3): the URL itself is wrong (exit 2)."""
+    from comfy_nodes.pixel.errors import InvalidArgumentError
+    from orchestrator.cli import main
+
+    assert main(["doctor", "--server", url]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --server {url!r} is not an http(s) URL\nhint: ")
+    with pytest.raises(InvalidArgumentError, match="is not an http"):
+        load_config(environ={"DGX_PIXELS_SERVER": url})
+
+
 @pytest.mark.parametrize("url, port", [("http://127.0.0.1:99999", "99999"), ("http://127.0.0.1:0", "0"),
-                                       ("127.0.0.1:80a", "80a")])
+                                       ("127.0.0.1:80a", "80a"), ("http://127.0.0.1:", "")])
 def test_a_server_url_with_an_invalid_port_is_bad_usage_naming_the_flag(tmp_path, capsys, url, port):
     """Not "server not reachable (InvalidURL)", exit 3: the URL itself is wrong (exit 2)."""
     from comfy_nodes.pixel.errors import InvalidArgumentError
