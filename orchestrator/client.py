@@ -419,6 +419,7 @@ class ComfyClient:
                 reason = f"no answer within {t[1]:g} s"
             raise ServerUnreachableError(
                 self.config.mask(f"ComfyUI server {self.url} is not reachable ({reason}) [{method} {path.split('?')[0]}]"),
+                hint=self.config.unreachable_hint(),
             ) from None
         if resp.status_code in (401, 403):
             raise AuthError(self.config.mask(f"{self.url} refused the request ({resp.status_code} {resp.reason}) [{method} {path.split('?')[0]}]"))

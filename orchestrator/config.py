@@ -69,6 +69,19 @@ class Config:
     in_flight: int = 4
     source: str = "defaults"
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: where ``servers`` came from: "default", "--server", "$DGX_PIXELS_SERVER" or the config
+    #: file's path (the hint for a server that does not answer names the setting to change)
+    servers_from: str = "default"
+
+    def unreachable_hint(self) -> str:
+        """What to do about a server that does not answer, naming where its URL was set."""
+        if self.servers_from == "--server":
+            return "start ComfyUI there, or check the --server URL"
+        if self.servers_from == "$DGX_PIXELS_SERVER":
+            return "start ComfyUI there, or change $DGX_PIXELS_SERVER (a --server URL wins over it)"
+        if self.servers_from != "default":
+            return f"start ComfyUI there, or change [server] url in {self.servers_from} (a --server URL wins over it)"
+        return "start ComfyUI or pass --server URL (default http://127.0.0.1:8188)"
 
     @property
     def server(self) -> str:
@@ -97,6 +110,7 @@ class Config:
         kw = {k: v for k, v in kw.items() if v is not None}
         if "servers" in kw:
             kw["servers"] = tuple(normalize_url(u) for u in kw["servers"])
+            kw.setdefault("servers_from", "--server")
         cfg = replace(self, **kw)
         return replace(cfg, secrets=_secrets_of(cfg))
 
@@ -267,10 +281,11 @@ def load_config(
             download_timeout=positive_seconds(tmo.get("download", cfg.download_timeout), f"{f}: [timeouts] download"),
             in_flight=in_flight,
             source=str(f),
+            servers_from=str(f) if urls else cfg.servers_from,
         )
     if env.get("DGX_PIXELS_SERVER"):
         cfg = replace(cfg, servers=tuple(normalize_url(u, "DGX_PIXELS_SERVER") for u in env["DGX_PIXELS_SERVER"].split(",")
-                                         if u.strip()))
+                                         if u.strip()), servers_from="$DGX_PIXELS_SERVER")
     if env.get("DGX_PIXELS_TOKEN"):
         cfg = replace(cfg, token=env["DGX_PIXELS_TOKEN"])
     if env.get("DGX_PIXELS_AUTH_HEADER"):

@@ -731,3 +731,23 @@ def test_a_server_url_with_an_invalid_port_is_bad_usage_naming_the_flag(tmp_path
     assert load_config(servers=["http://127.0.0.1:8188/"], environ={}).servers == ("http://127.0.0.1:8188",)
     with pytest.raises(InvalidArgumentError, match="DGX_PIXELS_SERVER 'http://h:65536' has an invalid port"):
         load_config(environ={"DGX_PIXELS_SERVER": "http://h:65536"})
+
+
+def test_a_server_that_does_not_answer_is_hinted_at_where_its_url_was_set(tmp_path, capsys, monkeypatch):
+    """The hint always said "pass --server URL", also when the URL came from $DGX_PIXELS_SERVER
+    or the config file (where the fix is), and doctor printed no hint at all."""
+    from orchestrator.cli import main
+
+    dead = "http://127.0.0.1:9"
+    monkeypatch.setenv("DGX_PIXELS_SERVER", dead)
+    assert main(["run", "cleanup", "--out", str(tmp_path / "o")]) == 3
+    assert "hint: start ComfyUI there, or change $DGX_PIXELS_SERVER (a --server URL wins over it)" in capsys.readouterr().err
+    monkeypatch.delenv("DGX_PIXELS_SERVER")
+    conf = tmp_path / "dgx-pixels.toml"
+    conf.write_text(f'[server]\nurl = "{dead}"\n')
+    assert main(["run", "cleanup", "--config", str(conf), "--out", str(tmp_path / "o")]) == 3
+    assert f"hint: start ComfyUI there, or change [server] url in {conf}" in capsys.readouterr().err
+    assert main(["doctor", "--server", dead]) == 3
+    out = capsys.readouterr().out
+    assert f"FAIL  server     ComfyUI server {dead} is not reachable" in out
+    assert "(hint: start ComfyUI there, or check the --server URL)" in out

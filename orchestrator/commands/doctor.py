@@ -62,7 +62,7 @@ def run(args) -> int:
             except ValueError:
                 pass
         except ServerUnreachableError as exc:
-            add("server", "fail", exc.message)
+            add("server", "fail", exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
             unreachable = True
         if not unreachable:
             ok = client.events.wait_connected(cfg.connect_timeout)
