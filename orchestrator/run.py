@@ -98,6 +98,8 @@ class JobSpec:
     # "param|node_id.input" of image-file values that look like local paths but name no local
     # file: the server's input folder may hold them, and if it does not, its rejection is a typo
     maybe_local: tuple[str, ...] = ()
+    # parameter -> the "node_id.input" it sets: a failing node's inputs said as --set names
+    param_targets: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -400,9 +402,11 @@ def _prepare_registered(workflow: Any, values: dict, *, fresh: bool) -> JobSpec:
                         maybe_local.append(f"{name}|{nid}.{inp}")
     default_images = tuple(name for name, p in (params or {}).items()
                            if getattr(p, "type", None) == "image-file" and name not in values) if isinstance(params, dict) else ()
+    targets = {name: [str(t) for t in getattr(p, "targets", None) or []]
+               for name, p in (params.items() if isinstance(params, dict) else ())}
     return JobSpec(prompt=prompt, workflow=ref, content_hash=getattr(wf, "content_hash", None), params=full,
                    output_nodes=output_nodes, uploads=tuple(uploads), default_images=default_images,
-                   maybe_local=tuple(maybe_local))
+                   maybe_local=tuple(maybe_local), param_targets=targets)
 
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -827,7 +831,7 @@ class JobRun:
             elif etype == "execution_error":
                 raise ExecutionError(
                     self.client.config.mask(f"the job failed on {self.client.display_url}: " + _describe(data)),
-                    hint=_error_hint(data),
+                    hint=_error_hint(data, self.spec.param_targets),
                 )
             elif etype == "execution_interrupted":
                 raise JobInterruptedError(
@@ -849,7 +853,7 @@ class JobRun:
                 if name == "execution_error":
                     raise ExecutionError(
                         self.client.config.mask(f"the job failed on {self.client.display_url}: " + _describe(data)),
-                        hint=_error_hint(data),
+                        hint=_error_hint(data, self.spec.param_targets),
                     )
                 if name == "execution_interrupted":
                     raise JobInterruptedError(
@@ -941,10 +945,17 @@ def _describe(data: dict) -> str:
     return describe_execution_error(data)
 
 
-def _error_hint(data: dict) -> str:
+def _error_hint(data: dict, param_targets: dict | None = None) -> str:
     msg = str(data.get("exception_message", ""))
     if "out of memory" in msg.lower():
         return "lower the resolution or batch size, or free GPU memory"
+    # the node's own hint names its inputs (mode, cell_size...); a workflow run sets them
+    # through its parameters, under other names
+    node = str(data.get("node_id", ""))
+    params = [f"{name} ({t.partition('.')[2]})" for name, ts in (param_targets or {}).items() for t in ts
+              if t.partition(".")[0] == node]
+    if params:
+        return f"change the named node's input, through --set: node {node}'s parameters are {', '.join(params)}"
     return "fix the named node's input, then run again"
 
 

@@ -244,3 +244,4 @@ def test_sigterm_while_the_demo_starts_comfyui_leaves_nothing_behind(comfy_insta
             assert str(tmp).encode() not in cmdline.read_bytes()
         except OSError:
             pass  # a process that ended meanwhile
+

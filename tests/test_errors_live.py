@@ -392,3 +392,18 @@ def test_batch_refuses_an_output_file_in_the_way_or_an_asset_path_without_png_be
     else:
         assert "job a: asset path 'sprites/odd' must end in .png (or / for a folder" in err
     assert _history_len(comfy_server.url) == before and _nothing_deployed(proj)
+
+
+def test_a_failing_node_is_hinted_with_the_workflows_parameters_that_set_it(comfy_server, tmp_path, capsys):
+    """Grid Snap's "no pixel grid found" hint names its inputs (mode, cell_size...), and `run`
+    added "fix the named node's input": but a workflow run sets them through its parameters,
+    under other names (grid_mode). The hint now lists them."""
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((64, 64, 3), 120, np.uint8)).save(flat)
+    rc = main(["run", "cleanup", "--set", f"image={flat}", "--server", comfy_server.url, "--fresh", "-q",
+               "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 5, err
+    assert "no pixel grid found" in err
+    assert ("hint: change the named node's input, through --set: node 2's parameters are grid_mode (mode), "
+            "cell_size (cell_size), target_width (target_width), target_height (target_height)") in err
