@@ -112,6 +112,14 @@ def describe_node_errors(body: dict, prompt: dict | None = None) -> str:
             details = err.get("details")
             if details and details not in msg:
                 msg = f"{msg}: {details}"
+            # the server says "Exception when validating (inner) node: '99'"
+            dangling = [(name, str(v[0])) for name, v in ((prompt or {}).get(node_id, {}).get("inputs") or {}).items()
+                        if isinstance(v, list) and len(v) == 2 and str(v[0]) not in (prompt or {})
+                        and (inp is None or name == inp)]
+            if dangling:
+                where = f"node {node_id} ({ctype})"
+                msg = "; ".join(f"input '{name}' links to node {src!r}, which is not in the workflow"
+                                for name, src in dangling)
             lines.append(f"{where}: {_short(msg, 300)}")
     if not lines:
         err = body.get("error")

@@ -407,3 +407,16 @@ def test_a_failing_node_is_hinted_with_the_workflows_parameters_that_set_it(comf
     assert "no pixel grid found" in err
     assert ("hint: change the named node's input, through --set: node 2's parameters are grid_mode (mode), "
             "cell_size (cell_size), target_width (target_width), target_height (target_height)") in err
+
+
+def test_a_link_to_a_node_that_is_not_there_is_said_so(comfy_server, tmp_path, capsys):
+    """A workflow file whose input links to a missing node was refused with the server's words,
+    "Exception when validating inner node: '99'", where `workflows validate` says what it is."""
+    flow = tmp_path / "badlink.json"
+    flow.write_text(json.dumps({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["99", 0], "filename_prefix": "badlink"}},
+    }))
+    assert main(["run", str(flow), "--server", comfy_server.url, "--out", str(tmp_path / "o")]) == 4
+    err = capsys.readouterr().err
+    assert "node 3 (SaveImage): input 'images' links to node '99', which is not in the workflow" in err, err
