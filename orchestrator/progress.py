@@ -86,8 +86,12 @@ class PlainReporter:
             self._line(f"{p}finished {pid} in {ev.get('elapsed_s', 0):.2f} s")
         elif e == "output":
             self._line(f"{p}output {ev.get('path')}" + (" (cached result)" if ev.get("cached") else ""))
-        elif e in ("reconnecting", "server_down"):
+        elif e == "reconnecting":
             self._line(f"{p}connection to {ev.get('server')} lost ({ev.get('error') or 'closed'}); reconnecting")
+        elif e == "server_down":
+            # after "reconnecting": the server itself does not answer, and how long it is waited for
+            wait = f"up to {ev['wait_s']:g} s" if ev.get("wait_s") else "without a limit"
+            self._line(f"{p}{ev.get('server')} does not answer either; waiting {wait} for it to come back")
         elif e in ("reconnected", "server_back"):
             self._line(f"{p}connection to {ev.get('server')} back; checking the job's state")
         elif e == "resubmitted":
@@ -162,8 +166,11 @@ class TtyReporter:
             self._print(f"{p}output {ev.get('path')}" + (" (cached result)" if ev.get("cached") else ""))
         elif e == "completed":
             self._print(f"{p}done in {ev.get('elapsed_s', 0):.2f} s")
-        elif e in ("reconnecting", "server_down"):
+        elif e == "reconnecting":
             self._draw(f"{p}connection lost, reconnecting...  {el:5.1f}s", True)
+        elif e == "server_down":
+            self._draw(f"{p}server not answering, waiting" + (f" up to {ev['wait_s']:g} s" if ev.get("wait_s") else "")
+                       + f"...  {el:5.1f}s", True)
         elif e == "resubmitted":
             self._print(f"{p}RESUBMITTED: {ev.get('reason')}")
         elif e == "deployed":

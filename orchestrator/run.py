@@ -777,7 +777,7 @@ class JobRun:
                 except ServerUnreachableError:
                     if down_since is None:
                         down_since = time.monotonic()
-                        self.emit("server_down", error=self.client.events.last_error)
+                        self.emit("server_down", error=self.client.events.last_error, wait_s=self.down_timeout)
                     if self.down_timeout and time.monotonic() - down_since > self.down_timeout:
                         raise ServerLostError(
                             self.client.config.mask(f"{self.client.display_url} has been unreachable for "

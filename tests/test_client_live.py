@@ -520,6 +520,26 @@ def test_reporters_bar_plain_and_json():
     assert make_reporter(quiet=True) is None
 
 
+def test_a_lost_server_is_said_once_with_how_long_it_is_waited_for():
+    """A server that died mid-run printed "connection ... lost; reconnecting" twice (socket,
+    then server) and said nothing of the 120 s it was waited for before exit 3."""
+    import io as _io
+
+    from orchestrator.progress import PlainReporter, TtyReporter
+
+    evs = [{"event": "reconnecting", "prompt_id": "p1", "server": "http://s", "error": "closed"},
+           {"event": "server_down", "prompt_id": "p1", "server": "http://s", "error": "refused", "wait_s": 120.0}]
+    plain, tty = _io.StringIO(), _io.StringIO()
+    for rep in (PlainReporter(plain), TtyReporter(tty)):
+        for ev in evs:
+            rep(ev)
+        rep.close()
+    assert plain.getvalue().splitlines() == [
+        "connection to http://s lost (closed); reconnecting",
+        "http://s does not answer either; waiting up to 120 s for it to come back"]
+    assert "server not answering, waiting up to 120 s" in tty.getvalue()
+
+
 def test_doctor_reports_each_check(comfy_server, tmp_path, capsys):
     from orchestrator.cli import main
 
