@@ -124,6 +124,10 @@ class TtyReporter:
         self._status = ""
         self._drawn = 0
         self._last_draw = 0.0
+        # (nodes done, nodes in all) of the running job: the bar shows the whole job, the
+        # current node's steps a part of it (it stepped back from a node's 8/24 steps to the
+        # job's 1 node of 5)
+        self._nodes = (0, 0)
 
     def _draw(self, text: str, force: bool = False) -> None:
         now = time.monotonic()
@@ -156,10 +160,14 @@ class TtyReporter:
         if e == "progress":
             mx = ev.get("max") or 1
             v = ev.get("value") or 0
-            self._draw(f"{p}{self._bar(v / mx)} {v}/{mx} {ev.get('node_type') or ''} #{ev.get('node')}  {el:5.1f}s", v >= mx)
+            done, total = self._nodes
+            frac = (done + min(v / mx, 1.0)) / total if total else v / mx
+            self._draw(f"{p}{self._bar(frac)} {v}/{mx} {ev.get('node_type') or ''} #{ev.get('node')}  {el:5.1f}s", v >= mx)
         elif e == "executing":
             done, total = ev.get("nodes_done") or 0, ev.get("nodes_total") or 1
-            self._draw(f"{p}{self._bar(done / total)} {ev.get('node_type') or ''} #{ev.get('node')}  {el:5.1f}s", True)
+            self._nodes = (done, total)
+            self._draw(f"{p}{self._bar(done / total)} node {min(done + 1, total)}/{total} {ev.get('node_type') or ''} "
+                       f"#{ev.get('node')}  {el:5.1f}s", True)
         elif e == "submitted":
             self._draw(f"{p}queued on {ev.get('server')}", True)
         elif e == "output":

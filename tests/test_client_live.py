@@ -509,7 +509,11 @@ def test_reporters_bar_plain_and_json():
         for ev in evs:
             rep(ev)
         rep.close()
-    assert "\r" in tty.getvalue() and "[########################] 20/20 KSampler" in tty.getvalue()
+    # the bar is the whole job's (node 2 of 4 done at 20/20 steps: half), never stepping back
+    assert "\r" in tty.getvalue() and "[############------------] 20/20 KSampler" in tty.getvalue()
+    assert "node 2/4 KSampler #3" in tty.getvalue()
+    fills = [frame.count("#") - frame.count("#3") for frame in tty.getvalue().split("\r") if frame.startswith("[")]
+    assert fills == sorted(fills) and fills[-1] == 12
     lines = plain.getvalue().splitlines()
     assert "\r" not in plain.getvalue()
     assert lines[0] == "submitted w@1 as abcdef12 to http://s"
