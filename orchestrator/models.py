@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import email.utils
 import errno
-import hashlib
 import http.client
 import os
 import re
@@ -247,15 +246,11 @@ def resolve_models_dir(comfyui: str | None = None, models_dir: str | None = None
     return found
 
 
-def sha256_file(path: Path, chunk: int = _CHUNK) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
+def sha256_file(path: Path) -> str:
+    """The file's sha256 (hex); the one implementation is the core's."""
+    from comfy_nodes.pixel.asset_manifest import file_sha256
+
+    return file_sha256(path)
 
 
 def _regular_size(path: Path) -> int | None:

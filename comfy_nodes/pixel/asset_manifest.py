@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import time
@@ -295,3 +296,14 @@ def find_asset(project: str | os.PathLike, path: str, assets_dir: str = "assets"
         if e.get("path") == path:
             return e
     return None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 (hex) of the file at ``path``, read in blocks (a large PNG or model file is
+    not read whole). Standard library only: ``install.py`` hashes wheels with it before the
+    pack's requirements are installed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

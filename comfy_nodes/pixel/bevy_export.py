@@ -1071,7 +1071,7 @@ def _stale_sidecars(assets_root: Path, previous: dict[str, Any] | None, writing:
             continue
         path = confine(assets_root, rel)
         try:
-            if path.is_file() and file_sha256(path) == f.get("sha256"):
+            if path.is_file() and asset_manifest.file_sha256(path) == f.get("sha256"):
                 stale.append(path)
         except OSError:
             pass
@@ -1234,15 +1234,6 @@ REPLACE_HINT = ("move or rename that file, or use overwrite policy 'version' (--
                 "beside it)")
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 (hex) of the file at ``path``, read in blocks (a large PNG is not read whole)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_replaceable(assets_root: Path, rel: str, entry: dict | None) -> None:
     """``ExportError`` unless overwrite policy ``replace`` may write ``rel`` (and its ``.meta``)
     under ``assets_root``: replace stands for "update what dgx-pixels exported here", so a file
@@ -1261,7 +1252,7 @@ def check_replaceable(assets_root: Path, rel: str, entry: dict | None) -> None:
             raise ExportError(f"{path} exists and dgx-pixels never wrote it (the project's manifest has no record of "
                               f"{rel}); replace would overwrite it", hint=REPLACE_HINT)
         want = recorded.get(name)
-        if want is not None and file_sha256(path) != want:
+        if want is not None and asset_manifest.file_sha256(path) != want:
             raise ExportError(f"{path} was changed since dgx-pixels wrote it (its sha256 is not the recorded one); "
                               "replace would overwrite that edit", hint=REPLACE_HINT)
 
@@ -1367,7 +1358,7 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
                 # (a folder in the way gets its own message below, whatever the policy)
                 if not os.path.lexists(p) or p.is_dir():
                     continue
-                if n != r and n in ours and p.is_file() and file_sha256(p) == ours[n]:
+                if n != r and n in ours and p.is_file() and asset_manifest.file_sha256(p) == ours[n]:
                     continue
                 return n
             return None
