@@ -479,6 +479,12 @@ class Watcher:
         if known and known.get("sha256") == digest:
             return  # touched but unchanged
         prior = self._state["hashes"].get(digest)
+        if prior is not None and not any(
+                r != rel and f.get("asset") == prior and (self.folder / r).is_file()
+                for r, f in self._state["files"].items()):
+            # the file that brought this content is gone from the folder: renamed (hero.png to
+            # hero_idle.png names the asset anew) or deleted, so this name gets its own asset
+            prior = None
         # the same content under a new name is deployed once; a file that already has an asset
         # of its own keeps it up to date, whatever other file its new content matches
         if prior is not None and not (known and known.get("asset")):

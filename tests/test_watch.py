@@ -126,14 +126,18 @@ def test_new_finished_images_are_deployed_partial_and_temp_files_are_not(dirs):
         # the same content under another name is deployed once
         (drop / "hero-copy.png").write_bytes(png_bytes(1))
         rec.wait_for("duplicate", 1)
+        # a file renamed in the folder names its asset anew; the old asset stays in the game
+        os.replace(drop / "slow.png", drop / "slow_idle.png")
+        rec.wait_for("deployed", 4)
         # sub-folders keep their structure
         (drop / "run2").mkdir()
         (drop / "run2" / "tile.png").write_bytes(png_bytes(6))
-        rec.wait_for("deployed", 4)
+        rec.wait_for("deployed", 5)
     finally:
         w.stop()
     assets = sorted(e["asset"] for e in rec.of("deployed"))
-    assert assets == ["sprites/atomic.png", "sprites/hero.png", "sprites/run2/tile.png", "sprites/slow.png"]
+    assert assets == ["sprites/atomic.png", "sprites/hero.png", "sprites/run2/tile.png", "sprites/slow.png",
+                      "sprites/slow_idle.png"]
     entries = {e["path"]: e for e in manifest(proj)}
     assert sorted(entries) == assets
     got = np.asarray(Image.open(proj / "assets" / "sprites" / "slow.png").convert("RGBA"))
