@@ -780,6 +780,7 @@ class BatchRunner:
             prompt_id=st["prompt_id"], server=st["server"], workflow=spec.workflow, content_hash=spec.content_hash,
             params=spec.params, seed=spec.seed, outputs=_outputs_from_json(st["outputs"]), cached=st.get("cached", False),
             elapsed_s=0.0, models=spec.models,
+            sheets=st["sheets"] if isinstance(st.get("sheets"), dict) else {},
         )
 
     def _wait_back(self, url: str, limit: float) -> bool:
@@ -910,14 +911,16 @@ class BatchRunner:
                 raise
             if run.resubmitted:
                 self._bump("resubmitted", run.resubmitted)
+            from orchestrator.sheet_deploy import sheet_records
+
             result = RunResult(
                 prompt_id=run.prompt_id, server=client.display_url, workflow=job.spec.workflow,
                 content_hash=job.spec.content_hash, params=job.spec.params, seed=job.spec.seed, outputs=outputs,
                 cached=bool(outputs) and all(o.cached for o in outputs), elapsed_s=time.monotonic() - t0,
-                resubmitted=run.resubmitted, models=job.spec.models,
+                resubmitted=run.resubmitted, models=job.spec.models, sheets=sheet_records(entry.get("outputs")),
             )
             self.journal.record(job.id, "done", key=job.key, prompt_id=run.prompt_id, server=url,
-                                outputs=[o.__dict__ for o in outputs], cached=result.cached)
+                                outputs=[o.__dict__ for o in outputs], cached=result.cached, sheets=result.sheets)
             return result, client
 
     # -- the loop ------------------------------------------------------------------------

@@ -540,7 +540,8 @@ def deploy_outputs(
     items = []
     for i, (o, ap) in enumerate(zip(outputs, paths)):
         did = f"{base_id}:{i}" if base_id else None
-        layout = sheet_layout(prompt, o.node_id) if prompt and o.path.lower().endswith(".png") else None
+        layout = (sheet_layout(prompt, o.node_id, result.sheets)
+                  if prompt and o.path.lower().endswith(".png") else None)
         items.append(_Item(Path(o.path), o.sha256, ap, build_provenance(result, o, client=client, deploy_id=did), did,
                            sheet_layout=layout, animations=animations if layout is not None else None))
     return _deploy_items(items, project, overwrite=overwrite, upscale=upscale, bevy_version=bevy_version,

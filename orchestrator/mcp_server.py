@@ -694,7 +694,7 @@ def deploy_result(result, project: Path, asset_path: str, *, prompt: dict | None
     from orchestrator.sheet_deploy import sheet_layout
 
     images = [o for o in result.outputs if o.path.lower().endswith(".png")]
-    has_sheet = bool(prompt) and any(sheet_layout(prompt, o.node_id) for o in images)
+    has_sheet = bool(prompt) and any(sheet_layout(prompt, o.node_id, result.sheets) for o in images)
     if len(images) > 1 and not has_sheet:
         # Several frames and no sheet node: the frames become one sheet here.
         sheet = [load_image(o.path) for o in images]

@@ -148,6 +148,9 @@ class RunResult:
     resubmitted: int = 0
     models: tuple[str, ...] = ()
     comfyui_version: str | None = None
+    #: the grids the job's sheet nodes laid their sheets out on (node id -> record, see
+    #: ``sheet_deploy.sheet_records``)
+    sheets: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -1013,6 +1016,8 @@ def run_workflow(
                                     f"{job.remote_stop or 'it was not running on the server'}",
                                     hint="run the same command again to start it over") from None
         outputs = job.collect(entry, out_dir)
+        from orchestrator.sheet_deploy import sheet_records
+
         return RunResult(
             prompt_id=job.prompt_id,
             server=client.display_url,
@@ -1025,6 +1030,7 @@ def run_workflow(
             elapsed_s=time.monotonic() - t0,
             resubmitted=job.resubmitted,
             models=spec.models,
+            sheets=sheet_records(entry.get("outputs")),
         )
     finally:
         job.close()

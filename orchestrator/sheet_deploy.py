@@ -1,17 +1,30 @@
-"""Client-side deploy of sprite sheets: rebuild the sheet's grid from the graph that made it.
+"""Client-side deploy of sprite sheets: the sheet's grid as the node that made it laid it out.
 
-A sheet PNG downloaded from ComfyUI carries no layout. The layout is fully determined by the
-submitted prompt, though: the Sprite Sheet / Tileset node's inputs (columns, rows, padding,
-offset, animations) and the number of frames that reached it. With those, the same pure
-function the node used (``sheet_from_image`` / ``auto_grid``) describes the PNG again, and the
-export writes PNG + ``.meta`` + atlas JSON into the Bevy project on *this* machine, whatever
-server made the image.
+A sheet PNG downloaded from ComfyUI carries no layout. The Sprite Sheet and Tileset nodes send
+theirs with their preview (``SHEET_UI_KEY`` in the job's history: cell size, columns, rows,
+padding, offset, frames, animations), so the deploy describes the PNG with exactly the numbers
+the node used, and the export writes PNG + ``.meta`` + atlas JSON into the Bevy project on
+*this* machine, whatever server made the image. A server whose pack predates that record gets
+the layout rebuilt from the submitted graph: the node's inputs and the frames that reached it
+(a count the graph does not always tell, hence the record).
 """
 from __future__ import annotations
 
 from collections import deque
 
 SHEET_NODES = {"DGXPixelsSpriteSheet": "frames", "DGXPixelsTileset": "tiles"}
+
+
+def sheet_records(outputs: dict) -> dict[str, dict]:
+    """The sheet layouts in a job's history ``outputs`` (node id -> the node's record)."""
+    from comfy_nodes.pixel.sheet import SHEET_UI_KEY
+
+    found = {}
+    for nid, ui in (outputs or {}).items():
+        recs = ui.get(SHEET_UI_KEY) if isinstance(ui, dict) else None
+        if isinstance(recs, list) and recs and isinstance(recs[-1], dict):
+            found[str(nid)] = recs[-1]
+    return found
 
 
 def _is_link(v) -> bool:
@@ -43,8 +56,11 @@ def _batch_size(prompt: dict, start: str) -> int | None:
     return None
 
 
-def sheet_layout(prompt: dict, save_node: str) -> dict | None:
-    """The layout of the sheet that ``save_node`` (a SaveImage) wrote, or None if it is no sheet."""
+def sheet_layout(prompt: dict, save_node: str, records: dict[str, dict] | None = None) -> dict | None:
+    """The layout of the sheet that ``save_node`` (a SaveImage) wrote, or None if it is no sheet.
+
+    ``records``: the sheet nodes' own layouts from the job's history (see :func:`sheet_records`);
+    the one of the node that made this sheet is used as it is."""
     node = prompt.get(str(save_node)) or {}
     src = node.get("inputs", {}).get("images")
     if not _is_link(src):
@@ -67,16 +83,47 @@ def sheet_layout(prompt: dict, save_node: str) -> dict | None:
         "padding": int(inputs.get("padding", inputs.get("spacing", 0)) or 0),
         "offset": int(inputs.get("offset", inputs.get("margin", 0)) or 0),
         "animations": inputs.get("animations") if isinstance(inputs.get("animations"), str) else "",
+        "cell": (int(inputs.get("cell_width") or 0), int(inputs.get("cell_height") or 0)),
+        "power_of_two": inputs.get("power_of_two") is True,
+        "record": (records or {}).get(sid),
     }
     return layout
 
 
 def sheet_from_output(image, layout: dict, animations: str | None = None):
     """Describe a downloaded sheet PNG (RGBA array) with ``layout``; returns a ``Sheet``."""
-    from comfy_nodes.pixel.sheet import auto_grid, sheet_from_image
+    import json
 
+    from comfy_nodes.pixel.errors import ExportError
+    from comfy_nodes.pixel.sheet import LAYOUT_KEY, auto_grid, recorded_layout, sheet_from_image
+
+    rec = layout.get("record")
+    if rec is not None:
+        h, w = image.shape[:2]
+        grid, why = recorded_layout({LAYOUT_KEY: json.dumps(rec.get("layout"))}, w, h)
+        if grid is None:
+            raise ExportError(f"the sheet node's record of its grid cannot be used: {why or 'there is none'}")
+        anims = animations or (rec.get("animations") if isinstance(rec.get("animations"), str) else "")
+        return sheet_from_image(image, cell_size=(grid.cell_w, grid.cell_h), columns=grid.columns, rows=grid.rows,
+                                padding=grid.padding, offset=grid.offset, count=grid.frames,
+                                animations=anims or None)
+    # no record (a server with an older pack): rebuilt from the graph
     cols, rows, count = layout["columns"], layout["rows"], layout["count"]
+    cell = layout.get("cell") or (0, 0)
+    cell = cell if cell[0] > 0 and cell[1] > 0 else None
+    if layout.get("power_of_two") and cell is None:
+        raise ExportError("the sheet was enlarged to power-of-two sides, and the server's DGX-Pixels pack does not "
+                          "say the cell size it used",
+                          hint="update the pack on the ComfyUI server (it then sends its grid), or give the Sprite "
+                               "Sheet node its cell_width and cell_height")
     if count:
         cols, rows = auto_grid(count, cols, rows)
-    return sheet_from_image(image, columns=cols, rows=rows, padding=layout["padding"], offset=layout["offset"],
+    pad, off = layout["padding"], layout["offset"]
+    if cell is None and layout["kind"] == "DGXPixelsTileset" and off and cols and rows:
+        # a tileset's margin is on every side: the cells are what is left inside it
+        h, w = image.shape[:2]
+        cw, ch = (w - 2 * off - (cols - 1) * pad) / cols, (h - 2 * off - (rows - 1) * pad) / rows
+        if cw == int(cw) and ch == int(ch) and cw > 0 and ch > 0:
+            cell = (int(cw), int(ch))
+    return sheet_from_image(image, cell_size=cell, columns=cols, rows=rows, padding=pad, offset=off,
                             count=count, animations=animations or layout["animations"] or None)

@@ -56,7 +56,11 @@ def test_sprite_sheet_node_outputs_sheet_data_and_preview():
     np.testing.assert_array_equal(to_u8(img[0]), sheet.image)
     np.testing.assert_array_equal(sheet.cell(4), a[4, 3:13, 4:12])
     assert "idle:0-2@8" in info and "3x2 cells of 8x10" in info
-    assert out.ui.as_dict()["images"][0]["type"] == "temp"
+    assert out.ui["images"][0]["type"] == "temp"
+    # the grid goes with the preview into the job's history, for a client deploying the saved PNG
+    assert out.ui["dgx_pixels_sheet"] == [{"layout": {"format": 1, "cell": [8, 10], "columns": 3, "rows": 2,
+                                                      "padding": [1, 1], "offset": [0, 0], "frames": 6},
+                                           "animations": "idle:0-2@8, run:3-5@12"}]
 
 
 def test_sprite_sheet_node_bad_spec_names_token():

@@ -15,6 +15,7 @@ from comfy_nodes.pixel.sheet import build_sheet
 from orchestrator.cli import main
 from orchestrator.deploy import deploy_outputs
 from orchestrator.run import OutputFile, RunResult
+from orchestrator.sheet_deploy import sheet_records
 
 # The shape of the shipped animation graph around its sheet: 3 frames from a latent batch,
 # through a pixel node into Sprite Sheet, whose image a SaveImage writes.
@@ -45,10 +46,10 @@ def _output(path: Path, node: str) -> OutputFile:
                       server_type="output", path=str(path), sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
 
-def _result(outputs: list[OutputFile], pid: str = "p-sheet") -> RunResult:
+def _result(outputs: list[OutputFile], pid: str = "p-sheet", sheets: dict | None = None) -> RunResult:
     return RunResult(prompt_id=pid, server="http://127.0.0.1:8188", workflow="animation@1.1.1",
                      content_hash="sha256:x", params={"frames": 3}, seed=1, outputs=outputs, cached=False,
-                     elapsed_s=0.1, models=())
+                     elapsed_s=0.1, models=(), sheets=sheets or {})
 
 
 def _project(root: Path) -> Path:
@@ -120,6 +121,80 @@ def test_sheet_that_does_not_fit_its_layout_deploys_nothing(tmp_path):
     assert sorted(p.name for p in (proj / "assets").rglob("*")) == []
 
 
+def _history_of(node_output) -> dict:
+    """The job history's ``outputs`` of a sheet node run here (id 13, as in PROMPT): its UI data
+    as ComfyUI stores it."""
+    return {"13": node_output.ui}
+
+
+def _atlas_cells(proj: Path, name: str) -> list[tuple[int, int, int, int]]:
+    atlas = json.loads((proj / "assets" / "sprites" / f"{name}.json").read_text())
+    return [(f["frame"]["x"], f["frame"]["y"], f["frame"]["w"], f["frame"]["h"]) for f in atlas["frames"]]
+
+
+def _save(tmp_path: Path, image_tensor, name: str) -> Path:
+    path = tmp_path / "out" / name
+    path.parent.mkdir(exist_ok=True)
+    Image.fromarray(np.round(image_tensor[0].numpy() * 255).astype(np.uint8), "RGBA").save(path)
+    return path
+
+
+def test_the_grid_is_the_one_the_node_used_where_the_graph_does_not_tell_it(tmp_path):
+    """The layout was rebuilt from the graph alone: a power-of-two sheet of 12x12 frames was
+    deployed as 16x16 cells, a tileset's margin (on every side) gave 18x19 cells, and two
+    LoadImage nodes joined by ImageBatch counted as one frame. The node now sends the grid it
+    used with its preview; the deploy takes it from the job's history."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("comfy_api.latest")
+    from comfy_nodes.nodes.nodes_sheet import DGXPixelsSpriteSheet as SpriteSheet
+    from comfy_nodes.nodes.nodes_sheet import DGXPixelsTileset as Tileset
+    rng = np.random.default_rng(5)
+    frames = rng.integers(1, 256, (8, 12, 12, 4)).astype(np.uint8)
+    frames[..., 3] = 255
+    t = torch.from_numpy(frames.astype(np.float32) / 255.0)
+    want = [(c * 12, r * 12, 12, 12) for r in range(2) for c in range(4)]
+
+    pow2 = SpriteSheet.execute(frames=t, columns=4, trim="none", power_of_two=True)
+    png = _save(tmp_path, pow2.result[0], "pow2.png")
+    prompt = {**PROMPT, "13": {"class_type": "DGXPixelsSpriteSheet", "inputs": {
+        "frames": ["12", 0], "columns": 4, "rows": 0, "padding": 0, "offset": 0, "power_of_two": True,
+        "animations": ""}}}
+    proj = _project(tmp_path / "a")
+    deploy_outputs(_result([_output(png, "14")], sheets=sheet_records(_history_of(pow2))), proj,
+                   "sprites/p.png", prompt=prompt)
+    assert _atlas_cells(proj, "p") == want
+    # a server whose pack sends no grid: refused with what to do, not deployed on a 16x16 guess
+    from comfy_nodes.pixel.errors import ExportError
+
+    with pytest.raises(ExportError, match="power-of-two") as err:
+        deploy_outputs(_result([_output(png, "14")], pid="old"), proj, "sprites/q.png", prompt=prompt)
+    assert "update the pack" in err.value.hint
+    assert not (proj / "assets/sprites/q.png").exists()
+
+    tiles = Tileset.execute(tiles=t[:6], columns=3, margin=6)
+    png = _save(tmp_path, tiles.result[0], "tiles.png")
+    prompt = {**PROMPT, "13": {"class_type": "DGXPixelsTileset", "inputs": {
+        "tiles": ["12", 0], "columns": 3, "spacing": 0, "margin": 6}}}
+    for name, sheets in (("t", sheet_records(_history_of(tiles))), ("u", None)):  # with the record, and without
+        proj = _project(tmp_path / name)
+        graph = {**prompt, "5": {**prompt["5"], "inputs": {**prompt["5"]["inputs"], "batch_size": 6}}}
+        deploy_outputs(_result([_output(png, "14")], sheets=sheets), proj, f"sprites/{name}.png", prompt=graph)
+        assert _atlas_cells(proj, name) == [(6 + c * 12, 6 + r * 12, 12, 12) for r in range(2) for c in range(3)]
+
+    two = SpriteSheet.execute(frames=t[:2], columns=0, trim="none")
+    png = _save(tmp_path, two.result[0], "two.png")
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}},
+              "2": {"class_type": "LoadImage", "inputs": {"image": "b.png"}},
+              "3": {"class_type": "ImageBatch", "inputs": {"image1": ["1", 0], "image2": ["2", 0]}},
+              "13": {"class_type": "DGXPixelsSpriteSheet", "inputs": {"frames": ["3", 0], "columns": 0, "rows": 0,
+                                                                      "padding": 0, "offset": 0, "animations": ""}},
+              "14": {"class_type": "SaveImage", "inputs": {"images": ["13", 0], "filename_prefix": "two"}}}
+    proj = _project(tmp_path / "b")
+    deploy_outputs(_result([_output(png, "14")], sheets=sheet_records(_history_of(two))), proj, "sprites/two.png",
+                   prompt=prompt)
+    assert _atlas_cells(proj, "two") == [(0, 0, 12, 12), (12, 0, 12, 12)]
+
+
 def test_mcp_deploy_writes_what_the_cli_deploy_writes(tmp_path, sheet_png):
     pytest.importorskip("fastmcp")
     from orchestrator.mcp_server import deploy_result
@@ -152,6 +227,10 @@ def test_cli_run_animation_deploys_sheet_meta_and_atlas(managed_comfy_server, tm
     doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     (dep,) = doc["deployed"]
     assert dep["kind"] == "sheet"
+    # the grid came from the Sprite Sheet node itself, through the job's history
+    (record,) = doc["sheets"].values()
+    assert record["layout"]["cell"] == [16, 16] and record["layout"]["frames"] == 4
+    assert record["animations"] == "walk:0-3@8"
     assets = proj / "assets" / "sprites"
     assert {Path(f).relative_to(proj).as_posix() for f in dep["files"]} == {
         "assets/sprites/knight_walk.png", "assets/sprites/knight_walk.png.meta", "assets/sprites/knight_walk.json",

@@ -10,10 +10,12 @@ from comfy_api.latest import io, ui
 from ..pixel.errors import InvalidArgumentError, NoGridFoundError
 from ..pixel.sheet import (
     ANCHORS,
+    SHEET_UI_KEY,
     TRIM_MODES,
     Sheet,
     build_sheet,
     format_animations,
+    layout_record,
     sheet_from_image,
     sheet_preview,
     split_sheet,
@@ -30,6 +32,12 @@ CATEGORY = "DGX-Pixels/Sheet"
 def _preview(cls, rgba, sheet: Sheet | None, scale: int):
     big = sheet_preview(rgba, scale=scale, grid=sheet)
     return ui.PreviewImage(rgba_list_to_image([big], keep_alpha=False), cls=cls)
+
+
+def _sheet_ui(cls, rgba, sheet: Sheet, scale: int) -> dict:
+    """The preview, and the grid the sheet was laid out on: the job's history carries it to a
+    client that deploys the saved PNG (which has no room for it) into a Bevy project."""
+    return {**_preview(cls, rgba, sheet, scale).as_dict(), SHEET_UI_KEY: [layout_record(sheet)]}
 
 
 def _frames(image, mask, name: str):
@@ -120,7 +128,7 @@ class DGXPixelsSpriteSheet(io.ComfyNode):
                             trim=trim, padding=int(padding), offset=int(offset), pow2=bool(power_of_two),
                             animations=animations or None)
         out = rgba_list_to_image([sheet.image], keep_alpha=True)
-        return io.NodeOutput(out, sheet, sheet_info(sheet), ui=_preview(cls, sheet.image, sheet, preview_scale))
+        return io.NodeOutput(out, sheet, sheet_info(sheet), ui=_sheet_ui(cls, sheet.image, sheet, preview_scale))
 
 
 class DGXPixelsSheetSplit(io.ComfyNode):
@@ -221,7 +229,7 @@ class DGXPixelsTileset(io.ComfyNode):
         report = check_seamless(imgs, float(tolerance))
         sheet = ts.as_sheet()
         out = rgba_list_to_image([ts.image], keep_alpha=True)
-        return io.NodeOutput(out, sheet, report.summary(), ui=_preview(cls, ts.image, sheet, preview_scale))
+        return io.NodeOutput(out, sheet, report.summary(), ui=_sheet_ui(cls, ts.image, sheet, preview_scale))
 
 
 class DGXPixelsSheetPreview(io.ComfyNode):

@@ -577,6 +577,16 @@ def layout_text(sheet: Sheet) -> str:
                        "frames": sheet.frame_count}, separators=(",", ":"))
 
 
+#: The key under which the sheet nodes send their grid with their preview (the job's history
+#: keeps it): a client deploying the downloaded PNG reads the grid the node used.
+SHEET_UI_KEY = "dgx_pixels_sheet"
+
+
+def layout_record(sheet: Sheet) -> dict:
+    """The sheet's grid (as :func:`layout_text` writes it) and its animations, as one JSON object."""
+    return {"layout": json.loads(layout_text(sheet)), "animations": format_animations(sheet.animations)}
+
+
 def recorded_layout(text: dict[str, str], width: int, height: int) -> tuple[RecordedLayout | None, str | None]:
     """The grid recorded in a PNG's ``text`` chunks (see :func:`layout_text`), for a sheet of
     ``width`` x ``height`` px: ``(layout, None)``; ``(None, None)`` when there is no record;
