@@ -594,10 +594,29 @@ def deploy_file(
     if provenance:
         prov.update(provenance)
     prov["deploy_id"] = deploy_id
-    item = _Item(p, digest, asset_path, prov, deploy_id, image=pixels)
+    item = _Item(p, digest, asset_path, prov, deploy_id, image=pixels, sheet_layout=_recorded_sheet(p, pixels))
     return _deploy_items([item], project, overwrite=overwrite, upscale=upscale, bevy_version=bevy_version,
                          assets_ron=assets_ron, assets_dir=assets_dir, create_project=create_project,
                          on_event=on_event)[0]
+
+
+def _recorded_sheet(path: Path, pixels) -> dict | None:
+    """A sheet layout (as ``sheet_deploy.sheet_layout`` gives) for a PNG that ``dgx-pixels
+    sheet`` made, which records its grid: deployed as a sheet, with its atlas, not as one
+    sprite. None for any other image, and for a record the image no longer fits (said)."""
+    import json
+    import sys
+
+    from comfy_nodes.pixel.imageio import png_text
+    from comfy_nodes.pixel.sheet import LAYOUT_KEY, recorded_layout
+
+    text = png_text(path)
+    layout, why = recorded_layout(text, pixels.shape[1], pixels.shape[0])
+    if layout is None:
+        if why:
+            print(f"warning: {path}: {why}; deployed as one image", file=sys.stderr)
+        return None
+    return {"kind": "DGXPixelsSpriteSheet", "record": {"layout": json.loads(text[LAYOUT_KEY]), "animations": ""}}
 
 
 def check_asset_policy(project: str, asset_path: str, overwrite: str) -> None:

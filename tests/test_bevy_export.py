@@ -519,20 +519,30 @@ def test_ron_for_bevy_012_uses_the_old_texture_atlas_variant():
     '({\n    "x": File (path: "x.png"),\n    /* block } */\n})\n',
     '({\n    "x": File (path: "x.png") /* c */ , // after the comma\n    "y": File (path: "y.png")\n    // the end\n})\n',
     '({"x": File (path: "x.png")})',
+    '#![enable(implicit_some)]\n({\n    "x": File (path: "x.png"),\n})\n',  # a RON extension first
 ])
 def test_merge_into_a_hand_written_file_with_comments_stays_valid_ron(existing):
+    # the RON reader here knows no extensions: it reads the file after its #![...] line, which
+    # the merge must keep as it was
+    attr = re.match(r"#!\[[^\]]*\]\s*", existing)
+    head = attr.group(0) if attr else ""
+
+    def body(text: str) -> str:
+        assert text.startswith(head)
+        return text[len(head):]
+
     entries = ron_entries(grid_sheet(2, 1, 4), "s/k.png", parse_bevy_version("0.16"))
     merged = merge_ron(existing, entries)
-    pyron.loads(merged)
-    tree = ron_map(merged)
+    pyron.loads(body(merged))
+    tree = ron_map(body(merged))
     assert tree["k.layout"][2]["columns"] == ("num", 2.0)
-    assert set(tree) == set(ron_map(existing)) | {"k.image", "k.layout"}
+    assert set(tree) == set(ron_map(body(existing))) | {"k.image", "k.layout"}
     for comment in re.findall(r"//[^\n]*|/\*.*?\*/", existing):
         assert comment in merged
     # merged again with the layout dropped: still valid, the layout gone, the rest kept
     again = merge_ron(merged, {"k.image": entries["k.image"]}, drop=["k.layout"])
-    pyron.loads(again)
-    assert set(ron_map(again)) == set(ron_map(existing)) | {"k.image"}
+    pyron.loads(body(again))
+    assert set(ron_map(body(again))) == set(ron_map(body(existing))) | {"k.image"}
 
 
 def test_a_shared_assets_ron_never_gives_one_key_to_two_assets(tmp_path):
@@ -1304,6 +1314,37 @@ def test_cli_export_refuses_options_it_would_ignore(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["width"] == 24
 
 
+def test_cli_export_and_deploy_read_the_grid_a_sheet_made_here_records(tmp_path, capsys):
+    """`export sheet.png` of a sheet `dgx-pixels sheet` made was one sprite (no atlas; the
+    snippet spawned the whole sheet), and --detect-grid found nothing where the frames touch."""
+    from orchestrator.cli import main
+
+    rng = np.random.default_rng(8)
+    frames = [rng.integers(1, 256, (10, 9, 4)).astype(np.uint8) for _ in range(5)]
+    for f in frames:
+        f[..., 3] = 255  # opaque frames side by side: no gutter to detect
+    fdir = save_frames(tmp_path / "frames", frames)
+    sheet_png = tmp_path / "walk.png"
+    assert main(["sheet", str(fdir), "-o", str(sheet_png), "--columns", "3", "--trim", "none"]) == 0
+    capsys.readouterr()
+    project = make_project(tmp_path)
+    assert main(["export", str(sheet_png), "--bevy", str(project), "--path", "sprites/walk.png",
+                 "--animations", "walk:0-4@10", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "a sheet of 5 frames (3x2 cells of 9x10), on the grid it records" in captured.err
+    atlas = json.loads((project / "assets" / "sprites" / "walk.json").read_text())
+    assert [(f["frame"]["x"], f["frame"]["y"], f["frame"]["w"], f["frame"]["h"]) for f in atlas["frames"]] == [
+        (0, 0, 9, 10), (9, 0, 9, 10), (18, 0, 9, 10), (0, 10, 9, 10), (9, 10, 9, 10)]
+    assert "TextureAtlasLayout::from_grid(UVec2::new(9, 10), 3, 2" in json.loads(captured.out)["snippet"]
+    # options that lay frames out again are refused for it, as for any sheet image
+    assert main(["export", str(sheet_png), "--trim", "none", "--bevy", str(project), "--path", "x.png"]) == 2
+    assert "lay frames out, and this image is a sheet already" in capsys.readouterr().err
+    # deploy takes it as the sheet it is too
+    assert main(["deploy", str(sheet_png), "--bevy", str(project), "--asset-path", "sprites/again.png", "--json"]) == 0
+    atlas = json.loads((project / "assets" / "sprites" / "again.json").read_text())
+    assert [(f["frame"]["x"], f["frame"]["y"]) for f in atlas["frames"]] == [(0, 0), (9, 0), (18, 0), (0, 10), (9, 10)]
+
+
 def test_cli_tileset_strict_and_errors(tmp_path, capsys):
     from orchestrator.cli import main
 
@@ -1349,6 +1390,19 @@ def test_tile_array_meta_fields():
     assert some[1] == "Some" and some[2][0] == ("struct", "GridSize", {
         "tile_width_pixels": ("num", 8.0), "tile_height_pixels": ("num", 12.0)})
     pyron.loads(render_meta("0.18", array_layout=("rows", 3)))
+
+
+def test_tile_array_assets_ron_has_the_image_and_no_atlas_layout(tmp_path):
+    """An array texture is no atlas: a layout entry in the .assets.ron invited a sprite that
+    cannot show it (the snippet says so)."""
+    from comfy_nodes.pixel.tileset import build_tileset
+
+    tiles = [np.full((16, 16, 4), 30 * i, np.uint8) for i in range(6)]
+    p19 = make_project(tmp_path, 'bevy = "0.19"', "g19")
+    export_sheet(p19, "tiles/arr.png", build_tileset(tiles, columns=3).as_sheet(), tile_array=True,
+                 assets_ron="game.assets.ron")
+    tree = ron_map((p19 / "assets" / "game.assets.ron").read_text())
+    assert set(tree) == {"arr.image"}
 
 
 def test_export_tileset_as_array_texture(tmp_path):

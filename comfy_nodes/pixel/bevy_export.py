@@ -579,6 +579,13 @@ def _scan_ron_map(text: str) -> tuple[int, int, list[tuple[str, int, int]]]:
 
     while i < n:
         ch = text[i]
+        if depth == 0 and text.startswith("#![", i):
+            # an inner attribute before the value (#![enable(implicit_some)]): no part of the map
+            j = text.find("]", i + 3)
+            if j < 0:
+                raise ValueError("unterminated #![...] attribute")
+            i = last_sig = j + 1
+            continue
         if text.startswith("//", i):
             j = text.find("\n", i)
             i = n if j < 0 else j + 1
@@ -1398,7 +1405,8 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
             targets.append(("atlas", side["atlas"], atlas_json_bytes(doc)))
         if assets_ron:
             ron_rel = ron_target or side["ron"]
-            entries = ron_entries(sheet, final_rel, version)
+            # an array texture is no atlas: a layout entry would invite a sprite that cannot show it
+            entries = ron_entries(sheet if array_layout is None else None, final_rel, version)
             ron_abs = confine(assets_root, ron_rel)
             try:
                 existing = ron_abs.read_text(encoding="utf-8") if ron_abs.is_file() else None

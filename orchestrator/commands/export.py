@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--assets-dir", default="assets", metavar="DIR",
                    help="the project's asset folder (default assets); a symlink below the project's top folder "
                         "leading out of it is refused")
-    g = p.add_argument_group("sheet (several frames, or one sheet image with --sheet-cell/--detect-grid)")
+    g = p.add_argument_group("sheet (several frames, or one sheet image: with --sheet-cell/--detect-grid, or made by "
+                             "'dgx-pixels sheet', whose PNG records its grid)")
     g.add_argument("--animations", metavar="SPEC", help="named animations, e.g. 'idle:0-3@8, walk:4-11@12, jump:12-15@10:pingpong'")
     add_grid_arguments(g)
     g.add_argument("--sheet-cell", metavar="WxH", help="the single input is already a sheet with this cell size")
@@ -81,14 +82,25 @@ def run(args) -> int:
     provenance = {"source": _sources(args.inputs), **(provenance or {})}
     named = load_named_frames(args.inputs)
     frames = [f for _name, f in named]
-    _check_sheet_options(args, len(frames))
+    recorded = _recorded_grid(named, args)
+    _check_sheet_options(args, len(frames), recorded is not None)
     common = dict(bevy_version=args.bevy_version, overwrite=args.overwrite, upscale=args.upscale,
                   assets_ron=args.assets_ron, provenance=provenance, assets_dir=args.assets_dir)
     project = Path(args.bevy)
     cell = parse_size(args.cell, "--cell") if args.cell else None
     padding = parse_pair(args.padding, "--padding") or (0, 0)
     offset = parse_pair(args.offset, "--offset") or (0, 0)
-    if len(frames) == 1 and (args.sheet_cell or args.detect_grid):
+    if recorded is not None:
+        # a sheet made here records its grid: exact, where detection needs empty gutters, and
+        # exported as one sprite it would reach the game without its atlas
+        sheet = sheet_from_image(frames[0], cell_size=(recorded.cell_w, recorded.cell_h), columns=recorded.columns,
+                                 rows=recorded.rows, padding=recorded.padding, offset=recorded.offset,
+                                 count=recorded.frames, animations=args.animations)
+        print(f"{named[0][0]}: a sheet of {recorded.frames} frame{'s' if recorded.frames != 1 else ''} "
+              f"({recorded.columns}x{recorded.rows} cells of {recorded.cell_w}x{recorded.cell_h}), on the grid "
+              "it records", file=sys.stderr)
+        result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, tile_array=args.tile_array, **common)
+    elif len(frames) == 1 and (args.sheet_cell or args.detect_grid):
         sheet = sheet_from_image(frames[0], cell_size=parse_size(args.sheet_cell, "--sheet-cell") if args.sheet_cell else None,
                                  columns=args.columns, rows=args.rows,
                                  padding=parse_pair(args.padding, "--padding") if args.padding else (0 if args.sheet_cell else None),
@@ -115,7 +127,7 @@ def run(args) -> int:
         result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, tile_array=args.tile_array, **common)
 
     warnings = _ron_name_warnings(args.assets_ron)
-    if sheet is not None and not (args.sheet_cell or args.detect_grid):
+    if sheet is not None and recorded is None and not (args.sheet_cell or args.detect_grid):
         warnings += [w for w in [empty_columns_warning(args.columns, len(frames))] if w]
     if sheet is not None and not sheet.frame_ms and not args.no_atlas:
         # the atlas JSON holds one duration per frame (a file's own timing is written as it is)
@@ -186,7 +198,28 @@ def _sources(inputs: list[str]) -> dict:
             "files": [{"file": str(f), "sha256": hashlib.sha256(f.read_bytes()).hexdigest()} for f in files]}
 
 
-def _check_sheet_options(args, n_frames: int) -> None:
+def _recorded_grid(named: list, args):
+    """The grid a single sheet PNG made here records (``sheet.LAYOUT_KEY``), when no option
+    gives the sheet's grid another way; None otherwise. A record that no longer fits the image
+    is said, and the image is taken as the options say."""
+    import sys
+
+    from comfy_nodes.pixel.imageio import png_text
+    from comfy_nodes.pixel.sheet import recorded_layout
+
+    if len(named) != 1 or args.sheet_cell or any(v is not None for v in (args.columns, args.rows, args.padding)) \
+            or args.offset not in ("0", None):
+        return None
+    path, img = named[0]
+    if not str(path).lower().endswith(".png"):
+        return None
+    layout, why = recorded_layout(png_text(path), img.shape[1], img.shape[0])
+    if why:
+        print(f"warning: {path}: {why}; not used", file=sys.stderr)
+    return layout
+
+
+def _check_sheet_options(args, n_frames: int, recorded: bool = False) -> None:
     """``InvalidArgumentError`` for options the export would ignore: the sheet options for a
     single sprite, the options that lay frames out for an image that is a sheet already, the
     options that cut a sheet image for several frames. An ignored option is a surprise found
@@ -200,7 +233,7 @@ def _check_sheet_options(args, n_frames: int) -> None:
               "--pow2": args.pow2}
     grid = {"--columns": args.columns, "--rows": args.rows, "--padding": args.padding,
             "--offset": args.offset not in ("0", None), "--tile-array": args.tile_array}
-    cut = args.sheet_cell or args.detect_grid
+    cut = args.sheet_cell or args.detect_grid or recorded
     if n_frames > 1 and cut:
         raise InvalidArgumentError(f"--sheet-cell and --detect-grid cut one sheet image; these are {n_frames} frames",
                                    hint="give the frames' cell with --cell, or export the sheet image alone")
