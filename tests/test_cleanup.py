@@ -140,6 +140,21 @@ def test_remove_background_with_key_and_dominant_border():
         remove_background(img, connectivity=6)
 
 
+def test_the_key_of_a_noisy_backdrop_is_the_backdrop_not_the_flat_sprite_touching_the_edge():
+    """On a backdrop with a little noise every exact colour is rare: the flat body of a sprite
+    standing on the bottom edge outnumbered each one, became the key, and the fill removed the
+    sprite and kept the backdrop."""
+    rng = np.random.default_rng(0)
+    img = _img(64, 64, (235, 235, 235))
+    img[..., :3] = np.clip(235 + rng.integers(-4, 5, (64, 64, 3)), 0, 255)
+    img[20:, 24:40, :3] = (60, 120, 200)  # 16 of the 252 border pixels, the most frequent exact colour
+    key = border_color(img)
+    assert key != (60, 120, 200) and all(226 <= c <= 244 for c in key)
+    out = remove_background(img)
+    assert (out[20:, 24:40, 3] == 255).all()  # the sprite stays
+    assert (out[..., 3] > 0).sum() == 44 * 16  # and only it
+
+
 def test_remove_background_connectivity_diagonal_gap():
     img = _img(5, 5, RED)
     img[0, :, :3] = BG

@@ -136,11 +136,21 @@ def _image(rgba, name: str = "image") -> np.ndarray:
 # ----------------------------------------------------------------------------- background
 
 
-def border_color(rgba, *, alpha_threshold: int = 128) -> tuple[int, int, int] | None:
-    """The most frequent opaque colour on the image border, or None when transparency is at
-    least as frequent there: the backdrop is transparent already, and the opaque pixels on the
-    border are the sprite's own (a trimmed sprite touches the edge; keyed on its outline, the
-    fill would eat the outline through the transparent pixels around it)."""
+#: Most distinct border colours tried as the backdrop's key (the most frequent ones): a noisy
+#: backdrop of a large image has thousands, and each is weighed against all of them.
+MAX_KEY_CANDIDATES = 512
+
+
+def border_color(rgba, *, alpha_threshold: int = 128, tolerance: float = 0.06) -> tuple[int, int, int] | None:
+    """The opaque border colour with the most border pixels within ``tolerance`` (OKLab
+    distance) of it, or None when transparency is at least as frequent there: the backdrop is
+    transparent already, and the opaque pixels on the border are the sprite's own (a trimmed
+    sprite touches the edge; keyed on its outline, the fill would eat the outline through the
+    transparent pixels around it).
+
+    Counted within ``tolerance``, not exactly: on a backdrop with a little noise, a gradient or
+    a vignette every exact colour is rare, and the one flat sprite colour touching the edge
+    outnumbered each of them (the fill then took the sprite and left the backdrop)."""
     img = as_rgba(rgba)
     ring = np.concatenate([img[0], img[-1], img[1:-1, 0], img[1:-1, -1]]) if img.shape[0] > 1 else img[0]
     clear = int((ring[:, 3] < alpha_threshold).sum())
@@ -149,10 +159,17 @@ def border_color(rgba, *, alpha_threshold: int = 128) -> tuple[int, int, int] | 
         return None
     keys = (ring[:, 0].astype(np.int64) << 16) | (ring[:, 1].astype(np.int64) << 8) | ring[:, 2]
     vals, counts = np.unique(keys, return_counts=True)
-    if clear >= counts.max():
+    rgb = np.stack([(vals >> 16) & 255, (vals >> 8) & 255, vals & 255], axis=1).astype(np.uint8)
+    lab = srgb_to_oklab(rgb)
+    cand = np.argsort(-counts, kind="stable")[:MAX_KEY_CANDIDATES]
+    support = np.empty(cand.size, dtype=np.int64)
+    for i in range(0, cand.size, 64):  # bounded memory: 64 candidates x every border colour at a time
+        d = np.sqrt(((lab[cand[i:i + 64], None, :] - lab[None, :, :]) ** 2).sum(axis=2))
+        support[i:i + 64] = ((d <= tolerance + 1e-12) * counts[None, :]).sum(axis=1)
+    best = int(np.argmax(support))  # ties: the more frequent exact colour (cand is in that order)
+    if clear >= support[best]:
         return None
-    k = int(vals[np.argmax(counts)])
-    return (k >> 16) & 255, (k >> 8) & 255, k & 255
+    return tuple(int(c) for c in rgb[cand[best]])
 
 
 def background_mask(
@@ -188,7 +205,7 @@ def background_mask(
     img = as_rgba(rgba)
     transparent = img[..., 3] < alpha_threshold
     if key is None:
-        kc = border_color(img, alpha_threshold=alpha_threshold)
+        kc = border_color(img, alpha_threshold=alpha_threshold, tolerance=tolerance)
         if kc is None:
             return np.zeros(img.shape[:2], dtype=bool)
     else:
