@@ -113,6 +113,21 @@ def test_stray_cleanup_min_size_and_outline_darken():
     assert edge[3] == 255 and edge[:3].sum() < sum(RED)
 
 
+def test_auto_outline_is_one_colour_for_the_whole_batch():
+    """Chosen per frame, the automatic outline of an animation flickered: the frame with a dark
+    blue eye got a blue outline, the frame with the eye closed a dark red one."""
+    open_eye = np.zeros((10, 10, 4), np.uint8)
+    open_eye[2:8, 2:8] = [*RED, 255]
+    closed = open_eye.copy()
+    open_eye[4, 4] = [26, 26, 128, 255]
+    img, _ = DGXPixelsOutline.execute(image=tensor([open_eye, closed]), color="auto").result
+    out = u8(img)
+    ring = (out[..., 3] == 255) & (np.stack([open_eye, closed])[..., 3] == 0)
+    assert ring[0].sum() == ring[1].sum() == 24
+    colours = {tuple(c) for c in out[..., :3][ring].tolist()}
+    assert colours == {(26, 26, 128)}  # the darkest colour of the animation, in every frame
+
+
 # ----------------------------------------------------------------------------- cancelling
 
 from support.comfy_cancel import cancel_flag, press_cancel_after  # noqa: E402,F401  (cancel_flag: a fixture)

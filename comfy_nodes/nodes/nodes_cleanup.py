@@ -186,8 +186,13 @@ class DGXPixelsOutline(io.ComfyNode):
                 mask=None) -> io.NodeOutput:
         conn = _conn(connectivity)
         col = color.strip() if isinstance(color, str) and color.strip() else "auto"
-        return _apply(image, mask, lambda f: C.add_outline(f, color=col, connectivity=conn, inside=bool(inside)),
-                      opaque=("Pixel Outline", "there is no sprite edge to outline"))
+        frames = _binary_alpha(input_frames(image, mask))
+        _warn_if_opaque(frames, mask, "Pixel Outline", "there is no sprite edge to outline")
+        if col.lower() == "auto":
+            # one colour for the whole batch: chosen per frame, an animation's outline flickered
+            col = C.auto_outline_color(frames, connectivity=conn, inside=bool(inside)) or "auto"
+        return io.NodeOutput(*rgba_outputs(map_frames(
+            frames, lambda f: C.add_outline(f, color=col, connectivity=conn, inside=bool(inside)))))
 
 
 class DGXPixelsTrim(io.ComfyNode):

@@ -513,6 +513,58 @@ def _adjacent_colours(img: np.ndarray, opaque: np.ndarray, ring: np.ndarray, off
     return src[ring]
 
 
+def _outline_ring(opaque: np.ndarray, offsets, inside: bool) -> np.ndarray:
+    """The pixels an outline takes: content touching transparency or the edge (``inside``), or
+    transparent pixels touching content."""
+    if inside:
+        edge = np.zeros_like(opaque)
+        for dy, dx in offsets:
+            edge |= ~_shifted(opaque, dy, dx, False)
+        return opaque & edge
+    near = np.zeros_like(opaque)
+    for dy, dx in offsets:
+        near |= _shifted(opaque, dy, dx, False)
+    return ~opaque & near
+
+
+def auto_outline_color(frames, *, connectivity: int = 4, inside: bool = False,
+                       alpha_threshold: int = 128) -> tuple[int, int, int] | None:
+    """The colour ``add_outline(color='auto')`` gives, chosen once for all ``frames`` (RGBA
+    images; an animation): the darkest opaque colour of them all (OKLab L), which keeps the
+    outline inside the sprite's palette, unless the outline would hardly differ from what it
+    borders (a one-colour silhouette: then that colour darkened as 'darken' does). Chosen per
+    frame, it flickered: a frame whose darkest pixel (an eye) closed got another outline.
+    None when no frame has content to outline."""
+    from .color import oklab_to_srgb8
+    from .palette import _key_histogram, _rgb_keys, _unpack_rgb
+
+    _check_connectivity(connectivity)
+    offsets = _neighbour_offsets(connectivity)
+    keys, beside = [], []
+    for f in frames:
+        img = _image(f)
+        opaque = img[..., 3] >= alpha_threshold
+        ring = _outline_ring(opaque, offsets, inside)
+        if not opaque.any() or not ring.any():
+            continue
+        keys.append(_rgb_keys(img)[opaque])
+        beside.append(srgb_to_oklab(_adjacent_colours(img, opaque, ring, offsets, inside))[:, 0])
+    if not keys:
+        return None
+    vals, _, _ = _key_histogram(np.concatenate(keys))
+    urgb = _unpack_rgb(vals)
+    lab = srgb_to_oklab(urgb)
+    i = int(np.argmin(lab[:, 0]))
+    # The darkest colour outlines a sprite that has darker parts; drawn around its own fill (a
+    # one-colour silhouette) it would only grow it, so it is darkened then.
+    if float(np.median(np.concatenate(beside) - lab[i, 0])) < OUTLINE_CONTRAST:
+        dark = lab[i].copy()
+        dark[0] *= 0.45
+        dark[1:] *= 0.8
+        return tuple(int(c) for c in oklab_to_srgb8(dark[None, :])[0])
+    return tuple(int(c) for c in urgb[i])
+
+
 def add_outline(
     rgba,
     *,
@@ -528,12 +580,11 @@ def add_outline(
     content pixels touching transparency or the image edge are recoloured instead, so the size
     of the sprite does not grow.
 
-    ``color``: a hex string or (r, g, b); None or 'auto' uses the darkest opaque colour of the
-    image (OKLab L), which keeps the outline inside the sprite's palette, unless the outline
-    would hardly differ from what it borders (a one-colour silhouette: then that colour
-    darkened as 'darken' does); 'darken' uses, per
-    outline pixel, a darker version (OKLab L x 0.45, chroma x 0.8) of the adjacent content colour
-    (a 'selective outline'; adds colours, so quantise afterwards to stay on a palette).
+    ``color``: a hex string or (r, g, b); None or 'auto' uses :func:`auto_outline_color` of this
+    image alone (for the frames of an animation, give that function all of them, and its colour
+    here); 'darken' uses, per outline pixel, a darker version (OKLab L x 0.45, chroma x 0.8) of
+    the adjacent content colour (a 'selective outline'; adds colours, so quantise afterwards to
+    stay on a palette).
     """
     from .color import oklab_to_srgb8
     from .palette import as_rgb_color
@@ -544,36 +595,13 @@ def add_outline(
     if not opaque.any():
         return img
     offsets = _neighbour_offsets(connectivity)
-    if inside:
-        edge = np.zeros_like(opaque)
-        for dy, dx in offsets:
-            edge |= ~_shifted(opaque, dy, dx, False)
-        ring = opaque & edge
-    else:
-        near = np.zeros_like(opaque)
-        for dy, dx in offsets:
-            near |= _shifted(opaque, dy, dx, False)
-        ring = ~opaque & near
+    ring = _outline_ring(opaque, offsets, inside)
     if not ring.any():
         return img
     mode = color.strip().lower() if isinstance(color, str) else color
     if mode is None or mode == "auto":
-        from .palette import _key_histogram, _rgb_keys, _unpack_rgb
-
-        vals, _, _ = _key_histogram(_rgb_keys(img)[opaque])
-        urgb = _unpack_rgb(vals)
-        lab = srgb_to_oklab(urgb)
-        darkest = lab[np.argmin(lab[:, 0])]
-        # The darkest colour outlines a sprite that has darker parts; drawn around its own
-        # fill (a one-colour silhouette) it would only grow it, so it is darkened then.
-        beside = srgb_to_oklab(_adjacent_colours(img, opaque, ring, offsets, inside))[:, 0]
-        if float(np.median(beside - darkest[0])) < OUTLINE_CONTRAST:
-            dark = darkest.copy()
-            dark[0] *= 0.45
-            dark[1:] *= 0.8
-            img[ring, :3] = oklab_to_srgb8(dark[None, :])[0]
-        else:
-            img[ring, :3] = urgb[np.argmin(lab[:, 0])]
+        img[ring, :3] = auto_outline_color([img], connectivity=connectivity, inside=inside,
+                                           alpha_threshold=alpha_threshold)
     elif mode == "darken":
         lab = srgb_to_oklab(_adjacent_colours(img, opaque, ring, offsets, inside))
         lab[:, 0] *= 0.45
