@@ -203,8 +203,12 @@ def test_gimp3_rgba_palette(tmp_path):
     p.write_text("GIMP Palette\nName: x\nChannels: RGBA\n255 0 0 255 Red\n0 0 255 255\n")
     assert read_palette(p).hex_list() == ["ff0000", "0000ff"]
     p.write_text("GIMP Palette\nChannels: RGBA\n255 0 0 128 Red\n")
-    with pytest.raises(PaletteError, match=r"line 3: alpha 128 is not opaque"):
+    with pytest.raises(PaletteError, match=r"line 3: alpha 128 is neither opaque nor fully transparent"):
         read_palette(p)
+    # Aseprite's RGBA palettes start with the transparent slot: no colour, the rest is read
+    p.write_text("GIMP Palette\nChannels: RGBA\n#\n  0   0   0   0 Transparent\n254  91  89 255 Red\n")
+    pal = read_palette(p)
+    assert pal.hex_list() == ["fe5b59"] and pal.names == ("Red",)
 
 
 # --------------------------------------------------------------- real-world files and their quirks

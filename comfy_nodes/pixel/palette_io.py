@@ -12,8 +12,9 @@ Formats, by extension (case-insensitive):
   ``ff``) or ``rrggbb`` per line. Read only.
 * ``.gpl`` (GIMP): first line ``GIMP Palette``; ``Name:`` / ``Columns:`` lines (and other
   ``Field: value`` lines some tools add) and '#' comments are skipped; each other line is
-  ``R G B [name]`` with integers 0..255 (``R G B A [name]``, opaque, after GIMP 3's
-  ``Channels: RGBA``). Colour names are kept and written back.
+  ``R G B [name]`` with integers 0..255 (``R G B A [name]`` after GIMP 3's ``Channels: RGBA``:
+  opaque, or fully transparent, the transparent slot Aseprite writes first, which is skipped as
+  a palette image's transparent cells are). Colour names are kept and written back.
 * ``.pal``: JASC (``JASC-PAL`` / ``0100`` / count / ``R G B`` lines) or Microsoft RIFF ``PAL``
   (binary). Written as JASC.
 * ``.png`` (or any image Pillow reads): one pixel per colour, or uniform swatches of any size.
@@ -146,11 +147,15 @@ def _rgb_line(s: str, path: Path, no: int, form: str) -> tuple[int, int, int]:
     return _int_line(s, path, no, 3, form)  # type: ignore[return-value]
 
 
-def _rgba_line(s: str, path: Path, no: int) -> tuple[int, int, int]:
-    """The colour of an ``R G B A [name]`` line of an RGBA GIMP palette (GIMP 3), opaque only."""
+def _rgba_line(s: str, path: Path, no: int) -> tuple[int, int, int] | None:
+    """The colour of an ``R G B A [name]`` line of an RGBA GIMP palette (GIMP 3, Aseprite):
+    opaque, or None for a fully transparent entry (the transparent slot: no colour)."""
     vals = _int_line(s, path, no, 4, "'R G B A [name]'")
+    if vals[3] == 0:
+        return None
     if vals[3] != 255:
-        raise _err(path, no, f"alpha {vals[3]} is not opaque: a palette holds opaque colours (transparency is kept apart)")
+        raise _err(path, no, f"alpha {vals[3]} is neither opaque nor fully transparent: a palette holds opaque "
+                             "colours (transparency is kept apart)")
     return vals[:3]  # type: ignore[return-value]
 
 
@@ -254,8 +259,10 @@ def parse_gpl_named(text: str, path: Path | str = "<gpl>") -> tuple[np.ndarray, 
         if _HEADER_FIELD.match(s):
             continue  # another tool's header field ("Description: ..."); a colour line starts with a digit
         if channels == "RGBA":
-            colors.append(_rgba_line(s, path, no))
-            names.append(_line_name(s, 4))
+            rgb = _rgba_line(s, path, no)
+            if rgb is not None:
+                colors.append(rgb)
+                names.append(_line_name(s, 4))
             continue
         colors.append(_rgb_line(s, path, no, "'R G B [name]'"))
         names.append(_line_name(s, 3))
