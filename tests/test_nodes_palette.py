@@ -138,6 +138,24 @@ def test_quantize_batch_rgb_stays_rgb_and_mask_gives_alpha():
         DGXPixelsPaletteQuantize.execute(image=tensor(frames), palette="pico-8")
 
 
+def test_error_diffusion_of_several_frames_is_said_to_shimmer(caplog):
+    """Error diffusion carries each pixel's error on through its frame: a 2x2 change (a blink)
+    re-dithered about half of a 64x64 frame, and the animation shimmered without a word."""
+    import logging
+
+    ramp = np.zeros((16, 16, 3), np.uint8)
+    ramp[...] = np.linspace(0, 255, 16).astype(np.uint8)[None, :, None]
+    blink = ramp.copy()
+    blink[2:4, 2:4] = 255
+    pal, _, _ = DGXPixelsPaletteLoad.execute(builtin="pico-8").result
+    for dither, frames, said in (("floyd-steinberg", [ramp, blink], True), ("atkinson", [ramp, blink], True),
+                                 ("bayer4", [ramp, blink], False), ("floyd-steinberg", [ramp], False)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            DGXPixelsPaletteQuantize.execute(image=tensor(frames), palette=pal, dither=dither)
+        assert ("frames that differ a little shimmer when played; a bayer pattern" in caplog.text) == said, dither
+
+
 @pytest.mark.parametrize("n", [64, 65])
 def test_quantize_an_all_zero_mask_adds_no_alpha_at_every_size(n):
     """A MASK of zeros masks nothing: an RGB image stays RGB with it, as without it. It was so

@@ -341,7 +341,9 @@ class DGXPixelsPaletteQuantize(io.ComfyNode):
                                tooltip="none: nearest colour (CIEDE2000). bayerN: ordered NxN pattern (retro "
                                        "look, stable across frames). floyd-steinberg / atkinson: error diffusion "
                                        "(smoother gradients; Atkinson keeps highlights cleaner); it picks colours "
-                                       "in OKLab, where its error is carried."),
+                                       "in OKLab, where its error is carried. Error diffusion carries each pixel's "
+                                       "error on through the frame, so frames that differ a little dither apart: "
+                                       "use a bayer pattern for animation frames."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.05,
                                tooltip="Dither strength: 0 = plain nearest colour, 1 = full dithering."),
                 io.Int.Input("alpha_threshold", default=128, min=1, max=255,
@@ -364,6 +366,12 @@ class DGXPixelsPaletteQuantize(io.ComfyNode):
         # a mask that masks nothing (see given_mask) adds no alpha channel to an RGB image
         size = (len(frames), *frames[0].shape[:2])
         keep_alpha = given_mask(mask, size) is not None or image_channels(image, "image") == 4
+        if len(frames) > 1 and dither in ("floyd-steinberg", "atkinson") and strength > 0:
+            # said, not found in the game: a blinking eye re-dithers half of the frame around it
+            logging.warning("DGX-Pixels Pixel Palette Quantize: %s dithering of %d frames: error diffusion "
+                            "carries each pixel's error on through its frame, so frames that differ a little "
+                            "shimmer when played; a bayer pattern keeps animation frames steady.",
+                            dither, len(frames))
         out = map_frames(frames, lambda f: quantize(f, pal, dither=dither, strength=strength,
                                                     alpha_threshold=int(alpha_threshold)))
         keep_alpha = keep_alpha or any((o[..., 3] < 255).any() for o in out)
