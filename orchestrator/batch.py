@@ -642,12 +642,20 @@ class BatchRunner:
         info_cache: dict = {}
 
         def object_info():
-            if "x" not in info_cache:
-                c = ComfyClient(self.urls[0], self.config)
+            # from the first server that answers: one that is down must not stop a batch the
+            # others can run
+            for url in self.urls:
+                if "x" in info_cache:
+                    break
+                c = ComfyClient(url, self.config)
                 try:
                     info_cache["x"] = c.object_info()
+                except ServerUnreachableError as exc:
+                    info_cache["error"] = exc
                 finally:
                     c.close()
+            if "x" not in info_cache:
+                raise info_cache["error"]
             return info_cache["x"]
 
         from comfy_nodes.pixel.bevy_export import check_bevy_project, require_project_folder, resolve_bevy_version

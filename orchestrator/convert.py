@@ -894,7 +894,14 @@ class _Converter:
             return self.resolve_input(sg_node, sg_path, lk.origin_slot, visited, _UNSET, self._parent_of(sg_path))
         origin = node.graph.node(lk.origin_id)
         if origin is None:
-            return None
+            # the frontend refuses such a file (InvalidLinkError); dropped, the input would run
+            # as unset: a Kontext graph without its reference image, or "required input missing"
+            nid = ":".join(map(str, path + (node.id,)))
+            raise WorkflowError(
+                f"node {nid} ({node.title or node.type}) input {slot.name!r} is linked (link {slot.link}) to node "
+                f"{lk.origin_id}, which is not in the file",
+                hint="reconnect that input in the editor and save again",
+            )
         want = slot.type if type_ is _UNSET else type_
         return self.resolve_output(origin, path, lk.origin_slot, want, visited, parent)
 

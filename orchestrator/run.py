@@ -997,12 +997,18 @@ def run_workflow(
     """
     from orchestrator.config import load_config
 
-    spec = spec or prepare_job(workflow, values, fresh=fresh)
     own = client is None
     if client is None:
         cfg = config or load_config(servers=[server] if server else None)
         client = ComfyClient(server or cfg.server, cfg)
     cfg = client.config
+    try:
+        # an editor-format file is converted with the node definitions of the server it runs on
+        spec = spec or prepare_job(workflow, values, fresh=fresh, object_info=client.object_info)
+    except BaseException:
+        if own:
+            client.close()
+        raise
     t0 = time.monotonic()
     job = JobRun(client, spec, on_event=on_event, cancel=cancel,
                  timeout=cfg.job_timeout if timeout is None else timeout)

@@ -1011,3 +1011,32 @@ def test_an_image_already_on_the_server_is_not_written_again(comfy_server, tmp_p
     finally:
         c2.close()
     assert stored.stat().st_mtime_ns == stamp and stored.read_bytes() == png
+
+
+def test_an_editor_file_job_takes_its_node_definitions_from_a_server_that_answers(world, comfy_server, capsys):
+    """The node definitions an editor-format file is converted with came from the batch's first
+    server only: with that one down, the whole batch stopped, though another server was up."""
+    from support.workflow_builder import Graph, to_editor
+
+    tmp_path, proj, art = world
+    client = ComfyClient(comfy_server.url, load_config(servers=[comfy_server.url], environ={}))
+    try:
+        info = client.object_info()
+        rgb = np.random.default_rng(4).integers(0, 256, size=(5, 5, 3), dtype=np.uint8)
+        Image.fromarray(rgb, "RGB").save(tmp_path / "e.png")
+        ref = client.upload_image((tmp_path / "e.png").read_bytes(), "batch-editor.png")
+    finally:
+        client.close()
+    g = Graph()
+    load = g.add("LoadImage", image=ref)
+    inv = g.add("ImageInvert", image=load.out)
+    up = g.add("DGXPixelsNearestUpscale", image=inv.out, scale=2)  # and back to exact 8-bit values
+    g.add("SaveImage", images=up.out, filename_prefix="batch_editor")
+    ui = tmp_path / "inv.ui.json"
+    ui.write_text(json.dumps(to_editor(g, info)))
+    jobs = tmp_path / "editor.toml"
+    jobs.write_text(f'servers = ["http://127.0.0.1:9", "{comfy_server.url}"]\n[defaults]\nbevy = "{proj}"\n\n'
+                    f'[[job]]\nid = "e1"\nworkflow = "{ui}"\nasset_path = "sprites/e.png"\n')
+    assert main(["batch", str(jobs)]) == 0, capsys.readouterr().err
+    got = np.asarray(Image.open(proj / "assets" / "sprites" / "e.png").convert("RGB"))
+    np.testing.assert_array_equal(got, np.repeat(np.repeat(255 - rgb, 2, axis=0), 2, axis=1))

@@ -350,6 +350,27 @@ def test_cli_convert_with_object_info_file(tmp_path, capsys):
     assert "'NoSuchNode'" in capsys.readouterr().err
 
 
+def test_an_input_linked_to_a_node_missing_from_the_file_is_refused(oi, tmp_path, capsys):
+    """The frontend refuses such a file (InvalidLinkError); the input was dropped, and the prompt
+    ran without it (an optional input: silently; a required one: "required input is missing",
+    though the file links it)."""
+    doc = txt2img(Graph()).doc()
+    doc["nodes"] = [n for n in doc["nodes"] if n["id"] != 5]  # EmptyLatentImage gone, its link kept
+    with pytest.raises(WorkflowError, match=r"node 3 \(KSampler\) input 'latent_image' is linked \(link \d+\) "
+                                            r"to node 5, which is not in the file"):
+        convert_ui_to_api(doc, oi)
+    # the same through a reroute
+    doc = txt2img(Graph()).doc()
+    lk = next(link for link in doc["links"] if link[1] == 5)
+    doc["nodes"] = [n for n in doc["nodes"] if n["id"] != 5]
+    doc["nodes"].append({"id": 50, "type": "Reroute", "mode": 0, "inputs": [{"name": "", "type": "*", "link": 900}],
+                         "outputs": [{"name": "", "type": "LATENT", "links": [lk[0]]}]})
+    doc["links"].append([900, 5, 0, 50, 0, "LATENT"])
+    lk[1], lk[2] = 50, 0
+    with pytest.raises(WorkflowError, match=r"node 50 \(Reroute\) input '' is linked \(link 900\) to node 5"):
+        convert_ui_to_api(doc, oi)
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("inputs", 5, "'inputs' is 5, expected a list"),
     ("widgets_values", "x", "'widgets_values' is \"x\", expected a list or an object"),

@@ -193,6 +193,11 @@ def test_editor_format_file_runs(sprite, client, comfy_server, tmp_path, capsys)
     api = to_api(g, info)
     assert {k: v["class_type"] for k, v in api.items()} == {"1": "LoadImage", "2": "ImageInvert",
                                                            "3": "DGXPixelsNearestUpscale", "4": "SaveImage"}
+    # the library entry point runs it too (its docstring says so): it converted with no node
+    # definitions and asked for a --server flag a library caller does not have
+    res = run_workflow(str(f), client=client, out_dir=tmp_path / "lib", fresh=True)
+    got = np.asarray(Image.open(res.outputs[0].path).convert("RGB"))
+    np.testing.assert_array_equal(got, np.repeat(np.repeat(255 - rgb, 4, axis=0), 4, axis=1))
 
 
 def test_editor_file_exported_by_the_comfyui_frontend_runs(comfy_server, tmp_path):
