@@ -296,6 +296,8 @@ def _js_str(v: Any) -> str:
 # legacy group nodes ("Convert to Group Node", stored in extra.groupNodes)
 
 GROUP_PREFIX = "workflow>"
+# the frontend names a subgraph's node type by the subgraph's id, a UUID
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
 def _spec_type_name(raw: Any) -> str:
@@ -595,7 +597,61 @@ class _Converter:
                 if isinstance(raw, dict) and isinstance(raw.get("type"), str) and raw["type"].startswith("workflow/"):
                     raw["type"] = GROUP_PREFIX + raw["type"][len("workflow/"):]
         self._graphs: dict[str, Graph] = {}
+        self._check_known_types()
         self.root = self._build_graph(workflow, path_name="workflow")
+
+    def _check_known_types(self) -> None:
+        """One ``WorkflowError`` naming every node type that is sent and that neither the server
+        nor the file defines (reported one at a time, a file took a run per missing pack); a
+        subgraph or group node whose definition is missing from the file is said as such, not
+        as a custom node pack to install."""
+        missing: dict[str, list[str]] = {}
+
+        def scan(nodes: Any, prefix: str, in_group: bool = False) -> None:
+            for raw in nodes or []:
+                if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+                    continue
+                t = raw["type"]
+                try:
+                    mode = int(raw.get("mode") or 0)
+                except (TypeError, ValueError):
+                    mode = 0
+                if t in VIRTUAL_TYPES or t in self.subgraph_defs or t in self.group_defs or (
+                        not in_group and mode in (MODE_NEVER, MODE_BYPASS)):
+                    continue
+                if t not in self.object_info:
+                    title = f" ({raw['title']})" if isinstance(raw.get("title"), str) and raw["title"] else ""
+                    missing.setdefault(t, []).append(f"{prefix}{raw.get('id')}{title}")
+
+        scan(self.doc.get("nodes"), "")
+        for sg_id, sg in self.subgraph_defs.items():
+            scan(sg.get("nodes"), f"{sg.get('name') or sg_id}:")
+        for gname, g in self.group_defs.items():
+            scan(g.get("nodes"), f"{gname[len(GROUP_PREFIX):]}:", in_group=True)
+        if not missing:
+            return
+
+        def nodes_of(t: str) -> str:
+            ids = missing[t]
+            return f"node{'s' if len(ids) > 1 else ''} {', '.join(ids)}"
+
+        defs = [t for t in missing if _UUID_RE.match(t) or t.startswith(GROUP_PREFIX)]
+        if defs:
+            said = "; ".join(f"{'group node ' + repr(t[len(GROUP_PREFIX):]) if t.startswith(GROUP_PREFIX) else 'subgraph ' + t}"
+                             f" ({nodes_of(t)})" for t in defs)
+            raise WorkflowError(f"the file uses definitions it does not hold: {said}",
+                                hint="the file was cut or saved by an older editor: save it again from the "
+                                     "ComfyUI editor (subgraphs live in definitions.subgraphs, group nodes in "
+                                     "extra.groupNodes)")
+        if len(missing) == 1:
+            (t,) = missing
+            raise WorkflowError(f"{nodes_of(t)}: type {t!r} is not known to the server",
+                                hint="install the custom node pack that provides it, or check the server URL / "
+                                     "object_info file")
+        listed = ", ".join(f"{t!r} ({nodes_of(t)})" for t in missing)
+        raise WorkflowError(f"{len(missing)} node types are not known to the server: {listed}",
+                            hint="install the custom node packs that provide them (ComfyUI-Manager's 'Install "
+                                 "Missing Custom Nodes' finds them), or check the server URL / object_info file")
 
     # -- construction ------------------------------------------------------------------------
 
@@ -671,10 +727,14 @@ class _Converter:
             node.title = node.title or ntype
             return node
 
+        where = f" in {path_name}" if path_name != "workflow" else ""
+        title = f" ({raw.get('title')})" if raw.get("title") else ""
         nd = self.node_def(ntype)
         if nd is None:
-            where = f" in {path_name}" if path_name != "workflow" else ""
-            title = f" ({raw.get('title')})" if raw.get("title") else ""
+            if mode in (MODE_NEVER, MODE_BYPASS):
+                # the frontend queues a graph whose muted or bypassed node is not installed: the
+                # node is never sent, and a bypass passes its input through by the saved types
+                return self._placeholder(node, saved_inputs, saved_outputs)
             raise WorkflowError(
                 f"node {node_id}{title}{where}: type {ntype!r} is not known to the server",
                 hint="install the custom node pack that provides it, or check the server URL / object_info file",
@@ -689,7 +749,14 @@ class _Converter:
         for spec in nd.ordered:
             if not spec.is_widget:
                 continue
-            ws = _widgets_for(spec, node.widgets)
+            try:
+                ws = _widgets_for(spec, node.widgets)
+            except WorkflowError as exc:
+                if mode in (MODE_NEVER, MODE_BYPASS):
+                    node.widgets = []
+                    return self._placeholder(node, saved_inputs, saved_outputs)  # never sent: no value needed
+                raise WorkflowError(f"node {node_id} ({raw.get('title') or ntype}){where}: {exc.message}",
+                                    hint=exc.hint) from None
             node.widgets.extend(ws)
             if spec.type in ("INT", "FLOAT", "BOOLEAN", "STRING", "COMBO", "TEXTAREA", "COLOR", "MARKDOWN"):
                 live.append(Slot(spec.name, spec.type, widget=spec.name))
@@ -721,6 +788,14 @@ class _Converter:
                 inner = self._build_node(inner_raw, inner_graph, f"group node {ntype[len(GROUP_PREFIX):]!r}", ("group",))
                 inner_graph.nodes[_key(idx)] = inner
                 node.inner.append(inner)
+        return node
+
+    def _placeholder(self, node: Node, saved_inputs: list, saved_outputs: list) -> Node:
+        """A node that is never sent (muted or bypassed), with the slots the file saved."""
+        node.inputs = [Slot(i.get("name") or "", i.get("type"), i.get("link"), (i.get("widget") or {}).get("name"))
+                       for i in saved_inputs]
+        node.outputs = [Slot(o.get("name") or "", o.get("type")) for o in saved_outputs]
+        node.title = node.title or node.type
         return node
 
     def _output_names(self, ntype: str) -> list[str]:

@@ -150,6 +150,24 @@ def test_unknown_node_type_is_named(oi):
     with pytest.raises(WorkflowError) as exc:
         convert_ui_to_api(g.doc(), oi)
     assert "node 12 (My upscaler)" in exc.value.message and "'FancyUpscaler'" in exc.value.message
+    # every missing type at once, not one per run; a bypassed one is not needed
+    g.add(13, "FancyUpscaler", [2])
+    g.add(14, "OtherPackNode", [])
+    g.add(15, "ThirdPackNode", [], mode=4)
+    with pytest.raises(WorkflowError) as exc:
+        convert_ui_to_api(g.doc(), oi)
+    assert exc.value.message == ("2 node types are not known to the server: 'FancyUpscaler' (nodes 12 (My upscaler), "
+                                 "13), 'OtherPackNode' (node 14)")
+    assert "Install Missing Custom Nodes" in exc.value.hint
+    # a subgraph or group node whose definition the file lacks is no pack to install
+    g = txt2img(Graph())
+    g.add(16, "d885f641-2d36-4b3a-9a0e-4f1b6b0f6a11", [])
+    g.add(17, "workflow>encoders", [])
+    with pytest.raises(WorkflowError) as exc:
+        convert_ui_to_api(g.doc(), oi)
+    assert exc.value.message == ("the file uses definitions it does not hold: subgraph "
+                                 "d885f641-2d36-4b3a-9a0e-4f1b6b0f6a11 (node 16); group node 'encoders' (node 17)")
+    assert "install" not in exc.value.hint
 
 
 # ------------------------------------------------------------------------------ bypass / mute
@@ -369,6 +387,38 @@ def test_an_input_linked_to_a_node_missing_from_the_file_is_refused(oi, tmp_path
     lk[1], lk[2] = 50, 0
     with pytest.raises(WorkflowError, match=r"node 50 \(Reroute\) input '' is linked \(link 900\) to node 5"):
         convert_ui_to_api(doc, oi)
+
+
+def test_muted_or_bypassed_nodes_that_are_not_installed_or_browser_only_convert(oi):
+    """ComfyUI queues a graph whose bypassed node is a custom node that is not installed (or a
+    muted Load3D): the node is never sent, and a bypass passes its input through by the types
+    the file saved. The conversion refused such files ("not known to the server")."""
+    info = {**oi, "Load3D": {"input": {"required": {"image": ["LOAD_3D", {}]}}, "output": ["IMAGE"],
+                             "output_name": ["image"], "name": "Load3D", "display_name": "Load 3D",
+                             "output_node": False}}
+    for mode, missing in ((4, "SomeoneElsesUpscaler"), (2, "SomeoneElsesUpscaler"), (4, "Load3D")):
+        g = txt2img(Graph())
+        doc_links = g.links
+        node9 = g.nodes[9]
+        g.add(40, missing, [2, "lanczos"], inputs=[("image", "IMAGE")], outputs=[("IMAGE", "IMAGE")], mode=mode)
+        # VAEDecode -> the node -> SaveImage
+        lk = next(x for x in doc_links if x[3] == 9)
+        g.nodes[8]["outputs"][0]["links"].remove(lk[0])
+        doc_links.remove(lk)
+        node9["inputs"][0]["link"] = None
+        g.link(8, 0, 40, "image", "IMAGE")
+        g.link(40, 0, 9, "images", "IMAGE")
+        api = convert_ui_to_api(g.doc(), info)
+        assert "40" not in api
+        if mode == 4:
+            assert api["9"]["inputs"]["images"] == ["8", 0], (mode, missing)  # passed through
+        else:
+            assert "images" not in api["9"]["inputs"]  # a muted node gives nothing, as in the frontend
+    # sent, it is still refused, and the browser-only widget's node is named
+    g = txt2img(Graph())
+    g.add(41, "Load3D", [], outputs=[("image", "IMAGE")])
+    with pytest.raises(WorkflowError, match=r"node 41 \(Load3D\): input 'image' uses the browser-only widget LOAD_3D"):
+        convert_ui_to_api(g.doc(), info)
 
 
 @pytest.mark.parametrize("field, value, message", [
