@@ -805,8 +805,19 @@ class _Converter:
         return [names[i] if i < len(names) else str(o) for i, o in enumerate(outs)]
 
     def _apply_widgets_values(self, node: Node, values: Any) -> None:
+        if isinstance(values, dict):
+            # a dict of widget values is not read by the frontend for core nodes; a custom node
+            # that saves one (Video Helper Suite) restores it by widget name in its own frontend
+            # code, and left at their defaults its values would be silently lost (another video,
+            # another frame rate)
+            module = str((self.object_info.get(node.type) or {}).get("python_module") or "")
+            if module.startswith("custom_nodes"):
+                for w in node.widgets:
+                    if w.serialize and w.name in values:
+                        w.value = values[w.name]
+            return
         if not isinstance(values, list):
-            return  # a dict of widget values is not read by the frontend for core nodes
+            return
         nd = node.node_def
         names = {w.name for w in node.widgets}
         # migrateWidgetsValues: old files stored values for forceInput inputs too

@@ -389,6 +389,27 @@ def test_an_input_linked_to_a_node_missing_from_the_file_is_refused(oi, tmp_path
         convert_ui_to_api(doc, oi)
 
 
+def test_widget_values_saved_as_an_object_by_a_custom_node_are_read_by_name(oi):
+    """Video Helper Suite saves its widgets as an object and restores them by name; they were
+    dropped, and the video and frame rate fell back to their defaults without a word. A core
+    node's object is not read, as in the frontend."""
+    info = {**oi, "VHS_VideoCombine": {
+        "input": {"required": {"images": ["IMAGE"], "frame_rate": ["FLOAT", {"default": 8}],
+                               "filename_prefix": ["STRING", {"default": "AnimateDiff"}],
+                               "format": [["image/gif", "video/h264-mp4"], {}]}},
+        "output": [], "output_name": [], "name": "VHS_VideoCombine", "display_name": "Video Combine",
+        "output_node": True, "python_module": "custom_nodes.ComfyUI-VideoHelperSuite"}}
+    g = txt2img(Graph())
+    g.add(20, "VHS_VideoCombine", {"frame_rate": 16, "filename_prefix": "wan/clip", "format": "video/h264-mp4",
+                                   "videopreview": {"hidden": False}}, inputs=[("images", "IMAGE")])
+    g.link(8, 0, 20, "images", "IMAGE")
+    g.nodes[5]["widgets_values"] = {"width": 64, "height": 64, "batch_size": 1}  # core: not read
+    api = convert_ui_to_api(g.doc(), info)
+    assert api["20"]["inputs"] == {"frame_rate": 16, "filename_prefix": "wan/clip", "format": "video/h264-mp4",
+                                   "images": ["8", 0]}
+    assert api["5"]["inputs"]["width"] == 512  # the core node's default
+
+
 def test_muted_or_bypassed_nodes_that_are_not_installed_or_browser_only_convert(oi):
     """ComfyUI queues a graph whose bypassed node is a custom node that is not installed (or a
     muted Load3D): the node is never sent, and a bypass passes its input through by the types
