@@ -120,7 +120,10 @@ def test_ordered_pattern_of_half_grey_is_checker_like():
 
 
 def _reference_error_diffusion(img, pal, kernel):
-    """Plain raster-order loop, the textbook algorithm, to check the wavefront version."""
+    """Plain raster-order loop, the textbook algorithm, to check the wavefront version (the
+    colour chosen in OKLab with a and b stretched by MIX_SPACE, the error carried in OKLab)."""
+    from comfy_nodes.pixel.dither import MIX_SPACE
+
     lab = srgb_to_oklab(img[..., :3]).copy()
     pl = pal.to_oklab()
     h, w = lab.shape[:2]
@@ -128,7 +131,7 @@ def _reference_error_diffusion(img, pal, kernel):
     for y in range(h):
         for x in range(w):
             v = lab[y, x]
-            q = int(np.argmin(((pl - v) ** 2).sum(axis=1)))
+            q = int(np.argmin((((pl - v) * MIX_SPACE) ** 2).sum(axis=1)))
             out[y, x] = q
             e = v - pl[q]
             for dy, dx, wt in kernel:
@@ -156,6 +159,25 @@ def test_transparent_pixels_stay_transparent_and_block_nothing():
         out = quantize(img, BW, dither=mode)
         assert (out[:, :4] == 0).all()
         assert (out[:, 4:, 3] == 255).all()
+
+
+def test_error_diffusion_keeps_a_skin_tone_and_grows_smoothly_with_the_strength():
+    """Picked in plain OKLab, lightness outweighed hue: a skin tone on PICO-8 came out grey and
+    orange noise with 3 peach pixels of 1024, and all grey at strength 0.01, where strength 0
+    gives all peach."""
+    from comfy_nodes.pixel.palettes_builtin import builtin
+
+    skin = _flat([217, 163, 130], 32, 32)
+    pico = builtin("pico-8")
+
+    def share(strength: float, colour: str) -> float:
+        out = quantize(skin, pico, dither="floyd-steinberg", strength=strength)
+        return float((out[..., :3] == tuple(bytes.fromhex(colour))).all(axis=-1).mean())
+
+    assert share(0.0, "ffccaa") == 1.0
+    assert share(0.01, "ffccaa") == 1.0
+    assert share(1.0, "ffccaa") > 0.15  # peach stays the base of the mix
+    assert share(1.0, "c2c3c7") < 0.35  # grey no more than the lightness needs
 
 
 @pytest.mark.parametrize("mode", ["floyd-steinberg", "atkinson"])

@@ -341,7 +341,7 @@ class DGXPixelsPaletteQuantize(io.ComfyNode):
                                tooltip="none: nearest colour (CIEDE2000). bayerN: ordered NxN pattern (retro "
                                        "look, stable across frames). floyd-steinberg / atkinson: error diffusion "
                                        "(smoother gradients; Atkinson keeps highlights cleaner); it picks colours "
-                                       "in OKLab, where its error is carried. Error diffusion carries each pixel's "
+                                       "in OKLab (hue weighed as in the bayer mixes), where its error is carried. Error diffusion carries each pixel's "
                                        "error on through the frame, so frames that differ a little dither apart: "
                                        "use a bayer pattern for animation frames."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.05,
