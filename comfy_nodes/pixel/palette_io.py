@@ -266,7 +266,11 @@ def parse_gpl_named(text: str, path: Path | str = "<gpl>") -> tuple[np.ndarray, 
             continue
         colors.append(_rgb_line(s, path, no, "'R G B [name]'"))
         names.append(_line_name(s, 3))
-    return _finish(colors, path, ".gpl"), name, tuple(names)
+    arr = _finish(colors, path, ".gpl")
+    # an unnamed colour is written named by its own hex code (GIMP shows a name for each): read
+    # back, that is no name
+    names = ["" if n.lower() == "#%02x%02x%02x" % tuple(int(v) for v in c) else n for n, c in zip(names, arr)]
+    return arr, name, tuple(names)
 
 
 def parse_jasc(text: str, path: Path | str = "<pal>") -> np.ndarray:
