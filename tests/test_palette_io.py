@@ -329,6 +329,9 @@ def test_paintnet_txt_palette(tmp_path):
     p.write_text("FF00FF00\nred\n")
     with pytest.raises(PaletteError, match=r"lospec\.txt, line 2: expected a colour as aarrggbb"):
         read_palette(p)
+    # a list of CSS colours saved as .txt
+    p.write_text("#1a1c2c\n#5D275D\n")
+    assert read_palette(p).hex_list() == ["1a1c2c", "5d275d"]
 
 
 @pytest.mark.parametrize("ext, what", [(".ase", "Adobe Swatch Exchange"), (".aco", "Photoshop"), (".act", "Color Table")])

@@ -9,7 +9,7 @@ Formats, by extension (case-insensitive):
   3-digit colour followed by text (``#add more``) is ambiguous and an error. A file whose
   comments say it is a Paint.NET palette is read as ``.txt``.
 * ``.txt`` (Paint.NET, as Lospec exports it): ';' comment lines, then one ``aarrggbb`` (opaque:
-  ``ff``) or ``rrggbb`` per line. Read only.
+  ``ff``), ``rrggbb`` or ``#rrggbb`` per line. Read only.
 * ``.gpl`` (GIMP): first line ``GIMP Palette``; ``Name:`` / ``Columns:`` lines (and other
   ``Field: value`` lines some tools add) and '#' comments are skipped; each other line is
   ``R G B [name]`` with integers 0..255 (``R G B A [name]`` after GIMP 3's ``Channels: RGBA``:
@@ -212,6 +212,8 @@ def parse_paintnet(text: str, path: Path | str = "<txt>") -> np.ndarray:
         s = line.strip()
         if not s or s.startswith(";"):
             continue
+        if re.fullmatch(r"#[0-9a-fA-F]{6}", s):
+            s = s[1:]  # a list of CSS colours saved as .txt: the same colour
         if not re.fullmatch(r"[0-9a-fA-F]{6}|[0-9a-fA-F]{8}", s):
             raise _err(path, no, f"expected a colour as aarrggbb (8 hex digits, as Paint.NET writes) or rrggbb, "
                                  f"got {s[:40]!r}")
