@@ -140,6 +140,11 @@ def read_ron(text: str):
 OPTIONAL_NAMES = {None, "ImageSamplerDescriptor", "RenderAssetUsages"}
 
 
+def without_extensions(text: str) -> str:
+    """``text`` after its leading ``#![enable(...)]`` lines: the RON reader here knows none."""
+    return re.sub(r"\A\s*(?:#!\[[^\]]*\]\s*)*", "", text)
+
+
 def ron_map(text: str) -> dict:
     """The entries of a dynamic-assets file ``({ "key": Value(..), ... })``."""
     tree = read_ron(text)
@@ -505,6 +510,25 @@ def test_ron_layout_fields_with_padding_and_offset(version):
     assert (sheet.width, sheet.height) == (w, h)
 
 
+def test_bevy_012_padding_in_assets_ron_loads_with_both_loader_versions(tmp_path):
+    """Bevy 0.12's TextureAtlas entry has Option<f32> padding and offset: bevy_asset_loader 0.18
+    reads them as plain options (it refused the bare 4.0 written), 0.19 as bare numbers. RON's
+    implicit_some extension makes one file that both load: enabled at the top of the file."""
+    project = make_project(tmp_path, 'bevy = "0.12"')
+    export_sheet(project, "s/k.png", grid_sheet(2, 1, 4, padding=2, offset=1), assets_ron="game.assets.ron")
+    text = (project / "assets" / "game.assets.ron").read_text()
+    assert text.startswith("#![enable(implicit_some)]\n")
+    tree = ron_map(without_extensions(text))
+    assert tree["k.atlas"][2]["padding_x"] == ("num", 2.0)
+    # exported again (merged): the extension is there once
+    export_sheet(project, "s/j.png", grid_sheet(2, 1, 4, padding=2), assets_ron="game.assets.ron")
+    assert (project / "assets" / "game.assets.ron").read_text().count("implicit_some") == 1
+    # without padding or offset nothing needs it; Bevy 0.13+ has no such options
+    p13 = make_project(tmp_path, 'bevy = "0.13"', "g13")
+    export_sheet(p13, "s/k.png", grid_sheet(2, 1, 4, padding=2), assets_ron="game.assets.ron")
+    assert "implicit_some" not in (p13 / "assets" / "game.assets.ron").read_text()
+
+
 def test_ron_for_bevy_012_uses_the_old_texture_atlas_variant():
     sheet = grid_sheet(cols=2, rows=1, cell=8)
     text = merge_ron(None, ron_entries(sheet, "a.png", parse_bevy_version("0.12")))
@@ -773,7 +797,7 @@ def test_export_sheet_writes_everything(tmp_path, version, cargo):
     doc = json.loads((assets / "sprites" / "knight.json").read_text())
     assert doc["meta"]["image"] == "knight.png"
     ron = (assets / "sprites" / "knight.assets.ron").read_text()
-    pyron.loads(ron)
+    pyron.loads(without_extensions(ron))
     # no temp files left behind
     assert not [p for p in (assets / "sprites").iterdir() if p.name.endswith(".tmp")]
     m = asset_manifest.read_manifest(project)

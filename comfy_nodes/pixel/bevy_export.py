@@ -557,6 +557,20 @@ def ron_entries(sheet: Sheet | None, asset_path: str, version: BevyVersion, key:
     return out
 
 
+IMPLICIT_SOME = "#![enable(implicit_some)]"
+
+
+def with_implicit_some(text: str) -> str:
+    """``text`` with RON's implicit_some extension enabled (added first when missing).
+
+    Bevy 0.12's ``TextureAtlas`` entry has ``Option<f32>`` padding and offset fields, which
+    bevy_asset_loader 0.18 reads as plain options (``Some(4.0)``) and 0.19 as bare numbers
+    (``4.0``); with the extension on, RON takes a bare number for an option, so one file
+    loads with both."""
+    attributes = re.match(r"\s*(?:#!\[[^\]]*\]\s*)*", text).group(0)
+    return text if "implicit_some" in attributes else IMPLICIT_SOME + "\n" + text
+
+
 def render_ron(entries: dict[str, str]) -> str:
     body = "".join(f'    "{k}": {v},\n' for k, v in entries.items())
     return "({\n" + body + "})\n"
@@ -1425,6 +1439,8 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
             base = image_key.rsplit(".", 1)[0]
             drop = [f"{base}.layout", f"{base}.atlas"] if named.get(image_key) == final_rel else []
             merged = merge_ron(existing, entries, drop=[k for k in drop if k not in entries])
+            if version.minor < 13 and any(re.search(r"\b(padding|offset)_[xy]:", v) for v in entries.values()):
+                merged = with_implicit_some(merged)
             targets.append(("ron", ron_rel, merged.encode("utf-8")))
 
         resolved = [(kind, r, confine(assets_root, r), data) for kind, r, data in targets]
