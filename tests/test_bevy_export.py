@@ -1363,6 +1363,11 @@ def test_cli_export_and_deploy_read_the_grid_a_sheet_made_here_records(tmp_path,
     # options that lay frames out again are refused for it, as for any sheet image
     assert main(["export", str(sheet_png), "--trim", "none", "--bevy", str(project), "--path", "x.png"]) == 2
     assert "lay frames out, and this image is a sheet already" in capsys.readouterr().err
+    # a sheet without gutters or a record: the hint names the option that cuts a sheet here
+    plain = tmp_path / "plain.png"
+    Image.open(sheet_png).save(plain)  # the pixels without the record
+    assert main(["export", str(plain), "--detect-grid", "--bevy", str(project), "--path", "p.png"]) == 3
+    assert "hint: give the sheet's cell size with --sheet-cell WxH" in capsys.readouterr().err
     # deploy takes it as the sheet it is too
     assert main(["deploy", str(sheet_png), "--bevy", str(project), "--asset-path", "sprites/again.png", "--json"]) == 0
     atlas = json.loads((project / "assets" / "sprites" / "again.json").read_text())

@@ -101,11 +101,18 @@ def run(args) -> int:
               "it records", file=sys.stderr)
         result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, tile_array=args.tile_array, **common)
     elif len(frames) == 1 and (args.sheet_cell or args.detect_grid):
-        sheet = sheet_from_image(frames[0], cell_size=parse_size(args.sheet_cell, "--sheet-cell") if args.sheet_cell else None,
-                                 columns=args.columns, rows=args.rows,
-                                 padding=parse_pair(args.padding, "--padding") if args.padding else (0 if args.sheet_cell else None),
-                                 offset=offset if args.offset is not None or args.sheet_cell else None,
-                                 animations=args.animations)
+        from comfy_nodes.pixel.errors import NoGridFoundError
+
+        try:
+            sheet = sheet_from_image(frames[0], cell_size=parse_size(args.sheet_cell, "--sheet-cell") if args.sheet_cell else None,
+                                     columns=args.columns, rows=args.rows,
+                                     padding=parse_pair(args.padding, "--padding") if args.padding else (0 if args.sheet_cell else None),
+                                     offset=offset if args.offset is not None or args.sheet_cell else None,
+                                     animations=args.animations)
+        except NoGridFoundError as exc:
+            # the core's hint names no option; --cell here lays frames out, it does not cut a sheet
+            raise NoGridFoundError(exc.message, hint="give the sheet's cell size with --sheet-cell WxH (and its "
+                                                     "--padding / --offset), or its --columns and --rows") from None
         result = export_sheet(project, args.path, sheet, atlas=not args.no_atlas, tile_array=args.tile_array, **common)
     elif len(frames) == 1 and not args.animations:
         sheet = None
