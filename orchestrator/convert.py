@@ -1371,6 +1371,20 @@ def _check_shape(workflow: dict) -> None:
                 if raw.get(key) is not None and not isinstance(raw[key], kinds):
                     raise WorkflowError(f"{name}: '{key}' is {json.dumps(raw[key])[:40]}, expected {what}",
                                         hint="save the workflow again from ComfyUI")
+            if raw.get("id") is not None and not isinstance(raw["id"], (int, float, str)):
+                raise WorkflowError(f"{where}node #{i}: its 'id' is {json.dumps(raw['id'])[:40]}, expected a number",
+                                    hint="save the workflow again from ComfyUI")
+            # the slots' fields are looked up by value: a list where a name or a link id belongs
+            # failed deep inside as "unhashable type", naming nothing
+            for key, fields in (("inputs", (("name", (str,)), ("type", (str, int)), ("link", (int, float, str)))),
+                                ("outputs", (("name", (str,)), ("type", (str, int)), ("links", (list,))))):
+                for j, slot in enumerate(raw.get(key) or []):
+                    if not isinstance(slot, dict):
+                        continue
+                    for f, kinds in fields:
+                        if slot.get(f) is not None and not isinstance(slot[f], kinds):
+                            raise WorkflowError(f"{name}: {key[:-1]} #{j}'s '{f}' is {json.dumps(slot[f])[:40]}",
+                                                hint="save the workflow again from ComfyUI")
     check(workflow.get("nodes"), "")
     if not isinstance(workflow.get("links"), (list, dict, type(None))):
         raise WorkflowError(f"'links' is {json.dumps(workflow['links'])[:40]}, expected a list")

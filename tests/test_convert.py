@@ -366,6 +366,9 @@ def test_cli_convert_with_object_info_file(tmp_path, capsys):
     ui.write_text(json.dumps(g.doc()))
     assert main(["workflows", "convert", str(ui), "-o", str(out), "--object-info", str(DATA / "object_info_subset.json")]) == 4
     assert "'NoSuchNode'" in capsys.readouterr().err
+    # validate names the file as convert does
+    assert main(["workflows", "validate", str(ui), "--object-info", str(DATA / "object_info_subset.json")]) == 4
+    assert f"error: {ui}: node 40: type 'NoSuchNode' is not known to the server" in capsys.readouterr().err
 
 
 def test_an_input_linked_to_a_node_missing_from_the_file_is_refused(oi, tmp_path, capsys):
@@ -446,6 +449,8 @@ def test_muted_or_bypassed_nodes_that_are_not_installed_or_browser_only_convert(
     ("inputs", 5, "'inputs' is 5, expected a list"),
     ("widgets_values", "x", "'widgets_values' is \"x\", expected a list or an object"),
     ("outputs", {"a": 1}, "'outputs' is {\"a\": 1}, expected a list"),
+    ("inputs", [{"name": ["clip"], "type": "CLIP", "link": None}], "input #0's 'name' is [\"clip\"]"),
+    ("outputs", [{"name": "M", "type": "MODEL", "links": 5}], "output #0's 'links' is 5"),
 ])
 def test_a_malformed_editor_node_is_named_not_a_traceback(tmp_path, capsys, oi, field, value, message):
     doc = txt2img(Graph()).doc()

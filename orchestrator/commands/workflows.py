@@ -209,7 +209,11 @@ def _validate(args) -> int:
         except (OSError, ValueError) as exc:
             raise WorkflowError(f"cannot read workflow {ref}: {exc}", hint=_FILE_HINT) from None
         info = _object_info(args)
-        report = validate_prompt(to_api(doc, info), info, source=ref)
+        try:
+            prompt = to_api(doc, info)
+        except WorkflowError as exc:
+            raise WorkflowError(f"{ref}: {exc.message}", hint=exc.hint) from None  # as convert and run say it
+        report = validate_prompt(prompt, info, source=ref)
         source = ref
     else:
         wf = load_registry().get(ref)
