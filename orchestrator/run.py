@@ -190,6 +190,20 @@ def find_models(prompt: dict) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
+def _reseed(prompt: dict) -> None:
+    """A new random seed in every sampler's or noise node's seed input that holds a number: a
+    file (or prompt) has no ``seed`` parameter to draw, and with the seed it was saved with,
+    ``--fresh`` ran the same generation again (the editor's "randomize" acts after a queue)."""
+    for node in prompt.values():
+        kind = str(node.get("class_type", "")).lower()
+        if "sampler" not in kind and "noise" not in kind:
+            continue
+        inputs = node.get("inputs") or {}
+        for k in SEED_INPUTS:
+            if isinstance(inputs.get(k), int) and not isinstance(inputs[k], bool):
+                inputs[k] = random.randrange(0, 2**48)
+
+
 def find_seed(prompt: dict, params: dict | None = None) -> int | None:
     """The seed the job generates with: the ``seed`` parameter, else the first seed input of a
     sampler or noise node. Another node's seed (Palette Extract's k-means) is part of the
@@ -267,8 +281,9 @@ def prepare_job(workflow: Any, values: dict | None = None, *, fresh: bool = Fals
     a registry ``Workflow`` object, a path to a ``.json`` file (API or editor format) or an
     API-format prompt dict. ``values`` are parameter values (only for registry workflows).
     ``fresh``: make ComfyUI run the job again instead of answering from its cache (a random
-    seed when the workflow has a ``seed`` parameter that was not given, and a nonce on the
-    output nodes so a new file is written). ``object_info``: see ``load_prompt_file``.
+    seed when the workflow has a ``seed`` parameter that was not given, or, for a file or a
+    prompt, in its samplers' and noise nodes' seed inputs; and a nonce on the output nodes so a
+    new file is written). ``object_info``: see ``load_prompt_file``.
     """
     values = dict(values or {})
     if isinstance(workflow, dict):
@@ -292,6 +307,8 @@ def prepare_job(workflow: Any, values: dict | None = None, *, fresh: bool = Fals
         spec = JobSpec(prompt=prompt, workflow=str(workflow), content_hash=_hash_prompt(prompt))
     else:
         spec = _prepare_registered(workflow, values, fresh=fresh)
+    if fresh and (isinstance(workflow, dict) or is_workflow_file(workflow)):
+        _reseed(spec.prompt)
     if fresh:
         _add_nonce(spec)
     spec.seed = find_seed(spec.prompt, spec.params) if spec.seed is None else spec.seed

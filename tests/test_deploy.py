@@ -136,6 +136,30 @@ def test_the_recorded_seed_is_the_generations_not_another_nodes():
     assert find_seed(cleanup, {"seed": 5}) == 5
 
 
+def test_fresh_draws_a_new_seed_for_a_workflow_file_too(tmp_path):
+    """`run FILE --fresh` (its help: "new seed if not --set") sent the seed the file was saved
+    with: the same generation again, only not from the cache. A file's samplers and noise nodes
+    now get a new seed; other nodes' seeds (Palette Extract's k-means) stay as locked."""
+    from orchestrator.run import prepare_job
+
+    prompt = {"4": {"class_type": "DGXPixelsPaletteExtract", "inputs": {"seed": 0, "colors": 16}},
+              "9": {"class_type": "KSampler", "inputs": {"seed": 1234, "steps": 2}},
+              "12": {"class_type": "RandomNoise", "inputs": {"noise_seed": 99}},
+              "13": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "x"}}}
+    f = tmp_path / "saved.api.json"
+    f.write_text(json.dumps(prompt))
+    same = prepare_job(str(f))
+    assert same.prompt["9"]["inputs"]["seed"] == 1234 and same.seed == 1234
+    seeds = set()
+    for _ in range(3):
+        spec = prepare_job(str(f), fresh=True)
+        assert spec.prompt["4"]["inputs"]["seed"] == 0
+        assert spec.prompt["12"]["inputs"]["noise_seed"] != 99
+        seeds.add(spec.prompt["9"]["inputs"]["seed"])
+        assert spec.seed == spec.prompt["9"]["inputs"]["seed"]  # and that is what is recorded
+    assert len(seeds) == 3 and 1234 not in seeds
+
+
 def test_deploy_file_reads_comfyui_prompt_from_png(tmp_path, proj):
     prompt = {"3": {"class_type": "KSampler", "inputs": {"seed": 1234, "model": ["4", 0]}},
               "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "pixel.safetensors"}}}
