@@ -2192,3 +2192,20 @@ def test_shared_frame_colours_joins_frames_of_different_sizes():
     out = shared_frame_colours([small, big])
     assert [o.shape for o in out] == [small.shape, big.shape]
     assert set(out[0][0, :, 0].tolist()) == set(out[1][0, :, 0].tolist()) and len(set(out[0][0, :, 0].tolist())) == 2
+
+
+def test_a_real_image_snaps_to_one_size_whichever_way_up(shared_dir):
+    """A real AI image (a bat of 28 x 28 cells of about 36 px) came out 56 x 28 in 4 of its 8
+    orientations: one axis read at half its cell, on a near tie between the cell and its half
+    in the spectra of both axes. A lattice of period 2p puts energy at p, never the reverse."""
+    from comfy_nodes.pixel.imageio import load_image
+
+    path = shared_dir / "bench" / "real" / "ppa_bat.png"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    img = load_image(path)
+    for name, turned in (("upright", img), ("mirrored top-bottom", img[::-1]), ("turned 180", img[::-1, ::-1]),
+                         ("transposed", img.transpose(1, 0, 2)), ("transverse", img[::-1, ::-1].transpose(1, 0, 2))):
+        g = G.detect_grid(np.ascontiguousarray(turned))
+        assert (g.cols, g.rows) == (28, 28), name
+        assert 0.95 < g.cell_w / g.cell_h < 1.05, name
