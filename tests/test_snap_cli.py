@@ -458,3 +458,43 @@ def test_a_write_that_fails_half_way_leaves_no_output_behind(tmp_path, monkeypat
         Image.open(src).save(frames / f"f{i}.png")
     assert main(["snap", str(frames), "-o", str(tmp_path / "snapped"), "--preview", str(tmp_path / "prev")]) == 6
     assert not any((tmp_path / "snapped").glob("*")) and not any((tmp_path / "prev").glob("*"))
+
+
+def test_snap_says_when_it_kept_the_image_as_it_is(tmp_path):
+    """A small sprite with no grid of pseudo pixels is taken as already at its true resolution:
+    said in words (it printed "cells 1.00 x 1.00, confidence 0.00" and nothing else), and
+    flagged in --json."""
+    src = tmp_path / "small.png"
+    Image.fromarray(sprite()).save(src)
+    p = run(str(src), "-o", str(tmp_path / "out.png"))
+    assert p.returncode == 0, p.stderr
+    assert "16x14 px, kept as it is: no grid of pseudo pixels found, so it is taken as already at its true " \
+           "resolution (give --cell or --width/--height if it is an enlargement)" in p.stderr
+    p = run(str(src), "-o", str(tmp_path / "out.png"), "--json")
+    assert json.loads(p.stdout)["kept_as_is"] is True
+    big = tmp_path / "big.png"
+    Image.fromarray(np.repeat(np.repeat(sprite(), 11, axis=0), 11, axis=1)).save(big)
+    p = run(str(big), "-o", str(tmp_path / "out.png"), "--json")
+    assert json.loads(p.stdout)["kept_as_is"] is False and "notes" not in json.loads(p.stdout)
+
+
+def test_doubtful_grids_get_a_note():
+    """Cells twice as wide as tall (an axis read at half or twice its cell) or a grid found with
+    low confidence were printed like any other result; a grid given or exact gets no note."""
+    import argparse
+
+    from comfy_nodes.pixel.grid import Grid
+    from orchestrator.commands.snap import _doubts
+
+    def grid(cw, ch, conf, exact=False):
+        return Grid(cell_w=cw, cell_h=ch, cols=56, rows=28, x_lines=np.arange(57) * cw, y_lines=np.arange(29) * ch,
+                    confidence=conf, source_size=(1024, 1024), exact=exact)
+
+    auto = argparse.Namespace(cell=None, cell_w=None, cell_h=None, width=None, height=None)
+    (note,) = _doubts(grid(18.67, 36.35, 0.84), auto)
+    assert note.startswith("the cells are 1.95 times taller than wide, where pseudo pixels are near square")
+    (note,) = _doubts(grid(36.0, 35.0, 0.36), auto)
+    assert note.startswith("the grid was found with low confidence (0.36)")
+    assert _doubts(grid(36.0, 35.0, 0.84), auto) == []
+    assert _doubts(grid(3.0, 2.0, 1.0, exact=True), auto) == []
+    assert _doubts(grid(18.67, 36.35, 0.84), argparse.Namespace(**{**vars(auto), "width": 56})) == []

@@ -22,6 +22,12 @@ FLAT_NOTE = 8
 # on the benchmark's 9 real images); a scene keeps most of its border (a landscape: 29 %, its
 # sky cleared and its ground kept). Under this share the report says the input looks like a scene.
 SCENE_BORDER = 0.5
+# Cells more this much wider than tall (or taller than wide) get a note: snap-dev's cells are
+# at most 1.08:1, real AI images' 1.10:1; an axis read at twice its cell is 2:1.
+SQUARE_NOTE = 1.25
+# Under this confidence the result gets a note: snap-dev's lowest is 0.59, real AI images'
+# 0.71; lattices found on smooth drawings can score 0.36.
+LOW_CONFIDENCE = 0.5
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -232,6 +238,30 @@ def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
     return 0
 
 
+def _kept_as_is(g) -> bool:
+    """Whether automatic mode found no grid and took the image as already at true resolution."""
+    return g.cell_w == 1.0 and g.cell_h == 1.0 and g.confidence == 0.0
+
+
+def _doubts(g, args) -> list[str]:
+    """Notes on a grid worth checking by eye: found with low confidence, or with cells far from
+    square (pseudo pixels are near square: one axis may be read at a multiple of its cell)."""
+    if _kept_as_is(g) or g.exact or any(
+            v is not None for v in (args.cell, args.cell_w, args.cell_h, args.width, args.height)):
+        return []
+    notes = []
+    ratio = max(g.cell_w / g.cell_h, g.cell_h / g.cell_w)
+    if ratio > SQUARE_NOTE:
+        wide = "wider than tall" if g.cell_w > g.cell_h else "taller than wide"
+        notes.append(f"the cells are {ratio:.2f} times {wide}, where pseudo pixels are near square: one axis may "
+                     "be read at a multiple or a part of its cell; check the result (--preview), or give --cell "
+                     "or --width/--height")
+    if g.confidence < LOW_CONFIDENCE:
+        notes.append(f"the grid was found with low confidence ({g.confidence:.2f}): check the result (--preview), "
+                     "or give --cell or --width/--height")
+    return notes
+
+
 def _report(g, args, fields: dict, what: str, imgs: list) -> None:
     cleared = _border_cleared(imgs) if args.transparent_bg else None
     if args.json:
@@ -239,6 +269,10 @@ def _report(g, args, fields: dict, what: str, imgs: list) -> None:
 
         info = g.to_dict()
         info.update(fields)
+        info["kept_as_is"] = _kept_as_is(g)
+        doubts = _doubts(g, args)
+        if doubts:
+            info["notes"] = doubts
         if cleared is not None:
             info["border_cleared"] = round(cleared, 3)
         print(json.dumps(info))
@@ -247,8 +281,15 @@ def _report(g, args, fields: dict, what: str, imgs: list) -> None:
 
     # stderr: a script's stdout stays clean, a person still sees what was found
     kind = ", a smooth enlargement: colours read at the cells' centres" if g.smooth else ""
-    print(f"{what} {g.cols}x{g.rows} px (cells {g.cell_w:.2f} x {g.cell_h:.2f} source px, "
-          f"confidence {g.confidence:.2f}{kind}){_flat_note(g, args)}", file=sys.stderr)
+    if _kept_as_is(g):
+        print(f"{what} {g.cols}x{g.rows} px, kept as it is: no grid of pseudo pixels found, so it is taken as "
+              "already at its true resolution (give --cell or --width/--height if it is an enlargement)",
+              file=sys.stderr)
+    else:
+        print(f"{what} {g.cols}x{g.rows} px (cells {g.cell_w:.2f} x {g.cell_h:.2f} source px, "
+              f"confidence {g.confidence:.2f}{kind}){_flat_note(g, args)}", file=sys.stderr)
+    for note in _doubts(g, args):
+        print(f"note: {note}", file=sys.stderr)
     if cleared is not None and cleared < SCENE_BORDER:
         share = sum(float((im[..., 3] == 0).mean()) for im in imgs) / len(imgs)
         print(f"note: --transparent-bg cleared only {cleared:.0%} of the border, so this looks like a scene rather "
