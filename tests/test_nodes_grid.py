@@ -129,6 +129,10 @@ def test_per_frame_sizes_must_match():
 def test_the_grid_output_reads_as_words():
     grid = DGXPixelsGridSnap.execute(image=as_tensor([up(sprite(6), 8)])).result[3]
     assert str(grid) == repr(grid) == "12x10 cells of 8.00 x 8.00 source px, confidence 1.00"
+    # a sprite already at true resolution is said to be kept as it came, not "cells of 1.00 x 1.00"
+    kept = DGXPixelsGridSnap.execute(image=as_tensor([sprite(6)])).result[3]
+    assert str(kept) == ("12x10 px kept as they came: no grid of pseudo pixels found, so taken as already at true "
+                         "resolution (mode cell or size if it is an enlargement)")
 
 
 def test_modes_cell_and_size():
