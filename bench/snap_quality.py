@@ -97,6 +97,8 @@ def redegraded(c: Path, level: str, seed: int, cells: tuple[float, float] | None
 #: Factors of ``--exact-upscales``: whole ones, and fractional ones whose cells alternate in
 #: width (2 and 3 px at 2.5x; 21 and 22 px for a 48 px sprite shown at 1024 px).
 UPSCALES = (2, 3, 4, 5, 8, 2.5, 3.3, 5.37, 7.9, 1024 / 48)
+#: the same with Pillow's resize (cells rounded to the nearer pixel): 2-3 px cells read exactly
+PILLOW_UPSCALES = (2.1, 2.25, 2.5, 3.5)
 
 
 def _nearest(sprite: np.ndarray, k: float) -> np.ndarray:
@@ -106,33 +108,45 @@ def _nearest(sprite: np.ndarray, k: float) -> np.ndarray:
     return sprite[ys][:, xs]
 
 
+def _pillow_nearest(sprite: np.ndarray, k: float) -> np.ndarray:
+    """``sprite`` resized ``k`` times with Pillow's nearest filter, which rounds each cell to
+    the nearer pixel (an image viewer's or a script's resize of the whole sprite)."""
+    from PIL import Image
+
+    h, w = sprite.shape[:2]
+    return np.asarray(Image.fromarray(sprite).resize((round(w * k), round(h * k)), Image.NEAREST))
+
+
 def exact_upscales(cases: list[Path]) -> int:
     """Every other case's true sprite, with its transparency and composited on a colour,
-    enlarged by each of ``UPSCALES`` by nearest neighbour: how many snaps give it back pixel
-    for pixel (colours of its opaque pixels, and which pixels are opaque), per factor."""
+    enlarged by each of ``UPSCALES`` by nearest neighbour, and by each of ``PILLOW_UPSCALES``
+    with Pillow's resize: how many snaps give it back pixel for pixel (colours of its opaque
+    pixels, and which pixels are opaque), per factor."""
     good = total = 0
-    per: dict[float, list[int]] = {}
+    per: dict[str, list[int]] = {}
+    ways = [(f"x{k:.4g}", k, _nearest) for k in UPSCALES] + \
+           [(f"x{k:.4g} (Pillow)", k, _pillow_nearest) for k in PILLOW_UPSCALES]
     for c in cases[::2]:
         gt = load_image(c / "gt.png")
         flat = gt.copy()
         flat[flat[..., 3] == 0] = (90, 140, 200, 255)
         for sprite in (gt, flat):
             opaque = sprite[..., 3] > 0
-            for k in UPSCALES:
+            for label, k, enlarge in ways:
                 total += 1
-                per.setdefault(k, [0, 0])[1] += 1
+                per.setdefault(label, [0, 0])[1] += 1
                 try:
-                    out = G.snap(_nearest(sprite, k)).image
+                    out = G.snap(enlarge(sprite, k)).image
                 except DgxPixelsError as exc:
-                    print(f"{c.name} x{k}: {exc}")
+                    print(f"{c.name} {label}: {exc}")
                     continue
                 same = out.shape == sprite.shape and np.array_equal(out[..., 3] > 0, opaque) \
                     and np.array_equal(out[opaque], sprite[opaque])
                 good += same
-                per[k][0] += same
+                per[label][0] += same
                 if not same:
-                    print(f"{c.name} x{k:g}{' (transparency)' if sprite is gt else ''}: {out.shape[1]}x{out.shape[0]}")
-    print("  ".join(f"x{k:.4g} {g}/{n}" for k, (g, n) in per.items()))
+                    print(f"{c.name} {label}{' (transparency)' if sprite is gt else ''}: {out.shape[1]}x{out.shape[0]}")
+    print("  ".join(f"{label} {g}/{n}" for label, (g, n) in per.items()))
     print(f"exact upscales: {good} of {total} snapped back pixel for pixel")
     return 0
 

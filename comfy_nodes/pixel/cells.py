@@ -91,6 +91,33 @@ def sample_coords(lines: np.ndarray, n: int, k: int, lo: float, hi: float) -> np
     return np.clip(c, 0, n - 1).astype(np.intp)
 
 
+def _mode_colours(samp: np.ndarray, thr) -> np.ndarray:
+    """(rows, cols, 4) uint8: the most frequent whole colour among each cell's samples
+    (``samp``: (rows, cols, n, 4) uint8; ties: the one met first in sorted order), alpha made
+    binary at ``thr`` (transparent cells hold 0, 0, 0, 0).
+
+    For a grid read off an exact enlargement: every cell is one colour of the sprite, and a
+    per-channel median of samples that reach into a neighbour (cells of 2 and 3 px at 2.25x)
+    mixed the two colours' channels into one neither has. Transparent samples count as one
+    colour, whatever lies under them."""
+    rows, cols, n, _ = samp.shape
+    samp = samp.copy()
+    clear = samp[..., 3] < thr
+    samp[clear] = 0
+    samp[..., 3] = np.where(clear, 0, 255)
+    packed = np.ascontiguousarray(samp).view(np.uint32)[..., 0]
+    srt = np.sort(packed, axis=2)
+    # run lengths in the sorted samples: a run ends where the next sample differs
+    ends = np.concatenate([srt[..., 1:] != srt[..., :-1], np.ones((rows, cols, 1), bool)], axis=2)
+    idx = np.broadcast_to(np.arange(n), srt.shape)
+    last_end = np.maximum.accumulate(np.where(np.concatenate(
+        [np.ones((rows, cols, 1), bool), ends[..., :-1]], axis=2), idx, 0), axis=2)
+    runs = np.where(ends, idx - last_end + 1, 0)
+    best = np.take_along_axis(srt, runs.argmax(axis=2)[..., None], axis=2)[..., 0]
+    out = best.view(np.uint8).reshape(rows, cols, 4).copy()
+    return out
+
+
 def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5, consolidate: bool = True) -> np.ndarray:
     """One colour per cell: per-channel median of a k x k lattice in the cell interior.
 
@@ -109,6 +136,9 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     yy = ys[:, None, :, None]
     xx = xs[None, :, None, :]
     samp = a[yy, xx]  # (rows, cols, k, k, 4)
+    if grid.exact:
+        flat = samp.reshape(grid.rows, grid.cols, k * k, 4)
+        return _mode_colours(flat, _alpha_threshold(flat[..., 3]))
     # samples on the last axis: sorting 25 uint8 values per channel is the fast median
     samp = np.ascontiguousarray(samp.reshape(grid.rows, grid.cols, k * k, 4).transpose(0, 1, 3, 2))
     n = k * k

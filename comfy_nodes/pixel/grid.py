@@ -116,6 +116,10 @@ TRUE_COLOURS = 256
 #: A lattice that a crisp image's colour changes fit (see _lattice_fit) is taken when changes
 #: that many would fit one by chance less often than this.
 EXACT_LATTICE_CHANCE = 1e-3
+#: ... for both axes together (the product of the two axes' chances), each axis alone under
+#: this: a small sprite at 2.1-2.25x has 11-14 changes an axis, each axis alone 0.5-2 % likely
+#: by chance, both together under 1e-3.
+EXACT_LATTICE_CHANCE_AXIS = 0.05
 #: JPEG's block size (px); a lattice within ``JPEG_LOCK`` px of twice it, on lines at its
 #: multiples, is read again without those blocks (see :func:`_on_jpeg_blocks`).
 JPEG_BLOCK = 8
@@ -2265,7 +2269,7 @@ def _exact_block_grid(frames: list[np.ndarray]) -> Grid | None:
                 confidence=1.0, phase=(float(x0), float(y0)), source_size=(w, h), exact=True)
 
 
-def _lattice_fit(changes: np.ndarray, n: int) -> tuple[float, float] | None:
+def _lattice_fit(changes: np.ndarray, n: int) -> tuple[float, float, float] | None:
     """(cell, offset) of the lattice that the colour changes of a crisp, non-integer
     nearest-neighbour enlargement sit on along one axis (``changes``: length ``n`` - 1, True
     where pixel i + 1 differs from pixel i), else None.
@@ -2302,27 +2306,70 @@ def _lattice_fit(changes: np.ndarray, n: int) -> tuple[float, float] | None:
             gaps = np.diff(np.concatenate([r_sorted, r_sorted[:, :1] + fs], axis=1), axis=1)
             ok = np.nonzero(fs[:, 0] - gaps.max(axis=1) < 1.0 + 0.2)[0]
             if ok.size:
-                best = float(fs[ok[0], 0])
+                # the middle of the largest cells that fit: at the largest, the lattice can sit a
+                # pixel off at the far end, and the changes' lattice indices then come out wrong
+                # (two changes on one index: 48 cells of 2.25 px read from 2.289)
+                breaks = np.nonzero(np.diff(ok) > 1)[0]
+                run = ok[: breaks[0] + 1] if breaks.size else ok
+                best = float(fs[run[len(run) // 2], 0])
+                tried = fs[run, 0]
                 break
         if best is not None:
             break
     if best is None:
         return None
-    # refine on the changes' own lattice indices; their residuals span under a pixel
+    # refine on the changes' own lattice indices; their residuals span under a pixel. The
+    # least-squares slope is no minimax fit of rounded positions (2.5 px cells read 2.519, their
+    # residuals 1.3 px wide): the cell that fits the narrowest span wins, that or one tried
     k = np.round((b - b[0]) / best)
     kc = k - k.mean()
     f = float(kc @ (b - b.mean()) / (kc @ kc)) if (kc @ kc) > 0 else best
+    spans = [(float(np.ptp(b - k * c)), c) for c in (f, *tried.tolist())]
+    width, f = min(spans)
     res = b - k * f
-    width = float(res.max() - res.min())
     if width >= 1.0 + 0.2 or f < 2.0:
         return None
     # the chance that this many changes fall in a window that narrow by accident, over the
     # lattices the range holds that differ by a pixel somewhere on the axis: a sprite with few
     # changes proves no lattice
     lattices = (hi - lo) * n / (lo * lo) + 1.0
-    if ((width + 0.1) / f) ** (len(b) - 1) * lattices >= EXACT_LATTICE_CHANCE:
+    chance = ((width + 0.1) / f) ** (len(b) - 1) * lattices
+    if chance >= EXACT_LATTICE_CHANCE_AXIS:
         return None
-    return f, float(0.5 * (res.max() + res.min()) - 0.5) % f
+    return f, float(0.5 * (res.max() + res.min()) - 0.5) % f, chance
+
+
+def _whole_image_lattices(changes: np.ndarray, n: int, cell: float) -> list[tuple[float, float]]:
+    """The lattices of a whole sprite enlarged to the whole axis that the colour changes sit
+    on, as (cell, offset) with cell = ``n`` / the number of cells, for numbers near ``n`` /
+    ``cell`` (the fit of :func:`_lattice_fit`).
+
+    The fit only knows the cell to the changes' one-pixel quantisation: over 48 cells of 2.25 px
+    it read 2.24-2.28, a whole pixel off at the far end, and cells read there took their
+    neighbour's colour. A sprite enlarged as a whole (``resize`` by a viewer, an upscaler)
+    spans the axis exactly, its lines at k * n / cells from pixel 0: every change lies within
+    a pixel of its line (Pillow rounds to the nearer pixel, others start the cell after it)."""
+    b = np.nonzero(changes)[0].astype(np.float64) + 1.0
+    eps = 1e-6
+    found = []
+    for cells in range(max(1, int(n / cell) - 2), int(n / cell) + 4):
+        f = n / cells
+        if abs(f - cell) > 0.05 * cell:
+            continue
+        res = b - np.round(b / f) * f
+        if res.min() >= -0.5 - eps and res.max() <= 1.0 + eps and res.max() - res.min() <= 1.0 + eps:
+            found.append((f, float(0.5 * (res.max() + res.min()) - 0.5) % f))
+    return found
+
+
+def _whole_image_pair(fx: tuple[float, float], fy: tuple[float, float], x_options: list, y_options: list):
+    """The axes' lattices: the whole-image ones when each axis has one (of several that fit
+    the changes, the pair of most nearly equal cells: a sprite is resized by one factor, and an
+    axis with few changes fits several counts), else the fits as they are."""
+    if not x_options or not y_options:
+        return fx, fy
+    return min(((ox, oy) for ox in x_options for oy in y_options),
+               key=lambda p: (abs(p[0][0] - p[1][0]), abs(p[0][0] - fx[0]) + abs(p[1][0] - fy[0])))
 
 
 def _exact_lattice_grid(frames: list[np.ndarray]) -> Grid | None:
@@ -2345,13 +2392,15 @@ def _exact_lattice_grid(frames: list[np.ndarray]) -> Grid | None:
     colchg = np.logical_or.reduce([np.any(p[:, 1:] != p[:, :-1], axis=0) for p in packed])
     rowchg = np.logical_or.reduce([np.any(p[1:] != p[:-1], axis=1) for p in packed])
     fx, fy = _lattice_fit(colchg, w), _lattice_fit(rowchg, h)
-    if fx is None or fy is None:
+    if fx is None or fy is None or fx[2] * fy[2] >= EXACT_LATTICE_CHANCE:
         return None
+    fx, fy = _whole_image_pair(fx[:2], fy[:2], _whole_image_lattices(colchg, w, fx[0]),
+                               _whole_image_lattices(rowchg, h, fy[0]))
     (cw, ox), (ch, oy) = fx, fy
     if max(cw / ch, ch / cw) > MAX_CELL_RATIO or max(cw, ch) > MAX_CELL:
         return None
     lines = []
-    for cell, off, n in ((cw, ox, w), (ch, oy, h)):
+    for cell, off, n, chg in ((cw, ox, w, colchg), (ch, oy, h, rowchg)):
         k0 = int(math.floor(-off / cell))
         k1 = int(math.ceil((n - off) / cell))
         x = off + cell * np.arange(k0, k1 + 1, dtype=np.float64)
@@ -2360,6 +2409,14 @@ def _exact_lattice_grid(frames: list[np.ndarray]) -> Grid | None:
             x = x[1:]
         while len(x) > 2 and 0.5 * (x[-2] + x[-1]) >= n:
             x = x[:-1]
+        # a line where the colour changes is that change's pixel boundary: the cells then hold
+        # exactly their own pixels (on the lattice alone, a 2-3 px cell's samples reached into
+        # its neighbour); elsewhere both sides are one colour and the lattice places it
+        b = np.nonzero(chg)[0].astype(np.float64) + 1.0
+        if b.size:
+            j = np.clip(np.searchsorted(b, x), 1, b.size - 1) if b.size > 1 else np.zeros(len(x), np.intp)
+            near = np.where(np.abs(b[j - 1] - x) < np.abs(b[j] - x), b[j - 1], b[j]) if b.size > 1 else b[j]
+            x = np.where(np.abs(near - x) <= 1.0, near, x)
         lines.append(x)
     xl, yl = lines
     return Grid(cell_w=cw, cell_h=ch, cols=len(xl) - 1, rows=len(yl) - 1, x_lines=xl, y_lines=yl,
