@@ -2231,3 +2231,22 @@ def test_a_real_image_snaps_to_one_size_whichever_way_up(shared_dir):
         g = G.detect_grid(np.ascontiguousarray(turned))
         assert (g.cols, g.rows) == (28, 28), name
         assert 0.95 < g.cell_w / g.cell_h < 1.05, name
+
+
+def test_a_smooth_drawing_is_no_pixel_art():
+    """A vector-style drawing (flat fills, anti-aliased curves) was snapped into 15 x 14 cells
+    of 70 px at confidence 0.92: its fills were flat enough, while its curves strayed across
+    the cells 4-6 times the image's noise. It is no pixel art, and says so."""
+    from PIL import Image, ImageDraw
+
+    big = Image.new("RGB", (2048, 2048), (240, 235, 220))
+    d = ImageDraw.Draw(big)
+    d.ellipse([300, 300, 1700, 1700], fill=(230, 120, 40), outline=(40, 30, 30), width=24)
+    d.ellipse([650, 700, 850, 900], fill=(255, 255, 255), outline=(0, 0, 0), width=15)
+    d.ellipse([1200, 700, 1400, 900], fill=(255, 255, 255), outline=(0, 0, 0), width=15)
+    d.arc([700, 1000, 1350, 1500], 20, 160, fill=(60, 20, 20), width=30)
+    d.polygon([(400, 450), (600, 100), (750, 400)], fill=(200, 90, 30), outline=(40, 30, 30))
+    d.polygon([(1300, 400), (1450, 100), (1650, 450)], fill=(200, 90, 30), outline=(40, 30, 30))
+    drawing = np.asarray(big.resize((1024, 1024), Image.LANCZOS).convert("RGBA"))
+    with pytest.raises(NoGridFoundError, match="no pixel grid found in image: its colours vary inside the cells"):
+        G.snap(drawing)
