@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -51,7 +52,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "bench"
+# $DGX_PIXELS_SHARED/bench, else ../shared/bench beside the checkout (as the other scripts)
+SHARED = (Path(os.environ["DGX_PIXELS_SHARED"]) if os.environ.get("DGX_PIXELS_SHARED")
+          else ROOT.parent / "shared") / "bench"
 
 from comfy_nodes.pixel import grid as G  # noqa: E402
 from comfy_nodes.pixel.errors import DgxPixelsError  # noqa: E402
@@ -242,6 +245,10 @@ def main() -> int:
         ap.error(f"--cells takes LO,HI with 2.5 <= LO <= HI (px); got {a.cells!r}")
     if a.no_size_prior:
         G.SIZE_PRIOR_MULTIPLE = 0
+    if not (SHARED / "snap_metrics.py").is_file() or not Path(a.cases).is_dir():
+        print(f"the shared benchmark ({SHARED}, with snap_metrics.py and {a.cases}) is not here: set "
+              "DGX_PIXELS_SHARED to the folder that holds bench/, or give --cases")
+        return 2
     sys.path.insert(0, str(SHARED))
     import snap_metrics as metrics  # noqa: E402
 

@@ -119,7 +119,9 @@ def is_not_an_image(path: Path) -> bool:
             head = fh.read(16)
     except OSError:
         return False
-    return len(head) >= 12 and not head.startswith(IMAGE_SIGNATURES)
+    # a short file may still become an image only while its bytes begin a signature: a 7-byte
+    # text file never will, and waited unreported for good
+    return not any(head.startswith(sig) or sig.startswith(head) for sig in IMAGE_SIGNATURES)
 
 
 def _asset_component(name: str) -> str:

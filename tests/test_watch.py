@@ -95,6 +95,20 @@ def test_names_and_completeness_checks(tmp_path):
     assert asset_path_for("../../x.png", "") == "x.png"
 
 
+def test_a_short_text_file_named_png_is_no_image_at_once(tmp_path):
+    """Bytes that no writer can still turn into an image fail at once; a text file under 12
+    bytes ("notpng") waited unreported for good. A file that begins like an image, or nothing
+    yet, may still be one being written."""
+    from orchestrator.watch import is_not_an_image
+
+    f = tmp_path / "x.png"
+    for data, verdict in ((b"notpng\n", True), (b"hello world, this is text", True), (b"", False),
+                          (b"\x89PN", False), (b"\x89PNG\r\n\x1a\n\x00\x00", False), (b"GIF8", False),
+                          (b"\xff", False), (b"RIFF\x00\x00", False)):
+        f.write_bytes(data)
+        assert is_not_an_image(f) is verdict, data
+
+
 def test_new_finished_images_are_deployed_partial_and_temp_files_are_not(dirs):
     drop, proj = dirs
     rec = Recorder()

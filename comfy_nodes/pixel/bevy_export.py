@@ -1388,7 +1388,9 @@ def _export_checked(project, asset_path, image, sheet, *, bevy_version, overwrit
         if found is not None:
             if overwrite == "fail":
                 raise ExportError(f"{assets_root / found} already exists",
-                                  hint="choose an overwrite policy: replace, keep or version (writes name-2.png)")
+                                  hint="choose another overwrite policy (--overwrite, or the node's overwrite "
+                                       "input): version writes name-2.png beside it, keep leaves it; replace "
+                                       "replaces only an asset dgx-pixels wrote and nobody edited since")
             if overwrite == "replace":
                 check_replaceable(assets_root, rel, previous)
             foreign = taken(rel, sidecars_only=True) if overwrite == "replace" else None

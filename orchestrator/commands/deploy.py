@@ -15,7 +15,7 @@ frames out as a sprite sheet). --overwrite replace (the default) replaces only a
 dgx-pixels deployed and that is still as it wrote it.
 
 exit codes: 0 deployed, 2 bad arguments or image (a missing project folder too, an animation,
-FILE being the asset itself), 6 refused (a path that escapes assets/ or is no .png, a folder
+FILE being the asset itself, an asset path that is no .png), 6 refused (a path that escapes assets/, a folder
 that is not the game's, the asset exists with --overwrite fail, or with --overwrite replace a
 file there that dgx-pixels did not write or that was edited since).
 """
