@@ -2279,15 +2279,16 @@ def _exact_block_grid(frames: list[np.ndarray]) -> Grid | None:
 
 
 def _lattice_fit(changes: np.ndarray, n: int) -> tuple[float, float, float] | None:
-    """(cell, offset) of the lattice that the colour changes of a crisp, non-integer
+    """(cell, offset, chance) of the lattice that the colour changes of a crisp, non-integer
     nearest-neighbour enlargement sit on along one axis (``changes``: length ``n`` - 1, True
-    where pixel i + 1 differs from pixel i), else None.
+    where pixel i + 1 differs from pixel i), else None; ``chance``: how likely so many changes
+    fit one by accident (the caller weighs both axes together).
 
     Such an enlargement by ``f`` starts cell k at pixel ceil(k f + c): every change lies within
     one pixel of k f + c, and nowhere else. The largest ``f`` (from 2 px) whose lattice holds
     every change that way is the cell (a finer lattice holds them too); ``offset`` puts the
     lines half a pixel before each cell's first pixel. Too few changes for a fit to be more
-    than chance (``EXACT_LATTICE_CHANCE``) give None.
+    than chance (``EXACT_LATTICE_CHANCE_AXIS``) give None.
     """
     b = np.nonzero(changes)[0].astype(np.float64) + 1.0
     if len(b) < 4:
