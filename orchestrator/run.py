@@ -190,36 +190,35 @@ def find_models(prompt: dict) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-def _reseed(prompt: dict) -> None:
-    """A new random seed in every sampler's or noise node's seed input that holds a number: a
-    file (or prompt) has no ``seed`` parameter to draw, and with the seed it was saved with,
-    ``--fresh`` ran the same generation again (the editor's "randomize" acts after a queue)."""
-    for node in prompt.values():
-        kind = str(node.get("class_type", "")).lower()
-        if "sampler" not in kind and "noise" not in kind:
-            continue
-        inputs = node.get("inputs") or {}
-        for k in SEED_INPUTS:
-            if isinstance(inputs.get(k), int) and not isinstance(inputs[k], bool):
-                inputs[k] = random.randrange(0, 2**48)
-
-
-def find_seed(prompt: dict, params: dict | None = None) -> int | None:
-    """The seed the job generates with: the ``seed`` parameter, else the first seed input of a
-    sampler or noise node. Another node's seed (Palette Extract's k-means) is part of the
-    locked graph, not the generation's: recorded as "seed 0", it made a model-free cleanup
-    look generated."""
-    if params and isinstance(params.get("seed"), int):
-        return int(params["seed"])
+def _generation_seeds(prompt: dict):
+    """(inputs dict, key) of every seed input holding a number on a sampler or noise node, in
+    node order. Another node's seed (Palette Extract's k-means) is part of the locked graph,
+    not the generation's."""
     for nid in sorted(prompt, key=_node_order):
         kind = str(prompt[nid].get("class_type", "")).lower()
         if "sampler" not in kind and "noise" not in kind:
             continue
+        inputs = prompt[nid].get("inputs") or {}
         for k in SEED_INPUTS:
-            v = (prompt[nid].get("inputs") or {}).get(k)
-            if isinstance(v, int) and not isinstance(v, bool):
-                return v
-    return None
+            if isinstance(inputs.get(k), int) and not isinstance(inputs[k], bool):
+                yield inputs, k
+
+
+def _reseed(prompt: dict) -> None:
+    """A new random seed in every sampler's or noise node's seed input that holds a number: a
+    file (or prompt) has no ``seed`` parameter to draw, and with the seed it was saved with,
+    ``--fresh`` ran the same generation again (the editor's "randomize" acts after a queue)."""
+    for inputs, k in _generation_seeds(prompt):
+        inputs[k] = random.randrange(0, 2**48)
+
+
+def find_seed(prompt: dict, params: dict | None = None) -> int | None:
+    """The seed the job generates with: the ``seed`` parameter, else the first seed input of a
+    sampler or noise node (see :func:`_generation_seeds`): recorded as "seed 0", Palette
+    Extract's k-means seed made a model-free cleanup look generated."""
+    if params and isinstance(params.get("seed"), int):
+        return int(params["seed"])
+    return next((inputs[k] for inputs, k in _generation_seeds(prompt)), None)
 
 
 def _node_order(nid: str):

@@ -95,7 +95,7 @@ def sheet_from_output(image, layout: dict, animations: str | None = None):
     import json
 
     from comfy_nodes.pixel.errors import ExportError
-    from comfy_nodes.pixel.sheet import LAYOUT_KEY, auto_grid, recorded_layout, sheet_from_image
+    from comfy_nodes.pixel.sheet import LAYOUT_KEY, auto_grid, recorded_layout, sheet_from_image, sheet_from_layout
 
     rec = layout.get("record")
     if rec is not None:
@@ -104,9 +104,7 @@ def sheet_from_output(image, layout: dict, animations: str | None = None):
         if grid is None:
             raise ExportError(f"the sheet node's record of its grid cannot be used: {why or 'there is none'}")
         anims = animations or (rec.get("animations") if isinstance(rec.get("animations"), str) else "")
-        return sheet_from_image(image, cell_size=(grid.cell_w, grid.cell_h), columns=grid.columns, rows=grid.rows,
-                                padding=grid.padding, offset=grid.offset, count=grid.frames,
-                                animations=anims or None)
+        return sheet_from_layout(image, grid, anims or None)
     # no record (a server with an older pack): rebuilt from the graph
     cols, rows, count = layout["columns"], layout["rows"], layout["count"]
     cell = layout.get("cell") or (0, 0)

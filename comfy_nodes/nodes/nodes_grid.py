@@ -42,7 +42,7 @@ class GridInfo:
     def __str__(self) -> str:
         # what a Preview Any node shows: the grid in words, not arrays of line positions
         frames = f", {len(self.grids)} frames" if len(self.grids) > 1 else ""
-        if self.cell_w == 1.0 and self.cell_h == 1.0 and self.confidence == 0.0:
+        if self.grids and self.grids[0].kept_as_is:
             return (f"{self.cols}x{self.rows} px kept as they came: no grid of pseudo pixels found, so taken as "
                     f"already at true resolution{frames} (mode cell or size if it is an enlargement)")
         return (f"{self.cols}x{self.rows} cells of {self.cell_w:.2f} x {self.cell_h:.2f} source px, "

@@ -334,6 +334,12 @@ class Grid:
         """(width, height) of the true-resolution sprite in true pixels."""
         return self.cols, self.rows
 
+    @property
+    def kept_as_is(self) -> bool:
+        """Whether automatic mode found no grid and took the image as already at true
+        resolution (the identity grid with confidence 0)."""
+        return self.cell_w == 1.0 and self.cell_h == 1.0 and self.confidence == 0.0
+
     def to_dict(self) -> dict:
         """JSON-friendly summary (floats rounded to 0.01 px)."""
         return {
@@ -2424,8 +2430,9 @@ def _exact_lattice_grid(frames: list[np.ndarray]) -> Grid | None:
         # its neighbour); elsewhere both sides are one colour and the lattice places it
         b = np.nonzero(chg)[0].astype(np.float64) + 1.0
         if b.size:
-            j = np.clip(np.searchsorted(b, x), 1, b.size - 1) if b.size > 1 else np.zeros(len(x), np.intp)
-            near = np.where(np.abs(b[j - 1] - x) < np.abs(b[j] - x), b[j - 1], b[j]) if b.size > 1 else b[j]
+            hi = np.minimum(np.searchsorted(b, x), b.size - 1)
+            lo = np.maximum(hi - 1, 0)
+            near = np.where(np.abs(b[lo] - x) < np.abs(b[hi] - x), b[lo], b[hi])
             x = np.where(np.abs(near - x) <= 1.0, near, x)
         lines.append(x)
     xl, yl = lines

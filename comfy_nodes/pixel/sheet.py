@@ -950,6 +950,15 @@ def sheet_from_image(
                  rects, anims, pow2)
 
 
+def sheet_from_layout(image: np.ndarray, layout: RecordedLayout,
+                      animations: Sequence[Animation] | str | None = None) -> Sheet:
+    """Describe a sheet image on the grid it recorded (see :func:`recorded_layout`), its frames
+    and no more: the recorded count, not the trailing empty cells."""
+    return sheet_from_image(image, cell_size=(layout.cell_w, layout.cell_h), columns=layout.columns,
+                            rows=layout.rows, padding=layout.padding, offset=layout.offset, count=layout.frames,
+                            animations=animations)
+
+
 # --- preview ----------------------------------------------------------------------------------
 
 def sheet_preview(

@@ -61,7 +61,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from comfy_nodes.pixel.bevy_export import export_asset, export_sheet
-    from comfy_nodes.pixel.sheet import build_sheet, duration_conflicts, sheet_from_image
+    from comfy_nodes.pixel.sheet import build_sheet, duration_conflicts, sheet_from_image, sheet_from_layout
     from orchestrator.deploy import check_not_onto_itself, parse_provenance_option
 
     from .sheet import (
@@ -93,9 +93,7 @@ def run(args) -> int:
     if recorded is not None:
         # a sheet made here records its grid: exact, where detection needs empty gutters, and
         # exported as one sprite it would reach the game without its atlas
-        sheet = sheet_from_image(frames[0], cell_size=(recorded.cell_w, recorded.cell_h), columns=recorded.columns,
-                                 rows=recorded.rows, padding=recorded.padding, offset=recorded.offset,
-                                 count=recorded.frames, animations=args.animations)
+        sheet = sheet_from_layout(frames[0], recorded, args.animations)
         print(f"{named[0][0]}: a sheet of {recorded.frames} frame{'s' if recorded.frames != 1 else ''} "
               f"({recorded.columns}x{recorded.rows} cells of {recorded.cell_w}x{recorded.cell_h}), on the grid "
               "it records", file=sys.stderr)

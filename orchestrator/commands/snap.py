@@ -238,15 +238,10 @@ def _run_frames(args, paths: list[str], frames: list[tuple]) -> int:
     return 0
 
 
-def _kept_as_is(g) -> bool:
-    """Whether automatic mode found no grid and took the image as already at true resolution."""
-    return g.cell_w == 1.0 and g.cell_h == 1.0 and g.confidence == 0.0
-
-
 def _doubts(g, args) -> list[str]:
     """Notes on a grid worth checking by eye: found with low confidence, or with cells far from
     square (pseudo pixels are near square: one axis may be read at a multiple of its cell)."""
-    if _kept_as_is(g) or g.exact or any(
+    if g.kept_as_is or g.exact or any(
             v is not None for v in (args.cell, args.cell_w, args.cell_h, args.width, args.height)):
         return []
     notes = []
@@ -269,7 +264,7 @@ def _report(g, args, fields: dict, what: str, imgs: list) -> None:
 
         info = g.to_dict()
         info.update(fields)
-        info["kept_as_is"] = _kept_as_is(g)
+        info["kept_as_is"] = g.kept_as_is
         doubts = _doubts(g, args)
         if doubts:
             info["notes"] = doubts
@@ -281,7 +276,7 @@ def _report(g, args, fields: dict, what: str, imgs: list) -> None:
 
     # stderr: a script's stdout stays clean, a person still sees what was found
     kind = ", a smooth enlargement: colours read at the cells' centres" if g.smooth else ""
-    if _kept_as_is(g):
+    if g.kept_as_is:
         print(f"{what} {g.cols}x{g.rows} px, kept as it is: no grid of pseudo pixels found, so it is taken as "
               "already at its true resolution (give --cell or --width/--height if it is an enlargement)",
               file=sys.stderr)
