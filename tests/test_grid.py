@@ -137,12 +137,9 @@ def test_three_pixel_cells_are_not_read_as_pairs(seed, monkeypatch):
     assert G.detect_grid(img).cell_w == pytest.approx(6.0, abs=0.1)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 5])
-def test_jpeg_enlarged_twice_is_not_read_on_its_blocks(seed, monkeypatch):
-    """Pseudo pixel art saved as JPEG and then enlarged 2x: over a wide noisy background the
-    codec's block edges, now 16 px apart on lines at multiples of 16, outweigh the art's, and
-    the grid locked onto them (75-80 cells a side instead of 48). Such a lattice is read again
-    with the edges at those residues replaced by their neighbours'."""
+def _jpeg_enlarged(seed: int, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """A sample sprite in a wide background, degraded to pseudo pixel art saved as JPEG (q75),
+    then enlarged ``factor`` times (bicubic); and the true 48x48 sprite."""
     from PIL import Image
 
     from orchestrator import samples
@@ -154,15 +151,44 @@ def test_jpeg_enlarged_twice_is_not_read_on_its_blocks(seed, monkeypatch):
     d = samples.degrade(canvas, cell=12.3 + 0.1 * seed, jitter=1.0, seed=seed, blur=1.0, noise=5.0,
                         jpeg_quality=75, pad=0, background=bg)
     small = Image.fromarray(d.image[..., :3])
-    img = np.asarray(small.resize((small.width * 2, small.height * 2), Image.BICUBIC))
+    img = np.asarray(small.resize((round(small.width * factor), round(small.height * factor)), Image.BICUBIC))
     truth = canvas.copy()
     truth[truth[..., 3] == 0] = bg + (255,)
+    return img, truth
+
+
+@pytest.mark.parametrize("seed", [1, 2, 5])
+def test_jpeg_enlarged_twice_is_not_read_on_its_blocks(seed, monkeypatch):
+    """Pseudo pixel art saved as JPEG and then enlarged 2x: over a wide noisy background the
+    codec's block edges, now 16 px apart on lines at multiples of 16, outweigh the art's, and
+    the grid locked onto them (75-80 cells a side instead of 48). Such a lattice is read again
+    with the edges at those residues replaced by their neighbours'."""
+    img, truth = _jpeg_enlarged(seed, 2.0)
     res = G.snap(img)
     assert (res.width, res.height) == (48, 48)
     assert accuracy(res.image, truth) >= 0.95
     monkeypatch.setattr(G, "JPEG_LOCK", 0.0)  # without the second reading: the codec's lattice
     locked = G.detect_grid(img)
     assert min(abs(locked.cell_w - 16.0), abs(locked.cell_h - 16.0)) < 0.05 and locked.cols > 70
+
+
+@pytest.mark.parametrize("factor,seed", [(2.5, 1), (2.5, 6), (3.0, 2), (3.0, 5)])
+def test_jpeg_enlarged_by_any_factor_is_not_read_on_its_blocks(factor, seed, monkeypatch):
+    """The same at 2.5x and 3x: the codec's block edges are 20 or 24 px apart, on lines at
+    multiples of that from the image's origin, and the grid locked onto them (74-79 cells a
+    side instead of 48) or found none."""
+    img, truth = _jpeg_enlarged(seed, factor)
+    res = G.snap(img)
+    assert (res.width, res.height) == (48, 48)
+    assert accuracy(res.image, truth) >= 0.95
+    monkeypatch.setattr(G, "_deblocked", lambda maps, block: None)  # without the second reading
+    block = 8 * factor
+    try:
+        locked = G.detect_grid(img)
+    except NoGridFoundError as err:  # the codec's lattice, refused as holding no colours
+        assert f"({block:.1f}x{block:.1f} px cells)" in err.message
+    else:  # the codec's lattice
+        assert abs(locked.cell_w - block) < 0.05 and abs(locked.cell_h - block) < 0.05 and locked.cols > 70
 
 
 def _blocky_sprite(seed: int) -> np.ndarray:

@@ -120,10 +120,14 @@ EXACT_LATTICE_CHANCE = 1e-3
 #: this: a small sprite at 2.1-2.25x has 11-14 changes an axis, each axis alone 0.5-2 % likely
 #: by chance, both together under 1e-3.
 EXACT_LATTICE_CHANCE_AXIS = 0.05
-#: JPEG's block size (px); a lattice within ``JPEG_LOCK`` px of twice it, on lines at its
-#: multiples, is read again without those blocks (see :func:`_on_jpeg_blocks`).
+#: JPEG's block size (px). A JPEG enlarged f times has block edges every 8f px from the image's
+#: origin; a lattice within ``JPEG_LOCK`` px of such a period (a whole multiple of half a block,
+#: from 1.5 blocks: 1.5, 2, 2.5, 3 ... times), on lines at its multiples, is read again without
+#: those edges (see :func:`_jpeg_block_period`).
 JPEG_BLOCK = 8
 JPEG_LOCK = 0.04
+#: The enlarged block periods (px) looked for when no grid is found at all.
+JPEG_PERIODS = tuple(range(3 * JPEG_BLOCK // 2, 5 * JPEG_BLOCK + 1, JPEG_BLOCK // 2))
 #: The edge maps use at most this many rows (for x lines) and columns (for y lines), so the
 #: analysis of very large images stays bounded in time and memory.
 MAX_ANALYSIS_LINES = 512
@@ -1730,7 +1734,7 @@ def _find_any_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, sou
     of up to ``FINE_SCREEN`` times that size, the pixel-to-pixel edges' spectrum peaks under
     it (:func:`_fine_period_hint`), and the finer grid redraws the colours with under
     ``FINE_WIN`` of the error. Before that, in automatic mode, when no grid is found or it
-    sits on the 16 px blocks of a JPEG enlarged twice (:func:`_on_jpeg_blocks`), the edges
+    sits on the block edges of an enlarged JPEG (:func:`_jpeg_block_period`), the edges
     are read again without those blocks (:func:`_deblocked`), and that grid is
     taken when its colours change at its lines more than at the first one's
     (:func:`_phase_ratio`)."""
@@ -1745,14 +1749,20 @@ def _find_any_grid(frames: list[np.ndarray], w: int, h: int, cw, ch, tw, th, sou
         grid = _grid_on_edges(*args, maps)
     except NoGridFoundError as err:
         grid, failure = None, err
-    deblocked = _deblocked(maps) if auto and (grid is None or (not grid.smooth and _on_jpeg_blocks(grid))) else None
+    block = None
+    if auto:
+        if grid is None:
+            block = _likeliest_block_period(maps)
+        elif not grid.smooth:
+            block = _jpeg_block_period(grid)
+    deblocked = _deblocked(maps, block) if block else None
     if deblocked is not None:
         try:
             alt = _grid_on_edges(*args, deblocked)
         except NoGridFoundError:
             alt = None
         # the colours change at the art's lines, not at the codec's
-        if alt is not None and not _on_jpeg_blocks(alt) and (
+        if alt is not None and not _same_blocks(_jpeg_block_period(alt), block) and (
                 grid is None or _phase_ratio(frames, alt) < _phase_ratio(frames, grid)):
             grid = alt
     if grid is not None:
@@ -1793,24 +1803,55 @@ def _named_failure(failure: NoGridFoundError, frames: list[np.ndarray], source: 
     return NoGridFoundError(f"no pixel grid found in {source}: {why}", hint=hint)
 
 
-def _on_jpeg_blocks(grid: Grid) -> bool:
-    """Whether an axis of ``grid`` has cells of 16 px on lines at multiples of 16: the block
-    edges of a JPEG enlarged twice, which no amount of removing 8 px blocks takes away."""
+def _jpeg_block_period(grid: Grid) -> int | None:
+    """The period (px) of an enlarged JPEG's block edges that an axis of ``grid`` sits on: cells
+    within ``JPEG_LOCK`` of a whole number of px that is a multiple of half a block from 1.5
+    blocks (:data:`JPEG_BLOCK` enlarged 1.5, 2, 2.5 ... times), on lines at its multiples.
+    Blocks enlarged so are edges no reading of 8 px blocks takes away; None when on none."""
     for lines, cell in ((grid.x_lines, grid.cell_w), (grid.y_lines, grid.cell_h)):
-        if abs(cell - 2 * JPEG_BLOCK) < JPEG_LOCK:
-            off = np.abs((lines + JPEG_BLOCK) % (2 * JPEG_BLOCK) - JPEG_BLOCK)
+        block = round(cell)
+        if (abs(cell - block) < JPEG_LOCK and block % (JPEG_BLOCK // 2) == 0
+                and block >= 3 * JPEG_BLOCK // 2):
+            off = np.abs((lines + block / 2) % block - block / 2)
             if float(np.median(off)) <= 1.0:
-                return True
-    return False
+                return block
+    return None
 
 
-def _deblocked(maps: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Copies of the edge ``maps`` (x, y) with the boundaries of each residue mod 16 whose
-    evidence stands clearly (by a quarter) above the median residue's replaced by the mean
-    of their two neighbours: the block edges of a JPEG enlarged twice. Merely scaled down,
+def _same_blocks(period: int | None, block: int) -> bool:
+    """Whether block edges every ``period`` px (None: none) lie on those every ``block`` px or
+    hold them: a JPEG's blocks read at one period show at its multiples too."""
+    return period is not None and (period % block == 0 or block % period == 0)
+
+
+def _likeliest_block_period(maps: tuple[np.ndarray, np.ndarray]) -> int:
+    """Of ``JPEG_PERIODS``, the one whose multiples stand out most above the other residues in
+    the edge ``maps`` (x and y together): where no grid was found, the likeliest period of an
+    enlarged JPEG's block edges to read the maps again without. The multiples of a period's
+    multiples stand out as much as its own: the smallest of those within a tenth of the most."""
+    px = maps[0].sum(axis=0, dtype=np.float64)
+    py = maps[1].sum(axis=1, dtype=np.float64)
+
+    def standout(block: int) -> float:
+        out = 0.0
+        for p in (px, py):
+            if len(p) >= 16 * block:
+                means = _residue_means(p, block)
+                base = median(means)
+                out += means[0] / base if base > 0 else 0.0
+        return out
+
+    marks = {block: standout(block) for block in JPEG_PERIODS}
+    top = max(marks.values())
+    return min(block for block, mark in marks.items() if mark >= 0.9 * top)
+
+
+def _deblocked(maps: tuple[np.ndarray, np.ndarray], block: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Copies of the edge ``maps`` (x, y) with the boundaries of each residue mod ``block`` (px)
+    whose evidence stands clearly (by a quarter) above the median residue's replaced by the mean
+    of their two neighbours: the block edges of an enlarged JPEG. Merely scaled down,
     they would still be crests, which the period is read from (:func:`_ridge_profile`); an
     art edge there keeps the evidence its neighbours share. None when no residue stands out."""
-    block = 2 * JPEG_BLOCK
     out, changed = [], False
     for e, axis in zip(maps, (0, 1)):
         e = e.copy()
