@@ -286,6 +286,35 @@ def test_pseudo_pixel_art_enlarged_by_nearest_neighbour_is_snapped_to_its_sprite
     assert np.allclose(res.grid.x_lines, 2 * direct.x_lines, atol=1.0)
 
 
+@pytest.mark.parametrize("seed,resample", [(1, "BILINEAR"), (7, "BILINEAR"), (3, "BICUBIC")])
+def test_pseudo_pixel_art_enlarged_3x_by_a_filter_is_snapped_to_its_sprite(seed, resample, monkeypatch):
+    """The same enlarged 3x by a smooth filter (an upscale node's bilinear or bicubic): the
+    lattice of the enlargement's 3 px pixels redraws it best, and the diffusion image came
+    back at 1x (639-691 cells a side). Its pixels are looked inside, as a nearest-neighbour
+    enlargement's blocks are, and the sprite's own grid is read there."""
+    from PIL import Image
+
+    from orchestrator import samples
+
+    sprite = list(samples.sprites().values())[seed % len(samples.sprites())]
+    canvas = np.zeros((48, 48, 4), np.uint8)
+    canvas[10 : 10 + sprite.shape[0], 14 : 14 + sprite.shape[1]] = sprite
+    bg = (125, 157, 147)
+    d = samples.degrade(canvas, cell=13.2 + 0.1 * seed, jitter=1.0, seed=seed, blur=1.0, noise=4.8,
+                        jpeg_quality=93, pad=0, background=bg, drift=0.06, bend=0.3)
+    small = Image.fromarray(d.image[..., :3])
+    big = np.asarray(small.resize((small.width * 3, small.height * 3), getattr(Image, resample)))
+    truth = canvas.copy()
+    truth[truth[..., 3] == 0] = bg + (255,)
+    res = G.snap(big)
+    assert (res.width, res.height) == (48, 48)
+    assert accuracy(res.image, truth) >= 0.95
+    assert res.grid.source_size == (big.shape[1], big.shape[0])
+    monkeypatch.setattr(G, "_enlarged_pixels", lambda grid: False)  # without looking inside
+    outer = G.detect_grid(big)
+    assert outer.cell_w == pytest.approx(3.0, abs=0.02) and outer.cols > 600
+
+
 def test_frames_enlarged_2x_with_margins_share_one_exact_grid():
     """Animation frames enlarged 2x by nearest neighbour (a sprite walking over transparent
     margins): the frames' blocks together give one exact grid, and every frame comes back

@@ -161,6 +161,9 @@ SMOOTH_WIN = 0.65
 #: ... and whose cells are sampled on this central fraction: a bilinear ramp is 5 % of the way
 #: to the next colour at 0.05 cell from the centre.
 SMOOTH_INNER = 0.1
+#: A smooth enlargement's cells up to this size (px) are looked inside for pseudo pixel art
+#: (an image enlarged 3 or 4 times by an upscale node), as a nearest one's blocks are.
+ENLARGED_PIXEL = 8.0
 #: Pixels per band of the whole-image passes over alpha (4 MB of RGBA).
 _BAND = 1 << 20
 #: Grey level that transparency is composited over before detection (see _detection_view).
@@ -1671,17 +1674,28 @@ def detect_grid(
     if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
     try:
-        return _find_grid([a], w, h, cw, ch, tw, th, source)
+        grid = _find_grid([a], w, h, cw, ch, tw, th, source)
     except NoGridFoundError:
         if auto and _looks_true_resolution(a):
             return identity_grid(w, h, confidence=0.0)
         raise
+    return _inside_blocks([a], grid, source) if auto and _enlarged_pixels(grid) else grid
+
+
+def _enlarged_pixels(grid: Grid) -> bool:
+    """Whether ``grid`` reads the pixels of an image enlarged by a filter, which may hold pseudo
+    pixel art: cells of at most ``ENLARGED_PIXEL`` px, found on their centres (a smooth
+    enlargement) or a whole number of px wide and tall (an upscale node's 2, 3 or 4 times)."""
+    if max(grid.cell_w, grid.cell_h) > ENLARGED_PIXEL:
+        return False
+    return grid.smooth or all(abs(c - round(c)) < JPEG_LOCK for c in (grid.cell_w, grid.cell_h))
 
 
 def _inside_blocks(frames: list[np.ndarray], exact: Grid, source: str) -> Grid:
-    """``exact`` (the blocks of a nearest-neighbour enlargement of ``frames``), unless the
-    images it reduces them to are pseudo pixel art themselves, as a diffusion image enlarged
-    by nearest neighbour is: then the grid of those reduced images, in these images' pixels."""
+    """``exact`` (the blocks of a nearest-neighbour enlargement of ``frames``, or the pixels of
+    one by a filter: :func:`_enlarged_pixels`), unless the images it reduces them to are pseudo
+    pixel art themselves, as a diffusion image enlarged is: then the grid of those reduced
+    images, in these images' pixels."""
     xl, yl = exact.x_lines, exact.y_lines
     h, w = frames[0].shape[:2]
     cx = np.clip(((xl[:-1] + xl[1:]) // 2).astype(np.intp), 0, w - 1)
@@ -2951,13 +2965,15 @@ def detect_grid_batch(frames, *, cell: float | None = None, cell_w: float | None
             return exact
     if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
+    auto = cw is None and ch is None and tw is None and th is None
     try:
-        return _find_grid(views, w, h, cw, ch, tw, th, "the frames")
+        grid = _find_grid(views, w, h, cw, ch, tw, th, "the frames")
     except NoGridFoundError:
         # frames at their true resolution, as one of them alone is taken (see detect_grid)
-        if cw is None and ch is None and tw is None and th is None and all(_looks_true_resolution(v) for v in views):
+        if auto and all(_looks_true_resolution(v) for v in views):
             return identity_grid(w, h, confidence=0.0)
         raise
+    return _inside_blocks(views, grid, "the frames") if auto and _enlarged_pixels(grid) else grid
 
 
 def frame_grids(frames, **overrides) -> list[Grid]:
