@@ -657,14 +657,33 @@ def test_frames_at_true_resolution_snapped_together_come_back_as_they_are():
         assert np.array_equal(res.image, frame)
 
 
+@pytest.mark.parametrize("step,size", [(7, 48), (8, 48), (7, 40), (8, 40)])
+def test_a_tiny_sprite_with_a_regular_pattern_is_kept_as_it_is(step, size):
+    """A true sprite at most TINY_SPRITE px a side whose own art repeats (a sheet of coins every
+    7 or 8 px) offered a lattice of 3.5-4 px cells and came back 11-13 px a side. No diffusion
+    model draws pseudo pixel art so small: it is kept as it is, alone or as frames."""
+    coin = ["..##..", ".#ab#.", "#abbb#", "#bbbb#", ".#bb#.", "..##.."]
+    pal = {".": (0, 0, 0, 0), "#": (20, 20, 30, 255), "a": (250, 240, 160, 255), "b": (230, 180, 40, 255)}
+    c = np.array([[pal[ch] for ch in row] for row in coin], np.uint8)
+    sheet = np.zeros((size, size, 4), np.uint8)
+    for y in range(1, size - 6, step):
+        for x in range(1, size - 6, step):
+            sheet[y : y + 6, x : x + 6] = c
+    res = G.snap(sheet)
+    assert res.grid.kept_as_is and np.array_equal(res.image, sheet)
+    moved = np.roll(sheet, 1, axis=1)
+    assert all(np.array_equal(r.image, f) for r, f in zip(G.snap_batch([sheet, moved]), [sheet, moved]))
+
+
 def test_a_lattice_with_its_art_in_a_few_cells_is_no_grid():
-    """A picture with no true-resolution fallback (too many colours) whose best lattice holds its
-    art in under MIN_GRID_CELLS cells across is refused, naming the count, rather than snapped
-    to a few pixels."""
+    """A picture with no true-resolution fallback (too many colours, over TINY_SPRITE px) whose
+    best lattice holds its art in under MIN_GRID_CELLS cells across is refused, naming the
+    count, rather than snapped to a few pixels."""
     from orchestrator import samples
 
     rng = np.random.default_rng(3)
-    image = _on_canvas(samples.sprites()["knight"], 16, (40, 120, 60))
+    image = _on_canvas(samples.sprites()["knight"], 28, (40, 120, 60))
+    assert min(image.shape[:2]) > G.TINY_SPRITE
     noisy = image.copy()
     noisy[..., :3] = np.clip(image[..., :3].astype(int) + rng.integers(-3, 4, image[..., :3].shape), 0, 255)
     assert G._colour_count([noisy]) > G.TRUE_COLOURS

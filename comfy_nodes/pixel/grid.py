@@ -113,6 +113,11 @@ EXACT_RUNS = 8
 CELL_GIVEN_SLACK = 0.03
 #: At most this many distinct colours: a sprite at its true resolution, not pseudo pixel art.
 TRUE_COLOURS = 256
+#: An image at most this many px a side (of two colours or more) is a sprite at its true
+#: resolution unless it is an exact enlargement: pseudo pixel art so small would be 25 cells across at the smallest cell, and no
+#: diffusion model draws it, while a sprite's own texture (a 4 px brick, a dither) offers a
+#: lattice that would reduce a 48 px sprite to 12 px.
+TINY_SPRITE = 64
 #: A lattice that a crisp image's colour changes fit (see _lattice_fit) is taken when changes
 #: that many would fit one by chance less often than this.
 EXACT_LATTICE_CHANCE = 1e-3
@@ -1671,6 +1676,8 @@ def detect_grid(
         exact = _exact_lattice_grid([a])
         if exact is not None:
             return exact
+        if max(w, h) <= TINY_SPRITE and _colour_count([a]) >= 2:
+            return identity_grid(w, h, confidence=0.0)
     if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
     try:
@@ -2963,6 +2970,8 @@ def detect_grid_batch(frames, *, cell: float | None = None, cell_w: float | None
         exact = _exact_lattice_grid(views[:1])
         if exact is not None and all(_same_lattice(_exact_lattice_grid([v]), exact) for v in views[1:]):
             return exact
+        if max(w, h) <= TINY_SPRITE and _colour_count(views) >= 2:
+            return identity_grid(w, h, confidence=0.0)
     if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
     auto = cw is None and ch is None and tw is None and th is None
