@@ -181,7 +181,9 @@ def test_jpeg_enlarged_by_any_factor_is_not_read_on_its_blocks(factor, seed, mon
     res = G.snap(img)
     assert (res.width, res.height) == (48, 48)
     assert accuracy(res.image, truth) >= 0.95
-    monkeypatch.setattr(G, "_deblocked", lambda maps, block: None)  # without the second reading
+    # without the second reading, nor the profiles cleared of the blocks
+    monkeypatch.setattr(G, "_deblocked", lambda maps, block: None)
+    monkeypatch.setattr(G, "_enlarged_blocks", lambda p: G.JPEG_BLOCK)
     block = 8 * factor
     try:
         locked = G.detect_grid(img)
@@ -189,6 +191,32 @@ def test_jpeg_enlarged_by_any_factor_is_not_read_on_its_blocks(factor, seed, mon
         assert f"({block:.1f}x{block:.1f} px cells)" in err.message
     else:  # the codec's lattice
         assert abs(locked.cell_w - block) < 0.05 and abs(locked.cell_h - block) < 0.05 and locked.cols > 70
+
+
+@pytest.mark.parametrize("seed", [1, 4, 7, 8])
+def test_lines_between_the_art_do_not_follow_an_enlarged_jpegs_blocks(seed, monkeypatch):
+    """Enlarged 3x, the codec's block edges lie 24 px apart. Where the art has no edges to
+    follow, the line search took them instead of the art's lines (42-50 cells for 48, or the
+    lattice of the blocks themselves); the profiles are cleared of them as of 8 px blocks."""
+    img, truth = _jpeg_enlarged(seed, 3.0)
+    res = G.snap(img)
+    assert (res.width, res.height) == (48, 48)
+    assert accuracy(res.image, truth) >= 0.95
+    monkeypatch.setattr(G, "_enlarged_blocks", lambda p: G.JPEG_BLOCK)  # 8 px blocks only
+    grid = G.detect_grid(img)
+    assert (grid.cols, grid.rows) != (48, 48)
+
+
+def test_art_lines_near_a_block_spacing_are_not_taken_for_blocks():
+    """A lattice of whole 24 px cells at the image's origin over a 1x image stands on the
+    multiples of 24 only where the art draws it, not on every one, as a codec's blocks would:
+    its profiles are left as they are."""
+    rng = np.random.default_rng(0)
+    p = rng.random(1000) * 0.2
+    p[np.arange(24, 1000, 24)[::3]] += 5.0  # a third of the multiples: art edges, not blocks
+    assert G._enlarged_blocks(p) == G.JPEG_BLOCK
+    p[np.arange(24, 1000, 24)] += 5.0  # all of them
+    assert G._enlarged_blocks(p) == 24
 
 
 def _blocky_sprite(seed: int) -> np.ndarray:
