@@ -114,9 +114,9 @@ CELL_GIVEN_SLACK = 0.03
 #: At most this many distinct colours: a sprite at its true resolution, not pseudo pixel art.
 TRUE_COLOURS = 256
 #: An image at most this many px a side (of two colours or more) is a sprite at its true
-#: resolution unless it is an exact enlargement: pseudo pixel art so small would be 25 cells across at the smallest cell, and no
-#: diffusion model draws it, while a sprite's own texture (a 4 px brick, a dither) offers a
-#: lattice that would reduce a 48 px sprite to 12 px.
+#: resolution unless it is an exact enlargement: pseudo pixel art so small would be 25 cells
+#: across at the smallest cell, and no diffusion model draws it, while a sprite's own texture
+#: (a 4 px brick, a dither, a sheet of coins) offers a lattice that reduced a 48 px sprite to 12.
 TINY_SPRITE = 64
 #: A lattice that a crisp image's colour changes fit (see _lattice_fit) is taken when changes
 #: that many would fit one by chance less often than this.
@@ -131,7 +131,8 @@ EXACT_LATTICE_CHANCE_AXIS = 0.05
 #: those edges (see :func:`_jpeg_block_period`).
 JPEG_BLOCK = 8
 JPEG_LOCK = 0.04
-#: The enlarged block periods (px) looked for when no grid is found at all.
+#: The enlarged block periods (px) looked for: where no grid is found at all, and in the
+#: edge profiles (from ENLARGED_BLOCK_MIN).
 JPEG_PERIODS = tuple(range(3 * JPEG_BLOCK // 2, 5 * JPEG_BLOCK + 1, JPEG_BLOCK // 2))
 #: The edge profiles are cleared of an enlarged JPEG's block edges from this spacing (px, 3
 #: times and more) when the boundaries near its multiples stand this many times over the
@@ -3014,7 +3015,8 @@ def detect_grid_batch(frames, *, cell: float | None = None, cell_w: float | None
         return detect_grid(arrs[0], cell=cell, cell_w=cell_w, cell_h=cell_h, width=width, height=height)
     cw, ch, tw, th = _checked_overrides(w, h, cell, cell_w, cell_h, width, height)
     views = [_detection_view(a) for a in arrs]
-    if cw is None and ch is None and tw is None and th is None:
+    auto = cw is None and ch is None and tw is None and th is None
+    if auto:
         exact = _exact_block_grid(views)
         if exact is not None:
             return _inside_blocks(views, exact, "the frames")
@@ -3027,7 +3029,6 @@ def detect_grid_batch(frames, *, cell: float | None = None, cell_w: float | None
             return identity_grid(w, h, confidence=0.0)
     if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
-    auto = cw is None and ch is None and tw is None and th is None
     try:
         grid = _find_grid(views, w, h, cw, ch, tw, th, "the frames")
     except NoGridFoundError:
