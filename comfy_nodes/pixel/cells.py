@@ -114,8 +114,7 @@ def _mode_colours(samp: np.ndarray, thr) -> np.ndarray:
         [np.ones((rows, cols, 1), bool), ends[..., :-1]], axis=2), idx, 0), axis=2)
     runs = np.where(ends, idx - last_end + 1, 0)
     best = np.take_along_axis(srt, runs.argmax(axis=2)[..., None], axis=2)[..., 0]
-    out = best.view(np.uint8).reshape(rows, cols, 4).copy()
-    return out
+    return best.view(np.uint8).reshape(rows, cols, 4).copy()
 
 
 def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5, consolidate: bool = True) -> np.ndarray:

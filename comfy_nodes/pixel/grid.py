@@ -1721,26 +1721,38 @@ def detect_grid(
     """
     a = _detection_view(_validate(rgba, source))
     h, w = a.shape[:2]
-    cw, ch, tw, th = _checked_overrides(w, h, cell, cell_w, cell_h, width, height)
+    return _detect([a], _checked_overrides(w, h, cell, cell_w, cell_h, width, height), source)
+
+
+def _detect(views: list[np.ndarray], overrides: tuple, source: str) -> Grid:
+    """The grid one or more frames share, read from their detection views (one size) with the
+    checked ``overrides`` (cell_w, cell_h, width, height; None where not given). In automatic
+    mode exact enlargements are read first (and looked inside); a tiny image is a sprite; a
+    grid of an enlargement's own pixels is looked inside; and when no grid is found, small
+    few-colour frames are taken as at their true resolution."""
+    h, w = views[0].shape[:2]
+    cw, ch, tw, th = overrides
     auto = cw is None and ch is None and tw is None and th is None
     if auto:
-        exact = _exact_block_grid([a])
+        exact = _exact_block_grid(views)
         if exact is not None:
-            return _inside_blocks([a], exact, source)
-        exact = _exact_lattice_grid([a])
-        if exact is not None:
+            return _inside_blocks(views, exact, source)
+        # every frame on the one lattice: frames drawn out of phase would sum to a lattice of
+        # half their cell, which the edge statistics (frame_grids) tell apart
+        exact = _exact_lattice_grid(views[:1])
+        if exact is not None and all(_same_lattice(_exact_lattice_grid([v]), exact) for v in views[1:]):
             return exact
-        if max(w, h) <= TINY_SPRITE and _colour_count([a]) >= 2:
+        if max(w, h) <= TINY_SPRITE and _colour_count(views) >= 2:
             return identity_grid(w, h, confidence=0.0)
     if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
         return identity_grid(w, h, confidence=1.0)
     try:
-        grid = _find_grid([a], w, h, cw, ch, tw, th, source)
+        grid = _find_grid(views, w, h, cw, ch, tw, th, source)
     except NoGridFoundError:
-        if auto and _looks_true_resolution(a):
+        if auto and all(_looks_true_resolution(v) for v in views):
             return identity_grid(w, h, confidence=0.0)
         raise
-    return _inside_blocks([a], grid, source) if auto and _enlarged_pixels(grid) else grid
+    return _inside_blocks(views, grid, source) if auto and _enlarged_pixels(grid) else grid
 
 
 def _enlarged_pixels(grid: Grid) -> bool:
@@ -2400,6 +2412,12 @@ def _exact_block_grid(frames: list[np.ndarray]) -> Grid | None:
                 confidence=1.0, phase=(float(x0), float(y0)), source_size=(w, h), exact=True)
 
 
+def _boundaries(changes: np.ndarray) -> np.ndarray:
+    """Pixel boundaries (float px) where the colour changes along an axis: ``changes[i]`` True
+    where pixel i + 1 differs from pixel i puts one at i + 1."""
+    return np.nonzero(changes)[0].astype(np.float64) + 1.0
+
+
 def _lattice_fit(changes: np.ndarray, n: int) -> tuple[float, float, float] | None:
     """(cell, offset, chance) of the lattice that the colour changes of a crisp, non-integer
     nearest-neighbour enlargement sit on along one axis (``changes``: length ``n`` - 1, True
@@ -2412,7 +2430,7 @@ def _lattice_fit(changes: np.ndarray, n: int) -> tuple[float, float, float] | No
     lines half a pixel before each cell's first pixel. Too few changes for a fit to be more
     than chance (``EXACT_LATTICE_CHANCE_AXIS``) give None.
     """
-    b = np.nonzero(changes)[0].astype(np.float64) + 1.0
+    b = _boundaries(changes)
     if len(b) < 4:
         return None
     gmin = float(np.min(np.diff(b)))
@@ -2481,7 +2499,7 @@ def _whole_image_lattices(changes: np.ndarray, n: int, cell: float) -> list[tupl
     neighbour's colour. A sprite enlarged as a whole (``resize`` by a viewer, an upscaler)
     spans the axis exactly, its lines at k * n / cells from pixel 0: every change lies within
     a pixel of its line (Pillow rounds to the nearer pixel, others start the cell after it)."""
-    b = np.nonzero(changes)[0].astype(np.float64) + 1.0
+    b = _boundaries(changes)
     eps = 1e-6
     found = []
     for cells in range(max(1, int(n / cell) - 2), int(n / cell) + 4):
@@ -2544,7 +2562,7 @@ def _exact_lattice_grid(frames: list[np.ndarray]) -> Grid | None:
         # a line where the colour changes is that change's pixel boundary: the cells then hold
         # exactly their own pixels (on the lattice alone, a 2-3 px cell's samples reached into
         # its neighbour); elsewhere both sides are one colour and the lattice places it
-        b = np.nonzero(chg)[0].astype(np.float64) + 1.0
+        b = _boundaries(chg)
         if b.size:
             hi = np.minimum(np.searchsorted(b, x), b.size - 1)
             lo = np.maximum(hi - 1, 0)
@@ -3013,30 +3031,8 @@ def detect_grid_batch(frames, *, cell: float | None = None, cell_w: float | None
                                   hint="frames that share a grid must have one size")
     if len(arrs) == 1:
         return detect_grid(arrs[0], cell=cell, cell_w=cell_w, cell_h=cell_h, width=width, height=height)
-    cw, ch, tw, th = _checked_overrides(w, h, cell, cell_w, cell_h, width, height)
     views = [_detection_view(a) for a in arrs]
-    auto = cw is None and ch is None and tw is None and th is None
-    if auto:
-        exact = _exact_block_grid(views)
-        if exact is not None:
-            return _inside_blocks(views, exact, "the frames")
-        # every frame on the one lattice: frames drawn out of phase would sum to a lattice of
-        # half their cell, which the edge statistics (frame_grids) tell apart
-        exact = _exact_lattice_grid(views[:1])
-        if exact is not None and all(_same_lattice(_exact_lattice_grid([v]), exact) for v in views[1:]):
-            return exact
-        if max(w, h) <= TINY_SPRITE and _colour_count(views) >= 2:
-            return identity_grid(w, h, confidence=0.0)
-    if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
-        return identity_grid(w, h, confidence=1.0)
-    try:
-        grid = _find_grid(views, w, h, cw, ch, tw, th, "the frames")
-    except NoGridFoundError:
-        # frames at their true resolution, as one of them alone is taken (see detect_grid)
-        if auto and all(_looks_true_resolution(v) for v in views):
-            return identity_grid(w, h, confidence=0.0)
-        raise
-    return _inside_blocks(views, grid, "the frames") if auto and _enlarged_pixels(grid) else grid
+    return _detect(views, _checked_overrides(w, h, cell, cell_w, cell_h, width, height), "the frames")
 
 
 def frame_grids(frames, **overrides) -> list[Grid]:
