@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import os
 import shutil
 import socket
@@ -509,8 +510,10 @@ def test_stdio_generate_deploys_into_the_bevy_project(tmp_path, comfy_server):
     assert len(info["warnings"]) == 1 and "'idle:0-0@8' were not used: the job made one image" in info["warnings"][0]
     assert _image_blocks(res), "generate must return a preview image"
     assert progress, "no MCP progress notification arrived"
-    # nodes are named by their class (or title), not by their number only
-    assert any(m and m.startswith("executing node ") and "(" in m for _v, _t, m in progress), progress
+    # nodes are named by their class (or title), not by their number only. Progress is relayed
+    # as the job's latest state, so on a busy machine a quick job's "executing" states can be
+    # passed over for its "executed" one: either names its node.
+    assert any(m and re.match(r"execut(ing|ed) node \d+ \(", m) for _v, _t, m in progress), progress
     for st in (status, cancelled):
         assert (st["id"], st["state"], st["error"]) == (info["job_id"], "done", None), st
         assert st["workflow"].startswith("cleanup") and st["result"]["written"] == info["written"]
