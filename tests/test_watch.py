@@ -23,6 +23,10 @@ pytest.importorskip("watchdog")
 from orchestrator.watch import Watcher, asset_path_for, is_candidate_name, is_complete_image  # noqa: E402
 
 
+# How long a watcher may take to stop after Ctrl-C: it finishes the file in hand and joins its
+# observer thread, which under a full test run on a 2-core machine once took over 20 s.
+STOP_WAIT = 60
+
 def png_bytes(seed: int, size: int = 8) -> bytes:
     rgba = np.random.default_rng(seed).integers(0, 256, size=(size, size, 4), dtype=np.uint8)
     buf = io.BytesIO()
@@ -252,7 +256,7 @@ def test_cli_stops_cleanly_on_sigterm(dirs):
         ev = json.loads(proc.stdout.readline())
         assert ev["event"] == "deployed" and ev["asset"] == "sprites/c.png"
         proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=20)
+        rc = proc.wait(timeout=STOP_WAIT)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -304,7 +308,7 @@ def _interrupt(proc) -> tuple[int, str]:
     """Ctrl-C the watcher; its exit code and stderr (killed if it does not stop in time)."""
     try:
         proc.send_signal(signal.SIGINT)
-        rc = proc.wait(timeout=20)
+        rc = proc.wait(timeout=STOP_WAIT)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -583,7 +587,7 @@ def test_a_corrupt_file_is_reported_once_across_restarts_until_it_changes(dirs):
         time.sleep(0.5)  # room for a stray second report
     finally:
         proc.send_signal(signal.SIGINT)
-        rc = proc.wait(timeout=20)
+        rc = proc.wait(timeout=STOP_WAIT)
     said.t.join(10)
     rest = "".join(said.q.get() for _ in range(said.q.qsize()))
     assert rc == 0
