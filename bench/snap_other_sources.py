@@ -74,22 +74,29 @@ NON_SQUARE = 0.06
 DRIFT_FIELD = 0.6
 
 
-def fetch_gfx() -> Path:
-    """The package's gfx folder, downloaded and unpacked into the cache on first use."""
-    gfx = CACHE / "root" / "usr" / "share" / "games" / "cataclysm-dda" / "gfx"
-    if gfx.is_dir():
-        return gfx
-    CACHE.mkdir(parents=True, exist_ok=True)
+def fetch_package(package: str, cache: Path, folder: str, option: str) -> Path:
+    """``folder`` (a path inside the Debian ``package``, pinned ``name=version``), downloaded
+    with ``apt-get download`` and unpacked into ``cache`` on first use; ``option`` names the
+    command-line option that takes an unpacked folder instead."""
+    found = cache / "root" / folder
+    if found.is_dir():
+        return found
+    cache.mkdir(parents=True, exist_ok=True)
     try:
-        subprocess.run(["apt-get", "download", PACKAGE], cwd=CACHE, check=True, capture_output=True, text=True)
+        subprocess.run(["apt-get", "download", package], cwd=cache, check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = exc.stderr.strip() if isinstance(exc, subprocess.CalledProcessError) else str(exc)
-        sys.exit(f"could not fetch {PACKAGE} with apt-get download ({detail}); "
-                 "unpack it yourself and pass its gfx folder with --gfx")
-    deb = next(CACHE.glob("cataclysm-dda-data_*.deb"))
-    subprocess.run(["dpkg-deb", "-x", str(deb), str(CACHE / "root")], check=True)
+        sys.exit(f"could not fetch {package} with apt-get download ({detail}); "
+                 f"unpack it yourself and pass its {Path(folder).name} folder with {option}")
+    deb = next(cache.glob(f"{package.split('=')[0]}_*.deb"))
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(cache / "root")], check=True)
     deb.unlink()
-    return gfx
+    return found
+
+
+def fetch_gfx() -> Path:
+    """The package's gfx folder, downloaded and unpacked into the cache on first use."""
+    return fetch_package(PACKAGE, CACHE, "usr/share/games/cataclysm-dda/gfx", "--gfx")
 
 
 def blockiness(sprite: np.ndarray) -> float:

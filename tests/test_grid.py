@@ -133,7 +133,10 @@ def test_three_pixel_cells_are_not_read_as_pairs(seed, monkeypatch):
     res = G.snap(img)
     assert (res.width, res.height) == (40, 32)
     assert accuracy(res.image, sprite) >= 0.97
-    monkeypatch.setattr(G, "FINE_CELL", 0.0)  # without the second reading: pairs
+    monkeypatch.setattr(G, "FINE_CELL", 0.0)  # without the second reading: pairs,
+    with pytest.raises(NoGridFoundError, match="differ from their cell's colour"):
+        G.detect_grid(img)  # which the single pixels inside them give away
+    monkeypatch.setattr(G, "DETAIL_MAX", 1.0)
     assert G.detect_grid(img).cell_w == pytest.approx(6.0, abs=0.1)
 
 
@@ -1952,9 +1955,11 @@ def test_small_sprite_at_hard_settings_is_not_read_with_one_axis_several_cells_w
     diff = np.abs(res.image[..., :3].astype(int) - canvas[..., :3].astype(int)).max(-1)
     assert (diff[opaque] <= 24).mean() >= 0.95
     monkeypatch.setattr(G, "SQUARE_FLAT", 0.0)
-    # that reading itself, not its refusal (too long, or its art in too few cells across)
+    # that reading itself, not its refusal (too long, its art in too few cells across, or its
+    # cells holding the art's detail)
     monkeypatch.setattr(G, "MAX_CELL_RATIO", float("inf"))
     monkeypatch.setattr(G, "MIN_GRID_CELLS", 0)
+    monkeypatch.setattr(G, "DETAIL_MAX", 1.0)
     long_cells = G.detect_grid(d.image)
     assert max(long_cells.cell_w, long_cells.cell_h) > 1.5 * min(long_cells.cell_w, long_cells.cell_h)
 
@@ -2352,3 +2357,66 @@ def test_a_smooth_drawing_is_no_pixel_art():
     drawing = np.asarray(big.resize((1024, 1024), Image.LANCZOS).convert("RGBA"))
     with pytest.raises(NoGridFoundError, match="no pixel grid found in image: its colours vary inside the cells"):
         G.snap(drawing)
+
+
+def _textured_tiles(seed: int, tiles: int, tile: int) -> np.ndarray:
+    """Pixel art at its true resolution: ``tiles`` x ``tiles`` brick tiles of ``tile`` px, each
+    shaded per pixel from its own five-step ramp (24 levels apart), with mortar every 8 px
+    (several hundred colours)."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((tiles * tile, tiles * tile, 3), np.uint8)
+    for j in range(tiles):
+        for i in range(tiles):
+            ramp = np.clip(rng.integers(60, 200, 3)[None, :] + np.arange(-2, 3)[:, None] * 24, 0, 255)
+            t = ramp[np.clip(rng.normal(2.0, 0.9, (tile, tile)).round().astype(int), 0, 4)].astype(np.uint8)
+            t[::8] = (40, 30, 30)
+            for r in range(tile // 8):
+                t[r * 8:(r + 1) * 8, (0 if r % 2 == 0 else 8)::16] = (40, 30, 30)
+            img[j * tile:(j + 1) * tile, i * tile:(i + 1) * tile] = t
+    return img
+
+
+@pytest.mark.parametrize("seed, tiles, tile", [(0, 12, 24), (1, 12, 24), (2, 12, 24)])
+def test_textured_tiles_at_their_true_resolution_are_kept_as_they_are(seed, tiles, tile):
+    """A tile sheet that already is pixel art offered a lattice of its tiles (or of 8 px):
+    a 288 px sheet of 24 px tiles came back 12 x 12, one colour per tile. The insides of
+    those cells hold the art's own pixels, and the image repeats its neighbours' exact
+    colours with hard steps between them: it is kept as it is."""
+    img = _textured_tiles(seed, tiles, tile)
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > G.TRUE_COLOURS  # not the few-colour rule
+    res = G.snap(img)
+    assert res.grid.kept_as_is
+    assert np.array_equal(res.image[..., :3], img) and (res.image[..., 3] == 255).all()
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_lattice_whose_cells_hold_detail_is_no_pixel_grid(seed):
+    """The same art under pixel noise is no crisp art, and its 8 px lattice (the bricks) was
+    snapped to 36 x 36 cells; the bricks' shading stays inside the cells, far beyond any
+    noise: no pixel grid, and the message says why."""
+    rng = np.random.default_rng(9)
+    img = np.clip(_textured_tiles(seed, 12, 24) + rng.normal(0, 5, (288, 288, 3)), 0, 255).astype(np.uint8)
+    with pytest.raises(NoGridFoundError, match=r"of the insides of the best lattice's cells \(8\.0x8\.0 px\) "
+                                               r"differ from their cell's colour by more than 48 levels"):
+        G.snap(img, source="bricks.png")
+
+
+def test_crisp_art_is_told_from_gradients_noise_and_flat_colour():
+    """Art drawn on its own pixels repeats its neighbours' exact colours with hard steps
+    between the others; a gradient repeats them too (along one axis) but steps softly, a
+    painting or a noisy image hardly repeats them, and one flat colour is no art. Without a
+    grid, a crisp image of many colours up to 256 px a side is taken as a sprite at its true
+    resolution; a larger one may be pseudo pixel art mapped to a palette, and is not."""
+    def rgba(a):
+        return np.dstack([a, np.full(a.shape[:2], 255, np.uint8)])
+
+    art = _textured_tiles(0, 10, 24)
+    x = np.linspace(0, 255, 300)
+    gradient = np.stack(np.broadcast_arrays(x[None, :], x[:, None], np.full((300, 300), 80.0)), -1).astype(np.uint8)
+    noisy = np.clip(art + np.random.default_rng(1).normal(0, 5, art.shape), 0, 255).astype(np.uint8)
+    assert G._crisp(rgba(art))
+    for other in (gradient, painting(0), noisy, np.full((64, 64, 3), 90, np.uint8)):
+        assert not G._crisp(rgba(other))
+    assert len(np.unique(art.reshape(-1, 3), axis=0)) > G.TRUE_COLOURS
+    assert G._looks_true_resolution(rgba(art))
+    assert not G._looks_true_resolution(rgba(_textured_tiles(0, 12, 24)))

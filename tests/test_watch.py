@@ -27,6 +27,7 @@ from orchestrator.watch import Watcher, asset_path_for, is_candidate_name, is_co
 # observer thread, which under a full test run on a 2-core machine once took over 20 s.
 STOP_WAIT = 60
 
+
 def png_bytes(seed: int, size: int = 8) -> bytes:
     rgba = np.random.default_rng(seed).integers(0, 256, size=(size, size, 4), dtype=np.uint8)
     buf = io.BytesIO()
