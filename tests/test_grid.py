@@ -2420,3 +2420,29 @@ def test_crisp_art_is_told_from_gradients_noise_and_flat_colour():
     assert len(np.unique(art.reshape(-1, 3), axis=0)) > G.TRUE_COLOURS
     assert G._looks_true_resolution(rgba(art))
     assert not G._looks_true_resolution(rgba(_textured_tiles(0, 12, 24)))
+
+
+def _sample_sheet(frames: int) -> np.ndarray:
+    """A sprite sheet at its true resolution: ``frames`` x ``frames`` frames of 32 px on a
+    transparent sheet, each holding one of the sample 16 px sprites in its middle."""
+    from orchestrator import samples
+
+    sprites = list(samples.sprites().values())
+    sheet = np.zeros((frames * 32, frames * 32, 4), np.uint8)
+    for k in range(frames * frames):
+        j, i = divmod(k, frames)
+        sheet[j * 32 + 8:j * 32 + 24, i * 32 + 8:i * 32 + 24] = sprites[k % len(sprites)]
+    return sheet
+
+
+def test_a_sprite_sheet_is_not_read_on_the_gaps_between_its_frames():
+    """A 256 px sheet of 8 x 8 frames came back 8 x 8 px of one colour: a lattice of 32 px
+    cells with its lines through the sprites, whose cells read only the gaps between them.
+    Such a lattice misses the art; the sheet is kept as it is (up to 256 px a side, as any
+    few-colour image without a grid), a larger one refused with that reason."""
+    sheet = _sample_sheet(8)
+    res = G.snap(sheet)
+    assert res.grid.kept_as_is and np.array_equal(res.image, sheet)
+    with pytest.raises(NoGridFoundError, match=r"every cell of the best lattice \(32\.0x32\.0 px\) reads one and "
+                                               r"the same colour, though the image has more"):
+        G.snap(_sample_sheet(10), source="sheet.png")

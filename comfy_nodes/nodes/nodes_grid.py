@@ -103,7 +103,8 @@ class DGXPixelsGridSnap(io.ComfyNode):
                 "Turns AI 'pixel art' (fake pixels several source pixels wide, uneven, blurred, noisy) into the "
                 "true sprite: finds the fake-pixel grid and outputs one pixel per grid cell with one clean colour. "
                 "Automatic by default; 'cell' or 'size' mode overrides the detection. A batch becomes one tensor, "
-                "so its frames must snap to one size: turn on batch_shared_grid for animation frames."
+                "so its frames must snap to one size: turn on batch_shared_grid for animation frames. "
+                "Snap before Palette Quantize: a palette's speckle over the full-size image hides the grid."
             ),
             inputs=[
                 io.Image.Input("image", tooltip="Pseudo pixel art (one image or a batch of frames)."),

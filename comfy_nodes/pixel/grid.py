@@ -134,6 +134,11 @@ DETAIL_MAX = 0.04
 CRISP_SHARE = 0.5
 CRISP_SOFT = 0.5
 CRISP_STEP = 12
+#: A lattice whose cells all read one colour in an image that is not flat is no pseudo pixel
+#: grid (a sprite sheet's frames centred on its lines: its cells read the gaps between them);
+#: it is looked at closely when this share of its cells' centres are one colour (see
+#: _blank_cells).
+BLANK_SHARE = 0.9
 #: A lattice that a crisp image's colour changes fit (see _lattice_fit) is taken when changes
 #: that many would fit one by chance less often than this.
 EXACT_LATTICE_CHANCE = 1e-3
@@ -1772,6 +1777,13 @@ def _detect(views: list[np.ndarray], overrides: tuple, source: str) -> Grid:
         return grid
     if _enlarged_pixels(grid):
         grid = _inside_blocks(views, grid, source)
+    if grid.cols * grid.rows > 1 and all(_blank_cells(v, grid) for v in views):
+        # a sprite sheet's frames centred on its lines: the cells read only the gaps between
+        if all(_looks_true_resolution(v) for v in views):
+            return identity_grid(w, h, confidence=0.0)
+        raise NoGridFoundError(
+            f"no pixel grid found in {source}: every cell of the best lattice ({grid.cell_w:.1f}x{grid.cell_h:.1f} px) "
+            "reads one and the same colour, though the image has more: the lattice misses its art")
     # a few-colour image may be pseudo pixel art mapped to a palette, whose noise, mapped to
     # colours far apart, speckles the insides of its cells
     share = _detail_share(views, grid) if _many_colours(views) else 0.0
@@ -2212,6 +2224,22 @@ def _detail_share(frames: list[np.ndarray], grid: Grid) -> float:
     far = [np.count_nonzero(d.max(axis=-1) > DETAIL_LEVEL) / max(1, d.shape[0] * d.shape[1])
            for d in _recon_diffs(frames, grid.x_lines, grid.y_lines, inner=True)]
     return float(median(np.asarray(far)))
+
+
+def _blank_cells(a: np.ndarray, grid: Grid) -> bool:
+    """Whether the cells of ``grid`` all read one colour in ``a`` (which is not flat: such
+    images are refused before any lattice is read): in every cell, the most of a 3 x 3
+    lattice of samples in its inner half have the colour most of the samples have."""
+    h, w = a.shape[:2]
+    cx = sample_coords(grid.x_lines, w, 3, 0.25, 0.75)
+    cy = sample_coords(grid.y_lines, h, 3, 0.25, 0.75)
+    centres = np.ascontiguousarray(a[cy[:, 1]][:, cx[:, 1]]).view(np.uint32)
+    if np.count_nonzero(centres == centres.flat[0]) < BLANK_SHARE * centres.size:
+        return False  # noise or art: the centres differ, the usual case, told at once
+    samples = np.ascontiguousarray(a[cy.ravel()][:, cx.ravel()]).view(np.uint32)[..., 0]
+    colours, counts = np.unique(samples, return_counts=True)
+    same = (samples == colours[np.argmax(counts)]).reshape(len(grid.y_lines) - 1, 3, len(grid.x_lines) - 1, 3)
+    return bool((same.sum(axis=(1, 3)) >= 5).all())
 
 
 def _many_colours(frames: list[np.ndarray]) -> bool:
