@@ -2396,7 +2396,7 @@ def test_a_lattice_whose_cells_hold_detail_is_no_pixel_grid(seed):
     noise: no pixel grid, and the message says why."""
     rng = np.random.default_rng(9)
     img = np.clip(_textured_tiles(seed, 12, 24) + rng.normal(0, 5, (288, 288, 3)), 0, 255).astype(np.uint8)
-    with pytest.raises(NoGridFoundError, match=r"of the insides of the best lattice's cells \(8\.0x8\.0 px\) "
+    with pytest.raises(NoGridFoundError, match=r"of the pixels inside the best lattice's cells \(8\.0x8\.0 px\) "
                                                r"differ from their cell's colour by more than 48 levels"):
         G.snap(img, source="bricks.png")
 

@@ -1792,7 +1792,7 @@ def _detect(views: list[np.ndarray], overrides: tuple, source: str) -> Grid:
         if all(_looks_true_resolution(v) or _crisp(v) for v in views):
             return identity_grid(w, h, confidence=0.0)
         raise NoGridFoundError(
-            f"no pixel grid found in {source}: {share:.0%} of the insides of the best lattice's cells "
+            f"no pixel grid found in {source}: {share:.0%} of the pixels inside the best lattice's cells "
             f"({grid.cell_w:.1f}x{grid.cell_h:.1f} px) differ from their cell's colour by more than {DETAIL_LEVEL} "
             "levels, so it is not pseudo pixel art")
     return grid
