@@ -2435,14 +2435,20 @@ def _sample_sheet(frames: int) -> np.ndarray:
     return sheet
 
 
-def test_a_sprite_sheet_is_not_read_on_the_gaps_between_its_frames():
+@pytest.mark.parametrize("frames", [8, 16])
+def test_a_sprite_sheet_is_not_read_on_the_gaps_between_its_frames(frames, monkeypatch):
     """A 256 px sheet of 8 x 8 frames came back 8 x 8 px of one colour: a lattice of 32 px
     cells with its lines through the sprites, whose cells read only the gaps between them.
-    Such a lattice misses the art; the sheet is kept as it is (up to 256 px a side, as any
-    few-colour image without a grid), a larger one refused with that reason."""
-    sheet = _sample_sheet(8)
+    Such a lattice misses the art. The sheet, crisp pixel art, is kept as it is, at 512 px
+    too; an image that is not crisp (here: nothing counts as crisp) is kept only up to 256 px
+    a side with few colours, as any image without a grid, else refused with that reason."""
+    sheet = _sample_sheet(frames)
     res = G.snap(sheet)
     assert res.grid.kept_as_is and np.array_equal(res.image, sheet)
-    with pytest.raises(NoGridFoundError, match=r"every cell of the best lattice \(32\.0x32\.0 px\) reads one and "
-                                               r"the same colour, though the image has more"):
-        G.snap(_sample_sheet(10), source="sheet.png")
+    monkeypatch.setattr(G, "CRISP_SHARE", 1.01)
+    if frames * 32 <= 256:
+        assert G.snap(sheet).grid.kept_as_is
+    else:
+        with pytest.raises(NoGridFoundError, match=r"every cell of the best lattice \(32\.0x32\.0 px\) reads one "
+                                                   r"and the same colour, though the image has more"):
+            G.snap(sheet, source="sheet.png")

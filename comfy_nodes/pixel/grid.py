@@ -135,9 +135,9 @@ CRISP_SHARE = 0.5
 CRISP_SOFT = 0.5
 CRISP_STEP = 12
 #: A lattice whose cells all read one colour in an image that is not flat is no pseudo pixel
-#: grid (a sprite sheet's frames centred on its lines: its cells read the gaps between them);
-#: it is looked at closely when this share of its cells' centres are one colour (see
-#: _blank_cells).
+#: grid (a sprite sheet's frames centred on its lines: its cells read the gaps between them;
+#: crisp art is then kept as it is); it is looked at closely when this share of its cells'
+#: centres are one colour (see _blank_cells).
 BLANK_SHARE = 0.9
 #: A lattice that a crisp image's colour changes fit (see _lattice_fit) is taken when changes
 #: that many would fit one by chance less often than this.
@@ -1779,7 +1779,7 @@ def _detect(views: list[np.ndarray], overrides: tuple, source: str) -> Grid:
         grid = _inside_blocks(views, grid, source)
     if grid.cols * grid.rows > 1 and all(_blank_cells(v, grid) for v in views):
         # a sprite sheet's frames centred on its lines: the cells read only the gaps between
-        if all(_looks_true_resolution(v) for v in views):
+        if all(_looks_true_resolution(v) or _crisp(v) for v in views):
             return identity_grid(w, h, confidence=0.0)
         raise NoGridFoundError(
             f"no pixel grid found in {source}: every cell of the best lattice ({grid.cell_w:.1f}x{grid.cell_h:.1f} px) "
