@@ -1778,25 +1778,22 @@ def _detect(views: list[np.ndarray], overrides: tuple, source: str) -> Grid:
         return grid
     if _enlarged_pixels(grid):
         grid = _inside_blocks(views, grid, source)
+    why = None
     if grid.cols * grid.rows > 1 and all(_blank_cells(v, grid) for v in views):
         # a sprite sheet's frames centred on its lines: the cells read only the gaps between
-        if all(_looks_true_resolution(v) or _crisp(v) for v in views):
-            return identity_grid(w, h, confidence=0.0)
-        raise NoGridFoundError(
-            f"no pixel grid found in {source}: every cell of the best lattice ({grid.cell_w:.1f}x{grid.cell_h:.1f} px) "
-            "reads one and the same colour, though the image has more: the lattice misses its art")
+        why = (f"every cell of the best lattice ({grid.cell_w:.1f}x{grid.cell_h:.1f} px) reads one and the same "
+               "colour, though the image has more: the lattice misses its art")
     # a few-colour image may be pseudo pixel art mapped to a palette, whose noise, mapped to
     # colours far apart, speckles the insides of its cells
-    share = _detail_share(views, grid) if _many_colours(views) else 0.0
-    if share > DETAIL_MAX:
+    elif _many_colours(views) and (share := _detail_share(views, grid)) > DETAIL_MAX:
         # a lattice over art that already is at its true resolution (a tile sheet's tiles)
-        if all(_looks_true_resolution(v) or _crisp(v) for v in views):
-            return identity_grid(w, h, confidence=0.0)
-        raise NoGridFoundError(
-            f"no pixel grid found in {source}: {share:.0%} of the pixels inside the best lattice's cells "
-            f"({grid.cell_w:.1f}x{grid.cell_h:.1f} px) differ from their cell's colour by more than {DETAIL_LEVEL} "
-            "levels, so it is not pseudo pixel art")
-    return grid
+        why = (f"{share:.0%} of the pixels inside the best lattice's cells ({grid.cell_w:.1f}x{grid.cell_h:.1f} px) "
+               f"differ from their cell's colour by more than {DETAIL_LEVEL} levels, so it is not pseudo pixel art")
+    if why is None:
+        return grid
+    if all(_looks_true_resolution(v, any_size=True) for v in views):
+        return identity_grid(w, h, confidence=0.0)
+    raise NoGridFoundError(f"no pixel grid found in {source}: {why}")
 
 
 def _enlarged_pixels(grid: Grid) -> bool:
@@ -2441,14 +2438,16 @@ def identity_grid(w: int, h: int, *, confidence: float = 1.0) -> Grid:
                 y_lines=np.arange(h + 1, dtype=np.float64), confidence=confidence, source_size=(w, h), exact=True)
 
 
-def _looks_true_resolution(a: np.ndarray) -> bool:
+def _looks_true_resolution(a: np.ndarray, *, any_size: bool = False) -> bool:
     """Small images without a detectable grid, of few colours or crisp (:func:`_crisp`), are
     taken as true-resolution sprites. (A larger crisp image may be pseudo pixel art mapped to
-    a palette, whose grid the palette's speckle hides: it is refused, not kept.)"""
+    a palette, whose grid the palette's speckle hides: it is refused, not kept.) With
+    ``any_size`` (a lattice found but judged no grid), crisp images of any size are too."""
     h, w = a.shape[:2]
-    if max(h, w) > 256:
-        return False
-    return 2 <= _colour_count([a]) <= TRUE_COLOURS or _crisp(a)
+    small = max(h, w) <= 256
+    if small and 2 <= _colour_count([a]) <= TRUE_COLOURS:
+        return True
+    return (small or any_size) and _crisp(a)
 
 
 def _colour_count(frames: list[np.ndarray]) -> int:
