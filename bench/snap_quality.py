@@ -5,6 +5,7 @@
     python bench/snap_quality.py --scales 0.9,0.95,1.05,1.1     # also on rescaled inputs
     python bench/snap_quality.py --scales 2.0 --resample nearest  # as a viewer enlarges them
     python bench/snap_quality.py --exact-upscales                 # true sprites x2..x21.3 round trip
+    python bench/snap_quality.py --palette pico-8 --dither bayer4  # quantized before the snap
 
 Runs ``comfy_nodes.pixel.grid.snap`` on every case of the shared snap-dev set (no subprocess,
 so it is quick to iterate on), scores it with the shared metric code and, per case, says which
@@ -36,6 +37,10 @@ degraded afresh (``orchestrator.samples.degrade``, ``--draws`` draws each, seede
 or ``warp`` settings as the bench README describes them, on a plain background of a random
 colour; ``--cells LO,HI`` draws the cell size (px) from that range instead. Neither the
 inputs nor the grids are the cases': a figure that holds here is not fitted to them.
+
+``--palette NAME|K`` maps every input (after ``--scales``) to a built-in palette, or to K colours
+picked by k-means, before the snap (``--dither`` none by default), as a graph that runs Palette
+Quantize first does: the noise becomes speckle of palette colours, the blur hard steps.
 """
 from __future__ import annotations
 
@@ -154,11 +159,23 @@ def exact_upscales(cases: list[Path]) -> int:
     return 0
 
 
+def mapped(rgba: np.ndarray, palette: str, dither: str) -> np.ndarray:
+    """``rgba`` mapped to ``palette`` (a built-in palette's name, or a number: that many
+    colours picked from the image by k-means) with ``dither``, by the project's own Palette
+    Quantize functions, as a graph that quantizes before it snaps does."""
+    from comfy_nodes.pixel import palette as P
+
+    pal = P.adaptive_palette(rgba, int(palette)) if palette.isdigit() else P.resolve_palette(palette)
+    return P.quantize(rgba, pal, dither=dither, alpha_threshold=None)
+
+
 def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "", made: tuple[np.ndarray, dict] | None = None,
-             redegrade: str = "", draw: int = 0, resample: str = "bicubic") -> dict:
+             redegrade: str = "", draw: int = 0, resample: str = "bicubic", palette: str = "",
+             dither: str = "none") -> dict:
     """Snap one case (its input resized by ``scale``, or cut out with ``fill`` under its
     transparency, or ``made``: an input and params for its true sprite, draw ``draw`` of the
-    level ``redegrade``) and score it; a dict of figures."""
+    level ``redegrade``; then mapped to ``palette`` with ``dither`` when one is given) and
+    score it; a dict of figures."""
     if made is None:
         params = json.loads((c / "params.json").read_text())
         rgba = load_image(c / "input.png")
@@ -173,6 +190,8 @@ def run_case(c: Path, scale: float, tmp: Path, metrics, fill: str = "", made: tu
         filt = {"bicubic": Image.BICUBIC, "nearest": Image.NEAREST, "bilinear": Image.BILINEAR,
                 "lanczos": Image.LANCZOS}[resample]
         rgba = np.asarray(Image.fromarray(rgba).resize((round(w * scale), round(h * scale)), filt))
+    if palette:
+        rgba = mapped(rgba, palette, dither)
     t0 = time.process_time()
     try:
         res = G.snap(rgba, source=str(c / "input.png"))
@@ -232,6 +251,9 @@ def main() -> int:
                     "medium cases' true sprites degraded afresh at that level's settings")
     ap.add_argument("--draws", type=int, default=2, help="draws per sprite for --redegrade (default 2)")
     ap.add_argument("--cells", default="", help="LO,HI: cell size range (px) for --redegrade (default the level's)")
+    ap.add_argument("--palette", default="", help="map every input to this palette before the snap: a built-in "
+                    "palette's name (pico-8, ...) or a number of colours (k-means), as a graph that quantizes first")
+    ap.add_argument("--dither", default="none", help="the dither of --palette (none, bayer4, floyd-steinberg, ...)")
     a = ap.parse_args()
     levels = [v.strip() for v in a.redegrade.split(",") if v.strip()]
     for lv in levels:
@@ -272,7 +294,8 @@ def main() -> int:
                 if fill and not json.loads((c / "params.json").read_text()).get("has_transparency"):
                     continue
                 made = redegraded(c, re_level, 1000 * draw[0] + draw[1], cells) if draw else None
-                rec = run_case(c, scale, Path(tmp), metrics, fill, made, re_level, draw[1] if draw else 0, a.resample)
+                rec = run_case(c, scale, Path(tmp), metrics, fill, made, re_level, draw[1] if draw else 0, a.resample,
+                               a.palette, a.dither)
                 recs.append(rec)
                 if a.verbose or not rec["solved"]:
                     print(describe(rec))

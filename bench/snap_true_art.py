@@ -13,10 +13,16 @@ motifs taken for pseudo pixels). The counts per size are printed. In process, no
 By default the sheets are Dungeon Crawl Stone Soup's tiles (most of them CC0), from Debian's
 ``crawl-tiles-data`` (pinned below), fetched with ``apt-get download`` into
 ``~/.cache/dgx-pixels/true-art/`` on first use; its title screens, logo and icons are left out.
+
+``--atlases N`` instead lays out N atlases per size (and per backdrop: a flat colour, and
+transparency) of the project's sample sprites (``orchestrator.samples``), 20 or 80 of them at
+random places: loose sprites of a few colours over a large flat area, where a lattice of the
+sprites' spacing can pass for pseudo pixels.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -52,6 +58,26 @@ def windows(sheet: np.ndarray, size: int, count: int, rng: np.random.Generator, 
             yield (x, y), win
 
 
+def atlases(size: int, count: int, rng: np.random.Generator):
+    """``count`` atlases of ``size`` px on each backdrop, each with 20 or 80 sample sprites at
+    random places (later ones over earlier ones)."""
+    from orchestrator import samples
+
+    sprites = list(samples.sprites().values())
+    for backdrop in ("flat", "transparent"):
+        for i in range(count):
+            img = np.zeros((size, size, 4), np.uint8)
+            if backdrop == "flat":
+                img[...] = (*rng.integers(40, 200, 3), 255)
+            for _ in range((20, 80)[i % 2]):
+                s = sprites[int(rng.integers(len(sprites)))]
+                h, w = s.shape[:2]
+                y, x = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
+                opaque = s[..., 3] > 0
+                img[y : y + h, x : x + w][opaque] = s[opaque]
+            yield f"atlas {i} ({backdrop})", img
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sheets", type=Path, help="folder of true-resolution pixel-art sheets (*.png; default: "
@@ -60,19 +86,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-size", type=int, default=6, help="windows per sheet and size")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verbose", action="store_true", help="name every window not kept as it is")
+    ap.add_argument("--atlases", type=int, default=0, metavar="N",
+                    help="snap N generated atlases of the sample sprites per size and backdrop instead")
     args = ap.parse_args(argv)
-    folder = args.sheets or fetch_package(PACKAGE, CACHE, "usr/share/crawl/dat/tiles", "--sheets")
-    paths = sorted(p for p in folder.glob("*.png") if not any(k in p.name for k in SKIP_NAMES))
-    if not paths:
-        print(f"no sheets (*.png) in {folder}", file=sys.stderr)
-        return 2
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = np.random.default_rng(args.seed)
+    if args.atlases:
+        sources = [("", lambda size: atlases(size, args.atlases, rng))]
+        said_from = "atlases of the sample sprites"
+    else:
+        folder = args.sheets or fetch_package(PACKAGE, CACHE, "usr/share/crawl/dat/tiles", "--sheets")
+        paths = sorted(p for p in folder.glob("*.png") if not any(k in p.name for k in SKIP_NAMES))
+        if not paths:
+            print(f"no sheets (*.png) in {folder}", file=sys.stderr)
+            return 2
+        sheet = functools.lru_cache(maxsize=1)(load_image)
+        sources = [(p.name, lambda size, p=p: (
+            (f"at {xy}", win) for xy, win in windows(sheet(p), size, args.per_size, rng))) for p in paths]
+        said_from = f"{len(paths)} sheets from {folder}"
     counts = {s: {"kept": 0, "refused": 0, "reduced": 0} for s in sizes}
-    for path in paths:
-        sheet = load_image(path)
+    for name, images in sources:
         for size in sizes:
-            for (x, y), win in windows(sheet, size, args.per_size, rng):
+            for where, win in images(size):
                 try:
                     g = detect_grid(win)
                     what = "kept" if (g.cols, g.rows) == (size, size) else "reduced"
@@ -81,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                     what, said = "refused", exc.message
                 counts[size][what] += 1
                 if args.verbose and what != "kept":
-                    print(f"  {path.name} {size} px at ({x}, {y}): {what}: {said}")
-    print(f"{len(paths)} sheets from {folder}, seed {args.seed}")
+                    print(f"  {' '.join(filter(None, (name, f'{size} px', where)))}: {what}: {said}")
+    print(f"{said_from}, seed {args.seed}")
     print(f"{'size':>6} {'windows':>8} {'kept':>6} {'refused':>8} {'reduced':>8}")
     total = {"kept": 0, "refused": 0, "reduced": 0}
     for size in sizes:

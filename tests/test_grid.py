@@ -2405,8 +2405,7 @@ def test_crisp_art_is_told_from_gradients_noise_and_flat_colour():
     """Art drawn on its own pixels repeats its neighbours' exact colours with hard steps
     between the others; a gradient repeats them too (along one axis) but steps softly, a
     painting or a noisy image hardly repeats them, and one flat colour is no art. Without a
-    grid, a crisp image of many colours up to 256 px a side is taken as a sprite at its true
-    resolution; a larger one may be pseudo pixel art mapped to a palette, and is not."""
+    grid, a crisp image of many colours is taken as art at its true resolution, at any size."""
     def rgba(a):
         return np.dstack([a, np.full(a.shape[:2], 255, np.uint8)])
 
@@ -2419,7 +2418,8 @@ def test_crisp_art_is_told_from_gradients_noise_and_flat_colour():
         assert not G._crisp(rgba(other))
     assert len(np.unique(art.reshape(-1, 3), axis=0)) > G.TRUE_COLOURS
     assert G._looks_true_resolution(rgba(art))
-    assert not G._looks_true_resolution(rgba(_textured_tiles(0, 12, 24)))
+    assert G._looks_true_resolution(rgba(_textured_tiles(0, 12, 24)))
+    assert not G._looks_true_resolution(rgba(noisy))
 
 
 def _sample_sheet(frames: int) -> np.ndarray:
@@ -2452,3 +2452,80 @@ def test_a_sprite_sheet_is_not_read_on_the_gaps_between_its_frames(frames, monke
         with pytest.raises(NoGridFoundError, match=r"every cell of the best lattice \(32\.0x32\.0 px\) reads one "
                                                    r"and the same colour, though the image has more"):
             G.snap(sheet, source="sheet.png")
+
+
+def _palette_mapped_case(seed: int, palette, dither: str) -> tuple[np.ndarray, np.ndarray]:
+    """One of the sample sprites on a 32 px canvas, drawn as diffusion pseudo pixel art (cells
+    of 8-14 px, blur, noise, JPEG), then mapped to ``palette`` with ``dither`` by Palette
+    Quantize, as a graph that quantizes before it snaps does; and the true canvas (its
+    background filled in)."""
+    from orchestrator import samples
+    from comfy_nodes.pixel import palette as P
+
+    sprites = list(samples.sprites().values())
+    sprite = sprites[seed % len(sprites)]
+    canvas = np.zeros((32, 32, 4), np.uint8)
+    canvas[8:8 + sprite.shape[0], 8:8 + sprite.shape[1]] = sprite
+    rng = np.random.default_rng(seed)
+    background = tuple(int(v) for v in rng.integers(40, 200, 3))
+    drawn = samples.degrade(canvas, cell=float(rng.uniform(8, 14)), seed=seed, background=background,
+                            blur=float(rng.uniform(0.7, 1.3)), noise=float(rng.uniform(3, 6)), jpeg_quality=85)
+    canvas[canvas[..., 3] == 0] = (*background, 255)
+    return P.quantize(drawn.image, palette, dither=dither, alpha_threshold=None), canvas
+
+
+@pytest.mark.parametrize("dither", ["none", "bayer4", "floyd-steinberg"])
+def test_pseudo_pixel_art_mapped_to_a_palette_before_the_snap_keeps_its_size_and_palette(dither):
+    """Mapped to PICO-8, pseudo pixel art's noise is speckle of two palette colours, its soft
+    edges hard steps, its dither a pattern of single pixels: the grid was refused ("colours vary
+    inside the cells") or read on those pixels: of these 8, 5 came back right without dither,
+    2 with Bayer, none with Floyd-Steinberg. Read through a blur, 6, 8 and 8 do, every colour
+    one of the palette's (a cell takes its most frequent colour, not a per-channel mix)."""
+    from comfy_nodes.pixel import palette as P
+
+    palette = P.resolve_palette("pico-8")
+    colours = {tuple(c) for c in palette.colors.tolist()}
+    right = 0
+    for seed in range(8):
+        img, truth = _palette_mapped_case(seed, palette, dither)
+        try:
+            res = G.snap(img)
+        except NoGridFoundError:
+            continue
+        assert {tuple(c) for c in res.image[..., :3].reshape(-1, 3).tolist()} <= colours
+        right += res.image.shape[:2] == truth.shape[:2]
+    assert right >= (6 if dither == "none" else 7)
+
+
+def _atlas(seed: int, size: int = 384, count: int = 80) -> np.ndarray:
+    """An atlas at its true resolution: ``count`` sample sprites at random places on one flat
+    colour, ``size`` px a side (a few dozen colours)."""
+    from orchestrator import samples
+
+    sprites = list(samples.sprites().values())
+    rng = np.random.default_rng(seed)
+    img = np.zeros((size, size, 4), np.uint8)
+    img[...] = (*rng.integers(40, 200, 3), 255)
+    for _ in range(count):
+        s = sprites[int(rng.integers(len(sprites)))]
+        y, x = (int(v) for v in rng.integers(0, size - np.array(s.shape[:2]) + 1))
+        opaque = s[..., 3] > 0
+        img[y:y + s.shape[0], x:x + s.shape[1]][opaque] = s[opaque]
+    return img
+
+
+def test_a_crisp_atlas_larger_than_256_px_without_a_grid_is_kept_as_it_is():
+    """Loose sprites over one colour offer lattices of their spacing, whose cells then hold
+    whole sprites: no grid. Up to 256 px such art was kept as it is; a larger crisp image was
+    refused, as pseudo pixel art mapped to a palette (crisp too) might have been hiding its
+    grid. That art's grid is now read through a blur, so larger crisp art is kept as well:
+    of these 6 atlases of 384 px, all were refused; all are kept."""
+    kept = 0
+    for seed in range(6):
+        atlas = _atlas(seed)
+        try:
+            res = G.snap(atlas)
+        except NoGridFoundError:
+            continue
+        kept += res.grid.kept_as_is and np.array_equal(res.image, atlas)
+    assert kept == 6

@@ -104,7 +104,8 @@ class DGXPixelsGridSnap(io.ComfyNode):
                 "true sprite: finds the fake-pixel grid and outputs one pixel per grid cell with one clean colour. "
                 "Automatic by default; 'cell' or 'size' mode overrides the detection. A batch becomes one tensor, "
                 "so its frames must snap to one size: turn on batch_shared_grid for animation frames. "
-                "Snap before Palette Quantize: a palette's speckle over the full-size image hides the grid."
+                "Best before Palette Quantize; an image already mapped to a palette is read through a blur and "
+                "keeps its palette's colours."
             ),
             inputs=[
                 io.Image.Input("image", tooltip="Pseudo pixel art (one image or a batch of frames)."),

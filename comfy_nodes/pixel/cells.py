@@ -117,11 +117,14 @@ def _mode_colours(samp: np.ndarray, thr) -> np.ndarray:
     return best.view(np.uint8).reshape(rows, cols, 4).copy()
 
 
-def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5, consolidate: bool = True) -> np.ndarray:
+def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5, consolidate: bool = True,
+                 whole: bool = False) -> np.ndarray:
     """One colour per cell: per-channel median of a k x k lattice in the cell interior.
 
     ``inner`` is the fraction of the cell (centred) the lattice spans, 0..1; the blurred
-    edges outside it never reach the estimate. Returns (rows, cols, 4) uint8.
+    edges outside it never reach the estimate. With ``whole`` (and on an exact grid) the
+    lattice's most frequent whole colour instead: every colour of the result is one of the
+    image's, as a palette's colours must stay. Returns (rows, cols, 4) uint8.
     """
     a = as_rgba(rgba)
     h, w = a.shape[:2]
@@ -135,9 +138,13 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     yy = ys[:, None, :, None]
     xx = xs[None, :, None, :]
     samp = a[yy, xx]  # (rows, cols, k, k, 4)
-    if grid.exact:
+    if grid.exact or whole:
         flat = samp.reshape(grid.rows, grid.cols, k * k, 4)
-        return _mode_colours(flat, _alpha_threshold(flat[..., 3]))
+        out = _mode_colours(flat, _alpha_threshold(flat[..., 3]))
+        if consolidate and not grid.exact:
+            # cells a level or two apart are one colour, as below; the most common one is kept
+            out[..., :3] = np.round(merge_near_duplicates(out[..., :3], out[..., 3] > 0))
+        return out
     # samples on the last axis: sorting 25 uint8 values per channel is the fast median
     samp = np.ascontiguousarray(samp.reshape(grid.rows, grid.cols, k * k, 4).transpose(0, 1, 3, 2))
     n = k * k
