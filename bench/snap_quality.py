@@ -22,10 +22,11 @@ these cases rather than solving the problem. Line diagnostics are left out for r
 ``--scales``: ``--scales 2.0 --resample nearest`` is the cases as a viewer enlarges them, whose
 exact blocks hold pseudo pixel art (``grid._inside_blocks``).
 
-``--exact-upscales`` instead enlarges every other case's true sprite 2, 3, 4, 5 and 8 times, and
-2.5, 3.3, 5.37, 7.9 and 21.3 times (cells of alternating widths), by
-nearest neighbour, with its transparency and composited on a colour, and counts the snaps that
-give it back pixel for pixel.
+``--exact-upscales`` instead enlarges every other case's true sprite by nearest neighbour, 2, 3,
+4, 5 and 8 times, 2.5, 3.3, 5.37, 7.9 and 21.3 times (cells of alternating widths), with
+Pillow's resize 2.1-3.5 times and, counted on a line of their own, 1.25-1.75 times (cells of 1
+and 2 px), with its transparency and composited on a colour, and counts the snaps that give it
+back pixel for pixel.
 
 ``--cutout FILL[,FILL...]`` also runs every case whose sprite has transparency as a background
 remover would hand it over (``orchestrator.samples.cut_out``: its background keyed out by a
@@ -107,6 +108,8 @@ def redegraded(c: Path, level: str, seed: int, cells: tuple[float, float] | None
 UPSCALES = (2, 3, 4, 5, 8, 2.5, 3.3, 5.37, 7.9, 1024 / 48)
 #: the same with Pillow's resize (cells rounded to the nearer pixel): 2-3 px cells read exactly
 PILLOW_UPSCALES = (2.1, 2.25, 2.5, 3.5)
+#: ... and by factors under 2 (cells of 1 and 2 px), counted on their own line
+SMALL_UPSCALES = (1.25, 4 / 3, 1.5, 1.75)
 
 
 def _nearest(sprite: np.ndarray, k: float) -> np.ndarray:
@@ -130,10 +133,10 @@ def exact_upscales(cases: list[Path]) -> int:
     enlarged by each of ``UPSCALES`` by nearest neighbour, and by each of ``PILLOW_UPSCALES``
     with Pillow's resize: how many snaps give it back pixel for pixel (colours of its opaque
     pixels, and which pixels are opaque), per factor."""
-    good = total = 0
+    good = total = small_good = small_total = 0
     per: dict[str, list[int]] = {}
     ways = [(f"x{k:.4g}", k, _nearest) for k in UPSCALES] + \
-           [(f"x{k:.4g} (Pillow)", k, _pillow_nearest) for k in PILLOW_UPSCALES]
+           [(f"x{k:.4g} (Pillow)", k, _pillow_nearest) for k in PILLOW_UPSCALES + SMALL_UPSCALES]
     for c in cases[::2]:
         gt = load_image(c / "gt.png")
         flat = gt.copy()
@@ -141,7 +144,9 @@ def exact_upscales(cases: list[Path]) -> int:
         for sprite in (gt, flat):
             opaque = sprite[..., 3] > 0
             for label, k, enlarge in ways:
-                total += 1
+                small = k < 2
+                total += not small
+                small_total += small
                 per.setdefault(label, [0, 0])[1] += 1
                 try:
                     out = G.snap(enlarge(sprite, k)).image
@@ -150,12 +155,14 @@ def exact_upscales(cases: list[Path]) -> int:
                     continue
                 same = out.shape == sprite.shape and np.array_equal(out[..., 3] > 0, opaque) \
                     and np.array_equal(out[opaque], sprite[opaque])
-                good += same
+                good += same and not small
+                small_good += same and small
                 per[label][0] += same
                 if not same:
                     print(f"{c.name} {label}{' (transparency)' if sprite is gt else ''}: {out.shape[1]}x{out.shape[0]}")
     print("  ".join(f"{label} {g}/{n}" for label, (g, n) in per.items()))
     print(f"exact upscales: {good} of {total} snapped back pixel for pixel")
+    print(f"resized by {', '.join(f'{k:.3g}' for k in SMALL_UPSCALES)} (Pillow): {small_good} of {small_total}")
     return 0
 
 

@@ -2529,3 +2529,21 @@ def test_a_crisp_atlas_larger_than_256_px_without_a_grid_is_kept_as_it_is():
             continue
         kept += res.grid.kept_as_is and np.array_equal(res.image, atlas)
     assert kept == 6
+
+
+@pytest.mark.parametrize("factor", [1.25, 1.5, 1.75])
+def test_a_sheet_resized_by_less_than_twice_snaps_back_pixel_for_pixel(factor):
+    """A sheet resized with Pillow's nearest filter by 1.25-1.75 times (a 256 px sheet shown at
+    320-448 px) has cells of 1 and 2 px, under the smallest cell the grid search reads: it came
+    back as it was, enlarged. Every colour change starts a cell of the one size whose cells hold
+    them all, which true-resolution art, changing colour at every pixel boundary, never fits:
+    it snaps back pixel for pixel, and the sheet as it is stays as it is."""
+    from PIL import Image
+
+    sheet = _sample_sheet(8)
+    side = round(sheet.shape[0] * factor)
+    big = np.asarray(Image.fromarray(sheet).resize((side, side), Image.NEAREST))
+    res = G.snap(big)
+    assert res.grid.exact and (res.grid.cols, res.grid.rows) == (256, 256)
+    assert np.array_equal(res.image, sheet)
+    assert G.snap(sheet).grid.kept_as_is

@@ -156,6 +156,12 @@ EXACT_LATTICE_CHANCE = 1e-3
 #: this: a small sprite at 2.1-2.25x has 11-14 changes an axis, each axis alone 0.5-2 % likely
 #: by chance, both together under 1e-3.
 EXACT_LATTICE_CHANCE_AXIS = 0.05
+#: A whole sprite resized by a factor between 1 and 2 (see _resized_grid) is taken when its
+#: changes would all start a cell by chance less often than this, both axes together. Of
+#: snap-dev's true sprites (as they are and on a colour), the likeliest by that measure is a
+#: 16 px sheet of blocks at 2.4e-4; of the same sprites resized 1.25-1.75 times with Pillow,
+#: 394 of 576 measure under 1e-5 (440 under 1e-4).
+RESIZED_CHANCE = 1e-5
 #: JPEG's block size (px). A JPEG enlarged f times has block edges every 8f px from the image's
 #: origin; a lattice within ``JPEG_LOCK`` px of such a period (a whole multiple of half a block,
 #: from 1.5 blocks: 1.5, 2, 2.5, 3 ... times), on lines at its multiples, is read again without
@@ -1774,6 +1780,9 @@ def _detect(views: list[np.ndarray], overrides: tuple, source: str) -> Grid:
         exact = _exact_lattice_grid(views[:1])
         if exact is not None and all(_same_lattice(_exact_lattice_grid([v]), exact) for v in views[1:]):
             return exact
+        exact = _resized_grid(views)
+        if exact is not None:
+            return exact
         if max(w, h) <= TINY_SPRITE and _colour_count(views) >= 2:
             return identity_grid(w, h, confidence=0.0)
     if (cw == 1.0 and ch == 1.0) or (tw == w and th == h):
@@ -2562,6 +2571,70 @@ def _exact_block_grid(frames: list[np.ndarray]) -> Grid | None:
     yl = yl[: np.searchsorted(yl, h, side="left") + 1]
     return Grid(cell_w=float(gx), cell_h=float(gy), cols=len(xl) - 1, rows=len(yl) - 1, x_lines=xl, y_lines=yl,
                 confidence=1.0, phase=(float(x0), float(y0)), source_size=(w, h), exact=True)
+
+
+def _resized_axis(changes: np.ndarray, n: int) -> tuple[int, np.ndarray, float] | None:
+    """(cells, lines, chance) of an axis of ``n`` px that a whole sprite of ``cells`` (n/2 <
+    cells < n) pixels was resized to by nearest neighbour, when every colour change
+    (``changes``: length n - 1, True where pixel i + 1 differs from pixel i) starts one of its
+    cells, else None. Pixel x shows cell floor(x * cells / n), or (Pillow's resize, as most
+    viewers) cell floor((x + 0.5) * cells / n) as Pillow sums it up in floating point, which
+    rounds the exact halves down. ``lines``: the cells' first pixels, and n. ``chance``: how
+    likely the changes all fall on cell starts by accident, over the sizes tried."""
+    b = np.nonzero(changes)[0] + 1
+    # a cell of 1 px between two changes: what a factor under 2 draws and a lattice of 2 px
+    # or more (an enlargement, frames drawn out of phase) never does; without one, a lattice
+    # of 1-2 px cells could hold the changes of a regular pattern by its regularity alone
+    if len(b) < 4 or not (np.diff(b) == 1).any():
+        return None
+    cells = np.arange(n // 2 + 1, n, dtype=np.int64)[:, None]
+    x = np.arange(n, dtype=np.int64)[None, :]
+    steps = np.broadcast_to(cells / n, (len(cells), n)).copy()
+    steps[:, 0] *= 0.5
+    for src in (np.cumsum(steps, axis=1).astype(np.int64), x * cells // n):
+        fits = np.nonzero((src[:, b] != src[:, b - 1]).all(axis=1))[0]
+        if fits.size:
+            # the fewest cells that hold every change: more cells hold them too
+            m = int(cells[fits[0], 0])
+            starts = np.nonzero(np.diff(src[fits[0]]))[0] + 1
+            lines = np.concatenate([[0], starts, [n]]).astype(np.float64)
+            return m, lines, _all_on(len(b), m - 1, n - 1) * len(cells)
+    return None
+
+
+def _all_on(k: int, on: int, of: int) -> float:
+    """The chance that ``k`` distinct positions drawn at random from ``of`` all fall among ``on``
+    given ones: C(on, k) / C(of, k)."""
+    if k > on:
+        return 0.0
+    return math.exp(math.lgamma(on + 1) - math.lgamma(on - k + 1) - math.lgamma(of + 1) + math.lgamma(of - k + 1))
+
+
+def _resized_grid(frames: list[np.ndarray]) -> Grid | None:
+    """Grid of a whole sprite resized by nearest neighbour by a factor between 1 and 2 (a 32 px
+    sprite shown at 48 px: cells of 1 and 2 px), whose colour changes all start a cell on both
+    axes in every frame (:func:`_resized_axis`), else None. Its cells hold the sprite's own
+    colours, kept exactly. True-resolution art changes colour at every pixel boundary of an
+    axis, which no such size holds; blur, noise or JPEG do too."""
+    h, w = frames[0].shape[:2]
+    if h * w * len(frames) > 4096 * 4096 or min(h, w) < 3:
+        return None
+    packed = [np.ascontiguousarray(a).view(np.uint32).reshape(h, w) for a in frames]
+    # cheap rejection on a few rows first: at a factor over 1.1 a tenth of the boundaries
+    # between a row's first and last change start no cell, where noise changes colour at
+    # nearly all of them
+    few = np.nonzero(np.logical_or.reduce([np.any(p[:: max(1, h // 8), 1:] != p[:: max(1, h // 8), :-1], axis=0)
+                                           for p in packed]))[0]
+    if few.size > 10 and few.size > 0.9 * (few[-1] - few[0] + 1):
+        return None
+    colchg = np.logical_or.reduce([np.any(p[:, 1:] != p[:, :-1], axis=0) for p in packed])
+    rowchg = np.logical_or.reduce([np.any(p[1:] != p[:-1], axis=1) for p in packed])
+    ax, ay = _resized_axis(colchg, w), _resized_axis(rowchg, h)
+    if ax is None or ay is None or max(ax[2], ay[2]) >= EXACT_LATTICE_CHANCE_AXIS or ax[2] * ay[2] >= RESIZED_CHANCE:
+        return None
+    (mx, xl, _), (my, yl, _) = ax, ay
+    return Grid(cell_w=w / mx, cell_h=h / my, cols=mx, rows=my, x_lines=xl, y_lines=yl, confidence=1.0,
+                phase=(0.0, 0.0), source_size=(w, h), exact=True)
 
 
 def _boundaries(changes: np.ndarray) -> np.ndarray:
