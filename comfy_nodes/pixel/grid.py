@@ -2587,18 +2587,25 @@ def _resized_axis(changes: np.ndarray, n: int) -> tuple[int, np.ndarray, float] 
     # of 1-2 px cells could hold the changes of a regular pattern by its regularity alone
     if len(b) < 4 or not (np.diff(b) == 1).any():
         return None
-    cells = np.arange(n // 2 + 1, n, dtype=np.int64)[:, None]
+    sizes = np.arange(n // 2 + 1, n, dtype=np.int64)
     x = np.arange(n, dtype=np.int64)[None, :]
-    steps = np.broadcast_to(cells / n, (len(cells), n)).copy()
-    steps[:, 0] *= 0.5
-    for src in (np.cumsum(steps, axis=1).astype(np.int64), x * cells // n):
-        fits = np.nonzero((src[:, b] != src[:, b - 1]).all(axis=1))[0]
-        if fits.size:
-            # the fewest cells that hold every change: more cells hold them too
-            m = int(cells[fits[0], 0])
-            starts = np.nonzero(np.diff(src[fits[0]]))[0] + 1
-            lines = np.concatenate([[0], starts, [n]]).astype(np.float64)
-            return m, lines, _all_on(len(b), m - 1, n - 1) * len(cells)
+    chunk = max(1, (1 << 20) // n)  # candidate sizes at a time: a few MB however long the axis
+    for pillow in (True, False):
+        # the fewest cells that hold every change first: more cells hold them too
+        for i in range(0, len(sizes), chunk):
+            cells = sizes[i : i + chunk, None]
+            if pillow:
+                steps = np.repeat(cells / n, n, axis=1)
+                steps[:, 0] *= 0.5
+                src = np.cumsum(steps, axis=1).astype(np.int64)
+            else:
+                src = x * cells // n
+            fits = np.nonzero((src[:, b] != src[:, b - 1]).all(axis=1))[0]
+            if fits.size:
+                m = int(cells[fits[0], 0])
+                starts = np.nonzero(np.diff(src[fits[0]]))[0] + 1
+                lines = np.concatenate([[0], starts, [n]]).astype(np.float64)
+                return m, lines, _all_on(len(b), m - 1, n - 1) * len(sizes)
     return None
 
 
