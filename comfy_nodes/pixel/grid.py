@@ -2291,9 +2291,14 @@ def _many_colours(frames: list[np.ndarray]) -> bool:
 
 
 def _few_colours(frames: list[np.ndarray]) -> bool:
-    """Whether ``frames`` hold ``TRUE_COLOURS`` distinct colours or fewer (all of them counted
-    only when their sparse pixels hold that few)."""
-    return not _many_colours(frames) and _colour_count(frames) <= TRUE_COLOURS
+    """Whether ``frames`` hold ``TRUE_COLOURS`` distinct colours or fewer: counted when their
+    sparse pixels hold that few, on every pixel of a frame up to 4 megapixels and on an even
+    lattice of about that many in a larger one (a 16k image's full count sorts a gigabyte)."""
+    if _many_colours(frames):
+        return False
+    h, w = frames[0].shape[:2]
+    step = max(1, math.ceil(math.sqrt(h * w / 4_000_000)))
+    return _colour_count([np.ascontiguousarray(a[::step, ::step]) for a in frames]) <= TRUE_COLOURS
 
 
 def _crisp(a: np.ndarray) -> bool:
