@@ -2535,6 +2535,13 @@ def _fits_blocks(change: np.ndarray, n: int, g: int) -> bool:
     return len(pos) <= 1 and n % g == 0 and n // g <= 2 and bool(np.all(pos % g == 0))
 
 
+def _changes(packed: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Where the colour changes in any of the frames ``packed`` (H, W uint32, one per pixel):
+    between columns i and i + 1 (length W - 1) and between rows (length H - 1)."""
+    return (np.logical_or.reduce([np.any(p[:, 1:] != p[:, :-1], axis=0) for p in packed]),
+            np.logical_or.reduce([np.any(p[1:] != p[:-1], axis=1) for p in packed]))
+
+
 def _exact_block_grid(frames: list[np.ndarray]) -> Grid | None:
     """Grid of a clean integer nearest-neighbour upscale (constant g x g blocks, on the same
     lattice in every frame of ``frames``), else None.
@@ -2555,8 +2562,7 @@ def _exact_block_grid(frames: list[np.ndarray]) -> Grid | None:
         for chg, n in ((np.any(few_r[:, 1:] != few_r[:, :-1], axis=0), w), (np.any(few_c[1:] != few_c[:-1], axis=1), h)):
             if np.count_nonzero(chg) >= 2 and not _exact_runs(chg, n, borders=False):
                 return None
-    colchg = np.logical_or.reduce([np.any(p[:, 1:] != p[:, :-1], axis=0) for p in packed])
-    rowchg = np.logical_or.reduce([np.any(p[1:] != p[:-1], axis=1) for p in packed])
+    colchg, rowchg = _changes(packed)
     gx = _exact_runs(colchg, w)
     gy = _exact_runs(rowchg, h)
     # A sprite 1 or 2 pixels tall (a health bar, a strip) changes colour once or never down
@@ -2639,8 +2645,7 @@ def _resized_grid(frames: list[np.ndarray]) -> Grid | None:
                                            for p in packed]))[0]
     if few.size > 10 and few.size > 0.9 * (few[-1] - few[0] + 1):
         return None
-    colchg = np.logical_or.reduce([np.any(p[:, 1:] != p[:, :-1], axis=0) for p in packed])
-    rowchg = np.logical_or.reduce([np.any(p[1:] != p[:-1], axis=1) for p in packed])
+    colchg, rowchg = _changes(packed)
     ax, ay = _resized_axis(colchg, w), _resized_axis(rowchg, h)
     if ax is None or ay is None or max(ax[2], ay[2]) >= EXACT_LATTICE_CHANCE_AXIS or ax[2] * ay[2] >= RESIZED_CHANCE:
         return None
@@ -2776,8 +2781,7 @@ def _exact_lattice_grid(frames: list[np.ndarray]) -> Grid | None:
                     (p[1:, :: max(1, w // 8)] != p[:-1, :: max(1, w // 8)]).T):
             if (chg[:, 1:] & chg[:, :-1]).any():
                 return None
-    colchg = np.logical_or.reduce([np.any(p[:, 1:] != p[:, :-1], axis=0) for p in packed])
-    rowchg = np.logical_or.reduce([np.any(p[1:] != p[:-1], axis=1) for p in packed])
+    colchg, rowchg = _changes(packed)
     fx, fy = _lattice_fit(colchg, w), _lattice_fit(rowchg, h)
     if fx is None or fy is None or fx[2] * fy[2] >= EXACT_LATTICE_CHANCE:
         return None
