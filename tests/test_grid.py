@@ -2389,6 +2389,58 @@ def test_textured_tiles_at_their_true_resolution_are_kept_as_they_are(seed, tile
     assert np.array_equal(res.image[..., :3], img) and (res.image[..., 3] == 255).all()
 
 
+def _few_colour_tiles(seed: int, tiles: int, tile: int) -> np.ndarray:
+    """The bricks of :func:`_textured_tiles` shaded from four shared ramps: pixel art at its
+    true resolution in 21 colours, as a game's tile sheet is."""
+    rng = np.random.default_rng(seed)
+    ramps = [np.clip(rng.integers(60, 200, 3)[None, :] + np.arange(-2, 3)[:, None] * 24, 0, 255) for _ in range(4)]
+    img = np.zeros((tiles * tile, tiles * tile, 3), np.uint8)
+    for j in range(tiles):
+        for i in range(tiles):
+            t = ramps[int(rng.integers(4))][np.clip(rng.normal(2.0, 0.9, (tile, tile)).round().astype(int), 0, 4)]
+            t[::8] = (40, 30, 30)
+            for r in range(tile // 8):
+                t[r * 8:(r + 1) * 8, (0 if r % 2 == 0 else 8)::16] = (40, 30, 30)
+            img[j * tile:(j + 1) * tile, i * tile:(i + 1) * tile] = t
+    return img
+
+
+@pytest.mark.parametrize("seed, tiles, tile", [(0, 10, 16), (2, 12, 16), (3, 8, 24)])
+def test_a_small_few_colour_tile_sheet_is_kept_as_it_is(seed, tiles, tile):
+    """Under 256 colours the detail test of many-colour images does not apply (pseudo pixel
+    art mapped to a palette speckles its cells), and 160-192 px sheets of 16 or 24 px tiles
+    came back as 20 x 20 or 24 x 24 cells of 8 px, one colour per brick. Inside those cells
+    fewer than half the pixels have the cell's most common colour: kept as it is."""
+    img = _few_colour_tiles(seed, tiles, tile)
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) <= G.TRUE_COLOURS
+    res = G.snap(img)
+    assert res.grid.kept_as_is
+    assert np.array_equal(res.image[..., :3], img)
+
+
+@pytest.mark.parametrize("dither", ["none", "bayer4"])
+def test_small_pseudo_pixel_art_mapped_to_few_colours_is_still_snapped(dither):
+    """The other side of the rule above: a 230 px image of pseudo pixel art mapped to 16
+    colours keeps one colour in most of each cell, and comes back at its true size."""
+    from orchestrator import samples
+    from comfy_nodes.pixel import palette as P
+
+    sprites = list(samples.sprites().values())
+    for seed in (0, 1, 2):
+        canvas = np.zeros((24, 24, 4), np.uint8)
+        sprite = sprites[seed % len(sprites)][:20, :20]
+        canvas[4:4 + sprite.shape[0], 4:4 + sprite.shape[1]] = sprite
+        rng = np.random.default_rng(seed)
+        drawn = samples.degrade(canvas, cell=float(rng.uniform(8, 10.5)), seed=seed,
+                                background=tuple(int(v) for v in rng.integers(40, 200, 3)),
+                                blur=1.0, noise=4.0, jpeg_quality=85).image
+        img = P.quantize(drawn, P.adaptive_palette(drawn, 16), dither=dither, alpha_threshold=None)
+        assert max(img.shape[:2]) <= G.SOFTEN_MIN_SIDE
+        res = G.snap(img)
+        assert res.image.shape[:2] == (24, 24), seed
+        assert G._mode_share([img], res.grid) >= G.MODE_SHARE_MIN
+
+
 @pytest.mark.parametrize("seed", [0, 3])
 def test_a_lattice_whose_cells_hold_detail_is_no_pixel_grid(seed):
     """The same art under pixel noise is no crisp art, and its 8 px lattice (the bricks) was

@@ -214,6 +214,10 @@ SMOOTH_INNER = 0.1
 #: A smooth enlargement's cells up to this size (px) are looked inside for pseudo pixel art
 #: (an image enlarged 3 or 4 times by an upscale node), as a nearest one's blocks are.
 ENLARGED_PIXEL = 8.0
+#: A lattice found on a few-colour image of at most SOFTEN_MIN_SIDE px whose cells' inner
+#: halves keep their most common colour less than this often (:func:`_mode_share`) is laid
+#: over art at its true resolution, not over pseudo pixels.
+MODE_SHARE_MIN = 0.5
 #: Pixels per band of the whole-image passes over alpha (4 MB of RGBA).
 _BAND = 1 << 20
 #: Grey level that transparency is composited over before detection (see _detection_view).
@@ -1803,12 +1807,17 @@ def _detect(views: list[np.ndarray], overrides: tuple, source: str) -> Grid:
         # a sprite sheet's frames centred on its lines: the cells read only the gaps between
         why = (f"every cell of the best lattice ({grid.cell_w:.1f}x{grid.cell_h:.1f} px) reads one and the same "
                "colour, though the image has more: the lattice misses its art")
+    elif _many_colours(views):
+        if (share := _detail_share(views, grid)) > DETAIL_MAX:
+            # a lattice over art that already is at its true resolution (a tile sheet's tiles)
+            why = (f"{share:.0%} of the pixels inside the best lattice's cells ({grid.cell_w:.1f}x{grid.cell_h:.1f} px) "
+                   f"differ from their cell's colour by more than {DETAIL_LEVEL} levels, so it is not pseudo pixel art")
     # a few-colour image may be pseudo pixel art mapped to a palette, whose noise, mapped to
-    # colours far apart, speckles the insides of its cells
-    elif _many_colours(views) and (share := _detail_share(views, grid)) > DETAIL_MAX:
-        # a lattice over art that already is at its true resolution (a tile sheet's tiles)
-        why = (f"{share:.0%} of the pixels inside the best lattice's cells ({grid.cell_w:.1f}x{grid.cell_h:.1f} px) "
-               f"differ from their cell's colour by more than {DETAIL_LEVEL} levels, so it is not pseudo pixel art")
+    # colours far apart, speckles the insides of its cells: only how often a cell keeps one
+    # colour tells it from a small sprite or tile sheet (larger ones were read through a blur)
+    elif max(w, h) <= SOFTEN_MIN_SIDE and (share := _mode_share(views, grid)) < MODE_SHARE_MIN:
+        why = (f"only {share:.0%} of the pixels inside the best lattice's cells ({grid.cell_w:.1f}x{grid.cell_h:.1f} px) "
+               "have their cell's most common colour, so it is not pseudo pixel art")
     if why is None:
         return grid
     if all(_looks_true_resolution(v) for v in views):
@@ -2264,6 +2273,33 @@ def _detail_share(frames: list[np.ndarray], grid: Grid) -> float:
     far = [np.count_nonzero(d.max(axis=-1) > DETAIL_LEVEL) / max(1, d.shape[0] * d.shape[1])
            for d in _recon_diffs(frames, grid.x_lines, grid.y_lines, inner=True)]
     return float(median(np.asarray(far)))
+
+
+def _mode_share(frames: list[np.ndarray], grid: Grid) -> float:
+    """The share (0..1) of a 4 x 4 lattice of samples in the inner half of ``grid``'s cells
+    that have the colour most of their cell's samples have, over all cells; of several
+    ``frames``, the median frame's.
+
+    A pseudo pixel mapped to a palette keeps one colour under its speckle or dither (snap-dev's
+    cases shrunk to 240 px and mapped to PICO-8 or 16 colours, dithered or not, read at their
+    true size: 0.47-1.00, one of 86 under 0.5); a lattice laid over a tile sheet's stone floors
+    or walls finds the art's own pixels there (13 of the 19 few-colour windows of
+    ``bench/snap_true_art.py`` that were reduced: 0.34-0.45; character sheets 0.62-0.78)."""
+    h, w = frames[0].shape[:2]
+    cx = sample_coords(grid.x_lines, w, 4, 0.25, 0.75)
+    cy = sample_coords(grid.y_lines, h, 4, 0.25, 0.75)
+    shares = []
+    for a in frames:
+        packed = np.ascontiguousarray(a).view(np.uint32)[..., 0]
+        samp = packed[cy.ravel()][:, cx.ravel()].reshape(len(cy), 4, len(cx), 4).transpose(0, 2, 1, 3)
+        samp = np.sort(samp.reshape(-1, 16), axis=1)
+        # the longest run of one value in each sorted row is its most common colour's count
+        starts = np.concatenate([np.ones((len(samp), 1), bool), samp[:, 1:] != samp[:, :-1]], axis=1)
+        run_id = np.cumsum(starts, axis=1)
+        counts = np.zeros((len(samp), 17), np.int32)
+        np.add.at(counts, (np.arange(len(samp))[:, None], run_id), 1)
+        shares.append(float(counts.max(axis=1).sum()) / samp.size)
+    return float(median(np.asarray(shares)))
 
 
 def _blank_cells(a: np.ndarray, grid: Grid) -> bool:
