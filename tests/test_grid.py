@@ -2359,15 +2359,21 @@ def test_a_smooth_drawing_is_no_pixel_art():
         G.snap(drawing)
 
 
-def _textured_tiles(seed: int, tiles: int, tile: int) -> np.ndarray:
+def _textured_tiles(seed: int, tiles: int, tile: int, shared: int = 0) -> np.ndarray:
     """Pixel art at its true resolution: ``tiles`` x ``tiles`` brick tiles of ``tile`` px, each
     shaded per pixel from its own five-step ramp (24 levels apart), with mortar every 8 px
-    (several hundred colours)."""
+    (several hundred colours); with ``shared``, from one of that many ramps drawn first (a
+    game's tile sheet in few colours: 21 with 4)."""
     rng = np.random.default_rng(seed)
+
+    def ramp_of(base):
+        return np.clip(base[None, :] + np.arange(-2, 3)[:, None] * 24, 0, 255)
+
+    ramps = [ramp_of(rng.integers(60, 200, 3)) for _ in range(shared)]
     img = np.zeros((tiles * tile, tiles * tile, 3), np.uint8)
     for j in range(tiles):
         for i in range(tiles):
-            ramp = np.clip(rng.integers(60, 200, 3)[None, :] + np.arange(-2, 3)[:, None] * 24, 0, 255)
+            ramp = ramps[int(rng.integers(shared))] if shared else ramp_of(rng.integers(60, 200, 3))
             t = ramp[np.clip(rng.normal(2.0, 0.9, (tile, tile)).round().astype(int), 0, 4)].astype(np.uint8)
             t[::8] = (40, 30, 30)
             for r in range(tile // 8):
@@ -2389,29 +2395,13 @@ def test_textured_tiles_at_their_true_resolution_are_kept_as_they_are(seed, tile
     assert np.array_equal(res.image[..., :3], img) and (res.image[..., 3] == 255).all()
 
 
-def _few_colour_tiles(seed: int, tiles: int, tile: int) -> np.ndarray:
-    """The bricks of :func:`_textured_tiles` shaded from four shared ramps: pixel art at its
-    true resolution in 21 colours, as a game's tile sheet is."""
-    rng = np.random.default_rng(seed)
-    ramps = [np.clip(rng.integers(60, 200, 3)[None, :] + np.arange(-2, 3)[:, None] * 24, 0, 255) for _ in range(4)]
-    img = np.zeros((tiles * tile, tiles * tile, 3), np.uint8)
-    for j in range(tiles):
-        for i in range(tiles):
-            t = ramps[int(rng.integers(4))][np.clip(rng.normal(2.0, 0.9, (tile, tile)).round().astype(int), 0, 4)]
-            t[::8] = (40, 30, 30)
-            for r in range(tile // 8):
-                t[r * 8:(r + 1) * 8, (0 if r % 2 == 0 else 8)::16] = (40, 30, 30)
-            img[j * tile:(j + 1) * tile, i * tile:(i + 1) * tile] = t
-    return img
-
-
 @pytest.mark.parametrize("seed, tiles, tile", [(0, 10, 16), (2, 12, 16), (3, 8, 24)])
 def test_a_small_few_colour_tile_sheet_is_kept_as_it_is(seed, tiles, tile):
     """Under 256 colours the detail test of many-colour images does not apply (pseudo pixel
     art mapped to a palette speckles its cells), and 160-192 px sheets of 16 or 24 px tiles
     came back as 20 x 20 or 24 x 24 cells of 8 px, one colour per brick. Inside those cells
     fewer than half the pixels have the cell's most common colour: kept as it is."""
-    img = _few_colour_tiles(seed, tiles, tile)
+    img = _textured_tiles(seed, tiles, tile, shared=4)
     assert len(np.unique(img.reshape(-1, 3), axis=0)) <= G.TRUE_COLOURS
     res = G.snap(img)
     assert res.grid.kept_as_is
