@@ -863,6 +863,20 @@ def test_edgeless_line_kept_between_two_cells_and_dropped_inside_a_wide_cell():
     assert 197 not in dropped and len(dropped) == len(x) - 1
 
 
+def test_a_lattice_far_across_a_flat_stretch_does_not_call_a_gap_one_wide_cell():
+    """A 16 px sprite from another tileset (hard level: +-2 px jitter on 12.8 px cells) has a
+    flat fill between its top rows and its bottom edge. The edgeless line at 102 sits in a gap
+    of 24 px (1.9 periods) whose right side holds no line on an edge for 7 cells: four jittered
+    lines there (204-245, 13.7 px apart) carried 7 cells back called the gap one wide cell, and
+    the sprite came back a row short. So far off, the lattices do not tell; the gap's own
+    length (two cells) decides."""
+    lines = [38, 50, 65, 77, 90, 102, 114, 127, 140, 153, 166, 179, 192, 204, 216, 230, 245]
+    x, ev = _edge_lines(lines, {102, 114, 127, 140, 153, 166, 179, 192}, n=260)
+    assert G._cells_across(x[ev[x.astype(int)] > 0], 90.0, 114.0, 12.84) is None
+    kept = G._drop_split_lines(x, ev, 12.84)
+    assert 102 in kept and len(kept) == len(x)
+
+
 
 def test_capped_edge_plateau_peaks_at_its_crest():
     """A strong blurred edge saturates the capped evidence over several positions; over the

@@ -303,6 +303,10 @@ OWN_MULT_BASE = 0.8
 #: Lines farther than this many cells from a gap are left out of the lattices that decide
 #: it: a 3 % drift moves them a third of a cell.
 REACH = 12.0
+#: ... and only when each side's nearest line on an edge is within this many periods of the
+#: gap: further off, the lattice carried to the gap is off by more than a wide cell's 0.4.
+#: Other sources' hard level +1 solved of 48, snap-dev at 0.5x +1, re-degraded warp +1 exact.
+SIDE_NEAR = 3.0
 #: Where the lattices on either side of an edgeless gap meet, in periods: below SPAN_WIDE it
 #: is one wide cell (drawn 1.35-1.5x), from SPAN_TWO on two cells; in between, real grids that
 #: drift (measured 1.57 for two cells) and jittered wide cells overlap, and the gap's halves
@@ -1491,11 +1495,16 @@ def _drop_split_lines(lines: np.ndarray, ev: np.ndarray, period: float) -> np.nd
 def _cells_across(pinned: np.ndarray, a: float, b: float, period: float, reach: float = REACH) -> int | None:
     """1 or 2: the cells between lines ``a`` and ``b``, from the lattices of the lines on edges
     (``pinned``, increasing) within ``reach`` periods at each side, up to 10 a side; None when a
-    side has fewer than 3 such lines or they do not form a lattice."""
+    side has fewer than 3 such lines, its nearest is more than ``SIDE_NEAR`` periods from the
+    gap, or they do not form a lattice."""
     lo, hi = np.searchsorted(pinned, [a - reach * period, b], side="left")
     left = pinned[lo : np.searchsorted(pinned, a, side="right")][::-1][:10]
     right = pinned[hi : np.searchsorted(pinned, b + reach * period, side="right")][:10]
     if len(left) < 3 or len(right) < 3:
+        return None
+    if a - left[0] > SIDE_NEAR * period or right[0] - b > SIDE_NEAR * period:
+        # carried across a flat stretch, a side's few jittered lines place the gap's end no
+        # better than a cell (four lines 13.7 px apart on a 12.8 px grid, 7 cells away)
         return None
     # indices in cells from each side's end of the gap; within a side the DP's gaps are cells.
     # Each side gets its own slope: real grids drift, and one shared slope carried across the
