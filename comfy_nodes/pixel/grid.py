@@ -2305,13 +2305,10 @@ def _mode_share(frames: list[np.ndarray], grid: Grid) -> float:
     for a in frames:
         packed = np.ascontiguousarray(a).view(np.uint32)[..., 0]
         samp = packed[cy.ravel()][:, cx.ravel()].reshape(len(cy), 4, len(cx), 4).transpose(0, 2, 1, 3)
-        samp = np.sort(samp.reshape(-1, 16), axis=1)
-        # the longest run of one value in each sorted row is its most common colour's count
-        starts = np.concatenate([np.ones((len(samp), 1), bool), samp[:, 1:] != samp[:, :-1]], axis=1)
-        run_id = np.cumsum(starts, axis=1)
-        counts = np.zeros((len(samp), 17), np.int32)
-        np.add.at(counts, (np.arange(len(samp))[:, None], run_id), 1)
-        shares.append(float(counts.max(axis=1).sum()) / samp.size)
+        samp = samp.reshape(-1, 16)
+        # each sample's count of equal samples in its cell; the largest is the mode's
+        counts = (samp[:, :, None] == samp[:, None, :]).sum(axis=2, dtype=np.int32).max(axis=1)
+        shares.append(float(counts.sum()) / samp.size)
     return float(median(np.asarray(shares)))
 
 
