@@ -878,6 +878,20 @@ def test_a_lattice_far_across_a_flat_stretch_does_not_call_a_gap_one_wide_cell()
 
 
 
+def test_three_jittered_lines_do_not_set_the_slope_that_decides_a_gap():
+    """Another tile of that set: a 21 px gap (58-79) with lines on edges at 12, 24 and 37 on its
+    left. Those three are 12.5 px apart on an 11.2 px grid (the jitter); their own slope,
+    carried to the gap, put its start 4 px late, the two lattices met after 1.48 periods, "one
+    wide cell", and the tile came back a row short. A side's slope now leans on the whole
+    axis's period as far as its few lines are unsure: two cells."""
+    pinned = np.array([12.0, 24, 37, 102, 114, 124, 136, 180, 193])
+    assert G._cells_across(pinned, 58.0, 79.0, 11.24) == 2
+    # a long run of lines on each side keeps its own slope: a wide cell is still one cell
+    left, right = np.arange(0.0, 101.0, 10.0), np.arange(114.0, 215.0, 10.0)
+    assert G._cells_across(np.concatenate([left, right]), 100.0, 114.0, 10.0) == 1
+
+
+
 def test_capped_edge_plateau_peaks_at_its_crest():
     """A strong blurred edge saturates the capped evidence over several positions; over the
     whole edge the evidence then peaks where the uncapped profile does and fades away from
