@@ -878,20 +878,6 @@ def test_a_lattice_far_across_a_flat_stretch_does_not_call_a_gap_one_wide_cell()
 
 
 
-def test_three_jittered_lines_do_not_set_the_slope_that_decides_a_gap():
-    """Another tile of that set: a 21 px gap (58-79) with lines on edges at 12, 24 and 37 on its
-    left. Those three are 12.5 px apart on an 11.2 px grid (the jitter); their own slope,
-    carried to the gap, put its start 4 px late, the two lattices met after 1.48 periods, "one
-    wide cell", and the tile came back a row short. A side's slope now leans on the whole
-    axis's period as far as its few lines are unsure: two cells."""
-    pinned = np.array([12.0, 24, 37, 102, 114, 124, 136, 180, 193])
-    assert G._cells_across(pinned, 58.0, 79.0, 11.24) == 2
-    # a long run of lines on each side keeps its own slope: a wide cell is still one cell
-    left, right = np.arange(0.0, 101.0, 10.0), np.arange(114.0, 215.0, 10.0)
-    assert G._cells_across(np.concatenate([left, right]), 100.0, 114.0, 10.0) == 1
-
-
-
 def test_capped_edge_plateau_peaks_at_its_crest():
     """A strong blurred edge saturates the capped evidence over several positions; over the
     whole edge the evidence then peaks where the uncapped profile does and fades away from
@@ -1724,9 +1710,8 @@ def test_axis_off_the_square_cell_is_read_again_from_the_other_axis(seed, monkey
 
 @pytest.mark.parametrize(("name", "seed"), [("knight", 12), ("coin", 1)])
 def test_cells_that_really_are_not_square_keep_their_shape(name, seed, monkeypatch):
-    """Cells 15 % taller than wide: the retry reads the rows again from the columns' period
-    (27 rows for the knight), and one colour per cell fits that reading worse, so it keeps the
-    cells as drawn."""
+    """Cells 15 % taller than wide: read again from the columns' period the rows come out
+    21-27, and one colour per cell fits those worse, so the retry keeps the cells as drawn."""
     from orchestrator import samples
 
     reread = []
@@ -1742,7 +1727,7 @@ def test_cells_that_really_are_not_square_keep_their_shape(name, seed, monkeypat
     d = samples.degrade(canvas, cell=10.0, cell_h=11.5, jitter=1.0, seed=seed, background=(60, 70, 90), blur=0.9,
                         noise=3.0, jpeg_quality=85, pad=0)
     grid = G.detect_grid(d.image)
-    assert reread  # the retry weighed a reading at the columns' period
+    assert reread and reread[0] != 22
     assert (grid.cols, grid.rows) == (22, 22)
     assert grid.cell_h / grid.cell_w > 1.1
 

@@ -307,12 +307,6 @@ REACH = 12.0
 #: gap: further off, the lattice carried to the gap is off by more than a wide cell's 0.4.
 #: Other sources' hard level +1 solved of 48, snap-dev at 0.5x +1, re-degraded warp +1 exact.
 SIDE_NEAR = 3.0
-#: Each side's own slope counts as much as its lines' spread in cells (the sum of squared
-#: index offsets) against this much weight on the whole axis's period: 3 jittered lines have
-#: a spread of 2 and lean mostly on the period, 10 lines (82.5) mostly on their own. About
-#: (jitter / drift)^2 for a 10 % jitter against a 3 % drift. Other sources' hard level: size
-#: exact 83 -> 88 %; at 30, one of snap-dev's sprites on the other renderer's warp was lost.
-SIDE_PRIOR = 11.0
 #: Where the lattices on either side of an edgeless gap meet, in periods: below SPAN_WIDE it
 #: is one wide cell (drawn 1.35-1.5x), from SPAN_TWO on two cells; in between, real grids that
 #: drift (measured 1.57 for two cells) and jittered wide cells overlap, and the gap's halves
@@ -1513,8 +1507,8 @@ def _cells_across(pinned: np.ndarray, a: float, b: float, period: float, reach: 
         # better than a cell (four lines 13.7 px apart on a 12.8 px grid, 7 cells away)
         return None
     # indices in cells from each side's end of the gap; within a side the DP's gaps are cells.
-    # Each side gets its own slope as far as its lines can tell it: real grids drift, and one
-    # shared slope carried across the gap shifts both ends.
+    # Each side gets its own slope: real grids drift, and one shared slope carried across the
+    # gap shifts both ends.
     ends, slopes, res = [], [], []
     for k, xs in ((-np.round((a - left) / period), left), (np.round((right - b) / period), right)):
         kc = k - k.mean()
@@ -1522,8 +1516,6 @@ def _cells_across(pinned: np.ndarray, a: float, b: float, period: float, reach: 
         p = float(kc @ (xs - xs.mean())) / den if den > 0 else period
         if not 0.8 * period < p < 1.2 * period:
             p = period
-        # a few jittered lines' own slope, carried to the gap, misses by more than a drift does
-        p = (den * p + SIDE_PRIOR * period) / (den + SIDE_PRIOR)
         at = float(np.mean(xs - p * k))  # the side's lattice at its end of the gap (k = 0)
         ends.append(at)
         slopes.append(p)
