@@ -123,6 +123,9 @@ TRUE_COLOURS = 256
 #: 93 %, 2: 69 / 74 / 83 / 88 % (a Gaussian of 1.2 px: 72 / 81 / 93 / 93 %, at twice the time).
 #: Up to 256 px a few-colour image without a grid is taken as a sprite anyway, and blurred,
 #: windows of true-resolution tile sheets found lattices of their motifs (true-art kept 76 -> 71 %).
+#: SOFTEN_MIN_SIDE is that one boundary of small images throughout: up to it a few-colour image
+#: without a grid is a sprite (_looks_true_resolution), and a lattice found on one is checked
+#: by how often its cells keep one colour (_mode_share); above it, it is read through the blur.
 SOFTEN_RADIUS = 1.5
 SOFTEN_MIN_SIDE = 256
 #: An image at most this many px a side (of two colours or more) is a sprite at its true
@@ -214,14 +217,13 @@ SMOOTH_INNER = 0.1
 #: A smooth enlargement's cells up to this size (px) are looked inside for pseudo pixel art
 #: (an image enlarged 3 or 4 times by an upscale node), as a nearest one's blocks are.
 ENLARGED_PIXEL = 8.0
-#: A lattice found on a few-colour image of at most MODE_SHARE_SIDE px a side whose cells'
+#: A lattice found on a few-colour image of at most SOFTEN_MIN_SIDE px a side whose cells'
 #: inner halves keep their most common colour less than this often (:func:`_mode_share`) is
 #: laid over art at its true resolution, not over pseudo pixels. Larger images are read through
-#: a blur (SOFTEN_MIN_SIDE) and not judged so: at every size, snap-dev mapped to 16 colours
-#: lost 94 -> 86 % size exact (Bayer 93 -> 82 %, PICO-8 with Floyd-Steinberg 82 -> 74 %), and
-#: no true-art window or atlas over 256 px was kept that was not before.
+#: the blur and not judged so: at every size, snap-dev mapped to 16 colours lost 94 -> 86 %
+#: size exact (Bayer 93 -> 82 %, PICO-8 with Floyd-Steinberg 82 -> 74 %), and no true-art
+#: window or atlas over 256 px was kept that was not before.
 MODE_SHARE_MIN = 0.5
-MODE_SHARE_SIDE = 256
 #: Pixels per band of the whole-image passes over alpha (4 MB of RGBA).
 _BAND = 1 << 20
 #: Grey level that transparency is composited over before detection (see _detection_view).
@@ -1828,7 +1830,7 @@ def _detect(views: list[np.ndarray], overrides: tuple, source: str) -> Grid:
     # a few-colour image may be pseudo pixel art mapped to a palette, whose noise, mapped to
     # colours far apart, speckles the insides of its cells: only how often a cell keeps one
     # colour tells it from a small sprite or tile sheet (larger ones were read through a blur)
-    elif max(w, h) <= MODE_SHARE_SIDE and (share := _mode_share(views, grid)) < MODE_SHARE_MIN:
+    elif max(w, h) <= SOFTEN_MIN_SIDE and (share := _mode_share(views, grid)) < MODE_SHARE_MIN:
         why = (f"only {share:.0%} of the pixels inside the best lattice's cells ({grid.cell_w:.1f}x{grid.cell_h:.1f} px) "
                "have their cell's most common colour, so it is not pseudo pixel art")
     if why is None:
@@ -2543,7 +2545,7 @@ def _looks_true_resolution(a: np.ndarray) -> bool:
     colours or fewer. Pseudo pixel art mapped to a palette is crisp too, but its grid is read
     through the blur of :func:`_softened`, which finds it (see ``SOFTEN_RADIUS``)."""
     h, w = a.shape[:2]
-    if max(h, w) <= 256 and 2 <= _colour_count([a]) <= TRUE_COLOURS:
+    if max(h, w) <= SOFTEN_MIN_SIDE and 2 <= _colour_count([a]) <= TRUE_COLOURS:
         return True
     return _crisp(a)
 
