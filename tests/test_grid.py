@@ -1371,6 +1371,54 @@ def test_heavily_jittered_texture_strip_with_a_weak_spectrum_is_still_a_grid():
     assert G.MIN_CONFIDENCE < res.grid.confidence < 0.45
 
 
+def _parquet_tile(rng: np.random.Generator, side: int = 32, block: int = 16, plank: int = 4) -> np.ndarray:
+    """A parquet floor tile (RGBA): ``block`` px squares of ``plank`` px planks running down and
+    across in turn, a dark one-pixel seam along each plank and a faint grain of darker streaks."""
+    base = np.array([150.0, 112.0, 58.0]) + rng.normal(0, 6, 3)
+    img = np.zeros((side, side, 3))
+    for by in range(0, side, block):
+        for bx in range(0, side, block):
+            down = (by // block + bx // block) % 2 == 0
+            for k in range(0, block, plank):
+                # (along, across) the plank -> (y, x) in the tile
+                def at(t, u):
+                    return (by + t, bx + u) if down else (by + u, bx + t)
+
+                shade = rng.normal(0, 7)
+                for t in range(block):
+                    for u in range(k, k + plank):
+                        img[at(t, u)] = base + shade
+                for _ in range(3):
+                    u, t0, length = k + int(rng.integers(0, plank)), int(rng.integers(0, block - 4)), int(rng.integers(3, 8))
+                    for t in range(t0, min(block, t0 + length)):
+                        img[at(t, u)] -= 18
+                for t in range(block):
+                    img[at(t, k + plank - 1)] -= 25
+    out = np.full((side, side, 4), 255, np.uint8)
+    out[..., :3] = np.clip(img, 0, 255)
+    return out
+
+
+@pytest.mark.parametrize("seed", [3, 14, 15, 36])
+def test_a_parquet_tile_is_read_at_its_cells_not_its_planks(seed):
+    """A parquet tile at the hard level's settings: the planks' seams repeat every 4 cells and
+    the blocks every 16, the cells show only in a faint grain. The pairing of the two axes'
+    spectra chose the planks or the blocks (12 x 12 or 6 x 6 cells); one axis's own spectrum
+    held the cells, and read on both axes they hold the colours far better."""
+    from orchestrator import samples
+
+    rng = np.random.default_rng(seed)
+    tile = _parquet_tile(rng)
+    canvas = np.zeros((48, 48, 4), np.uint8)
+    oy, ox = rng.integers(0, 17, 2)
+    canvas[oy:oy + 32, ox:ox + 32] = tile
+    d = samples.degrade(canvas, cell=float(rng.uniform(6.5, 9.0)), jitter=2.0, seed=seed,
+                        background=tuple(int(v) for v in rng.integers(30, 230, 3)), blur=1.2, noise=6.0,
+                        jpeg_quality=75, pad=0, colour_drift=6.0, drift_field=0.6)
+    grid = G.detect_grid(d.image)
+    assert (grid.cols, grid.rows) == (48, 48)
+
+
 SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "bench" / "real"
 
 

@@ -294,6 +294,11 @@ RETRY_ROUNDS = 3
 #: such sprites), so they keep their shape.
 SQUARE_FLAT = 0.9
 SQUARE_FLAT_PHASE = 0.85
+#: A period one axis's own spectrum puts forward at least this many times finer than the
+#: grid's cells is read on both axes and kept on SQUARE_FLAT's terms (see _estimate_retry). The
+#: motifs it undoes are 1.5-8 cells long; a reading 10-25 % finer is flatter only for having
+#: more cells on a heavily jittered grid (a 6.8 px sprite read at 6.05 px measured 0.87).
+FINER_RETRY = 1.25
 #: An axis steered to the other's period is read again at its own (see _own_periods); a pair
 #: at whole multiples of the square periods must lower the phase ratio by OWN_MULT_GAIN, keep
 #: the noise ratio within OWN_MULT_FLAT of the square cells' and R^2 within OWN_MULT_R2, and
@@ -1328,15 +1333,21 @@ def _consistent_estimates(nx: np.ndarray, ny: np.ndarray, sx: np.ndarray, sy: np
     within ``SQUARE_TOLERANCE`` is taken, the strongest pair first. Returns
     ``((est_x, profile_x), (est_y, profile_y))`` with ``est`` as from :func:`estimate_period`.
     """
-    rx, ry = estimate_period(nx), estimate_period(ny)
+    rx, ry = _profile_period(nx), _profile_period(ny)
     if _agree(rx[0], ry[0]):
         return (rx, nx), (ry, ny)
-    fx, fy = estimate_period(sx), estimate_period(sy)
+    fx, fy = _profile_period(sx), _profile_period(sy)
     pairs = [((a, pa), (b, pb)) for a, pa in ((rx, nx), (fx, sx)) for b, pb in ((ry, ny), (fy, sy))
              if _agree(a[0], b[0])]
     if not pairs:
         return (rx, nx), (ry, ny)
     return max(pairs, key=lambda pr: pr[0][0][1] * pr[1][0][1])
+
+
+def _profile_period(profile: np.ndarray) -> tuple[float, float]:
+    """:func:`estimate_period` of ``profile``, read from this detection's memo when an earlier
+    step of it already estimated the same profile."""
+    return _memo(("period", profile.tobytes()), lambda: estimate_period(profile))
 
 
 def _agree(p: float, q: float) -> bool:
@@ -2004,12 +2015,18 @@ def _jpeg_block_period(grid: Grid) -> int | None:
     Blocks enlarged so are edges no reading of 8 px blocks takes away; None when on none."""
     for lines, cell in ((grid.x_lines, grid.cell_w), (grid.y_lines, grid.cell_h)):
         block = round(cell)
-        if (abs(cell - block) < JPEG_LOCK and block % (JPEG_BLOCK // 2) == 0
-                and block >= 3 * JPEG_BLOCK // 2):
+        if _block_period(cell):
             off = np.abs((lines + block / 2) % block - block / 2)
             if float(np.median(off)) <= 1.0:
                 return block
     return None
+
+
+def _block_period(cell: float) -> bool:
+    """Whether ``cell`` (px) is within ``JPEG_LOCK`` of an enlarged JPEG's block period: a whole
+    number of px that is a multiple of half a block, from 1.5 blocks."""
+    block = round(cell)
+    return abs(cell - block) < JPEG_LOCK and block % (JPEG_BLOCK // 2) == 0 and block >= 3 * JPEG_BLOCK // 2
 
 
 def _same_blocks(period: int | None, block: int) -> bool:
@@ -2445,10 +2462,14 @@ def _merge_split_cells(frames: list[np.ndarray], grid: Grid, axes) -> Grid:
         if not _explains_as_well(best[0] - e0, shift - e0, block):
             return grid
         merged.append(best[1])
-    ax, ay = merged
+    return _grid_of(*merged, grid)
+
+
+def _grid_of(ax: _Axis, ay: _Axis, like: Grid) -> Grid:
+    """The grid of the axes ``ax``, ``ay``, with ``like``'s confidence and source size."""
     return Grid(cell_w=float(ax.period), cell_h=float(ay.period), cols=len(ax.lines) - 1, rows=len(ay.lines) - 1,
-                x_lines=ax.lines, y_lines=ay.lines, confidence=grid.confidence,
-                phase=(float(ax.lines[0] % ax.period), float(ay.lines[0] % ay.period)), source_size=grid.source_size)
+                x_lines=ax.lines, y_lines=ay.lines, confidence=like.confidence,
+                phase=(float(ax.lines[0] % ax.period), float(ay.lines[0] % ay.period)), source_size=like.source_size)
 
 
 def _explains_as_well(extra: np.ndarray, shift_extra: np.ndarray, block: int) -> bool:
@@ -2956,8 +2977,66 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
         source_size=(w, h),
     )
     if frames is not None:
-        grid = _merge_split_cells(frames, grid, ((ex, w, sx, nx, est_x), (ey, h, sy, ny, est_y)))
+        axes = ((ex, w, sx, nx, est_x), (ey, h, sy, ny, est_y))
+        grid = _merge_split_cells(frames, grid, axes)
+        if est_x is not None:
+            grid = _estimate_retry(frames, grid, axes, ridges + (sx, sy))
     return grid
+
+
+def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[np.ndarray, ...]) -> Grid:
+    """``grid``, or the grid read on both axes at a finer period that one axis's own spectrum
+    (the ridge or full edge ``profiles`` of x and y) puts forward, when one colour per cell of
+    that reading explains the frames far better.
+
+    On a sprite with few strong edges (a parquet floor, a shaded crate, a tile drawn in
+    low-contrast grain) one axis's spectrum holds the cells while the other's, and the pairing
+    of the two, follow the art's motif: planks or blocks 1.5-8 cells long. Every retry before
+    this starts from the period the pairing chose, so the cells that one axis saw are never
+    read on both. Each such period at least ``FINER_RETRY`` times finer than ``grid``'s cells
+    (and not an enlarged JPEG's block period) is read on both axes, square, the margins split
+    as for ``grid``; the reading is kept on :func:`_square_retry`'s terms for a finer axis:
+    lower phase ratio, flatter cells and R^2 no lower, or far flatter cells (``SQUARE_FLAT``)
+    with R^2 no lower under a phase ratio that is clearly a grid's; and only when its cells
+    hold their colours as pseudo pixels do (R^2 at least ``FLAT_R2_MIN``) and would not merge
+    back in pairs (:func:`_merge_split_cells`): halves of the cells are as flat as the cells,
+    and flatter where an image draws a faint grid of its own inside them.
+    ``axes``: x's and y's arguments for :func:`_detect_axis` (edge map, length, profile,
+    period profile, estimate).
+    """
+    finest = min(grid.cell_w, grid.cell_h) / FINER_RETRY
+    periods: list[float] = []
+    for prof in profiles:
+        p = _profile_period(prof)[0]
+        if not 0 < p < finest or any(abs(math.log(p / q)) < 0.03 for q in periods):
+            continue
+        if _block_period(p):  # an enlarged JPEG's block edges, not cells
+            continue
+        periods.append(p)
+    if not periods:
+        return grid
+    (ex, w, sx, nx, est_x), (ey, h, sy, ny, est_y) = axes
+    base = _lattice_score(frames, grid)
+    tries = []
+    for p in periods:
+        try:
+            ax = _detect_axis(ex, 0, w, cell=None, count=None, sm=sx, hint=p, spec=nx, est=est_x)
+            ay = _detect_axis(ey, 1, h, cell=None, count=None, sm=sy, hint=p, spec=ny, est=est_y)
+        except NoGridFoundError:
+            continue
+        if not _agree(ax.period, ay.period) or max(ax.period, ay.period) >= finest:
+            continue
+        ax, ay = _split_margins(ax, sx, w), _split_margins(ay, sy, h)
+        r, n, q = _pair_score(frames, (w, h), ax, ay)
+        # the cells must hold their colours as pseudo pixels do, not just better than a
+        # lattice of tiles over art at its true resolution (R^2 0.13 there, 0.76 on its bricks)
+        if q < FLAT_R2_MIN or not ((r < base[0] - RETRY_MARGIN and n < base[1] and q >= base[2]) or (
+                not _not_pixel_art(base) and n < SQUARE_FLAT * base[1] and q >= base[2] and r < SQUARE_FLAT_PHASE)):
+            continue
+        found = _grid_of(ax, ay, grid)
+        if _merge_split_cells(frames, found, axes) is found:
+            tries.append((n, found))
+    return min(tries, key=lambda t: t[0])[1] if tries else grid
 
 
 def _split_margins(found: _Axis, profile: np.ndarray, length: int) -> _Axis:
