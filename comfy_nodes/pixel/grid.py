@@ -299,6 +299,12 @@ SQUARE_FLAT_PHASE = 0.85
 #: motifs it undoes are 1.5-8 cells long; a reading 10-25 % finer is flatter only for having
 #: more cells on a heavily jittered grid (a 6.8 px sprite read at 6.05 px measured 0.87).
 FINER_RETRY = 1.25
+#: ... and only when the grid's cells vary inside by more than this noise ratio: a pseudo pixel
+#: is one colour plus noise (a noise ratio of at most 1.3 on low-contrast art, see
+#: _cell_flatness), so cells that flat hide no finer ones. The sprites it fixed measured 1.44-3.2;
+#: the real AI images, 0.2-0.8, are spared the reads (which had cost their median snap 2-3 ms,
+#: and one of them 46 ms for a half period the merge test then refused).
+FINER_NOISE = 1.3
 #: An axis steered to the other's period is read again at its own (see _own_periods); a pair
 #: at whole multiples of the square periods must lower the phase ratio by OWN_MULT_GAIN, keep
 #: the noise ratio within OWN_MULT_FLAT of the square cells' and R^2 within OWN_MULT_R2, and
@@ -2993,7 +2999,8 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
     low-contrast grain) one axis's spectrum holds the cells while the other's, and the pairing
     of the two, follow the art's motif: planks or blocks 1.5-8 cells long. Every retry before
     this starts from the period the pairing chose, so the cells that one axis saw are never
-    read on both. Each such period at least ``FINER_RETRY`` times finer than ``grid``'s cells
+    read on both. Unless ``grid``'s cells are already flat to within ``FINER_NOISE`` of the
+    pixel noise, each such period at least ``FINER_RETRY`` times finer than ``grid``'s cells
     (and not an enlarged JPEG's block period) is read on both axes, square, the margins split
     as for ``grid``; the reading is kept on :func:`_square_retry`'s terms for a finer axis:
     lower phase ratio, flatter cells and R^2 no lower, or far flatter cells (``SQUARE_FLAT``)
@@ -3015,8 +3022,10 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
         periods.append(p)
     if not periods:
         return grid
-    (ex, w, sx, nx, est_x), (ey, h, sy, ny, est_y) = axes
     base = _lattice_score(frames, grid)
+    if base[1] <= FINER_NOISE:
+        return grid
+    (ex, w, sx, nx, est_x), (ey, h, sy, ny, est_y) = axes
     tries = []
     for p in periods:
         try:
