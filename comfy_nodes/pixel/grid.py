@@ -2020,19 +2020,21 @@ def _jpeg_block_period(grid: Grid) -> int | None:
     blocks (:data:`JPEG_BLOCK` enlarged 1.5, 2, 2.5 ... times), on lines at its multiples.
     Blocks enlarged so are edges no reading of 8 px blocks takes away; None when on none."""
     for lines, cell in ((grid.x_lines, grid.cell_w), (grid.y_lines, grid.cell_h)):
-        block = round(cell)
-        if _block_period(cell):
+        block = _block_period(cell)
+        if block:
             off = np.abs((lines + block / 2) % block - block / 2)
             if float(np.median(off)) <= 1.0:
                 return block
     return None
 
 
-def _block_period(cell: float) -> bool:
-    """Whether ``cell`` (px) is within ``JPEG_LOCK`` of an enlarged JPEG's block period: a whole
-    number of px that is a multiple of half a block, from 1.5 blocks."""
+def _block_period(cell: float) -> int | None:
+    """The enlarged JPEG block period (px) within ``JPEG_LOCK`` of ``cell`` (px): a whole number of
+    px that is a multiple of half a block, from 1.5 blocks; None when there is none."""
     block = round(cell)
-    return abs(cell - block) < JPEG_LOCK and block % (JPEG_BLOCK // 2) == 0 and block >= 3 * JPEG_BLOCK // 2
+    if abs(cell - block) < JPEG_LOCK and block % (JPEG_BLOCK // 2) == 0 and block >= 3 * JPEG_BLOCK // 2:
+        return block
+    return None
 
 
 def _same_blocks(period: int | None, block: int) -> bool:
@@ -3002,12 +3004,11 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
     read on both. Unless ``grid``'s cells are already flat to within ``FINER_NOISE`` of the
     pixel noise, each such period at least ``FINER_RETRY`` times finer than ``grid``'s cells
     (and not an enlarged JPEG's block period) is read on both axes, square, the margins split
-    as for ``grid``; the reading is kept on :func:`_square_retry`'s terms for a finer axis:
-    lower phase ratio, flatter cells and R^2 no lower, or far flatter cells (``SQUARE_FLAT``)
-    with R^2 no lower under a phase ratio that is clearly a grid's; and only when its cells
-    hold their colours as pseudo pixels do (R^2 at least ``FLAT_R2_MIN``) and would not merge
-    back in pairs (:func:`_merge_split_cells`): halves of the cells are as flat as the cells,
-    and flatter where an image draws a faint grid of its own inside them.
+    as for ``grid``; the reading is kept when it fits better on :func:`_fits_better`'s terms
+    for finer cells, its cells hold their colours as pseudo pixels do (R^2 at least
+    ``FLAT_R2_MIN``), and they would not merge back in pairs (:func:`_merge_split_cells`):
+    halves of the cells are as flat as the cells, and flatter where an image draws a faint
+    grid of its own inside them.
     ``axes``: x's and y's arguments for :func:`_detect_axis` (edge map, length, profile,
     period profile, estimate).
     """
@@ -3017,7 +3018,7 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
         p = _profile_period(prof)[0]
         if not 0 < p < finest or any(abs(math.log(p / q)) < 0.03 for q in periods):
             continue
-        if _block_period(p):  # an enlarged JPEG's block edges, not cells
+        if _block_period(p) is not None:  # an enlarged JPEG's block edges, not cells
             continue
         periods.append(p)
     if not periods:
@@ -3039,8 +3040,7 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
         r, n, q = _pair_score(frames, (w, h), ax, ay)
         # the cells must hold their colours as pseudo pixels do, not just better than a
         # lattice of tiles over art at its true resolution (R^2 0.13 there, 0.76 on its bricks)
-        if q < FLAT_R2_MIN or not ((r < base[0] - RETRY_MARGIN and n < base[1] and q >= base[2]) or (
-                not _not_pixel_art(base) and n < SQUARE_FLAT * base[1] and q >= base[2] and r < SQUARE_FLAT_PHASE)):
+        if q < FLAT_R2_MIN or not _fits_better((r, n, q), base, finer=True):
             continue
         found = _grid_of(ax, ay, grid)
         if _merge_split_cells(frames, found, axes) is found:
@@ -3300,7 +3300,7 @@ def _own_periods(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay:
         return ax, ay  # the same cells, read from a period a hair apart
     base = _pair_score(frames, size, ax, ay)
     r, n, q = _pair_score(frames, size, *pair)
-    if r < base[0] - RETRY_MARGIN and n < base[1] and q >= base[2]:
+    if _fits_better((r, n, q), base):
         return pair
     multiple = all(abs(a.period / b.period - round(a.period / b.period)) < 0.05 for a, b in zip(pair, (ax, ay)))
     if multiple and base[0] < OWN_MULT_BASE and r < base[0] - OWN_MULT_GAIN \
@@ -3338,11 +3338,21 @@ def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay
             continue
         base = base or _pair_score(frames, size, ax, ay)
         r, n, q = _pair_score(frames, size, *pair)
-        if r < base[0] - RETRY_MARGIN and n < base[1] and q >= base[2]:
-            tries.append((r, pair))
-        elif finer and not _not_pixel_art(base) and n < SQUARE_FLAT * base[1] and q >= base[2] and r < SQUARE_FLAT_PHASE:
+        if _fits_better((r, n, q), base, finer):
             tries.append((r, pair))
     return min(tries, key=lambda t: t[0])[1] if tries else (ax, ay)
+
+
+def _fits_better(score: tuple[float, float, float], base: tuple[float, float, float], finer: bool = False) -> bool:
+    """Whether a retried reading of this :func:`_lattice_score` explains the frames better than
+    the reading of ``base``: on every count (a phase ratio lower by ``RETRY_MARGIN``, flatter
+    cells, R^2 no lower), or, for cells ``finer`` than the base's, far flatter (``SQUARE_FLAT``)
+    with R^2 no lower under a phase ratio that is clearly a grid's, where the base itself held
+    the colours: a lattice several cells long can shift worse by half a cell than the true one."""
+    r, n, q = score
+    if r < base[0] - RETRY_MARGIN and n < base[1] and q >= base[2]:
+        return True
+    return finer and not _not_pixel_art(base) and n < SQUARE_FLAT * base[1] and q >= base[2] and r < SQUARE_FLAT_PHASE
 
 
 def _grid_from_kinks(frames: list[np.ndarray], w: int, h: int, stride: int, source: str) -> Grid:
