@@ -246,6 +246,63 @@ def test_period_estimate_stays_inside_its_band(seed):
             assert period <= 0.55 * n, (axis, ridges, period, n)
 
 
+def _dp_lines_by_hand(e, lo, hi, period, wide=1.55, weight=4.0, local_period=None):
+    """The line search of :func:`G._dp_lines` written out position by position and gap by gap:
+    the specification its block-vectorised loop must match exactly."""
+    import math
+
+    n = hi - lo + 1
+    ev = e[lo : hi + 1].astype(np.float64)
+    lp = np.full(n, float(period)) if local_period is None else local_period[lo : hi + 1].astype(np.float64)
+    gmin = max(1, int(math.floor(0.6 * float(lp.min()))))
+    gmax = max(gmin + 1, int(math.ceil(wide * float(lp.max()))))
+    start_win = int(math.ceil(float(lp.max())))
+    neg = -1e18
+    score, back = [neg] * n, [-1] * n
+    for p in range(n):
+        best, arg = -np.inf, -1
+        for g in range(gmin, gmax + 1):
+            allowed = math.floor(0.6 * lp[p]) <= g <= math.ceil(wide * lp[p])
+            pen = weight * np.log(g / lp[p]) ** 2 if allowed else np.inf
+            cand = (score[p - g] if p - g >= 0 else neg) - pen
+            if cand > best:  # the first (shortest) gap wins a tie
+                best, arg = cand, p - g
+        if p <= start_win and best < 0.0:  # a path may start anywhere within one period
+            best, arg = 0.0, -1
+        if best > neg / 2:
+            score[p], back[p] = best + ev[p], arg
+    end0 = max(0, n - 1 - start_win)
+    k = int(np.argmax(score[end0:])) + end0
+    best_score, out = float(score[k]), []
+    while k >= 0:
+        out.append(k + lo)
+        k = back[k]
+    return np.array(out[::-1], dtype=np.float64), best_score
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_line_search_matches_its_specification(seed):
+    """The line search runs one numpy step per block of positions (its cost on every snap);
+    written out plainly it must give the same lines and score, over flat stretches, stretches
+    no path reaches, drifting local periods and every gap width."""
+    rng = np.random.default_rng(seed)
+    for _ in range(10):
+        n = int(rng.integers(30, 160))
+        e = rng.random(n) ** float(rng.choice([1.0, 3.0, 8.0]))
+        e[rng.random(n) < float(rng.choice([0.0, 0.5, 0.9]))] = 0.0
+        period = float(rng.uniform(2.5, 30.0))
+        lo = int(rng.integers(0, n // 3))
+        hi = int(rng.integers(lo + 1, n))
+        lp = None
+        if rng.random() < 0.5:
+            lp = period * (1.0 + 0.12 * np.sin(np.arange(n) / rng.uniform(5.0, 80.0)))
+        kw = {"wide": float(rng.choice([1.3, 1.55, 2.1])), "weight": float(rng.choice([1.0, 4.0, 10.0]))}
+        lines, score = G._dp_lines(e, lo, hi, period, local_period=lp, with_score=True, **kw)
+        want_lines, want_score = _dp_lines_by_hand(e, lo, hi, period, local_period=lp, **kw)
+        assert np.array_equal(lines, want_lines), (n, lo, hi, period)
+        assert score == want_score, (n, lo, hi, period)
+
+
 def test_line_with_no_position_in_reach_stays_put():
     """A line far outside the profile has no position to move to; it must stay where it is
     (it used to index the profile at -1308)."""

@@ -934,25 +934,28 @@ def _dp_lines(e: np.ndarray, lo: int, hi: int, period: float, *, wide: float = 1
     neg = -1e18
     start_win = int(math.ceil(float(lp.max())))
     # scores behind ``gmax`` unreachable positions, so every gap reads a valid index: the loop
-    # runs once per block of ``gmin`` positions and its fixed numpy overhead is the cost
+    # runs once per block of ``gmin`` positions and its fixed numpy overhead is the cost, so it
+    # does the least per block (the back pointers are made from the chosen gaps afterwards)
     padded = np.full(gmax + n, neg)
-    back = np.full(n, -1, dtype=np.int64)
-    rows = np.arange(gmin)
-    reach = rows[:, None] - gaps[None, :] + gmax
+    # win[p, j] = padded[gmax + p - gaps[j]]: the score before the gap gaps[j] ending at p
+    win = np.lib.stride_tricks.sliding_window_view(padded, len(gaps))[:, ::-1]
+    chosen = np.empty(n, dtype=np.int64)
+    started = np.zeros(n, dtype=bool)
     for s in range(0, n, gmin):
-        m = min(gmin, n - s)
-        cand = padded[reach[:m] + s] - pen[s : s + m]
-        arg = np.argmax(cand, axis=1)
-        best = cand[rows[:m], arg]
-        bk = s + rows[:m] - gaps[arg]
+        t = min(s + gmin, n)
+        cand = win[s:t] - pen[s:t]
+        chosen[s:t] = cand.argmax(axis=1)
+        best = cand.max(axis=1)
         if s <= start_win:
-            use_start = (s + rows[:m] <= start_win) & (best < 0.0)
-            best = np.where(use_start, 0.0, best)
-            bk = np.where(use_start, -1, bk)
-        ok = best > neg / 2
-        padded[gmax + s : gmax + s + m] = np.where(ok, best + ev[s : s + m], neg)
-        back[s : s + m] = np.where(ok, bk, -1)
+            use_start = (np.arange(s, t) <= start_win) & (best < 0.0)
+            best[use_start] = 0.0
+            started[s:t] = use_start
+        padded[gmax + s : gmax + t] = best + ev[s:t]
     score = padded[gmax:]
+    # an unreachable position stays within a rounding of -1e18 whatever evidence it adds
+    ok = score > neg / 2
+    score[~ok] = neg
+    back = np.where(ok & ~started, np.arange(n) - gaps[chosen], -1)
     end0 = max(0, n - 1 - start_win)
     k = int(np.argmax(score[end0:])) + end0
     best_score = float(score[k])
