@@ -2346,6 +2346,33 @@ def test_close_colour_pairs_are_all_found_through_the_lightness_window(de00):
     assert len(want) > 20 and got == want
 
 
+@pytest.mark.parametrize("de00", [None, 2.5])
+@pytest.mark.parametrize("spread", ["cluster", "scattered"])
+def test_colour_leaders_are_the_same_from_close_pairs_and_from_leaders(de00, spread, monkeypatch):
+    """Near-duplicate colours are merged into leaders taken most common first, found either
+    from every close pair (scattered colours) or by comparing each colour with the leaders
+    only (a dense cluster of noisy shades, where listing the pairs took seconds): the two
+    ways must choose the same leaders."""
+    from comfy_nodes.pixel import cells as C2
+
+    rng = np.random.default_rng(5)
+    if spread == "cluster":
+        centres = rng.integers(20, 236, (4, 3))
+        cols = centres[rng.integers(0, 4, 2500)] + rng.normal(0.0, 2.5, (2500, 3))
+    else:
+        cols = rng.integers(0, 256, (1500, 3))
+    cols = np.unique(np.clip(np.round(cols), 0, 255).astype(np.uint8), axis=0)
+    counts = rng.integers(1, 50, len(cols))
+    tol = C2.SAME_COLOUR
+    want = C2._leaders_from_pairs(C2._close_pairs(cols, tol, de00), counts)
+    for few in (True, False):
+        monkeypatch.setattr(C2, "_close_pairs_are_few", lambda *a, few=few: few)
+        got = C2._leaders(cols, counts, tol, de00)
+        assert np.array_equal(got, want), (few, int((got != want).sum()))
+    merged = int((want != np.arange(len(cols))).sum())
+    assert merged > (len(cols) // 2 if spread == "cluster" else 0)
+
+
 def test_a_true_black_comes_back_as_one_colour_from_noisy_cells():
     """A 16x16 sprite of black, grey, orange and skin, degraded by the project's degrader (seed
     1): the black came back as four shades, (0,0,0) and tints a level or two off it."""

@@ -10,6 +10,7 @@ a true colour get one colour again.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from typing import TYPE_CHECKING, Sequence
 
@@ -50,6 +51,12 @@ CAST_FAST = 0.0033
 SAME_COLOUR = 0.012
 #: More distinct colours than this among flat cells is no pixel art: nothing is merged.
 SAME_COLOUR_MAX = 4096
+#: :func:`_leaders` lists every close pair of colours when that is cheaper (scattered colours):
+#: at most this many close pairs (a step of Python each) among at most WINDOW_PAIRS_MAX pairs
+#: within reach in lightness (compared at once); otherwise each colour is compared with the
+#: leaders only (a dense cluster of noisy shades).
+CLOSE_PAIRS_MAX = 1 << 16
+WINDOW_PAIRS_MAX = 1 << 21
 #: After consolidating noisy cells, colours closer than this (CIEDE2000) are one colour. OKLab's
 #: cube root spreads the darkest colours: a true black came back as (0,0,0), (0,0,2), (1,2,0)
 #: and (2,0,0), each a cluster of its own, CIEDE2000 under 1 apart. On snap-dev's sprites of at
@@ -363,24 +370,105 @@ def merge_near_duplicates(rgb: np.ndarray, mask: np.ndarray, *, tol: float = SAM
     if len(uniq) < 2 or len(uniq) > SAME_COLOUR_MAX:
         return rgb
     cols = _unpack_rgb(uniq)
-    near = _close_pairs(cols, tol, de00)
-    leader = np.empty(len(uniq), dtype=np.int64)
-    is_leader = np.zeros(len(uniq), bool)
-    leaders = 0
+    leader = _leaders(cols, counts, tol, de00)
+    if (leader == np.arange(len(uniq))).all():
+        return rgb
+    out = rgb.copy()
+    out[mask] = cols[leader[inv]].astype(np.float64)
+    return out
+
+
+def _leaders(cols: np.ndarray, counts: np.ndarray, tol: float, de00: float | None) -> np.ndarray:
+    """Each colour's leader (an index into ``cols``, (n, 3) uint8): taken most common first,
+    a colour joins the nearest leader closer than ``tol`` (OKLab) or, when given, ``de00``
+    (CIEDE2000), or leads itself.
+
+    Only leaders whose lightness lies within reach are compared: CIEDE2000 is at least
+    |dL*| / 1.75 (its lightness weight S_L is at most 1.75, and its chroma and hue terms add a
+    non-negative amount), OKLab distance at least |dL|. Comparing each colour with the leaders
+    alone keeps a dense cluster cheap: 3,000 noisy shades of one backdrop made 4.5 million
+    close pairs, 7 s, where they were all listed first. Scattered colours, with few others
+    within reach (up to ``CLOSE_PAIRS_MAX`` pairs to compare), are still read from their close
+    pairs, the cheaper way for them; both ways give the same leaders.
+    """
+    from .color import ciede2000
+
+    lab, limit, reach = _comparison_space(cols, tol, de00)
+    if _close_pairs_are_few(lab, limit, reach, de00 is not None):
+        return _leaders_from_pairs(_close_pairs(cols, tol, de00), counts)
+    light = lab[:, 0].tolist()
+    leader = np.arange(len(cols))
+    # the leaders so far, in lightness order: their lightness, index and colour
+    by_light: list[float] = []
+    idx: list[int] = []
+    rows = np.empty((0, 3), lab.dtype)
+    for i in np.argsort(-counts, kind="stable").tolist():
+        lo = bisect.bisect_left(by_light, light[i] - reach)
+        hi = bisect.bisect_right(by_light, light[i] + reach)
+        if hi > lo:
+            near = rows[lo:hi]
+            if de00 is None:
+                d = np.sqrt(((near - lab[i]) ** 2).sum(axis=1))
+            else:
+                d = ciede2000(lab[i], near)
+            k = int(np.argmin(d))
+            if d[k] < limit:
+                leader[i] = idx[lo + k]
+                continue
+        at = bisect.bisect_left(by_light, light[i])
+        by_light.insert(at, light[i])
+        idx.insert(at, i)
+        rows = np.insert(rows, at, lab[i], axis=0)
+    return leader
+
+
+def _comparison_space(cols: np.ndarray, tol: float, de00: float | None) -> tuple[np.ndarray, float, float]:
+    """``cols`` (n, 3) uint8 in the space they are compared in, the distance under which two
+    are one colour, and the lightness difference beyond which they cannot be (see
+    :func:`_leaders`): OKLab and ``tol``, or CIELAB (float32, for speed) and CIEDE2000 ``de00``."""
+    from .color import srgb_to_cielab, srgb_to_oklab
+
+    if de00 is None:
+        return srgb_to_oklab(cols / 255.0), float(tol), float(tol)
+    return srgb_to_cielab(cols).astype(np.float32), float(de00), 1.75 * float(de00)
+
+
+def _close_pairs_are_few(lab: np.ndarray, limit: float, reach: float, de00: bool) -> bool:
+    """Whether listing every close pair of these colours (``lab``, in their comparison space)
+    is the cheaper way to :func:`_leaders`: the pairs within reach in lightness are all
+    compared at once (``WINDOW_PAIRS_MAX`` at most), and each close one then costs a step of
+    Python, estimated from a fixed sample of the pairs (``CLOSE_PAIRS_MAX`` at most)."""
+    from .color import ciede2000
+
+    lum = np.sort(lab[:, 0])
+    span = np.searchsorted(lum, lum + reach, side="right") - np.arange(len(lum)) - 1
+    total = int(span.sum())
+    if total <= CLOSE_PAIRS_MAX:
+        return True
+    if total > WINDOW_PAIRS_MAX:
+        return False
+    order = np.argsort(lab[:, 0], kind="stable")
+    k = np.linspace(0, total - 1, 4096).astype(np.int64)
+    ends = np.cumsum(span)
+    a = np.searchsorted(ends, k, side="right")
+    b = a + 1 + (k - (ends[a] - span[a]))
+    x, y = lab[order[a]], lab[order[b]]
+    d = ciede2000(x, y) if de00 else np.sqrt(((x - y) ** 2).sum(axis=1))
+    return float(np.mean(d < limit)) * total <= CLOSE_PAIRS_MAX
+
+
+def _leaders_from_pairs(near: list[list[tuple[int, float]]], counts: np.ndarray) -> np.ndarray:
+    """:func:`_leaders` from each colour's close pairs (:func:`_close_pairs`)."""
+    leader = np.arange(len(near))
+    is_leader = np.zeros(len(near), bool)
     for i in np.argsort(-counts, kind="stable").tolist():
         best, best_d = i, np.inf
         for j, d in near[i]:
             if is_leader[j] and d < best_d:
                 best, best_d = j, d
         leader[i] = best
-        if best == i:
-            is_leader[i] = True
-            leaders += 1
-    if leaders == len(uniq):
-        return rgb
-    out = rgb.copy()
-    out[mask] = cols[leader[inv]].astype(np.float64)
-    return out
+        is_leader[i] = best == i
+    return leader
 
 
 def _close_pairs(cols: np.ndarray, tol: float, de00: float | None) -> list[list[tuple[int, float]]]:
@@ -392,13 +480,10 @@ def _close_pairs(cols: np.ndarray, tol: float, de00: float | None) -> list[list[
     non-negative amount), OKLab distance at least |dL|. 4,000 scattered colours took 1 s
     compared each with every other, now 0.1 s.
     """
-    from .color import ciede2000, srgb_to_cielab, srgb_to_oklab
+    from .color import ciede2000
 
     n = len(cols)
-    if de00 is None:
-        lab, limit, reach = srgb_to_oklab(cols / 255.0), float(tol), float(tol)
-    else:
-        lab, limit, reach = srgb_to_cielab(cols).astype(np.float32), float(de00), 1.75 * float(de00)
+    lab, limit, reach = _comparison_space(cols, tol, de00)
     order = np.argsort(lab[:, 0], kind="stable")
     lum = lab[order, 0]
     hi = np.searchsorted(lum, lum + reach, side="right")
