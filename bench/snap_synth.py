@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Grid snap on generated cases that are not the shared benchmark's: a generalisation check.
 
-    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|textures|drawn-grid|resampled|warp|small-cells|non-square]
+    python bench/snap_synth.py [--cases 200] [--seed 0] [--family sprites|strips|tiles|textures|drawn-grid|resampled|warp|small-cells|non-square|scenes]
                                [--json OUT]
 
 Each case places one of the project's hand-drawn sample sprites (``orchestrator.samples``) on a
@@ -43,6 +43,11 @@ have no phase on cells of 3 px, so these cells are read on pixel-to-pixel edges.
 tall (the shorter side 6-14 px): art drawn with wide or tall pixels, or an image stretched to
 another aspect ratio. Each axis keeps its own period where that explains the colours better
 than the square cells pseudo pixels usually have.
+
+``--family scenes`` scatters 8-30 of the sample sprites over a canvas of 120-259 cells a side, on
+one flat colour (an item sheet) or on colour runs (a scene), drawn on cells of 3-5.5 px (images of up
+to 1100 px): large art on fine pseudo pixels, whose flat stretches between the sprites have only the
+measured cell size to count them by; the figures are also given per backdrop.
 
 ``--cutout FILL`` (sprites, drawn-grid, resampled and warp families) hands every case over as a
 background remover would (``samples.cut_out``: a soft matte keyed on the background, FILL under
@@ -187,6 +192,31 @@ def make_tile_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.
     return image, canvas, params
 
 
+def make_scene_case(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One generated scene case: 8-30 of the sample sprites scattered over a canvas of 120-259
+    cells a side, on one flat colour (an item sheet) or on colour runs (a scene), drawn on
+    small cells (3-5.5 px, the image at most 1100 px a side): a large piece of art on fine
+    pseudo pixels, with long flat stretches between the sprites on the flat backdrops."""
+    sprites = list(samples.sprites().values())
+    w, h = int(rng.integers(120, 260)), int(rng.integers(120, 260))
+    cell = min(float(rng.uniform(3.0, 5.5)), 1100.0 / max(w, h))
+    bg = tuple(int(v) for v in rng.integers(40, 230, 3))
+    canvas = np.zeros((h, w, 4), np.uint8)
+    canvas[..., :3] = bg
+    canvas[..., 3] = 255
+    textured = bool(rng.random() < 0.5)
+    if textured:
+        canvas[..., :3] = samples.colour_runs(rng, w, h)
+    for _ in range(int(rng.integers(8, 31))):
+        s = sprites[int(rng.integers(len(sprites)))]
+        y, x = int(rng.integers(0, h - s.shape[0])), int(rng.integers(0, w - s.shape[1]))
+        region = canvas[y : y + s.shape[0], x : x + s.shape[1]]
+        region[...] = np.where(s[..., 3:4] > 0, s, region)
+    image, params = _render(canvas, rng, seed, cell, cell, bg, (0.4, 0.7, 1.0), blur=(0.5, 1.0), jpeg=(85, 96))
+    params.update(family="scenes", canvas=[w, h], backdrop="runs" if textured else "flat")
+    return image, canvas, params
+
+
 def _render(canvas: np.ndarray, rng: np.random.Generator, seed: int, cell: float, cell_h: float,
             bg: tuple[int, int, int], jitters: tuple[float, ...], drawn_grid: bool = False,
             warp: dict | None = None, blur: tuple[float, float] = (0.6, 1.3),
@@ -256,7 +286,7 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--family", choices=("sprites", "strips", "tiles", "textures", "drawn-grid", "resampled", "warp",
-                                           "small-cells", "non-square"), default="sprites")
+                                           "small-cells", "non-square", "scenes"), default="sprites")
     ap.add_argument("--cutout", choices=("stored", "black", "white", "random"))
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -268,7 +298,8 @@ def main() -> int:
             "resampled": lambda rng, seed: make_case(rng, seed, style="resampled"),
             "warp": lambda rng, seed: make_case(rng, seed, style="warp"),
             "small-cells": lambda rng, seed: make_case(rng, seed, style="small-cells"),
-            "non-square": lambda rng, seed: make_case(rng, seed, style="non-square")}[a.family]
+            "non-square": lambda rng, seed: make_case(rng, seed, style="non-square"),
+            "scenes": make_scene_case}[a.family]
     cases = [make(rng, a.seed * 100003 + i) for i in range(a.cases)]
     if a.cutout:
         cases = [_cut_out(img, truth, params, a.cutout) for img, truth, params in cases]
@@ -301,6 +332,11 @@ def main() -> int:
         print(f"{'multiple of %d' % prior if prior else 'off':15s}  {len(rs):5d}  {pct(rs, 'size_exact'):9.1f}%"
               f"  {pct(rs, 'size_pm1'):7.1f}%  {pct(rs, 'solved'):5.1f}%  {np.mean([r['acc'] for r in rs]):8.3f}"
               f"  {sum('error' in r for r in rs):6d}")
+    if a.family == "scenes":
+        for backdrop in ("flat", "runs"):
+            rs = [r for r in rows if r["prior"] == default_multiple and r["backdrop"] == backdrop]
+            print(f"  {backdrop} backdrop: {len(rs)} cases, size exact {pct(rs, 'size_exact'):.1f}%, "
+                  f"solved {pct(rs, 'solved'):.1f}%, no grid found {sum('error' in r for r in rs)}")
     return 0
 
 

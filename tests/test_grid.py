@@ -303,6 +303,55 @@ def test_line_search_matches_its_specification(seed):
         assert score == want_score, (n, lo, hi, period)
 
 
+@pytest.mark.parametrize("period", [3.67, 4.3, 5.6])
+def test_a_flat_stretch_of_small_cells_gets_its_own_number_of_cells(period):
+    """Lines on edges at both ends of a flat stretch of 60 cells: on whole pixels every gap is
+    whole and the gap prior is cheapest at the whole gap nearest the period (cells of 3.67 px
+    laid 4 px apart: 55 cells for 60). Searched on sub-pixel positions, the stretch holds 60."""
+    n = int(80 * period) + 20
+    ev = np.zeros(n)
+    lattice = 5.0 + period * np.arange(80)
+    for k in list(range(10)) + list(range(70, 80)):  # edges on the first and last ten cells only
+        ev[int(round(lattice[k]))] = 1.0
+    lo, hi = int(round(lattice[0])), int(round(lattice[79]))
+    lines, _, _ = G._follow_lines(ev, lo, hi, period)
+    a, b = int(round(lattice[9])), int(round(lattice[70]))
+    inside = lines[(lines > a + 0.5) & (lines < b - 0.5)]
+    assert len(inside) == 60, (len(inside), period)
+
+
+def _flat_scene(seed: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Six of the sample sprites on one flat colour, a canvas of 60-109 cells a side, drawn on
+    cells of 3.6-4.8 px: an item sheet on small pseudo pixels."""
+    from orchestrator import samples
+
+    rng = np.random.default_rng(seed)
+    sprites = list(samples.sprites().values())
+    w, h = int(rng.integers(60, 110)), int(rng.integers(60, 110))
+    bg = tuple(int(v) for v in rng.integers(40, 230, 3))
+    canvas = np.zeros((h, w, 4), np.uint8)
+    canvas[..., :3] = bg
+    canvas[..., 3] = 255
+    for _ in range(6):
+        s = sprites[int(rng.integers(len(sprites)))]
+        y, x = int(rng.integers(0, h - s.shape[0])), int(rng.integers(0, w - s.shape[1]))
+        region = canvas[y : y + s.shape[0], x : x + s.shape[1]]
+        region[...] = np.where(s[..., 3:4] > 0, s, region)
+    cell = float(rng.uniform(3.6, 4.8))
+    d = samples.degrade(canvas, cell=cell, jitter=0.5, seed=seed, background=bg, blur=0.7, noise=3.0,
+                        jpeg_quality=92, pad=0)
+    return d.image, (h, w)
+
+
+@pytest.mark.parametrize("seed", [0, 6, 12, 13])
+def test_an_item_sheet_on_small_cells_comes_back_at_its_size(seed):
+    """Sprites scattered on a flat backdrop leave long flat stretches between them, which only
+    the cell size counts; on 3.6-4.8 px cells the whole-pixel line search counted them with
+    whole-pixel gaps (88 x 97 for 91 x 102, 80 x 80 for 86 x 82)."""
+    img, size = _flat_scene(seed)
+    assert G.snap(img).image.shape[:2] == size
+
+
 def test_line_with_no_position_in_reach_stays_put():
     """A line far outside the profile has no position to move to; it must stay where it is
     (it used to index the profile at -1308)."""

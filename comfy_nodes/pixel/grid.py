@@ -103,6 +103,10 @@ MIN_CELL = 2.5
 #: and :func:`_find_grid`), and so they are under ``FINE_SCREEN`` times it when their
 #: spectrum says so; a finer grid then wins with under ``FINE_WIN`` of the error.
 FINE_CELL = 4.5
+#: Cells under this many px are searched for on sub-pixel positions, SUBPIXEL_STEPS to a cell
+#: (:func:`_dp_lines_fine`): whole-pixel gaps miscount flat stretches.
+SUBPIXEL_CELL = 6.0
+SUBPIXEL_STEPS = 16
 FINE_SCREEN = 3.0
 FINE_WIN = 0.7
 MAX_CELL = 64.0
@@ -1470,7 +1474,7 @@ def _follow_lines(ev: np.ndarray, lo: int, hi: int, period: float,
     """DP lines for a start ``period`` (source px), then again following the local period of
     the first lines (drifting grids), unless the period is ``fixed``. Returns (lines, refined
     period, DP score)."""
-    lines, score = _dp_lines(ev, lo, hi, period, with_score=True)
+    lines, score = _dp_lines_fine(ev, lo, hi, period)
     if len(lines) >= 6 and not fixed:
         gaps = np.diff(lines)
         med = float(median(gaps))
@@ -1481,8 +1485,37 @@ def _follow_lines(ev: np.ndarray, lo: int, hi: int, period: float,
         p_fit, _, _, _ = _fit_lattice(fit_on, med)
         period = p_fit if abs(p_fit - period) / period < 0.15 else med
         lp = _local_period(lines, len(ev), period)
-        lines, score = _dp_lines(ev, lo, hi, period, local_period=lp, with_score=True)
+        lines, score = _dp_lines_fine(ev, lo, hi, period, local_period=lp)
     return lines, period, score
+
+
+def _dp_lines_fine(ev: np.ndarray, lo: int, hi: int, period: float,
+                   local_period: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """:func:`_dp_lines` (lines and score) for a ``period`` in source px; cells under
+    ``SUBPIXEL_CELL`` px are searched on positions a ``SUBPIXEL_STEPS``-th of the period apart,
+    each pixel's evidence at the position nearest it and none between.
+
+    On whole pixels every gap is a whole number of px, and the gap prior costs least per px at
+    the whole gap nearest the period: across a flat stretch the search lays cells of 3.67 px
+    4 px apart, 8 % too few (a scene of sprites on a flat backdrop lost 18 of 228 columns that
+    way); on a fixed finer step (a quarter px) still 2 %. On steps that divide the period the
+    stretch's cells take their own size. A line on a pixel's evidence is returned at that
+    whole pixel. From 6 px up the lattice checks that follow (:func:`_recount_flat_stretches`,
+    :func:`_fix_slips`) hold the count, and the finer search applied up to 12 px moved two
+    snap-dev cases to a wrong count.
+    """
+    if period >= SUBPIXEL_CELL:
+        return _dp_lines(ev, lo, hi, period, local_period=local_period, with_score=True)
+    step = float(period) / SUBPIXEL_STEPS  # under half a pixel: every pixel has a position of its own
+    n = len(ev)
+    at = np.rint(np.arange(n) / step).astype(np.intp)
+    fine = np.zeros(int(at[-1]) + 1)
+    fine[at] = ev
+    pos = np.arange(len(fine)) * step
+    pos[at] = np.arange(n)
+    lp = None if local_period is None else np.interp(pos, np.arange(n), local_period) / step
+    lines, score = _dp_lines(fine, int(at[lo]), int(at[hi]), SUBPIXEL_STEPS, local_period=lp, with_score=True)
+    return pos[lines.astype(np.intp)], score
 
 
 def _drop_split_lines(lines: np.ndarray, ev: np.ndarray, period: float) -> np.ndarray:
