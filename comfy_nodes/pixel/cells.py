@@ -433,9 +433,9 @@ def _comparison_space(cols: np.ndarray, tol: float, de00: float | None) -> tuple
     return srgb_to_cielab(cols).astype(np.float32), float(de00), 1.75 * float(de00)
 
 
-def _close_pairs_are_few(lab: np.ndarray, limit: float, reach: float, de00: bool) -> bool:
-    """Whether listing every close pair of these colours (``lab``, in their comparison space)
-    is the cheaper way to :func:`_leaders`: the pairs within reach in lightness are all
+def _close_pairs_are_few(lab: np.ndarray, limit: float, reach: float, ciede: bool) -> bool:
+    """Whether listing every close pair of these colours (``lab``, in their comparison space,
+    compared by CIEDE2000 when ``ciede``, else by distance) is the cheaper way to :func:`_leaders`: the pairs within reach in lightness are all
     compared at once (``WINDOW_PAIRS_MAX`` at most), and each close one then costs a step of
     Python, estimated from a fixed sample of the pairs (``CLOSE_PAIRS_MAX`` at most)."""
     from .color import ciede2000
@@ -453,7 +453,7 @@ def _close_pairs_are_few(lab: np.ndarray, limit: float, reach: float, de00: bool
     a = np.searchsorted(ends, k, side="right")
     b = a + 1 + (k - (ends[a] - span[a]))
     x, y = lab[order[a]], lab[order[b]]
-    d = ciede2000(x, y) if de00 else np.sqrt(((x - y) ** 2).sum(axis=1))
+    d = ciede2000(x, y) if ciede else np.sqrt(((x - y) ** 2).sum(axis=1))
     return float(np.mean(d < limit)) * total <= CLOSE_PAIRS_MAX
 
 

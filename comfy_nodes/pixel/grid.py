@@ -103,12 +103,12 @@ MIN_CELL = 2.5
 #: and :func:`_find_grid`), and so they are under ``FINE_SCREEN`` times it when their
 #: spectrum says so; a finer grid then wins with under ``FINE_WIN`` of the error.
 FINE_CELL = 4.5
+FINE_SCREEN = 3.0
+FINE_WIN = 0.7
 #: Cells under this many px are searched for on sub-pixel positions, SUBPIXEL_STEPS to a cell
 #: (:func:`_dp_lines_fine`): whole-pixel gaps miscount flat stretches.
 SUBPIXEL_CELL = 6.0
 SUBPIXEL_STEPS = 16
-FINE_SCREEN = 3.0
-FINE_WIN = 0.7
 MAX_CELL = 64.0
 #: An image with flat margins is taken as an exact nearest-neighbour enlargement by ``g`` when
 #: its runs of identical columns (rows) are all multiples of ``g`` and ``g ** runs`` reaches
