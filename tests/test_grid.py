@@ -352,6 +352,20 @@ def test_an_item_sheet_on_small_cells_comes_back_at_its_size(seed):
     assert G.snap(img).image.shape[:2] == size
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 64, 300, 1023, 1024, 2900])
+def test_spectrum_power_is_the_dtft_at_each_frequency(n):
+    """The blocked evaluation of the spectrum's power must equal |sum q[x] e^(2 pi i f x)|^2
+    written out sample by sample, at any length (a partial last block included)."""
+    rng = np.random.default_rng(n)
+    q = rng.normal(size=n)
+    freqs = np.concatenate([rng.uniform(0.0, 0.5, 9), [0.0, 0.25, 1.0 / 7.3]])
+    x = np.arange(n)
+    want = np.array([abs(np.sum(q * np.exp(2j * np.pi * f * x))) ** 2 for f in freqs])
+    got = G._dtft_power(q, freqs)
+    assert got.shape == want.shape
+    assert np.allclose(got, want, rtol=1e-9, atol=1e-9 * max(1.0, float(want.max())))
+
+
 def test_line_with_no_position_in_reach_stays_put():
     """A line far outside the profile has no position to move to; it must stay where it is
     (it used to index the profile at -1308)."""
