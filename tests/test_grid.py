@@ -2416,8 +2416,6 @@ def test_colour_leaders_are_the_same_from_close_pairs_and_from_leaders(de00, spr
     from every close pair (scattered colours) or by comparing each colour with the leaders
     only (a dense cluster of noisy shades, where listing the pairs took seconds): the two
     ways must choose the same leaders."""
-    from comfy_nodes.pixel import cells as C2
-
     rng = np.random.default_rng(5)
     if spread == "cluster":
         centres = rng.integers(20, 236, (4, 3))
@@ -2426,11 +2424,11 @@ def test_colour_leaders_are_the_same_from_close_pairs_and_from_leaders(de00, spr
         cols = rng.integers(0, 256, (1500, 3))
     cols = np.unique(np.clip(np.round(cols), 0, 255).astype(np.uint8), axis=0)
     counts = rng.integers(1, 50, len(cols))
-    tol = C2.SAME_COLOUR
-    want = C2._leaders_from_pairs(C2._close_pairs(cols, tol, de00), counts)
+    tol = C.SAME_COLOUR
+    want = C._leaders_from_pairs(C._close_pairs(cols, tol, de00), counts)
     for few in (True, False):
-        monkeypatch.setattr(C2, "_close_pairs_are_few", lambda *a, few=few: few)
-        got = C2._leaders(cols, counts, tol, de00)
+        monkeypatch.setattr(C, "_close_pairs_are_few", lambda *a, few=few: few)
+        got = C._leaders(cols, counts, tol, de00)
         assert np.array_equal(got, want), (few, int((got != want).sum()))
     merged = int((want != np.arange(len(cols))).sum())
     assert merged > (len(cols) // 2 if spread == "cluster" else 0)
