@@ -440,14 +440,14 @@ def _close_pairs_are_few(lab: np.ndarray, limit: float, reach: float, ciede: boo
     Python, estimated from a fixed sample of the pairs (``CLOSE_PAIRS_MAX`` at most)."""
     from .color import ciede2000
 
-    lum = np.sort(lab[:, 0])
+    order = np.argsort(lab[:, 0], kind="stable")
+    lum = lab[order, 0]
     span = np.searchsorted(lum, lum + reach, side="right") - np.arange(len(lum)) - 1
     total = int(span.sum())
     if total <= CLOSE_PAIRS_MAX:
         return True
     if total > WINDOW_PAIRS_MAX:
         return False
-    order = np.argsort(lab[:, 0], kind="stable")
     k = np.linspace(0, total - 1, 4096).astype(np.int64)
     ends = np.cumsum(span)
     a = np.searchsorted(ends, k, side="right")

@@ -3036,11 +3036,11 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
         axes = ((ex, w, sx, nx, est_x), (ey, h, sy, ny, est_y))
         grid = _merge_split_cells(frames, grid, axes)
         if est_x is not None:
-            grid = _estimate_retry(frames, grid, axes, ridges + (sx, sy))
+            grid = _estimate_retry(frames, grid, axes, ridges + (sx, sy), read_x, read_y)
     return grid
 
 
-def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[np.ndarray, ...]) -> Grid:
+def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[np.ndarray, ...], read_x, read_y) -> Grid:
     """``grid``, or the grid read on both axes at a finer period that one axis's own spectrum
     (the ridge or full edge ``profiles`` of x and y) puts forward, when one colour per cell of
     that reading explains the frames far better.
@@ -3058,7 +3058,7 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
     halves of the cells are as flat as the cells, and flatter where an image draws a faint
     grid of its own inside them.
     ``axes``: x's and y's arguments for :func:`_detect_axis` (edge map, length, profile,
-    period profile, estimate).
+    period profile, estimate); ``read_x`` / ``read_y`` detect that axis starting from a period.
     """
     finest = min(grid.cell_w, grid.cell_h) / FINER_RETRY
     periods: list[float] = []
@@ -3074,12 +3074,11 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
     base = _lattice_score(frames, grid)
     if base[1] <= FINER_NOISE:
         return grid
-    (ex, w, sx, nx, est_x), (ey, h, sy, ny, est_y) = axes
+    (_, w, sx, _, _), (_, h, sy, _, _) = axes
     tries = []
     for p in periods:
         try:
-            ax = _detect_axis(ex, 0, w, cell=None, count=None, sm=sx, hint=p, spec=nx, est=est_x)
-            ay = _detect_axis(ey, 1, h, cell=None, count=None, sm=sy, hint=p, spec=ny, est=est_y)
+            ax, ay = read_x(p), read_y(p)
         except NoGridFoundError:
             continue
         if not _agree(ax.period, ay.period) or max(ax.period, ay.period) >= finest:
