@@ -259,6 +259,17 @@ MARGIN_DOUBT = 0.01
 #: but cut border cells on the hard level moved too (other sources' hard -1 of 48); at 0.05
 #: nothing measured was lost (warped sample sprites +2 of 160, the other-sources bench +2 of 348).
 MARGIN_SPLIT_SLACK = 0.05
+#: Axes whose counts differ by one, one of them a multiple of SIZE_PRIOR_MULTIPLE, have the
+#: other's flat margins re-divided to the same count when they hold at least this many cells
+#: and their mean cell then stays within SQUARE_COUNT_DRIFT (a fraction) of the art's (see
+#: _square_counts). snap-dev 69 -> 71 of 72 sizes exact; bench/snap_other_sources.py warp
+#: 71 -> 88 % (seed 12345) and 79 -> 90 % (seed 1).
+SQUARE_COUNT_MARGIN = 8
+SQUARE_COUNT_DRIFT = 0.08
+#: ... on cells whose two axes' periods are at most this far apart: diffusion draws cells within
+#: a few percent of square, and a warped grid's axes read up to 11 % apart (7.4 x 8.2 px for
+#: cells of 7.8); art drawn with wide or tall pixels has cells 1.3-2x as wide as tall or more.
+SQUARE_COUNT_ASPECT = 1.2
 #: Largest ratio of the two axes' cell sizes taken as "the same square-ish pseudo pixel"
 #: (diffusion output draws cells within a few percent of square).
 SQUARE_TOLERANCE = 1.10
@@ -3014,6 +3025,7 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
         ax, ay = _peak_retry(frames, (w, h), ax, ay, read_x, read_y, (nx, ny), (sx, sy))
     if frames is not None:
         ax, ay = _split_margins(ax, sx, w), _split_margins(ay, sy, h)
+        ax, ay = _square_counts(ax, sx, w, ay, sy, h)
     cols, rows = len(ax.lines) - 1, len(ay.lines) - 1
     if cols < 1 or rows < 1:
         raise NoGridFoundError(f"no pixel grid found in {source}")
@@ -3110,28 +3122,88 @@ def _split_margins(found: _Axis, profile: np.ndarray, length: int) -> _Axis:
     that the image edge cuts also shifts the mean a little (0.45 cell at most in snap-dev).
     The margins' lines are then spaced evenly from the art's outer lines to the image edges.
     """
+    mg = _margins(found, profile, length)
+    if mg is None or mg.cells < 2 or mg.left_px <= 0 or mg.right_px <= 0:
+        return found
+    pm = (mg.left_px + mg.right_px) / mg.cells
+    if abs(pm / found.period - 1.0) > 0.15:
+        return found
+    if abs(mg.left_px / pm - mg.first) <= 0.5 + MARGIN_SPLIT_SLACK:
+        return found
+    lines = np.asarray(found.lines, dtype=np.float64)
+    return _Axis(lines=_spread_margins(lines, mg, mg.cells), period=found.period, confidence=found.confidence)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Margins:
+    """The flat margins of one axis's lines: the first and last line on an edge (indices), the
+    px from the image's start to the first and from the last to its end, and the cells there."""
+
+    first: int
+    last: int
+    left_px: float
+    right_px: float
+    cells: int
+
+
+def _margins(found: _Axis, profile: np.ndarray, length: int) -> _Margins | None:
+    """The margins of ``found``'s lines beyond the art's first and last lines on edges
+    (``profile``'s crests), or None when fewer than two lines are on edges."""
     lines = np.asarray(found.lines, dtype=np.float64)
     ev = _on_crests(_normalise_evidence(profile), profile)
     support = _evidence_at(ev, lines) >= ON_EDGE
     if support.sum() < 2:
-        return found
+        return None
     first = int(np.argmax(support))
     last = len(lines) - 1 - int(np.argmax(support[::-1]))
     ml, mr = float(lines[first]), float(length - lines[last])
-    m = first + (len(lines) - 1 - last)
-    if m < 2 or ml <= 0 or mr <= 0:
-        return found
-    pm = (ml + mr) / m
-    if abs(pm / found.period - 1.0) > 0.15:
-        return found
-    f = ml / pm
-    if abs(f - first) <= 0.5 + MARGIN_SPLIT_SLACK:
-        return found
-    left = int(np.clip(round(f), 0, m))
-    right = m - left
-    new = np.concatenate([lines[first] - (ml / max(left, 1)) * np.arange(left, 0, -1), lines[first:last + 1],
-                          lines[last] + (mr / max(right, 1)) * np.arange(1, right + 1)])
-    return _Axis(lines=new, period=found.period, confidence=found.confidence)
+    return _Margins(first, last, ml, mr, first + (len(lines) - 1 - last))
+
+
+def _spread_margins(lines: np.ndarray, mg: _Margins, cells: int) -> np.ndarray:
+    """``lines`` with ``cells`` cells over ``mg``'s margins, shared out between the two sides by
+    their mean size and spaced evenly from the art's outer lines to the image's edges."""
+    pm = (mg.left_px + mg.right_px) / cells
+    left = int(np.clip(round(mg.left_px / pm), 0, cells))
+    right = cells - left
+    return np.concatenate([lines[mg.first] - (mg.left_px / max(left, 1)) * np.arange(left, 0, -1),
+                           lines[mg.first:mg.last + 1],
+                           lines[mg.last] + (mg.right_px / max(right, 1)) * np.arange(1, right + 1)])
+
+
+def _square_counts(ax: _Axis, sx: np.ndarray, w: int, ay: _Axis, sy: np.ndarray, h: int) -> tuple[_Axis, _Axis]:
+    """The axes ``ax``, ``ay`` (read on the edge profiles ``sx``, ``sy`` of a ``w`` x ``h``
+    image), or the same with one axis's flat margins re-divided into one cell more or fewer so
+    that both count the same cells.
+
+    Beyond the art's outer lines on edges, a margin of flat background says nothing of its
+    cells; their count follows from the cell size it is continued at, and a grid that drifts
+    4-8 % across the image (diffusion output does) leaves a wide margin's count a cell off either
+    way. Sprite canvases are square far more often than not (16, 32, 48, 64 cells), and a
+    square image of square pseudo pixels has as many cells across as down. So when the two
+    counts differ by one, one of them a multiple of ``SIZE_PRIOR_MULTIPLE``, on square-ish cells
+    (``SQUARE_COUNT_ASPECT``), the other axis's margins, if together they hold at least
+    ``SQUARE_COUNT_MARGIN`` cells, are re-divided to reach it, provided their mean cell then
+    stays within ``SQUARE_COUNT_DRIFT`` of the art's mean cell. The margins' lines are spaced
+    evenly over each side, the cells split between the sides by their mean size (as
+    :func:`_split_margins` does).
+    """
+    cols, rows = len(ax.lines) - 1, len(ay.lines) - 1
+    if not SIZE_PRIOR_MULTIPLE or abs(cols - rows) != 1 or (cols % SIZE_PRIOR_MULTIPLE and rows % SIZE_PRIOR_MULTIPLE):
+        return ax, ay
+    if max(ax.period, ay.period) > SQUARE_COUNT_ASPECT * min(ax.period, ay.period):
+        return ax, ay
+    moved, prof, length, target = (ax, sx, w, rows) if rows % SIZE_PRIOR_MULTIPLE == 0 else (ay, sy, h, cols)
+    mg = _margins(moved, prof, length)
+    if mg is None or mg.cells < SQUARE_COUNT_MARGIN:
+        return ax, ay
+    cells = mg.cells + target - (len(moved.lines) - 1)
+    lines = np.asarray(moved.lines, dtype=np.float64)
+    art = float(lines[mg.last] - lines[mg.first]) / (mg.last - mg.first)
+    if cells < 2 or abs((mg.left_px + mg.right_px) / cells / art - 1.0) > SQUARE_COUNT_DRIFT:
+        return ax, ay
+    new = _Axis(lines=_spread_margins(lines, mg, cells), period=moved.period, confidence=moved.confidence)
+    return (new, ay) if moved is ax else (ax, new)
 
 
 def _lines_to_crests(grid: Grid, profiles: tuple[np.ndarray, np.ndarray]) -> Grid:
