@@ -1790,26 +1790,28 @@ def test_flat_margins_take_the_square_count_when_one_axis_is_a_cell_off(seed, mo
     assert old.shape != canvas.shape and abs(old.shape[0] - old.shape[1]) == 1
 
 
-def _margin_axis(length: int, cells: int, art: range, period: float) -> tuple[G._Axis, np.ndarray]:
-    """An axis of ``cells`` even cells over ``length`` px whose lines ``art`` (indices) lie on
-    edges, the rest on flat background: the axis (period ``period``) and its edge profile."""
-    lines = np.linspace(0.0, float(length), cells + 1)
+def _axis_with_margins(left: int, art: int, right: int, margin_cell: float = 12.0,
+                       art_cell: float = 12.0) -> tuple[G._Axis, np.ndarray, int]:
+    """An axis of ``art`` cells of ``art_cell`` px whose lines lie on edges, between flat margins
+    of ``left`` and ``right`` cells of ``margin_cell`` px: the axis, its edge profile and length."""
+    lines = np.concatenate([margin_cell * np.arange(left + 1), left * margin_cell + art_cell * np.arange(1, art + 1),
+                            left * margin_cell + art * art_cell + margin_cell * np.arange(1, right + 1)])
+    length = int(round(lines[-1]))
     prof = np.zeros(length)
-    for i in art:
-        prof[min(length - 1, int(lines[i]))] = 1.0
-    return G._Axis(lines=lines, period=period, confidence=1.0), prof
+    prof[np.minimum(lines[left:left + art + 1].astype(int), length - 1)] = 1.0
+    return G._Axis(lines=lines, period=art_cell, confidence=1.0), prof, length
 
 
 def test_square_counts_re_divide_only_the_flat_margins_of_the_odd_axis():
-    """47 x 48 cells of about 12 px, the art's lines on edges in the middle: x's 26 flat margin
-    cells become 27 (its 47 -> 48) and the art's lines stay where they were; y is untouched."""
-    ax, sx = _margin_axis(576, 47, range(15, 37), 12.25)
-    ay, sy = _margin_axis(576, 48, range(10, 40), 12.0)
-    nx, ny = G._square_counts(ax, sx, 576, ay, sy, 576)
+    """47 x 48 cells of 12 px, the art's lines on edges in the middle: x's 25 flat margin cells
+    become 26 (its 47 -> 48) and the art's lines stay where they were; y is untouched."""
+    ax, sx, w = _axis_with_margins(15, 22, 10)
+    ay, sy, h = _axis_with_margins(10, 30, 8)
+    nx, ny = G._square_counts(ax, sx, w, ay, sy, h)
     assert len(nx.lines) - 1 == 48 and ny is ay
-    art = np.asarray(ax.lines[15:37])
-    assert any(np.array_equal(np.asarray(nx.lines[i:i + 22]), art) for i in range(27))
-    assert nx.lines[0] == 0.0 and nx.lines[-1] == 576.0 and np.all(np.diff(nx.lines) > 0)
+    art = np.asarray(ax.lines[15:38])
+    assert any(np.array_equal(np.asarray(nx.lines[i:i + 23]), art) for i in range(27))
+    assert nx.lines[0] == 0.0 and nx.lines[-1] == w and np.all(np.diff(nx.lines) > 0)
 
 
 @pytest.mark.parametrize("case", ["square", "two_apart", "neither_multiple", "narrow_margins", "off_size", "no_prior"])
@@ -1817,29 +1819,17 @@ def test_square_counts_leave_axes_that_are_not_one_flat_cell_apart(case, monkeyp
     """Counts are made equal only where the doubt lies in wide flat margins of square-ish cells,
     one count a multiple of 8 and the other one off it, and the margins' cells stay near the
     art's size; otherwise both axes come back as they were."""
-    xs = {"square": (47, 48, 15.0), "two_apart": (46, 48, 12.0), "neither_multiple": (45, 46, 12.0),
-          "narrow_margins": (47, 48, 12.0), "off_size": (41, 40, 12.0), "no_prior": (47, 48, 12.0)}[case]
-    cx, cy, py = xs
-    ax, sx = _margin_axis(cx * 12, cx, range(15, 15 + min(22, cx - 20)), 12.0)
-
-    def axis(left: int, art: int, right: int, margin_cell: float, art_cell: float) -> tuple[G._Axis, np.ndarray]:
-        lines = np.concatenate([margin_cell * np.arange(left + 1), left * margin_cell + art_cell * np.arange(1, art + 1),
-                                left * margin_cell + art * art_cell + margin_cell * np.arange(1, right + 1)])
-        prof = np.zeros(int(lines[-1]))
-        prof[lines[left:left + art + 1].astype(int)] = 1.0
-        return G._Axis(lines=lines, period=art_cell, confidence=1.0), prof
-
-    if case == "narrow_margins":
-        # 7 flat cells of 13 px: 8 of 11.4 px would fit the art's 12 px, but 7 cells are too
-        # few to say their count is in doubt
-        ax, sx = axis(3, 40, 4, 13.0, 12.0)
-    elif case == "off_size":
-        # 20 flat cells of 12 px around art of 11 px: 19 of them would be 15 % larger than the art's
-        ax, sx = axis(10, 21, 10, 12.0, 11.0)
-    ay, sy = _margin_axis(cy * 12, cy, range(10, min(40, cy - 2)), py)
+    x = {"square": (15, 22, 10), "two_apart": (15, 21, 10), "neither_multiple": (15, 20, 10),
+         # 7 flat cells of 13 px: 8 of 11.4 px would fit the art's 12 px, but 7 are too few to
+         # say their count is in doubt
+         "narrow_margins": (3, 40, 4, 13.0, 12.0),
+         # 20 flat cells of 12 px around art of 11 px: 19 of them would be 15 % larger than the art's
+         "off_size": (10, 21, 10, 12.0, 11.0), "no_prior": (15, 22, 10)}[case]
+    y = {"square": (10, 30, 8, 15.0, 15.0), "neither_multiple": (10, 28, 8), "off_size": (10, 22, 8)}.get(case, (10, 30, 8))
+    ax, sx, w = _axis_with_margins(*x)
+    ay, sy, h = _axis_with_margins(*y)
     if case == "no_prior":
         monkeypatch.setattr(G, "SIZE_PRIOR_MULTIPLE", 0)
-    w, h = int(round(ax.lines[-1])), int(round(ay.lines[-1]))
     nx, ny = G._square_counts(ax, sx, w, ay, sy, h)
     assert nx is ax and ny is ay
 
