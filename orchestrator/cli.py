@@ -56,7 +56,11 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser, every sub-command in it; with ``only`` (a name in COMMANDS),
+    that sub-command alone: each sub-command's module is imported to describe it, and a run
+    of one command (a script calling ``dgx-pixels snap`` per image) need not import the
+    others' (a snap process 294 -> 280 ms median, 40 alternating runs on a 2-core machine)."""
     from orchestrator import __version__
 
     parser = _Parser(
@@ -65,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dgx-pixels {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in (only,) if only in COMMANDS else COMMANDS:
         module = _load(name)
         if module is None:
             continue
@@ -84,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    # the command is the first word when it is one (options before it, help and typos: all)
+    parser = build_parser(words[0] if words else None)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

@@ -113,3 +113,39 @@ def test_registry_metadata_is_complete_and_the_icon_ships():
         assert icon.width == icon.height >= 128
     # no runtime dependency is pinned to one version (the pack shares ComfyUI's Python)
     assert not [d for d in project["dependencies"] if "==" in d]
+
+
+def test_one_command_imports_only_its_own_module_and_help_lists_them_all(tmp_path):
+    """A run of one command (a script calling ``dgx-pixels snap`` per image) builds the parser of
+    that command alone, so the modules of commands it does not use (the ComfyUI client's, the
+    watcher's, the MCP server's) are not imported; ``--help``, a word that is no command, and no
+    word at all still get the whole list."""
+    src = tmp_path / "in.png"
+    Image.fromarray(np.repeat(np.repeat(np.eye(6, dtype=np.uint8) * 200, 8, axis=0), 8, axis=1)).save(src)
+    code = textwrap.dedent(f"""\
+        import json, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from orchestrator.cli import build_parser, main, COMMANDS
+        rc = main(["snap", sys.argv[1], "-o", sys.argv[2]])
+        loaded = sorted(n for n in sys.modules if n.startswith("orchestrator.commands."))
+        whole = build_parser().format_help()
+        print(json.dumps({{"rc": rc, "loaded": loaded, "listed": [c for c in COMMANDS if f"    {{c}} " in whole
+                                                                   or f"    {{c}}\\n" in whole]}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(src), str(tmp_path / "out.png")], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["rc"] == 0 and (tmp_path / "out.png").exists()
+    from orchestrator.cli import COMMANDS
+
+    assert "orchestrator.commands.snap" in report["loaded"]
+    unused = {f"orchestrator.commands.{c}" for c in COMMANDS} - {"orchestrator.commands.snap", "orchestrator.commands.sheet"}
+    assert not unused & set(report["loaded"]), report["loaded"]  # snap reuses the sheet command's frame reader
+
+    assert report["listed"] == list(COMMANDS)
+    for argv in (["--help"], ["nosuch"], []):
+        proc = subprocess.run([sys.executable, "-m", "orchestrator", *argv], capture_output=True, text=True,
+                              cwd=REPO, timeout=120)
+        shown = proc.stdout + proc.stderr
+        assert all(name in shown for name in COMMANDS), (argv, shown)
