@@ -60,7 +60,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser, every sub-command in it; with ``only`` (a name in COMMANDS),
     that sub-command alone: each sub-command's module is imported to describe it, and a run
     of one command (a script calling ``dgx-pixels snap`` per image) need not import the
-    others' (a snap process 294 -> 280 ms median, 40 alternating runs on a 2-core machine)."""
+    others' (a snap process 294 -> 280 ms median, 40 alternating runs on a 2-core machine).
+    ``only="--version"`` builds none: a version check (an install script's) imports no
+    command's module."""
     from orchestrator import __version__
 
     parser = _Parser(
@@ -69,7 +71,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dgx-pixels {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in (only,) if only in COMMANDS else COMMANDS:
+    for name in (only,) if only in COMMANDS else () if only == "--version" else COMMANDS:
         module = _load(name)
         if module is None:
             continue

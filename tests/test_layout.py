@@ -149,3 +149,11 @@ def test_one_command_imports_only_its_own_module_and_help_lists_them_all(tmp_pat
                               cwd=REPO, timeout=120)
         shown = proc.stdout + proc.stderr
         assert all(name in shown for name in COMMANDS), (argv, shown)
+    # a version check imports no command's module at all
+    code = ("import sys; sys.path.insert(0, %r)\nfrom orchestrator.cli import main\ntry:\n    main(['--version'])\n"
+            "except SystemExit as e:\n    print(e.code, sorted(n for n in sys.modules if n.startswith('orchestrator.commands.')))"
+            % str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    from orchestrator import __version__
+
+    assert proc.stdout.splitlines() == [f"dgx-pixels {__version__}", "0 []"], proc.stdout + proc.stderr
