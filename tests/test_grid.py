@@ -1385,6 +1385,7 @@ def test_smooth_enlargement_cut_out_by_a_keyed_matte_comes_back(name, resample, 
     assert (diff[opaque] <= 24).mean() >= 0.95
     kinks = G._kink_maps
     monkeypatch.setattr(G, "_kink_maps", lambda img, stride, opaque_only=False: kinks(img, stride))
+    monkeypatch.setattr(G, "REFOLLOW", 10.0)  # a second line search mends the LANCZOS slime too
     assert G.snap(cut).image.shape[:2] != canvas.shape[:2]
 
 
@@ -1939,7 +1940,9 @@ def test_axis_off_the_square_cell_is_read_again_from_the_other_axis(seed, monkey
 @pytest.mark.parametrize(("name", "seed"), [("knight", 12), ("coin", 1)])
 def test_cells_that_really_are_not_square_keep_their_shape(name, seed, monkeypatch):
     """Cells 15 % taller than wide: read again from the columns' period the rows come out
-    21-27, and one colour per cell fits those worse, so the retry keeps the cells as drawn."""
+    21-27, and one colour per cell fits those worse, so the retry keeps the cells as drawn.
+    (The rows' lines then fit their own period, 15 % off the one searched at, and a second
+    search at theirs already gives 22: the retry is shown with that search off.)"""
     from orchestrator import samples
 
     reread = []
@@ -1949,11 +1952,14 @@ def test_cells_that_really_are_not_square_keep_their_shape(name, seed, monkeypat
         reread.append(len(read_y(ax.period).lines) - 1)
         return retry(frames, size, ax, ay, read_x, read_y)
 
-    monkeypatch.setattr(G, "_square_retry", spy)
     canvas = np.zeros((22, 22, 4), np.uint8)
     canvas[3:19, 3:19] = samples.sprites()[name]
     d = samples.degrade(canvas, cell=10.0, cell_h=11.5, jitter=1.0, seed=seed, background=(60, 70, 90), blur=0.9,
                         noise=3.0, jpeg_quality=85, pad=0)
+    grid = G.detect_grid(d.image)
+    assert (grid.cols, grid.rows) == (22, 22) and grid.cell_h / grid.cell_w > 1.1
+    monkeypatch.setattr(G, "REFOLLOW", 10.0)
+    monkeypatch.setattr(G, "_square_retry", spy)
     grid = G.detect_grid(d.image)
     assert reread and reread[0] != 22
     assert (grid.cols, grid.rows) == (22, 22)
@@ -2075,6 +2081,28 @@ def test_mountain_strip_columns_read_on_the_peak_whose_lines_form_a_lattice(monk
     assert grid.cell_w == pytest.approx(6.2, abs=0.1)
     monkeypatch.setattr(G, "MISFIT_BAD", 10.0)
     assert G.detect_grid(img).cols != 116
+
+
+@pytest.mark.skipif(not (SHARED_CASES / "pyxel-jump_mountains-hard").is_dir(), reason="../shared benchmark cases not present")
+def test_rows_searched_at_a_period_their_lines_do_not_fit_are_searched_again(monkeypatch):
+    """The mountain strip's rows are first searched at 7.29 px (steered towards a square
+    7.7 px cell) while their lines on edges fit 6.52 px: 20 rows over the art's 22, the flat
+    rows above made up the count of 48, and every row down to the art's lower third came out
+    numbered one off. Searched again at 6.52 px, the rows' lines lie on the true ones."""
+    from comfy_nodes.pixel.imageio import load_image
+
+    case = SHARED_CASES / "pyxel-jump_mountains-hard"
+    img = load_image(case / "input.png")
+    true_rows = np.asarray(json.loads((case / "params.json").read_text())["grid_y"], dtype=np.float64)
+
+    def rows_on_their_true_lines() -> float:
+        found = np.asarray(G.detect_grid(img).y_lines)
+        assert len(found) == len(true_rows)
+        return float(np.mean(np.abs(found - true_rows) <= 3.0))
+
+    assert rows_on_their_true_lines() >= 0.8
+    monkeypatch.setattr(G, "REFOLLOW", 10.0)
+    assert rows_on_their_true_lines() < 0.4
 
 
 def test_flat_border_counts_the_cells_outside_the_lines_on_edges():
