@@ -1966,6 +1966,30 @@ def test_cells_that_really_are_not_square_keep_their_shape(name, seed, monkeypat
     assert grid.cell_h / grid.cell_w > 1.1
 
 
+def test_rows_searched_at_a_period_their_lines_do_not_fit_are_searched_again_at_theirs(monkeypatch):
+    """A coin on cells 15 % taller than wide, its rows searched at the columns' 10 px (as the
+    square retry reads them): their lines on edges fit 11.5 px, so the rows are searched once
+    more at that and all 22 come back; with no second search they come out 21-27."""
+    from orchestrator import samples
+
+    reread = []
+    retry = G._square_retry
+
+    def spy(frames, size, ax, ay, read_x, read_y):
+        reread.append(len(read_y(ax.period).lines) - 1)
+        return retry(frames, size, ax, ay, read_x, read_y)
+
+    monkeypatch.setattr(G, "_square_retry", spy)
+    canvas = np.zeros((22, 22, 4), np.uint8)
+    canvas[3:19, 3:19] = samples.sprites()["coin"]
+    d = samples.degrade(canvas, cell=10.0, cell_h=11.5, jitter=1.0, seed=1, background=(60, 70, 90), blur=0.9,
+                        noise=3.0, jpeg_quality=85, pad=0)
+    G.detect_grid(d.image)
+    monkeypatch.setattr(G, "REFOLLOW", 10.0)
+    G.detect_grid(d.image)
+    assert len(reread) == 2 and reread[0] == 22 and reread[1] != 22
+
+
 def test_lines_on_edges_move_to_the_crest_within_reach_and_short_of_half_way():
     """Only lines on an edge move, each to the highest point of the profile within reach,
     never past half way to a neighbour; the count of lines never changes."""
