@@ -1937,14 +1937,18 @@ def test_axis_off_the_square_cell_is_read_again_from_the_other_axis(seed, monkey
     assert (G.detect_grid(img).cols, G.detect_grid(img).rows) != (canvas.shape[1], canvas.shape[0])
 
 
-@pytest.mark.parametrize(("name", "seed"), [("knight", 12), ("coin", 1)])
-def test_cells_that_really_are_not_square_keep_their_shape(name, seed, monkeypatch):
-    """Cells 15 % taller than wide: read again from the columns' period the rows come out
-    21-27, and one colour per cell fits those worse, so the retry keeps the cells as drawn.
-    (The rows' lines then fit their own period, 15 % off the one searched at, and a second
-    search at theirs already gives 22: the retry is shown with that search off.)"""
+def _taller_cells(name: str, seed: int) -> np.ndarray:
+    """The sample sprite ``name`` on a 22 x 22 canvas, drawn on cells 15 % taller than wide."""
     from orchestrator import samples
 
+    canvas = np.zeros((22, 22, 4), np.uint8)
+    canvas[3:19, 3:19] = samples.sprites()[name]
+    return samples.degrade(canvas, cell=10.0, cell_h=11.5, jitter=1.0, seed=seed, background=(60, 70, 90), blur=0.9,
+                           noise=3.0, jpeg_quality=85, pad=0).image
+
+
+def _rows_read_at_the_columns_period(monkeypatch) -> list[int]:
+    """Each square retry's count of rows read at the columns' period, as the retries run."""
     reread = []
     retry = G._square_retry
 
@@ -1952,15 +1956,22 @@ def test_cells_that_really_are_not_square_keep_their_shape(name, seed, monkeypat
         reread.append(len(read_y(ax.period).lines) - 1)
         return retry(frames, size, ax, ay, read_x, read_y)
 
-    canvas = np.zeros((22, 22, 4), np.uint8)
-    canvas[3:19, 3:19] = samples.sprites()[name]
-    d = samples.degrade(canvas, cell=10.0, cell_h=11.5, jitter=1.0, seed=seed, background=(60, 70, 90), blur=0.9,
-                        noise=3.0, jpeg_quality=85, pad=0)
-    grid = G.detect_grid(d.image)
+    monkeypatch.setattr(G, "_square_retry", spy)
+    return reread
+
+
+@pytest.mark.parametrize(("name", "seed"), [("knight", 12), ("coin", 1)])
+def test_cells_that_really_are_not_square_keep_their_shape(name, seed, monkeypatch):
+    """Cells 15 % taller than wide: read again from the columns' period the rows come out
+    21-27, and one colour per cell fits those worse, so the retry keeps the cells as drawn.
+    (The rows' lines then fit their own period, 15 % off the one searched at, and a second
+    search at theirs already gives 22: the retry is shown with that search off.)"""
+    img = _taller_cells(name, seed)
+    grid = G.detect_grid(img)
     assert (grid.cols, grid.rows) == (22, 22) and grid.cell_h / grid.cell_w > 1.1
     monkeypatch.setattr(G, "REFOLLOW", 10.0)
-    monkeypatch.setattr(G, "_square_retry", spy)
-    grid = G.detect_grid(d.image)
+    reread = _rows_read_at_the_columns_period(monkeypatch)
+    grid = G.detect_grid(img)
     assert reread and reread[0] != 22
     assert (grid.cols, grid.rows) == (22, 22)
     assert grid.cell_h / grid.cell_w > 1.1
@@ -1970,23 +1981,11 @@ def test_rows_searched_at_a_period_their_lines_do_not_fit_are_searched_again_at_
     """A coin on cells 15 % taller than wide, its rows searched at the columns' 10 px (as the
     square retry reads them): their lines on edges fit 11.5 px, so the rows are searched once
     more at that and all 22 come back; with no second search they come out 21-27."""
-    from orchestrator import samples
-
-    reread = []
-    retry = G._square_retry
-
-    def spy(frames, size, ax, ay, read_x, read_y):
-        reread.append(len(read_y(ax.period).lines) - 1)
-        return retry(frames, size, ax, ay, read_x, read_y)
-
-    monkeypatch.setattr(G, "_square_retry", spy)
-    canvas = np.zeros((22, 22, 4), np.uint8)
-    canvas[3:19, 3:19] = samples.sprites()["coin"]
-    d = samples.degrade(canvas, cell=10.0, cell_h=11.5, jitter=1.0, seed=1, background=(60, 70, 90), blur=0.9,
-                        noise=3.0, jpeg_quality=85, pad=0)
-    G.detect_grid(d.image)
+    img = _taller_cells("coin", 1)
+    reread = _rows_read_at_the_columns_period(monkeypatch)
+    G.detect_grid(img)
     monkeypatch.setattr(G, "REFOLLOW", 10.0)
-    G.detect_grid(d.image)
+    G.detect_grid(img)
     assert len(reread) == 2 and reread[0] == 22 and reread[1] != 22
 
 
