@@ -2907,3 +2907,25 @@ def test_a_sheet_resized_by_less_than_twice_snaps_back_pixel_for_pixel(factor):
     assert res.grid.exact and (res.grid.cols, res.grid.rows) == (256, 256)
     assert np.array_equal(res.image, sheet)
     assert G.snap(sheet).grid.kept_as_is
+
+
+def test_a_detection_takes_each_profile_spectrum_once(monkeypatch):
+    """The period steps read the same few profiles' spectra many times (estimates over other
+    bands, the square hint, nearby and far peaks); each spectrum is taken once per detection
+    and kept in its memo, so no FFT runs twice on the same input, and the grid is the same."""
+    from orchestrator import samples
+
+    d = samples.degrade(samples.sprites()["knight"], cell=11.3, jitter=1.0, seed=5, noise=4.0, jpeg_quality=85)
+    first = G.detect_grid(d.image)
+    inputs = []
+    rfft = np.fft.rfft
+
+    def counting(a, *args, **kwargs):
+        inputs.append((np.asarray(a).tobytes(), args, tuple(sorted(kwargs.items()))))
+        return rfft(a, *args, **kwargs)
+
+    monkeypatch.setattr(np.fft, "rfft", counting)
+    again = G.detect_grid(d.image)
+    assert (again.cols, again.rows, again.x_lines.tolist()) == (first.cols, first.rows, first.x_lines.tolist())
+    assert len(inputs) >= 4
+    assert len(set(inputs)) == len(inputs)

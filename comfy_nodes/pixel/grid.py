@@ -810,9 +810,14 @@ def _nfft(n: int) -> int:
 
 
 def _spectrum(p: np.ndarray, nfft: int) -> np.ndarray:
-    q = p - p.mean()
-    win = np.hanning(len(q))
-    return np.abs(np.fft.rfft(q * win, n=nfft))
+    """Magnitude spectrum of the profile ``p`` (less its mean, under a Hann window), read from
+    this detection's memo when an earlier step already took it: the period steps read the
+    same few profiles' spectra many times. Callers must not change it."""
+    def compute() -> np.ndarray:
+        q = p - p.mean()
+        return np.abs(np.fft.rfft(q * np.hanning(len(q)), n=nfft))
+
+    return _memo(("spectrum", nfft, p.tobytes()), compute)
 
 
 def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: float | None = None) -> tuple[float, float]:
