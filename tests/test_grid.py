@@ -1520,24 +1520,45 @@ def _parquet_tile(rng: np.random.Generator, side: int = 32, block: int = 16, pla
     return out
 
 
-@pytest.mark.parametrize("seed", [3, 14, 15, 36])
-def test_a_parquet_tile_is_read_at_its_cells_not_its_planks(seed):
-    """A parquet tile at the hard level's settings: the planks' seams repeat every 4 cells and
-    the blocks every 16, the cells show only in a faint grain. The pairing of the two axes'
-    spectra chose the planks or the blocks (12 x 12 or 6 x 6 cells); one axis's own spectrum
-    held the cells, and read on both axes they hold the colours far better."""
+def _parquet_case(seed: int, plank: int = 4) -> np.ndarray:
+    """A parquet tile (:func:`_parquet_tile`) at a random place on a 48 px canvas, drawn as
+    pseudo pixel art at the hard level's settings with cells of 6.5-9 px."""
     from orchestrator import samples
 
     rng = np.random.default_rng(seed)
-    tile = _parquet_tile(rng)
+    tile = _parquet_tile(rng, plank=plank)
     canvas = np.zeros((48, 48, 4), np.uint8)
     oy, ox = rng.integers(0, 17, 2)
     canvas[oy:oy + 32, ox:ox + 32] = tile
     d = samples.degrade(canvas, cell=float(rng.uniform(6.5, 9.0)), jitter=2.0, seed=seed,
                         background=tuple(int(v) for v in rng.integers(30, 230, 3)), blur=1.2, noise=6.0,
                         jpeg_quality=75, pad=0, colour_drift=6.0, drift_field=0.6)
-    grid = G.detect_grid(d.image)
+    return d.image
+
+
+@pytest.mark.parametrize("seed", [3, 14, 15, 36])
+def test_a_parquet_tile_is_read_at_its_cells_not_its_planks(seed):
+    """A parquet tile at the hard level's settings: the planks' seams repeat every 4 cells and
+    the blocks every 16, the cells show only in a faint grain. The pairing of the two axes'
+    spectra chose the planks or the blocks (12 x 12 or 6 x 6 cells); one axis's own spectrum
+    held the cells, and read on both axes they hold the colours far better."""
+    grid = G.detect_grid(_parquet_case(seed))
     assert (grid.cols, grid.rows) == (48, 48)
+
+
+@pytest.mark.parametrize("seed", [2, 17, 22, 27])
+def test_a_parquet_tile_of_long_planks_is_read_at_its_cells_not_its_blocks(seed, monkeypatch):
+    """Planks 8 cells wide: every profile's strongest peak is now the blocks or their halves,
+    so the earlier retry had no finer period to read (6 x 6 or 12 x 12 cells for 48 x 48).
+    The cells are a lesser peak of a ridge profile's spectrum; read, they hold the colours far
+    better than the planks. Without that candidate (a peak share no spectrum reaches) the
+    blocks stay."""
+    image = _parquet_case(seed, plank=8)
+    grid = G.detect_grid(image)
+    assert (grid.cols, grid.rows) == (48, 48)
+    monkeypatch.setattr(G, "FAR_PEAK", 2.0)
+    blocks = G.detect_grid(image)
+    assert max(blocks.cols, blocks.rows) <= 13
 
 
 SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "bench" / "real"

@@ -88,6 +88,7 @@ import contextvars
 import dataclasses
 import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -325,6 +326,19 @@ FINER_RETRY = 1.25
 #: the real AI images, 0.2-0.8, are spared the reads (which had cost their median snap 2-3 ms,
 #: and one of them 46 ms for a half period the merge test then refused).
 FINER_NOISE = 1.3
+#: A motif several cells long (a parquet tile's planks and blocks, 4-8 cells) can outbid the
+#: cells in every profile's strongest peak, and the pairing then reads the motif on both axes
+#: (6 x 6 cells for 48 x 48). The cells still stand out as a lesser peak of a ridge profile's
+#: spectrum: its strongest peak at least FAR_FINER times finer than the grid's cells and at
+#: least FAR_PEAK of the spectrum's highest is read as well (see _far_peaks), and kept on
+#: _estimate_retry's terms when its cells are also at most FAR_FLAT as noisy as the motif's.
+#: The motifs it undid measured 0.41-0.77; a true grid read at half its cells (which lines in
+#: the art can favour, and _merge_split_cells decides) 0.83. Half the cells (within
+#: HALF_CELL) is not such a candidate: two cells of a 2-cell reading are no motif.
+FAR_FINER = 1.8
+FAR_PEAK = 0.8
+FAR_FLAT = 0.8
+HALF_CELL = 0.06
 #: An axis steered to the other's period is read again at its own (see _own_periods); a pair
 #: at whole multiples of the square periods must lower the phase ratio by OWN_MULT_GAIN, keep
 #: the noise ratio within OWN_MULT_FLAT of the square cells' and R^2 within OWN_MULT_R2, and
@@ -3088,6 +3102,8 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
     ``FLAT_R2_MIN``), and they would not merge back in pairs (:func:`_merge_split_cells`):
     halves of the cells are as flat as the cells, and flatter where an image draws a faint
     grid of its own inside them.
+    A motif that outbids the cells on every profile leaves them a lesser peak of a ridge
+    profile, which is read too (:func:`_far_candidates`, kept only far flatter: ``FAR_FLAT``).
     ``axes``: x's and y's arguments for :func:`_detect_axis` (edge map, length, profile,
     period profile, estimate); ``read_x`` / ``read_y`` detect that axis starting from a period.
     """
@@ -3100,14 +3116,15 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
         if _block_period(p) is not None:  # an enlarged JPEG's block edges, not cells
             continue
         periods.append(p)
-    if not periods:
+    far = _far_candidates(profiles[:2], grid, periods)
+    if not periods and not far:
         return grid
     base = _lattice_score(frames, grid)
     if base[1] <= FINER_NOISE:
         return grid
     (_, w, sx, _, _), (_, h, sy, _, _) = axes
     tries = []
-    for p in periods:
+    for p in periods + far:
         try:
             ax, ay = read_x(p), read_y(p)
         except NoGridFoundError:
@@ -3120,10 +3137,50 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
         # lattice of tiles over art at its true resolution (R^2 0.13 there, 0.76 on its bricks)
         if q < FLAT_R2_MIN or not _fits_better((r, n, q), base, finer=True):
             continue
+        if p in far and n > FAR_FLAT * base[1]:
+            continue
         found = _grid_of(ax, ay, grid)
         if _merge_split_cells(frames, found, axes) is found:
             tries.append((n, found))
     return min(tries, key=lambda t: t[0])[1] if tries else grid
+
+
+def _far_candidates(ridges: tuple[np.ndarray, ...], grid: Grid, periods: list[float]) -> list[float]:
+    """For each ridge profile of ``ridges``, the strongest of its :func:`_far_peaks` under
+    ``grid``'s cells over ``FAR_FINER`` that is none of ``periods`` (nor of those taken before
+    it), no enlarged JPEG's block period and not half of ``grid``'s cells (``HALF_CELL``)."""
+    coarsest = min(grid.cell_w, grid.cell_h) / FAR_FINER
+    far: list[float] = []
+    for prof in ridges:
+        for p in _far_peaks(prof, coarsest):
+            if any(abs(math.log(p / q)) < 0.03 for q in periods + far) or _block_period(p) is not None:
+                continue
+            if any(abs(math.log(2.0 * p / c)) < HALF_CELL for c in (grid.cell_w, grid.cell_h)):
+                continue
+            far.append(p)
+            break
+    return far
+
+
+def _far_peaks(profile: np.ndarray, coarsest: float) -> Iterator[float]:
+    """Periods (source px, ``MIN_CELL`` up to ``coarsest``) of the peaks of ``profile``'s
+    spectrum that reach ``FAR_PEAK`` of its highest over the periods a grid may have, the
+    strongest first, each refined only when asked for."""
+    n = len(profile)
+    nfft = _nfft(n)
+    spec = _spectrum(profile, nfft)
+    lo = int(math.floor(nfft / min(n / 2.0, max(MAX_CELL, n / 8.0))))
+    hi = min(int(math.ceil(nfft / MIN_CELL)), len(spec) - 2)
+    if hi <= lo + 2:
+        return iter(())
+    floor = FAR_PEAK * float(spec[lo : hi + 1].max())
+    k0 = max(lo + 1, int(math.ceil(nfft / coarsest)))
+    if k0 > hi:
+        return iter(())
+    mid = spec[k0 : hi + 1]
+    ks = np.nonzero((mid > spec[k0 - 1 : hi]) & (mid >= spec[k0 + 1 : hi + 2]) & (mid >= floor))[0] + k0
+    ks = ks[np.argsort(-spec[ks], kind="stable")]
+    return (1.0 / _refine_frequency(profile, k / nfft, 1.0 / nfft) for k in ks)
 
 
 def _split_margins(found: _Axis, profile: np.ndarray, length: int) -> _Axis:
