@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -2950,3 +2951,22 @@ def test_a_detection_takes_each_profile_spectrum_once(monkeypatch):
     assert (again.cols, again.rows, again.x_lines.tolist()) == (first.cols, first.rows, first.x_lines.tolist())
     assert len(inputs) >= 4
     assert len(set(inputs)) == len(inputs)
+
+
+def test_a_reading_that_holds_no_colours_takes_no_far_peak():
+    """A generated scene (sprites scattered over a flat backdrop on 3.3 px cells, as
+    ``bench/snap_synth.py --family scenes`` draws it) is first read at 18.5 px, a lattice that
+    holds none of its colours. A far spectral peak's 5.5 px reading held enough of them to
+    pass (105 x 78 cells for 176 x 123); far peaks undo a motif's reading, which holds the
+    colours as blocks, so here they are not read and the finer detection finds the cells."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    try:
+        import snap_synth
+    finally:
+        sys.path.pop(0)
+    rng = np.random.default_rng(0)
+    for seed in range(2):
+        image, truth, params = snap_synth.make_scene_case(rng, seed)
+    assert params["backdrop"] == "flat" and params["cell"] == pytest.approx(3.311)
+    res = G.snap(image)
+    assert abs(res.width - truth.shape[1]) <= 1 and abs(res.height - truth.shape[0]) <= 1

@@ -334,7 +334,10 @@ FINER_NOISE = 1.3
 #: _estimate_retry's terms when its cells are also at most FAR_FLAT as noisy as the motif's.
 #: The motifs it undid measured 0.41-0.77; a true grid read at half its cells (which lines in
 #: the art can favour, and _merge_split_cells decides) 0.83. Half the cells (within
-#: HALF_CELL) is not such a candidate: two cells of a 2-cell reading are no motif.
+#: HALF_CELL) is not such a candidate: two cells of a 2-cell reading are no motif. Nor is a
+#: reading that holds no colours (_not_pixel_art): a scene on 3.3 px cells first read at
+#: 18.5 px took a far peak's 5.5 px, which held enough to pass, over the finer detection that
+#: finds its 3.3.
 FAR_FINER = 1.8
 FAR_PEAK = 0.8
 FAR_FLAT = 0.8
@@ -3122,6 +3125,10 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
     base = _lattice_score(frames, grid)
     if base[1] <= FINER_NOISE:
         return grid
+    if _not_pixel_art(base) is not None:
+        # a motif's reading holds the colours as blocks; one that holds none is no motif's,
+        # and a far peak's cells would only pass it on to a lattice that holds some
+        far = []
     (_, w, sx, _, _), (_, h, sy, _, _) = axes
     tries = []
     for p in periods + far:
