@@ -1267,6 +1267,40 @@ def test_true_grid_is_not_merged_into_pairs(monkeypatch):
     assert (merged.cols, merged.rows) == (40, 36)
 
 
+def _ground_tile(seed: int) -> np.ndarray:
+    """A 32 x 32 terrain tile in low contrast (dirt fading into grass, each cell a few levels
+    off its neighbours) at even offsets on a 48 px canvas, drawn as pseudo pixel art on cells of
+    11-15 px over a bright cyan background."""
+    from orchestrator import samples
+
+    rng = np.random.default_rng(seed)
+    dirt, grass = np.array([120, 90, 70]), np.array([95, 120, 60])
+    t = np.clip(rng.normal(0.5, 1 / 6, (32, 32)) + np.linspace(-0.5, 0.5, 32)[None, :], 0, 1)[..., None]
+    tile = dirt * (1 - t) + grass * t + rng.normal(0, 4, (32, 32, 3))
+    canvas = np.zeros((48, 48, 4), np.uint8)
+    oy, ox = 2 * rng.integers(0, 9, 2)
+    canvas[oy:oy + 32, ox:ox + 32, :3] = np.clip(tile, 0, 255)
+    canvas[oy:oy + 32, ox:ox + 32, 3] = 255
+    return samples.degrade(canvas, cell=float(rng.uniform(11.0, 15.0)), jitter=1.0, seed=seed, background=(40, 220, 200),
+                           blur=0.8, noise=4.0, jpeg_quality=88, pad=0, colour_drift=4.0, drift_field=0.6).image
+
+
+@pytest.mark.parametrize("seed", [1, 6, 10])
+def test_a_low_contrast_tile_on_a_bright_background_is_not_merged_into_pairs(seed, monkeypatch):
+    """Shifting the lattice by half a cell costs the tile's outline on the bright background
+    5-30 times what it costs the low-contrast ground inside. Only blocks within a quarter of
+    the costliest counted, so only the outline's did, and an outline on every other line pairs
+    as well as a split grid's: 24 x 24 cells came back. The quieter blocks, from a tenth, are
+    the ground's, and there pairs of cells cost more than the shift. Without that check
+    (no block quiet enough) the pairs come back."""
+    image = _ground_tile(seed)
+    grid = G.detect_grid(image)
+    assert (grid.cols, grid.rows) == (48, 48)
+    monkeypatch.setattr(G, "SPLIT_QUIET", 1.0)
+    paired = G.detect_grid(image)
+    assert (paired.cols, paired.rows) == (24, 24)
+
+
 def test_flat_blocks_with_one_dithered_patch_are_not_merged(monkeypatch):
     """Art in flat 8x8-cell blocks pairs every cell with its neighbour, so over the whole image
     the coarser lattice costs little; one checkerboard-dithered block does not pair at all.

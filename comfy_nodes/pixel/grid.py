@@ -402,6 +402,16 @@ SPLIT_MAX = 0.5
 #: ... and, in blocks of about four cells where a half-cell shift costs something, at the 90th
 #: percentile below this share (split grids: 0.3-0.7; true grids: 0.98 or more).
 SPLIT_LOCAL_MAX = 0.85
+#: The blocks where the shift costs something are those within a quarter of the costliest; a
+#: sprite's outline on a contrasting background costs it 5-30 times what low-contrast art
+#: inside does (a ground tile, dirt fading into grass), so there only the outline's blocks
+#: counted, and an outline on every other line pairs as a split grid's colours do (24 x 24
+#: cells for 48 x 48). The quieter blocks, from SPLIT_QUIET of the costliest, must then pair
+#: too: when there are at least SPLIT_QUIET_BLOCKS of them, their median share is held to
+#: SPLIT_LOCAL_MAX as well (16 such tiles: 1.05-1.3; 80 sprites under a drawn half-cell grid,
+#: every read of them: at most 0.35).
+SPLIT_QUIET = 0.1
+SPLIT_QUIET_BLOCKS = 6
 #: In automatic mode a grid whose cells are more than this many times as wide as tall (or as
 #: tall as wide) is no pseudo pixel grid (see _find_grid).
 MAX_CELL_RATIO = 3.0
@@ -2581,7 +2591,9 @@ def _explains_as_well(extra: np.ndarray, shift_extra: np.ndarray, block: int) ->
     ``SPLIT_MAX`` of what shifting the finer lattice by half a cell costs (``shift_extra``),
     over the whole image and, at the 90th percentile, under ``SPLIT_LOCAL_MAX`` in blocks of
     ``block`` sparse pixels a side where the shift costs something. The local test keeps art
-    whose large flat areas pair every cell but whose detailed parts (a dithered patch) do not."""
+    whose large flat areas pair every cell but whose detailed parts (a dithered patch) do not;
+    the quieter blocks' median (``SPLIT_QUIET``) keeps low-contrast art whose loud outline
+    alone would pair."""
     total = float(shift_extra.sum())
     if not (total > 0 and float(extra.sum()) < SPLIT_MAX * total):
         return False
@@ -2593,6 +2605,9 @@ def _explains_as_well(extra: np.ndarray, shift_extra: np.ndarray, block: int) ->
         return m[: hb * bh, : wb * bw].reshape(hb, bh, wb, bw).sum(axis=(1, 3))
     se, ss = sums(extra), sums(shift_extra)
     sig = ss > 0.25 * float(ss.max())
+    quiet = (ss > SPLIT_QUIET * float(ss.max())) & ~sig
+    if quiet.sum() >= SPLIT_QUIET_BLOCKS and median(se[quiet] / ss[quiet]) >= SPLIT_LOCAL_MAX:
+        return False
     return bool(sig.any()) and quantile(se[sig] / ss[sig], 90) < SPLIT_LOCAL_MAX
 
 
