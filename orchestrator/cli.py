@@ -71,7 +71,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dgx-pixels {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in (only,) if only in COMMANDS else () if only == "--version" else COMMANDS:
+    if only == "--version":
+        names: tuple[str, ...] = ()
+    else:
+        names = (only,) if only in COMMANDS else COMMANDS
+    for name in names:
         module = _load(name)
         if module is None:
             continue

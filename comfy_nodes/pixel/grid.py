@@ -858,10 +858,7 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
     n = len(profile)
     if n < 8 or profile.sum() <= 0:
         return 0.0, 0.0
-    if max_cell is None:
-        # large images may hold large cells: allow at least 8 cells across the profile
-        max_cell = max(MAX_CELL, n / 8.0)
-    max_cell = min(max_cell, n / 2.0)
+    max_cell = min(_longest_cell(n) if max_cell is None else max_cell, n / 2.0)
     # a grid has several cells across the edges it explains: on a small sprite with small,
     # jittered cells the sprite's own outline (two or three "cycles" across it) outweighs the
     # cells' fundamental, so longer periods are no candidates (nor the noise floor's reference)
@@ -927,6 +924,12 @@ def estimate_period(profile: np.ndarray, min_cell: float = MIN_CELL, max_cell: f
     f = _refine_frequency(profile, f, 1.0 / nfft)
     strength = float(spec[k] / (spec[k] + 6 * noise))
     return 1.0 / f, strength
+
+
+def _longest_cell(n: int) -> float:
+    """The longest cell (source px) the automatic detector reads on a profile of ``n``
+    positions: large images may hold large cells, so at least 8 cells across it are allowed."""
+    return max(MAX_CELL, n / 8.0)
 
 
 def _active_span(profile: np.ndarray) -> float:
@@ -3129,7 +3132,7 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
     periods: list[float] = []
     for prof in profiles:
         p = _profile_period(prof)[0]
-        if not 0 < p < finest or any(abs(math.log(p / q)) < 0.03 for q in periods):
+        if not 0 < p < finest or _among(p, periods):
             continue
         if _block_period(p) is not None:  # an enlarged JPEG's block edges, not cells
             continue
@@ -3167,6 +3170,11 @@ def _estimate_retry(frames: list[np.ndarray], grid: Grid, axes, profiles: tuple[
     return min(tries, key=lambda t: t[0])[1] if tries else grid
 
 
+def _among(p: float, periods: list[float]) -> bool:
+    """Whether the period ``p`` is within 3 % of one of ``periods`` (already read)."""
+    return any(abs(math.log(p / q)) < 0.03 for q in periods)
+
+
 def _far_candidates(ridges: tuple[np.ndarray, ...], grid: Grid, periods: list[float]) -> list[float]:
     """For each ridge profile of ``ridges``, the strongest of its :func:`_far_peaks` under
     ``grid``'s cells over ``FAR_FINER`` that is none of ``periods`` (nor of those taken before
@@ -3175,7 +3183,7 @@ def _far_candidates(ridges: tuple[np.ndarray, ...], grid: Grid, periods: list[fl
     far: list[float] = []
     for prof in ridges:
         for p in _far_peaks(prof, coarsest):
-            if any(abs(math.log(p / q)) < 0.03 for q in periods + far) or _block_period(p) is not None:
+            if _among(p, periods + far) or _block_period(p) is not None:
                 continue
             if any(abs(math.log(2.0 * p / c)) < HALF_CELL for c in (grid.cell_w, grid.cell_h)):
                 continue
@@ -3191,7 +3199,7 @@ def _far_peaks(profile: np.ndarray, coarsest: float) -> Iterator[float]:
     n = len(profile)
     nfft = _nfft(n)
     spec = _spectrum(profile, nfft)
-    lo = int(math.floor(nfft / min(n / 2.0, max(MAX_CELL, n / 8.0))))
+    lo = int(math.floor(nfft / min(n / 2.0, _longest_cell(n))))
     hi = min(int(math.ceil(nfft / MIN_CELL)), len(spec) - 2)
     if hi <= lo + 2:
         return iter(())
