@@ -3004,3 +3004,66 @@ def test_a_reading_that_holds_no_colours_takes_no_far_peak():
     assert params["backdrop"] == "flat" and params["cell"] == pytest.approx(3.311)
     res = G.snap(image)
     assert abs(res.width - truth.shape[1]) <= 1 and abs(res.height - truth.shape[0]) <= 1
+
+
+def test_a_snap_of_an_enlarged_jpeg_never_imports_numpy_ma():
+    """``np.percentile`` and ``np.median`` import ``numpy.ma`` on first use (8 ms, more than a
+    small image's whole snap). The JPEG block test reads a percentile per window: an image
+    whose enlarged blocks it weighs (6 px art, JPEG'd, enlarged 3 times, with noise) is
+    snapped in a fresh interpreter, and ``numpy.ma`` is still not loaded."""
+    import subprocess
+
+    code = """
+import io, sys
+import numpy as np
+from PIL import Image
+from comfy_nodes.pixel import grid as G
+from comfy_nodes.pixel.errors import DgxPixelsError
+rng = np.random.default_rng(0)
+art = np.kron(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8), np.ones((6, 6, 1), np.uint8))
+buf = io.BytesIO(); Image.fromarray(art).save(buf, "JPEG", quality=30)
+j = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+big = np.clip(np.kron(j, np.ones((3, 3, 1), np.uint8)).astype(int) + rng.integers(-6, 7, (432, 432, 3)), 0, 255)
+calls = []
+weigh = G._on_every_multiple
+G._on_every_multiple = lambda p, b: calls.append(b) or weigh(p, b)
+try:
+    G.snap(big.astype(np.uint8))
+except DgxPixelsError:
+    pass
+print(len(calls), "numpy.ma" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(Path(__file__).resolve().parents[1]))
+    assert out.returncode == 0, out.stderr
+    weighed, ma = out.stdout.split()
+    assert int(weighed) >= 1, "the case no longer reaches the block test: pick another"
+    assert ma == "False"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 24, 33])
+def test_percentile_rows_is_numpys_linear_percentile(n):
+    from comfy_nodes.pixel.stats import percentile_rows
+
+    rng = np.random.default_rng(n)
+    for a in (rng.random((40, n)) * 100, rng.integers(0, 5, (40, n)).astype(np.float64)):
+        for q in (0, 10, 50, 90, 100):
+            assert np.array_equal(percentile_rows(a, q), np.percentile(a, q, axis=1))
+
+
+def test_cell_colours_are_each_channels_median_of_the_cell_samples():
+    """The sampler gathers whole pixels and sorts widened samples (both for speed): each cell's
+    colour is still the per-channel median of its k x k samples."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (97, 83, 4), dtype=np.uint8)
+    img[..., 3] = 255
+    xl, yl = np.arange(0.0, 83.0, 7.3), np.arange(0.0, 97.0, 6.1)
+    grid = G.Grid(cell_w=7.3, cell_h=6.1, cols=len(xl) - 1, rows=len(yl) - 1, x_lines=xl, y_lines=yl)
+    out = C.sample_cells(img, grid, consolidate=False)
+    xs = C.sample_coords(grid.x_lines, 83, 5, 0.25, 0.75)
+    ys = C.sample_coords(grid.y_lines, 97, 5, 0.25, 0.75)
+    for r in range(grid.rows):
+        for c in range(grid.cols):
+            samples = img[ys[r][:, None], xs[c][None, :], :3].reshape(-1, 3)
+            assert out[r, c, :3].tolist() == np.median(samples, axis=0).astype(int).tolist()
+    assert (out[..., 3] == 255).all()

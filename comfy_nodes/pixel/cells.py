@@ -144,7 +144,9 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     ys = sample_coords(grid.y_lines, h, k, lo, hi)  # (rows, k)
     yy = ys[:, None, :, None]
     xx = xs[None, :, None, :]
-    samp = a[yy, xx]  # (rows, cols, k, k, 4)
+    # whole pixels gathered as uint32: a quarter of the indexing of gathering their bytes
+    px = np.ascontiguousarray(a).view(np.uint32)[..., 0]
+    samp = px[yy, xx].view(np.uint8).reshape(grid.rows, grid.cols, k, k, 4)
     if grid.exact or whole:
         flat = samp.reshape(grid.rows, grid.cols, k * k, 4)
         out = _mode_colours(flat, _alpha_threshold(flat[..., 3]))
@@ -159,7 +161,9 @@ def sample_cells(rgba: np.ndarray, grid: Grid, *, k: int = 5, inner: float = 0.5
     if (samp[:, :, 3] < thr).any():
         srt, out = _opaque_median(samp, thr)
     else:
-        srt = np.sort(samp, axis=3)
+        # numpy sorts 16-bit values with SIMD but bytes one at a time: widening first is
+        # five times faster than sorting the bytes (the same values either way)
+        srt = np.sort(samp.astype(np.int16), axis=3)
         out = srt[..., n // 2].astype(np.float64) if n % 2 else 0.5 * (srt[..., n // 2 - 1].astype(np.float64) + srt[..., n // 2])
     opaque = out[..., 3] >= thr
     # a clean upscale (no noise inside cells) must round-trip exactly: only consolidate

@@ -36,3 +36,17 @@ def median(a: np.ndarray, axis: int | None = None):
     lo = np.take(srt, (n - 1) // 2, axis=axis)
     hi = np.take(srt, n // 2, axis=axis)
     return 0.5 * (lo + hi)
+
+
+def percentile_rows(a: np.ndarray, q: float) -> np.ndarray:
+    """The ``q``-th percentile (0..100) of each row of the 2-D ``a``, interpolated linearly
+    between the two nearest ranks as ``np.percentile``'s default does."""
+    srt = np.sort(np.asarray(a, dtype=np.float64), axis=1)
+    n = srt.shape[1]
+    pos = q / 100.0 * (n - 1)
+    lo = min(int(pos), n - 1)
+    hi = min(lo + 1, n - 1)
+    t = pos - lo
+    a_, b_ = srt[:, lo], srt[:, hi]
+    # from the nearer rank, so a value on a rank is that rank's exactly
+    return a_ + (b_ - a_) * t if t < 0.5 else b_ - (b_ - a_) * (1.0 - t)
