@@ -3067,3 +3067,24 @@ def test_cell_colours_are_each_channels_median_of_the_cell_samples():
             samples = img[ys[r][:, None], xs[c][None, :], :3].reshape(-1, 3)
             assert out[r, c, :3].tolist() == np.median(samples, axis=0).astype(int).tolist()
     assert (out[..., 3] == 255).all()
+
+
+def test_a_retry_that_squares_the_cells_needs_no_margin():
+    """The potion on a 32 px canvas as ``bench/snap_other_sources.py`` draws it at its hard
+    settings (8.3 px cells jittered by up to 2 px, blur, noise, JPEG): its x axis was read
+    27 cells wide on a coarser period. Read again at the rows' period it is 32 columns of
+    square cells, no worse on any count but short of the margins a retry must clear, so the
+    sprite came back 27 x 32. A reading that squares the cells keeps it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    try:
+        import snap_other_sources as other
+    finally:
+        sys.path.pop(0)
+    from orchestrator import samples
+
+    rng = np.random.default_rng(297)
+    truth = other.on_canvas(samples.sprites()["potion"], rng)
+    d = other.render(truth, "hard", rng, seed=297)
+    g = G.detect_grid(d.image)
+    assert (g.cols, g.rows) == (32, 32)
+    assert g.cell_w / g.cell_h < G.SQUARE_TOLERANCE
