@@ -343,18 +343,24 @@ def _leader_clusters(lab: np.ndarray, tau: float, density_radius: float = 1.0) -
     # squared distances via the dot-product identity: one (m, m) float32 matrix, no (m, m, 3)
     c32 = cen.astype(np.float32)
     sq = (c32 * c32).sum(1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (c32 @ c32.T)
+    # (|a|^2 + |b|^2) - 2 a.b, in place: the same float32 values with no (m, m) temporaries
+    d2 = np.add.outer(sq, sq)
+    g = c32 @ c32.T
+    g *= 2.0
+    d2 -= g
     near = d2 < np.float32(tau * tau)
     # float32 sums of cell counts are exact (fewer than 2**24 cells)
     dens = (d2 < np.float32((density_radius * tau) ** 2)).astype(np.float32) @ cnt.astype(np.float32)
     order = np.argsort(-dens, kind="stable")
     label = np.full(m, -1)
+    free = np.ones(m, bool)
     nxt = 0
-    for i in order:
-        if label[i] >= 0:
+    for i in order.tolist():
+        if not free[i]:
             continue
-        members = near[i] & (label < 0)
+        members = near[i] & free
         label[members] = nxt
+        free[members] = False
         nxt += 1
     return label[inv]
 
