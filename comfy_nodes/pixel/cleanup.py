@@ -24,6 +24,7 @@ import numpy as np
 from .color import srgb_to_oklab
 from .errors import InputImageError, InvalidArgumentError
 from .imageio import as_rgba
+from .stats import median
 
 # ----------------------------------------------------------------------------- labelling
 
@@ -557,7 +558,7 @@ def auto_outline_color(frames, *, connectivity: int = 4, inside: bool = False,
     i = int(np.argmin(lab[:, 0]))
     # The darkest colour outlines a sprite that has darker parts; drawn around its own fill (a
     # one-colour silhouette) it would only grow it, so it is darkened then.
-    if float(np.median(np.concatenate(beside) - lab[i, 0])) < OUTLINE_CONTRAST:
+    if float(median(np.concatenate(beside) - lab[i, 0])) < OUTLINE_CONTRAST:
         dark = lab[i].copy()
         dark[0] *= 0.45
         dark[1:] *= 0.8

@@ -23,6 +23,7 @@ import numpy as np
 from .asset_manifest import loads_json
 from .errors import InputImageError, InvalidArgumentError, NoGridFoundError
 from .imageio import MAX_PIXELS, MAX_SIDE, as_rgba
+from .stats import median
 
 ANCHORS = ("bottom-center", "center", "top-left")
 TRIM_MODES = ("auto", "each", "union", "none")
@@ -485,7 +486,7 @@ def timed_animation(name: str, durations_ms: Sequence[int]) -> Animation:
     clean = re.sub(r"[^A-Za-z0-9_.\-]", "_", name) or "anim"
     if not re.match(r"[A-Za-z_]", clean):
         clean = "anim_" + clean
-    ms = float(np.median(durations_ms))
+    ms = float(median(durations_ms))
     return Animation(clean, 0, len(durations_ms) - 1, round(1000.0 / ms, 3))
 
 

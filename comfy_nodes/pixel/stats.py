@@ -47,6 +47,6 @@ def percentile_rows(a: np.ndarray, q: float) -> np.ndarray:
     lo = min(int(pos), n - 1)
     hi = min(lo + 1, n - 1)
     t = pos - lo
-    a_, b_ = srt[:, lo], srt[:, hi]
+    below, above = srt[:, lo], srt[:, hi]
     # from the nearer rank, so a value on a rank is that rank's exactly
-    return a_ + (b_ - a_) * t if t < 0.5 else b_ - (b_ - a_) * (1.0 - t)
+    return below + (above - below) * t if t < 0.5 else above - (above - below) * (1.0 - t)
