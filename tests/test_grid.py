@@ -2008,9 +2008,9 @@ def _rows_read_at_the_columns_period(monkeypatch) -> list[int]:
     reread = []
     retry = G._square_retry
 
-    def spy(frames, size, ax, ay, read_x, read_y):
-        reread.append(len(read_y(ax.period).lines) - 1)
-        return retry(frames, size, ax, ay, read_x, read_y)
+    def spy(frames, size, ax, ay, reads_x, reads_y):
+        reread.append(len(reads_y[0](ax.period).lines) - 1)
+        return retry(frames, size, ax, ay, reads_x, reads_y)
 
     monkeypatch.setattr(G, "_square_retry", spy)
     return reread
@@ -3088,3 +3088,47 @@ def test_a_retry_that_squares_the_cells_needs_no_margin():
     g = G.detect_grid(d.image)
     assert (g.cols, g.rows) == (32, 32)
     assert g.cell_w / g.cell_h < G.SQUARE_TOLERANCE
+
+
+def _axis_at(period: float, length: int, phase: float = 0.0) -> G._Axis:
+    lines = np.concatenate([[0.0], np.arange(phase or period, length, period), [float(length)]])
+    lines = np.unique(np.round(lines, 6))
+    return G._Axis(lines=lines, period=period, confidence=1.0)
+
+
+@pytest.mark.parametrize("read, given, kept", [(7.0, 8.0, True), (6.0, 10.0, False)])
+def test_the_square_retry_reads_an_axis_at_the_others_period_where_its_spectrum_has_no_peak(read, given, kept):
+    """An axis whose spectrum has no peak near the other axis's period reads the same lines
+    again from that period as a hint (the other sources' ``BrownLikeBears@120,2820`` at hard:
+    8.1 px cells, jittered by up to 2 px, read as 7.0 px, 37 columns for 32). It is then read
+    at that period as given, and the reading is kept only when it beats the first on the
+    margins of every count: the true 8 px columns are; 10 px columns, worse than a first
+    reading at 6 px, are not."""
+    from orchestrator import samples
+
+    d = samples.degrade(samples.sprites()["knight"], cell=8.0, jitter=0.0, seed=3, noise=3.0, pad=(0, 0, 0, 0))
+    img = d.image
+    h, w = img.shape[:2]
+    frames = [G._validate(img, "test")]
+    ay = G._Axis(lines=np.asarray(d.y_lines, np.float64), period=8.0, confidence=1.0)
+    first = _axis_at(read, w)
+    hinted = []
+
+    def read_x(p):
+        hinted.append(p)
+        return first  # no spectral peak near p: the same lines again
+
+    def read_x_at(p):
+        return G._Axis(lines=np.asarray(d.x_lines, np.float64), period=8.0, confidence=1.0) if given == 8.0 \
+            else _axis_at(given, w)
+
+    def read_y(p):
+        return ay
+
+    ax, ay2 = G._square_retry(frames, (w, h), first, ay, (read_x, read_x_at), (read_y, read_y))
+    assert hinted == [8.0]
+    assert ay2 is ay
+    if kept:
+        assert len(ax.lines) - 1 == len(d.x_lines) - 1 and ax.period == 8.0
+    else:
+        assert ax is first

@@ -3091,6 +3091,12 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
     def read_y(p: float) -> _Axis:
         return _detect_axis(ey, 1, h, cell=None, count=None, sm=sy, hint=p, spec=ny, est=est_y)
 
+    def read_x_at(p: float) -> _Axis:
+        return _detect_axis(ex, 0, w, cell=p, count=None, sm=sx, spec=nx, est=est_x)
+
+    def read_y_at(p: float) -> _Axis:
+        return _detect_axis(ey, 1, h, cell=p, count=None, sm=sy, spec=ny, est=est_y)
+
     # each axis as read, its own estimate and the hint that steered it away (None: not steered)
     own = [(nx, est_x, hint_x), (ny, est_y, hint_y)]
     if est_x is not None:
@@ -3105,7 +3111,7 @@ def _grid_from_edges(ex, ey, w, h, cw, ch, tw, th, source, frames: list[np.ndarr
     for _ in range(RETRY_ROUNDS if frames is not None and est_x is not None else 0):
         if _agree(ax.period, ay.period):
             break
-        ax1, ay1 = _square_retry(frames, (w, h), ax, ay, read_x, read_y)
+        ax1, ay1 = _square_retry(frames, (w, h), ax, ay, (read_x, read_x_at), (read_y, read_y_at))
         if ax1 is ax and ay1 is ay:
             break
         ax, ay = ax1, ay1
@@ -3568,13 +3574,13 @@ def _own_periods(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay:
     return ax, ay
 
 
-def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay: _Axis, read_x, read_y) -> tuple[_Axis, _Axis]:
+def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay: _Axis, reads_x, reads_y) -> tuple[_Axis, _Axis]:
     """The axes ``ax``, ``ay`` (periods that disagree beyond ``SQUARE_TOLERANCE``), or one of
     them read again from the other's period when that reading explains the frames better.
 
     Pseudo pixels are nearly square: axes more than 10 % apart mostly mean that one of them
     followed a content period (a motif a few cells wide) or half the cell (jittered 8 px cells
-    read as 5 px). ``read_x`` / ``read_y`` detect that axis again starting from a given period.
+    read as 5 px). ``reads_x`` / ``reads_y`` detect that axis again from a given period.
     A new reading is kept only when one colour per cell fits better on every count: the
     half-cell shift costs more (:func:`_phase_ratio` lower by ``RETRY_MARGIN``), and the
     cells are flatter (:func:`_cell_flatness`: lower noise ratio, R^2 no lower). Cells that
@@ -3582,23 +3588,34 @@ def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay
     axis read again at the short one's period is also kept when its cells come out far
     flatter (``SQUARE_FLAT``), even if the phase ratio rises: on a small sprite with few edges
     a period several cells long can shift worse by half a cell than the true one does.
-    Returns the best such pair, or ``(ax, ay)`` itself.
+
+    ``reads_x`` / ``reads_y``: (read from a hinted period, read at a given cell size). The
+    hinted read takes its own spectrum's peak near the hint; where that brings back the same
+    lines (no peak there: 8.1 px cells read as 7.0 px, jittered by up to 2 px, had none near
+    the rows' 7.9 px), the axis is read at the other's period as given, and kept only on the
+    margins of every count. Returns the best such pair, or ``(ax, ay)`` itself.
     """
     base = None  # scored only when a reading differs: cells that are truly non-square read the same lines
     tries = []
-    for read, other, keep_x in ((read_x, ay.period, False), (read_y, ax.period, True)):
-        try:
-            new = read(other)
-        except NoGridFoundError:
+    for (read, read_at), other, keep_x in ((reads_x, ay.period, False), (reads_y, ax.period, True)):
+        pair, given = None, False
+        for reader in (read, read_at):
+            try:
+                new = reader(other)
+            except NoGridFoundError:
+                break
+            cand = (ax, new) if keep_x else (new, ay)
+            if len(cand[0].lines) != len(ax.lines) or len(cand[1].lines) != len(ay.lines):
+                pair = cand
+                break
+            given = True
+        if pair is None:
             continue
-        pair = (ax, new) if keep_x else (new, ay)
         finer = other < (ay.period if keep_x else ax.period) / SQUARE_TOLERANCE
-        if len(pair[0].lines) == len(ax.lines) and len(pair[1].lines) == len(ay.lines):
-            continue
         base = base or _pair_score(frames, size, ax, ay)
         r, n, q = _pair_score(frames, size, *pair)
         squares = max(pair[0].period, pair[1].period) <= SQUARE_TOLERANCE * min(pair[0].period, pair[1].period)
-        if _fits_better((r, n, q), base, finer, squares):
+        if _fits_better((r, n, q), base) if given else _fits_better((r, n, q), base, finer, squares):
             tries.append((r, pair))
     return min(tries, key=lambda t: t[0])[1] if tries else (ax, ay)
 
