@@ -3103,7 +3103,8 @@ def test_the_square_retry_reads_an_axis_at_the_others_period_where_its_spectrum_
     8.1 px cells, jittered by up to 2 px, read as 7.0 px, 37 columns for 32). It is then read
     at that period as given, and the reading is kept only when it beats the first on the
     margins of every count: the true 8 px columns are; 10 px columns, worse than a first
-    reading at 6 px, are not."""
+    reading at 6 px, are not. That is done only where the other axis moved when hinted:
+    cells that really are non-square stay from either start (see the next test)."""
     from orchestrator import samples
 
     d = samples.degrade(samples.sprites()["knight"], cell=8.0, jitter=0.0, seed=3, noise=3.0, pad=(0, 0, 0, 0))
@@ -3123,12 +3124,34 @@ def test_the_square_retry_reads_an_axis_at_the_others_period_where_its_spectrum_
             else _axis_at(given, w)
 
     def read_y(p):
-        return ay
+        return _axis_at(9.0, h)  # the rows moved (to a worse reading, which is not kept)
 
-    ax, ay2 = G._square_retry(frames, (w, h), first, ay, (read_x, read_x_at), (read_y, read_y))
+    def read_y_at(p):
+        raise AssertionError("the rows moved: they are not read at a given period")
+
+    ax, ay2 = G._square_retry(frames, (w, h), first, ay, (read_x, read_x_at), (read_y, read_y_at))
     assert hinted == [8.0]
     assert ay2 is ay
     if kept:
         assert len(ax.lines) - 1 == len(d.x_lines) - 1 and ax.period == 8.0
     else:
         assert ax is first
+
+
+def test_axes_that_both_stay_when_hinted_are_not_read_at_a_given_period():
+    """Cells that really are non-square read the same lines from either start (a real image's
+    17.6 x 19.4 px cells): neither axis is then read at the other's period as given, which
+    cost that image 14 ms for readings that were turned down."""
+    from orchestrator import samples
+
+    d = samples.degrade(samples.sprites()["knight"], cell=8.0, cell_h=9.2, jitter=0.0, seed=3, noise=3.0,
+                        pad=(0, 0, 0, 0))
+    h, w = d.image.shape[:2]
+    ax = G._Axis(lines=np.asarray(d.x_lines, np.float64), period=8.0, confidence=1.0)
+    ay = G._Axis(lines=np.asarray(d.y_lines, np.float64), period=9.2, confidence=1.0)
+
+    def given(p):
+        raise AssertionError("read at a given period")
+
+    got = G._square_retry([G._validate(d.image, "test")], (w, h), ax, ay, (lambda p: ax, given), (lambda p: ay, given))
+    assert got[0] is ax and got[1] is ay

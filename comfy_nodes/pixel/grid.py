@@ -3592,24 +3592,36 @@ def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay
     ``reads_x`` / ``reads_y``: (read from a hinted period, read at a given cell size). The
     hinted read takes its own spectrum's peak near the hint; where that brings back the same
     lines (no peak there: 8.1 px cells read as 7.0 px, jittered by up to 2 px, had none near
-    the rows' 7.9 px), the axis is read at the other's period as given, and kept only on the
-    margins of every count. Returns the best such pair, or ``(ax, ay)`` itself.
+    the rows' 7.9 px) while the other axis moved, the axis is read at the other's period as
+    given, and kept only on the margins of every count. Returns the best such pair, or
+    ``(ax, ay)`` itself.
     """
     base = None  # scored only when a reading differs: cells that are truly non-square read the same lines
     tries = []
-    for (read, read_at), other, keep_x in ((reads_x, ay.period, False), (reads_y, ax.period, True)):
-        pair, given = None, False
-        for reader in (read, read_at):
+    axes = ((reads_x, ay.period, False), (reads_y, ax.period, True))
+
+    def paired(new: _Axis, keep_x: bool) -> tuple[_Axis, _Axis]:
+        return (ax, new) if keep_x else (new, ay)
+
+    def moved(pair: tuple[_Axis, _Axis] | None) -> bool:
+        return pair is not None and (len(pair[0].lines) != len(ax.lines) or len(pair[1].lines) != len(ay.lines))
+
+    hinted = []
+    for (read, _), other, keep_x in axes:
+        try:
+            hinted.append(paired(read(other), keep_x))
+        except NoGridFoundError:
+            hinted.append(None)
+    for i, ((_, read_at), other, keep_x) in enumerate(axes):
+        pair, given = hinted[i], False
+        # an axis that stayed is read at the other's period as given only where the other moved:
+        # cells that really are non-square (a real image's 17.6 x 19.4 px) stay from either start
+        if pair is not None and not moved(pair) and moved(hinted[1 - i]):
             try:
-                new = reader(other)
+                pair, given = paired(read_at(other), keep_x), True
             except NoGridFoundError:
-                break
-            cand = (ax, new) if keep_x else (new, ay)
-            if len(cand[0].lines) != len(ax.lines) or len(cand[1].lines) != len(ay.lines):
-                pair = cand
-                break
-            given = True
-        if pair is None:
+                continue
+        if not moved(pair):
             continue
         finer = other < (ay.period if keep_x else ax.period) / SQUARE_TOLERANCE
         base = base or _pair_score(frames, size, ax, ay)
