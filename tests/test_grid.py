@@ -3090,9 +3090,9 @@ def test_a_retry_that_squares_the_cells_needs_no_margin():
     assert g.cell_w / g.cell_h < G.SQUARE_TOLERANCE
 
 
-def _axis_at(period: float, length: int, phase: float = 0.0) -> G._Axis:
-    lines = np.concatenate([[0.0], np.arange(phase or period, length, period), [float(length)]])
-    lines = np.unique(np.round(lines, 6))
+def _axis_at(period: float, length: int) -> G._Axis:
+    """Lines every ``period`` px over ``length`` px, from 0 and ending at ``length``."""
+    lines = np.unique(np.round(np.concatenate([np.arange(0.0, length, period), [float(length)]]), 6))
     return G._Axis(lines=lines, period=period, confidence=1.0)
 
 
