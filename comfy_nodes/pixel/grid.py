@@ -3626,8 +3626,7 @@ def _square_retry(frames: list[np.ndarray], size: tuple[int, int], ax: _Axis, ay
         finer = other < (ay.period if keep_x else ax.period) / SQUARE_TOLERANCE
         base = base or _pair_score(frames, size, ax, ay)
         r, n, q = _pair_score(frames, size, *pair)
-        squares = max(pair[0].period, pair[1].period) <= SQUARE_TOLERANCE * min(pair[0].period, pair[1].period)
-        if _fits_better((r, n, q), base) if given else _fits_better((r, n, q), base, finer, squares):
+        if _fits_better((r, n, q), base) if given else _fits_better((r, n, q), base, finer, _agree(pair[0].period, pair[1].period)):
             tries.append((r, pair))
     return min(tries, key=lambda t: t[0])[1] if tries else (ax, ay)
 
